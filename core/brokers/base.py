@@ -1,0 +1,255 @@
+"""The broker port: the only way execution, monitoring and the data feed reach a broker.
+
+PaperBroker and MT5Broker both implement `Broker`. Values crossing this port are plain pydantic
+models and numpy candle arrays, never broker-native objects (an RPyC proxy must not leak into core).
+Failures are typed `BrokerError`s carrying the broker's retcode, so retry policy can be decided on the
+code rather than on message text.
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.timeframes import Timeframe
+
+
+class _Plain(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class AccountInfo(_Plain):
+    login: int = 0
+    balance: float
+    equity: float
+    margin_free: float = 0.0
+    currency: str = "USD"
+    leverage: int = 100
+    server: str = ""
+
+
+class SymbolInfo(_Plain):
+    name: str
+    digits: int
+    point: float
+    trade_stops_level: int = 0
+    trade_freeze_level: int = 0
+    volume_min: float = 0.01
+    volume_max: float = 100.0
+    volume_step: float = 0.01
+    filling_mode: int = 1
+    trade_mode: int = 4  # SYMBOL_TRADE_MODE_FULL
+    trade_contract_size: float = 1.0
+    spread: int = 0
+    visible: bool = True
+
+
+class Tick(_Plain):
+    time: float
+    bid: float
+    ask: float
+    last: float = 0.0
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2
+
+
+class Position(_Plain):
+    ticket: int
+    symbol: str
+    type: Literal["buy", "sell"]
+    volume: float
+    price_open: float
+    sl: float
+    tp: float
+    price_current: float = 0.0
+    profit: float = 0.0
+    magic: int = 0
+    comment: str = ""
+    time: float = 0.0
+
+
+class Deal(_Plain):
+    ticket: int
+    order: int = 0
+    position_id: int
+    symbol: str
+    type: Literal["buy", "sell"]
+    entry: Literal["in", "out", "inout"]
+    volume: float
+    price: float
+    profit: float = 0.0
+    commission: float = 0.0
+    swap: float = 0.0
+    magic: int = 0
+    comment: str = ""
+    time: float
+    reason: Literal["client", "sl", "tp", "so", "expert"] = "client"
+
+
+class OrderResult(_Plain):
+    retcode: int
+    order: int = 0
+    deal: int = 0
+    position: int = 0
+    price: float = 0.0
+    volume: float = 0.0
+    comment: str = ""
+    requested_price: float = 0.0
+
+
+class OrderRequest(_Plain):
+    symbol: str
+    side: Literal["buy", "sell"]
+    volume: float = Field(gt=0)
+    sl: float = 0.0
+    tp: float = 0.0
+    price: float | None = None
+    deviation: int = 20
+    magic: int = 0
+    comment: str = ""
+
+
+class Retcode(IntEnum):
+    """MT5 trade-server return codes that matter to us (values are MT5's own)."""
+
+    DONE = 10009
+    REQUOTE = 10004
+    REJECT = 10006
+    CANCEL = 10007
+    PLACED = 10008
+    DONE_PARTIAL = 10010
+    ERROR = 10011
+    TIMEOUT = 10012
+    INVALID = 10013
+    INVALID_VOLUME = 10014
+    INVALID_PRICE = 10015
+    INVALID_STOPS = 10016
+    TRADE_DISABLED = 10017
+    MARKET_CLOSED = 10018
+    NO_MONEY = 10019
+    PRICE_CHANGED = 10020
+    PRICE_OFF = 10021
+    FROZEN = 10029
+    INVALID_FILL = 10030
+    CONNECTION = 10031
+    TOO_MANY_REQUESTS = 10024
+    POSITION_CLOSED = 10036
+
+
+class BrokerError(Exception):
+    """A broker refused or failed. `code` is the MT5 retcode or last_error code; `retryable` guides policy."""
+
+    retryable = False
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class RequoteError(BrokerError):
+    retryable = True
+
+
+class PriceChangedError(BrokerError):
+    retryable = True
+
+
+class InvalidStopsError(BrokerError):
+    pass
+
+
+class InvalidVolumeError(BrokerError):
+    pass
+
+
+class MarketClosedError(BrokerError):
+    pass
+
+
+class NoMoneyError(BrokerError):
+    pass
+
+
+class InvalidFillError(BrokerError):
+    pass
+
+
+class BrokerConnectionError(BrokerError):
+    retryable = True
+
+
+class BrokerTimeoutError(BrokerError):
+    retryable = True
+
+
+class TooManyRequestsError(BrokerError):
+    retryable = True
+
+
+class PositionNotFoundError(BrokerError):
+    pass
+
+
+class UnknownSymbolError(BrokerError):
+    pass
+
+
+RETCODE_ERRORS: dict[int, type[BrokerError]] = {
+    Retcode.REQUOTE: RequoteError,
+    Retcode.PRICE_CHANGED: PriceChangedError,
+    Retcode.PRICE_OFF: PriceChangedError,
+    Retcode.INVALID_STOPS: InvalidStopsError,
+    Retcode.INVALID_VOLUME: InvalidVolumeError,
+    Retcode.MARKET_CLOSED: MarketClosedError,
+    Retcode.NO_MONEY: NoMoneyError,
+    Retcode.INVALID_FILL: InvalidFillError,
+    Retcode.CONNECTION: BrokerConnectionError,
+    Retcode.TIMEOUT: BrokerTimeoutError,
+    Retcode.TOO_MANY_REQUESTS: TooManyRequestsError,
+}
+
+
+def error_for_retcode(code: int, message: str) -> BrokerError:
+    return RETCODE_ERRORS.get(code, BrokerError)(message, code)
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """What core needs from a broker. Implementations: PaperBroker, MT5Broker."""
+
+    name: str
+
+    def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def is_connected(self) -> bool: ...
+
+    def account_info(self) -> AccountInfo: ...
+
+    def symbol_info(self, symbol: str) -> SymbolInfo: ...
+
+    def tick(self, symbol: str) -> Tick: ...
+
+    def candles(self, symbol: str, timeframe: Timeframe, count: int) -> np.ndarray:
+        """The last `count` *closed* bars (CANDLE_DTYPE), oldest first."""
+        ...
+
+    def positions(self, symbol: str | None = None, magic: int | None = None) -> list[Position]: ...
+
+    def market_order(self, request: OrderRequest) -> OrderResult: ...
+
+    def modify_sltp(self, ticket: int, sl: float, tp: float) -> OrderResult: ...
+
+    def close_position(self, ticket: int, volume: float | None = None, deviation: int = 20, comment: str = "") -> OrderResult: ...
+
+    def history_deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]: ...
+
+    def now(self) -> float:
+        """The broker's current time in epoch seconds UTC (the replay clock for PaperBroker)."""
+        ...

@@ -1,0 +1,48 @@
+"""Secrets and per-deployment identities, read only from the environment or `.env`.
+
+They are kept out of the JSON config on purpose: the config is committed, versioned, hashed and
+shown in `/config`; tokens and account credentials must never be any of those. SecretStr keeps them
+out of reprs and logs.
+"""
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+def _id_list(v):
+    if v is None or v == "":
+        return []
+    if isinstance(v, (list, tuple, set)):
+        return [int(x) for x in v]
+    return [int(x) for x in str(v).replace(";", ",").split(",") if x.strip()]
+
+
+IdList = Annotated[list[int], NoDecode]
+
+
+class Secrets(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MONEYBOT_", env_file=".env", extra="ignore")
+
+    telegram_token: SecretStr | None = None
+    telegram_chat_id: int | None = None
+    discord_token: SecretStr | None = None
+    discord_alert_channel_id: int | None = None
+    discord_guild_id: int | None = None
+    # Roles: traders may approve, close and pause; viewers may only read.
+    trader_user_ids: IdList = Field(default_factory=list)
+    viewer_user_ids: IdList = Field(default_factory=list)
+    mt5_login: int | None = None
+    mt5_password: SecretStr | None = None
+    mt5_server: str | None = None
+    mt5_bridge_host: str | None = None
+    mt5_bridge_port: int = 18812
+
+    @field_validator("trader_user_ids", "viewer_user_ids", mode="before")
+    @classmethod
+    def _parse_ids(cls, v):
+        try:
+            return _id_list(v)
+        except ValueError:
+            raise ValueError("user ids must be a comma-separated list of integers") from None
