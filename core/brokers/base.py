@@ -199,6 +199,12 @@ class UnknownSymbolError(BrokerError):
     pass
 
 
+class StaleQuoteError(BrokerError):
+    """The last tick is too old to price an order on (feed stalled, or the market just closed)."""
+
+    retryable = True
+
+
 RETCODE_ERRORS: dict[int, type[BrokerError]] = {
     Retcode.REQUOTE: RequoteError,
     Retcode.PRICE_CHANGED: PriceChangedError,
@@ -216,6 +222,29 @@ RETCODE_ERRORS: dict[int, type[BrokerError]] = {
 
 def error_for_retcode(code: int, message: str) -> BrokerError:
     return RETCODE_ERRORS.get(code, BrokerError)(message, code)
+
+
+# MT5 truncates order comments to 31 characters: an id that does not fit cannot be found again.
+MT5_COMMENT_MAX = 31
+
+
+def fit_comment(text: str) -> str:
+    """Refuse (rather than silently truncate) a comment the broker would cut: it carries our ids."""
+    if len(text) > MT5_COMMENT_MAX:
+        raise ValueError(f"order comment {text!r} is {len(text)} chars; MT5 keeps only {MT5_COMMENT_MAX}")
+    return text
+
+
+def find_by_comment(broker: Broker, comment: str, since: float | None = None) -> tuple[list[Position], list[Deal]]:
+    """Open positions and deals whose comment equals `comment`.
+
+    This is how execution stays exactly-once across a crash: it writes the proposal id into the
+    order comment, and after a restart asks the broker whether that order already went through
+    before sending it again.
+    """
+    positions = [p for p in broker.positions() if p.comment == comment]
+    deals = [d for d in broker.history_deals(since=since) if d.comment == comment]
+    return positions, deals
 
 
 @runtime_checkable
