@@ -1,0 +1,385 @@
+"""Read candle files of every layout we meet into CANDLE_DTYPE arrays (time = epoch seconds UTC).
+
+Why one entry point with format sniffing: the same analysis must run on bars exported from an MT5
+terminal, saved from `copy_rates_*` by a script, or downloaded from an exchange, and a trader who
+points the config at a new file should not have to name its dialect. Supported layouts:
+
+- ``mt5_export``: MT5 "Export bars", tab-separated ``<DATE> <TIME> <OPEN> … <TICKVOL> <VOL> <SPREAD>``;
+- ``csv``: a header line then comma-, tab- or semicolon-separated rows (plain MT5 CSVs, RayMacBart's
+  tab files incl. an unnamed trailing spread column, copy_rates frames saved with their index, the
+  nautilus BTC 1m CSV). ``time`` may be a date-time string or epoch seconds/milliseconds;
+- ``quoted``: every line wrapped in double quotes with tabs inside (hadiforoughi, CRLF);
+- ``json``: freqtrade candles, pandas "columns" orient, a list of records, or ``[[ms, o, h, l, c, v], …]``.
+
+Volume: MT5 "volume" is tick volume (an integer count). A *fractional* volume can only be traded
+size from an exchange; it is then stored (rounded) in both ``real_volume`` and ``tick_volume``,
+because exchange data has no tick count and traded size is the best activity proxy we have.
+
+Timestamps in MT5 files are broker server time: ``utc = server - tz_offset_hours``.
+Bad files raise `DataFileError` naming the file and the 1-based line (header = line 1).
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.data.candles import from_columns
+from core.exceptions import DataFileError
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("mt5_export", "csv", "quoted", "json")
+
+_TIME_NAMES = ("time", "timestamp", "datetime", "date", "open_time", "open time")
+_ALIASES = {
+    "open": ("open", "o"),
+    "high": ("high", "h"),
+    "low": ("low", "l"),
+    "close": ("close", "c"),
+    "tick_volume": ("tick_volume", "tickvol", "tick volume"),
+    "real_volume": ("real_volume", "vol", "real volume"),
+    "volume": ("volume", "v"),
+    "spread": ("spread",),
+}
+
+_cache: dict[tuple, np.ndarray] = {}
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def load_candles(path: str | Path, *, tz_offset_hours: float = 0.0, fmt: str | None = None) -> np.ndarray:
+    """Load one candle file; the result is cached per (path, mtime, size, offset) and read-only.
+
+    The array is shared between callers, hence read-only: copy it before changing anything.
+    """
+    p = Path(path)
+    name = str(p)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise DataFileError(name, "file not found") from None
+    except OSError as e:
+        raise DataFileError(name, f"cannot read file: {e.strerror}") from None
+    if not p.is_file():
+        raise DataFileError(name, "is not a file")
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown candle format {fmt!r} (known: {', '.join(FORMATS)})")
+    key = (str(p.resolve()), st.st_mtime_ns, st.st_size, float(tz_offset_hours), fmt)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    arr = _load_uncached(p, float(tz_offset_hours), fmt)
+    arr.flags.writeable = False
+    with _cache_lock:
+        # drop older versions of the same file so an edited file does not pin memory
+        for k in [k for k in _cache if k[0] == key[0]]:
+            del _cache[k]
+        _cache[key] = arr
+    return arr
+
+
+def detect_format(head: bytes) -> str:
+    """Guess the layout from the first bytes of a file."""
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if text[:1] in (b"{", b"["):
+        return "json"
+    if text[:1] == b'"' and b"\t" in text.split(b"\n", 1)[0]:
+        return "quoted"
+    if text[:6].upper() == b"<DATE>":
+        return "mt5_export"
+    return "csv"
+
+
+def _load_uncached(p: Path, tz_offset_hours: float, fmt: str | None) -> np.ndarray:
+    name = str(p)
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError as e:
+        raise DataFileError(name, f"cannot read file: {e.strerror}") from None
+    if not head.strip():
+        raise DataFileError(name, "file is empty")
+    fmt = fmt or detect_format(head)
+    if fmt == "json":
+        df, lines = _read_json(p), None
+    else:
+        df, lines = _read_delimited(p, fmt, head)
+    return _to_candles(df, lines, name, tz_offset_hours, mt5_export=(fmt == "mt5_export"))
+
+
+
+def _parser_error(name: str, err: Exception) -> DataFileError:
+    import re
+
+    msg = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+    m = re.search(r"(?:line|row) (\d+)", msg)
+    line = int(m.group(1)) if m else None
+    return DataFileError(name, f"cannot parse: {msg}", line=line)
+
+
+def _read_delimited(p: Path, fmt: str, head: bytes) -> tuple[pd.DataFrame, np.ndarray]:
+    name = str(p)
+    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].replace(b'"', b"")
+    if fmt in ("mt5_export", "quoted"):
+        sep = "\t"
+    else:
+        counts = {s: first.count(s.encode()) for s in ("\t", ",", ";")}
+        sep = max(counts, key=counts.get)
+        if counts[sep] == 0:
+            raise DataFileError(name, "no column separator (tab, comma or semicolon) in the header", line=1)
+    source: object = p
+    if fmt == "quoted":
+        try:
+            source = io.BytesIO(p.read_bytes().replace(b'"', b""))
+        except OSError as e:
+            raise DataFileError(name, f"cannot read file: {e.strerror}") from None
+    # a header starting with the separator means the first column is a saved DataFrame index
+    index_col = 0 if first.startswith(sep.encode()) else None
+    try:
+        df = pd.read_csv(
+            source, sep=sep, skip_blank_lines=False, index_col=index_col, encoding="utf-8-sig", engine="c"
+        )
+    except pd.errors.EmptyDataError:
+        raise DataFileError(name, "file is empty") from None
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
+        raise _parser_error(name, e) from None
+    if index_col is not None:
+        df = df.reset_index(drop=True)
+    lines = np.arange(len(df), dtype=np.int64) + 2  # header is line 1
+    blank = df.isna().all(axis=1).to_numpy()
+    if blank.any():
+        df = df.loc[~blank].reset_index(drop=True)
+        lines = lines[~blank]
+    return df, lines
+
+
+def _read_json(p: Path) -> pd.DataFrame:
+    name = str(p)
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as e:
+        raise DataFileError(name, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataFileError(name, f"cannot read file: {e}") from None
+    if isinstance(raw, dict) and raw and all(isinstance(v, dict) for v in raw.values()):
+        # pandas "columns" orient: {"open": {"0": 1.0, ...}, ...}; order rows by their index label
+        df = pd.DataFrame(raw)
+        try:
+            order = np.argsort(np.asarray([int(i) for i in df.index]), kind="stable")
+            df = df.iloc[order]
+        except ValueError:
+            pass
+        return df.reset_index(drop=True)
+    if isinstance(raw, list) and raw and all(isinstance(r, dict) for r in raw):
+        return pd.DataFrame(raw)
+    if isinstance(raw, list) and raw and all(isinstance(r, list) for r in raw):
+        width = len(raw[0])
+        if width < 5 or any(len(r) != width for r in raw):
+            raise DataFileError(name, "expected rows of [time, open, high, low, close, volume]")
+        cols = ["date", "open", "high", "low", "close", "volume", *[f"extra{i}" for i in range(width - 6)]]
+        return pd.DataFrame(raw, columns=cols[:width])
+    raise DataFileError(name, "unrecognised JSON candle layout (expected columns, records or rows)")
+
+
+def _norm(col) -> str:
+    return str(col).strip().strip("<>").strip().lower()
+
+
+def _where(lines: np.ndarray | None, i: int) -> tuple[int | None, str]:
+    """Line number for text files, record index for JSON (which has no useful lines)."""
+    if lines is None:
+        return None, f" (record {i})"
+    return int(lines[i]), ""
+
+
+def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
+    s = df[col]
+    if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        s = pd.to_numeric(s, errors="coerce")
+    return s.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _parse_time(df: pd.DataFrame, cols: dict[str, str], name: str, lines, mt5_export: bool) -> np.ndarray:
+    if mt5_export and "date" in cols and "time" in cols and cols["date"] != cols["time"]:
+        text = df[cols["date"]].astype(str).str.strip() + " " + df[cols["time"]].astype(str).str.strip()
+        ts = pd.to_datetime(text, format="%Y.%m.%d %H:%M:%S", errors="coerce")
+        if ts.isna().any():
+            ts = pd.to_datetime(text, format="mixed", errors="coerce")
+        raw = text
+    else:
+        col = next(cols[k] for k in ("time", "timestamp", "datetime", "date", "open_time", "open time") if k in cols)
+        raw = df[col]
+        if pd.api.types.is_numeric_dtype(raw.dtype):
+            num = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+            bad = ~np.isfinite(num)
+            if bad.any():
+                i = int(np.argmax(bad))
+                line, rec = _where(lines, i)
+                raise DataFileError(name, f"missing time value{rec}", line=line)
+            # epoch milliseconds are ~1e12 today, epoch seconds ~1e9
+            secs = num / 1000.0 if np.nanmax(np.abs(num)) > 1e11 else num
+            return np.floor(secs).astype(np.int64)
+        text = raw.astype(str).str.strip()
+        ts = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+        if ts.isna().any():
+            ts = pd.to_datetime(text, format="mixed", errors="coerce", utc=True)
+        ts = ts.dt.tz_localize(None)
+    bad = ts.isna().to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        line, rec = _where(lines, i)
+        raise DataFileError(name, f"cannot parse time {str(raw.iloc[i])!r}{rec}", line=line)
+    return ts.to_numpy().astype("datetime64[s]").astype(np.int64)
+
+
+def _to_candles(df: pd.DataFrame, lines, name: str, tz_offset_hours: float, mt5_export: bool) -> np.ndarray:
+    cols: dict[str, str] = {}
+    for c in df.columns:
+        cols.setdefault(_norm(c), c)
+    found = ", ".join(_norm(c) for c in df.columns)
+    header_line = 1 if lines is not None else None
+
+    picked: dict[str, str] = {}
+    for field, names in _ALIASES.items():
+        for n in names:
+            if n in cols:
+                picked[field] = cols[n]
+                break
+    missing = [f for f in ("open", "high", "low", "close") if f not in picked]
+    if not any(n in cols for n in _TIME_NAMES):
+        missing.insert(0, "time")
+    if missing:
+        raise DataFileError(name, f"missing column(s) {', '.join(missing)} (found: {found})", line=header_line)
+
+    # RayMacBart: an unnamed column right after volume holds the spread in points
+    unnamed = [c for c in df.columns if _norm(c).startswith("unnamed:")]
+    if "spread" not in picked and unnamed and ("volume" in picked or "tick_volume" in picked):
+        last = df.columns[-1]
+        if last in unnamed:
+            picked["spread"] = last
+
+    t = _parse_time(df, cols, name, lines, mt5_export)
+    n = len(t)
+    if n == 0:
+        raise DataFileError(name, "no candles in file", line=header_line)
+
+    values: dict[str, np.ndarray] = {}
+    for field in ("open", "high", "low", "close", "tick_volume", "real_volume", "volume", "spread"):
+        if field in picked:
+            v = _numeric(df, picked[field])
+            bad = np.isnan(v)
+            if bad.any():
+                i = int(np.argmax(bad))
+                line, rec = _where(lines, i)
+                raw = df[picked[field]].iloc[i]
+                what = "missing value" if pd.isna(raw) else f"non-numeric value {str(raw)!r}"
+                raise DataFileError(name, f"{what} in column '{_norm(picked[field])}'{rec}", line=line)
+            values[field] = v
+
+    t = t - int(round(tz_offset_hours * 3600))
+    _check_times(t, name, lines)
+    _repair_lost_decimal_point(values, name, lines)
+    _check_prices(values, name, lines)
+
+    tick = values.get("tick_volume")
+    real = values.get("real_volume")
+    vol = values.get("volume")
+    if vol is not None:
+        traded = bool(np.any(vol != np.floor(vol)))
+        if tick is None:
+            tick = np.rint(vol)
+        if traded and real is None:
+            real = np.rint(vol)
+    return from_columns(
+        t,
+        values["open"],
+        values["high"],
+        values["low"],
+        values["close"],
+        tick_volume=tick,
+        spread=values.get("spread"),
+        real_volume=real,
+    )
+
+
+def _repair_lost_decimal_point(v: dict[str, np.ndarray], name: str, lines) -> None:
+    """Undo one known export bug in place: a round price like 1.05800 written as "1058".
+
+    RayMacBart's EURUSD files hold ~380 such cells each. No price can legitimately be 50x another
+    in the same or an adjacent bar, so an *integral* cell that large is shifted back by the power of
+    ten that puts it next to those prices. Only that exact pattern is touched, and the strict OHLC checks run
+    afterwards, so a wrong guess still fails loudly instead of slipping through.
+    """
+    px = np.column_stack([v["open"], v["high"], v["low"], v["close"]])
+    # compare with the neighbouring bars too: a one-tick bar can have all four cells broken
+    row_min = px.min(axis=1)
+    ref = row_min.copy()
+    ref[1:] = np.minimum(ref[1:], row_min[:-1])
+    ref[:-1] = np.minimum(ref[:-1], row_min[1:])
+    ref = ref[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = px / ref
+    suspect = (ref > 0) & (ratio >= 50) & (px == np.floor(px))
+    if not suspect.any():
+        return
+    shift = 10.0 ** np.round(np.log10(np.where(suspect, ratio, 1.0)))
+    fixed = np.where(suspect, px / shift, px)
+    for j, field in enumerate(("open", "high", "low", "close")):
+        v[field] = fixed[:, j].copy()
+    rows = np.flatnonzero(suspect.any(axis=1))
+    line, rec = _where(lines, int(rows[0]))
+    where = f"line {line}" if line is not None else rec.strip(" ()")
+    log.warning(
+        "%s: repaired %d price(s) with a lost decimal point in %d bar(s) (first at %s)",
+        name, int(suspect.sum()), len(rows), where,
+    )
+
+
+def _fmt_time(t: int) -> str:
+    return pd.Timestamp(int(t), unit="s").strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _check_times(t: np.ndarray, name: str, lines) -> None:
+    if len(t) < 2:
+        return
+    d = np.diff(t)
+    bad = d <= 0
+    if bad.any():
+        i = int(np.argmax(bad)) + 1
+        line, rec = _where(lines, i)
+        kind = "duplicate time" if d[i - 1] == 0 else "time goes backwards (file must be sorted oldest first):"
+        raise DataFileError(name, f"{kind} {_fmt_time(t[i])} UTC after {_fmt_time(t[i - 1])} UTC{rec}", line=line)
+
+
+def _check_prices(v: dict[str, np.ndarray], name: str, lines) -> None:
+    o, h, lo, c = v["open"], v["high"], v["low"], v["close"]
+    checks = [
+        (h < lo, lambda i: f"high {float(h[i])!r} is below low {float(lo[i])!r}"),
+        ((o > h) | (o < lo), lambda i: f"open {float(o[i])!r} is outside low..high {float(lo[i])!r}..{float(h[i])!r}"),
+        ((c > h) | (c < lo), lambda i: f"close {float(c[i])!r} is outside low..high {float(lo[i])!r}..{float(h[i])!r}"),
+        ((o <= 0) | (lo <= 0), lambda i: f"non-positive price (open {float(o[i])!r}, low {float(lo[i])!r})"),
+    ]
+    for field in ("tick_volume", "real_volume", "volume"):
+        if field in v:
+            arr = v[field]
+            checks.append((arr < 0, lambda i, a=arr, f=field: f"negative {f} {float(a[i])!r}"))
+    first = None
+    for mask, msg in checks:
+        if mask.any():
+            i = int(np.argmax(mask))
+            if first is None or i < first[0]:
+                first = (i, msg(i))
+    if first is not None:
+        line, rec = _where(lines, first[0])
+        raise DataFileError(name, first[1] + rec, line=line)
