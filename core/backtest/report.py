@@ -1,0 +1,158 @@
+"""Backtest outputs: trades (CSV + JSON), metrics (JSON + table), signals, and the equity/drawdown PNG.
+
+Files are what a trader keeps and diffs between runs, so they are plain formats with stable columns.
+The PNG is drawn with matplotlib's Agg backend (no display, safe in a worker thread of the bot).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.backtest.signals import Signal, write_signals
+from core.metrics import MetricsReport, block_rows, net_pnl
+from core.models import ClosedTrade
+
+
+class BacktestReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str
+    timeframe: str
+    bars: int
+    start: float
+    end: float
+    strategy_mode: str
+    config_version: str
+    costs: dict[str, float | str] = Field(default_factory=dict)
+    starting_balance: float
+    final_balance: float
+    metrics: MetricsReport
+    trades: list[ClosedTrade] = Field(default_factory=list)
+    signals: list[Signal] = Field(default_factory=list)
+    seconds: float = 0.0
+    analysis_calls: int = 0
+    files: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def bars_per_second(self) -> float:
+        return self.bars / self.seconds if self.seconds > 0 else 0.0
+
+
+TRADE_FIELDS = [
+    "ticket", "symbol", "strategy", "direction", "volume", "entry_time", "entry_price", "exit_time",
+    "exit_price", "initial_sl", "tp", "pnl", "commission", "net_pnl", "r_multiple", "planned_rr", "mfe_r",
+    "mae_r", "exit_reason", "session",
+]
+
+
+def _iso(t: float | None) -> str:
+    return "" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def write_trades(trades: list[ClosedTrade], directory: Path) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    jpath = directory / "trades.json"
+    jpath.write_text(json.dumps([t.to_dict() for t in trades], indent=1))
+    cpath = directory / "trades.csv"
+    with cpath.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=TRADE_FIELDS + ["entry_utc", "exit_utc"])
+        w.writeheader()
+        for t in trades:
+            row = {k: v for k, v in t.to_dict().items() if k in TRADE_FIELDS}
+            row["net_pnl"] = net_pnl(t)
+            row["entry_utc"] = _iso(t.entry_time)
+            row["exit_utc"] = _iso(t.exit_time)
+            w.writerow(row)
+    return jpath, cpath
+
+
+def equity_png(report: BacktestReport) -> bytes:
+    """Equity (top) and drawdown (bottom) against time, per closed trade."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    m = report.metrics
+    times = [datetime.fromtimestamp(report.start, UTC)] + [datetime.fromtimestamp(t, UTC) for t in m.equity_times]
+    equity = np.array([report.starting_balance] + list(m.equity), dtype=float)
+    dd = equity - np.maximum.accumulate(equity)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1.3]}, dpi=110)
+    o = m.overall
+    title = (f"{report.symbol} {report.timeframe} backtest  {_iso(report.start)} → {_iso(report.end)}  "
+             f"strategy={report.strategy_mode}")
+    ax1.set_title(title, fontsize=11)
+    ax1.step(times, equity, where="post", color="#1f77b4", lw=1.4)
+    ax1.axhline(report.starting_balance, color="grey", lw=0.8, ls="--")
+    ax1.set_ylabel("equity")
+    ax1.grid(alpha=0.3)
+    pf = "-" if o.profit_factor is None else f"{o.profit_factor:.2f}"
+    wr = "-" if o.win_rate is None else f"{100 * o.win_rate:.1f}%"
+    exp_r = "-" if o.expectancy_r is None else f"{o.expectancy_r:+.3f}"
+    text = (f"trades {o.trades}   net {o.net_pnl:+.2f}   win {wr}   exp {exp_r} R   PF {pf}   "
+            f"max DD {o.max_drawdown:.2f}")
+    ax1.text(0.01, 0.97, text, transform=ax1.transAxes, va="top", fontsize=9,
+             bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "#cccccc"})
+    ax2.fill_between(times, dd, 0, step="post", color="#d62728", alpha=0.45)
+    ax2.set_ylabel("drawdown")
+    ax2.grid(alpha=0.3)
+    ax2.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def metrics_table(report: BacktestReport):
+    """A rich Table of the overall figures with the trade count beside each one."""
+    from rich.table import Table
+
+    m = report.metrics
+    t = Table(title=f"{report.symbol} backtest: {report.bars} bars, {m.trades} trades")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("n", justify="right")
+    for label, value, n in block_rows(m.overall):
+        t.add_row(label, value, str(n))
+    for title, ci in (("expectancy R CI", m.expectancy_r_ci), ("expectancy money CI", m.expectancy_money_ci)):
+        if ci is not None and ci.low is not None:
+            t.add_row(f"{title} {int(100 * ci.confidence)}%", f"[{ci.low:+.3f}, {ci.high:+.3f}]", str(ci.trades))
+    for name, groups in (("strategy", m.by_strategy), ("session", m.by_session)):
+        for key, b in groups.items():
+            exp = "-" if b.expectancy_r is None else f"{b.expectancy_r:+.3f} R"
+            t.add_row(f"{name} {key}", f"{b.net_pnl:+.2f} / {exp}", str(b.trades))
+    for label, b in (("in-sample", m.in_sample), ("out-of-sample", m.out_of_sample)):
+        if b is not None:
+            exp = "-" if b.expectancy_r is None else f"{b.expectancy_r:+.3f} R"
+            t.add_row(label, f"{b.net_pnl:+.2f} / {exp}", str(b.trades))
+    return t
+
+
+def write_report(report: BacktestReport, directory: str | Path) -> dict[str, str]:
+    """Write every output file; returns {kind: path} and records it on the report."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    tj, tc = write_trades(report.trades, d)
+    sj, sc = write_signals(report.signals, d)
+    mpath = d / "metrics.json"
+    mpath.write_text(report.metrics.model_dump_json(indent=1))
+    png = d / "equity.png"
+    png.write_bytes(equity_png(report))
+    files = {"trades_json": str(tj), "trades_csv": str(tc), "signals_json": str(sj), "signals_csv": str(sc),
+             "metrics_json": str(mpath), "equity_png": str(png)}
+    report.files = files
+    summary = report.model_dump(mode="json", exclude={"trades", "signals", "metrics"})
+    summary["bars_per_second"] = report.bars_per_second
+    (d / "summary.json").write_text(json.dumps(summary, indent=1))
+    files["summary_json"] = str(d / "summary.json")
+    return files
