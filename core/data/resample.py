@@ -6,8 +6,10 @@ breaks and holes in the data stay holes, because a synthetic flat bar would fake
 distort ATR and range detection.
 
 Per bucket: open = first open, close = last close, high = max, low = min, tick/real volume = sum,
-spread = **max** of the source spreads. Max, not last, because the spread filter must see the worst
-cost the bar offered; a bar whose last tick was quiet should not hide a blow-out inside it.
+spread = **min** of the source spreads. Min, not max or last, because that is what MT5 itself stores:
+the broker's own XAUUSD H1 export equals min-of-M5 spreads on all 4,858 bars (max: 51 %, last: 79 %),
+and resampled bars must be interchangeable with bars fetched at that timeframe from the terminal.
+Filters that want the worst cost inside a bar must look at the finer bars or live ticks.
 """
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ def resample(
     out["low"] = np.minimum.reduceat(candles["low"], starts)
     out["tick_volume"] = np.add.reduceat(candles["tick_volume"], starts)
     out["real_volume"] = np.add.reduceat(candles["real_volume"], starts)
-    out["spread"] = np.maximum.reduceat(candles["spread"], starts)
+    out["spread"] = np.minimum.reduceat(candles["spread"], starts)
 
     if drop_incomplete and len(out):
         keep = np.ones(len(out), dtype=bool)
