@@ -1,0 +1,142 @@
+"""The trade journal: an append-only event log (the database refuses UPDATE and DELETE on it).
+
+Every event carries the seed's range-scalp metadata (`TradeMetadata`) so analytics can tell range
+scalps apart from anything else on the account and slice results by strategy, range type, session
+and confluence. Events: opened, sl_moved, tp_moved, partial, closed, adopted (an orphan found at
+start-up), exit_failed.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.clock import Clock
+from core.models import ActiveTrade, TradeProposal
+from core.store.db import Database
+
+JournalEvent = Literal["opened", "sl_moved", "tp_moved", "partial", "closed", "adopted", "exit_failed"]
+JOURNAL_EVENTS: tuple[str, ...] = JournalEvent.__args__  # type: ignore[attr-defined]
+
+
+class TradeMetadata(BaseModel):
+    """The seed's journal metadata for a range-scalp trade."""
+
+    model_config = ConfigDict(extra="allow")
+
+    trade_type: Literal["range_scalp"] = "range_scalp"
+    strategy: str
+    range_type: str | None = None
+    range_high: float | None = None
+    range_low: float | None = None
+    confluence_score: float | None = None
+    planned_rr: float | None = None
+    session: str = ""
+    entry_reason: str = ""
+
+    @classmethod
+    def from_proposal(cls, proposal: TradeProposal, entry_reason: str = "3_confluence_passed") -> TradeMetadata:
+        a = proposal.analysis
+        r = a.range
+        return cls(
+            strategy=proposal.strategy.strategy,
+            range_type=r.range_type if r else None,
+            range_high=r.range_high if r else None,
+            range_low=r.range_low if r else None,
+            confluence_score=a.confluence_score,
+            planned_rr=proposal.strategy.rr,
+            session=a.session,
+            entry_reason=entry_reason or proposal.strategy.reason,
+        )
+
+    @classmethod
+    def from_trade(cls, trade: ActiveTrade) -> TradeMetadata:
+        """Rebuild from an ActiveTrade (its `metadata` dict wins, the range data fills gaps)."""
+        base: dict[str, Any] = {"strategy": trade.strategy}
+        if trade.range_data is not None:
+            base.update(range_type=trade.range_data.range_type, range_high=trade.range_data.range_high,
+                        range_low=trade.range_data.range_low)
+        base.update({k: v for k, v in trade.metadata.items() if v is not None})
+        base["trade_type"] = "range_scalp"
+        return cls.model_validate(base)
+
+
+class JournalEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int | None = None
+    ts: float
+    event: JournalEvent
+    ticket: int | None = None
+    proposal_id: str | None = None
+    symbol: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class JournalRepo:
+    def __init__(self, db: Database, clock: Clock):
+        self._db = db
+        self._clock = clock
+
+    def append(
+        self,
+        event: JournalEvent,
+        *,
+        ticket: int | None = None,
+        proposal_id: str | None = None,
+        symbol: str | None = None,
+        metadata: TradeMetadata | dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> JournalEntry:
+        """Append one event (joins an enclosing transaction). `data` holds prices, SL moves, P&L..."""
+        meta = metadata.model_dump() if isinstance(metadata, TradeMetadata) else dict(metadata or {})
+        entry = JournalEntry(
+            ts=self._clock.now() if ts is None else ts, event=event, ticket=ticket, proposal_id=proposal_id,
+            symbol=symbol, metadata=meta, data=dict(data or {}),
+        )
+        payload = json.dumps({"metadata": entry.metadata, "data": entry.data}, sort_keys=True, default=str)
+        with self._db.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO journal(ts, event, ticket, proposal_id, symbol, data) VALUES (?,?,?,?,?,?)",
+                (entry.ts, entry.event, entry.ticket, entry.proposal_id, entry.symbol, payload),
+            )
+            entry.id = int(cur.lastrowid)
+        return entry
+
+    @staticmethod
+    def _row(r) -> JournalEntry:
+        payload = json.loads(r["data"])
+        return JournalEntry(id=r["id"], ts=r["ts"], event=r["event"], ticket=r["ticket"],
+                            proposal_id=r["proposal_id"], symbol=r["symbol"],
+                            metadata=payload.get("metadata", {}), data=payload.get("data", {}))
+
+    def for_ticket(self, ticket: int) -> list[JournalEntry]:
+        rows = self._db.conn.execute("SELECT * FROM journal WHERE ticket=? ORDER BY id", (ticket,)).fetchall()
+        return [self._row(r) for r in rows]
+
+    def for_proposal(self, proposal_id: str) -> list[JournalEntry]:
+        rows = self._db.conn.execute(
+            "SELECT * FROM journal WHERE proposal_id=? ORDER BY id", (proposal_id,)
+        ).fetchall()
+        return [self._row(r) for r in rows]
+
+    def recent(self, n: int = 50, event: str | None = None) -> list[JournalEntry]:
+        """The last `n` entries, oldest first."""
+        if event is None:
+            rows = self._db.conn.execute("SELECT * FROM journal ORDER BY id DESC LIMIT ?", (int(n),)).fetchall()
+        else:
+            rows = self._db.conn.execute(
+                "SELECT * FROM journal WHERE event=? ORDER BY id DESC LIMIT ?", (event, int(n))
+            ).fetchall()
+        return [self._row(r) for r in reversed(rows)]
+
+    def all(self) -> list[JournalEntry]:
+        return [self._row(r) for r in self._db.conn.execute("SELECT * FROM journal ORDER BY id")]
+
+    def count(self, event: str | None = None) -> int:
+        if event is None:
+            return int(self._db.conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0])
+        return int(self._db.conn.execute("SELECT COUNT(*) FROM journal WHERE event=?", (event,)).fetchone()[0])

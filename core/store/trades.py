@@ -1,0 +1,159 @@
+"""Active trades (what the monitor watches) and closed-trade metrics.
+
+Active trades are updated by the monitor (asyncio) and by execution/close paths that may run on
+worker threads, so an update must never overwrite a concurrent one. Two ways to update:
+- `update(ticket, fn)`: read → fn → write inside one BEGIN IMMEDIATE transaction. No other writer
+  can interleave, so nothing is lost; `fn` must be quick and must not do I/O.
+- `save(trade)`: optimistic compare-and-set on `trade.version`, for callers that hold a copy across
+  an await (e.g. while a broker call is in flight). Raises `StaleTradeError` if someone else wrote
+  in between; the caller re-reads and re-applies.
+Either way the stored `version` goes up by one per write.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from core.models import ActiveTrade, ClosedTrade
+from core.store.db import Database
+
+
+class StaleTradeError(RuntimeError):
+    """`save()` lost an optimistic race: the stored version is newer than the caller's copy."""
+
+    def __init__(self, ticket: int, expected: int, actual: int | None):
+        super().__init__(f"trade {ticket}: expected version {expected}, store has {actual}")
+        self.ticket = ticket
+        self.expected = expected
+        self.actual = actual
+
+
+class DuplicateTradeError(ValueError):
+    pass
+
+
+class ActiveTradeRepo:
+    def __init__(self, db: Database):
+        self._db = db
+
+    def add(self, trade: ActiveTrade) -> ActiveTrade:
+        """Register a new trade (version starts at 0). Raises DuplicateTradeError if the ticket exists."""
+        trade = trade.model_copy(update={"version": 0})
+        with self._db.transaction() as c:
+            if c.execute("SELECT 1 FROM active_trades WHERE ticket=?", (trade.ticket,)).fetchone():
+                raise DuplicateTradeError(f"trade {trade.ticket} is already registered")
+            self._insert(c, trade)
+        return trade
+
+    @staticmethod
+    def _insert(c, trade: ActiveTrade) -> None:
+        c.execute(
+            "INSERT INTO active_trades(ticket, proposal_id, symbol, strategy, state, magic, version, entry_time, data)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (trade.ticket, trade.proposal_id, trade.symbol, trade.strategy, trade.exit_manager_state,
+             trade.magic, trade.version, trade.entry_time, trade.to_json()),
+        )
+
+    def get(self, ticket: int) -> ActiveTrade | None:
+        row = self._db.conn.execute("SELECT data FROM active_trades WHERE ticket=?", (ticket,)).fetchone()
+        return ActiveTrade.from_json(row["data"]) if row else None
+
+    def all(self, symbol: str | None = None) -> list[ActiveTrade]:
+        if symbol is None:
+            rows = self._db.conn.execute("SELECT data FROM active_trades ORDER BY ticket").fetchall()
+        else:
+            rows = self._db.conn.execute(
+                "SELECT data FROM active_trades WHERE symbol=? ORDER BY ticket", (symbol,)
+            ).fetchall()
+        return [ActiveTrade.from_json(r["data"]) for r in rows]
+
+    def tickets(self) -> set[int]:
+        return {r[0] for r in self._db.conn.execute("SELECT ticket FROM active_trades")}
+
+    def count(self) -> int:
+        return int(self._db.conn.execute("SELECT COUNT(*) FROM active_trades").fetchone()[0])
+
+    def _write(self, c, trade: ActiveTrade, expected_version: int) -> bool:
+        cur = c.execute(
+            "UPDATE active_trades SET proposal_id=?, symbol=?, strategy=?, state=?, magic=?, version=?,"
+            " entry_time=?, data=? WHERE ticket=? AND version=?",
+            (trade.proposal_id, trade.symbol, trade.strategy, trade.exit_manager_state, trade.magic,
+             trade.version, trade.entry_time, trade.to_json(), trade.ticket, expected_version),
+        )
+        return cur.rowcount == 1
+
+    def update(self, ticket: int, fn: Callable[[ActiveTrade], ActiveTrade | None]) -> ActiveTrade | None:
+        """Atomically apply `fn` to the stored trade and save it; returns the saved trade.
+
+        `fn` gets a private copy and may mutate it in place (return None) or return a new one.
+        Returns None if the ticket is not registered (fn is not called). Joins an enclosing
+        transaction.
+        """
+        with self._db.transaction() as c:
+            row = c.execute("SELECT version, data FROM active_trades WHERE ticket=?", (ticket,)).fetchone()
+            if row is None:
+                return None
+            current = ActiveTrade.from_json(row["data"])
+            new = fn(current)
+            new = current if new is None else new
+            if new.ticket != ticket:
+                raise ValueError("update() must not change a trade's ticket")
+            new = ActiveTrade.model_validate({**new.model_dump(), "version": int(row["version"]) + 1})
+            if not self._write(c, new, int(row["version"])):  # pragma: no cover - impossible under the lock
+                raise StaleTradeError(ticket, int(row["version"]), None)
+            return new
+
+    def save(self, trade: ActiveTrade) -> ActiveTrade:
+        """Optimistic write: succeeds only if the store still has `trade.version`; returns version+1."""
+        new = trade.model_copy(update={"version": trade.version + 1})
+        with self._db.transaction() as c:
+            if not self._write(c, new, trade.version):
+                row = c.execute("SELECT version FROM active_trades WHERE ticket=?", (trade.ticket,)).fetchone()
+                raise StaleTradeError(trade.ticket, trade.version, int(row[0]) if row else None)
+        return new
+
+    def remove(self, ticket: int) -> ActiveTrade | None:
+        """Unregister a trade; returns what was stored (None if it was not there)."""
+        with self._db.transaction() as c:
+            row = c.execute("SELECT data FROM active_trades WHERE ticket=?", (ticket,)).fetchone()
+            if row is None:
+                return None
+            c.execute("DELETE FROM active_trades WHERE ticket=?", (ticket,))
+            return ActiveTrade.from_json(row["data"])
+
+
+class ClosedTradeRepo:
+    def __init__(self, db: Database):
+        self._db = db
+
+    def add(self, trade: ClosedTrade) -> ClosedTrade:
+        with self._db.transaction() as c:
+            c.execute(
+                "INSERT INTO closed_trades(ticket, proposal_id, symbol, strategy, entry_time, exit_time, pnl,"
+                " r_multiple, exit_reason, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (trade.ticket, trade.proposal_id, trade.symbol, trade.strategy, trade.entry_time, trade.exit_time,
+                 trade.pnl, trade.r_multiple, trade.exit_reason, trade.to_json()),
+            )
+        return trade
+
+    def get(self, ticket: int) -> ClosedTrade | None:
+        row = self._db.conn.execute("SELECT data FROM closed_trades WHERE ticket=?", (ticket,)).fetchone()
+        return ClosedTrade.from_json(row["data"]) if row else None
+
+    def recent(self, n: int = 20) -> list[ClosedTrade]:
+        """The last `n` closed trades, newest first."""
+        rows = self._db.conn.execute(
+            "SELECT data FROM closed_trades ORDER BY exit_time DESC, ticket DESC LIMIT ?", (int(n),)
+        ).fetchall()
+        return [ClosedTrade.from_json(r["data"]) for r in rows]
+
+    def since(self, ts: float, symbol: str | None = None) -> list[ClosedTrade]:
+        """Closed trades with exit_time ≥ ts, oldest first (what metrics windows want)."""
+        sql, args = "SELECT data FROM closed_trades WHERE exit_time >= ?", [ts]
+        if symbol is not None:
+            sql += " AND symbol=?"
+            args.append(symbol)
+        rows = self._db.conn.execute(sql + " ORDER BY exit_time, ticket", args).fetchall()
+        return [ClosedTrade.from_json(r["data"]) for r in rows]
+
+    def count(self) -> int:
+        return int(self._db.conn.execute("SELECT COUNT(*) FROM closed_trades").fetchone()[0])
