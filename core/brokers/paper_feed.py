@@ -1,0 +1,186 @@
+"""The paper broker's view of the market: candles that exist *up to the replay clock*, nothing later.
+
+Everything that could leak the future is concentrated here, so the no-look-ahead rule is checked in
+one place: a bar is visible once its close time (`time + timeframe`) is at or before the clock; the
+bar covering the clock is "forming" and only its open is known (that is the live price); bars of a
+timeframe the data does not have are resampled from closed bars of the smallest timeframe it has,
+dropping the still-incomplete last bucket.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Protocol
+
+import numpy as np
+
+from core.clock import Clock, SystemClock
+from core.data.candles import CANDLE_DTYPE, as_candles
+from core.timeframes import Timeframe
+
+
+class CandleSource(Protocol):
+    """Anything that returns a whole candle history per symbol/timeframe (e.g. core.data MarketData)."""
+
+    def candles(self, symbol: str, timeframe: Timeframe) -> np.ndarray: ...
+
+
+class AcceleratedClock:
+    """Maps the wall clock onto the data: replay = start + (wall - wall_at_start) * speed.
+
+    speed 1 is "real time on old data"; speed 60 replays an hour a minute. Step-by-step replays use a
+    `core.clock.FixedClock` instead, moved by `PaperBroker.step()` / `advance_to()`.
+    """
+
+    def __init__(self, start: float, speed: float = 1.0, wall: Clock | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._wall = wall or SystemClock()
+        self._start = float(start)
+        self._wall0 = self._wall.now()
+        self.speed = float(speed)
+
+    def now(self) -> float:
+        return self._start + (self._wall.now() - self._wall0) * self.speed
+
+
+def _resample(base: np.ndarray, timeframe: Timeframe) -> np.ndarray:
+    try:  # the project's resampler, once present, is the single source of truth
+        from core.data.resample import resample
+    except ImportError:  # pragma: no cover - only until core.data.resample lands
+        resample = _resample_local
+    return resample(base, timeframe)
+
+
+def _resample_local(base: np.ndarray, timeframe: Timeframe) -> np.ndarray:
+    if len(base) == 0:
+        return np.zeros(0, dtype=CANDLE_DTYPE)
+    sec = timeframe.seconds
+    bucket = (base["time"] // sec) * sec
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    ends = np.r_[starts[1:], len(base)]
+    out = np.zeros(len(starts), dtype=CANDLE_DTYPE)
+    out["time"] = bucket[starts]
+    out["open"] = base["open"][starts]
+    out["close"] = base["close"][ends - 1]
+    out["high"] = np.maximum.reduceat(base["high"], starts)
+    out["low"] = np.minimum.reduceat(base["low"], starts)
+    out["tick_volume"] = np.add.reduceat(base["tick_volume"], starts)
+    out["real_volume"] = np.add.reduceat(base["real_volume"], starts)
+    out["spread"] = base["spread"][starts]
+    return out
+
+
+class ReplayFeed:
+    """Per-symbol candle histories, loaded lazily, queried only through the replay time."""
+
+    def __init__(
+        self,
+        data: Mapping[str, Mapping[Timeframe | str, np.ndarray]] | None = None,
+        *,
+        source: CandleSource | None = None,
+        timeframes: Mapping[str, list[Timeframe | str]] | None = None,
+    ) -> None:
+        self._arrays: dict[tuple[str, Timeframe], np.ndarray] = {}
+        self._available: dict[str, list[Timeframe]] = {}
+        self._source = source
+        self._lock = threading.Lock()
+        for sym, by_tf in (data or {}).items():
+            tfs = []
+            for tf, arr in by_tf.items():
+                tf = Timeframe.parse(tf)
+                self._arrays[(sym, tf)] = _sorted(as_candles(arr))
+                tfs.append(tf)
+            self._available[sym] = sorted(tfs, key=lambda t: t.seconds)
+        for sym, tfs in (timeframes or {}).items():
+            if sym not in self._available:
+                self._available[sym] = sorted((Timeframe.parse(t) for t in tfs), key=lambda t: t.seconds)
+        if source is not None and timeframes is None and data is None:
+            raise ValueError("a CandleSource needs the timeframes each symbol has")
+
+    def symbols(self) -> list[str]:
+        return list(self._available)
+
+    def has(self, symbol: str) -> bool:
+        return bool(self._available.get(symbol))
+
+    def base_timeframe(self, symbol: str) -> Timeframe:
+        """Fills and SL/TP run on the finest bars available: the closest thing to ticks we have."""
+        return self._available[symbol][0]
+
+    def bars(self, symbol: str, timeframe: Timeframe) -> np.ndarray:
+        key = (symbol, timeframe)
+        with self._lock:
+            arr = self._arrays.get(key)
+            if arr is None:
+                if self._source is None or timeframe not in self._available.get(symbol, []):
+                    raise KeyError(f"no {timeframe.value} data for {symbol}")
+                arr = self._arrays[key] = _sorted(as_candles(self._source.candles(symbol, timeframe)))
+            return arr
+
+    def base_bars(self, symbol: str) -> np.ndarray:
+        return self.bars(symbol, self.base_timeframe(symbol))
+
+    def closed(self, symbol: str, timeframe: Timeframe, now: float, count: int) -> np.ndarray:
+        """The last `count` bars closed at `now`, oldest first (resampled when the data lacks `timeframe`)."""
+        if count <= 0:
+            return np.zeros(0, dtype=CANDLE_DTYPE)
+        sec = timeframe.seconds
+        if timeframe in self._available.get(symbol, []):
+            arr = self.bars(symbol, timeframe)
+            end = int(np.searchsorted(arr["time"], now - sec, side="right"))
+            return arr[max(0, end - count):end].copy()
+        base_tf = self.base_timeframe(symbol)
+        if sec < base_tf.seconds or sec % base_tf.seconds:
+            raise KeyError(f"cannot build {timeframe.value} bars for {symbol} from {base_tf.value} data")
+        base = self.bars(symbol, base_tf)
+        end = int(np.searchsorted(base["time"], now - base_tf.seconds, side="right"))
+        span = (count + 2) * sec
+        while True:  # widen the window until it holds `count` buckets (weekend gaps eat some)
+            edge = ((now - span) // sec) * sec  # a bucket boundary, so the first bucket is whole
+            start = int(np.searchsorted(base["time"], edge, side="left"))
+            out = _resample(base[start:end], timeframe)
+            out = out[out["time"] + sec <= now]
+            if len(out) >= count or start == 0:
+                return out[-count:].copy()
+            span *= 2
+
+    def covering_index(self, symbol: str, now: float) -> int | None:
+        """Index of the base bar whose period contains `now` (the forming bar), or None in a gap."""
+        base = self.base_bars(symbol)
+        i = int(np.searchsorted(base["time"], now, side="right")) - 1
+        if i < 0 or base["time"][i] + self.base_timeframe(symbol).seconds <= now:
+            return None
+        return i
+
+    def last_closed_index(self, symbol: str, now: float) -> int | None:
+        base = self.base_bars(symbol)
+        i = int(np.searchsorted(base["time"], now - self.base_timeframe(symbol).seconds, side="right")) - 1
+        return i if i >= 0 else None
+
+    def closed_between(self, symbol: str, after: float, until: float) -> np.ndarray:
+        """Base bars whose close time falls in (after, until]: the bars a clock move has just completed."""
+        base = self.base_bars(symbol)
+        sec = self.base_timeframe(symbol).seconds
+        lo = int(np.searchsorted(base["time"], after - sec, side="right"))
+        hi = int(np.searchsorted(base["time"], until - sec, side="right"))
+        return base[lo:hi]
+
+    def next_open_after(self, now: float) -> float | None:
+        """The next base-bar open strictly after `now`, over every symbol: where step() goes."""
+        best: float | None = None
+        for sym in self.symbols():
+            base = self.base_bars(sym)
+            i = int(np.searchsorted(base["time"], now, side="right"))
+            if i < len(base):
+                t = float(base["time"][i])
+                best = t if best is None else min(best, t)
+        return best
+
+
+def _sorted(arr: np.ndarray) -> np.ndarray:
+    if len(arr) > 1 and np.any(np.diff(arr["time"]) <= 0):
+        arr = np.sort(arr, order="time")
+        keep = np.r_[True, np.diff(arr["time"]) > 0]
+        arr = arr[keep]
+    return arr

@@ -1,0 +1,168 @@
+"""The paper account's own SQLite file: positions, orders, deals, balance and the replay position.
+
+It is deliberately *not* the project's store. A real broker is a separate system the project cannot
+commit to atomically; keeping the paper account in its own file makes the paper broker behave the
+same way, so exactly-once and recovery logic is exercised for real in paper mode. Each order is one
+transaction (WAL, synchronous=FULL): after a crash an order is either fully booked or absent.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from core.brokers.base import Deal, Position
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS positions (
+    ticket INTEGER PRIMARY KEY, symbol TEXT NOT NULL, type TEXT NOT NULL, volume REAL NOT NULL,
+    price_open REAL NOT NULL, sl REAL NOT NULL, tp REAL NOT NULL, magic INTEGER NOT NULL,
+    comment TEXT NOT NULL, time REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    ticket INTEGER PRIMARY KEY, symbol TEXT NOT NULL, type TEXT NOT NULL, volume REAL NOT NULL,
+    price REAL NOT NULL, sl REAL NOT NULL, tp REAL NOT NULL, magic INTEGER NOT NULL,
+    comment TEXT NOT NULL, time REAL NOT NULL, position_id INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deals (
+    ticket INTEGER PRIMARY KEY, "order" INTEGER NOT NULL, position_id INTEGER NOT NULL,
+    symbol TEXT NOT NULL, type TEXT NOT NULL, entry TEXT NOT NULL, volume REAL NOT NULL,
+    price REAL NOT NULL, profit REAL NOT NULL, commission REAL NOT NULL, swap REAL NOT NULL,
+    magic INTEGER NOT NULL, comment TEXT NOT NULL, time REAL NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS deals_position ON deals(position_id);
+CREATE INDEX IF NOT EXISTS deals_time ON deals(time);
+"""
+
+_POS_COLS = ("ticket", "symbol", "type", "volume", "price_open", "sl", "tp", "magic", "comment", "time")
+_DEAL_COLS = ("ticket", "order", "position_id", "symbol", "type", "entry", "volume", "price", "profit",
+              "commission", "swap", "magic", "comment", "time", "reason")
+
+
+class PaperStore:
+    """Thread-safe: one connection guarded by a re-entrant lock (callers use asyncio.to_thread)."""
+
+    def __init__(self, path: str | Path, start_balance: float) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(_SCHEMA)
+        self._depth = 0
+        with self.transaction():
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('balance', ?)", (repr(float(start_balance)),))
+            self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('next_ticket', '100001')")
+
+    def close(self) -> None:
+        with self.lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit; nested calls join the outer transaction."""
+        with self.lock:
+            depth = self._depth
+            if depth:
+                self._depth = depth + 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    # -- meta ---------------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self.lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.lock:
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def balance(self) -> float:
+        return float(self.get_meta("balance", "0"))
+
+    def add_to_balance(self, amount: float) -> None:
+        with self.transaction():
+            self.set_meta("balance", repr(self.balance() + amount))
+
+    def next_ticket(self) -> int:
+        with self.transaction():
+            t = int(self.get_meta("next_ticket", "100001"))
+            self.set_meta("next_ticket", str(t + 1))
+            return t
+
+    # -- positions ----------------------------------------------------------------------------------
+    def insert_position(self, p: Position) -> None:
+        with self.lock:
+            self._conn.execute(
+                f"INSERT INTO positions ({','.join(_POS_COLS)}) VALUES ({','.join('?' * len(_POS_COLS))})",
+                tuple(getattr(p, c) for c in _POS_COLS),
+            )
+
+    def update_position(self, ticket: int, **fields: float) -> None:
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self.lock:
+            self._conn.execute(f"UPDATE positions SET {cols} WHERE ticket=?", (*fields.values(), ticket))
+
+    def delete_position(self, ticket: int) -> None:
+        with self.lock:
+            self._conn.execute("DELETE FROM positions WHERE ticket=?", (ticket,))
+
+    def position(self, ticket: int) -> Position | None:
+        with self.lock:
+            row = self._conn.execute("SELECT * FROM positions WHERE ticket=?", (ticket,)).fetchone()
+        return Position(**dict(row)) if row else None
+
+    def positions(self, symbol: str | None = None, magic: int | None = None) -> list[Position]:
+        sql, args = "SELECT * FROM positions WHERE 1=1", []
+        if symbol is not None:
+            sql, args = sql + " AND symbol=?", [*args, symbol]
+        if magic is not None:
+            sql, args = sql + " AND magic=?", [*args, magic]
+        with self.lock:
+            rows = self._conn.execute(sql + " ORDER BY ticket", args).fetchall()
+        return [Position(**dict(r)) for r in rows]
+
+    # -- orders and deals ---------------------------------------------------------------------------
+    def insert_order(self, ticket: int, symbol: str, side: str, volume: float, price: float, sl: float,
+                     tp: float, magic: int, comment: str, time: float, position_id: int, reason: str) -> None:
+        with self.lock:
+            self._conn.execute(
+                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (ticket, symbol, side, volume, price, sl, tp, magic, comment, time, position_id, reason),
+            )
+
+    def insert_deal(self, d: Deal) -> None:
+        cols = ",".join(f'"{c}"' for c in _DEAL_COLS)
+        with self.lock:
+            self._conn.execute(
+                f"INSERT INTO deals ({cols}) VALUES ({','.join('?' * len(_DEAL_COLS))})",
+                tuple(getattr(d, c) for c in _DEAL_COLS),
+            )
+
+    def deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
+        sql, args = "SELECT * FROM deals WHERE 1=1", []
+        if position_id is not None:
+            sql, args = sql + " AND position_id=?", [*args, position_id]
+        if since is not None:
+            sql, args = sql + " AND time>=?", [*args, since]
+        with self.lock:
+            rows = self._conn.execute(sql + " ORDER BY time, ticket", args).fetchall()
+        return [Deal(**dict(r)) for r in rows]
