@@ -4,8 +4,11 @@ backtesting.py never sees our analysis: it gets the same bars and, at each decis
 orders our engine placed (side, SL, TP), the same stop moves and the same early-close requests. Any
 difference in entry/exit bars or prices must then come from a fill rule, and the rules are:
 
-1. Entry. backtesting.py fills a market order placed at bar i at bar i+1's open, or at bar i's close
-   with `trade_on_close=True` (entry bar = i). Pick the mode that matches PaperBroker's step fill.
+1. Entry. backtesting.py fills a market order placed at bar i at bar i+1's open (default,
+   `trade_on_close=False`); PaperBroker fills a market order at the *forming* bar's open, which after
+   bar i closed is bar i+1's open: same bar, same price. Across a data gap (weekend) PaperBroker
+   refuses the order (market closed) while backtesting.py would fill at the next bar after the gap;
+   such refused signals carry no entry and are skipped by the comparison.
 2. SL before TP. When one bar touches both, backtesting.py processes the stop first (the SL order is
    queued ahead of the TP); PaperBroker documents the same pessimistic tie rule.
 3. Gaps. A stop gapped through fills at the bar's open in both (never at the stop price).
@@ -90,7 +93,7 @@ def _replay_strategy(signals: list[Signal]):
     return Replay
 
 
-def run_peer(candles: np.ndarray, signals: list[Signal], *, trade_on_close: bool = True,
+def run_peer(candles: np.ndarray, signals: list[Signal], *, trade_on_close: bool = False,
              frame: pd.DataFrame | None = None) -> PeerRun:
     """Run the signals through backtesting.py; zero costs (see rule 5), one unit per trade."""
     from backtesting import Backtest

@@ -1,0 +1,199 @@
+"""Backtests through the live code: analysis, approval/execution and exit management on PaperBroker.
+
+Why no separate simulator: a backtest that re-implements entries and exits drifts from what the bot
+actually does, and then its numbers describe a different bot. Here the only backtest-specific parts
+are (1) the replay clock, moved bar by bar (PaperBroker step mode, which also fills SL/TP inside bars
+with spread, slippage and commission), (2) auto-approval of the top-scored (or a named) strategy, and
+(3) bookkeeping of the decisions as `Signal`s so a peer backtester can replay them.
+
+Speed without look-ahead: analysis runs only when the symbol is flat and at most once per bar, on the
+same trailing windows the live bot cuts (`core.range.bars.Bars.closed_window` semantics via the
+broker's candles). Nothing is precomputed over the whole series, so a decision at bar t is a function
+of bars closed by t only; `tests/test_backtest_lookahead.py` checks that by truncating the data.
+While flat, the broker is not stepped bar by bar: the clock jumps straight to the next decision bar
+(no position means no SL/TP to fill in between).
+"""
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.backtest.live import STOP_EXIT_REASONS, AnalyseFn, LiveParts
+from core.backtest.report import BacktestReport
+from core.backtest.signals import Signal, StopMove
+from core.config import AppConfig
+from core.metrics import compute_metrics
+from core.models import ActiveTrade, AnalysisResult, ClosedTrade, StrategyScore
+from core.timeframes import Timeframe
+
+Progress = Callable[[int, int], None]  # (bars done, bars total)
+
+
+@dataclass
+class BacktestSpec:
+    symbol: str
+    candles: np.ndarray  # primary timeframe, the whole series incl. warm-up history
+    timeframe: Timeframe = Timeframe.M5
+    start: float | None = None  # first decision bar time (default: after warm-up)
+    end: float | None = None  # last decision bar time (inclusive)
+    strategy: str = "auto"
+    split_time: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def pick_strategy(result: AnalysisResult, mode: str) -> StrategyScore | None:
+    """Auto-approval: the top-scored viable strategy, or the named one if it is viable now."""
+    if not result.passed:
+        return None
+    if mode == "auto":
+        return result.top
+    for s in result.strategies:
+        if s.viable and s.strategy == mode:
+            return s
+    return None
+
+
+class BacktestEngine:
+    def __init__(self, cfg: AppConfig, spec: BacktestSpec, *, progress: Progress | None = None,
+                 warmup_bars: int | None = None, analyse_fn: AnalyseFn | None = None) -> None:
+        self.cfg = cfg
+        self.spec = spec
+        self.tcfg = cfg.for_symbol(spec.symbol)
+        self.progress = progress
+        c = spec.candles
+        if len(c) == 0:
+            from core.exceptions import UserFacingError
+
+            raise UserFacingError(f"no {spec.timeframe.value} bars for {spec.symbol} in the chosen period")
+        tf_sec = spec.timeframe.seconds
+        rd = self.tcfg.range_detection
+        warm = warmup_bars if warmup_bars is not None else max(rd.lookback_bars, rd.min_candles) + 12 * 3
+        times = c["time"]
+        first = warm
+        if spec.start is not None:
+            first = max(first, int(np.searchsorted(times, spec.start, side="left")))
+        last = len(c) - 2  # the bar after the last decision bar is where open trades are closed
+        if spec.end is not None:
+            last = min(last, int(np.searchsorted(times, spec.end, side="right")) - 1)
+        self.first, self.last = first, last
+        self.tf_sec = tf_sec
+        self.parts = LiveParts(cfg, spec.symbol, c, spec.timeframe, analyse_fn=analyse_fn)
+        self.signals: list[Signal] = []
+        self.closed: list[ClosedTrade] = []
+        self._open_signal: dict[int, Signal] = {}  # ticket -> signal
+        self.analysis_calls = 0
+        self.open_at_end = 0
+
+    # ---- main loop ----------------------------------------------------------------------------
+    def run(self) -> BacktestReport:
+        c = self.spec.candles
+        times = c["time"]
+        parts = self.parts
+        t_start = _time.perf_counter()
+        total = max(0, self.last - self.first + 1)
+        report_every = max(1, total // 200)
+        i = self.first
+        while i <= self.last:
+            now = float(times[i]) + self.tf_sec  # bar i has just closed
+            parts.advance_to(now)
+            if parts.has_open():
+                self._sync_closed(i)
+                self._manage_open(i, now)
+                self._sync_closed(i)
+            if not parts.has_open():
+                self._maybe_enter(i, now)
+            if self.progress and (i - self.first) % report_every == 0:
+                self.progress(i - self.first, total)
+            i += 1
+        # Close whatever is still open at the end at the last quote, so every trade is journalled.
+        end_now = float(times[self.last]) + self.tf_sec
+        self.open_at_end = parts.close_all(end_now, reason="end_of_backtest")
+        self._sync_closed(self.last, final=True)
+        if self.progress:
+            self.progress(total, total)
+        secs = _time.perf_counter() - t_start
+        report = self._report(secs)
+        parts.shutdown()
+        return report
+
+    # ---- steps --------------------------------------------------------------------------------
+    def _maybe_enter(self, i: int, now: float) -> None:
+        parts = self.parts
+        self.analysis_calls += 1
+        result = parts.analyse(now)
+        choice = pick_strategy(result, self.spec.strategy)
+        if choice is None:
+            return
+        allowed, _why = parts.reentry_allowed(result, now)
+        if not allowed:
+            return
+        sig = Signal(
+            id=len(self.signals) + 1, symbol=self.spec.symbol, strategy=choice.strategy,
+            side="buy" if choice.direction.sign > 0 else "sell", decision_bar=i, decision_time=now,
+            requested_entry=choice.entry, sl=choice.stop_loss, tp=choice.take_profit,
+            volume=self.tcfg.execution.lot_size, score=choice.score,
+        )
+        trade = parts.execute(result, choice, now)
+        self.signals.append(sig)
+        if trade is None:
+            sig.exit_reason = parts.last_refusal or "refused"
+            return
+        sig.ticket = trade.ticket
+        sig.entry_time = trade.entry_time
+        sig.entry_price = trade.entry_price
+        sig.entry_bar = self._bar_of(trade.entry_time)
+        # the executed SL/TP may be adjusted to the stops level: the peer must get what the broker got
+        sig.sl, sig.tp = trade.sl, trade.tp
+        self._open_signal[trade.ticket] = sig
+
+    def _manage_open(self, i: int, now: float) -> None:
+        for action in self.parts.manage(now):
+            sig = self._open_signal.get(action.ticket)
+            if sig is None:
+                continue
+            if action.kind == "move_sl":
+                sig.stop_moves.append(StopMove(bar=i, time=now, new_sl=action.new_sl, reason=action.reason))
+            elif action.kind == "close":
+                sig.close_request_bar = i
+
+    def _sync_closed(self, i: int, final: bool = False) -> None:
+        for ct in self.parts.collect_closed():
+            self.closed.append(ct)
+            sig = self._open_signal.pop(ct.ticket, None)
+            if sig is not None:
+                sig.exit_time = ct.exit_time
+                sig.exit_price = ct.exit_price
+                sig.exit_reason = ct.exit_reason
+                sig.exit_bar = self._exit_bar(ct)
+
+    def _bar_of(self, t: float) -> int:
+        """Index of the bar whose period contains time t (fills happen inside the forming bar)."""
+        return int(np.searchsorted(self.spec.candles["time"], t, side="right")) - 1
+
+    def _exit_bar(self, ct: ClosedTrade) -> int:
+        """SL/TP exits are stamped at the close of the bar that hit them; client closes fill in the forming bar."""
+        if ct.exit_reason in STOP_EXIT_REASONS:
+            return self._bar_of(ct.exit_time - self.tf_sec)
+        return self._bar_of(ct.exit_time)
+
+    def _report(self, secs: float) -> BacktestReport:
+        c = self.spec.candles
+        start = float(c["time"][self.first]) if self.first < len(c) else 0.0
+        end = float(c["time"][self.last]) + self.tf_sec if len(c) else 0.0
+        balance = self.parts.starting_balance
+        metrics = compute_metrics(self.closed, starting_balance=balance, split_time=self.spec.split_time)
+        final = metrics.equity[-1] if metrics.equity else balance
+        return BacktestReport(
+            symbol=self.spec.symbol, timeframe=self.spec.timeframe.value, bars=max(0, self.last - self.first + 1),
+            start=start, end=end, strategy_mode=self.spec.strategy, config_version=self.cfg.short_version,
+            costs=self.parts.costs(), starting_balance=balance, final_balance=float(final), metrics=metrics,
+            trades=sorted(self.closed, key=lambda t: (t.exit_time, t.ticket)), signals=self.signals,
+            seconds=secs, analysis_calls=self.analysis_calls,
+        )
+
+
+def open_trades_of(parts: LiveParts) -> list[ActiveTrade]:
+    return parts.exits.active_trades()

@@ -1,0 +1,215 @@
+"""The live components a backtest drives, wired to a step-mode PaperBroker.
+
+This is the one place that knows which live functions a backtest calls, so a reader can check that
+nothing here decides anything on its own: analysis is `core.analysis.analyse_range_scalp_opportunity`,
+orders go through the live execution path, exits are judged by `core.exit_rules` (the monitor's
+rules) and booked by the broker's SL/TP engine, and the journal entry is built by
+`core.exit_orders.closed_trade_from_deals`, exactly as the monitor does after a live close.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.brokers.base import BrokerError
+from core.brokers.paper import PaperBroker
+from core.brokers.paper_feed import ReplayFeed
+from core.clock import FixedClock
+from core.config import AppConfig
+from core.execution import ExecutionEngine
+from core.exit_orders import closed_trade_from_deals
+from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
+from core.exits import RangeScalpingExitManager
+from core.models import ActiveTrade, AnalysisResult, ClosedTrade, StrategyScore
+from core.notify import Notifier
+from core.sessions import session_label
+from core.store import Store
+from core.timeframes import Timeframe
+
+log = logging.getLogger(__name__)
+
+AUTO_APPROVER = "backtest"
+AnalyseFn = Callable[[str, PaperBroker, AppConfig, FixedClock], AnalysisResult]
+
+
+async def _no_sleep(_seconds: float) -> None:
+    """Retry waits cost nothing in a replay (the replay clock does not move during an order)."""
+
+
+STOP_EXIT_REASONS = frozenset({"stop_loss", "breakeven_stop", "take_profit", "stop_out"})
+
+
+@dataclass
+class ManageAction:
+    ticket: int
+    kind: str  # "close" | "move_sl"
+    reason: str
+    new_sl: float | None = None
+
+
+class LiveParts:
+    def __init__(self, cfg: AppConfig, symbol: str, candles: np.ndarray, timeframe: Timeframe,
+                 analyse_fn: AnalyseFn | None = None) -> None:
+        self.cfg = cfg
+        self.symbol = symbol
+        self.tcfg = cfg.for_symbol(symbol)
+        self.spec = cfg.symbols[symbol]
+        self.timeframe = timeframe
+        self.tf_sec = timeframe.seconds
+        self.candles = candles
+        start = float(candles["time"][0]) if len(candles) else 0.0
+        self.clock = FixedClock(start)
+        pc = cfg.broker.paper
+        self.feed = ReplayFeed({symbol: {timeframe: candles}})
+        self.broker = PaperBroker(
+            {symbol: self.spec}, self.feed, db_path=":memory:", clock=self.clock,
+            slippage_points=pc.slippage_points, commission_per_lot=pc.commission_per_lot,
+            start_balance=pc.start_balance,
+        )
+        self.broker.connect()
+        self.starting_balance = float(pc.start_balance)
+        # The live lifecycle objects, on an in-memory store (a backtest must not touch the real journal).
+        self.store = Store(":memory:", clock=self.clock)
+        self.notifier = Notifier(cfg, store=self.store, clock=self.clock)
+        self.exits = RangeScalpingExitManager(store=self.store, clock=self.clock)
+        self.execution = ExecutionEngine(cfg, self.store, self.broker, self.exits, self.notifier, self.clock,
+                                         sleep=_no_sleep)
+        self._loop = asyncio.new_event_loop()
+        self._analyse_fn = analyse_fn
+        self.last_refusal = ""
+        self._closing_reason: dict[int, str] = {}
+        self._has_spread = bool(len(candles) and np.any(candles["spread"] > 0))
+
+    def shutdown(self) -> None:
+        self._loop.close()
+        self.store.close()
+        self.broker.close()
+
+    # ---- clock --------------------------------------------------------------------------------
+    def advance_to(self, t: float) -> None:
+        if t > self.broker.now():
+            self.broker.advance_to(t)
+
+    def has_open(self) -> bool:
+        return len(self.exits) > 0
+
+    def costs(self) -> dict[str, float | str]:
+        pc = self.cfg.broker.paper
+        return {
+            "spread": "from data (bar spread column)" if self._has_spread
+            else f"config default {self.spec.default_spread_points} points",
+            "default_spread_points": float(self.spec.default_spread_points),
+            "slippage_points": float(pc.slippage_points),
+            "commission_per_lot": float(pc.commission_per_lot),
+        }
+
+    # ---- decisions ----------------------------------------------------------------------------
+    def analyse(self, now: float) -> AnalysisResult:
+        if self._analyse_fn is not None:
+            return self._analyse_fn(self.symbol, self.broker, self.cfg, self.clock)
+        from core.analysis import analyse_range_scalp_opportunity
+
+        return analyse_range_scalp_opportunity(self.symbol, self.broker, self.cfg, clock=self.clock)
+
+    def reentry_allowed(self, result: AnalysisResult, now: float) -> tuple[bool, str]:
+        ex = self.tcfg.exits
+        return self.exits.check_reentry_allowed(
+            self.symbol, result.range, now, ex.reentry_cooldown_minutes, ex.max_reentries_per_range
+        )
+
+    def execute(self, result: AnalysisResult, choice: StrategyScore, now: float) -> ActiveTrade | None:
+        """Live path: one proposal per viable strategy, then auto-approve the chosen one."""
+        proposals = self.execution.create_proposals(result)
+        mine = next((p for p in proposals if p.strategy.strategy == choice.strategy), None)
+        if mine is None:
+            self.last_refusal = "no proposal for the chosen strategy"
+            return None
+        outcome = self._loop.run_until_complete(self.execution.approve(mine.id, AUTO_APPROVER, auto=True))
+        for p in proposals:  # the others are not taken: reject them as a trader would
+            if p.id != mine.id:
+                self.execution.reject(p.id, AUTO_APPROVER)
+        if not outcome.ok or outcome.ticket is None:
+            self.last_refusal = outcome.message
+            return None
+        return self.exits.get(outcome.ticket)
+
+    def manage(self, now: float) -> list[ManageAction]:
+        """One monitor cycle for this symbol: excursions, then the exit rules, most urgent first."""
+        out: list[ManageAction] = []
+        trades = self.exits.active_trades()
+        if not trades:
+            return out
+        open_tickets = {p.ticket for p in self.broker.positions(self.symbol)}
+        try:
+            tick = self.broker.tick(self.symbol)
+        except BrokerError:
+            return out
+        lookback = self.tcfg.range_invalidation.candles_outside_range + 2
+        candles = self.broker.candles(self.symbol, self.timeframe, max(lookback, 64))
+        for trade in trades:
+            if trade.ticket not in open_tickets:
+                continue
+            bars = bars_since_entry(trade, candles, self.tf_sec)
+            mfe, mae = excursions_r(trade, tick, bars[-1:] if len(bars) else bars)
+            trade = self.exits.update_trade_state(trade.ticket, {"mfe_r": mfe, "mae_r": mae})
+            sigs = check_early_exit_conditions(
+                trade, tick, candles, now, self.tcfg, self.spec.point, self.spec.digits,
+                self.spec.stops_level_points, self.tf_sec,
+            )
+            for sig in RangeScalpingExitManager.order_signals(sigs):
+                if sig.action == "close":
+                    try:
+                        self.broker.close_position(trade.ticket, deviation=self.tcfg.execution.deviation_points,
+                                                   comment=sig.kind[:31])
+                    except BrokerError as e:
+                        log.info("backtest close of %s refused: %s", trade.ticket, e.message)
+                        continue
+                    self._closing_reason[trade.ticket] = sig.kind
+                    out.append(ManageAction(trade.ticket, "close", sig.kind))
+                    break
+                if sig.action == "move_sl" and sig.new_sl is not None:
+                    try:
+                        self.broker.modify_sltp(trade.ticket, sig.new_sl, trade.tp)
+                    except BrokerError:
+                        continue
+                    self.exits.update_trade_state(trade.ticket, {"sl": sig.new_sl, "breakeven_moved": True})
+                    out.append(ManageAction(trade.ticket, "move_sl", sig.kind, sig.new_sl))
+                    break
+        return out
+
+    def collect_closed(self) -> list[ClosedTrade]:
+        """Trades the broker no longer holds, journalled from their deals as the live monitor does."""
+        out: list[ClosedTrade] = []
+        trades = self.exits.active_trades()
+        if not trades:
+            return out
+        open_tickets = {p.ticket for p in self.broker.positions(self.symbol)}
+        for trade in trades:
+            if trade.ticket in open_tickets:
+                continue
+            deals = self.broker.history_deals(position_id=trade.ticket)
+            ct = closed_trade_from_deals(trade, deals, reason=self._closing_reason.pop(trade.ticket, None))
+            if ct is None:
+                continue
+            if ct.session == "":
+                ct = ct.model_copy(update={"session": session_label(self.tcfg.sessions, ct.entry_time)})
+            self.store.record_close(ct)
+            self.exits.unregister_trade(trade.ticket, persisted=True, exit_time=ct.exit_time)
+            out.append(ct)
+        return out
+
+    def close_all(self, now: float, reason: str) -> int:
+        """Close what is still open at the end; returns how many could not be closed (market closed)."""
+        self.advance_to(now)
+        stuck = 0
+        for p in self.broker.positions(self.symbol):
+            try:
+                self.broker.close_position(p.ticket, comment=reason[:31])
+                self._closing_reason[p.ticket] = reason
+            except BrokerError:
+                stuck += 1
+        return stuck
