@@ -59,8 +59,8 @@ def _linear_recursion(x: np.ndarray, alpha: float, y0: float) -> np.ndarray:
         out[:] = x
         return out
     # keep the growth factor within 1e60 per block: plenty of headroom, no precision trouble
-    block = int(max(1, min(n, 60.0 / -np.log10(d))))
-    decay = d ** np.arange(1, block + 1, dtype=np.float64)
+    block = int(max(1, 60.0 / -np.log10(d)))  # independent of n: truncation must not move block edges
+    decay = d ** np.arange(1, min(block, n) + 1, dtype=np.float64)
     grow = 1.0 / decay
     state = y0
     for s in range(0, n, block):
