@@ -1,0 +1,400 @@
+"""The platform-neutral command layer: chat text and button payloads in, neutral `Reply`s out.
+
+Telegram, Discord and the console are thin adapters over this one class, so a command behaves the same
+everywhere and is tested once. It never raises: bad input becomes a usage line, a `UserFacingError` its
+message, and anything unexpected a short apology with an error id that is logged with the traceback
+(and reported to the ErrorHandler when the service has one) — a trader never sees a stack trace.
+Authorization is decided by core (`TradingService.authorize`); this layer only asks before acting so
+a viewer gets a card without buttons rather than a refusal.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot import presenter
+from bot.chart import render_alert_chart, render_analysis_chart
+from bot.replies import Button, Reply, parse_payload
+from core.exceptions import NotAuthorizedError, UnknownSymbolError, UserFacingError
+from core.models import Alert, AnalysisResult, TradeProposal
+
+log = logging.getLogger(__name__)
+
+CHART_BARS = 120
+MAX_TRADES = 50
+MAX_DAYS = 3650
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,24}$")
+
+
+class Service(Protocol):
+    """Exactly the `TradingService` methods the chat layer calls (see docs/architecture.md)."""
+
+    async def analyse(self, symbol: str) -> AnalysisResult: ...
+    async def propose(self, symbol: str) -> tuple[AnalysisResult, list[TradeProposal]]: ...
+    async def approve(self, proposal_id: str, user_id: int) -> Any: ...
+    async def reject(self, proposal_id: str, user_id: int) -> Any: ...
+    def status(self) -> list[Any]: ...
+    def recent_trades(self, n: int) -> list[Any]: ...
+    async def close_trade(self, ticket: int, user_id: int) -> Any: ...
+    def pause(self, user_id: int) -> Any: ...
+    def resume(self, user_id: int) -> Any: ...
+    async def emergency(self, user_id: int) -> Any: ...
+    def metrics(self, days: int | None) -> Any: ...
+    def effective_config(self, symbol: str | None) -> dict: ...
+    def health(self) -> Any: ...
+    def authorize(self, user_id: int, action: str) -> Any: ...
+
+
+USAGE = {
+    "scalp": "Usage: /scalp SYMBOL (e.g. /scalp XAUUSDc)",
+    "trades": "Usage: /trades [n] – n between 1 and 50 (default 5)",
+    "close": "Usage: /close TICKET (the number shown in /status)",
+    "metrics": "Usage: /metrics [days] – a whole number of days, e.g. /metrics 30",
+    "config": "Usage: /config [SYMBOL]",
+    "backtest": "Usage: /backtest SYMBOL [days] (e.g. /backtest EURUSDc 30)",
+}
+NO_ARGS = ("status", "pause", "resume", "emergency", "health", "help", "start")
+
+
+async def _maybe(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _clip(text: str, n: int = 24) -> str:
+    """Echo user input back safely: printable, short (no one pastes a novel into an error message)."""
+    text = "".join(ch for ch in text if ch.isprintable())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def parse_command(text: str) -> tuple[str, list[str]] | None:
+    """`/Scalp@MoneyBot btcusdc` -> ("scalp", ["btcusdc"]); None when the text is not a command."""
+    if not isinstance(text, str):
+        return None
+    parts = text.strip().split()
+    if not parts or not parts[0].startswith("/") or len(parts[0]) < 2:
+        return None
+    name = parts[0][1:].split("@", 1)[0].lower()
+    return name, parts[1:]
+
+
+class CommandRouter:
+    def __init__(
+        self,
+        service: Service,
+        cfg: Any,
+        *,
+        candles: Callable[[str, str, int], Awaitable[Any]] | None = None,
+        chart_dir: Path | None = None,
+        report_error: Callable[[BaseException, dict], Any] | None = None,
+    ) -> None:
+        self.service = service
+        self.cfg = cfg
+        self._candles = candles
+        self.chart_dir = chart_dir
+        self._report_error = report_error
+        self._refused: set[Any] = set()
+        self._handlers: dict[str, Callable[[Any, list[str]], Awaitable[Reply]]] = {
+            "scalp": self._scalp,
+            "status": self._status,
+            "trades": self._trades,
+            "close": self._close,
+            "pause": self._pause,
+            "resume": self._resume,
+            "emergency": self._emergency,
+            "metrics": self._metrics,
+            "config": self._config,
+            "health": self._health,
+            "help": self._help,
+            "start": self._help,
+            "backtest": self._backtest,
+        }
+
+    # ---------------------------------------------------------------- entry points
+    async def handle_text(self, text: str, user_id: Any) -> Reply | None:
+        """Answer one chat message. None means: say nothing (a repeat from a refused stranger)."""
+        return await self._guard(self._dispatch_text, text, user_id, context={"text": _clip(str(text), 80)})
+
+    async def handle_callback(self, payload: str, user_id: Any) -> Reply | None:
+        """Answer one button tap; the reply is an edit of the tapped message (or a toast)."""
+        return await self._guard(self._dispatch_callback, payload, user_id, context={"payload": _clip(str(payload), 80)})
+
+    # ---------------------------------------------------------------- plumbing
+    async def _guard(self, fn, arg, user_id, context: dict) -> Reply | None:
+        try:
+            gate = self._gate(user_id)
+            if gate is not False:
+                return gate
+            return await fn(arg, user_id)
+        except UserFacingError as e:
+            kind = "refusal" if isinstance(e, NotAuthorizedError) else "error"
+            return Reply(text=e.message, kind=kind, ephemeral=True, toast=e.message[:190])
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the last line of defence: log it, apologise, never leak a traceback
+            err_id = uuid.uuid4().hex[:8]
+            log.exception("chat command failed (error id %s, user %s, %s)", err_id, user_id, context)
+            if self._report_error is not None:
+                try:
+                    await _maybe(self._report_error(e, {"error_id": err_id, "user_id": user_id, **context}))
+                except Exception:
+                    log.exception("error handler failed for error id %s", err_id)
+            text = f"Sorry, something went wrong on my side (error id {err_id}). It has been logged."
+            return Reply(text=text, kind="error", ephemeral=True, error_id=err_id, toast=text[:190])
+
+    def _gate(self, user_id: Any) -> Reply | None | bool:
+        """Strangers get one polite refusal, then silence; every attempt is logged by core."""
+        try:
+            self.service.authorize(user_id, "read")
+        except NotAuthorizedError as e:
+            if user_id in self._refused:
+                log.info("ignoring repeat attempt from unauthorized user %s", user_id)
+                return None
+            self._refused.add(user_id)
+            return Reply(text=e.message, kind="refusal", ephemeral=True, toast=e.message[:190])
+        return False
+
+    def _can(self, user_id: Any, action: str) -> bool:
+        try:
+            self.service.authorize(user_id, action)
+            return True
+        except NotAuthorizedError:
+            return False
+
+    def _digits(self, symbol: str | None) -> int:
+        spec = self.cfg.symbols.get(symbol) if symbol else None
+        return spec.digits if spec is not None else 2
+
+    def _symbol(self, text: str) -> str:
+        name = self.cfg.resolve_symbol(text) if _TOKEN_RE.match(text) else None
+        if name is None:
+            raise UnknownSymbolError(_clip(text), self.cfg.suggest_symbols(_clip(text, 40)))
+        return name
+
+    @staticmethod
+    def _int(text: str, lo: int, hi: int) -> int | None:
+        if not re.fullmatch(r"\d{1,19}", text):
+            return None
+        v = int(text)
+        return v if lo <= v <= hi else None
+
+    async def _dispatch_text(self, text: str, user_id: Any) -> Reply:
+        parsed = parse_command(text)
+        if parsed is None:
+            return Reply(text="I only understand commands. Try /help or /scalp XAUUSDc.", kind="usage")
+        name, args = parsed
+        handler = self._handlers.get(name)
+        if handler is None:
+            return Reply(text=f"Unknown command /{_clip(name, 20)}. Try /help.", kind="usage")
+        if name in NO_ARGS and args:
+            return Reply(text=f"/{name} takes no arguments. Try /help.", kind="usage")
+        return await handler(user_id, args)
+
+    # ---------------------------------------------------------------- commands
+    async def _scalp(self, user_id: Any, args: list[str]) -> Reply:
+        if len(args) != 1:
+            return Reply(text=USAGE["scalp"], kind="usage")
+        symbol = self._symbol(args[0])
+        proposals: list[TradeProposal] = []
+        if self._can(user_id, "propose"):
+            analysis, proposals = await self.service.propose(symbol)
+        else:
+            self.service.authorize(user_id, "analyse")
+            analysis = await self.service.analyse(symbol)
+        digits = self._digits(symbol)
+        text = presenter.analysis_card(analysis, digits, proposals)
+        by_strategy = {p.strategy.strategy + p.strategy.direction.value: p for p in proposals}
+        rows: list[list[Button]] = []
+        for i, s in enumerate(analysis.strategies[:5], 1):
+            p = by_strategy.get(s.strategy + s.direction.value)
+            if p is None or not s.viable:
+                continue
+            rows.append([
+                Button(presenter.button_label("approve", i, s), f"a:{p.id}", "success"),
+                Button(presenter.button_label("reject", i, s), f"r:{p.id}", "danger"),
+            ])
+        image = await self._chart(analysis, digits)
+        return Reply(text=text, buttons=rows, image=image, image_name=f"{symbol}_{int(analysis.as_of)}.png")
+
+    async def _chart(self, analysis: AnalysisResult, digits: int) -> bytes | None:
+        """Best effort: a card without a chart is still useful, so chart failures are logged, not fatal."""
+        if self._candles is None:
+            return None
+        try:
+            candles = await self._candles(analysis.symbol, analysis.timeframe, CHART_BARS + 200)
+            if candles is None or len(candles) == 0:
+                return None
+            return await asyncio.to_thread(render_analysis_chart, candles, analysis, digits)
+        except Exception:
+            log.exception("chart for %s failed", analysis.symbol)
+            return None
+
+    async def _status(self, user_id: Any, args: list[str]) -> Reply:
+        self.service.authorize(user_id, "status")
+        rows = await _maybe(self.service.status())
+        return Reply(text=presenter.status_text(list(rows), self._digits, now=self._now()))
+
+    def _now(self) -> float | None:
+        clock = getattr(self.service, "clock", None)
+        try:
+            return float(clock.now()) if clock is not None else None
+        except Exception:
+            return None
+
+    async def _trades(self, user_id: Any, args: list[str]) -> Reply:
+        if len(args) > 1:
+            return Reply(text=USAGE["trades"], kind="usage")
+        n = 5 if not args else self._int(args[0], 1, MAX_TRADES)
+        if n is None:
+            return Reply(text=USAGE["trades"], kind="usage")
+        self.service.authorize(user_id, "trades")
+        trades = await _maybe(self.service.recent_trades(n))
+        return Reply(text=presenter.trades_text(list(trades), self._digits))
+
+    async def _close(self, user_id: Any, args: list[str]) -> Reply:
+        ticket = self._int(args[0], 1, 2**63 - 1) if len(args) == 1 else None
+        if ticket is None:
+            return Reply(text=USAGE["close"], kind="usage")
+        self.service.authorize(user_id, "close")
+        rows = await _maybe(self.service.status())
+        match = next((r for r in rows if getattr(getattr(r, "trade", r), "ticket", None) == ticket), None)
+        if match is None:
+            return Reply(text=f"No open trade with ticket {ticket}. See /status.", kind="error")
+        trade = getattr(match, "trade", match)
+        desc = f"#{ticket} {trade.symbol} {trade.direction.value} {trade.volume:g} lot"
+        return Reply(
+            text=f"Close {desc} at market now?",
+            buttons=[[Button(f"Yes, close #{ticket}", f"c:{ticket}", "danger"), Button("Cancel", "x:close")]],
+        )
+
+    async def _pause(self, user_id: Any, args: list[str]) -> Reply:
+        res = await _maybe(self.service.pause(user_id))
+        return Reply(text=_said(res, "⏸ Paused: no new trades until /resume. Open trades are still managed."))
+
+    async def _resume(self, user_id: Any, args: list[str]) -> Reply:
+        res = await _maybe(self.service.resume(user_id))
+        return Reply(text=_said(res, "▶️ Resumed: new trades allowed."))
+
+    async def _emergency(self, user_id: Any, args: list[str]) -> Reply:
+        self.service.authorize(user_id, "emergency")
+        return Reply(
+            text="🚨 Emergency stop: close ALL open range scalps at market and pause trading?",
+            buttons=[[Button("Yes, close all", "e:go", "danger"), Button("Cancel", "x:emergency")]],
+        )
+
+    async def _metrics(self, user_id: Any, args: list[str]) -> Reply:
+        if len(args) > 1:
+            return Reply(text=USAGE["metrics"], kind="usage")
+        days = None if not args else self._int(args[0], 1, MAX_DAYS)
+        if args and days is None:
+            return Reply(text=USAGE["metrics"], kind="usage")
+        self.service.authorize(user_id, "metrics")
+        report = await _maybe(self.service.metrics(days))
+        return Reply(text=presenter.metrics_text(report, days))
+
+    async def _config(self, user_id: Any, args: list[str]) -> Reply:
+        if len(args) > 1:
+            return Reply(text=USAGE["config"], kind="usage")
+        symbol = self._symbol(args[0]) if args else None
+        self.service.authorize(user_id, "config")
+        eff = await _maybe(self.service.effective_config(symbol))
+        version = getattr(self.service, "config_version", "") or getattr(self.cfg, "version", "")
+        return Reply(text=presenter.config_text(eff, str(version), symbol))
+
+    async def _health(self, user_id: Any, args: list[str]) -> Reply:
+        self.service.authorize(user_id, "health")
+        report = await _maybe(self.service.health())
+        return Reply(text=presenter.health_text(report))
+
+    async def _help(self, user_id: Any, args: list[str]) -> Reply:
+        return Reply(text=presenter.HELP)
+
+    async def _backtest(self, user_id: Any, args: list[str]) -> Reply:
+        if not 1 <= len(args) <= 2:
+            return Reply(text=USAGE["backtest"], kind="usage")
+        symbol = self._symbol(args[0])
+        days = 30 if len(args) == 1 else self._int(args[1], 1, MAX_DAYS)
+        if days is None:
+            return Reply(text=USAGE["backtest"], kind="usage")
+        self.service.authorize(user_id, "read")
+        run = getattr(self.service, "backtest", None)
+        if run is None:
+            try:
+                mod = importlib.import_module("core.backtest")
+            except ImportError:
+                mod = None
+            run = getattr(mod, "run_backtest_for_chat", None)
+        if run is None:
+            return Reply(text="Backtesting is not available in this build.", kind="error")
+        result = await _maybe(run(symbol, days))
+        return Reply(text=str(getattr(result, "summary", None) or presenter.metrics_text(result, days)))
+
+    # ---------------------------------------------------------------- alerts
+    async def alert_reply(self, alert: Alert) -> Reply:
+        """Alert text, plus a chart for trade/range alerts (exits, invalidations) when candles exist."""
+        text = presenter.alert_text(alert)
+        image = None
+        if alert.symbol and (alert.trade is not None or alert.range_data is not None) and self._candles:
+            tf = alert.range_data.timeframe if alert.range_data is not None else self._default_tf(alert.symbol)
+            try:
+                candles = await self._candles(alert.symbol, tf, CHART_BARS)
+                if candles is not None and len(candles):
+                    image = await asyncio.to_thread(
+                        render_alert_chart, candles, alert, self._digits(alert.symbol)
+                    )
+            except Exception:
+                log.exception("alert chart for %s failed", alert.symbol)
+        return Reply(text=text, image=image, image_name=f"alert_{alert.kind}_{int(alert.created_at)}.png")
+
+    def _default_tf(self, symbol: str) -> str:
+        try:
+            return self.cfg.for_symbol(symbol).range_detection.timeframe
+        except Exception:
+            return "M5"
+
+    # ---------------------------------------------------------------- buttons
+    async def _dispatch_callback(self, payload: str, user_id: Any) -> Reply:
+        parsed = parse_payload(payload)
+        if parsed is None:
+            log.warning("garbage callback payload from user %s: %r", user_id, _clip(str(payload), 80))
+            return Reply(text="That button is not valid any more.", kind="error", toast="That button is not valid.")
+        kind, ref = parsed
+        if kind in ("a", "r"):
+            fn = self.service.approve if kind == "a" else self.service.reject
+            outcome = await fn(ref, user_id)
+            text = presenter.outcome_text(outcome, self._digits(_outcome_symbol(outcome)))
+            keep = ref if kind == "r" else None
+            return Reply(text=text, edit=True, keep_buttons_except=keep, toast=text.splitlines()[0][:190])
+        if kind == "c":
+            ticket = self._int(ref, 1, 2**63 - 1)
+            if ticket is None:
+                return Reply(text="That button is not valid any more.", kind="error", toast="Not valid.")
+            outcome = await self.service.close_trade(ticket, user_id)
+            text = presenter.outcome_text(outcome)
+            return Reply(text=text, edit=True, toast=text.splitlines()[0][:190])
+        if kind == "e":
+            if ref != "go":
+                return Reply(text="That button is not valid any more.", kind="error", toast="Not valid.")
+            res = await self.service.emergency(user_id)
+            text = _said(res, "🚨 Emergency stop done: positions closed, trading paused.")
+            return Reply(text=text, edit=True, toast=text[:190])
+        return Reply(text="Cancelled.", edit=True, toast="Cancelled.")
+
+
+def _outcome_symbol(outcome: Any) -> str | None:
+    proposal = getattr(outcome, "proposal", None)
+    return getattr(outcome, "symbol", None) or getattr(proposal, "symbol", None)
+
+
+def _said(result: Any, default: str) -> str:
+    """Prefer core's own words (it knows e.g. 'already paused'); fall back to a standard line."""
+    if isinstance(result, str) and result:
+        return result
+    msg = getattr(result, "message", None)
+    return msg if isinstance(msg, str) and msg else default

@@ -1,0 +1,235 @@
+"""Plain-text cards for chat: short enough to read on a phone, identical on every platform.
+
+No Markdown/HTML: a symbol or reason with an underscore would break Telegram's parser, and plain text
+renders the same in Telegram, Discord and a terminal. Lines stay under ~45 characters where possible
+so a phone does not wrap them. Service-side report types (outcomes, status rows, health) are read
+through `getattr` with defaults, so a field added in core never breaks a card.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from core.models import Alert, AnalysisResult, ClosedTrade, Direction, StrategyScore, TradeProposal
+
+SEVERITY_ICON = {"critical": "🚨", "high": "⚠️", "medium": "🔔", "info": "ℹ️"}
+
+
+def price(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def hhmm(t: float | None) -> str:
+    if not t:
+        return "-"
+    return datetime.fromtimestamp(float(t), UTC).strftime("%d %b %H:%M UTC")
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "-"
+    m = int(seconds // 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m"
+
+
+def _arrow(d: Direction) -> str:
+    return "LONG ▲" if d is Direction.LONG else "SHORT ▼"
+
+
+def strategy_lines(i: int, s: StrategyScore, digits: int) -> list[str]:
+    mark = "" if s.viable else "  (not viable" + (f": {s.reason}" if s.reason else "") + ")"
+    return [
+        f"{i}. {s.strategy} {_arrow(s.direction)} · score {s.score:.0f}{mark}",
+        f"   entry {price(s.entry, digits)}  SL {price(s.stop_loss, digits)}",
+        f"   TP {price(s.take_profit, digits)}  R:R {s.rr:.2f}",
+    ]
+
+
+def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeProposal] = ()) -> str:
+    """Verdict first (the one thing a trader needs), then range, reasons, strategies."""
+    top = a.top
+    tradeable = a.passed and top is not None
+    verdict = f"✅ TRADEABLE · confidence {a.confidence:.0f}" if tradeable else "❌ NO TRADE"
+    head = f"{a.symbol} {a.timeframe} · {hhmm(a.as_of)}"
+    if a.session:
+        head += f" · {a.session}"
+    lines = [head, verdict]
+    r = a.range
+    if r is not None:
+        z = r.critical_gaps
+        lines += [
+            f"Range {price(r.range_low, digits)} – {price(r.range_high, digits)} ({r.range_type})",
+            f"mid {price(r.range_mid, digits)} · {r.range_width_pct:.2f}% · {r.range_width_atr:.1f} ATR",
+            f"Sell zone {price(z.upper_zone_start, digits)}–{price(z.upper_zone_end, digits)}",
+            f"Buy zone {price(z.lower_zone_start, digits)}–{price(z.lower_zone_end, digits)}",
+        ]
+        if r.invalidation_signals:
+            lines.append("Invalidation: " + "; ".join(r.invalidation_signals[:3]))
+    elif a.no_range is not None:
+        lines.append(f"No range: {a.no_range.message}")
+    failures = a.failures
+    if failures:
+        lines.append("Blocked by:")
+        lines += [f" • {f.name}: {f.reason}" for f in failures]
+    elif a.filters:
+        lines.append(f"Filters: all {len(a.filters)} passed")
+    soft = [f for f in a.filters if not f.passed and not f.blocking]
+    lines += [f" ⚠ {f.name}: {f.reason}" for f in soft[:3]]
+    lines += [f" ⚠ {w}" for w in a.warnings[:3]]
+    if a.strategies:
+        lines.append("Strategies:")
+        for i, s in enumerate(a.strategies[:5], 1):
+            lines += strategy_lines(i, s, digits)
+    props = list(proposals)
+    if props:
+        exp = min(p.expires_at for p in props)
+        lines.append(f"Tap Approve to trade {props[0].lot:g} lot (offer ends {hhmm(exp)}).")
+    if a.config_version:
+        lines.append(f"config {a.config_version[:8]}")
+    return "\n".join(lines)
+
+
+def button_label(kind: str, index: int, s: StrategyScore) -> str:
+    if kind == "approve":
+        return f"✅ Approve {index} {s.strategy} {s.direction.value}"[:64]
+    return f"✖ Reject {index}"
+
+
+def outcome_text(outcome: Any, digits: int = 2) -> str:
+    """One line saying what happened to a proposal or a close: executed/expired/rejected/slippage."""
+    if outcome is None:
+        return "Done."
+    if isinstance(outcome, str):
+        return outcome
+    msg = getattr(outcome, "message", "") or ""
+    state = getattr(outcome, "state", None) or getattr(outcome, "status", None)
+    state = getattr(state, "value", state)
+    ticket = getattr(outcome, "ticket", None)
+    fill = getattr(outcome, "fill_price", None) or getattr(outcome, "price", None)
+    proposal = getattr(outcome, "proposal", None)
+    if ticket is None and proposal is not None:
+        ticket = getattr(proposal, "ticket", None)
+        fill = fill or getattr(proposal, "fill_price", None)
+    if state in ("executed", "closed") and ticket is not None:
+        what = "Executed" if state == "executed" else "Closed"
+        base = f"✅ {what} at {price(fill, digits)} · ticket {ticket}"
+        return f"{base}\n{msg}" if msg and msg not in base else base
+    icon = {"rejected": "✖", "expired": "⌛", "failed": "⚠️"}.get(str(state), "ℹ️")
+    text = msg or (f"Proposal {state}." if state else "Done.")
+    return f"{icon} {text}"
+
+
+def status_text(rows: list[Any], digits_of=lambda sym: 2, now: float | None = None) -> str:
+    if not rows:
+        return "No open range scalps."
+    now = now if now is not None else time.time()
+    lines = [f"Open range scalps ({len(rows)}):"]
+    for r in rows:
+        trade = getattr(r, "trade", r)
+        sym = getattr(trade, "symbol", "?")
+        d = digits_of(sym)
+        direction = getattr(trade, "direction", None)
+        dtxt = _arrow(direction) if isinstance(direction, Direction) else str(direction or "")
+        pnl_r = getattr(r, "pnl_r", None)
+        if pnl_r is None:
+            pnl_r = getattr(r, "r_multiple", None)
+        entry_t = getattr(trade, "entry_time", None)
+        in_trade = getattr(r, "minutes_in_trade", None)
+        secs = in_trade * 60 if in_trade is not None else (now - entry_t if entry_t else None)
+        be = getattr(r, "breakeven_moved", getattr(trade, "breakeven_moved", False))
+        lines.append(
+            f"#{getattr(trade, 'ticket', '?')} {sym} {dtxt} {getattr(trade, 'strategy', '')}".rstrip()
+        )
+        lines.append(
+            f"   entry {price(getattr(trade, 'entry_price', None), d)} SL {price(getattr(trade, 'sl', None), d)}"
+            f" TP {price(getattr(trade, 'tp', None), d)}"
+        )
+        pnl_txt = "-" if pnl_r is None else f"{pnl_r:+.2f}R"
+        lines.append(f"   P&L {pnl_txt} · {duration(secs)} · breakeven {'yes' if be else 'no'}")
+    return "\n".join(lines)
+
+
+def trades_text(trades: list[ClosedTrade], digits_of=lambda sym: 2) -> str:
+    if not trades:
+        return "No closed trades yet."
+    lines = [f"Last {len(trades)} closed trade(s):"]
+    for t in trades:
+        d = digits_of(t.symbol)
+        icon = "🟢" if t.r_multiple > 0 else ("⚪" if t.r_multiple == 0 else "🔴")
+        lines.append(f"{icon} #{t.ticket} {t.symbol} {t.direction.value} {t.strategy}")
+        lines.append(
+            f"   {price(t.entry_price, d)}→{price(t.exit_price, d)} {t.r_multiple:+.2f}R"
+            f" P&L {t.pnl:+.2f} · {t.exit_reason}"
+        )
+    return "\n".join(lines)
+
+
+def metrics_text(report: Any, days: int | None) -> str:
+    head = f"Metrics, last {days} day(s)" if days else "Metrics, all time"
+    try:
+        from core.metrics import format_report
+
+        body = format_report(report)
+    except Exception:  # a report shape we don't know: show its fields rather than nothing
+        body = _kv(report)
+    return f"{head}\n{body}"
+
+
+def _kv(obj: Any, limit: int = 40) -> str:
+    data = obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj
+    if isinstance(data, Mapping):
+        lines = []
+        for k, v in list(data.items())[:limit]:
+            if isinstance(v, dict | list):
+                v = json.dumps(v, default=str, separators=(",", ":"))
+                v = v if len(v) <= 80 else v[:77] + "..."
+            lines.append(f"{k}: {v}")
+        return "\n".join(lines)
+    return str(data)
+
+
+def config_text(cfg: Mapping[str, Any], version: str, symbol: str | None) -> str:
+    """Only the sections a trader tunes; the full JSON would be far too long for a phone."""
+    wanted = ("entry_filters", "strategy_rr", "range_width", "execution", "exits", "sessions")
+    lines = [f"Config {'for ' + symbol if symbol else '(defaults)'} · version {version[:12]}"]
+    for key in wanted:
+        if key not in cfg:
+            continue
+        val = cfg[key]
+        if key == "sessions" and isinstance(val, Mapping):
+            val = {"allowed": val.get("allowed"), "allow_outside_sessions": val.get("allow_outside_sessions")}
+        if key == "strategy_rr" and isinstance(val, Mapping):
+            val = {k: f"{v.get('min')}/{v.get('target')}/{v.get('max')}" for k, v in val.items()}
+        lines.append(f"{key}: " + json.dumps(val, separators=(", ", "=")).replace('"', ""))
+    return "\n".join(lines)
+
+
+def health_text(report: Any) -> str:
+    return "Health\n" + _kv(report)
+
+
+def alert_text(alert: Alert) -> str:
+    icon = SEVERITY_ICON.get(alert.severity, "🔔")
+    head = f"{icon} {alert.title}"
+    if alert.symbol and alert.symbol not in alert.title:
+        head += f" · {alert.symbol}"
+    if alert.ticket is not None and str(alert.ticket) not in head:
+        head += f" · #{alert.ticket}"
+    return f"{head}\n{alert.text}".strip()
+
+
+HELP = """MoneyBot commands
+/scalp SYMBOL – analyse a range scalp (card + chart)
+/status – open range scalps
+/trades [n] – last n closed trades
+/close TICKET – close a trade (asks first)
+/pause, /resume – stop/allow new trades
+/emergency – close everything and pause (asks first)
+/metrics [days] – P&L, win rate, expectancy
+/config [SYMBOL] – effective config
+/health – broker, data, monitor, errors
+/backtest SYMBOL [days] – replay the strategy
+/help – this list"""

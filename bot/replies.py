@@ -1,0 +1,54 @@
+"""Platform-neutral replies and the callback payload grammar shared by every chat adapter.
+
+A button carries only a short payload (`a:<proposal id>`, `r:<id>`, `c:<ticket>`, `e:go`, `x:<what>`):
+Telegram caps callback_data at 64 bytes and Discord custom_ids at 100, and the authoritative state
+(proposal, expiry, ticket) lives in the store, never in the button, so a forged or replayed payload can
+at worst name an id that core then refuses.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+MAX_PAYLOAD_BYTES = 64
+PAYLOAD_RE = re.compile(r"^(?P<kind>[arcex]):(?P<ref>[A-Za-z0-9_.-]{1,56})$")
+
+ReplyKind = Literal["ok", "usage", "error", "refusal"]
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    payload: str
+    style: Literal["primary", "danger", "secondary", "success"] = "secondary"
+
+    def __post_init__(self) -> None:
+        if len(self.payload.encode()) > MAX_PAYLOAD_BYTES or not PAYLOAD_RE.match(self.payload):
+            raise ValueError(f"bad button payload {self.payload!r}")
+
+
+@dataclass
+class Reply:
+    """What a command answers. `edit` replies (to a button tap) replace the tapped message's text."""
+
+    text: str
+    buttons: list[list[Button]] = field(default_factory=list)
+    image: bytes | None = None
+    image_name: str = "chart.png"
+    ephemeral: bool = False
+    kind: ReplyKind = "ok"
+    edit: bool = False
+    # For edits: keep the tapped message's other buttons, dropping only rows that mention this ref
+    # (a rejected strategy disappears, the others stay tappable). None = remove the whole keyboard.
+    keep_buttons_except: str | None = None
+    toast: str | None = None  # a short pop-up for the tapper (Telegram answerCallbackQuery text)
+    error_id: str | None = None
+
+
+def parse_payload(data: str | None) -> tuple[str, str] | None:
+    """(kind, ref) for a well-formed payload, else None: garbage from a client is simply refused."""
+    if not isinstance(data, str) or len(data.encode("utf-8", "replace")) > MAX_PAYLOAD_BYTES:
+        return None
+    m = PAYLOAD_RE.match(data)
+    return (m["kind"], m["ref"]) if m else None

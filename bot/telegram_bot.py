@@ -1,0 +1,193 @@
+"""Telegram front end: a thin python-telegram-bot v22 adapter over `CommandRouter`.
+
+Polling by default (no public URL needed), AIORateLimiter so bursts of alerts respect Telegram's flood
+limits, and every Bot API failure is caught and logged: a chat outage must never take the trading
+process down. Buttons carry only `a:<proposal id>`-style payloads; after a tap the card is edited to
+show the outcome, so the chat history is the trade log a trader scrolls back through.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.commands import CommandRouter
+from bot.replies import Button, Reply
+from core.models import Alert
+
+log = logging.getLogger(__name__)
+
+OUTCOME_SEP = "\n\n— "
+MAX_TEXT = 4096
+CHAT_REFUSAL = "Sorry, this bot only works in its configured chat."
+
+
+def keyboard(rows: list[list[Button]]) -> InlineKeyboardMarkup | None:
+    if not rows:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=b.payload) for b in row] for row in rows])
+
+
+def _remaining(markup: InlineKeyboardMarkup | None, drop_ref: str | None) -> InlineKeyboardMarkup | None:
+    """The tapped message's keyboard without the rows that mention `drop_ref` (None: no keyboard)."""
+    if markup is None or drop_ref is None:
+        return None
+    rows = [
+        list(row) for row in markup.inline_keyboard
+        if not any(str(getattr(b, "callback_data", "")).endswith(f":{drop_ref}") for b in row)
+    ]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+class TelegramFrontEnd:
+    def __init__(
+        self,
+        router: CommandRouter,
+        token: str,
+        *,
+        chat_id: int | None = None,
+        alert_chat_ids: list[int] | None = None,
+        base_url: str | None = None,
+        base_file_url: str | None = None,
+        poll_timeout: float = 10.0,
+        rate_limit: bool = True,
+    ) -> None:
+        self.router = router
+        self.chat_id = chat_id
+        self.alert_chat_ids = list(alert_chat_ids or ([chat_id] if chat_id is not None else []))
+        self.poll_timeout = poll_timeout
+        self._refused_chats: set[int] = set()
+        builder = ApplicationBuilder().token(token)
+        if base_url:
+            builder = builder.base_url(base_url)
+        if base_file_url:
+            builder = builder.base_file_url(base_file_url)
+        if rate_limit:
+            builder = builder.rate_limiter(AIORateLimiter(max_retries=2))
+        self.app: Application = builder.build()
+        self.app.add_handler(MessageHandler(filters.TEXT, self._on_text))
+        self.app.add_handler(CallbackQueryHandler(self._on_callback))
+        self.app.add_error_handler(self._on_error)
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self.app.start()
+        await self.app.updater.start_polling(
+            timeout=self.poll_timeout, drop_pending_updates=False, allowed_updates=["message", "callback_query"],
+            error_callback=lambda e: log.warning("telegram polling error: %s", type(e).__name__),
+        )
+        me = self.app.bot.username
+        log.info("telegram bot @%s polling", me)
+
+    async def stop(self) -> None:
+        try:
+            if self.app.updater and self.app.updater.running:
+                await self.app.updater.stop()
+            if self.app.running:
+                await self.app.stop()
+        finally:
+            await self.app.shutdown()
+
+    # ------------------------------------------------------------ handlers
+    def _chat_allowed(self, chat_id: int) -> bool:
+        return self.chat_id is None or chat_id == self.chat_id or chat_id in self.alert_chat_ids
+
+    async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        msg, user, chat = update.effective_message, update.effective_user, update.effective_chat
+        if msg is None or user is None or chat is None or not msg.text:
+            return
+        if chat.type != "private" and not msg.text.startswith("/"):
+            return  # people talk in group chats; only commands are for us
+        if not self._chat_allowed(chat.id):
+            log.warning("telegram: user %s wrote from unconfigured chat %s", user.id, chat.id)
+            if chat.id not in self._refused_chats:
+                self._refused_chats.add(chat.id)
+                await self._safe(self.app.bot.send_message(chat.id, CHAT_REFUSAL))
+            return
+        reply = await self.router.handle_text(msg.text, user.id)
+        if reply is not None:
+            await self.send(chat.id, reply)
+
+    async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        q, user = update.callback_query, update.effective_user
+        if q is None or user is None:
+            return
+        chat_id = q.message.chat.id if q.message is not None else None
+        if chat_id is not None and not self._chat_allowed(chat_id):
+            log.warning("telegram: tap by user %s from unconfigured chat %s", user.id, chat_id)
+            await self._safe(q.answer(CHAT_REFUSAL, show_alert=True))
+            return
+        reply = await self.router.handle_callback(q.data or "", user.id)
+        if reply is None:
+            await self._safe(q.answer())
+            return
+        await self._safe(q.answer(reply.toast, show_alert=reply.kind == "refusal"))
+        if not reply.edit:
+            return
+        message = q.message
+        if message is None or not getattr(message, "text", None):
+            if chat_id is not None:
+                await self.send(chat_id, Reply(text=reply.text))
+            return
+        base = message.text.split(OUTCOME_SEP, 1)[0]
+        markup = _remaining(message.reply_markup, reply.keep_buttons_except)
+        await self._safe(q.edit_message_text(_clip(base + OUTCOME_SEP + reply.text), reply_markup=markup))
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram handler error: %s", type(context.error).__name__, exc_info=context.error)
+
+    # ------------------------------------------------------------ sending
+    async def _safe(self, coro) -> Any:
+        """Await a Bot API call; log failures instead of raising (the chat is not worth a crash)."""
+        try:
+            return await coro
+        except BadRequest as e:
+            if "not modified" in str(e).lower():
+                return None
+            log.warning("telegram rejected a call: %s", e)
+        except TelegramError as e:
+            log.warning("telegram call failed: %s: %s", type(e).__name__, e)
+        return None
+
+    async def send(self, chat_id: int, reply: Reply) -> None:
+        """Chart first, then the card with its keyboard right under it (where the thumb is)."""
+        if reply.image:
+            await self._safe(self.app.bot.send_photo(chat_id, photo=reply.image, filename=reply.image_name))
+        await self._safe(self.app.bot.send_message(chat_id, _clip(reply.text), reply_markup=keyboard(reply.buttons)))
+
+    async def _send_strict(self, chat_id: int, reply: Reply) -> None:
+        """Like `send`, but the text must arrive: failures propagate so the alert layer retries."""
+        if reply.image:
+            await self._safe(self.app.bot.send_photo(chat_id, photo=reply.image, filename=reply.image_name))
+        await self.app.bot.send_message(chat_id, _clip(reply.text))
+
+    async def on_alert(self, alert: Alert) -> None:
+        """Alert sink: one message (plus chart when there is one) to every configured alert chat."""
+        if not self.alert_chat_ids:
+            return
+        reply = await self.router.alert_reply(alert)
+        failed: Exception | None = None
+        for chat_id in self.alert_chat_ids:
+            try:
+                await self._send_strict(chat_id, reply)
+            except TelegramError as e:
+                log.warning("telegram alert to chat %s failed: %s", chat_id, type(e).__name__)
+                failed = e
+        if failed is not None:
+            raise failed

@@ -1,0 +1,48 @@
+"""Shared helpers for the chat-front-end tests: real candles and analyses built on them."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from core.config import load_config, resolve_path
+from core.data.loaders import load_candles
+from core.models import (
+    AnalysisResult,
+    CriticalGapZones,
+    Direction,
+    FilterResult,
+    RangeStructure,
+    StrategyScore,
+    TouchCount,
+)
+
+
+@lru_cache(maxsize=4)
+def real_candles(symbol: str = "XAUUSDc", tf: str = "M5") -> np.ndarray:
+    cfg = load_config()
+    spec = cfg.symbols[symbol]
+    return load_candles(resolve_path(spec.data[tf]), tz_offset_hours=spec.data_tz_offset_hours)
+
+
+def analysis_from(candles: np.ndarray, symbol: str = "XAUUSDc", passed: bool = True) -> AnalysisResult:
+    """An AnalysisResult whose range is the real high/low of the last 96 bars (for rendering tests)."""
+    seg = candles[-96:]
+    hi, lo = float(seg["high"].max()), float(seg["low"].min())
+    w = hi - lo
+    rng = RangeStructure(
+        symbol=symbol, timeframe="M5", range_type="session", range_high=hi, range_low=lo, range_mid=(hi + lo) / 2,
+        range_width_atr=3.0, range_width_pct=w / lo * 100, atr=w / 3,
+        critical_gaps=CriticalGapZones(upper_zone_start=hi - 0.2 * w, upper_zone_end=hi,
+                                       lower_zone_start=lo, lower_zone_end=lo + 0.2 * w),
+        touch_count=TouchCount(top=3, bottom=2), validated=True,
+        start_time=float(seg["time"][0]), end_time=float(seg["time"][-1]),
+    )
+    strat = StrategyScore(strategy="bb_fade", direction=Direction.SHORT, entry=hi - 0.1 * w,
+                          stop_loss=hi + 0.1 * w, take_profit=hi - 0.4 * w, rr=1.5, score=71)
+    filters = [FilterResult(name="news", passed=True, reason="no high-impact news within 30 min")]
+    if not passed:
+        filters.append(FilterResult(name="session", passed=False, reason="outside allowed sessions (weekend)"))
+    return AnalysisResult(symbol=symbol, timeframe="M5", as_of=float(candles["time"][-1]), range=rng,
+                          passed=passed, strategies=[strat], confidence=66, filters=filters,
+                          config_version="abcdef123456")
