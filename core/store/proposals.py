@@ -106,8 +106,7 @@ class ProposalRepo:
             if row is None or ProposalState(row["state"]) not in froms:
                 return False
             p = TradeProposal.from_json(row["data"])
-            updated = p.model_copy(update={"state": to_state, **fields})
-            TradeProposal.model_validate(updated.model_dump())  # field values are validated too
+            updated = TradeProposal.model_validate({**p.model_dump(), "state": to_state, **fields})
             cur = c.execute(
                 "UPDATE proposals SET state=?, updated_at=?, decided_by=?, ticket=?, data=? WHERE id=? AND state=?",
                 (to_state.value, self._clock.now(), updated.decided_by, updated.ticket, updated.to_json(),
