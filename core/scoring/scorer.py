@@ -1,0 +1,133 @@
+"""RangeScalpingScorer: turns setups into ranked, R:R-bounded `StrategyScore`s.
+
+Score (0-100) = location (0-30) + the setup's own signal (0-30) + reward/risk (0-20) + range quality
+(0-20), then multiplied by a session/regime weight. The components are kept on the result so a
+trader can see *why* one setup outranks another. The R:R of every viable result lies inside the
+strategy's configured [min, max]: targets beyond max are pulled in, targets short of min are pushed
+out only if the pushed target still lies inside the range (otherwise the setup is not viable).
+"""
+from __future__ import annotations
+
+from core.filters.context import AnalysisContext
+from core.models import Direction, StrategyScore
+from core.scoring.strategies import STRATEGIES, Setup
+
+# Why these weights: Asian ranges are quiet and mean-revert cleanly (band/RSI fades); the London and
+# New York opens run stops first (sweeps, day-level rejections); New York respects VWAP. In an
+# expanding regime, fades of the band are the first casualties.
+SESSION_WEIGHTS: dict[str, dict[str, float]] = {
+    "asian": {"bb_fade": 1.1, "rsi_bounce": 1.1, "liquidity_sweep": 0.9},
+    "london": {"liquidity_sweep": 1.15, "pdh_pdl_rejection": 1.1, "bb_fade": 0.95},
+    "new_york": {"vwap_reversion": 1.1, "liquidity_sweep": 1.1},
+    "off_hours": {"bb_fade": 0.9, "rsi_bounce": 0.9, "vwap_reversion": 0.9, "pdh_pdl_rejection": 0.9, "liquidity_sweep": 0.9},
+}
+REGIME_WEIGHTS: dict[str, dict[str, float]] = {
+    "contracting": {"bb_fade": 1.1, "rsi_bounce": 1.05},
+    "stable": {},
+    "expanding": {"bb_fade": 0.8, "rsi_bounce": 0.85, "vwap_reversion": 0.9, "liquidity_sweep": 1.05},
+}
+
+
+def _clamp(x: float, lo: float = 0.0, hi: float = 100.0) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
+class RangeScalpingScorer:
+    def __init__(self, strategies: dict | None = None):
+        self.strategies = strategies or STRATEGIES
+
+    def fit_rr(self, ctx: AnalysisContext, s: Setup) -> tuple[float, float, str]:
+        """(take_profit, rr, problem): the natural target fitted into the configured R:R window."""
+        rr_cfg = ctx.cfg.strategy_rr.get(s.strategy)
+        sign = s.direction.sign
+        risk = (s.entry - s.stop_loss) * sign
+        if risk <= 0:
+            return s.target, 0.0, "the stop would be on the wrong side of the entry"
+        rr = (s.target - s.entry) * sign / risk
+        if rr_cfg is None:
+            return s.target, rr, ""
+        if rr <= 0:
+            return s.target, rr, "price is already past the target"
+        if rr > rr_cfg.max:
+            return s.entry + sign * rr_cfg.max * risk, rr_cfg.max, ""
+        if rr < rr_cfg.min:
+            tp = s.entry + sign * rr_cfg.min * risk
+            far_edge = ctx.rng.range_high if s.direction is Direction.LONG else ctx.rng.range_low
+            if (tp - far_edge) * sign <= 0:
+                return tp, rr_cfg.min, ""
+            return s.target, rr, f"the target is only {rr:.2f}× the risk and the range has no room for the {rr_cfg.min:g}× minimum"
+        return s.target, rr, ""
+
+    def score_setup(self, ctx: AnalysisContext, s: Setup) -> StrategyScore:
+        r = ctx.rng
+        ef = ctx.cfg.entry_filters
+        tp, rr, problem = self.fit_rr(ctx, s)
+        edge_dist = (r.range_high - s.entry) if s.direction is Direction.SHORT else (s.entry - r.range_low)
+        thr = max(ef.price_edge_threshold_atr * ctx.ind.atr * 2.0, 1e-12)
+        location = 30.0 * _clamp(1.0 - max(edge_dist, 0.0) / thr, 0.0, 1.0)
+        signal = 30.0 * s.signal
+        rr_cfg = ctx.cfg.strategy_rr.get(s.strategy)
+        if rr_cfg is not None and rr_cfg.target > rr_cfg.min:
+            reward = 20.0 * _clamp((rr - rr_cfg.min) / (rr_cfg.target - rr_cfg.min) * 0.5 + 0.5, 0.0, 1.0) if rr > 0 else 0.0
+        else:
+            reward = 20.0 if rr > 0 else 0.0
+        need = max(ctx.cfg.range_detection.min_touches_per_side, 1)
+        tmin = min(r.touch_count.top, r.touch_count.bottom)
+        quality = (10.0 if r.validated else 0.0) + 5.0 * min(1.0, tmin / (need + 1)) + (0.0 if r.expansion_state == "expanding" else 5.0)
+        components = {"location": round(location, 2), "signal": round(signal, 2),
+                      "reward_risk": round(reward, 2), "range_quality": round(quality, 2)}
+        score = round(_clamp(location + signal + reward + quality), 2)
+        viable = not problem
+        reason = s.note if viable else f"{s.note} Not tradeable: {problem}."
+        return StrategyScore(strategy=s.strategy, direction=s.direction, entry=s.entry, stop_loss=s.stop_loss,
+                             take_profit=tp, rr=round(rr, 4), score=score, components=components,
+                             viable=viable, reason=reason)
+
+    def score_all_strategies(self, ctx: AnalysisContext) -> list[StrategyScore]:
+        if ctx.rng is None:
+            return []
+        out = []
+        for fn in self.strategies.values():
+            setup = fn(ctx)
+            if setup is not None:
+                out.append(self.score_setup(ctx, setup))
+        return out
+
+    def apply_dynamic_strategy_weights(self, scores: list[StrategyScore], sessions: list[str], regime: str) -> list[StrategyScore]:
+        """Scale each score by the product of its session weights (overlaps multiply) and regime weight."""
+        out = []
+        names = sessions or ["off_hours"]
+        for s in scores:
+            w = 1.0
+            for n in names:
+                w *= SESSION_WEIGHTS.get(n, {}).get(s.strategy, 1.0)
+            w *= REGIME_WEIGHTS.get(regime, {}).get(s.strategy, 1.0)
+            comps = dict(s.components, base_score=s.score)
+            out.append(s.model_copy(update={"weight": round(w, 4), "score": round(_clamp(s.score * w), 2), "components": comps}))
+        return out
+
+    def apply_min_score(self, scores: list[StrategyScore], min_score: float) -> list[StrategyScore]:
+        out = []
+        for s in scores:
+            if s.viable and s.score < min_score:
+                s = s.model_copy(update={"viable": False,
+                                         "reason": f"{s.reason} Score {s.score:.0f} is below the {min_score:g} minimum."})
+            out.append(s)
+        return out
+
+    def check_strategy_conflicts(self, scores: list[StrategyScore]) -> tuple[list[StrategyScore], str | None]:
+        """Never both sides: the best strategy (viable first, then score) sets the direction; the other
+        side is dropped and the reason is returned."""
+        if not scores:
+            return [], None
+        ranked = sorted(scores, key=lambda s: (not s.viable, -s.score, s.strategy))
+        best = ranked[0]
+        kept = [s for s in ranked if s.direction is best.direction]
+        dropped = [s for s in ranked if s.direction is not best.direction]
+        if not dropped:
+            return kept, None
+        other = dropped[0]
+        note = (f"{other.strategy} wanted to go {other.direction.value} (score {other.score:.0f}) but "
+                f"{best.strategy} says {best.direction.value} with a higher score ({best.score:.0f}); "
+                f"I only keep the {best.direction.value} side.")
+        return kept, note
