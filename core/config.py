@@ -436,7 +436,7 @@ class ConfigError(Exception):
 def _issues_from(err: ValidationError, prefix: str = "") -> list[ConfigIssue]:
     out = []
     for e in err.errors():
-        parts = [str(p) for p in e["loc"]]
+        parts = [str(p) for p in e["loc"] if p != "[key]"]  # pydantic marks bad dict keys with "[key]"
         path = ".".join(p for p in [prefix, *parts] if p)
         msg = e["msg"].removeprefix("Value error, ")
         out.append(ConfigIssue(path=path, message=msg))
@@ -463,8 +463,7 @@ def validate_config_dict(raw: Any) -> tuple[AppConfig | None, list[ConfigIssue]]
                 issues.append(ConfigIssue(path=f"symbol_overrides.{sym}", message=f"unknown symbol (known: {known})"))
                 continue
             if not isinstance(ov, dict):
-                issues.append(ConfigIssue(path=f"symbol_overrides.{sym}", message="must be an object"))
-                continue
+                continue  # AppConfig validation above already reported it
             bad_keys = [k for k in ov if k in GLOBAL_ONLY or k not in TradingConfig.model_fields]
             for k in bad_keys:
                 issues.append(ConfigIssue(path=f"symbol_overrides.{sym}.{k}", message="cannot be overridden per symbol"))
@@ -474,7 +473,8 @@ def validate_config_dict(raw: Any) -> tuple[AppConfig | None, list[ConfigIssue]]
                 seen = {(i.path, i.message) for i in issues}
                 for issue in _issues_from(e, prefix=f"symbol_overrides.{sym}"):
                     # report only problems the override introduced, not the base's again
-                    base_path = issue.path.split(".", 2)[2] if issue.path.count(".") >= 2 else ""
+                    # (strip the prefix rather than split on dots: broker symbols like "EURUSD.m" have dots)
+                    base_path = issue.path.removeprefix(f"symbol_overrides.{sym}").removeprefix(".")
                     if (base_path, issue.message) not in seen:
                         issues.append(issue)
     return (cfg if not issues else None), issues
