@@ -1,0 +1,60 @@
+"""`moneybot backtest SYMBOL --data PATH [--from --to] [--strategy NAME|auto] [--out DIR]`.
+
+Thin on purpose: the backtest itself is `core.backtest.api.run_backtest` (the chat `/backtest`
+command calls the same function from a worker thread).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("backtest", help="backtest a symbol through the live analysis/execution/exit code")
+    p.add_argument("symbol", help="symbol as configured, e.g. XAUUSDc")
+    p.add_argument("--data", help="candle file (M5, or finer bars resampled to M5); default: the configured M5 data")
+    p.add_argument("--from", dest="start", help="first decision bar, UTC (YYYY-MM-DD[THH:MM] or epoch seconds)")
+    p.add_argument("--to", dest="end", help="last decision bar, UTC")
+    p.add_argument("--days", type=float, help="only the last N days of the data")
+    p.add_argument("--strategy", default="auto", help="auto (top-scored, default) or a strategy name")
+    p.add_argument("--out", default="data/backtests", help="output directory (default: data/backtests/<SYMBOL>)")
+    p.add_argument("--tz-offset", type=float, dest="tz_offset",
+                   help="hours to subtract from the file's timestamps (default: the symbol's data_tz_offset_hours)")
+    p.add_argument("--split", help="in-sample/out-of-sample split date (default: 70%% of the period)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from core.backtest.api import parse_when, run_backtest
+    from core.backtest.report import metrics_table
+    from core.config import load_config
+
+    cfg = load_config(args.config) if getattr(args, "config", None) else load_config()
+    console = Console(stderr=False)
+    out = Path(args.out)
+    name = cfg.resolve_symbol(args.symbol) or args.symbol
+    if out.name != name:
+        out = out / name
+    show = not args.no_progress and sys.stderr.isatty()
+    with Progress(TextColumn("backtest {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} bars"),
+                  TimeRemainingColumn(), console=Console(stderr=True), disable=not show) as bar:
+        task = bar.add_task(name, total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = run_backtest(cfg, args.symbol, data=args.data, days=args.days, start=args.start, end=args.end,
+                              strategy=args.strategy, progress=progress, out_dir=out, tz_offset_hours=args.tz_offset,
+                              split_time=parse_when(args.split))
+    console.print(metrics_table(report))
+    console.print(
+        f"{report.bars} bars in {report.seconds:.1f} s ({report.bars_per_second:,.0f} bars/s), "
+        f"{report.analysis_calls} analysis calls, costs: {report.costs}"
+    )
+    for kind, path in report.files.items():
+        console.print(f"{kind}: {path}")
+    return 0

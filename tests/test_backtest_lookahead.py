@@ -1,0 +1,34 @@
+"""No look-ahead in the backtest's decisions: removing the bars after t changes nothing decided by t."""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from core.backtest.engine import BacktestEngine, BacktestSpec
+from core.config import load_config, market_data_dir
+from core.data.loaders import load_candles
+from tests.backtest_probe import edge_fade
+
+XAU = market_data_dir() / "budimanlai__forex-tick" / "data" / "XAUUSD_M5.csv"
+HAVE_ANALYSIS = importlib.util.find_spec("core.analysis") is not None
+
+
+def _decisions(signals, upto: int):
+    return [(s.decision_bar, s.side, s.strategy, s.requested_entry, s.sl, s.tp, s.entry_bar, s.entry_price)
+            for s in signals if s.decision_bar <= upto]
+
+
+@pytest.mark.parametrize("decider", ["probe", pytest.param("live", marks=pytest.mark.skipif(
+    not HAVE_ANALYSIS, reason="core.analysis not merged yet"))])
+def test_decisions_up_to_t_do_not_depend_on_later_bars(decider):
+    cfg = load_config()
+    full = load_candles(XAU, tz_offset_hours=2)[:3000]
+    fn = edge_fade if decider == "probe" else None
+    ref = BacktestEngine(cfg, BacktestSpec("XAUUSDc", full), analyse_fn=fn).run()
+    assert len(ref.signals) >= 5 or decider == "live"
+    cuts = sorted({s.decision_bar for s in ref.signals[::3]} | {1500, 2200})[:6]
+    for t in cuts:
+        # keep bar t+1 so the order decided at t can fill at its open, nothing later
+        cut = BacktestEngine(cfg, BacktestSpec("XAUUSDc", full[: t + 2].copy()), analyse_fn=fn).run()
+        assert _decisions(cut.signals, t) == _decisions(ref.signals, t), f"decisions differ up to bar {t}"
