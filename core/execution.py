@@ -1,0 +1,348 @@
+"""Approval → execution of a range-scalp proposal, exactly once.
+
+How "exactly once" holds without a shared transaction with the broker (MT5, or the paper broker's
+own SQLite file):
+1. The proposal moves pending → approved → executing by compare-and-set in the store; only the one
+   caller that wins the move to `executing` may send, so a double tap or a replayed callback sends
+   nothing. `executing` is committed BEFORE the order leaves.
+2. The order comment carries the proposal id (`rs:<id>:<strategy>`).
+3. Whoever finds a proposal in `executing` without a result (a retry after a timeout, or start-up
+   recovery after a crash) first asks the broker for a position or deal with that comment and adopts
+   it; it never sends a second order for the same proposal.
+4. Fill, registration and the 'opened' journal entry are written in ONE store transaction
+   (`Store.record_open`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+
+from pydantic import BaseModel
+
+from core.brokers.base import Broker, BrokerError, Deal, OrderRequest, Position, SymbolInfo
+from core.exit_orders import order_comment, proposal_id_from_comment
+from core.exits import RangeScalpingExitManager
+from core.models import ActiveTrade, AnalysisResult, Direction, ProposalState, TradeProposal
+from core.store import ProposalConflict, TradeMetadata, new_proposal_id
+
+log = logging.getLogger(__name__)
+
+AUTO_USER = "auto"
+
+
+class ProposalOutcome(BaseModel):
+    """What happened to an approve/reject/close request, with a sentence for the trader."""
+
+    proposal_id: str
+    state: ProposalState | None = None
+    ok: bool
+    message: str
+    ticket: int | None = None
+    fill_price: float | None = None
+    symbol: str | None = None
+    strategy: str | None = None
+    duplicate: bool = False  # the request was a repeat (double tap / replayed callback)
+
+
+class PriceCheck(BaseModel):
+    ok: bool
+    current_price: float
+    slippage_pct: float
+    message: str
+
+
+def _fmt(x: float, digits: int) -> str:
+    return f"{x:.{digits}f}"
+
+
+def validate_entry_price(
+    direction: Direction, proposed_entry: float, bid: float, ask: float, max_slippage_pct: float, digits: int = 5
+) -> PriceCheck:
+    """Refuse to enter when price has left the proposed entry by more than `max_slippage_pct` %."""
+    current = ask if direction is Direction.LONG else bid
+    slip = abs(current - proposed_entry) / proposed_entry * 100 if proposed_entry else math.inf
+    if slip > max_slippage_pct:
+        way = "up" if current > proposed_entry else "down"
+        return PriceCheck(
+            ok=False, current_price=current, slippage_pct=slip,
+            message=(
+                f"Price has moved {way} {slip:.2f}% since the proposal (entry {_fmt(proposed_entry, digits)}, "
+                f"now {_fmt(current, digits)}), more than the {max_slippage_pct:g}% allowed, so I did not trade."
+            ),
+        )
+    return PriceCheck(ok=True, current_price=current, slippage_pct=slip, message="price is still at the entry")
+
+
+def adjust_stops(
+    direction: Direction, price: float, sl: float, tp: float, info: SymbolInfo, spread: float = 0.0
+) -> tuple[float, float, list[str]]:
+    """Keep the strategy's SL/TP but push them out to the broker's minimum distance where needed."""
+    sign = direction.sign
+    min_dist = (info.trade_stops_level + 1) * info.point + spread if info.trade_stops_level else 0.0
+    notes = []
+    if min_dist and (price - sl) * sign < min_dist:
+        sl = price - sign * min_dist
+        notes.append(f"SL widened to the broker's stops level ({info.trade_stops_level} points)")
+    if tp and min_dist and (tp - price) * sign < min_dist:
+        tp = price + sign * min_dist
+        notes.append(f"TP moved out to the broker's stops level ({info.trade_stops_level} points)")
+    return round(sl, info.digits), round(tp, info.digits), notes
+
+
+def normalise_lot(lot: float, info: SymbolInfo) -> float:
+    step = info.volume_step or 0.01
+    n = max(round(lot / step), 1)
+    vol = max(n * step, info.volume_min)
+    return round(min(vol, info.volume_max), 8)
+
+
+def find_proposal_at_broker(
+    broker: Broker, proposal_id: str, magic: int, since: float | None
+) -> tuple[Position | None, list[Deal]]:
+    """The open position and/or the deals whose comment names `proposal_id` (entry deals first)."""
+    pos = next(
+        (p for p in broker.positions(magic=magic) if proposal_id_from_comment(p.comment) == proposal_id), None
+    )
+    deals = [d for d in broker.history_deals(since=since) if proposal_id_from_comment(d.comment) == proposal_id]
+    return pos, deals
+
+
+class ExecutionEngine:
+    def __init__(self, cfg, store, broker: Broker, exits: RangeScalpingExitManager, notifier, clock, authorizer=None,
+                 sleep=asyncio.sleep) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.broker = broker
+        self.exits = exits
+        self.notify = notifier
+        self.clock = clock
+        self.authz = authorizer
+        self._sleep = sleep
+        self._symbol_info: dict[str, SymbolInfo] = {}
+
+    # ---- proposals ------------------------------------------------------------------------------
+    def create_proposals(self, analysis: AnalysisResult) -> list[TradeProposal]:
+        """One pending proposal per viable strategy (none when the analysis did not pass)."""
+        if not analysis.passed or analysis.range is None:
+            return []
+        tcfg = self.cfg.for_symbol(analysis.symbol)
+        now = self.clock.now()
+        out = []
+        for s in analysis.strategies:
+            if not s.viable:
+                continue
+            p = TradeProposal(
+                id=new_proposal_id(), symbol=analysis.symbol, strategy=s, analysis=analysis,
+                lot=tcfg.execution.lot_size, created_at=now, expires_at=now + tcfg.execution.proposal_expiry_seconds,
+            )
+            out.append(self.store.proposals.create(p))
+        return out
+
+    def auto_execute_candidate(self, analysis: AnalysisResult, proposals: list[TradeProposal]) -> TradeProposal | None:
+        """The proposal to execute without a human, if auto-execution is on and confidence clears the bar."""
+        ex = self.cfg.for_symbol(analysis.symbol).execution
+        enabled = ex.auto_execute_enabled or ex.approval_mode == "auto"
+        if not enabled or not proposals or analysis.confidence <= ex.auto_execute_confidence_threshold:
+            return None
+        return proposals[0]
+
+    def outcome_of(self, p: TradeProposal, duplicate: bool = False) -> ProposalOutcome:
+        texts = {
+            ProposalState.PENDING: "This proposal is still waiting for a decision.",
+            ProposalState.APPROVED: "This proposal was approved and is being executed.",
+            ProposalState.EXECUTING: "This proposal is being executed right now.",
+            ProposalState.EXECUTED: f"Executed: ticket {p.ticket} at {p.fill_price}.",
+            ProposalState.REJECTED: f"This proposal was rejected{' by ' + p.decided_by if p.decided_by else ''}.",
+            ProposalState.EXPIRED: "This proposal expired before it was approved; run /scalp again for a fresh one.",
+            ProposalState.FAILED: p.message or "This proposal failed.",
+        }
+        msg = texts[p.state]
+        if p.state is ProposalState.FAILED and p.message:
+            msg = p.message
+        if duplicate and p.state is not ProposalState.FAILED:
+            msg = "Already handled. " + msg
+        return ProposalOutcome(
+            proposal_id=p.id, state=p.state, ok=p.state is ProposalState.EXECUTED, message=msg, ticket=p.ticket,
+            fill_price=p.fill_price, symbol=p.symbol, strategy=p.strategy.strategy, duplicate=duplicate,
+        )
+
+    def _missing(self, proposal_id: str) -> ProposalOutcome:
+        return ProposalOutcome(proposal_id=str(proposal_id)[:16], ok=False,
+                               message="I can't find that proposal; run /scalp again for a fresh one.")
+
+    def reject(self, proposal_id: str, user_id) -> ProposalOutcome:
+        if self.authz is not None:
+            self.authz.check(user_id, "reject")
+        p = self.store.proposals.get(proposal_id)
+        if p is None:
+            return self._missing(proposal_id)
+        won = self.store.proposals.transition(
+            proposal_id, ProposalState.PENDING, ProposalState.REJECTED, decided_by=str(user_id),
+            decided_at=self.clock.now(), message="rejected",
+        )
+        p = self.store.proposals.get(proposal_id)
+        out = self.outcome_of(p, duplicate=not won)
+        return out.model_copy(update={"ok": won})
+
+    async def approve(self, proposal_id: str, user_id, *, auto: bool = False) -> ProposalOutcome:
+        """Approve and execute. Safe to call any number of times: at most one order per proposal."""
+        if not auto and self.authz is not None:
+            self.authz.check(user_id, "approve")
+        p = self.store.proposals.get(proposal_id)
+        if p is None:
+            return self._missing(proposal_id)
+        if p.state is not ProposalState.PENDING:
+            return self.outcome_of(p, duplicate=True)
+        now = self.clock.now()
+        if now >= p.expires_at:
+            self.store.proposals.transition(p.id, ProposalState.PENDING, ProposalState.EXPIRED, decided_at=now,
+                                            message="expired")
+            return self.outcome_of(self.store.proposals.get(p.id))
+        blocked = self.notify.entries_blocked()
+        if blocked:
+            return ProposalOutcome(proposal_id=p.id, state=p.state, ok=False, message=blocked, symbol=p.symbol,
+                                   strategy=p.strategy.strategy)
+        who = AUTO_USER if auto else str(user_id)
+        if not self.store.proposals.transition(p.id, ProposalState.PENDING, ProposalState.APPROVED,
+                                               decided_by=who, decided_at=now):
+            return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
+        try:
+            return await self._execute(self.store.proposals.get(p.id))
+        except Exception as e:  # noqa: BLE001 - an unexpected bug must still leave a clear state
+            log.exception("execution of %s crashed", p.id)
+            self.notify.error("execution_failed_after_approval", f"execution of {p.id} crashed: {e}",
+                              symbol=p.symbol, proposal_id=p.id)
+            return self.outcome_of(self.store.proposals.get(p.id))
+
+    # ---- execution --------------------------------------------------------------------------------
+    async def symbol_info(self, symbol: str) -> SymbolInfo:
+        info = self._symbol_info.get(symbol)
+        if info is None:
+            info = self._symbol_info[symbol] = await asyncio.to_thread(self.broker.symbol_info, symbol)
+        return info
+
+    def _fail(self, p: TradeProposal, from_state: ProposalState, message: str) -> ProposalOutcome:
+        self.store.proposals.transition(p.id, from_state, ProposalState.FAILED, message=message,
+                                        decided_at=self.clock.now())
+        cur = self.store.proposals.get(p.id)
+        return self.outcome_of(cur)
+
+    async def _execute(self, p: TradeProposal) -> ProposalOutcome:
+        tcfg = self.cfg.for_symbol(p.symbol)
+        ex = tcfg.execution
+        s = p.strategy
+        try:
+            info = await self.symbol_info(p.symbol)
+            lot = normalise_lot(p.lot or ex.lot_size, info)  # 1. lot size
+            ok, why = self.exits.check_reentry_allowed(
+                p.symbol, p.analysis.range, self.clock.now(), tcfg.exits.reentry_cooldown_minutes,
+                tcfg.exits.max_reentries_per_range,
+            )
+            if not ok:
+                return self._fail(p, ProposalState.APPROVED, f"Not entering: {why}.")
+            tick = await asyncio.to_thread(self.broker.tick, p.symbol)
+        except BrokerError as e:
+            self.notify.error("order_execution_fails", f"could not price {p.symbol}: {e.message}", symbol=p.symbol)
+            return self._fail(p, ProposalState.APPROVED,
+                              f"I could not get a price for {p.symbol} from the broker ({e.message}); nothing was traded.")
+        check = validate_entry_price(s.direction, s.entry, tick.bid, tick.ask, ex.max_entry_slippage_pct,
+                                     info.digits)  # 2. price still valid?
+        if not check.ok:
+            self.notify.error("price_validation_fails", check.message, alert=False, symbol=p.symbol, proposal_id=p.id)
+            return self._fail(p, ProposalState.APPROVED, check.message)
+        price = check.current_price
+        if (price - s.stop_loss) * s.direction.sign <= 0:
+            return self._fail(p, ProposalState.APPROVED,
+                              f"Price {price} is already through the planned stop {s.stop_loss}; nothing was traded.")
+        sl, tp, notes = adjust_stops(s.direction, price, s.stop_loss, s.take_profit, info,
+                                     spread=tick.ask - tick.bid)  # 3. SL/TP vs stops level
+        comment = order_comment(p.id, s.strategy)
+        if not self.store.proposals.transition(p.id, ProposalState.APPROVED, ProposalState.EXECUTING):
+            return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
+        request = OrderRequest(
+            symbol=p.symbol, side="buy" if s.direction is Direction.LONG else "sell", volume=lot, sl=sl, tp=tp,
+            price=price, deviation=ex.deviation_points, magic=ex.magic_number, comment=comment,
+        )
+        return await self._send_and_record(p, request, notes)
+
+    async def _send_and_record(self, p: TradeProposal, request: OrderRequest, notes: list[str]) -> ProposalOutcome:
+        """4. the order (with the order_execution_fails retry policy), 5. record it — exactly once."""
+        policy = self.cfg.for_symbol(p.symbol).error_handling.get("order_execution_fails")
+        attempts = 1 + (policy.max_retries if policy else 0) if policy and policy.action == "retry_execution" else 1
+        last_error = ""
+        for i in range(attempts):
+            if i > 0:
+                # the previous attempt may have reached the broker (timeout): look before resending
+                found = await self.resolve_at_broker(p)
+                if found is not None:
+                    return found
+                await self._sleep(policy.retry_interval if policy else 0)
+            try:
+                res = await asyncio.to_thread(self.broker.market_order, request)
+            except BrokerError as e:
+                last_error = e.message
+                log.warning("order for %s attempt %d/%d failed: %s", p.id, i + 1, attempts, e)
+                if not e.retryable:
+                    break
+                continue
+            ticket = int(res.position or res.order)
+            pos = next((x for x in await asyncio.to_thread(self.broker.positions, p.symbol, request.magic)
+                        if x.ticket == ticket), None)
+            fill = float(res.price or (pos.price_open if pos else request.price or 0.0))
+            trade = self._trade_from(p, ticket, fill, pos.sl if pos else request.sl, pos.tp if pos else request.tp,
+                                     request.volume, pos.time if pos and pos.time else self.clock.now(), request.comment)
+            return self._record_open(p, trade, notes)
+        found = await self.resolve_at_broker(p)
+        if found is not None:
+            return found
+        msg = f"The broker refused the order ({last_error}); nothing was traded."
+        self.notify.error("execution_failed_after_approval", msg, alert=False, symbol=p.symbol, proposal_id=p.id)
+        self.notify.alert("execution_failed", "high", f"{p.symbol}: order not placed", msg, symbol=p.symbol,
+                          dedup_key=f"execution_failed:{p.id}")
+        return self._fail(p, ProposalState.EXECUTING, msg)
+
+    def _trade_from(self, p: TradeProposal, ticket: int, fill: float, sl: float, tp: float, volume: float,
+                    entry_time: float, comment: str) -> ActiveTrade:
+        s = p.strategy
+        meta = TradeMetadata.from_proposal(p).model_dump()
+        return ActiveTrade(
+            ticket=ticket, proposal_id=p.id, symbol=p.symbol, strategy=s.strategy, direction=s.direction,
+            entry_price=fill, sl=sl, tp=tp, initial_sl=sl, volume=volume, entry_time=float(entry_time),
+            range_data=p.analysis.range, magic=self.cfg.for_symbol(p.symbol).execution.magic_number,
+            comment=comment, metadata=meta,
+        )
+
+    def _record_open(self, p: TradeProposal, trade: ActiveTrade, notes: list[str]) -> ProposalOutcome:
+        try:
+            saved = self.store.record_open(trade, metadata=trade.metadata, data={"notes": notes})
+        except ProposalConflict:
+            return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
+        self.exits.register_trade(saved, persisted=True)
+        s = p.strategy
+        text = (f"{s.direction.value.upper()} {trade.volume:g} {p.symbol} at {trade.entry_price} "
+                f"(SL {trade.sl}, TP {trade.tp}), ticket {trade.ticket}, strategy {s.strategy}.")
+        if notes:
+            text += " " + "; ".join(notes) + "."
+        self.notify.alert("trade_opened", "info", f"{p.symbol}: range scalp opened", text, symbol=p.symbol,
+                          ticket=trade.ticket, trade=saved, range_data=trade.range_data)
+        out = self.outcome_of(self.store.proposals.get(p.id))
+        return out.model_copy(update={"message": "Executed: " + text})
+
+    async def resolve_at_broker(self, p: TradeProposal) -> ProposalOutcome | None:
+        """If the broker has this proposal's order, record it (exactly once) and return the outcome."""
+        magic = self.cfg.for_symbol(p.symbol).execution.magic_number
+        pos, deals = await asyncio.to_thread(find_proposal_at_broker, self.broker, p.id, magic, p.created_at - 1)
+        if pos is not None:
+            trade = self._trade_from(p, pos.ticket, pos.price_open, pos.sl, pos.tp, pos.volume,
+                                     pos.time or self.clock.now(), pos.comment)
+            return self._record_open(p, trade, ["found at the broker after an interrupted send"])
+        entry = next((d for d in deals if d.entry == "in"), None)
+        if entry is None:
+            return None
+        # opened and already closed (e.g. SL hit while we were down): record both ends
+        trade = self._trade_from(p, entry.position_id, entry.price, 0.0, 0.0, entry.volume, entry.time, entry.comment)
+        sl, tp = p.strategy.stop_loss, p.strategy.take_profit
+        trade = trade.model_copy(update={"sl": sl, "tp": tp, "initial_sl": sl})
+        out = self._record_open(p, trade, ["found in the broker's history after an interrupted send"])
+        return out

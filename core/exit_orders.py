@@ -1,0 +1,249 @@
+"""Closing a range scalp at the broker, and reading how it closed from the deal history.
+
+Exit orders follow the `exit_order_fails` policy: retry with a deviation that widens on each attempt
+up to `max_slippage_pct` of price, then give up and let the caller raise an exit-failed alert. The
+broker-side SL is never touched here, so a position whose exit failed is still protected.
+
+`closed_trade_from_deals` is the single way a ClosedTrade is built, whether we closed the position,
+the broker's SL/TP closed it, or it closed while the bot was down: the broker's deals are the truth
+for prices and P&L, so the journal always agrees with the broker's history.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel
+
+from core.brokers.base import Broker, BrokerError, Deal, PositionNotFoundError
+from core.models import ActiveTrade, ClosedTrade
+
+log = logging.getLogger(__name__)
+
+MT5_COMMENT_MAX = 31
+COMMENT_PREFIX = "rs"
+
+
+def order_comment(proposal_id: str | None, tag: str) -> str:
+    """`rs:<proposal id>:<tag>` cut to MT5's 31 chars; the id always survives the cut (≤16 chars)."""
+    pid = proposal_id or "-"
+    return f"{COMMENT_PREFIX}:{pid}:{tag}"[:MT5_COMMENT_MAX]
+
+
+def proposal_id_from_comment(comment: str) -> str | None:
+    parts = (comment or "").split(":")
+    if len(parts) >= 2 and parts[0] == COMMENT_PREFIX and parts[1] and parts[1] != "-":
+        return parts[1]
+    return None
+
+
+class ExitAttempt(BaseModel):
+    deviation: int
+    error: str = ""
+    code: int | None = None
+
+
+class ExitOrderOutcome(BaseModel):
+    ticket: int
+    ok: bool
+    already_closed: bool = False  # the broker had closed it (SL/TP) before our order arrived
+    price: float = 0.0
+    attempts: list[ExitAttempt] = []
+    message: str = ""
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def _deviations(base: int, max_points: int, attempts: int) -> list[int]:
+    if attempts <= 1:
+        return [max(base, 0)]
+    hi = max(max_points, base)
+    return [int(round(base + (hi - base) * i / (attempts - 1))) for i in range(attempts)]
+
+
+async def close_with_policy(
+    broker: Broker,
+    trade: ActiveTrade,
+    *,
+    policy,
+    base_deviation: int,
+    point: float,
+    price_hint: float,
+    reason_tag: str = "x",
+    sleep: Sleep = asyncio.sleep,
+) -> ExitOrderOutcome:
+    """Close `trade` at market under the `exit_order_fails` policy (an `ErrorPolicy`).
+
+    `policy.max_retries` is the total number of attempts: the issue's "exit order failing three times
+    raises an exit-failed alert" is three sends, the last one at the widest allowed deviation.
+    """
+    attempts_n = max(1, int(policy.max_retries or 1))
+    max_pct = policy.max_slippage_pct or 0.0
+    max_points = int(price_hint * max_pct / 100 / point) if point > 0 and price_hint > 0 else base_deviation
+    outcome = ExitOrderOutcome(ticket=trade.ticket, ok=False)
+    comment = order_comment(trade.proposal_id, reason_tag)
+    for i, dev in enumerate(_deviations(base_deviation, max_points, attempts_n)):
+        try:
+            res = await asyncio.to_thread(broker.close_position, trade.ticket, None, dev, comment)
+        except PositionNotFoundError as e:
+            outcome.attempts.append(ExitAttempt(deviation=dev, error=str(e), code=e.code))
+            outcome.already_closed = True
+            outcome.message = "the position was already closed at the broker"
+            return outcome
+        except BrokerError as e:
+            outcome.attempts.append(ExitAttempt(deviation=dev, error=e.message, code=e.code))
+            log.warning("exit %s attempt %d/%d (deviation %d) failed: %s", trade.ticket, i + 1, attempts_n, dev, e)
+            if i + 1 < attempts_n and policy.retry_interval:
+                await sleep(policy.retry_interval)
+            continue
+        outcome.attempts.append(ExitAttempt(deviation=dev))
+        outcome.ok = True
+        outcome.price = float(res.price)
+        outcome.message = f"closed at {res.price:g}"
+        return outcome
+    last = outcome.attempts[-1].error if outcome.attempts else "unknown error"
+    outcome.message = f"the broker refused the close {attempts_n} time(s) (last: {last})"
+    return outcome
+
+
+def _sl_reason(trade: ActiveTrade) -> str:
+    return "breakeven_stop" if trade.breakeven_moved else "stop_loss"
+
+
+def closed_trade_from_deals(
+    trade: ActiveTrade, deals: list[Deal], *, reason: str | None = None, mfe_r: float | None = None,
+    mae_r: float | None = None,
+) -> ClosedTrade | None:
+    """Build the journal's ClosedTrade from the position's deals; None while it is still (partly) open."""
+    mine = [d for d in deals if d.position_id == trade.ticket]
+    outs = [d for d in mine if d.entry in ("out", "inout")]
+    if not outs:
+        return None
+    out_volume = sum(d.volume for d in outs)
+    if out_volume + 1e-9 < trade.volume:
+        return None
+    ins = [d for d in mine if d.entry == "in"]
+    entry_price = (sum(d.price * d.volume for d in ins) / sum(d.volume for d in ins)) if ins else trade.entry_price
+    exit_price = sum(d.price * d.volume for d in outs) / out_volume
+    last = max(outs, key=lambda d: (d.time, d.ticket))
+    if last.reason == "sl":
+        why = _sl_reason(trade)
+    elif last.reason == "tp":
+        why = "take_profit"
+    elif last.reason == "so":
+        why = "stop_out"
+    else:
+        why = reason or "closed_outside_bot"
+    risk = trade.initial_risk
+    r = (exit_price - entry_price) * trade.direction.sign / risk if risk > 0 else 0.0
+    meta = dict(trade.metadata)
+    meta.setdefault("trade_type", "range_scalp")
+    if trade.range_data is not None:
+        meta.setdefault("range_type", trade.range_data.range_type)
+        meta.setdefault("range_high", trade.range_data.range_high)
+        meta.setdefault("range_low", trade.range_data.range_low)
+    meta["breakeven_moved"] = trade.breakeven_moved
+    meta["exit_deal_tickets"] = [d.ticket for d in outs]
+    mfe = trade.mfe_r if mfe_r is None else mfe_r
+    mae = trade.mae_r if mae_r is None else mae_r
+    return ClosedTrade(
+        ticket=trade.ticket,
+        proposal_id=trade.proposal_id,
+        symbol=trade.symbol,
+        strategy=trade.strategy,
+        direction=trade.direction,
+        volume=trade.volume,
+        entry_price=entry_price,
+        exit_price=exit_price,
+        initial_sl=trade.initial_sl,
+        tp=trade.tp,
+        entry_time=trade.entry_time,
+        exit_time=float(last.time),
+        pnl=float(sum(d.profit + d.swap for d in mine)),
+        commission=float(sum(d.commission for d in mine)),
+        r_multiple=r,
+        planned_rr=float(meta.get("planned_rr") or 0.0),
+        mfe_r=max(mfe, r, 0.0),
+        mae_r=min(mae, r, 0.0),
+        exit_reason=why,
+        session=str(meta.get("session") or ""),
+        metadata=meta,
+    )
+
+
+class ExitExecutor:
+    """Closes trades and records closes (ours or the broker's) in the store, the registry and the alerts.
+
+    Shared by the monitor (signals, SL/TP hits), the chat's /close and /emergency, and start-up
+    recovery, so a close is journalled the same way whoever caused it.
+    """
+
+    def __init__(self, cfg, broker: Broker, store, exits, notifier, sleep: Sleep = asyncio.sleep) -> None:
+        self.cfg = cfg
+        self.broker = broker
+        self.store = store
+        self.exits = exits
+        self.notify = notifier
+        self._sleep = sleep
+        self._closing: set[int] = set()
+
+    async def close(self, trade: ActiveTrade, kind: str, reason: str, price_hint: float = 0.0) -> ExitOrderOutcome:
+        """Send the exit (policy retries), then journal it from the deals; alert on failure."""
+        if trade.ticket in self._closing:
+            return ExitOrderOutcome(ticket=trade.ticket, ok=False, message="an exit for this trade is already in flight")
+        self._closing.add(trade.ticket)
+        try:
+            return await self._close(trade, kind, reason, price_hint)
+        finally:
+            self._closing.discard(trade.ticket)
+
+    async def _close(self, trade: ActiveTrade, kind: str, reason: str, price_hint: float) -> ExitOrderOutcome:
+        tcfg = self.cfg.for_symbol(trade.symbol)
+        policy = tcfg.error_handling.get("exit_order_fails")
+        info = await asyncio.to_thread(self.broker.symbol_info, trade.symbol)
+        from core.exits import TradeNotRegistered
+
+        try:
+            trade = self.exits.update_trade_state(trade.ticket, {"exit_manager_state": "exiting"})
+        except TradeNotRegistered:
+            return ExitOrderOutcome(ticket=trade.ticket, ok=False, already_closed=True,
+                                    message="the trade was already closed and journalled")
+        outcome = await close_with_policy(
+            self.broker, trade, policy=policy, base_deviation=tcfg.execution.deviation_points, point=info.point,
+            price_hint=price_hint or trade.entry_price, reason_tag=kind[:10], sleep=self._sleep,
+        )
+        if outcome.ok or outcome.already_closed:
+            await self.record_broker_close(trade, reason_kind=kind, reason_text=reason)
+            return outcome
+        sl_text = f"the broker-side stop at {trade.sl} stays in place" if trade.sl else "there is NO broker-side stop"
+        text = (f"I could not close {trade.symbol} ticket {trade.ticket} ({reason}): {outcome.message}. "
+                f"Please close it manually in MetaTrader; {sl_text}.")
+        self.exits.update_trade_state(
+            trade.ticket, {"exit_manager_state": "exit_failed"},
+            journal=("exit_failed", {"kind": kind, "reason": reason, "attempts": [a.model_dump() for a in outcome.attempts]}),
+        )
+        self.notify.error("exit_order_fails", outcome.message, alert=False, symbol=trade.symbol, ticket=trade.ticket)
+        self.notify.alert("exit_failed", "high", f"EXIT FAILED - {trade.symbol} ticket {trade.ticket}", text,
+                          symbol=trade.symbol, ticket=trade.ticket, trade=trade, range_data=trade.range_data,
+                          dedup_key=f"exit_failed:{trade.ticket}")
+        return outcome
+
+    async def record_broker_close(self, trade: ActiveTrade, reason_kind: str | None = None,
+                                  reason_text: str = "") -> ClosedTrade | None:
+        """Journal a position that is no longer open, from its deals; None if the deals are not there yet."""
+        deals = await asyncio.to_thread(self.broker.history_deals, trade.ticket, None)
+        closed = closed_trade_from_deals(trade, deals, reason=reason_kind)
+        if closed is None:
+            return None
+        self.store.record_close(closed, data={"reason_text": reason_text} if reason_text else None)
+        self.exits.unregister_trade(trade.ticket, persisted=True, exit_time=closed.exit_time)
+        pnl = closed.pnl - abs(closed.commission)
+        text = (f"{trade.symbol} ticket {trade.ticket} closed at {closed.exit_price:g} ({closed.exit_reason}"
+                f"{': ' + reason_text if reason_text else ''}): {closed.r_multiple:+.2f} R, P&L {pnl:+.2f}.")
+        self.notify.alert("exit_executed", "high" if reason_kind == "range_invalidated" else "medium",
+                          f"{trade.symbol}: range scalp closed", text, symbol=trade.symbol, ticket=trade.ticket,
+                          trade=trade, range_data=trade.range_data, exit_price=closed.exit_price,
+                          dedup_key=f"exit_executed:{trade.ticket}")
+        return closed

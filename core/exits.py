@@ -1,0 +1,208 @@
+"""RangeScalpingExitManager: the registry of open range scalps and the decisions about their exits.
+
+Why one lock around both memory and the store write: the monitor (asyncio), the chat commands and
+worker threads (`asyncio.to_thread` broker calls) all mutate trades. Each mutation is a
+read-modify-write applied under a `threading.Lock` (safe from any thread or coroutine, never held
+across an `await`), bumps the trade's `version`, and is persisted before the in-memory copy is
+replaced. So two callers can never both start from the same version, and memory never runs ahead of
+the store. Exits are judged by the pure functions in `core.exit_rules`; orders live in `core.exit_orders`.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from core.models import ActiveTrade, ClosedTrade, ExitSignal, RangeStructure
+
+log = logging.getLogger(__name__)
+
+Update = dict | Callable[[ActiveTrade], dict]
+# (event, data) journalled in the same transaction as the state change, e.g. ("sl_moved", {...})
+JournalNote = tuple[str, dict]
+
+
+class TradeNotRegistered(KeyError):
+    pass
+
+
+@dataclass(frozen=True)
+class RangeEntry:
+    """One entry taken on a range, remembered for the re-entry rules (open or closed)."""
+
+    symbol: str
+    range_high: float
+    range_low: float
+    entry_time: float
+    exit_time: float | None
+
+
+def _same_range(a_high: float, a_low: float, b_high: float, b_low: float) -> bool:
+    """Two detections of "the same" range overlap by most of their width (edges drift a little per bar)."""
+    overlap = min(a_high, b_high) - max(a_low, b_low)
+    width = max(min(a_high - a_low, b_high - b_low), 1e-12)
+    return overlap / width >= 0.5
+
+
+class RangeScalpingExitManager:
+    def __init__(self, store=None, clock=None) -> None:
+        """`store` is a `core.store.Store` (None keeps state in memory only: benches, unit tests)."""
+        self._store = store
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._trades: dict[int, ActiveTrade] = {}
+        self._entries: list[RangeEntry] = []
+
+    # ---- registry ---------------------------------------------------------------------------
+    def load(self, trades: Iterable[ActiveTrade], closed: Iterable[ClosedTrade] = ()) -> None:
+        """Fill memory from the store at start-up (no writes: the store is already the truth)."""
+        with self._lock:
+            self._trades = {t.ticket: t for t in trades}
+            self._entries = [self._entry_of_closed(c) for c in closed if c.metadata.get("range_high") is not None]
+            self._entries += [self._entry_of_open(t) for t in self._trades.values() if t.range_data]
+
+    def register_trade(self, trade: ActiveTrade, *, persisted: bool = False) -> ActiveTrade:
+        """Start monitoring `trade`. `persisted=True` when the caller already wrote it in its own transaction."""
+        with self._lock:
+            now = self._now()
+            trade = trade.model_copy(update={"last_state_change": now, "last_range_check": trade.last_range_check or now})
+            if not persisted and self._store is not None:
+                trade = self._store.trades.add(trade)
+            self._trades[trade.ticket] = trade
+            if trade.range_data:
+                self._entries.append(self._entry_of_open(trade))
+        log.info("registered range scalp %s %s %s", trade.ticket, trade.symbol, trade.strategy)
+        return trade
+
+    def unregister_trade(self, ticket: int, *, persisted: bool = False, exit_time: float | None = None) -> bool:
+        with self._lock:
+            trade = self._trades.get(ticket)
+            if trade is None:
+                log.warning("unregister of unknown trade %s", ticket)
+                return False
+            if not persisted and self._store is not None:
+                self._store.trades.remove(ticket)
+            del self._trades[ticket]
+            self._close_entry(trade, exit_time if exit_time is not None else self._now())
+        return True
+
+    def update_trade_state(self, ticket: int, updates: Update, journal: JournalNote | None = None) -> ActiveTrade:
+        """Apply `updates` (a dict, or a function of the current trade returning one) atomically.
+
+        A function lets callers express read-modify-write (e.g. "MFE = max(MFE, x)") without a lost
+        update: it is evaluated under the lock on the latest version. `journal` is written in the
+        same store transaction as the new state.
+        """
+        notes = {ticket: journal} if journal else None
+        return self.update_many({ticket: updates}, notes)[ticket]
+
+    def update_many(
+        self, updates: dict[int, Update], journal: dict[int, JournalNote] | None = None
+    ) -> dict[int, ActiveTrade]:
+        """Several trades' updates in one store transaction (the monitor's once-per-cycle save)."""
+        with self._lock:
+            now = self._now()
+            new: dict[int, ActiveTrade] = {}
+            for ticket, upd in updates.items():
+                cur = self._trades.get(ticket)
+                if cur is None:
+                    raise TradeNotRegistered(ticket)
+                fields = upd(cur) if callable(upd) else upd
+                fields = {k: v for k, v in fields.items() if k not in ("ticket", "version")}
+                new[ticket] = cur.model_copy(update={**fields, "version": cur.version + 1, "last_state_change": now})
+            if new and self._store is not None:
+                self._write(new, journal or {})
+            self._trades.update(new)
+            return new
+
+    def get(self, ticket: int) -> ActiveTrade | None:
+        with self._lock:
+            return self._trades.get(ticket)
+
+    def active_trades(self) -> list[ActiveTrade]:
+        with self._lock:
+            return list(self._trades.values())
+
+    def range_scalp_tickets(self) -> frozenset[int]:
+        """Tickets this manager owns: any other exit manager must skip them."""
+        with self._lock:
+            return frozenset(self._trades)
+
+    def __len__(self) -> int:
+        return len(self._trades)
+
+    # ---- exits ------------------------------------------------------------------------------
+    @staticmethod
+    def order_signals(signals: Iterable[ExitSignal]) -> list[ExitSignal]:
+        """CRITICAL → HIGH → MEDIUM → LOW; within a priority, closes before stop moves, then by ticket."""
+        return sorted(signals, key=lambda s: (s.priority.rank, s.action != "close", s.ticket))
+
+    # ---- re-entry ---------------------------------------------------------------------------
+    def check_reentry_allowed(
+        self, symbol: str, rng: RangeStructure | None, now: float, cooldown_minutes: float, max_reentries: int
+    ) -> tuple[bool, str]:
+        """May we enter this range again? A cooldown after the last exit, and a cap on re-entries.
+
+        The first entry on a range is not a re-entry, so at most `1 + max_reentries` trades are taken
+        on one range; an open trade on it counts too.
+        """
+        if rng is None:
+            return True, "no range to compare"
+        with self._lock:
+            same = [
+                e for e in self._entries
+                if e.symbol == symbol and _same_range(e.range_high, e.range_low, rng.range_high, rng.range_low)
+            ]
+        if len(same) > max_reentries:
+            return False, (
+                f"this {symbol} range has already been traded {len(same)} time(s); the limit is "
+                f"{max_reentries} re-entr{'y' if max_reentries == 1 else 'ies'} per range"
+            )
+        exits = [e.exit_time for e in same if e.exit_time is not None]
+        if exits and cooldown_minutes > 0:
+            last = max(exits)
+            wait = last + cooldown_minutes * 60 - now
+            if wait > 0:
+                at = datetime.fromtimestamp(last, UTC).strftime("%H:%M UTC")
+                return False, (
+                    f"the last trade on this {symbol} range closed at {at}; re-entry waits {cooldown_minutes:g} "
+                    f"minutes, so {wait / 60:.0f} more minute(s)"
+                )
+        return True, f"{len(same)} earlier entr{'y' if len(same) == 1 else 'ies'} on this range"
+
+    def _write(self, new: dict[int, ActiveTrade], journal: dict[int, JournalNote]) -> None:
+        from core.store.journal import TradeMetadata
+
+        st = self._store
+        with st.transaction():
+            for ticket, t in new.items():
+                st.trades.save(t.model_copy(update={"version": t.version - 1}))
+                note = journal.get(ticket)
+                if note:
+                    st.journal.append(
+                        note[0], ticket=ticket, proposal_id=t.proposal_id, symbol=t.symbol,
+                        metadata=TradeMetadata.from_trade(t), data=note[1],
+                    )
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _now(self) -> float:
+        return float(self._clock.now()) if self._clock is not None else 0.0
+
+    @staticmethod
+    def _entry_of_open(t: ActiveTrade) -> RangeEntry:
+        r = t.range_data
+        return RangeEntry(t.symbol, r.range_high, r.range_low, t.entry_time, None)
+
+    @staticmethod
+    def _entry_of_closed(c: ClosedTrade) -> RangeEntry:
+        m = c.metadata
+        return RangeEntry(c.symbol, float(m["range_high"]), float(m["range_low"]), c.entry_time, c.exit_time)
+
+    def _close_entry(self, trade: ActiveTrade, exit_time: float) -> None:
+        for i, e in enumerate(self._entries):
+            if e.symbol == trade.symbol and e.entry_time == trade.entry_time and e.exit_time is None:
+                self._entries[i] = RangeEntry(e.symbol, e.range_high, e.range_low, e.entry_time, exit_time)
+                return
+

@@ -1,0 +1,340 @@
+"""The monitor: an asyncio background task that watches every open range scalp.
+
+Each cycle costs O(symbols) broker calls, not O(trades): one `positions(magic)` call, then one tick
+and one candle fetch per symbol, shared by every trade on it. Then every trade is judged by the pure
+rules in `core.exit_rules`, MFE/MAE updates are saved in one transaction, and exits run in priority
+order (CRITICAL → LOW) across all trades. Positions that vanished at the broker (SL/TP hit, manual
+close) are journalled from the deal history.
+
+An exception in one trade is reported and the others go on; an exception in a cycle is reported as
+`monitoring_loop_crashed` (CRITICAL) and the loop goes on. A lost broker connection follows the
+`mt5_connection_lost` policy (reconnect with retries) and monitoring resumes when it comes back.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.brokers.base import Broker, BrokerConnectionError, BrokerError, SymbolInfo, Tick
+from core.exit_orders import ExitExecutor
+from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
+from core.exits import RangeScalpingExitManager, TradeNotRegistered
+from core.models import ActiveTrade, ExitSignal
+from core.timeframes import Timeframe
+
+log = logging.getLogger(__name__)
+
+TICK_DRIVEN_INTERVAL = 1.0  # seconds between cycles when `monitor.tick_driven` (or until woken)
+
+
+@dataclass
+class CycleReport:
+    started: float
+    trades: int = 0
+    symbols: int = 0
+    signals: list[ExitSignal] = field(default_factory=list)
+    exits: int = 0
+    sl_moves: int = 0
+    broker_closes: int = 0
+    errors: list[str] = field(default_factory=list)
+    connected: bool = True
+    duration_ms: float = 0.0
+    broker_ms: float = 0.0
+
+
+@dataclass
+class _MarketView:
+    tick: Tick
+    candles: np.ndarray
+    info: SymbolInfo
+    timeframe: Timeframe
+    at: float
+
+
+class Monitor:
+    def __init__(self, cfg, broker: Broker, exits: RangeScalpingExitManager, executor: ExitExecutor, notifier,
+                 clock, sleep=asyncio.sleep) -> None:
+        self.cfg = cfg
+        self.broker = broker
+        self.exits = exits
+        self.executor = executor
+        self.notify = notifier
+        self.clock = clock
+        self._sleep = sleep
+        self.heartbeat: float | None = None
+        self.cycles = 0
+        self.last_report: CycleReport | None = None
+        self.connected = True
+        self._last_view: dict[str, _MarketView] = {}
+        self._info: dict[str, SymbolInfo] = {}
+        self._task: asyncio.Task | None = None
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    # ---- task control -----------------------------------------------------------------------------
+    @property
+    def interval(self) -> float:
+        m = self.cfg.monitor
+        return TICK_DRIVEN_INTERVAL if m.tick_driven else float(m.interval_seconds)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> asyncio.Task:
+        if not self.running:
+            self._stop = asyncio.Event()
+            self._wake = asyncio.Event()
+            self._task = asyncio.create_task(self._loop(), name="range-scalp-monitor")
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._task, timeout=30)
+        except (TimeoutError, asyncio.CancelledError):
+            self._task.cancel()
+        self._task = None
+
+    def wake(self) -> None:
+        """Run a cycle now (a new tick arrived, a trade was opened, or a step-mode replay advanced)."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.run_cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the loop must survive anything
+                log.exception("monitor cycle crashed")
+                self.heartbeat = self.clock.now()
+                self.notify.error("monitoring_loop_crashed", f"monitor cycle crashed: {type(e).__name__}: {e}")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    # ---- one cycle ----------------------------------------------------------------------------------
+    async def run_cycle(self) -> CycleReport:
+        t0 = time.perf_counter()
+        rep = CycleReport(started=self.clock.now())
+        broker_s = 0.0
+        trades = self.exits.active_trades()
+        rep.trades = len(trades)
+        if trades:
+            tb = time.perf_counter()
+            positions = await self._positions(trades, rep)
+            broker_s += time.perf_counter() - tb
+            if positions is not None:
+                trades = await self._reconcile(trades, positions, rep)
+                tb = time.perf_counter()
+                views = await self._fetch_views({t.symbol for t in trades}, rep)
+                broker_s += time.perf_counter() - tb
+                rep.symbols = len(views)
+                signals = self._evaluate(trades, views, rep)
+                await self._act(signals, views, rep)
+        rep.duration_ms = (time.perf_counter() - t0) * 1000
+        rep.broker_ms = broker_s * 1000
+        self.heartbeat = self.clock.now()
+        self.cycles += 1
+        self.last_report = rep
+        return rep
+
+    async def _positions(self, trades: list[ActiveTrade], rep: CycleReport):
+        magics = sorted({t.magic for t in trades if t.magic} or {self.cfg.execution.magic_number})
+        try:
+            out = {}
+            for m in magics:
+                for p in await asyncio.to_thread(self.broker.positions, None, m):
+                    out[p.ticket] = p
+            if not self.connected:
+                self.connected = True
+                self.notify.alert("connection_restored", "medium", "Broker connection restored",
+                                  "The broker connection is back; monitoring has resumed.")
+            return out
+        except BrokerConnectionError as e:
+            rep.connected = False
+            rep.errors.append(f"broker connection: {e.message}")
+            return await self._reconnect(e, rep)
+        except BrokerError as e:
+            rep.errors.append(f"positions: {e.message}")
+            self.notify.error("data_source_unavailable", f"could not read positions: {e.message}")
+            return None
+
+    async def _reconnect(self, err: BrokerError, rep: CycleReport):
+        """The `mt5_connection_lost` policy: reconnect with retries; monitoring continues either way."""
+        policy = self.cfg.error_handling.get("mt5_connection_lost")
+        tries = policy.max_retries if policy else 1
+        for _ in range(max(tries, 1)):
+            await self._sleep(policy.retry_interval if policy else 0)
+            try:
+                await asyncio.to_thread(self.broker.connect)
+                positions = {p.ticket: p for p in await asyncio.to_thread(
+                    self.broker.positions, None, self.cfg.execution.magic_number)}
+                self.connected = rep.connected = True
+                self.notify.error("retry_succeeded", f"broker connection restored after: {err.message}", alert=False)
+                self.notify.alert("connection_restored", "medium", "Broker connection restored",
+                                  "The broker connection is back; monitoring has resumed.")
+                return positions
+            except BrokerError:
+                continue
+        self.connected = False
+        self.notify.error("mt5_connection_lost", f"broker connection lost: {err.message}", alert=False)
+        self.notify.alert("connection_lost", "critical", "BROKER CONNECTION LOST",
+                          f"I lost the broker connection ({err.message}) and could not reconnect. Open trades keep "
+                          "their broker-side SL/TP; I keep retrying every cycle.", dedup_key="connection_lost")
+        return None
+
+    async def _reconcile(self, trades: list[ActiveTrade], positions: dict, rep: CycleReport) -> list[ActiveTrade]:
+        """Journal trades the broker closed; adopt the broker's SL/TP when they differ from ours."""
+        alive = []
+        for t in trades:
+            pos = positions.get(t.ticket)
+            if pos is None:
+                try:
+                    closed = await self.executor.record_broker_close(t)
+                    if closed is not None:
+                        rep.broker_closes += 1
+                except Exception as e:  # noqa: BLE001
+                    rep.errors.append(f"trade {t.ticket}: {e}")
+                    log.exception("recording the broker close of %s failed", t.ticket)
+                continue
+            if abs(pos.sl - t.sl) > 1e-12 or abs(pos.tp - t.tp) > 1e-12:
+                try:
+                    t = self.exits.update_trade_state(t.ticket, {"sl": pos.sl, "tp": pos.tp})
+                except TradeNotRegistered:
+                    continue
+            alive.append(t)
+        return alive
+
+    async def _symbol_info(self, symbol: str) -> SymbolInfo:
+        info = self._info.get(symbol)
+        if info is None:
+            info = self._info[symbol] = await asyncio.to_thread(self.broker.symbol_info, symbol)
+        return info
+
+    def _candle_count(self, symbol: str) -> int:
+        tcfg = self.cfg.for_symbol(symbol)
+        return max(tcfg.range_invalidation.candles_outside_range + 2, 64)
+
+    async def _fetch_views(self, symbols: set[str], rep: CycleReport) -> dict[str, _MarketView]:
+        """One tick and one candle request per symbol; fall back to last known data within its age limit."""
+        views: dict[str, _MarketView] = {}
+        for sym in sorted(symbols):
+            tf = Timeframe.parse(self.cfg.for_symbol(sym).range_detection.timeframe)
+            try:
+                info = await self._symbol_info(sym)
+                tick = await asyncio.to_thread(self.broker.tick, sym)
+                candles = await asyncio.to_thread(self.broker.candles, sym, tf, self._candle_count(sym))
+                views[sym] = self._last_view[sym] = _MarketView(tick, candles, info, tf, self.clock.now())
+            except BrokerError as e:
+                rep.errors.append(f"{sym}: {e.message}")
+                last = self._last_view.get(sym)
+                pol = self.cfg.for_symbol(sym).error_handling.get("data_source_unavailable")
+                max_age = (pol.max_age_minutes or 0) * 60 if pol else 0
+                if last is not None and self.clock.now() - last.at <= max_age:
+                    views[sym] = last
+                self.notify.error("data_source_unavailable", f"{sym} prices unavailable: {e.message}",
+                                  alert=False, symbol=sym)
+        return views
+
+    def _evaluate(self, trades: list[ActiveTrade], views: dict[str, _MarketView], rep: CycleReport) -> list[ExitSignal]:
+        now = self.clock.now()
+        signals: list[ExitSignal] = []
+        updates: dict[int, dict] = {}
+        for t in trades:
+            v = views.get(t.symbol)
+            if v is None:
+                continue
+            try:
+                tcfg = self.cfg.for_symbol(t.symbol)
+                bars = bars_since_entry(t, v.candles, v.timeframe.seconds)
+                mfe, mae = excursions_r(t, v.tick, bars)
+                if mfe != t.mfe_r or mae != t.mae_r:
+                    updates[t.ticket] = {"mfe_r": mfe, "mae_r": mae, "last_range_check": now}
+                    t = t.model_copy(update={"mfe_r": mfe, "mae_r": mae})
+                if t.exit_manager_state == "exiting":
+                    continue
+                signals.extend(check_early_exit_conditions(
+                    t, v.tick, v.candles, now, tcfg, v.info.point, v.info.digits, v.info.trade_stops_level,
+                    v.timeframe.seconds,
+                ))
+            except Exception as e:  # noqa: BLE001 - one bad trade must not blind the others
+                rep.errors.append(f"trade {t.ticket}: {type(e).__name__}: {e}")
+                log.exception("evaluating trade %s failed", t.ticket)
+                self.notify.error("trade_evaluation_failed", f"trade {t.ticket}: {e}", alert=False,
+                                  symbol=t.symbol, ticket=t.ticket)
+        if updates:
+            try:
+                self.exits.update_many(updates)
+            except TradeNotRegistered:  # closed meanwhile by /close: save the others one by one
+                for ticket, upd in updates.items():
+                    try:
+                        self.exits.update_trade_state(ticket, upd)
+                    except TradeNotRegistered:
+                        pass
+        ordered = self.exits.order_signals(signals)
+        rep.signals = ordered
+        return ordered
+
+    async def _act(self, signals: list[ExitSignal], views: dict[str, _MarketView], rep: CycleReport) -> None:
+        done: set[int] = set()
+        for sig in signals:
+            if sig.ticket in done:
+                continue
+            trade = self.exits.get(sig.ticket)
+            if trade is None:
+                continue
+            try:
+                if sig.action == "close":
+                    done.add(sig.ticket)
+                    await self._close(trade, sig, views[trade.symbol], rep)
+                elif sig.action == "move_sl" and sig.new_sl is not None:
+                    await self._move_sl(trade, sig, rep)
+            except Exception as e:  # noqa: BLE001
+                rep.errors.append(f"trade {sig.ticket}: {type(e).__name__}: {e}")
+                log.exception("acting on %s for %s failed", sig.kind, sig.ticket)
+                self.notify.error("exit_processing_failed", f"{sig.kind} on {sig.ticket}: {e}", alert=False,
+                                  symbol=trade.symbol, ticket=sig.ticket)
+
+    async def _close(self, trade: ActiveTrade, sig: ExitSignal, view: _MarketView, rep: CycleReport) -> None:
+        if sig.kind == "range_invalidated":
+            self.notify.error("range_invalidation_during_trade", sig.reason, alert=False, symbol=trade.symbol,
+                              ticket=trade.ticket)
+            self.notify.alert(
+                "range_invalidated", "critical", f"RANGE INVALIDATED - {trade.symbol} ticket {trade.ticket}",
+                f"{sig.reason}. Closing the trade now.", symbol=trade.symbol, ticket=trade.ticket, trade=trade,
+                range_data=trade.range_data, dedup_key=f"range_invalidated:{trade.ticket}",
+            )
+        price = view.tick.bid if trade.direction.sign > 0 else view.tick.ask
+        out = await self.executor.close(trade, sig.kind, sig.reason, price_hint=price)
+        if out.ok or out.already_closed:
+            rep.exits += 1
+
+    async def _move_sl(self, trade: ActiveTrade, sig: ExitSignal, rep: CycleReport) -> None:
+        try:
+            await asyncio.to_thread(self.broker.modify_sltp, trade.ticket, sig.new_sl, trade.tp)
+        except BrokerError as e:
+            rep.errors.append(f"breakeven {trade.ticket}: {e.message}")
+            self.notify.error("breakeven_failed", f"could not move the stop of {trade.ticket}: {e.message}",
+                              alert=False, symbol=trade.symbol, ticket=trade.ticket)
+            return
+        old = trade.sl
+        self.exits.update_trade_state(
+            trade.ticket, {"sl": sig.new_sl, "breakeven_moved": True},
+            journal=("sl_moved", {"from": old, "to": sig.new_sl, "reason": "breakeven", "text": sig.reason}),
+        )
+        rep.sl_moves += 1
+        self.notify.error("breakeven_moved", sig.reason, alert=False, symbol=trade.symbol, ticket=trade.ticket)
+        self.notify.alert("breakeven_moved", "info", f"{trade.symbol}: stop moved to breakeven",
+                          f"Ticket {trade.ticket}: {sig.reason}.", symbol=trade.symbol, ticket=trade.ticket,
+                          trade=trade, range_data=trade.range_data)

@@ -1,0 +1,137 @@
+"""Start-up recovery, in the seed's order: load the store → reconcile with the broker → only then monitor.
+
+Why this order: until the exit manager knows every range-scalp ticket, another exit manager (or our
+own monitor) could treat a position as unknown, and a trader could approve a new trade while an old
+one is still unaccounted for. So `TradingService.start()` awaits `recover()` before it starts the
+monitor or accepts commands.
+
+What it resolves:
+- proposals left `executing` by a crash: the broker is asked for the proposal id (order comment)
+  BEFORE anything could send again; found → recorded as executed, not found → failed (nothing traded);
+- proposals left `approved` (nothing was sent yet) → failed, with a sentence saying so;
+- stored trades the broker closed while we were down → journalled from the deal history;
+- positions with our magic that the store does not know → orphans: alerted and adopted under monitoring;
+- SL/TP drift (a breakeven sent but not saved before the crash) → the broker's values win.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from pydantic import BaseModel, Field
+
+from core.brokers.base import BrokerError, Position
+from core.exit_orders import proposal_id_from_comment
+from core.models import ActiveTrade, Direction, ProposalState
+
+log = logging.getLogger(__name__)
+
+RECENT_CLOSED_FOR_REENTRY = 500
+
+
+class RecoveryReport(BaseModel):
+    loaded_trades: int = 0
+    broker_ok: bool = True
+    broker_error: str = ""
+    resolved_executing: list[str] = Field(default_factory=list)  # proposal ids found at the broker
+    failed_interrupted: list[str] = Field(default_factory=list)  # proposal ids with nothing at the broker
+    closed_while_down: list[int] = Field(default_factory=list)
+    unresolved: list[int] = Field(default_factory=list)  # gone from the broker but no closing deals yet
+    orphans_adopted: list[int] = Field(default_factory=list)
+    stops_synced: list[int] = Field(default_factory=list)
+    expired: list[str] = Field(default_factory=list)
+    duration_ms: float = 0.0
+
+
+async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) -> RecoveryReport:
+    t0 = time.perf_counter()
+    rep = RecoveryReport()
+    # 1. load the store (no broker needed: the monitor can start from this even if the broker is down)
+    trades = store.trades.all()
+    exits.load(trades, store.closed.recent(RECENT_CLOSED_FOR_REENTRY))
+    rep.loaded_trades = len(trades)
+    rep.expired = store.proposals.expire_due(clock.now())
+    # 2. reconcile with the broker
+    try:
+        await asyncio.to_thread(broker.connect)
+        await _resolve_proposals(store, engine, notifier, rep)
+        magics = {t.magic for t in trades if t.magic} | {cfg.execution.magic_number}
+        positions: dict[int, Position] = {}
+        for m in sorted(magics):
+            for p in await asyncio.to_thread(broker.positions, None, m):
+                positions[p.ticket] = p
+    except BrokerError as e:
+        rep.broker_ok = False
+        rep.broker_error = e.message
+        notifier.error("mt5_connection_lost", f"start-up reconciliation could not reach the broker: {e.message}",
+                       alert=False)
+        notifier.alert("connection_lost", "critical", "BROKER UNREACHABLE AT START-UP",
+                       f"I could not reach the broker ({e.message}). The {len(trades)} stored trade(s) stay under "
+                       "monitoring and will be reconciled when the connection returns.", dedup_key="connection_lost")
+        rep.duration_ms = (time.perf_counter() - t0) * 1000
+        return rep
+    for t in exits.active_trades():
+        pos = positions.get(t.ticket)
+        if pos is None:
+            closed = await executor.record_broker_close(t, reason_text="closed while the bot was down")
+            (rep.closed_while_down if closed is not None else rep.unresolved).append(t.ticket)
+            continue
+        if abs(pos.sl - t.sl) > 1e-12 or abs(pos.tp - t.tp) > 1e-12:
+            exits.update_trade_state(t.ticket, {"sl": pos.sl, "tp": pos.tp})
+            rep.stops_synced.append(t.ticket)
+    if rep.unresolved:
+        notifier.error("state_corruption", f"trades {rep.unresolved} are gone from the broker without closing deals",
+                       alert=False)
+        notifier.alert("state_mismatch", "critical", "TRADES MISSING AT THE BROKER",
+                       f"Tickets {rep.unresolved} are in my store but neither open at the broker nor in its deal "
+                       "history. I keep checking; please look at them in MetaTrader.", dedup_key="state_mismatch")
+    known = exits.range_scalp_tickets()
+    for ticket, pos in positions.items():
+        if ticket not in known:
+            _adopt(cfg, store, exits, notifier, pos, clock)
+            rep.orphans_adopted.append(ticket)
+    rep.duration_ms = (time.perf_counter() - t0) * 1000
+    log.info("recovery: %s", rep.model_dump(exclude_defaults=True))
+    return rep
+
+
+async def _resolve_proposals(store, engine, notifier, rep: RecoveryReport) -> None:
+    for p in store.proposals.list(states=[ProposalState.EXECUTING]):
+        out = await engine.resolve_at_broker(p)
+        if out is not None:
+            rep.resolved_executing.append(p.id)
+            continue
+        msg = ("The bot restarted while this order was being sent and the broker has no order for it, so "
+               "nothing was traded. Run /scalp again if you still want the trade.")
+        if store.proposals.transition(p.id, ProposalState.EXECUTING, ProposalState.FAILED, message=msg):
+            rep.failed_interrupted.append(p.id)
+    for p in store.proposals.list(states=[ProposalState.APPROVED]):
+        msg = "The bot restarted before this approved order was sent, so nothing was traded. Run /scalp again."
+        if store.proposals.transition(p.id, ProposalState.APPROVED, ProposalState.FAILED, message=msg):
+            rep.failed_interrupted.append(p.id)
+
+
+def _adopt(cfg, store, exits, notifier, pos: Position, clock) -> ActiveTrade:
+    pid = proposal_id_from_comment(pos.comment)
+    proposal = store.proposals.get(pid) if pid else None
+    parts = (pos.comment or "").split(":")
+    strategy = proposal.strategy.strategy if proposal else (parts[2] if len(parts) > 2 and parts[2] else "unknown")
+    trade = ActiveTrade(
+        ticket=pos.ticket, proposal_id=proposal.id if proposal else None, symbol=pos.symbol, strategy=strategy,
+        direction=Direction.LONG if pos.type == "buy" else Direction.SHORT, entry_price=pos.price_open,
+        sl=pos.sl, tp=pos.tp, initial_sl=proposal.strategy.stop_loss if proposal else pos.sl, volume=pos.volume,
+        entry_time=pos.time or clock.now(), range_data=proposal.analysis.range if proposal else None,
+        exit_manager_state="orphan", magic=pos.magic, comment=pos.comment,
+        metadata={"trade_type": "range_scalp", "strategy": strategy, "entry_reason": "adopted_orphan"},
+    )
+    saved = store.record_adopted(trade, data={"found_at": clock.now()})
+    exits.register_trade(saved, persisted=True)
+    sl = f"SL {pos.sl}" if pos.sl else "NO stop loss"
+    notifier.error("orphaned_trades", f"adopted orphan position {pos.ticket} {pos.symbol}", alert=False,
+                   symbol=pos.symbol, ticket=pos.ticket)
+    notifier.alert("orphan_adopted", "critical", f"ORPHAN ADOPTED - {pos.symbol} ticket {pos.ticket}",
+                   f"Found {pos.symbol} {pos.type} {pos.volume:g} at {pos.price_open} ({sl}) with our magic number "
+                   "that my store did not know. It is now monitored; please check it.",
+                   symbol=pos.symbol, ticket=pos.ticket, trade=saved)
+    return saved

@@ -1,0 +1,271 @@
+"""TradingService: the one facade the chat front ends call (contract in docs/architecture.md).
+
+It owns the start-up order (recovery before the monitor, the monitor before commands), checks every
+state-changing request against the allowlist in core (`core.authz`), and keeps blocking broker calls
+off the event loop. Returned values are pydantic models so each adapter can render them its own way.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+
+from core.authz import Authorizer
+from core.brokers.base import BrokerError
+from core.exceptions import ProposalError, UnknownSymbolError
+from core.execution import ExecutionEngine, ProposalOutcome
+from core.exit_orders import ExitExecutor
+from core.exits import RangeScalpingExitManager
+from core.metrics import MetricsReport, compute_metrics
+from core.models import ActiveTrade, AnalysisResult, ClosedTrade, TradeProposal
+from core.monitor import Monitor
+from core.notify import Notifier
+from core.recovery import RecoveryReport, recover
+
+log = logging.getLogger(__name__)
+
+HOUR = 3600.0
+STALE_HEARTBEAT_CYCLES = 3  # /health calls the monitor stale after missing this many cycles
+
+Analyser = Callable[[str], AnalysisResult]
+
+
+class TradeStatus(BaseModel):
+    trade: ActiveTrade
+    current_price: float | None = None
+    pnl_r: float | None = None
+    pnl: float | None = None
+    minutes_in_trade: float = 0.0
+    breakeven_moved: bool = False
+    state: str = "active"
+
+
+class HealthReport(BaseModel):
+    ok: bool
+    broker: str
+    broker_connected: bool
+    monitor_running: bool
+    monitor_heartbeat: float | None = None
+    heartbeat_age_seconds: float | None = None
+    last_cycle_ms: float | None = None
+    monitor_cycles: int = 0
+    open_trades: int = 0
+    entries_blocked: str | None = None
+    auto_disabled: bool = False
+    errors_last_hour: int = 0
+    critical_errors_last_hour: int = 0
+    data_age_seconds: dict[str, float] = Field(default_factory=dict)
+    config_version: str = ""
+    recovery: RecoveryReport | None = None
+    problems: list[str] = Field(default_factory=list)
+
+
+class TradingService:
+    def __init__(self, cfg, store, broker, *, clock, authorizer: Authorizer | None = None, alerts=None,
+                 errors=None, killswitch=None, analyser: Analyser | None = None, sleep=asyncio.sleep) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.broker = broker
+        self.clock = clock
+        self.authz = authorizer or Authorizer()
+        self.alerts = alerts
+        self.errors = errors
+        self.killswitch = killswitch
+        self.notifier = Notifier(cfg, store=store, clock=clock, alerts=alerts, errors=errors, killswitch=killswitch)
+        self.exits = RangeScalpingExitManager(store=store, clock=clock)
+        self.execution = ExecutionEngine(cfg, store, broker, self.exits, self.notifier, clock, self.authz, sleep=sleep)
+        self.executor = ExitExecutor(cfg, broker, store, self.exits, self.notifier, sleep=sleep)
+        self.monitor = Monitor(cfg, broker, self.exits, self.executor, self.notifier, clock, sleep=sleep)
+        self._analyser = analyser
+        self.recovery: RecoveryReport | None = None
+        self.ready = False
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    async def start(self, *, monitor: bool = True) -> RecoveryReport:
+        """Recovery (store → broker reconcile → orphans), then the monitor task; only then `ready`."""
+        if self.alerts is not None and hasattr(self.alerts, "attach"):
+            self.alerts.attach(asyncio.get_running_loop())
+        self.recovery = await recover(self.cfg, self.store, self.broker, self.exits, self.execution, self.executor,
+                                      self.notifier, self.clock)
+        if monitor:
+            self.monitor.start()
+        self.ready = True
+        return self.recovery
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.monitor.stop()
+
+    def _require_ready(self) -> None:
+        if not self.ready:
+            raise ProposalError("I'm still starting up (reconciling open trades with the broker); try again in a moment.")
+
+    def range_scalp_tickets(self) -> frozenset[int]:
+        return self.exits.range_scalp_tickets()
+
+    # ---- authorization ---------------------------------------------------------------------------
+    def authorize(self, user_id, action: str):
+        return self.authz.check(user_id, action)
+
+    # ---- analysis & proposals ------------------------------------------------------------------------
+    def resolve_symbol(self, symbol: str) -> str:
+        name = self.cfg.resolve_symbol(symbol or "")
+        if name is None:
+            raise UnknownSymbolError(symbol, self.cfg.suggest_symbols(symbol or ""))
+        return name
+
+    async def analyse(self, symbol: str) -> AnalysisResult:
+        sym = self.resolve_symbol(symbol)
+        if self._analyser is None:
+            raise ProposalError("Analysis is not available in this process.")
+        res = self._analyser(sym)
+        if inspect.isawaitable(res):
+            return await res
+        return res
+
+    async def propose(self, symbol: str) -> tuple[AnalysisResult, list[TradeProposal]]:
+        """Analyse and store one pending proposal per viable strategy (auto-executes when configured)."""
+        self._require_ready()
+        analysis = await self.analyse(symbol)
+        proposals = self.execution.create_proposals(analysis)
+        auto = self.execution.auto_execute_candidate(analysis, proposals)
+        if auto is not None:
+            await self.execution.approve(auto.id, "auto", auto=True)
+            proposals = [self.store.proposals.get(p.id) for p in proposals]
+        return analysis, proposals
+
+    async def approve(self, proposal_id: str, user_id) -> ProposalOutcome:
+        self.authz.check(user_id, "approve")
+        self._require_ready()
+        out = await self.execution.approve(str(proposal_id), user_id)
+        if out.ok:
+            self.monitor.wake()
+        return out
+
+    async def reject(self, proposal_id: str, user_id) -> ProposalOutcome:
+        self.authz.check(user_id, "reject")
+        return self.execution.reject(str(proposal_id), user_id)
+
+    # ---- trades -----------------------------------------------------------------------------------
+    def status(self) -> list[TradeStatus]:
+        now = self.clock.now()
+        out = []
+        views = self.monitor._last_view
+        for t in sorted(self.exits.active_trades(), key=lambda x: x.entry_time):
+            v = views.get(t.symbol)
+            price = (v.tick.bid if t.direction.sign > 0 else v.tick.ask) if v else None
+            spec = self.cfg.symbols.get(t.symbol)
+            pnl = ((price - t.entry_price) * t.direction.sign * t.volume * spec.contract_size
+                   if price is not None and spec else None)
+            out.append(TradeStatus(
+                trade=t, current_price=price, pnl_r=t.r_multiple(price) if price is not None else None, pnl=pnl,
+                minutes_in_trade=max(now - t.entry_time, 0) / 60, breakeven_moved=t.breakeven_moved,
+                state=t.exit_manager_state,
+            ))
+        return out
+
+    def recent_trades(self, n: int = 5) -> list[ClosedTrade]:
+        return self.store.closed.recent(max(1, min(int(n), 500)))
+
+    async def close_trade(self, ticket: int, user_id) -> ProposalOutcome:
+        self.authz.check(user_id, "close")
+        trade = self.exits.get(int(ticket))
+        if trade is None:
+            return ProposalOutcome(proposal_id="", ok=False, message=f"No open range scalp with ticket {ticket}.")
+        try:
+            tick = await asyncio.to_thread(self.broker.tick, trade.symbol)
+            hint = tick.bid if trade.direction.sign > 0 else tick.ask
+        except BrokerError:
+            hint = trade.entry_price
+        out = await self.executor.close(trade, "manual_close", f"closed by user {user_id}", price_hint=hint)
+        closed = self.store.closed.get(trade.ticket)
+        if closed is not None:
+            return ProposalOutcome(
+                proposal_id=trade.proposal_id or "", ok=True, ticket=trade.ticket, fill_price=closed.exit_price,
+                symbol=trade.symbol, strategy=trade.strategy,
+                message=f"Closed ticket {trade.ticket} at {closed.exit_price:g} ({closed.r_multiple:+.2f} R).",
+            )
+        return ProposalOutcome(proposal_id=trade.proposal_id or "", ok=False, ticket=trade.ticket,
+                               symbol=trade.symbol, strategy=trade.strategy, message=out.message)
+
+    # ---- kill switch --------------------------------------------------------------------------------
+    def _ks(self):
+        if self.killswitch is None:
+            from core.killswitch import KillSwitch
+
+            self.killswitch = self.notifier.killswitch = KillSwitch(self.store, self.cfg, self.clock)
+        return self.killswitch
+
+    def pause(self, user_id, reason: str = ""):
+        self.authz.check(user_id, "pause")
+        return self._ks().pause(user_id, reason)
+
+    def resume(self, user_id):
+        self.authz.check(user_id, "resume")
+        return self._ks().resume(user_id)
+
+    async def emergency(self, user_id) -> list[ProposalOutcome]:
+        """Pause entries, then close every range-scalp position (exits keep their policy and alerts)."""
+        self.authz.check(user_id, "emergency")
+        self._ks().emergency(user_id, "emergency stop from chat")
+        outs = []
+        for t in self.exits.active_trades():
+            outs.append(await self.close_trade(t.ticket, user_id))
+        return outs
+
+    # ---- reports ----------------------------------------------------------------------------------
+    def metrics(self, days: int | None = None) -> MetricsReport:
+        since = self.clock.now() - days * 86400 if days else 0.0
+        start = getattr(self.cfg.broker.paper, "start_balance", None) if self.cfg.broker.kind == "paper" else None
+        return compute_metrics(self.store.closed.since(since), starting_balance=start)
+
+    def effective_config(self, symbol: str | None = None) -> dict:
+        if symbol:
+            sym = self.resolve_symbol(symbol)
+            out = self.cfg.for_symbol(sym).model_dump(mode="json")
+            out["symbol"] = sym
+            out["symbol_spec"] = self.cfg.symbols[sym].model_dump(mode="json")
+        else:
+            out = self.cfg.model_dump(mode="json")
+        out["config_version"] = self.cfg.short_version
+        return out
+
+    @property
+    def config_version(self) -> str:
+        return self.cfg.version
+
+    def health(self) -> HealthReport:
+        now = self.clock.now()
+        m = self.monitor
+        hb_age = now - m.heartbeat if m.heartbeat is not None else None
+        try:
+            connected = bool(self.broker.is_connected()) and m.connected
+        except Exception:  # noqa: BLE001
+            connected = False
+        since = now - HOUR
+        resumed = self.store.kill_switch.get().resumed_at
+        if resumed is not None:
+            since = max(since, resumed)
+        crit = self.store.errors.count_since(since, ["critical"])
+        total = self.store.errors.count_since(since, ["critical", "high", "medium"])
+        ks = self.store.kill_switch.get()
+        problems = []
+        if not connected:
+            problems.append("broker not connected")
+        if not m.running:
+            problems.append("monitor not running")
+        elif hb_age is not None and hb_age > STALE_HEARTBEAT_CYCLES * max(m.interval, 1.0) + 60:
+            problems.append(f"monitor heartbeat is {hb_age:.0f} s old")
+        blocked = self.notifier.entries_blocked()
+        return HealthReport(
+            ok=not problems, broker=getattr(self.broker, "name", type(self.broker).__name__),
+            broker_connected=connected, monitor_running=m.running, monitor_heartbeat=m.heartbeat,
+            heartbeat_age_seconds=hb_age, last_cycle_ms=m.last_report.duration_ms if m.last_report else None,
+            monitor_cycles=m.cycles, open_trades=len(self.exits), entries_blocked=blocked,
+            auto_disabled=ks.auto_disabled, errors_last_hour=total, critical_errors_last_hour=crit,
+            data_age_seconds={s: round(now - v.tick.time, 1) for s, v in m._last_view.items()},
+            config_version=self.cfg.short_version, recovery=self.recovery, problems=problems,
+        )

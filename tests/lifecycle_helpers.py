@@ -1,0 +1,132 @@
+"""Shared set-up for the lifecycle tests: a real-data PaperBroker in step mode plus the wired service.
+
+The analysis used here is built from the real candles the broker shows at the replay time (range =
+high/low of the recent bars); the trade setups are *found* in the real data (e.g. "a long that
+reaches +1 R before its stop"), never invented prices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.app import build_service
+from core.authz import Authorizer
+from core.brokers.paper import PaperBroker
+from core.brokers.paper_feed import ReplayFeed
+from core.clock import FixedClock
+from core.config import AppConfig, deep_merge, load_config, validate_config_dict
+from core.data.catalog import MarketData
+from core.models import (
+    AnalysisResult,
+    CriticalGapZones,
+    Direction,
+    RangeStructure,
+    StrategyScore,
+    TouchCount,
+)
+from core.timeframes import Timeframe
+
+TRADER = 1001
+VIEWER = 2002
+STRANGER = 3003
+
+_MD: dict[str, MarketData] = {}
+
+
+async def no_sleep(_s: float) -> None:
+    return None
+
+
+def config(overrides: dict | None = None) -> AppConfig:
+    base = load_config()
+    if not overrides:
+        return base
+    raw = deep_merge(base.model_dump(mode="json"), overrides)
+    cfg, issues = validate_config_dict(raw)
+    assert cfg is not None, issues
+    return cfg
+
+
+def m5(cfg: AppConfig, symbol: str = "XAUUSDc") -> np.ndarray:
+    md = _MD.setdefault("md", MarketData(cfg))
+    return md.candles(symbol, Timeframe.M5)
+
+
+def paper_broker(cfg: AppConfig, db_path, clock: FixedClock, symbols=("XAUUSDc",), slippage_points=None,
+                 commission_per_lot=None) -> PaperBroker:
+    feed = ReplayFeed({s: {Timeframe.M5: m5(cfg, s)} for s in symbols})
+    pc = cfg.broker.paper
+    return PaperBroker(
+        {s: cfg.symbols[s] for s in symbols}, feed, db_path=db_path, clock=clock,
+        slippage_points=pc.slippage_points if slippage_points is None else slippage_points,
+        commission_per_lot=pc.commission_per_lot if commission_per_lot is None else commission_per_lot,
+        start_balance=pc.start_balance,
+    )
+
+
+def service(cfg: AppConfig, tmp_path, clock: FixedClock, broker=None, analyser=None, store_name="store.sqlite"):
+    broker = broker or paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    return build_service(
+        cfg, broker=broker, clock=clock, store_path=tmp_path / store_name, analyser=analyser, sleep=no_sleep,
+        authorizer=Authorizer([TRADER], [VIEWER]),
+    )
+
+
+def range_of(symbol: str, bars: np.ndarray, atr: float) -> RangeStructure:
+    hi, lo = float(bars["high"].max()), float(bars["low"].min())
+    w = hi - lo
+    z = 0.2 * w
+    return RangeStructure(
+        symbol=symbol, timeframe="M5", range_type="dynamic", range_high=hi, range_low=lo, range_mid=(hi + lo) / 2,
+        range_width_atr=w / atr if atr else 0.0, range_width_pct=w / lo * 100, atr=atr,
+        critical_gaps=CriticalGapZones(upper_zone_start=hi - z, upper_zone_end=hi, lower_zone_start=lo,
+                                       lower_zone_end=lo + z),
+        touch_count=TouchCount(top=2, bottom=2), validated=True, start_time=float(bars["time"][0]),
+        end_time=float(bars["time"][-1]),
+    )
+
+
+@dataclass
+class Setup:
+    index: int  # bar whose open is the entry time
+    direction: Direction
+    entry: float
+    sl: float
+    tp: float
+
+
+def analysis_at(symbol: str, bars: np.ndarray, now: float, setup: Setup, confidence: float = 70.0,
+                lookback: int = 48) -> AnalysisResult:
+    hist = bars[bars["time"] + 300 <= now][-lookback:]
+    atr = float(np.mean(hist["high"] - hist["low"]))
+    rng = range_of(symbol, hist, atr)
+    risk = abs(setup.entry - setup.sl)
+    s = StrategyScore(strategy="bb_fade", direction=setup.direction, entry=setup.entry, stop_loss=setup.sl,
+                      take_profit=setup.tp, rr=abs(setup.tp - setup.entry) / risk, score=72.0)
+    return AnalysisResult(symbol=symbol, timeframe="M5", as_of=now, range=rng, passed=True, strategies=[s],
+                          confidence=confidence, session="london", confluence_score=68.0)
+
+
+def find_breakeven_then_exit(bars: np.ndarray, start: int, risk: float, tp_r: float = 3.0,
+                             spread: float = 0.2, max_bars: int = 40) -> Setup:
+    """First bar at/after `start` where a long entered at its open reaches +1.2 R (bid) before its stop
+    and then comes back to the entry (so the breakeven stop, not the TP, ends it) within `max_bars`."""
+    for i in range(start, len(bars) - max_bars):
+        if bars["time"][i + max_bars] - bars["time"][i] > max_bars * 300:  # no gaps/weekends inside
+            continue
+        entry = float(bars["open"][i]) + spread
+        sl, tp = entry - risk, entry + tp_r * risk
+        hit_be = None
+        for j in range(i, i + max_bars):
+            lo, hi = float(bars["low"][j]), float(bars["high"][j])
+            if hit_be is None:
+                if lo <= sl or hi >= tp:
+                    break
+                if hi >= entry + 1.2 * risk:
+                    hit_be = j
+            elif hi >= tp:
+                break
+            elif lo <= entry and j > hit_be + 1:
+                return Setup(i, Direction.LONG, entry, sl, tp)
+    raise AssertionError("no breakeven-then-exit setup in the data window")
