@@ -168,6 +168,9 @@ class BacktestEngine:
                 sig.exit_price = ct.exit_price
                 sig.exit_reason = ct.exit_reason
                 sig.exit_bar = self._exit_bar(ct)
+                if ct.exit_reason not in STOP_EXIT_REASONS and sig.close_request_bar is None:
+                    # a client close fills in the bar after the one the monitor decided on
+                    sig.close_request_bar = sig.exit_bar - 1
 
     def _bar_of(self, t: float) -> int:
         """Index of the bar whose period contains time t (fills happen inside the forming bar)."""

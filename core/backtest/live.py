@@ -21,10 +21,10 @@ from core.brokers.paper_feed import ReplayFeed
 from core.clock import FixedClock
 from core.config import AppConfig
 from core.execution import ExecutionEngine
-from core.exit_orders import closed_trade_from_deals
-from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
+from core.exit_orders import ExitExecutor
 from core.exits import RangeScalpingExitManager
 from core.models import ActiveTrade, AnalysisResult, ClosedTrade, StrategyScore
+from core.monitor import Monitor
 from core.notify import Notifier
 from core.sessions import session_label
 from core.store import Store
@@ -78,6 +78,11 @@ class LiveParts:
         self.exits = RangeScalpingExitManager(store=self.store, clock=self.clock)
         self.execution = ExecutionEngine(cfg, self.store, self.broker, self.exits, self.notifier, self.clock,
                                          sleep=_no_sleep)
+        self.exit_executor = ExitExecutor(cfg, self.broker, self.store, self.exits, self.notifier, sleep=_no_sleep)
+        self.monitor = Monitor(cfg, self.broker, self.exits, self.exit_executor, self.notifier, self.clock,
+                               sleep=_no_sleep)
+        self._closed_since = start - 1.0
+        self._seen_closed: set[int] = set()
         self._loop = asyncio.new_event_loop()
         self._analyse_fn = analyse_fn
         self.last_refusal = ""
@@ -138,78 +143,38 @@ class LiveParts:
         return self.exits.get(outcome.ticket)
 
     def manage(self, now: float) -> list[ManageAction]:
-        """One monitor cycle for this symbol: excursions, then the exit rules, most urgent first."""
-        out: list[ManageAction] = []
-        trades = self.exits.active_trades()
-        if not trades:
-            return out
-        open_tickets = {p.ticket for p in self.broker.positions(self.symbol)}
-        try:
-            tick = self.broker.tick(self.symbol)
-        except BrokerError:
-            return out
-        lookback = self.tcfg.range_invalidation.candles_outside_range + 2
-        candles = self.broker.candles(self.symbol, self.timeframe, max(lookback, 64))
-        for trade in trades:
-            if trade.ticket not in open_tickets:
-                continue
-            bars = bars_since_entry(trade, candles, self.tf_sec)
-            mfe, mae = excursions_r(trade, tick, bars[-1:] if len(bars) else bars)
-            trade = self.exits.update_trade_state(trade.ticket, {"mfe_r": mfe, "mae_r": mae})
-            sigs = check_early_exit_conditions(
-                trade, tick, candles, now, self.tcfg, self.spec.point, self.spec.digits,
-                self.spec.stops_level_points, self.tf_sec,
-            )
-            for sig in RangeScalpingExitManager.order_signals(sigs):
-                if sig.action == "close":
-                    try:
-                        self.broker.close_position(trade.ticket, deviation=self.tcfg.execution.deviation_points,
-                                                   comment=sig.kind[:31])
-                    except BrokerError as e:
-                        log.info("backtest close of %s refused: %s", trade.ticket, e.message)
-                        continue
-                    self._closing_reason[trade.ticket] = sig.kind
-                    out.append(ManageAction(trade.ticket, "close", sig.kind))
-                    break
-                if sig.action == "move_sl" and sig.new_sl is not None:
-                    try:
-                        self.broker.modify_sltp(trade.ticket, sig.new_sl, trade.tp)
-                    except BrokerError:
-                        continue
-                    self.exits.update_trade_state(trade.ticket, {"sl": sig.new_sl, "breakeven_moved": True})
-                    out.append(ManageAction(trade.ticket, "move_sl", sig.kind, sig.new_sl))
-                    break
+        """One live monitor cycle (`Monitor.run_cycle`): journals broker SL/TP closes, evaluates the exit
+        rules CRITICAL → LOW and acts. Returns the stop moves it made, for the signal export."""
+        before = {t.ticket: t.sl for t in self.exits.active_trades()}
+        self._loop.run_until_complete(self.monitor.run_cycle())
+        out = []
+        for t in self.exits.active_trades():
+            old = before.get(t.ticket)
+            if old is not None and t.sl != old:
+                out.append(ManageAction(t.ticket, "move_sl", "breakeven" if t.breakeven_moved else "sl_moved", t.sl))
         return out
 
     def collect_closed(self) -> list[ClosedTrade]:
-        """Trades the broker no longer holds, journalled from their deals as the live monitor does."""
-        out: list[ClosedTrade] = []
-        trades = self.exits.active_trades()
-        if not trades:
-            return out
-        open_tickets = {p.ticket for p in self.broker.positions(self.symbol)}
-        for trade in trades:
-            if trade.ticket in open_tickets:
-                continue
-            deals = self.broker.history_deals(position_id=trade.ticket)
-            ct = closed_trade_from_deals(trade, deals, reason=self._closing_reason.pop(trade.ticket, None))
-            if ct is None:
-                continue
+        """Trades the live monitor journalled as closed since the last call (from the store)."""
+        rows = [c for c in self.store.closed.since(self._closed_since) if c.ticket not in self._seen_closed]
+        out = []
+        for ct in sorted(rows, key=lambda c: (c.exit_time, c.ticket)):
+            self._seen_closed.add(ct.ticket)
             if ct.session == "":
                 ct = ct.model_copy(update={"session": session_label(self.tcfg.sessions, ct.entry_time)})
-            self.store.record_close(ct)
-            self.exits.unregister_trade(trade.ticket, persisted=True, exit_time=ct.exit_time)
             out.append(ct)
         return out
 
     def close_all(self, now: float, reason: str) -> int:
-        """Close what is still open at the end; returns how many could not be closed (market closed)."""
+        """Close what is still open at the end through the live exit path; returns how many stayed open."""
         self.advance_to(now)
-        stuck = 0
-        for p in self.broker.positions(self.symbol):
-            try:
-                self.broker.close_position(p.ticket, comment=reason[:31])
-                self._closing_reason[p.ticket] = reason
-            except BrokerError:
-                stuck += 1
-        return stuck
+        self._loop.run_until_complete(self.monitor.run_cycle())  # journal SL/TP hits of the last bar first
+        for t in self.exits.active_trades():
+            self._loop.run_until_complete(self._close_end(t, reason))
+        return len(self.exits.active_trades())
+
+    async def _close_end(self, trade: ActiveTrade, reason: str) -> None:
+        try:
+            await self.exit_executor.close(trade, reason, "the backtest period ended")
+        except BrokerError as e:
+            log.info("end-of-backtest close of %s failed: %s", trade.ticket, e)

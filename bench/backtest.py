@@ -1,0 +1,69 @@
+"""Full-pipeline backtest throughput vs backtesting.py replaying the same signals, in one run.
+
+    .venv/bin/python bench/backtest.py            # ≥100k M5 bars across real series
+    .venv/bin/python bench/backtest.py --quick    # first 5k bars of each series
+
+"Full pipeline" = PaperBroker step mode + the live analysis (when flat) + ExecutionEngine +
+exit rules + store journal, per M5 bar. backtesting.py gets only the resulting orders (no analysis),
+so its figure is a replay-speed ceiling rather than a like-for-like strategy run; both are quoted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.backtest.engine import BacktestEngine, BacktestSpec  # noqa: E402
+from core.backtest.peer import candles_frame, compare, run_peer  # noqa: E402
+from core.config import load_config, market_data_dir  # noqa: E402
+from core.data.loaders import load_candles  # noqa: E402
+from core.data.resample import resample  # noqa: E402
+
+SERIES = [
+    ("XAUUSDc", "budimanlai__forex-tick/data/XAUUSD_M5.csv", 2, False),
+    ("EURUSDc", "01Javier__trading-eurusd/data/EURUSD_M5.csv", 3, False),
+    ("BTCUSDc", "mahmer2011__trading_bot/data/BTCUSD_M5.csv", 3, False),
+    ("BTCUSDc", "nautechsystems__nautilus_trader/tests/test_data/btc-perp-20211231-20220201_1m.csv", 0, True),
+    ("XAUUSDc", "mahmer2011__trading_bot/data/XAUUSD_M5.csv", 3, False),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    cfg = load_config()
+    tot_bars = tot_secs = peer_bars = peer_secs = 0.0
+    tot_trades = tot_calls = mismatches = 0
+    print(f"{'series':<70}{'bars':>8}{'trades':>8}{'bars/s':>10}{'peer bars/s':>13}")
+    for sym, rel, tz, m1 in SERIES:
+        c = load_candles(market_data_dir() / rel, tz_offset_hours=tz)
+        if m1:
+            c = resample(c, "M5", drop_incomplete=True)
+        if args.quick:
+            c = c[:5000]
+        rep = BacktestEngine(cfg, BacktestSpec(sym, c)).run()
+        frame = candles_frame(c)
+        peer = run_peer(c, rep.signals, frame=frame)
+        mismatches += sum(1 for m in compare(rep.signals, peer, c) if m.field in ("entry_bar", "exit_bar", "missing"))
+        tot_bars += rep.bars
+        tot_secs += rep.seconds
+        peer_bars += peer.bars
+        peer_secs += peer.seconds
+        tot_trades += len(rep.trades)
+        tot_calls += rep.analysis_calls
+        name = rel.split("/")[0] + ("  (1m→M5)" if m1 else "")
+        print(f"{sym + ' ' + name:<70}{rep.bars:>8}{len(rep.trades):>8}{rep.bars_per_second:>10.0f}"
+              f"{peer.bars_per_second:>13.0f}")
+    ours = tot_bars / tot_secs
+    theirs = peer_bars / peer_secs
+    print(f"\nTOTAL {int(tot_bars)} M5 bars, {tot_trades} trades, {tot_calls} analysis calls")
+    print(f"full pipeline (ours): {ours:,.0f} bars/s   ({tot_secs:.1f} s, {1000 * tot_secs / max(tot_calls, 1):.2f} ms per analysis call incl. broker)")
+    print(f"backtesting.py replaying the same signals: {theirs:,.0f} bars/s   ({peer_secs:.2f} s)")
+    print(f"ratio ours/backtesting.py: {ours / theirs:.3f}x   (bar-index disagreements with costs on: {mismatches})")
+
+
+if __name__ == "__main__":
+    main()
