@@ -1,0 +1,397 @@
+"""MT5Broker: the port implemented over any object with the MetaTrader5 module's API.
+
+Where that object comes from is the only platform difference:
+- Windows: `import MetaTrader5` (optional extra `mt5`), done lazily in `MT5Broker.local()`.
+- Linux: the terminal runs under Wine with an rpyc classic server next to it (pymt5linux / mt5linux);
+  `MT5Broker.bridge(host, port)` connects with `rpyc.classic.connect` and uses
+  `conn.modules.MetaTrader5`. Results then arrive as proxies and are copied at the edge
+  (`core.brokers.mt5_convert`).
+
+Failure policy (retcodes are MT5's):
+- `order_send` returns None on a malformed request: `last_error()` says why -> BrokerError.
+- last_error -10003/-10004/-10005 (IPC init/connect/timeout) and retcode 10031 mean the terminal or
+  its server is unreachable: re-initialise and retry per `error_handling.mt5_connection_lost`
+  (retries x interval), then raise BrokerConnectionError for the caller to alert on. Before re-sending
+  an order after such a failure we look for it by comment: it may have gone through.
+- 10004 requote / 10020 price changed / 10021 price off: re-price from a fresh tick and retry while
+  the new price stays within the request's deviation of the first one.
+- 10030 invalid fill: retry once with the next filling mode.
+- 10012 timeout: look the order up by comment, then retry; 10024 too many requests: back off, retry.
+- 10016 invalid stops, 10018 market closed, 10019 no money: typed error, no retry.
+Every order carries the magic number and a comment (max 31 chars, enforced: ids must survive).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.brokers import mt5_convert as cv
+from core.brokers.base import (
+    AccountInfo,
+    BrokerConnectionError,
+    BrokerError,
+    BrokerTimeoutError,
+    Deal,
+    InvalidFillError,
+    OrderRequest,
+    OrderResult,
+    Position,
+    PositionNotFoundError,
+    Retcode,
+    StaleQuoteError,
+    SymbolInfo,
+    Tick,
+    TooManyRequestsError,
+    UnknownSymbolError,
+    error_for_retcode,
+    fit_comment,
+)
+from core.clock import Clock, SystemClock
+from core.timeframes import Timeframe
+
+log = logging.getLogger(__name__)
+
+_SUCCESS = {Retcode.DONE, Retcode.PLACED, Retcode.DONE_PARTIAL}
+_REPRICE = {Retcode.REQUOTE, Retcode.PRICE_CHANGED, Retcode.PRICE_OFF}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 3
+    interval: float = 5.0
+
+
+class MT5Broker:
+    name = "mt5"
+
+    def __init__(
+        self,
+        mt5: Any,
+        *,
+        login: int | None = None,
+        password: str | None = None,
+        server: str | None = None,
+        path: str | None = None,
+        timeout_ms: int = 10_000,
+        connection_policy: RetryPolicy = RetryPolicy(3, 5.0),
+        order_policy: RetryPolicy = RetryPolicy(2, 1.0),
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        server_utc_offset_hours: float = 0.0,
+        max_tick_age: float = 120.0,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.mt5 = mt5
+        self._init_kwargs = {k: v for k, v in dict(login=login, password=password, server=server,
+                                                     timeout=timeout_ms).items() if v is not None}
+        self._path = path
+        self.connection_policy = connection_policy
+        self.order_policy = order_policy
+        self.clock = clock or SystemClock()
+        self._sleep = sleep
+        self.offset = server_utc_offset_hours * 3600.0
+        self.max_tick_age = max_tick_age
+        self._selected: set[str] = set()
+        self._connected = False
+        self._on_close = on_close
+        self._last: tuple[int, str] = (cv.RES_S_OK, "")
+
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def local(cls, **kwargs: Any) -> MT5Broker:
+        """The MetaTrader5 package in this (Windows) Python."""
+        import MetaTrader5  # noqa: N813 - optional extra, Windows only
+
+        return cls(MetaTrader5, **kwargs)
+
+    @classmethod
+    def bridge(cls, host: str, port: int, module: str = "MetaTrader5", **kwargs: Any) -> MT5Broker:
+        """The MetaTrader5 package of a Wine Python, through an rpyc classic server (pymt5linux)."""
+        import rpyc
+
+        try:
+            conn = rpyc.classic.connect(host, port)
+        except OSError as e:
+            raise BrokerConnectionError(f"cannot reach the MT5 bridge at {host}:{port}: {e}", None) from e
+        return cls(conn.modules[module], on_close=conn.close, **kwargs)
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    def _last_error(self) -> tuple[int, str]:
+        try:
+            code, msg = tuple(self.mt5.last_error())
+            return int(code), str(msg)
+        except Exception as e:  # noqa: BLE001 - the bridge itself is down
+            return -10004, f"last_error() failed: {e}"
+
+    def _initialize(self) -> bool:
+        try:
+            args = (self._path,) if self._path else ()
+            return bool(self.mt5.initialize(*args, **self._init_kwargs))
+        except (EOFError, OSError, ConnectionError) as e:
+            log.warning("MT5 initialize failed over the bridge: %s", e)
+            return False
+
+    def _reconnect(self, why: str, code: int | None) -> None:
+        """The connection-lost policy: re-initialise up to max_retries times, interval apart."""
+        pol = self.connection_policy
+        for attempt in range(1, pol.max_retries + 1):
+            log.warning("MT5 connection lost (%s); retry %d/%d in %.1fs", why, attempt, pol.max_retries, pol.interval)
+            self._sleep(pol.interval)
+            if self._initialize():
+                self._selected.clear()  # a fresh terminal session has its own Market Watch
+                return
+        self._connected = False
+        raise BrokerConnectionError(
+            f"MetaTrader 5 unreachable after {pol.max_retries} retries ({why})", code)
+
+    def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
+        """Call an MT5 function; on an IPC failure reconnect and call again. None = non-IPC failure."""
+        reconnected = False
+        while True:
+            try:
+                result = getattr(self.mt5, fn)(*args, **kwargs)
+            except (EOFError, OSError, ConnectionError) as e:  # the bridge socket itself broke
+                result, code, msg = None, -10004, str(e)
+            else:
+                if result is not None:
+                    return result
+                code, msg = self._last_error()
+            if code not in cv.IPC_ERRORS or reconnected:
+                if code in cv.IPC_ERRORS:
+                    raise BrokerConnectionError(f"MT5 {fn}() failed after reconnecting: {msg}", code)
+                self._last = (code, msg)
+                return None
+            self._reconnect(f"{fn}: {msg}", code)
+            reconnected = True
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def connect(self) -> None:
+        if self._initialize():
+            self._connected = True
+            return
+        code, msg = self._last_error()
+        if code in cv.IPC_ERRORS:
+            self._reconnect(f"initialize: {msg}", code)
+            self._connected = True
+            return
+        raise BrokerConnectionError(f"MetaTrader 5 initialize failed: {msg} ({code})", code)
+
+    def close(self) -> None:
+        try:
+            self.mt5.shutdown()
+        except Exception:  # noqa: BLE001 - closing a dead bridge is fine
+            pass
+        self._connected = False
+        if self._on_close:
+            self._on_close()
+
+    def is_connected(self) -> bool:
+        return self._connected
+
+    def now(self) -> float:
+        return float(self.clock.now())
+
+    # -- market data --------------------------------------------------------------------------------
+    def _select(self, symbol: str) -> None:
+        if symbol in self._selected:
+            return
+        ok = self._call("symbol_select", symbol, True)
+        if not ok:
+            raise UnknownSymbolError(f"MT5 does not know the symbol {symbol!r}", self._last[0])
+        self._selected.add(symbol)
+
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        self._select(symbol)
+        info = self._call("symbol_info", symbol)
+        if info is None:
+            raise UnknownSymbolError(f"MT5 does not know the symbol {symbol!r}", self._last[0])
+        return cv.symbol_from(cv.to_dict(info))
+
+    def tick(self, symbol: str) -> Tick:
+        self._select(symbol)
+        t = self._call("symbol_info_tick", symbol)
+        if t is None:  # dropped from Market Watch behind our back: select again once
+            self._selected.discard(symbol)
+            self._select(symbol)
+            t = self._call("symbol_info_tick", symbol)
+        if t is None:
+            raise BrokerError(f"no quote for {symbol}: {self._last[1]}", self._last[0])
+        return cv.tick_from(cv.to_dict(t), self.offset)
+
+    def candles(self, symbol: str, timeframe: Timeframe, count: int) -> np.ndarray:
+        self._select(symbol)
+        rates = self._call("copy_rates_from_pos", symbol, cv.TIMEFRAMES[Timeframe.parse(timeframe)], 1, count)
+        if rates is None:
+            raise BrokerError(f"no {Timeframe.parse(timeframe).value} bars for {symbol}: {self._last[1]}",
+                              self._last[0])
+        arr = cv.to_array(rates)
+        if self.offset:
+            arr["time"] -= int(self.offset)
+        return arr
+
+    def account_info(self) -> AccountInfo:
+        info = self._call("account_info")
+        if info is None:
+            raise BrokerError(f"account_info failed: {self._last[1]}", self._last[0])
+        return cv.account_from(cv.to_dict(info))
+
+    def positions(self, symbol: str | None = None, magic: int | None = None) -> list[Position]:
+        rows = self._call("positions_get", symbol=symbol) if symbol else self._call("positions_get")
+        if rows is None:
+            if self._last[0] == cv.RES_S_OK:
+                return []
+            raise BrokerError(f"positions_get failed: {self._last[1]}", self._last[0])
+        out = [cv.position_from(cv.to_dict(r), self.offset) for r in rows]
+        return [p for p in out if magic is None or p.magic == magic]
+
+    def history_deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
+        if position_id is not None:
+            rows = self._call("history_deals_get", position=position_id)
+        else:
+            lo = int((since or 0) + self.offset)
+            hi = int(self.now() + self.offset + 86_400)
+            rows = self._call("history_deals_get", lo, hi)
+        if rows is None:
+            if self._last[0] == cv.RES_S_OK:
+                return []
+            raise BrokerError(f"history_deals_get failed: {self._last[1]}", self._last[0])
+        deals = [d for d in (cv.deal_from(cv.to_dict(r), self.offset) for r in rows) if d is not None]
+        if since is not None:
+            deals = [d for d in deals if d.time >= since]
+        return sorted(deals, key=lambda d: (d.time, d.ticket))
+
+    # -- trading ------------------------------------------------------------------------------------
+    def _fresh_price(self, symbol: str, side: str) -> float:
+        q = self.tick(symbol)
+        age = self.now() - q.time
+        if age > self.max_tick_age:
+            raise StaleQuoteError(f"{symbol}: last quote is {age:.0f}s old (market closed or feed stalled)", None)
+        return q.ask if side == "buy" else q.bid
+
+    def market_order(self, request: OrderRequest) -> OrderResult:
+        fit_comment(request.comment)
+        info = self.symbol_info(request.symbol)
+        price = self._fresh_price(request.symbol, request.side)
+        req = {
+            "action": cv.TRADE_ACTION_DEAL, "symbol": request.symbol, "volume": float(request.volume),
+            "type": cv.ORDER_TYPE_BUY if request.side == "buy" else cv.ORDER_TYPE_SELL, "price": price,
+            "sl": float(request.sl), "tp": float(request.tp), "deviation": int(request.deviation),
+            "magic": int(request.magic), "comment": request.comment, "type_time": cv.ORDER_TIME_GTC,
+        }
+        anchor = request.price or price
+        return self._send(req, info, side=request.side, anchor=anchor,
+                          already_done=lambda: self._find_open(request))
+
+    def modify_sltp(self, ticket: int, sl: float, tp: float) -> OrderResult:
+        p = self._position(ticket)
+        info = self.symbol_info(p.symbol)
+        req = {"action": cv.TRADE_ACTION_SLTP, "position": int(ticket), "symbol": p.symbol, "sl": float(sl),
+               "tp": float(tp), "magic": int(p.magic)}
+        return self._send(req, info, side=None, anchor=0.0, already_done=lambda: None)
+
+    def close_position(self, ticket: int, volume: float | None = None, deviation: int = 20,
+                       comment: str = "") -> OrderResult:
+        fit_comment(comment)
+        p = self._position(ticket)
+        info = self.symbol_info(p.symbol)
+        side = "sell" if p.type == "buy" else "buy"
+        vol = float(volume if volume is not None else p.volume)
+        price = self._fresh_price(p.symbol, side)
+        req = {"action": cv.TRADE_ACTION_DEAL, "position": int(ticket), "symbol": p.symbol, "volume": vol,
+               "type": cv.ORDER_TYPE_SELL if side == "sell" else cv.ORDER_TYPE_BUY, "price": price,
+               "deviation": int(deviation), "magic": int(p.magic), "comment": comment,
+               "type_time": cv.ORDER_TIME_GTC}
+        return self._send(req, info, side=side, anchor=price,
+                          already_done=lambda: self._find_closed(p, vol))
+
+    def _position(self, ticket: int) -> Position:
+        rows = self._call("positions_get", ticket=int(ticket))
+        if not rows:
+            raise PositionNotFoundError(f"no open position with ticket {ticket}", Retcode.POSITION_CLOSED)
+        return cv.position_from(cv.to_dict(rows[0]), self.offset)
+
+    def _find_open(self, request: OrderRequest) -> OrderResult | None:
+        """After an unknown outcome: did the order go through? Found by its (unique) comment."""
+        if not request.comment:
+            return None
+        for p in self.positions(request.symbol, request.magic):
+            if p.comment == request.comment:
+                return OrderResult(retcode=Retcode.DONE, order=p.ticket, position=p.ticket, price=p.price_open,
+                                   volume=p.volume, comment="found after retry", requested_price=request.price or 0.0)
+        return None
+
+    def _find_closed(self, before: Position, volume: float) -> OrderResult | None:
+        now = [p for p in self.positions(before.symbol) if p.ticket == before.ticket]
+        if not now or now[0].volume <= before.volume - volume + 1e-9:
+            return OrderResult(retcode=Retcode.DONE, position=before.ticket, volume=volume,
+                               comment="found after retry")
+        return None
+
+    def _send(self, req: dict[str, Any], info: SymbolInfo, *, side: str | None, anchor: float,
+              already_done: Callable[[], OrderResult | None]) -> OrderResult:
+        modes = cv.filling_modes(info.filling_mode)
+        mode_i, fill_retry, reprices, other_retries, conn_retries = 0, False, 0, 0, 0
+        deviation = req.get("deviation", 0) * info.point
+        while True:
+            if req["action"] == cv.TRADE_ACTION_DEAL:
+                req["type_filling"] = modes[mode_i]
+            try:
+                res = self.mt5.order_send(dict(req))
+            except (EOFError, OSError, ConnectionError) as e:
+                res, code, msg = None, -10004, str(e)
+            else:
+                code, msg = self._last_error() if res is None else (0, "")
+            if res is None:
+                if code not in cv.IPC_ERRORS:
+                    raise BrokerError(f"order_send rejected the request: {msg} ({code})", code)
+                conn_retries += 1
+                if conn_retries > self.connection_policy.max_retries:
+                    raise BrokerConnectionError(f"order_send failed: MetaTrader 5 unreachable ({msg})", code)
+                self._reconnect(f"order_send: {msg}", code)
+                if (found := already_done()) is not None:
+                    return found
+                continue
+            r = cv.to_dict(res)
+            rc = int(r["retcode"])
+            if rc in _SUCCESS:
+                return OrderResult(retcode=rc, order=r["order"], deal=r["deal"],
+                                   position=int(req.get("position") or r["order"]), price=r["price"],
+                                   volume=r["volume"], comment=r["comment"], requested_price=anchor)
+            text = f"{r['comment']} (retcode {rc})"
+            if rc == Retcode.INVALID_FILL and not fill_retry:
+                fill_retry, mode_i = True, (mode_i + 1) % len(modes)
+                log.info("filling mode refused; retrying once with mode %d", modes[mode_i])
+                continue
+            if rc == Retcode.INVALID_FILL:
+                raise InvalidFillError(f"no filling mode accepted for {req['symbol']}: {text}", rc)
+            if rc in _REPRICE and side is not None and reprices < self.order_policy.max_retries:
+                fresh = self._fresh_price(req["symbol"], side)
+                if abs(fresh - anchor) > deviation + 1e-9:
+                    raise error_for_retcode(rc, f"price moved from {anchor} to {fresh}, beyond the deviation: {text}")
+                reprices += 1
+                req["price"] = fresh
+                continue
+            if rc == Retcode.CONNECTION:
+                conn_retries += 1
+                if conn_retries > self.connection_policy.max_retries:
+                    raise BrokerConnectionError(f"trade server unreachable: {text}", rc)
+                self._sleep(self.connection_policy.interval)
+                if (found := already_done()) is not None:
+                    return found
+                continue
+            if rc in (Retcode.TIMEOUT, Retcode.TOO_MANY_REQUESTS) and other_retries < self.order_policy.max_retries:
+                other_retries += 1
+                self._sleep(self.order_policy.interval)
+                if rc == Retcode.TIMEOUT and (found := already_done()) is not None:
+                    return found
+                continue
+            if rc == Retcode.TIMEOUT:
+                raise BrokerTimeoutError(f"order timed out: {text}", rc)
+            if rc == Retcode.TOO_MANY_REQUESTS:
+                raise TooManyRequestsError(f"broker throttling: {text}", rc)
+            raise error_for_retcode(rc, text)

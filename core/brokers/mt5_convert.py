@@ -1,0 +1,105 @@
+"""The MT5 adapter's edge: MT5 constants, and conversion of MT5 results into the port's plain models.
+
+Over an rpyc bridge every result is a *netref*, a proxy to an object living in the Wine Python. Such a
+proxy must never reach core: it dies with the connection, and each attribute read is a network round
+trip. So every result is copied here into plain Python values (named tuples field by field, arrays
+through pickle via `rpyc.classic.obtain`), and MT5 server times are shifted to UTC.
+
+Constant values are MetaTrader5's own (checked against the MetaQuotes documentation); keeping them
+here means no round trip to read `mt5.TRADE_ACTION_DEAL` and no import of MetaTrader5 in core.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from core.brokers.base import AccountInfo, Deal, Position, SymbolInfo, Tick
+from core.data.candles import as_candles
+from core.timeframes import Timeframe
+
+TIMEFRAMES = {Timeframe.M1: 1, Timeframe.M5: 5, Timeframe.M15: 15, Timeframe.M30: 30,
+              Timeframe.H1: 16385, Timeframe.H4: 16388, Timeframe.D1: 16408}
+ORDER_TYPE_BUY, ORDER_TYPE_SELL = 0, 1
+TRADE_ACTION_DEAL, TRADE_ACTION_SLTP = 1, 6
+ORDER_FILLING_FOK, ORDER_FILLING_IOC, ORDER_FILLING_RETURN = 0, 1, 2
+ORDER_TIME_GTC = 0
+SYMBOL_FILLING_FOK, SYMBOL_FILLING_IOC = 1, 2  # bits of symbol_info().filling_mode
+DEAL_ENTRY = {0: "in", 1: "out", 2: "inout", 3: "out"}
+DEAL_REASON = {0: "client", 1: "client", 2: "client", 3: "expert", 4: "sl", 5: "tp", 6: "so"}
+RES_S_OK = 1
+# last_error() codes meaning the terminal itself is unreachable (IPC), not that the request was bad
+IPC_ERRORS = {-10000, -10001, -10002, -10003, -10004, -10005}
+
+
+def _plain_value(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, float, str, bytes)):
+        return v
+    # a netref to a number/string: ask for its value once
+    for cast in (int, float, str):
+        try:
+            return cast(v)
+        except (TypeError, ValueError):
+            continue
+    return str(v)
+
+
+def to_dict(record: Any) -> dict[str, Any]:
+    """A named tuple (local or netref) as a plain dict."""
+    if isinstance(record, dict):
+        return {str(k): _plain_value(v) for k, v in record.items()}
+    fields = [str(f) for f in record._fields]
+    values = list(record)
+    return {f: _plain_value(v) for f, v in zip(fields, values, strict=False)}
+
+
+def to_array(rates: Any) -> np.ndarray:
+    """Copy a rates array out of the bridge (pickle via rpyc when it is a netref)."""
+    if isinstance(rates, np.ndarray):
+        return as_candles(rates.copy())
+    try:
+        import rpyc.classic
+
+        return as_candles(np.array(rpyc.classic.obtain(rates)))
+    except ImportError:  # pragma: no cover - not over a bridge
+        return as_candles(np.array(rates))
+
+
+def filling_modes(symbol_filling: int) -> list[int]:
+    """Filling modes to try, best first: FOK if bit 1, IOC if bit 2, else RETURN; the rest as fallbacks."""
+    first = (ORDER_FILLING_FOK if symbol_filling & SYMBOL_FILLING_FOK
+             else ORDER_FILLING_IOC if symbol_filling & SYMBOL_FILLING_IOC else ORDER_FILLING_RETURN)
+    order = [ORDER_FILLING_FOK, ORDER_FILLING_IOC, ORDER_FILLING_RETURN]
+    i = order.index(first)
+    return order[i:] + order[:i]
+
+
+def tick_from(d: dict[str, Any], offset: float) -> Tick:
+    t = d["time_msc"] / 1000.0 if d.get("time_msc") else float(d["time"])
+    return Tick(time=t - offset, bid=d["bid"], ask=d["ask"], last=d.get("last", 0.0) or 0.0)
+
+
+def symbol_from(d: dict[str, Any]) -> SymbolInfo:
+    return SymbolInfo.model_validate(d)
+
+
+def account_from(d: dict[str, Any]) -> AccountInfo:
+    return AccountInfo.model_validate(d)
+
+
+def position_from(d: dict[str, Any], offset: float) -> Position:
+    return Position(ticket=d["ticket"], symbol=d["symbol"], type="buy" if d["type"] == 0 else "sell",
+                    volume=d["volume"], price_open=d["price_open"], sl=d["sl"], tp=d["tp"],
+                    price_current=d["price_current"], profit=d["profit"], magic=d["magic"],
+                    comment=d["comment"], time=float(d["time"]) - offset)
+
+
+def deal_from(d: dict[str, Any], offset: float) -> Deal | None:
+    """None for non-trade deals (balance, credit...): the port's history is about positions."""
+    if d["type"] not in (0, 1):
+        return None
+    return Deal(ticket=d["ticket"], order=d["order"], position_id=d["position_id"], symbol=d["symbol"],
+                type="buy" if d["type"] == 0 else "sell", entry=DEAL_ENTRY.get(d["entry"], "out"),
+                volume=d["volume"], price=d["price"], profit=d["profit"], commission=d["commission"],
+                swap=d["swap"], magic=d["magic"], comment=d["comment"], time=float(d["time"]) - offset,
+                reason=DEAL_REASON.get(d["reason"], "client"))

@@ -1,0 +1,533 @@
+"""A faithful fake of the `MetaTrader5` module, for tests on machines without a terminal.
+
+Same function names and signatures, named-tuple types and field names, structured-array dtype and
+constant values as the real package (values checked against the MetaQuotes docs). Behind it sits a
+tiny trade server: it replays bars (bid OHLC + spread, like real MT5 bars), fills market orders at the
+current bid/ask, validates volume, stops level, filling mode, deviation, margin and trading hours with
+the real retcodes, and triggers SL/TP on each bar passed (SL first on a tie, as a pessimist would).
+
+Because it is a real module object it can also be served over an rpyc bridge exactly like the real
+package under Wine (`conn.modules.MetaTrader5`).
+
+Test controls (not part of the MT5 API, underscore-free names prefixed `fake_`):
+`fake_reset`, `fake_add_symbol`, `fake_advance`, `fake_inject`, `fake_set_market_closed`,
+`fake_set_stale`, `fake_state`.
+"""
+from __future__ import annotations
+
+import threading
+from collections import namedtuple
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+__version__ = "5.0.4424"
+__author__ = "fake for tests"
+
+# --- constants (MetaTrader5 values) ------------------------------------------------------------------
+TIMEFRAME_M1, TIMEFRAME_M5, TIMEFRAME_M15, TIMEFRAME_M30 = 1, 5, 15, 30
+TIMEFRAME_H1, TIMEFRAME_H4, TIMEFRAME_D1 = 16385, 16388, 16408
+TIMEFRAME_W1, TIMEFRAME_MN1 = 32769, 49153
+_TF_SECONDS = {1: 60, 5: 300, 15: 900, 30: 1800, 16385: 3600, 16388: 14400, 16408: 86400}
+
+ORDER_TYPE_BUY, ORDER_TYPE_SELL = 0, 1
+POSITION_TYPE_BUY, POSITION_TYPE_SELL = 0, 1
+DEAL_TYPE_BUY, DEAL_TYPE_SELL = 0, 1
+DEAL_ENTRY_IN, DEAL_ENTRY_OUT, DEAL_ENTRY_INOUT, DEAL_ENTRY_OUT_BY = 0, 1, 2, 3
+DEAL_REASON_CLIENT, DEAL_REASON_MOBILE, DEAL_REASON_WEB, DEAL_REASON_EXPERT = 0, 1, 2, 3
+DEAL_REASON_SL, DEAL_REASON_TP, DEAL_REASON_SO = 4, 5, 6
+POSITION_REASON_CLIENT, POSITION_REASON_EXPERT = 0, 3
+TRADE_ACTION_DEAL, TRADE_ACTION_PENDING, TRADE_ACTION_SLTP = 1, 5, 6
+TRADE_ACTION_MODIFY, TRADE_ACTION_REMOVE, TRADE_ACTION_CLOSE_BY = 7, 8, 10
+ORDER_FILLING_FOK, ORDER_FILLING_IOC, ORDER_FILLING_RETURN = 0, 1, 2
+ORDER_TIME_GTC, ORDER_TIME_DAY = 0, 1
+SYMBOL_TRADE_MODE_DISABLED, SYMBOL_TRADE_MODE_CLOSEONLY, SYMBOL_TRADE_MODE_FULL = 0, 3, 4
+ACCOUNT_TRADE_MODE_DEMO = 0
+
+TRADE_RETCODE_REQUOTE = 10004
+TRADE_RETCODE_REJECT = 10006
+TRADE_RETCODE_DONE = 10009
+TRADE_RETCODE_ERROR = 10011
+TRADE_RETCODE_TIMEOUT = 10012
+TRADE_RETCODE_INVALID = 10013
+TRADE_RETCODE_INVALID_VOLUME = 10014
+TRADE_RETCODE_INVALID_PRICE = 10015
+TRADE_RETCODE_INVALID_STOPS = 10016
+TRADE_RETCODE_MARKET_CLOSED = 10018
+TRADE_RETCODE_NO_MONEY = 10019
+TRADE_RETCODE_PRICE_CHANGED = 10020
+TRADE_RETCODE_PRICE_OFF = 10021
+TRADE_RETCODE_TOO_MANY_REQUESTS = 10024
+TRADE_RETCODE_INVALID_FILL = 10030
+TRADE_RETCODE_CONNECTION = 10031
+TRADE_RETCODE_POSITION_CLOSED = 10036
+
+RES_S_OK, RES_E_FAIL, RES_E_INVALID_PARAMS, RES_E_NOT_FOUND = 1, -1, -2, -4
+RES_E_AUTH_FAILED = -6
+RES_E_INTERNAL_FAIL_INIT, RES_E_INTERNAL_FAIL_CONNECT, RES_E_INTERNAL_FAIL_TIMEOUT = -10003, -10004, -10005
+
+# --- named tuples (field names as the real package) --------------------------------------------------
+Tick = namedtuple("Tick", "time bid ask last volume time_msc flags volume_real")
+SymbolInfo = namedtuple("SymbolInfo", (
+    "custom chart_mode select visible session_deals session_buy_orders session_sell_orders volume "
+    "volumehigh volumelow time digits spread spread_float ticks_bookdepth trade_calc_mode trade_mode "
+    "start_time expiration_time trade_stops_level trade_freeze_level trade_exemode swap_mode "
+    "swap_rollover3days margin_hedged_use_leg expiration_mode filling_mode order_mode order_gtc_mode "
+    "bid bidhigh bidlow ask askhigh asklow last lasthigh lastlow point trade_tick_value "
+    "trade_tick_value_profit trade_tick_value_loss trade_tick_size trade_contract_size volume_min "
+    "volume_max volume_step volume_limit swap_long swap_short margin_initial margin_maintenance "
+    "currency_base currency_profit currency_margin description path name"))
+AccountInfo = namedtuple("AccountInfo", (
+    "login trade_mode leverage limit_orders margin_so_mode trade_allowed trade_expert margin_mode "
+    "currency_digits fifo_close balance credit profit equity margin margin_free margin_level "
+    "margin_so_call margin_so_so margin_initial margin_maintenance assets liabilities commission_blocked "
+    "name server currency company"))
+TerminalInfo = namedtuple("TerminalInfo", "community_account connected trade_allowed build name path")
+TradePosition = namedtuple("TradePosition", (
+    "ticket time time_msc time_update time_update_msc type magic identifier reason volume price_open "
+    "sl tp price_current swap profit symbol comment external_id"))
+TradeDeal = namedtuple("TradeDeal", (
+    "ticket order time time_msc type entry magic position_id reason volume price commission swap profit "
+    "fee symbol comment external_id"))
+TradeRequest = namedtuple("TradeRequest", (
+    "action magic order symbol volume price stoplimit sl tp deviation type type_filling type_time "
+    "expiration comment position position_by"))
+OrderSendResult = namedtuple("OrderSendResult", (
+    "retcode deal order volume price bid ask comment request_id retcode_external request"))
+
+RATES_DTYPE = np.dtype([("time", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
+                        ("tick_volume", "<u8"), ("spread", "<i4"), ("real_volume", "<u8")])
+_REQUEST_KEYS = set(TradeRequest._fields)
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self, balance: float = 10_000.0, server_offset_hours: float = 0.0, leverage: int = 100) -> None:
+        self.initialized = False
+        self.init_calls = 0
+        self.last_error = (RES_S_OK, "Success")
+        self.symbols: dict[str, dict[str, Any]] = {}
+        self.rates: dict[tuple[str, int], np.ndarray] = {}
+        self.base_tf: dict[str, int] = {}
+        self.cursor: dict[str, int] = {}
+        self.selected: set[str] = set()
+        self.closed: set[str] = set()
+        self.stale: set[str] = set()
+        self.positions: dict[int, dict[str, Any]] = {}
+        self.deals: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+        self.faults: dict[str, list[dict[str, Any]]] = {}
+        self.balance = float(balance)
+        self.leverage = leverage
+        self.offset = int(server_offset_hours * 3600)
+        self.next_ticket = 500_001
+
+
+S = _Server()
+
+
+# --- test controls -----------------------------------------------------------------------------------
+def fake_reset(balance: float = 10_000.0, server_offset_hours: float = 0.0) -> None:
+    with S.lock:
+        S.reset(balance, server_offset_hours)
+
+
+def fake_add_symbol(name: str, rates: dict[int, np.ndarray], *, digits: int = 2, point: float = 0.01,
+                    stops_level: int = 0, contract_size: float = 1.0, volume_min: float = 0.01,
+                    volume_step: float = 0.01, volume_max: float = 100.0, filling_mode: int = 1,
+                    start_index: int = 0, spread: int = 0) -> None:
+    """Rates are bid bars in *server time*; the smallest timeframe drives ticks and SL/TP."""
+    with S.lock:
+        S.symbols[name] = dict(digits=digits, point=point, stops_level=stops_level, contract_size=contract_size,
+                               volume_min=volume_min, volume_step=volume_step, volume_max=volume_max,
+                               filling_mode=filling_mode, spread=spread, trade_mode=SYMBOL_TRADE_MODE_FULL)
+        for tf, arr in rates.items():
+            S.rates[(name, int(tf))] = np.array(arr, dtype=RATES_DTYPE)
+        S.base_tf[name] = min(rates, key=lambda t: _TF_SECONDS[int(t)])
+        S.cursor[name] = start_index
+
+
+def fake_advance(symbol: str, bars: int = 1) -> None:
+    """Move the symbol's market forward, evaluating SL/TP on each bar that completes."""
+    with S.lock:
+        base = S.rates[(symbol, S.base_tf[symbol])]
+        for _ in range(bars):
+            bar = base[S.cursor[symbol]]
+            _check_stops(symbol, bar)
+            S.cursor[symbol] += 1
+
+
+def fake_inject(function: str, *, error: int | None = None, retcode: int | None = None, times: int = 1,
+                message: str = "") -> None:
+    """Next `times` calls of `function` fail: return None with last_error `error`, or retcode `retcode`."""
+    with S.lock:
+        for _ in range(times):
+            S.faults.setdefault(function, []).append(dict(error=error, retcode=retcode, message=message))
+
+
+def fake_set_market_closed(symbol: str, closed: bool = True) -> None:
+    with S.lock:
+        (S.closed.add if closed else S.closed.discard)(symbol)
+
+
+def fake_set_stale(symbol: str, stale: bool = True) -> None:
+    with S.lock:
+        (S.stale.add if stale else S.stale.discard)(symbol)
+
+
+def fake_state() -> dict[str, Any]:
+    with S.lock:
+        return dict(init_calls=S.init_calls, requests=[dict(r) for r in S.requests], selected=sorted(S.selected),
+                    positions=len(S.positions), balance=S.balance)
+
+
+# --- internals ---------------------------------------------------------------------------------------
+def _fault(function: str) -> dict[str, Any] | None:
+    queue = S.faults.get(function)
+    return queue.pop(0) if queue else None
+
+
+def _fail(code: int, message: str) -> None:
+    S.last_error = (code, message)
+    return None
+
+
+def _ok() -> None:
+    S.last_error = (RES_S_OK, "Success")
+
+
+def _ticket() -> int:
+    S.next_ticket += 1
+    return S.next_ticket
+
+
+def _bar(symbol: str) -> np.void:
+    return S.rates[(symbol, S.base_tf[symbol])][S.cursor[symbol]]
+
+
+def _quote(symbol: str) -> tuple[float, float, int]:
+    bar = _bar(symbol)
+    spec = S.symbols[symbol]
+    bid = float(bar["open"])
+    spread = int(bar["spread"]) or spec["spread"]
+    return bid, round(bid + spread * spec["point"], spec["digits"] + 2), int(bar["time"])
+
+
+def _book_out(p: dict[str, Any], volume: float, price: float, reason: int, when: int, comment: str) -> int:
+    spec = S.symbols[p["symbol"]]
+    sign = 1 if p["type"] == POSITION_TYPE_BUY else -1
+    profit = round(sign * (price - p["price_open"]) * volume * spec["contract_size"], 2)
+    deal = _ticket()
+    S.deals.append(dict(ticket=deal, order=deal, time=when, time_msc=when * 1000, type=1 - p["type"],
+                        entry=DEAL_ENTRY_OUT, magic=p["magic"], position_id=p["ticket"], reason=reason,
+                        volume=volume, price=price, commission=0.0, swap=0.0, profit=profit, fee=0.0,
+                        symbol=p["symbol"], comment=comment, external_id=""))
+    S.balance += profit
+    p["volume"] = round(p["volume"] - volume, 8)
+    if p["volume"] <= 1e-9:
+        del S.positions[p["ticket"]]
+    return deal
+
+
+def _check_stops(symbol: str, bar: np.void) -> None:
+    spec = S.symbols[symbol]
+    spread = (int(bar["spread"]) or spec["spread"]) * spec["point"]
+    when = int(bar["time"]) + _TF_SECONDS[S.base_tf[symbol]]
+    for p in [p for p in S.positions.values() if p["symbol"] == symbol]:
+        o, h, lo = float(bar["open"]), float(bar["high"]), float(bar["low"])
+        if p["type"] == POSITION_TYPE_SELL:
+            o, h, lo = o + spread, h + spread, lo + spread
+        sl, tp = p["sl"], p["tp"]
+        if p["type"] == POSITION_TYPE_BUY:
+            if sl and lo <= sl:
+                _book_out(p, p["volume"], min(o, sl), DEAL_REASON_SL, when, f"[sl {sl:.{spec['digits']}f}]")
+            elif tp and h >= tp:
+                _book_out(p, p["volume"], max(o, tp), DEAL_REASON_TP, when, f"[tp {tp:.{spec['digits']}f}]")
+        else:
+            if sl and h >= sl:
+                _book_out(p, p["volume"], max(o, sl), DEAL_REASON_SL, when, f"[sl {sl:.{spec['digits']}f}]")
+            elif tp and lo <= tp:
+                _book_out(p, p["volume"], min(o, tp), DEAL_REASON_TP, when, f"[tp {tp:.{spec['digits']}f}]")
+
+
+def _result(retcode: int, request: dict[str, Any], comment: str, *, deal: int = 0, order: int = 0,
+            volume: float = 0.0, price: float = 0.0, bid: float = 0.0, ask: float = 0.0) -> OrderSendResult:
+    req = TradeRequest(**{k: request.get(k, 0 if k not in ("symbol", "comment") else "") for k in TradeRequest._fields})
+    return OrderSendResult(retcode, deal, order, volume, price, bid, ask, comment, 1, 0, req)
+
+
+def _allowed_fillings(mode: int) -> set[int]:
+    out = set()
+    if mode & 1:
+        out.add(ORDER_FILLING_FOK)
+    if mode & 2:
+        out.add(ORDER_FILLING_IOC)
+    return out or {ORDER_FILLING_RETURN}
+
+
+def _stops_bad(spec, side: int, sl: float, tp: float, bid: float, ask: float) -> bool:
+    ref = bid if side == ORDER_TYPE_BUY else ask
+    dist = spec["stops_level"] * spec["point"] - 1e-9
+    if side == ORDER_TYPE_BUY:
+        wrong = (sl and sl >= ref) or (tp and tp <= ref)
+    else:
+        wrong = (sl and sl <= ref) or (tp and tp >= ref)
+    close = any(level and abs(ref - level) < dist for level in (sl, tp))
+    return bool(wrong or close)
+
+
+# --- the MetaTrader5 API -----------------------------------------------------------------------------
+def initialize(path: str | None = None, *, login: int | None = None, password: str | None = None,
+               server: str | None = None, timeout: int | None = None, portable: bool = False) -> bool:
+    with S.lock:
+        S.init_calls += 1
+        f = _fault("initialize")
+        if f and f["error"] is not None:
+            S.initialized = False
+            return bool(_fail(f["error"], f["message"] or "IPC initialize failed"))
+        S.initialized = True
+        _ok()
+        return True
+
+
+def login(login: int, password: str | None = None, server: str | None = None, timeout: int | None = None) -> bool:
+    return initialize()
+
+
+def shutdown() -> None:
+    with S.lock:
+        S.initialized = False
+
+
+def last_error() -> tuple[int, str]:
+    with S.lock:
+        return S.last_error
+
+
+def version() -> tuple[int, int, str]:
+    return (500, 4424, "01 Jul 2024")
+
+
+def _guard(function: str):
+    """Common failure paths: not initialized, or an injected None-return."""
+    if not S.initialized:
+        return _fail(RES_E_INTERNAL_FAIL_CONNECT, "IPC initialize failed, MetaTrader 5 x64 not found") or True
+    f = _fault(function)
+    if f and f["error"] is not None:
+        return _fail(f["error"], f["message"] or "Terminal: Call failed") or True
+    return f
+
+
+def terminal_info() -> TerminalInfo | None:
+    with S.lock:
+        if _guard("terminal_info") is True:
+            return None
+        return TerminalInfo(False, True, True, 4424, "MetaTrader 5 (fake)", "C:\\fake")
+
+
+def account_info() -> AccountInfo | None:
+    with S.lock:
+        if _guard("account_info") is True:
+            return None
+        floating = 0.0
+        margin = 0.0
+        for p in S.positions.values():
+            spec = S.symbols[p["symbol"]]
+            bid, ask, _ = _quote(p["symbol"])
+            px = bid if p["type"] == POSITION_TYPE_BUY else ask
+            floating += (1 if p["type"] == 0 else -1) * (px - p["price_open"]) * p["volume"] * spec["contract_size"]
+            margin += p["volume"] * spec["contract_size"] * p["price_open"] / S.leverage
+        equity = round(S.balance + floating, 2)
+        return AccountInfo(12345678, ACCOUNT_TRADE_MODE_DEMO, S.leverage, 200, 0, True, True, 2, 2, False,
+                           round(S.balance, 2), 0.0, round(floating, 2), equity, round(margin, 2),
+                           round(equity - margin, 2), 0.0, 50.0, 30.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                           "Fake Trader", "Fake-Demo", "USD", "Fake Broker Ltd")
+
+
+def symbol_select(symbol: str, enable: bool = True) -> bool:
+    with S.lock:
+        if _guard("symbol_select") is True:
+            return False
+        if symbol not in S.symbols:
+            return bool(_fail(RES_E_NOT_FOUND, "Terminal: Not found"))
+        (S.selected.add if enable else S.selected.discard)(symbol)
+        _ok()
+        return True
+
+
+def symbol_info(symbol: str) -> SymbolInfo | None:
+    with S.lock:
+        if _guard("symbol_info") is True:
+            return None
+        spec = S.symbols.get(symbol)
+        if spec is None:
+            return _fail(RES_E_NOT_FOUND, "Terminal: Not found")
+        bid, ask, t = _quote(symbol)
+        spread = int(round((ask - bid) / spec["point"]))
+        values = dict.fromkeys(SymbolInfo._fields, 0)
+        values.update(custom=False, select=symbol in S.selected, visible=symbol in S.selected, time=t,
+                      digits=spec["digits"], spread=spread, spread_float=True, trade_mode=spec["trade_mode"],
+                      trade_stops_level=spec["stops_level"], filling_mode=spec["filling_mode"], bid=bid, ask=ask,
+                      point=spec["point"], trade_tick_size=spec["point"], trade_contract_size=spec["contract_size"],
+                      volume_min=spec["volume_min"], volume_max=spec["volume_max"],
+                      volume_step=spec["volume_step"], currency_base=symbol[:3], currency_profit="USD",
+                      currency_margin=symbol[:3], description=symbol, path=f"Fake\\{symbol}", name=symbol)
+        _ok()
+        return SymbolInfo(**values)
+
+
+def symbol_info_tick(symbol: str) -> Tick | None:
+    with S.lock:
+        if _guard("symbol_info_tick") is True:
+            return None
+        if symbol not in S.symbols:
+            return _fail(RES_E_NOT_FOUND, "Terminal: Not found")
+        if symbol not in S.selected:  # not in Market Watch: the terminal has no quotes for it
+            return _fail(RES_E_NOT_FOUND, "Terminal: Not found")
+        bid, ask, t = _quote(symbol)
+        if symbol in S.stale:
+            t -= 3600
+        _ok()
+        return Tick(t, bid, ask, 0.0, 0, t * 1000, 6, 0.0)
+
+
+def copy_rates_from_pos(symbol: str, timeframe: int, start_pos: int, count: int) -> np.ndarray | None:
+    """Bars counted back from the forming one (start_pos 0), oldest first, like the terminal."""
+    with S.lock:
+        if _guard("copy_rates_from_pos") is True:
+            return None
+        if symbol not in S.symbols:
+            return _fail(RES_E_INVALID_PARAMS, "Terminal: Invalid params")
+        arr = S.rates.get((symbol, int(timeframe)))
+        if arr is None:
+            return _fail(RES_E_INVALID_PARAMS, "Terminal: Invalid params")
+        now = int(_bar(symbol)["time"])
+        forming = int(np.searchsorted(arr["time"], now, side="right")) - 1
+        end = forming - start_pos + 1
+        _ok()
+        return arr[max(0, end - count):max(0, end)].copy()
+
+
+def _position_tuple(p: dict[str, Any]) -> TradePosition:
+    spec = S.symbols[p["symbol"]]
+    bid, ask, t = _quote(p["symbol"])
+    px = bid if p["type"] == POSITION_TYPE_BUY else ask
+    profit = round((1 if p["type"] == 0 else -1) * (px - p["price_open"]) * p["volume"] * spec["contract_size"], 2)
+    return TradePosition(p["ticket"], p["time"], p["time"] * 1000, t, t * 1000, p["type"], p["magic"], p["ticket"],
+                         POSITION_REASON_EXPERT, p["volume"], p["price_open"], p["sl"], p["tp"], px, 0.0, profit,
+                         p["symbol"], p["comment"], "")
+
+
+def positions_get(symbol: str | None = None, group: str | None = None, ticket: int | None = None):
+    with S.lock:
+        if _guard("positions_get") is True:
+            return None
+        out = [p for p in S.positions.values()
+               if (symbol is None or p["symbol"] == symbol) and (ticket is None or p["ticket"] == ticket)]
+        _ok()
+        return tuple(_position_tuple(p) for p in sorted(out, key=lambda p: p["ticket"]))
+
+
+def positions_total() -> int:
+    with S.lock:
+        return len(S.positions)
+
+
+def _as_seconds(value) -> int:
+    return int(value.timestamp()) if isinstance(value, datetime) else int(value)
+
+
+def history_deals_get(date_from=None, date_to=None, group: str | None = None, ticket: int | None = None,
+                      position: int | None = None):
+    with S.lock:
+        if _guard("history_deals_get") is True:
+            return None
+        if position is not None:
+            rows = [d for d in S.deals if d["position_id"] == position]
+        elif ticket is not None:
+            rows = [d for d in S.deals if d["order"] == ticket]
+        else:
+            if date_from is None or date_to is None:
+                return _fail(RES_E_INVALID_PARAMS, "Terminal: Invalid params")
+            lo, hi = _as_seconds(date_from), _as_seconds(date_to)
+            rows = [d for d in S.deals if lo <= d["time"] <= hi]
+        _ok()
+        return tuple(TradeDeal(**d) for d in rows)
+
+
+def order_send(request: dict[str, Any]) -> OrderSendResult | None:
+    with S.lock:
+        if not isinstance(request, dict) or set(request) - _REQUEST_KEYS:
+            return _fail(RES_E_INVALID_PARAMS, "Invalid request structure")
+        request = dict(request)
+        S.requests.append(request)
+        g = _guard("order_send")
+        if g is True:
+            return None
+        f = g
+        if f and f["retcode"] is not None:
+            bid, ask, _ = _quote(request["symbol"]) if request.get("symbol") in S.symbols else (0.0, 0.0, 0)
+            _ok()
+            return _result(f["retcode"], request, f["message"] or "Injected", bid=bid, ask=ask)
+        symbol = request.get("symbol")
+        if symbol not in S.symbols:
+            return _fail(RES_E_INVALID_PARAMS, f'Invalid "symbol" argument: {symbol!r}')
+        spec = S.symbols[symbol]
+        bid, ask, t = _quote(symbol)
+        _ok()
+        if symbol in S.closed:
+            return _result(TRADE_RETCODE_MARKET_CLOSED, request, "Market closed", bid=bid, ask=ask)
+        action = request.get("action")
+        if action == TRADE_ACTION_SLTP:
+            p = S.positions.get(request.get("position", 0))
+            if p is None:
+                return _result(TRADE_RETCODE_POSITION_CLOSED, request, "Position doesn't exist")
+            sl, tp = float(request.get("sl", 0.0)), float(request.get("tp", 0.0))
+            if _stops_bad(spec, p["type"], sl, tp, bid, ask):
+                return _result(TRADE_RETCODE_INVALID_STOPS, request, "Invalid stops", bid=bid, ask=ask)
+            p["sl"], p["tp"] = sl, tp
+            return _result(TRADE_RETCODE_DONE, request, "Request executed", bid=bid, ask=ask)
+        if action != TRADE_ACTION_DEAL:
+            return _result(TRADE_RETCODE_INVALID, request, "Invalid request")
+        side = request.get("type")
+        volume = float(request.get("volume", 0.0))
+        steps = volume / spec["volume_step"]
+        if volume < spec["volume_min"] - 1e-9 or volume > spec["volume_max"] + 1e-9 or abs(steps - round(steps)) > 1e-6:
+            return _result(TRADE_RETCODE_INVALID_VOLUME, request, "Invalid volume", bid=bid, ask=ask)
+        if request.get("type_filling", ORDER_FILLING_FOK) not in _allowed_fillings(spec["filling_mode"]):
+            return _result(TRADE_RETCODE_INVALID_FILL, request, "Unsupported filling mode", bid=bid, ask=ask)
+        price = ask if side == ORDER_TYPE_BUY else bid
+        wanted = float(request.get("price", 0.0))
+        if wanted and abs(wanted - price) > int(request.get("deviation", 0)) * spec["point"] + 1e-9:
+            return _result(TRADE_RETCODE_REQUOTE, request, "Requote", bid=bid, ask=ask)
+        pos_ticket = int(request.get("position", 0))
+        if pos_ticket:
+            p = S.positions.get(pos_ticket)
+            if p is None:
+                return _result(TRADE_RETCODE_POSITION_CLOSED, request, "Position doesn't exist")
+            if side == p["type"] or volume > p["volume"] + 1e-9:
+                return _result(TRADE_RETCODE_INVALID_VOLUME, request, "Invalid volume", bid=bid, ask=ask)
+            deal = _book_out(p, volume, price, DEAL_REASON_EXPERT, t, str(request.get("comment", "")))
+            return _result(TRADE_RETCODE_DONE, request, "Request executed", deal=deal, order=deal, volume=volume,
+                           price=price, bid=bid, ask=ask)
+        sl, tp = float(request.get("sl", 0.0)), float(request.get("tp", 0.0))
+        if _stops_bad(spec, side, sl, tp, bid, ask):
+            return _result(TRADE_RETCODE_INVALID_STOPS, request, "Invalid stops", bid=bid, ask=ask)
+        info = account_info()
+        if volume * spec["contract_size"] * price / S.leverage > info.margin_free:
+            return _result(TRADE_RETCODE_NO_MONEY, request, "No money", bid=bid, ask=ask)
+        ticket = _ticket()
+        S.positions[ticket] = dict(ticket=ticket, symbol=symbol, type=side, volume=volume, price_open=price, sl=sl,
+                                   tp=tp, magic=int(request.get("magic", 0)),
+                                   comment=str(request.get("comment", ""))[:31], time=t)
+        deal = _ticket()
+        S.deals.append(dict(ticket=deal, order=ticket, time=t, time_msc=t * 1000, type=side, entry=DEAL_ENTRY_IN,
+                            magic=int(request.get("magic", 0)), position_id=ticket, reason=DEAL_REASON_EXPERT,
+                            volume=volume, price=price, commission=0.0, swap=0.0, profit=0.0, fee=0.0, symbol=symbol,
+                            comment=str(request.get("comment", ""))[:31], external_id=""))
+        return _result(TRADE_RETCODE_DONE, request, "Request executed", deal=deal, order=ticket, volume=volume,
+                       price=price, bid=bid, ask=ask)
