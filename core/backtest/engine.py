@@ -15,6 +15,7 @@ While flat, the broker is not stepped bar by bar: the clock jumps straight to th
 """
 from __future__ import annotations
 
+import logging
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from core.config import AppConfig
 from core.metrics import compute_metrics
 from core.models import ActiveTrade, AnalysisResult, ClosedTrade, StrategyScore
 from core.timeframes import Timeframe
+
+_CHATTY = ("core.notify", "core.monitor", "core.exit_orders", "core.execution", "core.exits", "core.alerts",
+           "core.brokers.paper", "core.analysis", "core.errors")
 
 Progress = Callable[[int, int], None]  # (bars done, bars total)
 
@@ -89,6 +93,18 @@ class BacktestEngine:
 
     # ---- main loop ----------------------------------------------------------------------------
     def run(self) -> BacktestReport:
+        """Run the replay. The lifecycle's per-trade log lines and alerts (meant for a live operator) are
+        muted to errors for the duration: a 58k-bar run would otherwise print thousands of them."""
+        saved = {name: logging.getLogger(name).level for name in _CHATTY}
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(logging.ERROR + 10)
+        try:
+            return self._run()
+        finally:
+            for name, level in saved.items():
+                logging.getLogger(name).setLevel(level)
+
+    def _run(self) -> BacktestReport:
         c = self.spec.candles
         times = c["time"]
         parts = self.parts
