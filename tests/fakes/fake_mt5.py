@@ -162,11 +162,16 @@ def fake_advance(symbol: str, bars: int = 1) -> None:
 
 
 def fake_inject(function: str, *, error: int | None = None, retcode: int | None = None, times: int = 1,
-                message: str = "") -> None:
-    """Next `times` calls of `function` fail: return None with last_error `error`, or retcode `retcode`."""
+                message: str = "", executed: bool = False) -> None:
+    """Next `times` calls of `function` fail: return None with last_error `error`, or retcode `retcode`.
+
+    `executed=True` (order_send only) books the order first and *then* loses the reply: the case
+    exactly-once execution has to survive.
+    """
     with S.lock:
         for _ in range(times):
-            S.faults.setdefault(function, []).append(dict(error=error, retcode=retcode, message=message))
+            S.faults.setdefault(function, []).append(dict(error=error, retcode=retcode, message=message,
+                                                          executed=executed))
 
 
 def fake_set_market_closed(symbol: str, closed: bool = True) -> None:
@@ -465,6 +470,11 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
             return _fail(RES_E_INVALID_PARAMS, "Invalid request structure")
         request = dict(request)
         S.requests.append(request)
+        pending = S.faults.get("order_send") or []
+        if pending and pending[0]["executed"] and S.initialized:
+            f = pending.pop(0)
+            _execute(request)
+            return _fail(f["error"] or RES_E_INTERNAL_FAIL_TIMEOUT, f["message"] or "IPC timeout")
         g = _guard("order_send")
         if g is True:
             return None
@@ -473,6 +483,12 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
             bid, ask, _ = _quote(request["symbol"]) if request.get("symbol") in S.symbols else (0.0, 0.0, 0)
             _ok()
             return _result(f["retcode"], request, f["message"] or "Injected", bid=bid, ask=ask)
+        return _execute(request)
+
+
+def _execute(request: dict[str, Any]) -> OrderSendResult | None:
+    """The trade server proper: validate like MT5 does, then book."""
+    with S.lock:
         symbol = request.get("symbol")
         if symbol not in S.symbols:
             return _fail(RES_E_INVALID_PARAMS, f'Invalid "symbol" argument: {symbol!r}')
