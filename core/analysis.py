@@ -28,11 +28,10 @@ from core.config import AppConfig, SymbolSpec, TradingConfig
 from core.exceptions import UnknownSymbolError, UserFacingError
 from core.filters.context import AnalysisContext, Indicators
 from core.filters.risk_filters import RangeScalpingRiskFilters
-from core.indicators import atr as atr_fn
-from core.indicators import bollinger, rsi, session_vwap
 from core.models import AnalysisResult, NoRange, RangeStructure
 from core.range.bars import Bars
 from core.range.detector import RangeBoundaryDetector
+from core.range.lastvalues import atr_last, bollinger_last, rsi_last, vwap_last
 from core.scoring.scorer import RangeScalpingScorer
 from core.sessions import active_sessions
 from core.sources.news import NewsCalendar
@@ -100,21 +99,37 @@ class AnalysisInputs:
     orderflow: OrderFlowSnapshot | None = None
 
 
+_SIZES: dict[int, tuple[TradingConfig, dict[str, int]]] = {}
+
+
 def window_sizes(cfg: TradingConfig) -> dict[str, int]:
     """Bars per timeframe: the primary window spans a full day (session VWAP), H1 five days (previous day)."""
+    hit = _SIZES.get(id(cfg))
+    if hit is not None and hit[0] is cfg:  # configs are frozen: the sizes cannot change under us
+        return hit[1]
+    out = _window_sizes(cfg)
+    if len(_SIZES) > 64:
+        _SIZES.clear()
+    _SIZES[id(cfg)] = (cfg, out)
+    return out
+
+
+def _window_sizes(cfg: TradingConfig) -> dict[str, int]:
     rd, ea = cfg.range_detection, cfg.effective_atr
     warm = WARMUP_FACTOR * max(ea.atr_period, ea.bb_period, ea.rsi_period)
     base = max(rd.lookback_bars, rd.min_candles) + warm
     out: dict[str, int] = {}
     for tf in dict.fromkeys([rd.timeframe, *rd.nested_timeframes, "H1"]):
         secs = Timeframe.parse(tf).seconds
-        out[tf] = max(base, math.ceil(86400 / secs) + 12) if tf == rd.timeframe else max(base, math.ceil(5 * 86400 / secs))
+        if tf == rd.timeframe:
+            out[tf] = max(base, math.ceil(86400 / secs) + 12)
+        else:  # H1 spans five days (previous trading day across a weekend); others 30 h (a whole session)
+            out[tf] = max(base, math.ceil((5 * 86400 if tf == "H1" else 30 * 3600) / secs))
     return out
 
 
-def _session_tf(cfg: TradingConfig) -> str:
+def _session_tf(cfg: TradingConfig, sizes: dict[str, int]) -> str:
     """The finest timeframe whose window spans more than a day: the session range needs its whole session."""
-    sizes = window_sizes(cfg)
     for tf in sorted(sizes, key=lambda t: Timeframe.parse(t).seconds):
         if sizes[tf] * Timeframe.parse(tf).seconds >= 30 * 3600:
             return tf
@@ -126,20 +141,17 @@ def _last(x: np.ndarray, k: int = 1) -> float:
 
 
 def _indicators(cfg: TradingConfig, bars: Bars) -> Indicators:
+    """Current values only (see `core.range.lastvalues`); VWAP is today's session, reset at 00:00 UTC."""
     ea = cfg.effective_atr
-    a = atr_fn(bars.high, bars.low, bars.close, ea.atr_period)
-    mid, up, lo, _ = bollinger(bars.close, ea.bb_period, ea.bb_std)
-    r = rsi(bars.close, ea.rsi_period)
-    if len(bars):
-        day = math.floor((bars.time[-1]) / 86400.0) * 86400.0
-        today = int(len(bars) - np.searchsorted(bars.time, day, side="left"))
-        vw, sig = session_vwap(bars.time[-today:], bars.high[-today:], bars.low[-today:], bars.close[-today:],
-                               bars.volume[-today:], 0.0)
-        vwap, vsig, vtime = _last(vw), _last(sig), bars.last_close_time
-    else:
-        today, vwap, vsig, vtime = 0, float("nan"), float("nan"), None
-    return Indicators(atr=_last(a), rsi=_last(r), rsi_prev=_last(r, 2), bb_mid=_last(mid), bb_upper=_last(up),
-                      bb_lower=_last(lo), vwap=vwap, vwap_sigma=vsig, vwap_time=vtime, vwap_bars=today)
+    a = atr_last(bars.high, bars.low, bars.close, ea.atr_period)
+    mid, up, lo = bollinger_last(bars.close, ea.bb_period, ea.bb_std)
+    r_prev, r = rsi_last(bars.close, ea.rsi_period, 2)
+    day = math.floor((bars.time[-1]) / 86400.0) * 86400.0
+    today = int(len(bars) - np.searchsorted(bars.time, day, side="left"))
+    s = slice(len(bars) - today, len(bars))
+    vwap, vsig = vwap_last(bars.high[s], bars.low[s], bars.close[s], bars.volume[s])
+    return Indicators(atr=a, rsi=r, rsi_prev=r_prev, bb_mid=mid, bb_upper=up, bb_lower=lo, vwap=vwap,
+                      vwap_sigma=vsig, vwap_time=bars.last_close_time if today else None, vwap_bars=today)
 
 
 def _window_vwap(bars: Bars) -> float:
@@ -178,7 +190,7 @@ def analyse(inputs: AnalysisInputs, cfg: TradingConfig, spec: SymbolSpec, config
                 ind = Indicators(*([float("nan")] * 8), None, 0)
             else:
                 ind = _indicators(cfg, bars)
-            atrs = {name: _last(atr_fn(b.high, b.low, b.close, cfg.effective_atr.atr_period)) if name != tf else ind.atr
+            atrs = {name: atr_last(b.high, b.low, b.close, cfg.effective_atr.atr_period) if name != tf else ind.atr
                     for name, b in views.items()}
 
         with time_operation("analysis.range_detection", slow, timings):
@@ -240,7 +252,7 @@ def _detect(detector: RangeBoundaryDetector, cfg: TradingConfig, views: dict[str
         need = max(cfg.range_detection.min_candles, cfg.effective_atr.atr_period)
         return None, detector._too_few(bars, need, "range"), None, {}
     found: dict[str, RangeStructure | NoRange] = {"dynamic": detector.detect_range(bars, "dynamic", atr=atr, as_of=as_of)}
-    stf = _session_tf(cfg)
+    stf = _session_tf(cfg, window_sizes(cfg))
     if stf in views and atrs.get(stf, 0) > 0:
         found["session"] = detector.detect_range(views[stf], "session", atr=atrs[stf], as_of=as_of)
     prev_day = None
@@ -248,7 +260,7 @@ def _detect(detector: RangeBoundaryDetector, cfg: TradingConfig, views: dict[str
         pd = detector.detect_range(views["H1"], "previous_day", atr=atrs["H1"], as_of=as_of, apply_width_limits=False)
         if isinstance(pd, RangeStructure):
             prev_day = (pd.range_high, pd.range_low)
-            found["previous_day"] = detector.detect_range(views["H1"], "previous_day", atr=atrs["H1"], as_of=as_of)
+            found["previous_day"] = detector.check_width(pd) or pd
         else:
             found["previous_day"] = pd
     cands = [r for r in found.values() if isinstance(r, RangeStructure)]

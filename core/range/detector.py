@@ -10,14 +10,18 @@ understands, never as an exception.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 from core.config import TradingConfig
-from core.indicators import bollinger, swing_highs, swing_lows
+from core.indicators import swing_highs, swing_lows
 from core.models import CriticalGapZones, NoRange, RangeStructure, TouchCount
 from core.range.bars import Bars
+from core.range.lastvalues import bollinger_width_series
 from core.sessions import window_containing_or_before
 
+_NESTED: OrderedDict[tuple, tuple[TradingConfig, RangeStructure | NoRange]] = OrderedDict()
 _HOUR = 3600.0
 _DAY = 86400.0
 
@@ -43,6 +47,7 @@ class RangeBoundaryDetector:
         self.cfg = cfg
         self.symbol = symbol
         self.rd = cfg.range_detection
+        self._expansion: dict[tuple, tuple[str, float]] = {}  # per instance: one analysis call
 
     # -- edges -------------------------------------------------------------------------------------
     def calculate_critical_gaps(self, range_high: float, range_low: float, atr: float) -> CriticalGapZones:
@@ -154,26 +159,37 @@ class RangeBoundaryDetector:
         return float(prev.high.max()), float(prev.low.min()), float(day0), bars.since(day0)
 
     # -- assembly ---------------------------------------------------------------------------------
-    def _build(self, range_type, bars, high, low, start, touch_bars: Bars, atr, apply_width_limits):
-        mid = (high + low) / 2.0
-        width = high - low
-        width_pct = width / mid * 100.0 if mid else 0.0
+    def check_width(self, rng: RangeStructure) -> NoRange | None:
+        """The per-symbol width limits, as a NoRange when the range breaks them."""
+        return self._width_failure(rng.range_type, rng.range_high, rng.range_low, rng.range_width_pct)
+
+    def _width_failure(self, range_type, high, low, width_pct) -> NoRange | None:
         lim = self.cfg.range_width
         details = {"range_type": range_type, "high": high, "low": low, "width_pct": round(width_pct, 4)}
-        if apply_width_limits and width_pct < lim.min_pct:
+        if width_pct < lim.min_pct:
             return NoRange(
                 reason="too_narrow",
                 message=f"The {_label(range_type)} is only {width_pct:.2f}% wide (minimum {lim.min_pct:g}% for "
                 f"{self.symbol}): too tight to pay the spread and still fit a stop.",
                 details=details,
             )
-        if apply_width_limits and width_pct > lim.max_pct:
+        if width_pct > lim.max_pct:
             return NoRange(
                 reason="too_wide",
                 message=f"The {_label(range_type)} is {width_pct:.2f}% wide (maximum {lim.max_pct:g}% for "
                 f"{self.symbol}): that is a trending or volatile market, not a range.",
                 details=details,
             )
+        return None
+
+    def _build(self, range_type, bars, high, low, start, touch_bars: Bars, atr, apply_width_limits):
+        mid = (high + low) / 2.0
+        width = high - low
+        width_pct = width / mid * 100.0 if mid else 0.0
+        if apply_width_limits:
+            failure = self._width_failure(range_type, high, low, width_pct)
+            if failure is not None:
+                return failure
         tol = self.rd.touch_tolerance_atr * atr
         top, bottom = count_touches(touch_bars.high, touch_bars.low, high, low, tol)
         need = self.rd.min_touches_per_side
@@ -201,16 +217,23 @@ class RangeBoundaryDetector:
     # -- state ------------------------------------------------------------------------------------
     def expansion_state(self, bars: Bars) -> tuple[str, float]:
         """Bollinger width now versus its average over the lookback: expanding boxes tend to break."""
+        key = (bars.timeframe, len(bars), float(bars.time[-1]) if len(bars) else 0.0)
+        hit = self._expansion.get(key)
+        if hit is not None:
+            return hit
         ea = self.cfg.effective_atr
-        w = bars.tail(self.rd.lookback_bars + ea.bb_period)
-        width = bollinger(w.close, ea.bb_period, ea.bb_std)[3]
+        w = bars.tail(self.rd.lookback_bars + ea.bb_period - 1)
+        width = bollinger_width_series(w.close, ea.bb_period, ea.bb_std)
         ref = width[np.isfinite(width)]
         if len(ref) < 2 or not np.isfinite(width[-1]) or ref.mean() <= 0:
-            return "stable", 0.0
-        change = (width[-1] / ref.mean() - 1.0) * 100.0
-        thr = self.cfg.range_invalidation.expansion_threshold_pct
-        state = "expanding" if change > thr else "contracting" if change < -thr else "stable"
-        return state, float(change)
+            out = ("stable", 0.0)
+        else:
+            change = (width[-1] / ref.mean() - 1.0) * 100.0
+            thr = self.cfg.range_invalidation.expansion_threshold_pct
+            state = "expanding" if change > thr else "contracting" if change < -thr else "stable"
+            out = (state, float(change))
+        self._expansion[key] = out
+        return out
 
     def invalidation_signals(self, bars: Bars, high: float, low: float, atr: float,
                              expansion: tuple[str, float] | None = None) -> list[str]:
@@ -250,12 +273,26 @@ class RangeBoundaryDetector:
 
     # -- nesting ----------------------------------------------------------------------------------
     def nested_ranges(self, by_tf: dict[str, tuple[Bars, float]]) -> dict[str, RangeStructure]:
-        """Swing ranges on the higher timeframes, for context (no width limits: they are wider by nature)."""
+        """Swing ranges on the higher timeframes, for context (no width limits: they are wider by nature).
+
+        They change only when a higher-timeframe bar closes (every 3rd M5 call for M15, every 12th for
+        H1), so results are memoised on the exact bytes of the window plus the config and symbol.
+        """
         out: dict[str, RangeStructure] = {}
         for tf, (bars, atr) in by_tf.items():
             if len(bars) < self.rd.min_candles or not (atr > 0):
                 continue
-            r = self.detect_range(bars, "dynamic", atr=atr, apply_width_limits=False)
+            key = (id(self.cfg), self.symbol, tf, atr, hash(bars.time.tobytes()), hash(bars.high.tobytes()),
+                   hash(bars.low.tobytes()), hash(bars.close.tobytes()))
+            hit = _NESTED.get(key)
+            if hit is not None and hit[0] is self.cfg:
+                _NESTED.move_to_end(key)
+                r = hit[1]
+            else:
+                r = self.detect_range(bars, "dynamic", atr=atr, apply_width_limits=False)
+                _NESTED[key] = (self.cfg, r)
+                if len(_NESTED) > 256:
+                    _NESTED.popitem(last=False)
             if isinstance(r, RangeStructure):
                 out[tf] = r
         return out

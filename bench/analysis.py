@@ -1,0 +1,115 @@
+"""Latency of `core.analysis.analyse` (range → filters → scoring) on one symbol, vs a pandas baseline.
+
+Run: .venv/bin/python bench/analysis.py [SYMBOL] [CALLS]
+
+The data is real (XAUUSDc M5 + M15 + H1 broker exports) and in memory; each call analyses the next
+M5 bar (as a replay or the live monitor would), so the higher-timeframe memo hits as it does live.
+A "cold" run clears that memo before every call. The baseline computes the same indicators the
+pandas way (DataFrames per call, rolling/ewm/groupby) on the same windows, no range logic at all.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from core.analysis import (  # noqa: E402
+    AnalysisInputs,  # noqa: E402
+    analyse,
+    candles_from_market_data,
+    window_sizes,
+)
+from core.config import load_config  # noqa: E402
+from core.data.catalog import MarketData  # noqa: E402
+from core.range import detector as detector_module  # noqa: E402
+from core.range.bars import Bars  # noqa: E402
+
+
+def pandas_baseline(candles: dict[str, np.ndarray], now: float, sizes: dict[str, int], cfg) -> float:
+    """Same indicators, pandas-style: ATR/RSI by ewm, Bollinger by rolling, VWAP by groupby, fractals by rolling."""
+    ea = cfg.effective_atr
+    n = cfg.range_detection.swing_fractal_bars
+    out = 0.0
+    for tf, size in sizes.items():
+        b = Bars.closed_window(candles[tf], tf, now, size)
+        df = pd.DataFrame({"time": pd.to_datetime(b.time, unit="s"), "open": b.open, "high": b.high, "low": b.low,
+                           "close": b.close, "volume": b.volume})
+        prev = df["close"].shift(1)
+        tr = pd.concat([df["high"] - df["low"], (df["high"] - prev).abs(), (df["low"] - prev).abs()], axis=1).max(axis=1)
+        df["atr"] = tr.ewm(alpha=1 / ea.atr_period, adjust=False).mean()
+        mid = df["close"].rolling(ea.bb_period).mean()
+        sd = df["close"].rolling(ea.bb_period).std(ddof=0)
+        df["bb_upper"], df["bb_lower"] = mid + ea.bb_std * sd, mid - ea.bb_std * sd
+        df["bb_width"] = (df["bb_upper"] - df["bb_lower"]) / mid
+        d = df["close"].diff()
+        up = d.clip(lower=0).ewm(alpha=1 / ea.rsi_period, adjust=False).mean()
+        dn = (-d.clip(upper=0)).ewm(alpha=1 / ea.rsi_period, adjust=False).mean()
+        df["rsi"] = 100 - 100 / (1 + up / dn)
+        tp = (df["high"] + df["low"] + df["close"]) / 3
+        day = df["time"].dt.floor("D")
+        df["vwap"] = (tp * df["volume"]).groupby(day).cumsum() / df["volume"].groupby(day).cumsum()
+        w = 2 * n + 1
+        df["swing_high"] = df["high"].where(df["high"] == df["high"].rolling(w, center=True).max()).shift(n)
+        df["swing_low"] = df["low"].where(df["low"] == df["low"].rolling(w, center=True).min()).shift(n)
+        out += float(df["atr"].iloc[-1]) + float(df["swing_high"].max() or 0)
+    return out
+
+
+def _pct(xs: list[float]) -> tuple[float, float]:
+    a = np.asarray(xs) * 1000.0
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+def main() -> None:
+    symbol = sys.argv[1] if len(sys.argv) > 1 else "XAUUSDc"
+    calls = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
+    app = load_config()
+    cfg = app.for_symbol(symbol)
+    spec = app.symbols[symbol]
+    candles = candles_from_market_data(MarketData(app), symbol, app)
+    tf = cfg.range_detection.timeframe
+    base = candles[tf]
+    secs = int(base["time"][1] - base["time"][0]) if len(base) > 1 else 300
+    start = len(base) // 2
+    nows = [float(t) + secs for t in base["time"][start:start + calls]]
+    inputs = [AnalysisInputs(symbol, candles, now) for now in nows]
+
+    for inp in inputs[:50]:  # warm-up: imports, caches, zoneinfo
+        analyse(inp, cfg, spec)
+
+    warm = []
+    for inp in inputs:
+        t0 = time.perf_counter()
+        analyse(inp, cfg, spec)
+        warm.append(time.perf_counter() - t0)
+    cold = []
+    for inp in inputs:
+        detector_module._NESTED.clear()
+        t0 = time.perf_counter()
+        analyse(inp, cfg, spec)
+        cold.append(time.perf_counter() - t0)
+    sizes = window_sizes(cfg)
+    base_t = []
+    for now in nows[: min(calls, 300)]:
+        t0 = time.perf_counter()
+        pandas_baseline(candles, now, sizes, cfg)
+        base_t.append(time.perf_counter() - t0)
+
+    w50, w99 = _pct(warm)
+    c50, c99 = _pct(cold)
+    b50, b99 = _pct(base_t)
+    bars = ", ".join(f"{k} {v}" for k, v in sizes.items())
+    print(f"analysis bench: {symbol}, {calls} consecutive {tf} bars from {time.strftime('%Y-%m-%d', time.gmtime(nows[0]))}, windows: {bars}")
+    print(f"  analyse (replay/live, memo warm) p50 {w50:.3f} ms   p99 {w99:.3f} ms")
+    print(f"  analyse (cold, no memo)          p50 {c50:.3f} ms   p99 {c99:.3f} ms")
+    print(f"  pandas baseline (indicators only, {len(base_t)} calls) p50 {b50:.3f} ms   p99 {b99:.3f} ms")
+    print(f"  speed-up at p50: {b50 / w50:.1f}x (warm), {b50 / c50:.1f}x (cold)")
+
+
+if __name__ == "__main__":
+    main()
