@@ -16,6 +16,7 @@ import numpy as np
 
 from core.clock import Clock, SystemClock
 from core.data.candles import CANDLE_DTYPE, as_candles
+from core.data.resample import resample
 from core.timeframes import Timeframe
 
 
@@ -42,33 +43,6 @@ class AcceleratedClock:
 
     def now(self) -> float:
         return self._start + (self._wall.now() - self._wall0) * self.speed
-
-
-def _resample(base: np.ndarray, timeframe: Timeframe) -> np.ndarray:
-    try:  # the project's resampler, once present, is the single source of truth
-        from core.data.resample import resample
-    except ImportError:  # pragma: no cover - only until core.data.resample lands
-        resample = _resample_local
-    return resample(base, timeframe)
-
-
-def _resample_local(base: np.ndarray, timeframe: Timeframe) -> np.ndarray:
-    if len(base) == 0:
-        return np.zeros(0, dtype=CANDLE_DTYPE)
-    sec = timeframe.seconds
-    bucket = (base["time"] // sec) * sec
-    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    ends = np.r_[starts[1:], len(base)]
-    out = np.zeros(len(starts), dtype=CANDLE_DTYPE)
-    out["time"] = bucket[starts]
-    out["open"] = base["open"][starts]
-    out["close"] = base["close"][ends - 1]
-    out["high"] = np.maximum.reduceat(base["high"], starts)
-    out["low"] = np.minimum.reduceat(base["low"], starts)
-    out["tick_volume"] = np.add.reduceat(base["tick_volume"], starts)
-    out["real_volume"] = np.add.reduceat(base["real_volume"], starts)
-    out["spread"] = base["spread"][starts]
-    return out
 
 
 class ReplayFeed:
@@ -139,7 +113,7 @@ class ReplayFeed:
         while True:  # widen the window until it holds `count` buckets (weekend gaps eat some)
             edge = ((now - span) // sec) * sec  # a bucket boundary, so the first bucket is whole
             start = int(np.searchsorted(base["time"], edge, side="left"))
-            out = _resample(base[start:end], timeframe)
+            out = resample(base[start:end], timeframe, source_seconds=base_tf.seconds)
             out = out[out["time"] + sec <= now]
             if len(out) >= count or start == 0:
                 return out[-count:].copy()
