@@ -84,7 +84,8 @@ class BacktestEngine:
             last = min(last, int(np.searchsorted(times, spec.end, side="right")) - 1)
         self.first, self.last = first, last
         self.tf_sec = tf_sec
-        self.parts = LiveParts(cfg, spec.symbol, c, spec.timeframe, analyse_fn=analyse_fn)
+        self._analyse_fn = analyse_fn
+        self.parts: LiveParts | None = None
         self.signals: list[Signal] = []
         self.closed: list[ClosedTrade] = []
         self._open_signal: dict[int, Signal] = {}  # ticket -> signal
@@ -105,6 +106,10 @@ class BacktestEngine:
                 logging.getLogger(name).setLevel(level)
 
     def _run(self) -> BacktestReport:
+        # Built here, not in __init__: the in-memory store's SQLite connections are per thread, and a
+        # chat adapter constructs in its event-loop thread but runs in a worker.
+        self.parts = LiveParts(self.cfg, self.spec.symbol, self.spec.candles, self.spec.timeframe,
+                               analyse_fn=self._analyse_fn)
         c = self.spec.candles
         times = c["time"]
         parts = self.parts
