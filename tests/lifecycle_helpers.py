@@ -110,8 +110,9 @@ def analysis_at(symbol: str, bars: np.ndarray, now: float, setup: Setup, confide
 
 def find_breakeven_then_exit(bars: np.ndarray, start: int, risk: float, tp_r: float = 3.0,
                              spread: float = 0.2, max_bars: int = 40) -> Setup:
-    """First bar at/after `start` where a long entered at its open reaches +1.2 R (bid) before its stop
-    and then comes back to the entry (so the breakeven stop, not the TP, ends it) within `max_bars`."""
+    """First bar at/after `start` where a long entered at its open sees a later bar OPEN (the monitor's
+    tick) at +1.2 R or more before the stop or TP is touched, and then trades back down through the
+    entry (so the breakeven stop, not the TP, ends it) within `max_bars`."""
     for i in range(start, len(bars) - max_bars):
         if bars["time"][i + max_bars] - bars["time"][i] > max_bars * 300:  # no gaps/weekends inside
             continue
@@ -119,14 +120,15 @@ def find_breakeven_then_exit(bars: np.ndarray, start: int, risk: float, tp_r: fl
         sl, tp = entry - risk, entry + tp_r * risk
         hit_be = None
         for j in range(i, i + max_bars):
-            lo, hi = float(bars["low"][j]), float(bars["high"][j])
+            lo, hi, op = float(bars["low"][j]), float(bars["high"][j]), float(bars["open"][j])
             if hit_be is None:
-                if lo <= sl or hi >= tp:
-                    break
-                if hi >= entry + 1.2 * risk:
+                if j > i and op >= entry + 1.2 * risk:
                     hit_be = j
-            elif hi >= tp:
-                break
-            elif lo <= entry and j > hit_be + 1:
-                return Setup(i, Direction.LONG, entry, sl, tp)
+                elif lo <= sl or hi >= tp:
+                    break
+            if hit_be is not None:
+                if hi >= tp:
+                    break
+                if lo <= entry + 0.05 and j > hit_be:
+                    return Setup(i, Direction.LONG, entry, sl, tp)
     raise AssertionError("no breakeven-then-exit setup in the data window")
