@@ -28,6 +28,7 @@ WIDTH_IN, HEIGHT_IN, DPI = 7.2, 3.8, 100
 UP, DOWN = "#26a69a", "#ef5350"
 ZONE_SELL, ZONE_BUY = "#ef5350", "#26a69a"
 MAX_BARS = 120
+_BOX = dict(facecolor="white", alpha=0.7, edgecolor="none", pad=0.5)
 
 
 def _vwap(candles: np.ndarray) -> np.ndarray:
@@ -67,7 +68,7 @@ def _time_axis(ax, candles: np.ndarray) -> None:
     ax.set_xticklabels(labels, fontsize=7)
     last = datetime.fromtimestamp(int(candles["time"][-1]), UTC)
     ax.set_xlabel(f"time (UTC) · last bar {last:%Y-%m-%d %H:%M}", fontsize=7)
-    ax.set_xlim(-1, n + max(8, n // 6))  # room on the right for the trade-level labels
+    ax.set_xlim(-1, n + max(10, int(n * 0.24)))  # room on the right for the trade-level labels
 
 
 def _draw_range(ax, rng: RangeStructure, digits: int) -> None:
@@ -75,11 +76,11 @@ def _draw_range(ax, rng: RangeStructure, digits: int) -> None:
     z = rng.critical_gaps
     ax.axhspan(z.upper_zone_start, z.upper_zone_end, color=ZONE_SELL, alpha=0.12, lw=0, zorder=1)
     ax.axhspan(z.lower_zone_start, z.lower_zone_end, color=ZONE_BUY, alpha=0.12, lw=0, zorder=1)
-    label_style = dict(fontsize=7, color="#37474f", transform=ax.get_yaxis_transform(), zorder=6)
+    label_style = dict(fontsize=7, color="#37474f", transform=ax.get_yaxis_transform(), zorder=6, bbox=_BOX)
     ax.text(0.005, z.upper_zone_start, "sell zone", va="bottom", color=ZONE_SELL, fontsize=7,
-            transform=ax.get_yaxis_transform(), zorder=6)
+            transform=ax.get_yaxis_transform(), zorder=6, bbox=_BOX)
     ax.text(0.005, z.lower_zone_end, "buy zone", va="top", color="#00897b", fontsize=7,
-            transform=ax.get_yaxis_transform(), zorder=6)
+            transform=ax.get_yaxis_transform(), zorder=6, bbox=_BOX)
     for y, label, style, va in (
         (rng.range_high, "range high", "-", "bottom"),
         (rng.range_mid, "mid", ":", "bottom"),
@@ -97,7 +98,8 @@ def _draw_levels(ax, strat: StrategyScore, digits: int, x0: float, x1: float) ->
     )
     for y, label, color in levels:
         ax.hlines(y, x0, x1, colors=color, lw=1.4, ls="--", zorder=4)
-        ax.text(x1, y, f" {label} {_fmt(y, digits)}", fontsize=7, va="center", color=color, weight="bold")
+        ax.text(x1, y, f" {label} {_fmt(y, digits)}", fontsize=7, va="center", color=color, weight="bold",
+                bbox=_BOX, zorder=6)
     arrow = "▲" if strat.direction is Direction.LONG else "▼"
     ax.annotate(arrow, (x0, strat.entry), fontsize=11, color="#1565c0", ha="center", va="center", zorder=5)
 
@@ -144,7 +146,7 @@ def render_analysis_chart(
     if analysis.range is not None:
         _draw_range(ax, analysis.range, digits)
     if strat is not None:
-        _draw_levels(ax, strat, digits, max(right - 12, 0), right + 4)
+        _draw_levels(ax, strat, digits, max(right - 12, 0), right + 1)
     _time_axis(ax, bars)
     if analysis.range is None and analysis.no_range is not None:
         ax.text(0.01, 0.97, analysis.no_range.message[:90], transform=ax.transAxes, fontsize=8, va="top")

@@ -10,7 +10,6 @@ a viewer gets a card without buttons rather than a refusal.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import logging
 import re
@@ -100,6 +99,7 @@ class CommandRouter:
         self.chart_dir = chart_dir
         self._report_error = report_error
         self._refused: set[Any] = set()
+        self._backtest_lock = asyncio.Lock()  # CPU-heavy: one at a time, never starve the monitor
         self._handlers: dict[str, Callable[[Any, list[str]], Awaitable[Reply]]] = {
             "scalp": self._scalp,
             "status": self._status,
@@ -323,17 +323,15 @@ class CommandRouter:
         if days is None:
             return Reply(text=USAGE["backtest"], kind="usage")
         self.service.authorize(user_id, "read")
-        run = getattr(self.service, "backtest", None)
-        if run is None:
-            try:
-                mod = importlib.import_module("core.backtest")
-            except ImportError:
-                mod = None
-            run = getattr(mod, "run_backtest_for_chat", None)
-        if run is None:
+        try:
+            from core.backtest.api import run_backtest
+        except ImportError:
             return Reply(text="Backtesting is not available in this build.", kind="error")
-        result = await _maybe(run(symbol, days))
-        return Reply(text=str(getattr(result, "summary", None) or presenter.metrics_text(result, days)))
+        if self._backtest_lock.locked():
+            return Reply(text="A backtest is already running; try again when it has finished.", kind="error")
+        async with self._backtest_lock:
+            report = await asyncio.to_thread(run_backtest, self.cfg, symbol, days=days)
+        return Reply(text=presenter.backtest_text(report, days))
 
     # ---------------------------------------------------------------- alerts
     async def alert_reply(self, alert: Alert) -> Reply:
@@ -363,7 +361,7 @@ class CommandRouter:
         parsed = parse_payload(payload)
         if parsed is None:
             log.warning("garbage callback payload from user %s: %r", user_id, _clip(str(payload), 80))
-            return Reply(text="That button is not valid any more.", kind="error", toast="That button is not valid.")
+            return _invalid_button()
         kind, ref = parsed
         if kind in ("a", "r"):
             fn = self.service.approve if kind == "a" else self.service.reject
@@ -374,17 +372,22 @@ class CommandRouter:
         if kind == "c":
             ticket = self._int(ref, 1, 2**63 - 1)
             if ticket is None:
-                return Reply(text="That button is not valid any more.", kind="error", toast="Not valid.")
+                return _invalid_button()
             outcome = await self.service.close_trade(ticket, user_id)
             text = presenter.outcome_text(outcome)
             return Reply(text=text, edit=True, toast=text.splitlines()[0][:190])
         if kind == "e":
             if ref != "go":
-                return Reply(text="That button is not valid any more.", kind="error", toast="Not valid.")
+                return _invalid_button()
             res = await self.service.emergency(user_id)
             text = _said(res, "🚨 Emergency stop done: positions closed, trading paused.")
             return Reply(text=text, edit=True, toast=text[:190])
         return Reply(text="Cancelled.", edit=True, toast="Cancelled.")
+
+
+def _invalid_button() -> Reply:
+    text = "That button is not valid any more. Run the command again."
+    return Reply(text=text, kind="error", ephemeral=True, toast=text)
 
 
 def _outcome_symbol(outcome: Any) -> str | None:

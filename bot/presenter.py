@@ -40,12 +40,19 @@ def _arrow(d: Direction) -> str:
 
 
 def strategy_lines(i: int, s: StrategyScore, digits: int) -> list[str]:
-    mark = "" if s.viable else "  (not viable" + (f": {s.reason}" if s.reason else "") + ")"
-    return [
+    mark = "" if s.viable else " (not viable)"
+    lines = [
         f"{i}. {s.strategy} {_arrow(s.direction)} · score {s.score:.0f}{mark}",
         f"   entry {price(s.entry, digits)}  SL {price(s.stop_loss, digits)}",
         f"   TP {price(s.take_profit, digits)}  R:R {s.rr:.2f}",
     ]
+    if not s.viable and s.reason:
+        lines.append("   " + _short(s.reason))
+    return lines
+
+
+def _short(text: str, n: int = 90) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeProposal] = ()) -> str:
@@ -67,18 +74,18 @@ def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeP
             f"Buy zone {price(z.lower_zone_start, digits)}–{price(z.lower_zone_end, digits)}",
         ]
         if r.invalidation_signals:
-            lines.append("Invalidation: " + "; ".join(r.invalidation_signals[:3]))
+            lines += [f" ⚠ {_short(x)}" for x in r.invalidation_signals[:2]]
     elif a.no_range is not None:
         lines.append(f"No range: {a.no_range.message}")
     failures = a.failures
     if failures:
         lines.append("Blocked by:")
-        lines += [f" • {f.name}: {f.reason}" for f in failures]
+        lines += [f" • {_short(f.name + ': ' + f.reason)}" for f in failures]
     elif a.filters:
         lines.append(f"Filters: all {len(a.filters)} passed")
     soft = [f for f in a.filters if not f.passed and not f.blocking]
-    lines += [f" ⚠ {f.name}: {f.reason}" for f in soft[:3]]
-    lines += [f" ⚠ {w}" for w in a.warnings[:3]]
+    lines += [f" ⚠ {_short(f.name + ': ' + f.reason)}" for f in soft[:3]]
+    lines += [f" ⚠ {_short(w)}" for w in a.warnings[:3]]
     if a.strategies:
         lines.append("Strategies:")
         for i, s in enumerate(a.strategies[:5], 1):
@@ -113,8 +120,11 @@ def outcome_text(outcome: Any, digits: int = 2) -> str:
     if ticket is None and proposal is not None:
         ticket = getattr(proposal, "ticket", None)
         fill = fill or getattr(proposal, "fill_price", None)
+    duplicate = bool(getattr(outcome, "duplicate", False))
     if state in ("executed", "closed") and ticket is not None:
         what = "Executed" if state == "executed" else "Closed"
+        if duplicate:  # a double tap: say so, so nobody thinks a second trade was placed
+            return f"ℹ️ Already handled: {what.lower()} at {price(fill, digits)} · ticket {ticket}"
         base = f"✅ {what} at {price(fill, digits)} · ticket {ticket}"
         return f"{base}\n{msg}" if msg and msg not in base else base
     icon = {"rejected": "✖", "expired": "⌛", "failed": "⚠️"}.get(str(state), "ℹ️")
@@ -189,6 +199,23 @@ def _kv(obj: Any, limit: int = 40) -> str:
             lines.append(f"{k}: {v}")
         return "\n".join(lines)
     return str(data)
+
+
+def backtest_text(report: Any, days: int | None) -> str:
+    m = report.metrics.overall
+    wr = "-" if m.win_rate is None else f"{100 * m.win_rate:.0f}%"
+    exp = "-" if m.expectancy_r is None else f"{m.expectancy_r:+.3f}R"
+    lines = [
+        f"Backtest {report.symbol} {report.timeframe}, last {days} day(s)",
+        f"{hhmm(report.start)} → {hhmm(report.end)} · {report.bars} bars",
+        f"trades {m.trades} · win rate {wr} · expectancy {exp}",
+        f"net P&L {m.net_pnl:+.2f} · max DD {m.max_drawdown:.2f}",
+        f"balance {report.starting_balance:.2f} → {report.final_balance:.2f}",
+    ]
+    for name, b in list(report.metrics.by_strategy.items())[:5]:
+        e = "-" if b.expectancy_r is None else f"{b.expectancy_r:+.2f}R"
+        lines.append(f" • {name}: {b.trades} trades, exp {e}")
+    return "\n".join(lines)
 
 
 def config_text(cfg: Mapping[str, Any], version: str, symbol: str | None) -> str:

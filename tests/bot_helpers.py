@@ -46,3 +46,35 @@ def analysis_from(candles: np.ndarray, symbol: str = "XAUUSDc", passed: bool = T
     return AnalysisResult(symbol=symbol, timeframe="M5", as_of=float(candles["time"][-1]), range=rng,
                           passed=passed, strategies=[strat], confidence=66, filters=filters,
                           config_version="abcdef123456")
+
+
+# ---------------------------------------------------------------- the real core, on real data
+TRADER, VIEWER, STRANGER = 4242, 4343, 666
+# Replay instants where the real analysis of XAUUSDc passes with viable strategies (found by scanning
+# the M5 file; the bar at this time has just closed, so PaperBroker sees it).
+XAU_TRADEABLE_AT = 1735910400 + 300
+
+
+def config_with(tmp_path, overrides: dict):
+    """The project config with `overrides` deep-merged (written to tmp_path, loaded and validated)."""
+    import json
+
+    from core.config import DEFAULT_CONFIG_PATH, deep_merge
+
+    raw = json.loads(DEFAULT_CONFIG_PATH.read_text())
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(deep_merge(raw, overrides)))
+    return load_config(path)
+
+
+async def start_core(tmp_path, at: float = XAU_TRADEABLE_AT, traders=(TRADER,), viewers=(VIEWER,), overrides=None):
+    """A started TradingService: PaperBroker replaying the real files, SQLite store, FixedClock."""
+    from bot.runner import build_core
+    from core.authz import Authorizer
+    from core.clock import FixedClock
+
+    cfg = config_with(tmp_path, overrides) if overrides else load_config()
+    clock = FixedClock(at)
+    service = build_core(cfg, None, clock=clock, data_dir=tmp_path, authorizer=Authorizer(traders, viewers))
+    await service.start()
+    return service, clock

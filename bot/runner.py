@@ -1,0 +1,207 @@
+"""One process, one core: the TradingService plus every chat front end that is configured.
+
+Console chat always runs (it is the embedded default); Telegram and Discord start too when their
+tokens are set. They share ONE TradingService, hence one store, one broker and one monitor task, so an
+approval on Telegram and a /status on Discord see the same trades. Shutdown is orderly on EOF (console
+only), SIGINT or SIGTERM: front ends first (no new commands), then the service (monitor, store).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot import logsafe
+from bot.commands import CommandRouter
+from bot.console import ConsoleChat
+from core.config import PROJECT_ROOT, AppConfig
+from core.settings import Secrets
+from core.timeframes import Timeframe
+
+log = logging.getLogger(__name__)
+
+CHART_DIR = PROJECT_ROOT / "data" / "charts"
+
+
+def candle_source(service: Any) -> Callable[[str, str, int], Any]:
+    """How charts get bars: from the service's broker (PaperBroker replay or MT5), off the event loop."""
+
+    async def fetch(symbol: str, timeframe: str, count: int):
+        broker = getattr(service, "broker", None)
+        if broker is None:
+            return None
+        return await asyncio.to_thread(broker.candles, symbol, Timeframe.parse(timeframe), count)
+
+    return fetch
+
+
+def error_reporter(service: Any) -> Callable[[BaseException, dict], Any] | None:
+    """Unexpected chat-layer failures go to the ErrorHandler (counted toward auto-disable, alerted)."""
+    errors = getattr(service, "errors", None)
+    if errors is None or not hasattr(errors, "handle"):
+        return None
+
+    def report(exc: BaseException, context: dict) -> None:
+        errors.handle("chat_command_failed", f"{type(exc).__name__} (error id {context.get('error_id')})",
+                      context={k: v for k, v in context.items() if k != "text"})
+
+    return report
+
+
+def make_router(service: Any, cfg: AppConfig, chart_dir: Path = CHART_DIR) -> CommandRouter:
+    return CommandRouter(service, cfg, candles=candle_source(service), chart_dir=chart_dir,
+                         report_error=error_reporter(service))
+
+
+def analyser_for(cfg: AppConfig, broker: Any, clock: Any):
+    """The real analysis fed from the broker port, off the event loop (it is CPU work)."""
+    from core.analysis import analyse_range_scalp_opportunity
+
+    async def analyse(symbol: str):
+        return await asyncio.to_thread(analyse_range_scalp_opportunity, symbol, broker, cfg, clock=clock)
+
+    return analyse
+
+
+def build_core(cfg: AppConfig, secrets: Secrets | None, *, clock: Any = None, data_dir: Path | None = None,
+               authorizer: Any = None) -> Any:
+    """The one TradingService of the process (PaperBroker replay when the config says paper)."""
+    from core.app import build_broker, build_paper_broker, build_service
+
+    if clock is None:
+        clock = replay_clock(cfg)
+    kw: dict[str, Any] = {}
+    if data_dir is not None:
+        kw["store_path"] = Path(data_dir) / "moneybot.sqlite"
+    if cfg.broker.kind == "paper":
+        db = Path(data_dir) / "paper_broker.sqlite" if data_dir is not None else None
+        broker = build_paper_broker(cfg, clock, db_path=db)
+    else:
+        broker = build_broker(cfg, secrets, clock)
+    return build_service(cfg, secrets, broker=broker, clock=clock, authorizer=authorizer,
+                         analyser=analyser_for(cfg, broker, clock), **kw)
+
+
+def replay_clock(cfg: AppConfig) -> Any:
+    """PaperBroker replays old files: start the replay where the most symbols have data, at config speed."""
+    from core.brokers.paper_feed import AcceleratedClock
+    from core.clock import SystemClock
+    from core.data.catalog import MarketData
+
+    if cfg.broker.kind != "paper":
+        return SystemClock()
+    md = MarketData(cfg)
+    tf = Timeframe.parse(cfg.range_detection.timeframe)
+    spans = []
+    for sym in cfg.symbols:
+        try:
+            c = md.candles(sym, tf)
+        except Exception:  # a missing file for one symbol must not stop the others
+            continue
+        if len(c) > 600:
+            spans.append((float(c["time"][500]), float(c["time"][-100])))
+    if not spans:
+        return SystemClock()
+    best = max((s for s, _ in spans), key=lambda t: (sum(a <= t <= b for a, b in spans), t))
+    return AcceleratedClock(best, speed=cfg.broker.paper.speed)
+
+
+class Runner:
+    def __init__(
+        self,
+        service: Any,
+        cfg: AppConfig,
+        secrets: Secrets,
+        *,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        chart_dir: Path = CHART_DIR,
+        telegram_kwargs: dict | None = None,
+        console: bool = True,
+    ) -> None:
+        self.service = service
+        self.cfg = cfg
+        self.secrets = secrets
+        self.router = make_router(service, cfg, chart_dir)
+        self.console = ConsoleChat(self.router, stdin=stdin, stdout=stdout, chart_dir=chart_dir) if console else None
+        self.telegram = None
+        self.discord = None
+        self._discord_task: asyncio.Task | None = None
+        self._console_task: asyncio.Task | None = None
+        self._telegram_kwargs = telegram_kwargs or {}
+        self.stop_event = asyncio.Event()
+
+    async def start(self) -> None:
+        logsafe.install([s.get_secret_value() for s in (self.secrets.telegram_token, self.secrets.discord_token) if s])
+        await self.service.start()
+        alerts = self.service.alerts
+        if self.console is not None:
+            alerts.register_sink("console", self.console.on_alert)
+        if self.secrets.telegram_token:
+            from bot.telegram_bot import TelegramFrontEnd
+
+            chat = self.secrets.telegram_chat_id
+            alert_chats = [chat] if chat is not None else list(self.secrets.trader_user_ids)
+            self.telegram = TelegramFrontEnd(
+                self.router, self.secrets.telegram_token.get_secret_value(), chat_id=chat,
+                alert_chat_ids=alert_chats, **self._telegram_kwargs,
+            )
+            await self.telegram.start()
+            alerts.register_sink("telegram", self.telegram.on_alert)
+        if self.secrets.discord_token:
+            from bot.discord_bot import MoneyBotClient
+
+            self.discord = MoneyBotClient(self.router, guild_id=self.secrets.discord_guild_id,
+                                          alert_channel_id=self.secrets.discord_alert_channel_id)
+            self._discord_task = asyncio.create_task(self._run_discord(), name="discord")
+            alerts.register_sink("discord", self.discord.on_alert)
+
+    async def _run_discord(self) -> None:
+        try:
+            await self.discord.start(self.secrets.discord_token.get_secret_value())
+        except Exception as e:  # a bad token or outage must not take trading down
+            log.error("discord front end stopped: %s", type(e).__name__)
+
+    async def run(self) -> int:
+        await self.start()
+        try:
+            waiters = [asyncio.create_task(self.stop_event.wait())]
+            if self.console is not None:
+                self._console_task = asyncio.create_task(self.console.run(), name="console")
+                if self.telegram is None and self.discord is None:
+                    waiters.append(self._console_task)  # console only: EOF / quit ends the process
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await self.stop()
+        return 0
+
+    async def stop(self) -> None:
+        if self._console_task is not None and not self._console_task.done():
+            self._console_task.cancel()
+        alerts = getattr(self.service, "alerts", None)
+        for name in ("console", "telegram", "discord"):
+            with contextlib.suppress(Exception):
+                alerts.unregister_sink(name)
+        if self.telegram is not None:
+            with contextlib.suppress(Exception):
+                await self.telegram.stop()
+        if self.discord is not None:
+            with contextlib.suppress(Exception):
+                await self.discord.close()
+            if self._discord_task is not None:
+                self._discord_task.cancel()
+        await self.service.stop()
+
+
+async def run_app(cfg: AppConfig, secrets: Secrets, **kwargs: Any) -> int:
+    service = kwargs.pop("service", None) or build_core(cfg, secrets)
+    runner = Runner(service, cfg, secrets, **kwargs)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, runner.stop_event.set)
+    return await runner.run()
