@@ -151,6 +151,8 @@ class MT5Broker:
 
     def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
         """Call an MT5 function; on an IPC failure reconnect and call again. None = non-IPC failure."""
+        if not self._connected:
+            self.connect()
         reconnected = False
         while True:
             try:
@@ -171,6 +173,7 @@ class MT5Broker:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def connect(self) -> None:
+        """Initialise the terminal session; also done lazily by the first call."""
         if self._initialize():
             self._connected = True
             return

@@ -44,6 +44,11 @@ class AcceleratedClock:
     def now(self) -> float:
         return self._start + (self._wall.now() - self._wall0) * self.speed
 
+    def set(self, t: float) -> None:
+        """Rebase the replay at `t` (a restarted paper account resumes where it stopped)."""
+        self._start = float(t)
+        self._wall0 = self._wall.now()
+
 
 class ReplayFeed:
     """Per-symbol candle histories, loaded lazily, queried only through the replay time."""
