@@ -132,3 +132,58 @@ def find_breakeven_then_exit(bars: np.ndarray, start: int, risk: float, tp_r: fl
                 if lo <= entry + 0.05 and j > hit_be:
                     return Setup(i, Direction.LONG, entry, sl, tp)
     raise AssertionError("no breakeven-then-exit setup in the data window")
+
+
+class FlakyBroker:
+    """Wraps a real broker; `fail(method, *errors)` makes the next calls raise those errors in turn.
+
+    It also counts calls per method, which is how the tests see "once per symbol" and "sent once".
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name = getattr(inner, "name", "flaky")
+        self.calls: dict[str, int] = {}
+        self._faults: dict[str, list] = {}
+        self._after: dict[str, list] = {}
+        self.down = False  # connection lost: every call raises until `connect()` succeeds
+        self.connect_failures = 0
+
+    def fail(self, method: str, *errors) -> None:
+        self._faults.setdefault(method, []).extend(errors)
+
+    def fail_after(self, method: str, error) -> None:
+        """The next call reaches the broker and THEN raises (a timeout on the way back)."""
+        self._after.setdefault(method, []).append(error)
+
+    def connect(self):
+        self.calls["connect"] = self.calls.get("connect", 0) + 1
+        if self.connect_failures > 0:
+            self.connect_failures -= 1
+            from core.brokers.base import BrokerConnectionError
+
+            raise BrokerConnectionError("IPC timeout", -10005)
+        self.down = False
+        return self.inner.connect()
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if not callable(attr) or name.startswith("_") or name in ("step", "advance_to", "now", "is_connected"):
+            return attr
+
+        def call(*a, **kw):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if self.down:
+                from core.brokers.base import BrokerConnectionError
+
+                raise BrokerConnectionError("terminal disconnected", 10031)
+            queue = self._faults.get(name)
+            if queue:
+                raise queue.pop(0)
+            result = attr(*a, **kw)
+            after = self._after.get(name)
+            if after:
+                raise after.pop(0)
+            return result
+
+        return call

@@ -1,0 +1,232 @@
+"""Approval → execution on the real-data paper broker: authorization in core, idempotency, expiry,
+price validation, stops level, the kill switch, auto-execution, retries and exactly-once."""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import lifecycle_helpers as k
+import numpy as np
+import pytest
+
+from core.brokers.base import BrokerTimeoutError, NoMoneyError, RequoteError, SymbolInfo
+from core.clock import FixedClock
+from core.exceptions import NotAuthorizedError
+from core.execution import adjust_stops, normalise_lot, validate_entry_price
+from core.models import Direction, ProposalState
+
+SYMBOL = "XAUUSDc"
+START = 30000
+CONCURRENT_CFG = {"exits": {"reentry_cooldown_minutes": 0, "max_reentries_per_range": 100}}
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return k.config()
+
+
+@pytest.fixture(scope="module")
+def bars(cfg):
+    return k.m5(cfg, SYMBOL)
+
+
+def _setup_at(broker, bars, offset_pct=0.0, risk=3.0, direction=Direction.LONG):
+    """A setup priced off the broker's real quote now (optionally `offset_pct` away from it)."""
+    tick = broker.tick(SYMBOL)
+    px = tick.ask if direction is Direction.LONG else tick.bid
+    entry = round(px * (1 + offset_pct / 100), 2)
+    sign = direction.sign
+    return k.Setup(0, direction, entry, round(entry - sign * risk, 2), round(entry + sign * 2 * risk, 2))
+
+
+async def _svc(cfg, bars, tmp_path, flaky=True, confidence=70.0, offset_pct=0.0, risk=3.0):
+    clock = FixedClock(float(bars["time"][START]))
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    broker = k.FlakyBroker(inner) if flaky else inner
+    inner.connect()
+    holder = {}
+
+    def analyser(sym):
+        setup = holder.get("setup") or _setup_at(inner, bars, offset_pct, risk)
+        return k.analysis_at(sym, bars, clock.now(), setup, confidence=confidence)
+
+    svc = k.service(cfg, tmp_path, clock, broker=broker, analyser=analyser)
+    await svc.start(monitor=False)
+    svc.holder = holder
+    return svc
+
+
+async def test_only_traders_may_approve_and_the_refusal_is_polite(cfg, bars, tmp_path):
+    svc = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    for who in (k.VIEWER, k.STRANGER, None, "garbage"):
+        with pytest.raises(NotAuthorizedError) as e:
+            await svc.approve(props[0].id, who)
+        assert "Sorry" in e.value.message
+    # the allowlist is enforced by the engine itself, not only by the facade
+    with pytest.raises(NotAuthorizedError):
+        await svc.execution.approve(props[0].id, k.VIEWER)
+    assert svc.store.proposals.get(props[0].id).state is ProposalState.PENDING
+    assert svc.broker.calls.get("market_order", 0) == 0
+    svc.authorize(k.VIEWER, "status")  # viewers may read
+    with pytest.raises(NotAuthorizedError):
+        svc.pause(k.VIEWER)
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert out.ok and out.state is ProposalState.EXECUTED
+
+
+async def test_double_tap_and_replayed_callback_execute_once(cfg, bars, tmp_path):
+    svc = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    pid = props[0].id
+    first = await svc.approve(pid, k.TRADER)
+    again = await svc.approve(pid, k.TRADER)
+    assert first.ok and not first.duplicate
+    assert again.duplicate and again.ticket == first.ticket and "Already handled" in again.message
+    assert svc.broker.calls["market_order"] == 1
+    rej = await svc.reject(pid, k.TRADER)  # a late reject of an executed proposal changes nothing
+    assert not rej.ok and rej.state is ProposalState.EXECUTED
+    unknown = await svc.approve("nope", k.TRADER)
+    assert not unknown.ok and "can't find" in unknown.message
+
+
+async def test_many_concurrent_approvals_send_one_order_per_proposal(tmp_path, bars):
+    cfg = k.config(CONCURRENT_CFG)
+    svc = await _svc(cfg, bars, tmp_path)
+    pids = []
+    for _ in range(8):
+        _, props = await svc.propose(SYMBOL)
+        pids.append(props[0].id)
+    # 6 racing approvals per proposal on the loop, plus 2 per proposal from other threads' own loops
+    thread_results = []
+
+    def from_thread(pid):
+        thread_results.append(asyncio.run(svc.execution.approve(pid, k.TRADER)))
+
+    threads = [threading.Thread(target=from_thread, args=(p,)) for p in pids for _ in range(2)]
+    for t in threads:
+        t.start()
+    outs = await asyncio.gather(*[svc.approve(p, k.TRADER) for p in pids for _ in range(6)])
+    for t in threads:
+        t.join()
+    outs += thread_results
+    assert svc.broker.calls["market_order"] == len(pids)
+    positions = svc.broker.positions(magic=cfg.execution.magic_number)
+    assert sorted(p.comment.split(":")[1] for p in positions) == sorted(pids)
+    for pid in pids:
+        mine = [o for o in outs if o.proposal_id == pid]
+        assert sum(1 for o in mine if not o.duplicate and o.ok) == 1
+        assert svc.store.proposals.get(pid).state is ProposalState.EXECUTED
+    assert svc.range_scalp_tickets() == {p.ticket for p in positions}
+    assert svc.store.journal.count("opened") == len(pids)
+
+
+async def test_expired_proposal_is_not_executed(cfg, bars, tmp_path):
+    svc = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    svc.clock.advance(cfg.execution.proposal_expiry_seconds + 1)
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert not out.ok and out.state is ProposalState.EXPIRED and "expired" in out.message
+    assert svc.broker.calls.get("market_order", 0) == 0
+
+
+async def test_price_moved_too_far_is_refused_with_a_trader_sentence(cfg, bars, tmp_path):
+    svc = await _svc(cfg, bars, tmp_path, offset_pct=-0.3)  # the market is now 0.3 % above the entry
+    _, props = await svc.propose(SYMBOL)
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert not out.ok and out.state is ProposalState.FAILED
+    assert "moved up 0.30%" in out.message and "did not trade" in out.message
+    assert svc.broker.calls.get("market_order", 0) == 0
+    assert svc.store.errors.recent(5, "price_validation_fails")
+
+
+def test_validate_entry_price_and_stops_level_units():
+    ok = validate_entry_price(Direction.SHORT, 100.0, bid=100.05, ask=100.07, max_slippage_pct=0.1)
+    assert ok.ok and ok.current_price == 100.05
+    bad = validate_entry_price(Direction.SHORT, 100.0, bid=99.8, ask=99.82, max_slippage_pct=0.1)
+    assert not bad.ok and "moved down 0.20%" in bad.message
+    info = SymbolInfo(name="X", digits=2, point=0.01, trade_stops_level=20, volume_step=0.01, volume_min=0.01)
+    sl, tp, notes = adjust_stops(Direction.LONG, 100.0, 99.95, 103.0, info, spread=0.05)
+    assert sl == pytest.approx(100.0 - 0.21 - 0.05) and tp == 103.0 and len(notes) == 1
+    sl, tp, notes = adjust_stops(Direction.SHORT, 100.0, 101.0, 99.9, info)
+    assert sl == 101.0 and tp == pytest.approx(99.79) and "TP" in notes[0]
+    assert normalise_lot(0.013, info) == 0.01 and normalise_lot(0.0, info) == 0.01
+
+
+async def test_sl_inside_the_stops_level_is_widened_and_noted(cfg, bars, tmp_path):
+    svc = await _svc(cfg, bars, tmp_path, risk=0.05)  # 5 points: inside XAUUSDc's 20-point stops level
+    _, props = await svc.propose(SYMBOL)
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert out.ok and "stops level" in out.message
+    pos = svc.broker.positions()[0]
+    assert pos.price_open - pos.sl >= 0.2
+
+
+async def test_kill_switch_blocks_entries_until_resume(cfg, bars, tmp_path):
+    svc = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    svc.pause(k.TRADER, "news")
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert not out.ok and "paused" in out.message.lower()
+    assert svc.store.proposals.get(props[0].id).state is ProposalState.PENDING
+    svc.resume(k.TRADER)
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert out.ok
+
+
+@pytest.mark.parametrize("confidence, executed", [(90.0, True), (85.0, False), (60.0, False)])
+async def test_auto_execution_only_when_enabled_and_above_threshold(bars, tmp_path, confidence, executed):
+    cfg = k.config({"execution": {"auto_execute_enabled": True, "auto_execute_confidence_threshold": 85}})
+    svc = await _svc(cfg, bars, tmp_path, confidence=confidence)
+    _, props = await svc.propose(SYMBOL)
+    assert (props[0].state is ProposalState.EXECUTED) is executed
+    assert (props[0].decided_by == "auto") is executed
+    assert svc.broker.calls.get("market_order", 0) == int(executed)
+
+
+async def test_auto_execution_is_off_by_default(cfg, bars, tmp_path):
+    svc = await _svc(cfg, bars, tmp_path, confidence=99.0)
+    _, props = await svc.propose(SYMBOL)
+    assert props[0].state is ProposalState.PENDING
+
+
+async def test_requote_is_retried_per_policy(cfg, bars, tmp_path):
+    svc = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    svc.broker.fail("market_order", RequoteError("requote", 10004))
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert out.ok and svc.broker.calls["market_order"] == 2
+    assert len(svc.broker.positions()) == 1
+
+
+async def test_timeout_after_the_order_reached_the_broker_is_not_sent_again(cfg, bars, tmp_path):
+    svc = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    svc.broker.fail_after("market_order", BrokerTimeoutError("no reply", 10012))
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert out.ok and out.state is ProposalState.EXECUTED
+    assert svc.broker.calls["market_order"] == 1  # found by its comment instead of resending
+    assert len(svc.broker.positions()) == 1
+
+
+async def test_refused_order_fails_the_proposal_and_alerts(cfg, bars, tmp_path):
+    svc = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    svc.broker.fail("market_order", NoMoneyError("not enough money", 10019))
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert not out.ok and out.state is ProposalState.FAILED and "nothing was traded" in out.message
+    assert svc.broker.calls["market_order"] == 1  # not retryable
+    assert [a.kind for a in svc.notifier.sent] == ["execution_failed"]
+    assert svc.store.errors.recent(5, "execution_failed_after_approval")
+
+
+async def test_reentry_rules_refuse_a_third_entry_on_the_same_range(bars, tmp_path):
+    cfg = k.config({"exits": {"reentry_cooldown_minutes": 0, "max_reentries_per_range": 1}})
+    svc = await _svc(cfg, bars, tmp_path)
+    outs = []
+    for _ in range(3):
+        _, props = await svc.propose(SYMBOL)
+        outs.append(await svc.approve(props[0].id, k.TRADER))
+    assert [o.ok for o in outs] == [True, True, False]
+    assert "already been traded 2 time(s)" in outs[2].message
+    assert np.sum([p.magic == cfg.execution.magic_number for p in svc.broker.positions()]) == 2
