@@ -146,9 +146,17 @@ class RangeBoundaryDetector:
                 message="There is no complete previous trading day in the data yet.",
                 details={"timeframe": bars.timeframe},
             )
-        day0 = np.floor(before.time[-1] / _DAY) * _DAY  # last day with bars: skips weekends
-        prev = before.between(day0, day0 + _DAY)
+        # the last day with a real session: skips weekends and the Sunday-evening stub of FX/metal feeds
         need = max(2, int(4 * _HOUR // bars.seconds))
+        day0 = np.floor(before.time[-1] / _DAY) * _DAY
+        for _ in range(5):
+            prev = before.between(day0, day0 + _DAY)
+            if len(prev) >= need:
+                break
+            earlier = before.between(-np.inf, day0)
+            if len(earlier) == 0:
+                break
+            day0 = np.floor(earlier.time[-1] / _DAY) * _DAY
         if len(prev) < need:
             return NoRange(
                 reason="too_few_candles",
