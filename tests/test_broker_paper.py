@@ -111,3 +111,28 @@ def test_concurrent_orders_from_threads_are_all_booked(xau, tmp_path):
     ps = b.positions()
     assert len(ps) == 20 and len({p.ticket for p in ps}) == 20
     assert len(b.history_deals()) == 20
+
+
+def test_a_position_closed_from_two_threads_is_booked_once(xau, tmp_path):
+    from core.brokers.base import PositionNotFoundError
+
+    b = make(xau, tmp_path / "p.sqlite")
+    r = b.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01))
+    outcomes = []
+    barrier = threading.Barrier(4)
+
+    def close():
+        barrier.wait()
+        try:
+            b.close_position(r.position)
+            outcomes.append("closed")
+        except PositionNotFoundError:
+            outcomes.append("gone")
+
+    threads = [threading.Thread(target=close) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["closed", "gone", "gone", "gone"]
+    assert [d.entry for d in b.history_deals(r.position)] == ["in", "out"]

@@ -91,19 +91,24 @@ class PaperBroker:
         self.leverage = int(leverage)
         self.login = login
         self._store: PaperStore | None = None
+        self._evaluated = 0.0  # replay time up to which SL/TP have been checked
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def connect(self) -> None:
         if self._store is None:
-            self._store = PaperStore(self.db_path, self.start_balance)
-            saved = self._store.get_meta("clock")
-            # a step-mode account resumes where it stopped instead of replaying its own past
+            store = PaperStore(self.db_path, self.start_balance)
+            saved = store.get_meta("clock")
+            # a restarted account resumes where it stopped instead of replaying its own past
             if saved is not None and hasattr(self.clock, "set") and self.clock.now() < float(saved):
                 self.clock.set(float(saved))
+            self._evaluated = float(store.get_meta("evaluated_until", repr(self.now())))
+            self._store = store
             self._sync()
 
     def close(self) -> None:
         if self._store is not None:
+            with self._store.transaction():
+                self._persist_clock()
             self._store.close()
             self._store = None
 
@@ -237,6 +242,10 @@ class PaperBroker:
 
     def market_order(self, request: OrderRequest) -> OrderResult:
         spec = self._spec(request.symbol)
+        with self.store.lock:  # checks and booking as one step: threads must not both pass the margin check
+            return self._market_order(spec, request)
+
+    def _market_order(self, spec: SymbolSpec, request: OrderRequest) -> OrderResult:
         self._sync()
         self._check_volume(spec, request.volume)
         q = self._quote(request.symbol, for_trade=True)
@@ -265,6 +274,7 @@ class PaperBroker:
                 type=request.side, entry="in", volume=request.volume, price=price, commission=commission,
                 magic=request.magic, comment=request.comment, time=t, reason="client"))
             st.add_to_balance(commission)
+            self._persist_clock()
         log.info("paper %s %s %.2f @ %s (ticket %d)", request.side, request.symbol, request.volume, price, ticket)
         return OrderResult(retcode=Retcode.DONE, order=ticket, deal=deal_ticket, position=ticket, price=price,
                            volume=request.volume, comment="Request executed",
@@ -277,6 +287,10 @@ class PaperBroker:
         return p
 
     def modify_sltp(self, ticket: int, sl: float, tp: float) -> OrderResult:
+        with self.store.lock:
+            return self._modify_sltp(ticket, sl, tp)
+
+    def _modify_sltp(self, ticket: int, sl: float, tp: float) -> OrderResult:
         self._sync()
         p = self._position(ticket)
         spec = self._spec(p.symbol)
@@ -284,10 +298,15 @@ class PaperBroker:
         self._check_stops(spec, p.type, sl, tp, q)
         with self.store.transaction():
             self.store.update_position(ticket, sl=float(sl), tp=float(tp))
+            self._persist_clock()  # new stops apply from now on: bars before it must never be re-checked
         return OrderResult(retcode=Retcode.DONE, position=ticket, price=0.0, comment="Request executed")
 
     def close_position(self, ticket: int, volume: float | None = None, deviation: int = 20,
                        comment: str = "") -> OrderResult:
+        with self.store.lock:  # two threads closing one position must not both book it
+            return self._close_position(ticket, volume, comment)
+
+    def _close_position(self, ticket: int, volume: float | None, comment: str) -> OrderResult:
         self._sync()
         p = self._position(ticket)
         spec = self._spec(p.symbol)
@@ -304,6 +323,7 @@ class PaperBroker:
             self.store.insert_order(order, p.symbol, closing_side, vol, price, 0.0, 0.0, p.magic, comment,
                                     self.now(), ticket, "client")
             deal = self._book_exit(p, vol, price, self.now(), "client", order, comment)
+            self._persist_clock()
         return OrderResult(retcode=Retcode.DONE, order=order, deal=deal, position=ticket, price=price,
                            volume=vol, comment="Request executed")
 
@@ -329,40 +349,50 @@ class PaperBroker:
         return deal
 
     # -- the replay engine --------------------------------------------------------------------------
+    def _persist_clock(self) -> None:
+        """Save the replay position; callers hold a transaction (it is written with what it dates)."""
+        st = self.store
+        st.set_meta("evaluated_until", repr(self._evaluated))
+        st.set_meta("clock", repr(self.now()))
+
     def _sync(self) -> None:
-        """Book every SL/TP hit in the bars completed since the last call, in time order."""
-        st = self.store if self._store is not None else None
+        """Book every SL/TP hit in the bars completed since the last call, in time order.
+
+        Re-checking bars after a crash is harmless (a bar that did not hit an unchanged stop will not
+        hit it on a second look), so the checked-up-to mark is written only along with a booking or a
+        stop change, never on a plain read: reads stay free of disk writes.
+        """
+        st = self._store
         if st is None:
             return
-        with st.transaction():
+        with st.lock:
             t = self.now()
-            last = float(st.get_meta("evaluated_until", "nan"))
-            if last != last:  # first run: nothing to replay before the start
-                st.set_meta("evaluated_until", repr(t))
-                st.set_meta("clock", repr(t))
-                return
+            last = self._evaluated
             if t <= last:
                 return
+            hits = []
             for p in st.positions():
                 spec = self.symbols.get(p.symbol)
                 if spec is None or not self.feed.has(p.symbol):
                     continue
                 sec = self.feed.base_timeframe(p.symbol).seconds
-                bars = self.feed.closed_between(p.symbol, max(last, p.time), t)
-                for bar in bars:
-                    if float(bar["time"]) + sec <= p.time:
-                        continue
+                for bar in self.feed.closed_between(p.symbol, max(last, p.time), t):
                     prices = BarPrices(float(bar["open"]), float(bar["high"]), float(bar["low"]),
                                        self._spread(spec, bar))
                     hit = check_stops(p.type, p.sl, p.tp, prices, self.slippage_points * spec.point)
                     if hit:
-                        when = float(bar["time"]) + sec
-                        order = st.next_ticket()
-                        price = round(hit.price, spec.digits + 2)
-                        st.insert_order(order, p.symbol, "sell" if p.type == "buy" else "buy", p.volume, price,
-                                        0.0, 0.0, p.magic, p.comment, when, p.ticket, hit.reason)
-                        level = p.sl if hit.reason == "sl" else p.tp  # MT5 writes the stop level, e.g. "[sl 2911.20]"
-                        self._book_exit(p, p.volume, price, when, hit.reason, order, f"[{hit.reason} {level:.{spec.digits}f}]")
+                        hits.append((float(bar["time"]) + sec, p, hit, spec))
                         break
-            st.set_meta("evaluated_until", repr(t))
-            st.set_meta("clock", repr(t))
+            self._evaluated = t
+            if not hits:
+                return
+            with st.transaction():
+                for when, p, hit, spec in sorted(hits, key=lambda h: (h[0], h[1].ticket)):
+                    order = st.next_ticket()
+                    price = round(hit.price, spec.digits + 2)
+                    st.insert_order(order, p.symbol, "sell" if p.type == "buy" else "buy", p.volume, price,
+                                    0.0, 0.0, p.magic, p.comment, when, p.ticket, hit.reason)
+                    level = p.sl if hit.reason == "sl" else p.tp  # MT5 writes the level, e.g. "[sl 2911.20]"
+                    self._book_exit(p, p.volume, price, when, hit.reason, order,
+                                    f"[{hit.reason} {level:.{spec.digits}f}]")
+                self._persist_clock()
