@@ -32,3 +32,28 @@ def test_decisions_up_to_t_do_not_depend_on_later_bars(decider):
         # keep bar t+1 so the order decided at t can fill at its open, nothing later
         cut = BacktestEngine(cfg, BacktestSpec("XAUUSDc", full[: t + 2].copy()), analyse_fn=fn).run()
         assert _decisions(cut.signals, t) == _decisions(ref.signals, t), f"decisions differ up to bar {t}"
+
+
+@pytest.mark.skipif(not HAVE_ANALYSIS, reason="core.analysis not merged yet")
+def test_session_gate_only_skips_bars_the_analysis_rejects():
+    """The engine skips the analysis when the session filter alone fails; the full analysis must agree."""
+    from core.backtest.live import LiveParts
+    from core.timeframes import Timeframe
+
+    cfg = load_config()
+    full = load_candles(XAU, tz_offset_hours=2)[:2500]
+    parts = LiveParts(cfg, "XAUUSDc", full, Timeframe.M5)
+    gated = checked = 0
+    try:
+        for i in range(200, len(full) - 1, 2):
+            now = float(full["time"][i]) + 300
+            parts.advance_to(now)
+            if parts.session_open(now):
+                continue
+            gated += 1
+            res = parts.analyse(now)
+            assert not res.passed and any(f.name == "session" for f in res.failures), now
+            checked += 1
+    finally:
+        parts.shutdown()
+    assert checked == gated and gated > 50

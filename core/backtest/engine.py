@@ -62,7 +62,8 @@ def pick_strategy(result: AnalysisResult, mode: str) -> StrategyScore | None:
 
 class BacktestEngine:
     def __init__(self, cfg: AppConfig, spec: BacktestSpec, *, progress: Progress | None = None,
-                 warmup_bars: int | None = None, analyse_fn: AnalyseFn | None = None) -> None:
+                 warmup_bars: int | None = None, analyse_fn: AnalyseFn | None = None,
+                 gate_sessions: bool = True) -> None:
         self.cfg = cfg
         self.spec = spec
         self.tcfg = cfg.for_symbol(spec.symbol)
@@ -90,6 +91,8 @@ class BacktestEngine:
         self.closed: list[ClosedTrade] = []
         self._open_signal: dict[int, Signal] = {}  # ticket -> signal
         self.analysis_calls = 0
+        self.gated = 0
+        self.gate_sessions = gate_sessions
         self.open_at_end = 0
 
     # ---- main loop ----------------------------------------------------------------------------
@@ -143,6 +146,9 @@ class BacktestEngine:
     # ---- steps --------------------------------------------------------------------------------
     def _maybe_enter(self, i: int, now: float) -> None:
         parts = self.parts
+        if self.gate_sessions and not parts.session_open(now):
+            self.gated += 1
+            return
         self.analysis_calls += 1
         result = parts.analyse(now)
         choice = pick_strategy(result, self.spec.strategy)

@@ -26,7 +26,7 @@ from core.exits import RangeScalpingExitManager
 from core.models import ActiveTrade, AnalysisResult, ClosedTrade, StrategyScore
 from core.monitor import Monitor
 from core.notify import Notifier
-from core.sessions import session_label
+from core.sessions import active_sessions, session_label
 from core.store import Store
 from core.timeframes import Timeframe
 
@@ -85,6 +85,7 @@ class LiveParts:
         self._seen_closed: set[int] = set()
         self._loop = asyncio.new_event_loop()
         self._analyse_fn = analyse_fn
+        self._session_filter = None
         self.last_refusal = ""
         self._closing_reason: dict[int, str] = {}
         self._has_spread = bool(len(candles) and np.any(candles["spread"] > 0))
@@ -119,6 +120,23 @@ class LiveParts:
         from core.analysis import analyse_range_scalp_opportunity
 
         return analyse_range_scalp_opportunity(self.symbol, self.broker, self.cfg, clock=self.clock)
+
+    def session_open(self, now: float) -> bool:
+        """The analysis' own session filter, alone: False means the full analysis is bound to say no.
+
+        It is a blocking filter that depends only on the clock and the config, so skipping the analysis
+        when it fails cannot change a decision (tests/test_backtest_lookahead.py checks this on real
+        bars); it is the live function itself, called with a context holding only what it reads.
+        """
+        from core.filters.context import AnalysisContext
+        from core.filters.risk_filters import RangeScalpingRiskFilters
+
+        if self._session_filter is None:
+            self._session_filter = RangeScalpingRiskFilters()
+        ctx = AnalysisContext(symbol=self.symbol, cfg=self.tcfg, spec=self.spec, now=now, bars=None, ind=None,
+                              sessions=active_sessions(self.tcfg.sessions, now))
+        res = self._session_filter.check_session_filters(ctx)
+        return res.passed or not res.blocking
 
     def reentry_allowed(self, result: AnalysisResult, now: float) -> tuple[bool, str]:
         ex = self.tcfg.exits
