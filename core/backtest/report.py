@@ -43,6 +43,8 @@ class BacktestReport(BaseModel):
         return self.bars / self.seconds if self.seconds > 0 else 0.0
 
 
+_LABEL_BOX = {"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1.5}
+
 TRADE_FIELDS = [
     "ticket", "symbol", "strategy", "direction", "volume", "entry_time", "entry_price", "exit_time",
     "exit_price", "initial_sl", "tp", "pnl", "commission", "net_pnl", "r_multiple", "planned_rr", "mfe_r",
@@ -101,8 +103,18 @@ def equity_png(report: BacktestReport) -> bytes:
             f"max DD {o.max_drawdown:.2f}")
     ax1.text(0.01, 0.97, text, transform=ax1.transAxes, va="top", fontsize=9,
              bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "#cccccc"})
+    if m.split_time is not None and m.in_sample is not None and m.out_of_sample is not None:
+        split = datetime.fromtimestamp(m.split_time, UTC)
+        for ax in (ax1, ax2):
+            ax.axvline(split, color="#555555", lw=1.0, ls=":")
+        ax1.text(split, 0.03, f" out-of-sample → (n={m.out_of_sample.trades}) ", transform=ax1.get_xaxis_transform(),
+                 fontsize=8, color="#555555", ha="left", va="bottom", bbox=_LABEL_BOX)
+        ax1.text(split, 0.03, f" ← in-sample (n={m.in_sample.trades}) ", transform=ax1.get_xaxis_transform(),
+                 fontsize=8, color="#555555", ha="right", va="bottom", bbox=_LABEL_BOX)
     ax2.fill_between(times, dd, 0, step="post", color="#d62728", alpha=0.45)
     ax2.set_ylabel("drawdown")
+    ax2.set_xlabel(f"exit time (UTC); {report.bars} M5 bars; costs: spread {report.costs.get('spread', '?')}, "
+                   f"slippage {report.costs.get('slippage_points', '?')} pts", fontsize=8)
     ax2.grid(alpha=0.3)
     ax2.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     fig.autofmt_xdate()
