@@ -1,0 +1,55 @@
+"""Engine details: auto-approval choice, period bounds, end-of-run closes."""
+from __future__ import annotations
+
+import pytest
+
+from core.backtest.engine import BacktestEngine, BacktestSpec, pick_strategy
+from core.config import load_config, market_data_dir
+from core.data.candles import empty
+from core.data.loaders import load_candles
+from core.exceptions import UserFacingError
+from core.models import AnalysisResult, Direction, StrategyScore
+from tests.backtest_probe import edge_fade
+
+XAU = market_data_dir() / "budimanlai__forex-tick" / "data" / "XAUUSD_M5.csv"
+
+
+def _s(name, score, viable=True):
+    return StrategyScore(strategy=name, direction=Direction.LONG, entry=100, stop_loss=99, take_profit=102, rr=2,
+                         score=score, viable=viable)
+
+
+def test_pick_strategy_auto_named_and_blocked():
+    res = AnalysisResult(symbol="X", timeframe="M5", as_of=0, passed=True,
+                         strategies=[_s("rsi_bounce", 90, viable=False), _s("bb_fade", 80), _s("vwap_reversion", 60)])
+    assert pick_strategy(res, "auto").strategy == "bb_fade"  # top *viable*
+    assert pick_strategy(res, "vwap_reversion").strategy == "vwap_reversion"
+    assert pick_strategy(res, "rsi_bounce") is None  # named but not viable now
+    res.passed = False
+    assert pick_strategy(res, "auto") is None  # blocked by a filter: never approved
+
+
+def test_named_strategy_only_trades_that_strategy():
+    cfg = load_config()
+    c = load_candles(XAU, tz_offset_hours=2)[:2500]
+    rep = BacktestEngine(cfg, BacktestSpec("XAUUSDc", c, strategy="rsi_bounce"), analyse_fn=edge_fade).run()
+    assert rep.trades == [] and rep.signals == []  # the probe only offers bb_fade
+    rep = BacktestEngine(cfg, BacktestSpec("XAUUSDc", c, strategy="bb_fade"), analyse_fn=edge_fade).run()
+    assert rep.trades and {t.strategy for t in rep.trades} == {"bb_fade"}
+
+
+def test_every_trade_is_closed_and_journalled_by_the_end():
+    cfg = load_config()
+    c = load_candles(XAU, tz_offset_hours=2)[:2000]
+    eng = BacktestEngine(cfg, BacktestSpec("XAUUSDc", c), analyse_fn=edge_fade)
+    rep = eng.run()
+    filled = [s for s in rep.signals if s.ticket is not None]
+    assert len(rep.trades) + eng.open_at_end == len(filled)
+    assert all(s.exit_time is not None for s in filled) or eng.open_at_end
+    assert all(t.exit_time >= t.entry_time for t in rep.trades)
+    assert rep.metrics.trades == len(rep.trades)
+
+
+def test_empty_series_is_a_clear_error():
+    with pytest.raises(UserFacingError):
+        BacktestEngine(load_config(), BacktestSpec("XAUUSDc", empty(0)))
