@@ -301,6 +301,8 @@ class PaperBrokerConfig(_Section):
 class MT5Config(_Section):
     path: str | None = None
     timeout_ms: int = Field(default=10000, ge=100)
+    # MT5 reports server time; None = learn it from fresh ticks (see docs/brokers.md)
+    server_utc_offset_hours: float | None = Field(default=None, ge=-14, le=14)
 
 
 class Broker(_Section):
