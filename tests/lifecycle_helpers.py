@@ -187,3 +187,47 @@ class FlakyBroker:
             return result
 
         return call
+
+
+class LiveAnalyser:
+    """An analysis priced off the broker's real quote and recent real bars at the replay time."""
+
+    def __init__(self, broker, clock, direction: Direction = Direction.LONG, risk_atr: float = 1.5,
+                 confidence: float = 70.0) -> None:
+        self.broker, self.clock = broker, clock
+        self.direction, self.risk_atr, self.confidence = direction, risk_atr, confidence
+
+    def __call__(self, symbol: str) -> AnalysisResult:
+        hist = self.broker.candles(symbol, Timeframe.M5, 48)
+        atr = float(np.mean(hist["high"] - hist["low"]))
+        tick = self.broker.tick(symbol)
+        d = self.direction
+        entry = tick.ask if d is Direction.LONG else tick.bid
+        risk = self.risk_atr * atr
+        setup = Setup(0, d, entry, entry - d.sign * risk, entry + d.sign * 2 * risk)
+        rng = range_of(symbol, hist, atr)
+        s = StrategyScore(strategy="bb_fade", direction=d, entry=entry, stop_loss=setup.sl, take_profit=setup.tp,
+                          rr=2.0, score=70.0)
+        return AnalysisResult(symbol=symbol, timeframe="M5", as_of=self.clock.now(), range=rng, passed=True,
+                              strategies=[s], confidence=self.confidence, session="london", confluence_score=66.0)
+
+
+async def open_trades(svc, symbol: str, n: int = 1) -> list[int]:
+    tickets = []
+    for _ in range(n):
+        _, props = await svc.propose(symbol)
+        out = await svc.approve(props[0].id, TRADER)
+        assert out.ok, out.message
+        tickets.append(out.ticket)
+    return tickets
+
+
+def common_time(cfg: AppConfig, symbols=("XAUUSDc", "BTCUSDc"), near: float = 1_746_000_000.0) -> float:
+    """A real bar open where every symbol has a bar (their files cover different spans)."""
+    arrays = [m5(cfg, s) for s in symbols]
+    base = arrays[0]["time"]
+    i = int(np.searchsorted(base, near))
+    for t in base[i:]:
+        if all(np.any(a["time"] == t) for a in arrays[1:]):
+            return float(t)
+    raise AssertionError("no common bar")
