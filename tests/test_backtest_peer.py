@@ -38,6 +38,7 @@ def test_zero_cost_fills_agree_with_backtesting_py(xau):
     kinds = {s.exit_reason for s in filled}
     assert {"stop_loss", "take_profit"} <= kinds  # broker-side exits
     assert any(s.close_request_bar is not None for s in filled)  # exit-manager closes too
+    assert any(s.stop_moves for s in filled)  # and breakeven stop moves
     peer = run_peer(c, rep.signals)
     assert len(peer.trades) == len(filled)
     assert compare(rep.signals, peer, c) == []

@@ -12,8 +12,9 @@ difference in entry/exit bars or prices must then come from a fill rule, and the
 2. SL before TP. When one bar touches both, backtesting.py processes the stop first (the SL order is
    queued ahead of the TP); PaperBroker documents the same pessimistic tie rule.
 3. Gaps. A stop gapped through fills at the bar's open in both (never at the stop price).
-4. Early closes (exit manager) placed at bar j are contingent orders in backtesting.py and always fill
-   at bar j+1's open; PaperBroker closes at the current quote after bar j (its close).
+4. Early closes: the live monitor decides after bar j closed and closes at the current quote, which
+   PaperBroker takes from the forming bar j+1's open; backtesting.py fills `trade.close()` placed at
+   bar j at bar j+1's open too. Stop moves (breakeven) placed at bar j apply from bar j+1 in both.
 5. Prices. backtesting.py has one price series and a *relative* spread; PaperBroker quotes bid from
    the bars and ask = bid + spread points, plus slippage. The exact cross-check therefore runs with
    costs at zero; with costs on, a short's stop/target fire on the ask (bar + spread), a long's on the
@@ -116,39 +117,28 @@ class Mismatch:
     field: str
     ours: float | int | None
     peer: float | int | None
-    rule: str
 
 
 def compare(signals: list[Signal], peer: PeerRun, candles: np.ndarray, *, price_tol: float = 1e-9) -> list[Mismatch]:
-    """Every disagreement between our fills and the peer's, each tagged with the fill rule that explains it
-    ("" = unexplained, i.e. a bug in one of the two)."""
+    """Every disagreement between our fills and the peer's (bars and prices). With costs at zero the list
+    must be empty; with costs on, differences are the spread/slippage of rule 5."""
     out: list[Mismatch] = []
     by_tag = {int(r.Tag): r for r in peer.trades.itertuples()}
-    n = len(candles)
     for s in signals:
         if s.entry_bar is None:
             continue
         r = by_tag.get(s.id)
         if r is None:
-            out.append(Mismatch(s.id, "missing", s.entry_bar, None, ""))
+            out.append(Mismatch(s.id, "missing", s.entry_bar, None))
             continue
         if int(r.EntryBar) != s.entry_bar:
-            out.append(Mismatch(s.id, "entry_bar", s.entry_bar, int(r.EntryBar), ""))
+            out.append(Mismatch(s.id, "entry_bar", s.entry_bar, int(r.EntryBar)))
         if abs(float(r.EntryPrice) - s.entry_price) > price_tol:
-            out.append(Mismatch(s.id, "entry_price", s.entry_price, float(r.EntryPrice), ""))
+            out.append(Mismatch(s.id, "entry_price", s.entry_price, float(r.EntryPrice)))
         if s.exit_bar is None:
             continue
-        early = s.close_request_bar is not None and s.exit_bar == s.close_request_bar
-        if early:
-            # rule 4: peer fills our close request at the next bar's open
-            j = s.close_request_bar + 1
-            if j < n and int(r.ExitBar) == j and abs(float(r.ExitPrice) - float(candles["open"][j])) <= price_tol:
-                continue
-            rule = ""
-        else:
-            rule = ""
         if int(r.ExitBar) != s.exit_bar:
-            out.append(Mismatch(s.id, "exit_bar", s.exit_bar, int(r.ExitBar), rule))
+            out.append(Mismatch(s.id, "exit_bar", s.exit_bar, int(r.ExitBar)))
         if abs(float(r.ExitPrice) - s.exit_price) > price_tol:
-            out.append(Mismatch(s.id, "exit_price", s.exit_price, float(r.ExitPrice), rule))
+            out.append(Mismatch(s.id, "exit_price", s.exit_price, float(r.ExitPrice)))
     return out
