@@ -44,9 +44,10 @@ def _clip(text: str) -> str:
 class ActionButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE):
     """A button that survives restarts: its custom_id alone says what to do."""
 
-    def __init__(self, kind: str, ref: str, label: str = "…", style: discord.ButtonStyle = discord.ButtonStyle.secondary):
+    def __init__(self, kind: str, ref: str, label: str = "…", style: discord.ButtonStyle = discord.ButtonStyle.secondary,
+                 row: int | None = None):
         super().__init__(
-            discord.ui.Button(label=label[:80], style=style, custom_id=f"{CUSTOM_ID_PREFIX}:{kind}:{ref}")
+            discord.ui.Button(label=label[:80], style=style, custom_id=f"{CUSTOM_ID_PREFIX}:{kind}:{ref}"), row=row
         )
         self.kind, self.ref = kind, ref
 
@@ -68,8 +69,7 @@ def build_view(rows: list[list[Button]]) -> discord.ui.View | None:
     for r, row in enumerate(rows[:5]):
         for b in row[:5]:
             kind, ref = b.payload.split(":", 1)
-            view.add_item(ActionButton(kind, ref, b.label, _STYLES.get(b.style, discord.ButtonStyle.secondary)))
-            view.children[-1].row = r
+            view.add_item(ActionButton(kind, ref, b.label, _STYLES.get(b.style, discord.ButtonStyle.secondary), row=r))
     return view
 
 
