@@ -1,0 +1,35 @@
+"""The hot-path last-value kernels agree with `core.indicators` on real data (they must never drift)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from analysis_helpers import SYMBOLS, candles
+
+from core.indicators import atr, bollinger, rsi, session_vwap
+from core.range.lastvalues import atr_last, bollinger_last, bollinger_width_series, rsi_last, vwap_last
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_last_values_match_the_indicator_library(symbol):
+    m5 = candles(symbol)["M5"]
+    rng = np.random.default_rng(3)
+    for start in rng.integers(0, len(m5) - 400, 25):
+        w = m5[start:start + 300]
+        t, h, lo, c, v = (w[k].astype(np.float64) for k in ("time", "high", "low", "close", "tick_volume"))
+        assert atr_last(h, lo, c, 14) == pytest.approx(atr(h, lo, c, 14)[-1], rel=1e-9)
+        assert rsi_last(c, 14, 2) == pytest.approx(list(rsi(c, 14)[-2:]), rel=1e-9)
+        mid, up, dn, width = bollinger(c, 20, 2.0)
+        assert bollinger_last(c, 20, 2.0) == pytest.approx((mid[-1], up[-1], dn[-1]), rel=1e-12)
+        np.testing.assert_allclose(bollinger_width_series(c[-116:], 20, 2.0), width[-97:], rtol=1e-6)
+        day = np.floor(t[-1] / 86400) * 86400
+        k = int(np.searchsorted(t, day))
+        vw, sig = session_vwap(t, h, lo, c, v, 0.0)
+        got = vwap_last(h[k:], lo[k:], c[k:], v[k:])
+        assert got[0] == pytest.approx(vw[-1], rel=1e-12) and got[1] == pytest.approx(sig[-1], rel=1e-6, abs=1e-9)
+
+
+def test_warm_up_is_nan():
+    c = np.linspace(1, 2, 10)
+    assert np.isnan(atr_last(c, c - 0.1, c, 14))
+    assert all(np.isnan(rsi_last(c, 14, 2)))
+    assert all(np.isnan(x) for x in bollinger_last(c, 20, 2))
