@@ -76,7 +76,8 @@ class MT5Driver:
                                   stops_level=20, contract_size=100, filling_mode=1)
         self.sleeps: list[float] = []
         opts = dict(clock=FakeServerClock(self.fake), sleep=self.sleeps.append,
-                    connection_policy=RetryPolicy(3, 5.0), order_policy=RetryPolicy(2, 1.0))
+                    connection_policy=RetryPolicy(3, 5.0), order_policy=RetryPolicy(2, 1.0),
+                    server_utc_offset_hours=0)
         opts.update(kw)
         self.broker = MT5Broker(self.fake, **opts)
         self.broker.connect()

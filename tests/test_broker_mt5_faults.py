@@ -216,3 +216,32 @@ def test_server_time_is_converted_to_utc():
     assert b.positions()[0].time == T0 + 600
     assert [d.time for d in b.history_deals(r.position)] == [T0 + 600]
     assert [d.ticket for d in b.history_deals(since=T0)] == [r.deal]
+
+
+def test_same_sltp_again_is_not_an_error(drv):
+    r = drv.broker.market_order(buy())
+    mt5.fake_inject("order_send", retcode=10025)  # TRADE_RETCODE_NO_CHANGES
+    assert drv.broker.modify_sltp(r.position, 1998.0, 2005.0).retcode == 10025
+
+
+def test_server_offset_is_learned_from_the_largest_fresh_estimate():
+    from core.brokers.mt5 import MT5Broker
+    from core.clock import FixedClock
+
+    mt5.fake_reset(server_offset_hours=2)
+    bars = scripted_bars()
+    bars["time"] += 7200
+    mt5.fake_add_symbol(SYM, {mt5.TIMEFRAME_M5: bars}, stops_level=20, contract_size=100)
+    mt5.fake_set_stale(SYM)  # the first quote seen is an hour old: it under-estimates the offset
+    clock = FixedClock(T0)
+    b = MT5Broker(mt5, clock=clock, sleep=lambda s: None)  # no offset configured: learn it
+    b.tick(SYM)
+    assert b.offset == 3600
+    mt5.fake_set_stale(SYM, False)
+    b.tick(SYM)  # a fresh quote settles it; a later stale one cannot lower it again
+    assert b.offset == 7200
+    mt5.fake_set_stale(SYM)
+    b.tick(SYM)
+    assert b.offset == 7200
+    mt5.fake_advance(SYM, 2)
+    assert list(b.candles(SYM, Timeframe.M5, 2)["time"]) == [T0, T0 + 300]  # server time - 2h

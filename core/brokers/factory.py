@@ -77,7 +77,7 @@ def _mt5(cfg: AppConfig, secrets: Secrets, clock: Clock | None, platform: str) -
         server=secrets.mt5_server, path=cfg.broker.mt5.path, timeout_ms=cfg.broker.mt5.timeout_ms,
         connection_policy=policy("mt5_connection_lost", RetryPolicy(3, 5.0)),
         order_policy=policy("order_execution_fails", RetryPolicy(2, 1.0)),
-        clock=clock,
+        clock=clock, server_utc_offset_hours=cfg.broker.mt5.server_utc_offset_hours,
     )
     host = secrets.mt5_bridge_host
     if host:

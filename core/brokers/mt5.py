@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,9 +34,7 @@ from core.brokers.base import (
     AccountInfo,
     BrokerConnectionError,
     BrokerError,
-    BrokerTimeoutError,
     Deal,
-    InvalidFillError,
     OrderRequest,
     OrderResult,
     Position,
@@ -46,24 +43,14 @@ from core.brokers.base import (
     StaleQuoteError,
     SymbolInfo,
     Tick,
-    TooManyRequestsError,
     UnknownSymbolError,
-    error_for_retcode,
     fit_comment,
 )
+from core.brokers.mt5_orders import RetryPolicy, send_with_policy
 from core.clock import Clock, SystemClock
 from core.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
-
-_SUCCESS = {Retcode.DONE, Retcode.PLACED, Retcode.DONE_PARTIAL}
-_REPRICE = {Retcode.REQUOTE, Retcode.PRICE_CHANGED, Retcode.PRICE_OFF}
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_retries: int = 3
-    interval: float = 5.0
 
 
 class MT5Broker:
@@ -82,7 +69,7 @@ class MT5Broker:
         order_policy: RetryPolicy = RetryPolicy(2, 1.0),
         clock: Clock | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        server_utc_offset_hours: float = 0.0,
+        server_utc_offset_hours: float | None = None,
         max_tick_age: float = 120.0,
         on_close: Callable[[], None] | None = None,
     ) -> None:
@@ -94,7 +81,7 @@ class MT5Broker:
         self.order_policy = order_policy
         self.clock = clock or SystemClock()
         self._sleep = sleep
-        self.offset = server_utc_offset_hours * 3600.0
+        self.server = cv.ServerOffset(server_utc_offset_hours)
         self.max_tick_age = max_tick_age
         self._selected: set[str] = set()
         self._connected = False
@@ -224,10 +211,25 @@ class MT5Broker:
             t = self._call("symbol_info_tick", symbol)
         if t is None:
             raise BrokerError(f"no quote for {symbol}: {self._last[1]}", self._last[0])
-        return cv.tick_from(cv.to_dict(t), self.offset)
+        raw = cv.to_dict(t)
+        self.server.learn(float(raw["time"]), self.now())
+        return cv.tick_from(raw, self.server.seconds)
+
+    @property
+    def offset(self) -> float:
+        """Server time - UTC in seconds (MT5 stamps ticks, bars and deals in server time)."""
+        return self.server.seconds
+
+    def _ensure_offset(self, symbol: str | None) -> None:
+        if not self.server.known and symbol:
+            try:
+                self.tick(symbol)
+            except BrokerError:
+                pass
 
     def candles(self, symbol: str, timeframe: Timeframe, count: int) -> np.ndarray:
         self._select(symbol)
+        self._ensure_offset(symbol)
         rates = self._call("copy_rates_from_pos", symbol, cv.TIMEFRAMES[Timeframe.parse(timeframe)], 1, count)
         if rates is None:
             raise BrokerError(f"no {Timeframe.parse(timeframe).value} bars for {symbol}: {self._last[1]}",
@@ -249,21 +251,28 @@ class MT5Broker:
             if self._last[0] == cv.RES_S_OK:
                 return []
             raise BrokerError(f"positions_get failed: {self._last[1]}", self._last[0])
-        out = [cv.position_from(cv.to_dict(r), self.offset) for r in rows]
+        rows = [cv.to_dict(r) for r in rows]
+        if rows:
+            self._ensure_offset(rows[0]["symbol"])
+        out = [cv.position_from(r, self.offset) for r in rows]
         return [p for p in out if magic is None or p.magic == magic]
 
     def history_deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
         if position_id is not None:
             rows = self._call("history_deals_get", position=position_id)
         else:
-            lo = int((since or 0) + self.offset)
-            hi = int(self.now() + self.offset + 86_400)
+            margin = 0 if self.server.known else 14 * 3600  # offset unknown: ask wide, filter below
+            lo = max(0, int((since or 0) + self.offset - margin))
+            hi = int(self.now() + self.offset + margin + 86_400)
             rows = self._call("history_deals_get", lo, hi)
         if rows is None:
             if self._last[0] == cv.RES_S_OK:
                 return []
             raise BrokerError(f"history_deals_get failed: {self._last[1]}", self._last[0])
-        deals = [d for d in (cv.deal_from(cv.to_dict(r), self.offset) for r in rows) if d is not None]
+        rows = [cv.to_dict(r) for r in rows]
+        if rows:
+            self._ensure_offset(rows[0]["symbol"])
+        deals = [d for d in (cv.deal_from(r, self.offset) for r in rows) if d is not None]
         if since is not None:
             deals = [d for d in deals if d.time >= since]
         return sorted(deals, key=lambda d: (d.time, d.ticket))
@@ -316,7 +325,9 @@ class MT5Broker:
         rows = self._call("positions_get", ticket=int(ticket))
         if not rows:
             raise PositionNotFoundError(f"no open position with ticket {ticket}", Retcode.POSITION_CLOSED)
-        return cv.position_from(cv.to_dict(rows[0]), self.offset)
+        row = cv.to_dict(rows[0])
+        self._ensure_offset(row["symbol"])
+        return cv.position_from(row, self.offset)
 
     def _find_open(self, request: OrderRequest) -> OrderResult | None:
         """After an unknown outcome: did the order go through? Found by its (unique) comment."""
@@ -337,64 +348,9 @@ class MT5Broker:
 
     def _send(self, req: dict[str, Any], info: SymbolInfo, *, side: str | None, anchor: float,
               already_done: Callable[[], OrderResult | None]) -> OrderResult:
-        modes = cv.filling_modes(info.filling_mode)
-        mode_i, fill_retry, reprices, other_retries, conn_retries = 0, False, 0, 0, 0
-        deviation = req.get("deviation", 0) * info.point
-        while True:
-            if req["action"] == cv.TRADE_ACTION_DEAL:
-                req["type_filling"] = modes[mode_i]
-            try:
-                res = self.mt5.order_send(dict(req))
-            except (EOFError, OSError, ConnectionError) as e:
-                res, code, msg = None, -10004, str(e)
-            else:
-                code, msg = self._last_error() if res is None else (0, "")
-            if res is None:
-                if code not in cv.IPC_ERRORS:
-                    raise BrokerError(f"order_send rejected the request: {msg} ({code})", code)
-                conn_retries += 1
-                if conn_retries > self.connection_policy.max_retries:
-                    raise BrokerConnectionError(f"order_send failed: MetaTrader 5 unreachable ({msg})", code)
-                self._reconnect(f"order_send: {msg}", code)
-                if (found := already_done()) is not None:
-                    return found
-                continue
-            r = cv.to_dict(res)
-            rc = int(r["retcode"])
-            if rc in _SUCCESS:
-                return OrderResult(retcode=rc, order=r["order"], deal=r["deal"],
-                                   position=int(req.get("position") or r["order"]), price=r["price"],
-                                   volume=r["volume"], comment=r["comment"], requested_price=anchor)
-            text = f"{r['comment']} (retcode {rc})"
-            if rc == Retcode.INVALID_FILL and not fill_retry:
-                fill_retry, mode_i = True, (mode_i + 1) % len(modes)
-                log.info("filling mode refused; retrying once with mode %d", modes[mode_i])
-                continue
-            if rc == Retcode.INVALID_FILL:
-                raise InvalidFillError(f"no filling mode accepted for {req['symbol']}: {text}", rc)
-            if rc in _REPRICE and side is not None and reprices < self.order_policy.max_retries:
-                fresh = self._fresh_price(req["symbol"], side)
-                if abs(fresh - anchor) > deviation + 1e-9:
-                    raise error_for_retcode(rc, f"price moved from {anchor} to {fresh}, beyond the deviation: {text}")
-                reprices += 1
-                req["price"] = fresh
-                continue
-            if rc == Retcode.CONNECTION:
-                conn_retries += 1
-                if conn_retries > self.connection_policy.max_retries:
-                    raise BrokerConnectionError(f"trade server unreachable: {text}", rc)
-                self._sleep(self.connection_policy.interval)
-                if (found := already_done()) is not None:
-                    return found
-                continue
-            if rc in (Retcode.TIMEOUT, Retcode.TOO_MANY_REQUESTS) and other_retries < self.order_policy.max_retries:
-                other_retries += 1
-                self._sleep(self.order_policy.interval)
-                if rc == Retcode.TIMEOUT and (found := already_done()) is not None:
-                    return found
-                continue
-            if rc == Retcode.TIMEOUT:
-                raise BrokerTimeoutError(f"order timed out: {text}", rc)
-            if rc == Retcode.TOO_MANY_REQUESTS:
-                raise TooManyRequestsError(f"broker throttling: {text}", rc)
-            raise error_for_retcode(rc, text)
+        if not self._connected:
+            self.connect()
+        return send_with_policy(
+            self.mt5.order_send, req, info, side=side, anchor=anchor, already_done=already_done,
+            last_error=self._last_error, reconnect=self._reconnect, fresh_price=self._fresh_price,
+            connection=self.connection_policy, orders=self.order_policy, sleep=self._sleep)

@@ -10,6 +10,7 @@ here means no round trip to read `mt5.TRADE_ACTION_DEAL` and no import of MetaTr
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ ORDER_TIME_GTC = 0
 SYMBOL_FILLING_FOK, SYMBOL_FILLING_IOC = 1, 2  # bits of symbol_info().filling_mode
 DEAL_ENTRY = {0: "in", 1: "out", 2: "inout", 3: "out"}
 DEAL_REASON = {0: "client", 1: "client", 2: "client", 3: "expert", 4: "sl", 5: "tp", 6: "so"}
+log = logging.getLogger(__name__)
 RES_S_OK = 1
 # last_error() codes meaning the terminal itself is unreachable (IPC), not that the request was bad
 IPC_ERRORS = {-10000, -10001, -10002, -10003, -10004, -10005}
@@ -103,3 +105,31 @@ def deal_from(d: dict[str, Any], offset: float) -> Deal | None:
                 volume=d["volume"], price=d["price"], profit=d["profit"], commission=d["commission"],
                 swap=d["swap"], magic=d["magic"], comment=d["comment"], time=float(d["time"]) - offset,
                 reason=DEAL_REASON.get(d["reason"], "client"))
+
+
+class ServerOffset:
+    """Server time - UTC, configured, or learned from quotes as a whole number of half hours.
+
+    A stale quote makes `server_time - now` *smaller* than the true offset, never larger, so the
+    largest estimate seen is kept: one fresh quote (any open market) settles it. Estimates far from
+    a half-hour multiple are stale quotes and are ignored. Until a fresh quote is seen, staleness is
+    under-estimated: pin the value (broker.mt5.server_utc_offset_hours) where that matters.
+    """
+
+    def __init__(self, hours: float | None) -> None:
+        self.auto = hours is None
+        self.seconds = 0.0 if hours is None else hours * 3600.0
+        self.known = not self.auto
+
+    def learn(self, server_time: float, now: float) -> None:
+        if not self.auto:
+            return
+        diff = server_time - now
+        est = round(diff / 1800.0) * 1800.0
+        if abs(diff - est) > 90 or abs(est) > 14 * 3600 or (self.known and est <= self.seconds):
+            return
+        if self.known:
+            log.warning("MT5 server offset revised from %+.1fh to %+.1fh", self.seconds / 3600, est / 3600)
+        else:
+            log.info("MT5 server time is UTC%+.1fh (learned from a quote)", est / 3600)
+        self.seconds, self.known = est, True
