@@ -72,6 +72,10 @@ class Monitor:
         self._last_view: dict[str, _MarketView] = {}
         self._info: dict[str, SymbolInfo] = {}
         self._task: asyncio.Task | None = None
+        # set by the service when start-up reconciliation could not reach the broker: the next cycle
+        # with a connection runs it (executing proposals, closes while down, orphans) before anything else
+        self.reconcile_hook = None
+        self.reconcile_pending = False
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -128,6 +132,10 @@ class Monitor:
         t0 = time.perf_counter()
         rep = CycleReport(started=self.clock.now())
         broker_s = 0.0
+        if self.reconcile_pending and self.reconcile_hook is not None:
+            tb = time.perf_counter()
+            self.reconcile_pending = not await self.reconcile_hook()
+            broker_s += time.perf_counter() - tb
         trades = self.exits.active_trades()
         rep.trades = len(trades)
         if trades:

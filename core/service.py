@@ -88,12 +88,18 @@ class TradingService:
         """Recovery (store → broker reconcile → orphans), then the monitor task; only then `ready`."""
         if self.alerts is not None and hasattr(self.alerts, "attach"):
             self.alerts.attach(asyncio.get_running_loop())
-        self.recovery = await recover(self.cfg, self.store, self.broker, self.exits, self.execution, self.executor,
-                                      self.notifier, self.clock)
+        await self._recover()
+        self.monitor.reconcile_hook = self._recover
+        self.monitor.reconcile_pending = not self.recovery.broker_ok
         if monitor:
             self.monitor.start()
         self.ready = True
         return self.recovery
+
+    async def _recover(self) -> bool:
+        self.recovery = await recover(self.cfg, self.store, self.broker, self.exits, self.execution, self.executor,
+                                      self.notifier, self.clock)
+        return self.recovery.broker_ok
 
     async def stop(self) -> None:
         self.ready = False
