@@ -245,3 +245,25 @@ def test_server_offset_is_learned_from_the_largest_fresh_estimate():
     assert b.offset == 7200
     mt5.fake_advance(SYM, 2)
     assert list(b.candles(SYM, Timeframe.M5, 2)["time"]) == [T0, T0 + 300]  # server time - 2h
+
+
+def test_fake_matches_the_real_api_surface():
+    """Names, named-tuple fields and dtypes the adapter (and any other MT5 code) relies on."""
+    for fn in ("initialize", "login", "shutdown", "last_error", "version", "terminal_info", "account_info",
+               "symbol_select", "symbol_info", "symbol_info_tick", "symbols_get", "symbols_total",
+               "copy_rates_from_pos", "copy_rates_from", "copy_rates_range", "positions_get", "positions_total",
+               "orders_get", "orders_total", "history_deals_get", "history_orders_get", "order_send"):
+        assert callable(getattr(mt5, fn))
+    assert mt5.TradePosition._fields[:6] == ("ticket", "time", "time_msc", "time_update", "time_update_msc", "type")
+    assert {"position_id", "entry", "reason", "commission", "fee"} <= set(mt5.TradeDeal._fields)
+    assert mt5.TradeRequest._fields == ("action", "magic", "order", "symbol", "volume", "price", "stoplimit", "sl",
+                                        "tp", "deviation", "type", "type_filling", "type_time", "expiration",
+                                        "comment", "position", "position_by")
+    assert mt5.RATES_DTYPE.names == ("time", "open", "high", "low", "close", "tick_volume", "spread", "real_volume")
+    assert (mt5.TIMEFRAME_M5, mt5.TIMEFRAME_H1, mt5.TIMEFRAME_H4, mt5.TIMEFRAME_D1) == (5, 16385, 16388, 16408)
+    assert (mt5.TRADE_ACTION_DEAL, mt5.TRADE_ACTION_SLTP, mt5.ORDER_FILLING_RETURN) == (1, 6, 2)
+
+
+def test_malformed_request_returns_none_like_the_terminal(drv):
+    assert mt5.order_send({"action": 1, "symbol": SYM, "bogus": 1}) is None
+    assert mt5.last_error()[0] == mt5.RES_E_INVALID_PARAMS

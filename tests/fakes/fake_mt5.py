@@ -547,3 +547,64 @@ def _execute(request: dict[str, Any]) -> OrderSendResult | None:
                             comment=str(request.get("comment", ""))[:31], external_id=""))
         return _result(TRADE_RETCODE_DONE, request, "Request executed", deal=deal, order=ticket, volume=volume,
                        price=price, bid=bid, ask=ask)
+
+
+def symbols_total() -> int:
+    with S.lock:
+        return len(S.symbols)
+
+
+def symbols_get(group: str | None = None):
+    with S.lock:
+        if _guard("symbols_get") is True:
+            return None
+        return tuple(symbol_info(name) for name in S.symbols)
+
+
+def orders_get(symbol: str | None = None, group: str | None = None, ticket: int | None = None):
+    """Pending orders: this fake server only executes market orders, so there are never any."""
+    with S.lock:
+        if _guard("orders_get") is True:
+            return None
+        _ok()
+        return ()
+
+
+def orders_total() -> int:
+    return 0
+
+
+def history_orders_get(date_from=None, date_to=None, group: str | None = None, ticket: int | None = None,
+                       position: int | None = None):
+    with S.lock:
+        if _guard("history_orders_get") is True:
+            return None
+        _ok()
+        return ()
+
+
+def copy_rates_from(symbol: str, timeframe: int, date_from, count: int) -> np.ndarray | None:
+    """`count` bars opened at or before `date_from` (server time), oldest first."""
+    with S.lock:
+        if _guard("copy_rates_from") is True:
+            return None
+        arr = S.rates.get((symbol, int(timeframe)))
+        if arr is None:
+            return _fail(RES_E_INVALID_PARAMS, "Terminal: Invalid params")
+        now = int(_bar(symbol)["time"])
+        end = int(np.searchsorted(arr["time"], min(_as_seconds(date_from), now), side="right"))
+        _ok()
+        return arr[max(0, end - count):end].copy()
+
+
+def copy_rates_range(symbol: str, timeframe: int, date_from, date_to) -> np.ndarray | None:
+    with S.lock:
+        if _guard("copy_rates_range") is True:
+            return None
+        arr = S.rates.get((symbol, int(timeframe)))
+        if arr is None:
+            return _fail(RES_E_INVALID_PARAMS, "Terminal: Invalid params")
+        now = int(_bar(symbol)["time"])
+        lo, hi = _as_seconds(date_from), min(_as_seconds(date_to), now)
+        _ok()
+        return arr[(arr["time"] >= lo) & (arr["time"] <= hi)].copy()
