@@ -80,7 +80,7 @@ def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeP
     failures = a.failures
     if failures:
         lines.append("Blocked by:")
-        lines += [f" • {_short(f.name + ': ' + f.reason)}" for f in failures]
+        lines += [f" • {_short(f.name + ': ' + f.reason, 160)}" for f in failures]
     elif a.filters:
         lines.append(f"Filters: all {len(a.filters)} passed")
     soft = [f for f in a.filters if not f.passed and not f.blocking]
@@ -235,7 +235,28 @@ def config_text(cfg: Mapping[str, Any], version: str, symbol: str | None) -> str
 
 
 def health_text(report: Any) -> str:
-    return "Health\n" + _kv(report)
+    g = lambda name, default=None: getattr(report, name, default)  # noqa: E731
+    if not hasattr(report, "broker_connected"):
+        return "Health\n" + _kv(report)
+    problems = g("problems") or []
+    lines = ["Health: ✅ OK" if g("ok") else "Health: ⚠️ " + "; ".join(problems or ["problems"])]
+    lines.append(f"Broker {g('broker', '?')}: {'connected' if g('broker_connected') else 'NOT connected'}")
+    age = g("heartbeat_age_seconds")
+    last = g("last_cycle_ms")
+    mon = "running" if g("monitor_running") else "STOPPED"
+    mon += f", heartbeat {age:.0f}s ago" if age is not None else ", no heartbeat yet"
+    mon += f", {g('monitor_cycles', 0)} cycles" + (f", last {last:.1f} ms" if last is not None else "")
+    lines.append(f"Monitor: {mon}")
+    blocked = g("entries_blocked")
+    lines.append(f"Open trades: {g('open_trades', 0)} · entries: {'blocked: ' + blocked if blocked else 'allowed'}")
+    lines.append(f"Errors last hour: {g('errors_last_hour', 0)} ({g('critical_errors_last_hour', 0)} critical)"
+                 f" · auto-disable: {'ON' if g('auto_disabled') else 'off'}")
+    ages = g("data_age_seconds") or {}
+    if ages:
+        lines.append("Data age: " + ", ".join(f"{k} {duration(v) if v >= 60 else f'{v:.0f}s'}" for k, v in ages.items()))
+    if g("config_version"):
+        lines.append(f"config {g('config_version')}")
+    return "\n".join(lines)
 
 
 def alert_text(alert: Alert) -> str:
