@@ -13,15 +13,19 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from core.analysis import analyse, candles_from_market_data, inputs_from_candles, window_sizes
-from core.clock import SystemClock
+from core.analysis import (
+    analyse,
+    candles_from_market_data,
+    configured_calendar,
+    inputs_from_candles,
+    window_sizes,
+)
 from core.config import AppConfig, load_config, resolve_path
 from core.data.catalog import MarketData
 from core.data.loaders import load_candles
 from core.data.resample import infer_step, resample
 from core.exceptions import UnknownSymbolError, UserFacingError
 from core.models import AnalysisResult
-from core.sources.news import NewsCalendarSource
 from core.timeframes import Timeframe
 
 
@@ -83,10 +87,7 @@ def run_analysis(cfg: AppConfig, symbol: str, *, data: str | None = None, at: fl
         raise UnknownSymbolError(symbol, cfg.suggest_symbols(symbol))
     candles = candles_from_file(data, name, cfg) if data else candles_from_market_data(market or MarketData(cfg), name, cfg)
     tcfg = cfg.for_symbol(name)
-    news = err = None
-    if tcfg.news.enabled and tcfg.news.calendar_path:
-        src = NewsCalendarSource(resolve_path(tcfg.news.calendar_path), tcfg.news.cache_seconds, SystemClock())
-        news, err = src.get(), src.last_error
+    news, err = configured_calendar(tcfg)
     inputs = inputs_from_candles(name, candles, cfg, at=at, news=news, news_error=err)
     return analyse(inputs, tcfg, cfg.symbols[name], cfg.short_version)
 

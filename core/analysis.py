@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from core.brokers.base import Tick
-from core.clock import Clock
-from core.config import AppConfig, SymbolSpec, TradingConfig
+from core.clock import Clock, SystemClock
+from core.config import AppConfig, SymbolSpec, TradingConfig, resolve_path
 from core.exceptions import UnknownSymbolError, UserFacingError
 from core.filters.context import AnalysisContext, Indicators
 from core.filters.risk_filters import RangeScalpingRiskFilters
@@ -34,7 +34,7 @@ from core.range.detector import RangeBoundaryDetector
 from core.range.lastvalues import atr_last, bollinger_last, rsi_last, vwap_last
 from core.scoring.scorer import RangeScalpingScorer
 from core.sessions import active_sessions
-from core.sources.news import NewsCalendar
+from core.sources.news import NewsCalendar, NewsCalendarSource
 from core.sources.orderflow import OrderFlowSnapshot
 from core.timeframes import Timeframe
 
@@ -351,14 +351,35 @@ def candles_from_market_data(md: Any, symbol: str, cfg: AppConfig) -> dict[str, 
     return out
 
 
+_CALENDARS: dict[str, NewsCalendarSource] = {}
+
+
+def configured_calendar(tcfg: TradingConfig, clock: Clock | None = None) -> tuple[NewsCalendar | None, str | None]:
+    """The calendar named by `news.calendar_path`, through one cached source per path (never raises)."""
+    n = tcfg.news
+    if not n.enabled or not n.calendar_path:
+        return None, None
+    path = str(resolve_path(n.calendar_path))
+    src = _CALENDARS.get(path)
+    if src is None:
+        src = _CALENDARS[path] = NewsCalendarSource(path, n.cache_seconds, SystemClock())
+    if clock is not None:
+        src.clock = clock
+    return src.get(), src.last_error
+
+
 def analyse_range_scalp_opportunity(symbol: str, feed: Any, cfg: AppConfig, *, clock: Clock | None = None,
                                     at: float | None = None, news: NewsCalendar | None = None,
                                     news_error: str | None = None,
-                                    orderflow: OrderFlowSnapshot | None = None) -> AnalysisResult:
+                                    orderflow: OrderFlowSnapshot | None = None,
+                                    load_news: bool = True) -> AnalysisResult:
     """The one-call entry point. `feed` is a `Broker` (live or paper: `now` comes from `clock`, else the
-    broker's own clock) or a `MarketData` catalog (historical: as of `at`, else the last bar)."""
+    broker's own clock) or a `MarketData` catalog (historical: as of `at`, else the last bar).
+    Without an explicit `news` calendar the configured one is read (cached, last good copy kept)."""
     name = _resolve(cfg, symbol)
     tcfg = cfg.for_symbol(name)
+    if news is None and load_news:
+        news, news_error = configured_calendar(tcfg, clock)
     if hasattr(feed, "tick"):
         now = clock.now() if clock is not None else feed.now()
         inputs = inputs_from_feed(name, feed, cfg, now, news=news, news_error=news_error, orderflow=orderflow)

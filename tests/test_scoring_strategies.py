@@ -129,3 +129,15 @@ def test_dynamic_weights_by_session_and_regime():
 def test_min_score_marks_weak_setups_not_viable():
     out = S.apply_min_score([_score("bb_fade", Direction.SHORT, 40), _score("rsi_bounce", Direction.SHORT, 70)], 50)
     assert [s.viable for s in out] == [False, True] and "below the 50 minimum" in out[0].reason
+
+
+def test_mid_range_entries_are_not_viable():
+    ctx = _ctx()
+    r = ctx.rng
+    mid = r.range_mid
+    setup = Setup("rsi_bounce", Direction.SHORT, mid, mid + 0.5 * ctx.ind.atr, mid - 0.6 * ctx.ind.atr, 0.9, "x.")
+    s = S.score_setup(ctx, setup)
+    assert not s.viable and "outside the entry zone at the edge" in s.reason
+    edge = Setup("rsi_bounce", Direction.SHORT, r.critical_gaps.upper_zone_start + 1e-6, r.range_high + ctx.ind.atr,
+                 mid, 0.9, "x.")
+    assert "entry zone" not in S.score_setup(ctx, edge).reason

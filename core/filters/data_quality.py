@@ -11,6 +11,12 @@ from core.config import SourceQuality
 from core.filters.context import AnalysisContext
 from core.models import FilterResult
 
+_FALLBACK_SHORT = {
+    "use_session_vwap": "VWAP from the range window",
+    "skip_confirmation": "no order-flow confirmation",
+    "skip_news_check": "no news check",
+    "skip_check": "a check skipped",
+}
 _FALLBACK_TEXT = {
     "use_session_vwap": "using the VWAP of the whole range window instead",
     "skip_confirmation": "trading without order-flow confirmation",
@@ -109,6 +115,6 @@ def check_data_quality(ctx: AnalysisContext) -> FilterResult:
             name="data_quality", passed=False,
             reason=f"The market data is not fresh enough to trade on: {problems}.", details=details,
         )
-    used = [f"{k}: {v}" for k, v in ctx.fallbacks.items()]
-    reason = "All data is fresh." if not used else "Data is usable with fallbacks (" + ", ".join(used) + ")."
+    used = [_FALLBACK_SHORT.get(v, v.replace("_", " ")) for v in ctx.fallbacks.values()]
+    reason = "All data is fresh." if not used else "Candles are fresh; running with fallbacks: " + ", ".join(used) + "."
     return FilterResult(name="data_quality", passed=True, reason=reason, details=details)

@@ -15,6 +15,8 @@ from core.filters.context import AnalysisContext
 from core.filters.data_quality import check_data_quality
 from core.models import FilterResult
 
+_RANGE_NAMES = {"dynamic": "swing range", "session": "session range", "previous_day": "previous day's range"}
+
 
 def _title(name: str) -> str:
     return {"new_york": "New York"}.get(name, name.replace("_", " ").title())
@@ -42,7 +44,7 @@ class RangeScalpingRiskFilters:
             return FilterResult(name="range_validity", passed=False, reason=" ".join(reasons), details=details)
         return FilterResult(
             name="range_validity", passed=True, details=details,
-            reason=f"The {r.range_type.replace('_', ' ')} range was tested {r.touch_count.top}× at the top and "
+            reason=f"The {_RANGE_NAMES[r.range_type]} was tested {r.touch_count.top}× at the top and "
             f"{r.touch_count.bottom}× at the bottom and is intact.",
         )
 

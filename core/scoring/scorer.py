@@ -58,10 +58,27 @@ class RangeScalpingScorer:
             return s.target, rr, f"the target is only {rr:.2f}× the risk and the range has no room for the {rr_cfg.min:g}× minimum"
         return s.target, rr, ""
 
+    def _location_problem(self, ctx: AnalysisContext, s: Setup) -> str:
+        """Entries are allowed only in the critical zone at the edge being faded (or within the edge
+        threshold of it): a fade from mid-range has neither the edge's support nor room to the target."""
+        r = ctx.rng
+        zone = r.critical_gaps.zone_of(s.entry)
+        want = "upper" if s.direction is Direction.SHORT else "lower"
+        if zone == want:
+            return ""
+        edge = r.range_high if want == "upper" else r.range_low
+        dist = abs(s.entry - edge)
+        if dist <= ctx.cfg.entry_filters.price_edge_threshold_atr * ctx.ind.atr:
+            return ""
+        where = "top" if want == "upper" else "bottom"
+        return f"the entry is {dist / ctx.ind.atr:.1f} ATR from the range {where}, outside the entry zone at the edge"
+
     def score_setup(self, ctx: AnalysisContext, s: Setup) -> StrategyScore:
         r = ctx.rng
         ef = ctx.cfg.entry_filters
         tp, rr, problem = self.fit_rr(ctx, s)
+        if not problem:
+            problem = self._location_problem(ctx, s)
         edge_dist = (r.range_high - s.entry) if s.direction is Direction.SHORT else (s.entry - r.range_low)
         thr = max(ef.price_edge_threshold_atr * ctx.ind.atr * 2.0, 1e-12)
         location = 30.0 * _clamp(1.0 - max(edge_dist, 0.0) / thr, 0.0, 1.0)
