@@ -8,6 +8,7 @@ dropping the still-incomplete last bucket.
 """
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from typing import Protocol
@@ -61,6 +62,8 @@ class ReplayFeed:
         timeframes: Mapping[str, list[Timeframe | str]] | None = None,
     ) -> None:
         self._arrays: dict[tuple[str, Timeframe], np.ndarray] = {}
+        # contiguous copies of the time columns: searchsorted on a strided field view copies it each call
+        self._times: dict[tuple[str, Timeframe], np.ndarray] = {}
         self._available: dict[str, list[Timeframe]] = {}
         self._source = source
         self._lock = threading.Lock()
@@ -100,6 +103,16 @@ class ReplayFeed:
     def base_bars(self, symbol: str) -> np.ndarray:
         return self.bars(symbol, self.base_timeframe(symbol))
 
+    def times(self, symbol: str, timeframe: Timeframe) -> np.ndarray:
+        key = (symbol, timeframe)
+        t = self._times.get(key)
+        if t is None:
+            t = self._times[key] = np.ascontiguousarray(self.bars(symbol, timeframe)["time"])
+        return t
+
+    def base_times(self, symbol: str) -> np.ndarray:
+        return self.times(symbol, self.base_timeframe(symbol))
+
     def closed(self, symbol: str, timeframe: Timeframe, now: float, count: int) -> np.ndarray:
         """The last `count` bars closed at `now`, oldest first (resampled when the data lacks `timeframe`)."""
         if count <= 0:
@@ -107,17 +120,18 @@ class ReplayFeed:
         sec = timeframe.seconds
         if timeframe in self._available.get(symbol, []):
             arr = self.bars(symbol, timeframe)
-            end = int(np.searchsorted(arr["time"], now - sec, side="right"))
+            end = _right(self.times(symbol, timeframe), now - sec)
             return arr[max(0, end - count):end].copy()
         base_tf = self.base_timeframe(symbol)
         if sec < base_tf.seconds or sec % base_tf.seconds:
             raise KeyError(f"cannot build {timeframe.value} bars for {symbol} from {base_tf.value} data")
         base = self.bars(symbol, base_tf)
-        end = int(np.searchsorted(base["time"], now - base_tf.seconds, side="right"))
+        base_t = self.times(symbol, base_tf)
+        end = _right(base_t, now - base_tf.seconds)
         span = (count + 2) * sec
         while True:  # widen the window until it holds `count` buckets (weekend gaps eat some)
             edge = ((now - span) // sec) * sec  # a bucket boundary, so the first bucket is whole
-            start = int(np.searchsorted(base["time"], edge, side="left"))
+            start = _left(base_t, edge)
             out = resample(base[start:end], timeframe, source_seconds=base_tf.seconds)
             out = out[out["time"] + sec <= now]
             if len(out) >= count or start == 0:
@@ -126,35 +140,45 @@ class ReplayFeed:
 
     def covering_index(self, symbol: str, now: float) -> int | None:
         """Index of the base bar whose period contains `now` (the forming bar), or None in a gap."""
-        base = self.base_bars(symbol)
-        i = int(np.searchsorted(base["time"], now, side="right")) - 1
-        if i < 0 or base["time"][i] + self.base_timeframe(symbol).seconds <= now:
+        t = self.base_times(symbol)
+        i = _right(t, now) - 1
+        if i < 0 or t[i] + self.base_timeframe(symbol).seconds <= now:
             return None
         return i
 
     def last_closed_index(self, symbol: str, now: float) -> int | None:
-        base = self.base_bars(symbol)
-        i = int(np.searchsorted(base["time"], now - self.base_timeframe(symbol).seconds, side="right")) - 1
+        t = self.base_times(symbol)
+        i = _right(t, now - self.base_timeframe(symbol).seconds) - 1
         return i if i >= 0 else None
 
     def closed_between(self, symbol: str, after: float, until: float) -> np.ndarray:
         """Base bars whose close time falls in (after, until]: the bars a clock move has just completed."""
-        base = self.base_bars(symbol)
+        t = self.base_times(symbol)
         sec = self.base_timeframe(symbol).seconds
-        lo = int(np.searchsorted(base["time"], after - sec, side="right"))
-        hi = int(np.searchsorted(base["time"], until - sec, side="right"))
-        return base[lo:hi]
+        lo = _right(t, after - sec)
+        hi = _right(t, until - sec)
+        return self.base_bars(symbol)[lo:hi]
 
     def next_open_after(self, now: float) -> float | None:
         """The next base-bar open strictly after `now`, over every symbol: where step() goes."""
         best: float | None = None
         for sym in self.symbols():
-            base = self.base_bars(sym)
-            i = int(np.searchsorted(base["time"], now, side="right"))
-            if i < len(base):
-                t = float(base["time"][i])
+            times = self.base_times(sym)
+            i = _right(times, now)
+            if i < len(times):
+                t = float(times[i])
                 best = t if best is None else min(best, t)
         return best
+
+
+def _right(times: np.ndarray, t: float) -> int:
+    """Bars with time <= t. The key is cast to int64: a float key makes numpy convert the whole array."""
+    return int(np.searchsorted(times, np.int64(math.floor(t)), side="right"))
+
+
+def _left(times: np.ndarray, t: float) -> int:
+    """Bars with time < t (int64 key, as above)."""
+    return int(np.searchsorted(times, np.int64(math.ceil(t)), side="left"))
 
 
 def _sorted(arr: np.ndarray) -> np.ndarray:
