@@ -368,14 +368,19 @@ def configured_calendar(tcfg: TradingConfig, clock: Clock | None = None) -> tupl
     return src.get(), src.last_error
 
 
-def analyse_range_scalp_opportunity(symbol: str, feed: Any, cfg: AppConfig, *, clock: Clock | None = None,
+def analyse_range_scalp_opportunity(symbol: str, feed: Any = None, cfg: AppConfig | None = None, *,
+                                    broker: Any = None, clock: Clock | None = None,
                                     at: float | None = None, news: NewsCalendar | None = None,
                                     news_error: str | None = None,
                                     orderflow: OrderFlowSnapshot | None = None,
                                     load_news: bool = True) -> AnalysisResult:
     """The one-call entry point. `feed` is a `Broker` (live or paper: `now` comes from `clock`, else the
     broker's own clock) or a `MarketData` catalog (historical: as of `at`, else the last bar).
-    Without an explicit `news` calendar the configured one is read (cached, last good copy kept)."""
+    Without an explicit `news` calendar the configured one is read (cached, last good copy kept).
+    `broker=` is accepted as a keyword alias of `feed`."""
+    feed = feed if feed is not None else broker
+    if feed is None or cfg is None:
+        raise TypeError("analyse_range_scalp_opportunity needs a feed (broker or MarketData) and a config")
     name = _resolve(cfg, symbol)
     tcfg = cfg.for_symbol(name)
     if news is None and load_news:

@@ -80,6 +80,8 @@ def test_broker_feed_path_matches_the_historical_path(symbol):
     now = bar_close(symbol, 4000)
     clock = FixedClock(now)
     live = analyse_range_scalp_opportunity(symbol, _HistoryBroker(symbol, clock), app(), clock=clock)
+    assert analyse_range_scalp_opportunity(symbol, cfg=app(), broker=_HistoryBroker(symbol, clock), clock=clock) \
+        .model_copy(update={"timings_ms": {}}) == live.model_copy(update={"timings_ms": {}})
     hist = analyse_range_scalp_opportunity(symbol, market(), app(), at=now - 300)
     assert live.range == hist.range and live.no_range == hist.no_range
     assert live.data_timestamps["tick"] == now
