@@ -156,3 +156,14 @@ def test_expansion_state_tracks_bollinger_width():
     squeeze = calm.copy()
     squeeze[-30:] = squeeze[-31]
     assert RangeBoundaryDetector(app().for_symbol("XAUUSDc"), "XAUUSDc").expansion_state(mk(squeeze))[0] == "contracting"
+
+
+@pytest.mark.parametrize("n", [0, 1, 20])
+def test_empty_and_tiny_histories_answer_instead_of_crashing(n):
+    data = {tf: arr[:n] for tf, arr in candles("XAUUSDc").items()}
+    now = float(candles("XAUUSDc")["M5"]["time"][max(n - 1, 0)]) + 300
+    r = run("XAUUSDc", now, data=data)
+    assert r.no_range.reason == "too_few_candles" and f"Only {n} closed M5 candles" in r.no_range.message
+    assert not r.passed and r.confidence == 0
+    dq = next(f for f in r.filters if f.name == "data_quality")
+    assert not dq.passed

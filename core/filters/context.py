@@ -55,7 +55,7 @@ class AnalysisContext:
     def price(self) -> float:
         if self.tick is not None:
             return self.tick.mid
-        return float(self.bars.close[-1])
+        return float(self.bars.close[-1]) if len(self.bars) else float("nan")
 
     @property
     def spread(self) -> float:
@@ -74,4 +74,4 @@ class AnalysisContext:
     def entry_price(self, long: bool) -> float:
         if self.tick is not None:
             return self.tick.ask if long else self.tick.bid
-        return float(self.bars.close[-1])
+        return float(self.bars.close[-1]) if len(self.bars) else float("nan")

@@ -212,7 +212,10 @@ class RangeScalpingRiskFilters:
         atr = ctx.ind.atr
         price = ctx.price
         problems: list[str] = []
-        atr_pct = atr / price * 100.0 if price > 0 and atr == atr else 0.0
+        if len(ctx.bars) == 0 or not (atr > 0) or not (price > 0):
+            return FilterResult(name="activity", passed=False, details={},
+                                reason="There are not enough candles yet to measure volatility, volume and spread.")
+        atr_pct = atr / price * 100.0
         recent = ctx.bars.volume[-3:]
         vol = float(recent.mean()) if len(recent) else 0.0
         spread = ctx.spread
