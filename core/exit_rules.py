@@ -35,7 +35,8 @@ def bars_since_entry(trade: ActiveTrade, candles: np.ndarray, timeframe_seconds:
     if len(candles) == 0:
         return candles
     first = trade.entry_time - (trade.entry_time % timeframe_seconds) if timeframe_seconds else trade.entry_time
-    return candles[candles["time"] >= first]
+    # bars are time-sorted: a binary search and a view, not a mask over every bar (the monitor's hot path)
+    return candles[int(np.searchsorted(candles["time"], first, side="left")):]
 
 
 def check_range_invalidation_during_trade(
@@ -53,16 +54,17 @@ def check_range_invalidation_during_trade(
     if len(bars) < candles_outside:
         return False, []
     buf = buffer_atr * rng.atr
-    closes = bars["close"][-candles_outside:]
-    above = bool(np.all(closes > rng.range_high + buf))
-    below = bool(np.all(closes < rng.range_low - buf))
+    closes = bars["close"][-candles_outside:].tolist()  # N is 2-3: plain floats beat numpy reductions here
+    hi, lo = rng.range_high + buf, rng.range_low - buf
+    above = all(c > hi for c in closes)
+    below = all(c < lo for c in closes)
     if not (above or below):
         return False, []
     side, edge = ("above the range high", rng.range_high) if above else ("below the range low", rng.range_low)
     last_t = float(bars["time"][-1])
     reasons = [
         f"{candles_outside} {rng.timeframe} candles in a row closed {side} {_fmt(edge)} "
-        f"(last close {_fmt(float(closes[-1]))} at {_hhmm(last_t)}), so the range no longer holds"
+        f"(last close {_fmt(closes[-1])} at {_hhmm(last_t)}), so the range no longer holds"
     ]
     return True, reasons
 
