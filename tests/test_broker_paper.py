@@ -136,3 +136,22 @@ def test_a_position_closed_from_two_threads_is_booked_once(xau, tmp_path):
         t.join()
     assert sorted(outcomes) == ["closed", "gone", "gone", "gone"]
     assert [d.entry for d in b.history_deals(r.position)] == ["in", "out"]
+
+
+def test_a_weekend_trading_symbol_trades_through_a_data_gap(tmp_path):
+    from broker_contract_fixtures import gap_time, scripted_bars
+
+    from core.brokers.base import MarketClosedError
+
+    bars = scripted_bars()
+    for weekends, expect in ((True, None), (False, MarketClosedError)):
+        b = PaperBroker({SYM: xau_spec(trades_weekends=weekends)}, ReplayFeed({SYM: {Timeframe.M5: bars}}),
+                        db_path=tmp_path / f"w{weekends}.sqlite", clock=FixedClock(gap_time()))
+        b.connect()
+        req = OrderRequest(symbol=SYM, side="buy", volume=0.01)
+        if expect:
+            with pytest.raises(expect):
+                b.market_order(req)
+        else:  # no bar in the gap: the last close (1996.70) + 20-point spread
+            assert b.market_order(req).price == pytest.approx(1996.90)
+        b.close()

@@ -23,6 +23,7 @@ Every order carries the magic number and a comment (max 31 chars, enforced: ids 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -82,6 +83,9 @@ class MT5Broker:
         self.clock = clock or SystemClock()
         self._sleep = sleep
         self.server = cv.ServerOffset(server_utc_offset_hours)
+        # last_error() is global terminal state: a call and the read of its error must not interleave
+        # with another thread's call (callers use asyncio.to_thread), so calls are serialised.
+        self._lock = threading.RLock()
         self.max_tick_age = max_tick_age
         self._selected: set[str] = set()
         self._connected = False
@@ -138,6 +142,10 @@ class MT5Broker:
 
     def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
         """Call an MT5 function; on an IPC failure reconnect and call again. None = non-IPC failure."""
+        with self._lock:
+            return self._call_locked(fn, *args, **kwargs)
+
+    def _call_locked(self, fn: str, *args: Any, **kwargs: Any) -> Any:
         if not self._connected:
             self.connect()
         reconnected = False
@@ -161,6 +169,10 @@ class MT5Broker:
     # -- lifecycle ----------------------------------------------------------------------------------
     def connect(self) -> None:
         """Initialise the terminal session; also done lazily by the first call."""
+        with self._lock:
+            self._connect()
+
+    def _connect(self) -> None:
         if self._initialize():
             self._connected = True
             return
@@ -348,9 +360,10 @@ class MT5Broker:
 
     def _send(self, req: dict[str, Any], info: SymbolInfo, *, side: str | None, anchor: float,
               already_done: Callable[[], OrderResult | None]) -> OrderResult:
-        if not self._connected:
-            self.connect()
-        return send_with_policy(
-            self.mt5.order_send, req, info, side=side, anchor=anchor, already_done=already_done,
-            last_error=self._last_error, reconnect=self._reconnect, fresh_price=self._fresh_price,
-            connection=self.connection_policy, orders=self.order_policy, sleep=self._sleep)
+        with self._lock:
+            if not self._connected:
+                self.connect()
+            return send_with_policy(
+                self.mt5.order_send, req, info, side=side, anchor=anchor, already_done=already_done,
+                last_error=self._last_error, reconnect=self._reconnect, fresh_price=self._fresh_price,
+                connection=self.connection_policy, orders=self.order_policy, sleep=self._sleep)
