@@ -80,7 +80,9 @@ class RangeScalpingScorer:
         if not problem:
             problem = self._location_problem(ctx, s)
         edge_dist = (r.range_high - s.entry) if s.direction is Direction.SHORT else (s.entry - r.range_low)
-        thr = max(ef.price_edge_threshold_atr * ctx.ind.atr * 2.0, 1e-12)
+        # full marks at the edge, zero at the inner end of the entry zone (or the ATR threshold, if wider)
+        band = (r.range_high - r.range_low) * ctx.cfg.range_detection.critical_zone_fraction
+        thr = max(ef.price_edge_threshold_atr * ctx.ind.atr, band, 1e-12)
         location = 30.0 * _clamp(1.0 - max(edge_dist, 0.0) / thr, 0.0, 1.0)
         signal = 30.0 * s.signal
         rr_cfg = ctx.cfg.strategy_rr.get(s.strategy)
