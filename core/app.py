@@ -28,7 +28,7 @@ def build_paper_broker(cfg: AppConfig, clock: Clock, db_path: str | Path | None 
     from core.data.catalog import MarketData
 
     md = MarketData(cfg)
-    names = list(symbols or cfg.symbols)
+    names = list(symbols or [s for s in cfg.symbols if cfg.symbols[s].data])
     feed = ReplayFeed(source=md, timeframes={s: md.timeframes(s) for s in names})
     pc = cfg.broker.paper
     return PaperBroker(

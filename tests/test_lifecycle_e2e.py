@@ -114,3 +114,41 @@ async def test_the_background_monitor_task_runs_the_exit(cfg, bars, tmp_path):
     closed = svc.store.closed.get(out.ticket)
     assert closed is not None and closed.metadata["breakeven_moved"] is True
     svc.store.close()
+
+
+async def test_real_analysis_drives_the_chain_until_a_breakeven_exit(cfg, bars, tmp_path):
+    """The same chain with the real `analyse_range_scalp_opportunity` on the paper broker's feed:
+    analyse/propose every 15 minutes while flat, approve the top strategy, monitor every bar."""
+    from core.app import default_analyser
+
+    clock = FixedClock(float(bars["time"][33300]))
+    broker = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    svc = k.service(cfg, tmp_path, clock, broker=broker)
+    svc._analyser = default_analyser(cfg, broker, clock)
+    await svc.start(monitor=False)
+    found, analyses, executed = None, 0, 0
+    for step in range(2000):
+        if not svc.exits.active_trades() and step % 3 == 0:
+            analyses += 1
+            analysis, props = await svc.propose(SYMBOL)
+            assert analysis.symbol == SYMBOL and analysis.config_version == cfg.short_version
+            if props:
+                assert analysis.passed and props[0].strategy.viable
+                executed += (await svc.approve(props[0].id, k.TRADER)).ok
+        broker.step()
+        await svc.monitor.run_cycle()
+        found = next((c for c in svc.store.closed.recent(20) if c.metadata.get("breakeven_moved")), None)
+        if found:
+            break
+    assert found is not None, f"no breakeven exit after {analyses} analyses and {executed} trades"
+    events = [e.event for e in svc.store.journal.for_ticket(found.ticket)]
+    assert events[0] == "opened" and "sl_moved" in events and events[-1] == "closed"
+    assert found.mfe_r >= cfg.exits.breakeven_trigger_r
+    meta = svc.store.journal.for_ticket(found.ticket)[0].metadata
+    assert meta["trade_type"] == "range_scalp" and meta["range_type"] in ("session", "previous_day", "dynamic")
+    assert meta["confluence_score"] > 0 and meta["planned_rr"] > 0 and meta["session"]
+    kinds = {a.kind for a in svc.notifier.sent}
+    assert {"trade_opened", "breakeven_moved", "exit_executed"} <= kinds
+    m = svc.metrics()
+    assert m.trades == svc.store.closed.count() >= 1
+    svc.store.close()
