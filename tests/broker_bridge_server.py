@@ -21,8 +21,7 @@ sys.modules["MetaTrader5"] = fake_mt5  # `conn.modules.MetaTrader5` resolves to 
 def main() -> None:
     fake_mt5.fake_reset()
     fake_mt5.fake_add_symbol(SYM, {fake_mt5.TIMEFRAME_M5: scripted_bars()}, stops_level=20, contract_size=100)
-    server = ThreadedServer(ClassicService, hostname="127.0.0.1", port=0,
-                            protocol_config={"allow_public_attrs": True, "allow_pickle": True})
+    server = ThreadedServer(ClassicService, hostname="127.0.0.1", port=0)
     print(server.port, flush=True)
     server.start()
 

@@ -35,9 +35,13 @@ def _wait_listening(port: int, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+def start_server(*args: str):
+    return subprocess.Popen([sys.executable, str(SERVER), *args], stdout=subprocess.PIPE, text=True)
+
+
 @pytest.fixture
 def bridge():
-    proc = subprocess.Popen([sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True)
+    proc = start_server()
     try:
         port = int(proc.stdout.readline())
         _wait_listening(port)
@@ -95,3 +99,23 @@ def test_bridge_unreachable_is_a_connection_error():
     with pytest.raises(BrokerConnectionError) as e:
         MT5Broker.bridge("127.0.0.1", port)
     assert str(port) in e.value.message
+
+
+def test_rates_cross_a_bridge_that_refuses_pickle(monkeypatch):
+    def refuse(_):
+        raise ValueError("pickling is disabled")
+
+    monkeypatch.setattr(rpyc.classic, "obtain", refuse)  # as a server configured without allow_pickle
+    proc = start_server()
+    try:
+        port = int(proc.stdout.readline())
+        _wait_listening(port)
+        b = MT5Broker.bridge("127.0.0.1", port, clock=FixedClock(T0), server_utc_offset_hours=0)
+        rpyc.classic.connect("127.0.0.1", port).modules.MetaTrader5.fake_advance(SYM, 3)
+        bars = b.candles(SYM, Timeframe.M5, 3)
+        assert bars.dtype == CANDLE_DTYPE and list(bars["time"]) == [T0, T0 + 300, T0 + 600]
+        assert list(bars["close"]) == [2000.20, 2000.80, 2001.80]
+        b.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -73,6 +73,7 @@ class MT5Broker:
         server_utc_offset_hours: float | None = None,
         max_tick_age: float = 120.0,
         on_close: Callable[[], None] | None = None,
+        remote_tuple: Callable[[Any], Any] | None = None,
     ) -> None:
         self.mt5 = mt5
         self._init_kwargs = {k: v for k, v in dict(login=login, password=password, server=server,
@@ -90,6 +91,7 @@ class MT5Broker:
         self._selected: set[str] = set()
         self._connected = False
         self._on_close = on_close
+        self._remote_tuple = remote_tuple  # the bridge's builtins.tuple: copies rates in one round trip
         self._last: tuple[int, str] = (cv.RES_S_OK, "")
 
     # -- construction -------------------------------------------------------------------------------
@@ -109,7 +111,7 @@ class MT5Broker:
             conn = rpyc.classic.connect(host, port)
         except OSError as e:
             raise BrokerConnectionError(f"cannot reach the MT5 bridge at {host}:{port}: {e}", None) from e
-        return cls(conn.modules[module], on_close=conn.close, **kwargs)
+        return cls(conn.modules[module], on_close=conn.close, remote_tuple=conn.modules.builtins.tuple, **kwargs)
 
     # -- plumbing -----------------------------------------------------------------------------------
     def _last_error(self) -> tuple[int, str]:
@@ -246,7 +248,7 @@ class MT5Broker:
         if rates is None:
             raise BrokerError(f"no {Timeframe.parse(timeframe).value} bars for {symbol}: {self._last[1]}",
                               self._last[0])
-        arr = cv.to_array(rates)
+        arr = cv.to_array(rates, self._remote_tuple)
         if self.offset:
             arr["time"] -= int(self.offset)
         return arr

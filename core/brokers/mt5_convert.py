@@ -11,12 +11,13 @@ here means no round trip to read `mt5.TRADE_ACTION_DEAL` and no import of MetaTr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from core.brokers.base import AccountInfo, Deal, Position, SymbolInfo, Tick
-from core.data.candles import as_candles
+from core.data.candles import CANDLE_DTYPE, as_candles
 from core.timeframes import Timeframe
 
 TIMEFRAMES = {Timeframe.M1: 1, Timeframe.M5: 5, Timeframe.M15: 15, Timeframe.M30: 30,
@@ -55,16 +56,24 @@ def to_dict(record: Any) -> dict[str, Any]:
     return {f: _plain_value(v) for f, v in zip(fields, values, strict=False)}
 
 
-def to_array(rates: Any) -> np.ndarray:
-    """Copy a rates array out of the bridge (pickle via rpyc when it is a netref)."""
+def to_array(rates: Any, remote_tuple: Callable[[Any], Any] | None = None) -> np.ndarray:
+    """Copy a rates array out of the bridge.
+
+    A netref is pickled across (`rpyc.classic.obtain`) when the server allows pickling; otherwise it
+    is turned into a tuple of row tuples *on the server* (`remote_tuple`), which rpyc then sends by
+    value in one round trip. Never `np.array(netref)`: numpy would read a remote memory address.
+    """
     if isinstance(rates, np.ndarray):
         return as_candles(rates.copy())
-    try:
-        import rpyc.classic
+    import rpyc.classic
 
+    try:
         return as_candles(np.array(rpyc.classic.obtain(rates)))
-    except ImportError:  # pragma: no cover - not over a bridge
-        return as_candles(np.array(rates))
+    except Exception:  # noqa: BLE001 - server refuses pickle: fall back to plain tuples
+        if remote_tuple is None:
+            raise
+        rows = remote_tuple(rates.tolist())
+        return np.array([tuple(r) for r in rows], dtype=CANDLE_DTYPE)
 
 
 def filling_modes(symbol_filling: int) -> list[int]:
