@@ -142,3 +142,28 @@ def compare(signals: list[Signal], peer: PeerRun, candles: np.ndarray, *, price_
         if abs(float(r.ExitPrice) - s.exit_price) > price_tol:
             out.append(Mismatch(s.id, "exit_price", s.exit_price, float(r.ExitPrice)))
     return out
+
+
+def cost_free_exit_bar(signal: Signal, candles: np.ndarray) -> int | None:
+    """Where this trade would have exited with spread and slippage at zero, by PaperBroker's own stop rule
+    (`paper_fills.check_stops`), applying the same stop moves and close request as our run.
+
+    Used to attribute an exit-bar disagreement with costs on to rule 5: if the cost-free exit bar is the
+    peer's, the spread (a short exits on the ask) moved the exit, not a logic difference.
+    """
+    from core.brokers.paper_fills import BarPrices, check_stops
+
+    if signal.entry_bar is None:
+        return None
+    sl = signal.sl
+    moves = {m.bar: m.new_sl for m in signal.stop_moves}
+    for k in range(signal.entry_bar, len(candles)):
+        b = candles[k]
+        hit = check_stops(signal.side, sl, signal.tp, BarPrices(float(b["open"]), float(b["high"]), float(b["low"]), 0.0), 0.0)
+        if hit is not None:
+            return k
+        if signal.close_request_bar is not None and k == signal.close_request_bar:
+            return k + 1
+        if k in moves:
+            sl = moves[k]
+    return None
