@@ -1,0 +1,129 @@
+"""`moneybot trades open|closed|metrics|reconcile`: the trade lifecycle from a terminal.
+
+`open`, `closed` and `metrics` only read the store (safe while the bot runs). `reconcile` runs the
+start-up recovery once against the configured broker (interrupted proposals, closes while down,
+orphans) and prints what it did: the same code the bot runs before it starts monitoring.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+
+from core.config import load_config, resolve_path
+from core.exceptions import UserFacingError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("trades", help="open/closed range scalps, metrics, start-up reconciliation")
+    tsub = p.add_subparsers(dest="trades_command", metavar="ACTION")
+    o = tsub.add_parser("open", help="trades the exit manager is watching")
+    c = tsub.add_parser("closed", help="the last closed trades")
+    c.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    m = tsub.add_parser("metrics", help="P&L, win rate, expectancy, drawdown, per strategy and session")
+    m.add_argument("--days", type=int, help="only trades closed in the last N days")
+    r = tsub.add_parser("reconcile", help="run start-up recovery against the configured broker once")
+    for q in (o, c, m, r):
+        q.add_argument("--store", help="SQLite store path (default: config store.path)")
+        q.add_argument("--json", action="store_true", help="print JSON")
+    o.set_defaults(func=_open)
+    c.set_defaults(func=_closed)
+    m.set_defaults(func=_metrics)
+    r.set_defaults(func=_reconcile)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _store(args, must_exist: bool = True):
+    from core.store import Store
+
+    path = resolve_path(args.store) if args.store else resolve_path(load_config(args.config).store.path)
+    if must_exist and not path.exists():
+        raise UserFacingError(f"no store at {path} (nothing has been recorded yet)")
+    return Store(path)
+
+
+def _t(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _open(args) -> int:
+    with _store(args) as store:
+        trades = store.trades.all()
+    if args.json:
+        print(json.dumps([t.to_dict() for t in trades], indent=2))
+        return 0
+    if not trades:
+        print("No open range scalps.")
+    for t in trades:
+        be = " BE" if t.breakeven_moved else ""
+        print(f"#{t.ticket} {t.symbol} {t.direction.value} {t.volume:g} {t.strategy} entry {t.entry_price} "
+              f"SL {t.sl} TP {t.tp} since {_t(t.entry_time)} MFE {t.mfe_r:+.2f}R MAE {t.mae_r:+.2f}R "
+              f"[{t.exit_manager_state}{be}]")
+    return 0
+
+
+def _closed(args) -> int:
+    if args.n < 1:
+        raise UserFacingError("-n must be at least 1")
+    with _store(args) as store:
+        trades = store.closed.recent(args.n)
+    if args.json:
+        print(json.dumps([t.to_dict() for t in trades], indent=2))
+        return 0
+    if not trades:
+        print("No closed trades yet.")
+    for t in trades:
+        print(f"#{t.ticket} {t.symbol} {t.direction.value} {t.strategy} {_t(t.entry_time)} → {_t(t.exit_time)} "
+              f"{t.entry_price} → {t.exit_price} {t.r_multiple:+.2f}R P&L {t.pnl - abs(t.commission):+.2f} "
+              f"({t.exit_reason})")
+    return 0
+
+
+def _metrics(args) -> int:
+    from core.metrics import compute_metrics
+
+    with _store(args) as store:
+        since = store.clock.now() - args.days * 86400 if args.days else 0.0
+        report = compute_metrics(store.closed.since(since))
+    if args.json:
+        print(report.model_dump_json(indent=2))
+        return 0
+    try:
+        from core.metrics import format_report
+
+        print(format_report(report))
+    except ImportError:  # pragma: no cover - the formatter belongs to core.metrics
+        print(report.model_dump_json(indent=2))
+    return 0
+
+
+def _reconcile(args) -> int:
+    from core.app import build_service
+
+    cfg = load_config(args.config)
+    store = _store(args, must_exist=False)
+
+    async def go():
+        svc = build_service(cfg, store=store)
+        try:
+            return await svc.start(monitor=False)
+        finally:
+            await svc.stop()
+
+    try:
+        rep = asyncio.run(go())
+    finally:
+        store.close()
+    if args.json:
+        print(rep.model_dump_json(indent=2))
+    else:
+        for k, v in rep.model_dump().items():
+            print(f"{k:>20}: {v}")
+    return 0 if rep.broker_ok else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from bot.cli import main
+
+    sys.exit(main(["trades", *sys.argv[1:]]))
