@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/analysis.py [SYMBOL] [CALLS]
 
 The data is real (XAUUSDc M5 + M15 + H1 broker exports) and in memory; each call analyses the next
 M5 bar (as a replay or the live monitor would), so the higher-timeframe memo hits as it does live.
-A "cold" run clears that memo before every call. The baseline computes the same indicators the
+A "cold" run clears those memos (nested ranges, expansion state) before every call. The baseline computes the same indicators the
 pandas way (DataFrames per call, rolling/ewm/groupby) on the same windows, no range logic at all.
 """
 from __future__ import annotations
@@ -90,6 +90,7 @@ def main() -> None:
     cold = []
     for inp in inputs:
         detector_module._NESTED.clear()
+        detector_module._EXPANSION.clear()
         t0 = time.perf_counter()
         analyse(inp, cfg, spec)
         cold.append(time.perf_counter() - t0)

@@ -100,6 +100,7 @@ class AnalysisInputs:
 
 
 _SIZES: dict[int, tuple[TradingConfig, dict[str, int]]] = {}
+_SESSION_TF: dict[int, tuple[TradingConfig, str]] = {}
 
 
 def window_sizes(cfg: TradingConfig) -> dict[str, int]:
@@ -252,7 +253,10 @@ def _detect(detector: RangeBoundaryDetector, cfg: TradingConfig, views: dict[str
         need = max(cfg.range_detection.min_candles, cfg.effective_atr.atr_period)
         return None, detector._too_few(bars, need, "range"), None, {}
     found: dict[str, RangeStructure | NoRange] = {"dynamic": detector.detect_range(bars, "dynamic", atr=atr, as_of=as_of)}
-    stf = _session_tf(cfg, window_sizes(cfg))
+    stf = _SESSION_TF.get(id(cfg))
+    if stf is None or stf[0] is not cfg:
+        stf = _SESSION_TF[id(cfg)] = (cfg, _session_tf(cfg, window_sizes(cfg)))
+    stf = stf[1]
     if stf in views and atrs.get(stf, 0) > 0:
         found["session"] = detector.detect_range(views[stf], "session", atr=atrs[stf], as_of=as_of)
     prev_day = None

@@ -22,6 +22,7 @@ from core.range.lastvalues import bollinger_width_series
 from core.sessions import window_containing_or_before
 
 _NESTED: OrderedDict[tuple, tuple[TradingConfig, RangeStructure | NoRange]] = OrderedDict()
+_EXPANSION: OrderedDict[tuple, tuple[TradingConfig, tuple[str, float]]] = OrderedDict()
 _HOUR = 3600.0
 _DAY = 86400.0
 
@@ -47,7 +48,6 @@ class RangeBoundaryDetector:
         self.cfg = cfg
         self.symbol = symbol
         self.rd = cfg.range_detection
-        self._expansion: dict[tuple, tuple[str, float]] = {}  # per instance: one analysis call
 
     # -- edges -------------------------------------------------------------------------------------
     def calculate_critical_gaps(self, range_high: float, range_low: float, atr: float) -> CriticalGapZones:
@@ -225,10 +225,11 @@ class RangeBoundaryDetector:
     # -- state ------------------------------------------------------------------------------------
     def expansion_state(self, bars: Bars) -> tuple[str, float]:
         """Bollinger width now versus its average over the lookback: expanding boxes tend to break."""
-        key = (bars.timeframe, len(bars), float(bars.time[-1]) if len(bars) else 0.0)
-        hit = self._expansion.get(key)
-        if hit is not None:
-            return hit
+        # memoised on the closes themselves: higher-timeframe windows repeat for many M5 calls
+        key = (id(self.cfg), bars.timeframe, hash(bars.close.tobytes()))
+        hit = _EXPANSION.get(key)
+        if hit is not None and hit[0] is self.cfg:
+            return hit[1]
         ea = self.cfg.effective_atr
         w = bars.tail(self.rd.lookback_bars + ea.bb_period - 1)
         width = bollinger_width_series(w.close, ea.bb_period, ea.bb_std)
@@ -240,7 +241,9 @@ class RangeBoundaryDetector:
             thr = self.cfg.range_invalidation.expansion_threshold_pct
             state = "expanding" if change > thr else "contracting" if change < -thr else "stable"
             out = (state, float(change))
-        self._expansion[key] = out
+        _EXPANSION[key] = (self.cfg, out)
+        if len(_EXPANSION) > 512:
+            _EXPANSION.popitem(last=False)
         return out
 
     def invalidation_signals(self, bars: Bars, high: float, low: float, atr: float,
