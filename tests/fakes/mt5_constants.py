@@ -1,0 +1,84 @@
+"""MetaTrader5's constants, named tuples and rates dtype, as the real package defines them.
+
+Split from fake_mt5.py (which re-exports all of it, as the real module's namespace does). Values were
+checked against the MetaQuotes Python documentation.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+# --- constants (MetaTrader5 values) ------------------------------------------------------------------
+TIMEFRAME_M1, TIMEFRAME_M5, TIMEFRAME_M15, TIMEFRAME_M30 = 1, 5, 15, 30
+TIMEFRAME_H1, TIMEFRAME_H4, TIMEFRAME_D1 = 16385, 16388, 16408
+TIMEFRAME_W1, TIMEFRAME_MN1 = 32769, 49153
+_TF_SECONDS = {1: 60, 5: 300, 15: 900, 30: 1800, 16385: 3600, 16388: 14400, 16408: 86400}
+
+ORDER_TYPE_BUY, ORDER_TYPE_SELL = 0, 1
+POSITION_TYPE_BUY, POSITION_TYPE_SELL = 0, 1
+DEAL_TYPE_BUY, DEAL_TYPE_SELL = 0, 1
+DEAL_ENTRY_IN, DEAL_ENTRY_OUT, DEAL_ENTRY_INOUT, DEAL_ENTRY_OUT_BY = 0, 1, 2, 3
+DEAL_REASON_CLIENT, DEAL_REASON_MOBILE, DEAL_REASON_WEB, DEAL_REASON_EXPERT = 0, 1, 2, 3
+DEAL_REASON_SL, DEAL_REASON_TP, DEAL_REASON_SO = 4, 5, 6
+POSITION_REASON_CLIENT, POSITION_REASON_EXPERT = 0, 3
+TRADE_ACTION_DEAL, TRADE_ACTION_PENDING, TRADE_ACTION_SLTP = 1, 5, 6
+TRADE_ACTION_MODIFY, TRADE_ACTION_REMOVE, TRADE_ACTION_CLOSE_BY = 7, 8, 10
+ORDER_FILLING_FOK, ORDER_FILLING_IOC, ORDER_FILLING_RETURN = 0, 1, 2
+ORDER_TIME_GTC, ORDER_TIME_DAY = 0, 1
+SYMBOL_TRADE_MODE_DISABLED, SYMBOL_TRADE_MODE_CLOSEONLY, SYMBOL_TRADE_MODE_FULL = 0, 3, 4
+ACCOUNT_TRADE_MODE_DEMO = 0
+
+TRADE_RETCODE_REQUOTE = 10004
+TRADE_RETCODE_REJECT = 10006
+TRADE_RETCODE_DONE = 10009
+TRADE_RETCODE_ERROR = 10011
+TRADE_RETCODE_TIMEOUT = 10012
+TRADE_RETCODE_INVALID = 10013
+TRADE_RETCODE_INVALID_VOLUME = 10014
+TRADE_RETCODE_INVALID_PRICE = 10015
+TRADE_RETCODE_INVALID_STOPS = 10016
+TRADE_RETCODE_MARKET_CLOSED = 10018
+TRADE_RETCODE_NO_MONEY = 10019
+TRADE_RETCODE_PRICE_CHANGED = 10020
+TRADE_RETCODE_PRICE_OFF = 10021
+TRADE_RETCODE_TOO_MANY_REQUESTS = 10024
+TRADE_RETCODE_INVALID_FILL = 10030
+TRADE_RETCODE_CONNECTION = 10031
+TRADE_RETCODE_POSITION_CLOSED = 10036
+
+RES_S_OK, RES_E_FAIL, RES_E_INVALID_PARAMS, RES_E_NOT_FOUND = 1, -1, -2, -4
+RES_E_AUTH_FAILED = -6
+RES_E_INTERNAL_FAIL_INIT, RES_E_INTERNAL_FAIL_CONNECT, RES_E_INTERNAL_FAIL_TIMEOUT = -10003, -10004, -10005
+
+# --- named tuples (field names as the real package) --------------------------------------------------
+Tick = namedtuple("Tick", "time bid ask last volume time_msc flags volume_real")
+SymbolInfo = namedtuple("SymbolInfo", (
+    "custom chart_mode select visible session_deals session_buy_orders session_sell_orders volume "
+    "volumehigh volumelow time digits spread spread_float ticks_bookdepth trade_calc_mode trade_mode "
+    "start_time expiration_time trade_stops_level trade_freeze_level trade_exemode swap_mode "
+    "swap_rollover3days margin_hedged_use_leg expiration_mode filling_mode order_mode order_gtc_mode "
+    "bid bidhigh bidlow ask askhigh asklow last lasthigh lastlow point trade_tick_value "
+    "trade_tick_value_profit trade_tick_value_loss trade_tick_size trade_contract_size volume_min "
+    "volume_max volume_step volume_limit swap_long swap_short margin_initial margin_maintenance "
+    "currency_base currency_profit currency_margin description path name"))
+AccountInfo = namedtuple("AccountInfo", (
+    "login trade_mode leverage limit_orders margin_so_mode trade_allowed trade_expert margin_mode "
+    "currency_digits fifo_close balance credit profit equity margin margin_free margin_level "
+    "margin_so_call margin_so_so margin_initial margin_maintenance assets liabilities commission_blocked "
+    "name server currency company"))
+TerminalInfo = namedtuple("TerminalInfo", "community_account connected trade_allowed build name path")
+TradePosition = namedtuple("TradePosition", (
+    "ticket time time_msc time_update time_update_msc type magic identifier reason volume price_open "
+    "sl tp price_current swap profit symbol comment external_id"))
+TradeDeal = namedtuple("TradeDeal", (
+    "ticket order time time_msc type entry magic position_id reason volume price commission swap profit "
+    "fee symbol comment external_id"))
+TradeRequest = namedtuple("TradeRequest", (
+    "action magic order symbol volume price stoplimit sl tp deviation type type_filling type_time "
+    "expiration comment position position_by"))
+OrderSendResult = namedtuple("OrderSendResult", (
+    "retcode deal order volume price bid ask comment request_id retcode_external request"))
+
+RATES_DTYPE = np.dtype([("time", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
+                        ("tick_volume", "<u8"), ("spread", "<i4"), ("real_volume", "<u8")])
