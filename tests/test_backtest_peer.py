@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from core.backtest.engine import BacktestEngine, BacktestSpec
-from core.backtest.peer import compare, run_peer
+from core.backtest.peer import compare, cost_free_exit_bar, run_peer
 from core.config import AppConfig, deep_merge, load_config, market_data_dir
 from core.data.loaders import load_candles
 from tests.backtest_probe import edge_fade
@@ -70,3 +70,10 @@ def test_with_costs_differences_are_exactly_spread_and_slippage(xau):
         assert s.entry_price == pytest.approx(expected, abs=1e-6)
         checked += 1
     assert checked >= 20
+    # exits: every bar disagreement is the spread (rule 5): the broker's own stop rule re-run cost-free
+    # lands on the peer's bar
+    peer_exit = {int(r.Tag): int(r.ExitBar) for r in peer.trades.itertuples()}
+    by_id = {s.id: s for s in rep.signals}
+    bar_diffs = [m for m in compare(rep.signals, peer, xau) if m.field.endswith("_bar") or m.field == "missing"]
+    assert bar_diffs and all(m.field == "exit_bar" for m in bar_diffs)
+    assert all(cost_free_exit_bar(by_id[m.signal_id], xau) == peer_exit[m.signal_id] for m in bar_diffs)
