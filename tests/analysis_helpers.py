@@ -59,7 +59,7 @@ def bar_close(symbol: str, i: int, tf: str = "M5") -> float:
 
 def context_at(symbol: str, now: float, cfg: AppConfig | None = None, **kw):
     """The AnalysisContext the orchestrator builds (for exercising one filter or strategy at a time)."""
-    import core.analysis as an
+    import core.analysis_core as an
     from core.filters.context import AnalysisContext
     from core.range.bars import Bars
     from core.range.detector import RangeBoundaryDetector
