@@ -74,6 +74,8 @@ def test_orderflow_fresh_is_used_and_stale_is_skipped():
     r = F.check_data_quality(ctx2)
     assert r.passed and ctx2.fallbacks["orderflow"] == "skip_confirmation"
     assert "60 minutes old" in r.details["orderflow"]["problem"]
+    assert any("Order flow: the last trade print is 60 minutes old" in w for w in ctx2.warnings)
+    assert not any("Order flow" in w for w in ctx.warnings)
 
 
 def test_orderflow_changes_confirmation_direction():

@@ -11,6 +11,7 @@ from core.config import SourceQuality
 from core.filters.context import AnalysisContext
 from core.models import FilterResult
 
+_DISPLAY = {"candles": "Candles", "vwap": "VWAP", "orderflow": "Order flow", "news_calendar": "News calendar"}
 _FALLBACK_SHORT = {
     "use_session_vwap": "VWAP from the range window",
     "skip_confirmation": "no order-flow confirmation",
@@ -104,9 +105,10 @@ def check_data_quality(ctx: AnalysisContext) -> FilterResult:
             blockers.append(r)
         else:
             ctx.fallbacks[r["name"]] = r["fallback"]
-            if r["required"] or r["name"] != "orderflow":
+            # an absent order-flow feed is the normal case on MT5 CFDs: only a stale one is worth a warning
+            if r["name"] != "orderflow" or ctx.orderflow is not None:
                 ctx.warnings.append(
-                    f"{r['name'].replace('_', ' ').capitalize()}: {r['problem']}; {_FALLBACK_TEXT.get(r['fallback'], r['fallback'])}."
+                    f"{_DISPLAY[r['name']]}: {r['problem']}; {_FALLBACK_TEXT.get(r['fallback'], r['fallback'])}."
                 )
     details = {r["name"]: r for r in reports}
     if blockers:
