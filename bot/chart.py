@@ -131,7 +131,8 @@ def render_analysis_chart(
 ) -> bytes:
     """Recent candles, the range (high/mid/low), both critical zones, VWAP and the top trade's levels."""
     bars = candles[-MAX_BARS:]
-    strat = strategy or analysis.top
+    # trade levels only on a tradeable card: entry/SL/TP lines on a NO TRADE chart invite a bad trade
+    strat = strategy or (analysis.top if analysis.passed else None)
     verdict = "TRADEABLE" if analysis.passed and strat else "NO TRADE"
     title = f"{analysis.symbol} {analysis.timeframe} · {verdict}"
     if strat is not None:

@@ -22,7 +22,7 @@ from core.models import Alert
 log = logging.getLogger(__name__)
 
 WELCOME = """MoneyBot console chat — type a command, or a number to press a button.
-Try:  /scalp XAUUSDc   /status   /trades 5   /health   /help      (Ctrl-D or /quit to exit)"""
+Try:  /scalp {symbol}   /status   /trades 5   /health   /help      (Ctrl-D or /quit to exit)"""
 QUIT = {"/quit", "/exit", "quit", "exit"}
 
 
@@ -65,7 +65,9 @@ class ConsoleChat:
 
     async def run(self) -> None:
         """Read and answer lines until EOF or /quit."""
-        self.say(WELCOME)
+        symbols = list(getattr(self.router.cfg, "symbols", None) or ["XAUUSDc"])
+        self.say(WELCOME.format(symbol=symbols[0]))
+        self.say(f"Symbols: {', '.join(symbols)}")
         loop = asyncio.get_running_loop()
         self._lines = asyncio.Queue()
         threading.Thread(target=self._reader, args=(loop, self._lines), name="console-stdin", daemon=True).start()

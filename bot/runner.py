@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from bot import logsafe
 from bot.commands import CommandRouter
 from bot.console import ConsoleChat
-from core.config import PROJECT_ROOT, AppConfig
+from core.config import PROJECT_ROOT, AppConfig, resolve_path
 from core.settings import Secrets
 from core.timeframes import Timeframe
 
@@ -70,17 +70,29 @@ def analyser_for(cfg: AppConfig, broker: Any, clock: Any):
 def build_core(cfg: AppConfig, secrets: Secrets | None, *, clock: Any = None, data_dir: Path | None = None,
                authorizer: Any = None) -> Any:
     """The one TradingService of the process (PaperBroker replay when the config says paper)."""
+    from bot import fresh_clone
     from core.app import build_broker, build_paper_broker, build_service
 
-    if clock is None:
-        clock = replay_clock(cfg)
     kw: dict[str, Any] = {}
     if data_dir is not None:
         kw["store_path"] = Path(data_dir) / "moneybot.sqlite"
-    if cfg.broker.kind == "paper":
-        db = Path(data_dir) / "paper_broker.sqlite" if data_dir is not None else None
+    db = Path(data_dir) / "paper_broker.sqlite" if data_dir is not None else None
+    if (cfg.broker.kind == "paper" and not fresh_clone.configured_data_exists(cfg)
+            and fresh_clone.backtesting_eurusd_path() is not None):
+        log.warning("no configured market data found: replaying the EURUSD H1 bars bundled with `backtesting`")
+        cfg = fresh_clone.fallback_config(cfg)
+        if clock is None:
+            from core.brokers.paper_feed import AcceleratedClock
+
+            # start 500 bars in (enough history for the analysis), at the configured replay speed
+            bars = fresh_clone.load_backtesting_eurusd(fresh_clone.backtesting_eurusd_path())
+            clock = AcceleratedClock(float(bars["time"][500]), speed=cfg.broker.paper.speed)
+        broker, _ = fresh_clone.fallback_broker(cfg, clock, db or resolve_path(cfg.broker.paper.db_path))
+    elif cfg.broker.kind == "paper":
+        clock = clock or replay_clock(cfg)
         broker = build_paper_broker(cfg, clock, db_path=db)
     else:
+        clock = clock or replay_clock(cfg)
         broker = build_broker(cfg, secrets, clock)
     return build_service(cfg, secrets, broker=broker, clock=clock, authorizer=authorizer,
                          analyser=analyser_for(cfg, broker, clock), **kw)
@@ -124,7 +136,7 @@ class Runner:
         console: bool = True,
     ) -> None:
         self.service = service
-        self.cfg = cfg
+        self.cfg = cfg = getattr(service, "cfg", None) or cfg  # the service's (a fresh clone swaps it)
         self.secrets = secrets
         self.router = make_router(service, cfg, chart_dir)
         self.console = ConsoleChat(self.router, stdin=stdin, stdout=stdout, chart_dir=chart_dir) if console else None

@@ -50,9 +50,10 @@ def _tmp_config(tmp_path: Path) -> Path:
     return path
 
 
-def _run(tmp_path: Path, stdin: str | None) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, stdin: str | None, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONEYBOT_")}
     env["MONEYBOT_CONFIG"] = str(_tmp_config(tmp_path))
+    env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", "run"], input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT, env=env,
@@ -77,3 +78,16 @@ def test_moneybot_run_with_closed_stdin_exits_cleanly(tmp_path):
     res = _run(tmp_path, None)
     assert res.returncode == 0, res.stderr
     assert "bye (end of input)" in res.stdout and "Traceback" not in res.stderr
+
+
+def test_fresh_clone_without_market_data_replays_bundled_real_eurusd(tmp_path):
+    env_extra = {"MONEYBOT_MARKET_DATA": str(tmp_path / "no-such-dir")}
+    res = _run(tmp_path, "/scalp eurusdc\n/scalp XAUUSDc\n", env_extra)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "Try:  /scalp EURUSDc" in out and "Symbols: EURUSDc" in out
+    assert "EURUSDc H1 ·" in out  # a real card on the bundled hourly bars
+    chart = next(line.split("chart: ", 1)[1] for line in out.splitlines() if line.startswith("chart: "))
+    assert Path(chart).read_bytes().startswith(b"\x89PNG") and Path(chart).is_relative_to(tmp_path)
+    assert "I don't know the symbol 'XAUUSDc'. Did you mean EURUSDc?" in out
+    assert "Traceback" not in out + res.stderr
