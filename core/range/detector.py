@@ -10,6 +10,7 @@ understands, never as an exception.
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -22,6 +23,7 @@ from core.range.lastvalues import bollinger_width_series
 from core.sessions import window_containing_or_before
 
 _NESTED: OrderedDict[tuple, tuple[TradingConfig, RangeStructure | NoRange]] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
 _EXPANSION: OrderedDict[tuple, tuple[TradingConfig, tuple[str, float]]] = OrderedDict()
 _HOUR = 3600.0
 _DAY = 86400.0
@@ -241,9 +243,10 @@ class RangeBoundaryDetector:
             thr = self.cfg.range_invalidation.expansion_threshold_pct
             state = "expanding" if change > thr else "contracting" if change < -thr else "stable"
             out = (state, float(change))
-        _EXPANSION[key] = (self.cfg, out)
-        if len(_EXPANSION) > 512:
-            _EXPANSION.popitem(last=False)
+        with _MEMO_LOCK:  # the analysis runs in worker threads (asyncio.to_thread)
+            _EXPANSION[key] = (self.cfg, out)
+            if len(_EXPANSION) > 512:
+                _EXPANSION.popitem(last=False)
         return out
 
     def invalidation_signals(self, bars: Bars, high: float, low: float, atr: float,
@@ -297,13 +300,13 @@ class RangeBoundaryDetector:
                    hash(bars.low.tobytes()), hash(bars.close.tobytes()))
             hit = _NESTED.get(key)
             if hit is not None and hit[0] is self.cfg:
-                _NESTED.move_to_end(key)
                 r = hit[1]
             else:
                 r = self.detect_range(bars, "dynamic", atr=atr, apply_width_limits=False)
-                _NESTED[key] = (self.cfg, r)
-                if len(_NESTED) > 256:
-                    _NESTED.popitem(last=False)
+                with _MEMO_LOCK:
+                    _NESTED[key] = (self.cfg, r)
+                    if len(_NESTED) > 256:
+                        _NESTED.popitem(last=False)
             if isinstance(r, RangeStructure):
                 out[tf] = r
         return out
