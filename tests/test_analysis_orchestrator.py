@@ -166,3 +166,23 @@ def test_cli_data_file_is_resampled_to_the_analysis_timeframe(capsys):
     h1 = market_data_dir() / "budimanlai__forex-tick" / "data" / "XAUUSD_H1.csv"
     assert main(["analyse", "XAUUSDc", "--data", str(h1)]) == 2
     assert "needs M5 bars or finer" in capsys.readouterr().err
+
+
+def test_concurrent_calls_give_the_sequential_answers():
+    """The service runs analyses in worker threads; the shared memos must not mix results up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.range import detector
+
+    jobs = [(s, bar_close(s, i)) for s in SYMBOLS for i in range(3000, 3060, 3)]
+
+    def one(job):
+        return run(*job).model_copy(update={"timings_ms": {}})
+
+    detector._NESTED.clear()
+    detector._EXPANSION.clear()
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(one, jobs))
+    detector._NESTED.clear()
+    detector._EXPANSION.clear()
+    assert threaded == [one(j) for j in jobs]
