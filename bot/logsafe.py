@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
-_TELEGRAM_TOKEN = re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b")
+_TELEGRAM_TOKEN = re.compile(r"(?<!\d)\d{6,12}:[A-Za-z0-9_-]{30,}")
 
 
 class RedactSecrets(logging.Filter):

@@ -1,0 +1,103 @@
+"""One process: console + Telegram on ONE TradingService; tokens never logged; alert retry after a 500."""
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+
+from bot_helpers import TRADER, start_core
+from fakes.bot_api_server import BotApiServer
+
+from bot import logsafe
+from bot.runner import Runner
+from core.models import Alert
+from core.settings import Secrets
+
+TOKEN = "987654:SECRET-token-never-logged-ddddddddddddddddddd"
+
+
+class _Pipe(io.StringIO):
+    """A stdin the test feeds line by line (readline blocks until a line or EOF arrives)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import queue
+
+        self.q: queue.Queue[str] = queue.Queue()
+
+    def feed(self, line: str) -> None:
+        self.q.put(line)
+
+    def readline(self, *a) -> str:
+        return self.q.get()
+
+
+async def _until(pred, timeout=15.0):
+    for _ in range(int(timeout / 0.02)):
+        if pred():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError
+
+
+async def test_one_service_for_console_and_telegram_and_no_token_in_logs(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    api = await BotApiServer(token=TOKEN).start()
+    service, clock = await start_core(tmp_path, overrides={"alerts": {"sink_backoff_seconds": 0.01}})
+    await service.stop()  # the runner starts it again itself
+    secrets = Secrets(_env_file=None, telegram_token=TOKEN, telegram_chat_id=TRADER, trader_user_ids=[TRADER])
+    stdin, out = _Pipe(), io.StringIO()
+    runner = Runner(service, service.cfg, secrets, stdin=stdin, stdout=out, chart_dir=tmp_path / "charts",
+                    telegram_kwargs={"base_url": api.base_url, "base_file_url": api.base_file_url, "poll_timeout": 1})
+    task = asyncio.create_task(runner.run())
+    try:
+        await api.wait_for(lambda a: a.sent("getMe"))
+        # approve on Telegram ...
+        api.push_text("/scalp XAUUSDc", TRADER)
+        card = (await api.wait_for(lambda a: [c for c in a.sent("sendMessage") if c.params.get("reply_markup")]))[0]
+        msg = next(m for m in api.messages.values() if m.get("reply_markup"))
+        api.push_callback(card.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"], TRADER, msg)
+        await api.wait_for(lambda a: a.sent("editMessageText"))
+        ticket = service.broker.positions()[0].ticket
+        # ... and the console, on the same service, sees the trade
+        stdin.feed("/status\n")
+        await _until(lambda: f"#{ticket} XAUUSDc" in out.getvalue())
+        # an alert: the first Telegram delivery fails with a 500, the alert layer retries, it arrives
+        api.fail("sendMessage", status=500, times=1)
+        service.alerts.send(Alert(kind="system_error", severity="high", title="HIGH: test_alert", text="disk 91% full",
+                                  created_at=clock.now()))
+        await api.wait_for(lambda a: [c for c in a.sent("sendMessage") if "disk 91% full" in c.params.get("text", "")
+                                      and c.params["chat_id"] == TRADER])
+        await _until(lambda: "*** ALERT ***" in out.getvalue() and "disk 91% full" in out.getvalue())
+        stdin.feed("")  # EOF on the console: Telegram keeps the process alive
+        await asyncio.sleep(0.2)
+        assert not task.done()
+    finally:
+        runner.stop_event.set()
+        await asyncio.wait_for(task, 30)
+        await api.stop()
+    assert not service.monitor.running
+    text = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert TOKEN not in text and TOKEN.split(":")[1] not in text
+    assert api.sent("getUpdates") == []  # (sanity: polling calls are not recorded, the rest are)
+
+
+def test_redaction_filter_masks_tokens_in_messages_and_tracebacks():
+    flt = logsafe.RedactSecrets([TOKEN])
+    rec = logging.LogRecord("httpx", logging.INFO, __file__, 1, "POST https://api.telegram.org/bot%s/getMe", (TOKEN,),
+                            None)
+    flt.filter(rec)
+    assert TOKEN not in rec.getMessage() and "***" in rec.getMessage()
+    try:
+        raise RuntimeError(f"boom at /bot{TOKEN}/sendMessage")
+    except RuntimeError:
+        import sys
+
+        rec = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    flt.filter(rec)
+    assert TOKEN not in rec.exc_text
+    # an unknown Telegram-shaped token is masked too
+    other = "1234567:" + "A" * 35
+    rec = logging.LogRecord("x", logging.INFO, __file__, 1, f"url /bot{other}/x", None, None)
+    flt.filter(rec)
+    assert other not in rec.getMessage()
