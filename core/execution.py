@@ -20,7 +20,16 @@ import math
 
 from pydantic import BaseModel
 
-from core.brokers.base import Broker, BrokerError, Deal, OrderRequest, Position, SymbolInfo
+from core.brokers.base import (
+    Broker,
+    BrokerConnectionError,
+    BrokerError,
+    BrokerTimeoutError,
+    Deal,
+    OrderRequest,
+    Position,
+    SymbolInfo,
+)
 from core.exit_orders import order_comment, proposal_id_from_comment
 from core.exits import RangeScalpingExitManager
 from core.models import ActiveTrade, AnalysisResult, Direction, ProposalState, TradeProposal
@@ -267,19 +276,28 @@ class ExecutionEngine:
         return await self._send_and_record(p, request, notes)
 
     async def _send_and_record(self, p: TradeProposal, request: OrderRequest, notes: list[str]) -> ProposalOutcome:
-        """4. the order (with the order_execution_fails retry policy), 5. record it — exactly once."""
-        policy = self.cfg.for_symbol(p.symbol).error_handling.get("order_execution_fails")
-        attempts = 1 + (policy.max_retries if policy else 0) if policy and policy.action == "retry_execution" else 1
+        """4. the order (with the order_execution_fails retry policy), 5. record it — exactly once.
+
+        Only refusals that prove the order was NOT taken (requote, price changed, too many requests) are
+        retried, with a fresh price that must still pass the slippage check. A timeout or a lost
+        connection is ambiguous (the order may have been filled): it is never resent; the broker is
+        asked for the proposal id instead, and an order that shows up later is adopted by the monitor.
+        """
+        tcfg = self.cfg.for_symbol(p.symbol)
+        policy = tcfg.error_handling.get("order_execution_fails")
+        attempts = 1 + policy.max_retries if policy and policy.action == "retry_execution" else 1
         last_error = ""
         for i in range(attempts):
             if i > 0:
-                # the previous attempt may have reached the broker (timeout): look before resending
-                found = await self.resolve_at_broker(p)
-                if found is not None:
-                    return found
                 await self._sleep(policy.retry_interval if policy else 0)
+                refreshed = await self._refresh_price(p, request)
+                if isinstance(refreshed, ProposalOutcome):
+                    return refreshed
+                request = refreshed
             try:
                 res = await asyncio.to_thread(self.broker.market_order, request)
+            except (BrokerTimeoutError, BrokerConnectionError) as e:
+                return await self._unconfirmed(p, e)
             except BrokerError as e:
                 last_error = e.message
                 log.warning("order for %s attempt %d/%d failed: %s", p.id, i + 1, attempts, e)
@@ -287,19 +305,50 @@ class ExecutionEngine:
                     break
                 continue
             ticket = int(res.position or res.order)
-            pos = next((x for x in await asyncio.to_thread(self.broker.positions, p.symbol, request.magic)
-                        if x.ticket == ticket), None)
+            try:
+                pos = next((x for x in await asyncio.to_thread(self.broker.positions, p.symbol, request.magic)
+                            if x.ticket == ticket), None)
+            except BrokerError:
+                pos = None
             fill = float(res.price or (pos.price_open if pos else request.price or 0.0))
             trade = self._trade_from(p, ticket, fill, pos.sl if pos else request.sl, pos.tp if pos else request.tp,
                                      request.volume, pos.time if pos and pos.time else self.clock.now(), request.comment)
             return self._record_open(p, trade, notes)
-        found = await self.resolve_at_broker(p)
-        if found is not None:
-            return found
         msg = f"The broker refused the order ({last_error}); nothing was traded."
         self.notify.error("execution_failed_after_approval", msg, alert=False, symbol=p.symbol, proposal_id=p.id)
         self.notify.alert("execution_failed", "high", f"{p.symbol}: order not placed", msg, symbol=p.symbol,
                           dedup_key=f"execution_failed:{p.id}")
+        return self._fail(p, ProposalState.EXECUTING, msg)
+
+    async def _refresh_price(self, p: TradeProposal, request: OrderRequest) -> OrderRequest | ProposalOutcome:
+        ex = self.cfg.for_symbol(p.symbol).execution
+        info = await self.symbol_info(p.symbol)
+        try:
+            tick = await asyncio.to_thread(self.broker.tick, p.symbol)
+        except BrokerError as e:
+            return self._fail(p, ProposalState.EXECUTING,
+                              f"I lost the price for {p.symbol} while retrying ({e.message}); nothing was traded.")
+        check = validate_entry_price(p.strategy.direction, p.strategy.entry, tick.bid, tick.ask,
+                                     ex.max_entry_slippage_pct, info.digits)
+        if not check.ok:
+            self.notify.error("price_validation_fails", check.message, alert=False, symbol=p.symbol, proposal_id=p.id)
+            return self._fail(p, ProposalState.EXECUTING, check.message)
+        return request.model_copy(update={"price": check.current_price})
+
+    async def _unconfirmed(self, p: TradeProposal, err: BrokerError) -> ProposalOutcome:
+        for _ in range(2):
+            try:
+                found = await self.resolve_at_broker(p)
+            except BrokerError:
+                found = None
+            if found is not None:
+                return found
+            await self._sleep(1.0)
+        msg = (f"The broker did not confirm the {p.symbol} order ({err.message}). I did not resend it, to avoid a "
+               "double position; if it appears in MetaTrader I will adopt and monitor it.")
+        self.notify.error("execution_failed_after_approval", msg, alert=False, symbol=p.symbol, proposal_id=p.id)
+        self.notify.alert("execution_unconfirmed", "high", f"{p.symbol}: order not confirmed", msg, symbol=p.symbol,
+                          dedup_key=f"execution_unconfirmed:{p.id}")
         return self._fail(p, ProposalState.EXECUTING, msg)
 
     def _trade_from(self, p: TradeProposal, ticket: int, fill: float, sl: float, tp: float, volume: float,

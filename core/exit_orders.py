@@ -242,7 +242,7 @@ class ExitExecutor:
         pnl = closed.pnl - abs(closed.commission)
         text = (f"{trade.symbol} ticket {trade.ticket} closed at {closed.exit_price:g} ({closed.exit_reason}"
                 f"{': ' + reason_text if reason_text else ''}): {closed.r_multiple:+.2f} R, P&L {pnl:+.2f}.")
-        self.notify.alert("exit_executed", "high" if reason_kind == "range_invalidated" else "medium",
+        self.notify.alert("exit_executed", "high",  # high: the default routing sends it to the chats
                           f"{trade.symbol}: range scalp closed", text, symbol=trade.symbol, ticket=trade.ticket,
                           trade=trade, range_data=trade.range_data, exit_price=closed.exit_price,
                           dedup_key=f"exit_executed:{trade.ticket}")

@@ -24,6 +24,7 @@ from core.exit_orders import ExitExecutor
 from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
 from core.exits import RangeScalpingExitManager, TradeNotRegistered
 from core.models import ActiveTrade, ExitSignal
+from core.recovery import adopt_position, in_flight
 from core.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,14 @@ class Monitor:
             self._task.cancel()
         self._task = None
 
+    def last_quote(self, symbol: str) -> Tick | None:
+        """The tick the last cycle used for `symbol` (for /status and /health; no broker call)."""
+        v = self._last_view.get(symbol)
+        return v.tick if v else None
+
+    def quotes(self) -> dict[str, Tick]:
+        return {s: v.tick for s, v in self._last_view.items()}
+
     def wake(self) -> None:
         """Run a cycle now (a new tick arrived, a trade was opened, or a step-mode replay advanced)."""
         self._wake.set()
@@ -136,14 +145,16 @@ class Monitor:
             tb = time.perf_counter()
             self.reconcile_pending = not await self.reconcile_hook()
             broker_s += time.perf_counter() - tb
+        self._expire_proposals()
         trades = self.exits.active_trades()
         rep.trades = len(trades)
-        if trades:
-            tb = time.perf_counter()
-            positions = await self._positions(trades, rep)
-            broker_s += time.perf_counter() - tb
-            if positions is not None:
-                trades = await self._reconcile(trades, positions, rep)
+        tb = time.perf_counter()
+        positions = await self._positions(trades, rep)  # every cycle, also with no trades: orphans
+        broker_s += time.perf_counter() - tb
+        if positions is not None:
+            trades = await self._reconcile(trades, positions, rep)
+            rep.trades = len(trades)
+            if trades:
                 tb = time.perf_counter()
                 views = await self._fetch_views({t.symbol for t in trades}, rep)
                 broker_s += time.perf_counter() - tb
@@ -156,6 +167,12 @@ class Monitor:
         self.cycles += 1
         self.last_report = rep
         return rep
+
+    def _expire_proposals(self) -> None:
+        try:
+            self.executor.store.proposals.expire_due(self.clock.now())
+        except Exception:  # noqa: BLE001 - housekeeping must not cost a cycle
+            log.exception("expiring proposals failed")
 
     async def _positions(self, trades: list[ActiveTrade], rep: CycleReport):
         magics = sorted({t.magic for t in trades if t.magic} or {self.cfg.execution.magic_number})
@@ -222,6 +239,18 @@ class Monitor:
                 except TradeNotRegistered:
                     continue
             alive.append(t)
+        known = self.exits.range_scalp_tickets()
+        for ticket, pos in positions.items():
+            if ticket in known:
+                continue
+            store = self.executor.store
+            try:
+                if in_flight(store, pos):
+                    continue  # its execution is recording it right now
+                alive.append(adopt_position(store, self.exits, self.notify, pos, self.clock))
+            except Exception as e:  # noqa: BLE001
+                rep.errors.append(f"adopting {ticket}: {e}")
+                log.exception("adopting position %s failed", ticket)
         return alive
 
     async def _symbol_info(self, symbol: str) -> SymbolInfo:

@@ -89,7 +89,7 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
     known = exits.range_scalp_tickets()
     for ticket, pos in positions.items():
         if ticket not in known:
-            _adopt(cfg, store, exits, notifier, pos, clock)
+            adopt_position(store, exits, notifier, pos, clock)
             rep.orphans_adopted.append(ticket)
     rep.duration_ms = (time.perf_counter() - t0) * 1000
     log.info("recovery: %s", rep.model_dump(exclude_defaults=True))
@@ -112,7 +112,15 @@ async def _resolve_proposals(store, engine, notifier, rep: RecoveryReport) -> No
             rep.failed_interrupted.append(p.id)
 
 
-def _adopt(cfg, store, exits, notifier, pos: Position, clock) -> ActiveTrade:
+def in_flight(store, pos: Position) -> bool:
+    """A position whose proposal is still being executed belongs to that execution, not to adoption."""
+    pid = proposal_id_from_comment(pos.comment)
+    p = store.proposals.get(pid) if pid else None
+    return p is not None and p.state in (ProposalState.PENDING, ProposalState.APPROVED, ProposalState.EXECUTING)
+
+
+def adopt_position(store, exits, notifier, pos: Position, clock) -> ActiveTrade:
+    """Register a position with our magic that nothing knows (journal 'adopted', alert, monitor it)."""
     pid = proposal_id_from_comment(pos.comment)
     proposal = store.proposals.get(pid) if pid else None
     parts = (pos.comment or "").split(":")

@@ -159,10 +159,9 @@ class TradingService:
     def status(self) -> list[TradeStatus]:
         now = self.clock.now()
         out = []
-        views = self.monitor._last_view
         for t in sorted(self.exits.active_trades(), key=lambda x: x.entry_time):
-            v = views.get(t.symbol)
-            price = (v.tick.bid if t.direction.sign > 0 else v.tick.ask) if v else None
+            q = self.monitor.last_quote(t.symbol)
+            price = (q.bid if t.direction.sign > 0 else q.ask) if q else None
             spec = self.cfg.symbols.get(t.symbol)
             pnl = ((price - t.entry_price) * t.direction.sign * t.volume * spec.contract_size
                    if price is not None and spec else None)
@@ -178,6 +177,7 @@ class TradingService:
 
     async def close_trade(self, ticket: int, user_id) -> ProposalOutcome:
         self.authz.check(user_id, "close")
+        self._require_ready()
         trade = self.exits.get(int(ticket))
         if trade is None:
             return ProposalOutcome(proposal_id="", ok=False, message=f"No open range scalp with ticket {ticket}.")
@@ -216,6 +216,7 @@ class TradingService:
     async def emergency(self, user_id) -> list[ProposalOutcome]:
         """Pause entries, then close every range-scalp position (exits keep their policy and alerts)."""
         self.authz.check(user_id, "emergency")
+        self._require_ready()
         self._ks().emergency(user_id, "emergency stop from chat")
         outs = []
         for t in self.exits.active_trades():
@@ -272,6 +273,6 @@ class TradingService:
             heartbeat_age_seconds=hb_age, last_cycle_ms=m.last_report.duration_ms if m.last_report else None,
             monitor_cycles=m.cycles, open_trades=len(self.exits), entries_blocked=blocked,
             auto_disabled=ks.auto_disabled, errors_last_hour=total, critical_errors_last_hour=crit,
-            data_age_seconds={s: round(now - v.tick.time, 1) for s, v in m._last_view.items()},
+            data_age_seconds={s: round(now - q.time, 1) for s, q in m.quotes().items()},
             config_version=self.cfg.short_version, recovery=self.recovery, problems=problems,
         )

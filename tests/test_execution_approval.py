@@ -230,3 +230,27 @@ async def test_reentry_rules_refuse_a_third_entry_on_the_same_range(bars, tmp_pa
     assert [o.ok for o in outs] == [True, True, False]
     assert "already been traded 2 time(s)" in outs[2].message
     assert np.sum([p.magic == cfg.execution.magic_number for p in svc.broker.positions()]) == 2
+
+
+async def test_unconfirmed_order_is_never_resent_and_a_late_fill_is_adopted(cfg, bars, tmp_path):
+    from core.brokers.base import OrderRequest
+    from core.exit_orders import order_comment
+
+    svc = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    p = props[0]
+    svc.broker.fail("market_order", BrokerTimeoutError("no reply from the trade server", 10012))
+    out = await svc.approve(p.id, k.TRADER)
+    assert not out.ok and out.state is ProposalState.FAILED and "did not resend" in out.message
+    assert svc.broker.calls["market_order"] == 1
+    assert any(a.kind == "execution_unconfirmed" for a in svc.notifier.sent)
+    # the order was in fact filled and shows up later: the next monitor cycle adopts it, linked to the proposal
+    tick = svc.broker.inner.tick(SYMBOL)
+    late = svc.broker.inner.market_order(OrderRequest(
+        symbol=SYMBOL, side="buy", volume=0.01, sl=p.strategy.stop_loss, tp=p.strategy.take_profit, price=tick.ask,
+        magic=cfg.execution.magic_number, comment=order_comment(p.id, p.strategy.strategy)))
+    rep = await svc.monitor.run_cycle()
+    assert late.position in svc.range_scalp_tickets() and rep.trades == 1
+    t = svc.exits.get(late.position)
+    assert t.proposal_id == p.id and t.range_data == p.analysis.range and t.exit_manager_state == "orphan"
+    assert any(a.kind == "orphan_adopted" for a in svc.notifier.sent)
