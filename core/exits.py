@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from core import exit_rules as rules
 from core.models import ActiveTrade, ClosedTrade, ExitSignal, RangeStructure
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,27 @@ class RangeScalpingExitManager:
     def __len__(self) -> int:
         return len(self._trades)
 
-    # ---- exits ------------------------------------------------------------------------------
+    # ---- exits (the seed's method names; the rules themselves are pure functions in core.exit_rules) ----
+    @staticmethod
+    def check_range_invalidation_during_trade(trade: ActiveTrade, candles, tcfg, timeframe_seconds: int = 0):
+        ri = tcfg.range_invalidation
+        return rules.check_range_invalidation_during_trade(
+            trade, candles, ri.candles_outside_range, ri.outside_buffer_atr, timeframe_seconds)
+
+    @staticmethod
+    def check_early_exit_conditions(trade: ActiveTrade, tick, candles, now: float, tcfg, info,
+                                    timeframe_seconds: int = 0) -> ExitSignal | None:
+        """The most urgent exit signal for `trade` now (None if it should simply stay open)."""
+        sigs = rules.check_early_exit_conditions(trade, tick, candles, now, tcfg, info.point, info.digits,
+                                                 info.trade_stops_level, timeframe_seconds)
+        return sigs[0] if sigs else None
+
+    @staticmethod
+    def calculate_breakeven_stop(trade: ActiveTrade, tick, tcfg, info) -> float | None:
+        ex = tcfg.exits
+        return rules.calculate_breakeven_stop(trade, tick, info.point, ex.breakeven_trigger_r,
+                                              ex.breakeven_cost_points, info.trade_stops_level, info.digits)
+
     @staticmethod
     def order_signals(signals: Iterable[ExitSignal]) -> list[ExitSignal]:
         """CRITICAL → HIGH → MEDIUM → LOW; within a priority, closes before stop moves, then by ticket."""

@@ -132,8 +132,13 @@ class TradingService:
             return await res
         return res
 
-    async def propose(self, symbol: str) -> tuple[AnalysisResult, list[TradeProposal]]:
-        """Analyse and store one pending proposal per viable strategy (auto-executes when configured)."""
+    async def propose(self, symbol: str, user_id=None) -> tuple[AnalysisResult, list[TradeProposal]]:
+        """Analyse and store one pending proposal per viable strategy (auto-executes when configured).
+
+        With `user_id` the caller must be a trader (proposals can auto-execute); the chat layer checks
+        `authorize(user, "propose")` before calling without it."""
+        if user_id is not None:
+            self.authz.check(user_id, "propose")
         self._require_ready()
         analysis = await self.analyse(symbol)
         proposals = self.execution.create_proposals(analysis)

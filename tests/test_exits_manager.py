@@ -127,3 +127,19 @@ def test_reentry_history_survives_a_restart_through_closed_trades():
     mgr.load([], [closed])
     ok, why = mgr.check_reentry_allowed("XAUUSDc", rng, T0 + 120, 30, 2)
     assert not ok and "re-entry waits 30 minutes" in why
+
+
+def test_seed_named_methods_delegate_to_the_rules():
+    from core.brokers.base import SymbolInfo, Tick
+
+    cfg = k.config()
+    tcfg = cfg.for_symbol("XAUUSDc")
+    info = SymbolInfo(name="XAUUSDc", digits=2, point=0.01, trade_stops_level=20)
+    t = _trade(1)
+    mgr = RangeScalpingExitManager()
+    assert mgr.calculate_breakeven_stop(t, Tick(time=0, bid=101.5, ask=101.6), tcfg, info) == 100.0
+    assert mgr.calculate_breakeven_stop(t, Tick(time=0, bid=100.5, ask=100.6), tcfg, info) is None
+    late = T0 + tcfg.exits.max_minutes_in_trade * 60
+    sig = mgr.check_early_exit_conditions(t, Tick(time=late, bid=101.5, ask=101.6), k.m5(cfg)[:0], late, tcfg, info)
+    assert sig.kind == "max_time_in_trade" and sig.priority is ExitPriority.HIGH
+    assert mgr.check_range_invalidation_during_trade(t, k.m5(cfg)[:10], tcfg) == (False, [])

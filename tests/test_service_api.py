@@ -115,3 +115,10 @@ async def test_chat_sinks_receive_alerts(svc):
             break
     assert [a.kind for a in got] == ["exit_executed"] and got[0].ticket == ticket
     assert got[0].trade is not None and got[0].exit_price  # enough for the sink to draw its chart
+
+
+async def test_propose_with_a_user_requires_a_trader(svc):
+    with pytest.raises(NotAuthorizedError):
+        await svc.propose(SYMBOL, user_id=k.VIEWER)
+    _, props = await svc.propose(SYMBOL, user_id=k.TRADER)
+    assert props and all(len(p.id) <= 16 for p in props)
