@@ -189,6 +189,10 @@ class ExitExecutor:
         self._sleep = sleep
         self._closing: set[int] = set()
 
+    def closing(self, ticket: int) -> bool:
+        """True while an exit order for `ticket` is in flight."""
+        return ticket in self._closing
+
     async def close(self, trade: ActiveTrade, kind: str, reason: str, price_hint: float = 0.0) -> ExitOrderOutcome:
         """Send the exit (policy retries), then journal it from the deals; alert on failure."""
         if trade.ticket in self._closing:
@@ -202,7 +206,11 @@ class ExitExecutor:
     async def _close(self, trade: ActiveTrade, kind: str, reason: str, price_hint: float) -> ExitOrderOutcome:
         tcfg = self.cfg.for_symbol(trade.symbol)
         policy = tcfg.error_handling.get("exit_order_fails")
-        info = await asyncio.to_thread(self.broker.symbol_info, trade.symbol)
+        try:
+            point = (await asyncio.to_thread(self.broker.symbol_info, trade.symbol)).point
+        except BrokerError:  # the close itself will say what is wrong; the point only sizes the deviation
+            spec = self.cfg.symbols.get(trade.symbol)
+            point = spec.point if spec else 0.0
         from core.exits import TradeNotRegistered
 
         try:
@@ -211,11 +219,14 @@ class ExitExecutor:
             return ExitOrderOutcome(ticket=trade.ticket, ok=False, already_closed=True,
                                     message="the trade was already closed and journalled")
         outcome = await close_with_policy(
-            self.broker, trade, policy=policy, base_deviation=tcfg.execution.deviation_points, point=info.point,
+            self.broker, trade, policy=policy, base_deviation=tcfg.execution.deviation_points, point=point,
             price_hint=price_hint or trade.entry_price, reason_tag=kind[:10], sleep=self._sleep,
         )
         if outcome.ok or outcome.already_closed:
-            await self.record_broker_close(trade, reason_kind=kind, reason_text=reason)
+            try:
+                await self.record_broker_close(trade, reason_kind=kind, reason_text=reason)
+            except BrokerError as e:  # closed, but the deals are not readable yet: the monitor journals it
+                log.warning("closed %s but could not read its deals yet: %s", trade.ticket, e)
             return outcome
         sl_text = f"the broker-side stop at {trade.sl} stays in place" if trade.sl else "there is NO broker-side stop"
         text = (f"I could not close {trade.symbol} ticket {trade.ticket} ({reason}): {outcome.message}. "

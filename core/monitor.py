@@ -299,8 +299,8 @@ class Monitor:
                 if mfe != t.mfe_r or mae != t.mae_r:
                     updates[t.ticket] = {"mfe_r": mfe, "mae_r": mae, "last_range_check": now}
                     t = t.model_copy(update={"mfe_r": mfe, "mae_r": mae})
-                if t.exit_manager_state == "exiting":
-                    continue
+                if self.executor.closing(t.ticket):
+                    continue  # its exit is in flight; a stale "exiting" (crash mid-exit) is judged again
                 signals.extend(check_early_exit_conditions(
                     t, v.tick, v.candles, now, tcfg, v.info.point, v.info.digits, v.info.trade_stops_level,
                     v.timeframe.seconds,

@@ -182,3 +182,18 @@ async def test_recovery_of_many_stored_trades_is_fast_enough_to_not_matter(cfg, 
     assert svc2.recovery.loaded_trades == 200
     assert len(svc2.recovery.unresolved) == 200  # gone from the broker with no deals: flagged, kept watched
     assert any(a.kind == "state_mismatch" for a in svc2.notifier.sent)
+
+
+async def test_a_trade_left_exiting_by_a_crash_is_judged_again_after_restart(t0, tmp_path):
+    cfg = k.config({"exits": {"max_minutes_in_trade": 5}})
+    svc = await _life(cfg, tmp_path, t0)
+    (ticket,) = await k.open_trades(svc, SYMBOL)
+    svc.exits.update_trade_state(ticket, {"exit_manager_state": "exiting"})  # crash before the close was sent
+    _end(svc)
+    svc2 = await _life(cfg, tmp_path, t0)
+    assert svc2.exits.get(ticket).exit_manager_state == "exiting"
+    svc2.broker.step()
+    svc2.broker.step()
+    rep = await svc2.monitor.run_cycle()
+    assert rep.exits == 1 and not svc2.broker.positions()
+    assert svc2.store.closed.get(ticket).exit_reason == "max_time_in_trade"
