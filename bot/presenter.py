@@ -127,7 +127,10 @@ def outcome_text(outcome: Any, digits: int = 2) -> str:
             return f"ℹ️ Already handled: {what.lower()} at {price(fill, digits)} · ticket {ticket}"
         base = f"✅ {what} at {price(fill, digits)} · ticket {ticket}"
         return f"{base}\n{msg}" if msg and msg not in base else base
-    icon = {"rejected": "✖", "expired": "⌛", "failed": "⚠️"}.get(str(state), "ℹ️")
+    ok = getattr(outcome, "ok", None)
+    icon = {"rejected": "✖", "expired": "⌛", "failed": "⚠️"}.get(str(state))
+    if icon is None:
+        icon = "ℹ️" if duplicate or ok is None else ("✅" if ok else "⚠️")
     text = msg or (f"Proposal {state}." if state else "Done.")
     return f"{icon} {text}"
 
@@ -178,14 +181,35 @@ def trades_text(trades: list[ClosedTrade], digits_of=lambda sym: 2) -> str:
 
 
 def metrics_text(report: Any, days: int | None) -> str:
+    """A phone-sized summary; the full table (`core.metrics.format_report`) is for the CLI."""
     head = f"Metrics, last {days} day(s)" if days else "Metrics, all time"
-    try:
-        from core.metrics import format_report
+    m = getattr(report, "overall", None)
+    if m is None:
+        return f"{head}\n{_kv(report)}"
+    if not m.trades:
+        return f"{head}: no closed trades yet."
 
-        body = format_report(report)
-    except Exception:  # a report shape we don't know: show its fields rather than nothing
-        body = _kv(report)
-    return f"{head}\n{body}"
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.0f}%"
+
+    def r(x, spec="+.2f"):
+        return "-" if x is None else format(x, spec) + "R"
+
+    rr = (m.avg_win_r / abs(m.avg_loss_r)) if m.avg_win_r and m.avg_loss_r else None
+    lines = [
+        f"{head}: {m.trades} trades",
+        f"P&L {m.net_pnl:+.2f} · win rate {pct(m.win_rate)} · avg win/loss {rr:.2f}" if rr else
+        f"P&L {m.net_pnl:+.2f} · win rate {pct(m.win_rate)}",
+        f"expectancy {r(m.expectancy_r)}" + (f" ({m.expectancy_money:+.2f}/trade)" if m.expectancy_money is not None else ""),
+        f"MFE avg {r(m.avg_mfe_r)} · MAE avg {r(m.avg_mae_r)}",
+        f"max drawdown {m.max_drawdown:.2f}" + (f" ({m.max_drawdown_pct:.1f}%)" if m.max_drawdown_pct is not None else ""),
+    ]
+    by = getattr(report, "by_strategy", {}) or {}
+    if by:
+        lines.append("By strategy:")
+        for name, b in list(by.items())[:6]:
+            lines.append(f" • {name}: {b.trades} trades, win {pct(b.win_rate)}, exp {r(b.expectancy_r)}")
+    return "\n".join(lines)
 
 
 def _kv(obj: Any, limit: int = 40) -> str:

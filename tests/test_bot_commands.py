@@ -1,0 +1,98 @@
+"""The command layer on the real core: replies, usage lines, roles, and the no-traceback guarantee."""
+from __future__ import annotations
+
+import time
+
+from bot_helpers import STRANGER, TRADER, VIEWER, start_core
+
+from bot.runner import make_router
+
+
+async def test_commands_end_to_end_on_the_real_core(tmp_path):
+    service, clock = await start_core(tmp_path)
+    router = make_router(service, service.cfg, chart_dir=tmp_path)
+    say = lambda text, user=TRADER: router.handle_text(text, user)  # noqa: E731
+    try:
+        assert (await say("/metrics")).text.endswith("no closed trades yet.")
+        r = await say("/scalp xauUSDc")
+        assert r.image.startswith(b"\x89PNG") and r.buttons
+        approve = r.buttons[0][0].payload
+        out = await router.handle_callback(approve, TRADER)
+        assert out.edit and out.text.startswith("✅ Executed at")
+        ticket = service.broker.positions()[0].ticket
+        r = await say(f"/close {ticket}")
+        assert [b.payload for b in r.buttons[0]] == [f"c:{ticket}", "x:close"] and service.broker.positions()
+        assert (await router.handle_callback("x:close", TRADER)).text == "Cancelled."
+        out = await router.handle_callback(f"c:{ticket}", TRADER)
+        assert out.text.startswith(f"✅ Closed ticket {ticket} at") and service.broker.positions() == []
+        trades = (await say("/trades 3")).text
+        assert f"#{ticket} XAUUSDc long" in trades and "manual_close" in trades
+        m = (await say("/metrics 30")).text
+        assert m.startswith("Metrics, last 30 day(s): 1 trades") and "By strategy:" in m
+        c = (await say("/config BTCusdc")).text
+        assert c.startswith("Config for BTCUSDc · version ") and "lot_size=0.01" in c
+        h = (await say("/health")).text
+        assert h.startswith("Health: ") and "Broker paper: connected" in h
+
+        # bad input: one clear line each
+        assert (await say("/scalp")).text.startswith("Usage: /scalp SYMBOL")
+        assert (await say("/scalp btcusd")).text == "I don't know the symbol 'btcusd'. Did you mean BTCUSDc?"
+        assert (await say("/trades 0")).text.startswith("Usage: /trades [n]")
+        assert (await say("/trades 10000000000000000000000")).kind == "usage"
+        assert (await say("/close abc")).text.startswith("Usage: /close TICKET")
+        assert (await say("/close 999")).text == "No open trade with ticket 999. See /status."
+        assert (await say("/metrics -3")).kind == "usage"
+        assert (await say("/status now")).text == "/status takes no arguments. Try /help."
+        assert (await say("/frobnicate")).text == "Unknown command /frobnicate. Try /help."
+        assert (await say("hello")).kind == "usage"
+        assert (await say("/backtest XAUUSDc -1")).text.startswith("Usage: /backtest")
+
+        # roles: a viewer reads but cannot act; a stranger is refused once, then ignored
+        r = await say("/scalp XAUUSDc", VIEWER)
+        assert r.buttons == [] and "XAUUSDc" in r.text
+        assert (await say("/pause", VIEWER)).kind == "refusal"
+        assert (await say("/emergency", VIEWER)).kind == "refusal"
+        assert (await router.handle_callback("e:go", VIEWER)).kind == "refusal"
+        assert service.notifier.entries_blocked() is None
+        assert (await say("/help", STRANGER)).kind == "refusal"
+        assert await say("/help", STRANGER) is None
+    finally:
+        await service.stop()
+
+
+async def test_backtest_command_runs_core_backtest(tmp_path):
+    service, clock = await start_core(tmp_path)
+    router = make_router(service, service.cfg, chart_dir=tmp_path)
+    try:
+        t0 = time.perf_counter()
+        r = await router.handle_text("/backtest xauusdc 2", TRADER)
+        assert r.text.startswith("Backtest XAUUSDc M5, last 2 day(s)") and "trades " in r.text, r.text
+        assert time.perf_counter() - t0 < 60
+    finally:
+        await service.stop()
+
+
+class _Broken:
+    """The real service with one method failing the way a bug would."""
+
+    def __init__(self, service):
+        self._s = service
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+    def status(self):
+        raise KeyError("internal detail that must not reach chat")
+
+
+async def test_unexpected_error_becomes_apology_with_id_and_reaches_error_handler(tmp_path):
+    service, clock = await start_core(tmp_path)
+    try:
+        router = make_router(_Broken(service), service.cfg, chart_dir=tmp_path)
+        r = await router.handle_text("/status", TRADER)
+        assert r.kind == "error" and r.error_id and f"error id {r.error_id}" in r.text
+        assert "internal detail" not in r.text and "KeyError" not in r.text
+        events = service.store.errors.count_since(0, ["critical", "high", "medium", "info"])
+        assert events >= 1
+    finally:
+        await service.stop()
