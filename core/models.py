@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN/inf must survive to_json -> from_json (pydantic's default writes null and loses them)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, ser_json_inf_nan="constants")
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -51,6 +52,19 @@ class ExitPriority(str, Enum):
     @property
     def rank(self) -> int:
         return _PRIORITY_RANK[self.value]
+
+    # Compare by urgency (CRITICAL > HIGH > MEDIUM > LOW), not alphabetically as a plain str would.
+    def __gt__(self, other):
+        return self.rank < other.rank if isinstance(other, ExitPriority) else NotImplemented
+
+    def __lt__(self, other):
+        return self.rank > other.rank if isinstance(other, ExitPriority) else NotImplemented
+
+    def __ge__(self, other):
+        return self.rank <= other.rank if isinstance(other, ExitPriority) else NotImplemented
+
+    def __le__(self, other):
+        return self.rank >= other.rank if isinstance(other, ExitPriority) else NotImplemented
 
 
 _PRIORITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
