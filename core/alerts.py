@@ -35,7 +35,7 @@ Sink = Callable[[Alert], Awaitable[Any]]
 
 _LOG_LEVEL = {"critical": logging.CRITICAL, "high": logging.ERROR, "medium": logging.WARNING, "info": logging.INFO}
 _SECRET_PATTERNS = [
-    re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b"),  # Telegram bot tokens
+    re.compile(r"(?<!\d)\d{6,12}:[A-Za-z0-9_-]{30,}"),  # Telegram bot tokens
     re.compile(r"\b[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}\b"),  # Discord bot tokens
     re.compile(r"(?i)\b(password|passwd|token|secret|api[_-]?key)\b(\s*[=:]\s*)(\S+)"),
 ]
