@@ -92,6 +92,7 @@ class BacktestEngine:
         self._open_signal: dict[int, Signal] = {}  # ticket -> signal
         self.analysis_calls = 0
         self.gated = 0
+        self.analysis_seconds = 0.0
         self.gate_sessions = gate_sessions
         self.open_at_end = 0
 
@@ -150,7 +151,9 @@ class BacktestEngine:
             self.gated += 1
             return
         self.analysis_calls += 1
+        t0 = _time.perf_counter()
         result = parts.analyse(now)
+        self.analysis_seconds += _time.perf_counter() - t0
         choice = pick_strategy(result, self.spec.strategy)
         if choice is None:
             return
@@ -221,7 +224,7 @@ class BacktestEngine:
             start=start, end=end, strategy_mode=self.spec.strategy, config_version=self.cfg.short_version,
             costs=self.parts.costs(), starting_balance=balance, final_balance=float(final), metrics=metrics,
             trades=sorted(self.closed, key=lambda t: (t.exit_time, t.ticket)), signals=self.signals,
-            seconds=secs, analysis_calls=self.analysis_calls,
+            seconds=secs, analysis_calls=self.analysis_calls, analysis_seconds=self.analysis_seconds,
         )
 
 

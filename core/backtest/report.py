@@ -36,6 +36,7 @@ class BacktestReport(BaseModel):
     signals: list[Signal] = Field(default_factory=list)
     seconds: float = 0.0
     analysis_calls: int = 0
+    analysis_seconds: float = 0.0
     files: dict[str, str] = Field(default_factory=dict)
 
     @property
