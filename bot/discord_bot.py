@@ -126,6 +126,10 @@ class MoneyBotClient(discord.Client):
         async def scalp(interaction: discord.Interaction, symbol: str) -> None:
             await self.run_command(interaction, "scalp", symbol)
 
+        @scalp.autocomplete("symbol")
+        async def scalp_symbols(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            return self.symbol_choices(current)
+
         @tree.command(name="status", description="Open range scalps")
         async def status(interaction: discord.Interaction) -> None:
             await self.run_command(interaction, "status")
@@ -169,6 +173,12 @@ class MoneyBotClient(discord.Client):
         @tree.command(name="backtest", description="Backtest a symbol over recent days")
         async def backtest(interaction: discord.Interaction, symbol: str, days: int | None = None) -> None:
             await self.run_command(interaction, "backtest", symbol, days)
+
+    def symbol_choices(self, current: str) -> list[app_commands.Choice[str]]:
+        """Configured symbols matching what the trader has typed so far (case-insensitive)."""
+        names = list(getattr(self.router.cfg, "symbols", None) or [])
+        want = (current or "").lower()
+        return [app_commands.Choice(name=n, value=n) for n in names if want in n.lower()][:25]
 
     async def run_command(self, interaction: discord.Interaction, name: str, *args: Any) -> None:
         """Defer at once, run the shared command, answer with a follow-up (chart attached)."""

@@ -72,7 +72,9 @@ class TelegramFrontEnd:
         self.alert_chat_ids = list(alert_chat_ids or ([chat_id] if chat_id is not None else []))
         self.poll_timeout = poll_timeout
         self._refused_chats: set[int] = set()
-        builder = ApplicationBuilder().token(token)
+        # concurrent updates: a /backtest or a slow broker must not hold up another trader's Approve tap
+        # (core makes approvals exactly-once, so parallel handling is safe)
+        builder = ApplicationBuilder().token(token).concurrent_updates(16)
         if base_url:
             builder = builder.base_url(base_url)
         if base_file_url:

@@ -13,9 +13,6 @@ from core.authz import Authorizer
 from core.config import load_config
 from core.models import Alert
 
-# Core files trade closes as `medium` alerts; route them to Discord too (the default keeps them on the console).
-ROUTE_CLOSES = {"alerts": {"routing": {"medium": ["console", "discord"]}}}
-
 
 @asynccontextmanager
 async def world(tmp_path):
@@ -30,7 +27,7 @@ async def world(tmp_path):
         trader = guild.add_member(env.create_user("trader"))
         viewer = guild.add_member(env.create_user("viewer"))
         stranger = guild.add_member(env.create_user("stranger"))
-        service, clock = await start_core(tmp_path, overrides=ROUTE_CLOSES)
+        service, clock = await start_core(tmp_path)
         service.authz = service.execution.authz = Authorizer([trader.id], [viewer.id])
         router.service = service
         router._candles = candle_source(service)
@@ -38,7 +35,7 @@ async def world(tmp_path):
         service.alerts.register_sink("discord", bot.on_alert)
         # core starts a sink's delivery worker on its first alert; start it here, from the test, so
         # simcord does not count that long-lived task as unfinished work of a button click
-        service.alerts.send(Alert(kind="startup", severity="medium", title="MoneyBot online", text="ready",
+        service.alerts.send(Alert(kind="startup", severity="high", title="MoneyBot online", text="ready",
                                   created_at=clock.now()))
         await service.alerts.drain()
         await env.settle()
@@ -67,6 +64,9 @@ async def test_slash_scalp_click_approve_and_persistent_view_after_restart(tmp_p
 async def _scalp_click_restart(env, bot, router, service, clock, desk, alerts, trader, viewer, stranger):
     assert set(trader.available_commands(desk)) >= {"scalp", "status", "trades", "close", "pause", "resume",
                                                      "emergency", "metrics", "config", "health", "help", "backtest"}
+    choices = await trader.autocomplete(desk, "scalp", "symbol", "usd")
+    assert [c["value"] for c in choices] == ["XAUUSDc", "BTCUSDc", "EURUSDc"]
+    assert [c["value"] for c in await trader.autocomplete(desk, "scalp", "symbol", "xau")] == ["XAUUSDc"]
     n = len(env.http_requests)
     r = await trader.slash(desk, "scalp", symbol="xauusdc")
     assert _deferred_first(env, n)  # deferred first: Discord's 3-second rule

@@ -11,10 +11,8 @@ from bot.telegram_bot import TelegramFrontEnd
 TOKEN = "123456:TEST-token-not-real-aaaaaaaaaaaaaaaaaaaaaaa"
 
 
-# A short time stop, so the monitor itself closes the trade before the replay reaches its SL or TP; core
-# files trade closes as `medium` alerts, which the default routing keeps on the console only.
-TIME_STOP = {"exits": {"max_minutes_in_trade": 4, "stall_minutes": 3},
-             "alerts": {"routing": {"medium": ["console", "telegram", "discord"]}}}
+# A short time stop, so the monitor itself closes the trade before the replay reaches its SL or TP.
+TIME_STOP = {"exits": {"max_minutes_in_trade": 4, "stall_minutes": 3}}
 
 
 @pytest.fixture
