@@ -158,3 +158,50 @@ def test_state_export_cli_missing_store_is_one_line(tmp_path, capsys):
     assert main(["state", "export", "--store", str(tmp_path / "none.sqlite")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no store at") and len(err.strip().splitlines()) == 1
+
+
+CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+from core.store import Store
+s = Store({path!r})
+def bump(t):
+    t.metadata = {{**t.metadata, "n": t.metadata.get("n", 0) + 1}}
+for _ in range({n}):
+    s.trades.update(1, bump)
+s.close()
+"""
+
+
+def test_no_lost_update_across_processes(tmp_path):
+    """The in-process lock does not cover other processes: BEGIN IMMEDIATE + busy_timeout must."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import core
+
+    root = str(Path(core.__file__).resolve().parent.parent)
+    path = str(tmp_path / "mp.sqlite")
+    s = Store(path)
+    s.trades.add(make_trade(1))
+    n = 60
+    code = CHILD.format(root=root, path=path, n=n)
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    for _ in range(n):
+        s.trades.update(1, lambda t: setattr(t, "metadata", {**t.metadata, "n": t.metadata.get("n", 0) + 1}))
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert s.trades.get(1).metadata["n"] == 3 * n
+    s.close()
+
+
+def test_connections_of_finished_threads_are_closed(store):
+    def read():
+        store.trades.count()
+
+    for _ in range(30):
+        th = threading.Thread(target=read)
+        th.start()
+        th.join()
+    store.trades.count()
+    assert len(store.db._all_conns) <= 3

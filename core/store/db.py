@@ -75,7 +75,7 @@ class Database:
             raise ValueError("migration versions must be unique positive integers")
         self._local = _ThreadState()
         self._write_lock = threading.RLock()
-        self._all_conns: list[sqlite3.Connection] = []
+        self._all_conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
         self._closed = False
         if str(self.path) != ":memory:":
@@ -100,8 +100,15 @@ class Database:
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot open the store {self.path}: {e}") from None
+        me = threading.current_thread()
         with self._conns_lock:
-            self._all_conns.append(conn)
+            dead = [(t, c) for t, c in self._all_conns if not t.is_alive()]
+            self._all_conns = [(t, c) for t, c in self._all_conns if t.is_alive()] + [(me, conn)]
+        for _, c in dead:  # short-lived worker threads must not leak file handles
+            try:
+                c.close()
+            except sqlite3.Error:  # pragma: no cover
+                pass
         return conn
 
     @property
@@ -118,7 +125,7 @@ class Database:
         self._closed = True
         with self._conns_lock:
             conns, self._all_conns = self._all_conns, []
-        for c in conns:
+        for _, c in conns:
             try:
                 c.close()
             except sqlite3.Error:  # pragma: no cover - closing from another thread may race
@@ -142,30 +149,23 @@ class Database:
         if st.depth == 0:
             self._write_lock.acquire()
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as e:
-                self._write_lock.release()
-                raise StoreError(f"cannot start a store transaction on {self.path}: {e}") from None
-            st.depth, st.owner_task = 1, task
-            try:
-                yield conn
-            except BaseException:
-                st.depth, st.owner_task = 0, None
                 try:
-                    conn.execute("ROLLBACK")
-                finally:
-                    self._write_lock.release()
-                raise
-            st.depth, st.owner_task = 0, None
-            try:
-                conn.execute("COMMIT")
-            except BaseException:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as e:
+                    raise StoreError(f"cannot start a store transaction on {self.path}: {e}") from None
+                st.depth, st.owner_task = 1, task
                 try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                raise
+                    yield conn
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
             finally:
+                st.depth, st.owner_task = 0, None
                 self._write_lock.release()
         else:
             name = f"sp{st.depth}"
@@ -234,6 +234,15 @@ class Database:
             applied.append(m.version)
             log.info("store %s: applied migration %d (%s)", self.path, m.version, m.name)
         return applied
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """ROLLBACK if a transaction is still open (some errors, e.g. SQLITE_FULL, already rolled it back)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as e:  # pragma: no cover - nothing more we can do; the original error wins
+            log.error("store rollback failed: %s", e)
 
 
 def _split_sql(script: str) -> list[str]:
