@@ -327,7 +327,7 @@ def main() -> int:
     args = ap.parse_args()
     import logging
 
-    logging.basicConfig(level=logging.ERROR)
+    logging.disable(logging.CRITICAL)  # the figures, not the alert log lines
     if args.worker:
         worker_entry(args.worker, args.seed)
         return 0
