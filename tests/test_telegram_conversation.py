@@ -1,6 +1,8 @@
 """The real PTB Application against the loopback Bot API stand-in, on the real core (PaperBroker)."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from bot_helpers import STRANGER, TRADER, VIEWER, start_core
 from fakes.bot_api_server import BotApiServer
@@ -154,3 +156,26 @@ async def test_unauthorized_viewer_double_tap_expiry_and_garbage(tg):
     edit = (await api.wait_for(lambda a: a.sent("editMessageText")[e:]))[0]
     assert "expired" in edit.params["text"]
     assert len(service.broker.positions()) == 1
+
+
+async def test_configured_chat_only(tmp_path):
+    api = await BotApiServer(token=TOKEN).start()
+    service, clock = await start_core(tmp_path)
+    desk = -100123  # the configured group chat
+    fe = TelegramFrontEnd(make_router(service, service.cfg), TOKEN, base_url=api.base_url,
+                          base_file_url=api.base_file_url, chat_id=desk, poll_timeout=1)
+    await fe.start()
+    try:
+        api.push_text("/help", TRADER)  # a private chat with the bot: not the configured chat
+        api.push_text("/help", TRADER)
+        api.push_text("hello team", TRADER, chat_id=desk)  # group chatter is not for the bot
+        api.push_text("/help", TRADER, chat_id=desk)
+        await api.wait_for(lambda a: _message(a, desk, "MoneyBot commands") and _message(a, TRADER, "Sorry"))
+        await asyncio.sleep(0.3)  # time for a (wrong) second refusal to show up
+        private = [c.params["text"] for c in api.sent("sendMessage") if c.params["chat_id"] == TRADER]
+        assert private == ["Sorry, this bot only works in its configured chat."]
+        assert len([c for c in api.sent("sendMessage") if c.params["chat_id"] == desk]) == 1
+    finally:
+        await fe.stop()
+        await service.stop()
+        await api.stop()
