@@ -96,3 +96,17 @@ async def test_unexpected_error_becomes_apology_with_id_and_reaches_error_handle
         assert events >= 1
     finally:
         await service.stop()
+
+
+async def test_slippage_too_large_is_reported_on_the_card(tmp_path):
+    service, clock = await start_core(
+        tmp_path, overrides={"execution": {"max_entry_slippage_pct": 0.001, "proposal_expiry_seconds": 900}})
+    router = make_router(service, service.cfg, chart_dir=tmp_path)
+    try:
+        card = await router.handle_text("/scalp XAUUSDc", TRADER)
+        clock.advance(600)  # the replay moves on two bars: price is no longer at the proposed entry
+        out = await router.handle_callback(card.buttons[0][0].payload, TRADER)
+        assert out.edit and out.text.startswith("⚠️ Price has moved") and "did not trade" in out.text
+        assert service.broker.positions() == []
+    finally:
+        await service.stop()
