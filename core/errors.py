@@ -161,7 +161,10 @@ class ErrorHandler:
         if alert and self.alerts is not None and sev != "info":
             self.alerts.alert_system_error(error_type, msg, severity=sev, symbol=event.symbol, ticket=event.ticket)
         if sev != "info":
-            self.check_auto_disable()
+            try:
+                self.check_auto_disable()
+            except Exception as e:  # a broken store must not turn error reporting into a crash
+                log.critical("auto-disable check failed: %s", redact_secrets(str(e)))
         return event
 
     def error_rates(self, now: float | None = None) -> tuple[int, int]:
@@ -300,8 +303,10 @@ class ErrorHandler:
             out.skip_trade = True
         elif fallback in ("alert_user", "alert_user_manual_close"):
             fallback_alerts = self.alerts is not None
-        if pol.action == "retry_connection":
+        if pol.action == "retry_connection" or pol.continue_monitoring:
             out.should_continue = pol.continue_monitoring
+        else:  # the seed: a critical failure stops the operation unless the policy says keep monitoring
+            out.should_continue = sev != "critical"
         out.fallback = fallback
         ev = self.record(error_type, f"{error} (after {attempts} attempt{'s' if attempts != 1 else ''})",
                          context={**ctx, "attempts": attempts}, severity=sev, action=pol.action,

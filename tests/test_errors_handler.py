@@ -276,3 +276,14 @@ def test_auto_disable_on_total_error_rate(handler, cfg):
     handler.record("config_validation_failed")
     assert not handler.killswitch.entries_allowed()
     assert f"{limit} errors in the last hour" in handler.killswitch.block_reason()
+
+
+def test_critical_failure_without_keep_monitoring_says_stop(handler):
+    assert handler.handle("state_corruption", "checksum mismatch").should_continue is False
+    assert handler.handle("exit_order_fails", "requote").should_continue is True
+
+
+def test_record_survives_a_broken_store(handler, store, caplog):
+    store.close()
+    ev = handler.record("monitoring_loop_crashed", "boom")  # must not raise
+    assert ev.id is None and "could not persist error event" in caplog.text

@@ -205,3 +205,28 @@ def test_connections_of_finished_threads_are_closed(store):
         th.join()
     store.trades.count()
     assert len(store.db._all_conns) <= 3
+
+
+async def test_memory_store_is_one_database_for_every_thread():
+    """`:memory:` is per connection in SQLite; backtests use it from the loop and from worker threads."""
+    s = Store(":memory:", FixedClock(T0))
+    s.trades.add(make_trade(1))
+
+    def bump(t):
+        t.metadata = {**t.metadata, "n": t.metadata.get("n", 0) + 1}
+
+    def worker():
+        assert s.trades.get(1) is not None  # sees the table and the row created on another thread
+        for _ in range(50):
+            s.trades.update(1, bump)
+
+    await asyncio.gather(*[asyncio.to_thread(worker) for _ in range(4)])
+    for _ in range(50):
+        s.trades.update(1, bump)
+    assert s.trades.get(1).metadata["n"] == 250
+    with pytest.raises(RuntimeError):
+        with s.transaction():
+            s.trades.add(make_trade(2))
+            raise RuntimeError("rollback works in memory too")
+    assert s.trades.tickets() == {1}
+    s.close()

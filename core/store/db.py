@@ -64,8 +64,45 @@ def _current_task() -> object | None:
         return None
 
 
+class _Rows:
+    """A fully fetched result, so the shared connection's lock is not held while a caller iterates."""
+
+    def __init__(self, cur: sqlite3.Cursor):
+        self.rows = cur.fetchall() if cur.description is not None else []
+        self.rowcount = cur.rowcount
+        self.lastrowid = cur.lastrowid
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self):
+        return list(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+class _SharedConn:
+    """`:memory:` databases exist per connection, so every thread must share one; the lock serialises it."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock):
+        self._conn = conn
+        self._lock = lock
+
+    def execute(self, sql: str, params=()) -> _Rows:
+        with self._lock:
+            return _Rows(self._conn.execute(sql, params))
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class Database:
-    """Connections, pragmas, migrations and transactions for one SQLite file."""
+    """Connections, pragmas, migrations and transactions for one SQLite file (or `:memory:`)."""
 
     def __init__(self, path: str | Path, migrations: Sequence[Migration]):
         self.path = Path(path)
@@ -78,7 +115,10 @@ class Database:
         self._all_conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
         self._closed = False
-        if str(self.path) != ":memory:":
+        self._shared: _SharedConn | None = None
+        if str(self.path) == ":memory:":
+            self._shared = _SharedConn(self._connect(), self._write_lock)
+        else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -116,6 +156,8 @@ class Database:
         """This thread's connection (opened on first use)."""
         if self._closed:
             raise StoreError(f"the store {self.path} is closed")
+        if self._shared is not None:
+            return self._shared  # type: ignore[return-value]
         c = self._local.conn
         if c is None:
             c = self._local.conn = self._connect()

@@ -71,6 +71,10 @@ class Store:
     def schema_version(self) -> int:
         return self.db.user_version
 
+    def integrity_ok(self) -> bool:
+        """`PRAGMA quick_check` passes (for /health and after a crash)."""
+        return self.db.conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+
     # -- lifecycle steps (one transaction each) ------------------------------------------------
     def record_open(
         self,
