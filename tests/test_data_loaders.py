@@ -260,3 +260,23 @@ def test_unknown_format_name_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown candle format"):
         load_candles(p, fmt="xlsx")
     assert len(load_candles(p, fmt="csv")) == 2
+
+
+def test_headerless_mt4_export_and_split_date_time_columns(tmp_path):
+    p = _write(tmp_path, "2024.03.01,10:00,1.1,1.2,1.0,1.15,5\n2024.03.01,10:01,1.15,1.25,1.1,1.2,7\n")
+    arr = load_candles(p, tz_offset_hours=2)
+    assert list(arr["time"]) == [_utc("2024-03-01T08:00"), _utc("2024-03-01T08:01")]
+    assert list(arr["tick_volume"]) == [5, 7]
+    bad = _write(tmp_path, "2024.03.01,10:00,1.1,1.2,1.0,1.15,5\n2024.03.01,10:01,1.15,1.0,1.1,1.2,7\n", name="b.csv")
+    with pytest.raises(DataFileError) as e:
+        load_candles(bad)
+    assert e.value.line == 2  # no header: the second bar is line 2
+    q = _write(tmp_path, "Date,Time,Open,High,Low,Close,Volume\n2024.03.01,10:00:00,1,2,0.5,1.5,3\n", name="dt.csv")
+    assert load_candles(q)["time"][0] == _utc("2024-03-01T10:00")
+
+
+def test_text_with_its_own_utc_offset_ignores_the_declared_one(tmp_path):
+    p = _write(tmp_path, "time,open,high,low,close\n2024-03-01T10:00:00+02:00,1,2,0.5,1.5\n2024-03-01T10:01:00+02:00,1,2,0.5,1.5\n")
+    assert load_candles(p, tz_offset_hours=5)["time"][0] == _utc("2024-03-01T08:00")
+    naive = _write(tmp_path, "time,open,high,low,close\n2024-03-01 10:00,1,2,0.5,1.5\n", name="n.csv")
+    assert load_candles(naive, tz_offset_hours=5)["time"][0] == _utc("2024-03-01T05:00")

@@ -10,12 +10,16 @@ points the config at a new file should not have to name its dialect. Supported l
   nautilus BTC 1m CSV). ``time`` may be a date-time string or epoch seconds/milliseconds;
 - ``quoted``: every line wrapped in double quotes with tabs inside (hadiforoughi, CRLF);
 - ``json``: freqtrade candles, pandas "columns" orient, a list of records, or ``[[ms, o, h, l, c, v], …]``.
+Header-less MT4/MT5 history exports (``2024.03.01,10:00,o,h,l,c,vol``) and files with separate date
+and time-of-day columns are recognised too.
 
 Volume: MT5 "volume" is tick volume (an integer count). A *fractional* volume can only be traded
 size from an exchange; it is then stored (rounded) in both ``real_volume`` and ``tick_volume``,
 because exchange data has no tick count and traded size is the best activity proxy we have.
 
-Timestamps in MT5 files are broker server time: ``utc = server - tz_offset_hours``.
+Timestamps in MT5 files are broker server time: ``utc = server - tz_offset_hours``. That includes
+epoch numbers saved from ``copy_rates`` (MT5 encodes server time as if it were UTC); pass 0 for
+exchange data. Only text that carries its own offset (``…Z``, ``…+02:00``) ignores the declared one.
 Bad files raise `DataFileError` naming the file and the 1-based line (header = line 1).
 """
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import threading
 from pathlib import Path
 
@@ -115,13 +120,11 @@ def _load_uncached(p: Path, tz_offset_hours: float, fmt: str | None) -> np.ndarr
         df, lines = _read_json(p), None
     else:
         df, lines = _read_delimited(p, fmt, head)
-    return _to_candles(df, lines, name, tz_offset_hours, mt5_export=(fmt == "mt5_export"))
+    return _to_candles(df, lines, name, tz_offset_hours)
 
 
 
 def _parser_error(name: str, err: Exception) -> DataFileError:
-    import re
-
     msg = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
     m = re.search(r"(?:line|row) (\d+)", msg)
     line = int(m.group(1)) if m else None
@@ -146,9 +149,11 @@ def _read_delimited(p: Path, fmt: str, head: bytes) -> tuple[pd.DataFrame, np.nd
             raise DataFileError(name, f"cannot read file: {e.strerror}") from None
     # a header starting with the separator means the first column is a saved DataFrame index
     index_col = 0 if first.startswith(sep.encode()) else None
+    names = _headerless_names(first.decode("utf-8", "replace").strip().split(sep))
     try:
         df = pd.read_csv(
-            source, sep=sep, skip_blank_lines=False, index_col=index_col, encoding="utf-8-sig", engine="c"
+            source, sep=sep, skip_blank_lines=False, index_col=index_col, encoding="utf-8-sig", engine="c",
+            header=None if names else "infer", names=names,
         )
     except pd.errors.EmptyDataError:
         raise DataFileError(name, "file is empty") from None
@@ -156,12 +161,36 @@ def _read_delimited(p: Path, fmt: str, head: bytes) -> tuple[pd.DataFrame, np.nd
         raise _parser_error(name, e) from None
     if index_col is not None:
         df = df.reset_index(drop=True)
-    lines = np.arange(len(df), dtype=np.int64) + 2  # header is line 1
+    lines = np.arange(len(df), dtype=np.int64) + (1 if names else 2)  # header (if any) is line 1
     blank = df.isna().all(axis=1).to_numpy()
     if blank.any():
         df = df.loc[~blank].reset_index(drop=True)
         lines = lines[~blank]
     return df, lines
+
+
+_DATE_START = re.compile(r"^\d{4}[.\-/]\d\d[.\-/]\d\d")
+_CLOCK = re.compile(r"^\d\d?:\d\d(:\d\d)?$")
+
+
+def _headerless_names(fields: list[str]) -> list[str] | None:
+    """Column names for MT4/MT5 history exports that have no header line, else None.
+
+    Such files start straight with a bar: `2024.03.01,10:00,o,h,l,c,tickvol[,vol,spread]` or
+    `2024-03-01 10:00,o,h,l,c[,vol[,spread]]`.
+    """
+    if not fields or not _DATE_START.match(fields[0].strip()):
+        return None
+    if len(fields) > 1 and _CLOCK.match(fields[1].strip()):
+        base = ["date", "time", "open", "high", "low", "close"]
+        extra = ["volume", "real_volume", "spread"]
+    else:
+        base = ["time", "open", "high", "low", "close"]
+        extra = ["volume", "spread"]
+    n_extra = len(fields) - len(base)
+    if n_extra < 0 or n_extra > len(extra):
+        return None
+    return base + extra[:n_extra]
 
 
 def _read_json(p: Path) -> pd.DataFrame:
@@ -210,15 +239,17 @@ def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
     return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _parse_time(df: pd.DataFrame, cols: dict[str, str], name: str, lines, mt5_export: bool) -> np.ndarray:
-    if mt5_export and "date" in cols and "time" in cols and cols["date"] != cols["time"]:
-        text = df[cols["date"]].astype(str).str.strip() + " " + df[cols["time"]].astype(str).str.strip()
-        ts = pd.to_datetime(text, format="%Y.%m.%d %H:%M:%S", errors="coerce")
-        if ts.isna().any():
-            ts = pd.to_datetime(text, format="mixed", errors="coerce")
-        raw = text
+_TZ_SUFFIX = r"(?:Z|[+-]\d\d:?\d\d)$"
+
+
+def _parse_time(df: pd.DataFrame, cols: dict[str, str], name: str, lines) -> tuple[np.ndarray, bool]:
+    """Epoch seconds per row, and whether the text carried its own UTC offset (then it wins)."""
+    split = "date" in cols and "time" in cols and not pd.api.types.is_numeric_dtype(df[cols["time"]].dtype)
+    if split:  # MT4/MT5 exports: a date column and a time-of-day column
+        raw = df[cols["date"]].astype(str).str.strip() + " " + df[cols["time"]].astype(str).str.strip()
+        text = raw
     else:
-        col = next(cols[k] for k in ("time", "timestamp", "datetime", "date", "open_time", "open time") if k in cols)
+        col = next(cols[k] for k in _TIME_NAMES if k in cols)
         raw = df[col]
         if pd.api.types.is_numeric_dtype(raw.dtype):
             num = raw.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -229,21 +260,28 @@ def _parse_time(df: pd.DataFrame, cols: dict[str, str], name: str, lines, mt5_ex
                 raise DataFileError(name, f"missing time value{rec}", line=line)
             # epoch milliseconds are ~1e12 today, epoch seconds ~1e9
             secs = num / 1000.0 if np.nanmax(np.abs(num)) > 1e11 else num
-            return np.floor(secs).astype(np.int64)
+            return np.floor(secs).astype(np.int64), False
         text = raw.astype(str).str.strip()
-        ts = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-        if ts.isna().any():
-            ts = pd.to_datetime(text, format="mixed", errors="coerce", utc=True)
-        ts = ts.dt.tz_localize(None)
+    aware = bool(len(text)) and bool(text.str.contains(_TZ_SUFFIX).iloc[0])
+    ts = None
+    dotted = bool(len(text)) and bool(text.str.match(r"\d{4}\.\d\d\.\d\d").iloc[0])
+    formats = ("%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M", "mixed") if dotted else ("ISO8601", "mixed")
+    for fmt in formats:
+        try:
+            ts = pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+        except ValueError:
+            continue
+        if not ts.isna().any():
+            break
     bad = ts.isna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
         line, rec = _where(lines, i)
         raise DataFileError(name, f"cannot parse time {str(raw.iloc[i])!r}{rec}", line=line)
-    return ts.to_numpy().astype("datetime64[s]").astype(np.int64)
+    return ts.dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64), aware
 
 
-def _to_candles(df: pd.DataFrame, lines, name: str, tz_offset_hours: float, mt5_export: bool) -> np.ndarray:
+def _to_candles(df: pd.DataFrame, lines, name: str, tz_offset_hours: float) -> np.ndarray:
     cols: dict[str, str] = {}
     for c in df.columns:
         cols.setdefault(_norm(c), c)
@@ -269,7 +307,7 @@ def _to_candles(df: pd.DataFrame, lines, name: str, tz_offset_hours: float, mt5_
         if last in unnamed:
             picked["spread"] = last
 
-    t = _parse_time(df, cols, name, lines, mt5_export)
+    t, aware = _parse_time(df, cols, name, lines)
     n = len(t)
     if n == 0:
         raise DataFileError(name, "no candles in file", line=header_line)
@@ -287,7 +325,8 @@ def _to_candles(df: pd.DataFrame, lines, name: str, tz_offset_hours: float, mt5_
                 raise DataFileError(name, f"{what} in column '{_norm(picked[field])}'{rec}", line=line)
             values[field] = v
 
-    t = t - int(round(tz_offset_hours * 3600))
+    if not aware:  # naive times are broker server time; explicit offsets in the text are already UTC
+        t = t - int(round(tz_offset_hours * 3600))
     _check_times(t, name, lines)
     _repair_lost_decimal_point(values, name, lines)
     _check_prices(values, name, lines)
