@@ -262,9 +262,10 @@ def _parse_time(df: pd.DataFrame, cols: dict[str, str], name: str, lines) -> tup
             secs = num / 1000.0 if np.nanmax(np.abs(num)) > 1e11 else num
             return np.floor(secs).astype(np.int64), False
         text = raw.astype(str).str.strip()
-    aware = bool(len(text)) and bool(text.str.contains(_TZ_SUFFIX).iloc[0])
+    first = str(text.iloc[0]) if len(text) else ""  # sniff one value; a whole-column regex costs more than parsing
+    aware = re.search(_TZ_SUFFIX, first) is not None
     ts = None
-    dotted = bool(len(text)) and bool(text.str.match(r"\d{4}\.\d\d\.\d\d").iloc[0])
+    dotted = re.match(r"\d{4}\.\d\d\.\d\d", first) is not None
     formats = ("%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M", "mixed") if dotted else ("ISO8601", "mixed")
     for fmt in formats:
         try:
