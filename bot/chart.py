@@ -157,7 +157,10 @@ def render_analysis_chart(
 def render_alert_chart(candles: np.ndarray, alert: Alert, digits: int = 2) -> bytes:
     """Exit / invalidation alert: where price went relative to the range and the trade's levels."""
     bars = candles[-MAX_BARS:]
-    fig, ax = _new_axes(f"{alert.symbol or ''} · {alert.title}"[:90])
+    title = alert.title if not alert.symbol or alert.symbol in alert.title else f"{alert.symbol} · {alert.title}"
+    if alert.ticket is not None and str(alert.ticket) not in title:
+        title += f" · #{alert.ticket}"
+    fig, ax = _new_axes(title[:90])
     x = _draw_candles(ax, bars) if len(bars) else np.zeros(0)
     right = float(len(bars))
     if alert.range_data is not None:
