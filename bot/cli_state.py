@@ -1,37 +1,68 @@
-"""`moneybot state export`: the store's view as JSON (the successor of range_scalp_trades_active.json)."""
+"""`moneybot state ...`: the store's view as JSON (the successor of range_scalp_trades_active.json), and
+pause/resume of new entries from a shell, for when the chat bots are down."""
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from core.config import load_config, resolve_path
 from core.exceptions import UserFacingError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("state", help="inspect the persisted trading state")
+    p = sub.add_parser("state", help="inspect the persisted trading state, pause or resume new entries")
     ssub = p.add_subparsers(dest="state_command", metavar="ACTION")
     exp = ssub.add_parser("export", help="print active trades, proposals, journal, errors and kill switch as JSON")
     exp.add_argument("--store", help="SQLite store path (default: config store.path)")
     exp.add_argument("--limit", type=int, default=100, help="rows per history section (default 100)")
     exp.add_argument("--compact", action="store_true", help="one-line JSON")
     exp.set_defaults(func=_export)
+    for name, helptext in (("pause", "block new entries (exits keep running)"),
+                           ("resume", "allow new entries again (also clears an auto-disable)")):
+        sp = ssub.add_parser(name, help=helptext)
+        sp.add_argument("--store", help="SQLite store path (default: config store.path)")
+        sp.add_argument("--by", default="cli", help="who is doing this (recorded in the audit log)")
+        sp.add_argument("--reason", default="", help="why (pause only)")
+        sp.set_defaults(func=_pause if name == "pause" else _resume)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _store_path(args) -> Path:
+    path = resolve_path(args.store) if args.store else resolve_path(load_config(args.config).store.path)
+    if not path.exists():
+        raise UserFacingError(f"no store at {path} (nothing has been recorded yet)")
+    return path
 
 
 def _export(args) -> int:
     from core.store import Store
 
-    if args.store:
-        path = resolve_path(args.store)
-    else:
-        path = resolve_path(load_config(args.config).store.path)
-    if not path.exists():
-        raise UserFacingError(f"no store at {path} (nothing has been recorded yet)")
     if args.limit < 1:
         raise UserFacingError("--limit must be at least 1")
-    with Store(path) as store:
+    with Store(_store_path(args)) as store:
         view = store.export(limit=args.limit)
     json.dump(view, sys.stdout, indent=None if args.compact else 2, sort_keys=False)
     sys.stdout.write("\n")
     return 0
+
+
+def _switch(args, pause: bool) -> int:
+    from core.killswitch import KillSwitch
+    from core.store import Store
+
+    cfg = load_config(args.config)
+    with Store(_store_path(args)) as store:
+        ks = KillSwitch(store, cfg)
+        ks.pause(args.by, args.reason) if pause else ks.resume(args.by)
+        reason = ks.block_reason()
+    print(f"new entries blocked: {reason}" if reason else "new entries allowed")
+    return 0
+
+
+def _pause(args) -> int:
+    return _switch(args, True)
+
+
+def _resume(args) -> int:
+    return _switch(args, False)

@@ -86,3 +86,17 @@ def test_state_survives_reopen_with_audit_log(tmp_path, clock):
     ks.resume("10")
     assert [(h["action"], h["by"]) for h in s2.kill_switch.history()] == [("pause", "9"), ("resume", "10")]
     s2.close()
+
+
+def test_cli_pause_and_resume(tmp_path, capsys):
+    from bot.cli import main
+
+    path = tmp_path / "cli.sqlite"
+    Store(path).close()
+    assert main(["state", "pause", "--store", str(path), "--by", "ops", "--reason", "maintenance"]) == 0
+    assert "blocked: Trading is paused by ops: maintenance" in capsys.readouterr().out
+    s = Store(path)
+    assert s.kill_switch.get().paused
+    s.close()
+    assert main(["state", "resume", "--store", str(path), "--by", "ops"]) == 0
+    assert capsys.readouterr().out.strip() == "new entries allowed"

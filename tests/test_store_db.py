@@ -215,3 +215,17 @@ def test_sigkill_mid_transaction_leaves_nothing_half_written(tmp_path):
     assert s.trades.tickets() == {1}
     assert s.journal.count() == 0
     s.close()
+
+
+def test_readers_on_other_threads_are_not_blocked_by_an_open_write(store):
+    import threading
+
+    store.trades.add(make_trade(1))
+    seen = []
+    with store.transaction():
+        store.trades.add(make_trade(2))
+        th = threading.Thread(target=lambda: seen.append(store.trades.tickets()))
+        th.start()
+        th.join(timeout=5)
+        assert not th.is_alive()  # WAL: the read did not wait for our commit
+    assert seen == [{1}]  # and it saw only committed data
