@@ -80,6 +80,7 @@ class ExecutionEngine:
         self.authz = authorizer
         self._sleep = sleep
         self._symbol_info: dict[str, SymbolInfo] = {}
+        self.in_flight: set[str] = set()  # proposal ids this process is executing right now
 
     # ---- proposals ------------------------------------------------------------------------------
     def create_proposals(self, analysis: AnalysisResult) -> list[TradeProposal]:
@@ -167,13 +168,32 @@ class ExecutionEngine:
         if not self.store.proposals.transition(p.id, ProposalState.PENDING, ProposalState.APPROVED,
                                                decided_by=who, decided_at=now):
             return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
+        self.in_flight.add(p.id)
         try:
             return await self._execute(self.store.proposals.get(p.id))
         except Exception as e:  # noqa: BLE001 - an unexpected bug must still leave a clear state
             log.exception("execution of %s crashed", p.id)
             self.notify.error("execution_failed_after_approval", f"execution of {p.id} crashed: {e}",
                               symbol=p.symbol, proposal_id=p.id)
-            return self.outcome_of(self.store.proposals.get(p.id))
+            return await self._settle_after_crash(p.id)
+        finally:
+            self.in_flight.discard(p.id)
+
+    async def _settle_after_crash(self, proposal_id: str) -> ProposalOutcome:
+        """Leave no proposal hanging in approved/executing: adopt its order if the broker has it, else fail it."""
+        p = self.store.proposals.get(proposal_id)
+        msg = "Something went wrong while placing this order; nothing was traded. Run /scalp again."
+        if p.state is ProposalState.EXECUTING:
+            try:
+                found = await self.resolve_at_broker(p)
+            except BrokerError:  # leave it executing: start-up recovery resolves it against the broker
+                return self.outcome_of(p)
+            if found is not None:
+                return found
+            return self._fail(p, ProposalState.EXECUTING, msg)
+        if p.state is ProposalState.APPROVED:
+            return self._fail(p, ProposalState.APPROVED, msg)
+        return self.outcome_of(p)
 
     # ---- execution --------------------------------------------------------------------------------
     async def symbol_info(self, symbol: str) -> SymbolInfo:

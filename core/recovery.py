@@ -97,7 +97,10 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
 
 
 async def _resolve_proposals(store, engine, notifier, rep: RecoveryReport) -> None:
+    busy = getattr(engine, "in_flight", set())  # a re-run while the bot is live must not touch these
     for p in store.proposals.list(states=[ProposalState.EXECUTING]):
+        if p.id in busy:
+            continue
         out = await engine.resolve_at_broker(p)
         if out is not None:
             rep.resolved_executing.append(p.id)
@@ -107,6 +110,8 @@ async def _resolve_proposals(store, engine, notifier, rep: RecoveryReport) -> No
         if store.proposals.transition(p.id, ProposalState.EXECUTING, ProposalState.FAILED, message=msg):
             rep.failed_interrupted.append(p.id)
     for p in store.proposals.list(states=[ProposalState.APPROVED]):
+        if p.id in busy:
+            continue
         msg = "The bot restarted before this approved order was sent, so nothing was traded. Run /scalp again."
         if store.proposals.transition(p.id, ProposalState.APPROVED, ProposalState.FAILED, message=msg):
             rep.failed_interrupted.append(p.id)

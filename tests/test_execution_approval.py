@@ -254,3 +254,13 @@ async def test_unconfirmed_order_is_never_resent_and_a_late_fill_is_adopted(cfg,
     t = svc.exits.get(late.position)
     assert t.proposal_id == p.id and t.range_data == p.analysis.range and t.exit_manager_state == "orphan"
     assert any(a.kind == "orphan_adopted" for a in svc.notifier.sent)
+
+
+async def test_an_unexpected_bug_mid_execution_leaves_no_proposal_hanging(cfg, bars, tmp_path):
+    svc = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    svc.broker.fail("market_order", RuntimeError("a bug in an adapter"))
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert not out.ok and out.state is ProposalState.FAILED and "nothing was traded" in out.message
+    assert not svc.broker.positions() and not svc.execution.in_flight
+    assert svc.store.errors.recent(5, "execution_failed_after_approval")
