@@ -59,6 +59,8 @@ USAGE = {
     "config": "Usage: /config [SYMBOL]",
     "backtest": "Usage: /backtest SYMBOL [days] (e.g. /backtest EURUSDc 30)",
 }
+# The authorization action each command needs (core.authz names); /scalp works for viewers (no buttons).
+ACTIONS = {"close": "close", "pause": "pause", "resume": "resume", "emergency": "emergency"}
 NO_ARGS = ("status", "pause", "resume", "emergency", "health", "help", "start")
 
 
@@ -159,6 +161,17 @@ class CommandRouter:
             self._refused.add(user_id)
             return Reply(text=e.message, kind="refusal", ephemeral=True, toast=e.message[:190])
         return False
+
+    def precheck(self, command: str, user_id: Any) -> Reply | None:
+        """A refusal decided before any work (for adapters that must pick public vs private up front)."""
+        action = ACTIONS.get(command, "read")
+        try:
+            self.service.authorize(user_id, action)
+        except NotAuthorizedError as e:
+            return Reply(text=e.message, kind="refusal", ephemeral=True)
+        except Exception:  # let the full command path report it properly
+            return None
+        return None
 
     def _can(self, user_id: Any, action: str) -> bool:
         try:

@@ -183,6 +183,13 @@ class MoneyBotClient(discord.Client):
     async def run_command(self, interaction: discord.Interaction, name: str, *args: Any) -> None:
         """Defer at once, run the shared command, answer with a follow-up (chart attached)."""
         text = " ".join([f"/{name}", *[str(a) for a in args if a is not None]])
+        refusal = self.router.precheck(name, interaction.user.id)
+        if refusal is not None:  # decided instantly and only the asker needs to see it
+            try:
+                await interaction.response.send_message(_clip(refusal.text), ephemeral=True)
+            except discord.HTTPException as e:
+                log.warning("discord refusal for /%s failed: %s", name, e)
+            return
         try:
             await interaction.response.defer(ephemeral=name in EPHEMERAL, thinking=True)
         except discord.HTTPException as e:

@@ -106,7 +106,7 @@ async def test_roles_on_discord(tmp_path):
 
 async def _roles(env, bot, router, service, clock, desk, alerts, trader, viewer, stranger):
     r = await stranger.slash(desk, "status")
-    assert "allowlist" in r.response.content
+    assert "allowlist" in r.response.content and r.response.ephemeral
     r = await viewer.slash(desk, "scalp", symbol="XAUUSDc")
     card = r.response
     assert "XAUUSDc" in card.content and card.message.components == []
@@ -173,7 +173,8 @@ async def test_emergency_pause_resume_with_confirmation(tmp_path):
         assert "Cancelled." in _message(desk, r.response.id).content
         assert service.notifier.entries_blocked() is None
         r = await viewer.slash(desk, "pause")
-        assert "Sorry" in r.response.content and service.notifier.entries_blocked() is None
+        assert "Sorry" in r.response.content and r.response.ephemeral
+        assert service.notifier.entries_blocked() is None
         r = await trader.slash(desk, "emergency")
         await trader.click(r.response.message, custom_id="moneybot:e:go")
         assert "Emergency stop" in _message(desk, r.response.id).content
