@@ -101,9 +101,15 @@ class TradingService:
                                       self.notifier, self.clock)
         return self.recovery.broker_ok
 
-    async def stop(self) -> None:
+    async def stop(self, alert_drain_seconds: float = 10.0) -> None:
+        """Stop the monitor, then deliver the alerts still queued (bounded: a dead sink must not hang exit)."""
         self.ready = False
         await self.monitor.stop()
+        if self.alerts is not None and hasattr(self.alerts, "close"):
+            try:
+                await asyncio.wait_for(self.alerts.close(), alert_drain_seconds)
+            except (TimeoutError, Exception):  # noqa: BLE001 - shutting down anyway
+                log.warning("some alerts could not be delivered before shutdown")
 
     def _require_ready(self) -> None:
         if not self.ready:
