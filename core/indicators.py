@@ -96,10 +96,28 @@ def sma(x, period: int) -> np.ndarray:
     """Trailing simple moving average; NaN until `period` values exist."""
     period = _check_period(period)
     x = _f64(x)
-    out = np.full(len(x), np.nan)
-    if len(x) >= period:
-        out[period - 1 :] = sliding_window_view(x, period).mean(axis=1)
-    return out
+    return _rolling(x, period, with_std=False)[0]
+
+
+def _rolling(x: np.ndarray, period: int, with_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Trailing-window mean (and population σ), computed per window so σ is exact for any price level.
+
+    Windows are processed in chunks so the temporaries stay around 8 MB even for long periods.
+    """
+    n = len(x)
+    mean = np.full(n, np.nan)
+    sd = np.full(n, np.nan) if with_std else None
+    if n < period:
+        return mean, sd
+    win = sliding_window_view(x, period)
+    step = max(1, 1_000_000 // period)
+    for s in range(0, len(win), step):
+        w = win[s : s + step]
+        m = w.mean(axis=1)
+        mean[period - 1 + s : period - 1 + s + len(w)] = m
+        if sd is not None:
+            sd[period - 1 + s : period - 1 + s + len(w)] = np.sqrt(((w - m[:, None]) ** 2).mean(axis=1))
+    return mean, sd
 
 
 def ema(x, period: int) -> np.ndarray:
@@ -136,13 +154,7 @@ def bollinger(close, period: int = 20, num_std: float = 2.0) -> tuple[np.ndarray
     """
     period = _check_period(period)
     close = _f64(close)
-    n = len(close)
-    mid = np.full(n, np.nan)
-    sd = np.full(n, np.nan)
-    if n >= period:
-        win = sliding_window_view(close, period)
-        mid[period - 1 :] = win.mean(axis=1)
-        sd[period - 1 :] = win.std(axis=1)
+    mid, sd = _rolling(close, period, with_std=True)
     upper = mid + num_std * sd
     lower = mid - num_std * sd
     with np.errstate(divide="ignore", invalid="ignore"):
