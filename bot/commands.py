@@ -10,19 +10,23 @@ a viewer gets a card without buttons rather than a refusal.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from bot import presenter
 from bot.chart import render_alert_chart, render_analysis_chart
+from bot.command_spec import ACTIONS, NO_ARGS, USAGE, Service, parse_command
+from bot.command_spec import clip as _clip
+from bot.command_spec import maybe_await as _maybe
 from bot.replies import Button, Reply, parse_payload
 from core.exceptions import NotAuthorizedError, UnknownSymbolError, UserFacingError
 from core.models import Alert, AnalysisResult, TradeProposal
+
+__all__ = ["CommandRouter", "parse_command", "Service", "USAGE"]
 
 log = logging.getLogger(__name__)
 
@@ -30,59 +34,6 @@ CHART_BARS = 120
 MAX_TRADES = 50
 MAX_DAYS = 3650
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,24}$")
-
-
-class Service(Protocol):
-    """Exactly the `TradingService` methods the chat layer calls (see docs/architecture.md)."""
-
-    async def analyse(self, symbol: str) -> AnalysisResult: ...
-    async def propose(self, symbol: str) -> tuple[AnalysisResult, list[TradeProposal]]: ...
-    async def approve(self, proposal_id: str, user_id: int) -> Any: ...
-    async def reject(self, proposal_id: str, user_id: int) -> Any: ...
-    def status(self) -> list[Any]: ...
-    def recent_trades(self, n: int) -> list[Any]: ...
-    async def close_trade(self, ticket: int, user_id: int) -> Any: ...
-    def pause(self, user_id: int) -> Any: ...
-    def resume(self, user_id: int) -> Any: ...
-    async def emergency(self, user_id: int) -> Any: ...
-    def metrics(self, days: int | None) -> Any: ...
-    def effective_config(self, symbol: str | None) -> dict: ...
-    def health(self) -> Any: ...
-    def authorize(self, user_id: int, action: str) -> Any: ...
-
-
-USAGE = {
-    "scalp": "Usage: /scalp SYMBOL (e.g. /scalp XAUUSDc)",
-    "trades": "Usage: /trades [n] – n between 1 and 50 (default 5)",
-    "close": "Usage: /close TICKET (the number shown in /status)",
-    "metrics": "Usage: /metrics [days] – a whole number of days, e.g. /metrics 30",
-    "config": "Usage: /config [SYMBOL]",
-    "backtest": "Usage: /backtest SYMBOL [days] (e.g. /backtest EURUSDc 30)",
-}
-# The authorization action each command needs (core.authz names); /scalp works for viewers (no buttons).
-ACTIONS = {"close": "close", "pause": "pause", "resume": "resume", "emergency": "emergency"}
-NO_ARGS = ("status", "pause", "resume", "emergency", "health", "help", "start")
-
-
-async def _maybe(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
-def _clip(text: str, n: int = 24) -> str:
-    """Echo user input back safely: printable, short (no one pastes a novel into an error message)."""
-    text = "".join(ch for ch in text if ch.isprintable())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def parse_command(text: str) -> tuple[str, list[str]] | None:
-    """`/Scalp@MoneyBot btcusdc` -> ("scalp", ["btcusdc"]); None when the text is not a command."""
-    if not isinstance(text, str):
-        return None
-    parts = text.strip().split()
-    if not parts or not parts[0].startswith("/") or len(parts[0]) < 2:
-        return None
-    name = parts[0][1:].split("@", 1)[0].lower()
-    return name, parts[1:]
 
 
 class CommandRouter:

@@ -1,0 +1,63 @@
+"""What the chat layer needs from core and accepts from users: the service Protocol, usage lines, parsing.
+
+Kept apart from the router so adapters and tests can parse and validate without pulling in charts.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Protocol
+
+from core.models import AnalysisResult, TradeProposal
+
+
+class Service(Protocol):
+    """Exactly the `TradingService` methods the chat layer calls (see docs/architecture.md)."""
+
+    async def analyse(self, symbol: str) -> AnalysisResult: ...
+    async def propose(self, symbol: str) -> tuple[AnalysisResult, list[TradeProposal]]: ...
+    async def approve(self, proposal_id: str, user_id: int) -> Any: ...
+    async def reject(self, proposal_id: str, user_id: int) -> Any: ...
+    def status(self) -> list[Any]: ...
+    def recent_trades(self, n: int) -> list[Any]: ...
+    async def close_trade(self, ticket: int, user_id: int) -> Any: ...
+    def pause(self, user_id: int) -> Any: ...
+    def resume(self, user_id: int) -> Any: ...
+    async def emergency(self, user_id: int) -> Any: ...
+    def metrics(self, days: int | None) -> Any: ...
+    def effective_config(self, symbol: str | None) -> dict: ...
+    def health(self) -> Any: ...
+    def authorize(self, user_id: int, action: str) -> Any: ...
+
+
+USAGE = {
+    "scalp": "Usage: /scalp SYMBOL (e.g. /scalp XAUUSDc)",
+    "trades": "Usage: /trades [n] – n between 1 and 50 (default 5)",
+    "close": "Usage: /close TICKET (the number shown in /status)",
+    "metrics": "Usage: /metrics [days] – a whole number of days, e.g. /metrics 30",
+    "config": "Usage: /config [SYMBOL]",
+    "backtest": "Usage: /backtest SYMBOL [days] (e.g. /backtest EURUSDc 30)",
+}
+# The authorization action each command needs (core.authz names); /scalp works for viewers (no buttons).
+ACTIONS = {"close": "close", "pause": "pause", "resume": "resume", "emergency": "emergency"}
+NO_ARGS = ("status", "pause", "resume", "emergency", "health", "help", "start")
+
+
+async def maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def clip(text: str, n: int = 24) -> str:
+    """Echo user input back safely: printable, short (no one pastes a novel into an error message)."""
+    text = "".join(ch for ch in text if ch.isprintable())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def parse_command(text: str) -> tuple[str, list[str]] | None:
+    """`/Scalp@MoneyBot btcusdc` -> ("scalp", ["btcusdc"]); None when the text is not a command."""
+    if not isinstance(text, str):
+        return None
+    parts = text.strip().split()
+    if not parts or not parts[0].startswith("/") or len(parts[0]) < 2:
+        return None
+    name = parts[0][1:].split("@", 1)[0].lower()
+    return name, parts[1:]
