@@ -329,6 +329,20 @@ class SymbolSpec(_Section):
     data_tz_offset_hours: float = Field(default=0, ge=-14, le=14)
     trades_weekends: bool = False
 
+    @field_validator("data")
+    @classmethod
+    def _data_timeframes(cls, v: dict[str, str]) -> dict[str, str]:
+        from core.timeframes import Timeframe
+
+        # normalise 'm5'/'5m' to 'M5' here, so MarketData never meets a timeframe it cannot parse
+        out: dict[str, str] = {}
+        for tf, path in v.items():
+            name = Timeframe.parse(tf).value
+            if name in out:
+                raise ValueError(f"timeframe {name} is listed twice")
+            out[name] = path
+        return out
+
 
 class TradingConfig(_Section):
     """Every section a symbol may override. `AppConfig.for_symbol` returns one of these."""
