@@ -80,6 +80,9 @@ def test_default_config_is_valid(base):
         # structure
         ("execution/surprise", 1, "execution.surprise", "Extra inputs are not permitted"),
         ("symbols/BTCUSDc/point", 0, "symbols.BTCUSDc.point", "greater than 0"),
+        ("symbols/BTCUSDc/data/M7", "x.csv", "symbols.BTCUSDc.data", "unknown timeframe"),
+        ("symbols/BTCUSDc/data/5m", "x.csv", "symbols.BTCUSDc.data", "listed twice"),
+        ("symbols/BTCUSDc/data_tz_offset_hours", 15, "symbols.BTCUSDc.data_tz_offset_hours", "less than or equal"),
     ],
 )
 def test_each_rule_rejects(base, path, value, where, words):
