@@ -323,6 +323,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dir", help="work directory (default: a fresh temp dir)")
     ap.add_argument("--spawn", action="store_true", help="start a fresh interpreter per round (slow, most faithful)")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import logging
@@ -333,7 +334,10 @@ def main() -> int:
         return 0
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="moneybot-crash-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    stats = run(args.kills, workdir, args.seed, spawn=args.spawn)
+    stats = run(args.kills, workdir, args.seed, spawn=args.spawn, log=lambda *_: None if args.json else print)
+    if args.json:
+        print(json.dumps(stats))
+        return 1 if stats["problems"] else 0
     for k, v in stats.items():
         if k != "problems":
             print(f"{k:>20}: {v}")
