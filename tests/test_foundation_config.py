@@ -117,7 +117,7 @@ def test_base_errors_are_not_repeated_per_symbol_even_with_dotted_names(base):
     assert [i.path for i in issues] == ["entry_filters"]
 
 
-def test_all_errors_reported_at_once_with_paths(base):
+def test_all_errors_reported_at_once_with_paths(base, tmp_path):
     raw = _set(base, "strategy_rr/bb_fade/min", 0.1)
     raw = _set(raw, "execution/lot_size", 0)
     raw = _set(raw, "sessions/definitions/asian/timezone", "Nowhere/Town")
@@ -136,27 +136,23 @@ def test_all_errors_reported_at_once_with_paths(base):
     }
     # and load_config raises one error that lists every one of them
     with pytest.raises(ConfigError) as e:
-        _load_text(json.dumps(raw))
+        _load_text(tmp_path, json.dumps(raw))
     assert len(e.value.issues) == 6
     for p in paths:
         assert p in str(e.value)
 
 
-def _load_text(text: str):
-    import tempfile
-    from pathlib import Path
-
-    d = Path(tempfile.mkdtemp(prefix="cfgtest"))
-    p = d / "cfg.json"
+def _load_text(tmp_path, text: str):
+    p = tmp_path / "cfg.json"
     p.write_text(text)
     return load_config(p)
 
 
-def test_bad_json_reports_line_and_column(base):
+def test_bad_json_reports_line_and_column(base, tmp_path):
     text = json.dumps(base, indent=2).splitlines()
     text[5] = text[5] + " oops"
     with pytest.raises(ConfigError) as e:
-        _load_text("\n".join(text))
+        _load_text(tmp_path, "\n".join(text))
     assert "line 6" in str(e.value) and "invalid JSON" in str(e.value)
 
 
