@@ -43,6 +43,12 @@ class TradeStatus(BaseModel):
     state: str = "active"
 
 
+class EmergencyOutcome(BaseModel):
+    ok: bool
+    message: str
+    outcomes: list[ProposalOutcome] = Field(default_factory=list)
+
+
 class HealthReport(BaseModel):
     ok: bool
     broker: str
@@ -224,7 +230,7 @@ class TradingService:
         self.authz.check(user_id, "resume")
         return self._ks().resume(user_id)
 
-    async def emergency(self, user_id) -> list[ProposalOutcome]:
+    async def emergency(self, user_id) -> EmergencyOutcome:
         """Pause entries, then close every range-scalp position (exits keep their policy and alerts)."""
         self.authz.check(user_id, "emergency")
         self._require_ready()
@@ -232,7 +238,11 @@ class TradingService:
         outs = []
         for t in self.exits.active_trades():
             outs.append(await self.close_trade(t.ticket, user_id))
-        return outs
+        failed = [o.ticket for o in outs if not o.ok]
+        msg = f"🚨 Emergency stop: new entries paused; closed {len(outs) - len(failed)} of {len(outs)} range scalp(s)."
+        if failed:
+            msg += f" Could NOT close ticket(s) {', '.join(map(str, failed))}: close them manually in MetaTrader."
+        return EmergencyOutcome(ok=not failed, message=msg, outcomes=outs)
 
     # ---- reports ----------------------------------------------------------------------------------
     def metrics(self, days: int | None = None) -> MetricsReport:

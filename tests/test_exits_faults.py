@@ -67,8 +67,9 @@ async def test_position_already_closed_by_the_broker_is_journalled_not_alerted(c
 async def test_emergency_pauses_then_closes_every_range_scalp(cfg, tmp_path):
     svc, first = await _svc_with_trade(cfg, tmp_path)
     second = (await k.open_trades(svc, SYMBOL))[0]
-    outs = await svc.emergency(k.TRADER)
-    assert all(o.ok for o in outs) and {o.ticket for o in outs} == {first, second}
+    res = await svc.emergency(k.TRADER)
+    assert res.ok and "closed 2 of 2" in res.message
+    assert all(o.ok for o in res.outcomes) and {o.ticket for o in res.outcomes} == {first, second}
     assert not svc.broker.positions() and not svc.range_scalp_tickets()
     assert svc.store.kill_switch.get().emergency
     _, props = await svc.propose(SYMBOL)
