@@ -141,8 +141,17 @@ class RangeScalpingAlerts:
             self.sent.append(alert)
         log.log(_LOG_LEVEL.get(alert.severity, logging.WARNING), "ALERT [%s] %s: %s",
                 alert.severity.upper(), redact_secrets(alert.title), redact_secrets(alert.text))
-        log_id = self._persist(alert, "queued" if self.routes_for(alert.severity) else "logged")
-        self._hand_off(alert, log_id)
+        def dispatch() -> None:
+            log_id = self._persist(alert, "queued" if self.routes_for(alert.severity) else "logged")
+            self._hand_off(alert, log_id)
+
+        # inside a caller's store transaction, record and deliver right after it ends (commit or
+        # rollback): an "exit failed" alert must go out even if the step that raised it rolls back
+        db = getattr(self._store, "db", None)
+        if db is not None and db.in_transaction:
+            db.after_transaction(dispatch)
+        else:
+            dispatch()
         return True
 
     def _persist(self, alert: Alert, status: str) -> int | None:

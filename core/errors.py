@@ -152,20 +152,35 @@ class ErrorHandler:
             context={k: redact_secrets(str(v)) if isinstance(v, str) else v for k, v in ctx.items()
                      if k != "trade" and _jsonable(v)},
         )
-        try:
-            event = self.store.errors.add(event)
-        except Exception as e:  # the store itself may be what failed; never lose the log line
-            log.critical("could not persist error event %s: %s", error_type, redact_secrets(str(e)))
+        saved: list[ErrorEvent] = []
+
+        def persist() -> None:
+            try:
+                saved.append(self.store.errors.add(event))
+            except Exception as e:  # the store itself may be what failed; never lose the log line
+                log.critical("could not persist error event %s: %s", error_type, redact_secrets(str(e)))
+
+        def check() -> None:
+            try:
+                self.check_auto_disable()
+            except Exception as e:  # a broken store must not turn error reporting into a crash
+                log.critical("auto-disable check failed: %s", redact_secrets(str(e)))
+
+        # inside a caller's transaction these run right after it ends, so a rollback cannot erase them
+        self._after_tx(persist)
         log.log(_LOG_LEVEL.get(sev, logging.WARNING), "%s: %s%s", error_type, msg,
                 f" [{action} -> {outcome}]" if action else "")
         if alert and self.alerts is not None and sev != "info":
             self.alerts.alert_system_error(error_type, msg, severity=sev, symbol=event.symbol, ticket=event.ticket)
         if sev != "info":
-            try:
-                self.check_auto_disable()
-            except Exception as e:  # a broken store must not turn error reporting into a crash
-                log.critical("auto-disable check failed: %s", redact_secrets(str(e)))
-        return event
+            self._after_tx(check)
+        return saved[0] if saved else event
+
+    def _after_tx(self, fn: Callable[[], Any]) -> None:
+        if self.store.db.in_transaction:
+            self.store.db.after_transaction(fn)
+        else:
+            fn()
 
     def error_rates(self, now: float | None = None) -> tuple[int, int]:
         """(critical, all non-info) events in the last hour, counted from after the last resume."""

@@ -287,3 +287,25 @@ def test_record_survives_a_broken_store(handler, store, caplog):
     store.close()
     ev = handler.record("monitoring_loop_crashed", "boom")  # must not raise
     assert ev.id is None and "could not persist error event" in caplog.text
+
+
+async def test_error_and_alert_raised_inside_a_rolled_back_step_are_kept(handler, store, alerts):
+    got = []
+
+    async def sink(a):
+        got.append(a)
+
+    alerts.register_sink("telegram", sink)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.journal.append("opened", ticket=1)
+            handler.record("execution_failed_after_approval", "broker said no", context={"ticket": 1})
+            alerts.alert_exit_failed(1, "BTCUSDc", "requote")
+            assert store.errors.count() == 0  # deferred until the step ends...
+            raise RuntimeError("step fails")
+    assert store.journal.count() == 0  # ...the step rolled back...
+    [ev] = store.errors.recent()  # ...but the error event and the alerts survived it
+    assert ev.error_type == "execution_failed_after_approval"
+    await alerts.drain()
+    assert sorted(a.kind for a in got) == ["exit_failed", "system_error"]
+    assert store.alerts.count() == 2

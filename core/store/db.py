@@ -55,6 +55,7 @@ class _ThreadState(threading.local):
         self.conn: sqlite3.Connection | None = None
         self.depth = 0
         self.owner_task: object | None = None
+        self.after: list[Callable[[], object]] = []
 
 
 def _current_task() -> object | None:
@@ -209,6 +210,7 @@ class Database:
             finally:
                 st.depth, st.owner_task = 0, None
                 self._write_lock.release()
+                self._run_after(st)
         else:
             name = f"sp{st.depth}"
             conn.execute(f"SAVEPOINT {name}")
@@ -222,6 +224,27 @@ class Database:
                 raise
             st.depth -= 1
             conn.execute(f"RELEASE {name}")
+
+    def after_transaction(self, fn: Callable[[], object]) -> None:
+        """Run `fn` now, or, inside a transaction, right after it ends (commit OR rollback).
+
+        For audit writes (error events, the alert log) that must survive even when the caller's
+        step rolls back, and cannot use a second connection while this thread holds the write lock.
+        """
+        st = self._local
+        if st.depth == 0:
+            fn()
+        else:
+            st.after.append(fn)
+
+    @staticmethod
+    def _run_after(st: _ThreadState) -> None:
+        while st.after:
+            fn = st.after.pop(0)
+            try:
+                fn()
+            except Exception:  # an audit write failing must not mask the step's own outcome
+                log.exception("store: after-transaction callback failed")
 
     def execute(self, sql: str, params: Sequence | dict = ()) -> sqlite3.Cursor:
         """A single statement; writes outside a transaction get their own short one."""
