@@ -75,3 +75,11 @@ async def test_emergency_pauses_then_closes_every_range_scalp(cfg, tmp_path):
     _, props = await svc.propose(SYMBOL)
     refused = await svc.approve(props[0].id, k.TRADER)
     assert not refused.ok and "Emergency" in refused.message
+
+
+async def test_emergency_names_the_positions_it_could_not_close(cfg, tmp_path):
+    svc, ticket = await _svc_with_trade(cfg, tmp_path)
+    svc.broker.fail("close_position", *[RequoteError("requote", 10004)] * 3)
+    res = await svc.emergency(k.TRADER)
+    assert not res.ok and f"Could NOT close ticket(s) {ticket}" in res.message
+    assert svc.store.kill_switch.get().emergency and [p.ticket for p in svc.broker.positions()] == [ticket]
