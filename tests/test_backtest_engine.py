@@ -44,7 +44,7 @@ def test_every_trade_is_closed_and_journalled_by_the_end():
     eng = BacktestEngine(cfg, BacktestSpec("XAUUSDc", c), analyse_fn=edge_fade)
     rep = eng.run()
     filled = [s for s in rep.signals if s.ticket is not None]
-    assert len(rep.trades) + eng.open_at_end == len(filled)
+    assert len(rep.trades) + rep.open_at_end == len(filled) and rep.open_at_end == eng.open_at_end
     assert all(s.exit_time is not None for s in filled) or eng.open_at_end
     assert all(t.exit_time >= t.entry_time for t in rep.trades)
     assert rep.metrics.trades == len(rep.trades)

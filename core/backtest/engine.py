@@ -225,6 +225,7 @@ class BacktestEngine:
             costs=self.parts.costs(), starting_balance=balance, final_balance=float(final), metrics=metrics,
             trades=sorted(self.closed, key=lambda t: (t.exit_time, t.ticket)), signals=self.signals,
             seconds=secs, analysis_calls=self.analysis_calls, analysis_seconds=self.analysis_seconds,
+            open_at_end=self.open_at_end,
         )
 
 

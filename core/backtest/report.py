@@ -37,6 +37,7 @@ class BacktestReport(BaseModel):
     seconds: float = 0.0
     analysis_calls: int = 0
     analysis_seconds: float = 0.0
+    open_at_end: int = Field(default=0, description="trades the end-of-run close could not close (market closed)")
     files: dict[str, str] = Field(default_factory=dict)
 
     @property
