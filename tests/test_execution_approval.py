@@ -93,6 +93,7 @@ async def test_double_tap_and_replayed_callback_execute_once(cfg, bars, tmp_path
 async def test_many_concurrent_approvals_send_one_order_per_proposal(tmp_path, bars):
     cfg = k.config(CONCURRENT_CFG)
     svc = await _svc(cfg, bars, tmp_path)
+    existing = await k.open_trades(svc, SYMBOL, 2)
     pids = []
     for _ in range(8):
         _, props = await svc.propose(SYMBOL)
@@ -103,22 +104,34 @@ async def test_many_concurrent_approvals_send_one_order_per_proposal(tmp_path, b
     def from_thread(pid):
         thread_results.append(asyncio.run(svc.execution.approve(pid, k.TRADER)))
 
+    def bump(trade):
+        return {"metadata": {**trade.metadata, "n": trade.metadata.get("n", 0) + 1}}
+
+    def updater(ticket):  # the monitor / chat side mutating open trades meanwhile
+        for _ in range(25):
+            svc.exits.update_trade_state(ticket, bump)
+
     threads = [threading.Thread(target=from_thread, args=(p,)) for p in pids for _ in range(2)]
+    threads += [threading.Thread(target=updater, args=(t,)) for t in existing for _ in range(3)]
     for t in threads:
         t.start()
-    outs = await asyncio.gather(*[svc.approve(p, k.TRADER) for p in pids for _ in range(6)])
+    outs = await asyncio.gather(*[svc.approve(p, k.TRADER) for p in pids for _ in range(6)],
+                                *[asyncio.to_thread(updater, t) for t in existing])
+    outs = [o for o in outs if o is not None]
     for t in threads:
         t.join()
+    for t in existing:  # 3 threads + 1 task, 25 updates each: none lost, in memory and in the store
+        assert svc.exits.get(t).metadata["n"] == 100 and svc.store.trades.get(t).metadata["n"] == 100
     outs += thread_results
-    assert svc.broker.calls["market_order"] == len(pids)
-    positions = svc.broker.positions(magic=cfg.execution.magic_number)
+    assert svc.broker.calls["market_order"] == len(pids) + len(existing)
+    positions = [p for p in svc.broker.positions(magic=cfg.execution.magic_number) if p.ticket not in existing]
     assert sorted(p.comment.split(":")[1] for p in positions) == sorted(pids)
     for pid in pids:
         mine = [o for o in outs if o.proposal_id == pid]
         assert sum(1 for o in mine if not o.duplicate and o.ok) == 1
         assert svc.store.proposals.get(pid).state is ProposalState.EXECUTED
-    assert svc.range_scalp_tickets() == {p.ticket for p in positions}
-    assert svc.store.journal.count("opened") == len(pids)
+    assert svc.range_scalp_tickets() == {p.ticket for p in positions} | set(existing)
+    assert svc.store.journal.count("opened") == len(pids) + len(existing)
 
 
 async def test_expired_proposal_is_not_executed(cfg, bars, tmp_path):

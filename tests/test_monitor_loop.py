@@ -163,3 +163,25 @@ def test_interval_comes_from_config():
     assert monitor_mod.Monitor(fast, None, None, None, None, None).interval == monitor_mod.TICK_DRIVEN_INTERVAL
     assert monitor_mod.Monitor(slow, None, None, None, None, None).interval == 300
     assert BrokerConnectionError.retryable
+
+
+async def test_exits_run_critical_first_across_all_trades(tmp_path, monkeypatch):
+    from core.models import ExitPriority, ExitSignal
+
+    cfg = k.config({"exits": {"reentry_cooldown_minutes": 0, "max_reentries_per_range": 100}})
+    svc = await _svc(cfg, tmp_path)
+    low_first = await k.open_trades(svc, "XAUUSDc", 3)
+    crit = (await k.open_trades(svc, "BTCUSDc"))[0]
+    plan = {low_first[0]: ExitPriority.LOW, low_first[1]: ExitPriority.MEDIUM, low_first[2]: ExitPriority.HIGH,
+            crit: ExitPriority.CRITICAL}
+
+    def signals(trade, *a, **kw):  # the rules are tested elsewhere; here only the processing order matters
+        return [ExitSignal(ticket=trade.ticket, priority=plan[trade.ticket], kind=f"test_{plan[trade.ticket].value}",
+                           reason="test")]
+
+    monkeypatch.setattr(monitor_mod, "check_early_exit_conditions", signals)
+    rep = await svc.monitor.run_cycle()
+    assert rep.exits == 4 and not rep.errors
+    closed_order = sorted(svc.store.closed.recent(10), key=lambda c: min(c.metadata["exit_deal_tickets"]))
+    assert [c.ticket for c in closed_order] == [crit, low_first[2], low_first[1], low_first[0]]
+    assert [c.exit_reason for c in closed_order] == ["test_critical", "test_high", "test_medium", "test_low"]
