@@ -185,3 +185,15 @@ async def test_exits_run_critical_first_across_all_trades(tmp_path, monkeypatch)
     closed_order = sorted(svc.store.closed.recent(10), key=lambda c: min(c.metadata["exit_deal_tickets"]))
     assert [c.ticket for c in closed_order] == [crit, low_first[2], low_first[1], low_first[0]]
     assert [c.exit_reason for c in closed_order] == ["test_critical", "test_high", "test_medium", "test_low"]
+
+
+async def test_exits_keep_running_while_entries_are_paused(cfg, tmp_path):
+    c = k.config({"exits": {"max_minutes_in_trade": 5}})
+    svc = await _svc(c, tmp_path, symbols=("XAUUSDc",), start=float(k.m5(cfg)["time"][30000]))
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    svc.pause(k.TRADER, "news")
+    svc.broker.step()
+    svc.broker.step()
+    rep = await svc.monitor.run_cycle()
+    assert rep.exits == 1 and svc.store.closed.get(ticket).exit_reason == "max_time_in_trade"
+    assert svc.health().entries_blocked
