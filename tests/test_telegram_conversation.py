@@ -179,3 +179,16 @@ async def test_configured_chat_only(tmp_path):
         await fe.stop()
         await service.stop()
         await api.stop()
+
+
+async def test_bot_api_failures_do_not_lose_the_card(tg):
+    api, service, clock = tg
+    api.fail("sendPhoto", status=500, times=1)
+    api.fail("sendMessage", status=429, times=1, description="Too Many Requests: retry after 1", retry_after=1)
+    await _scalp(api)  # the chart failed and the card hit a flood limit once: the card still arrives
+    card = _card(api, TRADER)
+    assert card is not None and "TRADEABLE" in card.params["text"]
+    assert api.sent("sendPhoto") == []  # the chart was lost (logged), the card was not
+    assert [c.status for c in api.calls if c.method == "sendMessage"] == [429, 200]  # retried after the flood wait
+    api.push_text("/help", TRADER)
+    await api.wait_for(lambda a: _message(a, TRADER, "MoneyBot commands"))

@@ -24,6 +24,7 @@ class Call:
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
+    status: int = 200  # an injected failure is recorded with its HTTP status
 
 
 class BotApiServer:
@@ -107,7 +108,8 @@ class BotApiServer:
         return update["update_id"]
 
     def sent(self, *methods: str) -> list[Call]:
-        return [c for c in self.calls if not methods or c.method in methods]
+        """Calls that succeeded (what actually reached the chat), optionally of the given methods."""
+        return [c for c in self.calls if c.status == 200 and (not methods or c.method in methods)]
 
     async def wait_for(self, predicate, timeout: float = 10.0) -> Any:
         """Wait until predicate(self) is truthy (re-checked after every bot call); return its value."""
@@ -163,13 +165,16 @@ class BotApiServer:
             return self._error(401, "Unauthorized")
         method = request.match_info["method"]
         params, files = await self._params(request)
+        call = Call(method, params, files)
         if method != "getUpdates":
-            self.calls.append(Call(method, params, files))
-            self._changed.set()
+            self.calls.append(call)
         for fault in self._faults:
             if fault["method"] in (method, "*") and fault["times"] > 0 and method != "getUpdates":
                 fault["times"] -= 1
+                call.status = fault["status"]
+                self._changed.set()
                 return self._error(fault["status"], fault["description"], fault["retry_after"])
+        self._changed.set()
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
             return self._error(404, "Not Found: method not found")
