@@ -17,6 +17,7 @@ The exit manager, the monitor and the ErrorHandler all call this; the chat adapt
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 import threading
@@ -31,7 +32,7 @@ from core.models import ActiveTrade, Alert, RangeStructure
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[Alert], Awaitable[Any]]
+Sink = Callable[[Alert], Awaitable[Any] | Any]
 
 _LOG_LEVEL = {"critical": logging.CRITICAL, "high": logging.ERROR, "medium": logging.WARNING, "info": logging.INFO}
 _SECRET_PATTERNS = [
@@ -238,7 +239,9 @@ class RangeScalpingAlerts:
                 error = "sink unregistered"
                 break
             try:
-                await asyncio.wait_for(fn(alert), timeout=self._timeout)
+                res = fn(alert)  # a plain function works too (it then runs on the loop: keep it quick)
+                if inspect.isawaitable(res):
+                    await asyncio.wait_for(res, timeout=self._timeout)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # a sink may fail any way it likes; we retry, then record

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import numbers
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -123,7 +124,7 @@ class ErrorHandler:
         sev_cfg = self.cfg.error_severity
         ctx = context or {}
         stale = ctx.get("stale_minutes")
-        if isinstance(stale, (int, float)):
+        if isinstance(stale, numbers.Real) and not isinstance(stale, bool):
             if stale > sev_cfg.stale_minutes_high:
                 return "high"
             if stale > sev_cfg.stale_minutes_medium:
@@ -149,8 +150,7 @@ class ErrorHandler:
         event = ErrorEvent(
             ts=self.clock.now(), error_type=error_type, severity=sev, message=msg,
             symbol=ctx.get("symbol"), ticket=ctx.get("ticket"), action=action, outcome=outcome,
-            context={k: redact_secrets(str(v)) if isinstance(v, str) else v for k, v in ctx.items()
-                     if k != "trade" and _jsonable(v)},
+            context={k: _clean(v) for k, v in ctx.items() if k != "trade"},
         )
         saved: list[ErrorEvent] = []
 
@@ -354,5 +354,20 @@ def _describe(e: BaseException) -> str:
     return redact_secrets(f"{type(e).__name__}: {text}" if text else type(e).__name__)
 
 
-def _jsonable(v: Any) -> bool:
-    return isinstance(v, (str, int, float, bool, type(None), list, dict, tuple))
+def _clean(v: Any) -> Any:
+    """JSON-safe and secret-free: plain values stay, anything else (numpy scalars, models) becomes text."""
+    if isinstance(v, str):
+        return redact_secrets(v)
+    if isinstance(v, (bool, int, float, type(None))) and type(v) in (bool, int, float, type(None)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    item = getattr(v, "item", None)  # numpy scalar -> python scalar
+    if callable(item):
+        try:
+            return _clean(item())
+        except (TypeError, ValueError):
+            pass
+    return redact_secrets(str(v))

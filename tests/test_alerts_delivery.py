@@ -206,3 +206,11 @@ def test_redaction():
     assert "hunter2" not in redact_secrets("password: hunter2")
     assert redact_secrets("api_key=XYZ and more") == "api_key=*** and more"
     assert redact_secrets("plain text 12:30") == "plain text 12:30"
+
+
+async def test_plain_function_sink_works(alerts, clock):
+    got = []
+    alerts.register_sink("console", got.append)
+    alerts.send(mk(clock, "medium", "sync sink"))
+    await alerts.drain()
+    assert [a.text for a in got] == ["sync sink"] and alerts.results[-1].ok

@@ -85,6 +85,7 @@ def test_policy_lookup_per_symbol_and_default(tmp_path, store, clock):
     ("breakeven_moved", {"stale_minutes": 6}, "medium"),
     ("data_stale_warning", {"stale_minutes": 5}, "medium"),  # not above 5 -> map value (medium)
     ("stale_data_critical", {"stale_minutes": 2}, "high"),
+    ("data_stale_warning", {"stale_minutes": __import__("numpy").int64(20)}, "high"),
 ])
 def test_severity_map_and_stale_override(handler, etype, ctx, want):
     assert handler.classify(etype, ctx) == want
@@ -309,3 +310,14 @@ async def test_error_and_alert_raised_inside_a_rolled_back_step_are_kept(handler
     await alerts.drain()
     assert sorted(a.kind for a in got) == ["exit_failed", "system_error"]
     assert store.alerts.count() == 2
+
+
+def test_context_values_are_made_json_safe(handler, store):
+    import numpy as np
+
+    handler.record("data_stale_warning", context={"stale_minutes": np.float64(6.5), "bars": np.int64(12),
+                                                  "path": ["a", np.int32(3)], "obj": object()})
+    [ev] = store.errors.recent()
+    assert ev.severity == "medium"  # the numpy stale_minutes still drove the override
+    assert ev.context["stale_minutes"] == 6.5 and ev.context["bars"] == 12 and ev.context["path"] == ["a", 3]
+    assert ev.context["obj"].startswith("<object")
