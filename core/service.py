@@ -121,6 +121,10 @@ class TradingService:
         if not self.ready:
             raise ProposalError("I'm still starting up (reconciling open trades with the broker); try again in a moment.")
 
+    def on_tick(self, symbol: str | None = None) -> None:
+        """A price feed with push updates calls this: the monitor runs a cycle now (tick-driven mode)."""
+        self.monitor.wake()
+
     def range_scalp_tickets(self) -> frozenset[int]:
         return self.exits.range_scalp_tickets()
 
