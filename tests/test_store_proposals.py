@@ -136,3 +136,33 @@ async def test_concurrent_approvals_from_asyncio_and_threads_execute_once(store)
         jobs += [asyncio.to_thread(approve_and_execute, pid), on_loop(pid), asyncio.to_thread(approve_and_execute, pid)]
     await asyncio.gather(*jobs)
     assert sorted(executed) == sorted(ids)
+
+
+def test_random_transition_sequences_match_the_reference_machine(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    store = Store(tmp_path / "h.sqlite", FixedClock(T0))
+    counter = iter(range(10**6))
+    step = st.tuples(st.sets(st.sampled_from(list(S)), min_size=1, max_size=3), st.sampled_from(list(S)))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(step, min_size=1, max_size=8))
+    def run(steps):
+        pid = f"h{next(counter)}"
+        store.proposals.create(make_proposal(pid))
+        state = S.PENDING
+        for froms, to in steps:
+            legal = all(to in ALLOWED_TRANSITIONS[f] for f in froms)
+            if not legal:
+                with pytest.raises(IllegalTransition):
+                    store.proposals.transition(pid, froms, to)
+                continue
+            won = store.proposals.transition(pid, froms, to)
+            assert won == (state in froms)
+            if won:
+                state = to
+            assert store.proposals.get(pid).state is state
+
+    run()
+    store.close()
