@@ -162,8 +162,17 @@ class Runner:
                 self.router, self.secrets.telegram_token.get_secret_value(), chat_id=chat,
                 alert_chat_ids=alert_chats, **self._telegram_kwargs,
             )
-            await self.telegram.start()
-            alerts.register_sink("telegram", self.telegram.on_alert)
+            try:
+                await self.telegram.start()
+            except Exception as e:  # a chat outage or a revoked token must not stop trading or the console
+                log.error("telegram front end could not start: %s", type(e).__name__)
+                if self.console is not None:
+                    self.console.say(f"Telegram could not start ({type(e).__name__}); continuing without it.")
+                with contextlib.suppress(Exception):
+                    await self.telegram.app.shutdown()
+                self.telegram = None
+            else:
+                alerts.register_sink("telegram", self.telegram.on_alert)
         if self.secrets.discord_token:
             from bot.discord_bot import MoneyBotClient
 

@@ -101,3 +101,23 @@ def test_redaction_filter_masks_tokens_in_messages_and_tracebacks():
     rec = logging.LogRecord("x", logging.INFO, __file__, 1, f"url /bot{other}/x", None, None)
     flt.filter(rec)
     assert other not in rec.getMessage()
+
+
+async def test_telegram_down_at_start_does_not_stop_the_process(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    service, clock = await start_core(tmp_path)
+    await service.stop()
+    secrets = Secrets(_env_file=None, telegram_token=TOKEN, trader_user_ids=[TRADER])
+    out = io.StringIO()
+    runner = Runner(service, service.cfg, secrets, stdin=io.StringIO("/status\n"), stdout=out,
+                    chart_dir=tmp_path / "charts",
+                    telegram_kwargs={"base_url": f"http://127.0.0.1:{port}/bot", "poll_timeout": 1})
+    assert await asyncio.wait_for(runner.run(), 60) == 0
+    text = out.getvalue()
+    assert "Telegram could not start (NetworkError); continuing without it." in text
+    assert "No open range scalps." in text and "bye (end of input)" in text
+    assert TOKEN not in text
