@@ -116,6 +116,9 @@ class TelegramFrontEnd:
             return
         if chat.type != "private" and not msg.text.startswith("/"):
             return  # people talk in group chats; only commands are for us
+        first = msg.text.split(maxsplit=1)[0]
+        if "@" in first and first.split("@", 1)[1].lower() != (self.app.bot.username or "").lower():
+            return  # "/status@OtherBot" in a group is for another bot
         if not self._chat_allowed(chat.id):
             log.warning("telegram: user %s wrote from unconfigured chat %s", user.id, chat.id)
             if chat.id not in self._refused_chats:

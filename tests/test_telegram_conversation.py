@@ -169,7 +169,8 @@ async def test_configured_chat_only(tmp_path):
         api.push_text("/help", TRADER)  # a private chat with the bot: not the configured chat
         api.push_text("/help", TRADER)
         api.push_text("hello team", TRADER, chat_id=desk)  # group chatter is not for the bot
-        api.push_text("/help", TRADER, chat_id=desk)
+        api.push_text("/help@SomeOtherBot", TRADER, chat_id=desk)  # nor commands for another bot
+        api.push_text("/help@MoneyBot_Test", TRADER, chat_id=desk)
         await api.wait_for(lambda a: _message(a, desk, "MoneyBot commands") and _message(a, TRADER, "Sorry"))
         await asyncio.sleep(0.3)  # time for a (wrong) second refusal to show up
         private = [c.params["text"] for c in api.sent("sendMessage") if c.params["chat_id"] == TRADER]
