@@ -293,6 +293,24 @@ class RangeScalpingAlerts:
             t.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
 
+    def replay_undelivered(self, max_age_seconds: float = 3600.0) -> int:
+        """At start-up: send again the alerts a crash left undelivered (status 'queued' in the log).
+
+        They keep their log row, so the delivery outcome lands where the alert was first recorded.
+        Returns how many were re-queued.
+        """
+        if self._store is None:
+            return 0
+        rows = self._store.alerts.undelivered(self.clock.now() - max_age_seconds)
+        for r in rows:
+            alert = Alert(kind=r["kind"], severity=r["severity"], title=r["title"], text=r["text"],
+                          symbol=r["symbol"], ticket=r["ticket"], created_at=r["ts"], dedup_key=r["dedup_key"])
+            with self._lock:
+                self._seen[self.dedup_key(alert)] = self.clock.now()
+            log.warning("re-sending alert left undelivered by a restart: %s", alert.title)
+            self._hand_off(alert, r["id"])
+        return len(rows)
+
     # -- the named alerts ----------------------------------------------------------------------
     def _make(self, kind: str, severity: str, title: str, text: str, **kw: Any) -> Alert:
         return Alert(kind=kind, severity=severity, title=title, text=text, created_at=self.clock.now(), **kw)

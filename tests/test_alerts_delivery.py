@@ -214,3 +214,31 @@ async def test_plain_function_sink_works(alerts, clock):
     alerts.send(mk(clock, "medium", "sync sink"))
     await alerts.drain()
     assert [a.text for a in got] == ["sync sink"] and alerts.results[-1].ok
+
+
+def test_alerts_left_queued_by_a_crash_are_replayed_after_restart(tmp_path, clock):
+    path = tmp_path / "a.sqlite"
+    s1 = Store(path, clock)
+    before = RangeScalpingAlerts(load_config(), clock, s1)
+    before.register_sink("telegram", recorder([]))
+    before.alert_exit_failed(9, "XAUUSDc", "requote")  # queued, but the process "dies" before delivery
+    before.send(mk(clock, "info", "info goes nowhere"))  # routed to no sink: logged, not queued
+    s1.close()
+
+    clock.advance(60)
+    s2 = Store(path, clock)
+    after = RangeScalpingAlerts(load_config(), clock, s2)
+    got = []
+    after.register_sink("telegram", recorder(got))
+
+    async def restart():
+        after.attach()
+        assert after.replay_undelivered() == 1
+        await after.drain()
+
+    asyncio.run(restart())
+    assert [(a.kind, a.ticket) for a in got] == [("exit_failed", 9)]
+    assert [r["status"] for r in s2.alerts.recent()] == ["delivered", "logged"]
+    assert after.replay_undelivered() == 0
+    assert not after.alert_exit_failed(9, "XAUUSDc", "requote")  # and it counts for dedup
+    s2.close()

@@ -35,6 +35,13 @@ class AlertLogRepo:
             c.execute("UPDATE alerts_log SET deliveries=?, status=? WHERE id=?",
                       (json.dumps(deliveries, sort_keys=True), status, alert_id))
 
+    def undelivered(self, since: float) -> list[dict[str, Any]]:
+        """Alerts still 'queued' (the process died before any sink answered), oldest first."""
+        rows = self._db.conn.execute(
+            "SELECT * FROM alerts_log WHERE status='queued' AND ts >= ? ORDER BY id", (since,)
+        ).fetchall()
+        return [dict(r) for r in rows]
+
     def recent(self, n: int = 50) -> list[dict[str, Any]]:
         rows = self._db.conn.execute("SELECT * FROM alerts_log ORDER BY id DESC LIMIT ?", (int(n),)).fetchall()
         out = []
