@@ -86,6 +86,7 @@ class LiveParts:
         self._loop = asyncio.new_event_loop()
         self._analyse_fn = analyse_fn
         self._session_filter = None
+        self._news = None
         self.last_refusal = ""
         self._closing_reason: dict[int, str] = {}
         self._has_spread = bool(len(candles) and np.any(candles["spread"] > 0))
@@ -119,7 +120,28 @@ class LiveParts:
             return self._analyse_fn(self.symbol, self.broker, self.cfg, self.clock)
         from core.analysis import analyse_range_scalp_opportunity
 
-        return analyse_range_scalp_opportunity(self.symbol, self.broker, self.cfg, clock=self.clock)
+        if self._news is None:
+            self._news = self._load_news()
+        cal, err = self._news
+        return analyse_range_scalp_opportunity(self.symbol, self.broker, self.cfg, clock=self.clock,
+                                               news=cal, news_error=err)
+
+    def _load_news(self):
+        """The configured news calendar, read once for the whole replay.
+
+        Live analysis re-reads the file through a shared cached source every `cache_seconds` of clock
+        time; on a replay clock that is every bar (~20 % of the run re-parsing an unchanged file), and
+        handing the shared source our replay clock would also disturb a live bot in the same process.
+        The file does not change during a run, so one read yields the very calendar every call would get.
+        """
+        from core.config import resolve_path
+        from core.sources.news import NewsCalendarSource
+
+        n = self.tcfg.news
+        if not n.enabled or not n.calendar_path:
+            return None, None
+        src = NewsCalendarSource(str(resolve_path(n.calendar_path)), float("inf"), self.clock)
+        return src.get(), src.last_error
 
     def session_open(self, now: float) -> bool:
         """The analysis' own session filter, alone: False means the full analysis is bound to say no.
