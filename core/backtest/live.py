@@ -20,6 +20,7 @@ from core.brokers.paper import PaperBroker
 from core.brokers.paper_feed import ReplayFeed
 from core.clock import FixedClock
 from core.config import AppConfig
+from core.data.resample import resample
 from core.execution import ExecutionEngine
 from core.exit_orders import ExitExecutor
 from core.exits import RangeScalpingExitManager
@@ -51,6 +52,27 @@ class ManageAction:
     new_sl: float | None = None
 
 
+def higher_timeframes(tcfg, candles: np.ndarray, timeframe: Timeframe) -> dict[Timeframe, np.ndarray]:
+    """The primary bars plus the analysis' higher timeframes, resampled ONCE from them.
+
+    Free of look-ahead by construction: a resampled bucket is made only of the primary bars inside it,
+    and the feed hands out a bucket only once it has closed (open + length <= now), when all of those
+    bars had closed too. It is the same `core.data.resample.resample` the feed would otherwise call
+    on every request (one call per analysis per timeframe), so the bars are identical; the parity test
+    (a session on a primary-only feed vs this) and the truncation test check it.
+    """
+    out = {timeframe: candles}
+    try:
+        from core.analysis import window_sizes
+    except ImportError:
+        return out
+    for name in window_sizes(tcfg):
+        tf = Timeframe.parse(name)
+        if tf.seconds > timeframe.seconds and tf.seconds % timeframe.seconds == 0 and len(candles):
+            out[tf] = resample(candles, tf)
+    return out
+
+
 class LiveParts:
     def __init__(self, cfg: AppConfig, symbol: str, candles: np.ndarray, timeframe: Timeframe,
                  analyse_fn: AnalyseFn | None = None) -> None:
@@ -64,7 +86,7 @@ class LiveParts:
         start = float(candles["time"][0]) if len(candles) else 0.0
         self.clock = FixedClock(start)
         pc = cfg.broker.paper
-        self.feed = ReplayFeed({symbol: {timeframe: candles}})
+        self.feed = ReplayFeed({symbol: higher_timeframes(self.tcfg, candles, timeframe)})
         self.broker = PaperBroker(
             {symbol: self.spec}, self.feed, db_path=":memory:", clock=self.clock,
             slippage_points=pc.slippage_points, commission_per_lot=pc.commission_per_lot,
