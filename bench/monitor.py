@@ -130,7 +130,7 @@ def build(n_trades: int, n_symbols: int, store: Store | None, cfg, magic: int):
                              start_time=float(hist["time"][0]), end_time=float(hist["time"][-1]))
         d = Direction.LONG if n % 2 else Direction.SHORT
         entry = float(arr["open"][500])
-        risk = 50 * atr  # wide enough that the bench measures evaluation, not a stream of exits
+        risk = 2 * atr  # a realistic stop: MFE/MAE grow and breakeven moves happen during the run
         ticket = 1000 + n
         t = ActiveTrade(ticket=ticket, proposal_id=None, symbol=sym, strategy="bb_fade", direction=d,
                         entry_price=entry, sl=entry - d.sign * risk, tp=hi if d is Direction.LONG else lo,

@@ -29,6 +29,7 @@ from core.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
 
+EXCURSION_STEP_R = 0.05  # MFE/MAE are persisted when they grow by at least this much
 TICK_DRIVEN_INTERVAL = 1.0  # seconds between cycles when `monitor.tick_driven` (or until woken)
 
 
@@ -162,7 +163,7 @@ class Monitor:
                 signals = self._evaluate(trades, views, rep)
                 await self._act(signals, views, rep)
         rep.duration_ms = (time.perf_counter() - t0) * 1000
-        rep.broker_ms = broker_s * 1000
+        rep.broker_ms += broker_s * 1000
         self.heartbeat = self.clock.now()
         self.cycles += 1
         self.last_report = rep
@@ -296,7 +297,9 @@ class Monitor:
                 tcfg = self.cfg.for_symbol(t.symbol)
                 bars = bars_since_entry(t, v.candles, v.timeframe.seconds)
                 mfe, mae = excursions_r(t, v.tick, bars)
-                if mfe != t.mfe_r or mae != t.mae_r:
+                # saved in EXCURSION_STEP_R steps: each save is a durable write, and a finer MFE/MAE
+                # changes no decision (the close itself records max(MFE, final R) exactly)
+                if mfe - t.mfe_r >= EXCURSION_STEP_R or t.mae_r - mae >= EXCURSION_STEP_R:
                     updates[t.ticket] = {"mfe_r": mfe, "mae_r": mae, "last_range_check": now}
                     t = t.model_copy(update={"mfe_r": mfe, "mae_r": mae})
                 if self.executor.closing(t.ticket):
@@ -324,24 +327,37 @@ class Monitor:
         return ordered
 
     async def _act(self, signals: list[ExitSignal], views: dict[str, _MarketView], rep: CycleReport) -> None:
+        """Closes in priority order, one by one; then every stop move (LOW) with one store transaction."""
         done: set[int] = set()
+        moves: list[tuple[ActiveTrade, ExitSignal]] = []
         for sig in signals:
             if sig.ticket in done:
                 continue
             trade = self.exits.get(sig.ticket)
             if trade is None:
                 continue
+            if sig.action == "move_sl" and sig.new_sl is not None:
+                done.add(sig.ticket)
+                moves.append((trade, sig))
+                continue
+            if sig.action != "close":
+                continue
+            done.add(sig.ticket)
             try:
-                if sig.action == "close":
-                    done.add(sig.ticket)
-                    await self._close(trade, sig, views[trade.symbol], rep)
-                elif sig.action == "move_sl" and sig.new_sl is not None:
-                    await self._move_sl(trade, sig, rep)
+                await self._close(trade, sig, views[trade.symbol], rep)
             except Exception as e:  # noqa: BLE001
-                rep.errors.append(f"trade {sig.ticket}: {type(e).__name__}: {e}")
-                log.exception("acting on %s for %s failed", sig.kind, sig.ticket)
-                self.notify.error("exit_processing_failed", f"{sig.kind} on {sig.ticket}: {e}", alert=False,
-                                  symbol=trade.symbol, ticket=sig.ticket)
+                self._act_failed(trade, sig, e, rep)
+        if moves:
+            try:
+                await self._move_stops(moves, rep)
+            except Exception as e:  # noqa: BLE001
+                self._act_failed(moves[0][0], moves[0][1], e, rep)
+
+    def _act_failed(self, trade: ActiveTrade, sig: ExitSignal, e: Exception, rep: CycleReport) -> None:
+        rep.errors.append(f"trade {sig.ticket}: {type(e).__name__}: {e}")
+        log.exception("acting on %s for %s failed", sig.kind, sig.ticket)
+        self.notify.error("exit_processing_failed", f"{sig.kind} on {sig.ticket}: {e}", alert=False,
+                          symbol=trade.symbol, ticket=sig.ticket)
 
     async def _close(self, trade: ActiveTrade, sig: ExitSignal, view: _MarketView, rep: CycleReport) -> None:
         if sig.kind == "range_invalidated":
@@ -357,21 +373,41 @@ class Monitor:
         if out.ok or out.already_closed:
             rep.exits += 1
 
-    async def _move_sl(self, trade: ActiveTrade, sig: ExitSignal, rep: CycleReport) -> None:
-        try:
-            await asyncio.to_thread(self.broker.modify_sltp, trade.ticket, sig.new_sl, trade.tp)
-        except BrokerError as e:
-            rep.errors.append(f"breakeven {trade.ticket}: {e.message}")
-            self.notify.error("breakeven_failed", f"could not move the stop of {trade.ticket}: {e.message}",
-                              alert=False, symbol=trade.symbol, ticket=trade.ticket)
+    async def _move_stops(self, moves: list[tuple[ActiveTrade, ExitSignal]], rep: CycleReport) -> None:
+        """Broker first (the broker-side SL is what protects the money), then one transaction for all.
+
+        If the save fails after the broker moved, the next cycle adopts the broker's SL and the rule does
+        not fire again (the stop is already at breakeven), so nothing is moved twice."""
+        moved: list[tuple[ActiveTrade, ExitSignal]] = []
+        for trade, sig in moves:
+            tb = time.perf_counter()
+            try:
+                await asyncio.to_thread(self.broker.modify_sltp, trade.ticket, sig.new_sl, trade.tp)
+                moved.append((trade, sig))
+            except BrokerError as e:
+                rep.errors.append(f"breakeven {trade.ticket}: {e.message}")
+                self.notify.error("breakeven_failed", f"could not move the stop of {trade.ticket}: {e.message}",
+                                  alert=False, symbol=trade.symbol, ticket=trade.ticket)
+            finally:
+                rep.broker_ms += (time.perf_counter() - tb) * 1000
+        if not moved:
             return
-        old = trade.sl
-        self.exits.update_trade_state(
-            trade.ticket, {"sl": sig.new_sl, "breakeven_moved": True},
-            journal=("sl_moved", {"from": old, "to": sig.new_sl, "reason": "breakeven", "text": sig.reason}),
-        )
-        rep.sl_moves += 1
-        self.notify.error("breakeven_moved", sig.reason, alert=False, symbol=trade.symbol, ticket=trade.ticket)
-        self.notify.alert("breakeven_moved", "info", f"{trade.symbol}: stop moved to breakeven",
-                          f"Ticket {trade.ticket}: {sig.reason}.", symbol=trade.symbol, ticket=trade.ticket,
-                          trade=trade, range_data=trade.range_data)
+        updates = {t.ticket: {"sl": sig.new_sl, "breakeven_moved": True} for t, sig in moved}
+        notes = {t.ticket: ("sl_moved", {"from": t.sl, "to": sig.new_sl, "reason": "breakeven", "text": sig.reason})
+                 for t, sig in moved}
+        try:
+            saved = self.exits.update_many(updates, notes)
+        except TradeNotRegistered:  # one closed meanwhile: save the others one by one
+            saved = {}
+            for ticket, upd in updates.items():
+                try:
+                    saved[ticket] = self.exits.update_trade_state(ticket, upd, journal=notes[ticket])
+                except TradeNotRegistered:
+                    pass
+        for trade, sig in moved:
+            if trade.ticket not in saved:
+                continue
+            rep.sl_moves += 1
+            self.notify.alert("breakeven_moved", "info", f"{trade.symbol}: stop moved to breakeven",
+                              f"Ticket {trade.ticket}: {sig.reason}.", symbol=trade.symbol, ticket=trade.ticket,
+                              trade=saved[trade.ticket], range_data=trade.range_data)
