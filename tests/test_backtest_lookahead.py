@@ -57,3 +57,31 @@ def test_session_gate_only_skips_bars_the_analysis_rejects():
     finally:
         parts.shutdown()
     assert checked == gated and gated > 50
+
+
+@pytest.mark.skipif(not HAVE_ANALYSIS, reason="core.analysis not merged yet")
+def test_precomputed_higher_timeframes_hand_out_the_same_closed_bars():
+    """The backtest feed resamples M15/H1 once; at every bar it must return exactly what the on-demand
+    resampling of the live paper feed returns (closed buckets only), including around weekend gaps."""
+    from core.analysis import window_sizes
+    from core.backtest.live import higher_timeframes
+    from core.brokers.paper_feed import ReplayFeed
+    from core.timeframes import Timeframe
+
+    tcfg = load_config().for_symbol("XAUUSDc")
+    c = load_candles(XAU, tz_offset_hours=2)[:4000]
+    pre = higher_timeframes(tcfg, c, Timeframe.M5)
+    assert set(pre) > {Timeframe.M5}
+    on_demand = ReplayFeed({"X": {Timeframe.M5: c}})
+    once = ReplayFeed({"X": pre})
+    compared = 0
+    for i in range(100, len(c) - 1, 5):
+        now = float(c["time"][i]) + 300
+        for name, n in window_sizes(tcfg).items():
+            tf = Timeframe.parse(name)
+            a = on_demand.closed("X", tf, now, n)
+            b = once.closed("X", tf, now, n)
+            assert len(a) == len(b) and (a == b).all(), (i, name)
+            assert len(b) == 0 or b["time"][-1] + tf.seconds <= now  # nothing still forming
+            compared += 1
+    assert compared > 2000
