@@ -117,7 +117,8 @@ class TelegramFrontEnd:
         if chat.type != "private" and not msg.text.startswith("/"):
             return  # people talk in group chats; only commands are for us
         first = msg.text.split(maxsplit=1)[0]
-        if "@" in first and first.split("@", 1)[1].lower() != (self.app.bot.username or "").lower():
+        if first.startswith("/") and "@" in first and \
+                first.split("@", 1)[1].lower() != (self.app.bot.username or "").lower():
             return  # "/status@OtherBot" in a group is for another bot
         if not self._chat_allowed(chat.id):
             log.warning("telegram: user %s wrote from unconfigured chat %s", user.id, chat.id)

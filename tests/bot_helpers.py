@@ -50,9 +50,20 @@ def analysis_from(candles: np.ndarray, symbol: str = "XAUUSDc", passed: bool = T
 
 # ---------------------------------------------------------------- the real core, on real data
 TRADER, VIEWER, STRANGER = 4242, 4343, 666
-# Replay instants where the real analysis of XAUUSDc passes with viable strategies (found by scanning
-# the M5 file; the bar at this time has just closed, so PaperBroker sees it).
+# Replay instants where the real analysis of XAUUSDc passes with several viable strategies (found by
+# scanning the M5 file; the bar before each instant has just closed, so PaperBroker sees it). Tests take
+# the first that still passes, so a retuned analysis does not silently turn them into NO TRADE tests.
 XAU_TRADEABLE_AT = 1735910400 + 300
+XAU_CANDIDATES = [XAU_TRADEABLE_AT, 1735921500 + 300, 1735866000 + 300, 1736397300 + 300, 1738673400 + 300]
+
+
+async def _tradeable(service, clock, candidates, min_viable: int = 2) -> None:
+    for at in candidates:
+        clock.set(at)
+        a = await service.analyse("XAUUSDc")
+        if a.passed and len([s for s in a.strategies if s.viable]) >= min_viable:
+            return
+    raise AssertionError("no tradeable XAUUSDc instant among the candidates: rescan the data")
 
 
 def config_with(tmp_path, overrides: dict):
@@ -76,5 +87,7 @@ async def start_core(tmp_path, at: float = XAU_TRADEABLE_AT, traders=(TRADER,), 
     cfg = config_with(tmp_path, overrides) if overrides else load_config()
     clock = FixedClock(at)
     service = build_core(cfg, None, clock=clock, data_dir=tmp_path, authorizer=Authorizer(traders, viewers))
+    if at == XAU_TRADEABLE_AT:
+        await _tradeable(service, clock, XAU_CANDIDATES)
     await service.start()
     return service, clock
