@@ -127,7 +127,7 @@ async def test_real_analysis_drives_the_chain_until_a_breakeven_exit(cfg, bars, 
     svc._analyser = default_analyser(cfg, broker, clock)
     await svc.start(monitor=False)
     found, analyses, executed = None, 0, 0
-    for step in range(2000):
+    for step in range(4000):  # usually found within ~100 bars; the margin absorbs scoring changes
         if not svc.exits.active_trades() and step % 3 == 0:
             analyses += 1
             analysis, props = await svc.propose(SYMBOL)
