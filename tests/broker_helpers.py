@@ -21,7 +21,7 @@ def xau_spec(**over) -> SymbolSpec:
 def load_xau_m5() -> np.ndarray:
     path = Path(market_data_dir()) / XAU_M5
     if not path.exists():
-        pytest.skip(f"market data not available: {path}")
+        pytest.fail(f"real market data missing: {path} (the shared data must sit at ../shared/data/market)")
     from core.data.loaders import load_candles
 
     return load_candles(path, tz_offset_hours=XAU_OFFSET_HOURS)

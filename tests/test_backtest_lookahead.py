@@ -1,8 +1,6 @@
 """No look-ahead in the backtest's decisions: removing the bars after t changes nothing decided by t."""
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from core.backtest.engine import BacktestEngine, BacktestSpec
@@ -11,7 +9,6 @@ from core.data.loaders import load_candles
 from tests.backtest_probe import edge_fade
 
 XAU = market_data_dir() / "budimanlai__forex-tick" / "data" / "XAUUSD_M5.csv"
-HAVE_ANALYSIS = importlib.util.find_spec("core.analysis") is not None
 
 
 def _decisions(signals, upto: int):
@@ -19,8 +16,7 @@ def _decisions(signals, upto: int):
             for s in signals if s.decision_bar <= upto]
 
 
-@pytest.mark.parametrize("decider", ["probe", pytest.param("live", marks=pytest.mark.skipif(
-    not HAVE_ANALYSIS, reason="core.analysis not merged yet"))])
+@pytest.mark.parametrize("decider", ["probe", "live"])
 def test_decisions_up_to_t_do_not_depend_on_later_bars(decider):
     cfg = load_config()
     full = load_candles(XAU, tz_offset_hours=2)[:3000]
@@ -34,7 +30,6 @@ def test_decisions_up_to_t_do_not_depend_on_later_bars(decider):
         assert _decisions(cut.signals, t) == _decisions(ref.signals, t), f"decisions differ up to bar {t}"
 
 
-@pytest.mark.skipif(not HAVE_ANALYSIS, reason="core.analysis not merged yet")
 def test_session_gate_only_skips_bars_the_analysis_rejects():
     """The engine skips the analysis when the session filter alone fails; the full analysis must agree."""
     from core.backtest.live import LiveParts
@@ -59,7 +54,6 @@ def test_session_gate_only_skips_bars_the_analysis_rejects():
     assert checked == gated and gated > 50
 
 
-@pytest.mark.skipif(not HAVE_ANALYSIS, reason="core.analysis not merged yet")
 def test_precomputed_higher_timeframes_hand_out_the_same_closed_bars():
     """The backtest feed resamples M15/H1 once; at every bar it must return exactly what the on-demand
     resampling of the live paper feed returns (closed buckets only), including around weekend gaps."""
