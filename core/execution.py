@@ -238,6 +238,9 @@ class ExecutionEngine:
         sl, tp, notes = adjust_stops(s.direction, price, s.stop_loss, s.take_profit, info,
                                      spread=tick.ask - tick.bid)  # 3. SL/TP vs stops level
         comment = order_comment(p.id, s.strategy)
+        blocked = self.notify.entries_blocked()  # again: a pause/emergency may have landed during the awaits above
+        if blocked:
+            return self._fail(p, ProposalState.APPROVED, f"{blocked} Nothing was traded.")
         if not self.store.proposals.transition(p.id, ProposalState.APPROVED, ProposalState.EXECUTING):
             return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
         request = OrderRequest(
@@ -261,6 +264,9 @@ class ExecutionEngine:
         for i in range(attempts):
             if i > 0:
                 await self._sleep(policy.retry_interval if policy else 0)
+                blocked = self.notify.entries_blocked()
+                if blocked:  # a refused attempt sent nothing: a pause since then stops the resend
+                    return self._fail(p, ProposalState.EXECUTING, f"{blocked} Nothing was traded.")
                 refreshed = await self._refresh_price(p, request)
                 if isinstance(refreshed, ProposalOutcome):
                     return refreshed
