@@ -28,6 +28,7 @@ from core.recovery import RecoveryReport, recover
 log = logging.getLogger(__name__)
 
 HOUR = 3600.0
+EMERGENCY_IN_FLIGHT_WAIT = 30.0  # seconds an emergency waits for orders already sent to be recorded
 STALE_HEARTBEAT_CYCLES = 3  # /health calls the monitor stale after missing this many cycles
 
 Analyser = Callable[[str], AnalysisResult]
@@ -239,6 +240,8 @@ class TradingService:
         self.authz.check(user_id, "emergency")
         self._require_ready()
         self._ks().emergency(user_id, "emergency stop from chat")
+        # an order already on its way is not registered yet: let it land so it is closed below too
+        await self._wait_for_in_flight_orders()
         outs = []
         for t in self.exits.active_trades():
             outs.append(await self.close_trade(t.ticket, user_id))
@@ -247,6 +250,13 @@ class TradingService:
         if failed:
             msg += f" Could NOT close ticket(s) {', '.join(map(str, failed))}: close them manually in MetaTrader."
         return EmergencyOutcome(ok=not failed, message=msg, outcomes=outs)
+
+    async def _wait_for_in_flight_orders(self, timeout: float = EMERGENCY_IN_FLIGHT_WAIT) -> None:
+        """Wait (bounded, wall time) until no approval is between 'executing' and its record."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.execution.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.02)
 
     # ---- reports ----------------------------------------------------------------------------------
     def metrics(self, days: int | None = None) -> MetricsReport:

@@ -1,0 +1,120 @@
+"""Review of the approval → send path: the kill switch must hold right up to the order, and an emergency
+stop must not leave behind a position whose order was already on its way (real-data paper broker)."""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import lifecycle_helpers as k
+import pytest
+
+from core.brokers.base import RequoteError
+from core.clock import FixedClock
+from core.models import ProposalState
+
+SYMBOL = "XAUUSDc"
+START = 30000
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return k.config()
+
+
+@pytest.fixture(scope="module")
+def bars(cfg):
+    return k.m5(cfg, SYMBOL)
+
+
+class HookBroker(k.FlakyBroker):
+    """A FlakyBroker that runs `hooks[method]()` inside the broker call (in the worker thread)."""
+
+    def __init__(self, inner) -> None:
+        super().__init__(inner)
+        self.hooks: dict = {}
+
+    def __getattr__(self, name):
+        call = super().__getattr__(name)
+        if not callable(call) or name not in self.hooks:
+            return call
+
+        def hooked(*a, **kw):
+            hook = self.hooks.pop(name)
+            hook()
+            return call(*a, **kw)
+
+        return hooked
+
+
+async def _svc(cfg, bars, tmp_path):
+    clock = FixedClock(float(bars["time"][START]))
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    inner.connect()
+    broker = HookBroker(inner)
+
+    def analyser(sym):
+        tick = inner.tick(SYMBOL)
+        entry = round(tick.ask, 2)
+        setup = k.Setup(0, k.Direction.LONG, entry, round(entry - 3.0, 2), round(entry + 6.0, 2))
+        return k.analysis_at(sym, bars, clock.now(), setup)
+
+    svc = k.service(cfg, tmp_path, clock, broker=broker, analyser=analyser)
+    await svc.start(monitor=False)
+    return svc, inner
+
+
+async def test_pause_while_pricing_the_order_blocks_the_send(cfg, bars, tmp_path):
+    """The kill switch is checked at approval, but the engine then awaits the broker for a price; a
+    /pause (or an auto-disable) landing during that await must still stop the order."""
+    svc, inner = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    svc.broker.hooks["tick"] = lambda: svc.pause(k.TRADER, "news in 1 minute")
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert svc.broker.calls.get("tick", 0) >= 1  # the hook really ran inside the execution
+    assert svc.broker.calls.get("market_order", 0) == 0, "an order was sent after the pause"
+    assert not out.ok and "paused" in out.message.lower()
+    assert inner.positions() == []
+    assert svc.store.proposals.get(props[0].id).state is ProposalState.FAILED
+
+
+async def test_pause_between_retries_blocks_the_resend(cfg, bars, tmp_path):
+    """A requote is retried with a fresh price; a pause arriving meanwhile must stop the resend."""
+    svc, inner = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+
+    def requote_then_pause():
+        svc.pause(k.TRADER, "stop now")
+        raise RequoteError("requote", 10004)
+
+    svc.broker.hooks["market_order"] = requote_then_pause
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert svc.broker.calls.get("market_order", 0) == 0  # the hook raised before the real call counted
+    assert inner.positions() == [], "the requoted order was resent after the pause"
+    assert not out.ok
+
+
+async def test_emergency_during_an_in_flight_order_closes_the_new_position(cfg, bars, tmp_path):
+    """Emergency = block entries, then close every range scalp. An order already at the broker when
+    the emergency starts is not yet registered; it must not survive the emergency open."""
+    svc, inner = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        entered.set()
+        release.wait(10)
+
+    svc.broker.hooks["market_order"] = hold
+    approval = asyncio.create_task(svc.approve(props[0].id, k.TRADER))
+    while not entered.is_set():
+        await asyncio.sleep(0.005)
+    emergency = asyncio.create_task(svc.emergency(k.TRADER))
+    await asyncio.sleep(0.05)
+    release.set()
+    out = await approval
+    em = await emergency
+    assert out.ok  # the order was already sent: it is recorded, not lost
+    assert inner.positions() == [], "a position opened during the emergency stop is still open"
+    assert svc.store.closed.get(out.ticket) is not None
+    assert em.ok, em.message
+    assert svc.notifier.entries_blocked()
