@@ -274,14 +274,17 @@ class Monitor:
                 tick = await asyncio.to_thread(self.broker.tick, sym)
                 candles = await asyncio.to_thread(self.broker.candles, sym, tf, self._candle_count(sym))
                 views[sym] = self._last_view[sym] = _MarketView(tick, candles, info, tf, self.clock.now())
-            except BrokerError as e:
-                rep.errors.append(f"{sym}: {e.message}")
+            except Exception as e:  # noqa: BLE001 - one symbol's bad feed must not blind the other symbols
+                msg = e.message if isinstance(e, BrokerError) else f"{type(e).__name__}: {e}"
+                if not isinstance(e, BrokerError):
+                    log.exception("fetching %s failed", sym)
+                rep.errors.append(f"{sym}: {msg}")
                 last = self._last_view.get(sym)
                 pol = self.cfg.for_symbol(sym).error_handling.get("data_source_unavailable")
                 max_age = (pol.max_age_minutes or 0) * 60 if pol else 0
                 if last is not None and self.clock.now() - last.at <= max_age:
                     views[sym] = last
-                self.notify.error("data_source_unavailable", f"{sym} prices unavailable: {e.message}",
+                self.notify.error("data_source_unavailable", f"{sym} prices unavailable: {msg}",
                                   alert=False, symbol=sym)
         return views
 
@@ -322,6 +325,10 @@ class Monitor:
                         self.exits.update_trade_state(ticket, upd)
                     except TradeNotRegistered:
                         pass
+            except Exception as e:  # noqa: BLE001 - a failed MFE/MAE save must not cancel this cycle's exits
+                rep.errors.append(f"saving excursions: {type(e).__name__}: {e}")
+                log.exception("saving MFE/MAE failed")
+                self.notify.error("trade_evaluation_failed", f"saving MFE/MAE failed: {e}", alert=False)
         ordered = self.exits.order_signals(signals)
         rep.signals = ordered
         return ordered

@@ -1,0 +1,70 @@
+"""Review of the monitor's failure isolation: a cosmetic write or one symbol's bad feed must not stop the
+exits of every trade in the cycle (real-data paper broker, two symbols)."""
+from __future__ import annotations
+
+import sqlite3
+
+import lifecycle_helpers as k
+import pytest
+
+from core.clock import FixedClock
+from core.models import Direction
+
+SYMBOLS = ("XAUUSDc", "BTCUSDc")
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return k.config({"exits": {"max_minutes_in_trade": 5}})
+
+
+async def _svc(cfg, tmp_path):
+    clock = FixedClock(k.common_time(cfg, SYMBOLS))
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock, symbols=SYMBOLS)
+    inner.connect()
+    broker = k.FlakyBroker(inner)
+    svc = k.service(cfg, tmp_path, clock, broker=broker, analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
+    await svc.start(monitor=False)
+    return svc
+
+
+async def test_a_failing_mfe_save_does_not_cancel_the_cycles_exits(cfg, tmp_path, monkeypatch):
+    """MFE/MAE are saved before the exits run; if that write fails (database locked, disk full) the
+    trades past their time limit must still be closed in this cycle."""
+    svc = await _svc(cfg, tmp_path)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    # a 1-point risk makes any real move a large R, so the cycle certainly has an MFE/MAE to save
+    svc.exits.update_trade_state(ticket, lambda t: {"initial_sl": t.entry_price - 0.01})
+    real = svc.exits.update_many
+    tried = []
+
+    def locked(updates, journal=None):
+        if any("mfe_r" in (u if isinstance(u, dict) else {}) for u in updates.values()):
+            tried.append(list(updates))
+            raise sqlite3.OperationalError("database is locked")
+        return real(updates, journal)
+
+    monkeypatch.setattr(svc.exits, "update_many", locked)
+    svc.broker.step()
+    svc.broker.step()
+    rep = await svc.monitor.run_cycle()
+    assert tried, "the cycle never tried to save an excursion"
+    assert rep.exits == 1, rep.errors
+    assert svc.store.closed.get(ticket).exit_reason == "max_time_in_trade"
+    assert any("database is locked" in e for e in rep.errors)
+
+
+async def test_an_unexpected_error_in_one_symbols_feed_does_not_blind_the_other_symbols(cfg, tmp_path):
+    """Only BrokerError was isolated per symbol; anything else (a bridge returning garbage) aborted the
+    whole fetch, so no trade on any symbol was judged or closed."""
+    svc = await _svc(cfg, tmp_path)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    await k.open_trades(svc, "BTCUSDc")
+    svc.broker.step()
+    svc.broker.step()
+    svc.broker.fail("candles", ValueError("bridge returned a malformed rates array"))  # BTCUSDc is fetched first
+    rep = await svc.monitor.run_cycle()
+    assert any("malformed" in e for e in rep.errors)
+    closed = svc.store.closed.get(ticket)
+    assert closed is not None and closed.exit_reason == "max_time_in_trade"
+    assert rep.symbols == 1
