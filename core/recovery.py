@@ -74,7 +74,11 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
     for t in exits.active_trades():
         pos = positions.get(t.ticket)
         if pos is None:
-            closed = await executor.record_broker_close(t, reason_text="closed while the bot was down")
+            try:
+                closed = await executor.record_broker_close(t, reason_text="closed while the bot was down")
+            except Exception:  # noqa: BLE001 - one unreadable history must not stop the start-up (nothing monitored)
+                log.exception("journalling %s closed while down failed; the monitor retries", t.ticket)
+                closed = None
             (rep.closed_while_down if closed is not None else rep.unresolved).append(t.ticket)
             continue
         if abs(pos.sl - t.sl) > 1e-12 or abs(pos.tp - t.tp) > 1e-12:
@@ -89,7 +93,11 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
     known = exits.range_scalp_tickets()
     for ticket, pos in positions.items():
         if ticket not in known:
-            adopt_position(store, exits, notifier, pos, clock)
+            try:
+                adopt_position(store, exits, notifier, pos, clock)
+            except Exception:  # noqa: BLE001 - the monitor adopts it on its next cycle
+                log.exception("adopting orphan %s failed at start-up", ticket)
+                continue
             rep.orphans_adopted.append(ticket)
     rep.duration_ms = (time.perf_counter() - t0) * 1000
     log.info("recovery: %s", rep.model_dump(exclude_defaults=True))

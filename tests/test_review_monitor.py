@@ -68,3 +68,40 @@ async def test_an_unexpected_error_in_one_symbols_feed_does_not_blind_the_other_
     closed = svc.store.closed.get(ticket)
     assert closed is not None and closed.exit_reason == "max_time_in_trade"
     assert rep.symbols == 1
+
+
+async def test_a_history_read_failing_during_startup_recovery_does_not_stop_the_bot(tmp_path):
+    """Recovery journals trades closed while the bot was down from the deal history. If that read
+    fails for one trade, start() must still finish (else nothing at all is monitored) and a later
+    monitor cycle journals the close from the real deals."""
+    from core.brokers.base import BrokerConnectionError
+
+    cfg = k.config()
+    t0 = float(k.m5(cfg)["time"][30000])
+    clock = FixedClock(t0)
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    inner.connect()
+    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner), analyser=k.LiveAnalyser(inner, clock))
+    await svc.start(monitor=False)
+    (gone,) = await k.open_trades(svc, "XAUUSDc")
+    svc.store.close()
+    for _ in range(500):  # the replay runs on while the bot is down, until the broker's SL/TP closes it
+        inner.step()
+        if not inner.positions():
+            break
+    assert not inner.positions()
+    inner.close()
+
+    clock2 = FixedClock(t0)
+    inner2 = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock2)
+    broker2 = k.FlakyBroker(inner2)
+    broker2.fail("history_deals", BrokerConnectionError("IPC timeout", -10005))
+    svc2 = k.service(cfg, tmp_path, clock2, broker=broker2, analyser=k.LiveAnalyser(inner2, clock2))
+    rep = await svc2.start(monitor=False)  # must not raise
+    assert svc2.ready and gone in rep.unresolved
+    assert gone in svc2.range_scalp_tickets()  # still watched until its close is journalled
+    await svc2.monitor.run_cycle()
+    closed = svc2.store.closed.get(gone)
+    deal = [d for d in inner2.history_deals(position_id=gone) if d.entry == "out"][-1]
+    assert closed is not None and closed.exit_price == pytest.approx(deal.price)
+    assert not svc2.range_scalp_tickets()
