@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from bot import presenter
+from bot.backtest_command import BacktestCommand
 from bot.chart import render_alert_chart, render_analysis_chart
 from bot.command_spec import ACTIONS, NO_ARGS, USAGE, Service, parse_command
 from bot.command_spec import clip as _clip
 from bot.command_spec import maybe_await as _maybe
+from bot.progress import ProgressFn
 from bot.replies import Button, Reply, parse_payload
 from core.exceptions import NotAuthorizedError, UnknownSymbolError, UserFacingError
 from core.models import Alert, AnalysisResult, TradeProposal
@@ -52,7 +54,7 @@ class CommandRouter:
         self.chart_dir = chart_dir
         self._report_error = report_error
         self._refused: set[Any] = set()
-        self._backtest_lock = asyncio.Lock()  # CPU-heavy: one at a time, never starve the monitor
+        self.backtest = BacktestCommand(self)  # CPU-heavy: a worker thread, one at a time, progress edits
         self._handlers: dict[str, Callable[[Any, list[str]], Awaitable[Reply]]] = {
             "scalp": self._scalp,
             "status": self._status,
@@ -66,13 +68,20 @@ class CommandRouter:
             "health": self._health,
             "help": self._help,
             "start": self._help,
-            "backtest": self._backtest,
+            "backtest": self.backtest,
         }
 
     # ---------------------------------------------------------------- entry points
-    async def handle_text(self, text: str, user_id: Any) -> Reply | None:
-        """Answer one chat message. None means: say nothing (a repeat from a refused stranger)."""
-        return await self._guard(self._dispatch_text, text, user_id, context={"text": _clip(str(text), 80)})
+    async def handle_text(self, text: str, user_id: Any, *, progress: ProgressFn | None = None) -> Reply | None:
+        """Answer one chat message. None means: say nothing (a repeat from a refused stranger).
+
+        `progress` is where a long command (/backtest) posts "…40%" texts while it works; the adapter
+        shows the first and edits it with the rest. Commands that finish quickly never call it.
+        """
+        async def dispatch(text: str, user_id: Any) -> Reply:
+            return await self._dispatch_text(text, user_id, progress)
+
+        return await self._guard(dispatch, text, user_id, context={"text": _clip(str(text), 80)})
 
     async def handle_callback(self, payload: str, user_id: Any) -> Reply | None:
         """Answer one button tap; the reply is an edit of the tapped message (or a toast)."""
@@ -148,7 +157,7 @@ class CommandRouter:
         v = int(text)
         return v if lo <= v <= hi else None
 
-    async def _dispatch_text(self, text: str, user_id: Any) -> Reply:
+    async def _dispatch_text(self, text: str, user_id: Any, progress: ProgressFn | None = None) -> Reply:
         parsed = parse_command(text)
         if parsed is None:
             return Reply(text="I only understand commands. Try /help or /scalp XAUUSDc.", kind="usage")
@@ -158,6 +167,8 @@ class CommandRouter:
             return Reply(text=f"Unknown command /{_clip(name, 20)}. Try /help.", kind="usage")
         if name in NO_ARGS and args:
             return Reply(text=f"/{name} takes no arguments. Try /help.", kind="usage")
+        if handler is self.backtest:
+            return await self.backtest(user_id, args, progress)
         return await handler(user_id, args)
 
     # ---------------------------------------------------------------- commands
@@ -278,24 +289,6 @@ class CommandRouter:
 
     async def _help(self, user_id: Any, args: list[str]) -> Reply:
         return Reply(text=presenter.HELP)
-
-    async def _backtest(self, user_id: Any, args: list[str]) -> Reply:
-        if not 1 <= len(args) <= 2:
-            return Reply(text=USAGE["backtest"], kind="usage")
-        symbol = self._symbol(args[0])
-        days = 30 if len(args) == 1 else self._int(args[1], 1, MAX_DAYS)
-        if days is None:
-            return Reply(text=USAGE["backtest"], kind="usage")
-        self.service.authorize(user_id, "read")
-        try:
-            from core.backtest.api import run_backtest
-        except ImportError:
-            return Reply(text="Backtesting is not available in this build.", kind="error")
-        if self._backtest_lock.locked():
-            return Reply(text="A backtest is already running; try again when it has finished.", kind="error")
-        async with self._backtest_lock:
-            report = await asyncio.to_thread(run_backtest, self.cfg, symbol, days=days)
-        return Reply(text=presenter.backtest_text(report, days))
 
     # ---------------------------------------------------------------- alerts
     async def alert_reply(self, alert: Alert) -> Reply:

@@ -43,6 +43,7 @@ class ConsoleChat:
         self.user_id = user_id
         self._choices: dict[int, Button] = {}
         self._lines: asyncio.Queue[str | None] | None = None
+        self._background: set[asyncio.Task] = set()
 
     def say(self, text: str) -> None:
         try:
@@ -74,15 +75,28 @@ class ConsoleChat:
         while True:
             line = await self._lines.get()
             if line is None:
+                await self._finish_background()
                 self.say("bye (end of input)")
                 return
             text = line.strip()
             if not text:
                 continue
             if text.lower() in QUIT:
+                await self._finish_background()
                 self.say("bye")
                 return
-            await self.handle_line(text)
+            if _is_long(text):  # a backtest runs aside: the trader can keep typing commands meanwhile
+                task = asyncio.create_task(self.handle_line(text))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            else:
+                await self.handle_line(text)
+
+    async def _finish_background(self) -> None:
+        """A backtest already running is allowed to finish and print its result before the chat ends."""
+        if self._background:
+            self.say("(waiting for the running backtest to finish…)")
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def handle_line(self, text: str) -> None:
         if text.isdigit() and len(text) <= 3:
@@ -95,9 +109,12 @@ class ConsoleChat:
         else:
             if not text.startswith("/"):
                 text = "/" + text  # at a terminal the slash is optional
-            reply = await self.router.handle_text(text, self.user_id)
+            reply = await self.router.handle_text(text, self.user_id, progress=self._progress)
         if reply is not None:
             self.show(reply)
+
+    async def _progress(self, text: str) -> None:
+        self.say(text)  # a terminal cannot edit a line another command may have printed under it
 
     def _save_chart(self, reply: Reply) -> Path | None:
         if not reply.image:
@@ -132,3 +149,8 @@ class ConsoleChat:
         reply = await self.router.alert_reply(alert)
         path = self._save_chart(reply)
         self.say(f"\n*** ALERT ***\n{reply.text}" + (f"\nchart: {path.resolve()}" if path else "") + "\n")
+
+
+def _is_long(text: str) -> bool:
+    first = text.split(maxsplit=1)[0].lstrip("/").split("@", 1)[0].lower()
+    return first == "backtest"

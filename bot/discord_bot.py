@@ -195,10 +195,22 @@ class MoneyBotClient(discord.Client):
         except discord.HTTPException as e:
             log.warning("discord defer for /%s failed: %s", name, e)
             return
-        reply = await self.router.handle_text(text, interaction.user.id)
+        reply = await self.router.handle_text(text, interaction.user.id, progress=self._progress_sink(interaction))
         if reply is None:
             reply = Reply(text="Sorry, I can't help you here.", kind="refusal", ephemeral=True)
         await self._followup(interaction, reply)
+
+    @staticmethod
+    def _progress_sink(interaction: discord.Interaction):
+        """Progress of a long command: edits of the deferred ("thinking…") response; the result follows."""
+
+        async def edit(text: str) -> None:
+            try:
+                await interaction.edit_original_response(content=_clip(text))
+            except discord.HTTPException as e:
+                log.warning("discord progress edit failed: %s", e.status)
+
+        return edit
 
     async def _followup(self, interaction: discord.Interaction, reply: Reply) -> None:
         kwargs: dict[str, Any] = {"content": _clip(reply.text), "ephemeral": reply.ephemeral}

@@ -225,23 +225,6 @@ def _kv(obj: Any, limit: int = 40) -> str:
     return str(data)
 
 
-def backtest_text(report: Any, days: int | None) -> str:
-    m = report.metrics.overall
-    wr = "-" if m.win_rate is None else f"{100 * m.win_rate:.0f}%"
-    exp = "-" if m.expectancy_r is None else f"{m.expectancy_r:+.3f}R"
-    lines = [
-        f"Backtest {report.symbol} {report.timeframe}, last {days} day(s)",
-        f"{hhmm(report.start)} → {hhmm(report.end)} · {report.bars} bars",
-        f"trades {m.trades} · win rate {wr} · expectancy {exp}",
-        f"net P&L {m.net_pnl:+.2f} · max DD {m.max_drawdown:.2f}",
-        f"balance {report.starting_balance:.2f} → {report.final_balance:.2f}",
-    ]
-    for name, b in list(report.metrics.by_strategy.items())[:5]:
-        e = "-" if b.expectancy_r is None else f"{b.expectancy_r:+.2f}R"
-        lines.append(f" • {name}: {b.trades} trades, exp {e}")
-    return "\n".join(lines)
-
-
 def config_text(cfg: Mapping[str, Any], version: str, symbol: str | None) -> str:
     """Only the sections a trader tunes; the full JSON would be far too long for a phone."""
     wanted = ("entry_filters", "strategy_rr", "range_width", "execution", "exits", "sessions")

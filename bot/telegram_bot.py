@@ -23,6 +23,7 @@ from telegram.ext import (
 )
 
 from bot.commands import CommandRouter
+from bot.progress import PostThenEdit
 from bot.replies import Button, Reply
 from core.models import Alert
 
@@ -126,7 +127,7 @@ class TelegramFrontEnd:
                 self._refused_chats.add(chat.id)
                 await self._safe(self.app.bot.send_message(chat.id, CHAT_REFUSAL))
             return
-        reply = await self.router.handle_text(msg.text, user.id)
+        reply = await self.router.handle_text(msg.text, user.id, progress=self.progress_sink(chat.id))
         if reply is not None:
             await self.send(chat.id, reply)
 
@@ -170,6 +171,18 @@ class TelegramFrontEnd:
         except TelegramError as e:
             log.warning("telegram call failed: %s: %s", type(e).__name__, e)
         return None
+
+    def progress_sink(self, chat_id: int) -> PostThenEdit:
+        """Progress of a long command: one message, then editMessageText on it (no chat spam)."""
+
+        async def post(text: str) -> Any:
+            return await self._safe(self.app.bot.send_message(chat_id, _clip(text)))
+
+        async def edit(message: Any, text: str) -> Any:
+            return await self._safe(self.app.bot.edit_message_text(
+                _clip(text), chat_id=chat_id, message_id=message.message_id))
+
+        return PostThenEdit(post, edit)
 
     async def send(self, chat_id: int, reply: Reply) -> None:
         """Chart first, then the card with its keyboard right under it (where the thumb is)."""

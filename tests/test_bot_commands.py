@@ -63,11 +63,33 @@ async def test_commands_end_to_end_on_the_real_core(tmp_path):
 async def test_backtest_command_runs_core_backtest(tmp_path):
     service, clock = await start_core(tmp_path)
     router = make_router(service, service.cfg, chart_dir=tmp_path)
+    router.backtest.min_interval = 0.0  # a 2-day run takes well under the 2 s production throttle
+    texts: list[str] = []
+
+    async def progress(text: str) -> None:
+        texts.append(text)
+
     try:
         t0 = time.perf_counter()
-        r = await router.handle_text("/backtest xauusdc 2", TRADER)
-        assert r.text.startswith("Backtest XAUUSDc M5, last 2 day(s)") and "trades " in r.text, r.text
+        r = await router.handle_text("/backtest xauusdc 2", TRADER, progress=progress)
+        assert r.text.startswith("📊 Backtest XAUUSDc M5, last 2 day(s)"), r.text
         assert time.perf_counter() - t0 < 60
+        assert r.image.startswith(b"\x89PNG") and r.image_name == "backtest_XAUUSDc_2d.png"
+        n = int(r.text.split("(n=", 1)[1].split(")", 1)[0])
+        assert n >= 1 and "Win rate" in r.text and r.text.count(f"(n={n})") >= 8  # the count by every figure
+        # progress: 0% first, rising percentages, then the outcome (never a 100% edit before it)
+        assert texts[0] == "⏳ Backtesting XAUUSDc, last 2 day(s)… 0%"
+        pcts = [int(t.split("… ", 1)[1].split("%", 1)[0]) for t in texts[:-1]]
+        assert len(pcts) >= 5 and pcts == sorted(pcts) and all(b - a >= 10 for a, b in zip(pcts, pcts[1:], strict=False))
+        assert texts[-1].startswith("✅ Backtest XAUUSDc done:") and " bars in " in texts[-1]
+
+        # bad input never posts a progress message
+        texts.clear()
+        assert (await router.handle_text("/backtest XAUUSDc 0", TRADER, progress=progress)).kind == "usage"
+        assert (await router.handle_text("/backtest", TRADER, progress=progress)).kind == "usage"
+        r = await router.handle_text("/backtest xauusd 3", TRADER, progress=progress)
+        assert r.text.startswith("I don't know the symbol 'xauusd'. Did you mean XAUUSDc")
+        assert texts == []
     finally:
         await service.stop()
 

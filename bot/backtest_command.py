@@ -1,0 +1,127 @@
+"""`/backtest SYMBOL [days]` in chat: the core backtest in a worker thread, progress edits, summary + PNG.
+
+A backtest is seconds to minutes of CPU, so it runs in a worker (`asyncio.to_thread`): the event loop
+keeps answering other commands and button taps, and the monitor keeps managing live trades. One backtest
+at a time (a second request is told to wait rather than queued: two would halve the CPU of both and of
+the monitor). The reply is the summary with the trade count next to every figure (a win rate over 4
+trades means little, and the trader should see that at a glance) plus the equity + drawdown PNG.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bot.command_spec import USAGE
+from bot.presenter import hhmm
+from bot.progress import MIN_INTERVAL_S, STEP_PCT, ProgressFn, ProgressRelay
+from bot.replies import Reply
+
+if TYPE_CHECKING:
+    from bot.commands import CommandRouter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 3650
+BUSY = "A backtest is already running; try again when it has finished."
+
+
+def _num(x: float | None, spec: str = "+.2f", suffix: str = "") -> str:
+    return "-" if x is None else f"{x:{spec}}{suffix}"
+
+
+def backtest_summary(report: Any, days: int | None) -> str:
+    """Phone-sized summary; `(n=…)` is the number of trades each figure rests on."""
+    m = report.metrics
+    o = m.overall
+    n = f"(n={o.trades})"
+    period = f"last {days} day(s)" if days else "the whole series"
+    wr = None if o.win_rate is None else 100 * o.win_rate
+    dd_pct = f" ({o.max_drawdown_pct:.1f}%)" if o.max_drawdown_pct is not None else ""
+    lines = [
+        f"📊 Backtest {report.symbol} {report.timeframe}, {period} · strategy {report.strategy_mode}",
+        f"{hhmm(report.start)} → {hhmm(report.end)} · {report.bars} bars · costs on",
+        f"Net P&L {o.net_pnl:+.2f} {n} · balance {report.starting_balance:.2f} → {report.final_balance:.2f}",
+        f"Win rate {_num(wr, '.0f', '%')} {n} · profit factor {_num(o.profit_factor, '.2f')} {n}",
+        f"Expectancy {_num(o.expectancy_r, '+.3f', 'R')} {n} · {_num(o.expectancy_money)}/trade {n}",
+        f"Avg R {_num(o.avg_r)} {n} · median R {_num(o.median_r)} {n}",
+        f"MFE {_num(o.avg_mfe_r, '+.2f', 'R')} · MAE {_num(o.avg_mae_r, '+.2f', 'R')} (n={o.mfe_trades})",
+        f"Max drawdown {o.max_drawdown:.2f}{dd_pct} {n}",
+    ]
+    ci = m.expectancy_r_ci
+    if ci is not None and ci.low is not None:
+        lines.append(f"Expectancy {int(ci.confidence * 100)}% CI {ci.low:+.3f}R … {ci.high:+.3f}R (n={ci.trades})")
+    parts = [f"{label} {_num(b.expectancy_r, '+.3f', 'R')} (n={b.trades})"
+             for label, b in (("in-sample", m.in_sample), ("out-of-sample", m.out_of_sample)) if b is not None]
+    if parts:
+        lines.append("Split: " + " · ".join(parts))
+    if m.by_strategy:
+        lines.append("By strategy:")
+        for name, b in list(m.by_strategy.items())[:6]:
+            lines.append(f" • {name}: exp {_num(b.expectancy_r, '+.2f', 'R')}, net {b.net_pnl:+.2f} (n={b.trades})")
+    if report.open_at_end:
+        lines.append(f"⚠️ {report.open_at_end} trade(s) still open at the end (market closed)")
+    return "\n".join(lines)
+
+
+class BacktestCommand:
+    """The `/backtest` handler of a `CommandRouter` (reads the router's current cfg and service)."""
+
+    def __init__(self, router: CommandRouter, *, min_interval: float = MIN_INTERVAL_S, step_pct: int = STEP_PCT):
+        self.router = router
+        self.min_interval = min_interval
+        self.step_pct = step_pct
+        self._lock = asyncio.Lock()
+        self.runner: Any = None  # run_backtest's signature; None = core.backtest.api.run_backtest
+
+    def _parse(self, args: list[str]) -> tuple[str, int] | None:
+        if not 1 <= len(args) <= 2:
+            return None
+        days = DEFAULT_DAYS if len(args) == 1 else self.router._int(args[1], 1, MAX_DAYS)
+        if days is None:
+            return None
+        # bad days are a usage line before any symbol look-up; an unknown symbol raises (with suggestions)
+        return self.router._symbol(args[0]), days
+
+    async def __call__(self, user_id: Any, args: list[str], progress: ProgressFn | None = None) -> Reply:
+        parsed = self._parse(args)
+        if parsed is None:
+            return Reply(text=USAGE["backtest"], kind="usage")
+        symbol, days = parsed
+        self.router.service.authorize(user_id, "read")
+        runner = self.runner
+        if runner is None:
+            try:
+                from core.backtest.api import run_backtest as runner
+            except ImportError:
+                return Reply(text="Backtesting is not available in this build.", kind="error")
+        if self._lock.locked():
+            return Reply(text=BUSY, kind="error")
+        async with self._lock:
+            relay = ProgressRelay(progress, f"Backtesting {symbol}, last {days} day(s)",
+                                  min_interval=self.min_interval, step_pct=self.step_pct)
+            await relay.start()
+            try:
+                report = await asyncio.to_thread(runner, self.router.cfg, symbol, days=days, progress=relay)
+                png = await asyncio.to_thread(_equity_png, report)
+            except BaseException:
+                await relay.finish(f"❌ Backtest {symbol} stopped.")
+                raise
+            secs = getattr(report, "seconds", 0.0) or 0.0
+            await relay.finish(f"✅ Backtest {symbol} done: {report.bars} bars in {secs:.1f} s.")
+        text = backtest_summary(report, days)
+        if png is None:
+            text += "\n(equity chart unavailable)"
+        return Reply(text=text, image=png, image_name=f"backtest_{symbol}_{days}d.png")
+
+
+def _equity_png(report: Any) -> bytes | None:
+    """Best effort: the figures are the answer; a chart failure is logged, not fatal."""
+    try:
+        from core.backtest.report import equity_png
+
+        return equity_png(report)
+    except Exception:
+        log.exception("equity chart for the %s backtest failed", getattr(report, "symbol", "?"))
+        return None
