@@ -118,3 +118,27 @@ async def test_emergency_during_an_in_flight_order_closes_the_new_position(cfg, 
     assert svc.store.closed.get(out.ticket) is not None
     assert em.ok, em.message
     assert svc.notifier.entries_blocked()
+
+
+async def test_proposal_expiry_is_human_time_on_an_accelerated_paper_replay(cfg, bars, tmp_path):
+    """`moneybot run` on paper replays at `broker.paper.speed` (60x by default) with the replay clock
+    as the service clock. A 120 s offer must give the trader 120 real seconds, not 2."""
+    from core.brokers.paper_feed import AcceleratedClock
+
+    wall = FixedClock(1_800_000_000.0)
+    speed = 60.0
+    clock = AcceleratedClock(float(bars["time"][START]), speed=speed, wall=wall)
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    inner.connect()
+    svc = k.service(cfg, tmp_path, clock, broker=inner, analyser=k.LiveAnalyser(inner, clock))
+    await svc.start(monitor=False)
+    _, props = await svc.propose(SYMBOL)
+    _, late = await svc.propose(SYMBOL)
+    expiry = cfg.execution.proposal_expiry_seconds
+    wall.advance(10)  # the trader reads the card for 10 s (10 minutes of replay)
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert out.state is not ProposalState.EXPIRED, out.message
+    wall.advance(expiry)  # a real 120 s later the offer has lapsed
+    out = await svc.approve(late[0].id, k.TRADER)
+    assert out.state is ProposalState.EXPIRED
+    assert svc.store.proposals.get(late[0].id).expires_at - late[0].created_at == pytest.approx(expiry * speed)
