@@ -36,7 +36,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config()
     tot_bars = tot_secs = peer_bars = peer_secs = ana_secs = 0.0
-    tot_trades = tot_calls = mismatches = explained = 0
+    tot_trades = tot_calls = mismatches = explained = tot_screened = tot_gated = 0
     print(f"{'series':<70}{'bars':>8}{'trades':>8}{'bars/s':>10}{'peer bars/s':>13}")
     for sym, rel, tz, m1 in SERIES:
         c = load_candles(market_data_dir() / rel, tz_offset_hours=tz)
@@ -60,6 +60,8 @@ def main() -> None:
         peer_secs += peer.seconds
         tot_trades += len(rep.trades)
         tot_calls += rep.analysis_calls
+        tot_screened += rep.prescreened
+        tot_gated += rep.session_gated
         ana_secs += rep.analysis_seconds
         name = rel.split("/")[0] + ("  (1m→M5)" if m1 else "")
         print(f"{sym + ' ' + name:<70}{rep.bars:>8}{len(rep.trades):>8}{rep.bars_per_second:>10.0f}"
@@ -67,6 +69,8 @@ def main() -> None:
     ours = tot_bars / tot_secs
     theirs = peer_bars / peer_secs
     print(f"\nTOTAL {int(tot_bars)} M5 bars, {tot_trades} trades, {tot_calls} analysis calls")
+    print(f"flat bars not analysed: {tot_screened} skipped by the pre-screen (core.backtest.prescreen), "
+          f"{tot_gated} by the session filter")
     print(f"full pipeline (ours): {ours:,.0f} bars/s   ({tot_secs:.1f} s, {1000 * tot_secs / max(tot_calls, 1):.2f} ms per analysis call incl. broker)")
     rest = tot_secs - ana_secs
     print(f"  of which analysis: {ana_secs:.1f} s ({1000 * ana_secs / max(tot_calls, 1):.2f} ms/call); everything else "

@@ -8,10 +8,13 @@ with spread, slippage and commission), (2) auto-approval of the top-scored (or a
 
 Speed without look-ahead: analysis runs only when the symbol is flat and at most once per bar, on the
 same trailing windows the live bot cuts (`core.range.bars.Bars.closed_window` semantics via the
-broker's candles). Nothing is precomputed over the whole series, so a decision at bar t is a function
-of bars closed by t only; `tests/test_backtest_lookahead.py` checks that by truncating the data.
-While flat, the broker is not stepped bar by bar: the clock jumps straight to the next decision bar
-(no position means no SL/TP to fill in between).
+broker's candles), so a decision at bar t is a function of bars closed by t only;
+`tests/test_backtest_lookahead.py` checks that by truncating the data. Two shortcuts skip the call on
+bars where it is bound to say no: the analysis' own session filter, and `core.backtest.prescreen`
+(necessary conditions of a pass, computed once per run from trailing windows; the analysis is never
+fed anything from it). `tests/test_backtest_prescreen.py` checks that both leave every decision
+unchanged. While flat, the broker is not stepped bar by bar: its clock moves only when the analysis
+is about to read it (no position means no SL/TP to fill in between).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.backtest.live import STOP_EXIT_REASONS, AnalyseFn, LiveParts
+from core.backtest.prescreen import Screen, build_screen
 from core.backtest.report import BacktestReport
 from core.backtest.signals import Signal, StopMove
 from core.config import AppConfig
@@ -63,7 +67,7 @@ def pick_strategy(result: AnalysisResult, mode: str) -> StrategyScore | None:
 class BacktestEngine:
     def __init__(self, cfg: AppConfig, spec: BacktestSpec, *, progress: Progress | None = None,
                  warmup_bars: int | None = None, analyse_fn: AnalyseFn | None = None,
-                 gate_sessions: bool = True) -> None:
+                 gate_sessions: bool = True, prescreen: bool = True) -> None:
         self.cfg = cfg
         self.spec = spec
         self.tcfg = cfg.for_symbol(spec.symbol)
@@ -94,6 +98,9 @@ class BacktestEngine:
         self.gated = 0
         self.analysis_seconds = 0.0
         self.gate_sessions = gate_sessions
+        self.use_prescreen = prescreen
+        self.prescreened = 0
+        self.screen: Screen | None = None
         self.open_at_end = 0
 
     # ---- main loop ----------------------------------------------------------------------------
@@ -115,24 +122,34 @@ class BacktestEngine:
         self.parts = LiveParts(self.cfg, self.spec.symbol, self.spec.candles, self.spec.timeframe,
                                analyse_fn=self._analyse_fn)
         c = self.spec.candles
-        times = c["time"]
         parts = self.parts
         t_start = _time.perf_counter()
+        if self.use_prescreen and self._analyse_fn is None:
+            self.screen = build_screen(self.cfg, self.spec.symbol, c, self.spec.timeframe)
+        skip = self.screen.skip.tolist() if self.screen is not None else None
+        times = c["time"].tolist()
+        tf_sec = self.tf_sec
         total = max(0, self.last - self.first + 1)
         report_every = max(1, total // 200)
-        i = self.first
-        while i <= self.last:
-            now = float(times[i]) + self.tf_sec  # bar i has just closed
-            parts.advance_to(now)
+        progress = self.progress
+        first = self.first
+        for i in range(first, self.last + 1):
+            now = float(times[i]) + tf_sec  # bar i has just closed
             if parts.has_open():
+                parts.advance_to(now)
                 self._sync_closed(i)
                 self._manage_open(i, now)
                 self._sync_closed(i)
             if not parts.has_open():
-                self._maybe_enter(i, now)
-            if self.progress and (i - self.first) % report_every == 0:
-                self.progress(i - self.first, total)
-            i += 1
+                # Flat: the broker has nothing to fill, so its clock only has to be at `now` when the
+                # analysis reads it (a flat step books nothing); bars the pre-screen proves the analysis
+                # would reject are not analysed at all.
+                if skip is not None and skip[i]:
+                    self.prescreened += 1
+                else:
+                    self._maybe_enter(i, now)
+            if progress and (i - first) % report_every == 0:
+                progress(i - first, total)
         # Close whatever is still open at the end at the last quote, so every trade is journalled.
         end_now = float(times[self.last]) + self.tf_sec
         self.open_at_end = parts.close_all(end_now, reason="end_of_backtest")
@@ -150,6 +167,7 @@ class BacktestEngine:
         if self.gate_sessions and not parts.session_open(now):
             self.gated += 1
             return
+        parts.advance_to(now)
         self.analysis_calls += 1
         t0 = _time.perf_counter()
         result = parts.analyse(now)
@@ -225,6 +243,7 @@ class BacktestEngine:
             costs=self.parts.costs(), starting_balance=balance, final_balance=float(final), metrics=metrics,
             trades=sorted(self.closed, key=lambda t: (t.exit_time, t.ticket)), signals=self.signals,
             seconds=secs, analysis_calls=self.analysis_calls, analysis_seconds=self.analysis_seconds,
+            prescreened=self.prescreened, session_gated=self.gated,
             open_at_end=self.open_at_end,
         )
 

@@ -37,6 +37,8 @@ class BacktestReport(BaseModel):
     seconds: float = 0.0
     analysis_calls: int = 0
     analysis_seconds: float = 0.0
+    prescreened: int = Field(default=0, description="flat bars skipped: the pre-screen proved the analysis would say no")
+    session_gated: int = Field(default=0, description="flat bars skipped: the analysis' own session filter blocks")
     open_at_end: int = Field(default=0, description="trades the end-of-run close could not close (market closed)")
     files: dict[str, str] = Field(default_factory=dict)
 

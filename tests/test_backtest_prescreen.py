@@ -1,0 +1,96 @@
+"""The pre-screen only skips bars the live analysis rejects, so a backtest decides exactly the same.
+
+Three checks on real bars of every symbol: the closed-form windowed ATR equals the analysis' own;
+on bars the screen skips, the real analysis is called anyway and must not pass; and a backtest with
+and without the screen (and its flat-bar clock jumps) yields identical signals and trades.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.analysis import window_sizes
+from core.backtest.engine import BacktestEngine, BacktestSpec
+from core.backtest.live import LiveParts
+from core.backtest.prescreen import build_screen, windowed_wilder
+from core.config import load_config, market_data_dir
+from core.data.loaders import load_candles
+from core.data.resample import resample
+from core.range.bars import Bars
+from core.range.lastvalues import atr_last
+from core.timeframes import Timeframe
+
+SERIES = {
+    "xau": ("XAUUSDc", "budimanlai__forex-tick/data/XAUUSD_M5.csv", 2, False, 0),
+    "eur": ("EURUSDc", "01Javier__trading-eurusd/data/EURUSD_M5.csv", 3, False, 0),
+    "btc": ("BTCUSDc", "mahmer2011__trading_bot/data/BTCUSD_M5.csv", 3, False, 6000),
+    "btc1m": ("BTCUSDc", "nautechsystems__nautilus_trader/tests/test_data/btc-perp-20211231-20220201_1m.csv", 0,
+              True, 0),
+}
+
+
+def _series(key: str, n: int) -> tuple[str, np.ndarray]:
+    sym, rel, tz, m1, offset = SERIES[key]
+    c = load_candles(market_data_dir() / rel, tz_offset_hours=tz)
+    if m1:
+        c = resample(c, "M5", drop_incomplete=True)
+    return sym, c[offset:offset + n].copy()
+
+
+def test_closed_form_windowed_atr_equals_the_analysis_atr():
+    cfg = load_config()
+    sym, c = _series("btc1m", 3000)
+    n = window_sizes(cfg.for_symbol(sym))["M5"]
+    h, lo, cl = (c[k].astype(float) for k in ("high", "low", "close"))
+    tr = h - lo
+    tr[1:] = np.maximum(tr[1:], np.maximum(np.abs(h[1:] - cl[:-1]), np.abs(lo[1:] - cl[:-1])))
+    atr = windowed_wilder(h - lo, tr, 14, n)
+    assert np.isnan(atr[: n - 1]).all()
+    for i in range(n - 1, len(c), 37):
+        b = Bars.closed_window(c, "M5", float(c["time"][i]) + 300, n)
+        live = atr_last(b.high, b.low, b.close, 14)
+        assert abs(atr[i] - live) <= 1e-12 * live, i
+
+
+@pytest.mark.parametrize("key", list(SERIES))
+def test_every_skipped_bar_is_rejected_by_the_live_analysis(key):
+    cfg = load_config()
+    sym, c = _series(key, 2500)
+    screen = build_screen(cfg, sym, c, Timeframe.M5)
+    assert screen is not None
+    skipped = np.flatnonzero(screen.skip[:-1])
+    assert len(skipped) > 20, screen.counts  # the screen must be doing something on every symbol
+    parts = LiveParts(cfg, sym, c, Timeframe.M5)
+    try:
+        for i in skipped[:: max(1, len(skipped) // 120)]:
+            now = float(c["time"][i]) + 300
+            parts.advance_to(now)
+            res = parts.analyse(now)
+            assert not res.passed, (key, int(i), [f.name for f in res.failures])
+            assert res.failures, (key, int(i))
+    finally:
+        parts.shutdown()
+
+
+def _sig(s):
+    return s.model_dump()
+
+
+def _trade(t):
+    return t.model_dump(exclude={"proposal_id"})  # a random id per proposal, by design
+
+
+@pytest.mark.parametrize("key", list(SERIES))
+def test_backtest_with_and_without_the_prescreen_decides_identically(key):
+    cfg = load_config()
+    sym, c = _series(key, 2200)
+    fast = BacktestEngine(cfg, BacktestSpec(sym, c)).run()
+    slow = BacktestEngine(cfg, BacktestSpec(sym, c), prescreen=False).run()
+    assert fast.prescreened > 0 and slow.prescreened == 0
+    # flat bars: each is analysed, session-gated or (fast only) pre-screened; the analysed ones shrink
+    assert fast.analysis_calls + fast.prescreened + fast.session_gated == slow.analysis_calls + slow.session_gated
+    assert fast.analysis_calls < slow.analysis_calls
+    assert [_sig(s) for s in fast.signals] == [_sig(s) for s in slow.signals]
+    assert fast.trades and len(fast.trades) == len(slow.trades)
+    assert [_trade(t) for t in fast.trades] == [_trade(t) for t in slow.trades]
+    assert fast.metrics.trades == slow.metrics.trades and fast.final_balance == slow.final_balance
