@@ -31,6 +31,21 @@ def order_comment(proposal_id: str | None, tag: str) -> str:
     return f"{COMMENT_PREFIX}:{pid}:{tag}"[:MT5_COMMENT_MAX]
 
 
+# exit kinds sent as the close order's comment tag (cut to 10 chars there); read back from the deal
+EXIT_KINDS = ("range_invalidated", "max_time_in_trade", "stalled", "opposite_edge_reached", "manual_close")
+EXIT_TAG_MAX = 10
+
+
+def exit_kind_from_comment(comment: str) -> str | None:
+    """The exit kind of one of OUR close orders (`rs:<id>:<tag>`), else None (a human or another EA)."""
+    parts = (comment or "").split(":")
+    if len(parts) < 3 or parts[0] != COMMENT_PREFIX:
+        return None
+    # only known kinds: a broker that copies the position's comment ("rs:<id>:<strategy>") onto a manual
+    # close's deal must not turn a strategy name into an exit reason
+    return next((k for k in EXIT_KINDS if k[:EXIT_TAG_MAX] == parts[2]), None)
+
+
 def proposal_id_from_comment(comment: str) -> str | None:
     parts = (comment or "").split(":")
     if len(parts) >= 2 and parts[0] == COMMENT_PREFIX and parts[1] and parts[1] != "-":
@@ -134,8 +149,8 @@ def closed_trade_from_deals(
         why = "take_profit"
     elif last.reason == "so":
         why = "stop_out"
-    else:
-        why = reason or "closed_outside_bot"
+    else:  # a client close: ours if its comment carries our exit tag (deals read late, or after a crash)
+        why = reason or exit_kind_from_comment(last.comment) or "closed_outside_bot"
     risk = trade.initial_risk
     r = (exit_price - entry_price) * trade.direction.sign / risk if risk > 0 else 0.0
     meta = dict(trade.metadata)
@@ -220,7 +235,7 @@ class ExitExecutor:
                                     message="the trade was already closed and journalled")
         outcome = await close_with_policy(
             self.broker, trade, policy=policy, base_deviation=tcfg.execution.deviation_points, point=point,
-            price_hint=price_hint or trade.entry_price, reason_tag=kind[:10], sleep=self._sleep,
+            price_hint=price_hint or trade.entry_price, reason_tag=kind[:EXIT_TAG_MAX], sleep=self._sleep,
         )
         if outcome.ok or outcome.already_closed:
             try:

@@ -105,3 +105,21 @@ async def test_a_history_read_failing_during_startup_recovery_does_not_stop_the_
     deal = [d for d in inner2.history_deals(position_id=gone) if d.entry == "out"][-1]
     assert closed is not None and closed.exit_price == pytest.approx(deal.price)
     assert not svc2.range_scalp_tickets()
+
+
+async def test_our_exit_keeps_its_reason_when_the_deals_show_up_a_cycle_late(cfg, tmp_path):
+    """MT5 can list a close's deals a moment after the order returns. The monitor then journals the
+    vanished position from the deals on its next cycle; the reason must still be the exit we sent
+    (it is in the closing deal's comment), not 'closed_outside_bot'."""
+    from core.brokers.base import BrokerError
+
+    svc = await _svc(cfg, tmp_path)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    svc.broker.step()
+    svc.broker.step()
+    svc.broker.fail("history_deals", BrokerError("history not synchronised yet", None))
+    rep = await svc.monitor.run_cycle()
+    assert rep.exits == 1 and svc.store.closed.get(ticket) is None  # closed, journal pending
+    await svc.monitor.run_cycle()
+    closed = svc.store.closed.get(ticket)
+    assert closed is not None and closed.exit_reason == "max_time_in_trade"
