@@ -6,6 +6,7 @@ import time
 from bot_helpers import STRANGER, TRADER, VIEWER, start_core
 
 from bot.runner import make_router
+from core.exceptions import UserFacingError
 
 
 async def test_commands_end_to_end_on_the_real_core(tmp_path):
@@ -90,6 +91,20 @@ async def test_backtest_command_runs_core_backtest(tmp_path):
         r = await router.handle_text("/backtest xauusd 3", TRADER, progress=progress)
         assert r.text.startswith("I don't know the symbol 'xauusd'. Did you mean XAUUSDc")
         assert texts == []
+
+        # a backtest that fails: the progress message says so, the reply is one clear line, the lock is freed
+        for exc, expect in ((UserFacingError("not enough XAUUSDc bars in the chosen period"), "not enough XAUUSDc"),
+                            (RuntimeError("engine bug detail"), "Sorry, something went wrong")):
+            def failing(cfg, symbol, *, days, progress, exc=exc):
+                progress(0, 10)
+                raise exc
+
+            texts.clear()
+            router.backtest.runner = failing
+            r = await router.handle_text("/backtest XAUUSDc 5", TRADER, progress=progress)
+            assert r.text.startswith(expect) and "engine bug detail" not in r.text and r.image is None
+            assert texts == ["⏳ Backtesting XAUUSDc, last 5 day(s)… 0%", "❌ Backtest XAUUSDc stopped."]
+            assert not router.backtest._lock.locked()
     finally:
         await service.stop()
 
