@@ -105,7 +105,9 @@ class BacktestCommand:
             try:
                 report = await asyncio.to_thread(runner, self.router.cfg, symbol, days=days, progress=relay)
                 png = await asyncio.to_thread(_equity_png, report)
-            except BaseException:
+            except BaseException as e:
+                if isinstance(e, asyncio.CancelledError):
+                    relay.cancel()  # shutdown: the worker stops at its next progress report
                 await relay.finish(f"❌ Backtest {symbol} stopped.")
                 raise
             secs = getattr(report, "seconds", 0.0) or 0.0

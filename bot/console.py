@@ -72,8 +72,16 @@ class ConsoleChat:
         loop = asyncio.get_running_loop()
         self._lines = asyncio.Queue()
         threading.Thread(target=self._reader, args=(loop, self._lines), name="console-stdin", daemon=True).start()
+        try:
+            await self._loop_lines(self._lines)
+        except asyncio.CancelledError:  # shutdown (SIGINT/SIGTERM): a running backtest's answer is not awaited
+            for task in list(self._background):
+                task.cancel()
+            raise
+
+    async def _loop_lines(self, lines: asyncio.Queue[str | None]) -> None:
         while True:
-            line = await self._lines.get()
+            line = await lines.get()
             if line is None:
                 await self._finish_background()
                 self.say("bye (end of input)")

@@ -24,6 +24,11 @@ MIN_INTERVAL_S = 2.0  # at most one edit every 2 s ...
 STEP_PCT = 10  # ... and only when the figure has moved by 10 points
 
 
+class Cancelled(Exception):
+    """Raised inside the worker at its next progress report once the command was cancelled (shutdown):
+    a thread cannot be killed, but a backtest that reports progress can be stopped this way."""
+
+
 class ProgressRelay:
     """Turns `progress(done, total)` calls from a worker thread into throttled texts on `sink`."""
 
@@ -41,6 +46,7 @@ class ProgressRelay:
         self._pending: str | None = None
         self._task: asyncio.Task | None = None
         self._closed = False
+        self._cancelled = threading.Event()
         self.sent: list[str] = []  # what reached the sink, in order (for logs and tests)
 
     def text(self, pct: int, done: int | None = None, total: int | None = None) -> str:
@@ -53,6 +59,8 @@ class ProgressRelay:
 
     def __call__(self, done: int, total: int) -> None:
         """Called from the worker thread; never blocks on the chat."""
+        if self._cancelled.is_set():
+            raise Cancelled("cancelled")
         if self._sink is None or total <= 0:
             return
         pct = max(0, min(100, int(100 * done / total)))
@@ -77,6 +85,10 @@ class ProgressRelay:
         while self._pending is not None:
             text, self._pending = self._pending, None
             await self._send(text)
+
+    def cancel(self) -> None:
+        """Stop the worker at its next progress report (its result is no longer awaited)."""
+        self._cancelled.set()
 
     async def finish(self, text: str) -> None:
         """The last word on the progress message (done / failed), after any update still in flight."""

@@ -1,11 +1,16 @@
 """The command layer on the real core: replies, usage lines, roles, and the no-traceback guarantee."""
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
+import pytest
 from bot_helpers import STRANGER, TRADER, VIEWER, start_core
 
+from bot.progress import Cancelled
 from bot.runner import make_router
+from core.backtest.api import run_backtest
 from core.exceptions import UserFacingError
 
 
@@ -145,5 +150,48 @@ async def test_slippage_too_large_is_reported_on_the_card(tmp_path):
         out = await router.handle_callback(card.buttons[0][0].payload, TRADER)
         assert out.edit and out.text.startswith("⚠️ Price has moved") and "did not trade" in out.text
         assert service.broker.positions() == []
+    finally:
+        await service.stop()
+
+
+async def test_cancelled_backtest_stops_its_worker_thread(tmp_path):
+    """Shutdown cancels the command; the worker thread then stops at its next progress report."""
+    service, clock = await start_core(tmp_path)
+    router = make_router(service, service.cfg, chart_dir=tmp_path)
+    started, ended = threading.Event(), threading.Event()
+    seen: list[tuple[int, int]] = []
+    outcome: list[BaseException | None] = []
+
+    def watched(cfg, symbol, *, days, progress):
+        def prog(done: int, total: int) -> None:
+            seen.append((done, total))
+            started.set()
+            progress(done, total)
+
+        try:
+            run_backtest(cfg, symbol, days=days, progress=prog)
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+            raise
+        finally:
+            ended.set()
+
+    texts: list[str] = []
+
+    async def sink(text: str) -> None:
+        texts.append(text)
+
+    try:
+        router.backtest.runner = watched
+        task = asyncio.create_task(router.handle_text("/backtest XAUUSDc 60", TRADER, progress=sink))
+        assert await asyncio.to_thread(started.wait, 20)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.to_thread(ended.wait, 20)
+        assert isinstance(outcome[0], Cancelled)
+        assert seen[-1][0] < seen[-1][1]  # stopped before the end of the run
+        assert texts[-1] == "❌ Backtest XAUUSDc stopped." and not router.backtest._lock.locked()
     finally:
         await service.stop()
