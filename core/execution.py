@@ -31,7 +31,7 @@ from core.brokers.base import (
 )
 from core.exit_orders import order_comment, proposal_id_from_comment
 from core.exits import RangeScalpingExitManager
-from core.models import ActiveTrade, AnalysisResult, Direction, ProposalState, TradeProposal
+from core.models import ActiveTrade, AnalysisResult, Direction, ProposalState, RangeStructure, TradeProposal
 from core.order_checks import PriceCheck, adjust_stops, normalise_lot, validate_entry_price
 from core.store import ProposalConflict, TradeMetadata, new_proposal_id
 
@@ -81,6 +81,8 @@ class ExecutionEngine:
         self._sleep = sleep
         self._symbol_info: dict[str, SymbolInfo] = {}
         self.in_flight: set[str] = set()  # proposal ids this process is executing right now
+        # (symbol, range) of orders past the re-entry check but not registered yet: they count as entries
+        self._reserved: dict[str, tuple[str, RangeStructure | None]] = {}
 
     # ---- proposals ------------------------------------------------------------------------------
     def create_proposals(self, analysis: AnalysisResult) -> list[TradeProposal]:
@@ -181,6 +183,7 @@ class ExecutionEngine:
             return await self._settle_after_crash(p.id)
         finally:
             self.in_flight.discard(p.id)
+            self._reserved.pop(p.id, None)  # registered by now (or nothing was traded)
 
     async def _settle_after_crash(self, proposal_id: str) -> ProposalOutcome:
         """Leave no proposal hanging in approved/executing: adopt its order if the broker has it, else fail it."""
@@ -199,6 +202,12 @@ class ExecutionEngine:
         return self.outcome_of(p)
 
     # ---- execution --------------------------------------------------------------------------------
+    def _reentry_allowed(self, p: TradeProposal) -> tuple[bool, str]:
+        ex = self.cfg.for_symbol(p.symbol).exits
+        pending = [v for k, v in self._reserved.items() if k != p.id]
+        return self.exits.check_reentry_allowed(p.symbol, p.analysis.range, self.clock.now(),
+                                                ex.reentry_cooldown_minutes, ex.max_reentries_per_range, pending)
+
     async def symbol_info(self, symbol: str) -> SymbolInfo:
         info = self._symbol_info.get(symbol)
         if info is None:
@@ -218,10 +227,7 @@ class ExecutionEngine:
         try:
             info = await self.symbol_info(p.symbol)
             lot = normalise_lot(p.lot or ex.lot_size, info)  # 1. lot size
-            ok, why = self.exits.check_reentry_allowed(
-                p.symbol, p.analysis.range, self.clock.now(), tcfg.exits.reentry_cooldown_minutes,
-                tcfg.exits.max_reentries_per_range,
-            )
+            ok, why = self._reentry_allowed(p)
             if not ok:
                 return self._fail(p, ProposalState.APPROVED, f"Not entering: {why}.")
             tick = await asyncio.to_thread(self.broker.tick, p.symbol)
@@ -244,6 +250,10 @@ class ExecutionEngine:
         blocked = self.notify.entries_blocked()  # again: a pause/emergency may have landed during the awaits above
         if blocked:
             return self._fail(p, ProposalState.APPROVED, f"{blocked} Nothing was traded.")
+        ok, why = self._reentry_allowed(p)  # again, counting orders still on their way (no await until reserved)
+        if not ok:
+            return self._fail(p, ProposalState.APPROVED, f"Not entering: {why}.")
+        self._reserved[p.id] = (p.symbol, p.analysis.range)
         if not self.store.proposals.transition(p.id, ProposalState.APPROVED, ProposalState.EXECUTING):
             return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
         request = OrderRequest(

@@ -162,12 +162,14 @@ class RangeScalpingExitManager:
 
     # ---- re-entry ---------------------------------------------------------------------------
     def check_reentry_allowed(
-        self, symbol: str, rng: RangeStructure | None, now: float, cooldown_minutes: float, max_reentries: int
+        self, symbol: str, rng: RangeStructure | None, now: float, cooldown_minutes: float, max_reentries: int,
+        pending: Iterable[tuple[str, RangeStructure | None]] = (),
     ) -> tuple[bool, str]:
         """May we enter this range again? A cooldown after the last exit, and a cap on re-entries.
 
         The first entry on a range is not a re-entry, so at most `1 + max_reentries` trades are taken
-        on one range; an open trade on it counts too.
+        on one range; an open trade on it counts too, and so does each `(symbol, range)` in `pending`
+        (orders on their way to the broker, not registered yet).
         """
         if rng is None:
             return True, "no range to compare"
@@ -176,9 +178,13 @@ class RangeScalpingExitManager:
                 e for e in self._entries
                 if e.symbol == symbol and _same_range(e.range_high, e.range_low, rng.range_high, rng.range_low)
             ]
-        if len(same) > max_reentries:
+        n = len(same) + sum(
+            1 for sym, r in pending
+            if sym == symbol and r is not None and _same_range(r.range_high, r.range_low, rng.range_high, rng.range_low)
+        )
+        if n > max_reentries:
             return False, (
-                f"this {symbol} range has already been traded {len(same)} time(s); the limit is "
+                f"this {symbol} range has already been traded {n} time(s); the limit is "
                 f"{max_reentries} re-entr{'y' if max_reentries == 1 else 'ies'} per range"
             )
         exits = [e.exit_time for e in same if e.exit_time is not None]

@@ -142,3 +142,18 @@ async def test_proposal_expiry_is_human_time_on_an_accelerated_paper_replay(cfg,
     out = await svc.approve(late[0].id, k.TRADER)
     assert out.state is ProposalState.EXPIRED
     assert svc.store.proposals.get(late[0].id).expires_at - late[0].created_at == pytest.approx(expiry * speed)
+
+
+async def test_concurrent_approvals_on_one_range_respect_the_reentry_cap(bars, tmp_path):
+    """The re-entry cap counts open trades on the range, but an approval still on its way to the broker
+    was invisible to it: two quick taps on two proposals for the same range both went through."""
+    c = k.config({"exits": {"reentry_cooldown_minutes": 0, "max_reentries_per_range": 0}})
+    svc, inner = await _svc(c, bars, tmp_path)
+    _, a = await svc.propose(SYMBOL)
+    _, b = await svc.propose(SYMBOL)
+    assert a[0].analysis.range == b[0].analysis.range
+    outs = await asyncio.gather(svc.approve(a[0].id, k.TRADER), svc.approve(b[0].id, k.TRADER))
+    assert sum(o.ok for o in outs) == 1, [o.message for o in outs]
+    assert len(inner.positions()) == 1
+    refused = next(o for o in outs if not o.ok)
+    assert "range" in refused.message
