@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 HOUR = 3600.0
 EMERGENCY_IN_FLIGHT_WAIT = 30.0  # seconds an emergency waits for orders already sent to be recorded
+EXIT_IN_FLIGHT_WAIT = 60.0  # seconds /close waits for the monitor's exit of the same trade (policy retries)
 STALE_HEARTBEAT_CYCLES = 3  # /health calls the monitor stale after missing this many cycles
 
 Analyser = Callable[[str], AnalysisResult]
@@ -203,6 +204,12 @@ class TradingService:
         trade = self.exits.get(int(ticket))
         if trade is None:
             return ProposalOutcome(proposal_id="", ok=False, message=f"No open range scalp with ticket {ticket}.")
+        if self.executor.closing(trade.ticket):  # the monitor's exit is in flight: its result is ours
+            await self._wait_until(lambda: not self.executor.closing(trade.ticket), EXIT_IN_FLIGHT_WAIT)
+            closed = self.store.closed.get(trade.ticket)
+            if closed is not None:
+                return self._closed_outcome(trade, closed)
+            trade = self.exits.get(trade.ticket) or trade
         try:
             tick = await asyncio.to_thread(self.broker.tick, trade.symbol)
             hint = tick.bid if trade.direction.sign > 0 else tick.ask
@@ -211,13 +218,25 @@ class TradingService:
         out = await self.executor.close(trade, "manual_close", f"closed by user {user_id}", price_hint=hint)
         closed = self.store.closed.get(trade.ticket)
         if closed is not None:
-            return ProposalOutcome(
-                proposal_id=trade.proposal_id or "", ok=True, ticket=trade.ticket, fill_price=closed.exit_price,
-                symbol=trade.symbol, strategy=trade.strategy,
-                message=f"Closed ticket {trade.ticket} at {closed.exit_price:g} ({closed.r_multiple:+.2f} R).",
-            )
+            return self._closed_outcome(trade, closed)
         return ProposalOutcome(proposal_id=trade.proposal_id or "", ok=False, ticket=trade.ticket,
                                symbol=trade.symbol, strategy=trade.strategy, message=out.message)
+
+    @staticmethod
+    def _closed_outcome(trade: ActiveTrade, closed: ClosedTrade) -> ProposalOutcome:
+        return ProposalOutcome(
+            proposal_id=trade.proposal_id or "", ok=True, ticket=trade.ticket, fill_price=closed.exit_price,
+            symbol=trade.symbol, strategy=trade.strategy,
+            message=f"Closed ticket {trade.ticket} at {closed.exit_price:g} ({closed.r_multiple:+.2f} R).",
+        )
+
+    @staticmethod
+    async def _wait_until(done: Callable[[], bool], timeout: float) -> None:
+        """Wait (bounded, wall time) for work already running elsewhere on this loop or a thread."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
 
     # ---- kill switch --------------------------------------------------------------------------------
     def _ks(self):
@@ -253,10 +272,7 @@ class TradingService:
 
     async def _wait_for_in_flight_orders(self, timeout: float = EMERGENCY_IN_FLIGHT_WAIT) -> None:
         """Wait (bounded, wall time) until no approval is between 'executing' and its record."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.execution.in_flight and loop.time() < deadline:
-            await asyncio.sleep(0.02)
+        await self._wait_until(lambda: not self.execution.in_flight, timeout)
 
     # ---- reports ----------------------------------------------------------------------------------
     def metrics(self, days: int | None = None) -> MetricsReport:

@@ -157,3 +157,29 @@ async def test_concurrent_approvals_on_one_range_respect_the_reentry_cap(bars, t
     assert len(inner.positions()) == 1
     refused = next(o for o in outs if not o.ok)
     assert "range" in refused.message
+
+
+async def test_emergency_while_the_monitor_is_closing_a_trade_does_not_cry_manual_close(cfg, bars, tmp_path):
+    """If the monitor's exit for a trade is in flight, /close and /emergency were told "already in
+    flight" and reported the ticket as NOT closed (asking for a manual close in MetaTrader) although
+    the in-flight exit closed it a moment later."""
+    svc, inner = await _svc(cfg, bars, tmp_path)
+    (ticket,) = await k.open_trades(svc, SYMBOL)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        entered.set()
+        release.wait(10)
+
+    svc.broker.hooks["close_position"] = hold
+    monitor_exit = asyncio.create_task(svc.executor.close(svc.exits.get(ticket), "max_time_in_trade", "too long"))
+    while not entered.is_set():
+        await asyncio.sleep(0.005)
+    emergency = asyncio.create_task(svc.emergency(k.TRADER))
+    await asyncio.sleep(0.05)
+    release.set()
+    await monitor_exit
+    em = await emergency
+    assert inner.positions() == []
+    assert em.ok and "NOT close" not in em.message, em.message
+    assert svc.store.closed.get(ticket).exit_reason == "max_time_in_trade"
