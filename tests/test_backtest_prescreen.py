@@ -13,6 +13,7 @@ from core.analysis import window_sizes
 from core.backtest.engine import BacktestEngine, BacktestSpec
 from core.backtest.live import LiveParts
 from core.backtest.prescreen import build_screen, windowed_wilder
+from core.backtest.range_screen import build_range_screen
 from core.config import load_config, market_data_dir
 from core.data.loaders import load_candles
 from core.data.resample import resample
@@ -68,6 +69,29 @@ def test_every_skipped_bar_is_rejected_by_the_live_analysis(key):
             res = parts.analyse(now)
             assert not res.passed, (key, int(i), [f.name for f in res.failures])
             assert res.failures, (key, int(i))
+    finally:
+        parts.shutdown()
+
+
+@pytest.mark.parametrize("key", list(SERIES))
+def test_every_bar_the_range_screen_rules_out_is_rejected_by_the_live_analysis(key):
+    """Bars where no candidate range (dynamic, session, previous day) could be tradeable with price at
+    its edge: the real analysis must say no on every one checked, whatever the session."""
+    cfg = load_config()
+    sym, c = _series(key, 2500)
+    screen = build_screen(cfg, sym, c, Timeframe.M5)
+    parts = LiveParts(cfg, sym, c, Timeframe.M5)
+    try:
+        ranges = build_range_screen(cfg, sym, c, parts.frames(), screen.atr, screen.entries)
+        assert ranges is not None
+        out = [i for i in range(len(c) - 1) if not ranges.could_pass(i, float(c["time"][i]) + 300)]
+        assert len(out) > 200, key  # it must rule out a good share of bars on every symbol
+        assert ranges.lazy_checks > 0
+        for i in out[:: max(1, len(out) // 150)]:
+            now = float(c["time"][i]) + 300
+            parts.advance_to(now)
+            res = parts.analyse(now)
+            assert not res.passed, (key, i, [f.name for f in res.failures], [s.viable for s in res.strategies])
     finally:
         parts.shutdown()
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from core.backtest.live import STOP_EXIT_REASONS, AnalyseFn, LiveParts
 from core.backtest.prescreen import Screen, build_screen
+from core.backtest.range_screen import RangeScreen, build_range_screen
 from core.backtest.report import BacktestReport
 from core.backtest.signals import Signal, StopMove
 from core.config import AppConfig
@@ -101,6 +102,8 @@ class BacktestEngine:
         self.use_prescreen = prescreen
         self.prescreened = 0
         self.screen: Screen | None = None
+        self.ranges: RangeScreen | None = None
+        self.range_screened = 0
         self.open_at_end = 0
 
     # ---- main loop ----------------------------------------------------------------------------
@@ -126,6 +129,9 @@ class BacktestEngine:
         t_start = _time.perf_counter()
         if self.use_prescreen and self._analyse_fn is None:
             self.screen = build_screen(self.cfg, self.spec.symbol, c, self.spec.timeframe)
+            if self.screen is not None and self.screen.atr is not None:
+                self.ranges = build_range_screen(self.cfg, self.spec.symbol, c, parts.frames(), self.screen.atr,
+                                                 self.screen.entries)
         skip = self.screen.skip.tolist() if self.screen is not None else None
         times = c["time"].tolist()
         tf_sec = self.tf_sec
@@ -166,6 +172,9 @@ class BacktestEngine:
         parts = self.parts
         if self.gate_sessions and not parts.session_open(now):
             self.gated += 1
+            return
+        if self.ranges is not None and not self.ranges.could_pass(i, now):
+            self.range_screened += 1
             return
         parts.advance_to(now)
         self.analysis_calls += 1
@@ -243,7 +252,7 @@ class BacktestEngine:
             costs=self.parts.costs(), starting_balance=balance, final_balance=float(final), metrics=metrics,
             trades=sorted(self.closed, key=lambda t: (t.exit_time, t.ticket)), signals=self.signals,
             seconds=secs, analysis_calls=self.analysis_calls, analysis_seconds=self.analysis_seconds,
-            prescreened=self.prescreened, session_gated=self.gated,
+            prescreened=self.prescreened + self.range_screened, session_gated=self.gated,
             open_at_end=self.open_at_end,
         )
 

@@ -86,7 +86,9 @@ class LiveParts:
         start = float(candles["time"][0]) if len(candles) else 0.0
         self.clock = FixedClock(start)
         pc = cfg.broker.paper
-        self.feed = ReplayFeed({symbol: higher_timeframes(self.tcfg, candles, timeframe)})
+        tfs = higher_timeframes(self.tcfg, candles, timeframe)
+        self.feed = ReplayFeed({symbol: tfs})
+        self.timeframes = list(tfs)
         self.broker = PaperBroker(
             {symbol: self.spec}, self.feed, db_path=":memory:", clock=self.clock,
             slippage_points=pc.slippage_points, commission_per_lot=pc.commission_per_lot,
@@ -112,6 +114,10 @@ class LiveParts:
         self.last_refusal = ""
         self._closing_reason: dict[int, str] = {}
         self._has_spread = bool(len(candles) and np.any(candles["spread"] > 0))
+
+    def frames(self) -> dict[Timeframe, np.ndarray]:
+        """The bars the feed serves per timeframe (what the analysis' windows are cut from)."""
+        return {tf: self.feed.bars(self.symbol, tf) for tf in self.timeframes}
 
     def shutdown(self) -> None:
         self._loop.close()

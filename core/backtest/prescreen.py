@@ -38,6 +38,8 @@ MARGIN = 1e-7  # relative; rounding differences between two float summation orde
 class Screen:
     skip: np.ndarray  # bool per bar: the analysis at the close of bar i cannot pass
     counts: dict[str, int] = field(default_factory=dict)  # bars failing each test (overlapping)
+    atr: np.ndarray | None = None  # the analysis' windowed ATR per bar (to rounding)
+    entries: list[np.ndarray] = field(default_factory=list)  # bid, ask, close: every entry a setup can use
 
 
 def _surely_gt(x: np.ndarray, thr: float) -> np.ndarray:
@@ -76,7 +78,7 @@ def windowed_wilder(x_first: np.ndarray, x: np.ndarray, period: int, window: int
 
 
 def _quote(cfg: AppConfig, symbol: str, c: np.ndarray, tf_sec: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mid, ask - bid) of the tick `PaperBroker.tick` gives at the close of each bar (see `_quote` there):
+    """(bid, ask) of the tick `PaperBroker.tick` gives at the close of each bar (see `_quote` there):
     the bar covering that instant opens at bid = its open, else the last closed bar's close."""
     spec = cfg.symbols[symbol]
     t = c["time"].astype(np.int64)
@@ -89,7 +91,7 @@ def _quote(cfg: AppConfig, symbol: str, c: np.ndarray, tf_sec: int) -> tuple[np.
     pts = np.where(pts != 0, pts, spec.default_spread_points)
     ask = bid + pts * spec.point
     ask = np.where(covering, np.round(ask, spec.digits + 2), ask)
-    return (bid + ask) / 2, ask - bid
+    return bid, ask
 
 
 def build_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, timeframe: Timeframe) -> Screen | None:
@@ -122,7 +124,8 @@ def build_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, timeframe: Ti
     prev = close[:-1]
     tr[1:] = np.maximum(tr[1:], np.maximum(np.abs(high[1:] - prev), np.abs(low[1:] - prev)))
     atr = windowed_wilder(hl, tr, ea.atr_period, window)
-    mid, spread = _quote(cfg, symbol, c, timeframe.seconds)
+    bid, ask = _quote(cfg, symbol, c, timeframe.seconds)
+    mid, spread = (bid + ask) / 2, ask - bid
 
     counts: dict[str, int] = {}
     full = np.zeros(n, dtype=bool)
@@ -173,7 +176,7 @@ def build_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, timeframe: Ti
 
     skip = trend | push | quiet
     counts["any"] = int(skip.sum())
-    return Screen(skip, counts)
+    return Screen(skip, counts, atr, [bid, ask, close])
 
 
 def describe(screen: Screen | None) -> str:

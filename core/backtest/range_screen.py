@@ -1,0 +1,229 @@
+"""Range pre-screen: can any range the analysis might pick be both tradeable and have price at its edge?
+
+`core.analysis_core.analyse` passes only if the range it picks (one of its candidates: the dynamic
+swing range on the primary timeframe, the session range, the previous day's range within the width
+limits) passes `validate_range_integrity` (tested twice per side, not broken, width in limits) AND
+its top strategy is viable, which `RangeScalpingScorer._location_problem` allows only for an entry in
+the critical zone at the faded edge or within `price_edge_threshold_atr` ATR of it. So if *no*
+candidate could satisfy both, the analysis is bound to say no. The check is a relaxation (any
+candidate, either side, bid/ask/close as the entry, the zone widened to the larger of its band and
+the ATR threshold), so it can only err towards analysing.
+
+* Dynamic range: its edges are the extreme confirmed fractal pivots of the last `lookback_bars`
+  bars, and a fractal compares a bar with its neighbours only, so the edges are exact rolling maxima
+  / minima of the full-series pivots, computed once per run. Touch counts use a tolerance from the
+  ATR; where the ATR's last-bit rounding could change a count the bar counts as validated.
+* Session and previous-day ranges: the live `RangeBoundaryDetector.detect_range` on the live
+  windows, called lazily and cached on what they depend on (the last closed M15/H1 bar, the session
+  window, the UTC day), so they are the analysis' own objects.
+
+Look-ahead: everything at bar i reads bars closed by its close (and the quote then), as the analysis.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from core.backtest.prescreen import MARGIN
+from core.config import AppConfig
+from core.indicators import swing_highs, swing_lows
+from core.models import RangeStructure
+from core.range.bars import Bars
+from core.range.detector import RangeBoundaryDetector
+from core.range.lastvalues import atr_last
+from core.sessions import window_containing_or_before
+from core.timeframes import Timeframe
+
+_CHUNK = 8192
+
+
+def _rolling(x: np.ndarray, k: int, fn) -> np.ndarray:
+    out = np.full(len(x), np.nan)
+    if len(x) >= k:
+        out[k - 1:] = fn(np.lib.stride_tricks.sliding_window_view(x, k), axis=1)
+    return out
+
+
+def _visits(near: np.ndarray) -> np.ndarray:
+    """`core.range.detector.count_touches` per row: consecutive bars near an edge count once."""
+    return near[:, 0].astype(np.int64) + np.count_nonzero(near[:, 1:] & ~near[:, :-1], axis=1)
+
+
+def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray,
+                     entries: list[np.ndarray]) -> np.ndarray:
+    """Per bar: could the dynamic swing range be validated, unbroken, in width limits and have one of
+    `entries` at an edge? True wherever that cannot be ruled out (including bars without a full window)."""
+    tcfg = cfg.for_symbol(symbol)
+    rd, inv, ef = tcfg.range_detection, tcfg.range_invalidation, tcfg.entry_filters
+    n = len(c)
+    high = c["high"].astype(np.float64)
+    low = c["low"].astype(np.float64)
+    close = c["close"].astype(np.float64)
+    lb, fr = rd.lookback_bars, rd.swing_fractal_bars
+    span = lb - 2 * fr  # confirmed pivots inside a window of `lb` bars are reported at its last lb-2n bars
+    possible = np.ones(n, dtype=bool)
+    if span < 1 or n < lb:
+        return possible
+    sh = swing_highs(high, fr)
+    sl = swing_lows(low, fr)
+    top = _rolling(np.where(np.isfinite(sh), sh, -np.inf), span, np.max)
+    bot = _rolling(np.where(np.isfinite(sl), sl, np.inf), span, np.min)
+    idx = np.arange(lb - 1, n)  # bars with a full lookback window
+    H, L, a = top[idx], bot[idx], atr[idx]
+    have = np.isfinite(H) & np.isfinite(L) & (H > L) & np.isfinite(a) & (a > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mid = (H + L) / 2.0
+        width_pct = np.where(mid != 0, (H - L) / mid * 100.0, 0.0)
+    lim = tcfg.range_width
+    in_width = (width_pct >= lim.min_pct) & (width_pct <= lim.max_pct)
+    # validated: >= min_touches_per_side separate visits of each edge in the lookback window
+    need = rd.min_touches_per_side
+    validated = np.zeros(len(idx), dtype=bool)
+    hw = np.lib.stride_tricks.sliding_window_view(high, lb)
+    lw = np.lib.stride_tricks.sliding_window_view(low, lb)
+    for s in range(0, len(idx), _CHUNK):
+        e = min(s + _CHUNK, len(idx))
+        tol = rd.touch_tolerance_atr * np.where(have[s:e], a[s:e], 0.0)
+        hh, ll = hw[s:e], lw[s:e]
+        Hs, Ls = np.where(have[s:e], H[s:e], np.inf)[:, None], np.where(have[s:e], L[s:e], -np.inf)[:, None]
+        lo_t, hi_t = (tol * (1 - MARGIN))[:, None], (tol * (1 + MARGIN))[:, None]
+        nt_lo, nt_hi = hh >= Hs - lo_t, hh >= Hs - hi_t
+        nb_lo, nb_hi = ll <= Ls + lo_t, ll <= Ls + hi_t
+        exact = ~(np.any(nt_lo != nt_hi, axis=1) | np.any(nb_lo != nb_hi, axis=1))
+        ok = (_visits(nt_lo) >= need) & (_visits(nb_lo) >= need)
+        validated[s:e] = ok | ~exact
+    # broken: the last `candles_outside_range` closes all beyond an edge by the invalidation buffer
+    k = inv.candles_outside_range
+    buf = inv.outside_buffer_atr * a
+    slack = MARGIN * (np.abs(H) + np.abs(L) + a)
+    cmin = _rolling(close, k, np.min)[idx]
+    cmax = _rolling(close, k, np.max)[idx]
+    broken = (cmin > H + buf + slack) | (cmax < L - buf - slack)
+    # location: an entry within the wider of the zone band and the ATR threshold of an edge
+    band = (H - L) * rd.critical_zone_fraction
+    inner = np.maximum(band, ef.price_edge_threshold_atr * a) + slack
+    outer = max(inv.outside_buffer_atr, ef.price_edge_threshold_atr) * a + slack
+    at_edge = np.zeros(len(idx), dtype=bool)
+    for ent in entries:
+        x = ent[idx]
+        at_edge |= ((x >= H - inner) & (x <= H + outer)) | ((x <= L + inner) & (x >= L - outer))
+    structural = have & in_width & validated & ~broken
+    possible[idx] = ~have | (structural & at_edge)
+    # no pivots at all / an inverted box: the dynamic range is a NoRange, not a candidate
+    no_dyn = np.isfinite(a) & (a > 0) & ~(np.isfinite(H) & np.isfinite(L) & (H > L))
+    possible[idx[no_dyn]] = False
+    return possible
+
+
+class LazyRanges:
+    """The session and previous-day candidates at a bar, from the live detector, cached on their inputs."""
+
+    def __init__(self, cfg: AppConfig, symbol: str, frames: dict[Timeframe, np.ndarray],
+                 atr: np.ndarray, entries: list[np.ndarray]) -> None:
+        from core.analysis_core import _session_tf, window_sizes
+
+        self.tcfg = cfg.for_symbol(symbol)
+        self.detector = RangeBoundaryDetector(self.tcfg, symbol)
+        self.sizes = window_sizes(self.tcfg)
+        self.frames = {tf.value: arr for tf, arr in frames.items()}
+        self.times = {k: np.ascontiguousarray(v["time"]) for k, v in self.frames.items()}
+        self.stf = _session_tf(self.tcfg, self.sizes)
+        self.atr, self.entries = atr, entries
+        self._cache: dict[tuple, RangeStructure | None] = {}
+
+    @classmethod
+    def build(cls, cfg: AppConfig, symbol: str, frames: dict[Timeframe, np.ndarray], atr: np.ndarray,
+              entries: list[np.ndarray]) -> LazyRanges | None:
+        """None unless the feed holds every timeframe the analysis reads ranges from (otherwise the feed
+        would build them on demand, and this would have to mirror that too)."""
+        from core.analysis_core import window_sizes
+
+        names = {tf.value for tf in frames}
+        if not set(window_sizes(cfg.for_symbol(symbol))) <= names:
+            return None
+        return cls(cfg, symbol, frames, atr, entries)
+
+    def _window(self, tf: str, now: float) -> tuple[int, Bars | None]:
+        arr = self.frames.get(tf)
+        if arr is None:
+            return -1, None
+        secs = Timeframe.parse(tf).seconds
+        end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
+        return end, Bars.closed_window(arr[max(0, end - self.sizes[tf]):end], tf, now, self.sizes[tf])
+
+    def _session(self, now: float) -> RangeStructure | None:
+        tf = self.stf
+        rd = self.tcfg.range_detection
+        definition = self.tcfg.sessions.definitions.get(rd.session_range)
+        win = window_containing_or_before(rd.session_range, definition, now - 1.0) if definition else None
+        arr = self.frames.get(tf)
+        if arr is None:
+            return None
+        secs = Timeframe.parse(tf).seconds
+        end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
+        key = ("session", end, win.start if win else None, win.end if win else None)
+        if key not in self._cache:
+            _, bars = self._window(tf, now)
+            a = atr_last(bars.high, bars.low, bars.close, self.tcfg.effective_atr.atr_period)
+            r = self.detector.detect_range(bars, "session", atr=a, as_of=now) if a > 0 else None
+            self._cache[key] = r if isinstance(r, RangeStructure) else None
+        return self._cache[key]
+
+    def _previous_day(self, now: float) -> RangeStructure | None:
+        if "H1" not in self.frames:
+            return None
+        secs = 3600
+        end = int(np.searchsorted(self.times["H1"], np.int64(math.floor(now - secs)), side="right"))
+        key = ("previous_day", end, math.floor((now - 1.0) / 86400.0))
+        if key not in self._cache:
+            _, bars = self._window("H1", now)
+            a = atr_last(bars.high, bars.low, bars.close, self.tcfg.effective_atr.atr_period)
+            r = None
+            if a > 0:
+                pd = self.detector.detect_range(bars, "previous_day", atr=a, as_of=now, apply_width_limits=False)
+                if isinstance(pd, RangeStructure) and self.detector.check_width(pd) is None:
+                    r = pd
+            self._cache[key] = r
+        return self._cache[key]
+
+    def could_pass(self, i: int, now: float) -> bool:
+        a = float(self.atr[i])
+        if not (a > 0) or not math.isfinite(a):
+            return True
+        thr = self.tcfg.entry_filters.price_edge_threshold_atr * a
+        for r in (self._session(now), self._previous_day(now)):
+            if r is None or not self.detector.validate_range_integrity(r)[0]:
+                continue
+            H, L, z = r.range_high, r.range_low, r.critical_gaps  # zones use the range's own ATR
+            slack = MARGIN * (abs(H) + abs(L) + a)
+            for ent in self.entries:
+                x = float(ent[i])
+                if (z.upper_zone_start - slack <= x <= z.upper_zone_end + slack or abs(x - H) <= thr + slack
+                        or z.lower_zone_start - slack <= x <= z.lower_zone_end + slack or abs(x - L) <= thr + slack):
+                    return True
+        return False
+
+
+class RangeScreen:
+    """Per bar: False when no candidate range can carry a pass (see the module docstring)."""
+
+    def __init__(self, no_dynamic: np.ndarray, lazy: LazyRanges) -> None:
+        self.no_dynamic = no_dynamic.tolist()
+        self.lazy = lazy
+        self.lazy_checks = 0
+
+    def could_pass(self, i: int, now: float) -> bool:
+        if not self.no_dynamic[i]:
+            return True
+        self.lazy_checks += 1
+        return self.lazy.could_pass(i, now)
+
+
+def build_range_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, frames: dict[Timeframe, np.ndarray],
+                       atr: np.ndarray, entries: list[np.ndarray]) -> RangeScreen | None:
+    """`frames`: the feed's bars per timeframe (the arrays the analysis' windows are cut from)."""
+    lazy = LazyRanges.build(cfg, symbol, frames, atr, entries)
+    if lazy is None:
+        return None
+    return RangeScreen(~dynamic_possible(cfg, symbol, candles, atr, entries), lazy)
