@@ -24,7 +24,7 @@ from core.exit_orders import ExitExecutor
 from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
 from core.exits import RangeScalpingExitManager, TradeNotRegistered
 from core.models import ActiveTrade, ExitSignal
-from core.recovery import adopt_position, in_flight
+from core.recovery import adopt_position, in_flight, our_magics
 from core.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ class Monitor:
         self._last_view: dict[str, _MarketView] = {}
         self._info: dict[str, SymbolInfo] = {}
         self._task: asyncio.Task | None = None
+        self._magics_key: frozenset[int] | None = None
+        self._magics_list: list[int] = []
         # set by the service when start-up reconciliation could not reach the broker: the next cycle
         # with a connection runs it (executing proposals, closes while down, orphans) before anything else
         self.reconcile_hook = None
@@ -176,10 +178,9 @@ class Monitor:
             log.exception("expiring proposals failed")
 
     async def _positions(self, trades: list[ActiveTrade], rep: CycleReport):
-        magics = sorted({t.magic for t in trades if t.magic} or {self.cfg.execution.magic_number})
         try:
             out = {}
-            for m in magics:
+            for m in self._magics(trades):
                 for p in await asyncio.to_thread(self.broker.positions, None, m):
                     out[p.ticket] = p
             if not self.connected:
@@ -196,6 +197,13 @@ class Monitor:
             self.notify.error("data_source_unavailable", f"could not read positions: {e.message}")
             return None
 
+    def _magics(self, trades: list[ActiveTrade]) -> list[int]:
+        # cached per set of trade magics: for_symbol() over every symbol is not free on the hot path
+        key = frozenset(t.magic for t in trades if t.magic)
+        if self._magics_key != key:
+            self._magics_key, self._magics_list = key, our_magics(self.cfg, trades)
+        return self._magics_list
+
     async def _reconnect(self, err: BrokerError, rep: CycleReport):
         """The `mt5_connection_lost` policy: reconnect with retries; monitoring continues either way."""
         policy = self.cfg.error_handling.get("mt5_connection_lost")
@@ -204,8 +212,9 @@ class Monitor:
             await self._sleep(policy.retry_interval if policy else 0)
             try:
                 await asyncio.to_thread(self.broker.connect)
-                positions = {p.ticket: p for p in await asyncio.to_thread(
-                    self.broker.positions, None, self.cfg.execution.magic_number)}
+                positions = {}
+                for m in self._magics(self.exits.active_trades()):
+                    positions.update({p.ticket: p for p in await asyncio.to_thread(self.broker.positions, None, m)})
                 self.connected = rep.connected = True
                 self.notify.error("retry_succeeded", f"broker connection restored after: {err.message}", alert=False)
                 self.notify.alert("connection_restored", "medium", "Broker connection restored",

@@ -56,9 +56,8 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
     try:
         await asyncio.to_thread(broker.connect)
         await _resolve_proposals(store, engine, notifier, rep)
-        magics = {t.magic for t in trades if t.magic} | {cfg.execution.magic_number}
         positions: dict[int, Position] = {}
-        for m in sorted(magics):
+        for m in our_magics(cfg, trades):
             for p in await asyncio.to_thread(broker.positions, None, m):
                 positions[p.ticket] = p
     except BrokerError as e:
@@ -123,6 +122,14 @@ async def _resolve_proposals(store, engine, notifier, rep: RecoveryReport) -> No
         msg = "The bot restarted before this approved order was sent, so nothing was traded. Run /scalp again."
         if store.proposals.transition(p.id, ProposalState.APPROVED, ProposalState.FAILED, message=msg):
             rep.failed_interrupted.append(p.id)
+
+
+def our_magics(cfg, trades=()) -> list[int]:
+    """Every magic number a range scalp of ours can carry: the stored trades', the global one and each
+    symbol's override (an orphan with a per-symbol magic must be found even when no trade uses it)."""
+    magics = {t.magic for t in trades if t.magic} | {cfg.execution.magic_number}
+    magics |= {cfg.for_symbol(s).execution.magic_number for s in getattr(cfg, "symbols", {})}
+    return sorted(magics)
 
 
 def in_flight(store, pos: Position) -> bool:

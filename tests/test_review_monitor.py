@@ -123,3 +123,27 @@ async def test_our_exit_keeps_its_reason_when_the_deals_show_up_a_cycle_late(cfg
     await svc.monitor.run_cycle()
     closed = svc.store.closed.get(ticket)
     assert closed is not None and closed.exit_reason == "max_time_in_trade"
+
+
+async def test_orphans_with_a_per_symbol_magic_number_are_found_by_monitor_and_recovery(tmp_path):
+    """`execution.magic_number` can be overridden per symbol. The monitor only asked the broker for the
+    magics of its open trades (or the global one) and recovery for those plus the global one, so a
+    late-landing BTCUSDc order with BTCUSDc's own magic was never adopted while a XAUUSDc trade was open."""
+    from core.brokers.base import OrderRequest
+    from core.exit_orders import order_comment
+
+    c = k.config({"symbol_overrides": {"BTCUSDc": {"execution": {"magic_number": 4242}}}})
+    svc = await _svc(c, tmp_path)
+    await k.open_trades(svc, "XAUUSDc")
+    inner = svc.broker.inner
+    tick = inner.tick("BTCUSDc")
+    res = inner.market_order(OrderRequest(  # an order whose confirmation was lost lands at the broker
+        symbol="BTCUSDc", side="buy", volume=0.01, sl=round(tick.bid - 800, 2), tp=round(tick.bid + 1600, 2),
+        price=tick.ask, deviation=1000, magic=4242, comment=order_comment("lostconfirm01", "bb_fade")))
+    await svc.monitor.run_cycle()
+    assert res.position in svc.range_scalp_tickets(), "the late order with BTCUSDc's magic is unmonitored"
+
+    # the same at start-up: a fresh store that never saw it adopts it during recovery
+    svc2 = k.service(c, tmp_path, svc.clock, broker=k.FlakyBroker(inner), analyser=None, store_name="other.sqlite")
+    rep = await svc2.start(monitor=False)
+    assert res.position in rep.orphans_adopted
