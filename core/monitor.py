@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.brokers.base import Broker, BrokerConnectionError, BrokerError, SymbolInfo, Tick
-from core.exit_orders import ExitExecutor
+from core.exit_orders import ExitExecutor, proposal_id_from_comment
 from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
 from core.exits import RangeScalpingExitManager, TradeNotRegistered
 from core.models import ActiveTrade, ExitSignal
@@ -80,6 +80,8 @@ class Monitor:
         # with a connection runs it (executing proposals, closes while down, orphans) before anything else
         self.reconcile_hook = None
         self.reconcile_pending = False
+        # proposal ids the execution engine is sending/recording right now (None: not known, trust the store)
+        self.executing: set[str] | None = None
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -256,7 +258,12 @@ class Monitor:
             store = self.executor.store
             try:
                 if in_flight(store, pos):
-                    continue  # its execution is recording it right now
+                    pid = proposal_id_from_comment(pos.comment)
+                    if self.executing is not None and pid not in self.executing:
+                        # its execution ended without recording it (e.g. a store error after the fill):
+                        # the reconciliation resolves it from the order comment, as at start-up
+                        self.reconcile_pending = True
+                    continue  # otherwise its execution is recording it right now
                 alive.append(adopt_position(store, self.exits, self.notify, pos, self.clock))
             except Exception as e:  # noqa: BLE001
                 rep.errors.append(f"adopting {ticket}: {e}")

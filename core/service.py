@@ -87,6 +87,7 @@ class TradingService:
         self.execution = ExecutionEngine(cfg, store, broker, self.exits, self.notifier, clock, self.authz, sleep=sleep)
         self.executor = ExitExecutor(cfg, broker, store, self.exits, self.notifier, sleep=sleep)
         self.monitor = Monitor(cfg, broker, self.exits, self.executor, self.notifier, clock, sleep=sleep)
+        self.monitor.executing = self.execution.in_flight
         self._analyser = analyser
         self.recovery: RecoveryReport | None = None
         self.ready = False

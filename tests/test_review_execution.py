@@ -183,3 +183,37 @@ async def test_emergency_while_the_monitor_is_closing_a_trade_does_not_cry_manua
     assert inner.positions() == []
     assert em.ok and "NOT close" not in em.message, em.message
     assert svc.store.closed.get(ticket).exit_reason == "max_time_in_trade"
+
+
+async def test_a_filled_order_whose_record_failed_is_picked_up_by_the_monitor(cfg, bars, tmp_path, monkeypatch):
+    """The order filled, but recording it failed (store error) and the broker was unreachable for the
+    look-up after it: the proposal stays `executing`. The monitor skipped any position of an
+    `executing` proposal as "being recorded right now" - forever, although nothing was recording it."""
+    import sqlite3
+
+    from core.brokers.base import BrokerConnectionError
+
+    svc, inner = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    real = svc.store.record_open
+    calls = {"n": 0}
+
+    def fail_once(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(svc.store, "record_open", fail_once)
+    svc.broker.fail("positions", BrokerConnectionError("IPC timeout", -10005),
+                    BrokerConnectionError("IPC timeout", -10005))
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert not out.ok and out.state is ProposalState.EXECUTING
+    (pos,) = inner.positions()
+    assert not svc.range_scalp_tickets()
+    for _ in range(2):
+        await svc.monitor.run_cycle()
+    assert pos.ticket in svc.range_scalp_tickets(), "the filled position is not monitored"
+    p = svc.store.proposals.get(props[0].id)
+    assert p.state is ProposalState.EXECUTED and p.ticket == pos.ticket
+    assert svc.broker.calls.get("market_order", 0) == 1
