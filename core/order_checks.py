@@ -48,10 +48,13 @@ def adjust_stops(
     """Keep the strategy's SL/TP but push them out to the broker's minimum distance where needed."""
     sign = direction.sign
     min_dist = (info.trade_stops_level + 1) * info.point + spread if info.trade_stops_level else 0.0
+    # with no stops level the SL must still clear the spread: a long's stop is hit by the bid, not the ask
+    sl_min = min_dist or spread + info.point
     notes = []
-    if min_dist and (price - sl) * sign < min_dist:
-        sl = price - sign * min_dist
-        notes.append(f"SL widened to the broker's stops level ({info.trade_stops_level} points)")
+    if (price - sl) * sign < sl_min:
+        sl = price - sign * sl_min
+        notes.append(f"SL widened to the broker's stops level ({info.trade_stops_level} points)" if min_dist
+                     else "SL widened to clear the spread")
     if tp and min_dist and (tp - price) * sign < min_dist:
         tp = price + sign * min_dist
         notes.append(f"TP moved out to the broker's stops level ({info.trade_stops_level} points)")
