@@ -9,6 +9,7 @@ rules) and booked by the broker's SL/TP engine, and the journal entry is built b
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,23 @@ AnalyseFn = Callable[[str, PaperBroker, AppConfig, FixedClock], AnalysisResult]
 
 async def _no_sleep(_seconds: float) -> None:
     """Retry waits cost nothing in a replay (the replay clock does not move during an order)."""
+
+
+class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs the live code's `asyncio.to_thread` broker calls inline, in the replay's own thread.
+
+    Live, those calls go to a worker thread so a slow MT5 terminal cannot stall the event loop; in a
+    replay the broker is the in-process PaperBroker on a clock that does not move during a call, so
+    the thread hop changes nothing but the cost (it was most of a monitor cycle). Same calls, same
+    order, same results and exceptions."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine, as a worker would
+            fut.set_exception(e)
+        return fut
 
 
 STOP_EXIT_REASONS = frozenset({"stop_loss", "breakeven_stop", "take_profit", "stop_out"})
@@ -108,6 +126,7 @@ class LiveParts:
         self._closed_since = start - 1.0
         self._seen_closed: set[int] = set()
         self._loop = asyncio.new_event_loop()
+        self._loop.set_default_executor(_InlineExecutor(max_workers=1))
         self._analyse_fn = analyse_fn
         self._session_filter = None
         self._news = None
@@ -231,6 +250,10 @@ class LiveParts:
             if ct.session == "":
                 ct = ct.model_copy(update={"session": session_label(self.tcfg.sessions, ct.entry_time)})
             out.append(ct)
+        # Nothing journalled from now on can have exited before this: a trade exits after its entry,
+        # and every trade not yet closed is open now or opens later. Re-reading the whole journal on
+        # every bar made this quadratic in the number of trades.
+        self._closed_since = min([self.clock.now(), *(t.entry_time for t in self.exits.active_trades())])
         return out
 
     def close_all(self, now: float, reason: str) -> int:

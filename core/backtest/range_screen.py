@@ -28,7 +28,7 @@ import numpy as np
 from core.backtest.prescreen import MARGIN
 from core.config import AppConfig
 from core.indicators import swing_highs, swing_lows
-from core.models import RangeStructure
+from core.models import NoRange, RangeStructure
 from core.range.bars import Bars
 from core.range.detector import RangeBoundaryDetector
 from core.range.lastvalues import atr_last
@@ -36,6 +36,7 @@ from core.sessions import window_containing_or_before
 from core.timeframes import Timeframe
 
 _CHUNK = 8192
+_UNBUILT = object()
 
 
 def _rolling(x: np.ndarray, k: int, fn) -> np.ndarray:
@@ -130,7 +131,7 @@ class LazyRanges:
         self.times = {k: np.ascontiguousarray(v["time"]) for k, v in self.frames.items()}
         self.stf = _session_tf(self.tcfg, self.sizes)
         self.atr, self.entries = atr, entries
-        self._cache: dict[tuple, RangeStructure | None] = {}
+        self._cache: dict[tuple, object] = {}
 
     @classmethod
     def build(cls, cfg: AppConfig, symbol: str, frames: dict[Timeframe, np.ndarray], atr: np.ndarray,
@@ -152,23 +153,43 @@ class LazyRanges:
         end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
         return end, Bars.closed_window(arr[max(0, end - self.sizes[tf]):end], tf, now, self.sizes[tf])
 
-    def _session(self, now: float) -> RangeStructure | None:
+    def _session(self, now: float, i: int) -> RangeStructure | None:
+        """The session candidate, or None when there is none or it cannot have any entry at its edge.
+
+        The edges come first from the detector's own edge finder (cheap); the whole range (touches,
+        expansion, invalidation) is built only when an entry is near one of them."""
         tf = self.stf
         rd = self.tcfg.range_detection
         definition = self.tcfg.sessions.definitions.get(rd.session_range)
-        win = window_containing_or_before(rd.session_range, definition, now - 1.0) if definition else None
-        arr = self.frames.get(tf)
-        if arr is None:
+        if definition is None or tf not in self.frames:
             return None
+        win = window_containing_or_before(rd.session_range, definition, now - 1.0)
         secs = Timeframe.parse(tf).seconds
         end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
-        key = ("session", end, win.start if win else None, win.end if win else None)
-        if key not in self._cache:
+        key = ("session", end, win.start, win.end)
+        hit = self._cache.get(key)
+        if hit is None:
             _, bars = self._window(tf, now)
             a = atr_last(bars.high, bars.low, bars.close, self.tcfg.effective_atr.atr_period)
-            r = self.detector.detect_range(bars, "session", atr=a, as_of=now) if a > 0 else None
-            self._cache[key] = r if isinstance(r, RangeStructure) else None
-        return self._cache[key]
+            edges = self.detector._session_edges(bars, now) if a > 0 else None
+            edges = None if edges is None or isinstance(edges, NoRange) else edges[:2]
+            hit = self._cache[key] = [bars, a, edges, _UNBUILT]
+        bars, a, edges, built = hit
+        if edges is None:
+            return None
+        H, L = edges
+        m5 = float(self.atr[i])
+        slack = MARGIN * (abs(H) + abs(L) + a + m5)
+        thr = self.tcfg.entry_filters.price_edge_threshold_atr * m5
+        inner = max((H - L) * rd.critical_zone_fraction, thr) + slack
+        outer = max(self.tcfg.range_invalidation.outside_buffer_atr * a, thr) + slack
+        if not any(H - inner <= x <= H + outer or L - outer <= x <= L + inner
+                   for x in (float(e[i]) for e in self.entries)):
+            return None
+        if built is _UNBUILT:
+            r = self.detector.detect_range(bars, "session", atr=a, as_of=now)
+            built = hit[3] = r if isinstance(r, RangeStructure) else None
+        return built
 
     def _previous_day(self, now: float) -> RangeStructure | None:
         if "H1" not in self.frames:
@@ -192,7 +213,7 @@ class LazyRanges:
         if not (a > 0) or not math.isfinite(a):
             return True
         thr = self.tcfg.entry_filters.price_edge_threshold_atr * a
-        for r in (self._session(now), self._previous_day(now)):
+        for r in (self._session(now, i), self._previous_day(now)):
             if r is None or not self.detector.validate_range_integrity(r)[0]:
                 continue
             H, L, z = r.range_high, r.range_low, r.critical_gaps  # zones use the range's own ATR
