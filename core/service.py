@@ -17,13 +17,13 @@ from core.authz import Authorizer
 from core.brokers.base import BrokerError
 from core.exceptions import ProposalError, UnknownSymbolError
 from core.execution import ExecutionEngine, ProposalOutcome
-from core.exit_orders import ExitExecutor
+from core.exit_orders import ExitExecutor, proposal_id_from_comment
 from core.exits import RangeScalpingExitManager
 from core.metrics import MetricsReport, compute_metrics
-from core.models import ActiveTrade, AnalysisResult, ClosedTrade, TradeProposal
+from core.models import ActiveTrade, AnalysisResult, ClosedTrade, ProposalState, TradeProposal
 from core.monitor import Monitor
 from core.notify import Notifier
-from core.recovery import RecoveryReport, recover
+from core.recovery import RecoveryReport, adopt_position, in_flight, our_magics, recover
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +262,7 @@ class TradingService:
         self._ks().emergency(user_id, "emergency stop from chat")
         # an order already on its way is not registered yet: let it land so it is closed below too
         await self._wait_for_in_flight_orders()
+        await self._adopt_unknown_positions()
         outs = []
         for t in self.exits.active_trades():
             outs.append(await self.close_trade(t.ticket, user_id))
@@ -270,6 +271,31 @@ class TradingService:
         if failed:
             msg += f" Could NOT close ticket(s) {', '.join(map(str, failed))}: close them manually in MetaTrader."
         return EmergencyOutcome(ok=not failed, message=msg, outcomes=outs)
+
+    async def _adopt_unknown_positions(self) -> None:
+        """Register positions with our magic the monitor has not adopted yet (an order whose confirmation
+        was lost lands later), so an emergency closes every range scalp, not only the known ones."""
+        try:
+            positions = {}
+            for m in our_magics(self.cfg, self.exits.active_trades()):
+                for pos in await asyncio.to_thread(self.broker.positions, None, m):
+                    positions[pos.ticket] = pos
+        except BrokerError as e:
+            log.warning("emergency: could not list the broker's positions: %s", e)
+            return
+        known = self.exits.range_scalp_tickets()
+        for pos in positions.values():
+            if pos.ticket in known:
+                continue
+            try:
+                pid = proposal_id_from_comment(pos.comment)
+                p = self.store.proposals.get(pid) if pid else None
+                if p is not None and p.state is ProposalState.EXECUTING:
+                    await self.execution.resolve_at_broker(p)  # records it against its proposal
+                elif not in_flight(self.store, pos):
+                    adopt_position(self.store, self.exits, self.notifier, pos, self.clock)
+            except Exception:  # noqa: BLE001 - the known positions must still be closed
+                log.exception("emergency: adopting position %s failed", pos.ticket)
 
     async def _wait_for_in_flight_orders(self, timeout: float = EMERGENCY_IN_FLIGHT_WAIT) -> None:
         """Wait (bounded, wall time) until no approval is between 'executing' and its record."""

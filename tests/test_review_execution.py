@@ -217,3 +217,22 @@ async def test_a_filled_order_whose_record_failed_is_picked_up_by_the_monitor(cf
     p = svc.store.proposals.get(props[0].id)
     assert p.state is ProposalState.EXECUTED and p.ticket == pos.ticket
     assert svc.broker.calls.get("market_order", 0) == 1
+
+
+async def test_emergency_also_closes_our_positions_the_monitor_has_not_adopted_yet(cfg, bars, tmp_path):
+    """An order whose confirmation was lost (timeout) can land at the broker after its approval gave up;
+    the monitor adopts it on its next cycle, up to `interval_seconds` (300 s) later. An emergency in
+    between must still close every position carrying our magic number."""
+    from core.brokers.base import OrderRequest
+    from core.exit_orders import order_comment
+
+    svc, inner = await _svc(cfg, bars, tmp_path)
+    (known,) = await k.open_trades(svc, SYMBOL)
+    tick = inner.tick(SYMBOL)
+    late = inner.market_order(OrderRequest(
+        symbol=SYMBOL, side="buy", volume=0.01, sl=round(tick.bid - 5, 2), tp=round(tick.bid + 10, 2),
+        price=tick.ask, magic=cfg.execution.magic_number, comment=order_comment("lostconfirm01", "bb_fade")))
+    em = await svc.emergency(k.TRADER)
+    assert inner.positions() == [], em.message
+    assert em.ok and "2 of 2" in em.message
+    assert svc.store.closed.get(late.position) is not None and svc.store.closed.get(known) is not None
