@@ -236,3 +236,17 @@ async def test_emergency_also_closes_our_positions_the_monitor_has_not_adopted_y
     assert inner.positions() == [], em.message
     assert em.ok and "2 of 2" in em.message
     assert svc.store.closed.get(late.position) is not None and svc.store.closed.get(known) is not None
+
+
+async def test_an_approval_accepted_in_time_is_not_expired_while_it_is_being_priced(cfg, bars, tmp_path):
+    """The expiry check passed at the tap, then the engine awaits the broker for a price; a monitor
+    cycle expiring due proposals meanwhile (every second when tick-driven) used to expire the
+    APPROVED proposal too, so an in-time approval ended as "Already handled... expired"."""
+    svc, inner = await _svc(cfg, bars, tmp_path)
+    _, props = await svc.propose(SYMBOL)
+    p = props[0]
+    svc.broker.hooks["tick"] = lambda: svc.store.proposals.expire_due(p.expires_at + 0.5)
+    out = await svc.approve(p.id, k.TRADER)
+    assert svc.broker.calls.get("tick", 0) >= 1
+    assert out.ok and out.state is ProposalState.EXECUTED, out.message
+    assert len(inner.positions()) == 1

@@ -136,16 +136,20 @@ class ProposalRepo:
         return [TradeProposal.from_json(r["data"]) for r in self._db.conn.execute(sql, args)]
 
     def expire_due(self, now: float | None = None) -> list[str]:
-        """Move every pending/approved proposal whose expiry has passed to EXPIRED; return their ids."""
+        """Move every pending proposal whose expiry has passed to EXPIRED; return their ids.
+
+        Only pending: an approved one was approved in time and is being priced/sent right now (its
+        engine moves it on; start-up recovery fails one a crash left behind).
+        """
         now = self._clock.now() if now is None else now
         expired = []
         with self._db.transaction() as c:
             rows = c.execute(
-                "SELECT id FROM proposals WHERE state IN (?, ?) AND expires_at <= ?",
-                (ProposalState.PENDING.value, ProposalState.APPROVED.value, now),
+                "SELECT id FROM proposals WHERE state = ? AND expires_at <= ?",
+                (ProposalState.PENDING.value, now),
             ).fetchall()
             for r in rows:
-                if self.transition(r["id"], (ProposalState.PENDING, ProposalState.APPROVED), ProposalState.EXPIRED,
+                if self.transition(r["id"], ProposalState.PENDING, ProposalState.EXPIRED,
                                    decided_at=now, message="expired"):
                     expired.append(r["id"])
         return expired
