@@ -147,3 +147,39 @@ async def test_orphans_with_a_per_symbol_magic_number_are_found_by_monitor_and_r
     svc2 = k.service(c, tmp_path, svc.clock, broker=k.FlakyBroker(inner), analyser=None, store_name="other.sqlite")
     rep = await svc2.start(monitor=False)
     assert res.position in rep.orphans_adopted
+
+
+async def test_a_real_short_is_journalled_with_short_signs(tmp_path):
+    """A short on real XAUUSDc bars, run by the monitor until the broker's SL or TP closes it: R, P&L
+    (contract size 100), MFE and MAE all carry the short's signs, and the breakeven (if it moved)
+    sits below the entry."""
+    cfg = k.config()
+    t0 = float(k.m5(cfg)["time"][30000])
+    clock = FixedClock(t0)
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock, slippage_points=0)
+    inner.connect()
+    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
+                    analyser=k.LiveAnalyser(inner, clock, Direction.SHORT, risk_atr=1.0))
+    await svc.start(monitor=False)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    trade = svc.exits.get(ticket)
+    assert trade.sl > trade.entry_price > trade.tp
+    be_seen = None
+    for _ in range(400):
+        inner.step()
+        await svc.monitor.run_cycle()
+        t = svc.exits.get(ticket)
+        if t is not None and t.breakeven_moved:
+            be_seen = t.sl
+        if svc.store.closed.get(ticket) is not None:
+            break
+    c = svc.store.closed.get(ticket)
+    assert c is not None, "the short never closed"
+    spec = cfg.symbols["XAUUSDc"]
+    assert c.r_multiple == pytest.approx((c.entry_price - c.exit_price) / (c.initial_sl - c.entry_price))
+    assert c.pnl == pytest.approx((c.entry_price - c.exit_price) * c.volume * spec.contract_size, abs=0.011)
+    assert c.mfe_r >= max(c.r_multiple, 0.0) and c.mae_r <= min(c.r_multiple, 0.0)
+    if be_seen is not None:
+        assert be_seen <= c.entry_price
+    deal = [d for d in inner.history_deals(position_id=ticket) if d.entry == "out"][-1]
+    assert c.exit_price == pytest.approx(deal.price)
