@@ -233,6 +233,8 @@ class ExitExecutor:
         except TradeNotRegistered:
             return ExitOrderOutcome(ticket=trade.ticket, ok=False, already_closed=True,
                                     message="the trade was already closed and journalled")
+        except Exception:  # noqa: BLE001 - bookkeeping only: the close must still go out
+            log.exception("could not mark %s as exiting; closing it anyway", trade.ticket)
         outcome = await close_with_policy(
             self.broker, trade, policy=policy, base_deviation=tcfg.execution.deviation_points, point=point,
             price_hint=price_hint or trade.entry_price, reason_tag=kind[:EXIT_TAG_MAX], sleep=self._sleep,
@@ -246,14 +248,19 @@ class ExitExecutor:
         sl_text = f"the broker-side stop at {trade.sl} stays in place" if trade.sl else "there is NO broker-side stop"
         text = (f"I could not close {trade.symbol} ticket {trade.ticket} ({reason}): {outcome.message}. "
                 f"Please close it manually in MetaTrader; {sl_text}.")
-        self.exits.update_trade_state(
-            trade.ticket, {"exit_manager_state": "exit_failed"},
-            journal=("exit_failed", {"kind": kind, "reason": reason, "attempts": [a.model_dump() for a in outcome.attempts]}),
-        )
-        self.notify.error("exit_order_fails", outcome.message, alert=False, symbol=trade.symbol, ticket=trade.ticket)
+        # the alert first: it asks a human to act, and must not depend on the store being writable
         self.notify.alert("exit_failed", "high", f"EXIT FAILED - {trade.symbol} ticket {trade.ticket}", text,
                           symbol=trade.symbol, ticket=trade.ticket, trade=trade, range_data=trade.range_data,
                           dedup_key=f"exit_failed:{trade.ticket}")
+        self.notify.error("exit_order_fails", outcome.message, alert=False, symbol=trade.symbol, ticket=trade.ticket)
+        try:
+            self.exits.update_trade_state(
+                trade.ticket, {"exit_manager_state": "exit_failed"},
+                journal=("exit_failed", {"kind": kind, "reason": reason,
+                                         "attempts": [a.model_dump() for a in outcome.attempts]}),
+            )
+        except Exception:  # noqa: BLE001 - TradeNotRegistered (closed meanwhile) or a store failure
+            log.exception("could not record the failed exit of %s", trade.ticket)
         return outcome
 
     async def record_broker_close(self, trade: ActiveTrade, reason_kind: str | None = None,

@@ -183,3 +183,46 @@ async def test_a_real_short_is_journalled_with_short_signs(tmp_path):
         assert be_seen <= c.entry_price
     deal = [d for d in inner.history_deals(position_id=ticket) if d.entry == "out"][-1]
     assert c.exit_price == pytest.approx(deal.price)
+
+
+async def test_an_exit_is_sent_even_when_the_exiting_state_cannot_be_saved(cfg, tmp_path, monkeypatch):
+    """The executor marks a trade 'exiting' in the store before it sends the close. If that write fails
+    (database locked, disk full) the close itself was never sent, on every cycle: the position stayed
+    open past its exit signal. The close matters more than the bookkeeping."""
+    svc = await _svc(cfg, tmp_path)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    real = svc.exits.update_trade_state
+
+    def locked(t, updates, journal=None):
+        if isinstance(updates, dict) and updates.get("exit_manager_state") == "exiting":
+            raise sqlite3.OperationalError("database is locked")
+        return real(t, updates, journal)
+
+    monkeypatch.setattr(svc.exits, "update_trade_state", locked)
+    svc.broker.step()
+    svc.broker.step()
+    await svc.monitor.run_cycle()
+    assert svc.broker.inner.positions() == [], "the exit was never sent"
+    assert svc.store.closed.get(ticket).exit_reason == "max_time_in_trade"
+
+
+async def test_exit_failed_alert_goes_out_even_if_the_store_cannot_record_it(cfg, tmp_path, monkeypatch):
+    """After the configured attempts the trader must be told to close by hand; that alert came after
+    the 'exit_failed' state write, so a failing store swallowed the one alert that matters most."""
+    from core.brokers.base import RequoteError
+
+    svc = await _svc(cfg, tmp_path)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    real = svc.exits.update_trade_state
+
+    def locked(t, updates, journal=None):
+        if isinstance(updates, dict) and updates.get("exit_manager_state") == "exit_failed":
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(t, updates, journal)
+
+    monkeypatch.setattr(svc.exits, "update_trade_state", locked)
+    svc.broker.fail("close_position", *[RequoteError("requote", 10004)] * 3)
+    out = await svc.close_trade(ticket, k.TRADER)
+    assert not out.ok
+    alerts = [a for a in svc.notifier.sent if a.kind == "exit_failed"]
+    assert len(alerts) == 1 and "close it manually" in alerts[0].text
