@@ -90,7 +90,7 @@ def calculate_breakeven_stop(
         return None
     sign = trade.direction.sign
     be = round(trade.entry_price + sign * cost_points * point, digits)
-    if (be - trade.sl) * sign <= 0:  # already protected at least that well
+    if trade.sl and (be - trade.sl) * sign <= 0:  # already protected at least that well (sl 0 = no stop)
         return None
     if (price - be) * sign < stops_level_points * point:
         return None
