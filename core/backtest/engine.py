@@ -173,7 +173,7 @@ class BacktestEngine:
         if self.gate_sessions and not parts.session_open(now):
             self.gated += 1
             return
-        if self.ranges is not None and not self.ranges.could_pass(i, now):
+        if self.ranges is not None and not self.ranges.could_pass(i, now, lambda r: parts.reentry_allowed(r, now)[0]):
             self.range_screened += 1
             return
         parts.advance_to(now)
@@ -184,7 +184,7 @@ class BacktestEngine:
         choice = pick_strategy(result, self.spec.strategy)
         if choice is None:
             return
-        allowed, _why = parts.reentry_allowed(result, now)
+        allowed, _why = parts.reentry_allowed(result.range, now)
         if not allowed:
             return
         sig = Signal(

@@ -207,10 +207,11 @@ class LiveParts:
         res = self._session_filter.check_session_filters(ctx)
         return res.passed or not res.blocking
 
-    def reentry_allowed(self, result: AnalysisResult, now: float) -> tuple[bool, str]:
+    def reentry_allowed(self, rng, now: float) -> tuple[bool, str]:
+        """The live re-entry rule for a range (anything with range_high/range_low), at `now`."""
         ex = self.tcfg.exits
         return self.exits.check_reentry_allowed(
-            self.symbol, result.range, now, ex.reentry_cooldown_minutes, ex.max_reentries_per_range
+            self.symbol, rng, now, ex.reentry_cooldown_minutes, ex.max_reentries_per_range
         )
 
     def execute(self, result: AnalysisResult, choice: StrategyScore, now: float) -> ActiveTrade | None:

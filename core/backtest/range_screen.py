@@ -22,6 +22,7 @@ Look-ahead: everything at bar i reads bars closed by its close (and the quote th
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,9 +53,10 @@ def _visits(near: np.ndarray) -> np.ndarray:
 
 
 def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray,
-                     entries: list[np.ndarray]) -> np.ndarray:
+                     entries: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bar: could the dynamic swing range be validated, unbroken, in width limits and have one of
-    `entries` at an edge? True wherever that cannot be ruled out (including bars without a full window)."""
+    `entries` at an edge? True wherever that cannot be ruled out (including bars without a full window).
+    Also returns its (high, low) edges per bar, NaN where there is no full window or no box."""
     tcfg = cfg.for_symbol(symbol)
     rd, inv, ef = tcfg.range_detection, tcfg.range_invalidation, tcfg.entry_filters
     n = len(c)
@@ -64,8 +66,10 @@ def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray
     lb, fr = rd.lookback_bars, rd.swing_fractal_bars
     span = lb - 2 * fr  # confirmed pivots inside a window of `lb` bars are reported at its last lb-2n bars
     possible = np.ones(n, dtype=bool)
+    edges_h = np.full(n, np.nan)
+    edges_l = np.full(n, np.nan)
     if span < 1 or n < lb:
-        return possible
+        return possible, edges_h, edges_l
     sh = swing_highs(high, fr)
     sl = swing_lows(low, fr)
     top = _rolling(np.where(np.isfinite(sh), sh, -np.inf), span, np.max)
@@ -114,7 +118,10 @@ def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray
     # no pivots at all / an inverted box: the dynamic range is a NoRange, not a candidate
     no_dyn = np.isfinite(a) & (a > 0) & ~(np.isfinite(H) & np.isfinite(L) & (H > L))
     possible[idx[no_dyn]] = False
-    return possible
+    box = np.isfinite(H) & np.isfinite(L) & (H > L)
+    edges_h[idx[box]] = H[box]
+    edges_l[idx[box]] = L[box]
+    return possible, edges_h, edges_l
 
 
 class LazyRanges:
@@ -208,7 +215,7 @@ class LazyRanges:
             self._cache[key] = r
         return self._cache[key]
 
-    def could_pass(self, i: int, now: float) -> bool:
+    def could_pass(self, i: int, now: float, tradeable=None) -> bool:
         a = float(self.atr[i])
         if not (a > 0) or not math.isfinite(a):
             return True
@@ -222,23 +229,40 @@ class LazyRanges:
                 x = float(ent[i])
                 if (z.upper_zone_start - slack <= x <= z.upper_zone_end + slack or abs(x - H) <= thr + slack
                         or z.lower_zone_start - slack <= x <= z.lower_zone_end + slack or abs(x - L) <= thr + slack):
-                    return True
+                    if tradeable is None or tradeable(r):
+                        return True
+                    break
         return False
 
 
-class RangeScreen:
-    """Per bar: False when no candidate range can carry a pass (see the module docstring)."""
+@dataclass(frozen=True)
+class Edges:
+    """A candidate's edges: all the re-entry rule (`check_reentry_allowed`) reads of a range."""
 
-    def __init__(self, no_dynamic: np.ndarray, lazy: LazyRanges) -> None:
+    range_high: float
+    range_low: float
+
+
+class RangeScreen:
+    """Per bar: False when no candidate range can carry a trade (see the module docstring).
+
+    `tradeable(range)` is the engine's re-entry rule (`RangeScalpingExitManager.check_reentry_allowed`
+    on the live exit manager, now): a pass on a range it refuses is not traded, so a bar whose every
+    possible range is refused can skip the analysis too (nothing else reads the result)."""
+
+    def __init__(self, no_dynamic: np.ndarray, edges_h: np.ndarray, edges_l: np.ndarray, lazy: LazyRanges) -> None:
         self.no_dynamic = no_dynamic.tolist()
+        self.edges_h, self.edges_l = edges_h.tolist(), edges_l.tolist()
         self.lazy = lazy
         self.lazy_checks = 0
 
-    def could_pass(self, i: int, now: float) -> bool:
+    def could_pass(self, i: int, now: float, tradeable=None) -> bool:
         if not self.no_dynamic[i]:
-            return True
+            h, lo = self.edges_h[i], self.edges_l[i]
+            if tradeable is None or not (math.isfinite(h) and math.isfinite(lo)) or tradeable(Edges(h, lo)):
+                return True
         self.lazy_checks += 1
-        return self.lazy.could_pass(i, now)
+        return self.lazy.could_pass(i, now, tradeable)
 
 
 def build_range_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, frames: dict[Timeframe, np.ndarray],
@@ -247,4 +271,5 @@ def build_range_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, frames:
     lazy = LazyRanges.build(cfg, symbol, frames, atr, entries)
     if lazy is None:
         return None
-    return RangeScreen(~dynamic_possible(cfg, symbol, candles, atr, entries), lazy)
+    possible, edges_h, edges_l = dynamic_possible(cfg, symbol, candles, atr, entries)
+    return RangeScreen(~possible, edges_h, edges_l, lazy)
