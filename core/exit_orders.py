@@ -124,7 +124,10 @@ async def close_with_policy(
 
 
 def _sl_reason(trade: ActiveTrade) -> str:
-    return "breakeven_stop" if trade.breakeven_moved else "stop_loss"
+    # a stop at or past the entry is a breakeven stop even when we did not record moving it (a move
+    # sent but not saved and then synced from the broker, or one a trader made in MetaTrader)
+    protective = trade.sl > 0 and (trade.sl - trade.entry_price) * trade.direction.sign >= 0
+    return "breakeven_stop" if trade.breakeven_moved or protective else "stop_loss"
 
 
 def closed_trade_from_deals(

@@ -226,3 +226,33 @@ async def test_exit_failed_alert_goes_out_even_if_the_store_cannot_record_it(cfg
     assert not out.ok
     alerts = [a for a in svc.notifier.sent if a.kind == "exit_failed"]
     assert len(alerts) == 1 and "close it manually" in alerts[0].text
+
+
+async def test_a_breakeven_stop_synced_from_the_broker_is_journalled_as_breakeven(tmp_path):
+    """A breakeven sent to the broker but not saved (crash, or a failed save) is taken from the broker on
+    the next reconciliation; when that stop closes the trade at ~0 R the journal must say
+    'breakeven_stop', not 'stop_loss' (real XAUUSDc bars that go +1.2 R and come back to the entry)."""
+    cfg = k.config()
+    bars = k.m5(cfg)
+    setup = k.find_breakeven_then_exit(bars, 30000, risk=3.0)
+    clock = FixedClock(float(bars["time"][setup.index]))
+    svc = k.service(cfg, tmp_path, clock, analyser=lambda s: k.analysis_at(s, bars, clock.now(), setup))
+    await svc.start(monitor=False)
+    _, props = await svc.propose("XAUUSDc")
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert out.ok
+    inner = svc.broker
+    trade = svc.exits.get(out.ticket)
+    for _ in range(40):
+        inner.step()
+        if inner.tick("XAUUSDc").bid >= trade.entry_price + 1.2 * trade.initial_risk:
+            break
+    inner.modify_sltp(out.ticket, trade.entry_price, trade.tp)  # sent, then the save is lost
+    for _ in range(60):
+        await svc.monitor.run_cycle()
+        if svc.store.closed.get(out.ticket) is not None:
+            break
+        inner.step()
+    c = svc.store.closed.get(out.ticket)
+    assert c is not None and abs(c.r_multiple) < 0.1
+    assert c.exit_reason == "breakeven_stop"
