@@ -31,7 +31,7 @@ from core.config import AppConfig
 from core.indicators import swing_highs, swing_lows
 from core.models import NoRange, RangeStructure
 from core.range.bars import Bars
-from core.range.detector import RangeBoundaryDetector
+from core.range.detector import RangeBoundaryDetector, count_touches
 from core.range.lastvalues import atr_last
 from core.sessions import window_containing_or_before
 from core.timeframes import Timeframe
@@ -136,6 +136,7 @@ class LazyRanges:
         self.sizes = window_sizes(self.tcfg)
         self.frames = {tf.value: arr for tf, arr in frames.items()}
         self.times = {k: np.ascontiguousarray(v["time"]) for k, v in self.frames.items()}
+        self.secs = {k: Timeframe.parse(k).seconds for k in self.frames}
         self.stf = _session_tf(self.tcfg, self.sizes)
         self.atr, self.entries = atr, entries
         self._cache: dict[tuple, object] = {}
@@ -160,32 +161,51 @@ class LazyRanges:
         end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
         return end, Bars.closed_window(arr[max(0, end - self.sizes[tf]):end], tf, now, self.sizes[tf])
 
-    def _session(self, now: float, i: int) -> RangeStructure | None:
-        """The session candidate, or None when there is none or it cannot have any entry at its edge.
-
-        The edges come first from the detector's own edge finder (cheap); the whole range (touches,
-        expansion, invalidation) is built only when an entry is near one of them."""
-        tf = self.stf
+    def _prepared(self, kind: str, now: float) -> list | None:
+        """Per cache key: [bars, atr, high, low, built range] of a candidate that passes the cheap half of
+        `RangeBoundaryDetector._build` + `validate_range_integrity` (width limits, two touches per side),
+        else None. The same helpers `detect_range` calls, on the same window, in the same order."""
         rd = self.tcfg.range_detection
-        definition = self.tcfg.sessions.definitions.get(rd.session_range)
-        if definition is None or tf not in self.frames:
-            return None
-        win = window_containing_or_before(rd.session_range, definition, now - 1.0)
-        secs = Timeframe.parse(tf).seconds
+        if kind == "session":
+            tf = self.stf
+            definition = self.tcfg.sessions.definitions.get(rd.session_range)
+            if definition is None:
+                return None
+            win = window_containing_or_before(rd.session_range, definition, now - 1.0)
+            extra = (win.start, win.end)
+        else:
+            tf = "H1"
+            extra = (math.floor((now - 1.0) / 86400.0),)
+        secs = self.secs[tf]
         end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
-        key = ("session", end, win.start, win.end)
-        hit = self._cache.get(key)
+        key = (kind, end, *extra)
+        if key in self._cache:
+            return self._cache[key]
+        out = None
+        _, bars = self._window(tf, now)
+        a = atr_last(bars.high, bars.low, bars.close, self.tcfg.effective_atr.atr_period)
+        if a > 0:
+            det = self.detector
+            found = det._session_edges(bars, now) if kind == "session" else det._previous_day_edges(bars, now)
+            if not isinstance(found, NoRange):
+                high, low, _start, touch_bars = found
+                mid = (high + low) / 2.0
+                width_pct = (high - low) / mid * 100.0 if mid else 0.0
+                if det._width_failure(kind, high, low, width_pct) is None:
+                    top, bottom = count_touches(touch_bars.high, touch_bars.low, high, low, rd.touch_tolerance_atr * a)
+                    need = rd.min_touches_per_side
+                    if top >= need and bottom >= need:
+                        out = [bars, a, high, low, _UNBUILT]
+        self._cache[key] = out
+        return out
+
+    def _candidate(self, kind: str, now: float, i: int, m5: float) -> RangeStructure | None:
+        """The candidate if it could be the tradeable pick at bar i (valid, some entry near an edge)."""
+        hit = self._prepared(kind, now)
         if hit is None:
-            _, bars = self._window(tf, now)
-            a = atr_last(bars.high, bars.low, bars.close, self.tcfg.effective_atr.atr_period)
-            edges = self.detector._session_edges(bars, now) if a > 0 else None
-            edges = None if edges is None or isinstance(edges, NoRange) else edges[:2]
-            hit = self._cache[key] = [bars, a, edges, _UNBUILT]
-        bars, a, edges, built = hit
-        if edges is None:
             return None
-        H, L = edges
-        m5 = float(self.atr[i])
+        bars, a, H, L, built = hit
+        rd = self.tcfg.range_detection
         slack = MARGIN * (abs(H) + abs(L) + a + m5)
         thr = self.tcfg.entry_filters.price_edge_threshold_atr * m5
         inner = max((H - L) * rd.critical_zone_fraction, thr) + slack
@@ -194,34 +214,19 @@ class LazyRanges:
                    for x in (float(e[i]) for e in self.entries)):
             return None
         if built is _UNBUILT:
-            r = self.detector.detect_range(bars, "session", atr=a, as_of=now)
-            built = hit[3] = r if isinstance(r, RangeStructure) else None
+            r = self.detector.detect_range(bars, kind, atr=a, as_of=now, apply_width_limits=kind == "session")
+            ok = isinstance(r, RangeStructure) and self.detector.validate_range_integrity(r)[0]
+            built = hit[4] = r if ok else None
         return built
-
-    def _previous_day(self, now: float) -> RangeStructure | None:
-        if "H1" not in self.frames:
-            return None
-        secs = 3600
-        end = int(np.searchsorted(self.times["H1"], np.int64(math.floor(now - secs)), side="right"))
-        key = ("previous_day", end, math.floor((now - 1.0) / 86400.0))
-        if key not in self._cache:
-            _, bars = self._window("H1", now)
-            a = atr_last(bars.high, bars.low, bars.close, self.tcfg.effective_atr.atr_period)
-            r = None
-            if a > 0:
-                pd = self.detector.detect_range(bars, "previous_day", atr=a, as_of=now, apply_width_limits=False)
-                if isinstance(pd, RangeStructure) and self.detector.check_width(pd) is None:
-                    r = pd
-            self._cache[key] = r
-        return self._cache[key]
 
     def could_pass(self, i: int, now: float, tradeable=None) -> bool:
         a = float(self.atr[i])
         if not (a > 0) or not math.isfinite(a):
             return True
         thr = self.tcfg.entry_filters.price_edge_threshold_atr * a
-        for r in (self._session(now, i), self._previous_day(now)):
-            if r is None or not self.detector.validate_range_integrity(r)[0]:
+        for kind in ("session", "previous_day"):
+            r = self._candidate(kind, now, i, a)
+            if r is None:
                 continue
             H, L, z = r.range_high, r.range_low, r.critical_gaps  # zones use the range's own ATR
             slack = MARGIN * (abs(H) + abs(L) + a)
