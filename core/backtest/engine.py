@@ -10,9 +10,11 @@ Speed without look-ahead: analysis runs only when the symbol is flat and at most
 same trailing windows the live bot cuts (`core.range.bars.Bars.closed_window` semantics via the
 broker's candles), so a decision at bar t is a function of bars closed by t only;
 `tests/test_backtest_lookahead.py` checks that by truncating the data. Two shortcuts skip the call on
-bars where it is bound to say no: the analysis' own session filter, and `core.backtest.prescreen`
-(necessary conditions of a pass, computed once per run from trailing windows; the analysis is never
-fed anything from it). `tests/test_backtest_prescreen.py` checks that both leave every decision
+bars where it cannot lead to a trade: the analysis' own session filter, `core.backtest.prescreen`
+(necessary conditions of a pass, computed once per run from trailing windows) and
+`core.backtest.range_screen` (no range the analysis could pick is valid, has price at its edge and is
+allowed by the live re-entry rule). The analysis is never fed anything from them; they only decide
+whether to call it. `tests/test_backtest_prescreen.py` checks that they leave every decision
 unchanged. While flat, the broker is not stepped bar by bar: its clock moves only when the analysis
 is about to read it (no position means no SL/TP to fill in between).
 """
