@@ -53,6 +53,42 @@ def test_closed_form_windowed_atr_equals_the_analysis_atr():
         assert abs(atr[i] - live) <= 1e-12 * live, i
 
 
+@pytest.mark.parametrize("key", ["xau", "btc"])
+def test_screen_inputs_equal_the_live_ones(key):
+    """The quote and the dynamic range edges the screens use are the ones the live objects produce."""
+    from core.backtest.range_screen import dynamic_possible
+    from core.models import RangeStructure
+    from core.range.detector import RangeBoundaryDetector
+
+    cfg = load_config()
+    sym, c = _series(key, 2000)
+    tcfg = cfg.for_symbol(sym)
+    n = window_sizes(tcfg)["M5"]
+    screen = build_screen(cfg, sym, c, Timeframe.M5)
+    bid, ask, _close = screen.entries
+    _, edges_h, edges_l = dynamic_possible(cfg, sym, c, screen.atr, screen.entries)
+    det = RangeBoundaryDetector(tcfg, sym)
+    parts = LiveParts(cfg, sym, c, Timeframe.M5)
+    boxes = 0
+    try:
+        for i in range(n - 1, len(c) - 1, 7):
+            now = float(c["time"][i]) + 300
+            parts.advance_to(now)
+            tick = parts.broker.tick(sym)
+            assert (tick.bid, tick.ask) == (bid[i], ask[i]), i
+            bars = Bars.closed_window(c, "M5", now, n)
+            live = det.detect_range(bars, "dynamic", atr=atr_last(bars.high, bars.low, bars.close, 14), as_of=now,
+                                    apply_width_limits=False)
+            if isinstance(live, RangeStructure):
+                boxes += 1
+                assert (live.range_high, live.range_low) == (edges_h[i], edges_l[i]), i
+            else:
+                assert np.isnan(edges_h[i]), i
+    finally:
+        parts.shutdown()
+    assert boxes > 100
+
+
 @pytest.mark.parametrize("key", list(SERIES))
 def test_every_skipped_bar_is_rejected_by_the_live_analysis(key):
     cfg = load_config()
