@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     cfg = load_config()
-    tot_bars = tot_secs = peer_bars = peer_secs = ana_secs = 0.0
+    tot_bars = tot_secs = peer_bars = peer_secs = ana_secs = scr_secs = 0.0
     tot_trades = tot_calls = mismatches = explained = tot_screened = tot_gated = 0
     print(f"{'series':<70}{'bars':>8}{'trades':>8}{'bars/s':>10}{'peer bars/s':>13}")
     for sym, rel, tz, m1 in SERIES:
@@ -65,18 +65,20 @@ def main() -> None:
         tot_screened += rep.prescreened
         tot_gated += rep.session_gated
         ana_secs += rep.analysis_seconds
+        scr_secs += rep.screen_seconds
         name = rel.split("/")[0] + ("  (1m→M5)" if m1 else "")
         print(f"{sym + ' ' + name:<70}{rep.bars:>8}{len(rep.trades):>8}{rep.bars_per_second:>10.0f}"
               f"{peer.bars_per_second:>13.0f}")
     ours = tot_bars / tot_secs
     theirs = peer_bars / peer_secs
     print(f"\nTOTAL {int(tot_bars)} M5 bars, {tot_trades} trades, {tot_calls} analysis calls")
-    print(f"flat bars not analysed: {tot_screened} skipped by the pre-screen (core.backtest.prescreen), "
+    print(f"flat bars not analysed: {tot_screened} skipped by the pre-screens (core.backtest.prescreen + range_screen), "
           f"{tot_gated} by the session filter")
-    print(f"full pipeline (ours): {ours:,.0f} bars/s   ({tot_secs:.1f} s, {1000 * tot_secs / max(tot_calls, 1):.2f} ms per analysis call incl. broker)")
-    rest = tot_secs - ana_secs
-    print(f"  of which analysis: {ana_secs:.1f} s ({1000 * ana_secs / max(tot_calls, 1):.2f} ms/call); everything else "
-          f"(PaperBroker steps, Monitor cycles, execution, store): {rest:.1f} s = {tot_bars / rest:,.0f} bars/s")
+    print(f"full pipeline (ours): {ours:,.0f} bars/s   ({tot_secs:.1f} s, {1e6 * tot_secs / tot_bars:.0f} µs per bar)")
+    rest = tot_secs - ana_secs - scr_secs
+    print(f"  of which analysis: {ana_secs:.1f} s ({1000 * ana_secs / max(tot_calls, 1):.2f} ms/call); pre-screens "
+          f"(build + per-bar checks): {scr_secs:.1f} s; everything else (PaperBroker, Monitor cycles, execution, "
+          f"store, session filter, loop): {rest:.1f} s = {tot_bars / rest:,.0f} bars/s")
     print(f"backtesting.py replaying the same signals: {theirs:,.0f} bars/s   ({peer_secs:.2f} s)")
     print(f"ratio ours/backtesting.py: {ours / theirs:.4f}x")
     print(f"bar disagreements with costs on (peer runs cost-free): {mismatches}, of which {explained} reproduce the "

@@ -106,6 +106,7 @@ class BacktestEngine:
         self.screen: Screen | None = None
         self.ranges: RangeScreen | None = None
         self.range_screened = 0
+        self.screen_seconds = 0.0
         self.open_at_end = 0
 
     # ---- main loop ----------------------------------------------------------------------------
@@ -129,12 +130,14 @@ class BacktestEngine:
         c = self.spec.candles
         parts = self.parts
         t_start = _time.perf_counter()
+        t_screen = _time.perf_counter()
         if self.use_prescreen and self._analyse_fn is None:
             self.screen = build_screen(self.cfg, self.spec.symbol, c, self.spec.timeframe)
             if self.screen is not None and self.screen.atr is not None:
                 self.ranges = build_range_screen(self.cfg, self.spec.symbol, c, parts.frames(), self.screen.atr,
                                                  self.screen.entries)
         skip = self.screen.skip.tolist() if self.screen is not None else None
+        self.screen_seconds = _time.perf_counter() - t_screen
         times = c["time"].tolist()
         tf_sec = self.tf_sec
         total = max(0, self.last - self.first + 1)
@@ -175,9 +178,13 @@ class BacktestEngine:
         if self.gate_sessions and not parts.session_open(now):
             self.gated += 1
             return
-        if self.ranges is not None and not self.ranges.could_pass(i, now, lambda r: parts.reentry_allowed(r, now)[0]):
-            self.range_screened += 1
-            return
+        if self.ranges is not None:
+            t0 = _time.perf_counter()
+            ok = self.ranges.could_pass(i, now, lambda r: parts.reentry_allowed(r, now)[0])
+            self.screen_seconds += _time.perf_counter() - t0
+            if not ok:
+                self.range_screened += 1
+                return
         parts.advance_to(now)
         self.analysis_calls += 1
         t0 = _time.perf_counter()
@@ -255,6 +262,7 @@ class BacktestEngine:
             trades=sorted(self.closed, key=lambda t: (t.exit_time, t.ticket)), signals=self.signals,
             seconds=secs, analysis_calls=self.analysis_calls, analysis_seconds=self.analysis_seconds,
             prescreened=self.prescreened + self.range_screened, session_gated=self.gated,
+            screen_seconds=self.screen_seconds,
             open_at_end=self.open_at_end,
         )
 

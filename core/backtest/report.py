@@ -39,6 +39,7 @@ class BacktestReport(BaseModel):
     analysis_seconds: float = 0.0
     prescreened: int = Field(default=0, description="flat bars skipped: the pre-screen proved the analysis would say no")
     session_gated: int = Field(default=0, description="flat bars skipped: the analysis' own session filter blocks")
+    screen_seconds: float = Field(default=0.0, description="time spent building and consulting the pre-screens")
     open_at_end: int = Field(default=0, description="trades the end-of-run close could not close (market closed)")
     files: dict[str, str] = Field(default_factory=dict)
 
