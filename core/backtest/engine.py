@@ -175,9 +175,6 @@ class BacktestEngine:
     # ---- steps --------------------------------------------------------------------------------
     def _maybe_enter(self, i: int, now: float) -> None:
         parts = self.parts
-        if self.gate_sessions and not parts.session_open(now):
-            self.gated += 1
-            return
         if self.ranges is not None:
             t0 = _time.perf_counter()
             ok = self.ranges.could_pass(i, now, lambda r: parts.reentry_allowed(r, now)[0])
@@ -185,6 +182,10 @@ class BacktestEngine:
             if not ok:
                 self.range_screened += 1
                 return
+        # after the range screen, which rules out most bars: this check then runs on the few left
+        if self.gate_sessions and not parts.session_open(now):
+            self.gated += 1
+            return
         parts.advance_to(now)
         self.analysis_calls += 1
         t0 = _time.perf_counter()
