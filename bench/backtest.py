@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/backtest.py            # ≥100k M5 bars across real series
     .venv/bin/python bench/backtest.py --quick    # first 5k bars of each series
+    .venv/bin/python bench/backtest.py --verify   # also re-run every series without the pre-screens
+                                                  # (~2 min more) and check signals/trades are identical
 
 "Full pipeline" = PaperBroker step mode + the live analysis (when flat) + ExecutionEngine +
 exit rules + store journal, per M5 bar. backtesting.py gets only the resulting orders (no analysis),
@@ -35,6 +37,7 @@ SERIES = [
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--verify", action="store_true")
     args = ap.parse_args()
     cfg = load_config()
     tot_bars = tot_secs = peer_bars = peer_secs = ana_secs = scr_secs = 0.0
@@ -47,6 +50,15 @@ def main() -> None:
         if args.quick:
             c = c[:5000]
         rep = BacktestEngine(cfg, BacktestSpec(sym, c)).run()
+        if args.verify:
+            ref = BacktestEngine(cfg, BacktestSpec(sym, c), prescreen=False).run()
+            same = ([x.model_dump() for x in rep.signals] == [x.model_dump() for x in ref.signals]
+                    and [t.model_dump(exclude={"proposal_id"}) for t in rep.trades]
+                    == [t.model_dump(exclude={"proposal_id"}) for t in ref.trades])
+            print(f"  verify {sym}: without pre-screens {ref.analysis_calls} analysis calls, {ref.bars_per_second:.0f} "
+                  f"bars/s; signals and trades {'IDENTICAL' if same else 'DIFFER'}")
+            if not same:
+                raise SystemExit("the pre-screens changed a decision")
         frame = candles_frame(c)
         peer = run_peer(c, rep.signals, frame=frame)
         by_id = {s.id: s for s in rep.signals}
