@@ -1,21 +1,25 @@
-"""Range pre-screen: can any range the analysis might pick be both tradeable and have price at its edge?
+"""Range pre-screen: could any range the analysis might pick carry a trade at this bar?
 
 `core.analysis_core.analyse` passes only if the range it picks (one of its candidates: the dynamic
 swing range on the primary timeframe, the session range, the previous day's range within the width
 limits) passes `validate_range_integrity` (tested twice per side, not broken, width in limits) AND
 its top strategy is viable, which `RangeScalpingScorer._location_problem` allows only for an entry in
-the critical zone at the faded edge or within `price_edge_threshold_atr` ATR of it. So if *no*
-candidate could satisfy both, the analysis is bound to say no. The check is a relaxation (any
-candidate, either side, bid/ask/close as the entry, the zone widened to the larger of its band and
-the ATR threshold), so it can only err towards analysing.
+the critical zone at the faded edge or within `price_edge_threshold_atr` ATR of it; and the engine
+trades a pass only if the live re-entry rule (`check_reentry_allowed`, cooldown and cap per range)
+allows that range. So if *no* candidate could satisfy all three, the analysis' result would not be
+traded, whatever it is, and the call can be skipped (nothing else reads it). The check is a
+relaxation (any candidate, either side, bid/ask/close as the entry, the zone widened to the larger of
+its band and the ATR threshold), so it can only err towards analysing.
 
 * Dynamic range: its edges are the extreme confirmed fractal pivots of the last `lookback_bars`
   bars, and a fractal compares a bar with its neighbours only, so the edges are exact rolling maxima
-  / minima of the full-series pivots, computed once per run. Touch counts use a tolerance from the
-  ATR; where the ATR's last-bit rounding could change a count the bar counts as validated.
-* Session and previous-day ranges: the live `RangeBoundaryDetector.detect_range` on the live
-  windows, called lazily and cached on what they depend on (the last closed M15/H1 bar, the session
-  window, the UTC day), so they are the analysis' own objects.
+  / minima of the full-series pivots, computed once per run (`tests/test_backtest_prescreen.py`
+  compares them with the live detector's). Touch counts use a tolerance from the ATR; where the
+  ATR's last-bit rounding could change a count the bar counts as validated.
+* Session and previous-day ranges: the live detector's own helpers on the live windows, cheapest
+  first (edge finder, width limits, touch counts), then `detect_range` itself only when an entry is
+  near an edge; cached on what they depend on (the last closed M15/H1 bar, the session window, the
+  UTC day), so they are the analysis' own objects.
 
 Look-ahead: everything at bar i reads bars closed by its close (and the quote then), as the analysis.
 """
