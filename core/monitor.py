@@ -17,15 +17,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from core.brokers.base import Broker, BrokerConnectionError, BrokerError, SymbolInfo, Tick
+from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
 from core.exit_orders import ExitExecutor, proposal_id_from_comment
 from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
 from core.exits import RangeScalpingExitManager, TradeNotRegistered
+from core.market_views import MarketView, MarketViews
 from core.models import ActiveTrade, ExitSignal
 from core.recovery import adopt_position, in_flight, our_magics
-from core.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +46,6 @@ class CycleReport:
     broker_ms: float = 0.0
 
 
-@dataclass
-class _MarketView:
-    tick: Tick
-    candles: np.ndarray
-    info: SymbolInfo
-    timeframe: Timeframe
-    at: float
-
-
 class Monitor:
     def __init__(self, cfg, broker: Broker, exits: RangeScalpingExitManager, executor: ExitExecutor, notifier,
                  clock, sleep=asyncio.sleep) -> None:
@@ -71,8 +60,7 @@ class Monitor:
         self.cycles = 0
         self.last_report: CycleReport | None = None
         self.connected = True
-        self._last_view: dict[str, _MarketView] = {}
-        self._info: dict[str, SymbolInfo] = {}
+        self.views = MarketViews(cfg, broker, notifier, clock)
         self._task: asyncio.Task | None = None
         self._magics_key: frozenset[int] | None = None
         self._magics_list: list[int] = []
@@ -115,11 +103,11 @@ class Monitor:
 
     def last_quote(self, symbol: str) -> Tick | None:
         """The tick the last cycle used for `symbol` (for /status and /health; no broker call)."""
-        v = self._last_view.get(symbol)
+        v = self.views.last(symbol)
         return v.tick if v else None
 
     def quotes(self) -> dict[str, Tick]:
-        return {s: v.tick for s, v in self._last_view.items()}
+        return self.views.quotes()
 
     def wake(self) -> None:
         """Run a cycle now (a new tick arrived, a trade was opened, or a step-mode replay advanced)."""
@@ -161,7 +149,7 @@ class Monitor:
             rep.trades = len(trades)
             if trades:
                 tb = time.perf_counter()
-                views = await self._fetch_views({t.symbol for t in trades}, rep)
+                views = await self.views.fetch({t.symbol for t in trades}, rep.errors)
                 broker_s += time.perf_counter() - tb
                 rep.symbols = len(views)
                 signals = self._evaluate(trades, views, rep)
@@ -270,41 +258,7 @@ class Monitor:
                 log.exception("adopting position %s failed", ticket)
         return alive
 
-    async def _symbol_info(self, symbol: str) -> SymbolInfo:
-        info = self._info.get(symbol)
-        if info is None:
-            info = self._info[symbol] = await asyncio.to_thread(self.broker.symbol_info, symbol)
-        return info
-
-    def _candle_count(self, symbol: str) -> int:
-        tcfg = self.cfg.for_symbol(symbol)
-        return max(tcfg.range_invalidation.candles_outside_range + 2, 64)
-
-    async def _fetch_views(self, symbols: set[str], rep: CycleReport) -> dict[str, _MarketView]:
-        """One tick and one candle request per symbol; fall back to last known data within its age limit."""
-        views: dict[str, _MarketView] = {}
-        for sym in sorted(symbols):
-            tf = Timeframe.parse(self.cfg.for_symbol(sym).range_detection.timeframe)
-            try:
-                info = await self._symbol_info(sym)
-                tick = await asyncio.to_thread(self.broker.tick, sym)
-                candles = await asyncio.to_thread(self.broker.candles, sym, tf, self._candle_count(sym))
-                views[sym] = self._last_view[sym] = _MarketView(tick, candles, info, tf, self.clock.now())
-            except Exception as e:  # noqa: BLE001 - one symbol's bad feed must not blind the other symbols
-                msg = e.message if isinstance(e, BrokerError) else f"{type(e).__name__}: {e}"
-                if not isinstance(e, BrokerError):
-                    log.exception("fetching %s failed", sym)
-                rep.errors.append(f"{sym}: {msg}")
-                last = self._last_view.get(sym)
-                pol = self.cfg.for_symbol(sym).error_handling.get("data_source_unavailable")
-                max_age = (pol.max_age_minutes or 0) * 60 if pol else 0
-                if last is not None and self.clock.now() - last.at <= max_age:
-                    views[sym] = last
-                self.notify.error("data_source_unavailable", f"{sym} prices unavailable: {msg}",
-                                  alert=False, symbol=sym)
-        return views
-
-    def _evaluate(self, trades: list[ActiveTrade], views: dict[str, _MarketView], rep: CycleReport) -> list[ExitSignal]:
+    def _evaluate(self, trades: list[ActiveTrade], views: dict[str, MarketView], rep: CycleReport) -> list[ExitSignal]:
         now = self.clock.now()
         signals: list[ExitSignal] = []
         updates: dict[int, dict] = {}
@@ -349,7 +303,7 @@ class Monitor:
         rep.signals = ordered
         return ordered
 
-    async def _act(self, signals: list[ExitSignal], views: dict[str, _MarketView], rep: CycleReport) -> None:
+    async def _act(self, signals: list[ExitSignal], views: dict[str, MarketView], rep: CycleReport) -> None:
         """Closes in priority order, one by one; then every stop move (LOW) with one store transaction."""
         done: set[int] = set()
         moves: list[tuple[ActiveTrade, ExitSignal]] = []
@@ -382,7 +336,7 @@ class Monitor:
         self.notify.error("exit_processing_failed", f"{sig.kind} on {sig.ticket}: {e}", alert=False,
                           symbol=trade.symbol, ticket=sig.ticket)
 
-    async def _close(self, trade: ActiveTrade, sig: ExitSignal, view: _MarketView, rep: CycleReport) -> None:
+    async def _close(self, trade: ActiveTrade, sig: ExitSignal, view: MarketView, rep: CycleReport) -> None:
         if sig.kind == "range_invalidated":
             self.notify.error("range_invalidation_during_trade", sig.reason, alert=False, symbol=trade.symbol,
                               ticket=trade.ticket)
