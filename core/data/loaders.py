@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.candles import from_columns
+from core.data.validate import check_prices, check_times, repair_lost_decimal_point, where
 from core.exceptions import DataFileError
 
 log = logging.getLogger(__name__)
@@ -225,13 +226,6 @@ def _norm(col) -> str:
     return str(col).strip().strip("<>").strip().lower()
 
 
-def _where(lines: np.ndarray | None, i: int) -> tuple[int | None, str]:
-    """Line number for text files, record index for JSON (which has no useful lines)."""
-    if lines is None:
-        return None, f" (record {i})"
-    return int(lines[i]), ""
-
-
 def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
     s = df[col]
     if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
@@ -256,7 +250,7 @@ def _parse_time(df: pd.DataFrame, cols: dict[str, str], name: str, lines) -> tup
             bad = ~np.isfinite(num)
             if bad.any():
                 i = int(np.argmax(bad))
-                line, rec = _where(lines, i)
+                line, rec = where(lines, i)
                 raise DataFileError(name, f"missing time value{rec}", line=line)
             # epoch milliseconds are ~1e12 today, epoch seconds ~1e9
             secs = num / 1000.0 if np.nanmax(np.abs(num)) > 1e11 else num
@@ -277,7 +271,7 @@ def _parse_time(df: pd.DataFrame, cols: dict[str, str], name: str, lines) -> tup
     bad = ts.isna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
-        line, rec = _where(lines, i)
+        line, rec = where(lines, i)
         raise DataFileError(name, f"cannot parse time {str(raw.iloc[i])!r}{rec}", line=line)
     return ts.dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64), aware
 
@@ -320,7 +314,7 @@ def _to_candles(df: pd.DataFrame, lines, name: str, tz_offset_hours: float) -> n
             bad = np.isnan(v)
             if bad.any():
                 i = int(np.argmax(bad))
-                line, rec = _where(lines, i)
+                line, rec = where(lines, i)
                 raw = df[picked[field]].iloc[i]
                 what = "missing value" if pd.isna(raw) else f"non-numeric value {str(raw)!r}"
                 raise DataFileError(name, f"{what} in column '{_norm(picked[field])}'{rec}", line=line)
@@ -328,9 +322,9 @@ def _to_candles(df: pd.DataFrame, lines, name: str, tz_offset_hours: float) -> n
 
     if not aware:  # naive times are broker server time; explicit offsets in the text are already UTC
         t = t - int(round(tz_offset_hours * 3600))
-    _check_times(t, name, lines)
-    _repair_lost_decimal_point(values, name, lines)
-    _check_prices(values, name, lines)
+    check_times(t, name, lines)
+    repair_lost_decimal_point(values, name, lines)
+    check_prices(values, name, lines)
 
     tick = values.get("tick_volume")
     real = values.get("real_volume")
@@ -351,75 +345,3 @@ def _to_candles(df: pd.DataFrame, lines, name: str, tz_offset_hours: float) -> n
         spread=values.get("spread"),
         real_volume=real,
     )
-
-
-def _repair_lost_decimal_point(v: dict[str, np.ndarray], name: str, lines) -> None:
-    """Undo one known export bug in place: a round price like 1.05800 written as "1058".
-
-    RayMacBart's EURUSD files hold ~380 such cells each. No price can legitimately be 50x another
-    in the same or an adjacent bar, so an *integral* cell that large is shifted back by the power of
-    ten that puts it next to those prices. Only that exact pattern is touched, and the strict OHLC checks run
-    afterwards, so a wrong guess still fails loudly instead of slipping through.
-    """
-    px = np.column_stack([v["open"], v["high"], v["low"], v["close"]])
-    # compare with the neighbouring bars too: a one-tick bar can have all four cells broken
-    row_min = px.min(axis=1)
-    ref = row_min.copy()
-    ref[1:] = np.minimum(ref[1:], row_min[:-1])
-    ref[:-1] = np.minimum(ref[:-1], row_min[1:])
-    ref = ref[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = px / ref
-    suspect = (ref > 0) & (ratio >= 50) & (px == np.floor(px))
-    if not suspect.any():
-        return
-    shift = 10.0 ** np.round(np.log10(np.where(suspect, ratio, 1.0)))
-    fixed = np.where(suspect, px / shift, px)
-    for j, field in enumerate(("open", "high", "low", "close")):
-        v[field] = fixed[:, j].copy()
-    rows = np.flatnonzero(suspect.any(axis=1))
-    line, rec = _where(lines, int(rows[0]))
-    where = f"line {line}" if line is not None else rec.strip(" ()")
-    log.warning(
-        "%s: repaired %d price(s) with a lost decimal point in %d bar(s) (first at %s)",
-        name, int(suspect.sum()), len(rows), where,
-    )
-
-
-def _fmt_time(t: int) -> str:
-    return pd.Timestamp(int(t), unit="s").strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _check_times(t: np.ndarray, name: str, lines) -> None:
-    if len(t) < 2:
-        return
-    d = np.diff(t)
-    bad = d <= 0
-    if bad.any():
-        i = int(np.argmax(bad)) + 1
-        line, rec = _where(lines, i)
-        kind = "duplicate time" if d[i - 1] == 0 else "time goes backwards (file must be sorted oldest first):"
-        raise DataFileError(name, f"{kind} {_fmt_time(t[i])} UTC after {_fmt_time(t[i - 1])} UTC{rec}", line=line)
-
-
-def _check_prices(v: dict[str, np.ndarray], name: str, lines) -> None:
-    o, h, lo, c = v["open"], v["high"], v["low"], v["close"]
-    checks = [
-        (h < lo, lambda i: f"high {float(h[i])!r} is below low {float(lo[i])!r}"),
-        ((o > h) | (o < lo), lambda i: f"open {float(o[i])!r} is outside low..high {float(lo[i])!r}..{float(h[i])!r}"),
-        ((c > h) | (c < lo), lambda i: f"close {float(c[i])!r} is outside low..high {float(lo[i])!r}..{float(h[i])!r}"),
-        ((o <= 0) | (lo <= 0), lambda i: f"non-positive price (open {float(o[i])!r}, low {float(lo[i])!r})"),
-    ]
-    for field in ("tick_volume", "real_volume", "volume"):
-        if field in v:
-            arr = v[field]
-            checks.append((arr < 0, lambda i, a=arr, f=field: f"negative {f} {float(a[i])!r}"))
-    first = None
-    for mask, msg in checks:
-        if mask.any():
-            i = int(np.argmax(mask))
-            if first is None or i < first[0]:
-                first = (i, msg(i))
-    if first is not None:
-        line, rec = _where(lines, first[0])
-        raise DataFileError(name, first[1] + rec, line=line)
