@@ -90,18 +90,34 @@ def _draw_range(ax, rng: RangeStructure, digits: int) -> None:
         ax.text(0.13, y, f"{label} {_fmt(y, digits)}", va=va, **label_style)
 
 
-def _draw_levels(ax, strat: StrategyScore, digits: int, x0: float, x1: float) -> None:
+def _draw_levels(ax, strat: StrategyScore, digits: int, x0: float, x1: float) -> list[tuple]:
+    """Dashed entry/SL/TP lines; returns their right-hand labels for `_place_right_labels`."""
     levels = (
         (strat.entry, "entry", "#1565c0"),
         (strat.stop_loss, "SL", "#c62828"),
         (strat.take_profit, "TP", "#2e7d32"),
     )
+    labels = []
     for y, label, color in levels:
         ax.hlines(y, x0, x1, colors=color, lw=1.4, ls="--", zorder=4)
-        ax.text(x1, y, f" {label} {_fmt(y, digits)}", fontsize=7, va="center", color=color, weight="bold",
-                bbox=_BOX, zorder=6)
+        labels.append((y, f" {label} {_fmt(y, digits)}", color, True))
     arrow = "▲" if strat.direction is Direction.LONG else "▼"
     ax.annotate(arrow, (x0, strat.entry), fontsize=11, color="#1565c0", ha="center", va="center", zorder=5)
+    return labels
+
+
+def _place_right_labels(ax, x: float, labels: list[tuple]) -> None:
+    """Right-margin labels (VWAP, entry, SL, TP) pushed apart so none hides another on a phone screen."""
+    if not labels:
+        return
+    lo, hi = ax.get_ylim()
+    gap = (hi - lo) * 0.045
+    placed: list[float] = []
+    for y, text, color, bold in sorted(labels, key=lambda item: item[0]):
+        ty = max(y, placed[-1] + gap) if placed else y
+        placed.append(ty)
+        ax.text(x, ty, text, fontsize=7, va="center", color=color, weight="bold" if bold else "normal",
+                bbox=_BOX if bold else None, zorder=6)
 
 
 def _finish(fig: Figure) -> bytes:
@@ -140,14 +156,16 @@ def render_analysis_chart(
     fig, ax = _new_axes(title)
     x = _draw_candles(ax, bars) if len(bars) else np.zeros(0)
     right = float(len(bars))
+    labels: list[tuple] = []
     if len(bars):
         vw = _vwap(candles)[-len(bars):]
         ax.plot(x, vw, color="#ff9800", lw=1.1, label="VWAP", zorder=3.5)
-        ax.text(right, vw[-1], f" VWAP {_fmt(vw[-1], digits)}", fontsize=7, va="center", color="#ef6c00")
+        labels.append((float(vw[-1]), f" VWAP {_fmt(vw[-1], digits)}", "#ef6c00", False))
     if analysis.range is not None:
         _draw_range(ax, analysis.range, digits)
     if strat is not None:
-        _draw_levels(ax, strat, digits, max(right - 12, 0), right + 1)
+        labels += _draw_levels(ax, strat, digits, max(right - 12, 0), right + 1)
+    _place_right_labels(ax, right + 1, labels)
     _time_axis(ax, bars)
     if analysis.range is None and analysis.no_range is not None:
         ax.text(0.01, 0.97, analysis.no_range.message[:90], transform=ax.transAxes, fontsize=8, va="top")

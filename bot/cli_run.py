@@ -7,11 +7,16 @@ import asyncio
 def register(sub) -> None:
     p = sub.add_parser("run", help="start MoneyBot: paper/MT5 broker, monitor, console chat (+ Telegram/Discord)")
     p.add_argument("--no-console", action="store_true", help="do not read commands from stdin")
+    p.add_argument("--replay-from", metavar="WHEN",
+                   help="paper broker: start the replay at this UTC time (YYYY-MM-DD[THH:MM]); "
+                        "a paper account that already traded later resumes where it stopped")
+    p.add_argument("--speed", type=float, metavar="X",
+                   help="paper broker: replay speed, market seconds per wall second (default: broker.paper.speed)")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    from bot.runner import run_app
+    from bot.runner import build_core, run_app
     from core.config import load_config, resolve_path
     from core.settings import Secrets
 
@@ -19,7 +24,27 @@ def _run(args) -> int:
     data_dir = resolve_path(cfg.store.path).parent  # logs and charts live next to the store
     _log_to_file(data_dir / "logs" / "moneybot.log")
     secrets = Secrets()
-    return asyncio.run(run_app(cfg, secrets, console=not args.no_console, chart_dir=data_dir / "charts"))
+    clock = _replay_clock(cfg, args.replay_from, args.speed)
+    service = build_core(cfg, secrets, clock=clock) if clock is not None else None
+    return asyncio.run(run_app(cfg, secrets, console=not args.no_console, chart_dir=data_dir / "charts",
+                               service=service))
+
+
+def _replay_clock(cfg, replay_from: str | None, speed: float | None):
+    """A replay clock from --replay-from/--speed, or None for the default (see bot.runner.replay_clock)."""
+    if replay_from is None and speed is None:
+        return None
+    from bot.runner import replay_clock
+    from core.backtest.api import parse_when
+    from core.brokers.paper_feed import AcceleratedClock
+    from core.exceptions import UserFacingError
+
+    if cfg.broker.kind != "paper":
+        raise UserFacingError("--replay-from and --speed only apply to the paper broker (broker.kind is 'mt5').")
+    if speed is not None and not (0 < speed <= 100_000):
+        raise UserFacingError(f"--speed must be above 0 and at most 100000 (got {speed:g}).")
+    start = parse_when(replay_from) if replay_from is not None else replay_clock(cfg).now()
+    return AcceleratedClock(start, speed=speed if speed is not None else cfg.broker.paper.speed)
 
 
 def _log_to_file(path) -> None:
