@@ -53,6 +53,13 @@ class ConsoleChat:
             pass
 
     def _reader(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
+        # one stray non-UTF-8 byte (a paste, a Latin-1 terminal) would raise UnicodeDecodeError, a
+        # ValueError, and end the chat: decode leniently instead
+        if getattr(self.stdin, "errors", None) == "strict" and hasattr(self.stdin, "reconfigure"):
+            try:
+                self.stdin.reconfigure(errors="replace")
+            except (OSError, ValueError, AttributeError):
+                pass
         try:
             for line in iter(self.stdin.readline, ""):
                 loop.call_soon_threadsafe(queue.put_nowait, line)
@@ -107,7 +114,7 @@ class ConsoleChat:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def handle_line(self, text: str) -> None:
-        if text.isdigit() and len(text) <= 3:
+        if text.isascii() and text.isdigit() and len(text) <= 3:  # "²".isdigit() but int("²") raises
             button = self._choices.get(int(text))
             if button is None:
                 self.say("No button with that number. Run a command first, e.g. /scalp XAUUSDc.")
