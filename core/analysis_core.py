@@ -243,9 +243,16 @@ def _detect(detector: RangeBoundaryDetector, cfg: TradingConfig, views: dict[str
             tf: str, as_of: float) -> tuple[RangeStructure | None, NoRange | None, tuple[float, float] | None, dict]:
     bars = views[tf]
     atr = atrs[tf]
-    if len(bars) < cfg.range_detection.min_candles or not (atr > 0):
-        need = max(cfg.range_detection.min_candles, cfg.effective_atr.atr_period)
+    need = max(cfg.range_detection.min_candles, cfg.effective_atr.atr_period)
+    if len(bars) < need:
         return None, detector._too_few(bars, need, "range"), None, {}
+    if not (atr > 0):  # enough bars, but a frozen feed (every bar high == low): say so, not "too few"
+        return None, NoRange(
+            reason="no_movement",
+            message=f"Price has not moved over the last {cfg.effective_atr.atr_period} {tf} candles "
+            "(zero ATR): the feed looks frozen or the market is closed.",
+            details={"have": len(bars), "atr": atr, "timeframe": tf},
+        ), None, {}
     found: dict[str, RangeStructure | NoRange] = {"dynamic": detector.detect_range(bars, "dynamic", atr=atr, as_of=as_of)}
     stf = _SESSION_TF.get(id(cfg))
     if stf is None or stf[0] is not cfg:

@@ -212,9 +212,12 @@ class RangeScalpingRiskFilters:
         atr = ctx.ind.atr
         price = ctx.price
         problems: list[str] = []
-        if len(ctx.bars) == 0 or not (atr > 0) or not (price > 0):
+        if len(ctx.bars) == 0 or atr != atr or not (price > 0):
             return FilterResult(name="activity", passed=False, details={},
                                 reason="There are not enough candles yet to measure volatility, volume and spread.")
+        if not (atr > 0):
+            return FilterResult(name="activity", passed=False, details={"atr_pct": 0.0},
+                                reason="Not enough activity to scalp: price has not moved at all (zero ATR).")
         atr_pct = atr / price * 100.0
         recent = ctx.bars.volume[-3:]
         vol = float(recent.mean()) if len(recent) else 0.0
