@@ -46,7 +46,7 @@ def test_none_return_reads_last_error_and_is_not_retried(drv):
     assert len(sent()) == 1 and drv.sleeps == []
 
 
-@pytest.mark.parametrize("ipc", [-10003, -10004, -10005])
+@pytest.mark.parametrize("ipc", [-10003, -10004])  # the library never reached the terminal: not sent
 def test_ipc_failure_reconnects_and_resends(drv, ipc):
     inits = mt5.fake_state()["init_calls"]
     mt5.fake_inject("order_send", error=ipc)
@@ -62,6 +62,48 @@ def test_lost_reply_after_execution_is_found_by_comment_not_sent_twice(drv):
     assert r.retcode == 10009 and r.comment == "found after retry"
     assert [p.comment for p in drv.broker.positions()] == ["rs:once"]
     assert len(sent()) == 1
+
+
+def test_ipc_timeout_with_nothing_executed_is_not_resent(drv):
+    mt5.fake_inject("order_send", error=-10005)  # outcome unknown: look, never resend
+    with pytest.raises(BrokerConnectionError) as e:
+        drv.broker.market_order(buy(comment="rs:amb"))
+    assert e.value.code == -10005 and "not resent" in e.value.message
+    assert len(sent()) == 1 and drv.broker.positions() == []
+    assert drv.sleeps == [5.0, 2.5, 2.5]  # reconnect, then 3 look-ups spread over the policy interval
+
+
+@pytest.mark.parametrize("lookups", [1, 2])
+def test_executed_but_visible_only_after_n_lookups_is_found_not_sent_twice(drv, lookups):
+    mt5.fake_inject("order_send", error=-10005, executed=True, visible_after=lookups)
+    r = drv.broker.market_order(buy(comment="rs:late"))
+    assert r.comment == "found after retry"
+    assert [p.comment for p in drv.broker.positions()] == ["rs:late"] and len(sent()) == 1
+    assert drv.sleeps == [5.0] + [2.5] * lookups
+
+
+def test_executed_but_visible_after_the_window_raises_and_never_resends(drv):
+    mt5.fake_inject("order_send", error=-10005, executed=True, visible_after=3)
+    with pytest.raises(BrokerConnectionError):
+        drv.broker.market_order(buy(comment="rs:later"))
+    assert len(sent()) == 1  # the old single look-up + resend made this a second fill
+    assert [p.comment for p in drv.broker.positions()] == ["rs:later"]  # one fill, for reconciliation to adopt
+
+
+def test_bridge_breaking_during_order_send_is_ambiguous(drv):
+    real = mt5.order_send
+
+    def broken(request):
+        real(request)  # it reached the terminal and executed, then the socket broke
+        raise EOFError("connection closed by peer")
+
+    drv.broker.mt5 = type("M", (), {})()  # a module-like wrapper: everything real but order_send
+    for name in dir(mt5):
+        if not name.startswith("__"):
+            setattr(drv.broker.mt5, name, getattr(mt5, name))
+    drv.broker.mt5.order_send = broken
+    r = drv.broker.market_order(buy(comment="rs:eof"))
+    assert r.comment == "found after retry" and len(sent()) == 1 and len(drv.broker.positions()) == 1
 
 
 def test_connection_lost_for_good_raises_typed_error_after_policy(drv):
@@ -154,17 +196,27 @@ def test_trade_server_connection_retcode_persistent(drv):
     assert e.value.code == 10031 and len(sent()) == 4 and drv.sleeps == [5.0, 5.0, 5.0]
 
 
-def test_timeout_checks_then_retries(drv):
+def test_timeout_looks_up_and_never_resends_an_order(drv):
     mt5.fake_inject("order_send", retcode=10012)
-    assert drv.broker.market_order(buy()).retcode == 10009
-    assert drv.sleeps == [1.0] and len(drv.broker.positions()) == 1
+    with pytest.raises(BrokerTimeoutError) as e:
+        drv.broker.market_order(buy())
+    assert e.value.code == 10012 and len(sent()) == 1 and drv.broker.positions() == []
+    assert drv.sleeps == [0.5, 0.5]  # 3 look-ups over order_execution_fails.retry_interval
 
 
-def test_timeout_persistent(drv):
+def test_timeout_but_executed_late_is_found(drv):
+    mt5.fake_inject("order_send", retcode=10012, executed=True, visible_after=2)
+    r = drv.broker.market_order(buy(comment="rs:to"))
+    assert r.comment == "found after retry" and len(sent()) == 1 and len(drv.broker.positions()) == 1
+
+
+def test_timeout_persistent_on_an_sltp_change_is_retried(drv):
+    drv.broker.market_order(buy())
+    (p,) = drv.broker.positions()
     mt5.fake_inject("order_send", retcode=10012, times=5)
     with pytest.raises(BrokerTimeoutError):
-        drv.broker.market_order(buy())
-    assert len(sent()) == 3
+        drv.broker.modify_sltp(p.ticket, 1998.5, 2005.0)  # absolute values: a resend cannot double anything
+    assert len(sent()) == 4 and drv.sleeps == [1.0, 1.0]
 
 
 def test_too_many_requests_backs_off(drv):

@@ -9,14 +9,16 @@ Where that object comes from is the only platform difference:
 
 Failure policy (retcodes are MT5's):
 - `order_send` returns None on a malformed request: `last_error()` says why -> BrokerError.
-- last_error -10003/-10004/-10005 (IPC init/connect/timeout) and retcode 10031 mean the terminal or
-  its server is unreachable: re-initialise and retry per `error_handling.mt5_connection_lost`
-  (retries x interval), then raise BrokerConnectionError for the caller to alert on. Before re-sending
-  an order after such a failure we look for it by comment: it may have gone through.
+- last_error -10003/-10004 (IPC init/connect: the request never reached the terminal) and retcode
+  10031 (the terminal had no server link: not sent) mean the terminal or its server is unreachable:
+  re-initialise / wait and resend per `error_handling.mt5_connection_lost` (retries x interval), then
+  raise BrokerConnectionError for the caller to alert on.
+- last_error -10005 (IPC timeout), a broken bridge and 10012 timeout leave the outcome UNKNOWN: the
+  order is looked up by comment `confirm_checks` times over the policy interval and is never resent
+  (a late fill is adopted/journalled by reconciliation). Table: `core.brokers.mt5_orders`.
 - 10004 requote / 10020 price changed / 10021 price off: re-price from a fresh tick and retry while
   the new price stays within the request's deviation of the first one.
-- 10030 invalid fill: retry once with the next filling mode.
-- 10012 timeout: look the order up by comment, then retry; 10024 too many requests: back off, retry.
+- 10030 invalid fill: retry once with the next filling mode; 10024 too many requests: back off, retry.
 - 10016 invalid stops, 10018 market closed, 10019 no money: typed error, no retry.
 Every order carries the magic number and a comment (max 31 chars, enforced: ids must survive).
 """
@@ -47,7 +49,7 @@ from core.brokers.base import (
     UnknownSymbolError,
     fit_comment,
 )
-from core.brokers.mt5_orders import RetryPolicy, send_with_policy
+from core.brokers.mt5_orders import DEFAULT_CONFIRM_CHECKS, RetryPolicy, send_with_policy
 from core.clock import Clock, SystemClock
 from core.timeframes import Timeframe
 
@@ -74,6 +76,7 @@ class MT5Broker:
         max_tick_age: float = 120.0,
         on_close: Callable[[], None] | None = None,
         remote_tuple: Callable[[Any], Any] | None = None,
+        confirm_checks: int = DEFAULT_CONFIRM_CHECKS,
     ) -> None:
         self.mt5 = mt5
         self._init_kwargs = {k: v for k, v in dict(login=login, password=password, server=server,
@@ -93,6 +96,7 @@ class MT5Broker:
         self._on_close = on_close
         self._remote_tuple = remote_tuple  # the bridge's builtins.tuple: copies rates in one round trip
         self._last: tuple[int, str] = (cv.RES_S_OK, "")
+        self.confirm_checks = confirm_checks  # look-ups of an order whose send outcome is unknown
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -119,7 +123,8 @@ class MT5Broker:
             code, msg = tuple(self.mt5.last_error())
             return int(code), str(msg)
         except Exception as e:  # noqa: BLE001 - the bridge itself is down
-            return -10004, f"last_error() failed: {e}"
+            # -10005 (not -10004): we cannot tell whether the preceding call reached the terminal
+            return -10005, f"last_error() failed: {e}"
 
     def _initialize(self) -> bool:
         try:
@@ -368,4 +373,5 @@ class MT5Broker:
             return send_with_policy(
                 self.mt5.order_send, req, info, side=side, anchor=anchor, already_done=already_done,
                 last_error=self._last_error, reconnect=self._reconnect, fresh_price=self._fresh_price,
-                connection=self.connection_policy, orders=self.order_policy, sleep=self._sleep)
+                connection=self.connection_policy, orders=self.order_policy, sleep=self._sleep,
+                confirm_checks=self.confirm_checks)

@@ -2,6 +2,33 @@
 
 Kept apart from the adapter so the policy reads as one table-like loop. Collaborators are passed in
 (order_send, last_error, reconnect, fresh_price, sleep) so the loop has no hidden state.
+
+Exactly-once: a market order (or a close) sent twice is a second fill, so what matters after a failure
+is whether the first request could have executed. Each outcome is classed as follows:
+
+| outcome                                   | executed?                       | what we do                       |
+|-------------------------------------------|---------------------------------|----------------------------------|
+| 10004/10020/10021 requote, price moved    | no (refused)                    | re-price, resend                 |
+| 10030 invalid fill                        | no (refused)                    | resend once with the next mode   |
+| 10024 too many requests                   | no (refused)                    | back off, resend                 |
+| 10031 connection                          | no: the terminal had no server  | wait `connection.interval`,      |
+|                                           | link, the request was not sent  | resend; then BrokerConnectionError |
+| None + last_error -10003/-10004           | no: the library had no IPC      | reconnect, look up once, resend; |
+|                                           | channel to the terminal         | then BrokerConnectionError       |
+| None + last_error -10005 (IPC timeout),   | UNKNOWN: the terminal may have  | reconnect, then poll             |
+| the bridge raised (EOF/OSError), or       | sent it and lost the reply      | `already_done()` `confirm_checks`|
+| last_error() itself unreadable            |                                 | times over `connection.interval`;|
+|                                           |                                 | found -> done, else              |
+|                                           |                                 | BrokerConnectionError, NO resend |
+| 10012 timeout                             | UNKNOWN (may execute late)      | poll over `orders.interval`;     |
+|                                           |                                 | found -> done, else              |
+|                                           |                                 | BrokerTimeoutError, NO resend    |
+
+"No resend" applies to requests that are not idempotent (action DEAL: opens and closes). An SL/TP
+change sets absolute values, so it is resent as before (a repeat answers 10025 NO_CHANGES = success).
+An order that lands after the polling window is the caller's to reconcile: the execution engine
+never resends on BrokerConnectionError/BrokerTimeoutError, the monitor and start-up recovery adopt
+the position by its comment, and recovery journals it from the deal history if it already closed.
 """
 from __future__ import annotations
 
@@ -28,12 +55,38 @@ log = logging.getLogger(__name__)
 NO_CHANGES = 10025  # TRADE_RETCODE_NO_CHANGES: e.g. the same SL/TP sent again; nothing left to do
 _SUCCESS = {Retcode.DONE, Retcode.PLACED, Retcode.DONE_PARTIAL, NO_CHANGES}
 _REPRICE = {Retcode.REQUOTE, Retcode.PRICE_CHANGED, Retcode.PRICE_OFF}
+# last_error codes that say the library never reached the terminal (init failed / no IPC channel)
+IPC_NOT_DELIVERED = {-10003, -10004}
+BRIDGE_BROKE = -10005  # the bridge raised mid-call: treated like an IPC timeout (outcome unknown)
+DEFAULT_CONFIRM_CHECKS = 3
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int = 3
     interval: float = 5.0
+
+
+def confirm_outcome(
+    already_done: Callable[[], OrderResult | None], *, checks: int, span: float, sleep: Callable[[float], None],
+) -> OrderResult | None:
+    """Look for an order whose outcome is unknown `checks` times spread over `span` seconds.
+
+    Why more than once: a request the server executed may show up in positions/deals only after the
+    terminal syncs; one look straight after the failure would miss it and invite a second fill.
+    """
+    checks = max(1, int(checks))
+    for i in range(checks):
+        if i:
+            sleep(span / (checks - 1))
+        try:
+            found = already_done()
+        except BrokerError as e:  # the look-up itself failed: still unknown, look again
+            log.warning("looking up an unconfirmed order failed: %s", e)
+            continue
+        if found is not None:
+            return found
+    return None
 
 
 def send_with_policy(
@@ -50,18 +103,20 @@ def send_with_policy(
     connection: RetryPolicy,
     orders: RetryPolicy,
     sleep: Callable[[float], None],
+    confirm_checks: int = DEFAULT_CONFIRM_CHECKS,
 ) -> OrderResult:
     """Send `req`; `side` None = no price to refresh (SL/TP changes); `anchor` = first price asked."""
     modes = cv.filling_modes(info.filling_mode)
     mode_i, fill_retry, reprices, other_retries, conn_retries = 0, False, 0, 0, 0
     deviation = req.get("deviation", 0) * info.point
+    idempotent = req["action"] != cv.TRADE_ACTION_DEAL  # SL/TP: absolute values, a repeat changes nothing
     while True:
         if req["action"] == cv.TRADE_ACTION_DEAL:
             req["type_filling"] = modes[mode_i]
         try:
             res = order_send(dict(req))
         except (EOFError, OSError, ConnectionError) as e:
-            res, code, msg = None, -10004, str(e)
+            res, code, msg = None, BRIDGE_BROKE, f"bridge failed during order_send: {e}"
         else:
             code, msg = last_error() if res is None else (0, "")
         if res is None:
@@ -71,9 +126,16 @@ def send_with_policy(
             if conn_retries > connection.max_retries:
                 raise BrokerConnectionError(f"order_send failed: MetaTrader 5 unreachable ({msg})", code)
             reconnect(f"order_send: {msg}", code)
-            if (found := already_done()) is not None:
+            if code in IPC_NOT_DELIVERED or idempotent:
+                if (found := already_done()) is not None:
+                    return found
+                continue
+            found = confirm_outcome(already_done, checks=confirm_checks, span=connection.interval, sleep=sleep)
+            if found is not None:
                 return found
-            continue
+            raise BrokerConnectionError(
+                f"order_send outcome unknown ({msg}) and the order is not visible at the broker after "
+                f"{max(1, confirm_checks)} look-ups; not resent, to avoid a second fill", code)
         r = cv.to_dict(res)
         rc = int(r["retcode"])
         if rc in _SUCCESS:
@@ -94,19 +156,22 @@ def send_with_policy(
             reprices += 1
             req["price"] = fresh
             continue
-        if rc == Retcode.CONNECTION:
+        if rc == Retcode.CONNECTION:  # the terminal had no link to the server: nothing was sent
             conn_retries += 1
             if conn_retries > connection.max_retries:
                 raise BrokerConnectionError(f"trade server unreachable: {text}", rc)
             sleep(connection.interval)
-            if (found := already_done()) is not None:
-                return found
             continue
+        if rc == Retcode.TIMEOUT and not idempotent:
+            found = confirm_outcome(already_done, checks=confirm_checks, span=orders.interval, sleep=sleep)
+            if found is not None:
+                return found
+            raise BrokerTimeoutError(
+                f"order timed out and is not visible at the broker after {max(1, confirm_checks)} look-ups; "
+                f"not resent, to avoid a second fill: {text}", rc)
         if rc in (Retcode.TIMEOUT, Retcode.TOO_MANY_REQUESTS) and other_retries < orders.max_retries:
             other_retries += 1
             sleep(orders.interval)
-            if rc == Retcode.TIMEOUT and (found := already_done()) is not None:
-                return found
             continue
         if rc == Retcode.TIMEOUT:
             raise BrokerTimeoutError(f"order timed out: {text}", rc)

@@ -51,6 +51,7 @@ class _Server:
         self.deals: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.faults: dict[str, list[dict[str, Any]]] = {}
+        self.hidden: dict[int, int] = {}  # position ticket -> positions_get calls it stays invisible
         self.balance = float(balance)
         self.leverage = leverage
         self.offset = int(server_offset_hours * 3600)
@@ -92,16 +93,18 @@ def fake_advance(symbol: str, bars: int = 1) -> None:
 
 
 def fake_inject(function: str, *, error: int | None = None, retcode: int | None = None, times: int = 1,
-                message: str = "", executed: bool = False) -> None:
+                message: str = "", executed: bool = False, visible_after: int = 0) -> None:
     """Next `times` calls of `function` fail: return None with last_error `error`, or retcode `retcode`.
 
-    `executed=True` (order_send only) books the order first and *then* loses the reply: the case
-    exactly-once execution has to survive.
+    `executed=True` (order_send only) books the order first and *then* loses the reply (returns None
+    with `error`, default IPC timeout, or the `retcode` result, e.g. 10012): the case exactly-once
+    execution has to survive. `visible_after=N` also hides the booked position from the next N
+    `positions_get` calls, as a terminal that has not synced the server's fill yet.
     """
     with S.lock:
         for _ in range(times):
             S.faults.setdefault(function, []).append(dict(error=error, retcode=retcode, message=message,
-                                                          executed=executed))
+                                                          executed=executed, visible_after=visible_after))
 
 
 def fake_set_market_closed(symbol: str, closed: bool = True) -> None:
@@ -362,7 +365,12 @@ def positions_get(symbol: str | None = None, group: str | None = None, ticket: i
         if _guard("positions_get") is True:
             return None
         out = [p for p in S.positions.values()
-               if (symbol is None or p["symbol"] == symbol) and (ticket is None or p["ticket"] == ticket)]
+               if (symbol is None or p["symbol"] == symbol) and (ticket is None or p["ticket"] == ticket)
+               and not S.hidden.get(p["ticket"])]
+        for t in list(S.hidden):  # each look-up brings a not-yet-synced fill one step closer
+            S.hidden[t] -= 1
+            if S.hidden[t] <= 0:
+                del S.hidden[t]
         _ok()
         return tuple(_position_tuple(p) for p in sorted(out, key=lambda p: p["ticket"]))
 
@@ -403,7 +411,14 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
         pending = S.faults.get("order_send") or []
         if pending and pending[0]["executed"] and S.initialized:
             f = pending.pop(0)
-            _execute(request)
+            booked = _execute(request)
+            if f["visible_after"] and booked is not None and booked.retcode == TRADE_RETCODE_DONE \
+                    and not request.get("position"):
+                S.hidden[booked.order] = f["visible_after"]
+            if f["retcode"] is not None:  # the server executed it, the terminal reports e.g. a timeout
+                bid, ask, _ = _quote(request["symbol"])
+                _ok()
+                return _result(f["retcode"], request, f["message"] or "Injected", bid=bid, ask=ask)
             return _fail(f["error"] or RES_E_INTERNAL_FAIL_TIMEOUT, f["message"] or "IPC timeout")
         g = _guard("order_send")
         if g is True:
