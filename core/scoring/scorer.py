@@ -8,6 +8,9 @@ out only if the pushed target still lies inside the range (otherwise the setup i
 """
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 from core.filters.context import AnalysisContext
 from core.models import Direction, StrategyScore
 from core.scoring.strategies import STRATEGIES, Setup
@@ -58,6 +61,38 @@ class RangeScalpingScorer:
             return s.target, rr, f"the target is only {rr:.2f}× the risk and the range has no room for the {rr_cfg.min:g}× minimum"
         return s.target, rr, ""
 
+    @staticmethod
+    def round_setup(ctx: AnalysisContext, s: Setup) -> Setup:
+        """Entry and stop on the symbol's price grid; the stop rounded *away* from the entry, so
+        rounding never moves it back toward the range edge nor shrinks the risk."""
+        d = ctx.spec.digits
+        f = 10.0**d
+        x = s.stop_loss * f
+        sl = (math.floor(x + 1e-6) if s.direction is Direction.LONG else math.ceil(x - 1e-6)) / f
+        return replace(s, entry=round(s.entry, d), stop_loss=round(sl, d))
+
+    @staticmethod
+    def round_target(ctx: AnalysisContext, s: Setup, tp: float, viable: bool) -> tuple[float, float]:
+        """(take_profit, rr) on the price grid; a viable target is rounded toward the inside of the
+        strategy's R:R window, so the R:R of the rounded prices still lies inside it."""
+        d = ctx.spec.digits
+        f = 10.0**d
+        sign = s.direction.sign
+        risk = (s.entry - s.stop_loss) * sign
+        out = round(tp, d)
+        if risk <= 0:
+            return out, 0.0
+        rr_cfg = ctx.cfg.strategy_rr.get(s.strategy)
+        rr = (out - s.entry) * sign / risk
+        if viable and rr_cfg is not None:
+            toward, away = (math.floor, math.ceil) if sign > 0 else (math.ceil, math.floor)
+            if rr > rr_cfg.max:
+                out = round(toward(tp * f + 1e-6 * sign) / f, d)
+            elif rr < rr_cfg.min:
+                out = round(away(tp * f - 1e-6 * sign) / f, d)
+            rr = (out - s.entry) * sign / risk
+        return out, rr
+
     def _location_problem(self, ctx: AnalysisContext, s: Setup) -> str:
         """Entries are allowed only in the critical zone at the edge being faded (or within the edge
         threshold of it): a fade from mid-range has neither the edge's support nor room to the target."""
@@ -76,9 +111,11 @@ class RangeScalpingScorer:
     def score_setup(self, ctx: AnalysisContext, s: Setup) -> StrategyScore:
         r = ctx.rng
         ef = ctx.cfg.entry_filters
+        s = self.round_setup(ctx, s)
         tp, rr, problem = self.fit_rr(ctx, s)
         if not problem:
             problem = self._location_problem(ctx, s)
+        tp, rr = self.round_target(ctx, s, tp, not problem)
         edge_dist = (r.range_high - s.entry) if s.direction is Direction.SHORT else (s.entry - r.range_low)
         # full marks at the edge, zero at the inner end of the entry zone (or the ATR threshold, if wider)
         band = (r.range_high - r.range_low) * ctx.cfg.range_detection.critical_zone_fraction
