@@ -23,11 +23,28 @@ def _run(args) -> int:
     cfg = load_config(args.config)
     data_dir = resolve_path(cfg.store.path).parent  # logs and charts live next to the store
     _log_to_file(data_dir / "logs" / "moneybot.log")
-    secrets = Secrets()
+    secrets = _secrets(Secrets)
     clock = _replay_clock(cfg, args.replay_from, args.speed)
     service = build_core(cfg, secrets, clock=clock) if clock is not None else None
     return asyncio.run(run_app(cfg, secrets, console=not args.no_console, chart_dir=data_dir / "charts",
                                service=service))
+
+
+def _secrets(factory):
+    """Settings from the environment / .env, or one clear line naming the bad ones (never their values:
+    a mistyped line may hold a token)."""
+    from pydantic import ValidationError
+
+    from core.exceptions import UserFacingError
+
+    try:
+        return factory()
+    except ValidationError as e:
+        bad = "; ".join(
+            f"MONEYBOT_{str(err['loc'][0]).upper()}: {err['msg'].removeprefix('Value error, ')}"
+            for err in e.errors() if err.get("loc")
+        )
+        raise UserFacingError(f"bad setting in the environment or .env: {bad}") from None
 
 
 def _replay_clock(cfg, replay_from: str | None, speed: float | None):

@@ -24,7 +24,8 @@ IdList = Annotated[list[int], NoDecode]
 
 
 class Secrets(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MONEYBOT_", env_file=".env", extra="ignore")
+    # `NAME=` left empty (as in .env.example) means unset, not "an invalid integer"
+    model_config = SettingsConfigDict(env_prefix="MONEYBOT_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
     telegram_token: SecretStr | None = None
     telegram_chat_id: int | None = None
