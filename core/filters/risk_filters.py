@@ -14,6 +14,7 @@ import numpy as np
 from core.filters.context import AnalysisContext
 from core.filters.data_quality import check_data_quality
 from core.models import FilterResult
+from core.sources.news import symbol_currencies
 
 _RANGE_NAMES = {"dynamic": "swing range", "session": "session range", "previous_day": "previous day's range"}
 
@@ -191,7 +192,7 @@ class RangeScalpingRiskFilters:
                 return FilterResult(name="news", passed=False, reason="The news calendar is unavailable, and the config blocks trading without it.")
             return FilterResult(name="news", passed=True, blocking=False, details={"fallback": fb or "skip_news_check"},
                                 reason="News not checked: the calendar is unavailable or out of date.")
-        cur = ctx.spec.currencies or []
+        cur = symbol_currencies(ctx.symbol, ctx.spec.currencies)
         events = ctx.news.between(ctx.now - nc.blackout_minutes_after * 60, ctx.now + nc.blackout_minutes_before * 60,
                                   currencies=cur, impacts=nc.impacts)
         if events:

@@ -85,6 +85,22 @@ class NewsCalendar:
         return out
 
 
+# The currencies Forex Factory files events under; metals and crypto are quoted in them but have none.
+CALENDAR_CURRENCIES = frozenset({"AUD", "CAD", "CHF", "CNY", "EUR", "GBP", "JPY", "NZD", "USD"})
+
+
+def symbol_currencies(symbol: str, configured: list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """The calendar currencies that move `symbol`: the configured list, else those in its name.
+
+    Why the fallback: a symbol added without `currencies` would otherwise match only 'ALL' events and
+    trade straight through its own central bank's decision. Broker suffixes ('c', '.m') are ignored.
+    """
+    if configured:
+        return list(configured)
+    letters = "".join(ch for ch in symbol.upper() if ch.isalpha())[:6]
+    return [c for c in (letters[:3], letters[3:6]) if c in CALENDAR_CURRENCIES]
+
+
 class CalendarFormatError(ValueError):
     pass
 
