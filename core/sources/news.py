@@ -14,7 +14,7 @@ import logging
 import os
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.clock import Clock
@@ -106,7 +106,11 @@ class CalendarFormatError(ValueError):
 
 
 def _parse_time(text: str) -> float:
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    """ISO time to epoch seconds; a time without an offset is UTC, never the host's local zone."""
+    dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
 
 
 def _impact(text: str) -> str:
