@@ -101,6 +101,8 @@ class MoneyBotClient(discord.Client):
         alert_channel_id: int | None = None,
         **kwargs: Any,
     ) -> None:
+        # replies echo user input ("I don't know the symbol '@everyone'"): never let that ping anyone
+        kwargs.setdefault("allowed_mentions", discord.AllowedMentions.none())
         super().__init__(intents=kwargs.pop("intents", discord.Intents.default()), **kwargs)
         self.router = router
         self.guild_id = guild_id
