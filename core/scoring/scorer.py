@@ -94,8 +94,9 @@ class RangeScalpingScorer:
         return out, rr
 
     def _location_problem(self, ctx: AnalysisContext, s: Setup) -> str:
-        """Entries are allowed only in the critical zone at the edge being faded (or within the edge
-        threshold of it): a fade from mid-range has neither the edge's support nor room to the target."""
+        """Entries are allowed only in the critical zone at the edge being faded (or, on the inside,
+        within the edge threshold of the edge): a fade from mid-range has neither the edge's support
+        nor room to the target, and one from beyond the zone fades a breakout already under way."""
         r = ctx.rng
         zone = r.critical_gaps.zone_of(s.entry)
         want = "upper" if s.direction is Direction.SHORT else "lower"
@@ -103,6 +104,11 @@ class RangeScalpingScorer:
             return ""
         edge = r.range_high if want == "upper" else r.range_low
         dist = abs(s.entry - edge)
+        g = r.critical_gaps
+        if (s.entry > g.upper_zone_end) if want == "upper" else (s.entry < g.lower_zone_start):
+            # beyond the invalidation buffer: fading from there is buying a breakdown (selling a breakout)
+            where = "above the range top" if want == "upper" else "below the range bottom"
+            return f"the entry is {dist / ctx.ind.atr:.1f} ATR {where}, beyond the entry zone: the range may be breaking"
         if dist <= ctx.cfg.entry_filters.price_edge_threshold_atr * ctx.ind.atr:
             return ""
         where = "top" if want == "upper" else "bottom"
