@@ -11,7 +11,14 @@ What it resolves:
 - proposals left `approved` (nothing was sent yet) → failed, with a sentence saying so;
 - stored trades the broker closed while we were down → journalled from the deal history;
 - positions with our magic that the store does not know → orphans: alerted and adopted under monitoring;
-- SL/TP drift (a breakeven sent but not saved before the crash) → the broker's values win.
+- SL/TP drift (a breakeven sent but not saved before the crash) → the broker's values win;
+- positions with our magic that opened AND closed without the store ever knowing them (an order the
+  broker did not confirm, so its proposal was failed, that landed late and then hit SL/TP while we
+  were down) → found in the deal history, journalled (adopted + closed from the deals) and alerted.
+  Neither open (so not an orphan) nor stored (so not "closed while down"), they would otherwise leave
+  the journal short of the broker's history. The scan starts at the previous scan's time (kv
+  `DEAL_SCAN_KEY`, minus an overlap for late-synced history) or, the first time, at the oldest
+  proposal that could have sent an order nobody recorded.
 """
 from __future__ import annotations
 
@@ -21,13 +28,19 @@ import time
 
 from pydantic import BaseModel, Field
 
-from core.brokers.base import BrokerError, Position
-from core.exit_orders import proposal_id_from_comment
+from core.brokers.base import BrokerError, Deal, Position
+from core.exit_orders import closed_trade_from_deals, proposal_id_from_comment
 from core.models import ActiveTrade, Direction, ProposalState
+from core.store.journal import TradeMetadata
 
 log = logging.getLogger(__name__)
 
 RECENT_CLOSED_FOR_REENTRY = 500
+DEAL_SCAN_KEY = "recovery.deals_scanned_until"
+DEAL_SCAN_OVERLAP = 86_400.0  # history can appear late in the terminal: re-read a day before the last scan
+# proposals that may have sent an order the store never recorded (failed = "not found at the time")
+_MAY_HAVE_SENT = (ProposalState.FAILED, ProposalState.EXECUTING, ProposalState.APPROVED)
+_IN_PROGRESS = (ProposalState.PENDING, ProposalState.APPROVED, ProposalState.EXECUTING)
 
 
 class RecoveryReport(BaseModel):
@@ -38,6 +51,7 @@ class RecoveryReport(BaseModel):
     failed_interrupted: list[str] = Field(default_factory=list)  # proposal ids with nothing at the broker
     closed_while_down: list[int] = Field(default_factory=list)
     unresolved: list[int] = Field(default_factory=list)  # gone from the broker but no closing deals yet
+    closed_unknown: list[int] = Field(default_factory=list)  # opened+closed at the broker, never stored
     orphans_adopted: list[int] = Field(default_factory=list)
     stops_synced: list[int] = Field(default_factory=list)
     expired: list[str] = Field(default_factory=list)
@@ -98,6 +112,12 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
                 log.exception("adopting orphan %s failed at start-up", ticket)
                 continue
             rep.orphans_adopted.append(ticket)
+    try:
+        await _journal_unknown_closed(store, broker, exits, engine, executor, notifier, clock, positions,
+                                      our_magics(cfg, trades), rep)
+    except BrokerError as e:  # the scan resumes from the same point on the next start-up
+        log.warning("scanning the deal history for unjournalled trades failed: %s", e)
+        notifier.error("state_corruption", f"start-up deal-history scan failed: {e.message}", alert=False)
     rep.duration_ms = (time.perf_counter() - t0) * 1000
     log.info("recovery: %s", rep.model_dump(exclude_defaults=True))
     return rep
@@ -122,6 +142,97 @@ async def _resolve_proposals(store, engine, notifier, rep: RecoveryReport) -> No
         msg = "The bot restarted before this approved order was sent, so nothing was traded. Run /scalp again."
         if store.proposals.transition(p.id, ProposalState.APPROVED, ProposalState.FAILED, message=msg):
             rep.failed_interrupted.append(p.id)
+
+
+def deal_scan_start(store) -> float | None:
+    """Where the deal-history scan starts; None = nothing of ours can be missing (first run, no proposals)."""
+    last = store.kv.get(DEAL_SCAN_KEY)
+    if last is not None:
+        return float(last) - DEAL_SCAN_OVERLAP
+    maybe = store.proposals.list(states=_MAY_HAVE_SENT)
+    return min(p.created_at for p in maybe) - 1 if maybe else None
+
+
+async def _journal_unknown_closed(store, broker, exits, engine, executor, notifier, clock,
+                                  open_positions: dict[int, Position], magics: list[int],
+                                  rep: RecoveryReport) -> None:
+    scanned_at = clock.now()
+    since = deal_scan_start(store)
+    if since is None:
+        store.kv.set(DEAL_SCAN_KEY, scanned_at)
+        return
+    wanted = set(magics)
+    by_position: dict[int, list[Deal]] = {}
+    for d in await asyncio.to_thread(broker.history_deals, None, since):
+        if d.magic in wanted:
+            by_position.setdefault(d.position_id, []).append(d)
+    busy = getattr(engine, "in_flight", set())
+    complete = True
+    for pos_id in sorted(by_position):
+        try:
+            done = await _journal_one(store, broker, exits, executor, notifier, clock, open_positions, busy, pos_id)
+        except Exception:  # noqa: BLE001 - one bad history must not stop the start-up; retried next time
+            log.exception("journalling position %s found in the deal history failed", pos_id)
+            complete = False
+            continue
+        if done:
+            rep.closed_unknown.append(pos_id)
+    if complete:
+        store.kv.set(DEAL_SCAN_KEY, scanned_at)
+
+
+async def _journal_one(store, broker, exits, executor, notifier, clock, open_positions, busy, pos_id: int) -> bool:
+    """Journal one position seen in the history if nothing knows it; True if it was journalled now."""
+    if (pos_id in open_positions or exits.get(pos_id) is not None or store.trades.get(pos_id) is not None
+            or store.closed.get(pos_id) is not None):
+        return False  # open (orphan adoption), monitored, or already journalled
+    deals = await asyncio.to_thread(broker.history_deals, pos_id, None)  # the entry may predate `since`
+    entry = next((d for d in deals if d.entry == "in"), None)
+    if entry is None:
+        return False
+    pid = proposal_id_from_comment(entry.comment)
+    proposal = store.proposals.get(pid) if pid else None
+    if pid in busy or (proposal is not None and proposal.state in _IN_PROGRESS):
+        return False  # its execution (or the next recovery's _resolve_proposals) records it
+    trade = _trade_from_entry(entry, proposal)
+    if closed_trade_from_deals(trade, deals) is None:
+        return False  # not fully closed in the history yet: the next start-up looks again (overlap)
+    # two steps, each one transaction: a crash between them leaves a stored trade that is not open,
+    # which the next start-up journals as "closed while the bot was down"
+    saved = store.record_adopted(trade, data={"found_at": clock.now(), "found_in": "deal_history"})
+    exits.register_trade(saved, persisted=True)
+    closed = await executor.record_broker_close(
+        saved, reason_text="opened and closed at the broker while I did not know it (late fill)")
+    if closed is None:  # cannot happen with the deals read above; the monitor retries the active trade
+        return False
+    was = f" (proposal {proposal.id} was marked {proposal.state.value})" if proposal else ""
+    notifier.error("orphaned_trades", f"journalled position {pos_id} found only in the deal history",
+                   alert=False, symbol=entry.symbol, ticket=pos_id)
+    notifier.alert("orphan_adopted", "critical", f"ORPHAN FOUND IN HISTORY - {entry.symbol} ticket {pos_id}",
+                   f"{entry.symbol} {entry.type} {entry.volume:g} at {entry.price} with our magic number opened "
+                   f"and closed at the broker without my knowing it{was}. I journalled it from the deal "
+                   f"history: exit {closed.exit_price:g} ({closed.exit_reason}), P&L {closed.pnl:+.2f}. "
+                   "Please check it in MetaTrader.", symbol=entry.symbol, ticket=pos_id, trade=saved,
+                   dedup_key=f"orphan_history:{pos_id}")
+    return True
+
+
+def _trade_from_entry(entry: Deal, proposal) -> ActiveTrade:
+    """The trade an entry deal opened, with the proposal's plan when its comment names one."""
+    parts = (entry.comment or "").split(":")
+    s = proposal.strategy if proposal else None
+    strategy = s.strategy if s else (parts[2] if len(parts) > 2 and parts[2] else "unknown")
+    meta = (TradeMetadata.from_proposal(proposal).model_dump() if proposal else
+            {"trade_type": "range_scalp", "strategy": strategy})
+    meta["entry_reason"] = "late_fill_found_in_history"
+    return ActiveTrade(
+        ticket=entry.position_id, proposal_id=proposal.id if proposal else None, symbol=entry.symbol,
+        strategy=strategy, direction=Direction.LONG if entry.type == "buy" else Direction.SHORT,
+        entry_price=entry.price, sl=s.stop_loss if s else 0.0, tp=s.take_profit if s else 0.0,
+        initial_sl=s.stop_loss if s else 0.0, volume=entry.volume, entry_time=entry.time,
+        range_data=proposal.analysis.range if proposal else None, exit_manager_state="orphan",
+        magic=entry.magic, comment=entry.comment, metadata=meta,
+    )
 
 
 def our_magics(cfg, trades=()) -> list[int]:
