@@ -339,6 +339,8 @@ class CommandRouter:
             res = await self.service.emergency(user_id)
             text = _said(res, "🚨 Emergency stop done: positions closed, trading paused.")
             return Reply(text=text, edit=True, toast=text[:190])
+        # Cancel wipes the confirmation: only someone who may do the action may call it off
+        self.service.authorize(user_id, ACTIONS.get(ref, "read"))
         return Reply(text="Cancelled.", edit=True, toast="Cancelled.")
 
 
