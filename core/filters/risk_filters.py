@@ -124,7 +124,9 @@ class RangeScalpingRiskFilters:
         rsi = ctx.ind.rsi
         conf = 0.0
         if rsi == rsi:
-            stretch = (rsi - 50.0) / (ef.rsi_overbought - 50.0) if upper else (50.0 - rsi) / (50.0 - ef.rsi_oversold)
+            # thresholds at 50 are valid config: guard the span, a stretch past them is simply full
+            stretch = ((rsi - 50.0) / max(ef.rsi_overbought - 50.0, 1e-9) if upper
+                       else (50.0 - rsi) / max(50.0 - ef.rsi_oversold, 1e-9))
             conf += 45.0 * float(np.clip(stretch, 0.0, 1.0))
         o, h, lo, c = (float(ctx.bars.open[-1]), float(ctx.bars.high[-1]), float(ctx.bars.low[-1]), float(ctx.bars.close[-1]))
         span = max(h - lo, 1e-12)

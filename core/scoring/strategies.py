@@ -93,11 +93,11 @@ def rsi_bounce(ctx: AnalysisContext) -> Setup | None:
     mid = ctx.rng.range_mid
     if edge == "upper" and peak >= ef.rsi_overbought:
         turning = 0.2 if prev == prev and rsi < prev else 0.0
-        return _fade(ctx, "rsi_bounce", edge, mid, 0.4 + (peak - ef.rsi_overbought) / (100 - ef.rsi_overbought) + turning,
+        return _fade(ctx, "rsi_bounce", edge, mid, 0.4 + (peak - ef.rsi_overbought) / max(100 - ef.rsi_overbought, 1e-9) + turning,
                      f"RSI reached {peak:.0f} (overbought) at the range top.")
     if edge == "lower" and trough <= ef.rsi_oversold:
         turning = 0.2 if prev == prev and rsi > prev else 0.0
-        return _fade(ctx, "rsi_bounce", edge, mid, 0.4 + (ef.rsi_oversold - trough) / ef.rsi_oversold + turning,
+        return _fade(ctx, "rsi_bounce", edge, mid, 0.4 + (ef.rsi_oversold - trough) / max(ef.rsi_oversold, 1e-9) + turning,
                      f"RSI fell to {trough:.0f} (oversold) at the range bottom.")
     return None
 
