@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -73,6 +73,9 @@ class TelegramFrontEnd:
         self.alert_chat_ids = list(alert_chat_ids or ([chat_id] if chat_id is not None else []))
         self.poll_timeout = poll_timeout
         self._refused_chats: set[int] = set()
+        # core retries a failed alert by calling on_alert again with the same Alert: remember which
+        # chats already have it (and its rendered reply) so a retry goes only to the chats that failed
+        self._alert_progress: tuple[Alert, Reply, set[int]] | None = None
         # concurrent updates: a /backtest or a slow broker must not hold up another trader's Approve tap
         # (core makes approvals exactly-once, so parallel handling is safe)
         builder = ApplicationBuilder().token(token).concurrent_updates(16)
@@ -197,16 +200,34 @@ class TelegramFrontEnd:
         await self.app.bot.send_message(chat_id, _clip(reply.text))
 
     async def on_alert(self, alert: Alert) -> None:
-        """Alert sink: one message (plus chart when there is one) to every configured alert chat."""
+        """Alert sink: one message (plus chart when there is one) to every configured alert chat.
+
+        Raises when a chat failed in a way worth retrying (core then calls again with the same alert,
+        which goes only to the chats still missing it). A chat that refuses the bot for good (Forbidden:
+        the trader never pressed Start, or blocked it) is logged, not retried, unless no chat got it."""
         if not self.alert_chat_ids:
             return
-        reply = await self.router.alert_reply(alert)
+        progress = self._alert_progress
+        if progress is None or progress[0] is not alert:
+            progress = (alert, await self.router.alert_reply(alert), set())
+            self._alert_progress = progress
+        _, reply, done = progress
         failed: Exception | None = None
+        refused: Exception | None = None
         for chat_id in self.alert_chat_ids:
+            if chat_id in done:
+                continue
             try:
                 await self._send_strict(chat_id, reply)
+                done.add(chat_id)
+            except Forbidden as e:
+                log.warning("telegram alert to chat %s refused (%s): not retried", chat_id, e)
+                refused = e
             except TelegramError as e:
                 log.warning("telegram alert to chat %s failed: %s", chat_id, type(e).__name__)
                 failed = e
         if failed is not None:
             raise failed
+        if refused is not None and not done:
+            raise refused
+        self._alert_progress = None  # delivered: the same Alert sent again later is a new delivery
