@@ -179,7 +179,7 @@ class LazyRanges:
             extra = (win.start, win.end)
         else:
             tf = "H1"
-            extra = (math.floor((now - 1.0) / 86400.0),)
+            extra = (math.floor(now / 86400.0),)  # the detector's "today" (`_previous_day_edges`)
         secs = self.secs[tf]
         end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
         key = (kind, end, *extra)

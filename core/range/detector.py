@@ -140,7 +140,8 @@ class RangeBoundaryDetector:
     def _previous_day_edges(self, bars: Bars, as_of: float):
         if len(bars) == 0:
             return self._too_few(bars, 1, "previous day's high/low")
-        today = np.floor((as_of - 1.0) / _DAY) * _DAY
+        # at 00:00 exactly the day that just closed is complete: it is the previous day, not "today"
+        today = np.floor(as_of / _DAY) * _DAY
         before = bars.between(-np.inf, today)
         if len(before) == 0:
             return NoRange(
