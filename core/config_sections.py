@@ -177,6 +177,10 @@ class Confluence(_Section):
     def _weights(cls, v: dict[str, float]) -> dict[str, float]:
         if any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
             raise ValueError("confluence weights must be non-negative and sum to more than 0")
+        # the rule scores exactly these; any other key would silently dilute the normalisation
+        unknown = sorted(set(v) - {"structure", "location", "confirmation"})
+        if unknown:
+            raise ValueError(f"unknown confluence weight {', '.join(unknown)} (use structure, location, confirmation)")
         return v
 
 
