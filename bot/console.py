@@ -44,6 +44,7 @@ class ConsoleChat:
         self._choices: dict[int, Button] = {}
         self._lines: asyncio.Queue[str | None] | None = None
         self._background: set[asyncio.Task] = set()
+        self.quit_requested = False  # the operator typed /quit (EOF alone is not a request to stop)
 
     def say(self, text: str) -> None:
         try:
@@ -97,6 +98,7 @@ class ConsoleChat:
             if not text:
                 continue
             if text.lower() in QUIT:
+                self.quit_requested = True
                 await self._finish_background()
                 self.say("bye")
                 return

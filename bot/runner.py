@@ -3,7 +3,7 @@
 Console chat always runs (it is the embedded default); Telegram and Discord start too when their
 tokens are set. They share ONE TradingService, hence one store, one broker and one monitor task, so an
 approval on Telegram and a /status on Discord see the same trades. Shutdown is orderly on EOF (console
-only), SIGINT or SIGTERM: front ends first (no new commands), then the service (monitor, store).
+only), /quit typed at the console, SIGINT or SIGTERM: front ends first (no new commands), then the service (monitor, store).
 """
 from __future__ import annotations
 
@@ -193,9 +193,11 @@ class Runner:
             waiters = [asyncio.create_task(self.stop_event.wait())]
             if self.console is not None:
                 self._console_task = asyncio.create_task(self.console.run(), name="console")
-                if self.telegram is None and self.discord is None:
-                    waiters.append(self._console_task)  # console only: EOF / quit ends the process
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                waiters.append(self._console_task)
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            bots = self.telegram is not None or self.discord is not None
+            if self._console_task in done and bots and not self.console.quit_requested:
+                await self.stop_event.wait()  # EOF (no stdin under a service manager): the bots keep running
         finally:
             await self.stop()
         return 0

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import queue
 
 import pytest
 from fakes.bot_api_server import BotApiServer
 
 from bot.replies import Reply
+from bot.runner import Runner
 from bot.telegram_bot import TelegramFrontEnd
 from core.alerts import RangeScalpingAlerts
 from core.clock import FixedClock
 from core.config import load_config
 from core.models import Alert
+from core.settings import Secrets
 
 TOKEN = "123456:TEST-token-not-real-aaaaaaaaaaaaaaaaaaaaaaa"
 GOOD, BLOCKED, FLAKY = 1001, 1002, 1003
@@ -69,3 +73,65 @@ async def test_alert_retry_resends_only_to_the_chats_that_failed(api):
         await alerts.close()
     finally:
         await fe.app.shutdown()
+
+
+class _Pipe(io.StringIO):
+    """A stdin the test feeds line by line (readline blocks until a line or EOF arrives)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q: queue.Queue[str] = queue.Queue()
+
+    def readline(self, *a) -> str:
+        return self.q.get()
+
+
+class _Alerts:
+    def register_sink(self, name, fn):
+        pass
+
+    def unregister_sink(self, name):
+        pass
+
+
+class _Service:
+    """Just what the Runner touches; the console and Telegram front ends are the real ones."""
+
+    def __init__(self) -> None:
+        self.cfg = load_config()
+        self.alerts = _Alerts()
+        self.stopped = False
+
+    async def start(self):
+        pass
+
+    async def stop(self):
+        self.stopped = True
+
+    def authorize(self, user_id, action):
+        return None
+
+
+async def test_quit_typed_at_the_console_stops_the_process_even_with_telegram(api):
+    # EOF keeps a bot-serving process alive (no stdin under a service manager); typing /quit is
+    # the operator asking to stop: it must not leave a process running with a dead console
+    secrets = Secrets(_env_file=None, telegram_token=TOKEN, telegram_chat_id=GOOD, trader_user_ids=[GOOD])
+    for line, stops in (("", False), ("/quit\n", True)):
+        stdin, out, service = _Pipe(), io.StringIO(), _Service()
+        runner = Runner(service, service.cfg, secrets, stdin=stdin, stdout=out,
+                        telegram_kwargs={"base_url": api.base_url, "base_file_url": api.base_file_url,
+                                         "poll_timeout": 1})
+        task = asyncio.create_task(runner.run())
+        try:
+            await api.wait_for(lambda a: a.sent("getMe"))
+            stdin.q.put(line)
+            for _ in range(100):
+                if "bye" in out.getvalue():
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)
+            assert task.done() is stops, (line, out.getvalue())
+        finally:
+            runner.stop_event.set()
+            await asyncio.wait_for(task, 20)
+        assert service.stopped
