@@ -47,10 +47,10 @@ class RangeScalpingScorer:
         if risk <= 0:
             return s.target, 0.0, "the stop would be on the wrong side of the entry"
         rr = (s.target - s.entry) * sign / risk
-        if rr_cfg is None:
-            return s.target, rr, ""
         if rr <= 0:
             return s.target, rr, "price is already past the target"
+        if rr_cfg is None:
+            return s.target, rr, ""
         if rr > rr_cfg.max:
             return s.entry + sign * rr_cfg.max * risk, rr_cfg.max, ""
         if rr < rr_cfg.min:
