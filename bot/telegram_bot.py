@@ -157,7 +157,14 @@ class TelegramFrontEnd:
             return
         base = message.text.split(OUTCOME_SEP, 1)[0]
         markup = _remaining(message.reply_markup, reply.keep_buttons_except)
-        await self._safe(q.edit_message_text(_clip(base + OUTCOME_SEP + reply.text), reply_markup=markup))
+        try:
+            await q.edit_message_text(_clip(base + OUTCOME_SEP + reply.text), reply_markup=markup)
+        except TelegramError as e:
+            if isinstance(e, BadRequest) and "not modified" in str(e).lower():
+                return
+            # the action happened (e.g. a trade was placed): say so in the chat, not only in a toast
+            log.warning("telegram card edit failed (%s); posting the outcome instead", e)
+            await self.send(chat_id, Reply(text=reply.text))
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram handler error: %s", type(context.error).__name__, exc_info=context.error)

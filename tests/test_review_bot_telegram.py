@@ -135,3 +135,40 @@ async def test_quit_typed_at_the_console_stops_the_process_even_with_telegram(ap
             runner.stop_event.set()
             await asyncio.wait_for(task, 20)
         assert service.stopped
+
+
+class TapRouter:
+    """A command layer whose every tap 'executes' (the adapter's handling of the edit is under test)."""
+
+    async def handle_callback(self, payload, user_id):
+        text = "✅ Executed at 2650.31 · ticket 77"
+        return Reply(text=text, edit=True, toast=text)
+
+
+async def test_failed_card_edit_still_shows_the_outcome_in_the_chat(api):
+    # the trade is placed; if the card cannot be edited (5xx, or a message too old to edit) the
+    # outcome must still reach the chat, not only a 2-second toast
+    fe = TelegramFrontEnd(TapRouter(), TOKEN, base_url=api.base_url, base_file_url=api.base_file_url,
+                          poll_timeout=1, rate_limit=False)
+    await fe.start()
+    try:
+        card = await fe.app.bot.send_message(GOOD, "XAUUSDc card", reply_markup=None)
+        msg = api.messages[(GOOD, card.message_id)]
+        msg["reply_markup"] = {"inline_keyboard": [[{"text": "Approve", "callback_data": "a:abc"}]]}
+        for status, description in ((500, "Internal Server Error"),
+                                    (400, "Bad Request: message can't be edited")):
+            n = len(api.sent("sendMessage"))
+            api.fail("editMessageText", status=status, description=description)
+            api.push_callback("a:abc", GOOD, msg)
+            posted = await api.wait_for(lambda a, n=n: [c for c in a.sent("sendMessage")[n:]
+                                                         if "ticket 77" in c.params.get("text", "")])
+            assert posted[0].params["chat_id"] == GOOD
+        # an edit that works needs no extra message
+        n = len(api.sent("sendMessage"))
+        e = len(api.sent("editMessageText"))
+        api.push_callback("a:abc", GOOD, msg)
+        await api.wait_for(lambda a: [c for c in a.sent("editMessageText")[e:] if c.status in (None, 200)])
+        await asyncio.sleep(0.2)
+        assert api.sent("sendMessage")[n:] == []
+    finally:
+        await fe.stop()
