@@ -61,7 +61,7 @@ def parse_timestamp(text: str) -> float:
 def candles_from_file(path: str, symbol: str, cfg: AppConfig) -> dict[str, np.ndarray]:
     """One candle file → every timeframe the analysis wants (coarser ones resampled from it)."""
     spec = cfg.symbols[symbol]
-    arr = load_candles(resolve_path(path), tz_offset_hours=spec.data_tz_offset_hours)
+    arr = load_candles(resolve_path(path), tz_offset_hours=spec.data_tz_offset_hours, server_tz=spec.data_timezone)
     if len(arr) < 2:
         raise UserFacingError(f"{path}: has fewer than two candles, nothing to analyse.")
     step = infer_step(arr)

@@ -51,6 +51,7 @@ def fallback_config(cfg: AppConfig) -> AppConfig:
     spec = dict(raw["symbols"][SYMBOL])
     spec["data"] = {}
     spec["data_tz_offset_hours"] = 0
+    spec["data_timezone"] = None
     raw["symbols"] = {SYMBOL: spec}
     raw["symbol_overrides"] = {k: v for k, v in raw.get("symbol_overrides", {}).items() if k == SYMBOL}
     raw["range_detection"]["timeframe"] = TIMEFRAME

@@ -303,7 +303,16 @@ class SymbolSpec(_Section):
     currencies: list[str] = Field(default_factory=list)
     data: dict[str, str] = Field(default_factory=dict)
     data_tz_offset_hours: float = Field(default=0, ge=-14, le=14)
+    # the data's server clock zone ('ny_close' or IANA); when set it replaces the fixed offset above
+    data_timezone: str | None = None
     trades_weekends: bool = False
+
+    @field_validator("data_timezone")
+    @classmethod
+    def _server_zone(cls, v: str | None) -> str | None:
+        from core.data.server_time import check_server_timezone
+
+        return None if v is None else check_server_timezone(v)
 
     @field_validator("data")
     @classmethod

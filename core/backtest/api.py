@@ -46,8 +46,11 @@ def load_series(cfg: AppConfig, symbol: str, data: str | Path | None = None, *,
     if data is None:
         return MarketData(cfg).candles(symbol, timeframe)
     path = resolve_path(str(data))
-    offset = cfg.symbols[symbol].data_tz_offset_hours if tz_offset_hours is None else tz_offset_hours
-    candles = load_candles(path, tz_offset_hours=offset)
+    spec = cfg.symbols[symbol]
+    if tz_offset_hours is None:  # the symbol's own server clock (zone with DST, or fixed offset)
+        candles = load_candles(path, tz_offset_hours=spec.data_tz_offset_hours, server_tz=spec.data_timezone)
+    else:
+        candles = load_candles(path, tz_offset_hours=tz_offset_hours)
     if len(candles) < 2:
         raise UserFacingError(f"{path}: fewer than two bars, nothing to backtest")
     step = infer_step(candles)

@@ -73,7 +73,8 @@ class MarketData:
         spec = self._cfg.symbols[name]
         files = self._configured(name)
         if tf in files:
-            return load_candles(resolve_path(files[tf]), tz_offset_hours=spec.data_tz_offset_hours)
+            return load_candles(resolve_path(files[tf]), tz_offset_hours=spec.data_tz_offset_hours,
+                                server_tz=spec.data_timezone)
         sources = sorted(
             (src for src in files if src.seconds < tf.seconds and tf.seconds % src.seconds == 0),
             key=lambda s: s.seconds,

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from core.data.candles import from_columns
+from core.data.server_time import check_server_timezone, server_to_utc
 from core.data.validate import check_prices, check_times, repair_lost_decimal_point, where
 from core.exceptions import DataFileError
 
@@ -63,8 +64,12 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def load_candles(path: str | Path, *, tz_offset_hours: float = 0.0, fmt: str | None = None) -> np.ndarray:
-    """Load one candle file; the result is cached per (path, mtime, size, offset) and read-only.
+def load_candles(path: str | Path, *, tz_offset_hours: float = 0.0, fmt: str | None = None,
+                 server_tz: str | None = None) -> np.ndarray:
+    """Load one candle file; the result is cached per (path, mtime, size, offset, zone) and read-only.
+
+    `server_tz` ('ny_close' or an IANA name, see `core.data.server_time`) converts server time with its
+    daylight-saving shifts and takes precedence over the fixed `tz_offset_hours`.
 
     The array is shared between callers, hence read-only: copy it before changing anything.
     """
@@ -80,12 +85,14 @@ def load_candles(path: str | Path, *, tz_offset_hours: float = 0.0, fmt: str | N
         raise DataFileError(name, "is not a file")
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown candle format {fmt!r} (known: {', '.join(FORMATS)})")
-    key = (str(p.resolve()), st.st_mtime_ns, st.st_size, float(tz_offset_hours), fmt)
+    if server_tz is not None:
+        check_server_timezone(server_tz)
+    key = (str(p.resolve()), st.st_mtime_ns, st.st_size, float(tz_offset_hours), fmt, server_tz)
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None:
         return hit
-    arr = _load_uncached(p, float(tz_offset_hours), fmt)
+    arr = _load_uncached(p, float(tz_offset_hours), fmt, server_tz)
     arr.flags.writeable = False
     with _cache_lock:
         # drop older versions of the same file so an edited file does not pin memory
@@ -107,7 +114,7 @@ def detect_format(head: bytes) -> str:
     return "csv"
 
 
-def _load_uncached(p: Path, tz_offset_hours: float, fmt: str | None) -> np.ndarray:
+def _load_uncached(p: Path, tz_offset_hours: float, fmt: str | None, server_tz: str | None) -> np.ndarray:
     name = str(p)
     try:
         with p.open("rb") as fh:
@@ -121,7 +128,7 @@ def _load_uncached(p: Path, tz_offset_hours: float, fmt: str | None) -> np.ndarr
         df, lines = _read_json(p), None
     else:
         df, lines = _read_delimited(p, fmt, head)
-    return _to_candles(df, lines, name, tz_offset_hours)
+    return _to_candles(df, lines, name, tz_offset_hours, server_tz)
 
 
 
@@ -276,7 +283,7 @@ def _parse_time(df: pd.DataFrame, cols: dict[str, str], name: str, lines) -> tup
     return ts.dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64), aware
 
 
-def _to_candles(df: pd.DataFrame, lines, name: str, tz_offset_hours: float) -> np.ndarray:
+def _to_candles(df: pd.DataFrame, lines, name: str, tz_offset_hours: float, server_tz: str | None = None) -> np.ndarray:
     cols: dict[str, str] = {}
     for c in df.columns:
         cols.setdefault(_norm(c), c)
@@ -321,7 +328,7 @@ def _to_candles(df: pd.DataFrame, lines, name: str, tz_offset_hours: float) -> n
             values[field] = v
 
     if not aware:  # naive times are broker server time; explicit offsets in the text are already UTC
-        t = t - int(round(tz_offset_hours * 3600))
+        t = server_to_utc(t, server_tz) if server_tz else t - int(round(tz_offset_hours * 3600))
     check_times(t, name, lines)
     repair_lost_decimal_point(values, name, lines)
     check_prices(values, name, lines)
