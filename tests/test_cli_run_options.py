@@ -40,14 +40,14 @@ def test_replay_from_starts_the_paper_replay_there_and_a_trade_can_be_approved(t
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(raw))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONEYBOT_")}
-    # 2025-05-20 07:45 UTC is a real XAUUSD vwap_reversion long setup (found with `moneybot analyse --at`)
+    # the M5 bar of 2025-05-20 07:10 UTC is a real XAUUSD vwap_reversion long setup (found with `moneybot analyse --at`)
     proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--config", str(cfg), "run", "--replay-from", "2025-05-20T07:50",
+        [sys.executable, "-m", "bot.cli", "--config", str(cfg), "run", "--replay-from", "2025-05-20T07:15",
          "--speed", "1"], input="/scalp xauusdc\n1\n/status\n", capture_output=True, text=True, timeout=120,
         cwd=PROJECT_ROOT, env=env)
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr
-    assert "XAUUSDc M5 · 20 May 07:50 UTC" in out and "✅ TRADEABLE" in out
+    assert "XAUUSDc M5 · 20 May 07:15 UTC" in out and "✅ TRADEABLE" in out
     ticket = re.search(r"✅ Executed at [\d.]+ · ticket (\d+)", out)
     assert ticket, out
     assert f"#{ticket.group(1)} XAUUSDc LONG" in out  # /status lists the new position

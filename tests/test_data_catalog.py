@@ -24,12 +24,21 @@ def md(cfg):
     return MarketData(cfg)
 
 
-def test_configured_file_is_loaded_with_the_symbols_offset(cfg, md):
+def test_configured_file_is_loaded_with_the_symbols_server_clock(cfg, md):
+    """The broker's server runs at New York time + 7 h: UTC+2 in winter, UTC+3 while the US is on DST."""
     spec = cfg.symbols["XAUUSDc"]
     got = md.candles("XAUUSDc", "M5")
     raw = load_candles(resolve_path(spec.data["M5"]))
-    assert spec.data_tz_offset_hours == 2
-    np.testing.assert_array_equal(got["time"], raw["time"] - 7200)
+    assert spec.data_timezone == "ny_close"
+    shift = raw["time"] - got["time"]
+    winter = raw["time"] < 1741514400  # 2025-03-09 10:00 server = 07:00 UTC, when US DST starts
+    assert set(np.unique(shift[winter])) == {7200}
+    summer = (raw["time"] > 1741800000) & (raw["time"] < 1762000000)  # up to 2025-11-01
+    assert set(np.unique(shift[summer])) == {10800}
+    # gold's week ends at 17:00 New York every week of the year: 21:00 UTC in summer, 22:00 in winter
+    fridays = got[(got["time"] % 604800 // 86400) == 1]  # epoch day 0 was a Thursday: +1 = Friday
+    last_bar_close = (fridays["time"] % 86400).max() + 300
+    assert last_bar_close <= 22 * 3600
     assert md.candles("xauusdc", "m5") is got  # case-insensitive, cached
 
 

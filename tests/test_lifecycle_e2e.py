@@ -121,7 +121,7 @@ async def test_real_analysis_drives_the_chain_until_a_breakeven_exit(cfg, bars, 
     analyse/propose every 15 minutes while flat, approve the top strategy, monitor every bar."""
     from core.app import default_analyser
 
-    clock = FixedClock(float(bars["time"][33300]))
+    clock = FixedClock(float(bars["time"][34000]))
     broker = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
     svc = k.service(cfg, tmp_path, clock, broker=broker)
     svc._analyser = default_analyser(cfg, broker, clock)

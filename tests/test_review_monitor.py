@@ -11,6 +11,8 @@ from core.clock import FixedClock
 from core.models import Direction
 
 SYMBOLS = ("XAUUSDc", "BTCUSDc")
+# a quiet stretch on both symbols: no SL/TP within the few bars each test steps through
+NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +21,7 @@ def cfg():
 
 
 async def _svc(cfg, tmp_path):
-    clock = FixedClock(k.common_time(cfg, SYMBOLS))
+    clock = FixedClock(k.common_time(cfg, SYMBOLS, near=NEAR))
     inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock, symbols=SYMBOLS)
     inner.connect()
     broker = k.FlakyBroker(inner)
@@ -39,7 +41,7 @@ async def test_a_failing_mfe_save_does_not_cancel_the_cycles_exits(cfg, tmp_path
     tried = []
 
     def locked(updates, journal=None):
-        if any("mfe_r" in (u if isinstance(u, dict) else {}) for u in updates.values()):
+        if any({"mfe_r", "mae_r"} & set(u if isinstance(u, dict) else {}) for u in updates.values()):
             tried.append(list(updates))
             raise sqlite3.OperationalError("database is locked")
         return real(updates, journal)
