@@ -37,7 +37,7 @@ USER = 4242
 SYMBOLS = ["XAUUSDc", "BTCUSDc", "EURUSDc"]
 # A replay instant where all three files have bars: XAUUSD and BTCUSD at M5; the EURUSD M5 file starts in
 # 2026, so EURUSDc is analysed on its H1 file here (a per-symbol override, exactly as a user would set it).
-START = datetime(2025, 5, 20, 7, 0, tzinfo=UTC).timestamp()
+START = datetime(2025, 5, 20, 6, 45, tzinfo=UTC).timestamp()  # the first timed XAUUSDc request (07:15) is a real setup
 OVERRIDES = {"symbol_overrides": {"EURUSDc": {"range_detection": {"timeframe": "H1", "nested_timeframes": ["H1"],
                                                                   "session_range": "asian"}}}}
 
