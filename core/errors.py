@@ -89,6 +89,21 @@ class ErrorOutcome(BaseModel):
     auto_disabled: bool = False
 
 
+def error_rates(store, now: float) -> tuple[int, int]:
+    """(critical, all non-info) events in the last hour, counted from after the last resume.
+
+    Counting from the resume matters: the errors that caused an auto-disable must not re-trigger it the
+    moment a human resumes. /health shows the same numbers the auto-disable acts on.
+    """
+    since = now - HOUR
+    resumed = store.kill_switch.get().resumed_at
+    if resumed is not None:
+        since = max(since, resumed)
+    crit = store.errors.count_since(since, ["critical"])
+    total = store.errors.count_since(since, ["critical", "high", "medium"])
+    return crit, total
+
+
 class ErrorHandler:
     def __init__(
         self,
@@ -183,15 +198,7 @@ class ErrorHandler:
             fn()
 
     def error_rates(self, now: float | None = None) -> tuple[int, int]:
-        """(critical, all non-info) events in the last hour, counted from after the last resume."""
-        now = self.clock.now() if now is None else now
-        since = now - HOUR
-        resumed = self.store.kill_switch.get().resumed_at
-        if resumed is not None:
-            since = max(since, resumed)
-        crit = self.store.errors.count_since(since, ["critical"])
-        total = self.store.errors.count_since(since, ["critical", "high", "medium"])
-        return crit, total
+        return error_rates(self.store, self.clock.now() if now is None else now)
 
     def check_auto_disable(self) -> bool:
         """Switch new entries off if a rate threshold is crossed. True if it newly did so."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from core.authz import Authorizer
 from core.brokers.base import BrokerError
+from core.errors import error_rates
 from core.exceptions import ProposalError, UnknownSymbolError
 from core.execution import ExecutionEngine, ProposalOutcome
 from core.exit_orders import ExitExecutor, proposal_id_from_comment
@@ -27,7 +28,6 @@ from core.recovery import RecoveryReport, adopt_position, in_flight, our_magics,
 
 log = logging.getLogger(__name__)
 
-HOUR = 3600.0
 EMERGENCY_IN_FLIGHT_WAIT = 30.0  # seconds an emergency waits for orders already sent to be recorded
 EXIT_IN_FLIGHT_WAIT = 60.0  # seconds /close waits for the monitor's exit of the same trade (policy retries)
 STALE_HEARTBEAT_CYCLES = 3  # /health calls the monitor stale after missing this many cycles
@@ -330,12 +330,7 @@ class TradingService:
             connected = bool(self.broker.is_connected()) and m.connected
         except Exception:  # noqa: BLE001
             connected = False
-        since = now - HOUR
-        resumed = self.store.kill_switch.get().resumed_at
-        if resumed is not None:
-            since = max(since, resumed)
-        crit = self.store.errors.count_since(since, ["critical"])
-        total = self.store.errors.count_since(since, ["critical", "high", "medium"])
+        crit, total = error_rates(self.store, now)
         ks = self.store.kill_switch.get()
         problems = []
         if not connected:
