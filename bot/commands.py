@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bot import presenter
+from bot import confirmations, presenter
 from bot.backtest_command import BacktestCommand
 from bot.chart import render_alert_chart, render_analysis_chart
 from bot.command_spec import ACTIONS, NO_ARGS, USAGE, Service, parse_command
@@ -215,6 +215,18 @@ class CommandRouter:
         rows = await _maybe(self.service.status())
         return Reply(text=presenter.status_text(list(rows), self._digits, now=self._now()))
 
+    def _clock(self) -> Any:
+        return confirmations.service_clock(self.service)
+
+    def _check_confirmation(self, check: Callable[..., confirmations.Check], ref: str) -> confirmations.Check:
+        """Judge a confirm tap on the service clock (the replay clock in paper runs), like proposals."""
+        clock = self._clock()
+        speed = float(getattr(clock, "speed", 1.0) or 1.0)
+        result = check(ref, float(clock.now()), confirmations.window_seconds(self.cfg, clock), speed)
+        if result.status != "ok":
+            log.info("refused %s confirmation %r", result.status, _clip(ref, 60))
+        return result
+
     def _now(self) -> float | None:
         clock = getattr(self.service, "clock", None)
         try:
@@ -245,7 +257,8 @@ class CommandRouter:
         desc = f"#{ticket} {trade.symbol} {trade.direction.value} {trade.volume:g} lot"
         return Reply(
             text=f"Close {desc} at market now?",
-            buttons=[[Button(f"Yes, close #{ticket}", f"c:{ticket}", "danger"), Button("Cancel", "x:close")]],
+            buttons=[[Button(f"Yes, close #{ticket}", confirmations.close_payload(ticket, self._clock().now()), "danger"),
+                      Button("Cancel", "x:close")]],
         )
 
     async def _pause(self, user_id: Any, args: list[str]) -> Reply:
@@ -260,7 +273,8 @@ class CommandRouter:
         self.service.authorize(user_id, "emergency")
         return Reply(
             text="🚨 Emergency stop: close ALL open range scalps at market and pause trading?",
-            buttons=[[Button("Yes, close all", "e:go", "danger"), Button("Cancel", "x:emergency")]],
+            buttons=[[Button("Yes, close all", confirmations.emergency_payload(self._clock().now()), "danger"),
+                      Button("Cancel", "x:emergency")]],
         )
 
     async def _metrics(self, user_id: Any, args: list[str]) -> Reply:
@@ -327,21 +341,35 @@ class CommandRouter:
             keep = ref if kind == "r" else None
             return Reply(text=text, edit=True, keep_buttons_except=keep, toast=text.splitlines()[0][:190])
         if kind == "c":
-            ticket = self._int(ref, 1, 2**63 - 1)
-            if ticket is None:
+            self.service.authorize(user_id, "close")
+            check = self._check_confirmation(confirmations.check_close, ref)
+            if check.status == "malformed" or check.ticket is None:
                 return _invalid_button()
+            ticket = check.ticket
+            if check.status == "expired":
+                return _expired(f"/close {ticket}")
             outcome = await self.service.close_trade(ticket, user_id)
             text = presenter.outcome_text(outcome)
             return Reply(text=text, edit=True, toast=text.splitlines()[0][:190])
         if kind == "e":
-            if ref != "go":
+            self.service.authorize(user_id, "emergency")
+            check = self._check_confirmation(confirmations.check_emergency, ref)
+            if check.status == "malformed":
                 return _invalid_button()
+            if check.status == "expired":
+                return _expired("/emergency")
             res = await self.service.emergency(user_id)
             text = _said(res, "🚨 Emergency stop done: positions closed, trading paused.")
             return Reply(text=text, edit=True, toast=text[:190])
         # Cancel wipes the confirmation: only someone who may do the action may call it off
         self.service.authorize(user_id, ACTIONS.get(ref, "read"))
         return Reply(text="Cancelled.", edit=True, toast="Cancelled.")
+
+
+def _expired(command: str) -> Reply:
+    """Replace the stale card (its buttons go with it) so the same old tap cannot be tried again."""
+    text = confirmations.expired_text(command)
+    return Reply(text=text, kind="error", edit=True, toast=text)
 
 
 def _invalid_button() -> Reply:

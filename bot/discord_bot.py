@@ -24,7 +24,7 @@ from core.models import Alert
 log = logging.getLogger(__name__)
 
 CUSTOM_ID_PREFIX = "moneybot"
-TEMPLATE = r"moneybot:(?P<kind>[arcex]):(?P<ref>[A-Za-z0-9_.-]{1,56})"
+TEMPLATE = r"moneybot:(?P<kind>[arcex]):(?P<ref>[A-Za-z0-9_.:-]{1,56})"
 OUTCOME_SEP = "\n\n— "
 MAX_TEXT = 2000
 # Commands whose answers are personal look-ups rather than desk-wide news: only the asker sees them.

@@ -1,6 +1,7 @@
 """Platform-neutral replies and the callback payload grammar shared by every chat adapter.
 
-A button carries only a short payload (`a:<proposal id>`, `r:<id>`, `c:<ticket>`, `e:go`, `x:<what>`):
+A button carries only a short payload (`a:<proposal id>`, `r:<id>`, `c:<ticket>:<issued epoch>`,
+`e:<issued epoch>`, `x:<what>`; confirmations carry their issue time so they lapse, see bot.confirmations):
 Telegram caps callback_data at 64 bytes and Discord custom_ids at 100, and the authoritative state
 (proposal, expiry, ticket) lives in the store, never in the button, so a forged or replayed payload can
 at worst name an id that core then refuses.
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 MAX_PAYLOAD_BYTES = 64
-PAYLOAD_RE = re.compile(r"^(?P<kind>[arcex]):(?P<ref>[A-Za-z0-9_.-]{1,56})$")
+PAYLOAD_RE = re.compile(r"^(?P<kind>[arcex]):(?P<ref>[A-Za-z0-9_.:-]{1,56})$")
 
 ReplyKind = Literal["ok", "usage", "error", "refusal"]
 

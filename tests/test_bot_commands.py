@@ -27,9 +27,11 @@ async def test_commands_end_to_end_on_the_real_core(tmp_path):
         assert out.edit and out.text.startswith("✅ Executed at")
         ticket = service.broker.positions()[0].ticket
         r = await say(f"/close {ticket}")
-        assert [b.payload for b in r.buttons[0]] == [f"c:{ticket}", "x:close"] and service.broker.positions()
+        confirm = r.buttons[0][0].payload
+        assert [b.payload for b in r.buttons[0]] == [f"c:{ticket}:{int(clock.now())}", "x:close"]
+        assert service.broker.positions()
         assert (await router.handle_callback("x:close", TRADER)).text == "Cancelled."
-        out = await router.handle_callback(f"c:{ticket}", TRADER)
+        out = await router.handle_callback(confirm, TRADER)
         assert out.text.startswith(f"✅ Closed ticket {ticket} at") and service.broker.positions() == []
         trades = (await say("/trades 3")).text
         assert f"#{ticket} XAUUSDc long" in trades and "manual_close" in trades
@@ -58,6 +60,7 @@ async def test_commands_end_to_end_on_the_real_core(tmp_path):
         assert r.buttons == [] and "XAUUSDc" in r.text
         assert (await say("/pause", VIEWER)).kind == "refusal"
         assert (await say("/emergency", VIEWER)).kind == "refusal"
+        assert (await router.handle_callback(f"e:{int(clock.now())}", VIEWER)).kind == "refusal"
         assert (await router.handle_callback("e:go", VIEWER)).kind == "refusal"
         assert service.notifier.entries_blocked() is None
         assert (await say("/help", STRANGER)).kind == "refusal"

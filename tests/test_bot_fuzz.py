@@ -176,7 +176,8 @@ async def test_fuzz_discord(tmp_path):
         channel = bot.get_channel(desk.id)
         for _ in range(40):
             kind = rng.choice("arcex")
-            ref = rng.choice(real_ids + ["0", "zz", "-1", "100001", "go", "a.b", "x" * 56])
+            ref = rng.choice(real_ids + ["0", "zz", "-1", "100001", "go", "a.b", "x" * 56, "1:1", "7:1735910700",
+                                         "1735910700", "1:2:3", ":", "9" * 19 + ":" + "9" * 12])
             view = build_view([[Button("b", f"{kind}:{ref}")]])
             assert all(isinstance(c, ActionButton) for c in view.children)
             msg = await channel.send("tap me", view=view)

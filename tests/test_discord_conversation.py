@@ -155,7 +155,8 @@ async def _faults_close_alerts(env, bot, router, service, clock, desk, alerts, t
     assert f"#{ticket}" in confirm.content and service.broker.positions()  # nothing closed yet
     # the close alert reaches the alerts channel (alert retries after a 500 are covered on Telegram:
     # core's backoff sleeps do not mix with simcord's virtual clock)
-    await trader.click(confirm.message, custom_id=f"moneybot:c:{ticket}")
+    assert f"moneybot:c:{ticket}:{int(clock.now())}" in _custom_ids(confirm.message)
+    await trader.click(confirm.message, custom_id=f"moneybot:c:{ticket}:{int(clock.now())}")
     assert service.broker.positions() == []
     assert "Closed" in _message(desk, confirm.id).content
     await service.alerts.drain()
@@ -176,7 +177,7 @@ async def test_emergency_pause_resume_with_confirmation(tmp_path):
         assert "Sorry" in r.response.content and r.response.ephemeral
         assert service.notifier.entries_blocked() is None
         r = await trader.slash(desk, "emergency")
-        await trader.click(r.response.message, custom_id="moneybot:e:go")
+        await trader.click(r.response.message, custom_id=f"moneybot:e:{int(clock.now())}")
         assert "Emergency stop" in _message(desk, r.response.id).content
         assert service.notifier.entries_blocked()  # new entries refused now
         r = await trader.slash(desk, "resume")

@@ -20,7 +20,7 @@ class EchoRouter:
     async def handle_text(self, text, user_id, progress=None):
         self.texts.append(text)
         if text == "/close 7":
-            return Reply(text="Close #7?", buttons=[[Button("Yes", "c:7"), Button("Cancel", "x:close")]])
+            return Reply(text="Close #7?", buttons=[[Button("Yes", "c:7:1735910700"), Button("Cancel", "x:close")]])
         return Reply(text=f"answer to {text}")
 
     async def handle_callback(self, payload, user_id):
@@ -34,7 +34,7 @@ async def test_superscript_digit_is_not_a_crash():
     chat = ConsoleChat(router, stdin=io.StringIO("/close 7\n²\n1\n/status\n"), stdout=out)
     await chat.run()
     text = out.getvalue()
-    assert router.payloads == ["c:7"] and "/status" in router.texts
+    assert router.payloads == ["c:7:1735910700"] and "/status" in router.texts
     assert text.rstrip().endswith("bye (end of input)")
 
 
