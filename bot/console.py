@@ -64,13 +64,14 @@ class ConsoleChat:
         try:
             for line in iter(self.stdin.readline, ""):
                 loop.call_soon_threadsafe(queue.put_nowait, line)
+        except RuntimeError:  # the chat (and its loop) ended while this thread waited for a line
+            return
         except (OSError, ValueError):
             pass
-        finally:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, None)
-            except RuntimeError:  # loop already closed
-                pass
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+        except RuntimeError:  # loop already closed
+            pass
 
     async def run(self) -> None:
         """Read and answer lines until EOF or /quit."""
