@@ -9,23 +9,10 @@ import time
 import pytest
 
 from core.alerts import RangeScalpingAlerts, redact_secrets
-from core.clock import FixedClock
 from core.config import load_config
 from core.models import Alert
 from core.store import Store
-from tests.store_helpers import T0, make_trade
-
-
-@pytest.fixture
-def clock():
-    return FixedClock(T0)
-
-
-@pytest.fixture
-def store(tmp_path, clock):
-    s = Store(tmp_path / "s.sqlite", clock)
-    yield s
-    s.close()
+from tests.store_helpers import make_trade
 
 
 class Backoff:

@@ -8,29 +8,15 @@ import logging
 import pytest
 
 from core.alerts import RangeScalpingAlerts
-from core.clock import FixedClock
 from core.config import deep_merge, load_config, validate_config_dict
 from core.errors import ErrorHandler, LastKnown
 from core.killswitch import KillSwitch
 from core.store import Store
-from tests.store_helpers import T0
 
 
 @pytest.fixture
 def cfg():
     return load_config()
-
-
-@pytest.fixture
-def clock():
-    return FixedClock(T0)
-
-
-@pytest.fixture
-def store(tmp_path, clock):
-    s = Store(tmp_path / "s.sqlite", clock)
-    yield s
-    s.close()
 
 
 class Sleeps:

@@ -3,23 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.clock import FixedClock
 from core.config import deep_merge, load_config, validate_config_dict
 from core.killswitch import KillSwitch
 from core.store import Store
 from tests.store_helpers import T0
-
-
-@pytest.fixture
-def clock():
-    return FixedClock(T0)
-
-
-@pytest.fixture
-def store(tmp_path, clock):
-    s = Store(tmp_path / "s.sqlite", clock)
-    yield s
-    s.close()
 
 
 def cfg_with(**ks):
