@@ -81,6 +81,9 @@ class ExecutionEngine:
         self._sleep = sleep
         self._symbol_info: dict[str, SymbolInfo] = {}
         self.in_flight: set[str] = set()  # proposal ids this process is executing right now
+        # proposal id -> when it was failed although its order may have reached the broker (unconfirmed,
+        # crashed mid-send): `core.late_fills` scans the deal history while these are recent
+        self.unconfirmed: dict[str, float] = {}
         # (symbol, range) of orders past the re-entry check but not registered yet: they count as entries
         self._reserved: dict[str, tuple[str, RangeStructure | None]] = {}
 
@@ -196,6 +199,7 @@ class ExecutionEngine:
                 return self.outcome_of(p)
             if found is not None:
                 return found
+            self.note_unconfirmed(p.id)
             return self._fail(p, ProposalState.EXECUTING, msg)
         if p.state is ProposalState.APPROVED:
             return self._fail(p, ProposalState.APPROVED, msg)
@@ -213,6 +217,10 @@ class ExecutionEngine:
         if info is None:
             info = self._symbol_info[symbol] = await asyncio.to_thread(self.broker.symbol_info, symbol)
         return info
+
+    def note_unconfirmed(self, proposal_id: str) -> None:
+        """A failed proposal whose order may still land: watched by the running deal-history scan."""
+        self.unconfirmed[proposal_id] = self.clock.now()
 
     def _fail(self, p: TradeProposal, from_state: ProposalState, message: str) -> ProposalOutcome:
         self.store.proposals.transition(p.id, from_state, ProposalState.FAILED, message=message,
@@ -339,6 +347,7 @@ class ExecutionEngine:
         self.notify.error("execution_failed_after_approval", msg, alert=False, symbol=p.symbol, proposal_id=p.id)
         self.notify.alert("execution_unconfirmed", "high", f"{p.symbol}: order not confirmed", msg, symbol=p.symbol,
                           dedup_key=f"execution_unconfirmed:{p.id}")
+        self.note_unconfirmed(p.id)
         return self._fail(p, ProposalState.EXECUTING, msg)
 
     def _trade_from(self, p: TradeProposal, ticket: int, fill: float, sl: float, tp: float, volume: float,

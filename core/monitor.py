@@ -21,6 +21,7 @@ from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
 from core.exit_orders import ExitExecutor, proposal_id_from_comment
 from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
 from core.exits import RangeScalpingExitManager, TradeNotRegistered
+from core.late_fills import LateFillWatch
 from core.market_views import MarketView, MarketViews
 from core.models import ActiveTrade, ExitSignal
 from core.recovery import adopt_position, in_flight, our_magics
@@ -40,6 +41,7 @@ class CycleReport:
     exits: int = 0
     sl_moves: int = 0
     broker_closes: int = 0
+    late_fills: int = 0  # opened and closed between cycles, journalled from the deal history
     errors: list[str] = field(default_factory=list)
     connected: bool = True
     duration_ms: float = 0.0
@@ -61,6 +63,7 @@ class Monitor:
         self.last_report: CycleReport | None = None
         self.connected = True
         self.views = MarketViews(cfg, broker, notifier, clock)
+        self.late_fills = LateFillWatch(cfg, broker, exits, executor, notifier, clock)
         self._task: asyncio.Task | None = None
         self._magics_key: frozenset[int] | None = None
         self._magics_list: list[int] = []
@@ -154,6 +157,8 @@ class Monitor:
                 rep.symbols = len(views)
                 signals = self._evaluate(trades, views, rep)
                 await self._act(signals, views, rep)
+            if not self.reconcile_pending:  # exits first; a pending reconciliation scans on its own
+                rep.late_fills = await self.late_fills.maybe_scan(positions, rep.errors)
         rep.duration_ms = (time.perf_counter() - t0) * 1000
         rep.broker_ms += broker_s * 1000
         self.heartbeat = self.clock.now()

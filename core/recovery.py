@@ -113,8 +113,8 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
                 continue
             rep.orphans_adopted.append(ticket)
     try:
-        await _journal_unknown_closed(store, broker, exits, engine, executor, notifier, clock, positions,
-                                      our_magics(cfg, trades), rep)
+        rep.closed_unknown += await journal_unknown_closed(store, broker, exits, engine, executor, notifier, clock,
+                                                           positions, our_magics(cfg, trades))
     except BrokerError as e:  # the scan resumes from the same point on the next start-up
         log.warning("scanning the deal history for unjournalled trades failed: %s", e)
         notifier.error("state_corruption", f"start-up deal-history scan failed: {e.message}", alert=False)
@@ -136,6 +136,8 @@ async def _resolve_proposals(store, engine, notifier, rep: RecoveryReport) -> No
                "nothing was traded. Run /scalp again if you still want the trade.")
         if store.proposals.transition(p.id, ProposalState.EXECUTING, ProposalState.FAILED, message=msg):
             rep.failed_interrupted.append(p.id)
+            if hasattr(engine, "note_unconfirmed"):  # a request still on its way may land after the restart
+                engine.note_unconfirmed(p.id)
     for p in store.proposals.list(states=[ProposalState.APPROVED]):
         if p.id in busy:
             continue
@@ -153,14 +155,17 @@ def deal_scan_start(store) -> float | None:
     return min(p.created_at for p in maybe) - 1 if maybe else None
 
 
-async def _journal_unknown_closed(store, broker, exits, engine, executor, notifier, clock,
-                                  open_positions: dict[int, Position], magics: list[int],
-                                  rep: RecoveryReport) -> None:
+async def journal_unknown_closed(store, broker, exits, engine, executor, notifier, clock,
+                                 open_positions: dict[int, Position], magics: list[int]) -> list[int]:
+    """Journal (and alert) every position with one of `magics` that opened and closed at the broker
+    while nothing here knew it; return their tickets. Used at start-up and by the running monitor
+    (`core.late_fills`): the kv watermark plus "already journalled" checks make each position
+    journalled once, whichever scan sees it first. Raises BrokerError if the history cannot be listed."""
     scanned_at = clock.now()
     since = deal_scan_start(store)
     if since is None:
         store.kv.set(DEAL_SCAN_KEY, scanned_at)
-        return
+        return []
     wanted = set(magics)
     by_position: dict[int, list[Deal]] = {}
     for d in await asyncio.to_thread(broker.history_deals, None, since):
@@ -168,6 +173,7 @@ async def _journal_unknown_closed(store, broker, exits, engine, executor, notifi
             by_position.setdefault(d.position_id, []).append(d)
     busy = getattr(engine, "in_flight", set())
     complete = True
+    journalled: list[int] = []
     for pos_id in sorted(by_position):
         try:
             done = await _journal_one(store, broker, exits, executor, notifier, clock, open_positions, busy, pos_id)
@@ -176,9 +182,10 @@ async def _journal_unknown_closed(store, broker, exits, engine, executor, notifi
             complete = False
             continue
         if done:
-            rep.closed_unknown.append(pos_id)
+            journalled.append(pos_id)
     if complete:
         store.kv.set(DEAL_SCAN_KEY, scanned_at)
+    return journalled
 
 
 async def _journal_one(store, broker, exits, executor, notifier, clock, open_positions, busy, pos_id: int) -> bool:

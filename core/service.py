@@ -88,6 +88,7 @@ class TradingService:
         self.executor = ExitExecutor(cfg, broker, store, self.exits, self.notifier, sleep=sleep)
         self.monitor = Monitor(cfg, broker, self.exits, self.executor, self.notifier, clock, sleep=sleep)
         self.monitor.executing = self.execution.in_flight
+        self.monitor.late_fills.engine = self.execution
         self._analyser = analyser
         self.recovery: RecoveryReport | None = None
         self.ready = False
