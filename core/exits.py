@@ -10,7 +10,9 @@ the store. Exits are judged by the pure functions in `core.exit_rules`; orders l
 from __future__ import annotations
 
 import logging
+import math
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +47,52 @@ def _same_range(a_high: float, a_low: float, b_high: float, b_low: float) -> boo
     overlap = min(a_high, b_high) - max(a_low, b_low)
     width = max(min(a_high - a_low, b_high - b_low), 1e-12)
     return overlap / width >= 0.5
+
+
+class _EntryIndex:
+    """Per symbol, the positions in `RangeScalpingExitManager._entries` sorted by range low, so that
+    `check_reentry_allowed` reads only the entries that can be `_same_range` as the asked range
+    instead of every trade ever taken (which made a long run quadratic in its trades).
+
+    Why it is exact: for finite edges with high > low, `_same_range` needs a positive overlap, so an
+    entry can match only if its low < the asked high and its high > the asked low; its low is then
+    above the asked low minus twice the widest indexed width (rounding is monotone, and the doubled
+    width dwarfs one rounding of a subtraction). Entries with other edges (NaN, infinite, empty) are
+    kept apart and always read; an asked range with such edges reads everything. Candidates still
+    pass the full `_same_range` test, so the index only saves reading entries that cannot match.
+    It follows the list incrementally: `_entries` only grows by appends (a close replaces an entry
+    with the same edges, `load` replaces the whole list, which rebuilds the index)."""
+
+    def __init__(self, entries: list[RangeEntry]) -> None:
+        self.source = entries
+        self.done = 0
+        self.lows: dict[str, list[float]] = {}
+        self.pos: dict[str, list[int]] = {}
+        self.width: dict[str, float] = {}
+        self.odd: dict[str, list[int]] = {}
+
+    def catch_up(self) -> None:
+        for i in range(self.done, len(self.source)):
+            e = self.source[i]
+            hi, lo = e.range_high, e.range_low
+            if math.isfinite(hi) and math.isfinite(lo) and hi > lo:
+                lows = self.lows.setdefault(e.symbol, [])
+                at = bisect_right(lows, lo)
+                lows.insert(at, lo)
+                self.pos.setdefault(e.symbol, []).insert(at, i)
+                self.width[e.symbol] = max(self.width.get(e.symbol, 0.0), hi - lo)
+            else:
+                self.odd.setdefault(e.symbol, []).append(i)
+        self.done = len(self.source)
+
+    def candidates(self, symbol: str, high: float, low: float) -> list[RangeEntry]:
+        src = self.source
+        if not (math.isfinite(high) and math.isfinite(low) and high > low):
+            return [e for e in src if e.symbol == symbol]
+        lows = self.lows.get(symbol, [])
+        a = bisect_left(lows, low - 2.0 * self.width.get(symbol, 0.0))
+        b = bisect_left(lows, high)
+        return [src[i] for i in self.pos.get(symbol, [])[a:b]] + [src[i] for i in self.odd.get(symbol, [])]
 
 
 class RangeScalpingExitManager:
@@ -174,8 +222,12 @@ class RangeScalpingExitManager:
         if rng is None:
             return True, "no range to compare"
         with self._lock:
+            index = self.__dict__.get("_reentry_index")
+            if index is None or index.source is not self._entries:
+                index = self._reentry_index = _EntryIndex(self._entries)
+            index.catch_up()
             same = [
-                e for e in self._entries
+                e for e in index.candidates(symbol, rng.range_high, rng.range_low)
                 if e.symbol == symbol and _same_range(e.range_high, e.range_low, rng.range_high, rng.range_low)
             ]
         n = len(same) + sum(
