@@ -9,7 +9,6 @@ rules) and booked by the broker's SL/TP engine, and the journal entry is built b
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,18 +41,23 @@ async def _no_sleep(_seconds: float) -> None:
     """Retry waits cost nothing in a replay (the replay clock does not move during an order)."""
 
 
-class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
-    """Runs the live code's `asyncio.to_thread` broker calls inline, in the replay's own thread.
+class _ReplayLoop(asyncio.SelectorEventLoop):
+    """An event loop whose executor calls (the live code's `asyncio.to_thread` broker calls) run inline.
 
     Live, those calls go to a worker thread so a slow MT5 terminal cannot stall the event loop; in a
     replay the broker is the in-process PaperBroker on a clock that does not move during a call, so
-    the thread hop changes nothing but the cost (it was most of a monitor cycle). Same calls, same
-    order, same results and exceptions."""
+    the thread hop changes nothing but the cost. The call runs at once and its result (or exception)
+    comes back as an already-done future, which the awaiting coroutine reads without yielding: no
+    executor future, no thread-safe wake-up through the loop's self-pipe, no extra loop iteration
+    (together most of a monitor cycle's plumbing). Same calls, same order, same results and
+    exceptions. Nothing else runs on this loop (the replay's notifier has no alert sinks), so not
+    yielding there cannot reorder anything."""
 
-    def submit(self, fn, /, *args, **kwargs):
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+    def run_in_executor(self, executor, func, *args):
+        self._check_closed()
+        fut = self.create_future()
         try:
-            fut.set_result(fn(*args, **kwargs))
+            fut.set_result(func(*args))
         except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine, as a worker would
             fut.set_exception(e)
         return fut
@@ -125,8 +129,7 @@ class LiveParts:
                                sleep=_no_sleep)
         self._closed_since = start - 1.0
         self._seen_closed: set[int] = set()
-        self._loop = asyncio.new_event_loop()
-        self._loop.set_default_executor(_InlineExecutor(max_workers=1))
+        self._loop = _ReplayLoop()
         self._analyse_fn = analyse_fn
         self._session_filter = None
         self._news = None
