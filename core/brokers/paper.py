@@ -383,16 +383,22 @@ class PaperBroker:
                     if hit:
                         hits.append((float(bar["time"]) + sec, p, hit, spec))
                         break
-            self._evaluated = t
             if not hits:
+                self._evaluated = t
                 return
-            with st.transaction():
-                for when, p, hit, spec in sorted(hits, key=lambda h: (h[0], h[1].ticket)):
-                    order = st.next_ticket()
-                    price = round(hit.price, spec.digits + 2)
-                    st.insert_order(order, p.symbol, "sell" if p.type == "buy" else "buy", p.volume, price,
-                                    0.0, 0.0, p.magic, p.comment, when, p.ticket, hit.reason)
-                    level = p.sl if hit.reason == "sl" else p.tp  # MT5 writes the level, e.g. "[sl 2911.20]"
-                    self._book_exit(p, p.volume, price, when, hit.reason, order,
-                                    f"[{hit.reason} {level:.{spec.digits}f}]")
-                self._persist_clock()
+            # the mark moves only with the hits booked: a failed write leaves these bars to the next look
+            try:
+                with st.transaction():
+                    for when, p, hit, spec in sorted(hits, key=lambda h: (h[0], h[1].ticket)):
+                        order = st.next_ticket()
+                        price = round(hit.price, spec.digits + 2)
+                        st.insert_order(order, p.symbol, "sell" if p.type == "buy" else "buy", p.volume, price,
+                                        0.0, 0.0, p.magic, p.comment, when, p.ticket, hit.reason)
+                        level = p.sl if hit.reason == "sl" else p.tp  # MT5 writes the level, e.g. "[sl 2911.20]"
+                        self._book_exit(p, p.volume, price, when, hit.reason, order,
+                                        f"[{hit.reason} {level:.{spec.digits}f}]")
+                    self._evaluated = t
+                    self._persist_clock()
+            except BaseException:
+                self._evaluated = last
+                raise
