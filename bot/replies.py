@@ -53,3 +53,52 @@ def parse_payload(data: str | None) -> tuple[str, str] | None:
         return None
     m = PAYLOAD_RE.match(data)
     return (m["kind"], m["ref"]) if m else None
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """A long text as several messages of at most `limit` characters, cut at line boundaries.
+
+    Chat platforms refuse longer messages (Telegram 4096, Discord 2000) and cutting a `/trades` list
+    with "…" would silently hide trades, so every line is kept: lines are packed greedily into chunks,
+    and only a single line longer than a whole message is broken (at a space where one exists).
+    Blank chunks are dropped (both platforms reject empty messages).
+    """
+    if limit < 1:
+        raise ValueError("limit must be positive")
+    if len(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    current: list[str] = []
+    size = -1  # length of "\n".join(current)
+
+    def flush() -> None:
+        nonlocal current, size
+        if current and "\n".join(current).strip():
+            chunks.append("\n".join(current))
+        current, size = [], -1
+
+    for line in text.split("\n"):
+        while len(line) > limit:
+            cut = line.rfind(" ", 1, limit + 1)
+            cut = cut if cut > 0 else limit
+            flush()
+            chunks.append(line[:cut].rstrip())
+            line = line[cut:].lstrip(" ")
+        if size + 1 + len(line) > limit:
+            flush()
+        current.append(line)
+        size += 1 + len(line)
+    flush()
+    return chunks or [text[:limit]]
+
+
+def fit_edit(base: str, sep: str, outcome: str, limit: int) -> str:
+    """The tapped card with its outcome appended, within one message: an edit cannot be split, and the
+    outcome (what happened to the trade) matters more than the card's tail, so the card is shortened."""
+    text = base + sep + outcome
+    if len(text) <= limit:
+        return text
+    room = limit - len(sep) - len(outcome) - 1
+    if room <= 0:
+        return outcome if len(outcome) <= limit else outcome[: limit - 1] + "…"
+    return base[:room].rstrip() + "…" + sep + outcome
