@@ -18,7 +18,7 @@ import discord
 from discord import app_commands
 
 from bot.commands import CommandRouter
-from bot.replies import Button, Reply
+from bot.replies import Button, Reply, fit_edit, split_text
 from core.models import Alert
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ _STYLES = {
 
 
 def _clip(text: str) -> str:
+    """For edits only (one message cannot become two); new messages are split with `split_text`."""
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
@@ -215,21 +216,26 @@ class MoneyBotClient(discord.Client):
         return edit
 
     async def _followup(self, interaction: discord.Interaction, reply: Reply) -> None:
-        kwargs: dict[str, Any] = {"content": _clip(reply.text), "ephemeral": reply.ephemeral}
-        if reply.image:
-            kwargs["file"] = discord.File(io.BytesIO(reply.image), filename=reply.image_name)
-        view = build_view(reply.buttons)
-        if view is not None:
-            kwargs["view"] = view
-        try:
-            await interaction.followup.send(**kwargs)
-        except discord.HTTPException as e:
-            log.warning("discord follow-up failed (%s); retrying without the chart", e.status)
-            kwargs.pop("file", None)
+        """The reply as one follow-up, or several when it is over Discord's limit: chart and buttons go
+        with the last part, right under the end of the text."""
+        parts = split_text(reply.text, MAX_TEXT)
+        for i, part in enumerate(parts, 1):
+            kwargs: dict[str, Any] = {"content": part, "ephemeral": reply.ephemeral}
+            if i == len(parts):
+                if reply.image:
+                    kwargs["file"] = discord.File(io.BytesIO(reply.image), filename=reply.image_name)
+                view = build_view(reply.buttons)
+                if view is not None:
+                    kwargs["view"] = view
             try:
                 await interaction.followup.send(**kwargs)
-            except discord.HTTPException as e2:
-                log.error("discord follow-up failed twice: %s", e2.status)
+            except discord.HTTPException as e:
+                log.warning("discord follow-up failed (%s); retrying without the chart", e.status)
+                kwargs.pop("file", None)
+                try:
+                    await interaction.followup.send(**kwargs)
+                except discord.HTTPException as e2:
+                    log.error("discord follow-up failed twice: %s", e2.status)
 
     # ------------------------------------------------------------ buttons
     async def on_button(self, interaction: discord.Interaction, payload: str) -> None:
@@ -243,7 +249,8 @@ class MoneyBotClient(discord.Client):
             return
         if not reply.edit:
             try:
-                await interaction.followup.send(_clip(reply.text), ephemeral=True)
+                for part in split_text(reply.text, MAX_TEXT):
+                    await interaction.followup.send(part, ephemeral=True)
             except discord.HTTPException as e:
                 log.warning("discord ephemeral notice failed: %s", e.status)
             return
@@ -252,12 +259,13 @@ class MoneyBotClient(discord.Client):
         rows = _remaining_rows(message, reply.keep_buttons_except)
         try:
             await interaction.edit_original_response(
-                content=_clip(base + OUTCOME_SEP + reply.text), view=build_view(rows)
+                content=fit_edit(base, OUTCOME_SEP, reply.text, MAX_TEXT), view=build_view(rows)
             )
         except discord.HTTPException as e:
             log.warning("discord card edit failed (%s); posting the outcome instead", e.status)
             try:
-                await interaction.followup.send(_clip(reply.text))
+                for part in split_text(reply.text, MAX_TEXT):
+                    await interaction.followup.send(part)
             except discord.HTTPException:
                 log.error("discord outcome could not be delivered for %s", payload)
 
@@ -268,7 +276,9 @@ class MoneyBotClient(discord.Client):
             return
         channel = self.get_channel(self.alert_channel_id) or await self.fetch_channel(self.alert_channel_id)
         reply = await self.router.alert_reply(alert)
-        kwargs: dict[str, Any] = {"content": _clip(reply.text)}
-        if reply.image:
-            kwargs["file"] = discord.File(io.BytesIO(reply.image), filename=reply.image_name)
-        await channel.send(**kwargs)  # type: ignore[union-attr]
+        parts = split_text(reply.text, MAX_TEXT)
+        for i, part in enumerate(parts, 1):
+            kwargs: dict[str, Any] = {"content": part}
+            if reply.image and i == len(parts):
+                kwargs["file"] = discord.File(io.BytesIO(reply.image), filename=reply.image_name)
+            await channel.send(**kwargs)  # type: ignore[union-attr]

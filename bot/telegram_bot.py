@@ -7,6 +7,7 @@ show the outcome, so the chat history is the trade log a trader scrolls back thr
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -24,7 +25,7 @@ from telegram.ext import (
 
 from bot.commands import CommandRouter
 from bot.progress import PostThenEdit
-from bot.replies import Button, Reply
+from bot.replies import Button, Reply, fit_edit, split_text
 from core.models import Alert
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 OUTCOME_SEP = "\n\n— "
 MAX_TEXT = 4096
 CHAT_REFUSAL = "Sorry, this bot only works in its configured chat."
+# A tap shows a spinner until answerCallbackQuery; an approval waits on the broker, so a tap still busy
+# after this long is answered with WORKING and its outcome goes into the card edit instead of a toast.
+ANSWER_WITHIN_S = 1.0
+WORKING = "⏳ Working on it…"
 
 
 def keyboard(rows: list[list[Button]]) -> InlineKeyboardMarkup | None:
@@ -52,6 +57,7 @@ def _remaining(markup: InlineKeyboardMarkup | None, drop_ref: str | None) -> Inl
 
 
 def _clip(text: str) -> str:
+    """For edits only (one message cannot become two); new messages are split with `split_text`."""
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
@@ -67,8 +73,10 @@ class TelegramFrontEnd:
         base_file_url: str | None = None,
         poll_timeout: float = 10.0,
         rate_limit: bool = True,
+        answer_within: float = ANSWER_WITHIN_S,
     ) -> None:
         self.router = router
+        self.answer_within = answer_within
         self.chat_id = chat_id
         self.alert_chat_ids = list(alert_chat_ids or ([chat_id] if chat_id is not None else []))
         self.poll_timeout = poll_timeout
@@ -143,12 +151,24 @@ class TelegramFrontEnd:
             log.warning("telegram: tap by user %s from unconfigured chat %s", user.id, chat_id)
             await self._safe(q.answer(CHAT_REFUSAL, show_alert=True))
             return
-        reply = await self.router.handle_callback(q.data or "", user.id)
+        # the action runs as its own task: answering the tap must not wait for a slow broker, and an
+        # order already sent must not be abandoned because the chat side gave up waiting
+        action = asyncio.ensure_future(self.router.handle_callback(q.data or "", user.id))
+        answered = False
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(action), self.answer_within)
+        except TimeoutError:
+            await self._safe(q.answer(WORKING))
+            answered = True
+            reply = await action
         if reply is None:
-            await self._safe(q.answer())
+            if not answered:
+                await self._safe(q.answer())
             return
-        await self._safe(q.answer(reply.toast, show_alert=reply.kind == "refusal"))
-        if not reply.edit:
+        late_notice = answered and not reply.edit
+        if not answered:
+            await self._safe(q.answer(reply.toast, show_alert=reply.kind == "refusal"))
+        if not reply.edit and not late_notice:
             return
         message = q.message
         if message is None or not getattr(message, "text", None):
@@ -156,9 +176,10 @@ class TelegramFrontEnd:
                 await self.send(chat_id, Reply(text=reply.text))
             return
         base = message.text.split(OUTCOME_SEP, 1)[0]
-        markup = _remaining(message.reply_markup, reply.keep_buttons_except)
+        # a late notice (the toast is spent) goes into the card and leaves its buttons as they were
+        markup = message.reply_markup if late_notice else _remaining(message.reply_markup, reply.keep_buttons_except)
         try:
-            await q.edit_message_text(_clip(base + OUTCOME_SEP + reply.text), reply_markup=markup)
+            await q.edit_message_text(fit_edit(base, OUTCOME_SEP, reply.text, MAX_TEXT), reply_markup=markup)
         except TelegramError as e:
             if isinstance(e, BadRequest) and "not modified" in str(e).lower():
                 return
@@ -195,16 +216,21 @@ class TelegramFrontEnd:
         return PostThenEdit(post, edit)
 
     async def send(self, chat_id: int, reply: Reply) -> None:
-        """Chart first, then the card with its keyboard right under it (where the thumb is)."""
+        """Chart first, then the card with its keyboard right under it (where the thumb is). A text over
+        Telegram's limit goes as several messages, the keyboard on the last one."""
         if reply.image:
             await self._safe(self.app.bot.send_photo(chat_id, photo=reply.image, filename=reply.image_name))
-        await self._safe(self.app.bot.send_message(chat_id, _clip(reply.text), reply_markup=keyboard(reply.buttons)))
+        parts = split_text(reply.text, MAX_TEXT)
+        for i, part in enumerate(parts, 1):
+            markup = keyboard(reply.buttons) if i == len(parts) else None
+            await self._safe(self.app.bot.send_message(chat_id, part, reply_markup=markup))
 
     async def _send_strict(self, chat_id: int, reply: Reply) -> None:
         """Like `send`, but the text must arrive: failures propagate so the alert layer retries."""
         if reply.image:
             await self._safe(self.app.bot.send_photo(chat_id, photo=reply.image, filename=reply.image_name))
-        await self.app.bot.send_message(chat_id, _clip(reply.text))
+        for part in split_text(reply.text, MAX_TEXT):
+            await self.app.bot.send_message(chat_id, part)
 
     async def on_alert(self, alert: Alert) -> None:
         """Alert sink: one message (plus chart when there is one) to every configured alert chat.

@@ -1,6 +1,7 @@
 """Shared helpers for the chat-front-end tests: real candles and analyses built on them."""
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -91,3 +92,67 @@ async def start_core(tmp_path, at: float = XAU_TRADEABLE_AT, traders=(TRADER,), 
         await _tradeable(service, clock, XAU_CANDIDATES)
     await service.start()
     return service, clock
+
+
+def journal_closed_trades(store, n: int, symbol: str = "XAUUSDc") -> list:
+    """`n` closed trades journalled in `store`, priced from real candles (entry at a bar's close, exit six
+    bars later): enough of them to make `/trades 50` longer than any chat platform's message limit."""
+    from core.models import ClosedTrade
+
+    bars = real_candles(symbol)[-12 * n - 20:]
+    out = []
+    for i in range(n):
+        a, b = bars[12 * i], bars[12 * i + 6]
+        long = i % 2 == 0
+        entry, exit_ = float(a["close"]), float(b["close"])
+        risk = max(abs(float(a["high"]) - float(a["low"])), 0.5)
+        sl = entry - risk if long else entry + risk
+        move = (exit_ - entry) if long else (entry - exit_)
+        out.append(store.closed.add(ClosedTrade(
+            ticket=500000 + i, symbol=symbol, strategy="vwap_reversion" if long else "bb_fade",
+            direction=Direction.LONG if long else Direction.SHORT, volume=0.01, entry_price=entry,
+            exit_price=exit_, initial_sl=sl, tp=entry + (risk if long else -risk), entry_time=float(a["time"]),
+            exit_time=float(b["time"]), pnl=round(move, 2), r_multiple=round(move / risk, 2),
+            exit_reason="take_profit" if move > 0 else "stop_loss")))
+    return out
+
+
+@asynccontextmanager
+async def discord_world(tmp_path):
+    """simcord env + users around the real MoneyBotClient; the core is built once the users' (random)
+    Discord ids are known. Yields env, bot, router, service, clock, desk, alerts, trader, viewer, stranger."""
+    import simcord
+
+    from bot.commands import CommandRouter
+    from bot.discord_bot import MoneyBotClient
+    from bot.runner import candle_source
+    from core.authz import Authorizer
+    from core.models import Alert
+
+    cfg = load_config()
+    router = CommandRouter(None, cfg)
+    bot = MoneyBotClient(router)
+    async with simcord.run(bot) as env:
+        guild = env.create_guild()
+        desk = guild.create_text_channel("desk")
+        alerts = guild.create_text_channel("alerts")
+        trader = guild.add_member(env.create_user("trader"))
+        viewer = guild.add_member(env.create_user("viewer"))
+        stranger = guild.add_member(env.create_user("stranger"))
+        service, clock = await start_core(tmp_path)
+        service.authz = service.execution.authz = Authorizer([trader.id], [viewer.id])
+        router.service = service
+        router._candles = candle_source(service)
+        bot.alert_channel_id = alerts.id
+        service.alerts.register_sink("discord", bot.on_alert)
+        # core starts a sink's delivery worker on its first alert; start it here, from the test, so
+        # simcord does not count that long-lived task as unfinished work of a button click
+        service.alerts.send(Alert(kind="startup", severity="high", title="MoneyBot online", text="ready",
+                                  created_at=clock.now()))
+        await service.alerts.drain()
+        await env.settle()
+        assert "MoneyBot online" in alerts.last_message.content
+        try:
+            yield env, bot, router, service, clock, desk, alerts, trader, viewer, stranger
+        finally:
+            await service.stop()

@@ -1,49 +1,9 @@
 """The real discord.py client under simcord (offline, no token), on the real core (PaperBroker)."""
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+from bot_helpers import discord_world as world
 
-import simcord
-from bot_helpers import start_core
-
-from bot.commands import CommandRouter
 from bot.discord_bot import MoneyBotClient
-from bot.runner import candle_source
-from core.authz import Authorizer
-from core.config import load_config
-from core.models import Alert
-
-
-@asynccontextmanager
-async def world(tmp_path):
-    """simcord env + users; the core is built once the users' (random) Discord ids are known."""
-    cfg = load_config()
-    router = CommandRouter(None, cfg)
-    bot = MoneyBotClient(router)
-    async with simcord.run(bot) as env:
-        guild = env.create_guild()
-        desk = guild.create_text_channel("desk")
-        alerts = guild.create_text_channel("alerts")
-        trader = guild.add_member(env.create_user("trader"))
-        viewer = guild.add_member(env.create_user("viewer"))
-        stranger = guild.add_member(env.create_user("stranger"))
-        service, clock = await start_core(tmp_path)
-        service.authz = service.execution.authz = Authorizer([trader.id], [viewer.id])
-        router.service = service
-        router._candles = candle_source(service)
-        bot.alert_channel_id = alerts.id
-        service.alerts.register_sink("discord", bot.on_alert)
-        # core starts a sink's delivery worker on its first alert; start it here, from the test, so
-        # simcord does not count that long-lived task as unfinished work of a button click
-        service.alerts.send(Alert(kind="startup", severity="high", title="MoneyBot online", text="ready",
-                                  created_at=clock.now()))
-        await service.alerts.drain()
-        await env.settle()
-        assert "MoneyBot online" in alerts.last_message.content
-        try:
-            yield env, bot, router, service, clock, desk, alerts, trader, viewer, stranger
-        finally:
-            await service.stop()
 
 
 def _custom_ids(message) -> list[str]:
