@@ -63,6 +63,7 @@ class ExitOrderOutcome(BaseModel):
     ticket: int
     ok: bool
     already_closed: bool = False  # the broker had closed it (SL/TP) before our order arrived
+    in_flight: bool = False  # nothing sent: another exit of this trade is running (its result is the answer)
     price: float = 0.0
     attempts: list[ExitAttempt] = []
     message: str = ""
@@ -214,7 +215,8 @@ class ExitExecutor:
     async def close(self, trade: ActiveTrade, kind: str, reason: str, price_hint: float = 0.0) -> ExitOrderOutcome:
         """Send the exit (policy retries), then journal it from the deals; alert on failure."""
         if trade.ticket in self._closing:
-            return ExitOrderOutcome(ticket=trade.ticket, ok=False, message="an exit for this trade is already in flight")
+            return ExitOrderOutcome(ticket=trade.ticket, ok=False, in_flight=True,
+                                    message="an exit for this trade is already in flight")
         self._closing.add(trade.ticket)
         try:
             return await self._close(trade, kind, reason, price_hint)

@@ -203,21 +203,25 @@ class TradingService:
     async def close_trade(self, ticket: int, user_id) -> ProposalOutcome:
         self.authz.check(user_id, "close")
         self._require_ready()
-        trade = self.exits.get(int(ticket))
+        ticket = int(ticket)
+        trade = self.exits.get(ticket)
         if trade is None:
             return ProposalOutcome(proposal_id="", ok=False, message=f"No open range scalp with ticket {ticket}.")
-        if self.executor.closing(trade.ticket):  # the monitor's exit is in flight: its result is ours
-            await self._wait_until(lambda: not self.executor.closing(trade.ticket), EXIT_IN_FLIGHT_WAIT)
-            closed = self.store.closed.get(trade.ticket)
-            if closed is not None:
-                return self._closed_outcome(trade, closed)
-            trade = self.exits.get(trade.ticket) or trade
-        try:
-            tick = await asyncio.to_thread(self.broker.tick, trade.symbol)
-            hint = tick.bid if trade.direction.sign > 0 else tick.ask
-        except BrokerError:
-            hint = trade.entry_price
-        out = await self.executor.close(trade, "manual_close", f"closed by user {user_id}", price_hint=hint)
+        for _ in range(2):  # again if the monitor began its own exit of it while we fetched a price
+            if self.executor.closing(trade.ticket):  # the monitor's exit is in flight: its result is ours
+                await self._wait_until(lambda: not self.executor.closing(ticket), EXIT_IN_FLIGHT_WAIT)
+                closed = self.store.closed.get(trade.ticket)
+                if closed is not None:
+                    return self._closed_outcome(trade, closed)
+                trade = self.exits.get(trade.ticket) or trade
+            try:
+                tick = await asyncio.to_thread(self.broker.tick, trade.symbol)
+                hint = tick.bid if trade.direction.sign > 0 else tick.ask
+            except BrokerError:
+                hint = trade.entry_price
+            out = await self.executor.close(trade, "manual_close", f"closed by user {user_id}", price_hint=hint)
+            if not out.in_flight:
+                break
         closed = self.store.closed.get(trade.ticket)
         if closed is not None:
             return self._closed_outcome(trade, closed)

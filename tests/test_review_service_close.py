@@ -1,0 +1,60 @@
+"""Review of /close racing the monitor's own exit of the same trade (real-data paper broker).
+
+`close_trade` waited for an exit already in flight, but only before it fetched a price. When the
+monitor started closing the trade during that fetch, the user's close found the exit in flight and
+answered "failed"; /emergency then told the trader to close the ticket by hand in MetaTrader while
+the bot was closing it.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import lifecycle_helpers as k
+import pytest
+
+from core.clock import FixedClock
+from core.models import Direction
+
+NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC, a quiet stretch (no SL/TP within a few bars)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return k.config({"exits": {"max_minutes_in_trade": 5}})
+
+
+async def test_close_waits_for_the_monitors_exit_that_began_while_it_fetched_a_price(cfg, tmp_path):
+    clock = FixedClock(k.common_time(cfg, ("XAUUSDc",), near=NEAR))
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    inner.connect()
+    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
+                    analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
+    await svc.start(monitor=False)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    inner.step()
+    inner.step()  # past the 5-minute limit: the monitor's next cycle closes it
+    real_tick, real_close = inner.tick, inner.close_position
+    ticks = []
+
+    def slow_first_tick(symbol):  # /close's price fetch is slow; the monitor's own fetch is not
+        ticks.append(symbol)
+        if len(ticks) == 1:
+            time.sleep(0.3)
+        return real_tick(symbol)
+
+    def slow_close(*a, **kw):  # the monitor's exit is still in flight when /close has its price
+        time.sleep(0.6)
+        return real_close(*a, **kw)
+
+    inner.tick, inner.close_position = slow_first_tick, slow_close
+    user = asyncio.create_task(svc.close_trade(ticket, k.TRADER))
+    await asyncio.sleep(0.05)
+    rep, out = await asyncio.gather(svc.monitor.run_cycle(), user)
+    assert rep.exits == 1, rep.errors
+    assert out.ok, out.message
+    assert out.ticket == ticket and f"Closed ticket {ticket}" in out.message
+    assert svc.broker.calls.get("close_position") == 1  # one close order, the monitor's
+    assert svc.store.closed.get(ticket).exit_reason == "max_time_in_trade"
+    svc.store.close()
+    inner.close()
