@@ -114,6 +114,7 @@ def _place_right_labels(ax, x: float, labels: list[tuple]) -> None:
     gap = (hi - lo) * 0.045
     placed: list[float] = []
     for y, text, color, bold in sorted(labels, key=lambda item: item[0]):
+        y = min(max(y, lo), hi)  # a level off the chart (VWAP) is labelled at the edge it lies beyond
         ty = max(y, placed[-1] + gap) if placed else y
         placed.append(ty)
         ax.text(x, ty, text, fontsize=7, va="center", color=color, weight="bold" if bold else "normal",
@@ -139,13 +140,33 @@ def _new_axes(title: str):
     return fig, ax
 
 
-def render_analysis_chart(
+def _vwap_line(x: np.ndarray, bars: np.ndarray, vw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """VWAP with a gap at each session reset: joined across the reset, the old session's value and the
+    new one make a vertical stroke that looks like a price move."""
+    session = np.floor(bars["time"] / 86400.0)
+    breaks = np.flatnonzero(session[1:] != session[:-1]) + 1
+    return np.insert(x, breaks, np.nan), np.insert(np.asarray(vw, dtype=float), breaks, np.nan)
+
+
+def _price_limits(bars: np.ndarray, levels: list[float]) -> tuple[float, float] | None:
+    """The y-range: the candles plus the range and trade levels, never VWAP. Yesterday's VWAP can sit far
+    from today's prices, and fitting it squeezed the candles into a band on a phone screen."""
+    ys = [float(bars["low"].min()), float(bars["high"].max())] if len(bars) else []
+    ys += [float(v) for v in levels if v is not None and np.isfinite(v)]
+    if not ys:
+        return None
+    lo, hi = min(ys), max(ys)
+    pad = (hi - lo) * 0.04 or abs(hi) * 0.001 or 1.0
+    return lo - pad, hi + pad
+
+
+def analysis_figure(
     candles: np.ndarray,
     analysis: AnalysisResult,
     digits: int = 2,
     strategy: StrategyScore | None = None,
-) -> bytes:
-    """Recent candles, the range (high/mid/low), both critical zones, VWAP and the top trade's levels."""
+) -> Figure:
+    """The figure behind `render_analysis_chart` (tests read its axes)."""
     bars = candles[-MAX_BARS:]
     # trade levels only on a tradeable card: entry/SL/TP lines on a NO TRADE chart invite a bad trade
     strat = strategy or (analysis.top if analysis.passed else None)
@@ -157,19 +178,36 @@ def render_analysis_chart(
     x = _draw_candles(ax, bars) if len(bars) else np.zeros(0)
     right = float(len(bars))
     labels: list[tuple] = []
+    levels: list[float] = []
     if len(bars):
         vw = _vwap(candles)[-len(bars):]
-        ax.plot(x, vw, color="#ff9800", lw=1.1, label="VWAP", zorder=3.5)
+        ax.plot(*_vwap_line(x, bars, vw), color="#ff9800", lw=1.1, label="VWAP", zorder=3.5)
         labels.append((float(vw[-1]), f" VWAP {_fmt(vw[-1], digits)}", "#ef6c00", False))
     if analysis.range is not None:
         _draw_range(ax, analysis.range, digits)
+        z = analysis.range.critical_gaps
+        levels += [analysis.range.range_high, analysis.range.range_low, z.upper_zone_end, z.lower_zone_start]
     if strat is not None:
         labels += _draw_levels(ax, strat, digits, max(right - 12, 0), right + 1)
+        levels += [strat.entry, strat.stop_loss, strat.take_profit]
+    limits = _price_limits(bars, levels)
+    if limits is not None:
+        ax.set_ylim(*limits)
     _place_right_labels(ax, right + 1, labels)
     _time_axis(ax, bars)
     if analysis.range is None and analysis.no_range is not None:
         ax.text(0.01, 0.97, analysis.no_range.message[:90], transform=ax.transAxes, fontsize=8, va="top")
-    return _finish(fig)
+    return fig
+
+
+def render_analysis_chart(
+    candles: np.ndarray,
+    analysis: AnalysisResult,
+    digits: int = 2,
+    strategy: StrategyScore | None = None,
+) -> bytes:
+    """Recent candles, the range (high/mid/low), both critical zones, VWAP and the top trade's levels."""
+    return _finish(analysis_figure(candles, analysis, digits, strategy))
 
 
 def render_alert_chart(candles: np.ndarray, alert: Alert, digits: int = 2) -> bytes:
