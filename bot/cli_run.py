@@ -22,7 +22,7 @@ def _run(args) -> int:
 
     cfg = load_config(args.config)
     data_dir = resolve_path(cfg.store.path).parent  # logs and charts live next to the store
-    _log_to_file(data_dir / "logs" / "moneybot.log")
+    _log_to_file(data_dir / "logs" / "moneybot.log", console=not args.no_console)
     secrets = _secrets(Secrets)
     clock = _replay_clock(cfg, args.replay_from, args.speed)
     service = build_core(cfg, secrets, clock=clock) if clock is not None else None
@@ -64,8 +64,11 @@ def _replay_clock(cfg, replay_from: str | None, speed: float | None):
     return AcceleratedClock(start, speed=speed if speed is not None else cfg.broker.paper.speed)
 
 
-def _log_to_file(path) -> None:
-    """Keep the console chat readable: full logs go to data/logs/moneybot.log, only errors to stderr."""
+def _log_to_file(path, *, console: bool = False) -> None:
+    """Keep the console chat readable: full logs go to data/logs/moneybot.log, only errors to stderr.
+
+    With the console chat on, core's "ALERT [...]" log lines stay out of the terminal: the console alert
+    sink already prints each of those alerts as a card, and the echo printed every exit twice."""
     import logging
 
     root = logging.getLogger()
@@ -73,6 +76,8 @@ def _log_to_file(path) -> None:
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
             h.setLevel(max(h.level, logging.ERROR))
             h.setFormatter(_OneLine())  # the terminal is the trader's chat: no tracebacks there
+            if console:
+                h.addFilter(_not_an_alert_echo)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(path, encoding="utf-8")
@@ -83,6 +88,10 @@ def _log_to_file(path) -> None:
     root.addHandler(fh)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
+
+
+def _not_an_alert_echo(record) -> bool:
+    return not (record.name == "core.alerts" and str(record.msg).startswith("ALERT ["))
 
 
 class _OneLine:
