@@ -24,6 +24,7 @@ from core.exits import RangeScalpingExitManager, TradeNotRegistered
 from core.late_fills import LateFillWatch
 from core.market_views import MarketView, MarketViews
 from core.models import ActiveTrade, ExitSignal
+from core.notify import CONNECTION_LOST_REMINDER
 from core.recovery import adopt_position, in_flight, our_magics
 
 log = logging.getLogger(__name__)
@@ -179,9 +180,7 @@ class Monitor:
                 for p in await asyncio.to_thread(self.broker.positions, None, m):
                     out[p.ticket] = p
             if not self.connected:
-                self.connected = True
-                self.notify.alert("connection_restored", "medium", "Broker connection restored",
-                                  "The broker connection is back; monitoring has resumed.")
+                self._restored()
             return out
         except BrokerConnectionError as e:
             rep.connected = False
@@ -210,10 +209,9 @@ class Monitor:
                 positions = {}
                 for m in self._magics(self.exits.active_trades()):
                     positions.update({p.ticket: p for p in await asyncio.to_thread(self.broker.positions, None, m)})
-                self.connected = rep.connected = True
+                rep.connected = True
                 self.notify.error("retry_succeeded", f"broker connection restored after: {err.message}", alert=False)
-                self.notify.alert("connection_restored", "medium", "Broker connection restored",
-                                  "The broker connection is back; monitoring has resumed.")
+                self._restored()
                 return positions
             except BrokerError:
                 continue
@@ -221,8 +219,15 @@ class Monitor:
         self.notify.error("mt5_connection_lost", f"broker connection lost: {err.message}", alert=False)
         self.notify.alert("connection_lost", "critical", "BROKER CONNECTION LOST",
                           f"I lost the broker connection ({err.message}) and could not reconnect. Open trades keep "
-                          "their broker-side SL/TP; I keep retrying every cycle.", dedup_key="connection_lost")
+                          "their broker-side SL/TP; I keep retrying every cycle.", dedup_key="connection_lost",
+                          remind_after=CONNECTION_LOST_REMINDER)
         return None
+
+    def _restored(self) -> None:
+        self.connected = True
+        self.notify.clear_reminder("connection_lost")
+        self.notify.alert("connection_restored", "medium", "Broker connection restored",
+                          "The broker connection is back; monitoring has resumed.")
 
     async def _reconcile(self, trades: list[ActiveTrade], positions: dict, rep: CycleReport) -> list[ActiveTrade]:
         """Journal trades the broker closed; adopt the broker's SL/TP when they differ from ours."""

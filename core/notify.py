@@ -16,6 +16,8 @@ from core.models import Alert
 
 log = logging.getLogger(__name__)
 
+CONNECTION_LOST_REMINDER = 3600.0  # a broker outage pages once, then hourly (not every failed cycle)
+
 
 class Notifier:
     def __init__(self, cfg, store=None, clock=None, alerts=None, errors=None, killswitch=None) -> None:
@@ -26,6 +28,7 @@ class Notifier:
         self.errors = errors
         self.killswitch = killswitch
         self.sent: deque[Alert] = deque(maxlen=500)  # what was emitted, for /health and tests
+        self._reminded: dict[str, float] = {}  # dedup key -> when a `remind_after` alert last went out
 
     def now(self) -> float:
         return float(self._clock.now()) if self._clock is not None else 0.0
@@ -33,12 +36,21 @@ class Notifier:
     # ---- alerts ---------------------------------------------------------------------------------
     def alert(
         self, kind: str, severity: str, title: str, text: str, *, symbol: str | None = None,
-        ticket: int | None = None, dedup_key: str = "", **extra: Any,
-    ) -> Alert:
+        ticket: int | None = None, dedup_key: str = "", remind_after: float | None = None, **extra: Any,
+    ) -> Alert | None:
+        """Emit an alert. `remind_after`: a condition that is re-reported every cycle while it lasts
+        (an outage) goes out once, then at most once per `remind_after` seconds until `clear_reminder`
+        (the alert layer's own dedup window is shorter than a cycle, so it cannot stop those repeats)."""
         alert = Alert(
             kind=kind, severity=severity, title=title, text=text, symbol=symbol, ticket=ticket,
             created_at=self.now(), dedup_key=dedup_key or f"{kind}:{symbol}:{ticket}", **extra,
         )
+        if remind_after is not None:
+            last = self._reminded.get(alert.dedup_key)
+            if last is not None and alert.created_at - last < remind_after:
+                log.info("alert %s already sent %.0f s ago; still true", kind, alert.created_at - last)
+                return None
+            self._reminded[alert.dedup_key] = alert.created_at
         self.sent.append(alert)
         log.log(logging.WARNING if severity in ("critical", "high") else logging.INFO, "alert %s: %s", kind, text)
         if self.alerts is not None:
@@ -47,6 +59,10 @@ class Notifier:
             except Exception:  # noqa: BLE001 - alerts must never break the lifecycle
                 log.exception("alert %s could not be handed to RangeScalpingAlerts", kind)
         return alert
+
+    def clear_reminder(self, dedup_key: str) -> None:
+        """The condition behind a `remind_after` alert ended: its next occurrence is news again."""
+        self._reminded.pop(dedup_key, None)
 
     # ---- error events -----------------------------------------------------------------------------
     def error(self, error_type: str, message: str, *, alert: bool = True, **context: Any) -> None:
