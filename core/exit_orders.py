@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from core.brokers.base import Broker, BrokerError, Deal, PositionNotFoundError
 from core.models import ActiveTrade, ClosedTrade
+from core.notify import REMINDER_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -254,9 +255,10 @@ class ExitExecutor:
         text = (f"I could not close {trade.symbol} ticket {trade.ticket} ({reason}): {outcome.message}. "
                 f"Please close it manually in MetaTrader; {sl_text}.")
         # the alert first: it asks a human to act, and must not depend on the store being writable
+        # the rule fires again each cycle while the close fails (e.g. all weekend): page once, then hourly
         self.notify.alert("exit_failed", "high", f"EXIT FAILED - {trade.symbol} ticket {trade.ticket}", text,
                           symbol=trade.symbol, ticket=trade.ticket, trade=trade, range_data=trade.range_data,
-                          dedup_key=f"exit_failed:{trade.ticket}")
+                          dedup_key=f"exit_failed:{trade.ticket}", remind_after=REMINDER_SECONDS)
         self.notify.error("exit_order_fails", outcome.message, alert=False, symbol=trade.symbol, ticket=trade.ticket)
         try:
             self.exits.update_trade_state(
@@ -277,6 +279,7 @@ class ExitExecutor:
             return None
         self.store.record_close(closed, data={"reason_text": reason_text} if reason_text else None)
         self.exits.unregister_trade(trade.ticket, persisted=True, exit_time=closed.exit_time)
+        self.notify.clear_reminder(f"exit_failed:{trade.ticket}")
         pnl = closed.pnl - abs(closed.commission)
         text = (f"{trade.symbol} ticket {trade.ticket} closed at {closed.exit_price:g} ({closed.exit_reason}"
                 f"{': ' + reason_text if reason_text else ''}): {closed.r_multiple:+.2f} R, P&L {pnl:+.2f}.")

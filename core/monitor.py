@@ -24,7 +24,7 @@ from core.exits import RangeScalpingExitManager, TradeNotRegistered
 from core.late_fills import LateFillWatch
 from core.market_views import MarketView, MarketViews
 from core.models import ActiveTrade, ExitSignal
-from core.notify import CONNECTION_LOST_REMINDER
+from core.notify import REMINDER_SECONDS
 from core.recovery import adopt_position, in_flight, our_magics
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class Monitor:
         self.notify.alert("connection_lost", "critical", "BROKER CONNECTION LOST",
                           f"I lost the broker connection ({err.message}) and could not reconnect. Open trades keep "
                           "their broker-side SL/TP; I keep retrying every cycle.", dedup_key="connection_lost",
-                          remind_after=CONNECTION_LOST_REMINDER)
+                          remind_after=REMINDER_SECONDS)
         return None
 
     def _restored(self) -> None:

@@ -16,7 +16,7 @@ from core.models import Alert
 
 log = logging.getLogger(__name__)
 
-CONNECTION_LOST_REMINDER = 3600.0  # a broker outage pages once, then hourly (not every failed cycle)
+REMINDER_SECONDS = 3600.0  # a condition re-reported every cycle (outage, failing exit) pages once, then hourly
 
 
 class Notifier:

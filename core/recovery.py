@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from core.brokers.base import BrokerError, Deal, Position
 from core.exit_orders import closed_trade_from_deals, proposal_id_from_comment
 from core.models import ActiveTrade, Direction, ProposalState
-from core.notify import CONNECTION_LOST_REMINDER
+from core.notify import REMINDER_SECONDS
 from core.store.journal import TradeMetadata
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
         notifier.alert("connection_lost", "critical", "BROKER UNREACHABLE AT START-UP",
                        f"I could not reach the broker ({e.message}). The {len(trades)} stored trade(s) stay under "
                        "monitoring and will be reconciled when the connection returns.", dedup_key="connection_lost",
-                       remind_after=CONNECTION_LOST_REMINDER)  # re-run each cycle until it works
+                       remind_after=REMINDER_SECONDS)  # re-run each cycle until it works
         rep.duration_ms = (time.perf_counter() - t0) * 1000
         return rep
     for t in exits.active_trades():

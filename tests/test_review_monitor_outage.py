@@ -12,7 +12,7 @@ import lifecycle_helpers as k
 import pytest
 
 from core.clock import FixedClock
-from core.monitor import CONNECTION_LOST_REMINDER
+from core.notify import REMINDER_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ async def test_an_outage_pages_once_then_hourly_and_a_new_outage_pages_again(cfg
     rep = await cycles(6)  # 30 minutes down
     assert not rep.connected and not svc.monitor.connected
     assert pages("connection_lost") == 1
-    clock.advance(CONNECTION_LOST_REMINDER)
+    clock.advance(REMINDER_SECONDS)
     await cycles(1)
     assert pages("connection_lost") == 2  # still down an hour later: one reminder
 

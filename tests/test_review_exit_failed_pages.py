@@ -1,0 +1,59 @@
+"""Review of the "EXIT FAILED" page when a close keeps failing cycle after cycle (real XAUUSDc bars).
+
+A trade whose time limit passes after Friday's last bar cannot be closed until the market reopens:
+every cycle the exit rule fires again, the close is refused (market closed) and the trader was paged
+"EXIT FAILED - close it manually" again, since the alert layer's dedup window (300 s) is no longer
+than a cycle: ~12 pages an hour, ~600 over a weekend. Now a failing exit of one trade pages once,
+then at most hourly while it keeps failing; every attempt is still made and recorded.
+"""
+from __future__ import annotations
+
+import lifecycle_helpers as k
+import numpy as np
+import pytest
+
+from core.clock import FixedClock
+from core.models import Direction
+from core.notify import REMINDER_SECONDS as HOURLY
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return k.config({"exits": {"max_minutes_in_trade": 5}})
+
+
+async def test_a_close_refused_all_weekend_pages_once_then_hourly(cfg, tmp_path):
+    bars = k.m5(cfg)
+    gaps = np.where(np.diff(bars["time"]) > 86_400)[0]
+    last = int(gaps[gaps > 30000][0])  # Friday's last bar before a weekend
+    clock = FixedClock(float(bars["time"][last]))
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    inner.connect()
+    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
+                    analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
+    got = []
+
+    async def sink(alert):
+        got.append(alert)
+
+    svc.alerts.register_sink("telegram", sink)
+    await svc.start(monitor=False)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    clock.advance(600)  # the weekend: no bar covers the time, the broker refuses trades
+
+    exits_tried = 0
+    for _ in range(12):  # an hour of 5-minute cycles
+        rep = await svc.monitor.run_cycle()
+        exits_tried += any(s.kind == "max_time_in_trade" for s in rep.signals)
+        clock.advance(cfg.monitor.interval_seconds + 5)
+    await svc.alerts.drain()
+    assert exits_tried == 12 and svc.exits.get(ticket) is not None  # every cycle tried; still open
+    assert len(svc.store.errors.recent(50, "exit_order_fails")) == 12  # and recorded each failure
+    assert len([a for a in got if a.kind == "exit_failed" and a.ticket == ticket]) == 1
+
+    clock.advance(HOURLY)
+    await svc.monitor.run_cycle()
+    await svc.alerts.drain()
+    assert len([a for a in got if a.kind == "exit_failed" and a.ticket == ticket]) == 2  # hourly reminder
+    svc.store.close()
+    inner.close()
