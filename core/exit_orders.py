@@ -279,7 +279,8 @@ class ExitExecutor:
             return None
         self.store.record_close(closed, data={"reason_text": reason_text} if reason_text else None)
         self.exits.unregister_trade(trade.ticket, persisted=True, exit_time=closed.exit_time)
-        self.notify.clear_reminder(f"exit_failed:{trade.ticket}")
+        for key in ("exit_failed", "range_invalidated"):  # pages repeated while it could not be closed
+            self.notify.clear_reminder(f"{key}:{trade.ticket}")
         pnl = closed.pnl - abs(closed.commission)
         text = (f"{trade.symbol} ticket {trade.ticket} closed at {closed.exit_price:g} ({closed.exit_reason}"
                 f"{': ' + reason_text if reason_text else ''}): {closed.r_multiple:+.2f} R, P&L {pnl:+.2f}.")

@@ -354,7 +354,7 @@ class Monitor:
                 "range_invalidated", "critical", f"RANGE INVALIDATED - {trade.symbol} ticket {trade.ticket}",
                 f"{sig.reason}. Closing the trade now.", symbol=trade.symbol, ticket=trade.ticket, trade=trade,
                 range_data=trade.range_data, dedup_key=f"range_invalidated:{trade.ticket}",
-            )
+                remind_after=REMINDER_SECONDS)
         price = view.tick.bid if trade.direction.sign > 0 else view.tick.ask
         out = await self.executor.close(trade, sig.kind, sig.reason, price_hint=price)
         if out.ok or out.already_closed:

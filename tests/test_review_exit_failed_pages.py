@@ -57,3 +57,44 @@ async def test_a_close_refused_all_weekend_pages_once_then_hourly(cfg, tmp_path)
     assert len([a for a in got if a.kind == "exit_failed" and a.ticket == ticket]) == 2  # hourly reminder
     svc.store.close()
     inner.close()
+
+
+async def test_a_range_invalidation_that_cannot_be_acted_on_pages_once_then_hourly(cfg, tmp_path):
+    """The same for the CRITICAL "RANGE INVALIDATED - closing the trade now" page: the closes outside the
+    range stay the last closes all weekend, so the rule fired and paged every cycle."""
+    bars = k.m5(cfg)
+    gaps = np.where(np.diff(bars["time"]) > 86_400)[0]
+    last = int(gaps[gaps > 30000][0])
+    clock = FixedClock(float(bars["time"][last - 3]))  # a few closes since entry before the weekend
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    inner.connect()
+    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
+                    analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
+    got = []
+
+    async def sink(alert):
+        got.append(alert)
+
+    svc.alerts.register_sink("telegram", sink)
+    await svc.start(monitor=False)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    clock.set(float(bars["time"][last]) + 600)
+    assert svc.broker.positions()  # SL/TP not hit before the close of the week
+    # Friday's last closes are all above this trade's range: the market has left it
+    top = float(bars["close"][last - 5:last + 1].min()) - 20 * svc.exits.get(ticket).range_data.atr
+
+    def moved(t):
+        return {"range_data": t.range_data.model_copy(update={"range_high": top, "range_low": top - 5.0})}
+
+    svc.exits.update_trade_state(ticket, moved)
+    kinds = []
+    for _ in range(12):
+        rep = await svc.monitor.run_cycle()
+        kinds += [s.kind for s in rep.signals if s.ticket == ticket][:1]
+        clock.advance(cfg.monitor.interval_seconds + 5)
+    await svc.alerts.drain()
+    assert kinds == ["range_invalidated"] * 12 and svc.exits.get(ticket) is not None
+    assert len([a for a in got if a.kind == "range_invalidated" and a.ticket == ticket]) == 1
+    assert len([a for a in got if a.kind == "exit_failed" and a.ticket == ticket]) == 1
+    svc.store.close()
+    inner.close()
