@@ -309,8 +309,11 @@ class ExecutionEngine:
             except BrokerError:
                 pos = None
             fill = float(res.price or (pos.price_open if pos else request.price or 0.0))
+            # the filled volume, not the asked one (IOC may fill part): a close is journalled only once its
+            # deals add up to the trade's volume
+            volume = pos.volume if pos else float(res.volume or request.volume)
             trade = self._trade_from(p, ticket, fill, pos.sl if pos else request.sl, pos.tp if pos else request.tp,
-                                     request.volume, pos.time if pos and pos.time else self.clock.now(), request.comment)
+                                     volume, pos.time if pos and pos.time else self.clock.now(), request.comment)
             return self._record_open(p, trade, notes)
         msg = f"The broker refused the order ({last_error}); nothing was traded."
         self.notify.error("execution_failed_after_approval", msg, alert=False, symbol=p.symbol, proposal_id=p.id)
