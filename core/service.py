@@ -225,8 +225,12 @@ class TradingService:
         closed = self.store.closed.get(trade.ticket)
         if closed is not None:
             return self._closed_outcome(trade, closed)
-        return ProposalOutcome(proposal_id=trade.proposal_id or "", ok=False, ticket=trade.ticket,
-                               symbol=trade.symbol, strategy=trade.strategy, message=out.message)
+        done = out.ok or out.already_closed  # closed at the broker; its deals are not readable yet (MT5 lag)
+        msg = (f"Closed ticket {trade.ticket}{f' at {out.price:g}' if out.ok else ''}; I journal it as soon as the "
+               "broker's history shows the deal." if done else out.message)
+        return ProposalOutcome(proposal_id=trade.proposal_id or "", ok=done, ticket=trade.ticket,
+                               fill_price=out.price if out.ok else None, symbol=trade.symbol,
+                               strategy=trade.strategy, message=msg)
 
     @staticmethod
     def _closed_outcome(trade: ActiveTrade, closed: ClosedTrade) -> ProposalOutcome:

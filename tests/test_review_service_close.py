@@ -58,3 +58,28 @@ async def test_close_waits_for_the_monitors_exit_that_began_while_it_fetched_a_p
     assert svc.store.closed.get(ticket).exit_reason == "max_time_in_trade"
     svc.store.close()
     inner.close()
+
+
+async def test_a_close_the_broker_executed_is_reported_closed_before_its_deals_are_readable(cfg, tmp_path):
+    """MT5's history can lag an executed close. The close order went through, but with its deals not yet
+    readable /close answered ok=False, and /emergency told the trader to close the ticket by hand."""
+    from core.brokers.base import BrokerError
+
+    clock = FixedClock(k.common_time(cfg, ("XAUUSDc",), near=NEAR))
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    inner.connect()
+    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
+                    analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
+    await svc.start(monitor=False)
+    tickets = await k.open_trades(svc, "XAUUSDc", 2)
+    svc.broker.fail("history_deals", BrokerError("history not synchronised yet"))
+    out = await svc.emergency(k.TRADER)
+    assert out.ok, out.message
+    assert "Could NOT close" not in out.message and all(o.ok for o in out.outcomes)
+    assert not inner.positions()
+    first = out.outcomes[0]
+    assert first.ticket == tickets[0] and "journal" in first.message
+    await svc.monitor.run_cycle()  # the next cycle journals it from the deals
+    assert all(svc.store.closed.get(t) is not None for t in tickets) and not svc.range_scalp_tickets()
+    svc.store.close()
+    inner.close()
