@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.command_spec import USAGE
-from bot.presenter import hhmm
+from bot.presenter import plural
 from bot.progress import MIN_INTERVAL_S, STEP_PCT, ProgressFn, ProgressRelay
 from bot.replies import Reply
 
@@ -31,17 +32,22 @@ def _num(x: float | None, spec: str = "+.2f", suffix: str = "") -> str:
     return "-" if x is None else f"{x:{spec}}{suffix}"
 
 
+def _day(t: float) -> str:
+    """With the year: a backtest replays old data, and '22 Oct' alone reads as this year."""
+    return datetime.fromtimestamp(float(t), UTC).strftime("%d %b %Y %H:%M UTC")
+
+
 def backtest_summary(report: Any, days: int | None) -> str:
     """Phone-sized summary; `(n=…)` is the number of trades each figure rests on."""
     m = report.metrics
     o = m.overall
     n = f"(n={o.trades})"
-    period = f"last {days} day(s)" if days else "the whole series"
+    period = f"last {plural(days, 'day')}" if days else "the whole series"
     wr = None if o.win_rate is None else 100 * o.win_rate
     dd_pct = f" ({o.max_drawdown_pct:.1f}%)" if o.max_drawdown_pct is not None else ""
     lines = [
         f"📊 Backtest {report.symbol} {report.timeframe}, {period} · strategy {report.strategy_mode}",
-        f"{hhmm(report.start)} → {hhmm(report.end)} · {report.bars} bars · costs on",
+        f"{_day(report.start)} → {_day(report.end)} · {report.bars} bars · costs on",
         f"Net P&L {o.net_pnl:+.2f} {n} · balance {report.starting_balance:.2f} → {report.final_balance:.2f}",
         f"Win rate {_num(wr, '.0f', '%')} {n} · profit factor {_num(o.profit_factor, '.2f')} {n}",
         f"Expectancy {_num(o.expectancy_r, '+.3f', 'R')} {n} · {_num(o.expectancy_money)}/trade {n}",
@@ -61,7 +67,7 @@ def backtest_summary(report: Any, days: int | None) -> str:
         for name, b in list(m.by_strategy.items())[:6]:
             lines.append(f" • {name}: exp {_num(b.expectancy_r, '+.2f', 'R')}, net {b.net_pnl:+.2f} (n={b.trades})")
     if report.open_at_end:
-        lines.append(f"⚠️ {report.open_at_end} trade(s) still open at the end (market closed)")
+        lines.append(f"⚠️ {plural(report.open_at_end, 'trade')} still open at the end (market closed)")
     return "\n".join(lines)
 
 
@@ -99,7 +105,7 @@ class BacktestCommand:
         if self._lock.locked():
             return Reply(text=BUSY, kind="error")
         async with self._lock:
-            relay = ProgressRelay(progress, f"Backtesting {symbol}, last {days} day(s)",
+            relay = ProgressRelay(progress, f"Backtesting {symbol}, last {plural(days, 'day')}",
                                   min_interval=self.min_interval, step_pct=self.step_pct)
             await relay.start()
             try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import confirmations, presenter
+from bot import service_facts as facts
 from bot.backtest_command import BacktestCommand
 from bot.chart import render_alert_chart, render_analysis_chart
 from bot.command_spec import ACTIONS, NO_ARGS, USAGE, Service, parse_command
@@ -183,7 +184,8 @@ class CommandRouter:
             self.service.authorize(user_id, "analyse")
             analysis = await self.service.analyse(symbol)
         digits = self._digits(symbol)
-        text = presenter.analysis_card(analysis, digits, proposals)
+        blocked = facts.entries_blocked(self.service) if proposals else None
+        text = presenter.analysis_card(analysis, digits, proposals, blocked=blocked)
         by_strategy = {p.strategy.strategy + p.strategy.direction.value: p for p in proposals}
         rows: list[list[Button]] = []
         for i, s in enumerate(analysis.strategies[:5], 1):
@@ -213,7 +215,8 @@ class CommandRouter:
     async def _status(self, user_id: Any, args: list[str]) -> Reply:
         self.service.authorize(user_id, "status")
         rows = await _maybe(self.service.status())
-        return Reply(text=presenter.status_text(list(rows), self._digits, now=self._now()))
+        return Reply(text=presenter.status_text(list(rows), self._digits, now=self._now(),
+                                                currency=await facts.account_currency(self.service)))
 
     def _clock(self) -> Any:
         return confirmations.service_clock(self.service)
@@ -242,7 +245,8 @@ class CommandRouter:
             return Reply(text=USAGE["trades"], kind="usage")
         self.service.authorize(user_id, "trades")
         trades = await _maybe(self.service.recent_trades(n))
-        return Reply(text=presenter.trades_text(list(trades), self._digits))
+        return Reply(text=presenter.trades_text(list(trades), self._digits,
+                                                currency=await facts.account_currency(self.service)))
 
     async def _close(self, user_id: Any, args: list[str]) -> Reply:
         ticket = self._int(args[0], 1, 2**63 - 1) if len(args) == 1 else None
@@ -263,11 +267,11 @@ class CommandRouter:
 
     async def _pause(self, user_id: Any, args: list[str]) -> Reply:
         res = await _maybe(self.service.pause(user_id))
-        return Reply(text=_said(res, "⏸ Paused: no new trades until /resume. Open trades are still managed."))
+        return Reply(text=facts.said(res, "⏸ Paused: no new trades until /resume. Open trades are still managed."))
 
     async def _resume(self, user_id: Any, args: list[str]) -> Reply:
         res = await _maybe(self.service.resume(user_id))
-        return Reply(text=_said(res, "▶️ Resumed: new trades allowed."))
+        return Reply(text=facts.said(res, "▶️ Resumed: new trades allowed."))
 
     async def _emergency(self, user_id: Any, args: list[str]) -> Reply:
         self.service.authorize(user_id, "emergency")
@@ -285,7 +289,7 @@ class CommandRouter:
             return Reply(text=USAGE["metrics"], kind="usage")
         self.service.authorize(user_id, "metrics")
         report = await _maybe(self.service.metrics(days))
-        return Reply(text=presenter.metrics_text(report, days))
+        return Reply(text=presenter.metrics_text(report, days, currency=await facts.account_currency(self.service)))
 
     async def _config(self, user_id: Any, args: list[str]) -> Reply:
         if len(args) > 1:
@@ -337,7 +341,7 @@ class CommandRouter:
         if kind in ("a", "r"):
             fn = self.service.approve if kind == "a" else self.service.reject
             outcome = await fn(ref, user_id)
-            text = presenter.outcome_text(outcome, self._digits(_outcome_symbol(outcome)))
+            text = presenter.outcome_text(outcome, self._digits(facts.outcome_symbol(outcome)))
             keep = ref if kind == "r" else None
             return Reply(text=text, edit=True, keep_buttons_except=keep, toast=text.splitlines()[0][:190])
         if kind == "c":
@@ -359,7 +363,7 @@ class CommandRouter:
             if check.status == "expired":
                 return _expired("/emergency")
             res = await self.service.emergency(user_id)
-            text = _said(res, "🚨 Emergency stop done: positions closed, trading paused.")
+            text = facts.said(res, "🚨 Emergency stop done: positions closed, trading paused.")
             return Reply(text=text, edit=True, toast=text[:190])
         # Cancel wipes the confirmation: only someone who may do the action may call it off
         self.service.authorize(user_id, ACTIONS.get(ref, "read"))
@@ -375,16 +379,3 @@ def _expired(command: str) -> Reply:
 def _invalid_button() -> Reply:
     text = "That button is not valid any more. Run the command again."
     return Reply(text=text, kind="error", ephemeral=True, toast=text)
-
-
-def _outcome_symbol(outcome: Any) -> str | None:
-    proposal = getattr(outcome, "proposal", None)
-    return getattr(outcome, "symbol", None) or getattr(proposal, "symbol", None)
-
-
-def _said(result: Any, default: str) -> str:
-    """Prefer core's own words (it knows e.g. 'already paused'); fall back to a standard line."""
-    if isinstance(result, str) and result:
-        return result
-    msg = getattr(result, "message", None)
-    return msg if isinstance(msg, str) and msg else default

@@ -22,6 +22,18 @@ def price(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def plural(n: int, word: str) -> str:
+    """'1 trade', '5 trades': a phone card should read like a sentence, not like 'trade(s)'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def money(x: float | None, currency: str = "", sign: str = "+") -> str:
+    """A money figure with its unit: on a cent account (USC) 1.00 is a cent, so a bare number misleads."""
+    if x is None:
+        return "-"
+    return f"{x:{sign}.2f} {currency}".rstrip()
+
+
 def hhmm(t: float | None) -> str:
     if not t:
         return "-"
@@ -55,11 +67,14 @@ def _short(text: str, n: int = 90) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeProposal] = ()) -> str:
-    """Verdict first (the one thing a trader needs), then range, reasons, strategies."""
+def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeProposal] = (),
+                  blocked: str | None = None) -> str:
+    """Verdict first (the one thing a trader needs), then range, reasons, strategies. `blocked` (core's
+    reason new entries are refused: a pause, an emergency stop) is said next to the Approve offer, so a
+    trader knows before tapping that the tap will be refused until /resume."""
     top = a.top
     tradeable = a.passed and top is not None
-    verdict = f"✅ TRADEABLE · confidence {a.confidence:.0f}" if tradeable else "❌ NO TRADE"
+    verdict = f"✅ TRADEABLE · confidence {a.confidence:.0f}/100" if tradeable else "❌ NO TRADE"
     head = f"{a.symbol} {a.timeframe} · {hhmm(a.as_of)}"
     if a.session:
         head += f" · {a.session}"
@@ -69,7 +84,7 @@ def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeP
         z = r.critical_gaps
         lines += [
             f"Range {price(r.range_low, digits)} – {price(r.range_high, digits)} ({r.range_type})",
-            f"mid {price(r.range_mid, digits)} · {r.range_width_pct:.2f}% · {r.range_width_atr:.1f} ATR",
+            f"mid {price(r.range_mid, digits)} · width {r.range_width_pct:.2f}% · {r.range_width_atr:.1f} ATR",
             f"Sell zone {price(z.upper_zone_start, digits)}–{price(z.upper_zone_end, digits)}",
             f"Buy zone {price(z.lower_zone_start, digits)}–{price(z.lower_zone_end, digits)}",
         ]
@@ -93,9 +108,11 @@ def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeP
     props = list(proposals)
     if props:
         exp = min(p.expires_at for p in props)
+        if blocked:
+            lines.append(f"⏸ {blocked}")
         lines.append(f"Tap Approve to trade {props[0].lot:g} lot (offer ends {hhmm(exp)}).")
     if a.config_version:
-        lines.append(f"config {a.config_version[:8]}")
+        lines.append(f"config {a.config_version[:12]}")
     return "\n".join(lines)
 
 
@@ -135,9 +152,9 @@ def outcome_text(outcome: Any, digits: int = 2) -> str:
     return f"{icon} {text}"
 
 
-def status_text(rows: list[Any], digits_of=lambda sym: 2, now: float | None = None) -> str:
+def status_text(rows: list[Any], digits_of=lambda sym: 2, now: float | None = None, currency: str = "") -> str:
     if not rows:
-        return "No open range scalps."
+        return "No open range scalps. /scalp SYMBOL looks for one."
     now = now if now is not None else time.time()
     lines = [f"Open range scalps ({len(rows)}):"]
     for r in rows:
@@ -160,29 +177,32 @@ def status_text(rows: list[Any], digits_of=lambda sym: 2, now: float | None = No
             f"   entry {price(getattr(trade, 'entry_price', None), d)} SL {price(getattr(trade, 'sl', None), d)}"
             f" TP {price(getattr(trade, 'tp', None), d)}"
         )
-        pnl_txt = "-" if pnl_r is None else f"{pnl_r:+.2f}R"
+        pnl_txt = "- (waiting for a price)" if pnl_r is None else f"{pnl_r:+.2f}R"
+        pnl_money = getattr(r, "pnl", None)
+        if pnl_r is not None and isinstance(pnl_money, int | float):
+            pnl_txt += f" ({money(pnl_money, currency)})"
         lines.append(f"   P&L {pnl_txt} · {duration(secs)} · breakeven {'yes' if be else 'no'}")
     return "\n".join(lines)
 
 
-def trades_text(trades: list[ClosedTrade], digits_of=lambda sym: 2) -> str:
+def trades_text(trades: list[ClosedTrade], digits_of=lambda sym: 2, currency: str = "") -> str:
     if not trades:
         return "No closed trades yet."
-    lines = [f"Last {len(trades)} closed trade(s):"]
+    lines = ["Last closed trade:" if len(trades) == 1 else f"Last {len(trades)} closed trades:"]
     for t in trades:
         d = digits_of(t.symbol)
         icon = "🟢" if t.r_multiple > 0 else ("⚪" if t.r_multiple == 0 else "🔴")
         lines.append(f"{icon} #{t.ticket} {t.symbol} {t.direction.value} {t.strategy}")
         lines.append(
             f"   {price(t.entry_price, d)}→{price(t.exit_price, d)} {t.r_multiple:+.2f}R"
-            f" P&L {t.pnl:+.2f} · {t.exit_reason}"
+            f" P&L {money(t.pnl, currency)} · {t.exit_reason}"
         )
     return "\n".join(lines)
 
 
-def metrics_text(report: Any, days: int | None) -> str:
+def metrics_text(report: Any, days: int | None, currency: str = "") -> str:
     """A phone-sized summary; the full table (`core.metrics.format_report`) is for the CLI."""
-    head = f"Metrics, last {days} day(s)" if days else "Metrics, all time"
+    head = f"Metrics, last {plural(days, 'day')}" if days else "Metrics, all time"
     m = getattr(report, "overall", None)
     if m is None:
         return f"{head}\n{_kv(report)}"
@@ -197,18 +217,20 @@ def metrics_text(report: Any, days: int | None) -> str:
 
     rr = (m.avg_win_r / abs(m.avg_loss_r)) if m.avg_win_r and m.avg_loss_r else None
     lines = [
-        f"{head}: {m.trades} trades",
-        f"P&L {m.net_pnl:+.2f} · win rate {pct(m.win_rate)} · avg win/loss {rr:.2f}" if rr else
-        f"P&L {m.net_pnl:+.2f} · win rate {pct(m.win_rate)}",
-        f"expectancy {r(m.expectancy_r)}" + (f" ({m.expectancy_money:+.2f}/trade)" if m.expectancy_money is not None else ""),
+        f"{head}: {plural(m.trades, 'trade')}",
+        f"P&L {money(m.net_pnl, currency)} · win rate {pct(m.win_rate)} · avg win/loss {rr:.2f}" if rr else
+        f"P&L {money(m.net_pnl, currency)} · win rate {pct(m.win_rate)}",
+        f"expectancy {r(m.expectancy_r)}"
+        + (f" ({money(m.expectancy_money, currency)}/trade)" if m.expectancy_money is not None else ""),
         f"MFE avg {r(m.avg_mfe_r)} · MAE avg {r(m.avg_mae_r)}",
-        f"max drawdown {m.max_drawdown:.2f}" + (f" ({m.max_drawdown_pct:.1f}%)" if m.max_drawdown_pct is not None else ""),
+        f"max drawdown {money(m.max_drawdown, currency, sign='')}"
+        + (f" ({m.max_drawdown_pct:.1f}%)" if m.max_drawdown_pct is not None else ""),
     ]
     by = getattr(report, "by_strategy", {}) or {}
     if by:
         lines.append("By strategy:")
         for name, b in list(by.items())[:6]:
-            lines.append(f" • {name}: {b.trades} trades, win {pct(b.win_rate)}, exp {r(b.expectancy_r)}")
+            lines.append(f" • {name}: {plural(b.trades, 'trade')}, win {pct(b.win_rate)}, exp {r(b.expectancy_r)}")
     return "\n".join(lines)
 
 

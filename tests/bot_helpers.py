@@ -94,7 +94,7 @@ async def start_core(tmp_path, at: float = XAU_TRADEABLE_AT, traders=(TRADER,), 
     return service, clock
 
 
-def journal_closed_trades(store, n: int, symbol: str = "XAUUSDc") -> list:
+def journal_closed_trades(store, n: int, symbol: str = "XAUUSDc", first_ticket: int = 500000) -> list:
     """`n` closed trades journalled in `store`, priced from real candles (entry at a bar's close, exit six
     bars later): enough of them to make `/trades 50` longer than any chat platform's message limit."""
     from core.models import ClosedTrade
@@ -109,7 +109,7 @@ def journal_closed_trades(store, n: int, symbol: str = "XAUUSDc") -> list:
         sl = entry - risk if long else entry + risk
         move = (exit_ - entry) if long else (entry - exit_)
         out.append(store.closed.add(ClosedTrade(
-            ticket=500000 + i, symbol=symbol, strategy="vwap_reversion" if long else "bb_fade",
+            ticket=first_ticket + i, symbol=symbol, strategy="vwap_reversion" if long else "bb_fade",
             direction=Direction.LONG if long else Direction.SHORT, volume=0.01, entry_price=entry,
             exit_price=exit_, initial_sl=sl, tp=entry + (risk if long else -risk), entry_time=float(a["time"]),
             exit_time=float(b["time"]), pnl=round(move, 2), r_multiple=round(move / risk, 2),

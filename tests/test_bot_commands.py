@@ -36,7 +36,7 @@ async def test_commands_end_to_end_on_the_real_core(tmp_path):
         trades = (await say("/trades 3")).text
         assert f"#{ticket} XAUUSDc long" in trades and "manual_close" in trades
         m = (await say("/metrics 30")).text
-        assert m.startswith("Metrics, last 30 day(s): 1 trades") and "By strategy:" in m
+        assert m.startswith("Metrics, last 30 days: 1 trade") and "By strategy:" in m
         c = (await say("/config BTCusdc")).text
         assert c.startswith("Config for BTCUSDc · version ") and "lot_size=0.01" in c
         h = (await say("/health")).text
@@ -81,13 +81,13 @@ async def test_backtest_command_runs_core_backtest(tmp_path):
     try:
         t0 = time.perf_counter()
         r = await router.handle_text("/backtest xauusdc 2", TRADER, progress=progress)
-        assert r.text.startswith("📊 Backtest XAUUSDc M5, last 2 day(s)"), r.text
+        assert r.text.startswith("📊 Backtest XAUUSDc M5, last 2 days"), r.text
         assert time.perf_counter() - t0 < 60
         assert r.image.startswith(b"\x89PNG") and r.image_name == "backtest_XAUUSDc_2d.png"
         n = int(r.text.split("(n=", 1)[1].split(")", 1)[0])
         assert n >= 1 and "Win rate" in r.text and r.text.count(f"(n={n})") >= 8  # the count by every figure
         # progress: 0% first, rising percentages, then the outcome (never a 100% edit before it)
-        assert texts[0] == "⏳ Backtesting XAUUSDc, last 2 day(s)… 0%"
+        assert texts[0] == "⏳ Backtesting XAUUSDc, last 2 days… 0%"
         pcts = [int(t.split("… ", 1)[1].split("%", 1)[0]) for t in texts[:-1]]
         assert len(pcts) >= 5 and pcts == sorted(pcts) and all(b - a >= 10 for a, b in zip(pcts, pcts[1:], strict=False))
         assert texts[-1].startswith("✅ Backtest XAUUSDc done:") and " bars in " in texts[-1]
@@ -111,7 +111,7 @@ async def test_backtest_command_runs_core_backtest(tmp_path):
             router.backtest.runner = failing
             r = await router.handle_text("/backtest XAUUSDc 5", TRADER, progress=progress)
             assert r.text.startswith(expect) and "engine bug detail" not in r.text and r.image is None
-            assert texts == ["⏳ Backtesting XAUUSDc, last 5 day(s)… 0%", "❌ Backtest XAUUSDc stopped."]
+            assert texts == ["⏳ Backtesting XAUUSDc, last 5 days… 0%", "❌ Backtest XAUUSDc stopped."]
             assert not router.backtest._lock.locked()
     finally:
         await service.stop()

@@ -82,13 +82,13 @@ async def test_console_backtest_progress_chart_summary_and_other_commands_meanwh
 
         text = out.getvalue()
         lines = text.splitlines()
-        progress = [ln for ln in lines if ln.startswith("⏳ Backtesting XAUUSDc, last 3 day(s)… ")]
+        progress = [ln for ln in lines if ln.startswith("⏳ Backtesting XAUUSDc, last 3 days… ")]
         assert progress[0].endswith("… 0%") and len(progress) >= 5
         pcts = [int(ln.split("… ", 1)[1].split("%", 1)[0]) for ln in progress]
         assert pcts == sorted(pcts) and pcts[-1] >= 80
         helped = next(i for i, ln in enumerate(lines) if ln.startswith("MoneyBot commands"))
         done = next(i for i, ln in enumerate(lines) if ln.startswith("✅ Backtest XAUUSDc done: "))
-        summary = next(i for i, ln in enumerate(lines) if ln.startswith("📊 Backtest XAUUSDc M5, last 3 day(s)"))
+        summary = next(i for i, ln in enumerate(lines) if ln.startswith("📊 Backtest XAUUSDc M5, last 3 days"))
         assert lines.index(progress[0]) < helped < done < summary
         assert "(n=" in lines[summary + 2]
         chart = next(ln.split("chart: ", 1)[1] for ln in lines[summary:] if ln.startswith("chart: "))

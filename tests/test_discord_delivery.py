@@ -6,7 +6,6 @@ import time
 
 from bot_helpers import discord_world, journal_closed_trades
 
-from bot import presenter
 from bot.discord_bot import MAX_TEXT
 
 
@@ -18,7 +17,7 @@ def _callbacks(env) -> list[int]:
 async def test_long_trade_list_arrives_whole_in_several_followups(tmp_path):
     async with discord_world(tmp_path) as (env, bot, router, service, clock, desk, alerts, trader, viewer, _):
         journal_closed_trades(service.store, 50)
-        expected = presenter.trades_text(service.recent_trades(50), router._digits)
+        expected = (await router.handle_text("/trades 50", trader.id)).text
         assert len(expected) > 2 * MAX_TEXT
         before = len(desk.history())
         await trader.slash(desk, "trades", n=50)

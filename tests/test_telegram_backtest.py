@@ -91,11 +91,11 @@ async def test_backtest_progress_edits_then_photo_and_summary_while_bot_stays_re
     assert photo.files["photo"].startswith(b"\x89PNG") and len(photo.files["photo"]) > 10_000
     summary = await api.wait_for(lambda a: [t for t in _texts_to(a, TRADER) if t.startswith("📊 Backtest")])
     text = summary[-1]
-    assert text.startswith("📊 Backtest XAUUSDc M5, last 3 day(s)") and "Win rate" in text and "Max drawdown" in text
+    assert text.startswith("📊 Backtest XAUUSDc M5, last 3 days") and "Win rate" in text and "Max drawdown" in text
     n = int(text.split("(n=", 1)[1].split(")", 1)[0])
     assert text.count(f"(n={n})") >= 8  # the trade count next to each figure
 
-    assert progress_msg.params["text"] == "⏳ Backtesting XAUUSDc, last 3 day(s)… 0%"
+    assert progress_msg.params["text"] == "⏳ Backtesting XAUUSDc, last 3 days… 0%"
     edits = [c.params["text"] for c in api.sent("editMessageText") if c.params["message_id"] == key[1]]
     pcts = [_pct(t) for t in edits[:-1]]
     assert len(pcts) >= 5 and pcts == sorted(pcts) and pcts[-1] >= 50

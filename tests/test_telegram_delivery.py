@@ -9,7 +9,6 @@ import pytest
 from bot_helpers import TRADER, VIEWER, journal_closed_trades, start_core
 from fakes.bot_api_server import BotApiServer
 
-from bot import presenter
 from bot.replies import Button, Reply
 from bot.runner import make_router
 from bot.telegram_bot import MAX_TEXT, WORKING, TelegramFrontEnd
@@ -41,7 +40,7 @@ def _to(api, chat_id, after=0):
 async def test_long_trade_list_arrives_whole_in_several_messages(tg):
     api, service, clock, fe = tg
     journal_closed_trades(service.store, 50)
-    expected = presenter.trades_text(service.recent_trades(50), fe.router._digits)
+    expected = (await fe.router.handle_text("/trades 50", TRADER)).text
     assert len(expected) > MAX_TEXT  # the point of the test: longer than one Telegram message
 
     api.push_text("/trades 50", TRADER)

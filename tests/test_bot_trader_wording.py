@@ -1,0 +1,62 @@
+"""What a trader reads, on the real core (PaperBroker on real candles): units on money, sentences
+instead of 'trade(s)', and a card that says a tap will be refused while trading is paused."""
+from __future__ import annotations
+
+import re
+
+from bot_helpers import TRADER, journal_closed_trades, start_core
+
+from bot.runner import make_router
+
+
+async def test_cards_carry_units_plurals_and_the_pause(tmp_path):
+    service, clock = await start_core(tmp_path)
+    router = make_router(service, service.cfg, chart_dir=tmp_path / "charts")
+    currency = service.broker.account_info().currency
+    assert currency  # the paper account's currency (USD unless configured otherwise)
+
+    async def say(text):
+        return (await router.handle_text(text, TRADER)).text
+
+    try:
+        assert "/scalp SYMBOL" in await say("/status")  # an empty list says what to do next
+
+        await say("/pause")
+        card = await say("/scalp XAUUSDc")
+        lines = card.splitlines()
+        tap = next(i for i, ln in enumerate(lines) if ln.startswith("Tap Approve"))
+        assert lines[tap - 1].startswith("⏸ ") and "/resume" in lines[tap - 1]
+        assert re.search(r"confidence \d+/100", card) and re.search(r"· width \d+\.\d\d% ·", card)
+        await say("/resume")
+        card = await say("/scalp XAUUSDc")
+        assert "⏸" not in card and "Tap Approve" in card
+
+        journal_closed_trades(service.store, 1)
+        trades = await say("/trades 1")
+        assert trades.startswith("Last closed trade:") and "(s)" not in trades
+        assert re.search(rf"P&L [+-]\d+\.\d\d {currency} ·", trades)
+        metrics = await say("/metrics 3650")
+        assert metrics.startswith("Metrics, last 3650 days: 1 trade\n") and f" {currency}" in metrics
+        assert ": 1 trade," in metrics  # per strategy too
+
+        journal_closed_trades(service.store, 3, first_ticket=600000)
+        assert (await say("/trades 3")).startswith("Last 3 closed trades:")
+    finally:
+        await service.stop()
+
+
+async def test_open_trade_status_shows_money_next_to_r(tmp_path):
+    service, clock = await start_core(tmp_path)
+    router = make_router(service, service.cfg, chart_dir=tmp_path / "charts")
+    currency = service.broker.account_info().currency
+    try:
+        r = await router.handle_text("/scalp XAUUSDc", TRADER)
+        approve = r.buttons[0][0].payload
+        outcome = await router.handle_callback(approve, TRADER)
+        assert "Executed" in outcome.text
+        assert "waiting for a price" in (await router.handle_text("/status", TRADER)).text
+        await service.monitor.run_cycle()  # the monitor's first look gives the trade a price
+        status = (await router.handle_text("/status", TRADER)).text
+        assert re.search(rf"P&L [+-]\d+\.\d\dR \([+-]\d+\.\d\d {currency}\) ·", status), status
+    finally:
+        await service.stop()
