@@ -274,7 +274,10 @@ class TradingService:
         await self._adopt_unknown_positions()
         outs = []
         for t in self.exits.active_trades():
-            outs.append(await self.close_trade(t.ticket, user_id))
+            out = await self.close_trade(t.ticket, user_id)
+            if not out.ok and (closed := self.store.closed.get(t.ticket)) is not None:
+                out = self._closed_outcome(t, closed)  # its SL/TP or a human closed it while we closed others
+            outs.append(out)
         failed = [o.ticket for o in outs if not o.ok]
         msg = f"🚨 Emergency stop: new entries paused; closed {len(outs) - len(failed)} of {len(outs)} range scalp(s)."
         if failed:

@@ -83,3 +83,34 @@ async def test_a_close_the_broker_executed_is_reported_closed_before_its_deals_a
     assert all(svc.store.closed.get(t) is not None for t in tickets) and not svc.range_scalp_tickets()
     svc.store.close()
     inner.close()
+
+
+async def test_emergency_counts_a_trade_the_monitor_journalled_meanwhile_as_closed(cfg, tmp_path):
+    """/emergency closes its snapshot of trades one by one. A trade whose stop (or a human in MT5) closed it
+    while an earlier close was in flight is journalled by the monitor's cycle; /emergency then found no
+    open trade for that ticket and reported it as NOT closed, to be closed by hand."""
+    clock = FixedClock(k.common_time(cfg, ("XAUUSDc",), near=NEAR))
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    inner.connect()
+    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
+                    analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
+    await svc.start(monitor=False)
+    first, second = await k.open_trades(svc, "XAUUSDc", 2)
+    inner.close_position(second)  # a human closes it in MetaTrader; the bot has not seen it yet
+    real_close = inner.close_position
+
+    def slow_close(*a, **kw):
+        time.sleep(0.3)
+        return real_close(*a, **kw)
+
+    inner.close_position = slow_close
+    task = asyncio.create_task(svc.emergency(k.TRADER))
+    await asyncio.sleep(0.05)  # the first close is in flight
+    rep = await svc.monitor.run_cycle()
+    assert rep.broker_closes == 1  # the monitor journalled the second meanwhile
+    out = await task
+    assert out.ok and "Could NOT close" not in out.message, out.message
+    assert [o.ticket for o in out.outcomes] == [first, second] and all(o.ok for o in out.outcomes)
+    assert svc.store.closed.get(second).exit_reason == "closed_outside_bot"
+    svc.store.close()
+    inner.close()
