@@ -53,8 +53,15 @@ def _run(args) -> int:
     console.print(metrics_table(report))
     console.print(
         f"{report.bars} bars in {report.seconds:.1f} s ({report.bars_per_second:,.0f} bars/s), "
-        f"{report.analysis_calls} analysis calls, costs: {report.costs}"
+        f"{report.analysis_calls} analysis calls, costs: {_costs(report.costs)}"
     )
     for kind, path in report.files.items():
         console.print(f"{kind}: {path}")
     return 0
+
+
+def _costs(costs) -> str:
+    """`spread from data (bar spread column), slippage_points 2, ...` rather than a Python dict repr."""
+    if not isinstance(costs, dict):
+        return str(costs)
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in costs.items())

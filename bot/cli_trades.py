@@ -43,6 +43,20 @@ def _store(args, must_exist: bool = True):
     return Store(path)
 
 
+def _price_fmt(args):
+    """Prices at the symbol's own precision (3210.80, not 3210.8; no float noise either)."""
+    try:
+        symbols = load_config(args.config).symbols
+    except Exception:  # noqa: BLE001 - a broken config must not hide the journal; 2 decimals then
+        symbols = {}
+
+    def fmt(symbol: str, x: float) -> str:
+        spec = symbols.get(symbol)
+        return f"{x:.{spec.digits if spec is not None else 2}f}"
+
+    return fmt
+
+
 def _t(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
 
@@ -55,10 +69,11 @@ def _open(args) -> int:
         return 0
     if not trades:
         print("No open range scalps.")
+    p = _price_fmt(args)
     for t in trades:
         be = " BE" if t.breakeven_moved else ""
-        print(f"#{t.ticket} {t.symbol} {t.direction.value} {t.volume:g} {t.strategy} entry {t.entry_price} "
-              f"SL {t.sl} TP {t.tp} since {_t(t.entry_time)} MFE {t.mfe_r:+.2f}R MAE {t.mae_r:+.2f}R "
+        print(f"#{t.ticket} {t.symbol} {t.direction.value} {t.volume:g} {t.strategy} entry {p(t.symbol, t.entry_price)} "
+              f"SL {p(t.symbol, t.sl)} TP {p(t.symbol, t.tp)} since {_t(t.entry_time)} MFE {t.mfe_r:+.2f}R MAE {t.mae_r:+.2f}R "
               f"[{t.exit_manager_state}{be}]")
     return 0
 
@@ -73,9 +88,10 @@ def _closed(args) -> int:
         return 0
     if not trades:
         print("No closed trades yet.")
+    p = _price_fmt(args)
     for t in trades:
         print(f"#{t.ticket} {t.symbol} {t.direction.value} {t.strategy} {_t(t.entry_time)} → {_t(t.exit_time)} "
-              f"{t.entry_price} → {t.exit_price} {t.r_multiple:+.2f}R P&L {t.pnl - abs(t.commission):+.2f} "
+              f"{p(t.symbol, t.entry_price)} → {p(t.symbol, t.exit_price)} {t.r_multiple:+.2f}R P&L {t.pnl - abs(t.commission):+.2f} "
               f"({t.exit_reason})")
     return 0
 
@@ -119,7 +135,7 @@ def _reconcile(args) -> int:
         print(rep.model_dump_json(indent=2))
     else:
         for k, v in rep.model_dump().items():
-            print(f"{k:>20}: {v}")
+            print(f"{k:>20}: {f'{v:.1f}' if isinstance(v, float) else v}")
     return 0 if rep.broker_ok else 1
 
 
