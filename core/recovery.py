@@ -117,9 +117,12 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
     try:
         rep.closed_unknown += await journal_unknown_closed(store, broker, exits, engine, executor, notifier, clock,
                                                            positions, our_magics(cfg, trades))
-    except BrokerError as e:  # the scan resumes from the same point on the next start-up
-        log.warning("scanning the deal history for unjournalled trades failed: %s", e)
-        notifier.error("state_corruption", f"start-up deal-history scan failed: {e.message}", alert=False)
+    except Exception as e:  # noqa: BLE001 - a catch-up: the next scan resumes from the same watermark,
+        # while an escape would stop the start-up (or, re-run by the monitor, every cycle) before any exit
+        msg = e.message if isinstance(e, BrokerError) else f"{type(e).__name__}: {e}"
+        log.warning("scanning the deal history for unjournalled trades failed: %s", msg,
+                    exc_info=not isinstance(e, BrokerError))
+        notifier.error("state_corruption", f"start-up deal-history scan failed: {msg}", alert=False)
     rep.duration_ms = (time.perf_counter() - t0) * 1000
     log.info("recovery: %s", rep.model_dump(exclude_defaults=True))
     return rep

@@ -1,0 +1,51 @@
+"""Review of start-up recovery when the deal-history scan hits an unexpected error.
+
+The scan for positions that opened and closed unseen is a catch-up that the next scan repeats from
+the same watermark. Only BrokerError was caught around it: anything else (a bridge returning a
+malformed history, a bug in one row) escaped `recover()`, so `start()` failed and nothing at all was
+monitored; when the reconciliation was re-run by the monitor (broker down at start-up), the same
+error escaped every cycle before any exit was judged. Real-data paper broker, real restarts.
+"""
+from __future__ import annotations
+
+import lifecycle_helpers as k
+import pytest
+
+from core.clock import FixedClock
+from core.models import Direction
+from core.recovery import DEAL_SCAN_KEY
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return k.config()
+
+
+def _svc(cfg, tmp_path, clock):
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    return k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
+                     analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
+
+
+def _end(svc):
+    svc.store.close()
+    svc.broker.inner.close()
+
+
+async def test_a_malformed_history_during_the_startup_scan_does_not_stop_the_start(cfg, tmp_path):
+    clock = FixedClock(float(k.m5(cfg)["time"][30000]))
+    svc = _svc(cfg, tmp_path, clock)
+    await svc.start(monitor=False)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    _end(svc)
+
+    svc2 = _svc(cfg, tmp_path, clock)
+    before = svc2.store.kv.get(DEAL_SCAN_KEY)
+    svc2.broker.fail("history_deals", ValueError("bridge returned a malformed deals array"))
+    rep = await svc2.start(monitor=False)
+    assert rep.broker_ok and svc2.ready and ticket in svc2.range_scalp_tickets()
+    assert svc2.store.kv.get(DEAL_SCAN_KEY) == before  # the next scan reads the same window again
+    assert svc2.store.errors.recent(5, "state_corruption")
+    cyc = await svc2.monitor.run_cycle()
+    assert cyc.trades == 1 and not cyc.errors
+    _end(svc2)
