@@ -154,3 +154,45 @@ def test_backtest_with_and_without_the_prescreen_decides_identically(key):
     assert fast.trades and len(fast.trades) == len(slow.trades)
     assert [_trade(t) for t in fast.trades] == [_trade(t) for t in slow.trades]
     assert fast.metrics.trades == slow.metrics.trades and fast.final_balance == slow.final_balance
+
+
+@pytest.mark.parametrize("key", ["xau", "eur", "btc1m"])
+def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_candidates(key):
+    """`core.backtest.range_keys`: per bar, the session window is the live function's, the window ends
+    are `Bars.closed_window`'s, and wherever the session candidate is ruled out the exact lazy path
+    (the live detector) finds no candidate either."""
+    from core.sessions import window_containing_or_before
+
+    cfg = load_config()
+    sym, c = _series(key, 6000)
+    tcfg = cfg.for_symbol(sym)
+    screen = build_screen(cfg, sym, c, Timeframe.M5)
+    parts = LiveParts(cfg, sym, c, Timeframe.M5)
+    try:
+        lazy = build_range_screen(cfg, sym, c, parts.frames(), screen.atr, screen.entries).lazy
+    finally:
+        parts.shutdown()
+    keys = lazy.keys
+    name = tcfg.range_detection.session_range
+    definition = tcfg.sessions.definitions[name]
+    sizes = window_sizes(tcfg)
+    ruled_out = {"session": 0, "previous_day": 0}
+    for i in range(0, len(c) - 1):
+        now = float(c["time"][i]) + 300
+        assert keys.nows[i] == now
+        if i % 11 == 0:
+            w = window_containing_or_before(name, definition, now - 1.0)
+            assert (keys.win_start[i], keys.win_end[i]) == (w.start, w.end), i
+            for tf in sizes:
+                b = Bars.closed_window(lazy.frames[tf], tf, now, 10**9)
+                assert keys.end[tf][i] == len(b), (i, tf)
+            assert lazy._key("session", now, i) == lazy._slow_key("session", now), i
+            assert lazy._key("previous_day", now, i) == lazy._slow_key("previous_day", now), i
+        m5 = float(screen.atr[i])
+        if not (np.isfinite(m5) and m5 > 0):
+            continue
+        for kind, possible in (("session", keys.session_possible), ("previous_day", keys.day_possible)):
+            if not possible[i]:
+                ruled_out[kind] += 1
+                assert lazy._candidate(kind, now, i, m5) is None, (kind, i)
+    assert min(ruled_out.values()) > 1000, ruled_out  # it must be ruling out a good share of bars

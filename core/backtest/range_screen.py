@@ -19,7 +19,8 @@ its band and the ATR threshold), so it can only err towards analysing.
 * Session and previous-day ranges: the live detector's own helpers on the live windows, cheapest
   first (edge finder, width limits, touch counts), then `detect_range` itself only when an entry is
   near an edge; cached on what they depend on (the last closed M15/H1 bar, the session window, the
-  UTC day), so they are the analysis' own objects.
+  UTC day), so they are the analysis' own objects. Those keys, and which bars cannot have either
+  candidate at all, are computed for all bars at once by `core.backtest.range_keys`.
 
 Look-ahead: everything at bar i reads bars closed by its close (and the quote then), as the analysis.
 """
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.backtest.prescreen import MARGIN
+from core.backtest.range_keys import BarKeys, build_bar_keys
 from core.config import AppConfig
 from core.indicators import swing_highs, swing_lows
 from core.models import NoRange, RangeStructure
@@ -144,6 +146,12 @@ class LazyRanges:
         self.stf = _session_tf(self.tcfg, self.sizes)
         self.atr, self.entries = atr, entries
         self._cache: dict[tuple, object] = {}
+        self.keys: BarKeys | None = None
+
+    def precompute(self, candles: np.ndarray, tf_sec: int) -> None:
+        """Per-bar keys, and which bars cannot have each candidate (`core.backtest.range_keys`), for a run's bars."""
+        self.keys = build_bar_keys(self.tcfg, candles, tf_sec, self.frames, self.sizes, self.stf, self.atr,
+                                   self.entries)
 
     @classmethod
     def build(cls, cfg: AppConfig, symbol: str, frames: dict[Timeframe, np.ndarray], atr: np.ndarray,
@@ -165,10 +173,18 @@ class LazyRanges:
         end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
         return end, Bars.closed_window(arr[max(0, end - self.sizes[tf]):end], tf, now, self.sizes[tf])
 
-    def _prepared(self, kind: str, now: float) -> list | None:
-        """Per cache key: [bars, atr, high, low, built range] of a candidate that passes the cheap half of
-        `RangeBoundaryDetector._build` + `validate_range_integrity` (width limits, two touches per side),
-        else None. The same helpers `detect_range` calls, on the same window, in the same order."""
+    def _key(self, kind: str, now: float, i: int) -> tuple | None:
+        """The cache key of a candidate at bar i: what it depends on (None: no session so named)."""
+        keys = self.keys
+        if keys is not None and keys.nows[i] == now:
+            if kind == "session":
+                if keys.win_start is None:
+                    return self._slow_key(kind, now)
+                return (kind, keys.end[self.stf][i], keys.win_start[i], keys.win_end[i])
+            return (kind, keys.end["H1"][i], math.floor(now / 86400.0))
+        return self._slow_key(kind, now)
+
+    def _slow_key(self, kind: str, now: float) -> tuple | None:
         rd = self.tcfg.range_detection
         if kind == "session":
             tf = self.stf
@@ -182,9 +198,20 @@ class LazyRanges:
             extra = (math.floor(now / 86400.0),)  # the detector's "today" (`_previous_day_edges`)
         secs = self.secs[tf]
         end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
-        key = (kind, end, *extra)
-        if key in self._cache:
-            return self._cache[key]
+        return (kind, end, *extra)
+
+    def _prepared(self, kind: str, now: float, i: int) -> list | None:
+        """Per cache key: [bars, atr, high, low, built range] of a candidate that passes the cheap half of
+        `RangeBoundaryDetector._build` + `validate_range_integrity` (width limits, two touches per side),
+        else None. The same helpers `detect_range` calls, on the same window, in the same order."""
+        key = self._key(kind, now, i)
+        if key is None:
+            return None
+        hit = self._cache.get(key, _UNBUILT)
+        if hit is not _UNBUILT:
+            return hit
+        rd = self.tcfg.range_detection
+        tf = self.stf if kind == "session" else "H1"
         out = None
         _, bars = self._window(tf, now)
         a = atr_last(bars.high, bars.low, bars.close, self.tcfg.effective_atr.atr_period)
@@ -205,7 +232,7 @@ class LazyRanges:
 
     def _candidate(self, kind: str, now: float, i: int, m5: float) -> RangeStructure | None:
         """The candidate if it could be the tradeable pick at bar i (valid, some entry near an edge)."""
-        hit = self._prepared(kind, now)
+        hit = self._prepared(kind, now, i)
         if hit is None:
             return None
         bars, a, H, L, built = hit
@@ -228,7 +255,14 @@ class LazyRanges:
         if not (a > 0) or not math.isfinite(a):
             return True
         thr = self.tcfg.entry_filters.price_edge_threshold_atr * a
+        keys = self.keys
+        if keys is not None and keys.nows[i] != now:
+            keys = None  # the per-bar inputs hold at the bar's close only
         for kind in ("session", "previous_day"):
+            if keys is not None:
+                possible = keys.session_possible if kind == "session" else keys.day_possible
+                if possible is not None and not possible[i]:
+                    continue  # `_candidate` would return None (core.backtest.range_keys)
             r = self._candidate(kind, now, i, a)
             if r is None:
                 continue
@@ -280,5 +314,7 @@ def build_range_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, frames:
     lazy = LazyRanges.build(cfg, symbol, frames, atr, entries)
     if lazy is None:
         return None
+    # the screen runs only on the analysis' own primary timeframe (`core.backtest.prescreen.build_screen`)
+    lazy.precompute(candles, Timeframe.parse(cfg.for_symbol(symbol).range_detection.timeframe).seconds)
     possible, edges_h, edges_l = dynamic_possible(cfg, symbol, candles, atr, entries)
     return RangeScreen(~possible, edges_h, edges_l, lazy)

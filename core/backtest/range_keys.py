@@ -1,0 +1,246 @@
+"""Per-bar inputs of `core.backtest.range_screen.LazyRanges`, computed once per run instead of per call.
+
+Why: the range screen asks, at every flat bar, for the session and previous-day candidates. Building
+their cache keys per call (a search of the frame's times plus a session-window lookup, per kind) and
+running the live detector on every new M15 / H1 bar, even when that candidate could not pass, were
+most of the screen's time. So, per bar, once:
+
+* `end[tf]`: how many bars of that frame have closed at the bar's close (the end of the window
+  `Bars.closed_window` cuts: open + length <= now), one vectorised search over all bars;
+* the session window (`core.sessions.window_containing_or_before` at now - 1 s, as the detector asks
+  it). It is the latest window that started by that instant, so it only moves forward in time: it is
+  the live function's answer, found by bisection where two bars' answers differ;
+* `session_possible` / `day_possible`: False where `LazyRanges._candidate` surely returns None for
+  that kind: the detector finds no edges (too few bars in the session / no previous trading day,
+  the same index steps as `_session_edges` / `_previous_day_edges`), the width surely breaks the
+  limits, no entry is within the reach `_candidate` tests of the edges, or an edge surely has fewer
+  than two separate touches. Edges are exact (max / min of the same bars). The window's ATR is the
+  closed form of `core.backtest.prescreen.windowed_wilder`, equal to the detector's `atr_last` but
+  for the last bits, so the reach uses it `MARGIN` larger and a touch count is trusted only where
+  the tolerance's last bits cannot change it: every doubt errs towards running the detector. Where
+  the window is shorter than its full size or the ATR is not positive, nothing is ruled out.
+
+Look-ahead: at bar i everything reads the frame's bars closed by the close of bar i (indices below
+`end[tf][i]`, within the analysis' window), the quote then (`entries`, as `core.backtest.prescreen`)
+and the clock; nothing later. `tests/test_backtest_prescreen.py` checks keys and windows against
+the live functions and that the exact path finds no candidate wherever one is ruled out.
+"""
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.backtest.prescreen import MARGIN, _surely_gt, _surely_lt, windowed_wilder
+from core.sessions import window_containing_or_before
+from core.timeframes import Timeframe
+
+_DAY = 86400.0
+
+
+@dataclass
+class BarKeys:
+    nows: list[float]  # close time of each primary bar: the keys hold only when asked at that instant
+    end: dict[str, list[int]]  # per frame: bars closed at now
+    win_start: list[float] | None  # the session window the detector uses at now (None: no such session)
+    win_end: list[float] | None
+    session_possible: list[bool] | None  # False: the session candidate surely is not one `_candidate` returns
+    day_possible: list[bool] | None  # the same for the previous day's range
+
+
+def session_windows(name: str, definition, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`window_containing_or_before(name, definition, t)` for every t of the ascending `ts`: between
+    two instants with the same answer every instant has it (the answer only moves forward)."""
+    n = len(ts)
+    starts, ends = np.empty(n), np.empty(n)
+    if n == 0:
+        return starts, ends
+
+    def at(j: int):
+        return window_containing_or_before(name, definition, float(ts[j]))
+
+    todo = [(0, n - 1, at(0), at(n - 1))]
+    while todo:
+        lo, hi, wlo, whi = todo.pop()
+        if wlo == whi:
+            starts[lo:hi + 1], ends[lo:hi + 1] = wlo.start, wlo.end
+            continue
+        starts[lo], ends[lo] = wlo.start, wlo.end
+        starts[hi], ends[hi] = whi.start, whi.end
+        if hi - lo > 1:
+            mid = (lo + hi) // 2
+            wm = at(mid)
+            todo += [(lo, mid, wlo, wm), (mid, hi, wm, whi)]
+    return starts, ends
+
+
+def _range_extreme(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fn) -> np.ndarray:
+    """fn (np.maximum / np.minimum) of x[lo:hi] per query, exact (a sparse table); NaN where hi <= lo."""
+    out = np.full(len(lo), np.nan)
+    ok = hi > lo
+    if not ok.any() or len(x) == 0:
+        return out
+    table = [x]
+    while 2 ** len(table) <= len(x):
+        prev, step = table[-1], 2 ** (len(table) - 1)
+        table.append(fn(prev[:-step], prev[step:]))
+    length = (hi - lo)[ok]
+    k = np.floor(np.log2(length)).astype(np.int64)
+    k = np.where(2 ** (k + 1) <= length, k + 1, k)  # guard log2 rounding at powers of two
+    k = np.where(2 ** k > length, k - 1, k)
+    a, b = lo[ok], hi[ok] - 2 ** k
+    res = np.empty(len(a))
+    for level in np.unique(k):
+        m = k == level
+        t = table[level]
+        res[m] = fn(t[a[m]], t[b[m]])
+    out[ok] = res
+    return out
+
+
+def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.ndarray], sizes: dict[str, int],
+                   stf: str, atr: np.ndarray, entries: list[np.ndarray]) -> BarKeys:
+    rd = tcfg.range_detection
+    nows = candles["time"].astype(np.float64) + tf_sec
+    end = {}
+    for tf, arr in frames.items():
+        secs = Timeframe.parse(tf).seconds
+        end[tf] = np.searchsorted(arr["time"].astype(np.int64), np.floor(nows - secs).astype(np.int64),
+                                  side="right")
+    ends = {k: v.tolist() for k, v in end.items()}
+    day_possible = None
+    if "H1" in frames:
+        day_possible = _previous_day_possible(tcfg, frames["H1"], sizes["H1"], end["H1"], nows, atr, entries).tolist()
+    definition = tcfg.sessions.definitions.get(rd.session_range)
+    if definition is None or stf not in frames:
+        return BarKeys(nows.tolist(), ends, None, None, None, day_possible)
+    ws, we = session_windows(rd.session_range, definition, nows - 1.0)
+    f = frames[stf]
+    times = f["time"].astype(np.float64)
+    b0 = np.maximum(end[stf] - sizes[stf], 0)
+    lo = np.maximum(b0, np.searchsorted(times, ws, side="left"))
+    hi = np.minimum(end[stf], np.searchsorted(times, we, side="left"))
+    # `_session_edges`: fewer than max(3, one hour of) bars inside the session -> no range, whatever the ATR
+    empty = hi - lo < max(3, int(3600 // Timeframe.parse(stf).seconds))
+    possible = _candidate_possible(tcfg, f, sizes[stf], end[stf], lo, hi, lo, empty, atr, entries)
+    return BarKeys(nows.tolist(), ends, ws.tolist(), we.tolist(), possible.tolist(), day_possible)
+
+
+def _previous_day_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, nows: np.ndarray, atr: np.ndarray,
+                           entries: list[np.ndarray]) -> np.ndarray:
+    """`RangeBoundaryDetector._previous_day_edges` on the H1 window [b0, end) at each bar, as index spans of
+    the frame: the last day before today with at least `need` bars (up to five steps back), same steps."""
+    times = f["time"].astype(np.float64)
+    tl = times.tolist()
+    n = len(end)
+    b0 = np.maximum(end - size, 0)
+    today = np.floor(nows / _DAY) * _DAY
+    bt = np.clip(np.searchsorted(times, today, side="left"), b0, end)  # `before`: [b0, bt)
+    need = max(2, int(4 * 3600 // 3600))
+    lo, hi, tlo = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    empty = np.ones(n, dtype=bool)
+    memo: dict[tuple[int, int], tuple[int, int, int] | None] = {}
+    for i, (s, t) in enumerate(zip(b0.tolist(), bt.tolist(), strict=True)):
+        key = (s, t)
+        if key not in memo:
+            memo[key] = _previous_day_span(tl, s, t, need)
+        hit = memo[key]
+        if hit is not None:
+            lo[i], hi[i], day0_at = hit
+            tlo[i] = max(day0_at, s)
+            empty[i] = False
+    return _candidate_possible(tcfg, f, size, end, lo, hi, tlo, empty, atr, entries)
+
+
+def _previous_day_span(tl: list[float], s: int, t: int, need: int) -> tuple[int, int, int] | None:
+    """(first, end) of the previous trading day's bars within `before` = [s, t), and the frame index of that
+    day's 00:00 (where the touch bars start); None where the detector returns a NoRange."""
+    if t <= s:
+        return None
+    clip = lambda j: min(max(j, s), t)  # noqa: E731 - index into `before`
+    day0 = math.floor(tl[t - 1] / _DAY) * _DAY
+    for _ in range(5):
+        at0 = bisect_left(tl, day0)
+        p0, p1 = clip(at0), clip(bisect_left(tl, day0 + _DAY))
+        if p1 - p0 >= need:
+            break
+        if p0 <= s:  # nothing earlier in `before`
+            break
+        day0 = math.floor(tl[p0 - 1] / _DAY) * _DAY
+    if p1 - p0 < need:
+        return None
+    return p0, p1, bisect_left(tl, day0)
+
+
+def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                        tlo: np.ndarray, empty: np.ndarray, atr: np.ndarray, entries: list[np.ndarray]) -> np.ndarray:
+    """Per bar: could `LazyRanges._candidate` return this candidate, whose edges are the extremes of frame
+    bars [lo, hi) and whose touch bars are [tlo, end)? False where `empty` (the detector finds no edges)."""
+    rd, ef, inv = tcfg.range_detection, tcfg.entry_filters, tcfg.range_invalidation
+    high, low, close = (f[k].astype(np.float64) for k in ("high", "low", "close"))
+    period = tcfg.effective_atr.atr_period
+    possible = ~empty
+    if len(f) < size or size < period:
+        return possible
+    hl = high - low
+    tr = hl.copy()
+    tr[1:] = np.maximum(tr[1:], np.maximum(np.abs(high[1:] - close[:-1]), np.abs(low[1:] - close[:-1])))
+    fatr = windowed_wilder(hl, tr, period, size)
+    H = _range_extreme(high, lo, hi, np.maximum)
+    L = _range_extreme(low, lo, hi, np.minimum)
+    a = np.where(end >= size, fatr[np.maximum(end - 1, 0)], np.nan) * (1 + MARGIN)
+    m5 = np.asarray(atr, dtype=np.float64)
+    known = ~empty & (end >= size) & np.isfinite(a) & (a > 0) & np.isfinite(m5) & (m5 > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mid = (H + L) / 2.0
+        wp = np.where(mid != 0, (H - L) / mid * 100.0, 0.0)
+        lim = tcfg.range_width
+        bad_width = _surely_lt(wp, lim.min_pct) | _surely_gt(wp, lim.max_pct)
+        slack = MARGIN * (np.abs(H) + np.abs(L) + a + m5) * 2.0
+        thr = ef.price_edge_threshold_atr * m5
+        inner = np.maximum((H - L) * rd.critical_zone_fraction, thr) + slack
+        outer = np.maximum(inv.outside_buffer_atr * a, thr) + slack
+        near = np.zeros(len(end), dtype=bool)
+        for e in entries:
+            x = np.asarray(e, dtype=np.float64)
+            near |= ((H - inner <= x) & (x <= H + outer)) | ((L - outer <= x) & (x <= L + inner))
+    ruled_out = known & (bad_width | ~near)
+    rows = np.flatnonzero(known & ~ruled_out)
+    # the count depends on (end, tlo, lo, hi) only: the bars of one M15 / H1 bar share it
+    _, first, back = np.unique(np.stack([end[rows], tlo[rows], lo[rows], hi[rows]], axis=1), axis=0,
+                               return_index=True, return_inverse=True)
+    ruled_out[rows] |= _few_touches(tcfg, high, low, size, end, tlo, H, L, fatr, rows[first])[back.reshape(-1)]
+    possible[ruled_out] = False
+    return possible
+
+
+def _few_touches(tcfg, high, low, size, end, lo, H, L, fatr, rows) -> np.ndarray:
+    """Per bar in `rows`: surely fewer than `min_touches_per_side` visits of an edge among the touch
+    bars [lo, end) (`count_touches` with the tolerance from the window's ATR, known to rounding: the
+    count is trusted only where the tolerance's last bits cannot change which bars are near)."""
+    rd = tcfg.range_detection
+    out = np.zeros(len(rows), dtype=bool)
+    hw = np.lib.stride_tricks.sliding_window_view(high, size)
+    lw = np.lib.stride_tricks.sliding_window_view(low, size)
+    pos = np.arange(size)
+    for s in range(0, len(rows), 4096):
+        r = rows[s:s + 4096]
+        e = end[r]
+        inside = pos[None, :] >= (lo[r] - (e - size))[:, None]
+        tol = rd.touch_tolerance_atr * fatr[e - 1]
+        lo_t, hi_t = (tol * (1 - MARGIN))[:, None], (tol * (1 + MARGIN))[:, None]
+        hh, ll = hw[e - size], lw[e - size]
+        Hs, Ls = H[r][:, None], L[r][:, None]
+        nt_lo, nt_hi = (hh >= Hs - lo_t) & inside, (hh >= Hs - hi_t) & inside
+        nb_lo, nb_hi = (ll <= Ls + lo_t) & inside, (ll <= Ls + hi_t) & inside
+        exact = ~(np.any(nt_lo != nt_hi, axis=1) | np.any(nb_lo != nb_hi, axis=1))
+        need = rd.min_touches_per_side
+        out[s:s + 4096] = exact & ((_visits(nt_lo) < need) | (_visits(nb_lo) < need))
+    return out
+
+
+def _visits(near: np.ndarray) -> np.ndarray:
+    """`core.range.detector.count_touches` per row (bars before the touch window are never near)."""
+    return near[:, 0].astype(np.int64) + np.count_nonzero(near[:, 1:] & ~near[:, :-1], axis=1)
