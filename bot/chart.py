@@ -212,6 +212,11 @@ def render_analysis_chart(
 
 def render_alert_chart(candles: np.ndarray, alert: Alert, digits: int = 2) -> bytes:
     """Exit / invalidation alert: where price went relative to the range and the trade's levels."""
+    return _finish(alert_figure(candles, alert, digits))
+
+
+def alert_figure(candles: np.ndarray, alert: Alert, digits: int = 2) -> Figure:
+    """The figure behind `render_alert_chart` (tests read its axes)."""
     bars = candles[-MAX_BARS:]
     title = alert.title if not alert.symbol or alert.symbol in alert.title else f"{alert.symbol} · {alert.title}"
     if alert.ticket is not None and str(alert.ticket) not in title:
@@ -222,6 +227,7 @@ def render_alert_chart(candles: np.ndarray, alert: Alert, digits: int = 2) -> by
     if alert.range_data is not None:
         _draw_range(ax, alert.range_data, digits)
     trade = alert.trade
+    labels: list[tuple] = []
     if trade is not None:
         entry_i = None
         if len(bars):
@@ -233,11 +239,13 @@ def render_alert_chart(candles: np.ndarray, alert: Alert, digits: int = 2) -> by
             (trade.tp, "TP", "#2e7d32"),
         ):
             ax.hlines(y, x0, right + 4, colors=color, lw=1.2, ls="--", zorder=4)
-            ax.text(right + 4, y, f" {label} {_fmt(y, digits)}", fontsize=7, va="center", color=color)
+            labels.append((y, f" {label} {_fmt(y, digits)}", color, False))
     if alert.exit_price is not None:
         ax.scatter([right - 1 if len(bars) else 0], [alert.exit_price], marker="X", s=60, color="black", zorder=6)
-        ax.text(right, alert.exit_price, f" exit {_fmt(alert.exit_price, digits)}", fontsize=7, va="bottom")
+        labels.append((alert.exit_price, f" exit {_fmt(alert.exit_price, digits)}", "black", True))
+    # entry, SL, TP and exit of a scalp sit within a few points of each other: push the labels apart
+    _place_right_labels(ax, right + 4, labels)
     _time_axis(ax, bars)
     if len(x) == 0:
         ax.text(0.5, 0.5, "no candles", transform=ax.transAxes, ha="center")
-    return _finish(fig)
+    return fig

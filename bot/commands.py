@@ -314,7 +314,10 @@ class CommandRouter:
         text = presenter.alert_text(alert)
         image = None
         if alert.symbol and (alert.trade is not None or alert.range_data is not None) and self._candles:
-            tf = alert.range_data.timeframe if alert.range_data is not None else self._default_tf(alert.symbol)
+            # a trade is drawn on the bars it was traded on (M5): on the range's own timeframe (H1 for a
+            # previous-day range) a whole scalp shrank into the last bar, its labels piled on each other
+            tf = (alert.range_data.timeframe if alert.trade is None and alert.range_data is not None
+                  else self._default_tf(alert.symbol))
             try:
                 candles = await self._candles(alert.symbol, tf, CHART_BARS)
                 if candles is not None and len(candles):
