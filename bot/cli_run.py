@@ -75,7 +75,7 @@ def _log_to_file(path, *, console: bool = False) -> None:
     for h in root.handlers:
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
             h.setLevel(max(h.level, logging.ERROR))
-            h.setFormatter(_OneLine())  # the terminal is the trader's chat: no tracebacks there
+            h.setFormatter(_OneLine(path))  # the terminal is the trader's chat: no tracebacks there
             if console:
                 h.addFilter(_not_an_alert_echo)
     try:
@@ -95,7 +95,10 @@ def _not_an_alert_echo(record) -> bool:
 
 
 class _OneLine:
-    """A formatter that never prints a traceback (the file log keeps it)."""
+    """A formatter that never prints a traceback (the file log keeps it, and the line says where)."""
+
+    def __init__(self, path=None) -> None:
+        self.path = path if path is not None else "data/logs/moneybot.log"
 
     def format(self, record) -> str:
-        return f"{record.levelname} {record.name}: {record.getMessage()} (details in data/logs/moneybot.log)"
+        return f"{record.levelname} {record.name}: {record.getMessage()} (details in {self.path})"

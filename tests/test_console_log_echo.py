@@ -44,6 +44,7 @@ def test_alert_log_lines_stay_out_of_the_console_chat(terminal, tmp_path, consol
     out = terminal.getvalue()
     assert ("range scalp closed" in out) is not console  # printed by the console sink instead
     assert "NOT delivered" in out and "kill switch: EMERGENCY" in out
+    assert f"(details in {tmp_path / 'logs' / 'moneybot.log'})" in out  # the log this run really writes
     for h in logging.getLogger().handlers:
         h.flush()
     logged = (tmp_path / "logs" / "moneybot.log").read_text()
