@@ -94,8 +94,11 @@ def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeP
         lines.append(f"No range: {a.no_range.message}")
     failures = a.failures
     if failures:
+        said = a.no_range.message if a.range is None and a.no_range is not None else None
         lines.append("Blocked by:")
-        lines += [f" • {_short(f.name + ': ' + f.reason, 160)}" for f in failures]
+        # the range check repeats the "No range" sentence word for word: say it once
+        lines += [f" • {_short(f.name + ': ' + f.reason, 160)}" if f.reason != said else f" • {f.name} (see above)"
+                  for f in failures]
     elif a.filters:
         lines.append(f"Filters: all {len(a.filters)} passed")
     soft = [f for f in a.filters if not f.passed and not f.blocking]

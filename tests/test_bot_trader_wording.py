@@ -60,3 +60,18 @@ async def test_open_trade_status_shows_money_next_to_r(tmp_path):
         assert re.search(rf"P&L [+-]\d+\.\d\dR \([+-]\d+\.\d\d {currency}\) ·", status), status
     finally:
         await service.stop()
+
+
+async def test_no_range_sentence_is_said_once(tmp_path):
+    # January 2025: the EURUSDc file only starts in 2026, so the replay has no bars for it yet
+    service, clock = await start_core(tmp_path)
+    router = make_router(service, service.cfg, chart_dir=tmp_path / "charts")
+    try:
+        analysis = await service.analyse("EURUSDc")
+        assert analysis.range is None and analysis.no_range is not None
+        assert analysis.no_range.message in [f.reason for f in analysis.failures]  # core repeats it
+        card = (await router.handle_text("/scalp EURUSDc", TRADER)).text
+        assert card.count(analysis.no_range.message) == 1
+        assert " • range_validity (see above)" in card
+    finally:
+        await service.stop()
