@@ -99,7 +99,7 @@ class TradingService:
         if self.alerts is not None and hasattr(self.alerts, "attach"):
             self.alerts.attach(asyncio.get_running_loop())
         await self._recover()
-        self.monitor.reconcile_hook = self._recover
+        self.monitor.reconcile_hook = self._recover_again
         self.monitor.reconcile_pending = not self.recovery.broker_ok
         if monitor:
             self.monitor.start()
@@ -110,6 +110,16 @@ class TradingService:
         self.recovery = await recover(self.cfg, self.store, self.broker, self.exits, self.execution, self.executor,
                                       self.notifier, self.clock)
         return self.recovery.broker_ok
+
+    async def _recover_again(self) -> bool:
+        """The monitor's re-run after a start-up without the broker. It runs first in a cycle, so an error
+        in it must not escape: that would cost the cycle's exits, every cycle. It is retried next cycle."""
+        try:
+            return await self._recover()
+        except Exception as e:  # noqa: BLE001
+            log.exception("re-running the start-up reconciliation failed; retrying next cycle")
+            self.notifier.error("state_corruption", f"reconciliation failed: {type(e).__name__}: {e}", alert=False)
+            return False
 
     async def stop(self, alert_drain_seconds: float = 10.0) -> None:
         """Stop the monitor, then deliver the alerts still queued (bounded: a dead sink must not hang exit)."""

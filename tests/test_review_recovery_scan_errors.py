@@ -49,3 +49,35 @@ async def test_a_malformed_history_during_the_startup_scan_does_not_stop_the_sta
     cyc = await svc2.monitor.run_cycle()
     assert cyc.trades == 1 and not cyc.errors
     _end(svc2)
+
+
+async def test_a_reconciliation_rerun_that_crashes_does_not_cost_the_cycles_exits(tmp_path):
+    """When the broker was down at start-up, each cycle re-runs the reconciliation first. An unexpected
+    error in it (here a malformed history while resolving a proposal a crash left `executing`) escaped
+    the cycle before any trade was judged, every cycle, so no exit ever ran."""
+    from core.models import ProposalState
+
+    cfg = k.config({"exits": {"max_minutes_in_trade": 5}})
+    clock = FixedClock(k.common_time(cfg, ("XAUUSDc",), near=1_746_003_600.0))
+    svc = _svc(cfg, tmp_path, clock)
+    await svc.start(monitor=False)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    _, props = await svc.propose("XAUUSDc")  # the process dies while this one is being sent
+    assert svc.store.proposals.transition(props[0].id, ProposalState.PENDING, ProposalState.APPROVED)
+    assert svc.store.proposals.transition(props[0].id, ProposalState.APPROVED, ProposalState.EXECUTING)
+    _end(svc)
+
+    svc2 = _svc(cfg, tmp_path, clock)
+    svc2.broker.connect_failures = 1  # the broker is unreachable at start-up
+    rep = await svc2.start(monitor=False)
+    assert not rep.broker_ok and svc2.monitor.reconcile_pending
+    svc2.broker.inner.step()
+    svc2.broker.inner.step()  # past the 5-minute limit
+    svc2.broker.fail("history_deals", ValueError("bridge returned a malformed deals array"))
+    cyc = await svc2.monitor.run_cycle()
+    assert cyc.exits == 1 and svc2.store.closed.get(ticket).exit_reason == "max_time_in_trade"
+    assert svc2.monitor.reconcile_pending  # tried again next cycle
+    await svc2.monitor.run_cycle()
+    assert not svc2.monitor.reconcile_pending
+    assert svc2.store.proposals.get(props[0].id).state is ProposalState.FAILED  # nothing at the broker
+    _end(svc2)
