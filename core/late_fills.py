@@ -13,7 +13,8 @@ store, which the p99 budget of a 200-trade cycle cannot pay every time. So it ru
 - otherwise every `SWEEP_SECONDS`, for anything else with our magic (a failure in another process,
   a position a human opened with our magic, a suspect older than the watch).
 The kv watermark and the "already journalled" checks are recovery's, so a position is journalled and
-alerted once whether this scan or a start-up scan sees it first.
+alerted once whether this scan or a start-up scan sees it first. The service wires it into its monitor;
+a backtest's monitor (every position registered by its own engine) runs without it.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class LateFillWatch:
     def __init__(self, cfg, broker, exits, executor, notifier, clock, engine=None) -> None:
         self.cfg, self.broker, self.exits, self.executor = cfg, broker, exits, executor
         self.notify, self.clock = notifier, clock
-        self.engine = engine  # the ExecutionEngine (suspects, in-flight ids); set by the service
+        self.engine = engine  # the ExecutionEngine: its suspects (`unconfirmed`) and in-flight ids
         self.last_scan: float | None = None  # None: start-up recovery has just scanned
         self.journalled: list[int] = []  # tickets this watch journalled (for /health and tests)
 

@@ -21,7 +21,6 @@ from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
 from core.exit_orders import ExitExecutor, proposal_id_from_comment
 from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
 from core.exits import RangeScalpingExitManager, TradeNotRegistered
-from core.late_fills import LateFillWatch
 from core.market_views import MarketView, MarketViews
 from core.models import ActiveTrade, ExitSignal
 from core.notify import REMINDER_SECONDS
@@ -64,7 +63,7 @@ class Monitor:
         self.last_report: CycleReport | None = None
         self.connected = True
         self.views = MarketViews(cfg, broker, notifier, clock)
-        self.late_fills = LateFillWatch(cfg, broker, exits, executor, notifier, clock)
+        self.late_fills = None  # core.late_fills.LateFillWatch, wired by the service (not in backtests)
         self._task: asyncio.Task | None = None
         self._magics_key: frozenset[int] | None = None
         self._magics_list: list[int] = []
@@ -158,7 +157,7 @@ class Monitor:
                 rep.symbols = len(views)
                 signals = self._evaluate(trades, views, rep)
                 await self._act(signals, views, rep)
-            if not self.reconcile_pending:  # exits first; a pending reconciliation scans on its own
+            if self.late_fills is not None and not self.reconcile_pending:  # exits first; recovery scans
                 rep.late_fills = await self.late_fills.maybe_scan(positions, rep.errors)
         rep.duration_ms = (time.perf_counter() - t0) * 1000
         rep.broker_ms += broker_s * 1000

@@ -20,6 +20,7 @@ from core.exceptions import ProposalError, UnknownSymbolError
 from core.execution import ExecutionEngine, ProposalOutcome
 from core.exit_orders import ExitExecutor, proposal_id_from_comment
 from core.exits import RangeScalpingExitManager
+from core.late_fills import LateFillWatch
 from core.metrics import MetricsReport, compute_metrics
 from core.models import ActiveTrade, AnalysisResult, ClosedTrade, ProposalState, TradeProposal
 from core.monitor import Monitor
@@ -88,7 +89,8 @@ class TradingService:
         self.executor = ExitExecutor(cfg, broker, store, self.exits, self.notifier, sleep=sleep)
         self.monitor = Monitor(cfg, broker, self.exits, self.executor, self.notifier, clock, sleep=sleep)
         self.monitor.executing = self.execution.in_flight
-        self.monitor.late_fills.engine = self.execution
+        self.monitor.late_fills = LateFillWatch(cfg, broker, self.exits, self.executor, self.notifier, clock,
+                                                engine=self.execution)
         self._analyser = analyser
         self.recovery: RecoveryReport | None = None
         self.ready = False
