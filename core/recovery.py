@@ -195,8 +195,8 @@ async def journal_unknown_closed(store, broker, exits, engine, executor, notifie
 
 async def _journal_one(store, broker, exits, executor, notifier, clock, open_positions, busy, pos_id: int) -> bool:
     """Journal one position seen in the history if nothing knows it; True if it was journalled now."""
-    if (pos_id in open_positions or exits.get(pos_id) is not None or store.trades.get(pos_id) is not None
-            or store.closed.get(pos_id) is not None):
+    if (pos_id in open_positions or exits.get(pos_id) is not None or store.closed.has(pos_id)
+            or store.trades.get(pos_id) is not None):
         return False  # open (orphan adoption), monitored, or already journalled
     deals = await asyncio.to_thread(broker.history_deals, pos_id, None)  # the entry may predate `since`
     entry = next((d for d in deals if d.entry == "in"), None)

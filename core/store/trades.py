@@ -139,6 +139,10 @@ class ClosedTradeRepo:
         row = self._db.conn.execute("SELECT data FROM closed_trades WHERE ticket=?", (ticket,)).fetchone()
         return ClosedTrade.from_json(row["data"]) if row else None
 
+    def has(self, ticket: int) -> bool:
+        """Journalled already? (no JSON decode: the deal-history scan asks this for every position it sees)"""
+        return self._db.conn.execute("SELECT 1 FROM closed_trades WHERE ticket=?", (ticket,)).fetchone() is not None
+
     def recent(self, n: int = 20) -> list[ClosedTrade]:
         """The last `n` closed trades, newest first."""
         rows = self._db.conn.execute(
