@@ -16,7 +16,14 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
 
-from core.brokers.base import Broker, BrokerError, Deal, PositionNotFoundError
+from core.brokers.base import (
+    Broker,
+    BrokerError,
+    Deal,
+    MarketClosedError,
+    PositionNotFoundError,
+    StaleQuoteError,
+)
 from core.models import ActiveTrade, ClosedTrade
 from core.notify import REMINDER_SECONDS
 
@@ -65,6 +72,7 @@ class ExitOrderOutcome(BaseModel):
     ok: bool
     already_closed: bool = False  # the broker had closed it (SL/TP) before our order arrived
     in_flight: bool = False  # nothing sent: another exit of this trade is running (its result is the answer)
+    market_closed: bool = False  # refused for want of a live price (weekend, session break): not a fault
     price: float = 0.0
     attempts: list[ExitAttempt] = []
     message: str = ""
@@ -112,6 +120,10 @@ async def close_with_policy(
         except BrokerError as e:
             outcome.attempts.append(ExitAttempt(deviation=dev, error=e.message, code=e.code))
             log.warning("exit %s attempt %d/%d (deviation %d) failed: %s", trade.ticket, i + 1, attempts_n, dev, e)
+            if isinstance(e, (MarketClosedError, StaleQuoteError)):  # a wider deviation cannot help
+                outcome.market_closed = True
+                outcome.message = f"the market is closed ({e.message})"
+                return outcome
             if i + 1 < attempts_n and policy.retry_interval:
                 await sleep(policy.retry_interval)
             continue
@@ -252,14 +264,17 @@ class ExitExecutor:
                 log.warning("closed %s but could not read its deals yet: %s", trade.ticket, e)
             return outcome
         sl_text = f"the broker-side stop at {trade.sl} stays in place" if trade.sl else "there is NO broker-side stop"
-        text = (f"I could not close {trade.symbol} ticket {trade.ticket} ({reason}): {outcome.message}. "
-                f"Please close it manually in MetaTrader; {sl_text}.")
+        todo = ("I try again every cycle and close it when trading resumes" if outcome.market_closed
+                else "Please close it manually in MetaTrader")
+        text = f"I could not close {trade.symbol} ticket {trade.ticket} ({reason}): {outcome.message}. {todo}; {sl_text}."
         # the alert first: it asks a human to act, and must not depend on the store being writable
         # the rule fires again each cycle while the close fails (e.g. all weekend): page once, then hourly
         self.notify.alert("exit_failed", "high", f"EXIT FAILED - {trade.symbol} ticket {trade.ticket}", text,
                           symbol=trade.symbol, ticket=trade.ticket, trade=trade, range_data=trade.range_data,
                           dedup_key=f"exit_failed:{trade.ticket}", remind_after=REMINDER_SECONDS)
-        self.notify.error("exit_order_fails", outcome.message, alert=False, symbol=trade.symbol, ticket=trade.ticket)
+        if not outcome.market_closed:  # a closed market is no fault: it must not count toward auto-disable
+            self.notify.error("exit_order_fails", outcome.message, alert=False, symbol=trade.symbol,
+                              ticket=trade.ticket)
         try:
             self.exits.update_trade_state(
                 trade.ticket, {"exit_manager_state": "exit_failed"},

@@ -346,14 +346,13 @@ class Monitor:
                           symbol=trade.symbol, ticket=sig.ticket)
 
     async def _close(self, trade: ActiveTrade, sig: ExitSignal, view: MarketView, rep: CycleReport) -> None:
-        if sig.kind == "range_invalidated":
-            self.notify.error("range_invalidation_during_trade", sig.reason, alert=False, symbol=trade.symbol,
-                              ticket=trade.ticket)
-            self.notify.alert(
+        if sig.kind == "range_invalidated" and self.notify.alert(  # re-judged each cycle until closed:
                 "range_invalidated", "critical", f"RANGE INVALIDATED - {trade.symbol} ticket {trade.ticket}",
                 f"{sig.reason}. Closing the trade now.", symbol=trade.symbol, ticket=trade.ticket, trade=trade,
                 range_data=trade.range_data, dedup_key=f"range_invalidated:{trade.ticket}",
-                remind_after=REMINDER_SECONDS)
+                remind_after=REMINDER_SECONDS):  # paged and recorded once (then hourly), not every cycle
+            self.notify.error("range_invalidation_during_trade", sig.reason, alert=False, symbol=trade.symbol,
+                              ticket=trade.ticket)
         price = view.tick.bid if trade.direction.sign > 0 else view.tick.ask
         out = await self.executor.close(trade, sig.kind, sig.reason, price_hint=price)
         if out.ok or out.already_closed:

@@ -3,8 +3,10 @@
 A trade whose time limit passes after Friday's last bar cannot be closed until the market reopens:
 every cycle the exit rule fires again, the close is refused (market closed) and the trader was paged
 "EXIT FAILED - close it manually" again, since the alert layer's dedup window (300 s) is no longer
-than a cycle: ~12 pages an hour, ~600 over a weekend. Now a failing exit of one trade pages once,
-then at most hourly while it keeps failing; every attempt is still made and recorded.
+than a cycle: ~12 pages an hour, ~600 over a weekend; and each refusal was an error event, so within
+the hour new entries were auto-disabled until a human /resumed. Now a failing exit of one trade pages
+once, then at most hourly; a closed market is said to be one (no "close it manually" the trader
+cannot do either), is journalled but not counted as a fault, and is not retried at wider deviations.
 """
 from __future__ import annotations
 
@@ -48,8 +50,13 @@ async def test_a_close_refused_all_weekend_pages_once_then_hourly(cfg, tmp_path)
         clock.advance(cfg.monitor.interval_seconds + 5)
     await svc.alerts.drain()
     assert exits_tried == 12 and svc.exits.get(ticket) is not None  # every cycle tried; still open
-    assert len(svc.store.errors.recent(50, "exit_order_fails")) == 12  # and recorded each failure
-    assert len([a for a in got if a.kind == "exit_failed" and a.ticket == ticket]) == 1
+    events = [e.event for e in svc.store.journal.for_ticket(ticket)]
+    assert events.count("exit_failed") == 12  # each refusal is journalled with its attempts
+    pages = [a for a in got if a.kind == "exit_failed" and a.ticket == ticket]
+    assert len(pages) == 1 and "when trading resumes" in pages[0].text and "manually" not in pages[0].text
+    # a closed market is no fault: it counts toward no auto-disable, and one attempt per cycle is enough
+    assert not svc.store.errors.recent(50, "exit_order_fails") and svc.notifier.entries_blocked() is None
+    assert svc.broker.calls["close_position"] == 12
 
     clock.advance(HOURLY)
     await svc.monitor.run_cycle()
@@ -96,5 +103,8 @@ async def test_a_range_invalidation_that_cannot_be_acted_on_pages_once_then_hour
     assert kinds == ["range_invalidated"] * 12 and svc.exits.get(ticket) is not None
     assert len([a for a in got if a.kind == "range_invalidated" and a.ticket == ticket]) == 1
     assert len([a for a in got if a.kind == "exit_failed" and a.ticket == ticket]) == 1
+    # a closed market is not a system fault: it must not switch new entries off for Monday morning
+    assert svc.notifier.entries_blocked() is None, svc.notifier.entries_blocked()
+    assert not [a for a in got if a.kind == "auto_disabled"]
     svc.store.close()
     inner.close()
