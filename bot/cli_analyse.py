@@ -33,7 +33,8 @@ def register(sub) -> None:
     p = sub.add_parser("analyse", aliases=["analyze"], help="analyse a symbol for a range scalp (historical data)")
     p.add_argument("symbol", help="symbol as the broker names it, e.g. XAUUSDc")
     p.add_argument("--data", metavar="PATH", help="candle file to use instead of the configured data")
-    p.add_argument("--at", metavar="TIMESTAMP", help="analyse as of this bar (UTC ISO time or epoch seconds)")
+    p.add_argument("--at", metavar="TIMESTAMP", help="analyse as of the close of the bar that opens at this time, using only "
+                        "bars closed by then (UTC ISO time or epoch seconds)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=_run)
 
@@ -99,7 +100,8 @@ def _run(args) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        render(result)
+        spec = cfg.symbols.get(result.symbol)
+        render(result, spec.digits if spec is not None else None)
     return 0
 
 
@@ -111,7 +113,7 @@ def _p(x: float, digits: int = 5) -> str:
     return f"{x:.{digits}f}"
 
 
-def render(r: AnalysisResult) -> None:
+def render(r: AnalysisResult, digits: int | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -119,7 +121,8 @@ def render(r: AnalysisResult) -> None:
     verdict = "[bold green]TRADEABLE[/]" if r.passed else "[bold red]NO TRADE[/]"
     con.print(f"[bold]{r.symbol}[/] {r.timeframe} as of {_t(r.as_of)} · session {r.session} · "
               f"confidence {r.confidence:.0f}/100 · config {r.config_version} · {verdict}")
-    digits = 2 if (r.range and r.range.range_high > 100) else 5
+    if digits is None:  # the symbol's own precision when known; a guess from the price level otherwise
+        digits = 2 if (r.range and r.range.range_high > 100) else 5
     if r.range is not None:
         g = r.range
         t = Table(title="Range", show_header=False)
