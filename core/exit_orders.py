@@ -61,6 +61,11 @@ def proposal_id_from_comment(comment: str) -> str | None:
     return None
 
 
+# refusals for want of a live price (weekend, session break): a retry at once or a wider deviation cannot
+# help, and they are no fault (they must not count toward the auto-disable)
+NO_MARKET = (MarketClosedError, StaleQuoteError)
+
+
 class ExitAttempt(BaseModel):
     deviation: int
     error: str = ""
@@ -120,7 +125,7 @@ async def close_with_policy(
         except BrokerError as e:
             outcome.attempts.append(ExitAttempt(deviation=dev, error=e.message, code=e.code))
             log.warning("exit %s attempt %d/%d (deviation %d) failed: %s", trade.ticket, i + 1, attempts_n, dev, e)
-            if isinstance(e, (MarketClosedError, StaleQuoteError)):  # a wider deviation cannot help
+            if isinstance(e, NO_MARKET):
                 outcome.market_closed = True
                 outcome.message = f"the market is closed ({e.message})"
                 return outcome

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
-from core.exit_orders import ExitExecutor, proposal_id_from_comment
+from core.exit_orders import NO_MARKET, ExitExecutor, proposal_id_from_comment
 from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
 from core.exits import RangeScalpingExitManager, TradeNotRegistered
 from core.market_views import MarketView, MarketViews
@@ -371,8 +371,9 @@ class Monitor:
                 moved.append((trade, sig))
             except BrokerError as e:
                 rep.errors.append(f"breakeven {trade.ticket}: {e.message}")
-                self.notify.error("breakeven_failed", f"could not move the stop of {trade.ticket}: {e.message}",
-                                  alert=False, symbol=trade.symbol, ticket=trade.ticket)
+                if not isinstance(e, NO_MARKET):  # retried each cycle; a closed market is no fault
+                    self.notify.error("breakeven_failed", f"could not move the stop of {trade.ticket}: {e.message}",
+                                      alert=False, symbol=trade.symbol, ticket=trade.ticket)
             finally:
                 rep.broker_ms += (time.perf_counter() - tb) * 1000
         if not moved:

@@ -108,3 +108,37 @@ async def test_a_range_invalidation_that_cannot_be_acted_on_pages_once_then_hour
     assert not [a for a in got if a.kind == "auto_disabled"]
     svc.store.close()
     inner.close()
+
+
+async def test_a_breakeven_move_refused_all_weekend_is_no_fault(tmp_path):
+    """A trade past its breakeven trigger at Friday's close asks for the stop move every cycle; each
+    refusal (market closed) was an error event: 12 an hour per such trade toward the 20-an-hour
+    auto-disable, so two of them switched new entries off for Monday. The move is still tried each cycle."""
+    cfg = k.config({"exits": {"max_minutes_in_trade": 100_000, "stall_minutes": 100_000}})
+    bars = k.m5(cfg)
+    gaps = np.where(np.diff(bars["time"]) > 86_400)[0]
+    last = int(gaps[gaps > 30000][0])
+    clock = FixedClock(float(bars["time"][last - 3]))
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    inner.connect()
+    # the side that Friday's last bars moved in favour of
+    d = Direction.LONG if bars["close"][last] > bars["open"][last - 3] else Direction.SHORT
+    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner), analyser=k.LiveAnalyser(inner, clock, d))
+    await svc.start(monitor=False)
+    (ticket,) = await k.open_trades(svc, "XAUUSDc")
+    clock.set(float(bars["time"][last]) + 600)
+    q = inner.tick("XAUUSDc")
+    t = svc.exits.get(ticket)
+    profit = ((q.bid if d is Direction.LONG else q.ask) - t.entry_price) * d.sign
+    assert inner.positions() and profit > 0.3, "needs a trade in profit at the close of the week"
+    # its risk as planned were a third of the profit at Friday's close: the breakeven rule wants the stop moved
+    svc.exits.update_trade_state(ticket, {"initial_sl": t.entry_price - d.sign * profit / 3})
+
+    for _ in range(24):  # two hours of 5-minute cycles
+        rep = await svc.monitor.run_cycle()
+        assert [s.kind for s in rep.signals] == ["breakeven"] and rep.sl_moves == 0
+        clock.advance(cfg.monitor.interval_seconds + 5)
+    assert svc.notifier.entries_blocked() is None, svc.notifier.entries_blocked()
+    assert not svc.store.errors.recent(50, "breakeven_failed")
+    svc.store.close()
+    inner.close()
