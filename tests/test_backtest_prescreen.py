@@ -169,7 +169,8 @@ def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_cand
     screen = build_screen(cfg, sym, c, Timeframe.M5)
     parts = LiveParts(cfg, sym, c, Timeframe.M5)
     try:
-        lazy = build_range_screen(cfg, sym, c, parts.frames(), screen.atr, screen.entries).lazy
+        ranges = build_range_screen(cfg, sym, c, parts.frames(), screen.atr, screen.entries)
+        lazy = ranges.lazy
     finally:
         parts.shutdown()
     keys = lazy.keys
@@ -196,3 +197,7 @@ def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_cand
                 ruled_out[kind] += 1
                 assert lazy._candidate(kind, now, i, m5) is None, (kind, i)
     assert min(ruled_out.values()) > 1000, ruled_out  # it must be ruling out a good share of bars
+    # the bars the engine skips without asking the screen: the screen says no there, re-entry rule or not
+    never = [i for i in range(len(c) - 1) if ranges.ruled_out[i]]
+    assert len(never) > 1000
+    assert not any(ranges.could_pass(i, float(c["time"][i]) + 300) for i in never)

@@ -13,8 +13,9 @@ broker's candles), so a decision at bar t is a function of bars closed by t only
 bars where it cannot lead to a trade: the analysis' own session filter, `core.backtest.prescreen`
 (necessary conditions of a pass, computed once per run from trailing windows) and
 `core.backtest.range_screen` (no range the analysis could pick is valid, has price at its edge and is
-allowed by the live re-entry rule). The analysis is never fed anything from them; they only decide
-whether to call it. `tests/test_backtest_prescreen.py` checks that they leave every decision
+allowed by the live re-entry rule; bars where no candidate is possible at all, re-entry rule or not,
+are counted off a per-bar list without a call). The analysis is never fed anything from them; they
+only decide whether to call it. `tests/test_backtest_prescreen.py` checks that they leave every decision
 unchanged. While flat, the broker is not stepped bar by bar: its clock moves only when the analysis
 is about to read it (no position means no SL/TP to fill in between).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time as _time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -108,6 +110,7 @@ class BacktestEngine:
         self.range_screened = 0
         self.screen_seconds = 0.0
         self.open_at_end = 0
+        self._times: list = []
 
     # ---- main loop ----------------------------------------------------------------------------
     def run(self) -> BacktestReport:
@@ -137,8 +140,9 @@ class BacktestEngine:
                 self.ranges = build_range_screen(self.cfg, self.spec.symbol, c, parts.frames(), self.screen.atr,
                                                  self.screen.entries)
         skip = self.screen.skip.tolist() if self.screen is not None else None
+        ruled_out = self.ranges.ruled_out if self.ranges is not None else None
         self.screen_seconds = _time.perf_counter() - t_screen
-        times = c["time"].tolist()
+        times = self._times = c["time"].tolist()
         tf_sec = self.tf_sec
         total = max(0, self.last - self.first + 1)
         report_every = max(1, total // 200)
@@ -157,6 +161,8 @@ class BacktestEngine:
                 # would reject are not analysed at all.
                 if skip is not None and skip[i]:
                     self.prescreened += 1
+                elif ruled_out is not None and ruled_out[i]:
+                    self.range_screened += 1  # `RangeScreen.could_pass` is False here, whatever the re-entry rule
                 else:
                     self._maybe_enter(i, now)
             if progress and (i - first) % report_every == 0:
@@ -241,7 +247,8 @@ class BacktestEngine:
 
     def _bar_of(self, t: float) -> int:
         """Index of the bar whose period contains time t (fills happen inside the forming bar)."""
-        return int(np.searchsorted(self.spec.candles["time"], t, side="right")) - 1
+        # bisect on the run's list of bar times: numpy would copy the strided time column on every call
+        return bisect_right(self._times, t) - 1
 
     def _exit_bar(self, ct: ClosedTrade) -> int:
         """SL/TP exits are stamped at the close of the bar that hit them; client closes fill in the forming bar."""

@@ -201,7 +201,7 @@ class LazyRanges:
         return (kind, end, *extra)
 
     def _prepared(self, kind: str, now: float, i: int) -> list | None:
-        """Per cache key: [bars, atr, high, low, built range] of a candidate that passes the cheap half of
+        """Per cache key: [bars, atr, high, low, built range, zones] of a candidate that passes the cheap half of
         `RangeBoundaryDetector._build` + `validate_range_integrity` (width limits, two touches per side),
         else None. The same helpers `detect_range` calls, on the same window, in the same order."""
         key = self._key(kind, now, i)
@@ -226,16 +226,16 @@ class LazyRanges:
                     top, bottom = count_touches(touch_bars.high, touch_bars.low, high, low, rd.touch_tolerance_atr * a)
                     need = rd.min_touches_per_side
                     if top >= need and bottom >= need:
-                        out = [bars, a, high, low, _UNBUILT]
+                        out = [bars, a, high, low, _UNBUILT, _UNBUILT]
         self._cache[key] = out
         return out
 
-    def _candidate(self, kind: str, now: float, i: int, m5: float) -> RangeStructure | None:
-        """The candidate if it could be the tradeable pick at bar i (valid, some entry near an edge)."""
+    def _near(self, kind: str, now: float, i: int, m5: float) -> list | None:
+        """The prepared candidate (see `_prepared`) if some entry is near one of its edges at bar i."""
         hit = self._prepared(kind, now, i)
         if hit is None:
             return None
-        bars, a, H, L, built = hit
+        _bars, a, H, L, _built, _gaps = hit
         rd = self.tcfg.range_detection
         slack = MARGIN * (abs(H) + abs(L) + a + m5)
         thr = self.tcfg.entry_filters.price_edge_threshold_atr * m5
@@ -244,13 +244,28 @@ class LazyRanges:
         if not any(H - inner <= x <= H + outer or L - outer <= x <= L + inner
                    for x in (float(e[i]) for e in self.entries)):
             return None
-        if built is _UNBUILT:
+        return hit
+
+    def _built(self, hit: list, kind: str, now: float) -> RangeStructure | None:
+        """The live detector's range for a prepared candidate, if it validates (built once per key)."""
+        if hit[4] is _UNBUILT:
+            bars, a = hit[0], hit[1]
             r = self.detector.detect_range(bars, kind, atr=a, as_of=now, apply_width_limits=kind == "session")
             ok = isinstance(r, RangeStructure) and self.detector.validate_range_integrity(r)[0]
-            built = hit[4] = r if ok else None
-        return built
+            hit[4] = r if ok else None
+        return hit[4]
+
+    def _candidate(self, kind: str, now: float, i: int, m5: float) -> RangeStructure | None:
+        """The candidate if it could be the tradeable pick at bar i (valid, some entry near an edge)."""
+        hit = self._near(kind, now, i, m5)
+        return None if hit is None else self._built(hit, kind, now)
 
     def could_pass(self, i: int, now: float, tradeable=None) -> bool:
+        """True if a candidate validates, has an entry in its critical zones (or within the ATR threshold
+        of an edge) and is allowed by `tradeable`. The range itself is built last, once the cheap tests
+        pass: its edges are the prepared ones and its zones are `calculate_critical_gaps` of those edges
+        and the window's ATR (as `RangeBoundaryDetector._build` makes them), and the re-entry rule reads
+        only the edges, so the order changes the cost, not the answer."""
         a = float(self.atr[i])
         if not (a > 0) or not math.isfinite(a):
             return True
@@ -263,18 +278,21 @@ class LazyRanges:
                 possible = keys.session_possible if kind == "session" else keys.day_possible
                 if possible is not None and not possible[i]:
                     continue  # `_candidate` would return None (core.backtest.range_keys)
-            r = self._candidate(kind, now, i, a)
-            if r is None:
+            hit = self._near(kind, now, i, a)
+            if hit is None or hit[4] is None:  # nothing near, or built before and invalid
                 continue
-            H, L, z = r.range_high, r.range_low, r.critical_gaps  # zones use the range's own ATR
+            H, L, z = hit[2], hit[3], hit[5]
+            if z is _UNBUILT:
+                z = hit[5] = self.detector.calculate_critical_gaps(H, L, hit[1])  # the range's own ATR
             slack = MARGIN * (abs(H) + abs(L) + a)
-            for ent in self.entries:
-                x = float(ent[i])
-                if (z.upper_zone_start - slack <= x <= z.upper_zone_end + slack or abs(x - H) <= thr + slack
-                        or z.lower_zone_start - slack <= x <= z.lower_zone_end + slack or abs(x - L) <= thr + slack):
-                    if tradeable is None or tradeable(r):
-                        return True
-                    break
+            if not any(z.upper_zone_start - slack <= x <= z.upper_zone_end + slack or abs(x - H) <= thr + slack
+                       or z.lower_zone_start - slack <= x <= z.lower_zone_end + slack or abs(x - L) <= thr + slack
+                       for x in (float(ent[i]) for ent in self.entries)):
+                continue
+            if tradeable is not None and not tradeable(Edges(H, L)):
+                continue
+            if self._built(hit, kind, now) is not None:
+                return True
         return False
 
 
@@ -298,6 +316,16 @@ class RangeScreen:
         self.edges_h, self.edges_l = edges_h.tolist(), edges_l.tolist()
         self.lazy = lazy
         self.lazy_checks = 0
+        # bars where `could_pass` is False whatever `tradeable` says: no dynamic candidate, and neither
+        # lazy kind possible (`core.backtest.range_keys`); valid when asked at the bar's close
+        keys = lazy.keys
+        ruled = np.zeros(len(no_dynamic), dtype=bool)
+        if keys is not None and keys.session_possible is not None and keys.day_possible is not None:
+            a = np.asarray(lazy.atr, dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                ruled = (no_dynamic & np.isfinite(a) & (a > 0) & ~np.asarray(keys.session_possible)
+                         & ~np.asarray(keys.day_possible))
+        self.ruled_out: list[bool] = ruled.tolist()
 
     def could_pass(self, i: int, now: float, tradeable=None) -> bool:
         if not self.no_dynamic[i]:
