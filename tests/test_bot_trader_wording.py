@@ -75,3 +75,42 @@ async def test_no_range_sentence_is_said_once(tmp_path):
         assert " • range_validity (see above)" in card
     finally:
         await service.stop()
+
+
+async def test_trade_lists_do_not_wait_on_a_hung_broker_and_remember_the_currency(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from bot import service_facts
+
+    service, clock = await start_core(tmp_path)
+    router = make_router(service, service.cfg, chart_dir=tmp_path / "charts")
+    journal_closed_trades(service.store, 2)
+    monkeypatch.setattr(service_facts, "CURRENCY_TIMEOUT_S", 0.2)
+    real = service.broker.account_info
+    currency = real().currency
+    release = threading.Event()
+
+    def hung():
+        release.wait(10)
+        return real()
+
+    try:
+        service.broker.account_info = hung
+        t0 = time.monotonic()
+        text = (await router.handle_text("/trades 2", TRADER)).text
+        assert time.monotonic() - t0 < 5  # the store answered; the hung broker was not waited for
+        assert text.startswith("Last 2 closed trades:") and f" {currency} ·" not in text
+        release.set()
+
+        service.broker.account_info = real
+        assert f" {currency} ·" in (await router.handle_text("/trades 2", TRADER)).text
+
+        def down():
+            raise ConnectionError("broker down")
+
+        service.broker.account_info = down  # asked once per broker: an outage later changes nothing
+        assert f" {currency} ·" in (await router.handle_text("/trades 2", TRADER)).text
+    finally:
+        release.set()
+        await service.stop()
