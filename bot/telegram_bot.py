@@ -160,7 +160,7 @@ class TelegramFrontEnd:
         except TimeoutError:
             await self._safe(q.answer(WORKING))
             answered = True
-            reply = await action
+            reply = await asyncio.shield(action)
         if reply is None:
             if not answered:
                 await self._safe(q.answer())
