@@ -297,6 +297,10 @@ class ExitExecutor:
         closed = closed_trade_from_deals(trade, deals, reason=reason_kind)
         if closed is None:
             return None
+        if reason_kind and reason_text and closed.exit_reason != reason_kind:
+            # our close found the position gone: the broker's SL/TP (or a stop-out) got there first, and
+            # the text must not read as if the stop had fired for our exit's reason
+            reason_text = f"hit at the broker before my {reason_kind} exit went out: {reason_text}"
         self.store.record_close(closed, data={"reason_text": reason_text} if reason_text else None)
         self.exits.unregister_trade(trade.ticket, persisted=True, exit_time=closed.exit_time)
         for key in ("exit_failed", "range_invalidated"):  # pages repeated while it could not be closed
