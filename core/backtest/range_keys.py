@@ -76,6 +76,21 @@ def session_windows(name: str, definition, ts: np.ndarray) -> tuple[np.ndarray, 
     return starts, ends
 
 
+def _unique_rows(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(index of one row per distinct row, the distinct row of every row) for integer columns."""
+    n = len(cols[0])
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(cols[::-1])
+    srt = [c[order] for c in cols]
+    new = np.ones(n, dtype=bool)
+    new[1:] = np.any([c[1:] != c[:-1] for c in srt], axis=0)
+    group = np.cumsum(new) - 1
+    back = np.empty(n, dtype=np.int64)
+    back[order] = group
+    return order[new], back
+
+
 def _range_extreme(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fn) -> np.ndarray:
     """fn (np.maximum / np.minimum) of x[lo:hi] per query, exact (a sparse table); NaN where hi <= lo."""
     out = np.full(len(lo), np.nan)
@@ -134,23 +149,18 @@ def _previous_day_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, nows
     the frame: the last day before today with at least `need` bars (up to five steps back), same steps."""
     times = f["time"].astype(np.float64)
     tl = times.tolist()
-    n = len(end)
     b0 = np.maximum(end - size, 0)
     today = np.floor(nows / _DAY) * _DAY
     bt = np.clip(np.searchsorted(times, today, side="left"), b0, end)  # `before`: [b0, bt)
     need = max(2, int(4 * 3600 // 3600))
-    lo, hi, tlo = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-    empty = np.ones(n, dtype=bool)
-    memo: dict[tuple[int, int], tuple[int, int, int] | None] = {}
-    for i, (s, t) in enumerate(zip(b0.tolist(), bt.tolist(), strict=True)):
-        key = (s, t)
-        if key not in memo:
-            memo[key] = _previous_day_span(tl, s, t, need)
-        hit = memo[key]
-        if hit is not None:
-            lo[i], hi[i], day0_at = hit
-            tlo[i] = max(day0_at, s)
-            empty[i] = False
+    # the span depends on (b0, bt) only: solve each distinct pair once
+    first, back = _unique_rows([b0, bt])
+    spans = [_previous_day_span(tl, s, t, need) for s, t in zip(b0[first].tolist(), bt[first].tolist(), strict=True)]
+    got = np.array([sp if sp is not None else (0, 0, 0) for sp in spans], dtype=np.int64).reshape(-1, 3)
+    none = np.array([sp is None for sp in spans], dtype=bool)
+    lo, hi = got[back, 0], got[back, 1]
+    empty = none[back]
+    tlo = np.maximum(got[back, 2], b0)
     return _candidate_possible(tcfg, f, size, end, lo, hi, tlo, empty, atr, entries)
 
 
@@ -209,9 +219,8 @@ def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.
     ruled_out = known & (bad_width | ~near)
     rows = np.flatnonzero(known & ~ruled_out)
     # the count depends on (end, tlo, lo, hi) only: the bars of one M15 / H1 bar share it
-    _, first, back = np.unique(np.stack([end[rows], tlo[rows], lo[rows], hi[rows]], axis=1), axis=0,
-                               return_index=True, return_inverse=True)
-    ruled_out[rows] |= _few_touches(tcfg, high, low, size, end, tlo, H, L, fatr, rows[first])[back.reshape(-1)]
+    first, back = _unique_rows([end[rows], tlo[rows], lo[rows], hi[rows]])
+    ruled_out[rows] |= _few_touches(tcfg, high, low, size, end, tlo, H, L, fatr, rows[first])[back]
     possible[ruled_out] = False
     return possible
 
