@@ -34,6 +34,18 @@ _REFUSALS = {
 }
 
 
+def actor_label(who: int | str | None) -> str:
+    """How a trader reads who did something: 'user 123', 'the console', or a tool's own name ('cli').
+
+    Ids are kept as ids in the store; this is only for sentences (a bare '-1' reads as a bug)."""
+    uid = _as_int(who)
+    if uid == CONSOLE_USER_ID:
+        return "the console"
+    if uid is not None:
+        return f"user {uid}"
+    return str(who or "someone")
+
+
 def _as_int(user_id: int | str | None) -> int | None:
     try:
         return int(str(user_id).strip()) if user_id is not None else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from core.authz import actor_label
 from core.clock import Clock, SystemClock
 from core.store import KillSwitchState, Store
 
@@ -38,8 +39,8 @@ class KillSwitch:
         if not self._cfg_enabled:
             return "Trading is switched off in the config (kill_switch.enabled is false)."
         s = self.state()
-        who = f" by {s.by}" if s.by else ""
-        why = f": {s.reason}" if s.reason else ""
+        who = f" by {actor_label(s.by)}" if s.by else ""
+        why = f": {s.reason}" if s.reason and s.reason not in ("paused", "emergency stop") else ""
         if s.emergency:
             return f"Emergency stop{who}{why}. Use /resume to allow new trades."
         if s.auto_disabled:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from core.authz import Authorizer
+from core.authz import Authorizer, actor_label
 from core.brokers.base import BrokerError
 from core.errors import error_rates
 from core.exceptions import ProposalError, UnknownSymbolError
@@ -231,7 +231,7 @@ class TradingService:
                 hint = tick.bid if trade.direction.sign > 0 else tick.ask
             except BrokerError:
                 hint = trade.entry_price
-            out = await self.executor.close(trade, "manual_close", f"closed by user {user_id}", price_hint=hint)
+            out = await self.executor.close(trade, "manual_close", f"closed by {actor_label(user_id)}", price_hint=hint)
             if not out.in_flight:
                 break
         closed = self.store.closed.get(trade.ticket)
@@ -280,7 +280,7 @@ class TradingService:
         """Pause entries, then close every range-scalp position (exits keep their policy and alerts)."""
         self.authz.check(user_id, "emergency")
         self._require_ready()
-        self._ks().emergency(user_id, "emergency stop from chat")
+        self._ks().emergency(user_id, "/emergency in chat")
         # an order already on its way is not registered yet: let it land so it is closed below too
         await self._wait_for_in_flight_orders()
         await self._adopt_unknown_positions()

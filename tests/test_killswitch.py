@@ -26,7 +26,7 @@ def test_pause_and_resume(store, clock):
     st = ks.pause(42, "news soon")
     assert st.paused and st.by == "42" and st.at == T0
     assert not ks.entries_allowed()
-    assert "paused by 42: news soon" in ks.block_reason()
+    assert "paused by user 42: news soon" in ks.block_reason()
     clock.advance(60)
     st = ks.resume(42)
     assert ks.entries_allowed() and st.resumed_at == T0 + 60 and st.resumed_by == "42"
@@ -37,7 +37,7 @@ def test_emergency_blocks_and_resume_clears_everything(store, clock):
     ks.auto_disable("3 critical errors")
     st = ks.emergency("7")
     assert st.emergency and st.paused and st.auto_disabled
-    assert ks.block_reason().startswith("Emergency stop by 7")
+    assert ks.block_reason() == "Emergency stop by user 7. Use /resume to allow new trades."
     ks.resume("7")
     s = ks.state()
     assert not (s.paused or s.emergency or s.auto_disabled) and ks.entries_allowed()
@@ -87,3 +87,14 @@ def test_cli_pause_and_resume(tmp_path, capsys):
     s.close()
     assert main(["state", "resume", "--store", str(path), "--by", "ops"]) == 0
     assert capsys.readouterr().out.strip() == "new entries allowed"
+
+
+def test_block_reason_names_the_console_and_skips_the_default_reason(store, clock):
+    """A console pause used to read "Trading is paused by -1: paused."."""
+    from core.authz import CONSOLE_USER_ID
+
+    ks = KillSwitch(store, load_config(), clock)
+    ks.pause(CONSOLE_USER_ID)
+    assert ks.block_reason() == "Trading is paused by the console. Use /resume to allow new trades."
+    ks.pause(12345, "news in 10 minutes")
+    assert ks.block_reason() == "Trading is paused by user 12345: news in 10 minutes. Use /resume to allow new trades."
