@@ -146,7 +146,8 @@ def outcome_text(outcome: Any, digits: int = 2) -> str:
         if duplicate:  # a double tap: say so, so nobody thinks a second trade was placed
             return f"ℹ️ Already handled: {what.lower()} at {price(fill, digits)} · ticket {ticket}"
         base = f"✅ {what} at {price(fill, digits)} · ticket {ticket}"
-        return f"{base}\n{msg}" if msg and msg not in base else base
+        more = getattr(outcome, "detail", "") or msg
+        return f"{base}\n{more}" if more and more not in base else base
     ok = getattr(outcome, "ok", None)
     icon = {"rejected": "✖", "expired": "⌛", "failed": "⚠️"}.get(str(state))
     if icon is None:

@@ -24,16 +24,15 @@ from core.brokers.base import (
     BrokerConnectionError,
     BrokerError,
     BrokerTimeoutError,
-    Deal,
     OrderRequest,
-    Position,
     SymbolInfo,
 )
-from core.exit_orders import order_comment, proposal_id_from_comment
+from core.exit_orders import find_proposal_at_broker, order_comment
 from core.exits import RangeScalpingExitManager
 from core.models import ActiveTrade, AnalysisResult, Direction, ProposalState, RangeStructure, TradeProposal
 from core.order_checks import PriceCheck, adjust_stops, normalise_lot, validate_entry_price
 from core.store import ProposalConflict, TradeMetadata, new_proposal_id
+from core.wording import price_text
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +54,7 @@ class ProposalOutcome(BaseModel):
     symbol: str | None = None
     strategy: str | None = None
     duplicate: bool = False  # the request was a repeat (double tap / replayed callback)
-
-
-def find_proposal_at_broker(
-    broker: Broker, proposal_id: str, magic: int, since: float | None
-) -> tuple[Position | None, list[Deal]]:
-    """The open position and/or the deals whose comment names `proposal_id` (entry deals first)."""
-    pos = next(
-        (p for p in broker.positions(magic=magic) if proposal_id_from_comment(p.comment) == proposal_id), None
-    )
-    deals = [d for d in broker.history_deals(since=since) if proposal_id_from_comment(d.comment) == proposal_id]
-    return pos, deals
+    detail: str = ""  # for a card that already shows the state, price and ticket: only what it lacks
 
 
 class ExecutionEngine:
@@ -371,14 +360,22 @@ class ExecutionEngine:
             return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
         self.exits.register_trade(saved, persisted=True)
         s = p.strategy
-        text = (f"{s.direction.value.upper()} {trade.volume:g} {p.symbol} at {trade.entry_price} "
-                f"(SL {trade.sl}, TP {trade.tp}), ticket {trade.ticket}, strategy {s.strategy}.")
+        spec = self.cfg.symbols.get(p.symbol)
+        d = spec.digits if spec is not None else 5
+
+        def px(x: float) -> str:
+            return price_text(x, d)
+
+        text = (f"{s.direction.value.upper()} {trade.volume:g} {p.symbol} at {px(trade.entry_price)} "
+                f"(SL {px(trade.sl)}, TP {px(trade.tp)}), ticket {trade.ticket}, strategy {s.strategy}.")
+        detail = f"{s.direction.value.upper()} {trade.volume:g} {p.symbol} · SL {px(trade.sl)} · TP {px(trade.tp)}"
         if notes:
             text += " " + "; ".join(notes) + "."
+            detail += "\n" + "; ".join(notes)
         self.notify.alert("trade_opened", "info", f"{p.symbol}: range scalp opened", text, symbol=p.symbol,
                           ticket=trade.ticket, trade=saved, range_data=trade.range_data)
         out = self.outcome_of(self.store.proposals.get(p.id))
-        return out.model_copy(update={"message": "Executed: " + text})
+        return out.model_copy(update={"message": "Executed: " + text, "detail": detail})
 
     async def resolve_at_broker(self, p: TradeProposal) -> ProposalOutcome | None:
         """If the broker has this proposal's order, record it (exactly once) and return the outcome."""

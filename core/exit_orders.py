@@ -21,11 +21,13 @@ from core.brokers.base import (
     BrokerError,
     Deal,
     MarketClosedError,
+    Position,
     PositionNotFoundError,
     StaleQuoteError,
 )
 from core.models import ActiveTrade, ClosedTrade
 from core.notify import REMINDER_SECONDS
+from core.wording import price_text
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,17 @@ def _sl_reason(trade: ActiveTrade) -> str:
     return "breakeven_stop" if trade.breakeven_moved or protective else "stop_loss"
 
 
+def find_proposal_at_broker(
+    broker: Broker, proposal_id: str, magic: int, since: float | None
+) -> tuple[Position | None, list[Deal]]:
+    """The open position and/or the deals whose comment names `proposal_id` (entry deals first)."""
+    pos = next(
+        (p for p in broker.positions(magic=magic) if proposal_id_from_comment(p.comment) == proposal_id), None
+    )
+    deals = [d for d in broker.history_deals(since=since) if proposal_id_from_comment(d.comment) == proposal_id]
+    return pos, deals
+
+
 def closed_trade_from_deals(
     trade: ActiveTrade, deals: list[Deal], *, reason: str | None = None, mfe_r: float | None = None,
     mae_r: float | None = None,
@@ -225,6 +238,10 @@ class ExitExecutor:
         self.notify = notifier
         self._sleep = sleep
         self._closing: set[int] = set()
+
+    def _px(self, symbol: str, x: float) -> str:
+        spec = self.cfg.symbols.get(symbol) if self.cfg is not None else None
+        return price_text(x, spec.digits) if spec is not None else f"{x:g}"
 
     def closing(self, ticket: int) -> bool:
         """True while an exit order for `ticket` is in flight."""
@@ -306,7 +323,8 @@ class ExitExecutor:
         for key in ("exit_failed", "range_invalidated"):  # pages repeated while it could not be closed
             self.notify.clear_reminder(f"{key}:{trade.ticket}")
         pnl = closed.pnl - abs(closed.commission)
-        text = (f"{trade.symbol} ticket {trade.ticket} closed at {closed.exit_price:g} ({closed.exit_reason}"
+        text = (f"{trade.symbol} ticket {trade.ticket} closed at {self._px(trade.symbol, closed.exit_price)} "
+                f"({closed.exit_reason}"
                 f"{': ' + reason_text if reason_text else ''}): {closed.r_multiple:+.2f} R, P&L {pnl:+.2f}.")
         self.notify.alert("exit_executed", "high",  # high: the default routing sends it to the chats
                           f"{trade.symbol}: range scalp closed", text, symbol=trade.symbol, ticket=trade.ticket,
