@@ -24,7 +24,7 @@ from core.config import AppConfig, load_config, resolve_path
 from core.data.catalog import MarketData
 from core.data.loaders import load_candles
 from core.data.resample import infer_step, resample
-from core.exceptions import UnknownSymbolError, UserFacingError
+from core.exceptions import UserFacingError
 from core.models import AnalysisResult
 from core.timeframes import Timeframe
 
@@ -85,7 +85,7 @@ def run_analysis(cfg: AppConfig, symbol: str, *, data: str | None = None, at: fl
                  market: MarketData | None = None) -> AnalysisResult:
     name = cfg.resolve_symbol(symbol)
     if name is None:
-        raise UnknownSymbolError(symbol, cfg.suggest_symbols(symbol))
+        raise cfg.unknown_symbol(symbol)
     candles = candles_from_file(data, name, cfg) if data else candles_from_market_data(market or MarketData(cfg), name, cfg)
     tcfg = cfg.for_symbol(name)
     news, err = configured_calendar(tcfg)

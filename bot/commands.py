@@ -26,7 +26,7 @@ from bot.command_spec import clip as _clip
 from bot.command_spec import maybe_await as _maybe
 from bot.progress import ProgressFn
 from bot.replies import Button, Reply, parse_payload
-from core.exceptions import NotAuthorizedError, UnknownSymbolError, UserFacingError
+from core.exceptions import NotAuthorizedError, UserFacingError
 from core.models import Alert, AnalysisResult, TradeProposal
 
 __all__ = ["CommandRouter", "parse_command", "Service", "USAGE"]
@@ -148,7 +148,7 @@ class CommandRouter:
     def _symbol(self, text: str) -> str:
         name = self.cfg.resolve_symbol(text) if _TOKEN_RE.match(text) else None
         if name is None:
-            raise UnknownSymbolError(_clip(text), self.cfg.suggest_symbols(_clip(text, 40)))
+            raise self.cfg.unknown_symbol(_clip(text))
         return name
 
     @staticmethod

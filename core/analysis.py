@@ -25,7 +25,7 @@ from core.analysis_core import (  # noqa: F401 - re-exported: the public analysi
 )
 from core.clock import Clock, SystemClock
 from core.config import AppConfig, TradingConfig, resolve_path
-from core.exceptions import UnknownSymbolError, UserFacingError
+from core.exceptions import UserFacingError
 from core.models import AnalysisResult
 from core.sources.news import NewsCalendar, NewsCalendarSource
 from core.sources.orderflow import OrderFlowSnapshot
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 def _resolve(cfg: AppConfig, symbol: str) -> str:
     name = cfg.resolve_symbol(symbol)
     if name is None:
-        raise UnknownSymbolError(symbol, cfg.suggest_symbols(symbol))
+        raise cfg.unknown_symbol(symbol)
     return name
 
 

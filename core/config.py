@@ -52,6 +52,7 @@ from core.config_sections import (  # noqa: F401
     SymbolSpec,
     _Section,
 )
+from core.exceptions import UnknownSymbolError
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +129,23 @@ class AppConfig(TradingConfig):
         return None
 
     def suggest_symbols(self, text: str, n: int = 3) -> list[str]:
+        """Configured symbols close to `text`, best first; only near-ties of the best one, so 'xauusd'
+        suggests XAUUSDc alone rather than every *USDc symbol."""
         import difflib
 
-        names = list(self.symbols)
-        lowered = {s.lower(): s for s in names}
-        hits = difflib.get_close_matches(text.strip().lower(), list(lowered), n=n, cutoff=0.6)
-        prefix = [s for s in names if s.lower().startswith(text.strip().lower()[:3])] if text.strip() else []
-        out = [lowered[h] for h in hits] + [p for p in prefix if p not in hits]
-        return list(dict.fromkeys(out))[:n] or names[:n]
+        want = text.strip().lower()
+        if not want:
+            return []
+        scored = sorted(((difflib.SequenceMatcher(None, want, s.lower()).ratio(), s) for s in self.symbols),
+                        key=lambda x: -x[0])
+        if not scored or scored[0][0] < 0.6:
+            return []
+        best = scored[0][0]
+        return [s for r, s in scored if r >= 0.6 and r >= best - 0.1][:n]
+
+    def unknown_symbol(self, text: str) -> UnknownSymbolError:
+        """The trader's error for a symbol not in the config: a close match, else the list to pick from."""
+        return UnknownSymbolError(text, self.suggest_symbols(text), known=list(self.symbols))
 
     def for_symbol(self, symbol: str) -> TradingConfig:
         """The effective config for one symbol: defaults deep-merged with its overrides."""

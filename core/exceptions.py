@@ -13,8 +13,11 @@ class UserFacingError(Exception):
 
 
 class UnknownSymbolError(UserFacingError):
-    def __init__(self, symbol: str, suggestions: list[str]):
-        hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+    def __init__(self, symbol: str, suggestions: list[str], known: list[str] | None = None):
+        if suggestions:
+            hint = f" Did you mean {', '.join(suggestions)}?"
+        else:
+            hint = f" Symbols I know: {', '.join(known)}." if known else ""
         super().__init__(f"I don't know the symbol '{symbol}'.{hint}")
         self.symbol = symbol
         self.suggestions = suggestions

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from core.authz import Authorizer, actor_label
 from core.brokers.base import BrokerError
 from core.errors import error_rates
-from core.exceptions import ProposalError, UnknownSymbolError
+from core.exceptions import ProposalError
 from core.execution import ExecutionEngine, ProposalOutcome
 from core.exit_orders import ExitExecutor, proposal_id_from_comment
 from core.exits import RangeScalpingExitManager
@@ -152,7 +152,7 @@ class TradingService:
     def resolve_symbol(self, symbol: str) -> str:
         name = self.cfg.resolve_symbol(symbol or "")
         if name is None:
-            raise UnknownSymbolError(symbol, self.cfg.suggest_symbols(symbol or ""))
+            raise self.cfg.unknown_symbol(symbol or "")
         return name
 
     async def analyse(self, symbol: str) -> AnalysisResult:

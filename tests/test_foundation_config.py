@@ -211,8 +211,13 @@ def test_symbol_lookup_helpers():
     cfg = load_config()
     assert cfg.resolve_symbol(" btcusdc ") == "BTCUSDc"
     assert cfg.resolve_symbol("DOGE") is None
-    assert "BTCUSDc" in cfg.suggest_symbols("BTCUSD")
-    assert "EURUSDc" in cfg.suggest_symbols("eurusd")
+    assert cfg.suggest_symbols("BTCUSD") == ["BTCUSDc"]
+    assert cfg.suggest_symbols("eurusd") == ["EURUSDc"]
+    assert cfg.suggest_symbols("xauusd") == ["XAUUSDc"]  # not every *USDc symbol
+    assert cfg.suggest_symbols("FOO") == [] and cfg.suggest_symbols("  ") == []
+    assert cfg.unknown_symbol("xauusd").message == "I don't know the symbol 'xauusd'. Did you mean XAUUSDc?"
+    assert cfg.unknown_symbol("FOO").message == ("I don't know the symbol 'FOO'. "
+                                                 "Symbols I know: XAUUSDc, BTCUSDc, EURUSDc.")
 
 
 SECRET_NAMES = ("token", "password", "login", "secret", "api_key", "bridge_host")

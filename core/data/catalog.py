@@ -29,7 +29,7 @@ class MarketData:
         """The configured spelling of `symbol` (case-insensitive), or UnknownSymbolError."""
         name = self._cfg.resolve_symbol(symbol)
         if name is None:
-            raise UnknownSymbolError(symbol, self._cfg.suggest_symbols(symbol))
+            raise self._cfg.unknown_symbol(symbol)
         return name
 
     def _configured(self, name: str) -> dict[Timeframe, str]:
