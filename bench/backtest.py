@@ -8,8 +8,9 @@
 "Full pipeline" = PaperBroker step mode + the live analysis (when flat) + ExecutionEngine +
 exit rules + store journal, per M5 bar. backtesting.py gets only the resulting orders (no analysis),
 so its figure is a replay-speed ceiling rather than a like-for-like strategy run; both are quoted.
-Our figure includes building the pre-screens (`core.backtest.prescreen`, `core.backtest.range_screen`),
-which skip the analysis on flat bars where it provably cannot lead to a trade; the count is printed.
+Our figure includes building the pre-screens (`core.backtest.prescreen`, `core.backtest.range_screen` and its
+per-bar inputs from `core.backtest.range_keys`), which skip the analysis on flat bars where it provably cannot
+lead to a trade; the count is printed.
 """
 from __future__ import annotations
 
