@@ -72,6 +72,16 @@ def test_too_few_candles():
     assert any(f.name == "range_validity" and not f.passed and "Only 40" in f.reason for f in r.filters)
 
 
+def test_no_candles_at_all_reads_as_a_data_gap():
+    """A replay before a file starts (EURUSDc's data begins in 2026) used to say "Only 0 closed M5 candles"."""
+    data = {tf: arr[:0] for tf, arr in candles("EURUSDc").items()}
+    first = float(candles("EURUSDc")["M5"]["time"][0])
+    r = run("EURUSDc", first - 86400.0, data=data)
+    assert r.range is None and r.no_range.reason == "too_few_candles"
+    assert r.no_range.message.startswith("There are no closed M5 candles at this time")
+    assert "does not cover this date" in r.no_range.message and "Only 0" not in r.no_range.message
+
+
 def test_too_narrow_per_symbol_limit():
     cfg = app_with({}, {"XAUUSDc": {"range_width": {"min_pct": 9.0, "max_pct": 20.0}}})
     r = run("XAUUSDc", bar_close("XAUUSDc", 30000), cfg)
@@ -163,7 +173,8 @@ def test_empty_and_tiny_histories_answer_instead_of_crashing(n):
     data = {tf: arr[:n] for tf, arr in candles("XAUUSDc").items()}
     now = float(candles("XAUUSDc")["M5"]["time"][max(n - 1, 0)]) + 300
     r = run("XAUUSDc", now, data=data)
-    assert r.no_range.reason == "too_few_candles" and f"Only {n} closed M5 candles" in r.no_range.message
+    said = f"Only {n} closed M5 candles" if n else "There are no closed M5 candles"
+    assert r.no_range.reason == "too_few_candles" and said in r.no_range.message
     assert not r.passed and r.confidence == 0
     dq = next(f for f in r.filters if f.name == "data_quality")
     assert not dq.passed

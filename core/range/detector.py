@@ -85,10 +85,15 @@ class RangeBoundaryDetector:
         return self._build(range_type, bars, high, low, start, touch_bars, atr, apply_width_limits)
 
     def _too_few(self, bars: Bars, need: int, what: str) -> NoRange:
+        if len(bars) == 0:  # "Only 0 candles" reads like a bug; this is a data gap (or a feed outage)
+            text = (f"There are no closed {bars.timeframe} candles at this time, so there is no {what} to judge "
+                    f"(the market data does not cover this date, or the feed is down).")
+        else:
+            text = (f"Only {len(bars)} closed {bars.timeframe} candles are available for the {what}; "
+                    f"I need at least {need} to judge a range.")
         return NoRange(
             reason="too_few_candles",
-            message=f"Only {len(bars)} closed {bars.timeframe} candles are available for the {what}; "
-            f"I need at least {need} to judge a range.",
+            message=text,
             details={"have": len(bars), "need": need, "timeframe": bars.timeframe},
         )
 
