@@ -238,6 +238,15 @@ class ExitExecutor:
         self.notify = notifier
         self._sleep = sleep
         self._closing: set[int] = set()
+        self._currency: str | None = None  # the account's, asked once (a cent account's 1.00 is one cent)
+
+    async def _money(self, amount: float) -> str:
+        if self._currency is None:
+            try:
+                self._currency = (await asyncio.to_thread(self.broker.account_info)).currency or ""
+            except Exception:  # noqa: BLE001 - a sentence without its unit beats a close without an alert
+                return f"{amount:+.2f}"
+        return f"{amount:+.2f} {self._currency}".rstrip()
 
     def _px(self, symbol: str, x: float) -> str:
         spec = self.cfg.symbols.get(symbol) if self.cfg is not None else None
@@ -325,7 +334,7 @@ class ExitExecutor:
         pnl = closed.pnl - abs(closed.commission)
         text = (f"{trade.symbol} ticket {trade.ticket} closed at {self._px(trade.symbol, closed.exit_price)} "
                 f"({closed.exit_reason}"
-                f"{': ' + reason_text if reason_text else ''}): {closed.r_multiple:+.2f} R, P&L {pnl:+.2f}.")
+                f"{': ' + reason_text if reason_text else ''}): {closed.r_multiple:+.2f} R, P&L {await self._money(pnl)}.")
         self.notify.alert("exit_executed", "high",  # high: the default routing sends it to the chats
                           f"{trade.symbol}: range scalp closed", text, symbol=trade.symbol, ticket=trade.ticket,
                           trade=trade, range_data=trade.range_data, exit_price=closed.exit_price,

@@ -52,3 +52,5 @@ async def test_executed_outcome_and_alerts_use_symbol_digits(cfg, tmp_path):
     closed = [a for a in svc.notifier.sent if a.kind == "exit_executed"][-1]
     at = re.search(r"closed at (\d+\.\d+)", closed.text)
     assert at and len(at.group(1).split(".")[1]) == digits, closed.text
+    currency = svc.broker.account_info().currency
+    assert re.search(rf"P&L [+-]\d+\.\d\d {currency}\.$", closed.text), closed.text  # the money's unit
