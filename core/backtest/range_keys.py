@@ -202,7 +202,8 @@ def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.
     L = _range_extreme(low, lo, hi, np.minimum)
     a = np.where(end >= size, fatr[np.maximum(end - 1, 0)], np.nan) * (1 + MARGIN)
     m5 = np.asarray(atr, dtype=np.float64)
-    known = ~empty & (end >= size) & np.isfinite(a) & (a > 0) & np.isfinite(m5) & (m5 > 0)
+    known = (~empty & (end >= size) & np.isfinite(a) & (a > 0) & np.isfinite(m5) & (m5 > 0) & np.isfinite(H)
+             & np.isfinite(L))
     with np.errstate(invalid="ignore", divide="ignore"):
         mid = (H + L) / 2.0
         wp = np.where(mid != 0, (H - L) / mid * 100.0, 0.0)
