@@ -35,12 +35,14 @@ class ConsoleChat:
         stdout: TextIO | None = None,
         chart_dir: Path = Path("data/charts"),
         user_id: int = CONSOLE_USER_ID,
+        notice: str | None = None,
     ) -> None:
         self.router = router
         self.stdin = stdin if stdin is not None else sys.stdin
         self.stdout = stdout if stdout is not None else sys.stdout
         self.chart_dir = Path(chart_dir)
         self.user_id = user_id
+        self.notice = notice  # printed under the welcome (e.g. "no market data: replaying ...")
         self._choices: dict[int, Button] = {}
         self._lines: asyncio.Queue[str | None] | None = None
         self._background: set[asyncio.Task] = set()
@@ -78,6 +80,8 @@ class ConsoleChat:
         symbols = list(getattr(self.router.cfg, "symbols", None) or ["XAUUSDc"])
         self.say(WELCOME.format(symbol=symbols[0]))
         self.say(f"Symbols: {', '.join(symbols)}")
+        if self.notice:
+            self.say(self.notice)
         loop = asyncio.get_running_loop()
         self._lines = asyncio.Queue()
         threading.Thread(target=self._reader, args=(loop, self._lines), name="console-stdin", daemon=True).start()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import AppConfig, resolve_path, validate_config_dict
+from core.config import AppConfig, market_data_dir, resolve_path, validate_config_dict
 from core.data.candles import from_columns
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,15 @@ TIMEFRAME = "H1"
 
 def configured_data_exists(cfg: AppConfig) -> bool:
     return any(resolve_path(p).exists() for spec in cfg.symbols.values() for p in spec.data.values())
+
+
+def notice(cfg: AppConfig) -> str | None:
+    """The console's first words on a replay with no configured data file: a newcomer typing the README's
+    `/scalp XAUUSDc` would otherwise only learn that the symbol is unknown, not why or how to fix it."""
+    if cfg.broker.kind != "paper" or configured_data_exists(cfg):
+        return None
+    return (f"No market data in {market_data_dir()}: replaying the EUR/USD H1 bars bundled with the "
+            "backtesting package. Put the data there or set MONEYBOT_MARKET_DATA to its folder.")
 
 
 def backtesting_eurusd_path() -> Path | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot import logsafe
+from bot import fresh_clone, logsafe
 from bot.commands import CommandRouter
 from bot.console import ConsoleChat
 from core.config import PROJECT_ROOT, AppConfig, resolve_path
@@ -70,7 +70,6 @@ def analyser_for(cfg: AppConfig, broker: Any, clock: Any):
 def build_core(cfg: AppConfig, secrets: Secrets | None, *, clock: Any = None, data_dir: Path | None = None,
                authorizer: Any = None) -> Any:
     """The one TradingService of the process (PaperBroker replay when the config says paper)."""
-    from bot import fresh_clone
     from core.app import build_broker, build_paper_broker, build_service
 
     kw: dict[str, Any] = {}
@@ -139,7 +138,8 @@ class Runner:
         self.cfg = cfg = getattr(service, "cfg", None) or cfg  # the service's (a fresh clone swaps it)
         self.secrets = secrets
         self.router = make_router(service, cfg, chart_dir)
-        self.console = ConsoleChat(self.router, stdin=stdin, stdout=stdout, chart_dir=chart_dir) if console else None
+        self.console = ConsoleChat(self.router, stdin=stdin, stdout=stdout, chart_dir=chart_dir,
+                                   notice=fresh_clone.notice(cfg)) if console else None
         self.telegram = None
         self.discord = None
         self._discord_task: asyncio.Task | None = None

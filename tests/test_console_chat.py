@@ -69,6 +69,7 @@ def test_moneybot_run_console_subprocess(tmp_path):
     # EURUSDc may have no bars at the replay instant: a card or an apology with an error id, never a traceback
     assert "EURUSDc M5 ·" in out or "error id" in out
     assert "Health:" in out and "Unknown command /bogus" in out
+    assert "No market data" not in out  # the real data is there: no fallback notice
     assert "\nbye\n" in out
     assert "Traceback" not in out + res.stderr
     assert (tmp_path / "data" / "logs" / "moneybot.log").exists()
@@ -86,6 +87,10 @@ def test_fresh_clone_without_market_data_replays_bundled_real_eurusd(tmp_path):
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert "Try:  /scalp EURUSDc" in out and "Symbols: EURUSDc" in out
+    # it says why only EURUSDc exists and where it looked, before the first command
+    assert out.index(f"No market data in {tmp_path / 'no-such-dir'}: replaying the EUR/USD H1 bars") < out.index(
+        "EURUSDc H1 ·")
+    assert "set MONEYBOT_MARKET_DATA" in out
     assert "EURUSDc H1 ·" in out  # a real card on the bundled hourly bars
     chart = next(line.split("chart: ", 1)[1] for line in out.splitlines() if line.startswith("chart: "))
     assert Path(chart).read_bytes().startswith(b"\x89PNG") and Path(chart).is_relative_to(tmp_path)
