@@ -2,7 +2,8 @@
 
 Score (0-100) = location (0-30) + the setup's own signal (0-30) + reward/risk (0-20) + range quality
 (0-20), then multiplied by a session/regime weight. The components are kept on the result so a
-trader can see *why* one setup outranks another. The R:R of every viable result lies inside the
+trader can see *why* one setup outranks another. Targets never lie beyond the range's far edge (a
+natural level past it is capped there), and the R:R of every viable result lies inside the
 strategy's configured [min, max]: targets beyond max are pulled in, targets short of min are pushed
 out only if the pushed target still lies inside the range (otherwise the setup is not viable).
 """
@@ -44,22 +45,26 @@ class RangeScalpingScorer:
         rr_cfg = ctx.cfg.strategy_rr.get(s.strategy)
         sign = s.direction.sign
         risk = (s.entry - s.stop_loss) * sign
+        # a fade's target is inside the box: a natural level past the far edge (VWAP or the band
+        # middle after a one-way day) would aim through the opposite edge, which is where the
+        # range fades the trade back; the far edge itself is as far as a range trade reaches
+        far_edge = ctx.rng.range_high if s.direction is Direction.LONG else ctx.rng.range_low
+        target = far_edge if (s.target - far_edge) * sign > 0 else s.target
         if risk <= 0:
-            return s.target, 0.0, "the stop would be on the wrong side of the entry"
-        rr = (s.target - s.entry) * sign / risk
+            return target, 0.0, "the stop would be on the wrong side of the entry"
+        rr = (target - s.entry) * sign / risk
         if rr <= 0:
-            return s.target, rr, "price is already past the target"
+            return target, rr, "price is already past the target"
         if rr_cfg is None:
-            return s.target, rr, ""
+            return target, rr, ""
         if rr > rr_cfg.max:
             return s.entry + sign * rr_cfg.max * risk, rr_cfg.max, ""
         if rr < rr_cfg.min:
             tp = s.entry + sign * rr_cfg.min * risk
-            far_edge = ctx.rng.range_high if s.direction is Direction.LONG else ctx.rng.range_low
             if (tp - far_edge) * sign <= 0:
                 return tp, rr_cfg.min, ""
-            return s.target, rr, f"the target is only {rr:.2f}× the risk and the range has no room for the {rr_cfg.min:g}× minimum"
-        return s.target, rr, ""
+            return target, rr, f"the target is only {rr:.2f}× the risk and the range has no room for the {rr_cfg.min:g}× minimum"
+        return target, rr, ""
 
     @staticmethod
     def round_setup(ctx: AnalysisContext, s: Setup) -> Setup:
