@@ -50,6 +50,8 @@ def test_mt5_on_linux_without_bridge_explains_the_setup(no_bridge):
     for needle in ("MONEYBOT_MT5_BRIDGE_HOST", "MONEYBOT_MT5_BRIDGE_PORT", "pymt5linux", "rpyc"):
         assert needle in text
     assert "\n" not in text
+    # MoneyBot is installed from its checkout: the install line names it, not a same-named registry package
+    assert "pip install -e '.[bridge]'" in text and "moneybot[bridge]" not in text
 
 
 def test_moneybot_run_with_mt5_on_linux_says_how_to_set_up_a_bridge(no_bridge, tmp_path, capsys, monkeypatch):

@@ -18,9 +18,9 @@ from core.settings import Secrets
 BRIDGE_HELP = (
     "broker.kind is 'mt5', but on Linux MetaTrader 5 runs under Wine and is reached through an rpyc bridge, "
     "and none is configured. Inside Wine: `pip install MetaTrader5 pymt5linux`, start the terminal, then run "
-    "`python -m pymt5linux --host 0.0.0.0 --port 18812 <path\\to\\python.exe>`. Here: `pip install "
-    "'moneybot[bridge]'` (rpyc) and set MONEYBOT_MT5_BRIDGE_HOST (e.g. 127.0.0.1) and MONEYBOT_MT5_BRIDGE_PORT "
-    "(default 18812) in the environment or .env. Or set broker.kind to 'paper'."
+    "`python -m pymt5linux --host 0.0.0.0 --port 18812 <path\\to\\python.exe>`. Here (the repo root): "
+    "`.venv/bin/pip install -e '.[bridge]'` (rpyc) and set MONEYBOT_MT5_BRIDGE_HOST (e.g. 127.0.0.1) and "
+    "MONEYBOT_MT5_BRIDGE_PORT (default 18812) in the environment or .env. Or set broker.kind to 'paper'."
 )
 
 
@@ -84,7 +84,8 @@ def _mt5(cfg: AppConfig, secrets: Secrets, clock: Clock | None, platform: str) -
         try:
             import rpyc  # noqa: F401
         except ImportError:
-            raise UserFacingError("The MT5 bridge needs rpyc: pip install 'moneybot[bridge]'.") from None
+            raise UserFacingError(
+                "The MT5 bridge needs rpyc: .venv/bin/pip install -e '.[bridge]' (in the repo root).") from None
         try:
             return MT5Broker.bridge(host, secrets.mt5_bridge_port, **opts)
         except BrokerConnectionError as e:
