@@ -252,18 +252,48 @@ def _kv(obj: Any, limit: int = 40) -> str:
 
 
 def config_text(cfg: Mapping[str, Any], version: str, symbol: str | None) -> str:
-    """Only the sections a trader tunes; the full JSON would be far too long for a phone."""
-    wanted = ("entry_filters", "strategy_rr", "range_width", "execution", "exits", "sessions")
-    lines = [f"Config {'for ' + symbol if symbol else '(defaults)'} · version {version[:12]}"]
-    for key in wanted:
-        if key not in cfg:
-            continue
-        val = cfg[key]
-        if key == "sessions" and isinstance(val, Mapping):
-            val = {"allowed": val.get("allowed"), "allow_outside_sessions": val.get("allow_outside_sessions")}
-        if key == "strategy_rr" and isinstance(val, Mapping):
-            val = {k: f"{v.get('min')}/{v.get('target')}/{v.get('max')}" for k, v in val.items()}
-        lines.append(f"{key}: " + json.dumps(val, separators=(", ", "=")).replace('"', ""))
+    """Only what a trader tunes, in words and units, one idea per line (the JSON would fill a phone
+    screen with braces). Anything missing from `cfg` is simply left out."""
+    def sec(name: str) -> Mapping[str, Any]:
+        v = cfg.get(name)
+        return v if isinstance(v, Mapping) else {}
+
+    def n(x: Any) -> str:
+        return f"{x:g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
+
+    lines = [f"⚙️ Config {'for ' + symbol if symbol else '(defaults)'} · version {version[:12]}"]
+    ef = sec("entry_filters")
+    if ef:
+        lines.append(f"Entry: price within {n(ef.get('price_edge_threshold_atr'))} ATR of an edge · confluence ≥ "
+                     f"{n(ef.get('min_confluence_score'))}/100 · strategy score ≥ {n(ef.get('min_strategy_score'))} · "
+                     f"RSI {n(ef.get('rsi_oversold'))}/{n(ef.get('rsi_overbought'))}")
+    rr = sec("strategy_rr")
+    if rr:
+        lines.append("R:R min / target / max:")
+        r1 = lambda x: f"{x:.1f}" if isinstance(x, (int, float)) else str(x)  # noqa: E731
+        lines += [f" • {k} {r1(v.get('min'))} / {r1(v.get('target'))} / {r1(v.get('max'))}"
+                  for k, v in rr.items() if isinstance(v, Mapping)]
+    rw = sec("range_width")
+    if rw:
+        lines.append(f"Range width: {n(rw.get('min_pct'))}–{n(rw.get('max_pct'))} % of price")
+    ex = sec("execution")
+    if ex:
+        auto = ex.get("approval_mode") == "auto" or ex.get("auto_execute_enabled")
+        mode = (f"AUTO above {n(ex.get('auto_execute_confidence_threshold'))}% confidence" if auto
+                else "you approve each trade")
+        lines.append(f"Orders: {n(ex.get('lot_size'))} lot · {mode} · proposals expire after "
+                     f"{n(ex.get('proposal_expiry_seconds'))} s · deviation {n(ex.get('deviation_points'))} points · "
+                     f"max entry slippage {n(ex.get('max_entry_slippage_pct'))} %")
+    xs = sec("exits")
+    if xs:
+        lines.append(f"Exits: breakeven at +{n(xs.get('breakeven_trigger_r'))} R · close after "
+                     f"{n(xs.get('max_minutes_in_trade'))} min · stalled after {n(xs.get('stall_minutes'))} min · "
+                     f"re-entry after {n(xs.get('reentry_cooldown_minutes'))} min, at most "
+                     f"{n(xs.get('max_reentries_per_range'))} per range")
+    ss = sec("sessions")
+    if ss:
+        allowed = ", ".join(map(str, ss.get("allowed") or [])) or "none"
+        lines.append(f"Sessions: {allowed} · outside them: {'allowed' if ss.get('allow_outside_sessions') else 'no'}")
     return "\n".join(lines)
 
 

@@ -38,7 +38,8 @@ async def test_commands_end_to_end_on_the_real_core(tmp_path):
         m = (await say("/metrics 30")).text
         assert m.startswith("Metrics, last 30 days: 1 trade") and "By strategy:" in m
         c = (await say("/config BTCusdc")).text
-        assert c.startswith("Config for BTCUSDc · version ") and "lot_size=0.01" in c
+        assert c.startswith("⚙️ Config for BTCUSDc · version ") and "Orders: 0.01 lot · you approve each trade" in c
+        assert "{" not in c and "=" not in c  # words and units, not a dict dump
         h = (await say("/health")).text
         assert h.startswith("Health: ") and "Broker paper: connected" in h
 
