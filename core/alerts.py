@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 Sink = Callable[[Alert], Awaitable[Any] | Any]
 
 _LOG_LEVEL = {"critical": logging.CRITICAL, "high": logging.ERROR, "medium": logging.WARNING, "info": logging.INFO}
+# Severity routes an alert to the chats; a routine open/close is sent "high" so the trader hears of it,
+# but in the log it is news, not an error (a take profit logged at ERROR sends people hunting for bugs).
+_ROUTINE = frozenset({"trade_opened", "exit_executed"})
 _SECRET_PATTERNS = [
     re.compile(r"(?<!\d)\d{6,12}:[A-Za-z0-9_-]{30,}"),  # Telegram bot tokens
     re.compile(r"\b[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}\b"),  # Discord bot tokens
@@ -140,7 +143,8 @@ class RangeScalpingAlerts:
             if len(self._seen) > 2000:
                 self._seen = {k: t for k, t in self._seen.items() if now - t < window}
             self.sent.append(alert)
-        log.log(_LOG_LEVEL.get(alert.severity, logging.WARNING), "ALERT [%s] %s: %s",
+        level = logging.INFO if alert.kind in _ROUTINE else _LOG_LEVEL.get(alert.severity, logging.WARNING)
+        log.log(level, "ALERT [%s] %s: %s",
                 alert.severity.upper(), redact_secrets(alert.title), redact_secrets(alert.text))
         def dispatch() -> None:
             log_id = self._persist(alert, "queued" if self.routes_for(alert.severity) else "logged")

@@ -57,7 +57,7 @@ class KillSwitch:
             return s.model_copy(update={"paused": True, "by": str(by), "at": self._clock.now(),
                                         "reason": reason or s.reason or "paused"})
         _, after = self._store.kill_switch.update(fn, "pause", str(by), reason)
-        log.warning("kill switch: entries paused by %s (%s)", by, reason or "no reason given")
+        log.warning("kill switch: entries paused by %s (%s)", actor_label(by), reason or "no reason given")
         return after
 
     def resume(self, by: str | int) -> KillSwitchState:
@@ -68,7 +68,7 @@ class KillSwitch:
             return KillSwitchState(resumed_by=str(by), resumed_at=now, by=str(by), at=now)
         before, after = self._store.kill_switch.update(fn, "resume", str(by))
         if before.blocking:
-            log.warning("kill switch: entries resumed by %s", by)
+            log.warning("kill switch: entries resumed by %s", actor_label(by))
         return after
 
     def emergency(self, by: str | int, reason: str = "") -> KillSwitchState:
@@ -77,7 +77,7 @@ class KillSwitch:
             return s.model_copy(update={"paused": True, "emergency": True, "by": str(by), "at": self._clock.now(),
                                         "reason": reason or "emergency stop"})
         _, after = self._store.kill_switch.update(fn, "emergency", str(by), reason)
-        log.critical("kill switch: EMERGENCY by %s (%s)", by, reason or "no reason given")
+        log.critical("kill switch: EMERGENCY by %s (%s)", actor_label(by), reason or "no reason given")
         return after
 
     def auto_disable(self, reason: str, by: str = "error_handler") -> bool:

@@ -229,3 +229,20 @@ def test_alerts_left_queued_by_a_crash_are_replayed_after_restart(tmp_path, cloc
     assert after.replay_undelivered() == 0
     assert not after.alert_exit_failed(9, "XAUUSDc", "requote")  # and it counts for dedup
     s2.close()
+
+
+async def test_routine_open_and_close_log_as_info_but_still_reach_the_chats(alerts, clock, caplog):
+    """A take profit sent 'high' (so the chats hear of it) used to be logged at ERROR."""
+    import logging
+
+    got: list = []
+    alerts.register_sink("telegram", recorder(got))
+    with caplog.at_level(logging.DEBUG, logger="core.alerts"):
+        alerts.send(Alert(kind="exit_executed", severity="high", title="closed", text="tp", ticket=7,
+                          created_at=clock.now()))
+        alerts.send(mk(clock, "high", "broken", ticket=8))
+    await alerts.drain()
+    assert [a.text for a in got] == ["tp", "broken"]
+    levels = {r.getMessage().split(": ", 1)[1]: r.levelno for r in caplog.records if r.getMessage().startswith("ALERT [")}
+    assert levels == {"tp": logging.INFO, "broken": logging.ERROR}
+    await alerts.close()
