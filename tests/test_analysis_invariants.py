@@ -104,6 +104,12 @@ def violations(symbol: str, r: AnalysisResult, primary: np.ndarray | None = None
                 [w for w in r.warnings if w.strip()]
         if not readable:
             bad("blocked with no reason a trader can read")
+    late = {k: v for k, v in r.data_timestamps.items() if k.startswith("candles_") and v > now}
+    if late or r.as_of > now:
+        bad(f"data from after the analysis time {_stamp(now)}: as_of {_stamp(r.as_of)}, {late}")
+    conf = next((f for f in r.filters if f.name == "confluence"), None)
+    if conf is not None and abs(conf.details.get("score", r.confluence_score) - r.confluence_score) > 0.01:
+        bad(f"confluence filter says {conf.details.get('score')} but the result says {r.confluence_score}")
     if r.range is None and r.no_range is None:
         bad("neither a range nor a no-range reason")
     if r.range is None and r.no_range is not None and not r.no_range.message.strip():
@@ -122,6 +128,8 @@ def violations(symbol: str, r: AnalysisResult, primary: np.ndarray | None = None
             bad(f"{name} range width {x.range_width_pct}% is not (high - low) / mid")
         if not (_on_grid(hi, d) and _on_grid(lo, d)):
             bad(f"{name} range edges {lo} / {hi} are not prices of the {p:g} grid")
+        if not (x.start_time <= x.end_time <= now):
+            bad(f"{name} range spans {_stamp(x.start_time)}..{_stamp(x.end_time)}, past the analysis time {_stamp(now)}")
         g = x.critical_gaps
         band = (hi - lo) * tcfg.range_detection.critical_zone_fraction
         over = tcfg.range_invalidation.outside_buffer_atr * x.atr
@@ -318,6 +326,9 @@ def _mutations(r: AnalysisResult) -> dict[str, AnalysisResult]:
         "upper zone": r.model_copy(update={"range": rng.model_copy(update={"critical_gaps": g.model_copy(
             update={"upper_zone_end": rng.range_high + 5 * rng.atr})})}),
         "entry zone": strat(entry=round(rng.range_mid, 2)),
+        "past the analysis time": r.model_copy(update={"range": rng.model_copy(update={"end_time": r.as_of + 300})}),
+        "confluence filter says": r.model_copy(update={"confluence_score": r.confluence_score + 5}),
+        "untested": r.model_copy(update={"range": rng.model_copy(update={"validated": False})}),
         "both directions": r.model_copy(update={"strategies": [
             *r.strategies, s.model_copy(update={"direction": Direction.SHORT if sign > 0 else Direction.LONG,
                                                 "viable": False, "score": 0.0})]}),
