@@ -59,7 +59,9 @@ def strategy_lines(i: int, s: StrategyScore, digits: int) -> list[str]:
         f"   TP {price(s.take_profit, digits)}  R:R {s.rr:.2f}",
     ]
     if not s.viable and s.reason:
-        lines.append("   " + _short(s.reason))
+        # the reason reads "<what the setup is>. Not tradeable: <why>"; on a phone the why is what matters
+        cut = s.reason.find("Not tradeable:")
+        lines.append("   " + _short(s.reason[cut:] if cut > 0 else s.reason, 160))
     return lines
 
 

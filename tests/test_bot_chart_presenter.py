@@ -90,3 +90,16 @@ def test_outcome_text_reads_core_outcomes():
     exp = ProposalOutcome(proposal_id="p1", state=ProposalState.EXPIRED, ok=False, message="This proposal expired.")
     assert presenter.outcome_text(exp) == "⌛ This proposal expired."
     assert Direction.LONG.sign == 1
+
+
+def test_a_not_viable_strategy_keeps_its_why_on_the_card():
+    """Reasons run "<setup>. Not tradeable: <why>" and were cut at 90 characters, mid-"why" for ~10 %."""
+    from core.models import StrategyScore
+
+    why = "Not tradeable: the target is only 0.6 R away once capped at the range top, below the 1.0 R minimum."
+    s = StrategyScore(strategy="bb_fade", direction=Direction.LONG, entry=100.0, stop_loss=99.0, take_profit=100.6,
+                      rr=0.6, score=55, viable=False,
+                      reason="The last candle pierced the lower Bollinger band at the range bottom and closed back inside. "
+                             + why)
+    lines = presenter.strategy_lines(1, s, 2)
+    assert lines[-1].strip() == why and "(not viable)" in lines[0]
