@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 EXCURSION_STEP_R = 0.05  # MFE/MAE are persisted when they grow by at least this much
 TICK_DRIVEN_INTERVAL = 1.0  # seconds between cycles when `monitor.tick_driven` (or until woken)
+MIN_REPLAY_WAIT = 0.2  # wall seconds: the shortest wait a very fast replay gets between cycles
 
 
 @dataclass
@@ -79,8 +80,12 @@ class Monitor:
     # ---- task control -----------------------------------------------------------------------------
     @property
     def interval(self) -> float:
+        """Wall seconds between cycles. `interval_seconds` is market time, so a paper replay at speed N
+        waits N times less (at 60x, 300 s judged the exits once per five market hours)."""
         m = self.cfg.monitor
-        return TICK_DRIVEN_INTERVAL if m.tick_driven else float(m.interval_seconds)
+        base = float(m.interval_seconds)
+        speed = float(getattr(self.clock, "speed", 1.0) or 1.0)
+        return TICK_DRIVEN_INTERVAL if m.tick_driven else max(base / speed, min(base, MIN_REPLAY_WAIT))
 
     @property
     def running(self) -> bool:
