@@ -36,6 +36,11 @@ STALE_HEARTBEAT_CYCLES = 3  # /health calls the monitor stale after missing this
 Analyser = Callable[[str], AnalysisResult]
 
 
+def _speed(clock) -> float:
+    """Clock seconds per wall second: N on an accelerated paper replay clock, else 1."""
+    return float(getattr(clock, "speed", 1.0) or 1.0)
+
+
 class TradeStatus(BaseModel):
     trade: ActiveTrade
     current_price: float | None = None
@@ -361,7 +366,8 @@ class TradingService:
             problems.append("broker not connected")
         if not m.running:
             problems.append("monitor not running")
-        elif hb_age is not None and hb_age > STALE_HEARTBEAT_CYCLES * max(m.interval, 1.0) + 60:
+        # m.interval is wall time; the heartbeat's age is on the service clock (N x faster on a paper replay)
+        elif hb_age is not None and hb_age > (STALE_HEARTBEAT_CYCLES * max(m.interval, 1.0) + 60) * _speed(self.clock):
             problems.append(f"monitor heartbeat is {hb_age:.0f} s old")
         blocked = self.notifier.entries_blocked()
         return HealthReport(
