@@ -274,13 +274,13 @@ class ExecutionEngine:
         for i in range(attempts):
             if i > 0:
                 await self._sleep(policy.retry_interval if policy else 0)
-                blocked = self.notify.entries_blocked()
-                if blocked:  # a refused attempt sent nothing: a pause since then stops the resend
-                    return self._fail(p, ProposalState.EXECUTING, f"{blocked} Nothing was traded.")
                 refreshed = await self._refresh_price(p, request)
                 if isinstance(refreshed, ProposalOutcome):
                     return refreshed
                 request = refreshed
+                blocked = self.notify.entries_blocked()  # after the awaits: nothing between it and the send
+                if blocked:  # a refused attempt sent nothing: a pause since then stops the resend
+                    return self._fail(p, ProposalState.EXECUTING, f"{blocked} Nothing was traded.")
             try:
                 res = await asyncio.to_thread(self.broker.market_order, request)
             except (BrokerTimeoutError, BrokerConnectionError) as e:
