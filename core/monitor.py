@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
+from core.brokers.base import Broker, BrokerConnectionError, BrokerError, PositionNotFoundError, Tick
 from core.exit_orders import NO_MARKET, ExitExecutor, proposal_id_from_comment
 from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
 from core.exits import RangeScalpingExitManager, TradeNotRegistered
@@ -374,6 +374,8 @@ class Monitor:
             try:
                 await asyncio.to_thread(self.broker.modify_sltp, trade.ticket, sig.new_sl, trade.tp)
                 moved.append((trade, sig))
+            except PositionNotFoundError:  # its stop, a human or /close got there first: no fault;
+                log.info("breakeven for %s: the position is already closed", trade.ticket)  # journalled next cycle
             except BrokerError as e:
                 rep.errors.append(f"breakeven {trade.ticket}: {e.message}")
                 if not isinstance(e, NO_MARKET):  # retried each cycle; a closed market is no fault
