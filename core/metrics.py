@@ -13,6 +13,9 @@ Conventions (documented because the store and the backtester must agree on them)
 - Every block carries `trades` (its count) and every figure that is computed over a subset of trades
   carries its own count (`mfe_trades`, `wins`, ...): a 70 % win rate over 5 trades says nothing.
 - Trades are ordered by `exit_time` for the equity curve and drawdown (P&L is realised at exit).
+  Drawdown is measured on closed-trade equity from the starting balance (a first-trade loss is one);
+  `max_drawdown` (money) and `max_drawdown_pct` (of the peak it fell from) are separate maxima and
+  may come from different falls.
 """
 from __future__ import annotations
 
@@ -113,11 +116,12 @@ def _block(trades: Sequence[ClosedTrade], starting_balance: float | None) -> Met
     curve = base + np.concatenate([[0.0], equity])
     peaks = np.maximum.accumulate(curve)
     dd = peaks - curve
-    i_dd = int(np.argmax(dd))
-    max_dd = float(dd[i_dd])
+    max_dd = float(dd.max())
     max_dd_pct = None
-    if starting_balance is not None and peaks[i_dd] > 0:
-        max_dd_pct = 100.0 * max_dd / float(peaks[i_dd])
+    if starting_balance is not None and np.any(peaks > 0):
+        # its own maximum: a 50 % fall from a small balance outweighs a larger sum lost from a high peak
+        ok = peaks > 0
+        max_dd_pct = float(100.0 * (dd[ok] / peaks[ok]).max())
     return MetricsBlock(
         trades=n,
         wins=int(wins.sum()),
