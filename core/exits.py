@@ -166,6 +166,21 @@ class RangeScalpingExitManager:
             self._trades.update(new)
             return new
 
+    def sync_stops(self, ticket: int, sl: float, tp: float) -> ActiveTrade:
+        """Adopt the broker's SL/TP: the broker-side stop is what protects the money.
+
+        A stop at or past the entry is a breakeven (a move sent but not saved before a crash, or made in
+        MetaTrader): it is marked so, or /status and the journal would say the stop was never moved."""
+        cur = self.get(ticket)
+        note = None
+        if cur is not None and abs(cur.sl - sl) > 1e-12:
+            note = ("sl_moved", {"from": cur.sl, "to": sl, "reason": "synced_from_broker"})
+
+        def fn(t: ActiveTrade) -> dict:
+            protective = sl > 0 and (sl - t.entry_price) * t.direction.sign >= 0
+            return {"sl": sl, "tp": tp, **({"breakeven_moved": True} if protective else {})}
+        return self.update_trade_state(ticket, fn, journal=note)
+
     def get(self, ticket: int) -> ActiveTrade | None:
         with self._lock:
             return self._trades.get(ticket)

@@ -249,7 +249,7 @@ class Monitor:
                 continue
             if abs(pos.sl - t.sl) > 1e-12 or abs(pos.tp - t.tp) > 1e-12:
                 try:
-                    t = self.exits.update_trade_state(t.ticket, {"sl": pos.sl, "tp": pos.tp})
+                    t = self.exits.sync_stops(t.ticket, pos.sl, pos.tp)
                 except TradeNotRegistered:
                     continue
             alive.append(t)

@@ -97,7 +97,7 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
             (rep.closed_while_down if closed is not None else rep.unresolved).append(t.ticket)
             continue
         if abs(pos.sl - t.sl) > 1e-12 or abs(pos.tp - t.tp) > 1e-12:
-            exits.update_trade_state(t.ticket, {"sl": pos.sl, "tp": pos.tp})
+            exits.sync_stops(t.ticket, pos.sl, pos.tp)
             rep.stops_synced.append(t.ticket)
     if rep.unresolved:
         notifier.error("state_corruption", f"trades {rep.unresolved} are gone from the broker without closing deals",
