@@ -10,6 +10,8 @@ Conventions (documented because the store and the backtester must agree on them)
   `ClosedTrade.commission` is the commission paid, in either sign convention (MT5 reports costs as
   negative numbers). Net P&L of a trade is `pnl - abs(commission)`: a commission is always a cost.
 - `ClosedTrade.r_multiple` is the realised move in units of initial risk, as recorded at close.
+  A trade with no initial stop (`initial_sl` 0, e.g. an adopted orphan) or a stop at its entry has no
+  risk, so no R: it counts in every money figure but in no R figure (`r_trades` is how many have one).
 - Every block carries `trades` (its count) and every figure that is computed over a subset of trades
   carries its own count (`mfe_trades`, `wins`, ...): a 70 % win rate over 5 trades says nothing.
 - Trades are ordered by `exit_time` for the equity curve and drawdown (P&L is realised at exit).
@@ -54,6 +56,7 @@ class MetricsBlock(_M):
     gross_profit: float = 0.0
     gross_loss: float = 0.0
     commission: float = 0.0
+    r_trades: int = 0
     avg_r: float | None = None
     median_r: float | None = None
     expectancy_r: float | None = None
@@ -97,20 +100,27 @@ def _f(x: float) -> float:
     return float(x)
 
 
+def has_r(trade: ClosedTrade) -> bool:
+    """R exists only where there was an initial risk (see the module docstring)."""
+    return trade.initial_sl > 0 and abs(trade.entry_price - trade.initial_sl) > 0
+
+
 def _block(trades: Sequence[ClosedTrade], starting_balance: float | None) -> MetricsBlock:
     n = len(trades)
     if n == 0:
         return MetricsBlock()
     ordered = sorted(trades, key=lambda t: (t.exit_time, t.ticket))
     net = np.array([net_pnl(t) for t in ordered], dtype=float)
+    defined = np.array([has_r(t) for t in ordered], dtype=bool)
     r = np.array([t.r_multiple for t in ordered], dtype=float)
+    rd = r[defined]
     minutes = np.array([max(0.0, t.exit_time - t.entry_time) / 60.0 for t in ordered], dtype=float)
     wins = net > 0
     losses = net < 0
     gross_profit = float(net[wins].sum())
     gross_loss = float(-net[losses].sum())
     # MFE/MAE are only meaningful where the recorder tracked them (a trade with both at 0 was not tracked).
-    tracked = [t for t in ordered if t.mfe_r != 0.0 or t.mae_r != 0.0]
+    tracked = [t for t in ordered if has_r(t) and (t.mfe_r != 0.0 or t.mae_r != 0.0)]
     equity = np.cumsum(net)
     base = float(starting_balance) if starting_balance is not None else 0.0
     curve = base + np.concatenate([[0.0], equity])
@@ -132,13 +142,14 @@ def _block(trades: Sequence[ClosedTrade], starting_balance: float | None) -> Met
         gross_profit=gross_profit,
         gross_loss=gross_loss,
         commission=float(sum(abs(t.commission) for t in ordered)),
-        avg_r=_f(r.mean()),
-        median_r=_f(np.median(r)),
-        expectancy_r=_f(r.mean()),
+        r_trades=int(defined.sum()),
+        avg_r=_f(rd.mean()) if len(rd) else None,
+        median_r=_f(np.median(rd)) if len(rd) else None,
+        expectancy_r=_f(rd.mean()) if len(rd) else None,
         expectancy_money=_f(net.mean()),
         profit_factor=(gross_profit / gross_loss) if gross_loss > 0 else None,
-        avg_win_r=_f(r[wins].mean()) if wins.any() else None,
-        avg_loss_r=_f(r[losses].mean()) if losses.any() else None,
+        avg_win_r=_f(r[wins & defined].mean()) if (wins & defined).any() else None,
+        avg_loss_r=_f(r[losses & defined].mean()) if (losses & defined).any() else None,
         mfe_trades=len(tracked),
         avg_mfe_r=_f(np.mean([t.mfe_r for t in tracked])) if tracked else None,
         avg_mae_r=_f(np.mean([t.mae_r for t in tracked])) if tracked else None,
@@ -213,7 +224,7 @@ def compute_metrics(
         report.in_sample = _block([t for t in items if t.entry_time < split_time], None)
         report.out_of_sample = _block([t for t in items if t.entry_time >= split_time], None)
     report.expectancy_r_ci = bootstrap_mean_ci(
-        [t.r_multiple for t in items], resamples=bootstrap_resamples, confidence=confidence, seed=seed
+        [t.r_multiple for t in items if has_r(t)], resamples=bootstrap_resamples, confidence=confidence, seed=seed
     )
     report.expectancy_money_ci = bootstrap_mean_ci(
         [net_pnl(t) for t in items], resamples=bootstrap_resamples, confidence=confidence, seed=seed
@@ -233,13 +244,14 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
 def block_rows(block: MetricsBlock) -> list[tuple[str, str, int]]:
     """(label, value, trade count) rows: the count sits next to every figure, as the issue asks."""
     n = block.trades
+    nr = block.r_trades
     wr = None if block.win_rate is None else 100.0 * block.win_rate
     return [
         ("net P&L", _fmt(block.net_pnl), n),
         ("win rate %", _fmt(wr, ".1f"), n),
-        ("avg R", _fmt(block.avg_r), n),
-        ("median R", _fmt(block.median_r), n),
-        ("expectancy R", _fmt(block.expectancy_r, ".3f"), n),
+        ("avg R", _fmt(block.avg_r), nr),
+        ("median R", _fmt(block.median_r), nr),
+        ("expectancy R", _fmt(block.expectancy_r, ".3f"), nr),
         ("expectancy money", _fmt(block.expectancy_money), n),
         ("profit factor", _fmt(block.profit_factor), n),
         ("avg MFE R", _fmt(block.avg_mfe_r), block.mfe_trades),
@@ -248,6 +260,11 @@ def block_rows(block: MetricsBlock) -> list[tuple[str, str, int]]:
         ("avg minutes in trade", _fmt(block.avg_minutes_in_trade, ".1f"), n),
         ("commission", _fmt(block.commission), n),
     ]
+
+
+def r_count_note(block: MetricsBlock) -> str:
+    """The R figures' own count, when some trades of the block have no R."""
+    return "" if block.r_trades == block.trades else f" (R over n={block.r_trades})"
 
 
 def format_report(report: MetricsReport) -> str:
@@ -267,10 +284,10 @@ def format_report(report: MetricsReport) -> str:
         for key, b in groups.items():
             lines.append(
                 f"{name} {key}: n={b.trades} net={_fmt(b.net_pnl)} win%={_fmt((b.win_rate or 0) * 100, '.1f')} "
-                f"expR={_fmt(b.expectancy_r, '.3f')}"
+                f"expR={_fmt(b.expectancy_r, '.3f')}{r_count_note(b)}"
             )
     for label, b in (("in-sample", report.in_sample), ("out-of-sample", report.out_of_sample)):
         if b is not None:
-            lines.append(f"{label}: n={b.trades} net={_fmt(b.net_pnl)} expR={_fmt(b.expectancy_r, '.3f')}")
+            lines.append(f"{label}: n={b.trades} net={_fmt(b.net_pnl)} expR={_fmt(b.expectancy_r, '.3f')}{r_count_note(b)}")
     return "\n".join(lines)
 

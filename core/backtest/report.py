@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.backtest.signals import Signal, write_signals
-from core.metrics import MetricsReport, block_rows, net_pnl
+from core.metrics import MetricsReport, block_rows, net_pnl, r_count_note
 from core.models import ClosedTrade
 
 
@@ -146,11 +146,11 @@ def metrics_table(report: BacktestReport):
             t.add_row(f"{title} {int(100 * ci.confidence)}%", f"[{ci.low:+.3f}, {ci.high:+.3f}]", str(ci.trades))
     for name, groups in (("strategy", m.by_strategy), ("session", m.by_session)):
         for key, b in groups.items():
-            exp = "-" if b.expectancy_r is None else f"{b.expectancy_r:+.3f} R"
+            exp = "-" if b.expectancy_r is None else f"{b.expectancy_r:+.3f} R{r_count_note(b)}"
             t.add_row(f"{name} {key}", f"{b.net_pnl:+.2f} / {exp}", str(b.trades))
     for label, b in (("in-sample", m.in_sample), ("out-of-sample", m.out_of_sample)):
         if b is not None:
-            exp = "-" if b.expectancy_r is None else f"{b.expectancy_r:+.3f} R"
+            exp = "-" if b.expectancy_r is None else f"{b.expectancy_r:+.3f} R{r_count_note(b)}"
             t.add_row(label, f"{b.net_pnl:+.2f} / {exp}", str(b.trades))
     return t
 
