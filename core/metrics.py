@@ -118,7 +118,7 @@ def _block(trades: Sequence[ClosedTrade], starting_balance: float | None) -> Met
     wins = net > 0
     losses = net < 0
     gross_profit = float(net[wins].sum())
-    gross_loss = float(-net[losses].sum())
+    gross_loss = float(-net[losses].sum()) + 0.0  # + 0.0: no losses is 0.0, not -0.0
     # MFE/MAE are only meaningful where the recorder tracked them (a trade with both at 0 was not tracked).
     tracked = [t for t in ordered if has_r(t) and (t.mfe_r != 0.0 or t.mae_r != 0.0)]
     equity = np.cumsum(net)
@@ -241,6 +241,13 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
     return format(x, spec)
 
 
+def profit_factor_text(block: MetricsBlock) -> str:
+    """Winners and no loser: the ratio is unbounded, which '-' (no data) would hide."""
+    if block.profit_factor is None and block.gross_profit > 0:
+        return "no losses"
+    return _fmt(block.profit_factor)
+
+
 def block_rows(block: MetricsBlock) -> list[tuple[str, str, int]]:
     """(label, value, trade count) rows: the count sits next to every figure, as the issue asks."""
     n = block.trades
@@ -253,7 +260,7 @@ def block_rows(block: MetricsBlock) -> list[tuple[str, str, int]]:
         ("median R", _fmt(block.median_r), nr),
         ("expectancy R", _fmt(block.expectancy_r, ".3f"), nr),
         ("expectancy money", _fmt(block.expectancy_money), n),
-        ("profit factor", _fmt(block.profit_factor), n),
+        ("profit factor", profit_factor_text(block), n),
         ("avg MFE R", _fmt(block.avg_mfe_r), block.mfe_trades),
         ("avg MAE R", _fmt(block.avg_mae_r), block.mfe_trades),
         ("max drawdown", _fmt(block.max_drawdown), n),

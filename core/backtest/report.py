@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.backtest.signals import Signal, write_signals
-from core.metrics import MetricsReport, block_rows, net_pnl, r_count_note
+from core.metrics import MetricsReport, block_rows, net_pnl, profit_factor_text, r_count_note
 from core.models import ClosedTrade
 
 
@@ -101,7 +101,7 @@ def equity_png(report: BacktestReport) -> bytes:
     ax1.axhline(report.starting_balance, color="grey", lw=0.8, ls="--")
     ax1.set_ylabel("equity")
     ax1.grid(alpha=0.3)
-    pf = "-" if o.profit_factor is None else f"{o.profit_factor:.2f}"
+    pf = profit_factor_text(o)
     wr = "-" if o.win_rate is None else f"{100 * o.win_rate:.1f}%"
     exp_r = "-" if o.expectancy_r is None else f"{o.expectancy_r:+.3f}"
     text = (f"trades {o.trades}   net {o.net_pnl:+.2f}   win {wr}   exp {exp_r} R   PF {pf}   "
