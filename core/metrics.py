@@ -264,6 +264,7 @@ def block_rows(block: MetricsBlock) -> list[tuple[str, str, int]]:
         ("avg MFE R", _fmt(block.avg_mfe_r), block.mfe_trades),
         ("avg MAE R", _fmt(block.avg_mae_r), block.mfe_trades),
         ("max drawdown", _fmt(block.max_drawdown), n),
+        ("max drawdown % of peak", _fmt(block.max_drawdown_pct), n),
         ("avg minutes in trade", _fmt(block.avg_minutes_in_trade, ".1f"), n),
         ("commission", _fmt(block.commission), n),
     ]
@@ -279,8 +280,6 @@ def format_report(report: MetricsReport) -> str:
     lines = [f"{'metric':<22}{'value':>14}{'n':>7}"]
     for label, value, n in block_rows(report.overall):
         lines.append(f"{label:<22}{value:>14}{n:>7}")
-    if report.overall.max_drawdown_pct is not None:
-        lines.append(f"max drawdown % of peak equity: {_fmt(report.overall.max_drawdown_pct)} (n={report.trades})")
     for title, ci in (("expectancy R", report.expectancy_r_ci), ("expectancy money", report.expectancy_money_ci)):
         if ci and ci.low is not None:
             lines.append(
