@@ -17,14 +17,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from core.brokers.base import Broker, BrokerConnectionError, BrokerError, PositionNotFoundError, Tick
-from core.exit_orders import NO_MARKET, ExitExecutor, proposal_id_from_comment
+from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
+from core.exit_orders import ExitExecutor, proposal_id_from_comment
 from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
 from core.exits import RangeScalpingExitManager, TradeNotRegistered
 from core.market_views import MarketView, MarketViews
 from core.models import ActiveTrade, ExitSignal
 from core.notify import REMINDER_SECONDS
 from core.recovery import adopt_position, in_flight, our_magics
+from core.stop_moves import move_stops
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +341,7 @@ class Monitor:
                 self._act_failed(trade, sig, e, rep)
         if moves:
             try:
-                await self._move_stops(moves, rep)
+                await move_stops(self.broker, self.exits, self.notify, moves, rep)
             except Exception as e:  # noqa: BLE001
                 self._act_failed(moves[0][0], moves[0][1], e, rep)
 
@@ -362,45 +363,3 @@ class Monitor:
         out = await self.executor.close(trade, sig.kind, sig.reason, price_hint=price)
         if out.ok or out.already_closed:
             rep.exits += 1
-
-    async def _move_stops(self, moves: list[tuple[ActiveTrade, ExitSignal]], rep: CycleReport) -> None:
-        """Broker first (the broker-side SL is what protects the money), then one transaction for all.
-
-        If the save fails after the broker moved, the next cycle adopts the broker's SL and the rule does
-        not fire again (the stop is already at breakeven), so nothing is moved twice."""
-        moved: list[tuple[ActiveTrade, ExitSignal]] = []
-        for trade, sig in moves:
-            tb = time.perf_counter()
-            try:
-                await asyncio.to_thread(self.broker.modify_sltp, trade.ticket, sig.new_sl, trade.tp)
-                moved.append((trade, sig))
-            except PositionNotFoundError:  # its stop, a human or /close got there first: no fault;
-                log.info("breakeven for %s: the position is already closed", trade.ticket)  # journalled next cycle
-            except BrokerError as e:
-                rep.errors.append(f"breakeven {trade.ticket}: {e.message}")
-                if not isinstance(e, NO_MARKET):  # retried each cycle; a closed market is no fault
-                    self.notify.error("breakeven_failed", f"could not move the stop of {trade.ticket}: {e.message}",
-                                      alert=False, symbol=trade.symbol, ticket=trade.ticket)
-            finally:
-                rep.broker_ms += (time.perf_counter() - tb) * 1000
-        if not moved:
-            return
-        updates = {t.ticket: {"sl": sig.new_sl, "breakeven_moved": True} for t, sig in moved}
-        notes = {t.ticket: ("sl_moved", {"from": t.sl, "to": sig.new_sl, "reason": "breakeven", "text": sig.reason})
-                 for t, sig in moved}
-        try:
-            saved = self.exits.update_many(updates, notes)
-        except TradeNotRegistered:  # one closed meanwhile: save the others one by one
-            saved = {}
-            for ticket, upd in updates.items():
-                try:
-                    saved[ticket] = self.exits.update_trade_state(ticket, upd, journal=notes[ticket])
-                except TradeNotRegistered:
-                    pass
-        for trade, sig in moved:
-            if trade.ticket not in saved:
-                continue
-            rep.sl_moves += 1
-            self.notify.alert("breakeven_moved", "info", f"{trade.symbol}: stop moved to breakeven",
-                              f"Ticket {trade.ticket}: {sig.reason}.", symbol=trade.symbol, ticket=trade.ticket,
-                              trade=saved[trade.ticket], range_data=trade.range_data)
