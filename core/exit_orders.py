@@ -42,7 +42,8 @@ def order_comment(proposal_id: str | None, tag: str) -> str:
 
 
 # exit kinds sent as the close order's comment tag (cut to 10 chars there); read back from the deal
-EXIT_KINDS = ("range_invalidated", "max_time_in_trade", "stalled", "opposite_edge_reached", "manual_close")
+EXIT_KINDS = ("range_invalidated", "max_time_in_trade", "stalled", "opposite_edge_reached", "manual_close",
+              "emergency")
 EXIT_TAG_MAX = 10
 
 

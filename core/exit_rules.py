@@ -191,5 +191,12 @@ def check_early_exit_conditions(
     return out
 
 
+def emergency_exit(trade: ActiveTrade, now: float, by: str) -> ExitSignal:
+    """While the emergency stop is on, every range scalp found open is closed: one that landed after the
+    emergency (an unconfirmed order filling late, or an order that outlasted its wait) included."""
+    return _sig(trade, ExitPriority.CRITICAL, "emergency",
+                f"the emergency stop set by {by} is on, so every range scalp is closed", now)
+
+
 def _sig(trade: ActiveTrade, priority: ExitPriority, kind: str, reason: str, now: float) -> ExitSignal:
     return ExitSignal(ticket=trade.ticket, priority=priority, kind=kind, reason=reason, created_at=now)

@@ -4,6 +4,8 @@ It only ever blocks NEW entries. Exits, breakeven moves and monitoring keep runn
 state, because an unmonitored open position is the most dangerous thing the bot can leave behind.
 `emergency` blocks entries first and then the caller (the service) closes every range-scalp
 position: blocking first means no new trade can slip in while positions are being closed.
+While the emergency stays on, the monitor closes any range scalp it still finds open (one whose order
+landed after the emergency, e.g. an unconfirmed order filling late).
 
 The state is persisted in the store, so a pause or an auto-disable survives restarts until a human
 calls `resume`. The config can also block entries (`kill_switch.enabled=false` or

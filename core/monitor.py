@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
 from core.exit_orders import ExitExecutor, proposal_id_from_comment
-from core.exit_rules import bars_since_entry, check_early_exit_conditions, excursions_r
+from core.exit_rules import bars_since_entry, check_early_exit_conditions, emergency_exit, excursions_r
 from core.exits import RangeScalpingExitManager, TradeNotRegistered
 from core.market_views import MarketView, MarketViews
 from core.models import ActiveTrade, ExitSignal
@@ -277,6 +277,7 @@ class Monitor:
         now = self.clock.now()
         signals: list[ExitSignal] = []
         updates: dict[int, dict] = {}
+        emergency_by = self.notify.emergency_on()
         for t in trades:
             v = views.get(t.symbol)
             if v is None:
@@ -292,6 +293,9 @@ class Monitor:
                     t = t.model_copy(update={"mfe_r": mfe, "mae_r": mae})
                 if self.executor.closing(t.ticket):
                     continue  # its exit is in flight; a stale "exiting" (crash mid-exit) is judged again
+                if emergency_by is not None:
+                    signals.append(emergency_exit(t, now, emergency_by))
+                    continue
                 signals.extend(check_early_exit_conditions(
                     t, v.tick, v.candles, now, tcfg, v.info.point, v.info.digits, v.info.trade_stops_level,
                     v.timeframe.seconds,

@@ -93,6 +93,20 @@ class Notifier:
         )
 
     # ---- kill switch --------------------------------------------------------------------------------
+    def emergency_on(self) -> str | None:
+        """Who set the emergency stop that is on now ("user 7"), or None when it is off or unreadable."""
+        try:
+            store = self._store if self.killswitch is None else None
+            s = self.killswitch.state() if self.killswitch is not None else store.kill_switch.get() if store else None
+        except Exception:  # noqa: BLE001 - the exits go on either way
+            log.exception("kill switch state unreadable")
+            return None
+        if s is None or not s.emergency:
+            return None
+        from core.authz import actor_label
+
+        return actor_label(s.by) if s.by else "a trader"
+
     def entries_blocked(self) -> str | None:
         """Why new entries are refused right now (pause, emergency, auto-disable), or None."""
         try:
