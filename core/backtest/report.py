@@ -79,7 +79,20 @@ def write_trades(trades: list[ClosedTrade], directory: Path) -> tuple[Path, Path
 
 
 def equity_png(report: BacktestReport) -> bytes:
-    """Equity (top) and drawdown (bottom) against time, per closed trade."""
+    """The equity/drawdown chart as PNG bytes."""
+    import matplotlib.pyplot as plt
+
+    fig = equity_figure(report)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def equity_figure(report: BacktestReport):
+    """Equity (top) and drawdown (bottom) against time, per closed trade; the caller closes it."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -118,16 +131,13 @@ def equity_png(report: BacktestReport) -> bytes:
                  fontsize=8, color="#555555", ha="right", va="bottom", bbox=_LABEL_BOX)
     ax2.fill_between(times, dd, 0, step="post", color="#d62728", alpha=0.45)
     ax2.set_ylabel("drawdown")
-    ax2.set_xlabel(f"exit time (UTC); {report.bars} M5 bars; costs: spread {report.costs.get('spread', '?')}, "
+    ax2.set_xlabel(f"exit time (UTC); {report.bars} {report.timeframe} bars; costs: spread {report.costs.get('spread', '?')}, "
                    f"slippage {report.costs.get('slippage_points', '?')} pts", fontsize=8)
     ax2.grid(alpha=0.3)
     ax2.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     fig.autofmt_xdate()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return fig
 
 
 def metrics_table(report: BacktestReport):
