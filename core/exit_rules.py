@@ -15,6 +15,9 @@ from core.models import ActiveTrade, Direction, ExitPriority, ExitSignal
 
 STALL_MAX_MFE_R = 0.5  # a trade that never got half a R in its favour by stall time has no edge left
 STALL_BAND_R = 0.25  # ...and is still within a quarter R of entry
+# a pause in quotes this long is the market closed (weekend, holiday), not a quiet market; the daily
+# one-hour break of metals/FX stays market time, as it does in every backtest of these rules
+CLOSED_GAP_SECONDS = 2 * 3600.0
 
 
 def _fmt(price: float) -> str:
@@ -37,6 +40,35 @@ def bars_since_entry(trade: ActiveTrade, candles: np.ndarray, timeframe_seconds:
     first = trade.entry_time - (trade.entry_time % timeframe_seconds) if timeframe_seconds else trade.entry_time
     # bars are time-sorted: a binary search and a view, not a mask over every bar (the monitor's hot path)
     return candles[int(np.searchsorted(candles["time"], first, side="left")):]
+
+
+def market_minutes(trade: ActiveTrade, candles: np.ndarray, tick_time: float, now: float,
+                   timeframe_seconds: int) -> float:
+    """Minutes since the entry during which the market was open: the time limits of a scalp.
+
+    Wall-clock minutes ran on over a weekend, so a trade opened on Friday evening was "open 3000
+    minutes" or "stalled" at Monday's first price without having had its time. A gap of at least
+    `CLOSED_GAP_SECONDS` between bars, from the last bar to the quote, or from the quote to now (the
+    weekend's quote is Friday's last) is closed time. Time before the fetched window counts as open."""
+    elapsed = max(now - trade.entry_time, 0.0)
+    tf = timeframe_seconds
+    if tf <= 0 or len(candles) == 0:
+        return elapsed / 60.0
+    bars = bars_since_entry(trade, candles, tf)
+    times = bars["time"].astype(float)
+    covers_entry = len(bars) < len(candles) or (len(times) and times[0] <= trade.entry_time)
+    start = trade.entry_time if covers_entry or not len(times) else float(times[0])
+    if len(times):
+        gaps = np.concatenate(([times[0] - start], times[1:] - (times[:-1] + tf))).tolist()
+        last = float(times[-1]) + tf
+    else:
+        gaps, last = [], trade.entry_time
+    if tick_time > last:
+        gaps.append(tick_time - last)
+        last = tick_time
+    gaps.append(now - last)
+    closed = sum(g for g in gaps if g >= CLOSED_GAP_SECONDS)
+    return max(elapsed - closed, 0.0) / 60.0
 
 
 def check_range_invalidation_during_trade(
@@ -143,6 +175,8 @@ def check_early_exit_conditions(
         out.append(_sig(trade, ExitPriority.CRITICAL, "range_invalidated", reasons[0], now))
     ex = tcfg.exits
     minutes = (now - trade.entry_time) / 60.0
+    if minutes >= min(ex.max_minutes_in_trade, ex.stall_minutes):  # only then can a closed market matter
+        minutes = market_minutes(trade, candles, tick.time, now, timeframe_seconds)
     price = exit_price_of(trade, tick)
     r_now = trade.r_multiple(price)
     if minutes >= ex.max_minutes_in_trade:
