@@ -66,3 +66,34 @@ def normalise_lot(lot: float, info: SymbolInfo) -> float:
     n = max(round(lot / step), 1)
     vol = max(n * step, info.volume_min)
     return round(min(vol, info.volume_max), 8)
+
+
+def news_blackout(calendar, symbol: str, currencies, now: float, news_cfg) -> str | None:
+    """Why `symbol` may not be entered at `now` for news (one sentence), or None.
+
+    The analysis checks the blackout when it proposes; the order goes out when a human approves, which
+    on an accelerated paper replay can be hours of market later. A calendar that does not cover `now`
+    says nothing (the analysis already warned that news was not checked)."""
+    from core.sources.news import symbol_currencies
+
+    if calendar is None or not news_cfg.enabled or not calendar.covers(now):
+        return None
+    before, after = news_cfg.blackout_minutes_before, news_cfg.blackout_minutes_after
+    events = calendar.between(now - after * 60, now + before * 60, currencies=symbol_currencies(symbol, currencies),
+                              impacts=news_cfg.impacts)
+    if not events:
+        return None
+    e = events[0]
+    mins = (e.time - now) / 60.0
+    when = f"is due in {mins:.0f} minutes" if mins >= 0 else f"came out {-mins:.0f} minutes ago"
+    return (f"{e.impact}-impact {e.currency} news '{e.title}' {when}; no new range trades {before} minutes "
+            f"before to {after} minutes after it")
+
+
+def news_blackout_now(cfg, symbol: str, clock) -> str | None:
+    """`news_blackout` for `symbol` at `clock.now()` with the configured calendar (cached; never raises)."""
+    from core.analysis import configured_calendar
+
+    tcfg, spec = cfg.for_symbol(symbol), cfg.symbols.get(symbol)
+    calendar, _ = configured_calendar(tcfg, clock)
+    return news_blackout(calendar, symbol, spec.currencies if spec else None, clock.now(), tcfg.news)
