@@ -116,27 +116,45 @@ def deal_from(d: dict[str, Any], offset: float) -> Deal | None:
                 reason=DEAL_REASON.get(d["reason"], "client"))
 
 
+LOWER_CONFIRM_SECONDS = 120.0  # server-time progress a smaller estimate needs before it is believed
+
+
 class ServerOffset:
     """Server time - UTC, configured, or learned from quotes as a whole number of half hours.
 
-    A stale quote makes `server_time - now` *smaller* than the true offset, never larger, so the
-    largest estimate seen is kept: one fresh quote (any open market) settles it. Estimates far from
-    a half-hour multiple are stale quotes and are ignored. Until a fresh quote is seen, staleness is
-    under-estimated: pin the value (broker.mt5.server_utc_offset_hours) where that matters.
+    A stale quote makes `server_time - now` *smaller* than the true offset, never larger, so a larger
+    estimate is taken at once: one fresh quote (any open market) settles it. Estimates far from a
+    half-hour multiple are stale quotes and are ignored. A smaller one is real after a DST switch
+    back (New York + 7 h servers go from UTC+3 to UTC+2 in November), and is taken once quotes keep
+    giving it while their server time moves on by `LOWER_CONFIRM_SECONDS`: a stale quote's server
+    time stands still. Until a fresh quote is seen, staleness is under-estimated: pin the value
+    (broker.mt5.server_utc_offset_hours) where that matters.
     """
 
     def __init__(self, hours: float | None) -> None:
         self.auto = hours is None
         self.seconds = 0.0 if hours is None else hours * 3600.0
         self.known = not self.auto
+        self._lower: tuple[float, float] | None = None  # (smaller estimate, server time first seen)
 
     def learn(self, server_time: float, now: float) -> None:
         if not self.auto:
             return
         diff = server_time - now
         est = round(diff / 1800.0) * 1800.0
-        if abs(diff - est) > 90 or abs(est) > 14 * 3600 or (self.known and est <= self.seconds):
+        if abs(diff - est) > 90 or abs(est) > 14 * 3600:
             return
+        if self.known and est <= self.seconds:
+            if est == self.seconds:
+                self._lower = None  # a quote at the current offset: any smaller reading was a stale one
+                return
+            first = self._lower
+            if first is None or first[0] != est or server_time < first[1]:
+                self._lower = (est, server_time)
+                return
+            if server_time - first[1] < LOWER_CONFIRM_SECONDS:
+                return
+        self._lower = None
         if self.known:
             log.warning("MT5 server offset revised from %+.1fh to %+.1fh", self.seconds / 3600, est / 3600)
         else:
