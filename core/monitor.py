@@ -323,24 +323,31 @@ class Monitor:
         return ordered
 
     async def _act(self, signals: list[ExitSignal], views: dict[str, MarketView], rep: CycleReport) -> None:
-        """Closes in priority order, one by one; then every stop move (LOW) with one store transaction."""
+        """Closes in priority order, one by one; then every stop move (LOW) with one store transaction.
+
+        A due stop move is skipped for a trade being closed, unless its close failed: then the trade stays
+        open, and the move protects it (else it kept its initial stop for as long as the close failed)."""
         done: set[int] = set()
+        failed: set[int] = set()  # closes that left the trade open this cycle
         moves: list[tuple[ActiveTrade, ExitSignal]] = []
         for sig in signals:
-            if sig.ticket in done:
+            is_move = sig.action == "move_sl" and sig.new_sl is not None
+            if sig.ticket in done and not (is_move and sig.ticket in failed):
                 continue
             trade = self.exits.get(sig.ticket)
             if trade is None:
                 continue
-            if sig.action == "move_sl" and sig.new_sl is not None:
+            if is_move:
                 done.add(sig.ticket)
+                failed.discard(sig.ticket)
                 moves.append((trade, sig))
                 continue
             if sig.action != "close":
                 continue
             done.add(sig.ticket)
             try:
-                await self._close(trade, sig, views[trade.symbol], rep)
+                if not await self._close(trade, sig, views[trade.symbol], rep):
+                    failed.add(sig.ticket)
             except Exception as e:  # noqa: BLE001
                 self._act_failed(trade, sig, e, rep)
         if moves:
@@ -355,7 +362,8 @@ class Monitor:
         self.notify.error("exit_processing_failed", f"{sig.kind} on {sig.ticket}: {e}", alert=False,
                           symbol=trade.symbol, ticket=sig.ticket)
 
-    async def _close(self, trade: ActiveTrade, sig: ExitSignal, view: MarketView, rep: CycleReport) -> None:
+    async def _close(self, trade: ActiveTrade, sig: ExitSignal, view: MarketView, rep: CycleReport) -> bool:
+        """Close `trade` for `sig`; False when it stays open (the broker refused, or the market is closed)."""
         if sig.kind == "range_invalidated" and self.notify.alert(  # re-judged each cycle until closed:
                 "range_invalidated", "critical", f"RANGE INVALIDATED - {trade.symbol} ticket {trade.ticket}",
                 f"{sig.reason}. Closing the trade now.", symbol=trade.symbol, ticket=trade.ticket, trade=trade,
@@ -367,3 +375,4 @@ class Monitor:
         out = await self.executor.close(trade, sig.kind, sig.reason, price_hint=price)
         if out.ok or out.already_closed:
             rep.exits += 1
+        return out.ok or out.already_closed or out.in_flight
