@@ -164,7 +164,7 @@ def check_early_exit_conditions(
     """Every exit signal that applies to `trade` now, most urgent first (CRITICAL → LOW).
 
     The caller acts on the first `close` signal and skips the rest; a `move_sl` only runs when no
-    close is due. `tcfg` is the symbol's `TradingConfig`.
+    close is due, or when that close failed (the trade stays open). `tcfg` is the symbol's `TradingConfig`.
     """
     out: list[ExitSignal] = []
     ri = tcfg.range_invalidation
