@@ -17,6 +17,7 @@ from bot.command_spec import USAGE
 from bot.presenter import plural
 from bot.progress import MIN_INTERVAL_S, STEP_PCT, ProgressFn, ProgressRelay
 from bot.replies import Reply
+from core.metrics import profit_factor_text
 
 if TYPE_CHECKING:
     from bot.commands import CommandRouter
@@ -42,16 +43,18 @@ def backtest_summary(report: Any, days: int | None) -> str:
     m = report.metrics
     o = m.overall
     n = f"(n={o.trades})"
+    nr = f"(n={o.r_trades})"  # R figures rest on trades with a stop (an adopted orphan without one has no R)
     period = f"last {plural(days, 'day')}" if days else "the whole series"
     wr = None if o.win_rate is None else 100 * o.win_rate
-    dd_pct = f" ({o.max_drawdown_pct:.1f}%)" if o.max_drawdown_pct is not None else ""
+    # the money and % maxima can come from different falls (a % is of its own peak), hence two figures
+    dd_pct = f" · {o.max_drawdown_pct:.1f}% of peak" if o.max_drawdown_pct is not None else ""
     lines = [
         f"📊 Backtest {report.symbol} {report.timeframe}, {period} · strategy {report.strategy_mode}",
         f"{_day(report.start)} → {_day(report.end)} · {report.bars} bars · costs on",
         f"Net P&L {o.net_pnl:+.2f} {n} · balance {report.starting_balance:.2f} → {report.final_balance:.2f}",
-        f"Win rate {_num(wr, '.0f', '%')} {n} · profit factor {_num(o.profit_factor, '.2f')} {n}",
-        f"Expectancy {_num(o.expectancy_r, '+.3f', 'R')} {n} · {_num(o.expectancy_money)}/trade {n}",
-        f"Avg R {_num(o.avg_r)} {n} · median R {_num(o.median_r)} {n}",
+        f"Win rate {_num(wr, '.0f', '%')} {n} · profit factor {profit_factor_text(o)} {n}",
+        f"Expectancy {_num(o.expectancy_r, '+.3f', 'R')} {nr} · {_num(o.expectancy_money)}/trade {n}",
+        f"Avg R {_num(o.avg_r)} {nr} · median R {_num(o.median_r)} {nr}",
         f"MFE {_num(o.avg_mfe_r, '+.2f', 'R')} · MAE {_num(o.avg_mae_r, '+.2f', 'R')} (n={o.mfe_trades})",
         f"Max drawdown {o.max_drawdown:.2f}{dd_pct} {n}",
     ]

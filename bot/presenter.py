@@ -226,11 +226,11 @@ def metrics_text(report: Any, days: int | None, currency: str = "") -> str:
         f"{head}: {plural(m.trades, 'trade')}",
         f"P&L {money(m.net_pnl, currency)} · win rate {pct(m.win_rate)} · avg win/loss {rr:.2f}" if rr else
         f"P&L {money(m.net_pnl, currency)} · win rate {pct(m.win_rate)}",
-        f"expectancy {r(m.expectancy_r)}"
+        f"expectancy {r(m.expectancy_r)}" + (f" (R over {m.r_trades})" if m.r_trades != m.trades else "")
         + (f" ({money(m.expectancy_money, currency)}/trade)" if m.expectancy_money is not None else ""),
         f"MFE avg {r(m.avg_mfe_r)} · MAE avg {r(m.avg_mae_r)}",
         f"max drawdown {money(m.max_drawdown, currency, sign='')}"
-        + (f" ({m.max_drawdown_pct:.1f}%)" if m.max_drawdown_pct is not None else ""),
+        + (f" · {m.max_drawdown_pct:.1f}% of peak" if m.max_drawdown_pct is not None else ""),
     ]
     by = getattr(report, "by_strategy", {}) or {}
     if by:

@@ -1,0 +1,43 @@
+"""What /metrics and /backtest say about drawdown, profit factor and R counts.
+
+- The money and % drawdown maxima can come from different falls (the % is of its own peak since
+  core.metrics fixed it), so "X (Y%)" would claim they are one fall.
+- Winners only: the profit factor is unbounded, and "-" reads as "no data".
+- A trade without a stop (an adopted orphan) has no R: R figures rest on fewer trades than money ones.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from bot import presenter
+from bot.backtest_command import backtest_summary
+from core.metrics import compute_metrics
+from tests.store_helpers import T0, make_closed, make_trade
+
+
+def _trades():
+    a = make_closed(make_trade(1), exit_price=100.05, exit_time=T0 + 600)
+    b = make_closed(make_trade(2), exit_price=100.30, exit_time=T0 + 1200)
+    orphan = make_trade(3).model_copy(update={"initial_sl": 0.0, "sl": 0.0})
+    c = make_closed(orphan, exit_price=99.90, exit_time=T0 + 1800).model_copy(update={"r_multiple": 0.0})
+    return [a, b, c]
+
+
+def test_metrics_card_wording():
+    report = compute_metrics(_trades(), starting_balance=1000.0, bootstrap_resamples=50)
+    o = report.overall
+    assert o.trades == 3 and o.r_trades == 2 and o.profit_factor is None and o.gross_profit > 0
+    text = presenter.metrics_text(report, None, currency="USD")
+    assert "(R over 2)" in text
+    assert "% of peak" in text and "max drawdown" in text and "%)" not in text
+
+
+def test_backtest_summary_wording():
+    m = compute_metrics(_trades(), starting_balance=1000.0, bootstrap_resamples=50)
+    rep = SimpleNamespace(metrics=m, symbol="XAUUSDc", timeframe="M5", strategy_mode="auto", start=T0,
+                          end=T0 + 3600, bars=12, starting_balance=1000.0, final_balance=1000.0 + m.overall.net_pnl,
+                          open_at_end=0)
+    text = backtest_summary(rep, None)
+    assert "profit factor no losses (n=3)" in text
+    assert "Expectancy" in text and "R (n=2)" in text  # R rests on the two trades with a stop
+    assert "% of peak" in text
