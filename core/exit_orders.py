@@ -329,7 +329,8 @@ class ExitExecutor:
             # the text must not read as if the stop had fired for our exit's reason
             reason_text = f"hit at the broker before my {reason_kind} exit went out: {reason_text}"
         self.store.record_close(closed, data={"reason_text": reason_text} if reason_text else None)
-        self.exits.unregister_trade(trade.ticket, persisted=True, exit_time=closed.exit_time)
+        self.exits.unregister_trade(trade.ticket, persisted=True, exit_time=closed.exit_time,
+                                    exit_reason=closed.exit_reason)
         for key in ("exit_failed", "range_invalidated"):  # pages repeated while it could not be closed
             self.notify.clear_reminder(f"{key}:{trade.ticket}")
         pnl = closed.pnl - abs(closed.commission)

@@ -27,6 +27,9 @@ Update = dict | Callable[[ActiveTrade], dict]
 JournalNote = tuple[str, dict]
 
 
+RANGE_BROKEN = "range_invalidated"  # the exit reason after which a range is not traded again
+
+
 class TradeNotRegistered(KeyError):
     pass
 
@@ -40,6 +43,7 @@ class RangeEntry:
     range_low: float
     entry_time: float
     exit_time: float | None
+    broken: bool = False  # closed by a range invalidation: the market accepted prices outside it
 
 
 def _same_range(a_high: float, a_low: float, b_high: float, b_low: float) -> bool:
@@ -125,7 +129,8 @@ class RangeScalpingExitManager:
         log.info("registered range scalp %s %s %s", trade.ticket, trade.symbol, trade.strategy)
         return trade
 
-    def unregister_trade(self, ticket: int, *, persisted: bool = False, exit_time: float | None = None) -> bool:
+    def unregister_trade(self, ticket: int, *, persisted: bool = False, exit_time: float | None = None,
+                         exit_reason: str | None = None) -> bool:
         with self._lock:
             trade = self._trades.get(ticket)
             if trade is None:
@@ -134,7 +139,8 @@ class RangeScalpingExitManager:
             if not persisted and self._store is not None:
                 self._store.trades.remove(ticket)
             del self._trades[ticket]
-            self._close_entry(trade, exit_time if exit_time is not None else self._now())
+            self._close_entry(trade, exit_time if exit_time is not None else self._now(),
+                              exit_reason == RANGE_BROKEN)
         return True
 
     def update_trade_state(self, ticket: int, updates: Update, journal: JournalNote | None = None) -> ActiveTrade:
@@ -232,7 +238,8 @@ class RangeScalpingExitManager:
 
         The first entry on a range is not a re-entry, so at most `1 + max_reentries` trades are taken
         on one range; an open trade on it counts too, and so does each `(symbol, range)` in `pending`
-        (orders on their way to the broker, not registered yet).
+        (orders on their way to the broker, not registered yet). A range that broke during a trade (closed
+        by range invalidation) is not entered again: the market accepted prices outside it.
         """
         if rng is None:
             return True, "no range to compare"
@@ -249,6 +256,11 @@ class RangeScalpingExitManager:
             1 for sym, r in pending
             if sym == symbol and r is not None and _same_range(r.range_high, r.range_low, rng.range_high, rng.range_low)
         )
+        broken = [e.exit_time for e in same if e.broken and e.exit_time is not None]
+        if broken:
+            at = datetime.fromtimestamp(max(broken), UTC).strftime("%H:%M UTC")
+            return False, (f"this {symbol} range broke during an earlier trade (closed at {at} on a range "
+                           "invalidation); a broken range is not traded again")
         if n > max_reentries:
             return False, (
                 f"this {symbol} range has already been traded {n} time(s); the limit is "
@@ -292,11 +304,12 @@ class RangeScalpingExitManager:
     @staticmethod
     def _entry_of_closed(c: ClosedTrade) -> RangeEntry:
         m = c.metadata
-        return RangeEntry(c.symbol, float(m["range_high"]), float(m["range_low"]), c.entry_time, c.exit_time)
+        return RangeEntry(c.symbol, float(m["range_high"]), float(m["range_low"]), c.entry_time, c.exit_time,
+                          c.exit_reason == RANGE_BROKEN)
 
-    def _close_entry(self, trade: ActiveTrade, exit_time: float) -> None:
+    def _close_entry(self, trade: ActiveTrade, exit_time: float, broken: bool = False) -> None:
         for i, e in enumerate(self._entries):
             if e.symbol == trade.symbol and e.entry_time == trade.entry_time and e.exit_time is None:
-                self._entries[i] = RangeEntry(e.symbol, e.range_high, e.range_low, e.entry_time, exit_time)
+                self._entries[i] = RangeEntry(e.symbol, e.range_high, e.range_low, e.entry_time, exit_time, broken)
                 return
 

@@ -1,0 +1,61 @@
+"""Second review: re-entering a range that broke during a trade (real XAUUSDc bars, paper broker).
+
+A trade closed by range invalidation (N closes in a row beyond an edge: the market accepted prices
+outside the range) left the range as tradeable as any other: after the cooldown the same box could be
+proposed and approved again, up to `max_reentries_per_range` times, fading the edges of a range the bot
+itself had just declared broken.
+"""
+from __future__ import annotations
+
+import lifecycle_helpers as k
+import pytest
+
+from core.clock import FixedClock
+from core.models import Direction
+
+SYMBOL = "XAUUSDc"
+NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return k.config({"exits": {"reentry_cooldown_minutes": 0, "max_reentries_per_range": 5,
+                               "max_minutes_in_trade": 600, "stall_minutes": 600}})
+
+
+async def test_a_range_closed_by_invalidation_is_not_traded_again(cfg, tmp_path):
+    clock = FixedClock(k.common_time(cfg, (SYMBOL,), near=NEAR))
+    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    inner.connect()
+    live = k.LiveAnalyser(inner, clock, Direction.LONG, risk_atr=6.0)
+    first = live(SYMBOL)
+    mid = inner.tick(SYMBOL).bid  # a tight box around the entry: the real bars leave it within a few bars
+    tight = first.range.model_copy(update={"range_high": mid + 0.5, "range_low": mid - 0.5, "range_mid": mid})
+
+    def analyser(symbol):  # today's quote and plan, on the same (first) range
+        return live(symbol).model_copy(update={"range": tight})
+
+    svc = k.service(cfg, tmp_path, clock, broker=inner, analyser=analyser)
+    await svc.start(monitor=False)
+    (ticket,) = await k.open_trades(svc, SYMBOL)
+    for _ in range(60):
+        inner.step()
+        await svc.monitor.run_cycle()
+        if svc.exits.get(ticket) is None:
+            break
+    closed = svc.store.closed.get(ticket)
+    assert closed is not None and closed.exit_reason == "range_invalidated", closed
+    _, props = await svc.propose(SYMBOL)
+    out = await svc.approve(props[0].id, k.TRADER)
+    assert not out.ok, "a range the bot had just declared broken was traded again"
+    assert "broke" in out.message, out.message
+    assert inner.positions() == []
+    # a restart remembers it (the closed journal is the source)
+    svc.store.close()
+    again = k.service(cfg, tmp_path, clock, broker=inner, analyser=analyser, store_name="store.sqlite")
+    await again.start(monitor=False)
+    _, props = await again.propose(SYMBOL)
+    out = await again.approve(props[0].id, k.TRADER)
+    assert not out.ok and "broke" in out.message, out.message
+    again.store.close()
+    inner.close()
