@@ -46,6 +46,8 @@ class Notifier:
             created_at=self.now(), dedup_key=dedup_key or f"{kind}:{symbol}:{ticket}", **extra,
         )
         if remind_after is not None:
+            # human time: on an accelerated paper replay (speed N) an hour is N hours of replay clock
+            remind_after *= float(getattr(self._clock, "speed", 1.0) or 1.0)
             last = self._reminded.get(alert.dedup_key)
             if last is not None and alert.created_at - last < remind_after:
                 log.info("alert %s already sent %.0f s ago; still true", kind, alert.created_at - last)
