@@ -334,6 +334,8 @@ class TradingService:
     def metrics(self, days: int | None = None) -> MetricsReport:
         since = self.clock.now() - days * 86400 if days else 0.0
         start = getattr(self.cfg.broker.paper, "start_balance", None) if self.cfg.broker.kind == "paper" else None
+        if start is not None and since > 0:  # the window's equity starts where the account stood then
+            start += self.store.closed.net_pnl_before(since)
         return compute_metrics(self.store.closed.since(since), starting_balance=start)
 
     def effective_config(self, symbol: str | None = None) -> dict:

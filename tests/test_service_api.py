@@ -73,6 +73,12 @@ async def test_status_trades_close_and_metrics(svc):
     m = svc.metrics(days=7)
     assert isinstance(m, MetricsReport) and m.trades == 1
     assert svc.metrics(days=None).trades == 1
+    # a window's equity starts at the balance the account had when the window began
+    start = svc.cfg.broker.paper.start_balance
+    assert m.starting_balance == pytest.approx(start)  # nothing closed before the last 7 days
+    svc.clock.advance(8 * 86400)
+    later = svc.metrics(days=7)
+    assert later.trades == 0 and later.starting_balance == pytest.approx(start + ct.pnl - abs(ct.commission))
 
 
 def test_effective_config_and_version(svc, cfg):

@@ -140,6 +140,19 @@ def test_closed_queries(store):
     assert [t.ticket for t in store.closed.since(T0 + 200)] == [12, 11]
 
 
+def test_net_pnl_before_a_window_counts_commission_as_a_cost(store):
+    """Where a `/metrics 7` equity curve starts: balance + net P&L of everything closed before it."""
+    a = make_closed(make_trade(20), exit_price=100.05, exit_time=T0 + 100).model_copy(update={"commission": -0.2})
+    b = make_closed(make_trade(21), exit_price=98.8, exit_time=T0 + 200).model_copy(update={"commission": 0.2})
+    c = make_closed(make_trade(22), exit_price=100.05, exit_time=T0 + 300)
+    for t in (a, b, c):
+        store.record_close(t)
+    assert store.closed.net_pnl_before(T0) == 0.0
+    assert store.closed.net_pnl_before(T0 + 150) == pytest.approx(a.pnl - 0.2)
+    assert store.closed.net_pnl_before(T0 + 250) == pytest.approx(a.pnl + b.pnl - 0.4)
+    assert store.closed.net_pnl_before(T0 + 1e9) == pytest.approx(a.pnl + b.pnl + c.pnl - 0.4)
+
+
 def test_state_export_cli_prints_the_store_view(store, tmp_path, capsys):
     p = store.proposals.create(make_proposal("cli1"))
     store.proposals.transition(p.id, ProposalState.PENDING, ProposalState.EXECUTING)

@@ -159,5 +159,13 @@ class ClosedTradeRepo:
         rows = self._db.conn.execute(sql + " ORDER BY exit_time, ticket", args).fetchall()
         return [ClosedTrade.from_json(r["data"]) for r in rows]
 
+    def net_pnl_before(self, ts: float) -> float:
+        """Σ net P&L (commission always a cost, as in core.metrics) of trades closed before `ts`: what a
+        metrics window's equity starts from, on top of the account's starting balance."""
+        row = self._db.conn.execute(
+            "SELECT COALESCE(SUM(pnl - ABS(COALESCE(json_extract(data, '$.commission'), 0))), 0) "
+            "FROM closed_trades WHERE exit_time < ?", (ts,)).fetchone()
+        return float(row[0])
+
     def count(self) -> int:
         return int(self._db.conn.execute("SELECT COUNT(*) FROM closed_trades").fetchone()[0])
