@@ -86,7 +86,10 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
                        remind_after=REMINDER_SECONDS)  # re-run each cycle until it works
         rep.duration_ms = (time.perf_counter() - t0) * 1000
         return rep
+    loaded = {t.ticket for t in trades}
     for t in exits.active_trades():
+        if t.ticket not in loaded:  # registered after the positions were read (an approval during the
+            continue  # monitor's re-run): its own execution recorded it; it is not missing at the broker
         pos = positions.get(t.ticket)
         if pos is None:
             try:
@@ -107,7 +110,7 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
                        "history. I keep checking; please look at them in MetaTrader.", dedup_key="state_mismatch")
     known = exits.range_scalp_tickets()
     for ticket, pos in positions.items():
-        if ticket not in known:
+        if ticket not in known and not in_flight(store, pos):  # an execution still recording it owns it
             try:
                 adopt_position(store, exits, notifier, pos, clock)
             except Exception:  # noqa: BLE001 - the monitor adopts it on its next cycle
