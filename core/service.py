@@ -299,6 +299,9 @@ class TradingService:
         msg = f"🚨 Emergency stop: new entries paused; closed {len(outs) - len(failed)} of {len(outs)} range scalp(s)."
         if failed:
             msg += f" Could NOT close ticket(s) {', '.join(map(str, failed))}: close them manually in MetaTrader."
+        if n := len(self.execution.in_flight):  # outlasted the wait: the monitor closes it once it is recorded
+            msg += (f" {n} order(s) still on its way to the broker: I close the position as soon as it lands"
+                    " (the emergency stop stays on).")
         return EmergencyOutcome(ok=not failed, message=msg, outcomes=outs)
 
     async def _adopt_unknown_positions(self) -> None:
