@@ -30,7 +30,7 @@ from core.brokers.base import (
 from core.exit_orders import find_proposal_at_broker, order_comment
 from core.exits import RangeScalpingExitManager
 from core.models import ActiveTrade, AnalysisResult, Direction, ProposalState, RangeStructure, TradeProposal
-from core.order_checks import PriceCheck, adjust_stops, news_blackout_now, normalise_lot, validate_entry_price
+from core.order_checks import PriceCheck, adjust_stops, normalise_lot, time_rules_block, validate_entry_price
 from core.store import ProposalConflict, TradeMetadata, new_proposal_id
 from core.wording import price_text
 
@@ -244,9 +244,9 @@ class ExecutionEngine:
         sl, tp, notes = adjust_stops(s.direction, price, s.stop_loss, s.take_profit, info,
                                      spread=tick.ask - tick.bid)  # 3. SL/TP vs stops level
         comment = order_comment(p.id, s.strategy)
-        news = news_blackout_now(self.cfg, p.symbol, self.clock)  # a replay's approval can be hours of market later
-        if news:
-            return self._fail(p, ProposalState.APPROVED, f"Not entering: {news}. Nothing was traded.")
+        late = time_rules_block(self.cfg, p.symbol, self.clock)  # a replay's approval can be hours of market later
+        if late:
+            return self._fail(p, ProposalState.APPROVED, f"Not entering: {late.rstrip('.')}. Nothing was traded.")
         blocked = self.notify.entries_blocked()  # again: a pause/emergency may have landed during the awaits above
         if blocked:
             return self._fail(p, ProposalState.APPROVED, f"{blocked} Nothing was traded.")

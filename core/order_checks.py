@@ -97,3 +97,24 @@ def news_blackout_now(cfg, symbol: str, clock) -> str | None:
     tcfg, spec = cfg.for_symbol(symbol), cfg.symbols.get(symbol)
     calendar, _ = configured_calendar(tcfg, clock)
     return news_blackout(calendar, symbol, spec.currencies if spec else None, clock.now(), tcfg.news)
+
+
+def session_block_now(cfg, symbol: str, now: float) -> str | None:
+    """Why `symbol` may not be entered at `now` for its sessions (the analysis' own session rule), or None.
+
+    Like the news blackout, checked again at the send: an approval can come hours of market after the
+    proposal on an accelerated paper replay (past the session's end, into the evening before a weekend)."""
+    from core.filters.context import AnalysisContext
+    from core.filters.risk_filters import RangeScalpingRiskFilters
+    from core.sessions import active_sessions
+
+    tcfg = cfg.for_symbol(symbol)
+    ctx = AnalysisContext(symbol=symbol, cfg=tcfg, spec=cfg.symbols[symbol], now=now, bars=None, ind=None,
+                          sessions=active_sessions(tcfg.sessions, now))
+    result = RangeScalpingRiskFilters().check_session_filters(ctx)
+    return None if result.passed else result.reason
+
+
+def time_rules_block(cfg, symbol: str, clock) -> str | None:
+    """The analysis' time rules (sessions, then the news blackout) at the send, or None if both pass."""
+    return session_block_now(cfg, symbol, clock.now()) or news_blackout_now(cfg, symbol, clock)

@@ -91,7 +91,7 @@ async def test_full_chain_breakeven_then_exit_on_real_data(cfg, bars, tmp_path):
 
 async def test_the_background_monitor_task_runs_the_exit(cfg, bars, tmp_path):
     """Same chain, but the exit comes from the real asyncio monitor task (woken per replay step)."""
-    setup = k.find_breakeven_then_exit(bars, 40000, risk=3.0)
+    setup = k.find_breakeven_then_exit(bars, 36000, risk=3.0)  # Monday 04:40 UTC (Tokyo session)
     clock = FixedClock(float(bars["time"][setup.index]))
     svc = k.service(cfg, tmp_path, clock, analyser=lambda s: k.analysis_at(s, bars, clock.now(), setup))
     await svc.start()
