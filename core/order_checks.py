@@ -108,8 +108,10 @@ def session_block_now(cfg, symbol: str, now: float) -> str | None:
     from core.filters.risk_filters import RangeScalpingRiskFilters
     from core.sessions import active_sessions
 
-    tcfg = cfg.for_symbol(symbol)
-    ctx = AnalysisContext(symbol=symbol, cfg=tcfg, spec=cfg.symbols[symbol], now=now, bars=None, ind=None,
+    tcfg, spec = cfg.for_symbol(symbol), cfg.symbols.get(symbol)
+    if spec is None:  # not a configured symbol: nothing to judge it by (the analysis refuses it anyway)
+        return None
+    ctx = AnalysisContext(symbol=symbol, cfg=tcfg, spec=spec, now=now, bars=None, ind=None,
                           sessions=active_sessions(tcfg.sessions, now))
     result = RangeScalpingRiskFilters().check_session_filters(ctx)
     return None if result.passed else result.reason
