@@ -298,7 +298,8 @@ class TradingService:
         failed = [o.ticket for o in outs if not o.ok]
         msg = f"🚨 Emergency stop: new entries paused; closed {len(outs) - len(failed)} of {len(outs)} range scalp(s)."
         if failed:
-            msg += f" Could NOT close ticket(s) {', '.join(map(str, failed))}: close them manually in MetaTrader."
+            msg += (f" Could NOT close ticket(s) {', '.join(map(str, failed))}: close them manually in MetaTrader;"
+                    " I keep trying each monitor cycle while the emergency stop is on.")
         if n := len(self.execution.in_flight):  # outlasted the wait: the monitor closes it once it is recorded
             msg += (f" {n} order(s) still on its way to the broker: I close the position as soon as it lands"
                     " (the emergency stop stays on).")
