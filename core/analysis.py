@@ -112,7 +112,11 @@ _CALENDARS: dict[str, NewsCalendarSource] = {}
 
 
 def configured_calendar(tcfg: TradingConfig, clock: Clock | None = None) -> tuple[NewsCalendar | None, str | None]:
-    """The calendar named by `news.calendar_path`, through one cached source per path (never raises)."""
+    """The calendar named by `news.calendar_path`, through one cached source per path (never raises).
+
+    The source re-reads the file on the wall clock (a file changes in real time), never on `clock`: a
+    replay or backtest clock jumping hours per step made every send re-parse the calendar. `clock` is
+    accepted for callers' symmetry; the events are judged against the caller's own `now`."""
     n = tcfg.news
     if not n.enabled or not n.calendar_path:
         return None, None
@@ -120,8 +124,6 @@ def configured_calendar(tcfg: TradingConfig, clock: Clock | None = None) -> tupl
     src = _CALENDARS.get(path)
     if src is None:
         src = _CALENDARS[path] = NewsCalendarSource(path, n.cache_seconds, SystemClock())
-    if clock is not None:
-        src.clock = clock
     return src.get(), src.last_error
 
 

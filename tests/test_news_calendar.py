@@ -91,3 +91,19 @@ def test_source_keeps_last_good_copy_and_reports_missing(tmp_path):
     assert src.get() is good and "is missing" in src.last_error
     fresh = NewsCalendarSource(tmp_path / "nope.json", 300, clock)
     assert fresh.get() is None and "missing" in fresh.last_error
+
+
+def test_configured_calendar_is_not_reparsed_when_a_replay_clock_jumps():
+    """The re-read cadence is wall time: a backtest's clock jumping days per step re-parsed the file on
+    every order (the send-time news check), ~1 ms each."""
+    from core.analysis import configured_calendar
+    from core.config import load_config
+
+    tcfg = load_config().for_symbol("XAUUSDc")
+    clock = FixedClock(1_700_000_000.0)
+    first, err = configured_calendar(tcfg, clock)
+    assert first is not None and err is None
+    for _ in range(5):
+        clock.advance(3 * 86400)
+        again, _ = configured_calendar(tcfg, clock)
+        assert again is first
