@@ -6,7 +6,9 @@ reaches +1 R before its stop"), never invented prices.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -14,7 +16,7 @@ from core.app import build_service
 from core.authz import Authorizer
 from core.brokers.paper import PaperBroker
 from core.brokers.paper_feed import ReplayFeed
-from core.clock import FixedClock
+from core.clock import Clock, FixedClock
 from core.config import AppConfig, deep_merge, load_config, validate_config_dict
 from core.data.catalog import MarketData
 from core.models import (
@@ -220,6 +222,37 @@ async def open_trades(svc, symbol: str, n: int = 1) -> list[int]:
         assert out.ok, out.message
         tickets.append(out.ticket)
     return tickets
+
+
+class PaperService(NamedTuple):
+    svc: Any
+    clock: Any
+    inner: PaperBroker
+
+
+async def paper_service(cfg: AppConfig, tmp_path, at: float | Clock, *, wrap: Callable | None = FlakyBroker,
+                        connect: bool = True, direction: Direction = Direction.LONG, risk_atr: float = 1.5,
+                        analyser: Callable | None = None, start: bool = True, **service_kw) -> PaperService:
+    """The service on a real-data paper broker at one replay time, as most lifecycle tests begin.
+
+    Some thirty tests repeated the same six set-up lines, and a copy that drifted (no connect, another
+    wrapper) was hard to spot among them; here the differences are the arguments. `at` is a real bar
+    time (a FixedClock is made for it) or a clock the caller already holds (an AcceleratedClock, or one
+    its own analyser reads). `wrap` wraps the broker the service sees (FlakyBroker by default, None for
+    the bare paper broker); `inner` is always the paper broker itself, for stepping the replay.
+    `analyser` defaults to a LiveAnalyser priced off `inner`. `start=False` leaves the start to a test
+    that must register a sink or set faults first.
+    """
+    clock = at if hasattr(at, "now") else FixedClock(float(at))
+    inner = paper_broker(cfg, tmp_path / "paper.sqlite", clock)
+    if connect:
+        inner.connect()
+    if analyser is None:
+        analyser = LiveAnalyser(inner, clock, direction, risk_atr=risk_atr)
+    svc = service(cfg, tmp_path, clock, broker=wrap(inner) if wrap else inner, analyser=analyser, **service_kw)
+    if start:
+        await svc.start(monitor=False)
+    return PaperService(svc, clock, inner)
 
 
 def common_time(cfg: AppConfig, symbols=("XAUUSDc", "BTCUSDc"), near: float = 1_746_000_000.0) -> float:

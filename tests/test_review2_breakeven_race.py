@@ -25,19 +25,15 @@ async def test_a_position_gone_before_the_breakeven_modify_is_journalled_not_a_f
     bars = k.m5(cfg, SYMBOL)
     setup = k.find_breakeven_then_exit(bars, 30000, risk=3.0)
     clock = FixedClock(float(bars["time"][setup.index]))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    broker = HookBroker(inner)
-    svc = k.service(cfg, tmp_path, clock, broker=broker,
-                    analyser=lambda s: k.analysis_at(s, bars, clock.now(), setup))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, clock, wrap=HookBroker,
+                                          analyser=lambda s: k.analysis_at(s, bars, clock.now(), setup))
     _, props = await svc.propose(SYMBOL)
     out = await svc.approve(props[0].id, k.TRADER)
     assert out.ok, out.message
     ticket = out.ticket
     gone = []
     # the position closes at the broker while the modify is on its way (a human in MetaTrader here)
-    broker.hooks["modify_sltp"] = lambda: gone.append(inner.close_position(ticket, None, 50, "manual"))
+    svc.broker.hooks["modify_sltp"] = lambda: gone.append(inner.close_position(ticket, None, 50, "manual"))
     reports = []
     for _ in range(40):
         inner.step()

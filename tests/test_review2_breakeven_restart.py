@@ -24,10 +24,8 @@ async def _in_profit(cfg, tmp_path, clock_holder):
     setup = k.find_breakeven_then_exit(bars, 30000, risk=3.0)
     clock = FixedClock(float(bars["time"][setup.index]))
     clock_holder.append(clock)
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=inner, analyser=lambda s: k.analysis_at(s, bars, clock.now(), setup))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, clock, wrap=None,
+                                          analyser=lambda s: k.analysis_at(s, bars, clock.now(), setup))
     _, props = await svc.propose(SYMBOL)
     out = await svc.approve(props[0].id, k.TRADER)
     assert out.ok, out.message

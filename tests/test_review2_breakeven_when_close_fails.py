@@ -26,12 +26,9 @@ async def test_a_refused_close_still_moves_the_due_breakeven(cfg, tmp_path):
     bars = k.m5(cfg, SYMBOL)
     setup = k.find_breakeven_then_exit(bars, 30000, risk=3.0)
     clock = FixedClock(float(bars["time"][setup.index]))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    broker = k.FlakyBroker(inner)
-    svc = k.service(cfg, tmp_path, clock, broker=broker,
-                    analyser=lambda s: k.analysis_at(s, bars, clock.now(), setup))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, clock,
+                                          analyser=lambda s: k.analysis_at(s, bars, clock.now(), setup))
+    broker = svc.broker
     _, props = await svc.propose(SYMBOL)
     out = await svc.approve(props[0].id, k.TRADER)
     assert out.ok, out.message

@@ -12,9 +12,8 @@ import lifecycle_helpers as k
 import pytest
 
 from core.brokers.base import BrokerTimeoutError, OrderRequest
-from core.clock import FixedClock
 from core.exit_orders import order_comment
-from core.models import Direction, ProposalState
+from core.models import ProposalState
 
 SYMBOL = "XAUUSDc"
 NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC
@@ -26,12 +25,8 @@ def cfg():
 
 
 async def test_an_unconfirmed_order_landing_after_the_emergency_is_closed(cfg, tmp_path):
-    clock = FixedClock(k.common_time(cfg, (SYMBOL,), near=NEAR))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    broker = k.FlakyBroker(inner)
-    svc = k.service(cfg, tmp_path, clock, broker=broker, analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, k.common_time(cfg, (SYMBOL,), near=NEAR))
+    broker = svc.broker
     (known,) = await k.open_trades(svc, SYMBOL)
     _, props = await svc.propose(SYMBOL)
     p = props[0]

@@ -10,8 +10,6 @@ import lifecycle_helpers as k
 import pytest
 
 from core.brokers.base import RequoteError
-from core.clock import FixedClock
-from core.models import Direction
 
 SYMBOL = "XAUUSDc"
 NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC
@@ -23,12 +21,8 @@ def cfg():
 
 
 async def test_a_position_the_emergency_could_not_close_is_closed_by_the_next_cycle(cfg, tmp_path):
-    clock = FixedClock(k.common_time(cfg, (SYMBOL,), near=NEAR))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    broker = k.FlakyBroker(inner)
-    svc = k.service(cfg, tmp_path, clock, broker=broker, analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, k.common_time(cfg, (SYMBOL,), near=NEAR))
+    broker = svc.broker
     (ticket,) = await k.open_trades(svc, SYMBOL)
     broker.fail("close_position", *[RequoteError("requote", 10004)] * 3)
     res = await svc.emergency(k.TRADER)

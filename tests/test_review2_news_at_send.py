@@ -13,7 +13,7 @@ import lifecycle_helpers as k
 
 from core.brokers.paper_feed import AcceleratedClock
 from core.clock import FixedClock
-from core.models import Direction, ProposalState
+from core.models import ProposalState
 
 SYMBOL = "XAUUSDc"
 NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC
@@ -34,10 +34,7 @@ async def _approve_15_market_minutes_later(tmp_path, event_in_minutes: float, cu
     cfg = k.config({"news": {"calendar_path": _calendar(tmp_path, start + event_in_minutes * 60, currency)}})
     wall = FixedClock(1_800_000_000.0)
     clock = AcceleratedClock(start, speed=60.0, wall=wall)
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=inner, analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, clock, wrap=None)
     _, props = await svc.propose(SYMBOL)  # 40 minutes before the release: outside the blackout
     wall.advance(15)  # the trader taps Approve 15 s later: 15 market minutes at 60x
     out = await svc.approve(props[0].id, k.TRADER)

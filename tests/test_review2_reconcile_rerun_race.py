@@ -14,9 +14,6 @@ import threading
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
-from core.models import Direction
-
 SYMBOL = "XAUUSDc"
 NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC
 
@@ -27,11 +24,9 @@ def cfg():
 
 
 async def test_a_trade_opened_during_the_reconciliation_rerun_is_not_missing(cfg, tmp_path):
-    clock = FixedClock(k.common_time(cfg, (SYMBOL,), near=NEAR))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    broker = k.FlakyBroker(inner)
-    broker.connect_failures = 1  # the broker is unreachable at start-up
-    svc = k.service(cfg, tmp_path, clock, broker=broker, analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
+    svc, _, inner = await k.paper_service(cfg, tmp_path, k.common_time(cfg, (SYMBOL,), near=NEAR),
+                                          connect=False, start=False)
+    svc.broker.connect_failures = 1  # the broker is unreachable at start-up
     rep = await svc.start(monitor=False)
     assert not rep.broker_ok and svc.monitor.reconcile_pending
     entered, release = threading.Event(), threading.Event()

@@ -13,7 +13,6 @@ import pytest
 
 from core.brokers.paper_feed import AcceleratedClock
 from core.clock import FixedClock
-from core.models import Direction
 
 NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC
 
@@ -26,9 +25,7 @@ def cfg():
 async def _svc(cfg, tmp_path, speed: float):
     wall = FixedClock(1_800_000_000.0)
     clock = AcceleratedClock(k.common_time(cfg, ("XAUUSDc",), near=NEAR), speed=speed, wall=wall)
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=inner, analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
+    svc, _, inner = await k.paper_service(cfg, tmp_path, clock, wrap=None, start=False)
     return svc, wall, inner
 
 

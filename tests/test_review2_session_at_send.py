@@ -14,7 +14,7 @@ import pytest
 
 from core.brokers.paper_feed import AcceleratedClock
 from core.clock import FixedClock
-from core.models import Direction, ProposalState
+from core.models import ProposalState
 
 SYMBOL = "XAUUSDc"
 
@@ -31,10 +31,7 @@ def cfg():
 async def _approve_after(cfg, tmp_path, start: str, wall_seconds: float):
     wall = FixedClock(1_800_000_000.0)
     clock = AcceleratedClock(utc(start), speed=60.0, wall=wall)
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=inner, analyser=k.LiveAnalyser(inner, clock, Direction.LONG, risk_atr=10.0))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, clock, wrap=None, risk_atr=10.0)
     _, props = await svc.propose(SYMBOL)
     wall.advance(wall_seconds)  # 1 wall second = 1 market minute
     out = await svc.approve(props[0].id, k.TRADER)
