@@ -12,8 +12,6 @@ import lifecycle_helpers as k
 import pytest
 
 from core.brokers.base import OrderResult
-from core.clock import FixedClock
-from core.models import Direction
 
 DONE_PARTIAL = 10010
 
@@ -31,12 +29,7 @@ class HalfFills(k.FlakyBroker):
 
 
 async def test_a_partially_filled_entry_is_journalled_when_it_closes(cfg, tmp_path):
-    clock = FixedClock(float(k.m5(cfg)["time"][30000]))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=HalfFills(inner),
-                    analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, float(k.m5(cfg)["time"][30000]), wrap=HalfFills)
     (ticket,) = await k.open_trades(svc, "XAUUSDc")
     pos = inner.positions()[0]
     assert pos.volume == pytest.approx(0.02)

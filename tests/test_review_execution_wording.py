@@ -12,7 +12,6 @@ import lifecycle_helpers as k
 import pytest
 
 from bot import presenter
-from core.clock import FixedClock
 
 SYMBOL = "XAUUSDc"
 
@@ -29,10 +28,7 @@ def _prices(text: str) -> list[str]:
 async def test_executed_outcome_and_alerts_use_symbol_digits(cfg, tmp_path):
     digits = cfg.symbols[SYMBOL].digits
     bars = k.m5(cfg, SYMBOL)
-    clock = FixedClock(float(bars["time"][30000]))
-    broker = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    svc = k.service(cfg, tmp_path, clock, broker=broker, analyser=k.LiveAnalyser(broker, clock))
-    await svc.start(monitor=False)
+    svc, _, _ = await k.paper_service(cfg, tmp_path, float(bars["time"][30000]), wrap=None, connect=False)
     _, props = await svc.propose(SYMBOL)
     out = await svc.approve(props[0].id, k.TRADER)
     assert out.ok and out.ticket is not None

@@ -14,7 +14,6 @@ import lifecycle_helpers as k
 import numpy as np
 import pytest
 
-from core.clock import FixedClock
 from core.models import Direction
 from core.notify import REMINDER_SECONDS as HOURLY
 
@@ -28,11 +27,7 @@ async def test_a_close_refused_all_weekend_pages_once_then_hourly(cfg, tmp_path)
     bars = k.m5(cfg)
     gaps = np.where(np.diff(bars["time"]) > 86_400)[0]
     last = int(gaps[gaps > 30000][0])  # Friday's last bar before a weekend
-    clock = FixedClock(float(bars["time"][last]))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
-                    analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
+    svc, clock, inner = await k.paper_service(cfg, tmp_path, float(bars["time"][last]), start=False)
     got = []
 
     async def sink(alert):
@@ -72,11 +67,8 @@ async def test_a_range_invalidation_that_cannot_be_acted_on_pages_once_then_hour
     bars = k.m5(cfg)
     gaps = np.where(np.diff(bars["time"]) > 86_400)[0]
     last = int(gaps[gaps > 30000][0])
-    clock = FixedClock(float(bars["time"][last - 3]))  # a few closes since entry before the weekend
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
-                    analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
+    # a few closes since entry before the weekend
+    svc, clock, inner = await k.paper_service(cfg, tmp_path, float(bars["time"][last - 3]), start=False)
     got = []
 
     async def sink(alert):
@@ -118,13 +110,9 @@ async def test_a_breakeven_move_refused_all_weekend_is_no_fault(tmp_path):
     bars = k.m5(cfg)
     gaps = np.where(np.diff(bars["time"]) > 86_400)[0]
     last = int(gaps[gaps > 30000][0])
-    clock = FixedClock(float(bars["time"][last - 3]))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
     # the side that Friday's last bars moved in favour of
     d = Direction.LONG if bars["close"][last] > bars["open"][last - 3] else Direction.SHORT
-    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner), analyser=k.LiveAnalyser(inner, clock, d))
-    await svc.start(monitor=False)
+    svc, clock, inner = await k.paper_service(cfg, tmp_path, float(bars["time"][last - 3]), direction=d)
     (ticket,) = await k.open_trades(svc, "XAUUSDc")
     clock.set(float(bars["time"][last]) + 600)
     q = inner.tick("XAUUSDc")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
-
 SYMBOL = "XAUUSDc"
 
 
@@ -23,10 +21,8 @@ def cfg():
 
 async def test_close_that_finds_the_broker_stop_already_filled_says_so(cfg, tmp_path):
     bars = k.m5(cfg, SYMBOL)
-    clock = FixedClock(float(bars["time"][30000]))
-    broker = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    svc = k.service(cfg, tmp_path, clock, broker=broker, analyser=k.LiveAnalyser(broker, clock))
-    await svc.start(monitor=False)  # nobody watches: the broker's SL/TP is what closes it
+    # nobody watches: the broker's SL/TP is what closes it
+    svc, clock, broker = await k.paper_service(cfg, tmp_path, float(bars["time"][30000]), wrap=None, connect=False)
     (ticket,) = await k.open_trades(svc, SYMBOL)
     for _ in range(2000):
         clock.advance(300)

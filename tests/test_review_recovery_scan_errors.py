@@ -12,19 +12,12 @@ import lifecycle_helpers as k
 import pytest
 
 from core.clock import FixedClock
-from core.models import Direction
 from core.recovery import DEAL_SCAN_KEY
 
 
 @pytest.fixture(scope="module")
 def cfg():
     return k.config()
-
-
-def _svc(cfg, tmp_path, clock):
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    return k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
-                     analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
 
 
 def _end(svc):
@@ -34,12 +27,11 @@ def _end(svc):
 
 async def test_a_malformed_history_during_the_startup_scan_does_not_stop_the_start(cfg, tmp_path):
     clock = FixedClock(float(k.m5(cfg)["time"][30000]))
-    svc = _svc(cfg, tmp_path, clock)
-    await svc.start(monitor=False)
+    svc, _, _ = await k.paper_service(cfg, tmp_path, clock, connect=False)
     (ticket,) = await k.open_trades(svc, "XAUUSDc")
     _end(svc)
 
-    svc2 = _svc(cfg, tmp_path, clock)
+    svc2, _, _ = await k.paper_service(cfg, tmp_path, clock, connect=False, start=False)
     before = svc2.store.kv.get(DEAL_SCAN_KEY)
     svc2.broker.fail("history_deals", ValueError("bridge returned a malformed deals array"))
     rep = await svc2.start(monitor=False)
@@ -59,15 +51,14 @@ async def test_a_reconciliation_rerun_that_crashes_does_not_cost_the_cycles_exit
 
     cfg = k.config({"exits": {"max_minutes_in_trade": 5}})
     clock = FixedClock(k.common_time(cfg, ("XAUUSDc",), near=1_746_003_600.0))
-    svc = _svc(cfg, tmp_path, clock)
-    await svc.start(monitor=False)
+    svc, _, _ = await k.paper_service(cfg, tmp_path, clock, connect=False)
     (ticket,) = await k.open_trades(svc, "XAUUSDc")
     _, props = await svc.propose("XAUUSDc")  # the process dies while this one is being sent
     assert svc.store.proposals.transition(props[0].id, ProposalState.PENDING, ProposalState.APPROVED)
     assert svc.store.proposals.transition(props[0].id, ProposalState.APPROVED, ProposalState.EXECUTING)
     _end(svc)
 
-    svc2 = _svc(cfg, tmp_path, clock)
+    svc2, _, _ = await k.paper_service(cfg, tmp_path, clock, connect=False, start=False)
     svc2.broker.connect_failures = 1  # the broker is unreachable at start-up
     rep = await svc2.start(monitor=False)
     assert not rep.broker_ok and svc2.monitor.reconcile_pending

@@ -13,9 +13,6 @@ import time
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
-from core.models import Direction
-
 NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC, a quiet stretch (no SL/TP within a few bars)
 
 
@@ -25,12 +22,7 @@ def cfg():
 
 
 async def test_close_waits_for_the_monitors_exit_that_began_while_it_fetched_a_price(cfg, tmp_path):
-    clock = FixedClock(k.common_time(cfg, ("XAUUSDc",), near=NEAR))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
-                    analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, k.common_time(cfg, ("XAUUSDc",), near=NEAR))
     (ticket,) = await k.open_trades(svc, "XAUUSDc")
     inner.step()
     inner.step()  # past the 5-minute limit: the monitor's next cycle closes it
@@ -65,12 +57,7 @@ async def test_a_close_the_broker_executed_is_reported_closed_before_its_deals_a
     readable /close answered ok=False, and /emergency told the trader to close the ticket by hand."""
     from core.brokers.base import BrokerError
 
-    clock = FixedClock(k.common_time(cfg, ("XAUUSDc",), near=NEAR))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
-                    analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, k.common_time(cfg, ("XAUUSDc",), near=NEAR))
     tickets = await k.open_trades(svc, "XAUUSDc", 2)
     svc.broker.fail("history_deals", BrokerError("history not synchronised yet"))
     out = await svc.emergency(k.TRADER)
@@ -89,12 +76,7 @@ async def test_emergency_counts_a_trade_the_monitor_journalled_meanwhile_as_clos
     """/emergency closes its snapshot of trades one by one. A trade whose stop (or a human in MT5) closed it
     while an earlier close was in flight is journalled by the monitor's cycle; /emergency then found no
     open trade for that ticket and reported it as NOT closed, to be closed by hand."""
-    clock = FixedClock(k.common_time(cfg, ("XAUUSDc",), near=NEAR))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner),
-                    analyser=k.LiveAnalyser(inner, clock, Direction.LONG))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, k.common_time(cfg, ("XAUUSDc",), near=NEAR))
     first, second = await k.open_trades(svc, "XAUUSDc", 2)
     inner.close_position(second)  # a human closes it in MetaTrader; the bot has not seen it yet
     real_close = inner.close_position
