@@ -6,7 +6,6 @@ import lifecycle_helpers as k
 import pytest
 
 from core.brokers.base import PositionNotFoundError, PriceChangedError, RequoteError
-from core.clock import FixedClock
 
 SYMBOL = "XAUUSDc"
 
@@ -18,12 +17,7 @@ def cfg():
 
 async def _svc_with_trade(cfg, tmp_path):
     bars = k.m5(cfg, SYMBOL)
-    clock = FixedClock(float(bars["time"][30000]))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    broker = k.FlakyBroker(inner)
-    svc = k.service(cfg, tmp_path, clock, broker=broker, analyser=k.LiveAnalyser(inner, clock))
-    await svc.start(monitor=False)
+    svc, _, _ = await k.paper_service(cfg, tmp_path, float(bars["time"][30000]))
     (ticket,) = await k.open_trades(svc, SYMBOL)
     return svc, ticket
 

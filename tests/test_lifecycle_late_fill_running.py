@@ -8,7 +8,6 @@ import lifecycle_helpers as k
 import pytest
 
 from core.brokers.base import BrokerTimeoutError, OrderRequest
-from core.clock import FixedClock
 from core.exit_orders import order_comment
 from core.late_fills import SUSPECT_WATCH_SECONDS, SWEEP_SECONDS
 from core.models import ProposalState
@@ -27,9 +26,7 @@ def t0(cfg):
 
 
 async def _life(cfg, tmp_path, t0):
-    clock = FixedClock(t0)
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner), analyser=k.LiveAnalyser(inner, clock))
+    svc, _, _ = await k.paper_service(cfg, tmp_path, t0, connect=False, start=False)
     delivered = []
 
     async def sink(alert):

@@ -31,10 +31,7 @@ def t0(cfg):
 
 
 async def _life(cfg, tmp_path, t0):
-    clock = FixedClock(t0)
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner), analyser=k.LiveAnalyser(inner, clock))
-    await svc.start(monitor=False)
+    svc, _, _ = await k.paper_service(cfg, tmp_path, t0, connect=False)
     return svc
 
 
@@ -156,9 +153,7 @@ async def test_a_crash_between_adopting_and_closing_is_finished_by_the_next_star
     _end(svc)
     _run_broker_until_flat(cfg, tmp_path, t0)
 
-    clock = FixedClock(t0)
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    svc2 = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner), analyser=k.LiveAnalyser(inner, clock))
+    svc2, _, _ = await k.paper_service(cfg, tmp_path, t0, connect=False, start=False)
 
     async def dies(*_a, **_k):  # the process "dies" right after the adopted row was committed
         raise RuntimeError("killed")

@@ -25,11 +25,8 @@ def t0(cfg):
 
 
 async def _life(cfg, tmp_path, t0, start=True, connect_failures=0):
-    clock = FixedClock(t0)
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    broker = k.FlakyBroker(inner)
-    broker.connect_failures = connect_failures
-    svc = k.service(cfg, tmp_path, clock, broker=broker, analyser=k.LiveAnalyser(inner, clock))
+    svc, _, _ = await k.paper_service(cfg, tmp_path, t0, connect=False, start=False)
+    svc.broker.connect_failures = connect_failures
     if start:
         await svc.start(monitor=False)
     return svc

@@ -128,10 +128,7 @@ async def test_proposal_expiry_is_human_time_on_an_accelerated_paper_replay(cfg,
     wall = FixedClock(1_800_000_000.0)
     speed = 60.0
     clock = AcceleratedClock(float(bars["time"][START]), speed=speed, wall=wall)
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=inner, analyser=k.LiveAnalyser(inner, clock))
-    await svc.start(monitor=False)
+    svc, _, _ = await k.paper_service(cfg, tmp_path, clock, wrap=None)
     _, props = await svc.propose(SYMBOL)
     _, late = await svc.propose(SYMBOL)
     expiry = cfg.execution.proposal_expiry_seconds

@@ -80,11 +80,7 @@ async def test_a_history_read_failing_during_startup_recovery_does_not_stop_the_
 
     cfg = k.config()
     t0 = float(k.m5(cfg)["time"][30000])
-    clock = FixedClock(t0)
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner), analyser=k.LiveAnalyser(inner, clock))
-    await svc.start(monitor=False)
+    svc, _, inner = await k.paper_service(cfg, tmp_path, t0)
     (gone,) = await k.open_trades(svc, "XAUUSDc")
     svc.store.close()
     for _ in range(500):  # the replay runs on while the bot is down, until the broker's SL/TP closes it

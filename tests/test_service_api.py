@@ -7,7 +7,6 @@ import asyncio
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
 from core.exceptions import NotAuthorizedError, UnknownSymbolError
 from core.metrics import MetricsReport
 from core.service import HealthReport, TradeStatus
@@ -22,11 +21,7 @@ def cfg():
 
 @pytest.fixture
 async def svc(cfg, tmp_path):
-    clock = FixedClock(float(k.m5(cfg)["time"][30000]))
-    inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
-    inner.connect()
-    s = k.service(cfg, tmp_path, clock, broker=inner, analyser=k.LiveAnalyser(inner, clock))
-    await s.start(monitor=False)
+    s, _, _ = await k.paper_service(cfg, tmp_path, float(k.m5(cfg)["time"][30000]), wrap=None)
     yield s
     await s.stop()
     s.store.close()
