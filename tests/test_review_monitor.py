@@ -90,11 +90,8 @@ async def test_a_history_read_failing_during_startup_recovery_does_not_stop_the_
     assert not inner.positions()
     inner.close()
 
-    clock2 = FixedClock(t0)
-    inner2 = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock2)
-    broker2 = k.FlakyBroker(inner2)
-    broker2.fail("history_deals", BrokerConnectionError("IPC timeout", -10005))
-    svc2 = k.service(cfg, tmp_path, clock2, broker=broker2, analyser=k.LiveAnalyser(inner2, clock2))
+    svc2, _, inner2 = await k.paper_service(cfg, tmp_path, t0, connect=False, start=False)
+    svc2.broker.fail("history_deals", BrokerConnectionError("IPC timeout", -10005))
     rep = await svc2.start(monitor=False)  # must not raise
     assert svc2.ready and gone in rep.unresolved
     assert gone in svc2.range_scalp_tickets()  # still watched until its close is journalled
