@@ -226,17 +226,18 @@ async def open_trades(svc, symbol: str, n: int = 1) -> list[int]:
 
 class PaperService(NamedTuple):
     svc: Any
-    clock: Any
+    clock: Clock
     inner: PaperBroker
 
 
 async def paper_service(cfg: AppConfig, tmp_path, at: float | Clock, *, wrap: Callable | None = FlakyBroker,
                         connect: bool = True, direction: Direction = Direction.LONG, risk_atr: float = 1.5,
-                        analyser: Callable | None = None, start: bool = True, **service_kw) -> PaperService:
+                        analyser: Callable | None = None, start: bool = True) -> PaperService:
     """The service on a real-data paper broker at one replay time, as most lifecycle tests begin.
 
-    Some thirty tests repeated the same six set-up lines, and a copy that drifted (no connect, another
-    wrapper) was hard to spot among them; here the differences are the arguments. `at` is a real bar
+    Some thirty tests repeated the same five to seven set-up lines, and the few ways they really differ
+    (no connect, another wrapper, another side) were hard to see among the copies; here those
+    differences are the arguments. `at` is a real bar
     time (a FixedClock is made for it) or a clock the caller already holds (an AcceleratedClock, or one
     its own analyser reads). `wrap` wraps the broker the service sees (FlakyBroker by default, None for
     the bare paper broker); `inner` is always the paper broker itself, for stepping the replay.
@@ -249,7 +250,7 @@ async def paper_service(cfg: AppConfig, tmp_path, at: float | Clock, *, wrap: Ca
         inner.connect()
     if analyser is None:
         analyser = LiveAnalyser(inner, clock, direction, risk_atr=risk_atr)
-    svc = service(cfg, tmp_path, clock, broker=wrap(inner) if wrap else inner, analyser=analyser, **service_kw)
+    svc = service(cfg, tmp_path, clock, broker=wrap(inner) if wrap else inner, analyser=analyser)
     if start:
         await svc.start(monitor=False)
     return PaperService(svc, clock, inner)
