@@ -19,6 +19,7 @@ from core.errors import error_rates
 from core.exceptions import ProposalError
 from core.execution import ExecutionEngine, ProposalOutcome
 from core.exit_orders import ExitExecutor, proposal_id_from_comment
+from core.exit_rules import market_minutes
 from core.exits import RangeScalpingExitManager
 from core.late_fills import LateFillWatch
 from core.metrics import MetricsReport, compute_metrics
@@ -198,6 +199,14 @@ class TradingService:
         return self.execution.reject(str(proposal_id), user_id)
 
     # ---- trades -----------------------------------------------------------------------------------
+    def _minutes_in_trade(self, t: ActiveTrade, now: float) -> float:
+        """The minutes the exit timers count (market open; a weekend is not time in trade), from the bars
+        and quote the monitor's last cycle fetched; clock minutes until a cycle has seen the symbol."""
+        view = self.monitor.views.last(t.symbol)
+        if view is None:
+            return max(now - t.entry_time, 0.0) / 60.0
+        return market_minutes(t, view.candles, view.tick.time, now, view.timeframe.seconds)
+
     def status(self) -> list[TradeStatus]:
         now = self.clock.now()
         out = []
@@ -209,7 +218,7 @@ class TradingService:
                    if price is not None and spec else None)
             out.append(TradeStatus(
                 trade=t, current_price=price, pnl_r=t.r_multiple(price) if price is not None else None, pnl=pnl,
-                minutes_in_trade=max(now - t.entry_time, 0) / 60, breakeven_moved=t.breakeven_moved,
+                minutes_in_trade=self._minutes_in_trade(t, now), breakeven_moved=t.breakeven_moved,
                 state=t.exit_manager_state,
             ))
         return out

@@ -55,6 +55,9 @@ async def test_a_trade_opened_on_friday_evening_keeps_its_market_time_over_the_w
         assert svc.exits.get(ticket) is not None, f"closed at {when}: {kinds}"
     assert kinds == [], kinds
     assert not [a for a in svc.notifier.sent if a.kind == "exit_failed"]  # no EXIT FAILED page all weekend
+    # /status counts what the timers count: ~85 market minutes at Monday's open, not ~3,000 clock minutes
+    (row,) = svc.status()
+    assert 60 < row.minutes_in_trade < 120, row.minutes_in_trade
     inner.advance_to(utc("2025-01-13T01:30"))  # 80 market minutes on Friday + 150 on Monday: 230
     rep = await svc.monitor.run_cycle()
     assert "max_time_in_trade" not in [s.kind for s in rep.signals]
