@@ -155,3 +155,13 @@ def test_a_weekend_trading_symbol_trades_through_a_data_gap(tmp_path):
         else:  # no bar in the gap: the last close (1996.70) + 20-point spread
             assert b.market_order(req).price == pytest.approx(1996.90)
         b.close()
+
+
+def test_deviation_rule():
+    """The requote rule in one place (core.brokers.paper_fills): beyond the deviation is refused."""
+    from core.brokers.paper_fills import deviation_problem
+
+    assert deviation_problem(None, 100.5, 20, 0.01) is None  # no price asked: market at any price
+    assert deviation_problem(100.0, 100.20, 20, 0.01) is None  # exactly at the deviation
+    said = deviation_problem(100.0, 100.21, 20, 0.01)
+    assert said is not None and "deviation 20 points" in said

@@ -48,6 +48,7 @@ from core.brokers.paper_feed import ReplayFeed
 from core.brokers.paper_fills import (
     BarPrices,
     check_stops,
+    deviation_problem,
     entry_price,
     exit_price,
     profit,
@@ -198,9 +199,6 @@ class PaperBroker:
         px = q.bid if p.type == "buy" else q.ask
         return px, profit(p.type, p.price_open, px, p.volume, spec.contract_size)
 
-    def _margin(self, p: Position) -> float:
-        return p.volume * self.symbols[p.symbol].contract_size * p.price_open / self.leverage
-
     def account_info(self) -> AccountInfo:
         self._sync()
         with self.store.lock:
@@ -208,7 +206,7 @@ class PaperBroker:
             open_ = self.store.positions()
         floating = sum(self._floating(p)[1] for p in open_)
         equity = round(balance + floating, 2)
-        margin = sum(self._margin(p) for p in open_)
+        margin = sum(p.volume * self.symbols[p.symbol].contract_size * p.price_open / self.leverage for p in open_)
         return AccountInfo(login=self.login, balance=round(balance, 2), equity=equity,
                            margin_free=round(equity - margin, 2), leverage=self.leverage, server="paper")
 
@@ -235,11 +233,6 @@ class PaperBroker:
         if problem:
             raise InvalidStopsError(problem, Retcode.INVALID_STOPS)
 
-    def _check_deviation(self, spec: SymbolSpec, requested: float | None, fill: float, deviation: int) -> None:
-        if requested and abs(fill - requested) > deviation * spec.point + 1e-9:
-            raise RequoteError(f"price moved to {fill} (requested {requested}, deviation {deviation} points)",
-                               Retcode.REQUOTE)
-
     def market_order(self, request: OrderRequest) -> OrderResult:
         spec = self._spec(request.symbol)
         with self.store.lock:  # checks and booking as one step: threads must not both pass the margin check
@@ -252,7 +245,8 @@ class PaperBroker:
         self._check_stops(spec, request.side, request.sl, request.tp, q)
         slip = self.slippage_points * spec.point
         price = round(entry_price(request.side, q.bid, q.ask, slip), spec.digits + 2)
-        self._check_deviation(spec, request.price, price, request.deviation)
+        if problem := deviation_problem(request.price, price, request.deviation, spec.point):
+            raise RequoteError(problem, Retcode.REQUOTE)
         need = request.volume * spec.contract_size * price / self.leverage
         if need > self.account_info().margin_free:
             raise NoMoneyError(f"not enough free margin for {request.volume} lots ({need:.2f} needed)",

@@ -101,3 +101,10 @@ def volume_problem(volume: float, vmin: float, vmax: float, step: float) -> str 
     if abs(steps - round(steps)) > 1e-6:
         return f"volume {volume:g} is not a multiple of the step {step:g}"
     return None
+
+
+def deviation_problem(requested: float | None, fill: float, deviation_points: int, point: float) -> str | None:
+    """A market order asking for `requested` is refused (requote) if the fill moved beyond its deviation."""
+    if requested and abs(fill - requested) > deviation_points * point + 1e-9:
+        return f"price moved to {fill} (requested {requested}, deviation {deviation_points} points)"
+    return None
