@@ -265,3 +265,35 @@ def common_time(cfg: AppConfig, symbols=("XAUUSDc", "BTCUSDc"), near: float = 1_
         if all(np.any(a["time"] == t) for a in arrays[1:]):
             return float(t)
     raise AssertionError("no common bar")
+
+
+def collect_alerts(svc, channel: str = "telegram") -> list:
+    """Register a sink on `channel` that keeps every alert delivered to it (for asserting on pages)."""
+    got: list = []
+
+    async def sink(alert) -> None:
+        got.append(alert)
+
+    svc.alerts.register_sink(channel, sink)
+    return got
+
+
+async def approve_held_at_broker(svc, proposal_id: str):
+    """Start approving `proposal_id` and return once its order is inside the broker call, held there.
+
+    `svc.broker` must have `hooks` (test_review_execution.HookBroker). Returns (approval task, release
+    event): the order completes only after `release.set()`, so a test can act while it is in flight."""
+    import asyncio
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        release.wait(10)
+
+    svc.broker.hooks["market_order"] = hold
+    approval = asyncio.create_task(svc.approve(proposal_id, TRADER))
+    while not entered.is_set():
+        await asyncio.sleep(0.005)
+    return approval, release

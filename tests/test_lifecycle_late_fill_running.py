@@ -27,12 +27,7 @@ def t0(cfg):
 
 async def _life(cfg, tmp_path, t0):
     svc, _, _ = await k.paper_service(cfg, tmp_path, t0, connect=False, start=False)
-    delivered = []
-
-    async def sink(alert):
-        delivered.append(alert)
-
-    svc.alerts.register_sink("console", sink)
+    delivered = k.collect_alerts(svc, "console")
     await svc.start(monitor=False)
     return svc, delivered
 

@@ -7,9 +7,6 @@ monitor closes the position as soon as it is recorded.
 """
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import lifecycle_helpers as k
 import pytest
 from test_review_execution import SYMBOL, _svc
@@ -28,16 +25,7 @@ def bars(cfg):
 async def test_an_order_landing_after_the_emergency_answer_is_announced_and_closed(cfg, bars, tmp_path):
     svc, inner = await _svc(cfg, bars, tmp_path)
     _, props = await svc.propose(SYMBOL)
-    entered, release = threading.Event(), threading.Event()
-
-    def hold():
-        entered.set()
-        release.wait(10)
-
-    svc.broker.hooks["market_order"] = hold
-    approval = asyncio.create_task(svc.approve(props[0].id, k.TRADER))
-    while not entered.is_set():
-        await asyncio.sleep(0.005)
+    approval, release = await k.approve_held_at_broker(svc, props[0].id)
     wait = svc._wait_for_in_flight_orders
     svc._wait_for_in_flight_orders = lambda: wait(timeout=0.1)  # the broker takes longer than the wait
     em = await svc.emergency(k.TRADER)

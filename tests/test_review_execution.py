@@ -98,16 +98,7 @@ async def test_emergency_during_an_in_flight_order_closes_the_new_position(cfg, 
     the emergency starts is not yet registered; it must not survive the emergency open."""
     svc, inner = await _svc(cfg, bars, tmp_path)
     _, props = await svc.propose(SYMBOL)
-    entered, release = threading.Event(), threading.Event()
-
-    def hold():
-        entered.set()
-        release.wait(10)
-
-    svc.broker.hooks["market_order"] = hold
-    approval = asyncio.create_task(svc.approve(props[0].id, k.TRADER))
-    while not entered.is_set():
-        await asyncio.sleep(0.005)
+    approval, release = await k.approve_held_at_broker(svc, props[0].id)
     emergency = asyncio.create_task(svc.emergency(k.TRADER))
     await asyncio.sleep(0.05)
     release.set()

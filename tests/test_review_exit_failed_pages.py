@@ -28,12 +28,7 @@ async def test_a_close_refused_all_weekend_pages_once_then_hourly(cfg, tmp_path)
     gaps = np.where(np.diff(bars["time"]) > 86_400)[0]
     last = int(gaps[gaps > 30000][0])  # Friday's last bar before a weekend
     svc, clock, inner = await k.paper_service(cfg, tmp_path, float(bars["time"][last]), start=False)
-    got = []
-
-    async def sink(alert):
-        got.append(alert)
-
-    svc.alerts.register_sink("telegram", sink)
+    got = k.collect_alerts(svc, "telegram")
     await svc.start(monitor=False)
     (ticket,) = await k.open_trades(svc, "XAUUSDc")
     clock.advance(600)  # the weekend: no bar covers the time, the broker refuses trades
@@ -69,12 +64,7 @@ async def test_a_range_invalidation_that_cannot_be_acted_on_pages_once_then_hour
     last = int(gaps[gaps > 30000][0])
     # a few closes since entry before the weekend
     svc, clock, inner = await k.paper_service(cfg, tmp_path, float(bars["time"][last - 3]), start=False)
-    got = []
-
-    async def sink(alert):
-        got.append(alert)
-
-    svc.alerts.register_sink("telegram", sink)
+    got = k.collect_alerts(svc, "telegram")
     await svc.start(monitor=False)
     (ticket,) = await k.open_trades(svc, "XAUUSDc")
     clock.set(float(bars["time"][last]) + 600)

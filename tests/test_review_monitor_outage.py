@@ -24,12 +24,7 @@ async def test_an_outage_pages_once_then_hourly_and_a_new_outage_pages_again(cfg
     clock = FixedClock(float(k.m5(cfg)["time"][30000]))
     inner = k.paper_broker(cfg, tmp_path / "paper.sqlite", clock)
     svc = k.service(cfg, tmp_path, clock, broker=k.FlakyBroker(inner))
-    got = []
-
-    async def sink(alert):
-        got.append(alert)
-
-    svc.alerts.register_sink("telegram", sink)
+    got = k.collect_alerts(svc, "telegram")
     await svc.start(monitor=False)
     await svc.monitor.run_cycle()
 

@@ -102,12 +102,7 @@ async def test_health_reports_monitor_broker_errors_and_kill_switch(svc):
 
 
 async def test_chat_sinks_receive_alerts(svc):
-    got = []
-
-    async def sink(alert):
-        got.append(alert)
-
-    svc.alerts.register_sink("console", sink)
+    got = k.collect_alerts(svc, "console")
     (ticket,) = await k.open_trades(svc, SYMBOL)
     await svc.close_trade(ticket, k.TRADER)
     for _ in range(200):
