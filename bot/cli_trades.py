@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from core.config import load_config, resolve_path
 from core.exceptions import UserFacingError
+from core.wording import price_text
 
 
 def register(sub) -> None:
@@ -52,7 +53,7 @@ def _price_fmt(args):
 
     def fmt(symbol: str, x: float) -> str:
         spec = symbols.get(symbol)
-        return f"{x:.{spec.digits if spec is not None else 2}f}"
+        return price_text(x, spec.digits if spec is not None else 2)
 
     return fmt
 

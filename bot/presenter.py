@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.models import Alert, AnalysisResult, ClosedTrade, Direction, StrategyScore, TradeProposal
+from core.wording import price_text
 
 SEVERITY_ICON = {"critical": "🚨", "high": "⚠️", "medium": "🔔", "info": "ℹ️"}
 
 
 def price(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
+    return price_text(x, digits)
 
 
 def plural(n: int, word: str) -> str:

@@ -32,7 +32,7 @@ from core.exits import RangeScalpingExitManager
 from core.models import ActiveTrade, AnalysisResult, Direction, ProposalState, RangeStructure, TradeProposal
 from core.order_checks import PriceCheck, adjust_stops, normalise_lot, time_rules_block, validate_entry_price
 from core.store import ProposalConflict, TradeMetadata, new_proposal_id
-from core.wording import price_text
+from core.wording import symbol_price
 
 log = logging.getLogger(__name__)
 
@@ -363,11 +363,9 @@ class ExecutionEngine:
             return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
         self.exits.register_trade(saved, persisted=True)
         s = p.strategy
-        spec = self.cfg.symbols.get(p.symbol)
-        d = spec.digits if spec is not None else 5
 
         def px(x: float) -> str:
-            return price_text(x, d)
+            return symbol_price(self.cfg, p.symbol, x)
 
         text = (f"{s.direction.value.upper()} {trade.volume:g} {p.symbol} at {px(trade.entry_price)} "
                 f"(SL {px(trade.sl)}, TP {px(trade.tp)}), ticket {trade.ticket}, strategy {s.strategy}.")

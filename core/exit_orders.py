@@ -27,7 +27,7 @@ from core.brokers.base import (
 )
 from core.models import ActiveTrade, ClosedTrade
 from core.notify import REMINDER_SECONDS
-from core.wording import price_text
+from core.wording import symbol_price
 
 log = logging.getLogger(__name__)
 
@@ -249,10 +249,6 @@ class ExitExecutor:
                 return f"{amount:+.2f}"
         return f"{amount:+.2f} {self._currency}".rstrip()
 
-    def _px(self, symbol: str, x: float) -> str:
-        spec = self.cfg.symbols.get(symbol) if self.cfg is not None else None
-        return price_text(x, spec.digits) if spec is not None else f"{x:g}"
-
     def closing(self, ticket: int) -> bool:
         """True while an exit order for `ticket` is in flight."""
         return ticket in self._closing
@@ -334,7 +330,7 @@ class ExitExecutor:
         for key in ("exit_failed", "range_invalidated"):  # pages repeated while it could not be closed
             self.notify.clear_reminder(f"{key}:{trade.ticket}")
         pnl = closed.pnl - abs(closed.commission)
-        text = (f"{trade.symbol} ticket {trade.ticket} closed at {self._px(trade.symbol, closed.exit_price)} "
+        text = (f"{trade.symbol} ticket {trade.ticket} closed at {symbol_price(self.cfg, trade.symbol, closed.exit_price)} "
                 f"({closed.exit_reason}"
                 f"{': ' + reason_text if reason_text else ''}): {closed.r_multiple:+.2f} R, P&L {await self._money(pnl)}.")
         self.notify.alert("exit_executed", "high",  # high: the default routing sends it to the chats
