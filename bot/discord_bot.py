@@ -9,6 +9,7 @@ fatal to the trading process.
 """
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import re
@@ -110,6 +111,8 @@ class MoneyBotClient(discord.Client):
         self.alert_channel_id = alert_channel_id
         self.tree = app_commands.CommandTree(self)
         self._register_commands()
+        # slash commands still working: discord.py's close() neither waits for nor cancels them
+        self._commands: set[asyncio.Task] = set()
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(ActionButton)
@@ -119,6 +122,16 @@ class MoneyBotClient(discord.Client):
             await self.tree.sync(guild=guild)
         else:
             await self.tree.sync()
+
+    async def close(self) -> None:
+        """Shutdown: cancel running slash commands first, while HTTP still works, so a /backtest says
+        "stopped" on its progress message and its worker quits instead of running on after the gateway."""
+        running = [t for t in self._commands if t is not asyncio.current_task()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=10)
+        await super().close()
 
     # ------------------------------------------------------------ slash commands
     def _register_commands(self) -> None:
@@ -198,7 +211,13 @@ class MoneyBotClient(discord.Client):
         except discord.HTTPException as e:
             log.warning("discord defer for /%s failed: %s", name, e)
             return
-        reply = await self.router.handle_text(text, interaction.user.id, progress=self._progress_sink(interaction))
+        task = asyncio.current_task()
+        if task is not None:
+            self._commands.add(task)
+        try:
+            reply = await self.router.handle_text(text, interaction.user.id, progress=self._progress_sink(interaction))
+        finally:
+            self._commands.discard(task)
         if reply is None:
             reply = Reply(text="Sorry, I can't help you here.", kind="refusal", ephemeral=True)
         await self._followup(interaction, reply)

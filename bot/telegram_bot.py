@@ -84,6 +84,9 @@ class TelegramFrontEnd:
         # core retries a failed alert by calling on_alert again with the same Alert: remember which
         # chats already have it (and its rendered reply) so a retry goes only to the chats that failed
         self._alert_progress: tuple[Alert, Reply, set[int]] | None = None
+        # text commands still being handled: PTB's stop() waits for every one, and a /backtest can have
+        # minutes of CPU left, so stop() cancels them (taps are left to finish: an order may be on its way)
+        self._commands: set[asyncio.Task] = set()
         # concurrent updates: a /backtest or a slow broker must not hold up another trader's Approve tap
         # (core makes approvals exactly-once, so parallel handling is safe)
         builder = ApplicationBuilder().token(token).concurrent_updates(16)
@@ -113,6 +116,8 @@ class TelegramFrontEnd:
         try:
             if self.app.updater and self.app.updater.running:
                 await self.app.updater.stop()
+            for task in list(self._commands):
+                task.cancel()  # a backtest then says "stopped" in the chat and its worker quits
             if self.app.running:
                 await self.app.stop()
         finally:
@@ -138,7 +143,13 @@ class TelegramFrontEnd:
                 self._refused_chats.add(chat.id)
                 await self._safe(self.app.bot.send_message(chat.id, CHAT_REFUSAL))
             return
-        reply = await self.router.handle_text(msg.text, user.id, progress=self.progress_sink(chat.id))
+        task = asyncio.current_task()
+        if task is not None:
+            self._commands.add(task)
+        try:
+            reply = await self.router.handle_text(msg.text, user.id, progress=self.progress_sink(chat.id))
+        finally:
+            self._commands.discard(task)
         if reply is not None:
             await self.send(chat.id, reply)
 
