@@ -290,14 +290,22 @@ class MoneyBotClient(discord.Client):
 
     # ------------------------------------------------------------ alerts
     async def on_alert(self, alert: Alert) -> None:
-        """Alert sink: post to the configured channel; raise on failure so core's retry kicks in."""
+        """Alert sink: post to the configured channel; raise on failure so core's retry kicks in.
+
+        A chart the channel refuses (no "Attach Files" permission, too large) must not cost the alert
+        itself: discord.py has already retried 5xx and 429, so the text goes again without the chart."""
         if not self.alert_channel_id:
             return
         channel = self.get_channel(self.alert_channel_id) or await self.fetch_channel(self.alert_channel_id)
         reply = await self.router.alert_reply(alert)
         parts = split_text(reply.text, MAX_TEXT)
         for i, part in enumerate(parts, 1):
-            kwargs: dict[str, Any] = {"content": part}
-            if reply.image and i == len(parts):
-                kwargs["file"] = discord.File(io.BytesIO(reply.image), filename=reply.image_name)
-            await channel.send(**kwargs)  # type: ignore[union-attr]
+            if not (reply.image and i == len(parts)):
+                await channel.send(content=part)  # type: ignore[union-attr]
+                continue
+            try:
+                file = discord.File(io.BytesIO(reply.image), filename=reply.image_name)
+                await channel.send(content=part, file=file)  # type: ignore[union-attr]
+            except discord.HTTPException as e:
+                log.warning("discord alert chart refused (%s); sending the alert without it", e.status)
+                await channel.send(content=part)  # type: ignore[union-attr]

@@ -82,8 +82,9 @@ class TelegramFrontEnd:
         self.poll_timeout = poll_timeout
         self._refused_chats: set[int] = set()
         # core retries a failed alert by calling on_alert again with the same Alert: remember which
-        # chats already have it (and its rendered reply) so a retry goes only to the chats that failed
-        self._alert_progress: tuple[Alert, Reply, set[int]] | None = None
+        # chats already have it, the steps (chart, text parts) each chat got, and its rendered reply, so
+        # a retry sends only what is still missing
+        self._alert_progress: tuple[Alert, Reply, set[int], set[tuple[int, int]]] | None = None
         # text commands still being handled: PTB's stop() waits for every one, and a /backtest can have
         # minutes of CPU left, so stop() cancels them (taps are left to finish: an order may be on its way)
         self._commands: set[asyncio.Task] = set()
@@ -236,12 +237,17 @@ class TelegramFrontEnd:
             markup = keyboard(reply.buttons) if i == len(parts) else None
             await self._safe(self.app.bot.send_message(chat_id, part, reply_markup=markup))
 
-    async def _send_strict(self, chat_id: int, reply: Reply) -> None:
-        """Like `send`, but the text must arrive: failures propagate so the alert layer retries."""
-        if reply.image:
+    async def _send_strict(self, chat_id: int, reply: Reply, done: set[tuple[int, int]]) -> None:
+        """Like `send`, but the text must arrive: failures propagate so the alert layer retries. Steps
+        already delivered to this chat (0 = chart, i = text part i) are in `done` and are not repeated on
+        that retry: a trader saw the same chart once per failed attempt above a single alert text."""
+        if reply.image and (chat_id, 0) not in done:
             await self._safe(self.app.bot.send_photo(chat_id, photo=reply.image, filename=reply.image_name))
-        for part in split_text(reply.text, MAX_TEXT):
-            await self.app.bot.send_message(chat_id, part)
+            done.add((chat_id, 0))  # best effort: a lost chart is logged, never retried
+        for i, part in enumerate(split_text(reply.text, MAX_TEXT), 1):
+            if (chat_id, i) not in done:
+                await self.app.bot.send_message(chat_id, part)
+                done.add((chat_id, i))
 
     async def on_alert(self, alert: Alert) -> None:
         """Alert sink: one message (plus chart when there is one) to every configured alert chat.
@@ -253,16 +259,16 @@ class TelegramFrontEnd:
             return
         progress = self._alert_progress
         if progress is None or progress[0] is not alert:
-            progress = (alert, await self.router.alert_reply(alert), set())
+            progress = (alert, await self.router.alert_reply(alert), set(), set())
             self._alert_progress = progress
-        _, reply, done = progress
+        _, reply, done, steps = progress
         failed: Exception | None = None
         refused: Exception | None = None
         for chat_id in self.alert_chat_ids:
             if chat_id in done:
                 continue
             try:
-                await self._send_strict(chat_id, reply)
+                await self._send_strict(chat_id, reply, steps)
                 done.add(chat_id)
             except Forbidden as e:
                 log.warning("telegram alert to chat %s refused (%s): not retried", chat_id, e)
