@@ -21,7 +21,8 @@ sys.modules["MetaTrader5"] = fake_mt5  # `conn.modules.MetaTrader5` resolves to 
 def main() -> None:
     fake_mt5.fake_reset()
     fake_mt5.fake_add_symbol(SYM, {fake_mt5.TIMEFRAME_M5: scripted_bars()}, stops_level=20, contract_size=100)
-    server = ThreadedServer(ClassicService, hostname="127.0.0.1", port=0)
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0  # a fixed port: a restarted Wine side
+    server = ThreadedServer(ClassicService, hostname="127.0.0.1", port=port, reuse_addr=True)
     print(server.port, flush=True)
     server.start()
 

@@ -63,7 +63,7 @@ def test_adapter_over_real_rpyc_bridge(bridge):
     assert (q.bid, q.ask) == (pytest.approx(2000.0), pytest.approx(2000.2)) and type(q.bid) is float
     control.fake_advance(SYM, 2)
     bars = b.candles(SYM, Timeframe.M5, 5)
-    assert isinstance(bars, np.ndarray) and bars.dtype == CANDLE_DTYPE  # a local copy, not a netref
+    assert type(bars) is np.ndarray and bars.dtype == CANDLE_DTYPE  # a local copy (isinstance passes a netref)
     assert list(bars["time"]) == [T0, T0 + 300]
 
     r = b.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1999.0, tp=2003.0, magic=42,
@@ -102,7 +102,10 @@ def test_bridge_unreachable_is_a_connection_error():
 
 
 def test_rates_cross_a_bridge_that_refuses_pickle(monkeypatch):
-    def refuse(_):
+    refused = []
+
+    def refuse(proxy):
+        refused.append(proxy)
         raise ValueError("pickling is disabled")
 
     monkeypatch.setattr(rpyc.classic, "obtain", refuse)  # as a server configured without allow_pickle
@@ -115,6 +118,7 @@ def test_rates_cross_a_bridge_that_refuses_pickle(monkeypatch):
         bars = b.candles(SYM, Timeframe.M5, 3)
         assert bars.dtype == CANDLE_DTYPE and list(bars["time"]) == [T0, T0 + 300, T0 + 600]
         assert list(bars["close"]) == [2000.20, 2000.80, 2001.80]
+        assert type(bars) is np.ndarray and refused  # the fallback ran, and the result is local
         b.close()
     finally:
         proc.kill()

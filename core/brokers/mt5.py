@@ -5,7 +5,8 @@ Where that object comes from is the only platform difference:
 - Linux: the terminal runs under Wine with an rpyc classic server next to it (pymt5linux / mt5linux);
   `MT5Broker.bridge(host, port)` connects with `rpyc.classic.connect` and uses
   `conn.modules.MetaTrader5`. Results then arrive as proxies and are copied at the edge
-  (`core.brokers.mt5_convert`).
+  (`core.brokers.mt5_convert`); order requests are built on the far side and a restarted Wine side
+  is reconnected by the connection policy (`core.brokers.mt5_bridge`).
 
 Failure policy (retcodes are MT5's):
 - `order_send` returns None on a malformed request: `last_error()` says why -> BrokerError.
@@ -49,6 +50,7 @@ from core.brokers.base import (
     UnknownSymbolError,
     fit_comment,
 )
+from core.brokers.mt5_bridge import BridgeLink
 from core.brokers.mt5_orders import DEFAULT_CONFIRM_CHECKS, RetryPolicy, send_with_policy
 from core.clock import Clock, SystemClock
 from core.timeframes import Timeframe
@@ -74,8 +76,7 @@ class MT5Broker:
         sleep: Callable[[float], None] = time.sleep,
         server_utc_offset_hours: float | None = None,
         max_tick_age: float = 120.0,
-        on_close: Callable[[], None] | None = None,
-        remote_tuple: Callable[[Any], Any] | None = None,
+        link: BridgeLink | None = None,
         confirm_checks: int = DEFAULT_CONFIRM_CHECKS,
     ) -> None:
         self.mt5 = mt5
@@ -93,8 +94,7 @@ class MT5Broker:
         self.max_tick_age = max_tick_age
         self._selected: set[str] = set()
         self._connected = False
-        self._on_close = on_close
-        self._remote_tuple = remote_tuple  # the bridge's builtins.tuple: copies rates in one round trip
+        self._link = link  # the rpyc bridge (None = the package in this Python)
         self._last: tuple[int, str] = (cv.RES_S_OK, "")
         self.confirm_checks = confirm_checks  # look-ups of an order whose send outcome is unknown
 
@@ -109,13 +109,8 @@ class MT5Broker:
     @classmethod
     def bridge(cls, host: str, port: int, module: str = "MetaTrader5", **kwargs: Any) -> MT5Broker:
         """The MetaTrader5 package of a Wine Python, through an rpyc classic server (pymt5linux)."""
-        import rpyc
-
-        try:
-            conn = rpyc.classic.connect(host, port)
-        except OSError as e:
-            raise BrokerConnectionError(f"cannot reach the MT5 bridge at {host}:{port}: {e}", None) from e
-        return cls(conn.modules[module], on_close=conn.close, remote_tuple=conn.modules.builtins.tuple, **kwargs)
+        link = BridgeLink(host, port, module)
+        return cls(link.mt5, link=link, **kwargs)
 
     # -- plumbing -----------------------------------------------------------------------------------
     def _last_error(self) -> tuple[int, str]:
@@ -127,11 +122,18 @@ class MT5Broker:
             return -10005, f"last_error() failed: {e}"
 
     def _initialize(self) -> bool:
+        args = (self._path,) if self._path else ()
         try:
-            args = (self._path,) if self._path else ()
             return bool(self.mt5.initialize(*args, **self._init_kwargs))
         except (EOFError, OSError, ConnectionError) as e:
             log.warning("MT5 initialize failed over the bridge: %s", e)
+        if self._link is None:
+            return False
+        try:  # the Wine Python restarted: the old proxies are dead, a new connection is needed
+            self.mt5 = self._link.reopen()
+            return bool(self.mt5.initialize(*args, **self._init_kwargs))
+        except (BrokerConnectionError, EOFError, OSError, ConnectionError) as e:
+            log.warning("MT5 bridge still unreachable: %s", e)
             return False
 
     def _reconnect(self, why: str, code: int | None) -> None:
@@ -196,8 +198,8 @@ class MT5Broker:
         except Exception:  # noqa: BLE001 - closing a dead bridge is fine
             pass
         self._connected = False
-        if self._on_close:
-            self._on_close()
+        if self._link:
+            self._link.close()
 
     def is_connected(self) -> bool:
         return self._connected
@@ -253,7 +255,7 @@ class MT5Broker:
         if rates is None:
             raise BrokerError(f"no {Timeframe.parse(timeframe).value} bars for {symbol}: {self._last[1]}",
                               self._last[0])
-        arr = cv.to_array(rates, self._remote_tuple)
+        arr = cv.to_array(rates, self._link.remote_tuple if self._link else None)
         if self.offset:
             arr["time"] -= int(self.offset)
         return arr
@@ -371,7 +373,11 @@ class MT5Broker:
             if not self._connected:
                 self.connect()
             return send_with_policy(
-                self.mt5.order_send, req, info, side=side, anchor=anchor, already_done=already_done,
+                self._order_send, req, info, side=side, anchor=anchor, already_done=already_done,
                 last_error=self._last_error, reconnect=self._reconnect, fresh_price=self._fresh_price,
                 connection=self.connection_policy, orders=self.order_policy, sleep=self._sleep,
                 confirm_checks=self.confirm_checks)
+
+    def _order_send(self, request: dict[str, Any]) -> Any:
+        """Over the bridge the request dict is built on the terminal's side: the package wants a real dict."""
+        return self.mt5.order_send(self._link.remote_dict(request) if self._link else request)

@@ -38,22 +38,35 @@ IPC_ERRORS = {-10000, -10001, -10002, -10003, -10004, -10005}
 def _plain_value(v: Any) -> Any:
     if v is None or isinstance(v, (bool, int, float, str, bytes)):
         return v
-    # a netref to a number/string: ask for its value once
-    for cast in (int, float, str):
-        try:
-            return cast(v)
-        except (TypeError, ValueError):
-            continue
-    return str(v)
+    # a netref to a number (e.g. a numpy scalar): int() alone would truncate a price, float() a ticket
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    try:
+        i = int(v)
+    except (TypeError, ValueError, OverflowError):
+        return f
+    return i if i == f else f
 
 
 def to_dict(record: Any) -> dict[str, Any]:
-    """A named tuple (local or netref) as a plain dict."""
-    if isinstance(record, dict):
-        return {str(k): _plain_value(v) for k, v in record.items()}
-    fields = [str(f) for f in record._fields]
-    values = list(record)
-    return {f: _plain_value(v) for f, v in zip(fields, values, strict=False)}
+    """An MT5 record (local or netref) as a plain dict.
+
+    The package's records are C types with `_asdict()` but no `_fields` (not collections.namedtuple).
+    Over the bridge the record cannot be pickled, but its `_asdict()` (plain values) usually can: one
+    round trip instead of one per field.
+    """
+    if not isinstance(record, dict):
+        record = record._asdict()
+    if type(record) is not dict:  # a netref (isinstance is fooled by proxies, type() is not)
+        try:
+            from rpyc.utils.classic import obtain
+
+            record = obtain(record)
+        except Exception:  # noqa: BLE001 - a nested record (OrderSendResult.request) refuses pickle
+            record = dict(list(record.items()))
+    return {str(k): _plain_value(v) for k, v in record.items()}
 
 
 def to_array(rates: Any, remote_tuple: Callable[[Any], Any] | None = None) -> np.ndarray:
@@ -63,12 +76,12 @@ def to_array(rates: Any, remote_tuple: Callable[[Any], Any] | None = None) -> np
     is turned into a tuple of row tuples *on the server* (`remote_tuple`), which rpyc then sends by
     value in one round trip. Never `np.array(netref)`: numpy would read a remote memory address.
     """
-    if isinstance(rates, np.ndarray):
+    if type(rates) is np.ndarray:  # local; a proxy passes isinstance() but not type()
         return as_candles(rates.copy())
-    import rpyc.classic
+    from rpyc.utils.classic import obtain  # (`import rpyc.classic` fails: it is an attribute, not a module)
 
     try:
-        return as_candles(np.array(rpyc.classic.obtain(rates)))
+        return as_candles(np.array(obtain(rates)))
     except Exception:  # noqa: BLE001 - server refuses pickle: fall back to plain tuples
         if remote_tuple is None:
             raise

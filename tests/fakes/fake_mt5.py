@@ -404,7 +404,9 @@ def history_deals_get(date_from=None, date_to=None, group: str | None = None, ti
 
 def order_send(request: dict[str, Any]) -> OrderSendResult | None:
     with S.lock:
-        if not isinstance(request, dict) or set(request) - _REQUEST_KEYS:
+        # a real dict: the C extension does not accept a mapping proxy (e.g. an rpyc netref to the
+        # client's dict), so a request must be built on the terminal's side of a bridge
+        if type(request) is not dict or set(request) - _REQUEST_KEYS:
             return _fail(RES_E_INVALID_PARAMS, "Invalid request structure")
         request = dict(request)
         S.requests.append(request)

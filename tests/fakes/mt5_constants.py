@@ -5,7 +5,8 @@ checked against the MetaQuotes Python documentation.
 """
 from __future__ import annotations
 
-from collections import namedtuple
+import pickle
+from collections import namedtuple as _namedtuple
 
 import numpy as np
 
@@ -51,7 +52,38 @@ RES_S_OK, RES_E_FAIL, RES_E_INVALID_PARAMS, RES_E_NOT_FOUND = 1, -1, -2, -4
 RES_E_AUTH_FAILED = -6
 RES_E_INTERNAL_FAIL_INIT, RES_E_INTERNAL_FAIL_CONNECT, RES_E_INTERNAL_FAIL_TIMEOUT = -10003, -10004, -10005
 
-# --- named tuples (field names as the real package) --------------------------------------------------
+# --- records (field names as the real package) ------------------------------------------------------
+class _ClassOnly:
+    """`_fields` readable on the type (tests list the field names) but not on an instance."""
+
+    def __init__(self, value: tuple[str, ...]) -> None:
+        self.value = value
+
+    def __get__(self, obj, owner=None):
+        if obj is not None:
+            raise AttributeError(f"{type(obj).__name__!r} object has no attribute '_fields'")
+        return self.value
+
+
+def namedtuple(name: str, fields: str):  # noqa: F811 - shadows collections.namedtuple on purpose
+    """A record like the package's C-extension types: a tuple with `_asdict()`, NO `_fields`, and not
+    picklable (pickle cannot find the C type by name, so `rpyc.classic.obtain(record)` fails).
+
+    Code that reads `record._fields` works on collections.namedtuple but fails on the real terminal.
+    """
+    base = _namedtuple(name, fields)
+    names = base._fields
+
+    def _asdict(self) -> dict:
+        return dict(zip(names, self, strict=True))
+
+    def _no_pickle(self, protocol=None):
+        raise pickle.PicklingError(f"Can't pickle <class '{name}'>: attribute lookup {name} on builtins failed")
+
+    return type(name, (base,), {"__slots__": (), "_fields": _ClassOnly(names), "_asdict": _asdict,
+                                "__reduce_ex__": _no_pickle})
+
+
 Tick = namedtuple("Tick", "time bid ask last volume time_msc flags volume_real")
 SymbolInfo = namedtuple("SymbolInfo", (
     "custom chart_mode select visible session_deals session_buy_orders session_sell_orders volume "
