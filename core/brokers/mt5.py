@@ -51,7 +51,13 @@ from core.brokers.base import (
     fit_comment,
 )
 from core.brokers.mt5_bridge import BridgeLink
-from core.brokers.mt5_orders import DEFAULT_CONFIRM_CHECKS, RetryPolicy, send_with_policy
+from core.brokers.mt5_orders import (
+    DEFAULT_CONFIRM_CHECKS,
+    RetryPolicy,
+    find_closed,
+    find_open,
+    send_with_policy,
+)
 from core.clock import Clock, SystemClock
 from core.timeframes import Timeframe
 
@@ -95,7 +101,7 @@ class MT5Broker:
         self._selected: set[str] = set()
         self._connected = False
         self._link = link  # the rpyc bridge (None = the package in this Python)
-        self._last: tuple[int, str] = (cv.RES_S_OK, "")
+        self._tls = threading.local()  # each thread's last failure (see `_last`)
         self.confirm_checks = confirm_checks  # look-ups of an order whose send outcome is unknown
 
     # -- construction -------------------------------------------------------------------------------
@@ -113,6 +119,16 @@ class MT5Broker:
         return cls(link.mt5, link=link, **kwargs)
 
     # -- plumbing -----------------------------------------------------------------------------------
+    @property
+    def _last(self) -> tuple[int, str]:
+        """Why this thread's last call failed. Per thread: another thread's call may land between our
+        call and our read of it (then a failed positions_get read that call's "ok" and looked empty)."""
+        return getattr(self._tls, "last", (cv.RES_S_OK, ""))
+
+    @_last.setter
+    def _last(self, value: tuple[int, str]) -> None:
+        self._tls.last = value
+
     def _last_error(self) -> tuple[int, str]:
         try:
             code, msg = tuple(self.mt5.last_error())
@@ -164,14 +180,14 @@ class MT5Broker:
             except (EOFError, OSError, ConnectionError) as e:  # the bridge socket itself broke
                 result, code, msg = None, -10004, str(e)
             else:
-                if result is not None:
+                if result is not None and result is not False:  # symbol_select fails with False
                     return result
                 code, msg = self._last_error()
             if code not in cv.IPC_ERRORS or reconnected:
                 if code in cv.IPC_ERRORS:
                     raise BrokerConnectionError(f"MT5 {fn}() failed after reconnecting: {msg}", code)
                 self._last = (code, msg)
-                return None
+                return result
             self._reconnect(f"{fn}: {msg}", code)
             reconnected = True
 
@@ -217,11 +233,16 @@ class MT5Broker:
         self._selected.add(symbol)
 
     def symbol_info(self, symbol: str) -> SymbolInfo:
+        return self._spec(symbol)[0]
+
+    def _spec(self, symbol: str) -> tuple[SymbolInfo, float]:
+        """The symbol's rules and its price grid (trade_tick_size, which can be coarser than `point`)."""
         self._select(symbol)
         info = self._call("symbol_info", symbol)
         if info is None:
             raise UnknownSymbolError(f"MT5 does not know the symbol {symbol!r}", self._last[0])
-        return cv.symbol_from(cv.to_dict(info))
+        raw = cv.to_dict(info)
+        return cv.symbol_from(raw), float(raw.get("trade_tick_size") or raw["point"])
 
     def tick(self, symbol: str) -> Tick:
         self._select(symbol)
@@ -308,23 +329,25 @@ class MT5Broker:
 
     def market_order(self, request: OrderRequest) -> OrderResult:
         fit_comment(request.comment)
-        info = self.symbol_info(request.symbol)
+        info, tick_size = self._spec(request.symbol)
         price = self._fresh_price(request.symbol, request.side)
+        sl, tp = cv.snap_stops(request.side, request.sl, request.tp, tick_size, info.digits)
         req = {
             "action": cv.TRADE_ACTION_DEAL, "symbol": request.symbol, "volume": float(request.volume),
             "type": cv.ORDER_TYPE_BUY if request.side == "buy" else cv.ORDER_TYPE_SELL, "price": price,
-            "sl": float(request.sl), "tp": float(request.tp), "deviation": int(request.deviation),
+            "sl": sl, "tp": tp, "deviation": int(request.deviation),
             "magic": int(request.magic), "comment": request.comment, "type_time": cv.ORDER_TIME_GTC,
         }
         anchor = request.price or price
         return self._send(req, info, side=request.side, anchor=anchor,
-                          already_done=lambda: self._find_open(request))
+                          already_done=lambda: find_open(self.positions, request))
 
     def modify_sltp(self, ticket: int, sl: float, tp: float) -> OrderResult:
         p = self._position(ticket)
-        info = self.symbol_info(p.symbol)
-        req = {"action": cv.TRADE_ACTION_SLTP, "position": int(ticket), "symbol": p.symbol, "sl": float(sl),
-               "tp": float(tp), "magic": int(p.magic)}
+        info, tick_size = self._spec(p.symbol)
+        sl, tp = cv.snap_stops(p.type, sl, tp, tick_size, info.digits)
+        req = {"action": cv.TRADE_ACTION_SLTP, "position": int(ticket), "symbol": p.symbol, "sl": sl,
+               "tp": tp, "magic": int(p.magic)}
         return self._send(req, info, side=None, anchor=0.0, already_done=lambda: None)
 
     def close_position(self, ticket: int, volume: float | None = None, deviation: int = 20,
@@ -340,32 +363,17 @@ class MT5Broker:
                "deviation": int(deviation), "magic": int(p.magic), "comment": comment,
                "type_time": cv.ORDER_TIME_GTC}
         return self._send(req, info, side=side, anchor=price,
-                          already_done=lambda: self._find_closed(p, vol))
+                          already_done=lambda: find_closed(self.positions, p, vol))
 
     def _position(self, ticket: int) -> Position:
         rows = self._call("positions_get", ticket=int(ticket))
+        if rows is None and self._last[0] != cv.RES_S_OK:  # a failed read: the position may well be open
+            raise BrokerError(f"positions_get failed: {self._last[1]}", self._last[0])
         if not rows:
             raise PositionNotFoundError(f"no open position with ticket {ticket}", Retcode.POSITION_CLOSED)
         row = cv.to_dict(rows[0])
         self._ensure_offset(row["symbol"])
         return cv.position_from(row, self.offset)
-
-    def _find_open(self, request: OrderRequest) -> OrderResult | None:
-        """After an unknown outcome: did the order go through? Found by its (unique) comment."""
-        if not request.comment:
-            return None
-        for p in self.positions(request.symbol, request.magic):
-            if p.comment == request.comment:
-                return OrderResult(retcode=Retcode.DONE, order=p.ticket, position=p.ticket, price=p.price_open,
-                                   volume=p.volume, comment="found after retry", requested_price=request.price or 0.0)
-        return None
-
-    def _find_closed(self, before: Position, volume: float) -> OrderResult | None:
-        now = [p for p in self.positions(before.symbol) if p.ticket == before.ticket]
-        if not now or now[0].volume <= before.volume - volume + 1e-9:
-            return OrderResult(retcode=Retcode.DONE, position=before.ticket, volume=volume,
-                               comment="found after retry")
-        return None
 
     def _send(self, req: dict[str, Any], info: SymbolInfo, *, side: str | None, anchor: float,
               already_done: Callable[[], OrderResult | None]) -> OrderResult:

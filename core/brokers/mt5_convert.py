@@ -11,6 +11,7 @@ here means no round trip to read `mt5.TRADE_ACTION_DEAL` and no import of MetaTr
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -96,6 +97,24 @@ def filling_modes(symbol_filling: int) -> list[int]:
     order = [ORDER_FILLING_FOK, ORDER_FILLING_IOC, ORDER_FILLING_RETURN]
     i = order.index(first)
     return order[i:] + order[:i]
+
+
+def snap_stops(side: str, sl: float, tp: float, tick_size: float, digits: int) -> tuple[float, float]:
+    """SL/TP of a `side` position on the symbol's price grid; 0 stays 0 (no level).
+
+    The server refuses levels off the trade_tick_size grid (an index quoted with 2 digits may move in
+    0.25), and rounding to digits does not get there. Each level moves *away* from the market (a long's
+    SL down, its TP up), so the stops-level distance the caller kept is never eaten by the snap.
+    """
+    def snap(level: float, up: bool) -> float:
+        if not level or tick_size <= 0:
+            return round(float(level), digits)
+        n = level / tick_size
+        n = math.ceil(n - 1e-7) if up else math.floor(n + 1e-7)
+        return round(n * tick_size, digits)
+
+    long = side == "buy"
+    return snap(sl, up=not long), snap(tp, up=long)
 
 
 def tick_from(d: dict[str, Any], offset: float) -> Tick:

@@ -43,7 +43,9 @@ from core.brokers.base import (
     BrokerError,
     BrokerTimeoutError,
     InvalidFillError,
+    OrderRequest,
     OrderResult,
+    Position,
     Retcode,
     SymbolInfo,
     TooManyRequestsError,
@@ -65,6 +67,25 @@ DEFAULT_CONFIRM_CHECKS = 3
 class RetryPolicy:
     max_retries: int = 3
     interval: float = 5.0
+
+
+def find_open(positions: Callable[..., list[Position]], request: OrderRequest) -> OrderResult | None:
+    """After an unknown outcome: did the order go through? Found by its (unique) comment."""
+    if not request.comment:
+        return None
+    for p in positions(request.symbol, request.magic):
+        if p.comment == request.comment:
+            return OrderResult(retcode=Retcode.DONE, order=p.ticket, position=p.ticket, price=p.price_open,
+                               volume=p.volume, comment="found after retry", requested_price=request.price or 0.0)
+    return None
+
+
+def find_closed(positions: Callable[..., list[Position]], before: Position, volume: float) -> OrderResult | None:
+    """After an unknown outcome of a close: is the position gone, or down by `volume`?"""
+    now = [p for p in positions(before.symbol) if p.ticket == before.ticket]
+    if not now or now[0].volume <= before.volume - volume + 1e-9:
+        return OrderResult(retcode=Retcode.DONE, position=before.ticket, volume=volume, comment="found after retry")
+    return None
 
 
 def confirm_outcome(

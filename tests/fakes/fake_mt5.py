@@ -70,10 +70,14 @@ def fake_reset(balance: float = 10_000.0, server_offset_hours: float = 0.0) -> N
 def fake_add_symbol(name: str, rates: dict[int, np.ndarray], *, digits: int = 2, point: float = 0.01,
                     stops_level: int = 0, contract_size: float = 1.0, volume_min: float = 0.01,
                     volume_step: float = 0.01, volume_max: float = 100.0, filling_mode: int = 1,
-                    start_index: int = 0, spread: int = 0) -> None:
-    """Rates are bid bars in *server time*; the smallest timeframe drives ticks and SL/TP."""
+                    start_index: int = 0, spread: int = 0, tick_size: float | None = None) -> None:
+    """Rates are bid bars in *server time*; the smallest timeframe drives ticks and SL/TP.
+
+    `tick_size` (trade_tick_size, default `point`) is the price grid: indices often move in 0.25 or 1.0
+    while quoting 2 digits; SL/TP off that grid are refused (10016) as a real server does."""
     with S.lock:
-        S.symbols[name] = dict(digits=digits, point=point, stops_level=stops_level, contract_size=contract_size,
+        S.symbols[name] = dict(digits=digits, point=point, tick_size=tick_size or point,
+                               stops_level=stops_level, contract_size=contract_size,
                                volume_min=volume_min, volume_step=volume_step, volume_max=volume_max,
                                filling_mode=filling_mode, spread=spread, trade_mode=SYMBOL_TRADE_MODE_FULL)
         for tf, arr in rates.items():
@@ -207,7 +211,13 @@ def _allowed_fillings(mode: int) -> set[int]:
     return out or {ORDER_FILLING_RETURN}
 
 
+def _off_grid(price: float, tick: float) -> bool:
+    return bool(price) and abs(price / tick - round(price / tick)) > 1e-6
+
+
 def _stops_bad(spec, side: int, sl: float, tp: float, bid: float, ask: float) -> bool:
+    if _off_grid(sl, spec["tick_size"]) or _off_grid(tp, spec["tick_size"]):
+        return True
     ref = bid if side == ORDER_TYPE_BUY else ask
     dist = spec["stops_level"] * spec["point"] - 1e-9
     if side == ORDER_TYPE_BUY:
@@ -310,7 +320,7 @@ def symbol_info(symbol: str) -> SymbolInfo | None:
         values.update(custom=False, select=symbol in S.selected, visible=symbol in S.selected, time=t,
                       digits=spec["digits"], spread=spread, spread_float=True, trade_mode=spec["trade_mode"],
                       trade_stops_level=spec["stops_level"], filling_mode=spec["filling_mode"], bid=bid, ask=ask,
-                      point=spec["point"], trade_tick_size=spec["point"], trade_contract_size=spec["contract_size"],
+                      point=spec["point"], trade_tick_size=spec["tick_size"], trade_contract_size=spec["contract_size"],
                       volume_min=spec["volume_min"], volume_max=spec["volume_max"],
                       volume_step=spec["volume_step"], currency_base=symbol[:3], currency_profit="USD",
                       currency_margin=symbol[:3], description=symbol, path=f"Fake\\{symbol}", name=symbol)

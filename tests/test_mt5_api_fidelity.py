@@ -1,0 +1,126 @@
+"""MT5Broker against details of the real MetaTrader5 API the happy-path fakes used to hide.
+
+- symbol_select() fails with False (not None), and its last_error can be an IPC failure.
+- last_error() is one global slot: a second thread's call must not change what the first one reads.
+- Prices live on the symbol's trade_tick_size grid, which can be coarser than its digits.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from broker_contract_fixtures import SYM, T0, MT5Driver
+from fakes import fake_mt5 as mt5
+
+from core.brokers.base import BrokerError, OrderRequest, PositionNotFoundError, UnknownSymbolError
+from core.data.candles import from_columns
+
+IDX = "US500"
+
+
+@pytest.fixture
+def drv():
+    d = MT5Driver()
+    yield d
+    d.broker.close()
+
+
+def test_symbol_select_ipc_failure_reconnects_instead_of_unknown_symbol(drv):
+    inits = mt5.fake_state()["init_calls"]
+    mt5.fake_inject("symbol_select", error=mt5.RES_E_INTERNAL_FAIL_CONNECT)  # terminal restarting
+    assert drv.broker.tick(SYM).bid == pytest.approx(2000.0)
+    assert mt5.fake_state()["init_calls"] == inits + 1 and drv.sleeps == [5.0]
+
+
+def test_symbol_select_of_a_symbol_the_broker_lacks_is_unknown_with_its_code(drv):
+    with pytest.raises(UnknownSymbolError) as e:
+        drv.broker.tick("NOPE")
+    assert e.value.code == mt5.RES_E_NOT_FOUND and drv.sleeps == []
+
+
+def test_a_failed_read_keeps_its_own_error_when_another_thread_calls_meanwhile(drv):
+    """positions_get() fails; before this thread reads why, another thread's call lands (None + 'ok').
+
+    Reading the other call's error turned the failure into "no positions": a monitor then sees its
+    trades vanish."""
+    b = drv.broker
+    b.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42, comment="rs:x"))
+    real_call = type(b)._call
+
+    def interleaved(fn, *args, **kwargs):
+        result = real_call(b, fn, *args, **kwargs)
+        if fn == "positions_get" and threading.current_thread() is threading.main_thread():
+            other = threading.Thread(target=real_call, args=(b, "history_deals_get"), kwargs={"position": 1})
+            other.start()
+            other.join()
+        return result
+
+    b._call = interleaved
+    mt5.fake_inject("positions_get", error=mt5.RES_E_FAIL, message="Terminal: Call failed")
+    mt5.fake_inject("history_deals_get", error=mt5.RES_S_OK, message="Success")  # None, and 'no error'
+    with pytest.raises(BrokerError) as e:
+        b.positions()
+    assert e.value.code == mt5.RES_E_FAIL
+    del b._call
+    assert [p.comment for p in b.positions()] == ["rs:x"]
+
+
+@pytest.fixture
+def idx():
+    """An index quoted with 2 digits that trades in 0.25 steps (bid and ask on the grid)."""
+    d = MT5Driver()
+    n = 6
+    o = np.array([5000.00, 5000.50, 5001.00, 5001.25, 5001.75, 5002.00])
+    bars = from_columns(T0 + 300 * np.arange(n), o, o + 1.0, o - 1.0, o + 0.25, np.full(n, 100), np.full(n, 25))
+    mt5.fake_add_symbol(IDX, {mt5.TIMEFRAME_M5: bars}, digits=2, point=0.01, tick_size=0.25, stops_level=0,
+                        contract_size=1, filling_mode=2)
+    yield d
+    d.broker.close()
+
+
+def test_stops_off_the_tick_grid_are_snapped_away_from_the_market(idx):
+    b = idx.broker
+    # a strategy's levels at 2 digits: valid prices for the digits, not for a 0.25 grid
+    r = b.market_order(OrderRequest(symbol=IDX, side="buy", volume=0.1, sl=4995.37, tp=5010.12, magic=42,
+                                    comment="rs:idx"))
+    assert r.retcode == 10009
+    (p,) = b.positions(IDX)
+    assert (p.sl, p.tp) == (4995.25, 5010.25)  # the SL further below, the TP further above: never closer
+
+    mt5.fake_advance(IDX, 3)  # bid 5001.25: in profit
+    b.modify_sltp(p.ticket, 5000.30, 5010.12)  # a breakeven stop: entry + costs, at 2 digits
+    (p,) = b.positions(IDX)
+    assert (p.sl, p.tp) == (5000.25, 5010.25)
+
+
+def test_short_stops_snap_the_other_way(idx):
+    b = idx.broker
+    b.market_order(OrderRequest(symbol=IDX, side="sell", volume=0.1, sl=5004.62, tp=4990.13, magic=42,
+                                comment="rs:short"))
+    (p,) = b.positions(IDX)
+    assert (p.sl, p.tp) == (5004.75, 4990.0)
+    assert mt5.fake_state()["requests"][-1]["sl"] == 5004.75
+
+
+def test_stops_already_on_the_grid_are_sent_unchanged(drv):
+    drv.broker.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.07, tp=2004.93, magic=1,
+                                         comment="rs:same"))
+    sent = mt5.fake_state()["requests"][-1]
+    assert (sent["sl"], sent["tp"]) == (1998.07, 2004.93)
+
+
+def test_a_failed_ticket_lookup_is_an_error_not_an_already_closed_position(drv):
+    """positions_get(ticket=) returning None with an error is a failed read, not "no such position":
+    the exit path takes PositionNotFoundError as "closed at the broker" and tells the trader so."""
+    b = drv.broker
+    r = b.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42,
+                                    comment="rs:open"))
+    mt5.fake_inject("positions_get", error=mt5.RES_E_FAIL, message="Terminal: Call failed")
+    with pytest.raises(BrokerError) as e:
+        b.close_position(r.position)
+    assert type(e.value) is BrokerError and e.value.code == mt5.RES_E_FAIL
+    assert [p.ticket for p in b.positions()] == [r.position]  # still open, and nobody said otherwise
+    b.close_position(r.position)
+    with pytest.raises(PositionNotFoundError):  # now it really is gone
+        b.close_position(r.position)
