@@ -124,3 +124,27 @@ def test_a_failed_ticket_lookup_is_an_error_not_an_already_closed_position(drv):
     b.close_position(r.position)
     with pytest.raises(PositionNotFoundError):  # now it really is gone
         b.close_position(r.position)
+
+
+def test_algo_trading_off_in_the_terminal_says_how_to_fix_it(drv):
+    mt5.fake_set_algo_trading(False)
+    with pytest.raises(BrokerError) as e:
+        drv.broker.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42,
+                                             comment="rs:at"))
+    assert e.value.code == 10027 and not e.value.retryable
+    assert "Algo Trading" in e.value.message and drv.broker.positions() == []
+
+
+def test_a_position_that_closed_before_our_close_arrived_is_not_found_not_a_failure(drv):
+    """Its SL hit between our look-up and the send: the server answers 10036 and the exit path must read
+    that as 'already closed' (PositionNotFoundError), not as a failed close that pages the trader."""
+    b = drv.broker
+    r = b.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42,
+                                    comment="rs:race"))
+    mt5.fake_inject("order_send", retcode=mt5.TRADE_RETCODE_POSITION_CLOSED, message="Position doesn't exist")
+    with pytest.raises(PositionNotFoundError) as e:
+        b.close_position(r.position)
+    assert e.value.code == 10036
+    mt5.fake_inject("order_send", retcode=mt5.TRADE_RETCODE_POSITION_CLOSED, message="Position doesn't exist")
+    with pytest.raises(PositionNotFoundError):
+        b.modify_sltp(r.position, 1999.0, 2005.0)

@@ -46,6 +46,7 @@ from core.brokers.base import (
     OrderRequest,
     OrderResult,
     Position,
+    PositionNotFoundError,
     Retcode,
     SymbolInfo,
     TooManyRequestsError,
@@ -61,6 +62,14 @@ _REPRICE = {Retcode.REQUOTE, Retcode.PRICE_CHANGED, Retcode.PRICE_OFF}
 IPC_NOT_DELIVERED = {-10003, -10004}
 BRIDGE_BROKE = -10005  # the bridge raised mid-call: treated like an IPC timeout (outcome unknown)
 DEFAULT_CONFIRM_CHECKS = 3
+_ALGO_OFF = "turn on Algo Trading in the MetaTrader 5 terminal (toolbar button) and try again"
+# what a trader can do about a refusal whose MT5 wording does not say it
+HINTS = {-8: _ALGO_OFF, 10027: _ALGO_OFF,  # RES_E_AUTO_TRADING_DISABLED, TRADE_RETCODE_CLIENT_DISABLES_AT
+         10026: "the broker's server has disabled automated trading for this account"}
+
+
+def _hinted(text: str, code: int) -> str:
+    return f"{text}: {HINTS[code]}" if code in HINTS else text
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,7 @@ def send_with_policy(
             code, msg = last_error() if res is None else (0, "")
         if res is None:
             if code not in cv.IPC_ERRORS:
-                raise BrokerError(f"order_send rejected the request: {msg} ({code})", code)
+                raise BrokerError(_hinted(f"order_send rejected the request: {msg} ({code})", code), code)
             conn_retries += 1
             if conn_retries > connection.max_retries:
                 raise BrokerConnectionError(f"order_send failed: MetaTrader 5 unreachable ({msg})", code)
@@ -163,7 +172,7 @@ def send_with_policy(
             return OrderResult(retcode=rc, order=r["order"], deal=r["deal"],
                                position=int(req.get("position") or r["order"]), price=r["price"],
                                volume=r["volume"], comment=r["comment"], requested_price=anchor)
-        text = f"{r['comment']} (retcode {rc})"
+        text = _hinted(f"{r['comment']} (retcode {rc})", rc)
         if rc == Retcode.INVALID_FILL and not fill_retry:
             fill_retry, mode_i = True, (mode_i + 1) % len(modes)
             log.info("filling mode refused; retrying once with mode %d", modes[mode_i])
@@ -194,6 +203,8 @@ def send_with_policy(
             other_retries += 1
             sleep(orders.interval)
             continue
+        if rc == Retcode.POSITION_CLOSED:  # e.g. its SL hit between our look-up and this send
+            raise PositionNotFoundError(f"position {req.get('position')} is already closed: {text}", rc)
         if rc == Retcode.TIMEOUT:
             raise BrokerTimeoutError(f"order timed out: {text}", rc)
         if rc == Retcode.TOO_MANY_REQUESTS:

@@ -56,6 +56,7 @@ class _Server:
         self.leverage = leverage
         self.offset = int(server_offset_hours * 3600)
         self.next_ticket = 500_001
+        self.algo_trading = True  # the terminal's "Algo Trading" button
 
 
 S = _Server()
@@ -114,6 +115,12 @@ def fake_inject(function: str, *, error: int | None = None, retcode: int | None 
 def fake_set_market_closed(symbol: str, closed: bool = True) -> None:
     with S.lock:
         (S.closed.add if closed else S.closed.discard)(symbol)
+
+
+def fake_set_algo_trading(enabled: bool) -> None:
+    """The trader's "Algo Trading" toolbar button: off, every order comes back 10027."""
+    with S.lock:
+        S.algo_trading = enabled
 
 
 def fake_set_stale(symbol: str, stale: bool = True) -> None:
@@ -274,7 +281,7 @@ def terminal_info() -> TerminalInfo | None:
     with S.lock:
         if _guard("terminal_info") is True:
             return None
-        return TerminalInfo(False, True, True, 4424, "MetaTrader 5 (fake)", "C:\\fake")
+        return TerminalInfo(False, True, S.algo_trading, 4424, "MetaTrader 5 (fake)", "C:\\fake")
 
 
 def account_info() -> AccountInfo | None:
@@ -452,6 +459,9 @@ def _execute(request: dict[str, Any]) -> OrderSendResult | None:
         spec = S.symbols[symbol]
         bid, ask, t = _quote(symbol)
         _ok()
+        if not S.algo_trading:
+            return _result(TRADE_RETCODE_CLIENT_DISABLES_AT, request, "AutoTrading disabled by client", bid=bid,
+                           ask=ask)
         if symbol in S.closed:
             return _result(TRADE_RETCODE_MARKET_CLOSED, request, "Market closed", bid=bid, ask=ask)
         action = request.get("action")
