@@ -16,7 +16,6 @@ Test controls (not part of the MT5 API, underscore-free names prefixed `fake_`):
 # ruff: noqa: F403, F405
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any
 
@@ -24,42 +23,23 @@ import numpy as np
 
 from .mt5_constants import *  # the real module exposes all of these at top level
 from .mt5_constants import _TF_SECONDS
+from .mt5_server import (  # noqa: F401 - S and _bar are reached for by tests
+    S,
+    _bar,
+    _check_stops,
+    _execute,
+    _exposure,
+    _fail,
+    _fault,
+    _ok,
+    _quote,
+    _result,
+)
 
 __version__ = "5.0.4424"
 __author__ = "fake for tests"
 
 _REQUEST_KEYS = set(TradeRequest._fields)
-
-
-class _Server:
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.reset()
-
-    def reset(self, balance: float = 10_000.0, server_offset_hours: float = 0.0, leverage: int = 100) -> None:
-        self.initialized = False
-        self.init_calls = 0
-        self.last_error = (RES_S_OK, "Success")
-        self.symbols: dict[str, dict[str, Any]] = {}
-        self.rates: dict[tuple[str, int], np.ndarray] = {}
-        self.base_tf: dict[str, int] = {}
-        self.cursor: dict[str, int] = {}
-        self.selected: set[str] = set()
-        self.closed: set[str] = set()
-        self.stale: set[str] = set()
-        self.positions: dict[int, dict[str, Any]] = {}
-        self.deals: list[dict[str, Any]] = []
-        self.requests: list[dict[str, Any]] = []
-        self.faults: dict[str, list[dict[str, Any]]] = {}
-        self.hidden: dict[int, int] = {}  # position ticket -> positions_get calls it stays invisible
-        self.balance = float(balance)
-        self.leverage = leverage
-        self.offset = int(server_offset_hours * 3600)
-        self.next_ticket = 500_001
-        self.algo_trading = True  # the terminal's "Algo Trading" button
-
-
-S = _Server()
 
 
 # --- test controls -----------------------------------------------------------------------------------
@@ -135,106 +115,6 @@ def fake_state() -> dict[str, Any]:
 
 
 # --- internals ---------------------------------------------------------------------------------------
-def _fault(function: str) -> dict[str, Any] | None:
-    queue = S.faults.get(function)
-    return queue.pop(0) if queue else None
-
-
-def _fail(code: int, message: str) -> None:
-    S.last_error = (code, message)
-    return None
-
-
-def _ok() -> None:
-    S.last_error = (RES_S_OK, "Success")
-
-
-def _ticket() -> int:
-    S.next_ticket += 1
-    return S.next_ticket
-
-
-def _bar(symbol: str) -> np.void:
-    return S.rates[(symbol, S.base_tf[symbol])][S.cursor[symbol]]
-
-
-def _quote(symbol: str) -> tuple[float, float, int]:
-    bar = _bar(symbol)
-    spec = S.symbols[symbol]
-    bid = float(bar["open"])
-    spread = int(bar["spread"]) or spec["spread"]
-    return bid, round(bid + spread * spec["point"], spec["digits"] + 2), int(bar["time"])
-
-
-def _book_out(p: dict[str, Any], volume: float, price: float, reason: int, when: int, comment: str) -> int:
-    spec = S.symbols[p["symbol"]]
-    sign = 1 if p["type"] == POSITION_TYPE_BUY else -1
-    profit = round(sign * (price - p["price_open"]) * volume * spec["contract_size"], 2)
-    deal = _ticket()
-    S.deals.append(dict(ticket=deal, order=deal, time=when, time_msc=when * 1000, type=1 - p["type"],
-                        entry=DEAL_ENTRY_OUT, magic=p["magic"], position_id=p["ticket"], reason=reason,
-                        volume=volume, price=price, commission=0.0, swap=0.0, profit=profit, fee=0.0,
-                        symbol=p["symbol"], comment=comment, external_id=""))
-    S.balance += profit
-    p["volume"] = round(p["volume"] - volume, 8)
-    if p["volume"] <= 1e-9:
-        del S.positions[p["ticket"]]
-    return deal
-
-
-def _check_stops(symbol: str, bar: np.void) -> None:
-    spec = S.symbols[symbol]
-    spread = (int(bar["spread"]) or spec["spread"]) * spec["point"]
-    when = int(bar["time"]) + _TF_SECONDS[S.base_tf[symbol]]
-    for p in [p for p in S.positions.values() if p["symbol"] == symbol]:
-        o, h, lo = float(bar["open"]), float(bar["high"]), float(bar["low"])
-        if p["type"] == POSITION_TYPE_SELL:
-            o, h, lo = o + spread, h + spread, lo + spread
-        sl, tp = p["sl"], p["tp"]
-        if p["type"] == POSITION_TYPE_BUY:
-            if sl and lo <= sl:
-                _book_out(p, p["volume"], min(o, sl), DEAL_REASON_SL, when, f"[sl {sl:.{spec['digits']}f}]")
-            elif tp and h >= tp:
-                _book_out(p, p["volume"], max(o, tp), DEAL_REASON_TP, when, f"[tp {tp:.{spec['digits']}f}]")
-        else:
-            if sl and h >= sl:
-                _book_out(p, p["volume"], max(o, sl), DEAL_REASON_SL, when, f"[sl {sl:.{spec['digits']}f}]")
-            elif tp and lo <= tp:
-                _book_out(p, p["volume"], min(o, tp), DEAL_REASON_TP, when, f"[tp {tp:.{spec['digits']}f}]")
-
-
-def _result(retcode: int, request: dict[str, Any], comment: str, *, deal: int = 0, order: int = 0,
-            volume: float = 0.0, price: float = 0.0, bid: float = 0.0, ask: float = 0.0) -> OrderSendResult:
-    req = TradeRequest(**{k: request.get(k, 0 if k not in ("symbol", "comment") else "") for k in TradeRequest._fields})
-    return OrderSendResult(retcode, deal, order, volume, price, bid, ask, comment, 1, 0, req)
-
-
-def _allowed_fillings(mode: int) -> set[int]:
-    out = set()
-    if mode & 1:
-        out.add(ORDER_FILLING_FOK)
-    if mode & 2:
-        out.add(ORDER_FILLING_IOC)
-    return out or {ORDER_FILLING_RETURN}
-
-
-def _off_grid(price: float, tick: float) -> bool:
-    return bool(price) and abs(price / tick - round(price / tick)) > 1e-6
-
-
-def _stops_bad(spec, side: int, sl: float, tp: float, bid: float, ask: float) -> bool:
-    if _off_grid(sl, spec["tick_size"]) or _off_grid(tp, spec["tick_size"]):
-        return True
-    ref = bid if side == ORDER_TYPE_BUY else ask
-    dist = spec["stops_level"] * spec["point"] - 1e-9
-    if side == ORDER_TYPE_BUY:
-        wrong = (sl and sl >= ref) or (tp and tp <= ref)
-    else:
-        wrong = (sl and sl <= ref) or (tp and tp >= ref)
-    close = any(level and abs(ref - level) < dist for level in (sl, tp))
-    return bool(wrong or close)
-
-
 # --- the MetaTrader5 API -----------------------------------------------------------------------------
 def initialize(path: str | None = None, *, login: int | None = None, password: str | None = None,
                server: str | None = None, timeout: int | None = None, portable: bool = False) -> bool:
@@ -288,20 +168,12 @@ def account_info() -> AccountInfo | None:
     with S.lock:
         if _guard("account_info") is True:
             return None
-        floating = 0.0
-        margin = 0.0
-        for p in S.positions.values():
-            spec = S.symbols[p["symbol"]]
-            bid, ask, _ = _quote(p["symbol"])
-            px = bid if p["type"] == POSITION_TYPE_BUY else ask
-            floating += (1 if p["type"] == 0 else -1) * (px - p["price_open"]) * p["volume"] * spec["contract_size"]
-            margin += p["volume"] * spec["contract_size"] * p["price_open"] / S.leverage
+        floating, margin = _exposure()
         equity = round(S.balance + floating, 2)
         return AccountInfo(12345678, ACCOUNT_TRADE_MODE_DEMO, S.leverage, 200, 0, True, True, 2, 2, False,
                            round(S.balance, 2), 0.0, round(floating, 2), equity, round(margin, 2),
                            round(equity - margin, 2), 0.0, 50.0, 30.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                            "Fake Trader", "Fake-Demo", "USD", "Fake Broker Ltd")
-
 
 def symbol_select(symbol: str, enable: bool = True) -> bool:
     with S.lock:
@@ -449,71 +321,6 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
             return _result(f["retcode"], request, f["message"] or "Injected", bid=bid, ask=ask)
         return _execute(request)
 
-
-def _execute(request: dict[str, Any]) -> OrderSendResult | None:
-    """The trade server proper: validate like MT5 does, then book."""
-    with S.lock:
-        symbol = request.get("symbol")
-        if symbol not in S.symbols:
-            return _fail(RES_E_INVALID_PARAMS, f'Invalid "symbol" argument: {symbol!r}')
-        spec = S.symbols[symbol]
-        bid, ask, t = _quote(symbol)
-        _ok()
-        if not S.algo_trading:
-            return _result(TRADE_RETCODE_CLIENT_DISABLES_AT, request, "AutoTrading disabled by client", bid=bid,
-                           ask=ask)
-        if symbol in S.closed:
-            return _result(TRADE_RETCODE_MARKET_CLOSED, request, "Market closed", bid=bid, ask=ask)
-        action = request.get("action")
-        if action == TRADE_ACTION_SLTP:
-            p = S.positions.get(request.get("position", 0))
-            if p is None:
-                return _result(TRADE_RETCODE_POSITION_CLOSED, request, "Position doesn't exist")
-            sl, tp = float(request.get("sl", 0.0)), float(request.get("tp", 0.0))
-            if _stops_bad(spec, p["type"], sl, tp, bid, ask):
-                return _result(TRADE_RETCODE_INVALID_STOPS, request, "Invalid stops", bid=bid, ask=ask)
-            p["sl"], p["tp"] = sl, tp
-            return _result(TRADE_RETCODE_DONE, request, "Request executed", bid=bid, ask=ask)
-        if action != TRADE_ACTION_DEAL:
-            return _result(TRADE_RETCODE_INVALID, request, "Invalid request")
-        side = request.get("type")
-        volume = float(request.get("volume", 0.0))
-        steps = volume / spec["volume_step"]
-        if volume < spec["volume_min"] - 1e-9 or volume > spec["volume_max"] + 1e-9 or abs(steps - round(steps)) > 1e-6:
-            return _result(TRADE_RETCODE_INVALID_VOLUME, request, "Invalid volume", bid=bid, ask=ask)
-        if request.get("type_filling", ORDER_FILLING_FOK) not in _allowed_fillings(spec["filling_mode"]):
-            return _result(TRADE_RETCODE_INVALID_FILL, request, "Unsupported filling mode", bid=bid, ask=ask)
-        price = ask if side == ORDER_TYPE_BUY else bid
-        wanted = float(request.get("price", 0.0))
-        if wanted and abs(wanted - price) > int(request.get("deviation", 0)) * spec["point"] + 1e-9:
-            return _result(TRADE_RETCODE_REQUOTE, request, "Requote", bid=bid, ask=ask)
-        pos_ticket = int(request.get("position", 0))
-        if pos_ticket:
-            p = S.positions.get(pos_ticket)
-            if p is None:
-                return _result(TRADE_RETCODE_POSITION_CLOSED, request, "Position doesn't exist")
-            if side == p["type"] or volume > p["volume"] + 1e-9:
-                return _result(TRADE_RETCODE_INVALID_VOLUME, request, "Invalid volume", bid=bid, ask=ask)
-            deal = _book_out(p, volume, price, DEAL_REASON_EXPERT, t, str(request.get("comment", "")))
-            return _result(TRADE_RETCODE_DONE, request, "Request executed", deal=deal, order=deal, volume=volume,
-                           price=price, bid=bid, ask=ask)
-        sl, tp = float(request.get("sl", 0.0)), float(request.get("tp", 0.0))
-        if _stops_bad(spec, side, sl, tp, bid, ask):
-            return _result(TRADE_RETCODE_INVALID_STOPS, request, "Invalid stops", bid=bid, ask=ask)
-        info = account_info()
-        if volume * spec["contract_size"] * price / S.leverage > info.margin_free:
-            return _result(TRADE_RETCODE_NO_MONEY, request, "No money", bid=bid, ask=ask)
-        ticket = _ticket()
-        S.positions[ticket] = dict(ticket=ticket, symbol=symbol, type=side, volume=volume, price_open=price, sl=sl,
-                                   tp=tp, magic=int(request.get("magic", 0)),
-                                   comment=str(request.get("comment", ""))[:31], time=t)
-        deal = _ticket()
-        S.deals.append(dict(ticket=deal, order=ticket, time=t, time_msc=t * 1000, type=side, entry=DEAL_ENTRY_IN,
-                            magic=int(request.get("magic", 0)), position_id=ticket, reason=DEAL_REASON_EXPERT,
-                            volume=volume, price=price, commission=0.0, swap=0.0, profit=0.0, fee=0.0, symbol=symbol,
-                            comment=str(request.get("comment", ""))[:31], external_id=""))
-        return _result(TRADE_RETCODE_DONE, request, "Request executed", deal=deal, order=ticket, volume=volume,
-                       price=price, bid=bid, ask=ask)
 
 
 def symbols_total() -> int:
