@@ -3,7 +3,8 @@
 Console chat always runs (it is the embedded default); Telegram and Discord start too when their
 tokens are set. They share ONE TradingService, hence one store, one broker and one monitor task, so an
 approval on Telegram and a /status on Discord see the same trades. Shutdown is orderly on EOF (console
-only), /quit typed at the console, SIGINT or SIGTERM: front ends first (no new commands), then the service (monitor, store).
+only), /quit typed at the console, SIGINT or SIGTERM: commands first (none new, running ones cancelled),
+then the service (monitor, store; its last alerts still reach the chats), then the chats' connections.
 """
 from __future__ import annotations
 
@@ -149,7 +150,9 @@ class Runner:
 
     async def start(self) -> None:
         logsafe.install([s.get_secret_value() for s in (self.secrets.telegram_token, self.secrets.discord_token) if s])
-        await self.service.start()
+        # The chats connect, and their alert sinks register, BEFORE the service starts: recovery pages what
+        # it finds after a crash (an orphan adopted, trades missing) and those pages must reach a phone.
+        # Telegram takes commands only once the service is ready; Discord logs in meanwhile.
         alerts = self.service.alerts
         if self.console is not None:
             alerts.register_sink("console", self.console.on_alert)
@@ -163,14 +166,9 @@ class Runner:
                 alert_chat_ids=alert_chats, **self._telegram_kwargs,
             )
             try:
-                await self.telegram.start()
+                await self.telegram.connect()
             except Exception as e:  # a chat outage or a revoked token must not stop trading or the console
-                log.error("telegram front end could not start: %s", type(e).__name__)
-                if self.console is not None:
-                    self.console.say(f"Telegram could not start ({type(e).__name__}); continuing without it.")
-                with contextlib.suppress(Exception):
-                    await self.telegram.app.shutdown()
-                self.telegram = None
+                await self._drop_telegram(e)
             else:
                 alerts.register_sink("telegram", self.telegram.on_alert)
         if self.secrets.discord_token:
@@ -180,6 +178,22 @@ class Runner:
                                           alert_channel_id=self.secrets.discord_alert_channel_id)
             self._discord_task = asyncio.create_task(self._run_discord(), name="discord")
             alerts.register_sink("discord", self.discord.on_alert)
+        await self.service.start()
+        if self.telegram is not None:
+            try:
+                await self.telegram.start_polling()
+            except Exception as e:
+                await self._drop_telegram(e)
+
+    async def _drop_telegram(self, e: Exception) -> None:
+        log.error("telegram front end could not start: %s", type(e).__name__)
+        if self.console is not None:
+            self.console.say(f"Telegram could not start ({type(e).__name__}); continuing without it.")
+        with contextlib.suppress(Exception):
+            self.service.alerts.unregister_sink("telegram")
+        with contextlib.suppress(Exception):
+            await self.telegram.app.shutdown()
+        self.telegram = None
 
     async def _run_discord(self) -> None:
         try:
@@ -203,21 +217,28 @@ class Runner:
         return 0
 
     async def stop(self) -> None:
+        """Commands first (no new ones; running ones cancelled), then the service: the monitor stops and
+        the alerts still queued go out through the chats, which are closed last."""
         if self._console_task is not None and not self._console_task.done():
             self._console_task.cancel()
-        alerts = getattr(self.service, "alerts", None)
-        for name in ("console", "telegram", "discord"):
-            with contextlib.suppress(Exception):
-                alerts.unregister_sink(name)
-        if self.telegram is not None:
-            with contextlib.suppress(Exception):
-                await self.telegram.stop()
-        if self.discord is not None:
-            with contextlib.suppress(Exception):
-                await self.discord.close()
-            if self._discord_task is not None:
-                self._discord_task.cancel()
-        await self.service.stop()
+        try:
+            if self.telegram is not None:
+                with contextlib.suppress(Exception):
+                    await self.telegram.stop_polling()
+            await self.service.stop()
+        finally:
+            alerts = getattr(self.service, "alerts", None)
+            for name in ("console", "telegram", "discord"):
+                with contextlib.suppress(Exception):
+                    alerts.unregister_sink(name)
+            if self.telegram is not None:
+                with contextlib.suppress(Exception):
+                    await self.telegram.stop()
+            if self.discord is not None:
+                with contextlib.suppress(Exception):
+                    await self.discord.close()
+                if self._discord_task is not None:
+                    self._discord_task.cancel()
 
 
 async def run_app(cfg: AppConfig, secrets: Secrets, **kwargs: Any) -> int:

@@ -104,8 +104,16 @@ class TelegramFrontEnd:
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        await self.connect()
+        await self.start_polling()
+
+    async def connect(self) -> None:
+        """Ready to send (alerts) without taking commands yet: the runner connects before the service
+        starts, so what recovery pages (an orphan adopted after a crash) reaches the chat."""
         await self.app.initialize()
         await self.app.start()
+
+    async def start_polling(self) -> None:
         await self.app.updater.start_polling(
             timeout=self.poll_timeout, drop_pending_updates=False, allowed_updates=["message", "callback_query"],
             error_callback=lambda e: log.warning("telegram polling error: %s", type(e).__name__),
@@ -113,12 +121,16 @@ class TelegramFrontEnd:
         me = self.app.bot.username
         log.info("telegram bot @%s polling", me)
 
+    async def stop_polling(self) -> None:
+        """No new commands, and the running ones cancelled; sending still works (the last alerts)."""
+        if self.app.updater and self.app.updater.running:
+            await self.app.updater.stop()
+        for task in list(self._commands):
+            task.cancel()  # a backtest then says "stopped" in the chat and its worker quits
+
     async def stop(self) -> None:
         try:
-            if self.app.updater and self.app.updater.running:
-                await self.app.updater.stop()
-            for task in list(self._commands):
-                task.cancel()  # a backtest then says "stopped" in the chat and its worker quits
+            await self.stop_polling()
             if self.app.running:
                 await self.app.stop()
         finally:

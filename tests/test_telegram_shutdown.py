@@ -80,3 +80,91 @@ async def test_stop_does_not_wait_for_a_running_backtest(tmp_path):
             await fe.stop()
         await service.stop()
         await api.stop()
+
+
+class SlowSendApi(BotApiServer):
+    """sendMessage takes a moment (a slow mobile network or Telegram under load)."""
+
+    delay = 0.0
+
+    async def _m_sendMessage(self, p, f):
+        await asyncio.sleep(self.delay)
+        return await super()._m_sendMessage(p, f)
+
+
+async def test_alerts_queued_when_the_process_stops_still_reach_the_chat(tmp_path):
+    # Ctrl-C right after two alerts (say the monitor's last exits): the runner unregistered the chat
+    # sinks before the service drained its alert queues, so they were logged "NOT delivered" and the
+    # trader's phone never heard about them.
+    import io
+
+    from bot.runner import Runner
+    from core.models import Alert
+    from core.settings import Secrets
+
+    api = await SlowSendApi(token=TOKEN).start()
+    service, clock = await start_core(tmp_path)
+    await service.stop()  # the runner starts it again itself
+    secrets = Secrets(_env_file=None, telegram_token=TOKEN, telegram_chat_id=TRADER, trader_user_ids=[TRADER])
+    runner = Runner(service, service.cfg, secrets, stdin=io.StringIO(), stdout=io.StringIO(),
+                    chart_dir=tmp_path / "charts", console=False,
+                    telegram_kwargs={"base_url": api.base_url, "base_file_url": api.base_file_url, "poll_timeout": 1})
+    task = asyncio.create_task(runner.run())
+    try:
+        await api.wait_for(lambda a: a.sent("getMe"))
+        for _ in range(500):
+            if "telegram" in service.alerts.sink_names:
+                break
+            await asyncio.sleep(0.01)
+        api.delay = 0.5
+        for n in (1, 2):
+            service.alerts.send(Alert(kind="exit_executed", severity="high", title=f"Closed #{n}",
+                                      text=f"ticket 70{n} closed: time stop", created_at=clock.now()))
+        await asyncio.sleep(0.1)  # the first is on its way to Telegram, the second queued behind it
+        runner.stop_event.set()
+        await asyncio.wait_for(task, 30)
+        texts = [c.params["text"] for c in api.sent("sendMessage")]
+        assert any("ticket 701 closed" in t for t in texts) and any("ticket 702 closed" in t for t in texts), texts
+        assert not service.monitor.running and not runner.telegram.app.running
+    finally:
+        if not task.done():
+            runner.stop_event.set()
+            await asyncio.wait_for(task, 30)
+        await api.stop()
+
+
+async def test_alerts_raised_while_the_process_starts_reach_the_chat(tmp_path):
+    # A restart after a crash: recovery finds a position with our magic that the journal never saw and
+    # pages it (critical, "orphan adopted") while the service starts. The runner registered the chat
+    # sinks only after that, so the page was logged and never reached the trader's phone.
+    import io
+
+    from bot.runner import Runner, build_core
+    from core.authz import Authorizer
+    from core.brokers.base import OrderRequest
+    from core.settings import Secrets
+
+    api = await BotApiServer(token=TOKEN).start()
+    first, clock = await start_core(tmp_path)
+    tick = first.broker.tick("XAUUSDc")
+    order = first.broker.market_order(OrderRequest(
+        symbol="XAUUSDc", side="sell", volume=0.01, sl=round(tick.bid + 5, 2), tp=round(tick.bid - 8, 2),
+        magic=first.cfg.execution.magic_number, comment="rs:-:manual"))  # sent, then the process died
+    await first.stop()
+    first.store.close()
+    first.broker.close()
+
+    service = build_core(first.cfg, None, clock=clock, data_dir=tmp_path, authorizer=Authorizer([TRADER], []))
+    secrets = Secrets(_env_file=None, telegram_token=TOKEN, telegram_chat_id=TRADER, trader_user_ids=[TRADER])
+    runner = Runner(service, service.cfg, secrets, stdin=io.StringIO(), stdout=io.StringIO(),
+                    chart_dir=tmp_path / "charts", console=False,
+                    telegram_kwargs={"base_url": api.base_url, "base_file_url": api.base_file_url, "poll_timeout": 1})
+    task = asyncio.create_task(runner.run())
+    try:
+        await api.wait_for(lambda a: [c for c in a.sent("sendMessage")
+                                      if "our magic number" in c.params["text"] and c.params["chat_id"] == TRADER])
+        assert service.recovery.orphans_adopted == [order.position]
+    finally:
+        runner.stop_event.set()
+        await asyncio.wait_for(task, 30)
+        await api.stop()
