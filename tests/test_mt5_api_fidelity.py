@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 import pytest
-from broker_contract_fixtures import SYM, T0, MT5Driver
+from broker_contract_fixtures import SYM, T0, MT5Driver, scripted_bars
 from fakes import fake_mt5 as mt5
 
 from core.brokers.base import BrokerError, OrderRequest, PositionNotFoundError, UnknownSymbolError
@@ -148,3 +148,23 @@ def test_a_position_that_closed_before_our_close_arrived_is_not_found_not_a_fail
     mt5.fake_inject("order_send", retcode=mt5.TRADE_RETCODE_POSITION_CLOSED, message="Position doesn't exist")
     with pytest.raises(PositionNotFoundError):
         b.modify_sltp(r.position, 1999.0, 2005.0)
+
+
+def test_a_deposit_first_in_the_history_does_not_stop_the_server_offset_being_learned():
+    """An account's history usually opens with a deposit: a deal with no symbol to take a quote from."""
+    from core.brokers.mt5 import MT5Broker
+    from core.clock import FixedClock
+
+    mt5.fake_reset(server_offset_hours=2)
+    bars = scripted_bars()
+    bars["time"] += 7200  # server time, UTC+2
+    mt5.fake_add_symbol(SYM, {mt5.TIMEFRAME_M5: bars}, stops_level=20, contract_size=100)
+    mt5.fake_deposit(10_000.0, T0 - 86_400 + 7200)
+    mt5.fake_advance(SYM, 2)
+    trader = MT5Broker(mt5, clock=FixedClock(T0 + 600), server_utc_offset_hours=2, sleep=lambda s: None)
+    r = trader.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42,
+                                         comment="rs:dep"))
+    fresh = MT5Broker(mt5, clock=FixedClock(T0 + 600), sleep=lambda s: None)  # a restart, offset not pinned
+    deals = fresh.history_deals(since=T0 - 2 * 86_400)
+    assert [(d.ticket, d.time) for d in deals] == [(r.deal, T0 + 600)]  # the deposit is no trade deal
+    assert fresh.offset == 7200

@@ -294,8 +294,7 @@ class MT5Broker:
                 return []
             raise BrokerError(f"positions_get failed: {self._last[1]}", self._last[0])
         rows = [cv.to_dict(r) for r in rows]
-        if rows:
-            self._ensure_offset(rows[0]["symbol"])
+        self._ensure_offset(next((r["symbol"] for r in rows if r["symbol"]), None))
         out = [cv.position_from(r, self.offset) for r in rows]
         return [p for p in out if magic is None or p.magic == magic]
 
@@ -312,8 +311,8 @@ class MT5Broker:
                 return []
             raise BrokerError(f"history_deals_get failed: {self._last[1]}", self._last[0])
         rows = [cv.to_dict(r) for r in rows]
-        if rows:
-            self._ensure_offset(rows[0]["symbol"])
+        # a deposit (no symbol, nothing to quote) usually opens the history: learn from a trade deal
+        self._ensure_offset(next((r["symbol"] for r in rows if r["symbol"]), None))
         deals = [d for d in (cv.deal_from(r, self.offset) for r in rows) if d is not None]
         if since is not None:
             deals = [d for d in deals if d.time >= since]

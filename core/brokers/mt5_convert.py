@@ -51,6 +51,11 @@ def _plain_value(v: Any) -> Any:
     return i if i == f else f
 
 
+def is_proxy(obj: Any) -> bool:
+    """An rpyc netref: it passes isinstance() checks for the remote type, but type() tells."""
+    return type(obj).__module__.startswith("rpyc")
+
+
 def to_dict(record: Any) -> dict[str, Any]:
     """An MT5 record (local or netref) as a plain dict.
 
@@ -60,7 +65,7 @@ def to_dict(record: Any) -> dict[str, Any]:
     """
     if not isinstance(record, dict):
         record = record._asdict()
-    if type(record) is not dict:  # a netref (isinstance is fooled by proxies, type() is not)
+    if is_proxy(record):
         try:
             from rpyc.utils.classic import obtain
 
@@ -75,10 +80,11 @@ def to_array(rates: Any, remote_tuple: Callable[[Any], Any] | None = None) -> np
 
     A netref is pickled across (`rpyc.classic.obtain`) when the server allows pickling; otherwise it
     is turned into a tuple of row tuples *on the server* (`remote_tuple`), which rpyc then sends by
-    value in one round trip. Never `np.array(netref)`: numpy would read a remote memory address.
+    value in one round trip. A netref passes `isinstance(x, np.ndarray)`, so checks on it must use
+    `is_proxy`; an ndarray netref that slipped through would be returned into core still remote.
     """
-    if type(rates) is np.ndarray:  # local; a proxy passes isinstance() but not type()
-        return as_candles(rates.copy())
+    if not is_proxy(rates):
+        return as_candles(np.array(rates))
     from rpyc.utils.classic import obtain  # (`import rpyc.classic` fails: it is an attribute, not a module)
 
     try:

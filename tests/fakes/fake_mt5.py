@@ -10,7 +10,7 @@ Because it is a real module object it can also be served over an rpyc bridge exa
 package under Wine (`conn.modules.MetaTrader5`).
 
 Test controls (not part of the MT5 API, underscore-free names prefixed `fake_`):
-`fake_reset`, `fake_add_symbol`, `fake_advance`, `fake_inject`, `fake_set_market_closed`,
+`fake_reset`, `fake_add_symbol`, `fake_advance`, `fake_inject`, `fake_deposit`, `fake_set_market_closed`,
 `fake_set_stale`, `fake_state`.
 """
 # ruff: noqa: F403, F405
@@ -34,6 +34,7 @@ from .mt5_server import (  # noqa: F401 - S and _bar are reached for by tests
     _ok,
     _quote,
     _result,
+    _ticket,
 )
 
 __version__ = "5.0.4424"
@@ -90,6 +91,16 @@ def fake_inject(function: str, *, error: int | None = None, retcode: int | None 
         for _ in range(times):
             S.faults.setdefault(function, []).append(dict(error=error, retcode=retcode, message=message,
                                                           executed=executed, visible_after=visible_after))
+
+
+def fake_deposit(amount: float, when: int) -> None:
+    """A balance deal (no symbol), like the deposit that usually opens an account's history."""
+    with S.lock:
+        S.balance += amount
+        S.deals.append(dict(ticket=_ticket(), order=0, time=when, time_msc=when * 1000, type=DEAL_TYPE_BALANCE,
+                            entry=DEAL_ENTRY_IN, magic=0, position_id=0, reason=DEAL_REASON_CLIENT, volume=0.0,
+                            price=0.0, commission=0.0, swap=0.0, profit=amount, fee=0.0, symbol="",
+                            comment="deposit", external_id=""))
 
 
 def fake_set_market_closed(symbol: str, closed: bool = True) -> None:
