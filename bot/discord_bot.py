@@ -28,6 +28,10 @@ CUSTOM_ID_PREFIX = "moneybot"
 TEMPLATE = r"moneybot:(?P<kind>[arcex]):(?P<ref>[A-Za-z0-9_.:-]{1,56})"
 OUTCOME_SEP = "\n\n— "
 MAX_TEXT = 2000
+# The runner registers the alert sink before the service starts (recovery's pages must reach the desk)
+# while the login runs alongside: an alert that comes first waits this long for it (core's attempt
+# timeout is 15 s; a timeout here is a failed attempt that core retries).
+LOGIN_WAIT_S = 10.0
 # Commands whose answers are personal look-ups rather than desk-wide news: only the asker sees them.
 EPHEMERAL = {"help", "config", "health"}
 _STYLES = {
@@ -113,8 +117,10 @@ class MoneyBotClient(discord.Client):
         self._register_commands()
         # slash commands still working: discord.py's close() neither waits for nor cancels them
         self._commands: set[asyncio.Task] = set()
+        self._logged_in = asyncio.Event()  # set in setup_hook, which discord.py calls right after the login
 
     async def setup_hook(self) -> None:
+        self._logged_in.set()
         self.add_dynamic_items(ActionButton)
         if self.guild_id:
             guild = discord.Object(id=self.guild_id)
@@ -296,6 +302,8 @@ class MoneyBotClient(discord.Client):
         itself: discord.py has already retried 5xx and 429, so the text goes again without the chart."""
         if not self.alert_channel_id:
             return
+        if not self._logged_in.is_set():
+            await asyncio.wait_for(self._logged_in.wait(), LOGIN_WAIT_S)
         channel = self.get_channel(self.alert_channel_id) or await self.fetch_channel(self.alert_channel_id)
         reply = await self.router.alert_reply(alert)
         parts = split_text(reply.text, MAX_TEXT)

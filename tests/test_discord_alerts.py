@@ -30,3 +30,35 @@ async def test_alert_whose_chart_is_refused_still_arrives_as_text(tmp_path):
         await env.settle()
         posted = [m for m in alerts.history() if "range broke below its low" in m.content]
         assert len(posted) == 1 and [a.filename for a in posted[0].attachments][0].endswith(".png")
+
+
+async def test_alert_sent_before_the_login_waits_for_it(tmp_path):
+    # The runner registers the Discord sink before the service starts, so recovery's pages reach the
+    # desk; the login runs meanwhile. An alert that came first failed outright (discord.py's HTTP client
+    # has no session before the login) and lived on core's 3.5 s of retries only.
+    import asyncio
+
+    import simcord
+
+    from bot.commands import CommandRouter
+    from bot.discord_bot import MoneyBotClient
+    from core.config import load_config
+
+    # configured (the id of a channel the test can only create once the simulated Discord is up)
+    bot = MoneyBotClient(CommandRouter(None, load_config()))
+    env = simcord.Env(bot)
+    channel = env.create_guild().create_text_channel("alerts")  # the simulated Discord, before the login
+    bot.alert_channel_id = channel.id
+    early = asyncio.create_task(bot.on_alert(Alert(kind="orphan_adopted", severity="critical", title="ORPHAN ADOPTED",
+                                                   text="Found XAUUSDc sell 0.01 with our magic number",
+                                                   created_at=1735910700.0)))
+    await asyncio.sleep(0.05)
+    assert not early.done()  # waiting for the login, not failed
+    await env.start()  # attach and log in
+    try:
+        await asyncio.wait_for(early, 10)
+        await env.settle()
+        assert [m.content for m in channel.history() if "ORPHAN ADOPTED" in m.content]
+        assert env.errors == []
+    finally:
+        await env.shutdown()
