@@ -168,3 +168,35 @@ def test_a_deposit_first_in_the_history_does_not_stop_the_server_offset_being_le
     deals = fresh.history_deals(since=T0 - 2 * 86_400)
     assert [(d.ticket, d.time) for d in deals] == [(r.deal, T0 + 600)]  # the deposit is no trade deal
     assert fresh.offset == 7200
+
+
+def test_close_waits_for_an_order_in_flight_on_another_thread(drv):
+    """shutdown() in the middle of another thread's order_send would cut the terminal link under it: an
+    order whose outcome is then unknown. Closing takes the same lock as every call."""
+    b = drv.broker
+    in_send, release = threading.Event(), threading.Event()
+    real_send = mt5.order_send
+
+    class Terminal:  # the fake module, with an order_send that takes its time
+        def __getattr__(self, name):
+            return getattr(mt5, name)
+
+        def order_send(self, request):
+            in_send.set()
+            release.wait(5)
+            return real_send(request)
+
+    b.mt5 = Terminal()
+    results = []
+    sender = threading.Thread(target=lambda: results.append(b.market_order(
+        OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42, comment="rs:inflight"))))
+    sender.start()
+    assert in_send.wait(5)
+    closer = threading.Thread(target=b.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive()  # waiting for the order, not shutting the terminal under it
+    release.set()
+    sender.join(5)
+    closer.join(5)
+    assert results and results[0].retcode == 10009 and not b.is_connected()

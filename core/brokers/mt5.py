@@ -209,13 +209,14 @@ class MT5Broker:
         raise BrokerConnectionError(f"MetaTrader 5 initialize failed: {msg} ({code})", code)
 
     def close(self) -> None:
-        try:
-            self.mt5.shutdown()
-        except Exception:  # noqa: BLE001 - closing a dead bridge is fine
-            pass
-        self._connected = False
-        if self._link:
-            self._link.close()
+        with self._lock:  # never under another thread's call: an order in flight would lose its reply
+            try:
+                self.mt5.shutdown()
+            except Exception:  # noqa: BLE001 - closing a dead bridge is fine
+                pass
+            self._connected = False
+            if self._link:
+                self._link.close()
 
     def is_connected(self) -> bool:
         return self._connected
