@@ -127,7 +127,7 @@ def test_a_failed_ticket_lookup_is_an_error_not_an_already_closed_position(drv):
 
 
 def test_algo_trading_off_in_the_terminal_says_how_to_fix_it(drv):
-    mt5.fake_set_algo_trading(False)
+    mt5.fake_set_terminal(algo_trading=False)
     with pytest.raises(BrokerError) as e:
         drv.broker.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42,
                                              comment="rs:at"))
@@ -200,3 +200,26 @@ def test_close_waits_for_an_order_in_flight_on_another_thread(drv):
     sender.join(5)
     closer.join(5)
     assert results and results[0].retcode == 10009 and not b.is_connected()
+
+
+def test_a_result_without_a_price_takes_the_fill_price_from_its_deal(drv):
+    """Under market execution the server may answer DONE before it knows the price: result.price is 0.
+    A close reported "at 0" would reach the trader's chat as the exit price."""
+    b = drv.broker
+    mt5.fake_set_terminal(result_prices=False)
+    r = b.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42,
+                                    comment="rs:px"))
+    assert r.price == pytest.approx(2000.20)  # the ask it filled at, read from the entry deal
+    mt5.fake_advance(SYM, 2)
+    c = b.close_position(r.position)
+    assert c.price == pytest.approx(2000.80)  # the bid of bar 2
+    assert [d.price for d in b.history_deals(r.position)] == [pytest.approx(2000.20), pytest.approx(2000.80)]
+
+
+def test_a_fill_whose_price_cannot_be_read_is_still_a_fill(drv):
+    mt5.fake_set_terminal(result_prices=False)
+    mt5.fake_inject("history_deals_get", error=mt5.RES_E_INTERNAL_FAIL_CONNECT, times=10)
+    mt5.fake_inject("initialize", error=mt5.RES_E_INTERNAL_FAIL_CONNECT, times=10)  # and the terminal is gone
+    r = drv.broker.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42,
+                                             comment="rs:nopx"))
+    assert r.retcode == 10009 and r.price == 0.0 and r.position  # the caller falls back on the position

@@ -57,6 +57,7 @@ from core.brokers.mt5_orders import (
     find_closed,
     find_open,
     send_with_policy,
+    with_fill_price,
 )
 from core.clock import Clock, SystemClock
 from core.timeframes import Timeframe
@@ -380,11 +381,16 @@ class MT5Broker:
         with self._lock:
             if not self._connected:
                 self.connect()
-            return send_with_policy(
+            res = send_with_policy(
                 self._order_send, req, info, side=side, anchor=anchor, already_done=already_done,
                 last_error=self._last_error, reconnect=self._reconnect, fresh_price=self._fresh_price,
                 connection=self.connection_policy, orders=self.order_policy, sleep=self._sleep,
                 confirm_checks=self.confirm_checks)
+            if res.price or not res.order or req["action"] != cv.TRADE_ACTION_DEAL:
+                return res
+            # history_deals_get(ticket=) selects by the ORDER ticket, as the package documents
+            return with_fill_price(res, lambda: [cv.to_dict(r) for r in self._call(
+                "history_deals_get", ticket=int(res.order)) or ()], info.digits)
 
     def _order_send(self, request: dict[str, Any]) -> Any:
         """Over the bridge the request dict is built on the terminal's side: the package wants a real dict."""

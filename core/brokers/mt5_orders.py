@@ -97,6 +97,24 @@ def find_closed(positions: Callable[..., list[Position]], before: Position, volu
     return None
 
 
+def with_fill_price(res: OrderResult, order_deals: Callable[[], list[dict[str, Any]]], digits: int) -> OrderResult:
+    """`res` priced at its order's deals (volume-weighted); unchanged while they cannot be read.
+
+    Under market execution the server may answer DONE before it knows the price (result.price 0): a
+    close reported "at 0" would reach the trader as the exit price. The look-up never turns a fill
+    into a failure."""
+    try:
+        deals = order_deals()
+    except BrokerError as e:
+        log.warning("order %s filled; its price is not readable yet: %s", res.order, e)
+        return res
+    volume = sum(d["volume"] for d in deals)
+    if volume <= 0:
+        return res
+    price = sum(d["price"] * d["volume"] for d in deals) / volume
+    return res.model_copy(update={"price": round(price, digits), "deal": res.deal or deals[0]["ticket"]})
+
+
 def confirm_outcome(
     already_done: Callable[[], OrderResult | None], *, checks: int, span: float, sleep: Callable[[float], None],
 ) -> OrderResult | None:

@@ -11,7 +11,7 @@ package under Wine (`conn.modules.MetaTrader5`).
 
 Test controls (not part of the MT5 API, underscore-free names prefixed `fake_`):
 `fake_reset`, `fake_add_symbol`, `fake_advance`, `fake_inject`, `fake_deposit`, `fake_set_market_closed`,
-`fake_set_stale`, `fake_state`.
+`fake_set_terminal`, `fake_set_stale`, `fake_state`.
 """
 # ruff: noqa: F403, F405
 from __future__ import annotations
@@ -108,10 +108,13 @@ def fake_set_market_closed(symbol: str, closed: bool = True) -> None:
         (S.closed.add if closed else S.closed.discard)(symbol)
 
 
-def fake_set_algo_trading(enabled: bool) -> None:
-    """The trader's "Algo Trading" toolbar button: off, every order comes back 10027."""
+def fake_set_terminal(*, algo_trading: bool | None = None, result_prices: bool | None = None) -> None:
+    """`algo_trading`: the toolbar's "Algo Trading" button (off: every order comes back 10027).
+    `result_prices` off: results carry price 0, as under market execution, where the server may answer
+    before the deal exists ("can fill in the deal or order field values ... if it is aware of these")."""
     with S.lock:
-        S.algo_trading = enabled
+        S.algo_trading = S.algo_trading if algo_trading is None else algo_trading
+        S.result_prices = S.result_prices if result_prices is None else result_prices
 
 
 def fake_set_stale(symbol: str, stale: bool = True) -> None:

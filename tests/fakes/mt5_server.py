@@ -41,6 +41,7 @@ class _Server:
         self.offset = int(server_offset_hours * 3600)
         self.next_ticket = 500_001
         self.algo_trading = True  # the terminal's "Algo Trading" button
+        self.result_prices = True  # False: results carry no price (market execution: see the deal)
 
 
 S = _Server()
@@ -117,6 +118,8 @@ def _check_stops(symbol: str, bar: np.void) -> None:
 def _result(retcode: int, request: dict[str, Any], comment: str, *, deal: int = 0, order: int = 0,
             volume: float = 0.0, price: float = 0.0, bid: float = 0.0, ask: float = 0.0) -> OrderSendResult:
     req = TradeRequest(**{k: request.get(k, 0 if k not in ("symbol", "comment") else "") for k in TradeRequest._fields})
+    if not S.result_prices:
+        price = 0.0
     return OrderSendResult(retcode, deal, order, volume, price, bid, ask, comment, 1, 0, req)
 
 
