@@ -122,12 +122,19 @@ class MoneyBotClient(discord.Client):
     async def setup_hook(self) -> None:
         self._logged_in.set()
         self.add_dynamic_items(ActionButton)
-        if self.guild_id:
-            guild = discord.Object(id=self.guild_id)
-            self.tree.copy_global_to(guild=guild)
-            await self.tree.sync(guild=guild)
-        else:
-            await self.tree.sync()
+        # A failed sync (403: a guild id the bot is not in, or an invite without applications.commands)
+        # must not fail the login: alerts and the buttons of cards already posted work without it, and
+        # the commands synced last time are still there.
+        try:
+            if self.guild_id:
+                guild = discord.Object(id=self.guild_id)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+            else:
+                await self.tree.sync()
+        except discord.HTTPException as e:
+            log.error("discord slash commands not synced (%s %s): check MONEYBOT_DISCORD_GUILD_ID and that the "
+                      "invite had the applications.commands scope", e.status, e.text)
 
     async def close(self) -> None:
         """Shutdown: cancel running slash commands first, while HTTP still works, so a /backtest says

@@ -62,3 +62,32 @@ async def test_alert_sent_before_the_login_waits_for_it(tmp_path):
         assert env.errors == []
     finally:
         await env.shutdown()
+
+
+async def test_failed_command_sync_does_not_take_the_desk_down(tmp_path):
+    # The slash-command sync at login answers 403 Missing Access when MONEYBOT_DISCORD_GUILD_ID names a
+    # guild the bot is not in, or the invite lacked the applications.commands scope. setup_hook raised,
+    # the login failed, and the desk lost its alerts and the buttons of every card already posted.
+    import asyncio
+
+    import simcord
+
+    from bot.commands import CommandRouter
+    from bot.discord_bot import MoneyBotClient
+    from core.config import load_config
+
+    bot = MoneyBotClient(CommandRouter(None, load_config()))
+    env = simcord.Env(bot)
+    channel = env.create_guild().create_text_channel("alerts")
+    bot.alert_channel_id = channel.id
+    env.inject_error("PUT", "/applications/*/commands", status=403, code=50001, message="Missing Access", times=None)
+    await env.start()
+    try:
+        assert bot.is_ready()
+        await asyncio.wait_for(bot.on_alert(Alert(kind="exit_failed", severity="critical", title="EXIT FAILED",
+                                                  text="ticket 7 could not be closed", created_at=1735910700.0)), 10)
+        await env.settle()
+        assert [m.content for m in channel.history() if "EXIT FAILED" in m.content]
+        assert env.errors == []
+    finally:
+        await env.shutdown()
