@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import os
 import pkgutil
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 import bot
-from core.config import ConfigError
+from core.config import ConfigError, resolve_path
 from core.exceptions import UserFacingError
 
 
@@ -27,6 +30,46 @@ def build_parser() -> argparse.ArgumentParser:
         if info.name.startswith("cli_"):
             importlib.import_module(f"bot.{info.name}").register(sub)
     return parser
+
+
+def user_path(text: str) -> Path:
+    """A path typed on the command line, relative to the folder the command runs in like any shell tool's
+    (config values stay relative to the project root, `core.config.resolve_path`): `--data bars.csv`
+    used to look for <project root>/bars.csv and answer "file not found" for a file right there. A
+    relative path that exists only under the project root is still found there, as before."""
+    if "${MARKET_DATA}" in text:
+        return resolve_path(text)
+    p = Path(text).expanduser()
+    if p.is_absolute():
+        return p
+    here = Path.cwd() / p
+    if here.exists():
+        return here
+    root = resolve_path(text)
+    return root if root.exists() else here
+
+
+def usable_time(t: float) -> bool:
+    """Epoch seconds a calendar can show: float() reads 'nan' and '1e300', datetime cannot, and such a
+    value used to surface much later as an OverflowError traceback."""
+    if not math.isfinite(t):
+        return False
+    try:
+        datetime.fromtimestamp(t, UTC)
+    except (OverflowError, OSError, ValueError):
+        return False
+    return True
+
+
+def time_option(text: str | None, option: str) -> float | None:
+    """A date/time option (`--from`, `--replay-from`, ...) as epoch seconds, or one clear line."""
+    from core.backtest.api import parse_when
+
+    t = parse_when(text)
+    if t is not None and not usable_time(t):
+        raise UserFacingError(f"{option}: '{str(text).strip()}' is not a time I can use: "
+                              "give a UTC date like 2025-06-02T10:00 or epoch seconds.")
+    return t
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -41,11 +42,17 @@ def register(sub) -> None:
 
 def parse_timestamp(text: str) -> float:
     """Epoch seconds, or an ISO date/time read as UTC unless it carries its own offset."""
+    from bot.cli import usable_time
+
     s = text.strip()
     try:
         v = float(s)
         if math.isfinite(v):
-            return v / 1000.0 if v > 1e11 else v  # accept epoch milliseconds too
+            v = v / 1000.0 if v > 1e11 else v  # accept epoch milliseconds too
+            if not usable_time(v):
+                raise UserFacingError(f"--at: '{s}' is not a time I can use: "
+                                      "give a UTC date like 2025-06-02T10:00 or epoch seconds.")
+            return v
     except ValueError:
         pass
     try:
@@ -59,10 +66,10 @@ def parse_timestamp(text: str) -> float:
     return dt.timestamp()
 
 
-def candles_from_file(path: str, symbol: str, cfg: AppConfig) -> dict[str, np.ndarray]:
+def candles_from_file(path: str | Path, symbol: str, cfg: AppConfig) -> dict[str, np.ndarray]:
     """One candle file → every timeframe the analysis wants (coarser ones resampled from it)."""
     spec = cfg.symbols[symbol]
-    arr = load_candles(resolve_path(path), tz_offset_hours=spec.data_tz_offset_hours, server_tz=spec.data_timezone)
+    arr = load_candles(path if isinstance(path, Path) else resolve_path(path), tz_offset_hours=spec.data_tz_offset_hours, server_tz=spec.data_timezone)
     if len(arr) < 2:
         raise UserFacingError(f"{path}: has fewer than two candles, nothing to analyse.")
     step = infer_step(arr)
@@ -81,7 +88,7 @@ def candles_from_file(path: str, symbol: str, cfg: AppConfig) -> dict[str, np.nd
     return out
 
 
-def run_analysis(cfg: AppConfig, symbol: str, *, data: str | None = None, at: float | None = None,
+def run_analysis(cfg: AppConfig, symbol: str, *, data: str | Path | None = None, at: float | None = None,
                  market: MarketData | None = None) -> AnalysisResult:
     name = cfg.resolve_symbol(symbol)
     if name is None:
@@ -94,9 +101,12 @@ def run_analysis(cfg: AppConfig, symbol: str, *, data: str | None = None, at: fl
 
 
 def _run(args) -> int:
+    from bot.cli import user_path
+
     cfg = load_config(args.config)
     at = parse_timestamp(args.at) if args.at else None
-    result = run_analysis(cfg, args.symbol, data=args.data, at=at)
+    data = user_path(args.data) if args.data else None
+    result = run_analysis(cfg, args.symbol, data=data, at=at)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -5,8 +5,12 @@ command calls the same function from a worker thread).
 """
 from __future__ import annotations
 
+import math
+import os
 import sys
 from pathlib import Path
+
+from core.exceptions import UserFacingError
 
 
 def register(sub) -> None:
@@ -29,16 +33,30 @@ def _run(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from core.backtest.api import parse_when, run_backtest
-    from core.backtest.report import metrics_table
+    from bot.cli import time_option, user_path
+    from core.backtest.api import run_backtest
+    from core.backtest.report import metrics_table, write_report
     from core.config import load_config
 
     cfg = load_config(args.config) if getattr(args, "config", None) else load_config()
+    # every option is checked before minutes of CPU are spent, and before anything is written
+    if args.days is not None and not (math.isfinite(args.days) and args.days > 0):
+        raise UserFacingError(f"--days must be a positive, finite number of days, e.g. --days 30 (got {args.days:g}).")
+    if args.tz_offset is not None:
+        if args.data is None:
+            raise UserFacingError("--tz-offset only applies to a --data file; the configured data's clock is "
+                                  "symbols.<SYMBOL>.data_timezone in the config.")
+        if not -14 <= args.tz_offset <= 14:
+            raise UserFacingError(f"--tz-offset must be between -14 and 14 hours (got {args.tz_offset:g}).")
+    start, end = time_option(args.start, "--from"), time_option(args.end, "--to")
+    split = time_option(args.split, "--split")
+    data = user_path(args.data) if args.data else None
     console = Console(stderr=False)
     out = Path(args.out)
     name = cfg.resolve_symbol(args.symbol) or args.symbol
     if out.name != name:
         out = out / name
+    _check_out(out, args.out)
     show = not args.no_progress and sys.stderr.isatty()
     with Progress(TextColumn("backtest {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} bars"),
                   TimeRemainingColumn(), console=Console(stderr=True), disable=not show) as bar:
@@ -47,9 +65,13 @@ def _run(args) -> int:
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report = run_backtest(cfg, args.symbol, data=args.data, days=args.days, start=args.start, end=args.end,
-                              strategy=args.strategy, progress=progress, out_dir=out, tz_offset_hours=args.tz_offset,
-                              split_time=parse_when(args.split))
+        report = run_backtest(cfg, args.symbol, data=data, days=args.days, start=start, end=end,
+                              strategy=args.strategy, progress=progress, tz_offset_hours=args.tz_offset,
+                              split_time=split)
+    try:
+        write_report(report, out)
+    except OSError as e:
+        raise UserFacingError(f"cannot write the backtest report to {out}: {e.strerror or e}.") from None
     console.print(metrics_table(report))
     console.print(
         f"{report.bars} bars in {report.seconds:.1f} s ({report.bars_per_second:,.0f} bars/s), "
@@ -58,6 +80,17 @@ def _run(args) -> int:
     for kind, path in report.files.items():
         console.print(f"{kind}: {path}")
     return 0
+
+
+def _check_out(out: Path, typed: str) -> None:
+    """The report folder must be creatable: found out after the run, a typo in --out cost the whole run."""
+    p = out
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    if not p.is_dir():
+        raise UserFacingError(f"--out {typed}: {p} is not a folder.")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise UserFacingError(f"--out {typed}: no permission to write in {p}.")
 
 
 def _costs(costs) -> str:

@@ -51,8 +51,8 @@ def _replay_clock(cfg, replay_from: str | None, speed: float | None):
     """A replay clock from --replay-from/--speed, or None for the default (see bot.runner.replay_clock)."""
     if replay_from is None and speed is None:
         return None
+    from bot.cli import time_option
     from bot.runner import replay_clock
-    from core.backtest.api import parse_when
     from core.brokers.paper_feed import AcceleratedClock
     from core.exceptions import UserFacingError
 
@@ -60,7 +60,7 @@ def _replay_clock(cfg, replay_from: str | None, speed: float | None):
         raise UserFacingError("--replay-from and --speed only apply to the paper broker (broker.kind is 'mt5').")
     if speed is not None and not (0 < speed <= 100_000):
         raise UserFacingError(f"--speed must be above 0 and at most 100000 (got {speed:g}).")
-    start = parse_when(replay_from) if replay_from is not None else replay_clock(cfg).now()
+    start = time_option(replay_from, "--replay-from") if replay_from is not None else replay_clock(cfg).now()
     return AcceleratedClock(start, speed=speed if speed is not None else cfg.broker.paper.speed)
 
 

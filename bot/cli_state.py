@@ -9,6 +9,8 @@ from pathlib import Path
 from core.config import load_config, resolve_path
 from core.exceptions import UserFacingError
 
+MAX_ROWS = 100_000
+
 
 def register(sub) -> None:
     p = sub.add_parser("state", help="inspect the persisted trading state, pause or resume new entries")
@@ -29,7 +31,9 @@ def register(sub) -> None:
 
 
 def _store_path(args) -> Path:
-    path = resolve_path(args.store) if args.store else resolve_path(load_config(args.config).store.path)
+    from bot.cli import user_path
+
+    path = user_path(args.store) if args.store else resolve_path(load_config(args.config).store.path)
     if not path.exists():
         raise UserFacingError(f"no store at {path} (nothing has been recorded yet)")
     return path
@@ -40,6 +44,8 @@ def _export(args) -> int:
 
     if args.limit < 1:
         raise UserFacingError("--limit must be at least 1")
+    if args.limit > MAX_ROWS:  # beyond SQLite's integers it was an OverflowError traceback
+        raise UserFacingError(f"--limit must be between 1 and {MAX_ROWS}")
     with Store(_store_path(args)) as store:
         view = store.export(limit=args.limit)
     json.dump(view, sys.stdout, indent=None if args.compact else 2, sort_keys=False)

@@ -15,6 +15,8 @@ from core.config import load_config, resolve_path
 from core.exceptions import UserFacingError
 from core.wording import price_text
 
+MAX_ROWS = 100_000  # beyond SQLite's integers a huge -n was an OverflowError traceback
+
 
 def register(sub) -> None:
     p = sub.add_parser("trades", help="open/closed range scalps, metrics, start-up reconciliation")
@@ -36,9 +38,10 @@ def register(sub) -> None:
 
 
 def _store(args, must_exist: bool = True):
+    from bot.cli import user_path
     from core.store import Store
 
-    path = resolve_path(args.store) if args.store else resolve_path(load_config(args.config).store.path)
+    path = user_path(args.store) if args.store else resolve_path(load_config(args.config).store.path)
     if must_exist and not path.exists():
         raise UserFacingError(f"no store at {path} (nothing has been recorded yet)")
     return Store(path)
@@ -82,6 +85,8 @@ def _open(args) -> int:
 def _closed(args) -> int:
     if args.n < 1:
         raise UserFacingError("-n must be at least 1")
+    if args.n > MAX_ROWS:
+        raise UserFacingError(f"-n must be between 1 and {MAX_ROWS}")
     with _store(args) as store:
         trades = store.closed.recent(args.n)
     if args.json:
@@ -100,6 +105,8 @@ def _closed(args) -> int:
 def _metrics(args) -> int:
     from core.metrics import compute_metrics
 
+    if args.days is not None and args.days < 1:  # 0 used to mean "all trades", -1 "none": say so instead
+        raise UserFacingError("--days must be at least 1 (leave it out for every closed trade)")
     with _store(args) as store:
         since = store.clock.now() - args.days * 86400 if args.days else 0.0
         report = compute_metrics(store.closed.since(since))

@@ -245,6 +245,9 @@ def load_config(path: str | Path | None = None) -> AppConfig:
         raise ConfigError(source, [ConfigIssue(path="", message="file not found")]) from None
     except OSError as e:
         raise ConfigError(source, [ConfigIssue(path="", message=f"cannot read file: {e.strerror}")]) from None
+    except UnicodeDecodeError as e:  # e.g. saved as UTF-16 by Notepad
+        msg = f"is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): save it as UTF-8"
+        raise ConfigError(source, [ConfigIssue(path="", message=msg)]) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as e:
