@@ -200,6 +200,10 @@ class Runner:
             await self.discord.start(self.secrets.discord_token.get_secret_value())
         except Exception as e:  # a bad token or outage must not take trading down
             log.error("discord front end stopped: %s", type(e).__name__)
+            with contextlib.suppress(Exception):  # its alerts would only wait for a login that never comes
+                self.service.alerts.unregister_sink("discord")
+            if self.console is not None:
+                self.console.say(f"Discord could not start ({type(e).__name__}); continuing without it.")
 
     async def run(self) -> int:
         await self.start()

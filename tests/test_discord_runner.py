@@ -1,0 +1,57 @@
+"""`moneybot run` with a Discord token when Discord cannot be reached at start-up (no network yet, or a
+revoked token): trading, the console and the other chats carry on, and alerts stop queueing for it."""
+from __future__ import annotations
+
+import asyncio
+import io
+import queue
+
+from bot_helpers import TRADER, start_core
+
+from bot.runner import Runner
+from core.models import Alert
+from core.settings import Secrets
+
+# the shape of a Discord bot token (three dot-separated parts); discord.com is unreachable in the suite
+TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.abcdefghijklmnopqrstuvwxyz0123456789AB"
+
+
+class _Pipe(io.StringIO):
+    """A stdin that stays open until the test feeds it (readline blocks until a line or EOF arrives)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q: queue.Queue[str] = queue.Queue()
+
+    def feed(self, line: str) -> None:
+        self.q.put(line)
+
+    def readline(self, *a) -> str:
+        return self.q.get()
+
+
+async def test_discord_down_at_start_stops_its_alert_queue_not_the_process(tmp_path):
+    service, clock = await start_core(tmp_path)
+    await service.stop()
+    secrets = Secrets(_env_file=None, discord_token=TOKEN, discord_alert_channel_id=42, trader_user_ids=[TRADER])
+    stdin = _Pipe()
+    out = io.StringIO()
+    runner = Runner(service, service.cfg, secrets, stdin=stdin, stdout=out, chart_dir=tmp_path / "charts")
+    task = asyncio.create_task(runner.run())
+    try:
+        for _ in range(500):
+            if runner._discord_task is not None and runner._discord_task.done():
+                break
+            await asyncio.sleep(0.02)
+        assert runner._discord_task.done()
+        assert "Discord could not start" in out.getvalue()
+        assert service.alerts.sink_names == ["console"]  # no alert waits on a Discord that is not there
+        service.alerts.send(Alert(kind="system_error", severity="high", title="HIGH: disk", text="disk 91% full",
+                                  created_at=clock.now()))
+        await asyncio.wait_for(service.alerts.drain(), 5)
+        assert "disk 91% full" in out.getvalue()
+        assert TOKEN not in out.getvalue()
+    finally:
+        runner.stop_event.set()
+        stdin.feed("")
+        await asyncio.wait_for(task, 30)
