@@ -14,7 +14,8 @@ import logging
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -188,14 +189,80 @@ class ConfigError(Exception):
         super().__init__(f"config {source} has {len(issues)} problem(s):\n{lines}")
 
 
-def _issues_from(err: ValidationError, prefix: str = "") -> list[ConfigIssue]:
+def _issues_from(err: ValidationError, prefix: str = "", root: type[BaseModel] | None = None) -> list[ConfigIssue]:
     out = []
     for e in err.errors():
         parts = [str(p) for p in e["loc"] if p != "[key]"]  # pydantic marks bad dict keys with "[key]"
         path = ".".join(p for p in [prefix, *parts] if p)
         msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden" and parts:
+            msg = _unknown_key(root or AppConfig, parts)
         out.append(ConfigIssue(path=path, message=msg))
     return out
+
+
+def _unknown_key(root: type[BaseModel], parts: list[str]) -> str:
+    """Pydantic's "Extra inputs are not permitted" for a typo'd key: name the key that was probably meant,
+    or, for a token or password, where secrets do go."""
+    import difflib
+
+    from core.settings import Secrets
+
+    key = parts[-1]
+    for name in (key, f"{parts[-2]}_{key}" if len(parts) > 1 else key):
+        if name in Secrets.model_fields:
+            return f"secrets are not read from the config: put MONEYBOT_{name.upper()} in .env"
+    model = _section_at(root, parts[:-1])
+    near = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.75) if model else []
+    return f"unknown setting; did you mean '{near[0]}'?" if near else "unknown setting (no such key in this section)"
+
+
+def _section_at(model: type[BaseModel], parts: list[str]) -> type[BaseModel] | None:
+    """The section model reached by a JSON path (dict values and optionals unwrapped), or None."""
+    i = 0
+    while i < len(parts):
+        field = model.model_fields.get(parts[i])
+        if field is None:
+            return None
+        ann, i = field.annotation, i + 1
+        while True:
+            origin = get_origin(ann)
+            if origin is dict:
+                ann, i = get_args(ann)[1], i + 1  # a dict key (a symbol, a strategy) is one path part
+            elif origin in (Union, UnionType):
+                ann = next((a for a in get_args(ann) if a is not type(None)), None)
+            else:
+                break
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)) or i > len(parts):
+            return None
+        model = ann
+    return model
+
+
+def _lot_issues(cfg: AppConfig, raw: dict[str, Any]) -> list[ConfigIssue]:
+    """A lot the broker cannot take as is: `order_checks.normalise_lot` would send volume_min or the nearest
+    step instead (0.005 went out as 0.01, twice the risk asked for), so say it here, once per JSON path."""
+    overrides = raw.get("symbol_overrides") or {}
+    found: dict[str, str] = {}
+    for sym, spec in cfg.symbols.items():
+        try:
+            lot = cfg.for_symbol(sym).execution.lot_size
+        except ValidationError:  # a broken override: already reported with its own path
+            continue
+        ex = (overrides.get(sym) or {}).get("execution")
+        path = (f"symbol_overrides.{sym}.execution.lot_size" if isinstance(ex, dict) and "lot_size" in ex
+                else "execution.lot_size")
+        steps = lot / spec.volume_step
+        if lot < spec.volume_min * (1 - 1e-9):
+            msg = (f"{lot:g} lot is below {sym}'s volume_min {spec.volume_min:g}: the order would go out as "
+                   f"{spec.volume_min:g} lot")
+        elif abs(steps - round(steps)) > 1e-6:
+            msg = (f"{lot:g} lot is not a multiple of {sym}'s volume_step {spec.volume_step:g}: the order would "
+                   f"go out as {round(steps) * spec.volume_step:g} lot")
+        else:
+            continue
+        found.setdefault(path, msg)
+    return [ConfigIssue(path=p, message=m) for p, m in found.items()]
 
 
 def validate_config_dict(raw: Any) -> tuple[AppConfig | None, list[ConfigIssue]]:
@@ -226,12 +293,14 @@ def validate_config_dict(raw: Any) -> tuple[AppConfig | None, list[ConfigIssue]]
                 TradingConfig.model_validate(deep_merge(base, {k: v for k, v in ov.items() if k not in bad_keys}))
             except ValidationError as e:
                 seen = {(i.path, i.message) for i in issues}
-                for issue in _issues_from(e, prefix=f"symbol_overrides.{sym}"):
+                for issue in _issues_from(e, prefix=f"symbol_overrides.{sym}", root=TradingConfig):
                     # report only problems the override introduced, not the base's again
                     # (strip the prefix rather than split on dots: broker symbols like "EURUSD.m" have dots)
                     base_path = issue.path.removeprefix(f"symbol_overrides.{sym}").removeprefix(".")
                     if (base_path, issue.message) not in seen:
                         issues.append(issue)
+    if cfg is not None:
+        issues.extend(_lot_issues(cfg, raw))
     return (cfg if not issues else None), issues
 
 

@@ -6,6 +6,7 @@ out of reprs and logs.
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -21,6 +22,7 @@ def _id_list(v):
 
 
 IdList = Annotated[list[int], NoDecode]
+_TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 
 
 class Secrets(BaseSettings):
@@ -39,7 +41,25 @@ class Secrets(BaseSettings):
     mt5_password: SecretStr | None = None
     mt5_server: str | None = None
     mt5_bridge_host: str | None = None
-    mt5_bridge_port: int = 18812
+    mt5_bridge_port: int = Field(default=18812, ge=1, le=65535)
+
+    @field_validator("telegram_token", "discord_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v):
+        # `NAME=   ` or a Windows line end: spaces are never part of a token, and a token of spaces
+        # used to start the bot and fail at the network with no word about the setting
+        if isinstance(v, str):
+            v = v.strip()
+            return v or None
+        return v
+
+    @field_validator("telegram_token")
+    @classmethod
+    def _telegram_shape(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not _TELEGRAM_TOKEN.match(v.get_secret_value()):
+            raise ValueError("does not look like a Telegram bot token (digits, a colon, then letters): "
+                             "copy it from @BotFather")
+        return v
 
     @field_validator("trader_user_ids", "viewer_user_ids", mode="before")
     @classmethod
