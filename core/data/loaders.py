@@ -123,6 +123,8 @@ def _load_uncached(p: Path, tz_offset_hours: float, fmt: str | None, server_tz: 
         raise DataFileError(name, f"cannot read file: {e.strerror}") from None
     if not head.strip():
         raise DataFileError(name, "file is empty")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # Windows "Unicode" (e.g. saved from Notepad or Excel)
+        raise DataFileError(name, "is UTF-16 text, not UTF-8: save or export it as UTF-8")
     fmt = fmt or detect_format(head)
     if fmt == "json":
         df, lines = _read_json(p), None
@@ -137,6 +139,19 @@ def _parser_error(name: str, err: Exception) -> DataFileError:
     m = re.search(r"(?:line|row) (\d+)", msg)
     line = int(m.group(1)) if m else None
     return DataFileError(name, f"cannot parse: {msg}", line=line)
+
+
+def _not_utf8(p: Path) -> DataFileError:
+    """The codec's "can't decode byte 0xe9 in position 6" counts from a parser chunk, not the file: find
+    the first bad byte in the file itself (an error path, so reading it whole is fine)."""
+    try:
+        p.read_bytes().decode("utf-8")
+        where = ""
+    except UnicodeDecodeError as e:
+        where = f" (byte 0x{e.object[e.start]:02x} at offset {e.start})"
+    except OSError:
+        where = ""
+    return DataFileError(str(p), f"is not UTF-8 text{where}: save or export it as UTF-8")
 
 
 def _read_delimited(p: Path, fmt: str, head: bytes) -> tuple[pd.DataFrame, np.ndarray]:
@@ -165,7 +180,9 @@ def _read_delimited(p: Path, fmt: str, head: bytes) -> tuple[pd.DataFrame, np.nd
         )
     except pd.errors.EmptyDataError:
         raise DataFileError(name, "file is empty") from None
-    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        raise _not_utf8(p) from None
+    except (pd.errors.ParserError, ValueError) as e:
         raise _parser_error(name, e) from None
     if index_col is not None:
         df = df.reset_index(drop=True)
@@ -207,8 +224,10 @@ def _read_json(p: Path) -> pd.DataFrame:
         raw = json.loads(p.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as e:
         raise DataFileError(name, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataFileError(name, f"cannot read file: {e}") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(p) from None
+    except OSError as e:
+        raise DataFileError(name, f"cannot read file: {e.strerror or e}") from None
     if isinstance(raw, dict) and raw and all(isinstance(v, dict) for v in raw.values()):
         # pandas "columns" orient: {"open": {"0": 1.0, ...}, ...}; order rows by their index label
         df = pd.DataFrame(raw)
