@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -146,6 +147,7 @@ class CommandRouter:
         return spec.digits if spec is not None else 2
 
     def _symbol(self, text: str) -> str:
+        text = _plain(text)
         name = self.cfg.resolve_symbol(text) if _TOKEN_RE.match(text) else None
         if name is None:
             raise self.cfg.unknown_symbol(_clip(text))
@@ -165,6 +167,8 @@ class CommandRouter:
         name, args = parsed
         handler = self._handlers.get(name)
         if handler is None:
+            if name in ("approve", "reject"):
+                return Reply(text=USAGE["approve"], kind="usage")
             return Reply(text=f"Unknown command /{_clip(name, 20)}. Try /help.", kind="usage")
         if name in NO_ARGS and args:
             return Reply(text=f"/{name} takes no arguments. Try /help.", kind="usage")
@@ -371,6 +375,12 @@ class CommandRouter:
         # Cancel wipes the confirmation: only someone who may do the action may call it off
         self.service.authorize(user_id, ACTIONS.get(ref, "read"))
         return Reply(text="Cancelled.", edit=True, toast="Cancelled.")
+
+
+def _plain(text: str) -> str:
+    """What the trader meant to type: phone keyboards and copy-paste add zero-width spaces, direction marks
+    and full-width letters (ＸＡＵＵＳＤｃ) that made 'XAUUSDc' unknown while the reply echoed 'XAUUSDc'."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf")
 
 
 def _expired(command: str) -> Reply:
