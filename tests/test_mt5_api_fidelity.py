@@ -223,3 +223,37 @@ def test_a_fill_whose_price_cannot_be_read_is_still_a_fill(drv):
     r = drv.broker.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42,
                                              comment="rs:nopx"))
     assert r.retcode == 10009 and r.price == 0.0 and r.position  # the caller falls back on the position
+
+
+@pytest.fixture
+def ioc():
+    """A symbol that only takes IOC orders, with 0.02 lots on the book per order."""
+    d = MT5Driver()
+    mt5.fake_add_symbol(SYM, {mt5.TIMEFRAME_M5: scripted_bars()}, stops_level=20, contract_size=100,
+                        filling_mode=2)
+    yield d
+    d.broker.close()
+
+
+def test_a_close_filled_in_part_closes_the_rest_before_saying_closed(ioc):
+    """IOC fills what the book has and cancels the rest (10010). A full close reported done while part
+    of the position is still open tells the trader "closed" with money still at risk."""
+    b = ioc.broker
+    r = b.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.05, sl=1998.0, tp=2005.0, magic=42,
+                                    comment="rs:ioc"))
+    mt5.fake_set_terminal(liquidity={SYM: 0.02})
+    c = b.close_position(r.position)
+    assert b.positions() == []
+    assert c.volume == pytest.approx(0.05) and c.retcode == 10009 and c.price == pytest.approx(2000.0)
+    out = [d.volume for d in b.history_deals(r.position) if d.entry == "out"]
+    assert out == [pytest.approx(0.02), pytest.approx(0.02), pytest.approx(0.01)]
+
+
+def test_an_asked_partial_close_filled_in_part_reports_what_it_filled(ioc):
+    b = ioc.broker
+    r = b.market_order(OrderRequest(symbol=SYM, side="buy", volume=0.05, sl=1998.0, tp=2005.0, magic=42,
+                                    comment="rs:ioc2"))
+    mt5.fake_set_terminal(liquidity={SYM: 0.02})
+    c = b.close_position(r.position, volume=0.03)
+    assert c.retcode == 10010 and c.volume == pytest.approx(0.02)
+    assert [p.volume for p in b.positions()] == [pytest.approx(0.03)]

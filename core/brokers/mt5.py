@@ -2,11 +2,9 @@
 
 Where that object comes from is the only platform difference:
 - Windows: `import MetaTrader5` (optional extra `mt5`), done lazily in `MT5Broker.local()`.
-- Linux: the terminal runs under Wine with an rpyc classic server next to it (pymt5linux / mt5linux);
-  `MT5Broker.bridge(host, port)` connects with `rpyc.classic.connect` and uses
-  `conn.modules.MetaTrader5`. Results then arrive as proxies and are copied at the edge
-  (`core.brokers.mt5_convert`); order requests are built on the far side and a restarted Wine side
-  is reconnected by the connection policy (`core.brokers.mt5_bridge`).
+- Linux: the terminal runs under Wine with an rpyc classic server next to it (pymt5linux / mt5linux):
+  `MT5Broker.bridge(host, port)` (`core.brokers.mt5_bridge`: requests built on the far side, a
+  restarted Wine side reconnected). Results arrive as proxies, copied at the edge (`mt5_convert`).
 
 Failure policy (retcodes are MT5's):
 - `order_send` returns None on a malformed request: `last_error()` says why -> BrokerError.
@@ -20,7 +18,8 @@ Failure policy (retcodes are MT5's):
 - 10004 requote / 10020 price changed / 10021 price off: re-price from a fresh tick and retry while
   the new price stays within the request's deviation of the first one.
 - 10030 invalid fill: retry once with the next filling mode; 10024 too many requests: back off, retry.
-- 10016 invalid stops, 10018 market closed, 10019 no money: typed error, no retry.
+- 10016 invalid stops, 10018 market closed, 10019 no money: typed error, no retry; 10036 on a close
+  or SL/TP change: PositionNotFoundError. A full close filled in part (10010) closes the rest.
 Every order carries the magic number and a comment (max 31 chars, enforced: ids must survive).
 """
 from __future__ import annotations
@@ -54,6 +53,7 @@ from core.brokers.mt5_bridge import BridgeLink
 from core.brokers.mt5_orders import (
     DEFAULT_CONFIRM_CHECKS,
     RetryPolicy,
+    close_in_parts,
     find_closed,
     find_open,
     send_with_policy,
@@ -122,8 +122,7 @@ class MT5Broker:
     # -- plumbing -----------------------------------------------------------------------------------
     @property
     def _last(self) -> tuple[int, str]:
-        """Why this thread's last call failed. Per thread: another thread's call may land between our
-        call and our read of it (then a failed positions_get read that call's "ok" and looked empty)."""
+        """This thread's last failure: another thread's call may land between our call and our read."""
         return getattr(self._tls, "last", (cv.RES_S_OK, ""))
 
     @_last.setter
@@ -354,6 +353,9 @@ class MT5Broker:
     def close_position(self, ticket: int, volume: float | None = None, deviation: int = 20,
                        comment: str = "") -> OrderResult:
         fit_comment(comment)
+        return close_in_parts(lambda: self._close_once(ticket, volume, deviation, comment), full=volume is None)
+
+    def _close_once(self, ticket: int, volume: float | None, deviation: int, comment: str) -> OrderResult:
         p = self._position(ticket)
         info = self.symbol_info(p.symbol)
         side = "sell" if p.type == "buy" else "buy"

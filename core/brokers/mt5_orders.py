@@ -115,6 +115,33 @@ def with_fill_price(res: OrderResult, order_deals: Callable[[], list[dict[str, A
     return res.model_copy(update={"price": round(price, digits), "deal": res.deal or deals[0]["ticket"]})
 
 
+MAX_CLOSE_PARTS = 10
+
+
+def close_in_parts(close_once: Callable[[], OrderResult], *, full: bool) -> OrderResult:
+    """A close; a full one goes on while fills come back partial (IOC fills what the book holds and
+    cancels the rest: 10010), since "closed" said with part of the position open leaves money at risk.
+
+    Each part is sized from the position as it is then, so a repeat can never over-close. Still partial
+    after MAX_CLOSE_PARTS: BrokerError (the position is open; the caller's retry closes the rest)."""
+    fills = [close_once()]
+    while full and fills[-1].retcode == Retcode.DONE_PARTIAL:
+        if len(fills) >= MAX_CLOSE_PARTS:
+            done = sum(f.volume for f in fills)
+            raise BrokerError(f"position {fills[0].position}: {done:g} lots closed in {len(fills)} partial "
+                              "fills and the rest is still open", Retcode.DONE_PARTIAL)
+        try:
+            fills.append(close_once())
+        except PositionNotFoundError:  # the rest closed meanwhile (its SL, a human)
+            break
+    if len(fills) == 1:
+        return fills[0]
+    volume = sum(f.volume for f in fills)
+    price = sum(f.price * f.volume for f in fills) / volume if all(f.price for f in fills) and volume else 0.0
+    return fills[-1].model_copy(update={"retcode": Retcode.DONE, "volume": round(volume, 8),
+                                        "price": round(price, 8), "requested_price": fills[0].requested_price})
+
+
 def confirm_outcome(
     already_done: Callable[[], OrderResult | None], *, checks: int, span: float, sleep: Callable[[float], None],
 ) -> OrderResult | None:

@@ -9,9 +9,8 @@ the real retcodes, and triggers SL/TP on each bar passed (SL first on a tie, as 
 Because it is a real module object it can also be served over an rpyc bridge exactly like the real
 package under Wine (`conn.modules.MetaTrader5`).
 
-Test controls (not part of the MT5 API, underscore-free names prefixed `fake_`):
-`fake_reset`, `fake_add_symbol`, `fake_advance`, `fake_inject`, `fake_deposit`, `fake_set_market_closed`,
-`fake_set_terminal`, `fake_set_stale`, `fake_state`.
+Test controls (not part of the MT5 API), all named `fake_*`: reset, add_symbol, advance, inject, deposit,
+set_market_closed, set_terminal, set_stale, state.
 """
 # ruff: noqa: F403, F405
 from __future__ import annotations
@@ -108,11 +107,14 @@ def fake_set_market_closed(symbol: str, closed: bool = True) -> None:
         (S.closed.add if closed else S.closed.discard)(symbol)
 
 
-def fake_set_terminal(*, algo_trading: bool | None = None, result_prices: bool | None = None) -> None:
+def fake_set_terminal(*, algo_trading: bool | None = None, result_prices: bool | None = None,
+                      liquidity: dict[str, float] | None = None) -> None:
     """`algo_trading`: the toolbar's "Algo Trading" button (off: every order comes back 10027).
     `result_prices` off: results carry price 0, as under market execution, where the server may answer
-    before the deal exists ("can fill in the deal or order field values ... if it is aware of these")."""
+    before the deal exists ("can fill in the deal or order field values ... if it is aware of these").
+    `liquidity`: symbol -> lots an IOC order fills at most (10010 DONE_PARTIAL, the rest cancelled)."""
     with S.lock:
+        S.liquidity.update(liquidity or {})
         S.algo_trading = S.algo_trading if algo_trading is None else algo_trading
         S.result_prices = S.result_prices if result_prices is None else result_prices
 
@@ -334,7 +336,6 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
             _ok()
             return _result(f["retcode"], request, f["message"] or "Injected", bid=bid, ask=ask)
         return _execute(request)
-
 
 
 def symbols_total() -> int:

@@ -42,6 +42,7 @@ class _Server:
         self.next_ticket = 500_001
         self.algo_trading = True  # the terminal's "Algo Trading" button
         self.result_prices = True  # False: results carry no price (market execution: see the deal)
+        self.liquidity: dict[str, float] = {}  # symbol -> lots one IOC order can fill (the rest is cancelled)
 
 
 S = _Server()
@@ -194,6 +195,10 @@ def _execute(request: dict[str, Any]) -> OrderSendResult | None:
             return _result(TRADE_RETCODE_INVALID_VOLUME, request, "Invalid volume", bid=bid, ask=ask)
         if request.get("type_filling", ORDER_FILLING_FOK) not in _allowed_fillings(spec["filling_mode"]):
             return _result(TRADE_RETCODE_INVALID_FILL, request, "Unsupported filling mode", bid=bid, ask=ask)
+        liquidity = S.liquidity.get(symbol)
+        cut = request.get("type_filling") == ORDER_FILLING_IOC and liquidity is not None and volume > liquidity
+        done = TRADE_RETCODE_DONE_PARTIAL if cut else TRADE_RETCODE_DONE
+        volume = min(volume, liquidity) if cut else volume
         price = ask if side == ORDER_TYPE_BUY else bid
         wanted = float(request.get("price", 0.0))
         if wanted and abs(wanted - price) > int(request.get("deviation", 0)) * spec["point"] + 1e-9:
@@ -206,7 +211,7 @@ def _execute(request: dict[str, Any]) -> OrderSendResult | None:
             if side == p["type"] or volume > p["volume"] + 1e-9:
                 return _result(TRADE_RETCODE_INVALID_VOLUME, request, "Invalid volume", bid=bid, ask=ask)
             deal = _book_out(p, volume, price, DEAL_REASON_EXPERT, t, str(request.get("comment", "")))
-            return _result(TRADE_RETCODE_DONE, request, "Request executed", deal=deal, order=deal, volume=volume,
+            return _result(done, request, "Request executed", deal=deal, order=deal, volume=volume,
                            price=price, bid=bid, ask=ask)
         sl, tp = float(request.get("sl", 0.0)), float(request.get("tp", 0.0))
         if _stops_bad(spec, side, sl, tp, bid, ask):
@@ -223,6 +228,6 @@ def _execute(request: dict[str, Any]) -> OrderSendResult | None:
                             magic=int(request.get("magic", 0)), position_id=ticket, reason=DEAL_REASON_EXPERT,
                             volume=volume, price=price, commission=0.0, swap=0.0, profit=0.0, fee=0.0, symbol=symbol,
                             comment=str(request.get("comment", ""))[:31], external_id=""))
-        return _result(TRADE_RETCODE_DONE, request, "Request executed", deal=deal, order=ticket, volume=volume,
+        return _result(done, request, "Request executed", deal=deal, order=ticket, volume=volume,
                        price=price, bid=bid, ask=ask)
 
