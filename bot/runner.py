@@ -192,7 +192,7 @@ class Runner:
         with contextlib.suppress(Exception):
             self.service.alerts.unregister_sink("telegram")
         with contextlib.suppress(Exception):
-            await self.telegram.app.shutdown()
+            await self.telegram.stop()  # also when connected but polling failed: the app is running then
         self.telegram = None
 
     async def _run_discord(self) -> None:

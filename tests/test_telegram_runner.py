@@ -121,3 +121,26 @@ async def test_telegram_down_at_start_does_not_stop_the_process(tmp_path):
     assert "Telegram could not start (NetworkError); continuing without it." in text
     assert "No open range scalps." in text and "bye (end of input)" in text
     assert TOKEN not in text
+
+
+async def test_polling_that_cannot_start_leaves_no_telegram_task_behind(tmp_path):
+    # connected (getMe answered) but polling could not start: the front end is dropped, and its running
+    # Application with it; shutdown() alone refused a running app and left its update fetcher pending
+    api = await BotApiServer(token=TOKEN).start()
+    api.fail("deleteWebhook", status=400, description="Bad Request: webhook trouble", times=10)
+    service, clock = await start_core(tmp_path)
+    await service.stop()
+    secrets = Secrets(_env_file=None, telegram_token=TOKEN, trader_user_ids=[TRADER])
+    out = io.StringIO()
+    runner = Runner(service, service.cfg, secrets, stdin=io.StringIO("/status\n"), stdout=out,
+                    chart_dir=tmp_path / "charts",
+                    telegram_kwargs={"base_url": api.base_url, "base_file_url": api.base_file_url, "poll_timeout": 1})
+    try:
+        assert await asyncio.wait_for(runner.run(), 60) == 0
+    finally:
+        await api.stop()
+    assert api.sent("getMe") and "Telegram could not start (BadRequest); continuing without it." in out.getvalue()
+    assert "No open range scalps." in out.getvalue()
+    assert "telegram" not in service.alerts.sink_names
+    left = [t.get_name() for t in asyncio.all_tasks() if "Application" in t.get_name() or "Updater" in t.get_name()]
+    assert left == []
