@@ -17,7 +17,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # re-exported: callers import the section models from here
 from core.config_sections import (  # noqa: F401
@@ -98,6 +98,22 @@ class TradingConfig(_Section):
     monitor: Monitor
     kill_switch: KillSwitch
     performance: Performance
+
+    @field_validator("strategy_rr")
+    @classmethod
+    def _known_strategies(cls, v: dict[str, RiskReward]) -> dict[str, RiskReward]:
+        # a typo'd name was accepted, left the real strategy without its band and was offered by --strategy
+        import difflib
+
+        from core.scoring.strategies import STRATEGIES
+
+        unknown = [k for k in v if k not in STRATEGIES]
+        if unknown:
+            names = ", ".join(sorted(STRATEGIES))
+            near = difflib.get_close_matches(unknown[0], list(STRATEGIES), n=1, cutoff=0.75)
+            hint = f"; did you mean '{near[0]}'?" if len(unknown) == 1 and near else ""
+            raise ValueError(f"unknown strategy {', '.join(repr(k) for k in unknown)}{hint} (strategies: {names})")
+        return v
 
 
 GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store")
@@ -281,8 +297,11 @@ def validate_config_dict(raw: Any) -> tuple[AppConfig | None, list[ConfigIssue]]
         base = {k: v for k, v in raw.items() if k not in GLOBAL_ONLY}
         for sym, ov in overrides.items():
             if isinstance(symbols, dict) and sym not in symbols:
+                same = [s for s in symbols if s.lower() == str(sym).lower()]
                 known = ", ".join(symbols) or "none"
-                issues.append(ConfigIssue(path=f"symbol_overrides.{sym}", message=f"unknown symbol (known: {known})"))
+                msg = (f"unknown symbol; did you mean '{same[0]}'? (names are case-sensitive)" if same
+                       else f"unknown symbol (known: {known})")
+                issues.append(ConfigIssue(path=f"symbol_overrides.{sym}", message=msg))
                 continue
             if not isinstance(ov, dict):
                 continue  # AppConfig validation above already reported it
@@ -309,7 +328,7 @@ def load_config(path: str | Path | None = None) -> AppConfig:
     p = Path(path) if path else Path(os.environ.get("MONEYBOT_CONFIG", DEFAULT_CONFIG_PATH))
     source = str(p)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # Notepad's "UTF-8 with BOM" is still UTF-8
     except FileNotFoundError:
         raise ConfigError(source, [ConfigIssue(path="", message="file not found")]) from None
     except OSError as e:
@@ -317,12 +336,41 @@ def load_config(path: str | Path | None = None) -> AppConfig:
     except UnicodeDecodeError as e:  # e.g. saved as UTF-16 by Notepad
         msg = f"is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): save it as UTF-8"
         raise ConfigError(source, [ConfigIssue(path="", message=msg)]) from None
+    if not text.strip():
+        raise ConfigError(source, [ConfigIssue(path="", message="the file is empty: start from a copy of "
+                                                                "config/range_scalping.json")])
+    twice: dict[int, list[tuple[str, Any, Any]]] = {}
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=lambda pairs: _no_twice(pairs, twice))
     except json.JSONDecodeError as e:
         raise ConfigError(source, [ConfigIssue(path="", message=f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")]) from None
     cfg, issues = validate_config_dict(raw)
+    issues = _written_twice(raw, twice) + issues
     if issues or cfg is None:
         raise ConfigError(source, issues)
     log.info("config loaded from %s, config_version=%s", source, cfg.short_version)
     return cfg
+
+
+def _no_twice(pairs: list[tuple[str, Any]], twice: dict[int, list[tuple[str, Any, Any]]]) -> dict[str, Any]:
+    """json's default keeps the last of two equal keys without a word: a block pasted twice with one value
+    changed silently decided which lot size traded. Note them here; `_written_twice` names their paths."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            twice.setdefault(id(out), []).append((k, out[k], v))
+        out[k] = v
+    return out
+
+
+def _written_twice(node: Any, twice: dict[int, list[tuple[str, Any, Any]]], path: str = "") -> list[ConfigIssue]:
+    if not twice or not isinstance(node, dict):
+        return []
+    out = []
+    for key, first, second in twice.get(id(node), []):
+        scalar = not isinstance(first, (dict, list)) and not isinstance(second, (dict, list))
+        seen = f" ({json.dumps(first)}, then {json.dumps(second)})" if scalar else ""
+        out.append(ConfigIssue(path=f"{path}.{key}" if path else key, message=f"written twice{seen}: keep one"))
+    for key, value in node.items():
+        out.extend(_written_twice(value, twice, f"{path}.{key}" if path else key))
+    return out

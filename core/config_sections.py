@@ -6,7 +6,8 @@ import them from `core.config`, which re-exports every name here.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from types import UnionType
+from typing import Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,6 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 class _Section(BaseModel):
     # NaN/Infinity (which Python's json accepts) slipped past every bound with a misleading message
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, v, info):
+        # pydantic reads true as 1: `"lot_size": true` would have traded 1 lot
+        if isinstance(v, bool) and info.field_name and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"{str(v).lower()} is not a number")
+        return v
+
+
+def _numeric(ann) -> bool:
+    if ann in (int, float):
+        return True
+    return get_origin(ann) in (Union, UnionType) and any(a in (int, float) for a in get_args(ann))
 
 
 class RiskReward(_Section):

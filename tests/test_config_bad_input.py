@@ -147,3 +147,55 @@ def test_bad_env_values_stop_run_with_one_line(base, tmp_path, monkeypatch, caps
     assert "Traceback" not in err and err.count("\n") == 1
     assert "MONEYBOT_TELEGRAM_TOKEN: does not look like a Telegram bot token" in err
     assert "MONEYBOT_MT5_BRIDGE_PORT" in err and "hunter2" not in err
+
+
+# ---------------------------------------------------------------- the file itself
+def _load_text(tmp_path, text: str | bytes):
+    from core.config import ConfigError, load_config
+
+    path = tmp_path / "c.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    try:
+        return load_config(path), []
+    except ConfigError as e:
+        return None, [str(i) for i in e.issues]
+
+
+def test_a_utf8_file_with_a_byte_order_mark_loads(tmp_path):
+    # Notepad's "UTF-8 with BOM" was 'invalid JSON at line 1, column 1: Unexpected UTF-8 BOM'
+    cfg, issues = _load_text(tmp_path, b"\xef\xbb\xbf" + DEFAULT_CONFIG_PATH.read_bytes())
+    assert issues == [] and cfg is not None and "XAUUSDc" in cfg.symbols
+
+
+def test_an_empty_file_says_it_is_empty(tmp_path):
+    assert _load_text(tmp_path, "  \n")[1] == ["the file is empty: start from a copy of config/range_scalping.json"]
+
+
+def test_a_key_written_twice_is_an_error_not_a_silent_last_wins(tmp_path):
+    text = DEFAULT_CONFIG_PATH.read_text().replace('"lot_size": 0.01,', '"lot_size": 0.01, "lot_size": 0.5,', 1)
+    assert text.count('"lot_size"') == 2
+    cfg, issues = _load_text(tmp_path, text)
+    assert issues == ["execution.lot_size: written twice (0.01, then 0.5): keep one"]
+
+
+def test_true_or_false_where_a_number_belongs_is_refused(base):
+    # pydantic reads true as 1.0: `"lot_size": true` would have traded 1 lot, 100x the default
+    issues = _issues(_with(base, lambda r: (r["execution"].update(lot_size=True),
+                                            r["exits"].update(max_reentries_per_range=False))))
+    assert issues["execution.lot_size"] == "true is not a number"
+    assert issues["exits.max_reentries_per_range"] == "false is not a number"
+
+
+def test_an_unknown_strategy_name_in_strategy_rr_is_refused(base):
+    # a typo'd name used to be accepted (and offered by `moneybot backtest --strategy`)
+    raw = _with(base, lambda r: r["strategy_rr"].update(bb_fad={"min": 1, "target": 1.5, "max": 2}))
+    assert _issues(raw)["strategy_rr"] == ("unknown strategy 'bb_fad'; did you mean 'bb_fade'? (strategies: "
+                                           "bb_fade, liquidity_sweep, pdh_pdl_rejection, rsi_bounce, vwap_reversion)")
+    raw = _with(base, lambda r: r["symbol_overrides"]["BTCUSDc"].update(strategy_rr={"breakout": {
+        "min": 1, "target": 1.5, "max": 2}}))
+    assert "unknown strategy 'breakout' (strategies: " in _issues(raw)["symbol_overrides.BTCUSDc.strategy_rr"]
+
+
+def test_an_override_for_a_symbol_in_the_wrong_case_names_the_configured_one(base):
+    raw = _with(base, lambda r: r["symbol_overrides"].update(xauusdc={"execution": {"lot_size": 0.02}}))
+    assert _issues(raw)["symbol_overrides.xauusdc"] == "unknown symbol; did you mean 'XAUUSDc'? (names are case-sensitive)"
