@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from core.config import ConfigError, load_config
+from core.config import AppConfig, ConfigError, load_config, resolve_path
 
 
 def register(sub) -> None:
@@ -24,4 +24,26 @@ def _check(args) -> int:
         return 2
     symbols = ", ".join(cfg.symbols)
     print(f"OK: {path or 'config/range_scalping.json'} is valid (config_version {cfg.short_version}; symbols: {symbols})")
+    for note in missing_files(cfg):
+        print(f"note: {note}")
     return 0
+
+
+def missing_files(cfg: AppConfig) -> list[str]:
+    """Files the config names that are not there: valid JSON, but a typo in a path used to surface only
+    later, as "file not found" in a backtest or a news check that silently stopped."""
+    notes = []
+    for sym, spec in cfg.symbols.items():
+        for tf, text in spec.data.items():
+            if not resolve_path(text).is_file():
+                notes.append(f"symbols.{sym}.data.{tf}: no file at {resolve_path(text)} (the paper broker and "
+                             "backtests read it)")
+    calendars = {"news.calendar_path": cfg.news.calendar_path if cfg.news.enabled else None}
+    for sym in cfg.symbol_overrides:
+        news = cfg.for_symbol(sym).news
+        if news.enabled and news.calendar_path != calendars["news.calendar_path"]:
+            calendars[f"symbol_overrides.{sym}.news.calendar_path"] = news.calendar_path
+    for where, text in calendars.items():
+        if text and not resolve_path(text).is_file():
+            notes.append(f"{where}: no file at {resolve_path(text)} (the news blackout will not be checked)")
+    return notes

@@ -114,3 +114,27 @@ def test_a_config_that_is_not_utf8_text_is_one_line(tmp_path, capsys):
 def test_run_replay_from_beyond_any_calendar_is_one_line(capsys):
     assert main(["run", "--no-console", "--replay-from=1e300"]) == 2
     assert "--replay-from: '1e300' is not a time I can use" in _one_line(capsys)
+
+
+def test_config_check_notes_data_files_that_are_not_there(tmp_path, capsys):
+    # a typo in a data path passed the check and surfaced later as "file not found" in a backtest
+    import json
+
+    from core.config import DEFAULT_CONFIG_PATH
+
+    raw = json.loads(DEFAULT_CONFIG_PATH.read_text())
+    raw["symbols"]["XAUUSDc"]["data"]["M15"] = str(tmp_path / "XAUUSD_M15.csv")
+    raw["news"]["calendar_path"] = str(tmp_path / "calendar.json")
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(raw))
+    assert main(["config", "check", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"OK: {path} is valid")
+    assert out[1:] == [
+        f"note: symbols.XAUUSDc.data.M15: no file at {tmp_path / 'XAUUSD_M15.csv'} (the paper broker and "
+        "backtests read it)",
+        f"note: news.calendar_path: no file at {tmp_path / 'calendar.json'} (the news blackout will not be checked)",
+    ]
+    # the shipped config, on this machine's market data, has every file
+    assert main(["config", "check"]) == 0
+    assert "note:" not in capsys.readouterr().out
