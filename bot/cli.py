@@ -2,7 +2,8 @@
 
 Sub-commands live in `bot/cli_*.py` modules, each exposing `register(subparsers)`, so features can add
 commands without editing one shared file. A `UserFacingError` (or `ConfigError`) becomes one clear
-line on stderr and exit code 2: a trader never sees a traceback for bad input.
+line on stderr and exit code 2: a trader never sees a traceback for bad input. An `OSError` (a folder
+that cannot be created, a full disk) is one line and exit code 1.
 """
 from __future__ import annotations
 
@@ -106,6 +107,15 @@ def _main(argv: list[str] | None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise  # main() ends quietly on it
+    except OSError as e:
+        # a folder that cannot be created, a full disk: the system's words and the path, not a traceback
+        # (kept in the debug log: -v shows it); 1, not 2: the command line itself was fine
+        logging.getLogger(__name__).debug("command failed", exc_info=True)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -138,3 +138,32 @@ def test_config_check_notes_data_files_that_are_not_there(tmp_path, capsys):
     # the shipped config, on this machine's market data, has every file
     assert main(["config", "check"]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def test_a_path_the_system_refuses_is_one_line_not_a_traceback(tmp_path, capsys):
+    # the paper account's folder could not be created (a file is in the way): it was a FileExistsError /
+    # NotADirectoryError traceback from deep in the broker; any OSError now ends as one line, exit 1
+    import json
+    import logging
+
+    from core.config import DEFAULT_CONFIG_PATH
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    raw = json.loads(DEFAULT_CONFIG_PATH.read_text())
+    raw["store"] = {"path": str(tmp_path / "moneybot.sqlite")}
+    raw["broker"]["paper"]["db_path"] = str(blocker / "paper.sqlite")
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(raw))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        assert main(["--config", str(path), "run", "--no-console"]) == 1
+    finally:
+        for h in list(root.handlers):  # `run` adds a file handler to the root logger
+            if h not in handlers:
+                root.removeHandler(h)
+                h.close()
+        root.setLevel(level)
+    err = _one_line(capsys)
+    assert err.startswith("error: ") and str(blocker) in err
