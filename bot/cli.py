@@ -111,8 +111,8 @@ def _main(argv: list[str] | None) -> int:
         raise  # main() ends quietly on it
     except OSError as e:
         # a folder that cannot be created, a full disk: the system's words and the path, not a traceback
-        # (kept in the debug log: -v shows it); 1, not 2: the command line itself was fine
-        logging.getLogger(__name__).debug("command failed", exc_info=True)
+        # (the log keeps it: data/logs/moneybot.log under `run`, -v elsewhere); 1, not 2: the command line was fine
+        logging.getLogger(__name__).info("command failed", exc_info=True)
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
