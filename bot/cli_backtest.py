@@ -39,6 +39,9 @@ def _run(args) -> int:
     from core.config import load_config
 
     cfg = load_config(args.config) if getattr(args, "config", None) else load_config()
+    name = cfg.resolve_symbol(args.symbol)
+    if name is None:  # before the symbol becomes part of the --out path
+        raise cfg.unknown_symbol(args.symbol)
     # every option is checked before minutes of CPU are spent, and before anything is written
     if args.days is not None and not (math.isfinite(args.days) and args.days > 0):
         raise UserFacingError(f"--days must be a positive, finite number of days, e.g. --days 30 (got {args.days:g}).")
@@ -53,7 +56,6 @@ def _run(args) -> int:
     data = user_path(args.data) if args.data else None
     console = Console(stderr=False)
     out = Path(args.out)
-    name = cfg.resolve_symbol(args.symbol) or args.symbol
     if out.name != name:
         out = out / name
     _check_out(out, args.out)

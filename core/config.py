@@ -161,8 +161,11 @@ class AppConfig(TradingConfig):
         return [s for r, s in scored if r >= 0.6 and r >= best - 0.1][:n]
 
     def unknown_symbol(self, text: str) -> UnknownSymbolError:
-        """The trader's error for a symbol not in the config: a close match, else the list to pick from."""
-        return UnknownSymbolError(text, self.suggest_symbols(text), known=list(self.symbols))
+        """The trader's error for a symbol not in the config: a close match, else the list to pick from.
+        The echo is short and printable: a pasted page or terminal escape codes are not repeated back."""
+        shown = "".join(ch for ch in text if ch.isprintable())
+        shown = shown if len(shown) <= 24 else shown[:23] + "…"
+        return UnknownSymbolError(shown, self.suggest_symbols(text), known=list(self.symbols))
 
     def for_symbol(self, symbol: str) -> TradingConfig:
         """The effective config for one symbol: defaults deep-merged with its overrides."""

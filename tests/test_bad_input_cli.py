@@ -167,3 +167,14 @@ def test_a_path_the_system_refuses_is_one_line_not_a_traceback(tmp_path, capsys)
         root.setLevel(level)
     err = _one_line(capsys)
     assert err.startswith("error: ") and str(blocker) in err
+
+
+@pytest.mark.parametrize("symbol", ["x" * 5000, "\x1b[2J\x1b[31mXAU", "XAU\nUSDc"])
+def test_an_unknown_symbol_is_echoed_short_and_printable(symbol, capsys):
+    # the whole 5000-character argument came back in the error, terminal escape codes included
+    assert main(["analyse", symbol]) == 2
+    err = _one_line(capsys)
+    assert len(err) < 160 and "\x1b" not in err and err.startswith("error: I don't know the symbol '")
+    assert main(["backtest", symbol, "--no-progress"]) == 2
+    err = _one_line(capsys)
+    assert len(err) < 160 and "\x1b" not in err
