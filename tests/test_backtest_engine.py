@@ -53,3 +53,24 @@ def test_every_trade_is_closed_and_journalled_by_the_end():
 def test_empty_series_is_a_clear_error():
     with pytest.raises(UserFacingError):
         BacktestEngine(load_config(), BacktestSpec("XAUUSDc", empty(0)))
+
+
+def test_a_cancelled_run_releases_its_loop_store_and_broker():
+    """A chat shutdown cancels a running /backtest through its progress callback; the run's event loop and
+    in-memory SQLite connections must be closed then too, not left for the garbage collector."""
+    cfg = load_config()
+    c = load_candles(XAU, tz_offset_hours=2)[:2000]
+
+    class Stopped(Exception):
+        pass
+
+    def progress(done, total):
+        if done > 0:
+            raise Stopped
+
+    eng = BacktestEngine(cfg, BacktestSpec("XAUUSDc", c), analyse_fn=edge_fade, progress=progress)
+    with pytest.raises(Stopped):
+        eng.run()
+    assert eng.parts._loop.is_closed()
+    with pytest.raises(Exception, match="closed"):
+        eng.parts.store.db.execute("SELECT 1")

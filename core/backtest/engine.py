@@ -130,6 +130,14 @@ class BacktestEngine:
         # chat adapter constructs in its event-loop thread but runs in a worker.
         self.parts = LiveParts(self.cfg, self.spec.symbol, self.spec.candles, self.spec.timeframe,
                                analyse_fn=self._analyse_fn)
+        try:
+            return self._replay()
+        finally:
+            # also on a cancelled (chat shutdown) or failed run: the replay loop, the in-memory stores
+            # and the paper broker hold an event loop and SQLite connections that would otherwise leak
+            self.parts.shutdown()
+
+    def _replay(self) -> BacktestReport:
         c = self.spec.candles
         parts = self.parts
         t_start = _time.perf_counter()
@@ -174,9 +182,7 @@ class BacktestEngine:
         if self.progress:
             self.progress(total, total)
         secs = _time.perf_counter() - t_start
-        report = self._report(secs)
-        parts.shutdown()
-        return report
+        return self._report(secs)
 
     # ---- steps --------------------------------------------------------------------------------
     def _maybe_enter(self, i: int, now: float) -> None:
