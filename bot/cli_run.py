@@ -39,6 +39,9 @@ def _secrets(factory):
 
     try:
         return factory()
+    except UnicodeDecodeError as e:  # Notepad's "Unicode" (UTF-16), or a Latin-1 character in a value
+        raise UserFacingError(f".env is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): "
+                              "save it as UTF-8") from None
     except ValidationError as e:
         bad = "; ".join(
             f"MONEYBOT_{str(err['loc'][0]).upper()}: {err['msg'].removeprefix('Value error, ')}"

@@ -149,6 +149,29 @@ def test_bad_env_values_stop_run_with_one_line(base, tmp_path, monkeypatch, caps
     assert "MONEYBOT_MT5_BRIDGE_PORT" in err and "hunter2" not in err
 
 
+@pytest.mark.parametrize("content", [b"\xff\xfeM\x00O\x00", b"MONEYBOT_TRADER_USER_IDS=1\nMONEYBOT_MT5_SERVER=Br\xf6ker\n"])
+def test_an_env_file_that_is_not_utf8_is_one_line(content, base, tmp_path, monkeypatch, capsys):
+    # Notepad's "Unicode" (UTF-16) or a Latin-1 umlaut: a UnicodeDecodeError traceback at start-up
+    raw = _with(base, lambda r: (r.update(store={"path": str(tmp_path / "moneybot.sqlite")}),
+                                 r["broker"]["paper"].update(db_path=str(tmp_path / "paper.sqlite"))))
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_bytes(content)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        assert main(["--config", str(tmp_path / "config.json"), "run", "--no-console"]) == 2
+    finally:
+        for h in list(root.handlers):
+            if h not in handlers:
+                root.removeHandler(h)
+                h.close()
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert ".env is not UTF-8 text" in err and "save it as UTF-8" in err
+
+
 # ---------------------------------------------------------------- the file itself
 def _load_text(tmp_path, text: str | bytes):
     from core.config import ConfigError, load_config
