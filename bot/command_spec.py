@@ -35,7 +35,7 @@ USAGE = {
     "close": "Usage: /close TICKET (the number shown in /status)",
     "metrics": "Usage: /metrics [days] – a whole number of days from 1 to 3650, e.g. /metrics 30",
     "config": "Usage: /config [SYMBOL]",
-    "backtest": "Usage: /backtest SYMBOL [days] – days from 1 to 3650, default 30 (e.g. /backtest EURUSDc 30)",
+    "backtest": "Usage: /backtest SYMBOL [days] – whole days from 1 to 3650, default 30 (e.g. /backtest EURUSDc 30)",
     # not commands, but what a trader tries first: approvals are buttons, so a typed id cannot be mistyped
     "approve": "There is no /approve or /reject: tap ✅ Approve or ✖ Reject under a /scalp card.",
 }
