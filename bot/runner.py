@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -185,6 +186,13 @@ class Runner:
             except Exception as e:
                 await self._drop_telegram(e)
 
+    def say(self, text: str) -> None:
+        """A line for the operator: the console chat when there is one, else the log."""
+        if self.console is not None:
+            self.console.say(text)
+        else:
+            log.warning("%s", text)
+
     async def _drop_telegram(self, e: Exception) -> None:
         log.error("telegram front end could not start: %s", type(e).__name__)
         if self.console is not None:
@@ -248,8 +256,45 @@ class Runner:
 async def run_app(cfg: AppConfig, secrets: Secrets, **kwargs: Any) -> int:
     service = kwargs.pop("service", None) or build_core(cfg, secrets)
     runner = Runner(service, cfg, secrets, **kwargs)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, runner.stop_event.set)
+    install_stop_signals(asyncio.get_running_loop(), runner)
     return await runner.run()
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def install_stop_signals(loop: asyncio.AbstractEventLoop, runner: Runner) -> None:
+    """The first SIGINT/SIGTERM starts the graceful stop; a second one exits at once. A stop stuck on a
+    hung broker call (a frozen MT5 terminal) could otherwise only be killed from outside.
+
+    The second signal gets a plain `signal.signal` handler, not the loop's: it must work while the loop
+    itself is blocked (a broker lock held by the hung call) and after the loop has gone (the interpreter
+    waiting at exit for the hung worker thread)."""
+
+    def first(sig: int) -> None:
+        runner.stop_event.set()
+        runner.say(f"Stopping… ({'Ctrl-C' if sig == signal.SIGINT else 'that signal'} again forces an exit)")
+        for s in STOP_SIGNALS:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(s)
+            with contextlib.suppress(Exception):
+                signal.signal(s, force_exit)
+
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, first, sig)
+
+
+def force_exit(signum: int, frame: Any = None) -> None:
+    """Exit now, without waiting for anything. SQLite needs nothing from us: every step is one committed
+    transaction (WAL, synchronous=FULL), and one cut short is rolled back at the next open, as after a
+    power cut (tests/test_crash_kill.py). Only the log is flushed, so its last lines say what hung."""
+    msg = "forcing exit: the graceful stop did not finish (a broker call may be hung); committed work is safe"
+    with contextlib.suppress(Exception):
+        os.write(2, (msg + "\n").encode())
+    with contextlib.suppress(Exception):
+        log.warning(msg)
+    for h in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            h.flush()
+    os._exit(128 + int(signum))
