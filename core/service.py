@@ -9,18 +9,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
 from core.authz import Authorizer, actor_label
 from core.brokers.base import BrokerError
-from core.errors import error_rates
 from core.exceptions import ProposalError
 from core.execution import ExecutionEngine, ProposalOutcome
 from core.exit_orders import ExitExecutor, proposal_id_from_comment
 from core.exit_rules import market_minutes
 from core.exits import RangeScalpingExitManager
+from core.health import ChatLink, HealthReport, health_report, trading_blocked
 from core.late_fills import LateFillWatch
 from core.metrics import MetricsReport, compute_metrics
 from core.models import ActiveTrade, AnalysisResult, ClosedTrade, ProposalState, TradeProposal
@@ -32,14 +33,8 @@ log = logging.getLogger(__name__)
 
 EMERGENCY_IN_FLIGHT_WAIT = 30.0  # seconds an emergency waits for orders already sent to be recorded
 EXIT_IN_FLIGHT_WAIT = 60.0  # seconds /close waits for the monitor's exit of the same trade (policy retries)
-STALE_HEARTBEAT_CYCLES = 3  # /health calls the monitor stale after missing this many cycles
 
 Analyser = Callable[[str], AnalysisResult]
-
-
-def _speed(clock) -> float:
-    """Clock seconds per wall second: N on an accelerated paper replay clock, else 1."""
-    return float(getattr(clock, "speed", 1.0) or 1.0)
 
 
 class TradeStatus(BaseModel):
@@ -56,26 +51,6 @@ class EmergencyOutcome(BaseModel):
     ok: bool
     message: str
     outcomes: list[ProposalOutcome] = Field(default_factory=list)
-
-
-class HealthReport(BaseModel):
-    ok: bool
-    broker: str
-    broker_connected: bool
-    monitor_running: bool
-    monitor_heartbeat: float | None = None
-    heartbeat_age_seconds: float | None = None
-    last_cycle_ms: float | None = None
-    monitor_cycles: int = 0
-    open_trades: int = 0
-    entries_blocked: str | None = None
-    auto_disabled: bool = False
-    errors_last_hour: int = 0
-    critical_errors_last_hour: int = 0
-    data_age_seconds: dict[str, float] = Field(default_factory=dict)
-    config_version: str = ""
-    recovery: RecoveryReport | None = None
-    problems: list[str] = Field(default_factory=list)
 
 
 class TradingService:
@@ -99,6 +74,7 @@ class TradingService:
                                                 engine=self.execution)
         self._analyser = analyser
         self.recovery: RecoveryReport | None = None
+        self.chat_links: dict[str, ChatLink] = {}  # see set_chat_link
         self.ready = False
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -107,12 +83,24 @@ class TradingService:
         if self.alerts is not None and hasattr(self.alerts, "attach"):
             self.alerts.attach(asyncio.get_running_loop())
         await self._recover()
+        self._warn_if_trading_blocked()
         self.monitor.reconcile_hook = self._recover_again
         self.monitor.reconcile_pending = not self.recovery.broker_ok
         if monitor:
             self.monitor.start()
         self.ready = True
         return self.recovery
+
+    def _warn_if_trading_blocked(self) -> None:
+        """Once at start-up, to every chat: the broker will refuse orders (MT5: Algo Trading off), with
+        the fix. Not a reason to stop: analysis and monitoring still work, and the SL/TP already at the
+        broker still protect open trades; only our own opens and closes are refused."""
+        block = trading_blocked(self.broker)
+        if block:
+            self.notifier.alert("trading_blocked", "high", "Orders will be refused",
+                                f"{block}. Analysis and monitoring carry on, but MoneyBot can neither open nor close "
+                                "trades until this is fixed (SL/TP already at the broker still work).",
+                                dedup_key="trading_blocked")
 
     async def _recover(self) -> bool:
         self.recovery = await recover(self.cfg, self.store, self.broker, self.exits, self.execution, self.executor,
@@ -367,30 +355,8 @@ class TradingService:
         return self.cfg.version
 
     def health(self) -> HealthReport:
-        now = self.clock.now()
-        m = self.monitor
-        hb_age = now - m.heartbeat if m.heartbeat is not None else None
-        try:
-            connected = bool(self.broker.is_connected()) and m.connected
-        except Exception:  # noqa: BLE001
-            connected = False
-        crit, total = error_rates(self.store, now)
-        ks = self.store.kill_switch.get()
-        problems = []
-        if not connected:
-            problems.append("broker not connected")
-        if not m.running:
-            problems.append("monitor not running")
-        # m.interval is wall time; the heartbeat's age is on the service clock (N x faster on a paper replay)
-        elif hb_age is not None and hb_age > (STALE_HEARTBEAT_CYCLES * max(m.interval, 1.0) + 60) * _speed(self.clock):
-            problems.append(f"monitor heartbeat is {hb_age:.0f} s old")
-        blocked = self.notifier.entries_blocked()
-        return HealthReport(
-            ok=not problems, broker=getattr(self.broker, "name", type(self.broker).__name__),
-            broker_connected=connected, monitor_running=m.running, monitor_heartbeat=m.heartbeat,
-            heartbeat_age_seconds=hb_age, last_cycle_ms=m.last_report.duration_ms if m.last_report else None,
-            monitor_cycles=m.cycles, open_trades=len(self.exits), entries_blocked=blocked,
-            auto_disabled=ks.auto_disabled, errors_last_hour=total, critical_errors_last_hour=crit,
-            data_age_seconds={s: round(now - q.time, 1) for s, q in m.quotes().items()},
-            config_version=self.cfg.short_version, recovery=self.recovery, problems=problems,
-        )
+        return health_report(self)
+
+    def set_chat_link(self, name: str, state: str, detail: str = "", since: float | None = None) -> None:
+        """The runner's report of a chat platform's connection (core cannot see the chats), for /health."""
+        self.chat_links[name] = ChatLink(state=state, since=time.time() if since is None else since, detail=detail)

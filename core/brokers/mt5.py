@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from core.brokers import mt5_convert as cv
+from core.brokers import mt5_terminal
 from core.brokers.base import (
     AccountInfo,
     BrokerConnectionError,
@@ -104,6 +105,7 @@ class MT5Broker:
         self._link = link  # the rpyc bridge (None = the package in this Python)
         self._tls = threading.local()  # each thread's last failure (see `_last`)
         self.confirm_checks = confirm_checks  # look-ups of an order whose send outcome is unknown
+        self.trading_blocked: str | None = None  # why the terminal refuses orders (see mt5_terminal)
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -139,18 +141,10 @@ class MT5Broker:
 
     def _initialize(self) -> bool:
         args = (self._path,) if self._path else ()
-        try:
-            return bool(self.mt5.initialize(*args, **self._init_kwargs))
-        except (EOFError, OSError, ConnectionError) as e:
-            log.warning("MT5 initialize failed over the bridge: %s", e)
-        if self._link is None:
-            return False
-        try:  # the Wine Python restarted: the old proxies are dead, a new connection is needed
-            self.mt5 = self._link.reopen()
-            return bool(self.mt5.initialize(*args, **self._init_kwargs))
-        except (BrokerConnectionError, EOFError, OSError, ConnectionError) as e:
-            log.warning("MT5 bridge still unreachable: %s", e)
-            return False
+        ok, self.mt5 = mt5_terminal.initialize(self.mt5, self._link, args, self._init_kwargs)
+        if ok:  # each new terminal session: will it take our orders?
+            self.trading_blocked = mt5_terminal.recheck(self.trading_blocked, mt5_terminal.trading_block(self.mt5))
+        return ok
 
     def _reconnect(self, why: str, code: int | None) -> None:
         """The connection-lost policy: re-initialise up to max_retries times, interval apart."""
@@ -383,11 +377,16 @@ class MT5Broker:
         with self._lock:
             if not self._connected:
                 self.connect()
-            res = send_with_policy(
-                self._order_send, req, info, side=side, anchor=anchor, already_done=already_done,
-                last_error=self._last_error, reconnect=self._reconnect, fresh_price=self._fresh_price,
-                connection=self.connection_policy, orders=self.order_policy, sleep=self._sleep,
-                confirm_checks=self.confirm_checks)
+            try:
+                res = send_with_policy(
+                    self._order_send, req, info, side=side, anchor=anchor, already_done=already_done,
+                    last_error=self._last_error, reconnect=self._reconnect, fresh_price=self._fresh_price,
+                    connection=self.connection_policy, orders=self.order_policy, sleep=self._sleep,
+                    confirm_checks=self.confirm_checks)
+            except BrokerError as e:  # e.g. Algo Trading switched off after the start
+                self.trading_blocked = mt5_terminal.recheck(self.trading_blocked, mt5_terminal.refusal(e.code, self.trading_blocked))
+                raise
+            self.trading_blocked = None  # an order went through: whatever blocked trading was fixed
             if res.price or not res.order or req["action"] != cv.TRADE_ACTION_DEAL:
                 return res
             # history_deals_get(ticket=) selects by the ORDER ticket, as the package documents

@@ -108,13 +108,15 @@ def fake_set_market_closed(symbol: str, closed: bool = True) -> None:
 
 
 def fake_set_terminal(*, algo_trading: bool | None = None, result_prices: bool | None = None,
-                      liquidity: dict[str, float] | None = None) -> None:
+                      liquidity: dict[str, float] | None = None, **account: bool) -> None:
     """`algo_trading`: the toolbar's "Algo Trading" button (off: every order comes back 10027).
     `result_prices` off: results carry price 0, as under market execution, where the server may answer
     before the deal exists ("can fill in the deal or order field values ... if it is aware of these").
-    `liquidity`: symbol -> lots an IOC order fills at most (10010 DONE_PARTIAL, the rest cancelled)."""
+    `liquidity`: symbol -> lots an IOC order fills at most (10010 DONE_PARTIAL, the rest cancelled).
+    `account`: account_info's `trade_allowed` (off with an investor login: 10017) / `trade_expert` (10026)."""
     with S.lock:
         S.liquidity.update(liquidity or {})
+        S.account.update({k: bool(v) for k, v in account.items() if k in S.account})
         S.algo_trading = S.algo_trading if algo_trading is None else algo_trading
         S.result_prices = S.result_prices if result_prices is None else result_prices
 
@@ -186,7 +188,7 @@ def account_info() -> AccountInfo | None:
             return None
         floating, margin = _exposure()
         equity = round(S.balance + floating, 2)
-        return AccountInfo(12345678, ACCOUNT_TRADE_MODE_DEMO, S.leverage, 200, 0, True, True, 2, 2, False,
+        return AccountInfo(12345678, ACCOUNT_TRADE_MODE_DEMO, S.leverage, 200, 0, *S.account.values(), 2, 2, False,
                            round(S.balance, 2), 0.0, round(floating, 2), equity, round(margin, 2),
                            round(equity - margin, 2), 0.0, 50.0, 30.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                            "Fake Trader", "Fake-Demo", "USD", "Fake Broker Ltd")

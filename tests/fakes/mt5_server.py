@@ -41,6 +41,8 @@ class _Server:
         self.offset = int(server_offset_hours * 3600)
         self.next_ticket = 500_001
         self.algo_trading = True  # the terminal's "Algo Trading" button
+        # account_info's trade_allowed, trade_expert (in that order): the account's own trade permissions
+        self.account = {"trade_allowed": True, "trade_expert": True}
         self.result_prices = True  # False: results carry no price (market execution: see the deal)
         self.liquidity: dict[str, float] = {}  # symbol -> lots one IOC order can fill (the rest is cancelled)
 
@@ -173,6 +175,11 @@ def _execute(request: dict[str, Any]) -> OrderSendResult | None:
         _ok()
         if not S.algo_trading:
             return _result(TRADE_RETCODE_CLIENT_DISABLES_AT, request, "AutoTrading disabled by client", bid=bid,
+                           ask=ask)
+        if not S.account["trade_allowed"]:  # logged in with the investor password
+            return _result(TRADE_RETCODE_TRADE_DISABLED, request, "Trade disabled", bid=bid, ask=ask)
+        if not S.account["trade_expert"]:
+            return _result(TRADE_RETCODE_SERVER_DISABLES_AT, request, "AutoTrading disabled by server", bid=bid,
                            ask=ask)
         if symbol in S.closed:
             return _result(TRADE_RETCODE_MARKET_CLOSED, request, "Market closed", bid=bid, ask=ask)
