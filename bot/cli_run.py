@@ -63,8 +63,40 @@ def _replay_clock(cfg, replay_from: str | None, speed: float | None):
         raise UserFacingError("--replay-from and --speed only apply to the paper broker (broker.kind is 'mt5').")
     if speed is not None and not (0 < speed <= 100_000):
         raise UserFacingError(f"--speed must be above 0 and at most 100000 (got {speed:g}).")
-    start = time_option(replay_from, "--replay-from") if replay_from is not None else replay_clock(cfg).now()
+    if replay_from is not None:
+        start = time_option(replay_from, "--replay-from")
+        _within_data(cfg, start, replay_from)
+    else:
+        start = replay_clock(cfg).now()
     return AcceleratedClock(start, speed=speed if speed is not None else cfg.broker.paper.speed)
+
+
+def _within_data(cfg, start: float, text: str) -> None:
+    """A replay that starts where no symbol has bars replays nothing: every /scalp answered "no closed
+    candles" without a word about the start time. Say where the data is instead."""
+    from datetime import UTC, datetime
+
+    from core.data.catalog import MarketData
+    from core.exceptions import UserFacingError
+    from core.timeframes import Timeframe
+
+    md, tf = MarketData(cfg), Timeframe.parse(cfg.range_detection.timeframe)
+    spans = {}
+    for sym in cfg.symbols:
+        try:
+            c = md.candles(sym, tf)
+        except UserFacingError:  # no file: the runner's fallback data takes over (bot.fresh_clone)
+            continue
+        if len(c):
+            spans[sym] = (float(c["time"][0]), float(c["time"][-1]))
+    if not spans or any(a <= start <= b for a, b in spans.values()):
+        return
+
+    def day(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d")
+
+    where = ", ".join(f"{s} {day(a)} to {day(b)}" for s, (a, b) in spans.items())
+    raise UserFacingError(f"--replay-from {text.strip()} is outside the market data ({where}).")
 
 
 def _log_to_file(path, *, console: bool = False) -> None:

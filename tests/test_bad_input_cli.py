@@ -178,3 +178,32 @@ def test_an_unknown_symbol_is_echoed_short_and_printable(symbol, capsys):
     assert main(["backtest", symbol, "--no-progress"]) == 2
     err = _one_line(capsys)
     assert len(err) < 160 and "\x1b" not in err
+
+
+@pytest.mark.parametrize("when", ["2030-01-01", "1990-01-01"])
+def test_run_replay_from_outside_the_market_data_says_where_the_data_is(when, tmp_path, capsys):
+    # the replay started on no data at all: every /scalp answered "no closed candles" without saying why
+    import json
+    import logging
+
+    from core.config import DEFAULT_CONFIG_PATH
+
+    raw = json.loads(DEFAULT_CONFIG_PATH.read_text())
+    raw["store"] = {"path": str(tmp_path / "moneybot.sqlite")}
+    raw["broker"]["paper"]["db_path"] = str(tmp_path / "paper.sqlite")
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(raw))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        assert main(["--config", str(path), "run", "--no-console", "--replay-from", when]) == 2
+    finally:
+        for h in list(root.handlers):  # `run` adds a file handler to the root logger
+            if h not in handlers:
+                root.removeHandler(h)
+                h.close()
+        root.setLevel(level)
+    assert not (tmp_path / "paper.sqlite").exists()
+    err = _one_line(capsys)
+    assert f"--replay-from {when} is outside the market data" in err
+    assert "XAUUSDc 2025-01-01 to 2025-10-27" in err
