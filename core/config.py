@@ -204,6 +204,9 @@ class ConfigError(Exception):
     def __init__(self, source: str, issues: list[ConfigIssue]):
         self.source = source
         self.issues = issues
+        if len(issues) == 1:  # one problem, one line
+            super().__init__(f"config {source}: {issues[0]}")
+            return
         lines = "\n".join(f"  - {i}" for i in issues)
         super().__init__(f"config {source} has {len(issues)} problem(s):\n{lines}")
 

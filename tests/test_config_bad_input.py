@@ -222,3 +222,12 @@ def test_an_unknown_strategy_name_in_strategy_rr_is_refused(base):
 def test_an_override_for_a_symbol_in_the_wrong_case_names_the_configured_one(base):
     raw = _with(base, lambda r: r["symbol_overrides"].update(xauusdc={"execution": {"lot_size": 0.02}}))
     assert _issues(raw)["symbol_overrides.xauusdc"] == "unknown symbol; did you mean 'XAUUSDc'? (names are case-sensitive)"
+
+
+def test_a_config_with_one_problem_is_one_line(base, tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(_with(base, lambda r: r["execution"].update(lot_size=-0.01))))
+    assert main(["--config", str(path), "analyse", "XAUUSDc"]) == 2
+    assert capsys.readouterr().err == f"error: config {path}: execution.lot_size: Input should be greater than 0\n"
+    assert main(["config", "check", str(path)]) == 2
+    assert capsys.readouterr().err == f"INVALID: config {path}: execution.lot_size: Input should be greater than 0\n"
