@@ -44,10 +44,16 @@ def _secrets(factory):
                               "save it as UTF-8") from None
     except ValidationError as e:
         bad = "; ".join(
-            f"MONEYBOT_{str(err['loc'][0]).upper()}: {err['msg'].removeprefix('Value error, ')}"
-            for err in e.errors() if err.get("loc")
+            f"MONEYBOT_{str(err['loc'][0]).upper()}: {_said(err)}" for err in e.errors() if err.get("loc")
         )
         raise UserFacingError(f"bad setting in the environment or .env: {bad}") from None
+
+
+def _said(err) -> str:
+    # pydantic's "unable to parse string as an integer" for `MONEYBOT_TELEGRAM_CHAT_ID=@my_group`
+    if err.get("type") in ("int_parsing", "int_from_float"):
+        return "must be a whole number (digits only, not a @name)"
+    return err["msg"].removeprefix("Value error, ")
 
 
 def _replay_clock(cfg, replay_from: str | None, speed: float | None):

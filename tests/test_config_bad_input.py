@@ -231,3 +231,18 @@ def test_a_config_with_one_problem_is_one_line(base, tmp_path, capsys):
     assert capsys.readouterr().err == f"error: config {path}: execution.lot_size: Input should be greater than 0\n"
     assert main(["config", "check", str(path)]) == 2
     assert capsys.readouterr().err == f"INVALID: config {path}: execution.lot_size: Input should be greater than 0\n"
+
+
+def test_a_name_where_an_id_belongs_says_a_number_is_wanted(tmp_path, monkeypatch):
+    from bot.cli_run import _secrets
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MONEYBOT_TELEGRAM_CHAT_ID", "@my_group")
+    monkeypatch.setenv("MONEYBOT_MT5_LOGIN", "12345.5")
+    from core.exceptions import UserFacingError
+
+    with pytest.raises(UserFacingError) as e:
+        _secrets(Secrets)
+    assert e.value.message == (
+        "bad setting in the environment or .env: MONEYBOT_TELEGRAM_CHAT_ID: must be a whole number (digits only, "
+        "not a @name); MONEYBOT_MT5_LOGIN: must be a whole number (digits only, not a @name)")
