@@ -2,33 +2,42 @@
 
 Rendered with matplotlib's object API on an Agg canvas (no pyplot, no global state), so charts can be
 drawn from worker threads and never need a display. Speed matters because the chart is on the
-`/scalp` critical path: candles are drawn as two vectorised collections (wicks + bodies) instead of
-one patch per bar, the figure is small, and PNG compression is kept light.
+`/scalp` critical path: candles are two vectorised collections, the layout is fixed (no layout
+engine) and PNG compression is kept light. Sizes and the shared pieces are in `bot.chart_axes`.
 """
 from __future__ import annotations
 
-import io
 import logging
-from datetime import UTC, datetime
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # headless; must happen before anything imports pyplot
-
-import numpy as np  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from core.indicators import session_vwap  # noqa: E402
-from core.models import Alert, AnalysisResult, Direction, RangeStructure, StrategyScore  # noqa: E402
+from bot.chart_axes import (
+    BUY,
+    ENTRY,
+    FS_NOTE,
+    LAST,
+    SELL,
+    SL,
+    TP,
+    VWAP,
+    draw_candles,
+    draw_range,
+    finish,
+    fmt_price,
+    new_axes,
+    price_limits,
+    price_tags,
+    time_axis,
+)
+from core.indicators import session_vwap
+from core.models import ActiveTrade, Alert, AnalysisResult, Direction, StrategyScore
 
 log = logging.getLogger(__name__)
 
-WIDTH_IN, HEIGHT_IN, DPI = 7.2, 3.8, 100
-UP, DOWN = "#26a69a", "#ef5350"
-ZONE_SELL, ZONE_BUY = "#ef5350", "#26a69a"
 MAX_BARS = 120
-_BOX = dict(facecolor="white", alpha=0.7, edgecolor="none", pad=0.5)
+RIGHT_PAD = 6  # bars of room after the last candle, where the trade levels run into the price tags
+LEVEL_BARS = 12  # a proposal's entry/SL/TP are drawn over the last hour of M5 bars
+NO_TRADE_GREY = "#546e7a"
 
 
 def _vwap(candles: np.ndarray) -> np.ndarray:
@@ -39,107 +48,6 @@ def _vwap(candles: np.ndarray) -> np.ndarray:
     return vwap
 
 
-def _fmt(price: float, digits: int) -> str:
-    return f"{price:.{digits}f}"
-
-
-def _draw_candles(ax, candles: np.ndarray) -> np.ndarray:
-    x = np.arange(len(candles), dtype=float)
-    o, h, lo, c = candles["open"], candles["high"], candles["low"], candles["close"]
-    colors = np.where(c >= o, UP, DOWN)
-    ax.vlines(x, lo, h, colors=colors, linewidths=0.8, zorder=2)
-    # bodies as thick line segments: one collection, far cheaper than one Rectangle patch per bar
-    body_lo = np.minimum(o, c)
-    body_hi = np.maximum(np.maximum(o, c), body_lo + (h.max() - lo.min()) * 0.002)
-    width_pt = max(1.0, 0.7 * WIDTH_IN * 72 * 0.8 / max(len(candles) * 1.2, 1))
-    ax.vlines(x, body_lo, body_hi, colors=colors, linewidths=width_pt, zorder=3)
-    return x
-
-
-def _time_axis(ax, candles: np.ndarray) -> None:
-    n = len(candles)
-    if n == 0:
-        return
-    ticks = np.linspace(0, n - 1, num=min(6, n)).astype(int)
-    span_days = (int(candles["time"][-1]) - int(candles["time"][0])) / 86400
-    fmt = "%d %b %H:%M" if span_days >= 1 else "%H:%M"
-    labels = [datetime.fromtimestamp(int(candles["time"][i]), UTC).strftime(fmt) for i in ticks]
-    ax.set_xticks(ticks)
-    ax.set_xticklabels(labels, fontsize=7)
-    last = datetime.fromtimestamp(int(candles["time"][-1]), UTC)
-    ax.set_xlabel(f"time (UTC) · last bar {last:%Y-%m-%d %H:%M}", fontsize=7)
-    ax.set_xlim(-1, n + max(10, int(n * 0.24)))  # room on the right for the trade-level labels
-
-
-def _draw_range(ax, rng: RangeStructure, digits: int) -> None:
-    """Range lines labelled on the left, so they never collide with the trade levels on the right."""
-    z = rng.critical_gaps
-    ax.axhspan(z.upper_zone_start, z.upper_zone_end, color=ZONE_SELL, alpha=0.12, lw=0, zorder=1)
-    ax.axhspan(z.lower_zone_start, z.lower_zone_end, color=ZONE_BUY, alpha=0.12, lw=0, zorder=1)
-    label_style = dict(fontsize=7, color="#37474f", transform=ax.get_yaxis_transform(), zorder=6, bbox=_BOX)
-    ax.text(0.005, z.upper_zone_start, "sell zone", va="bottom", color=ZONE_SELL, fontsize=7,
-            transform=ax.get_yaxis_transform(), zorder=6, bbox=_BOX)
-    ax.text(0.005, z.lower_zone_end, "buy zone", va="top", color="#00897b", fontsize=7,
-            transform=ax.get_yaxis_transform(), zorder=6, bbox=_BOX)
-    for y, label, style, va in (
-        (rng.range_high, "range high", "-", "bottom"),
-        (rng.range_mid, "mid", ":", "bottom"),
-        (rng.range_low, "range low", "-", "top"),
-    ):
-        ax.axhline(y, color="#455a64", lw=1.0, ls=style, zorder=1.5)
-        ax.text(0.13, y, f"{label} {_fmt(y, digits)}", va=va, **label_style)
-
-
-def _draw_levels(ax, strat: StrategyScore, digits: int, x0: float, x1: float) -> list[tuple]:
-    """Dashed entry/SL/TP lines; returns their right-hand labels for `_place_right_labels`."""
-    levels = (
-        (strat.entry, "entry", "#1565c0"),
-        (strat.stop_loss, "SL", "#c62828"),
-        (strat.take_profit, "TP", "#2e7d32"),
-    )
-    labels = []
-    for y, label, color in levels:
-        ax.hlines(y, x0, x1, colors=color, lw=1.4, ls="--", zorder=4)
-        labels.append((y, f" {label} {_fmt(y, digits)}", color, True))
-    arrow = "▲" if strat.direction is Direction.LONG else "▼"
-    ax.annotate(arrow, (x0, strat.entry), fontsize=11, color="#1565c0", ha="center", va="center", zorder=5)
-    return labels
-
-
-def _place_right_labels(ax, x: float, labels: list[tuple]) -> None:
-    """Right-margin labels (VWAP, entry, SL, TP) pushed apart so none hides another on a phone screen."""
-    if not labels:
-        return
-    lo, hi = ax.get_ylim()
-    gap = (hi - lo) * 0.045
-    placed: list[float] = []
-    for y, text, color, bold in sorted(labels, key=lambda item: item[0]):
-        y = min(max(y, lo), hi)  # a level off the chart (VWAP) is labelled at the edge it lies beyond
-        ty = max(y, placed[-1] + gap) if placed else y
-        placed.append(ty)
-        ax.text(x, ty, text, fontsize=7, va="center", color=color, weight="bold" if bold else "normal",
-                bbox=_BOX if bold else None, zorder=6)
-
-
-def _finish(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig)
-    fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
-    return buf.getvalue()
-
-
-def _new_axes(title: str):
-    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
-    fig.subplots_adjust(left=0.09, right=0.98, top=0.92, bottom=0.1)  # fixed: layout engines cost ~100 ms
-    ax = fig.add_subplot()
-    ax.set_title(title, fontsize=9, loc="left")
-    ax.grid(True, color="#eceff1", lw=0.6, zorder=0)
-    ax.tick_params(axis="y", labelsize=7)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    return fig, ax
-
-
 def _vwap_line(x: np.ndarray, bars: np.ndarray, vw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """VWAP with a gap at each session reset: joined across the reset, the old session's value and the
     new one make a vertical stroke that looks like a price move."""
@@ -148,16 +56,26 @@ def _vwap_line(x: np.ndarray, bars: np.ndarray, vw: np.ndarray) -> tuple[np.ndar
     return np.insert(x, breaks, np.nan), np.insert(np.asarray(vw, dtype=float), breaks, np.nan)
 
 
-def _price_limits(bars: np.ndarray, levels: list[float]) -> tuple[float, float] | None:
-    """The y-range: the candles plus the range and trade levels, never VWAP. Yesterday's VWAP can sit far
-    from today's prices, and fitting it squeezed the candles into a band on a phone screen."""
-    ys = [float(bars["low"].min()), float(bars["high"].max())] if len(bars) else []
-    ys += [float(v) for v in levels if v is not None and np.isfinite(v)]
-    if not ys:
-        return None
-    lo, hi = min(ys), max(ys)
-    pad = (hi - lo) * 0.04 or abs(hi) * 0.001 or 1.0
-    return lo - pad, hi + pad
+def _side(direction: Direction) -> tuple[str, str]:
+    """Arrow and colour of a side: buy is green and points up, sell is red and points down, on every chart."""
+    return ("▲", BUY) if direction is Direction.LONG else ("▼", SELL)
+
+
+def _last_price(ax, bars: np.ndarray, digits: int, right: float) -> tuple:
+    last = float(bars["close"][-1])
+    ax.hlines(last, len(bars) - 1, right, colors=LAST, lw=0.9, ls=":", zorder=4)
+    return (last, f"last {fmt_price(last, digits)}", LAST, True)
+
+
+def _trade_levels(ax, entry: float, sl: float, tp: float, x0: float, x1: float, digits: int) -> list[tuple]:
+    """Entry/SL/TP lines over a shaded reward (green) and risk (red) box, as a trading terminal draws them."""
+    ax.fill_between([x0, x1], entry, tp, color=TP, alpha=0.16, lw=0, zorder=1.8)
+    ax.fill_between([x0, x1], entry, sl, color=SL, alpha=0.16, lw=0, zorder=1.8)
+    tags = []
+    for y, label, color in ((entry, "entry", ENTRY), (sl, "SL", SL), (tp, "TP", TP)):
+        ax.hlines(y, x0, x1, colors=color, lw=1.5, ls="--", zorder=4)
+        tags.append((y, f"{label} {fmt_price(y, digits)}", color, True))
+    return tags
 
 
 def analysis_figure(
@@ -165,38 +83,47 @@ def analysis_figure(
     analysis: AnalysisResult,
     digits: int = 2,
     strategy: StrategyScore | None = None,
-) -> Figure:
+):
     """The figure behind `render_analysis_chart` (tests read its axes)."""
     bars = candles[-MAX_BARS:]
     # trade levels only on a tradeable card: entry/SL/TP lines on a NO TRADE chart invite a bad trade
     strat = strategy or (analysis.top if analysis.passed else None)
-    verdict = "TRADEABLE" if analysis.passed and strat else "NO TRADE"
-    title = f"{analysis.symbol} {analysis.timeframe} · {verdict}"
+    tradeable = analysis.passed and strat is not None
+    title = f"{analysis.symbol} {analysis.timeframe}"
     if strat is not None:
-        title += f" · {strat.strategy} {strat.direction.value} R:R {strat.rr:.2f}"
-    fig, ax = _new_axes(title)
-    x = _draw_candles(ax, bars) if len(bars) else np.zeros(0)
-    right = float(len(bars))
-    labels: list[tuple] = []
+        arrow, _ = _side(strat.direction)
+        title += f" · {strat.strategy} {strat.direction.value.upper()} {arrow} R:R {strat.rr:.2f}"
+    fig, ax = new_axes(title, "TRADEABLE" if tradeable else "NO TRADE", TP if tradeable else NO_TRADE_GREY)
+    n = len(bars)
+    right = n + RIGHT_PAD
+    tags: list[tuple] = []
     levels: list[float] = []
-    if len(bars):
-        vw = _vwap(candles)[-len(bars):]
-        ax.plot(*_vwap_line(x, bars, vw), color="#ff9800", lw=1.1, label="VWAP", zorder=3.5)
-        labels.append((float(vw[-1]), f" VWAP {_fmt(vw[-1], digits)}", "#ef6c00", False))
+    if n:
+        x = draw_candles(ax, bars)
+        vw = _vwap(candles)[-n:]
+        ax.plot(*_vwap_line(x, bars, vw), color=VWAP, lw=1.3, label="VWAP", zorder=3.5)
+        tags.append((float(vw[-1]), f"VWAP {fmt_price(vw[-1], digits)}", VWAP, False))
+        tags.append(_last_price(ax, bars, digits, right))
     if analysis.range is not None:
-        _draw_range(ax, analysis.range, digits)
+        draw_range(ax, analysis.range, digits)
         z = analysis.range.critical_gaps
         levels += [analysis.range.range_high, analysis.range.range_low, z.upper_zone_end, z.lower_zone_start]
     if strat is not None:
-        labels += _draw_levels(ax, strat, digits, max(right - 12, 0), right + 1)
+        x0 = max(n - LEVEL_BARS, 0)
+        tags += _trade_levels(ax, strat.entry, strat.stop_loss, strat.take_profit, x0, right, digits)
+        arrow, color = _side(strat.direction)
+        ax.text(x0, strat.entry, arrow, fontsize=13, color=color, ha="center", va="center", zorder=5)
         levels += [strat.entry, strat.stop_loss, strat.take_profit]
-    limits = _price_limits(bars, levels)
+    limits = price_limits(bars, levels)
     if limits is not None:
         ax.set_ylim(*limits)
-    _place_right_labels(ax, right + 1, labels)
-    _time_axis(ax, bars)
+    time_axis(ax, bars, RIGHT_PAD)
+    price_tags(ax, tags)
     if analysis.range is None and analysis.no_range is not None:
-        ax.text(0.01, 0.97, analysis.no_range.message[:90], transform=ax.transAxes, fontsize=8, va="top")
+        ax.text(0.02, 0.96, analysis.no_range.message[:70], transform=ax.transAxes, fontsize=FS_NOTE, va="top",
+                wrap=True, bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"), zorder=8)
+    if n == 0:
+        ax.text(0.5, 0.5, "no candles", transform=ax.transAxes, ha="center", fontsize=FS_NOTE)
     return fig
 
 
@@ -206,46 +133,73 @@ def render_analysis_chart(
     digits: int = 2,
     strategy: StrategyScore | None = None,
 ) -> bytes:
-    """Recent candles, the range (high/mid/low), both critical zones, VWAP and the top trade's levels."""
-    return _finish(analysis_figure(candles, analysis, digits, strategy))
+    """Recent candles, the range (high/mid/low), both critical zones, VWAP, the last price and the top
+    trade's levels."""
+    return finish(analysis_figure(candles, analysis, digits, strategy))
 
 
 def render_alert_chart(candles: np.ndarray, alert: Alert, digits: int = 2) -> bytes:
     """Exit / invalidation alert: where price went relative to the range and the trade's levels."""
-    return _finish(alert_figure(candles, alert, digits))
+    return finish(alert_figure(candles, alert, digits))
 
 
-def alert_figure(candles: np.ndarray, alert: Alert, digits: int = 2) -> Figure:
-    """The figure behind `render_alert_chart` (tests read its axes)."""
-    bars = candles[-MAX_BARS:]
+def _alert_title(alert: Alert) -> str:
     title = alert.title if not alert.symbol or alert.symbol in alert.title else f"{alert.symbol} · {alert.title}"
     if alert.ticket is not None and str(alert.ticket) not in title:
         title += f" · #{alert.ticket}"
-    fig, ax = _new_axes(title[:90])
-    x = _draw_candles(ax, bars) if len(bars) else np.zeros(0)
-    right = float(len(bars))
-    if alert.range_data is not None:
-        _draw_range(ax, alert.range_data, digits)
+    if alert.trade is not None:
+        arrow, _ = _side(alert.trade.direction)
+        title += f" · {alert.trade.direction.value.upper()} {arrow}"
+    return title if len(title) <= 60 else title[:59] + "…"
+
+
+def _result_badge(trade: ActiveTrade | None, exit_price: float | None) -> tuple[str, str]:
+    """The exit's result in R, green for a profit and red for a loss (empty without a trade or exit)."""
+    if trade is None or exit_price is None or trade.initial_risk <= 0:
+        return "", LAST
+    r = trade.r_multiple(exit_price)
+    return f"{r:+.2f} R", TP if r > 0 else SL if r < 0 else LAST
+
+
+def alert_figure(candles: np.ndarray, alert: Alert, digits: int = 2):
+    """The figure behind `render_alert_chart` (tests read its axes)."""
+    bars = candles[-MAX_BARS:]
     trade = alert.trade
-    labels: list[tuple] = []
+    badge, badge_color = _result_badge(trade, alert.exit_price)
+    fig, ax = new_axes(_alert_title(alert), badge, badge_color)
+    n = len(bars)
+    right = n + RIGHT_PAD
+    if n:
+        draw_candles(ax, bars)
+    levels: list[float] = []
+    if alert.range_data is not None:
+        draw_range(ax, alert.range_data, digits)
+        levels += [alert.range_data.range_high, alert.range_data.range_low]
+    tags: list[tuple] = []
     if trade is not None:
-        entry_i = None
-        if len(bars):
-            entry_i = float(np.searchsorted(bars["time"], trade.entry_time))
-        x0 = entry_i if entry_i is not None and entry_i < right else max(right - 12, 0)
-        for y, label, color in (
-            (trade.entry_price, "entry", "#1565c0"),
-            (trade.initial_sl, "SL", "#c62828"),
-            (trade.tp, "TP", "#2e7d32"),
-        ):
-            ax.hlines(y, x0, right + 4, colors=color, lw=1.2, ls="--", zorder=4)
-            labels.append((y, f" {label} {_fmt(y, digits)}", color, False))
+        entry_i = float(np.searchsorted(bars["time"], trade.entry_time)) if n else 0.0
+        x0 = entry_i if entry_i < n else max(n - LEVEL_BARS, 0)
+        tags += _trade_levels(ax, trade.entry_price, trade.sl, trade.tp, x0, right, digits)
+        levels += [trade.entry_price, trade.sl, trade.tp]
+        if trade.initial_sl != trade.sl:  # the stop was moved (breakeven): show where it was, faintly
+            ax.hlines(trade.initial_sl, x0, right, colors=SL, lw=1.0, ls=":", alpha=0.6, zorder=4)
+            tags.append((trade.initial_sl, f"SL was {fmt_price(trade.initial_sl, digits)}", SL, False))
+            levels.append(trade.initial_sl)
+        arrow, color = _side(trade.direction)
+        ax.text(x0, trade.entry_price, arrow, fontsize=13, color=color, ha="center", va="center", zorder=5)
     if alert.exit_price is not None:
-        ax.scatter([right - 1 if len(bars) else 0], [alert.exit_price], marker="X", s=60, color="black", zorder=6)
-        labels.append((alert.exit_price, f" exit {_fmt(alert.exit_price, digits)}", "black", True))
-    # entry, SL, TP and exit of a scalp sit within a few points of each other: push the labels apart
-    _place_right_labels(ax, right + 4, labels)
-    _time_axis(ax, bars)
-    if len(x) == 0:
-        ax.text(0.5, 0.5, "no candles", transform=ax.transAxes, ha="center")
+        ax.scatter([n - 1 if n else 0], [alert.exit_price], marker="X", s=70, color=badge_color, zorder=6,
+                   edgecolors="white", linewidths=0.8)
+        tags.append((alert.exit_price, f"exit {fmt_price(alert.exit_price, digits)}", badge_color, True))
+        levels.append(alert.exit_price)
+    elif n:
+        tags.append(_last_price(ax, bars, digits, right))
+    limits = price_limits(bars, levels)
+    if limits is not None:
+        ax.set_ylim(*limits)
+    time_axis(ax, bars, RIGHT_PAD)
+    # entry, SL, TP and exit of a scalp sit within a few points of each other: the tags are packed apart
+    price_tags(ax, tags)
+    if n == 0:
+        ax.text(0.5, 0.5, "no candles", transform=ax.transAxes, ha="center", fontsize=FS_NOTE)
     return fig
