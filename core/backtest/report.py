@@ -1,20 +1,21 @@
 """Backtest outputs: trades (CSV + JSON), metrics (JSON + table), signals, and the equity/drawdown PNG.
 
 Files are what a trader keeps and diffs between runs, so they are plain formats with stable columns.
-The PNG is drawn with matplotlib's Agg backend (no display, safe in a worker thread of the bot).
+The equity/drawdown PNG is drawn in `core.backtest.equity_chart` (re-exported here).
 """
 from __future__ import annotations
 
 import csv
-import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.backtest.equity_chart import equity_figure, equity_png  # noqa: F401 - re-exported
 from core.backtest.signals import Signal, write_signals
-from core.metrics import MetricsReport, block_rows, net_pnl, profit_factor_text, r_count_note
+from core.brokers.base import AccountInfo
+from core.metrics import MetricsReport, block_rows, net_pnl, r_count_note
 from core.models import ClosedTrade
 
 
@@ -31,6 +32,8 @@ class BacktestReport(BaseModel):
     costs: dict[str, float | str] = Field(default_factory=dict)
     starting_balance: float
     final_balance: float
+    currency: str = Field(default=AccountInfo.model_fields["currency"].default,
+                          description="money figures are in this currency: the paper account's")
     metrics: MetricsReport
     trades: list[ClosedTrade] = Field(default_factory=list)
     signals: list[Signal] = Field(default_factory=list)
@@ -47,8 +50,6 @@ class BacktestReport(BaseModel):
     def bars_per_second(self) -> float:
         return self.bars / self.seconds if self.seconds > 0 else 0.0
 
-
-_LABEL_BOX = {"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1.5}
 
 TRADE_FIELDS = [
     "ticket", "symbol", "strategy", "direction", "volume", "entry_time", "entry_price", "exit_time",
@@ -76,68 +77,6 @@ def write_trades(trades: list[ClosedTrade], directory: Path) -> tuple[Path, Path
             row["exit_utc"] = _iso(t.exit_time)
             w.writerow(row)
     return jpath, cpath
-
-
-def equity_png(report: BacktestReport) -> bytes:
-    """The equity/drawdown chart as PNG bytes."""
-    import matplotlib.pyplot as plt
-
-    fig = equity_figure(report)
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
-
-
-def equity_figure(report: BacktestReport):
-    """Equity (top) and drawdown (bottom) against time, per closed trade; the caller closes it."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    m = report.metrics
-    times = [datetime.fromtimestamp(report.start, UTC)] + [datetime.fromtimestamp(t, UTC) for t in m.equity_times]
-    equity = np.array([report.starting_balance] + list(m.equity), dtype=float)
-    dd = equity - np.maximum.accumulate(equity)
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True,
-                                   gridspec_kw={"height_ratios": [3, 1.3]}, dpi=110)
-    o = m.overall
-    title = (f"{report.symbol} {report.timeframe} backtest  {_iso(report.start)} → {_iso(report.end)}  "
-             f"strategy={report.strategy_mode}")
-    ax1.set_title(title, fontsize=11)
-    ax1.step(times, equity, where="post", color="#1f77b4", lw=1.4)
-    ax1.axhline(report.starting_balance, color="grey", lw=0.8, ls="--")
-    ax1.set_ylabel("equity")
-    ax1.grid(alpha=0.3)
-    pf = profit_factor_text(o)
-    wr = "-" if o.win_rate is None else f"{100 * o.win_rate:.1f}%"
-    exp_r = "-" if o.expectancy_r is None else f"{o.expectancy_r:+.3f}"
-    text = (f"trades {o.trades}   net {o.net_pnl:+.2f}   win {wr}   exp {exp_r} R   PF {pf}   "
-            f"max DD {o.max_drawdown:.2f}")
-    ax1.text(0.01, 0.97, text, transform=ax1.transAxes, va="top", fontsize=9,
-             bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "#cccccc"})
-    if m.split_time is not None and m.in_sample is not None and m.out_of_sample is not None:
-        split = datetime.fromtimestamp(m.split_time, UTC)
-        for ax in (ax1, ax2):
-            ax.axvline(split, color="#555555", lw=1.0, ls=":")
-        ax1.text(split, 0.03, f" out-of-sample → (n={m.out_of_sample.trades}) ", transform=ax1.get_xaxis_transform(),
-                 fontsize=8, color="#555555", ha="left", va="bottom", bbox=_LABEL_BOX)
-        ax1.text(split, 0.03, f" ← in-sample (n={m.in_sample.trades}) ", transform=ax1.get_xaxis_transform(),
-                 fontsize=8, color="#555555", ha="right", va="bottom", bbox=_LABEL_BOX)
-    ax2.fill_between(times, dd, 0, step="post", color="#d62728", alpha=0.45)
-    ax2.set_ylabel("drawdown")
-    ax2.set_xlabel(f"exit time (UTC); {report.bars} {report.timeframe} bars; costs: spread {report.costs.get('spread', '?')}, "
-                   f"slippage {report.costs.get('slippage_points', '?')} pts", fontsize=8)
-    ax2.grid(alpha=0.3)
-    ax2.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    return fig
 
 
 def metrics_table(report: BacktestReport):
