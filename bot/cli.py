@@ -50,6 +50,26 @@ def user_path(text: str) -> Path:
     return root if root.exists() else here
 
 
+def check_store_file(path: Path) -> None:
+    """Refuse an existing database that is not a MoneyBot store before `Store` migrates it: `--store
+    data/paper_broker.sqlite` (the paper account, right next to the store) had the store's tables added."""
+    import contextlib
+    import sqlite3
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = sorted(r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                            if not r[0].startswith("sqlite_"))
+    except sqlite3.DatabaseError:
+        return  # not SQLite at all: the Store says so itself
+    if tables and "proposals" not in tables:
+        shown = ", ".join(tables[:6]) + (", …" if len(tables) > 6 else "")
+        raise UserFacingError(f"{path} is not a MoneyBot store (its tables: {shown}); the store is the config's "
+                              "store.path, data/moneybot.sqlite by default")
+
+
 def usable_time(t: float) -> bool:
     """Epoch seconds a calendar can show: float() reads 'nan' and '1e300', datetime cannot, and such a
     value used to surface much later as an OverflowError traceback."""

@@ -31,11 +31,12 @@ def register(sub) -> None:
 
 
 def _store_path(args) -> Path:
-    from bot.cli import user_path
+    from bot.cli import check_store_file, user_path
 
     path = user_path(args.store) if args.store else resolve_path(load_config(args.config).store.path)
     if not path.exists():
         raise UserFacingError(f"no store at {path} (nothing has been recorded yet)")
+    check_store_file(path)
     return path
 
 

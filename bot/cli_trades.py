@@ -38,12 +38,13 @@ def register(sub) -> None:
 
 
 def _store(args, must_exist: bool = True):
-    from bot.cli import user_path
+    from bot.cli import check_store_file, user_path
     from core.store import Store
 
     path = user_path(args.store) if args.store else resolve_path(load_config(args.config).store.path)
     if must_exist and not path.exists():
         raise UserFacingError(f"no store at {path} (nothing has been recorded yet)")
+    check_store_file(path)
     return Store(path)
 
 

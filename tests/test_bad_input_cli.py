@@ -207,3 +207,22 @@ def test_run_replay_from_outside_the_market_data_says_where_the_data_is(when, tm
     err = _one_line(capsys)
     assert f"--replay-from {when} is outside the market data" in err
     assert "XAUUSDc 2025-01-01 to 2025-10-27" in err
+
+
+@pytest.mark.parametrize("args", [["state", "export"], ["state", "pause"], ["trades", "open"], ["trades", "closed"],
+                                  ["trades", "metrics"], ["trades", "reconcile"]])
+def test_a_store_path_to_another_database_is_refused_untouched(args, tmp_path, capsys):
+    # `--store data/paper_broker.sqlite` (the paper account, next to the store) got the store's tables
+    # added to it by a read-only export
+    import sqlite3
+
+    other = tmp_path / "paper_broker.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE positions (ticket INTEGER PRIMARY KEY)")
+        db.execute("CREATE TABLE deals (ticket INTEGER PRIMARY KEY)")
+    db.close()
+    before = other.read_bytes()
+    assert main([*args, "--store", str(other)]) == 2
+    err = _one_line(capsys)
+    assert f"{other} is not a MoneyBot store (its tables: deals, positions)" in err
+    assert other.read_bytes() == before
