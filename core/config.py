@@ -326,6 +326,10 @@ def validate_config_dict(raw: Any) -> tuple[AppConfig | None, list[ConfigIssue]]
                         issues.append(issue)
     if cfg is not None:
         issues.extend(_lot_issues(cfg, raw))
+        paths = (cfg.store.path, cfg.broker.paper.db_path)
+        if ":memory:" not in paths and len({resolve_path(p).resolve() for p in paths}) == 1:
+            issues.append(ConfigIssue(path="broker.paper.db_path", message="is the same file as store.path: give the "
+                                      "paper account its own file, e.g. data/paper_broker.sqlite"))
     return (cfg if not issues else None), issues
 
 

@@ -246,3 +246,11 @@ def test_a_name_where_an_id_belongs_says_a_number_is_wanted(tmp_path, monkeypatc
     assert e.value.message == (
         "bad setting in the environment or .env: MONEYBOT_TELEGRAM_CHAT_ID: must be a whole number (digits only, "
         "not a @name); MONEYBOT_MT5_LOGIN: must be a whole number (digits only, not a @name)")
+
+
+def test_the_store_and_the_paper_account_cannot_share_a_file(base):
+    # both schemas went into one SQLite file: the paper account and the journal then shared one database
+    raw = _with(base, lambda r: (r.update(store={"path": "data/shared.sqlite"}),
+                                 r["broker"]["paper"].update(db_path="./data/shared.sqlite")))
+    assert _issues(raw) == {"broker.paper.db_path": "is the same file as store.path: give the paper account its own "
+                                                    "file, e.g. data/paper_broker.sqlite"}
