@@ -317,6 +317,9 @@ def health_text(report: Any) -> str:
     lines.append(f"Open trades: {g('open_trades', 0)} · entries: {'blocked: ' + blocked if blocked else 'allowed'}")
     lines.append(f"Errors last hour: {g('errors_last_hour', 0)} ({g('critical_errors_last_hour', 0)} critical)"
                  f" · auto-disable: {'ON' if g('auto_disabled') else 'off'}")
+    chats = g("chats") or {}
+    if chats:  # the runner's report of each chat platform (bot.chat_link)
+        lines.append("Chats: " + " · ".join(f"{name} {state}" for name, state in chats.items()))
     ages = g("data_age_seconds") or {}
     if ages:
         lines.append("Data age: " + ", ".join(f"{k} {duration(v) if v >= 60 else f'{v:.0f}s'}" for k, v in ages.items()))

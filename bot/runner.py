@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot import fresh_clone, logsafe
+from bot.chat_link import ChatLink
 from bot.commands import CommandRouter
 from bot.console import ConsoleChat
 from core.config import PROJECT_ROOT, AppConfig, resolve_path
@@ -135,6 +136,7 @@ class Runner:
         chart_dir: Path = CHART_DIR,
         telegram_kwargs: dict | None = None,
         console: bool = True,
+        link_options: dict | None = None,
     ) -> None:
         self.service = service
         self.cfg = cfg = getattr(service, "cfg", None) or cfg  # the service's (a fresh clone swaps it)
@@ -144,47 +146,49 @@ class Runner:
                                    notice=fresh_clone.notice(cfg)) if console else None
         self.telegram = None
         self.discord = None
-        self._discord_task: asyncio.Task | None = None
+        self.links: dict[str, ChatLink] = {}  # chat platform -> its connection, retried in the background
+        self._commands_open = False  # Telegram polls only once the service is ready
         self._console_task: asyncio.Task | None = None
         self._telegram_kwargs = telegram_kwargs or {}
+        self._link_options = link_options or {}
         self.stop_event = asyncio.Event()
 
     async def start(self) -> None:
         logsafe.install([s.get_secret_value() for s in (self.secrets.telegram_token, self.secrets.discord_token) if s])
         # The chats connect, and their alert sinks register, BEFORE the service starts: recovery pages what
         # it finds after a crash (an orphan adopted, trades missing) and those pages must reach a phone.
-        # Telegram takes commands only once the service is ready; Discord logs in meanwhile.
-        alerts = self.service.alerts
+        # Telegram takes commands only once the service is ready; Discord logs in meanwhile. A chat that
+        # cannot be reached is retried in the background (bot.chat_link) and joins when it connects.
         if self.console is not None:
-            alerts.register_sink("console", self.console.on_alert)
+            self.service.alerts.register_sink("console", self.console.on_alert)
         if self.secrets.telegram_token:
-            from bot.telegram_bot import TelegramFrontEnd
+            from telegram.error import InvalidToken
 
-            chat = self.secrets.telegram_chat_id
-            alert_chats = [chat] if chat is not None else list(self.secrets.trader_user_ids)
-            self.telegram = TelegramFrontEnd(
-                self.router, self.secrets.telegram_token.get_secret_value(), chat_id=chat,
-                alert_chat_ids=alert_chats, **self._telegram_kwargs,
-            )
-            try:
-                await self.telegram.connect()
-            except Exception as e:  # a chat outage or a revoked token must not stop trading or the console
-                await self._drop_telegram(e)
-            else:
-                alerts.register_sink("telegram", self.telegram.on_alert)
+            link = self._link("telegram", "Telegram", self._open_telegram, (InvalidToken,),
+                              "set MONEYBOT_TELEGRAM_TOKEN to the token @BotFather gives you, then restart")
+            link.start()
+            await link.first_try.wait()
         if self.secrets.discord_token:
-            from bot.discord_bot import MoneyBotClient
+            import discord
 
-            self.discord = MoneyBotClient(self.router, guild_id=self.secrets.discord_guild_id,
-                                          alert_channel_id=self.secrets.discord_alert_channel_id)
-            self._discord_task = asyncio.create_task(self._run_discord(), name="discord")
-            alerts.register_sink("discord", self.discord.on_alert)
+            self._link("discord", "Discord", self._open_discord, (discord.LoginFailure,),
+                       "set MONEYBOT_DISCORD_TOKEN to the bot token from the Discord developer portal "
+                       "(Bot > Reset Token), then restart").start()
+            await asyncio.sleep(0)  # its alert sink registers now, before recovery pages anything
         await self.service.start()
+        self._commands_open = True
         if self.telegram is not None:
             try:
                 await self.telegram.start_polling()
-            except Exception as e:
-                await self._drop_telegram(e)
+            except Exception as e:  # connected, but polling could not start: drop it and try again later
+                await self._drop_telegram()
+                self.links["telegram"].lost(e)
+
+    def _link(self, key: str, name: str, open_, rejected: tuple, fix: str) -> ChatLink:
+        report = getattr(self.service, "set_chat_link", None)
+        self.links[key] = ChatLink(name, open_, rejected=rejected, fix=fix, say=self.say, report=report,
+                                   **self._link_options)
+        return self.links[key]
 
     def say(self, text: str) -> None:
         """A line for the operator: the console chat when there is one, else the log."""
@@ -193,25 +197,65 @@ class Runner:
         else:
             log.warning("%s", text)
 
-    async def _drop_telegram(self, e: Exception) -> None:
-        log.error("telegram front end could not start: %s", type(e).__name__)
-        if self.console is not None:
-            self.console.say(f"Telegram could not start ({type(e).__name__}); continuing without it.")
+    async def _open_telegram(self) -> None:
+        """One connection attempt; on failure nothing is left running (the next try builds afresh)."""
+        from bot.telegram_bot import TelegramFrontEnd
+
+        chat = self.secrets.telegram_chat_id
+        alert_chats = [chat] if chat is not None else list(self.secrets.trader_user_ids)
+        front = TelegramFrontEnd(self.router, self.secrets.telegram_token.get_secret_value(), chat_id=chat,
+                                 alert_chat_ids=alert_chats, **self._telegram_kwargs)
+        try:
+            await front.connect()
+            if self._commands_open:
+                await front.start_polling()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await front.stop()  # also when connected but polling failed: the app is running then
+            raise
+        self.telegram = front
+        self.service.alerts.register_sink("telegram", front.on_alert)
+
+    async def _drop_telegram(self) -> None:
         with contextlib.suppress(Exception):
             self.service.alerts.unregister_sink("telegram")
         with contextlib.suppress(Exception):
-            await self.telegram.stop()  # also when connected but polling failed: the app is running then
+            await self.telegram.stop()
         self.telegram = None
 
-    async def _run_discord(self) -> None:
+    async def _open_discord(self):
+        """Log in (its alerts wait for that, up to 10 s); then `serve` holds the gateway, which discord.py
+        keeps up itself. A failure unregisters its alerts: they would only wait for a login."""
+        from bot.discord_bot import MoneyBotClient
+
+        alerts = self.service.alerts
+        client = MoneyBotClient(self.router, guild_id=self.secrets.discord_guild_id,
+                                alert_channel_id=self.secrets.discord_alert_channel_id)
+        self.discord = client
+        alerts.register_sink("discord", client.on_alert)
+
+        async def down() -> None:
+            with contextlib.suppress(Exception):
+                alerts.unregister_sink("discord")
+            with contextlib.suppress(Exception):
+                await client.close()
+            if self.discord is client:
+                self.discord = None
+
         try:
-            await self.discord.start(self.secrets.discord_token.get_secret_value())
-        except Exception as e:  # a bad token or outage must not take trading down
-            log.error("discord front end stopped: %s", type(e).__name__)
-            with contextlib.suppress(Exception):  # its alerts would only wait for a login that never comes
-                self.service.alerts.unregister_sink("discord")
-            if self.console is not None:
-                self.console.say(f"Discord could not start ({type(e).__name__}); continuing without it.")
+            await client.login(self.secrets.discord_token.get_secret_value())
+        except BaseException:
+            await down()
+            raise
+
+        async def serve() -> None:
+            try:
+                await client.connect(reconnect=True)
+            except Exception:
+                await down()
+                raise
+
+        return serve
 
     async def run(self) -> int:
         await self.start()
@@ -221,7 +265,7 @@ class Runner:
                 self._console_task = asyncio.create_task(self.console.run(), name="console")
                 waiters.append(self._console_task)
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            bots = self.telegram is not None or self.discord is not None
+            bots = any(link.alive for link in self.links.values())  # connected, or still trying
             if self._console_task in done and bots and not self.console.quit_requested:
                 await self.stop_event.wait()  # EOF (no stdin under a service manager): the bots keep running
         finally:
@@ -233,6 +277,8 @@ class Runner:
         the alerts still queued go out through the chats, which are closed last."""
         if self._console_task is not None and not self._console_task.done():
             self._console_task.cancel()
+        for link in self.links.values():  # no reconnecting while we stop
+            await link.stop()
         try:
             if self.telegram is not None:
                 with contextlib.suppress(Exception):
@@ -249,8 +295,9 @@ class Runner:
             if self.discord is not None:
                 with contextlib.suppress(Exception):
                     await self.discord.close()
-                if self._discord_task is not None:
-                    self._discord_task.cancel()
+            for link in self.links.values():  # a connected Discord's `serve` ends with its close()
+                if link.task is not None and not link.task.done():
+                    link.task.cancel()
 
 
 async def run_app(cfg: AppConfig, secrets: Secrets, **kwargs: Any) -> int:

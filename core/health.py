@@ -33,7 +33,7 @@ class ChatLink(BaseModel):
 
     def describe(self) -> str:
         at = time.strftime("%H:%M:%S UTC", time.gmtime(self.since))
-        text = {"connected": f"connected since {at}", "retrying": f"unreachable, retrying since {at}",
+        text = {"connected": f"connected since {at}", "retrying": f"not connected, retrying since {at}",
                 "rejected": "token rejected"}[self.state]
         return f"{text} ({self.detail})" if self.detail else text
 

@@ -1,5 +1,5 @@
-"""`moneybot run` with a Discord token when Discord cannot be reached at start-up (no network yet, or a
-revoked token): trading, the console and the other chats carry on, and alerts stop queueing for it."""
+"""`moneybot run` with a Discord token when Discord cannot be reached at start-up (no network yet):
+trading, the console and the other chats carry on, and alerts stop queueing for it while it retries."""
 from __future__ import annotations
 
 import asyncio
@@ -40,11 +40,10 @@ async def test_discord_down_at_start_stops_its_alert_queue_not_the_process(tmp_p
     task = asyncio.create_task(runner.run())
     try:
         for _ in range(500):
-            if runner._discord_task is not None and runner._discord_task.done():
+            if "Discord could not connect" in out.getvalue():
                 break
             await asyncio.sleep(0.02)
-        assert runner._discord_task.done()
-        assert "Discord could not start" in out.getvalue()
+        assert "Discord could not connect" in out.getvalue()  # and tried again later (tests/test_runner_chat_retry.py)
         assert service.alerts.sink_names == ["console"]  # no alert waits on a Discord that is not there
         service.alerts.send(Alert(kind="system_error", severity="high", title="HIGH: disk", text="disk 91% full",
                                   created_at=clock.now()))

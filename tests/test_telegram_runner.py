@@ -112,35 +112,52 @@ async def test_telegram_down_at_start_does_not_stop_the_process(tmp_path):
     service, clock = await start_core(tmp_path)
     await service.stop()
     secrets = Secrets(_env_file=None, telegram_token=TOKEN, trader_user_ids=[TRADER])
-    out = io.StringIO()
-    runner = Runner(service, service.cfg, secrets, stdin=io.StringIO("/status\n"), stdout=out,
-                    chart_dir=tmp_path / "charts",
+    stdin, out = _Pipe(), io.StringIO()
+    runner = Runner(service, service.cfg, secrets, stdin=stdin, stdout=out, chart_dir=tmp_path / "charts",
                     telegram_kwargs={"base_url": f"http://127.0.0.1:{port}/bot", "poll_timeout": 1})
-    assert await asyncio.wait_for(runner.run(), 60) == 0
+    task = asyncio.create_task(runner.run())
+    try:
+        stdin.feed("/status\n")
+        await _until(lambda: "No open range scalps." in out.getvalue())
+        assert service.ready
+    finally:
+        runner.stop_event.set()
+        stdin.feed("")
+        assert await asyncio.wait_for(task, 30) == 0
     text = out.getvalue()
-    assert "Telegram could not start (NetworkError); continuing without it." in text
-    assert "No open range scalps." in text and "bye (end of input)" in text
+    assert ("Telegram could not connect (NetworkError); trying again in 5 s. Alerts go to the other chats meanwhile."
+            in text)  # and then connects: tests/test_runner_chat_retry.py
     assert TOKEN not in text
 
 
-async def test_polling_that_cannot_start_leaves_no_telegram_task_behind(tmp_path):
+async def test_polling_that_cannot_start_leaves_no_telegram_task_behind_and_is_tried_again(tmp_path):
     # connected (getMe answered) but polling could not start: the front end is dropped, and its running
-    # Application with it; shutdown() alone refused a running app and left its update fetcher pending
+    # Application with it (shutdown() alone refused a running app and left its update fetcher pending);
+    # then it is tried again, and polls once deleteWebhook works
     api = await BotApiServer(token=TOKEN).start()
-    api.fail("deleteWebhook", status=400, description="Bad Request: webhook trouble", times=10)
+    api.fail("deleteWebhook", status=400, description="Bad Request: webhook trouble", times=3)
     service, clock = await start_core(tmp_path)
     await service.stop()
     secrets = Secrets(_env_file=None, telegram_token=TOKEN, trader_user_ids=[TRADER])
-    out = io.StringIO()
-    runner = Runner(service, service.cfg, secrets, stdin=io.StringIO("/status\n"), stdout=out,
-                    chart_dir=tmp_path / "charts",
-                    telegram_kwargs={"base_url": api.base_url, "base_file_url": api.base_file_url, "poll_timeout": 1})
+    stdin, out = _Pipe(), io.StringIO()
+    runner = Runner(service, service.cfg, secrets, stdin=stdin, stdout=out, chart_dir=tmp_path / "charts",
+                    telegram_kwargs={"base_url": api.base_url, "base_file_url": api.base_file_url, "poll_timeout": 1},
+                    link_options={"first_delay": 0.5, "max_delay": 1.0})
+    task = asyncio.create_task(runner.run())
     try:
-        assert await asyncio.wait_for(runner.run(), 60) == 0
+        await _until(lambda: "Telegram could not start (BadRequest); trying again in 0.5 s." in out.getvalue())
+        assert "telegram" not in service.alerts.sink_names
+        left = [t.get_name() for t in asyncio.all_tasks() if "Application" in t.get_name() or "Updater" in t.get_name()]
+        assert left == []
+        await _until(lambda: "Telegram connected: its alerts and commands are back on." in out.getvalue())
+        assert "telegram" in service.alerts.sink_names
+        api.push_text("/status", TRADER)
+        await api.wait_for(lambda a: [c for c in a.sent("sendMessage") if "No open range scalps" in c.params["text"]])
     finally:
+        runner.stop_event.set()
+        stdin.feed("")
+        assert await asyncio.wait_for(task, 30) == 0
         await api.stop()
-    assert api.sent("getMe") and "Telegram could not start (BadRequest); continuing without it." in out.getvalue()
-    assert "No open range scalps." in out.getvalue()
-    assert "telegram" not in service.alerts.sink_names
+    assert out.getvalue().count("Telegram could not connect (BadRequest)") == 2  # the background tries that failed too
     left = [t.get_name() for t in asyncio.all_tasks() if "Application" in t.get_name() or "Updater" in t.get_name()]
     assert left == []

@@ -30,7 +30,7 @@ async def test_rejected_token_is_never_logged_or_shown(tmp_path, caplog):
         assert await asyncio.wait_for(runner.run(), 60) == 0
     finally:
         await api.stop()
-    assert "Telegram could not start (InvalidToken); continuing without it." in out.getvalue()
+    assert "Telegram rejected the token (InvalidToken): set MONEYBOT_TELEGRAM_TOKEN" in out.getvalue()
     assert "No open range scalps." in out.getvalue()
     handler = logging.getLogger().handlers[0]
     shown = [handler.format(r) for r in caplog.records]

@@ -44,13 +44,14 @@ class BotApiServer:
         self.port = 0
 
     # ------------------------------------------------------------ lifecycle
-    async def start(self) -> BotApiServer:
+    async def start(self, port: int = 0) -> BotApiServer:
+        """Listen on `port` (0: any free one; a fixed one lets a test start the API after the bot tried it)."""
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_route("*", "/file/bot{token}/{path:.*}", self._file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
