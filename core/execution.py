@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pydantic import BaseModel
-
 from core.brokers.base import (
     Broker,
     BrokerConnectionError,
@@ -29,8 +27,17 @@ from core.brokers.base import (
 )
 from core.exit_orders import find_proposal_at_broker, order_comment
 from core.exits import RangeScalpingExitManager
-from core.models import ActiveTrade, AnalysisResult, Direction, ProposalState, RangeStructure, TradeProposal
+from core.models import (
+    ActiveTrade,
+    AnalysisResult,
+    Direction,
+    FilterResult,
+    ProposalState,
+    RangeStructure,
+    TradeProposal,
+)
 from core.order_checks import PriceCheck, adjust_stops, normalise_lot, time_rules_block, validate_entry_price
+from core.proposal_outcome import ProposalOutcome, outcome_of
 from core.store import ProposalConflict, TradeMetadata, new_proposal_id
 from core.wording import symbol_price
 
@@ -40,21 +47,6 @@ __all__ = ["ExecutionEngine", "PriceCheck", "ProposalOutcome", "adjust_stops", "
            "normalise_lot", "validate_entry_price"]
 
 AUTO_USER = "auto"
-
-
-class ProposalOutcome(BaseModel):
-    """What happened to an approve/reject/close request, with a sentence for the trader."""
-
-    proposal_id: str
-    state: ProposalState | None = None
-    ok: bool
-    message: str
-    ticket: int | None = None
-    fill_price: float | None = None
-    symbol: str | None = None
-    strategy: str | None = None
-    duplicate: bool = False  # the request was a repeat (double tap / replayed callback)
-    detail: str = ""  # for a card that already shows the state, price and ticket: only what it lacks
 
 
 class ExecutionEngine:
@@ -97,6 +89,22 @@ class ExecutionEngine:
             out.append(self.store.proposals.create(p))
         return out
 
+    def with_reentry_rule(self, analysis: AnalysisResult) -> AnalysisResult:
+        """The analysis with the re-entry rule applied, so a card never offers Approve on a range the rules
+        forbid (broken during a trade, cooldown, too many entries): the trader sees why up front rather
+        than tapping Approve and being told "Not entering". `_execute` checks it again at send time, as a
+        trade may close in between."""
+        if not analysis.passed or analysis.range is None:
+            return analysis
+        ex = self.cfg.for_symbol(analysis.symbol).exits
+        ok, why = self.exits.check_reentry_allowed(analysis.symbol, analysis.range, self.clock.now(),
+                                                   ex.reentry_cooldown_minutes, ex.max_reentries_per_range,
+                                                   list(self._reserved.values()))
+        if ok:
+            return analysis
+        rule = FilterResult(name="reentry", passed=False, reason=f"{why[:1].upper()}{why[1:]}.")
+        return analysis.model_copy(update={"filters": [*analysis.filters, rule], "passed": False})
+
     def auto_execute_candidate(self, analysis: AnalysisResult, proposals: list[TradeProposal]) -> TradeProposal | None:
         """The proposal to execute without a human, if auto-execution is on and confidence clears the bar."""
         ex = self.cfg.for_symbol(analysis.symbol).execution
@@ -105,25 +113,7 @@ class ExecutionEngine:
             return None
         return proposals[0]
 
-    def outcome_of(self, p: TradeProposal, duplicate: bool = False) -> ProposalOutcome:
-        texts = {
-            ProposalState.PENDING: "This proposal is still waiting for a decision.",
-            ProposalState.APPROVED: "This proposal was approved and is being executed.",
-            ProposalState.EXECUTING: "This proposal is being executed right now.",
-            ProposalState.EXECUTED: f"Executed: ticket {p.ticket} at {p.fill_price}.",
-            ProposalState.REJECTED: f"This proposal was rejected{' by ' + p.decided_by if p.decided_by else ''}.",
-            ProposalState.EXPIRED: "This proposal expired before it was approved; run /scalp again for a fresh one.",
-            ProposalState.FAILED: p.message or "This proposal failed.",
-        }
-        msg = texts[p.state]
-        if p.state is ProposalState.FAILED and p.message:
-            msg = p.message
-        if duplicate and p.state is not ProposalState.FAILED:
-            msg = "Already handled. " + msg
-        return ProposalOutcome(
-            proposal_id=p.id, state=p.state, ok=p.state is ProposalState.EXECUTED, message=msg, ticket=p.ticket,
-            fill_price=p.fill_price, symbol=p.symbol, strategy=p.strategy.strategy, duplicate=duplicate,
-        )
+    outcome_of = staticmethod(outcome_of)
 
     def _missing(self, proposal_id: str) -> ProposalOutcome:
         return ProposalOutcome(proposal_id=str(proposal_id)[:16], ok=False,

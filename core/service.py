@@ -166,7 +166,7 @@ class TradingService:
         if user_id is not None:
             self.authz.check(user_id, "propose")
         self._require_ready()
-        analysis = await self.analyse(symbol)
+        analysis = self.execution.with_reentry_rule(await self.analyse(symbol))
         proposals = self.execution.create_proposals(analysis)
         auto = self.execution.auto_execute_candidate(analysis, proposals)
         if auto is not None:

@@ -237,11 +237,18 @@ async def test_reentry_rules_refuse_a_third_entry_on_the_same_range(bars, tmp_pa
     cfg = k.config({"exits": {"reentry_cooldown_minutes": 0, "max_reentries_per_range": 1}})
     svc = await _svc(cfg, bars, tmp_path)
     outs = []
-    for _ in range(3):
+    for _ in range(2):
         _, props = await svc.propose(SYMBOL)
         outs.append(await svc.approve(props[0].id, k.TRADER))
-    assert [o.ok for o in outs] == [True, True, False]
-    assert "already been traded 2 time(s)" in outs[2].message
+    assert [o.ok for o in outs] == [True, True]
+    # the third card offers no Approve and says why ...
+    analysis, props = await svc.propose(SYMBOL)
+    assert props == [] and not analysis.passed
+    assert "already been traded 2 time(s)" in analysis.failures[-1].reason
+    # ... and a proposal made before the second entry is refused when it is sent
+    (stale,) = svc.execution.create_proposals(analysis.model_copy(update={"passed": True, "filters": []}))
+    out = await svc.approve(stale.id, k.TRADER)
+    assert not out.ok and "already been traded 2 time(s)" in out.message
     assert np.sum([p.magic == cfg.execution.magic_number for p in svc.broker.positions()]) == 2
 
 

@@ -66,7 +66,8 @@ async def test_emergency_pauses_then_closes_every_range_scalp(cfg, tmp_path):
     assert all(o.ok for o in res.outcomes) and {o.ticket for o in res.outcomes} == {first, second}
     assert not svc.broker.positions() and not svc.range_scalp_tickets()
     assert svc.store.kill_switch.get().emergency
-    _, props = await svc.propose(SYMBOL)
+    # a card from before the emergency (a fresh /scalp on this twice-traded range offers no Approve at all)
+    props = svc.execution.create_proposals(await svc.analyse(SYMBOL))
     refused = await svc.approve(props[0].id, k.TRADER)
     assert not refused.ok and "Emergency" in refused.message
 

@@ -45,17 +45,21 @@ async def test_a_range_closed_by_invalidation_is_not_traded_again(cfg, tmp_path)
             break
     closed = svc.store.closed.get(ticket)
     assert closed is not None and closed.exit_reason == "range_invalidated", closed
-    _, props = await svc.propose(SYMBOL)
-    out = await svc.approve(props[0].id, k.TRADER)
-    assert not out.ok, "a range the bot had just declared broken was traded again"
-    assert "broke" in out.message, out.message
+    # the card says so up front: no Approve button for the broken range, and the reason among the blocks
+    analysis, props = await svc.propose(SYMBOL)
+    assert props == [], "a range the bot had just declared broken was offered again"
+    assert not analysis.passed
+    assert [f.name for f in analysis.failures] == ["reentry"] and "broke" in analysis.failures[0].reason
+    # a card shown before the range broke is still refused at send time
+    (late,) = svc.execution.create_proposals(analyser(SYMBOL))
+    out = await svc.approve(late.id, k.TRADER)
+    assert not out.ok and "broke" in out.message, out.message
     assert inner.positions() == []
     # a restart remembers it (the closed journal is the source)
     svc.store.close()
     again = k.service(cfg, tmp_path, clock, broker=inner, analyser=analyser, store_name="store.sqlite")
     await again.start(monitor=False)
-    _, props = await again.propose(SYMBOL)
-    out = await again.approve(props[0].id, k.TRADER)
-    assert not out.ok and "broke" in out.message, out.message
+    analysis, props = await again.propose(SYMBOL)
+    assert props == [] and "broke" in analysis.failures[0].reason
     again.store.close()
     inner.close()
