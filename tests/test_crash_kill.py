@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_sigkill_at_random_moments_keeps_exactly_once_and_a_consistent_journal(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "crash.py"), "--kills", "60", "--seed", "7", "--dir", str(tmp_path),
-         "--json"],
+        [sys.executable, str(ROOT / "bench" / "crash.py"), "--kills", "60", "--min-orders", "50", "--seed", "7",
+         "--dir", str(tmp_path), "--json"],
         capture_output=True, text=True, timeout=240, cwd=ROOT,
     )
     stats = json.loads(proc.stdout.strip().splitlines()[-1])
