@@ -258,8 +258,10 @@ class Runner:
         return serve
 
     async def run(self) -> int:
-        await self.start()
         try:
+            # inside the try: the chats connect before the service starts, so a service that cannot
+            # start must still have them closed (a polling Telegram app, a Discord login) on the way out
+            await self.start()
             waiters = [asyncio.create_task(self.stop_event.wait())]
             if self.console is not None:
                 self._console_task = asyncio.create_task(self.console.run(), name="console")
