@@ -13,6 +13,8 @@ The exit manager, the monitor and the ErrorHandler all call this; the chat adapt
 - Identical alerts (same dedup_key, else kind+ticket+symbol+text) within `dedup_window_seconds`
   are sent once: a monitor cycle every few seconds must not spam the same invalidation.
 - Routing per severity (`alerts.routing`): a sink only gets severities that list its name.
+- A chat the runner expects (`expect_sink`) that was absent or failing is caught up when it comes
+  back (re-registered, or a delivery succeeds again): core/alerts_replay.py says what and how.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from core import alerts_replay
 from core.clock import Clock, SystemClock
 from core.models import ActiveTrade, Alert, RangeStructure
 
@@ -96,10 +99,10 @@ class RangeScalpingAlerts:
         self._lock = threading.RLock()
         self._seen: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
         self._queues: dict[str, asyncio.Queue] = {}
         self._workers: dict[str, asyncio.Task] = {}
-        self._pending: list[tuple[Alert, int | None]] = []
+        self._deferred: list[tuple[Callable[..., None], tuple]] = []  # calls waiting for a loop
+        self._catchup = alerts_replay.CatchUp(store, self.cfg.routing, self.clock)
         self._handoffs = 0
         self.suppressed = 0
         self.results: deque[DeliveryResult] = deque(maxlen=500)
@@ -107,9 +110,18 @@ class RangeScalpingAlerts:
 
     # -- sinks ---------------------------------------------------------------------------------
     def register_sink(self, name: str, fn: Sink) -> None:
-        """Add a delivery channel. `name` is what `alerts.routing` refers to (console, telegram, discord...)."""
+        """Add a delivery channel named as in `alerts.routing`; an expected one coming (back) is caught up."""
         with self._lock:
             self._sinks[name] = fn
+            expected = name in self._catchup.expected
+        if expected:
+            self._call_on_loop(self._catch_up, name)
+
+    def expect_sink(self, name: str) -> None:
+        """A configured chat (the runner has its token): alerts routed to it from now on that it misses, absent
+        or failing, go to it late when it is back; earlier ones never do (a normal start-up replays nothing)."""
+        with self._lock:
+            self._catchup.expect(name)
 
     def unregister_sink(self, name: str) -> None:
         with self._lock:
@@ -169,6 +181,10 @@ class RangeScalpingAlerts:
             return None
 
     def _hand_off(self, alert: Alert, log_id: int | None) -> None:
+        self._call_on_loop(self._enqueue, alert, log_id)
+
+    def _call_on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run `fn(*args)` on the loop thread: now if we are on it, else soon; kept until a loop exists."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -178,18 +194,19 @@ class RangeScalpingAlerts:
                 self._bind(running)
             loop = self._loop
             if loop is None or loop.is_closed():
-                self._pending.append((alert, log_id))
+                self._deferred.append((fn, args))
                 return
-            if running is loop:
-                self._enqueue(alert, log_id)
-                return
-            self._handoffs += 1
+            if running is not loop:
+                self._handoffs += 1
+        if running is loop:
+            fn(*args)
+            return
         try:
-            loop.call_soon_threadsafe(self._enqueue_handoff, alert, log_id)
+            loop.call_soon_threadsafe(self._run_handoff, fn, args)
         except RuntimeError:  # loop closed between the check and the call
             with self._lock:
                 self._handoffs -= 1
-                self._pending.append((alert, log_id))
+                self._deferred.append((fn, args))
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -202,39 +219,54 @@ class RangeScalpingAlerts:
         with self._lock:
             if self._loop is not loop:
                 self._bind(loop)
-            pending, self._pending = self._pending, []
-        for alert, log_id in pending:
-            self._hand_off(alert, log_id)
+            deferred, self._deferred = self._deferred, []
+        for fn, args in deferred:
+            self._call_on_loop(fn, *args)
 
-    def _enqueue_handoff(self, alert: Alert, log_id: int | None) -> None:
+    def _run_handoff(self, fn: Callable[..., None], args: tuple) -> None:
         with self._lock:
             self._handoffs -= 1
-        self._enqueue(alert, log_id)
+        fn(*args)
 
     def _enqueue(self, alert: Alert, log_id: int | None) -> None:
-        """Runs on the loop thread: put the alert on each routed sink's queue."""
-        for name in self.routes_for(alert.severity):
-            q = self._queues.get(name)
-            if q is None:
-                q = self._queues[name] = asyncio.Queue()
-                self._workers[name] = asyncio.get_running_loop().create_task(
-                    self._worker(name, q), name=f"alerts-sink-{name}"
-                )
-            q.put_nowait((alert, log_id))
+        """Runs on the loop thread: onto each routed sink's queue; an expected chat not there is logged as missing it."""
+        routed = self.routes_for(alert.severity)
+        for name in routed:
+            self._put(name, alert, log_id, late=False)
+        self._catchup.log_absent(alert.severity, log_id, set(routed))
+
+    def _put(self, name: str, alert: Alert, log_id: int | None, *, late: bool) -> None:
+        q = self._queues.get(name)
+        if q is None:
+            q = self._queues[name] = asyncio.Queue()
+            self._workers[name] = asyncio.get_running_loop().create_task(
+                self._worker(name, q), name=f"alerts-sink-{name}"
+            )
+        self._catchup.queued(name, log_id)
+        q.put_nowait((alert, log_id, late))
+
+    def _catch_up(self, name: str) -> None:
+        """Runs on the loop thread: queue for `name`, marked late, what it missed while expected."""
+        if name in self._sinks:
+            for alert, log_id in self._catchup.due(name):
+                self._put(name, alert, log_id, late=True)
 
     async def _worker(self, name: str, q: asyncio.Queue) -> None:
         while True:
-            alert, log_id = await q.get()
+            alert, log_id, late = await q.get()
+            ok = False
             try:
-                await self._deliver(name, alert, log_id)
+                ok = (await self._deliver(name, alert, log_id, late=late)).ok
             except asyncio.CancelledError:
                 raise
             except Exception:  # pragma: no cover - _deliver already catches sink errors
                 log.exception("alert worker %s failed", name)
             finally:
+                if self._catchup.done(name, log_id, ok):  # a failing chat answers again: it is back
+                    self._catch_up(name)
                 q.task_done()
 
-    async def _deliver(self, name: str, alert: Alert, log_id: int | None) -> DeliveryResult:
+    async def _deliver(self, name: str, alert: Alert, log_id: int | None, *, late: bool = False) -> DeliveryResult:
         attempts = 1 + self.cfg.sink_max_retries
         error = ""
         for i in range(attempts):
@@ -255,20 +287,19 @@ class RangeScalpingAlerts:
                     await self._sleep(self.cfg.sink_backoff_seconds * (2 ** i))
                 continue
             res = DeliveryResult(kind=alert.kind, sink=name, ok=True, attempts=i + 1)
-            self._record(res, log_id)
+            self._record(res, log_id, late=late)
             return res
         log.error("alert %r NOT delivered to %s after %d attempt(s): %s", alert.title, name, attempts, error)
         res = DeliveryResult(kind=alert.kind, sink=name, ok=False, attempts=attempts, error=error)
         self._record(res, log_id)
         return res
 
-    def _record(self, res: DeliveryResult, log_id: int | None) -> None:
+    def _record(self, res: DeliveryResult, log_id: int | None, *, late: bool = False) -> None:
         self.results.append(res)
+        ok = "delivered late" if late else "delivered"
         if self._store is not None and log_id is not None:
             try:
-                self._store.alerts.set_delivery(
-                    log_id, res.sink, "delivered" if res.ok else f"failed after {res.attempts}: {res.error}"
-                )
+                self._store.alerts.set_delivery(log_id, res.sink, ok if res.ok else f"failed after {res.attempts}: {res.error}")
             except Exception as e:
                 log.error("could not record alert delivery: %s", redact_secrets(str(e)))
 
@@ -298,22 +329,14 @@ class RangeScalpingAlerts:
         await asyncio.gather(*workers, return_exceptions=True)
 
     def replay_undelivered(self, max_age_seconds: float = 3600.0) -> int:
-        """At start-up: send again the alerts a crash left undelivered (status 'queued' in the log).
-
-        They keep their log row, so the delivery outcome lands where the alert was first recorded.
-        Returns how many were re-queued.
-        """
-        if self._store is None:
-            return 0
-        rows = self._store.alerts.undelivered(self.clock.now() - max_age_seconds)
-        for r in rows:
-            alert = Alert(kind=r["kind"], severity=r["severity"], title=r["title"], text=r["text"],
-                          symbol=r["symbol"], ticket=r["ticket"], created_at=r["ts"], dedup_key=r["dedup_key"])
+        """At start-up: send again the alerts a crash left 'queued' in the log; they keep their log row, so
+        the outcome lands where the alert was first recorded. Returns how many were re-queued."""
+        leftovers = alerts_replay.crash_leftovers(self._store, self.clock.now() - max_age_seconds)
+        for alert, log_id in leftovers:
             with self._lock:
                 self._seen[self.dedup_key(alert)] = self.clock.now()
-            log.warning("re-sending alert left undelivered by a restart: %s", alert.title)
-            self._hand_off(alert, r["id"])
-        return len(rows)
+            self._hand_off(alert, log_id)
+        return len(leftovers)
 
     # -- the named alerts ----------------------------------------------------------------------
     def _make(self, kind: str, severity: str, title: str, text: str, **kw: Any) -> Alert:

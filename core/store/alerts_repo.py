@@ -42,6 +42,17 @@ class AlertLogRepo:
         ).fetchall()
         return [dict(r) for r in rows]
 
+    def last_id(self) -> int:
+        return int(self._db.conn.execute("SELECT COALESCE(MAX(id), 0) FROM alerts_log").fetchone()[0])
+
+    def logged_after(self, after_id: int, since: float) -> list[dict[str, Any]]:
+        """Alerts logged after row `after_id` and not before `since`, oldest first, deliveries parsed:
+        what a chat that comes back may have missed."""
+        rows = self._db.conn.execute(
+            "SELECT * FROM alerts_log WHERE id > ? AND ts >= ? ORDER BY id", (int(after_id), since)
+        ).fetchall()
+        return [{**dict(r), "deliveries": json.loads(r["deliveries"] or "{}")} for r in rows]
+
     def recent(self, n: int = 50) -> list[dict[str, Any]]:
         rows = self._db.conn.execute("SELECT * FROM alerts_log ORDER BY id DESC LIMIT ?", (int(n),)).fetchall()
         out = []

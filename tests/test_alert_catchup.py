@@ -1,0 +1,203 @@
+"""A chat that was down gets, once and marked late, the alerts routed to it that it missed; nothing it
+already got, no flood, and no history at a normal start-up or after a restart. Real store, fake sinks."""
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from core import alerts_replay
+from core.alerts import RangeScalpingAlerts
+from core.config import load_config
+from core.models import Alert
+from core.store import Store
+
+
+async def _no_wait(_s: float) -> None:
+    await asyncio.sleep(0)
+
+
+def _alerts(clock, store) -> RangeScalpingAlerts:
+    return RangeScalpingAlerts(load_config(), clock, store, sleep=_no_wait)
+
+
+class Chat:
+    """A chat sink that records what it got, and fails while `down`."""
+
+    def __init__(self) -> None:
+        self.got: list[Alert] = []
+        self.down = False
+
+    async def __call__(self, alert: Alert) -> None:
+        if self.down:
+            raise ConnectionError("api.telegram.org unreachable")
+        self.got.append(alert)
+
+    @property
+    def titles(self) -> list[str]:
+        return [a.title for a in self.got]
+
+
+def _hhmm(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M")
+
+
+def _telegram_log(store) -> list[tuple[str, str]]:
+    return [(r["title"], r["deliveries"].get("telegram", "")) for r in store.alerts.recent(100)]
+
+
+async def test_a_chat_expected_at_start_up_gets_what_it_missed_once_marked_delayed(clock, store):
+    alerts = _alerts(clock, store)
+    console, tg, dc = Chat(), Chat(), Chat()
+    alerts.register_sink("console", console)
+    alerts.expect_sink("telegram")  # configured, but not connected yet
+    sent_at = clock.now()
+    alerts.alert_exit_failed(9, "XAUUSDc", "requote", attempts=3)
+    await alerts.drain()
+    assert console.titles == ["EXIT FAILED - XAUUSDc #9"]
+    assert _telegram_log(store) == [("EXIT FAILED - XAUUSDc #9", "missed: not connected")]
+
+    clock.advance(600)
+    alerts.register_sink("telegram", tg)  # connected ten minutes later
+    alerts.register_sink("discord", dc)  # not expected by anyone: no history for it
+    await alerts.drain()
+    assert tg.titles == [f"⏱ delayed, from {_hhmm(sent_at)} UTC: EXIT FAILED - XAUUSDc #9"]
+    assert "MANUAL CLOSE REQUIRED" in tg.got[0].text and tg.got[0].created_at == sent_at
+    assert dc.got == [] and len(console.got) == 1
+    assert _telegram_log(store) == [("EXIT FAILED - XAUUSDc #9", "delivered late")]
+    assert store.alerts.recent()[0]["status"] == "delivered"
+
+    alerts.register_sink("telegram", tg)  # registering again: nothing left to catch up
+    await alerts.drain()
+    assert len(tg.got) == 1
+    await alerts.close()
+
+
+async def test_a_chat_that_reconnects_gets_only_what_it_did_not_get(clock, store):
+    alerts = _alerts(clock, store)
+    tg = Chat()
+    alerts.expect_sink("telegram")
+    alerts.register_sink("telegram", tg)
+    alerts.alert_system_error("broker_timeout", "MT5 slow", dedup_key="a")  # delivered live
+    await alerts.drain()
+    alerts.unregister_sink("telegram")  # the link dropped
+    alerts.alert_range_invalidation(None, "EURUSD", ["close beyond the range"], ticket=5)
+    alerts.alert_auto_disabled("5 errors in an hour")
+    alerts.register_sink("telegram", tg)
+    await alerts.drain()
+    assert [t.split(": ", 1)[-1] if t.startswith("⏱") else t for t in tg.titles] == [
+        "HIGH: broker_timeout", "RANGE INVALIDATED - EURUSD #5", "SYSTEM AUTO-DISABLED"]
+    assert [t.startswith("⏱ delayed, from ") for t in tg.titles] == [False, True, True]
+    assert [d for _, d in _telegram_log(store)] == ["delivered", "delivered late", "delivered late"]
+    await alerts.close()
+
+
+async def test_a_failing_chat_that_answers_again_is_caught_up_without_reconnecting(clock, store):
+    alerts = _alerts(clock, store)
+    tg = Chat()
+    alerts.expect_sink("telegram")
+    alerts.register_sink("telegram", tg)
+    tg.down = True
+    alerts.alert_exit_failed(7, "EURUSD", "no prices")
+    await alerts.drain()
+    assert tg.got == [] and _telegram_log(store)[0][1].startswith("failed after 4: ConnectionError")
+
+    tg.down = False  # the network is back; the link never noticed it was gone
+    alerts.alert_system_error("feed_stale", "EURUSD quotes 3 min old")
+    await alerts.drain()
+    assert tg.titles == ["HIGH: feed_stale", f"⏱ delayed, from {_hhmm(clock.now())} UTC: EXIT FAILED - EURUSD #7"]
+    assert [d for _, d in _telegram_log(store)] == ["delivered late", "delivered"]
+    alerts.alert_system_error("feed_stale", "EURUSD quotes fine again")
+    await alerts.drain()
+    assert len(tg.got) == 3  # caught up once
+    await alerts.close()
+
+
+async def test_a_long_outage_sends_the_important_ones_and_one_summary_line(clock, store):
+    alerts = _alerts(clock, store)
+    tg = Chat()
+    alerts.expect_sink("telegram")
+    for i in range(12):  # routine closes, each news, but not worth ten pings an hour later
+        clock.advance(60)
+        alerts.send(Alert(kind="exit_executed", severity="high", title=f"EXIT - EURUSD #{i}", text="tp",
+                          ticket=i, created_at=clock.now()))
+        if i in (2, 5, 8):
+            alerts.alert_exit_failed(100 + i, "EURUSD", "requote")
+        if i == 10:
+            alerts.alert_range_invalidation(None, "GBPUSD", "range broken", ticket=200)
+    alerts.send(Alert(kind="system_error", severity="medium", title="slow cycle", text="m", created_at=clock.now()))
+    alerts.register_sink("telegram", tg)
+    await alerts.drain()
+
+    titles = [t.split(" UTC: ", 1)[-1] for t in tg.titles]
+    # every critical and non-routine high one, then the most recent routine ones up to 10; oldest first
+    assert titles == ["EXIT FAILED - EURUSD #102", "EXIT FAILED - EURUSD #105", "EXIT - EURUSD #6",
+                      "EXIT - EURUSD #7", "EXIT - EURUSD #8", "EXIT FAILED - EURUSD #108", "EXIT - EURUSD #9",
+                      "EXIT - EURUSD #10", "RANGE INVALIDATED - GBPUSD #200", "EXIT - EURUSD #11",
+                      "⏱ delayed: 6 more alert(s) not shown"]
+    assert tg.got[-1].text == "and 6 more: /health or the log"
+    log = dict(_telegram_log(store))
+    assert [log[f"EXIT - EURUSD #{i}"] for i in range(6)] == ["summarised in a catch-up"] * 6
+    assert log["slow cycle"] == ""  # medium is not routed to Telegram: it missed nothing there
+    alerts.unregister_sink("telegram")
+    alerts.register_sink("telegram", tg)  # a second reconnect: nothing counted twice
+    await alerts.drain()
+    assert len(tg.got) == 11
+    await alerts.close()
+
+
+def test_the_cap_never_drops_critical_alerts():
+    rows = [{"id": i, "kind": "exit_failed", "severity": "critical"} for i in range(14)]
+    rows += [{"id": 14, "kind": "system_error", "severity": "high"}, {"id": 15, "kind": "x", "severity": "medium"}]
+    send, summarised = alerts_replay.plan(rows, cap=10)
+    assert [r["id"] for r in send] == list(range(15)) and [r["id"] for r in summarised] == [15]
+
+
+@pytest.mark.parametrize("age_s, caught_up", [(3000, True), (4000, False)])
+async def test_only_the_last_hour_is_caught_up(clock, store, age_s, caught_up):
+    alerts = _alerts(clock, store)
+    tg = Chat()
+    alerts.expect_sink("telegram")
+    alerts.alert_auto_disabled("drawdown")
+    clock.advance(age_s)
+    alerts.register_sink("telegram", tg)
+    await alerts.drain()
+    assert len(tg.got) == int(caught_up)
+    await alerts.close()
+
+
+def test_a_restart_replays_no_history_and_nothing_already_caught_up(tmp_path, clock):
+    path = tmp_path / "a.sqlite"
+    s1 = Store(path, clock)
+    tg = Chat()
+
+    async def first_run():
+        alerts = _alerts(clock, s1)
+        alerts.expect_sink("telegram")
+        alerts.alert_exit_failed(1, "EURUSD", "requote")  # missed, then caught up
+        alerts.register_sink("telegram", tg)
+        await alerts.drain()
+        alerts.unregister_sink("telegram")
+        alerts.alert_exit_failed(2, "EURUSD", "requote")  # missed, and the process stops before it is back
+        await alerts.close()
+
+    asyncio.run(first_run())
+    assert [t.split(" UTC: ")[-1] for t in tg.titles] == ["EXIT FAILED - EURUSD #1"]
+    s1.close()
+
+    clock.advance(60)
+    s2 = Store(path, clock)
+    tg2 = Chat()
+
+    async def second_run():
+        alerts = _alerts(clock, s2)
+        alerts.expect_sink("telegram")
+        alerts.register_sink("telegram", tg2)  # a normal start-up: connected at once
+        await alerts.drain()
+        await alerts.close()
+
+    asyncio.run(second_run())
+    assert tg2.got == []
+    assert [d for _, d in _telegram_log(s2)] == ["delivered late", "missed: not connected"]
+    s2.close()
