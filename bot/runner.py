@@ -186,6 +186,7 @@ class Runner:
 
     def _link(self, key: str, name: str, open_, rejected: tuple, fix: str) -> ChatLink:
         report = getattr(self.service, "set_chat_link", None)
+        self.service.alerts.expect_sink(key)  # what it misses until it connects reaches it when it does
         self.links[key] = ChatLink(name, open_, rejected=rejected, fix=fix, say=self.say, report=report,
                                    **self._link_options)
         return self.links[key]

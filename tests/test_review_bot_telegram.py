@@ -93,6 +93,9 @@ class _Alerts:
     def unregister_sink(self, name):
         pass
 
+    def expect_sink(self, name):
+        pass
+
 
 class _Service:
     """Just what the Runner touches; the console and Telegram front ends are the real ones."""

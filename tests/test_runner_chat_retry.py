@@ -81,6 +81,8 @@ async def test_telegram_unreachable_at_start_connects_later_and_gets_alerts_and_
         assert "Chats: Telegram not connected, retrying since " in reply.text and "(NetworkError, next try in" in reply.text
         stdin.feed("/status\n")  # the console works meanwhile
         await _until(lambda: "No open range scalps." in out.getvalue())
+        service.alerts.alert_exit_failed(4242, "EURUSD", "requote", attempts=3)  # Telegram misses this one
+        await _until(lambda: "EXIT FAILED - EURUSD #4242" in out.getvalue())
 
         await api.start(port)  # the network is back
         await _until(lambda: "Telegram connected: its alerts and commands are back on." in out.getvalue())
@@ -93,6 +95,8 @@ async def test_telegram_unreachable_at_start_connects_later_and_gets_alerts_and_
         service.alerts.send(Alert(kind="system_error", severity="high", title="HIGH: test_alert", text="disk 91% full",
                                   created_at=clock.now()))
         await api.wait_for(lambda a: [c for c in a.sent("sendMessage") if "disk 91% full" in c.params["text"]])
+        late = [c.params["text"] for c in api.sent("sendMessage") if "#4242" in c.params["text"]]
+        assert len(late) == 1 and "⏱ delayed, from " in late[0] and "MANUAL CLOSE REQUIRED" in late[0]
     finally:
         runner.stop_event.set()
         stdin.feed("")
