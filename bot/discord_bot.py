@@ -136,14 +136,18 @@ class MoneyBotClient(discord.Client):
             log.error("discord slash commands not synced (%s %s): check MONEYBOT_DISCORD_GUILD_ID and that the "
                       "invite had the applications.commands scope", e.status, e.text)
 
-    async def close(self) -> None:
-        """Shutdown: cancel running slash commands first, while HTTP still works, so a /backtest says
-        "stopped" on its progress message and its worker quits instead of running on after the gateway."""
+    async def stop_commands(self) -> None:
+        """Cancel the slash commands still working, while HTTP still works, so a /backtest says "stopped"
+        on its progress message and its worker quits. The runner calls it before the service stops."""
         running = [t for t in self._commands if t is not asyncio.current_task()]
         for task in running:
             task.cancel()
         if running:
             await asyncio.wait(running, timeout=10)
+
+    async def close(self) -> None:
+        """Shutdown: running slash commands first (discord.py's close() neither waits for nor cancels them)."""
+        await self.stop_commands()
         await super().close()
 
     # ------------------------------------------------------------ slash commands

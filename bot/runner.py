@@ -286,6 +286,9 @@ class Runner:
             if self.telegram is not None:
                 with contextlib.suppress(Exception):
                     await self.telegram.stop_polling()
+            if self.discord is not None:
+                with contextlib.suppress(Exception):
+                    await self.discord.stop_commands()
             await self.service.stop()
         finally:
             alerts = getattr(self.service, "alerts", None)
