@@ -134,7 +134,7 @@ def _main(argv: list[str] | None) -> int:
         # (the log keeps it: data/logs/moneybot.log under `run`, -v elsewhere); 1, not 2: the command line was fine
         logging.getLogger(__name__).info("command failed", exc_info=True)
         where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"error: {where}{e.strerror or str(e) or type(e).__name__}", file=sys.stderr)  # a bare TimeoutError()
         return 1
 
 

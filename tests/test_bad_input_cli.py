@@ -226,3 +226,15 @@ def test_a_store_path_to_another_database_is_refused_untouched(args, tmp_path, c
     err = _one_line(capsys)
     assert f"{other} is not a MoneyBot store (its tables: deals, positions)" in err
     assert other.read_bytes() == before
+
+
+def test_an_oserror_without_words_still_names_the_failure(monkeypatch, capsys):
+    # TimeoutError is an OSError: asyncio.wait_for's carries no message, and the line read "error: "
+    import bot.cli_config as cli_config
+
+    def times_out(*a, **k):
+        raise TimeoutError()
+
+    monkeypatch.setattr(cli_config, "load_config", times_out)
+    assert main(["config", "check"]) == 1
+    assert _one_line(capsys) == "error: TimeoutError\n"
