@@ -76,12 +76,14 @@ class TradingService:
         self.recovery: RecoveryReport | None = None
         self.chat_links: dict[str, ChatLink] = {}  # see set_chat_link
         self.ready = False
+        self.stopping = False  # stop() began: a late command (a Discord tap while alerts drain) is told so
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self, *, monitor: bool = True) -> RecoveryReport:
         """Recovery (store → broker reconcile → orphans), then the monitor task; only then `ready`."""
         if self.alerts is not None and hasattr(self.alerts, "attach"):
             self.alerts.attach(asyncio.get_running_loop())
+        self.stopping = False
         await self._recover()
         self._warn_if_trading_blocked()
         self.monitor.reconcile_hook = self._recover_again
@@ -119,7 +121,7 @@ class TradingService:
 
     async def stop(self, alert_drain_seconds: float = 10.0) -> None:
         """Stop the monitor, then deliver the alerts still queued (bounded: a dead sink must not hang exit)."""
-        self.ready = False
+        self.ready, self.stopping = False, True
         await self.monitor.stop()
         if self.alerts is not None and hasattr(self.alerts, "close"):
             try:
@@ -128,6 +130,8 @@ class TradingService:
                 log.warning("some alerts could not be delivered before shutdown")
 
     def _require_ready(self) -> None:
+        if self.stopping:
+            raise ProposalError("I'm shutting down: no new trades or closes now.")
         if not self.ready:
             raise ProposalError("I'm still starting up (reconciling open trades with the broker); try again in a moment.")
 
