@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 FIRST_DELAY_S = 5.0
 MAX_DELAY_S = 300.0
+STABLE_S = 60.0  # a connection that lasted this long resets the back-off; a flapping one keeps doubling it
 
 # `open()` connects (raising on failure, after cleaning up its half-open client) and returns either
 # None (connected; the platform's library keeps the connection up itself) or `serve`, an awaitable
@@ -34,7 +35,8 @@ class ChatLink:
     def __init__(self, name: str, open_: Opener, *, rejected: tuple[type[BaseException], ...], fix: str,
                  say: Callable[[str], None], report: Callable[..., Any] | None = None,
                  first_delay: float = FIRST_DELAY_S, max_delay: float = MAX_DELAY_S,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self._open = open_
         self._rejected = rejected
@@ -44,6 +46,7 @@ class ChatLink:
         self.first_delay = first_delay
         self.max_delay = max_delay
         self._sleep = sleep
+        self._monotonic = monotonic
         self.state = "connecting"
         self.since = time.time()
         self.attempts = 0
@@ -68,8 +71,14 @@ class ChatLink:
         """Stop trying (the runner closes a connected client itself, last, after the final alerts)."""
         if self.task is not None and not self.task.done() and self.state != "connected":
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await self.task
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():
+                    raise  # the caller (the runner's stop) was cancelled itself: don't swallow that
+            except Exception:  # noqa: BLE001 - a failed attempt at stop time has nothing left to say
+                log.debug("%s link ended with an error while stopping", self.name, exc_info=True)
 
     @property
     def alive(self) -> bool:
@@ -94,9 +103,10 @@ class ChatLink:
             finally:
                 self.first_try.set()
             self._connected()
-            delay = 0.0
+            backoff, delay = delay, 0.0
             if serve is None:
                 return
+            up_at = self._monotonic()
             try:
                 await serve()
                 return  # closed by the runner
@@ -104,7 +114,9 @@ class ChatLink:
                 if self._is_rejection(e):
                     self._reject(e)
                     return
-                delay = self.first_delay
+                # a link that logs in and drops again at once must not be retried every 5 s for ever
+                stable = self._monotonic() - up_at >= STABLE_S
+                delay = self.first_delay if stable else min(max(backoff * 2, self.first_delay), self.max_delay)
                 self._retrying(e, delay, "connection lost")
 
     def _is_rejection(self, e: BaseException) -> bool:

@@ -227,3 +227,29 @@ async def test_a_rejection_is_never_retried(rejection):
     await link.start()
     assert calls == [1] and link.state == "rejected" and not link.alive
     assert said == ["Discord rejected the token (PermissionError): set the token. Continuing without Discord."]
+
+
+async def test_a_connection_that_keeps_dropping_backs_off_and_a_stable_one_resets():
+    """Logs in, then loses the connection at once, over and over (e.g. a gateway that closes every
+    session): the retry delay must keep growing, not hammer the platform every 5 s for ever."""
+    slept: list[float] = []
+    now = [0.0]
+    lives = [0.0] * 5 + [120.0, 0.0]  # seconds each session stays up before it drops
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+
+    async def serve() -> None:
+        now[0] += lives.pop(0)
+        if not lives:
+            return  # closed by the runner
+        raise ConnectionError("gateway closed")
+
+    async def open_():
+        return serve
+
+    link = ChatLink("Discord", open_, rejected=(PermissionError,), fix="fix it", say=lambda _t: None,
+                    sleep=sleep, monotonic=lambda: now[0])
+    await link.start()
+    # five quick drops double the wait; the session that lasted 2 minutes starts again from 5 s
+    assert slept == [5, 10, 20, 40, 80, 5]
