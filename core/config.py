@@ -378,8 +378,9 @@ def _written_twice(node: Any, twice: dict[int, list[tuple[str, Any, Any]]], path
         return []
     out = []
     for key, first, second in twice.get(id(node), []):
-        scalar = not isinstance(first, (dict, list)) and not isinstance(second, (dict, list))
-        seen = f" ({json.dumps(first)}, then {json.dumps(second)})" if scalar else ""
+        # numbers and switches are echoed to show which value won; text is not: it may be a pasted secret
+        plain = all(v is None or isinstance(v, (bool, int, float)) for v in (first, second))
+        seen = f" ({json.dumps(first)}, then {json.dumps(second)})" if plain else ""
         out.append(ConfigIssue(path=f"{path}.{key}" if path else key, message=f"written twice{seen}: keep one"))
     for key, value in node.items():
         out.extend(_written_twice(value, twice, f"{path}.{key}" if path else key))

@@ -254,3 +254,12 @@ def test_the_store_and_the_paper_account_cannot_share_a_file(base):
                                  r["broker"]["paper"].update(db_path="./data/shared.sqlite")))
     assert _issues(raw) == {"broker.paper.db_path": "is the same file as store.path: give the paper account its own "
                                                     "file, e.g. data/paper_broker.sqlite"}
+
+
+def test_a_text_value_written_twice_is_not_echoed(tmp_path):
+    """A pasted block with a token in it must not print the token back to the terminal."""
+    text = DEFAULT_CONFIG_PATH.read_text().replace('"lot_size": 0.01,',
+                                                   '"lot_size": 0.01, "note": "123456:SECRET", "note": "x",', 1)
+    _, issues = _load_text(tmp_path, text)
+    said = " ".join(issues)
+    assert "execution.note: written twice: keep one" in issues and "SECRET" not in said
