@@ -13,7 +13,7 @@ from fakes import fake_mt5 as mt5
 from bot import presenter
 from core.authz import Authorizer
 from core.brokers.base import BrokerError, OrderRequest
-from core.brokers.mt5_terminal import ALGO_TRADING_OFF, EXPERTS_DISABLED, INVESTOR_LOGIN
+from core.brokers.mt5_terminal import ALGO_TRADING_OFF, EXPERTS_DISABLED, INVESTOR_LOGIN, TRADE_DISABLED
 
 BUY = OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42, comment="rs:t")
 
@@ -40,6 +40,20 @@ def test_trading_switched_off_is_known_at_connect_and_orders_are_refused_with_th
         with pytest.raises(BrokerError) as e:
             d.broker.market_order(BUY)
         assert e.value.code == code and d.broker.positions() == []
+        assert d.broker.trading_blocked == why  # the refusal confirms the reason found at connect
+    finally:
+        d.broker.close()
+
+
+def test_trade_disabled_on_an_account_that_allows_trading_names_both_likely_causes():
+    """10017 is also what a symbol whose trading is switched off answers: don't blame the login alone."""
+    d = _driver()
+    try:
+        assert d.broker.trading_blocked is None
+        mt5.fake_inject("order_send", retcode=10017, message="Trade disabled")
+        with pytest.raises(BrokerError):
+            d.broker.market_order(BUY)
+        assert d.broker.trading_blocked == TRADE_DISABLED and "for the symbol" in TRADE_DISABLED
     finally:
         d.broker.close()
 

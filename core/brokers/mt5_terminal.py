@@ -19,6 +19,9 @@ ALGO_TRADING_OFF = ("Algo Trading is off in the MetaTrader 5 terminal, so it ref
                     "enable Algo Trading in the terminal toolbar (the button turns green)")
 INVESTOR_LOGIN = ("the MT5 account does not allow trading (usually a login with the investor, read-only "
                   "password): log in with the master password")
+TRADE_DISABLED = ("the broker refused an order with 'trade disabled' (10017): trading is off for this account "
+                  "(an investor, read-only login: log in with the master password) or for the symbol (check its "
+                  "trade mode in the terminal's Market Watch)")
 EXPERTS_DISABLED = ("the broker's server disables automated trading for this MT5 account: ask the broker to "
                     "enable it, or use another account")
 
@@ -60,11 +63,15 @@ def trading_block(mt5: Any) -> str | None:
 
 # order refusals that mean "no order will go through until someone changes a setting"
 _REFUSALS = {-8: ALGO_TRADING_OFF, 10027: ALGO_TRADING_OFF,  # RES_E_AUTO_TRADING_DISABLED, CLIENT_DISABLES_AT
-             10026: EXPERTS_DISABLED, 10017: INVESTOR_LOGIN}  # SERVER_DISABLES_AT, TRADE_DISABLED
+             10026: EXPERTS_DISABLED, 10017: TRADE_DISABLED}  # SERVER_DISABLES_AT, TRADE_DISABLED
 
 
 def refusal(code: int | None, otherwise: str | None) -> str | None:
-    """The block an order refusal reveals; any other failure says nothing about permissions."""
+    """The block an order refusal reveals; any other failure says nothing about permissions. A 10017
+    while the account is already known to be read-only (from `account_info` at connect) keeps that, more
+    precise, reason."""
+    if code == 10017 and otherwise == INVESTOR_LOGIN:
+        return otherwise
     return _REFUSALS.get(code, otherwise) if code is not None else otherwise
 
 
