@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -343,6 +344,12 @@ def force_exit(signum: int, frame: Any = None) -> None:
     transaction (WAL, synchronous=FULL), and one cut short is rolled back at the next open, as after a
     power cut (tests/test_crash_kill.py). Only the log is flushed, so its last lines say what hung."""
     msg = "forcing exit: the graceful stop did not finish (a broker call may be hung); committed work is safe"
+    code = 128 + int(signum)
+    # the log write and flush below could block (a handler lock held by a thread stuck on a stalled
+    # stderr pipe): a watchdog makes sure the exit happens anyway
+    watchdog = threading.Timer(2.0, os._exit, (code,))
+    watchdog.daemon = True
+    watchdog.start()
     with contextlib.suppress(Exception):
         os.write(2, (msg + "\n").encode())
     with contextlib.suppress(Exception):
@@ -350,4 +357,4 @@ def force_exit(signum: int, frame: Any = None) -> None:
     for h in logging.getLogger().handlers:
         with contextlib.suppress(Exception):
             h.flush()
-    os._exit(128 + int(signum))
+    os._exit(code)

@@ -92,3 +92,26 @@ def test_second_sigint_forces_exit_while_the_stop_hangs_on_a_broker_call(tmp_pat
 
     with Store(tmp_path / "moneybot.sqlite", clock=SystemClock()) as store:
         assert store.integrity_ok()
+
+
+STUCK_LOG = r"""
+import logging, threading
+from bot.runner import force_exit
+
+class Stalled(logging.Handler):  # a log sink that never returns, like a stderr pipe nobody reads
+    def emit(self, record):
+        threading.Event().wait()
+    def flush(self):
+        threading.Event().wait()
+
+logging.getLogger().addHandler(Stalled())
+force_exit(2)
+"""
+
+
+def test_the_forced_exit_happens_even_when_the_log_hangs():
+    # without the watchdog the child blocks in the handler for ever and `timeout` fails the test
+    proc = subprocess.run([sys.executable, "-c", STUCK_LOG], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert proc.returncode == 130, proc.stderr
+    assert "forcing exit" in proc.stderr
