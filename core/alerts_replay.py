@@ -3,9 +3,10 @@
 Why: a trader whose Telegram was down for ten minutes must still learn that a range was invalidated or
 that an exit failed. The store's alert log already says, per sink, what was delivered (`set_delivery`),
 so a chat that comes back is sent what was routed to it and not delivered, marked as late so nobody
-acts on a stale "exit now" as if it were fresh. Only alerts logged after the chat was expected by
-this process count (a normal start-up replays nothing), and only the last hour: older news is for
-/health and the log. A long outage must not bury the phone: past `CATCHUP_CAP` the most severe and
+acts on a stale "exit now" as if it were fresh. Alerts logged after the chat was expected by this
+process count unless it got them; older ones (a previous run: a crash or restart while the chat was
+down) only where that run recorded the chat missing them, so a normal start-up replays nothing. Only
+the last hour: older news is for /health and the log. A long outage must not bury the phone: past `CATCHUP_CAP` the most severe and
 most recent go out, plus one summary line; critical alerts and non-routine high ones are never cut,
 while routine opens/closes (sent "high" only so the chat hears of them live) are cut first.
 """
@@ -24,6 +25,8 @@ CATCHUP_CAP = 10
 ROUTINE = frozenset({"trade_opened", "exit_executed"})
 # a sink's entry in `deliveries` that means "nothing left to send it"
 _HANDLED = ("delivered", "summarised")
+# ... and the entries a previous run left when the chat did not get an alert
+_MISSED = ("missed", "failed")
 _RANK = {"critical": 0, "high": 1, "medium": 2, "info": 3}
 
 
@@ -43,11 +46,16 @@ def crash_leftovers(store: Any, since: float) -> list[tuple[Alert, int]]:
     return [(row_alert(r), r["id"]) for r in rows]
 
 
-def missed(rows: list[dict[str, Any]], sink: str, routing: dict[str, list[str]], in_flight: set[int]) -> list[dict]:
-    """Rows routed to `sink` that it has not got and that are not on their way to it now."""
-    return [r for r in rows
-            if sink in routing.get(r["severity"], []) and r["id"] not in in_flight
-            and not r["deliveries"].get(sink, "").startswith(_HANDLED)]
+def missed(rows: list[dict[str, Any]], sink: str, routing: dict[str, list[str]], in_flight: set[int],
+           expected_from: int = 0) -> list[dict]:
+    """Rows routed to `sink` that it has not got and that are not on their way to it now. Rows from
+    before `expected_from` (an earlier run) count only with a recorded miss for `sink`: no record there
+    means the chat was not expected then, or a crash left the row 'queued' for `crash_leftovers`."""
+    def got_it(r: dict[str, Any]) -> bool:
+        said = r["deliveries"].get(sink, "")
+        return said.startswith(_HANDLED) or (r["id"] <= expected_from and not said.startswith(_MISSED))
+
+    return [r for r in rows if sink in routing.get(r["severity"], []) and r["id"] not in in_flight and not got_it(r)]
 
 
 def must_send(row: dict[str, Any]) -> bool:
@@ -128,8 +136,8 @@ class CatchUp:
         if self._store is None or sink not in self.expected:
             return []
         try:
-            rows = self._store.alerts.logged_after(self.expected[sink], self._clock.now() - CATCHUP_MAX_AGE_S)
-            rows = missed(rows, sink, self._routing, self.in_flight.get(sink, set()))
+            rows = self._store.alerts.logged_after(0, self._clock.now() - CATCHUP_MAX_AGE_S)
+            rows = missed(rows, sink, self._routing, self.in_flight.get(sink, set()), self.expected[sink])
             send, summarised = plan(rows)
             for r in summarised:
                 self._store.alerts.set_delivery(r["id"], sink, "summarised in a catch-up")

@@ -167,7 +167,9 @@ async def test_only_the_last_hour_is_caught_up(clock, store, age_s, caught_up):
     await alerts.close()
 
 
-def test_a_restart_replays_no_history_and_nothing_already_caught_up(tmp_path, clock):
+def test_a_restart_sends_what_the_last_run_missed_and_nothing_already_caught_up(tmp_path, clock):
+    """Telegram down when the process stopped (or crashed): its missed alert must not be lost with the
+    process. One it got (late) is not sent again, and a second restart sends nothing more."""
     path = tmp_path / "a.sqlite"
     s1 = Store(path, clock)
     tg = Chat()
@@ -198,6 +200,22 @@ def test_a_restart_replays_no_history_and_nothing_already_caught_up(tmp_path, cl
         await alerts.close()
 
     asyncio.run(second_run())
-    assert tg2.got == []
-    assert [d for _, d in _telegram_log(s2)] == ["delivered late", "missed: not connected"]
+    assert [t.split(" UTC: ")[-1] for t in tg2.titles] == ["EXIT FAILED - EURUSD #2"]
+    assert all(t.startswith("⏱ delayed, from ") for t in tg2.titles)
+    assert [d for _, d in _telegram_log(s2)] == ["delivered late", "delivered late"]
     s2.close()
+
+    clock.advance(60)
+    s3 = Store(path, clock)
+    tg3 = Chat()
+
+    async def third_run():
+        alerts = _alerts(clock, s3)
+        alerts.expect_sink("telegram")
+        alerts.register_sink("telegram", tg3)
+        await alerts.drain()
+        await alerts.close()
+
+    asyncio.run(third_run())
+    assert tg3.got == []  # a normal start-up replays nothing
+    s3.close()
