@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.command_spec import USAGE
-from bot.presenter import plural
+from bot.presenter import money, plural
 from bot.progress import MIN_INTERVAL_S, STEP_PCT, ProgressFn, ProgressRelay
 from bot.replies import Reply
 from core.metrics import profit_factor_text
@@ -48,15 +48,17 @@ def backtest_summary(report: Any, days: int | None) -> str:
     wr = None if o.win_rate is None else 100 * o.win_rate
     # the money and % maxima can come from different falls (a % is of its own peak), hence two figures
     dd_pct = f" · {o.max_drawdown_pct:.1f}% of peak" if o.max_drawdown_pct is not None else ""
+    cur = getattr(report, "currency", "") or ""  # on a cent account (USC) a bare 5.56 reads as dollars
     lines = [
         f"📊 Backtest {report.symbol} {report.timeframe}, {period} · strategy {report.strategy_mode}",
         f"{_day(report.start)} → {_day(report.end)} · {report.bars} bars · costs on",
-        f"Net P&L {o.net_pnl:+.2f} {n} · balance {report.starting_balance:.2f} → {report.final_balance:.2f}",
+        f"Net P&L {money(o.net_pnl, cur)} {n} · balance {money(report.starting_balance, '', '')} → "
+        f"{money(report.final_balance, cur, '')}",
         f"Win rate {_num(wr, '.0f', '%')} {n} · profit factor {profit_factor_text(o)} {n}",
-        f"Expectancy {_num(o.expectancy_r, '+.3f', 'R')} {nr} · {_num(o.expectancy_money)}/trade {n}",
+        f"Expectancy {_num(o.expectancy_r, '+.3f', 'R')} {nr} · {money(o.expectancy_money, cur)}/trade {n}",
         f"Avg R {_num(o.avg_r)} {nr} · median R {_num(o.median_r)} {nr}",
         f"MFE {_num(o.avg_mfe_r, '+.2f', 'R')} · MAE {_num(o.avg_mae_r, '+.2f', 'R')} (n={o.mfe_trades})",
-        f"Max drawdown {o.max_drawdown:.2f}{dd_pct} {n}",
+        f"Max drawdown {money(o.max_drawdown, cur, '')}{dd_pct} {n}",
     ]
     ci = m.expectancy_r_ci
     if ci is not None and ci.low is not None:
@@ -68,7 +70,8 @@ def backtest_summary(report: Any, days: int | None) -> str:
     if m.by_strategy:
         lines.append("By strategy:")
         for name, b in list(m.by_strategy.items())[:6]:
-            lines.append(f" • {name}: exp {_num(b.expectancy_r, '+.2f', 'R')}, net {b.net_pnl:+.2f} (n={b.trades})")
+            lines.append(f" • {name}: exp {_num(b.expectancy_r, '+.2f', 'R')}, net {money(b.net_pnl, cur)} "
+                         f"(n={b.trades})")
     if report.open_at_end:
         lines.append(f"⚠️ {plural(report.open_at_end, 'trade')} still open at the end (market closed)")
     return "\n".join(lines)

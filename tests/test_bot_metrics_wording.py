@@ -41,3 +41,16 @@ def test_backtest_summary_wording():
     assert "profit factor no losses (n=3)" in text
     assert "Expectancy" in text and "R (n=2)" in text  # R rests on the two trades with a stop
     assert "% of peak" in text
+
+
+def test_backtest_money_carries_the_account_currency():
+    """On a cent account 5.56 means cents: every money figure says its unit, as /metrics does."""
+    m = compute_metrics(_trades(), starting_balance=1000.0, bootstrap_resamples=50)
+    rep = SimpleNamespace(metrics=m, symbol="XAUUSDc", timeframe="M5", strategy_mode="auto", start=T0,
+                          end=T0 + 3600, bars=12, starting_balance=1000.0, final_balance=1000.0 + m.overall.net_pnl,
+                          open_at_end=0, currency="USC")
+    text = backtest_summary(rep, None)
+    net = next(ln for ln in text.splitlines() if ln.startswith("Net P&L"))
+    assert net.startswith(f"Net P&L {m.overall.net_pnl:+.2f} USC") and net.endswith(" USC")
+    assert "/trade" in text and " USC/trade" in text
+    assert next(ln for ln in text.splitlines() if ln.startswith("Max drawdown")).split(" · ")[0].endswith(" USC")
