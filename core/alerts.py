@@ -29,9 +29,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core import alerts_replay
+from core import alert_texts, alerts_replay
 from core.clock import Clock, SystemClock
 from core.models import ActiveTrade, Alert, RangeStructure
+from core.wording import symbol_price
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class RangeScalpingAlerts:
         """`cfg`: AppConfig, its `alerts` section, or None for defaults. `store`: a core.store.Store
         (optional) for the alert log. `sleep` is injected so backoff tests run instantly."""
         section = getattr(cfg, "alerts", cfg)
+        self._app_cfg = cfg if hasattr(cfg, "symbols") else None  # prices at each symbol's digits
         self.cfg = AlertRouting.model_validate(section.model_dump() if section is not None else {})
         self.clock: Clock = clock or SystemClock()
         self._store = store
@@ -359,9 +361,8 @@ class RangeScalpingAlerts:
         self, ticket: int, symbol: str, error: str, *, trade: ActiveTrade | None = None, attempts: int | None = None,
         severity: str = "critical",
     ) -> bool:
-        tries = f" after {attempts} attempts" if attempts else ""
-        text = (f"Could not close {symbol} ticket {ticket}{tries}: {redact_secrets(error)}. "
-                "MANUAL CLOSE REQUIRED. The broker-side stop loss is still in place.")
+        text = alert_texts.exit_failed_text(symbol, ticket, redact_secrets(error), attempts, trade,
+                                            lambda x: symbol_price(self._app_cfg, symbol, x))
         return self.send(self._make("exit_failed", severity, f"EXIT FAILED - {symbol} #{ticket}", text,
                                     symbol=symbol, ticket=ticket, trade=trade,
                                     range_data=trade.range_data if trade else None))
@@ -372,10 +373,9 @@ class RangeScalpingAlerts:
     ) -> bool:
         """Default severity `high` so the trader's chat hears about closes under the default routing."""
         r = trade.r_multiple(exit_price) if r_multiple is None else r_multiple
-        money = f", P&L {pnl:+.2f}" if pnl is not None else ""
-        text = (f"Closed {trade.symbol} {trade.direction.value} #{trade.ticket} at {exit_price} "
-                f"({r:+.2f}R{money}). Reason: {reason}.")
-        return self.send(self._make("exit_executed", severity, f"EXIT - {trade.symbol} #{trade.ticket}", text,
+        money = f"{pnl:+.2f}" if pnl is not None else None  # the caller's figure: its unit is not known here
+        text = alert_texts.closed_text(symbol_price(self._app_cfg, trade.symbol, exit_price), r, money, reason)
+        return self.send(self._make("exit_executed", severity, alert_texts.closed_title(trade, r, money), text,
                                     symbol=trade.symbol, ticket=trade.ticket, trade=trade,
                                     range_data=trade.range_data, exit_price=exit_price))
 
@@ -384,17 +384,17 @@ class RangeScalpingAlerts:
         ticket: int | None = None, dedup_key: str = "",
     ) -> bool:
         text = redact_secrets(message or error_type)
-        return self.send(self._make("system_error", severity, f"{severity.upper()}: {error_type}", text,
+        return self.send(self._make("system_error", severity, alert_texts.system_error_title(error_type), text,
                                     symbol=symbol, ticket=ticket, dedup_key=dedup_key))
 
     def alert_auto_disabled(self, reason: str) -> bool:
-        text = f"New entries are switched OFF: {reason}. Open trades are still monitored. A human must /resume."
-        return self.send(self._make("auto_disabled", "critical", "SYSTEM AUTO-DISABLED", text))
+        text = f"New entries are switched OFF: {reason}. Open trades are still monitored. Check /health, then /resume."
+        return self.send(self._make("auto_disabled", "critical", "AUTO-DISABLED: no new trades", text))
 
     def alert_orphan_adopted(
         self, ticket: int, symbol: str, *, trade: ActiveTrade | None = None, severity: str = "critical",
     ) -> bool:
-        text = (f"Found {symbol} position #{ticket} with our magic number that the store did not know. "
-                "It is now monitored (adopted). Check it.")
+        text = (f"Found {symbol} position #{ticket} with this bot's magic number but no record of it here. "
+                "It is now monitored like any scalp: check its SL/TP in MetaTrader.")
         return self.send(self._make("orphan_adopted", severity, f"ORPHAN ADOPTED - {symbol} #{ticket}", text,
                                     symbol=symbol, ticket=ticket, trade=trade))

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
 
+from core import alert_texts
 from core.brokers.base import (
     Broker,
     BrokerError,
@@ -291,13 +292,16 @@ class ExitExecutor:
             except BrokerError as e:  # closed, but the deals are not readable yet: the monitor journals it
                 log.warning("closed %s but could not read its deals yet: %s", trade.ticket, e)
             return outcome
-        sl_text = f"the broker-side stop at {trade.sl} stays in place" if trade.sl else "there is NO broker-side stop"
+        sl_text = (f"its broker-side stop at {symbol_price(self.cfg, trade.symbol, trade.sl)} stays in place"
+                   if trade.sl else "it has NO broker-side stop")
         todo = ("I try again every cycle and close it when trading resumes" if outcome.market_closed
                 else "Please close it manually in MetaTrader")
-        text = f"I could not close {trade.symbol} ticket {trade.ticket} ({reason}): {outcome.message}. {todo}; {sl_text}."
+        # what to do first: a lock screen shows the first line only
+        text = (f"{todo}; {sl_text}.\nWhy it is still open: {outcome.message}.\n"
+                f"Exit wanted: {alert_texts.exit_reason_words(kind)}: {reason}.")
         # the alert first: it asks a human to act, and must not depend on the store being writable
         # the rule fires again each cycle while the close fails (e.g. all weekend): page once, then hourly
-        self.notify.alert("exit_failed", "high", f"EXIT FAILED - {trade.symbol} ticket {trade.ticket}", text,
+        self.notify.alert("exit_failed", "high", f"EXIT FAILED - {alert_texts.trade_label(trade)}", text,
                           symbol=trade.symbol, ticket=trade.ticket, trade=trade, range_data=trade.range_data,
                           dedup_key=f"exit_failed:{trade.ticket}", remind_after=REMINDER_SECONDS)
         if not outcome.market_closed:  # a closed market is no fault: it must not count toward auto-disable
@@ -320,6 +324,7 @@ class ExitExecutor:
         closed = closed_trade_from_deals(trade, deals, reason=reason_kind)
         if closed is None:
             return None
+        detail = reason_text  # the alert says in words whose exit it was (alert_texts), the journal keeps codes
         if reason_kind and reason_text and closed.exit_reason != reason_kind:
             # our close found the position gone: the broker's SL/TP (or a stop-out) got there first, and
             # the text must not read as if the stop had fired for our exit's reason
@@ -330,11 +335,11 @@ class ExitExecutor:
         for key in ("exit_failed", "range_invalidated"):  # pages repeated while it could not be closed
             self.notify.clear_reminder(f"{key}:{trade.ticket}")
         pnl = closed.pnl - abs(closed.commission)
-        text = (f"{trade.symbol} ticket {trade.ticket} closed at {symbol_price(self.cfg, trade.symbol, closed.exit_price)} "
-                f"({closed.exit_reason}"
-                f"{': ' + reason_text if reason_text else ''}): {closed.r_multiple:+.2f} R, P&L {await self._money(pnl)}.")
+        cash = await self._money(pnl)
+        text = alert_texts.closed_text(symbol_price(self.cfg, trade.symbol, closed.exit_price), closed.r_multiple,
+                                       cash, closed.exit_reason, detail, our_kind=reason_kind)
         self.notify.alert("exit_executed", "high",  # high: the default routing sends it to the chats
-                          f"{trade.symbol}: range scalp closed", text, symbol=trade.symbol, ticket=trade.ticket,
-                          trade=trade, range_data=trade.range_data, exit_price=closed.exit_price,
+                          alert_texts.closed_title(trade, closed.r_multiple, cash), text, symbol=trade.symbol,
+                          ticket=trade.ticket, trade=trade, range_data=trade.range_data, exit_price=closed.exit_price,
                           dedup_key=f"exit_executed:{trade.ticket}")
         return closed

@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from core.alert_texts import r_text
 from core.brokers.base import Tick
 from core.models import ActiveTrade, Direction, ExitPriority, ExitSignal
+from core.wording import price_text
 
 STALL_MAX_MFE_R = 0.5  # a trade that never got half a R in its favour by stall time has no edge left
 STALL_BAND_R = 0.25  # ...and is still within a quarter R of entry
@@ -20,7 +22,10 @@ STALL_BAND_R = 0.25  # ...and is still within a quarter R of entry
 CLOSED_GAP_SECONDS = 2 * 3600.0
 
 
-def _fmt(price: float) -> str:
+def _fmt(price: float, digits: int | None = None) -> str:
+    """At the symbol's digits when known, like every other price the trader sees (core.wording)."""
+    if digits is not None:
+        return price_text(price, digits)
     return f"{price:.5f}".rstrip("0").rstrip(".") if abs(price) < 10 else f"{price:.2f}"
 
 
@@ -72,7 +77,8 @@ def market_minutes(trade: ActiveTrade, candles: np.ndarray, tick_time: float, no
 
 
 def check_range_invalidation_during_trade(
-    trade: ActiveTrade, candles: np.ndarray, candles_outside: int, buffer_atr: float, timeframe_seconds: int = 0
+    trade: ActiveTrade, candles: np.ndarray, candles_outside: int, buffer_atr: float, timeframe_seconds: int = 0,
+    digits: int | None = None,
 ) -> tuple[bool, list[str]]:
     """The range is broken when the last `candles_outside` closes since entry are all beyond an edge.
 
@@ -95,8 +101,8 @@ def check_range_invalidation_during_trade(
     side, edge = ("above the range high", rng.range_high) if above else ("below the range low", rng.range_low)
     last_t = float(bars["time"][-1])
     reasons = [
-        f"{candles_outside} {rng.timeframe} candles in a row closed {side} {_fmt(edge)} "
-        f"(last close {_fmt(closes[-1])} at {_hhmm(last_t)}), so the range no longer holds"
+        f"{candles_outside} {rng.timeframe} candles in a row closed {side} {_fmt(edge, digits)} "
+        f"(last close {_fmt(closes[-1], digits)} at {_hhmm(last_t)}), so the range no longer holds"
     ]
     return True, reasons
 
@@ -169,7 +175,7 @@ def check_early_exit_conditions(
     out: list[ExitSignal] = []
     ri = tcfg.range_invalidation
     bad, reasons = check_range_invalidation_during_trade(
-        trade, candles, ri.candles_outside_range, ri.outside_buffer_atr, timeframe_seconds
+        trade, candles, ri.candles_outside_range, ri.outside_buffer_atr, timeframe_seconds, digits
     )
     if bad:
         out.append(_sig(trade, ExitPriority.CRITICAL, "range_invalidated", reasons[0], now))
@@ -184,15 +190,15 @@ def check_early_exit_conditions(
             _sig(
                 trade, ExitPriority.HIGH, "max_time_in_trade",
                 f"the trade has been open {minutes:.0f} minutes, past the {ex.max_minutes_in_trade:.0f}-minute limit "
-                f"for a scalp (now {r_now:+.2f} R)", now,
+                f"for a scalp (now {r_text(r_now)})", now,
             )
         )
     if minutes >= ex.stall_minutes and trade.mfe_r < STALL_MAX_MFE_R and abs(r_now) < STALL_BAND_R:
         out.append(
             _sig(
                 trade, ExitPriority.MEDIUM, "stalled",
-                f"after {minutes:.0f} minutes price is still next to the entry ({r_now:+.2f} R, best so far "
-                f"{trade.mfe_r:+.2f} R): the fade did not come", now,
+                f"after {minutes:.0f} minutes price is still next to the entry ({r_text(r_now)}, best so far "
+                f"{r_text(trade.mfe_r)}): the fade did not come", now,
             )
         )
     rng = trade.range_data
@@ -206,7 +212,7 @@ def check_early_exit_conditions(
             out.append(
                 _sig(
                     trade, ExitPriority.MEDIUM, "opposite_edge_reached",
-                    f"price {_fmt(price)} reached the {far} edge zone of the range ({r_now:+.2f} R): "
+                    f"price {_fmt(price, digits)} reached the {far} edge zone of the range ({r_text(r_now)}): "
                     f"taking the fade's profit before the edge rejects it", now,
                 )
             )
@@ -217,8 +223,8 @@ def check_early_exit_conditions(
         if be is not None:
             sig = _sig(
                 trade, ExitPriority.LOW, "breakeven",
-                f"the trade reached {r_now:+.2f} R (trigger {ex.breakeven_trigger_r:g} R): stop moved to entry "
-                f"plus costs at {_fmt(be)}", now,
+                f"the trade reached {r_text(r_now)} (trigger {ex.breakeven_trigger_r:g} R): stop moved to entry "
+                f"plus costs at {_fmt(be, digits)}", now,
             )
             out.append(sig.model_copy(update={"action": "move_sl", "new_sl": be}))
     out.sort(key=lambda s: s.priority.rank)

@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from core import alert_texts
 from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
 from core.exit_orders import ExitExecutor, proposal_id_from_comment
 from core.exit_rules import bars_since_entry, check_early_exit_conditions, emergency_exit, excursions_r
@@ -365,8 +366,8 @@ class Monitor:
     async def _close(self, trade: ActiveTrade, sig: ExitSignal, view: MarketView, rep: CycleReport) -> bool:
         """Close `trade` for `sig`; False when it stays open (the broker refused, or the market is closed)."""
         if sig.kind == "range_invalidated" and self.notify.alert(  # re-judged each cycle until closed:
-                "range_invalidated", "critical", f"RANGE INVALIDATED - {trade.symbol} ticket {trade.ticket}",
-                f"{sig.reason}. Closing the trade now.", symbol=trade.symbol, ticket=trade.ticket, trade=trade,
+                "range_invalidated", "critical", f"RANGE INVALIDATED - {alert_texts.trade_label(trade)}",
+                f"Closing the trade now: {sig.reason}.", symbol=trade.symbol, ticket=trade.ticket, trade=trade,
                 range_data=trade.range_data, dedup_key=f"range_invalidated:{trade.ticket}",
                 remind_after=REMINDER_SECONDS):  # paged and recorded once (then hourly), not every cycle
             self.notify.error("range_invalidation_during_trade", sig.reason, alert=False, symbol=trade.symbol,

@@ -28,11 +28,13 @@ import time
 
 from pydantic import BaseModel, Field
 
+from core.alert_texts import trade_label
 from core.brokers.base import BrokerError, Deal, Position
 from core.exit_orders import closed_trade_from_deals, proposal_id_from_comment
 from core.models import ActiveTrade, Direction, ProposalState
 from core.notify import REMINDER_SECONDS
 from core.store.journal import TradeMetadata
+from core.wording import symbol_price
 
 log = logging.getLogger(__name__)
 
@@ -281,11 +283,14 @@ def adopt_position(store, exits, notifier, pos: Position, clock) -> ActiveTrade:
     )
     saved = store.record_adopted(trade, data={"found_at": clock.now()})
     exits.register_trade(saved, persisted=True)
-    sl = f"SL {pos.sl}" if pos.sl else "NO stop loss"
+    px = lambda x: symbol_price(getattr(notifier, "_cfg", None), pos.symbol, x)  # noqa: E731 - the card's digits
+    sl = f"SL {px(pos.sl)}" if pos.sl else "NO stop loss"
+    sl += f", TP {px(pos.tp)}" if pos.tp else ", no TP"
     notifier.error("orphaned_trades", f"adopted orphan position {pos.ticket} {pos.symbol}", alert=False,
                    symbol=pos.symbol, ticket=pos.ticket)
-    notifier.alert("orphan_adopted", "critical", f"ORPHAN ADOPTED - {pos.symbol} ticket {pos.ticket}",
-                   f"Found {pos.symbol} {pos.type} {pos.volume:g} at {pos.price_open} ({sl}) with our magic number "
-                   "that my store did not know. It is now monitored; please check it.",
+    notifier.alert("orphan_adopted", "critical", f"ORPHAN ADOPTED - {trade_label(saved)}",
+                   f"Found {pos.symbol} {trade.direction.value.upper()} {pos.volume:g} at {px(pos.price_open)} ({sl}) "
+                   "with this bot's magic number but not in its records. It is now monitored like any scalp: "
+                   "check it in MetaTrader.",
                    symbol=pos.symbol, ticket=pos.ticket, trade=saved)
     return saved

@@ -87,7 +87,7 @@ async def test_a_chat_that_reconnects_gets_only_what_it_did_not_get(clock, store
     alerts.register_sink("telegram", tg)
     await alerts.drain()
     assert [t.split(": ", 1)[-1] if t.startswith("⏱") else t for t in tg.titles] == [
-        "HIGH: broker_timeout", "RANGE INVALIDATED - EURUSD #5", "SYSTEM AUTO-DISABLED"]
+        "System error: broker timeout", "RANGE INVALIDATED - EURUSD #5", "AUTO-DISABLED: no new trades"]
     assert [t.startswith("⏱ delayed, from ") for t in tg.titles] == [False, True, True]
     assert [d for _, d in _telegram_log(store)] == ["delivered", "delivered late", "delivered late"]
     await alerts.close()
@@ -106,7 +106,7 @@ async def test_a_failing_chat_that_answers_again_is_caught_up_without_reconnecti
     tg.down = False  # the network is back; the link never noticed it was gone
     alerts.alert_system_error("feed_stale", "EURUSD quotes 3 min old")
     await alerts.drain()
-    assert tg.titles == ["HIGH: feed_stale", f"⏱ delayed, from {_hhmm(clock.now())} UTC: EXIT FAILED - EURUSD #7"]
+    assert tg.titles == ["System error: feed stale", f"⏱ delayed, from {_hhmm(clock.now())} UTC: EXIT FAILED - EURUSD #7"]
     assert [d for _, d in _telegram_log(store)] == ["delivered late", "delivered"]
     alerts.alert_system_error("feed_stale", "EURUSD quotes fine again")
     await alerts.drain()

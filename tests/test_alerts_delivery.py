@@ -186,7 +186,7 @@ async def test_named_alerts_carry_data_for_charts(alerts, clock):
     inval, failed, executed = got[:3]
     assert inval.range_data is not None and inval.range_data.range_high == 101.0 and inval.exit_price == 101.7
     assert "MANUAL CLOSE" in failed.text and failed.trade.ticket == 5
-    assert "+1.50R" in executed.text and executed.exit_price == 100.05
+    assert "+1.50 R" in executed.text and executed.exit_price == 100.05
 
 
 def test_redaction():

@@ -122,7 +122,7 @@ async def _faults_close_alerts(env, bot, router, service, clock, desk, alerts, t
     await service.alerts.drain()
     await env.settle()
     posted = [m.content for m in alerts.history()]
-    assert any(f"ticket {ticket} closed" in c for c in posted)
+    assert any(f"#{ticket} closed" in c for c in posted)
 
 
 async def test_emergency_pause_resume_with_confirmation(tmp_path):

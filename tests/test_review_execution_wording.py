@@ -46,7 +46,7 @@ async def test_executed_outcome_and_alerts_use_symbol_digits(cfg, tmp_path):
     assert all(len(p.split(".")[1]) == digits for p in _prices(opened.text))
     await svc.close_trade(out.ticket, k.TRADER)
     closed = [a for a in svc.notifier.sent if a.kind == "exit_executed"][-1]
-    at = re.search(r"closed at (\d+\.\d+)", closed.text)
+    at = re.search(r"Closed at (\d+\.\d+)", closed.text)
     assert at and len(at.group(1).split(".")[1]) == digits, closed.text
     currency = svc.broker.account_info().currency
-    assert re.search(rf"P&L [+-]\d+\.\d\d {currency}\.$", closed.text), closed.text  # the money's unit
+    assert re.search(rf"P&L [+-]\d+\.\d\d {currency}\.$", closed.text, re.M), closed.text  # the money's unit

@@ -37,6 +37,7 @@ async def test_close_that_finds_the_broker_stop_already_filled_says_so(cfg, tmp_
     assert out.ok and closed is not None
     assert closed.exit_reason in ("stop_loss", "take_profit", "breakeven_stop")
     alert = [a for a in svc.notifier.sent if a.kind == "exit_executed" and a.ticket == ticket][-1]
-    assert f"({closed.exit_reason}: hit at the broker before my manual_close exit went out" in alert.text
+    words = {"stop_loss": "stop loss", "take_profit": "take profit", "breakeven_stop": "breakeven stop"}[closed.exit_reason]
+    assert f"Why: {words} hit at the broker before my exit (closed by hand) went out" in alert.text
     data = [e.data for e in svc.store.journal.for_ticket(ticket) if e.data and "reason_text" in e.data]
     assert data and data[-1]["reason_text"].startswith("hit at the broker before my manual_close exit")

@@ -85,8 +85,8 @@ async def test_scalp_approve_monitor_exit_alert(tg):
     service.monitor.wake()
     alert = await api.wait_for(
         lambda a: [c for c in a.sent("sendMessage") if c.params["chat_id"] == TRADER
-                   and f"ticket {ticket} closed" in c.params["text"]], timeout=20)
-    assert "max_time_in_trade" in alert[-1].params["text"]
+                   and f"#{ticket} closed" in c.params["text"]], timeout=20)
+    assert "Why: time limit" in alert[-1].params["text"]
     assert api.sent("sendPhoto")[-1].files["photo"].startswith(b"\x89PNG")  # exit alerts carry a chart
     assert service.broker.positions() == []
     closed = service.recent_trades(1)

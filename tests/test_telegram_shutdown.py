@@ -162,7 +162,7 @@ async def test_alerts_raised_while_the_process_starts_reach_the_chat(tmp_path):
     task = asyncio.create_task(runner.run())
     try:
         await api.wait_for(lambda a: [c for c in a.sent("sendMessage")
-                                      if "our magic number" in c.params["text"] and c.params["chat_id"] == TRADER])
+                                      if "magic number but not in its records" in c.params["text"] and c.params["chat_id"] == TRADER])
         assert service.recovery.orphans_adopted == [order.position]
     finally:
         runner.stop_event.set()
