@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from core.alert_texts import exit_reason_words, r_text
 from core.models import Alert, AnalysisResult, ClosedTrade, Direction, StrategyScore, TradeProposal
 from core.wording import price_text
 
@@ -184,7 +185,7 @@ def status_text(rows: list[Any], digits_of=lambda sym: 2, now: float | None = No
             f"   entry {price(getattr(trade, 'entry_price', None), d)} SL {price(getattr(trade, 'sl', None), d)}"
             f" TP {price(getattr(trade, 'tp', None), d)}"
         )
-        pnl_txt = "- (waiting for a price)" if pnl_r is None else f"{pnl_r:+.2f}R"
+        pnl_txt = "- (waiting for a price)" if pnl_r is None else r_text(pnl_r)  # as the alerts write R
         pnl_money = getattr(r, "pnl", None)
         if pnl_r is not None and isinstance(pnl_money, int | float):
             pnl_txt += f" ({money(pnl_money, currency)})"
@@ -201,8 +202,8 @@ def trades_text(trades: list[ClosedTrade], digits_of=lambda sym: 2, currency: st
         icon = "🟢" if t.r_multiple > 0 else ("⚪" if t.r_multiple == 0 else "🔴")
         lines.append(f"{icon} #{t.ticket} {t.symbol} {t.direction.value} {t.strategy}")
         lines.append(
-            f"   {price(t.entry_price, d)}→{price(t.exit_price, d)} {t.r_multiple:+.2f}R"
-            f" P&L {money(t.pnl, currency)} · {t.exit_reason}"
+            f"   {price(t.entry_price, d)}→{price(t.exit_price, d)} {r_text(t.r_multiple)}"
+            f" P&L {money(t.pnl - abs(t.commission), currency)} · {exit_reason_words(t.exit_reason)}"
         )
     return "\n".join(lines)
 

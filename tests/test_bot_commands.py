@@ -34,7 +34,7 @@ async def test_commands_end_to_end_on_the_real_core(tmp_path):
         out = await router.handle_callback(confirm, TRADER)
         assert out.text.startswith(f"✅ Closed ticket {ticket} at") and service.broker.positions() == []
         trades = (await say("/trades 3")).text
-        assert f"#{ticket} XAUUSDc long" in trades and "manual_close" in trades
+        assert f"#{ticket} XAUUSDc long" in trades and "closed by hand" in trades
         m = (await say("/metrics 30")).text
         assert m.startswith("Metrics, last 30 days: 1 trade") and "By strategy:" in m
         c = (await say("/config BTCusdc")).text

@@ -57,7 +57,7 @@ async def test_open_trade_status_shows_money_next_to_r(tmp_path):
         assert "waiting for a price" in (await router.handle_text("/status", TRADER)).text
         await service.monitor.run_cycle()  # the monitor's first look gives the trade a price
         status = (await router.handle_text("/status", TRADER)).text
-        assert re.search(rf"P&L [+-]\d+\.\d\dR \([+-]\d+\.\d\d {currency}\) ·", status), status
+        assert re.search(rf"P&L [+-]\d+\.\d\d R \([+-]\d+\.\d\d {currency}\) ·", status), status
     finally:
         await service.stop()
 
