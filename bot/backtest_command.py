@@ -55,22 +55,22 @@ def backtest_summary(report: Any, days: int | None) -> str:
         f"Net P&L {money(o.net_pnl, cur)} {n} · balance {money(report.starting_balance, '', '')} → "
         f"{money(report.final_balance, cur, '')}",
         f"Win rate {_num(wr, '.0f', '%')} {n} · profit factor {profit_factor_text(o)} {n}",
-        f"Expectancy {_num(o.expectancy_r, '+.3f', 'R')} {nr} · {money(o.expectancy_money, cur)}/trade {n}",
+        f"Expectancy {_num(o.expectancy_r, '+.3f', ' R')} {nr} · {money(o.expectancy_money, cur)}/trade {n}",
         f"Avg R {_num(o.avg_r)} {nr} · median R {_num(o.median_r)} {nr}",
-        f"MFE {_num(o.avg_mfe_r, '+.2f', 'R')} · MAE {_num(o.avg_mae_r, '+.2f', 'R')} (n={o.mfe_trades})",
+        f"MFE {_num(o.avg_mfe_r, '+.2f', ' R')} · MAE {_num(o.avg_mae_r, '+.2f', ' R')} (n={o.mfe_trades})",
         f"Max drawdown {money(o.max_drawdown, cur, '')}{dd_pct} {n}",
     ]
     ci = m.expectancy_r_ci
     if ci is not None and ci.low is not None:
-        lines.append(f"Expectancy {int(ci.confidence * 100)}% CI {ci.low:+.3f}R … {ci.high:+.3f}R (n={ci.trades})")
-    parts = [f"{label} {_num(b.expectancy_r, '+.3f', 'R')} (n={b.trades})"
+        lines.append(f"Expectancy {int(ci.confidence * 100)}% CI {ci.low:+.3f} R … {ci.high:+.3f} R (n={ci.trades})")
+    parts = [f"{label} {_num(b.expectancy_r, '+.3f', ' R')} (n={b.trades})"
              for label, b in (("in-sample", m.in_sample), ("out-of-sample", m.out_of_sample)) if b is not None]
     if parts:
         lines.append("Split: " + " · ".join(parts))
     if m.by_strategy:
         lines.append("By strategy:")
         for name, b in list(m.by_strategy.items())[:6]:
-            lines.append(f" • {name}: exp {_num(b.expectancy_r, '+.2f', 'R')}, net {money(b.net_pnl, cur)} "
+            lines.append(f" • {name}: exp {_num(b.expectancy_r, '+.2f', ' R')}, net {money(b.net_pnl, cur)} "
                          f"(n={b.trades})")
     if report.open_at_end:
         lines.append(f"⚠️ {plural(report.open_at_end, 'trade')} still open at the end (market closed)")

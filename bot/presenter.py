@@ -221,7 +221,7 @@ def metrics_text(report: Any, days: int | None, currency: str = "") -> str:
         return "-" if x is None else f"{100 * x:.0f}%"
 
     def r(x, spec="+.2f"):
-        return "-" if x is None else format(x, spec) + "R"
+        return "-" if x is None else format(x, spec) + " R"
 
     rr = (m.avg_win_r / abs(m.avg_loss_r)) if m.avg_win_r and m.avg_loss_r else None
     lines = [

@@ -54,3 +54,16 @@ def test_backtest_money_carries_the_account_currency():
     assert net.startswith(f"Net P&L {m.overall.net_pnl:+.2f} USC") and net.endswith(" USC")
     assert "/trade" in text and " USC/trade" in text
     assert next(ln for ln in text.splitlines() if ln.startswith("Max drawdown")).split(" · ")[0].endswith(" USC")
+
+
+def test_r_is_written_the_same_way_as_on_the_alert_pages():
+    """The close page and /status say '-1.01 R'; /metrics and /backtest said '-1.01R'."""
+    import re
+
+    m = compute_metrics(_trades(), starting_balance=1000.0, bootstrap_resamples=50)
+    rep = SimpleNamespace(metrics=m, symbol="XAUUSDc", timeframe="M5", strategy_mode="auto", start=T0,
+                          end=T0 + 3600, bars=12, starting_balance=1000.0, final_balance=1000.0 + m.overall.net_pnl,
+                          open_at_end=0, currency="USD")
+    for text in (presenter.metrics_text(m, None, currency="USD"), backtest_summary(rep, None)):
+        assert re.search(r"[+-]\d+\.\d+ R\b", text), text
+        assert not re.search(r"\d R?R\b|\dR\b", text), text
