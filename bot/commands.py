@@ -186,7 +186,7 @@ class CommandRouter:
             analysis, proposals = await self.service.propose(symbol)
         else:
             self.service.authorize(user_id, "analyse")
-            analysis = await self.service.analyse(symbol)
+            analysis = await self.service.assess(symbol)
         digits = self._digits(symbol)
         blocked = facts.entries_blocked(self.service) if proposals else None
         text = presenter.analysis_card(analysis, digits, proposals, blocked=blocked)

@@ -162,6 +162,11 @@ class TradingService:
             return await res
         return res
 
+    async def assess(self, symbol: str) -> AnalysisResult:
+        """The analysis as this account may act on it: the re-entry rule applied, so a viewer's card gives
+        the same verdict as the trader's (`analyse` alone stays a pure market read for the CLI and tests)."""
+        return self.execution.with_reentry_rule(await self.analyse(symbol))
+
     async def propose(self, symbol: str, user_id=None) -> tuple[AnalysisResult, list[TradeProposal]]:
         """Analyse and store one pending proposal per viable strategy (auto-executes when configured).
 
@@ -170,7 +175,7 @@ class TradingService:
         if user_id is not None:
             self.authz.check(user_id, "propose")
         self._require_ready()
-        analysis = self.execution.with_reentry_rule(await self.analyse(symbol))
+        analysis = await self.assess(symbol)
         proposals = self.execution.create_proposals(analysis)
         auto = self.execution.auto_execute_candidate(analysis, proposals)
         if auto is not None:

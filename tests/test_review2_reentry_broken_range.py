@@ -50,6 +50,13 @@ async def test_a_range_closed_by_invalidation_is_not_traded_again(cfg, tmp_path)
     assert props == [], "a range the bot had just declared broken was offered again"
     assert not analysis.passed
     assert [f.name for f in analysis.failures] == ["reentry"] and "broke" in analysis.failures[0].reason
+    # a viewer's /scalp card gives the same verdict (it used to read the market alone: "TRADEABLE")
+    from bot.runner import make_router
+
+    router = make_router(svc, svc.cfg, chart_dir=tmp_path / "charts")
+    card = await router.handle_text(f"/scalp {SYMBOL}", k.VIEWER)
+    assert "NO TRADE" in card.text and "reentry:" in card.text and "broke" in card.text, card.text
+    assert not card.buttons
     # a card shown before the range broke is still refused at send time
     (late,) = svc.execution.create_proposals(analyser(SYMBOL))
     out = await svc.approve(late.id, k.TRADER)
