@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from core.alert_texts import trade_label
 from core.brokers.base import (
     Broker,
     BrokerConnectionError,
@@ -363,7 +364,7 @@ class ExecutionEngine:
         if notes:
             text += " " + "; ".join(notes) + "."
             detail += "\n" + "; ".join(notes)
-        self.notify.alert("trade_opened", "info", f"{p.symbol}: range scalp opened", text, symbol=p.symbol,
+        self.notify.alert("trade_opened", "info", f"{trade_label(saved)} opened", text, symbol=p.symbol,
                           ticket=trade.ticket, trade=saved, range_data=trade.range_data)
         out = self.outcome_of(self.store.proposals.get(p.id))
         return out.model_copy(update={"message": "Executed: " + text, "detail": detail})

@@ -44,6 +44,9 @@ async def test_executed_outcome_and_alerts_use_symbol_digits(cfg, tmp_path):
 
     opened = [a for a in svc.notifier.sent if a.kind == "trade_opened"][-1]
     assert all(len(p.split(".")[1]) == digits for p in _prices(opened.text))
+    # named like the close page names it: symbol, direction, ticket
+    side = svc.store.trades.get(out.ticket).direction.value.upper()
+    assert opened.title == f"{opened.symbol} {side} #{out.ticket} opened", opened.title
     await svc.close_trade(out.ticket, k.TRADER)
     closed = [a for a in svc.notifier.sent if a.kind == "exit_executed"][-1]
     at = re.search(r"Closed at (\d+\.\d+)", closed.text)
