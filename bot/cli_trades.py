@@ -78,7 +78,7 @@ def _open(args) -> int:
     for t in trades:
         be = " BE" if t.breakeven_moved else ""
         print(f"#{t.ticket} {t.symbol} {t.direction.value} {t.volume:g} {t.strategy} entry {p(t.symbol, t.entry_price)} "
-              f"SL {p(t.symbol, t.sl)} TP {p(t.symbol, t.tp)} since {_t(t.entry_time)} MFE {t.mfe_r:+.2f}R MAE {t.mae_r:+.2f}R "
+              f"SL {p(t.symbol, t.sl)} TP {p(t.symbol, t.tp)} since {_t(t.entry_time)} MFE {t.mfe_r:+.2f} R MAE {t.mae_r:+.2f} R "
               f"[{t.exit_manager_state}{be}]")
     return 0
 
@@ -98,7 +98,7 @@ def _closed(args) -> int:
     p = _price_fmt(args)
     for t in trades:
         print(f"#{t.ticket} {t.symbol} {t.direction.value} {t.strategy} {_t(t.entry_time)} → {_t(t.exit_time)} "
-              f"{p(t.symbol, t.entry_price)} → {p(t.symbol, t.exit_price)} {t.r_multiple:+.2f}R P&L {t.pnl - abs(t.commission):+.2f} "
+              f"{p(t.symbol, t.entry_price)} → {p(t.symbol, t.exit_price)} {t.r_multiple:+.2f} R P&L {t.pnl - abs(t.commission):+.2f} "
               f"({t.exit_reason})")
     return 0
 

@@ -30,7 +30,7 @@ def test_open_closed_and_metrics(tmp_path, capsys):
     assert "#7 XAUUSDc short" in out and "[active BE]" in out
     assert main(["trades", "closed", "--store", path, "-n", "5"]) == 0
     out = capsys.readouterr().out
-    assert "#5 XAUUSDc long rsi_bounce" in out and "+2.00R" in out and "P&L +5.90" in out
+    assert "#5 XAUUSDc long rsi_bounce" in out and "+2.00 R" in out and "P&L +5.90" in out
     assert main(["trades", "closed", "--store", path, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["ticket"] == 5
     assert main(["trades", "metrics", "--store", path, "--json"]) == 0
