@@ -183,6 +183,7 @@ class RangeScalpingAlerts:
             return None
 
     def _hand_off(self, alert: Alert, log_id: int | None) -> None:
+        self._catchup.handing(log_id)  # logged, not queued yet: a catch-up now must not send it too
         self._call_on_loop(self._enqueue, alert, log_id)
 
     def _call_on_loop(self, fn: Callable[..., None], *args: Any) -> None:
@@ -232,6 +233,7 @@ class RangeScalpingAlerts:
 
     def _enqueue(self, alert: Alert, log_id: int | None) -> None:
         """Runs on the loop thread: onto each routed sink's queue; an expected chat not there is logged as missing it."""
+        self._catchup.handed(log_id)  # on the queues (in flight) below, or logged missing: nothing runs in between
         routed = self.routes_for(alert.severity)
         for name in routed:
             self._put(name, alert, log_id, late=False)

@@ -13,6 +13,7 @@ while routine opens/closes (sent "high" only so the chat hears of them live) are
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,7 +89,9 @@ def summary(n: int, now: float) -> Alert:
 class CatchUp:
     """The catch-up book of one RangeScalpingAlerts: per expected chat, where its history starts (the last
     log id before it was expected), which log ids are on its queue now (not missed, just not there yet)
-    and whether its last delivery failed (its next success means it is back)."""
+    and whether its last delivery failed (its next success means it is back). An alert is logged on the
+    sending thread and queued on the loop a moment later: until then it is `handing`, on its way to every
+    chat registered when it is queued, so a catch-up in between must leave it alone."""
 
     def __init__(self, store: Any, routing: dict[str, list[str]], clock: Any) -> None:
         self._store = store
@@ -97,6 +100,18 @@ class CatchUp:
         self.expected: dict[str, int] = {}
         self.in_flight: dict[str, set[int]] = {}
         self.failing: set[str] = set()
+        self._handing: set[int] = set()
+        self._handing_lock = threading.Lock()  # the sending thread adds, the loop removes and reads
+
+    def handing(self, log_id: int | None) -> None:
+        if log_id is not None:
+            with self._handing_lock:
+                self._handing.add(log_id)
+
+    def handed(self, log_id: int | None) -> None:
+        if log_id is not None:
+            with self._handing_lock:
+                self._handing.discard(log_id)
 
     def expect(self, sink: str) -> None:
         if sink not in self.expected:
@@ -137,7 +152,9 @@ class CatchUp:
             return []
         try:
             rows = self._store.alerts.logged_after(0, self._clock.now() - CATCHUP_MAX_AGE_S)
-            rows = missed(rows, sink, self._routing, self.in_flight.get(sink, set()), self.expected[sink])
+            with self._handing_lock:
+                busy = self.in_flight.get(sink, set()) | self._handing
+            rows = missed(rows, sink, self._routing, busy, self.expected[sink])
             send, summarised = plan(rows)
             for r in summarised:
                 self._store.alerts.set_delivery(r["id"], sink, "summarised in a catch-up")

@@ -219,3 +219,22 @@ def test_a_restart_sends_what_the_last_run_missed_and_nothing_already_caught_up(
     asyncio.run(third_run())
     assert tg3.got == []  # a normal start-up replays nothing
     s3.close()
+
+
+async def test_an_alert_sent_from_a_thread_as_the_chat_connects_goes_out_once(clock, store):
+    """The alert is logged on the sending thread and queued on the loop a moment later; a chat that
+    connects in between must get it live or late, never both."""
+    import threading
+
+    alerts = _alerts(clock, store)
+    alerts.attach()
+    tg = Chat()
+    alerts.expect_sink("telegram")
+    sender = threading.Thread(target=alerts.alert_exit_failed, args=(3, "XAUUSDc", "requote"))
+    sender.start()
+    sender.join()  # logged, its hand-off to the loop not run yet: the loop is busy here
+    alerts.register_sink("telegram", tg)  # the catch-up runs now, before that hand-off
+    await alerts.drain()
+    assert tg.titles == ["EXIT FAILED - XAUUSDc #3"]
+    assert [d for _, d in _telegram_log(store)] == ["delivered"]
+    await alerts.close()
