@@ -28,7 +28,7 @@ import time
 
 from pydantic import BaseModel, Field
 
-from core.alert_texts import trade_label
+from core.alert_texts import exit_reason_words, trade_label
 from core.brokers.base import BrokerError, Deal, Position
 from core.exit_orders import closed_trade_from_deals, proposal_id_from_comment
 from core.models import ActiveTrade, Direction, ProposalState
@@ -228,7 +228,9 @@ async def _journal_one(store, broker, exits, executor, notifier, clock, open_pos
     notifier.alert("orphan_adopted", "critical", f"ORPHAN FOUND IN HISTORY - {entry.symbol} ticket {pos_id}",
                    f"{entry.symbol} {entry.type} {entry.volume:g} at {entry.price} with our magic number opened "
                    f"and closed at the broker without my knowing it{was}. I journalled it from the deal "
-                   f"history: exit {closed.exit_price:g} ({closed.exit_reason}), P&L {closed.pnl:+.2f}. "
+                   f"history: exit {symbol_price(getattr(notifier, '_cfg', None), entry.symbol, closed.exit_price)} "
+                   f"({exit_reason_words(closed.exit_reason)}), P&L {closed.pnl - abs(closed.commission):+.2f} "
+                   "after commission, as on its close page. "
                    "Please check it in MetaTrader.", symbol=entry.symbol, ticket=pos_id, trade=saved,
                    dedup_key=f"orphan_history:{pos_id}")
     return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import lifecycle_helpers as k
 import pytest
 
+from core.alert_texts import exit_reason_words
 from core.brokers.base import OrderRequest
 from core.clock import FixedClock
 from core.exit_orders import order_comment
@@ -100,6 +101,9 @@ async def test_failed_proposal_whose_order_landed_and_closed_while_down_is_journ
     assert svc2.store.proposals.get(p.id).state is ProposalState.FAILED  # its history stays as it happened
     alerts = [a for a in svc2.notifier.sent if a.kind == "orphan_adopted"]
     assert len(alerts) == 1 and alerts[0].severity == "critical" and str(ticket) in alerts[0].title
+    # its result reads as on the trade's close page: the reason in words, money after commission
+    assert ct.exit_reason not in alerts[0].text and exit_reason_words(ct.exit_reason) in alerts[0].text
+    assert f"P&L {ct.pnl - abs(ct.commission):+.2f} after commission" in alerts[0].text
     assert svc2.store.errors.recent(5, "orphaned_trades")
     _journal_agrees_with_deals(svc2.store, svc2.broker.inner, magic)
     assert svc2.broker.calls.get("market_order", 0) == 0
