@@ -238,3 +238,21 @@ async def test_an_alert_sent_from_a_thread_as_the_chat_connects_goes_out_once(cl
     assert tg.titles == ["EXIT FAILED - XAUUSDc #3"]
     assert [d for _, d in _telegram_log(store)] == ["delivered"]
     await alerts.close()
+
+
+def test_a_chat_registered_before_the_loop_gets_an_alert_sent_then_once(clock, store):
+    """Before a loop exists, the catch-up of a chat registering and an alert sent just after both wait
+    for it; the alert, already logged, must not go out late and then live too."""
+    alerts = _alerts(clock, store)
+    tg = Chat()
+    alerts.expect_sink("telegram")
+    alerts.register_sink("telegram", tg)
+    alerts.alert_auto_disabled("5 errors in an hour")
+
+    async def run() -> None:
+        await alerts.drain()
+        await alerts.close()
+
+    asyncio.run(run())
+    assert tg.titles == ["AUTO-DISABLED: no new trades"]
+    assert [d for _, d in _telegram_log(store)] == ["delivered"]
