@@ -83,6 +83,10 @@ class TradingService:
         """Recovery (store → broker reconcile → orphans), then the monitor task; only then `ready`."""
         if self.alerts is not None and hasattr(self.alerts, "attach"):
             self.alerts.attach(asyncio.get_running_loop())
+            # what the last run logged but no chat answered before it died (the chats register first)
+            replayed = self.alerts.replay_undelivered() if hasattr(self.alerts, "replay_undelivered") else 0
+            if replayed:
+                log.warning("re-sent %d alert(s) a crash left undelivered", replayed)
         self.stopping = False
         await self._recover()
         self._warn_if_trading_blocked()
