@@ -13,8 +13,7 @@ The exit manager, the monitor and the ErrorHandler all call this; the chat adapt
 - Identical alerts (same dedup_key, else kind+ticket+symbol+text) within `dedup_window_seconds`
   are sent once: a monitor cycle every few seconds must not spam the same invalidation.
 - Routing per severity (`alerts.routing`): a sink only gets severities that list its name.
-- A chat the runner expects (`expect_sink`) that was absent or failing is caught up when it comes
-  back (re-registered, or a delivery succeeds again): core/alerts_replay.py says what and how.
+- A chat the runner expects (`expect_sink`) gets what it missed when back: see core/alerts_replay.py.
 """
 from __future__ import annotations
 
@@ -120,8 +119,8 @@ class RangeScalpingAlerts:
             self._call_on_loop(self._catch_up, name)
 
     def expect_sink(self, name: str) -> None:
-        """A configured chat (the runner has its token): alerts routed to it from now on that it misses, absent
-        or failing, go to it late when it is back; earlier ones never do (a normal start-up replays nothing)."""
+        """A configured chat (the runner has its token): what it misses from now on, and what an earlier run
+        recorded it missing, goes to it late when it is back (`core.alerts_replay`)."""
         with self._lock:
             self._catchup.expect(name)
 
@@ -333,8 +332,7 @@ class RangeScalpingAlerts:
         await asyncio.gather(*workers, return_exceptions=True)
 
     def replay_undelivered(self, max_age_seconds: float = 3600.0) -> int:
-        """At start-up: send again the alerts a crash left 'queued' in the log; they keep their log row, so
-        the outcome lands where the alert was first recorded. Returns how many were re-queued."""
+        """At start-up (`TradingService.start`): re-send what a crash left 'queued', on its own log row."""
         leftovers = alerts_replay.crash_leftovers(self._store, self.clock.now() - max_age_seconds)
         for alert, log_id in leftovers:
             with self._lock:
