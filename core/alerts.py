@@ -294,15 +294,15 @@ class RangeScalpingAlerts:
             return res
         log.error("alert %r NOT delivered to %s after %d attempt(s): %s", alert.title, name, attempts, error)
         res = DeliveryResult(kind=alert.kind, sink=name, ok=False, attempts=attempts, error=error)
-        self._record(res, log_id)
+        self._record(res, log_id, late=late)
         return res
 
     def _record(self, res: DeliveryResult, log_id: int | None, *, late: bool = False) -> None:
         self.results.append(res)
-        ok = "delivered late" if late else "delivered"
+        said = self._catchup.outcome(res.sink, log_id, res.ok, late, f"failed after {res.attempts}: {res.error}")
         if self._store is not None and log_id is not None:
             try:
-                self._store.alerts.set_delivery(log_id, res.sink, ok if res.ok else f"failed after {res.attempts}: {res.error}")
+                self._store.alerts.set_delivery(log_id, res.sink, said)
             except Exception as e:
                 log.error("could not record alert delivery: %s", redact_secrets(str(e)))
 

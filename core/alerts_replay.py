@@ -25,7 +25,10 @@ CATCHUP_MAX_AGE_S = 3600.0  # same horizon as replay_undelivered's default
 CATCHUP_CAP = 10
 ROUTINE = frozenset({"trade_opened", "exit_executed"})
 # a sink's entry in `deliveries` that means "nothing left to send it"
-_HANDLED = ("delivered", "summarised")
+_HANDLED = ("delivered", "summarised", "gave up")
+# late copies of one alert a chat may fail before it is given up: a message the chat refuses for good
+# (too long, bad markup) would otherwise be re-sent, with all its retries, after every later success
+LATE_TRIES = 2
 # ... and the entries a previous run left when the chat did not get an alert
 _MISSED = ("missed", "failed")
 _RANK = {"critical": 0, "high": 1, "medium": 2, "info": 3}
@@ -100,6 +103,7 @@ class CatchUp:
         self.expected: dict[str, int] = {}
         self.in_flight: dict[str, set[int]] = {}
         self.failing: set[str] = set()
+        self._late_failed: dict[tuple[str, int], int] = {}
         self._handing: set[int] = set()
         self._handing_lock = threading.Lock()  # the sending thread adds, the loop removes and reads
 
@@ -144,6 +148,18 @@ class CatchUp:
         back = sink in self.failing
         self.failing.discard(sink)
         return back
+
+    def outcome(self, sink: str, log_id: int | None, ok: bool, late: bool, failure: str) -> str:
+        """The alert log's word for one delivery. A late copy that failed `LATE_TRIES` times is given up
+        ('gave up: …' counts as handled), so a message the chat refuses for good stops coming back."""
+        if ok:
+            return "delivered late" if late else "delivered"
+        if late and log_id is not None:
+            key = (sink, log_id)
+            self._late_failed[key] = self._late_failed.get(key, 0) + 1
+            if self._late_failed[key] >= LATE_TRIES:
+                return "gave up: late copy " + failure
+        return failure
 
     def due(self, sink: str) -> list[tuple[Alert, int | None]]:
         """What to send `sink` now, oldest first, as (late copy, its log id); the summary line last. Alerts

@@ -256,3 +256,32 @@ def test_a_chat_registered_before_the_loop_gets_an_alert_sent_then_once(clock, s
     asyncio.run(run())
     assert tg.titles == ["AUTO-DISABLED: no new trades"]
     assert [d for _, d in _telegram_log(store)] == ["delivered"]
+
+
+async def test_a_late_copy_the_chat_refuses_for_good_is_given_up_after_two_rounds(clock, store):
+    """A message Telegram will never take (say, too long) must not come back, with all its retries,
+    after every later alert that does get through."""
+    alerts = _alerts(clock, store)
+    calls: list[str] = []
+    got: list[str] = []
+
+    async def picky(alert: Alert) -> None:
+        calls.append(alert.title)
+        if "#13" in alert.title:
+            raise ValueError("Bad Request: message is too long")
+        got.append(alert.title)
+
+    alerts.expect_sink("telegram")
+    alerts.alert_exit_failed(13, "XAUUSDc", "requote")  # missed: not connected
+    await alerts.drain()
+    alerts.register_sink("telegram", picky)  # catch-up round 1: the late copy fails every attempt
+    await alerts.drain()
+    for ticket in (21, 22, 23):  # each live success may trigger another catch-up round
+        alerts.alert_exit_failed(ticket, "XAUUSDc", "requote")
+        await alerts.drain()
+    tries = 1 + alerts.cfg.sink_max_retries
+    assert sum("#13" in t for t in calls) == 2 * tries  # two rounds, then given up
+    assert [t.split(" - ")[-1] for t in got] == ["XAUUSDc #21", "XAUUSDc #22", "XAUUSDc #23"]
+    said = dict(_telegram_log(store))
+    assert said["EXIT FAILED - XAUUSDc #13"].startswith("gave up: late copy failed after")
+    await alerts.close()
