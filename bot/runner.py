@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -285,11 +285,9 @@ class Runner:
             await link.stop()
         try:
             if self.telegram is not None:
-                with contextlib.suppress(Exception):
-                    await self.telegram.stop_polling()
+                await _stop_step("Telegram polling", self.telegram.stop_polling)
             if self.discord is not None:
-                with contextlib.suppress(Exception):
-                    await self.discord.stop_commands()
+                await _stop_step("Discord commands", self.discord.stop_commands)
             await self.service.stop()
         finally:
             alerts = getattr(self.service, "alerts", None)
@@ -297,14 +295,21 @@ class Runner:
                 with contextlib.suppress(Exception):
                     alerts.unregister_sink(name)
             if self.telegram is not None:
-                with contextlib.suppress(Exception):
-                    await self.telegram.stop()
+                await _stop_step("Telegram", self.telegram.stop)
             if self.discord is not None:
-                with contextlib.suppress(Exception):
-                    await self.discord.close()
+                await _stop_step("Discord", self.discord.close)
             for link in self.links.values():  # a connected Discord's `serve` ends with its close()
                 if link.task is not None and not link.task.done():
                     link.task.cancel()
+
+
+async def _stop_step(what: str, step: Callable[[], Awaitable[Any]]) -> None:
+    """One step of the shutdown: a failure must not keep the later steps (the other chat, the service)
+    from running, but it goes to the log, where whoever wonders why a chat said nothing will look."""
+    try:
+        await step()
+    except Exception:  # noqa: BLE001
+        log.warning("stopping %s failed", what, exc_info=True)
 
 
 async def run_app(cfg: AppConfig, secrets: Secrets, **kwargs: Any) -> int:

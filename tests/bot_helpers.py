@@ -1,6 +1,9 @@
 """Shared helpers for the chat-front-end tests: real candles and analyses built on them."""
 from __future__ import annotations
 
+import asyncio
+import io
+import queue
 from contextlib import asynccontextmanager
 from functools import lru_cache
 
@@ -156,3 +159,27 @@ async def discord_world(tmp_path):
             yield env, bot, router, service, clock, desk, alerts, trader, viewer, stranger
         finally:
             await service.stop()
+
+
+class OpenStdin(io.StringIO):
+    """A console stdin that stays open until the test feeds it: `readline` blocks until a line (or "" for
+    EOF) is fed, as a terminal's would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q: queue.Queue[str] = queue.Queue()
+
+    def feed(self, line: str) -> None:
+        self.q.put(line)
+
+    def readline(self, *a) -> str:
+        return self.q.get()
+
+
+async def until(pred, timeout: float = 20.0) -> None:
+    """Poll `pred` on the event loop (other tasks run meanwhile) until it is true; TimeoutError if not."""
+    for _ in range(int(timeout / 0.02)):
+        if pred():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError

@@ -8,7 +8,7 @@ import os
 import threading
 from pathlib import Path
 
-from bot_helpers import start_core
+from bot_helpers import start_core, until
 
 from bot.console import ConsoleChat
 from bot.runner import make_router
@@ -27,14 +27,6 @@ class _Out(io.StringIO):
         if "MoneyBot commands" in s:
             self.help_seen.set()
         return n
-
-
-async def _until(predicate, timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met")
 
 
 async def test_console_backtest_progress_chart_summary_and_other_commands_meanwhile(tmp_path):
@@ -69,11 +61,11 @@ async def test_console_backtest_progress_chart_summary_and_other_commands_meanwh
             type_line("/help")  # answered while the backtest is held half-way in its worker thread
             assert await asyncio.to_thread(out.help_seen.wait, 20)
             type_line("backtest BTCUSDc 2")
-            await _until(lambda: "A backtest is already running" in out.getvalue())
+            await until(lambda: "A backtest is already running" in out.getvalue())
             assert "✅ Backtest" not in out.getvalue() and "📊" not in out.getvalue()
         finally:
             gate.set()
-        await _until(lambda: "📊 Backtest" in out.getvalue())
+        await until(lambda: "📊 Backtest" in out.getvalue())
         type_line("/backtest XAUUSDc x")
         type_line("backtest nope")
         os.close(w)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import queue
 
-from bot_helpers import TRADER, start_core
+from bot_helpers import TRADER, OpenStdin, start_core
 
 from bot.runner import Runner
 from core.models import Alert
@@ -16,25 +15,11 @@ from core.settings import Secrets
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.abcdefghijklmnopqrstuvwxyz0123456789AB"
 
 
-class _Pipe(io.StringIO):
-    """A stdin that stays open until the test feeds it (readline blocks until a line or EOF arrives)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.q: queue.Queue[str] = queue.Queue()
-
-    def feed(self, line: str) -> None:
-        self.q.put(line)
-
-    def readline(self, *a) -> str:
-        return self.q.get()
-
-
 async def test_discord_down_at_start_stops_its_alert_queue_not_the_process(tmp_path):
     service, clock = await start_core(tmp_path)
     await service.stop()
     secrets = Secrets(_env_file=None, discord_token=TOKEN, discord_alert_channel_id=42, trader_user_ids=[TRADER])
-    stdin = _Pipe()
+    stdin = OpenStdin()
     out = io.StringIO()
     runner = Runner(service, service.cfg, secrets, stdin=stdin, stdout=out, chart_dir=tmp_path / "charts")
     task = asyncio.create_task(runner.run())

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import queue
 
 import pytest
+from bot_helpers import OpenStdin
 from fakes.bot_api_server import BotApiServer
 
 from bot.replies import Reply
@@ -75,17 +75,6 @@ async def test_alert_retry_resends_only_to_the_chats_that_failed(api):
         await fe.app.shutdown()
 
 
-class _Pipe(io.StringIO):
-    """A stdin the test feeds line by line (readline blocks until a line or EOF arrives)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.q: queue.Queue[str] = queue.Queue()
-
-    def readline(self, *a) -> str:
-        return self.q.get()
-
-
 class _Alerts:
     def register_sink(self, name, fn):
         pass
@@ -120,7 +109,7 @@ async def test_quit_typed_at_the_console_stops_the_process_even_with_telegram(ap
     # the operator asking to stop: it must not leave a process running with a dead console
     secrets = Secrets(_env_file=None, telegram_token=TOKEN, telegram_chat_id=GOOD, trader_user_ids=[GOOD])
     for line, stops in (("", False), ("/quit\n", True)):
-        stdin, out, service = _Pipe(), io.StringIO(), _Service()
+        stdin, out, service = OpenStdin(), io.StringIO(), _Service()
         runner = Runner(service, service.cfg, secrets, stdin=stdin, stdout=out,
                         telegram_kwargs={"base_url": api.base_url, "base_file_url": api.base_file_url,
                                          "poll_timeout": 1})

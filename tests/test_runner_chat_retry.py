@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import io
-import queue
 import socket
 
 import pytest
 from aiohttp import web
-from bot_helpers import TRADER, start_core
+from bot_helpers import TRADER, OpenStdin, start_core, until
 from fakes.bot_api_server import BotApiServer
 
 from bot.chat_link import ChatLink
@@ -25,38 +24,16 @@ DC_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.abcdefghijklmnopqrstuvwxyz0123456789
 FAST = {"first_delay": 0.1, "max_delay": 0.4}
 
 
-class _Pipe(io.StringIO):
-    """A stdin that stays open until the test feeds it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.q: queue.Queue[str] = queue.Queue()
-
-    def feed(self, line: str) -> None:
-        self.q.put(line)
-
-    def readline(self, *a) -> str:
-        return self.q.get()
-
-
 def _closed_port() -> int:
     with socket.socket() as sock:  # a port nobody listens on (yet)
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-async def _until(pred, timeout=20.0):
-    for _ in range(int(timeout / 0.02)):
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError
-
-
 async def _runner(tmp_path, secrets, **kw):
     service, clock = await start_core(tmp_path, overrides={"alerts": {"sink_backoff_seconds": 0.01}})
     await service.stop()  # the runner starts it again itself
-    stdin, out = _Pipe(), io.StringIO()
+    stdin, out = OpenStdin(), io.StringIO()
     runner = Runner(service, service.cfg, secrets, stdin=stdin, stdout=out, chart_dir=tmp_path / "charts",
                     link_options=FAST, **kw)
     return runner, service, clock, stdin, out
@@ -71,7 +48,7 @@ async def test_telegram_unreachable_at_start_connects_later_and_gets_alerts_and_
     task = asyncio.create_task(runner.run())
     api = BotApiServer(token=TG_TOKEN)
     try:
-        await _until(lambda: out.getvalue().count("Telegram could not connect (NetworkError); trying again in") >= 2)
+        await until(lambda: out.getvalue().count("Telegram could not connect (NetworkError); trying again in") >= 2)
         assert out.getvalue().count("Alerts go to the other chats meanwhile.") == 1  # said on the first only
         assert service.ready and "telegram" not in service.alerts.sink_names
         h = service.health()
@@ -80,12 +57,12 @@ async def test_telegram_unreachable_at_start_connects_later_and_gets_alerts_and_
         reply = await runner.router.handle_text("/health", TRADER)
         assert "Chats: Telegram not connected, retrying since " in reply.text and "(NetworkError, next try in" in reply.text
         stdin.feed("/status\n")  # the console works meanwhile
-        await _until(lambda: "No open range scalps." in out.getvalue())
+        await until(lambda: "No open range scalps." in out.getvalue())
         service.alerts.alert_exit_failed(4242, "EURUSD", "requote", attempts=3)  # Telegram misses this one
-        await _until(lambda: "EXIT FAILED - EURUSD #4242" in out.getvalue())
+        await until(lambda: "EXIT FAILED - EURUSD #4242" in out.getvalue())
 
         await api.start(port)  # the network is back
-        await _until(lambda: "Telegram connected: its alerts and commands are back on." in out.getvalue())
+        await until(lambda: "Telegram connected: its alerts and commands are back on." in out.getvalue())
         assert "telegram" in service.alerts.sink_names
         assert service.health().chats["Telegram"].startswith("connected since ")
         reply = await runner.router.handle_text("/health", TRADER)
@@ -115,7 +92,7 @@ async def test_rejected_telegram_token_is_said_once_with_the_fix_and_not_retried
                                             "poll_timeout": 1})
     task = asyncio.create_task(runner.run())
     try:
-        await _until(lambda: "Telegram rejected the token" in out.getvalue())
+        await until(lambda: "Telegram rejected the token" in out.getvalue())
         await asyncio.sleep(1.0)  # 2.5 retry periods of FAST: a retry would have come by now
         assert [c.method for c in api.calls] == ["getMe"]  # one try, refused
         h = service.health()
@@ -164,14 +141,14 @@ async def test_discord_unreachable_is_retried_then_a_rejected_token_stops_the_re
     task = asyncio.create_task(runner.run())
     rest = _DiscordRest()
     try:
-        await _until(lambda: "Discord could not connect (ClientConnectorError); trying again in" in out.getvalue())
+        await until(lambda: "Discord could not connect (ClientConnectorError); trying again in" in out.getvalue())
         assert service.health().chats["Discord"].startswith("not connected, retrying since ")
         assert service.alerts.sink_names == ["console"]  # no alert waits on a Discord that is not there
         stdin.feed("")  # EOF on the console: the retrying Discord keeps the process alive
         await asyncio.sleep(0.3)
         assert not task.done()
         await rest.start(port)  # Discord answers now, and refuses the token
-        await _until(lambda: "Discord rejected the token (LoginFailure)" in out.getvalue())
+        await until(lambda: "Discord rejected the token (LoginFailure)" in out.getvalue())
         await asyncio.sleep(1.0)
         assert rest.logins == 1 and service.health().chats["Discord"].startswith("token rejected")
         assert "Reset Token" in out.getvalue()

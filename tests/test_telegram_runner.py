@@ -5,7 +5,7 @@ import asyncio
 import io
 import logging
 
-from bot_helpers import TRADER, start_core
+from bot_helpers import TRADER, OpenStdin, start_core, until
 from fakes.bot_api_server import BotApiServer
 
 from bot import logsafe
@@ -16,37 +16,13 @@ from core.settings import Secrets
 TOKEN = "987654:SECRET-token-never-logged-ddddddddddddddddddd"
 
 
-class _Pipe(io.StringIO):
-    """A stdin the test feeds line by line (readline blocks until a line or EOF arrives)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        import queue
-
-        self.q: queue.Queue[str] = queue.Queue()
-
-    def feed(self, line: str) -> None:
-        self.q.put(line)
-
-    def readline(self, *a) -> str:
-        return self.q.get()
-
-
-async def _until(pred, timeout=15.0):
-    for _ in range(int(timeout / 0.02)):
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError
-
-
 async def test_one_service_for_console_and_telegram_and_no_token_in_logs(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     api = await BotApiServer(token=TOKEN).start()
     service, clock = await start_core(tmp_path, overrides={"alerts": {"sink_backoff_seconds": 0.01}})
     await service.stop()  # the runner starts it again itself
     secrets = Secrets(_env_file=None, telegram_token=TOKEN, telegram_chat_id=TRADER, trader_user_ids=[TRADER])
-    stdin, out = _Pipe(), io.StringIO()
+    stdin, out = OpenStdin(), io.StringIO()
     runner = Runner(service, service.cfg, secrets, stdin=stdin, stdout=out, chart_dir=tmp_path / "charts",
                     telegram_kwargs={"base_url": api.base_url, "base_file_url": api.base_file_url, "poll_timeout": 1})
     task = asyncio.create_task(runner.run())
@@ -61,14 +37,14 @@ async def test_one_service_for_console_and_telegram_and_no_token_in_logs(tmp_pat
         ticket = service.broker.positions()[0].ticket
         # ... and the console, on the same service, sees the trade
         stdin.feed("/status\n")
-        await _until(lambda: f"#{ticket} XAUUSDc" in out.getvalue())
+        await until(lambda: f"#{ticket} XAUUSDc" in out.getvalue())
         # an alert: the first Telegram delivery fails with a 500, the alert layer retries, it arrives
         api.fail("sendMessage", status=500, times=1)
         service.alerts.send(Alert(kind="system_error", severity="high", title="HIGH: test_alert", text="disk 91% full",
                                   created_at=clock.now()))
         await api.wait_for(lambda a: [c for c in a.sent("sendMessage") if "disk 91% full" in c.params.get("text", "")
                                       and c.params["chat_id"] == TRADER])
-        await _until(lambda: "*** ALERT ***" in out.getvalue() and "disk 91% full" in out.getvalue())
+        await until(lambda: "*** ALERT ***" in out.getvalue() and "disk 91% full" in out.getvalue())
         stdin.feed("")  # EOF on the console: Telegram keeps the process alive
         await asyncio.sleep(0.2)
         assert not task.done()
@@ -112,13 +88,13 @@ async def test_telegram_down_at_start_does_not_stop_the_process(tmp_path):
     service, clock = await start_core(tmp_path)
     await service.stop()
     secrets = Secrets(_env_file=None, telegram_token=TOKEN, trader_user_ids=[TRADER])
-    stdin, out = _Pipe(), io.StringIO()
+    stdin, out = OpenStdin(), io.StringIO()
     runner = Runner(service, service.cfg, secrets, stdin=stdin, stdout=out, chart_dir=tmp_path / "charts",
                     telegram_kwargs={"base_url": f"http://127.0.0.1:{port}/bot", "poll_timeout": 1})
     task = asyncio.create_task(runner.run())
     try:
         stdin.feed("/status\n")
-        await _until(lambda: "No open range scalps." in out.getvalue())
+        await until(lambda: "No open range scalps." in out.getvalue())
         assert service.ready
     finally:
         runner.stop_event.set()
@@ -139,17 +115,17 @@ async def test_polling_that_cannot_start_leaves_no_telegram_task_behind_and_is_t
     service, clock = await start_core(tmp_path)
     await service.stop()
     secrets = Secrets(_env_file=None, telegram_token=TOKEN, trader_user_ids=[TRADER])
-    stdin, out = _Pipe(), io.StringIO()
+    stdin, out = OpenStdin(), io.StringIO()
     runner = Runner(service, service.cfg, secrets, stdin=stdin, stdout=out, chart_dir=tmp_path / "charts",
                     telegram_kwargs={"base_url": api.base_url, "base_file_url": api.base_file_url, "poll_timeout": 1},
                     link_options={"first_delay": 0.5, "max_delay": 1.0})
     task = asyncio.create_task(runner.run())
     try:
-        await _until(lambda: "Telegram could not start (BadRequest); trying again in 0.5 s." in out.getvalue())
+        await until(lambda: "Telegram could not start (BadRequest); trying again in 0.5 s." in out.getvalue())
         assert "telegram" not in service.alerts.sink_names
         left = [t.get_name() for t in asyncio.all_tasks() if "Application" in t.get_name() or "Updater" in t.get_name()]
         assert left == []
-        await _until(lambda: "Telegram connected: its alerts and commands are back on." in out.getvalue())
+        await until(lambda: "Telegram connected: its alerts and commands are back on." in out.getvalue())
         assert "telegram" in service.alerts.sink_names
         api.push_text("/status", TRADER)
         await api.wait_for(lambda a: [c for c in a.sent("sendMessage") if "No open range scalps" in c.params["text"]])

@@ -261,8 +261,8 @@ class MT5Broker:
         if not self.server.known and symbol:
             try:
                 self.tick(symbol)
-            except BrokerError:
-                pass
+            except BrokerError:  # no quote yet: the call that needs the offset reports the broker's state
+                return
 
     def candles(self, symbol: str, timeframe: Timeframe, count: int) -> np.ndarray:
         self._select(symbol)
