@@ -1,4 +1,4 @@
-"""Latency of `core.analysis.analyse` (range → filters → scoring) on one symbol, vs a pandas baseline.
+"""Latency of `core.analysis.facade.analyse` (range → filters → scoring) on one symbol, vs a pandas baseline.
 
 Run: .venv/bin/python bench/analysis.py [SYMBOL] [CALLS]
 
@@ -18,16 +18,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from core.analysis import (  # noqa: E402
+from core.analysis.facade import (  # noqa: E402
     AnalysisInputs,  # noqa: E402
     analyse,
     candles_from_market_data,
     window_sizes,
 )
-from core.config import load_config  # noqa: E402
+from core.analysis.range import detector as detector_module  # noqa: E402
+from core.analysis.range.bars import Bars  # noqa: E402
+from core.config.model import load_config  # noqa: E402
 from core.data.catalog import MarketData  # noqa: E402
-from core.range import detector as detector_module  # noqa: E402
-from core.range.bars import Bars  # noqa: E402
 
 
 def pandas_baseline(candles: dict[str, np.ndarray], now: float, sizes: dict[str, int], cfg) -> float:

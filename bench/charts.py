@@ -23,9 +23,9 @@ from bot_helpers import XAU_TRADEABLE_AT, analysis_from, real_candles  # noqa: E
 
 from bot.chart import render_alert_chart, render_analysis_chart  # noqa: E402
 from core.backtest.api import run_backtest  # noqa: E402
-from core.backtest.report import equity_png  # noqa: E402
-from core.config import load_config  # noqa: E402
-from core.models import ActiveTrade, Alert, Direction  # noqa: E402
+from core.backtest.equity_chart import equity_png  # noqa: E402
+from core.config.model import load_config  # noqa: E402
+from core.domain.models import ActiveTrade, Alert, Direction  # noqa: E402
 
 REPEATS = 20
 AT_BTC = 1747725300  # 2025-05-20 07:15 UTC

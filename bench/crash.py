@@ -39,14 +39,13 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from core.app import build_service  # noqa: E402
-from core.authz import Authorizer  # noqa: E402
 from core.brokers.base import BrokerError  # noqa: E402
-from core.brokers.paper import PaperBroker  # noqa: E402
-from core.brokers.paper_feed import ReplayFeed  # noqa: E402
-from core.clock import FixedClock  # noqa: E402
-from core.config import AppConfig, deep_merge, load_config, validate_config_dict  # noqa: E402
-from core.exit_orders import proposal_id_from_comment  # noqa: E402
-from core.models import (  # noqa: E402
+from core.brokers.paper.broker import PaperBroker  # noqa: E402
+from core.brokers.paper.feed import ReplayFeed  # noqa: E402
+from core.brokers.tags import proposal_id_from_comment  # noqa: E402
+from core.config.model import AppConfig, deep_merge, load_config, validate_config_dict  # noqa: E402
+from core.domain.clock import FixedClock  # noqa: E402
+from core.domain.models import (  # noqa: E402
     AnalysisResult,
     CriticalGapZones,
     Direction,
@@ -54,8 +53,9 @@ from core.models import (  # noqa: E402
     StrategyScore,
     TouchCount,
 )
+from core.domain.timeframes import Timeframe  # noqa: E402
 from core.store import Store  # noqa: E402
-from core.timeframes import Timeframe  # noqa: E402
+from core.trading.authz import Authorizer  # noqa: E402
 
 SYMBOL = "XAUUSDc"
 TRADER = 1

@@ -6,7 +6,7 @@
    the real Monitor, exit manager, exit rules and SQLite store; the broker is an in-memory port that
    serves real candles (XAUUSD / BTCUSD / EURUSD M5, 20 symbol names over those 3 series) with zero
    latency, and the time spent inside broker calls is reported separately and subtracted.
-2. Start-up recovery (`core.recovery.recover`) with 1,000 stored trades that all still exist at the
+2. Start-up recovery (`core.trading.recovery.recover`) with 1,000 stored trades that all still exist at the
    broker (target <= 1 s): load the store, reconcile by magic, sync stops.
 """
 from __future__ import annotations
@@ -26,17 +26,17 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from core.brokers.base import OrderResult, Position, SymbolInfo, Tick  # noqa: E402
-from core.clock import FixedClock  # noqa: E402
-from core.config import load_config  # noqa: E402
+from core.config.model import load_config  # noqa: E402
 from core.data.catalog import MarketData  # noqa: E402
-from core.exit_orders import ExitExecutor  # noqa: E402
-from core.exits import RangeScalpingExitManager  # noqa: E402
-from core.models import ActiveTrade, CriticalGapZones, Direction, RangeStructure, TouchCount  # noqa: E402
-from core.monitor import Monitor  # noqa: E402
-from core.notify import Notifier  # noqa: E402
-from core.recovery import recover  # noqa: E402
+from core.domain.clock import FixedClock  # noqa: E402
+from core.domain.models import ActiveTrade, CriticalGapZones, Direction, RangeStructure, TouchCount  # noqa: E402
+from core.domain.timeframes import Timeframe  # noqa: E402
+from core.exits.executor import ExitExecutor  # noqa: E402
+from core.exits.manager import RangeScalpingExitManager  # noqa: E402
+from core.exits.monitor import Monitor  # noqa: E402
+from core.ops.notify import Notifier  # noqa: E402
 from core.store import Store  # noqa: E402
-from core.timeframes import Timeframe  # noqa: E402
+from core.trading.recovery import recover  # noqa: E402
 
 REAL = ("XAUUSDc", "BTCUSDc", "EURUSDc")
 

@@ -15,12 +15,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.brokers.base import BrokerError, OrderRequest  # noqa: E402
-from core.brokers.paper import PaperBroker  # noqa: E402
-from core.brokers.paper_feed import ReplayFeed  # noqa: E402
-from core.clock import FixedClock  # noqa: E402
-from core.config import load_config, market_data_dir  # noqa: E402
+from core.brokers.paper.broker import PaperBroker  # noqa: E402
+from core.brokers.paper.feed import ReplayFeed  # noqa: E402
+from core.config.model import load_config, market_data_dir  # noqa: E402
 from core.data.loaders import load_candles  # noqa: E402
-from core.timeframes import Timeframe  # noqa: E402
+from core.domain.clock import FixedClock  # noqa: E402
+from core.domain.timeframes import Timeframe  # noqa: E402
 
 SYM = "XAUUSDc"
 BARS = 5000

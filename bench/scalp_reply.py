@@ -32,11 +32,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fakes.bot_api_server import BotApiServer  # noqa: E402
 
-from bot.runner import build_core, make_router  # noqa: E402
+from bot.runner import make_router  # noqa: E402
 from bot.telegram_bot import TelegramFrontEnd  # noqa: E402
-from core.authz import Authorizer  # noqa: E402
-from core.clock import FixedClock  # noqa: E402
-from core.config import DEFAULT_CONFIG_PATH, deep_merge, load_config  # noqa: E402
+from core.app import build_for_run  # noqa: E402
+from core.config.model import DEFAULT_CONFIG_PATH, deep_merge, load_config  # noqa: E402
+from core.domain.clock import FixedClock  # noqa: E402
+from core.trading.authz import Authorizer  # noqa: E402
 
 TOKEN = "123456:BENCH-token-not-real-cccccccccccccccccccccccc"
 USER = 4242
@@ -68,7 +69,7 @@ async def proposal_phase(cfg, tmp: Path, instants: list[float]) -> None:
     on the way; those are expected here and muted (the bench prints its own failures)."""
     logging.getLogger().setLevel(logging.CRITICAL + 1)
     clock = FixedClock(instants[0] - 300)
-    service = build_core(cfg, None, clock=clock, data_dir=tmp / "proposals", authorizer=Authorizer([USER], []))
+    service = build_for_run(cfg, None, clock=clock, data_dir=tmp / "proposals", authorizer=Authorizer([USER], []))
     await service.start()
     api = await BotApiServer(token=TOKEN).start()
     router = make_router(service, cfg, chart_dir=tmp / "charts2")
@@ -124,7 +125,7 @@ async def main(n: int, proposals: int = 0) -> None:
     (tmp / "config.json").write_text(json.dumps(raw))
     cfg = load_config(tmp / "config.json")
     clock = FixedClock(START)
-    service = build_core(cfg, None, clock=clock, data_dir=tmp, authorizer=Authorizer([USER], []))
+    service = build_for_run(cfg, None, clock=clock, data_dir=tmp, authorizer=Authorizer([USER], []))
     await service.start()
     api = await BotApiServer(token=TOKEN).start()
     router = make_router(service, cfg, chart_dir=tmp / "charts")

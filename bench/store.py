@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.alerts import RangeScalpingAlerts  # noqa: E402
-from core.clock import FixedClock  # noqa: E402
-from core.config import load_config  # noqa: E402
-from core.models import Alert, ProposalState  # noqa: E402
+from core.config.model import load_config  # noqa: E402
+from core.domain.clock import FixedClock  # noqa: E402
+from core.domain.models import Alert, ProposalState  # noqa: E402
+from core.ops.alerts import RangeScalpingAlerts  # noqa: E402
 from core.store import Store, TradeMetadata  # noqa: E402
 from tests.store_helpers import T0, make_closed, make_proposal, make_trade  # noqa: E402
 

@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.command_spec import USAGE
 from bot.presenter import money, plural
 from bot.progress import MIN_INTERVAL_S, STEP_PCT, ProgressFn, ProgressRelay
 from bot.replies import Reply
-from core.metrics import profit_factor_text
-
-if TYPE_CHECKING:
-    from bot.commands import CommandRouter
+from core.api import profit_factor_text
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +75,10 @@ def backtest_summary(report: Any, days: int | None) -> str:
 
 
 class BacktestCommand:
-    """The `/backtest` handler of a `CommandRouter` (reads the router's current cfg and service)."""
+    """The `/backtest` handler of a `bot.commands.CommandRouter` (reads the router's current cfg and service;
+    not imported here, since the router imports this module)."""
 
-    def __init__(self, router: CommandRouter, *, min_interval: float = MIN_INTERVAL_S, step_pct: int = STEP_PCT):
+    def __init__(self, router: Any, *, min_interval: float = MIN_INTERVAL_S, step_pct: int = STEP_PCT):
         self.router = router
         self.min_interval = min_interval
         self.step_pct = step_pct
@@ -105,7 +103,7 @@ class BacktestCommand:
         runner = self.runner
         if runner is None:
             try:
-                from core.backtest.api import run_backtest as runner
+                from core.api import run_backtest as runner
             except ImportError:
                 return Reply(text="Backtesting is not available in this build.", kind="error")
         if self._lock.locked():
@@ -133,7 +131,7 @@ class BacktestCommand:
 def _equity_png(report: Any) -> bytes | None:
     """Best effort: the figures are the answer; a chart failure is logged, not fatal."""
     try:
-        from core.backtest.report import equity_png
+        from core.api import equity_png
 
         return equity_png(report)
     except Exception:

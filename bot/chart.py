@@ -29,8 +29,8 @@ from bot.chart_axes import (
     price_tags,
     time_axis,
 )
-from core.indicators import session_vwap
-from core.models import ActiveTrade, Alert, AnalysisResult, Direction, StrategyScore
+from core.api import session_vwap
+from core.domain.models import ActiveTrade, Alert, AnalysisResult, Direction, StrategyScore
 
 log = logging.getLogger(__name__)
 

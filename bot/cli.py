@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bot
-from core.config import ConfigError, resolve_path
-from core.exceptions import UserFacingError
+from core.config.model import ConfigError, resolve_path
+from core.domain.exceptions import UserFacingError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def user_path(text: str) -> Path:
     """A path typed on the command line, relative to the folder the command runs in like any shell tool's
-    (config values stay relative to the project root, `core.config.resolve_path`): `--data bars.csv`
+    (config values stay relative to the project root, `core.config.model.resolve_path`): `--data bars.csv`
     used to look for <project root>/bars.csv and answer "file not found" for a file right there. A
     relative path that exists only under the project root is still found there, as before."""
     if "${MARKET_DATA}" in text:
@@ -84,7 +84,7 @@ def usable_time(t: float) -> bool:
 
 def time_option(text: str | None, option: str) -> float | None:
     """A date/time option (`--from`, `--replay-from`, ...) as epoch seconds, or one clear line."""
-    from core.backtest.api import parse_when
+    from core.api import parse_when
 
     t = parse_when(text)
     if t is not None and not usable_time(t):

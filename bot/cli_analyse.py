@@ -14,20 +14,21 @@ from pathlib import Path
 
 import numpy as np
 
-from core.analysis import (
+from core.api import (
+    MarketData,
     analyse,
     candles_from_market_data,
     configured_calendar,
+    infer_step,
     inputs_from_candles,
+    load_candles,
+    resample,
     window_sizes,
 )
-from core.config import AppConfig, load_config, resolve_path
-from core.data.catalog import MarketData
-from core.data.loaders import load_candles
-from core.data.resample import infer_step, resample
-from core.exceptions import UserFacingError
-from core.models import AnalysisResult
-from core.timeframes import Timeframe
+from core.config.model import AppConfig, load_config, resolve_path
+from core.domain.exceptions import UserFacingError
+from core.domain.models import AnalysisResult
+from core.domain.timeframes import Timeframe
 
 
 def register(sub) -> None:

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from core.exceptions import UserFacingError
+from core.domain.exceptions import UserFacingError
 
 
 def register(sub) -> None:
@@ -34,9 +34,8 @@ def _run(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from bot.cli import time_option, user_path
-    from core.backtest.api import run_backtest
-    from core.backtest.report import metrics_table, write_report
-    from core.config import load_config
+    from core.api import metrics_table, run_backtest, write_report
+    from core.config.model import load_config
 
     cfg = load_config(args.config) if getattr(args, "config", None) else load_config()
     name = cfg.resolve_symbol(args.symbol)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from core.config import AppConfig, ConfigError, load_config, resolve_path
+from core.config.model import AppConfig, ConfigError, load_config, resolve_path
 
 
 def register(sub) -> None:

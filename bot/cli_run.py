@@ -16,16 +16,17 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
-    from bot.runner import build_core, run_app
-    from core.config import load_config, resolve_path
-    from core.settings import Secrets
+    from bot.runner import run_app
+    from core.app import build_for_run
+    from core.config.model import load_config, resolve_path
+    from core.config.settings import Secrets
 
     cfg = load_config(args.config)
     data_dir = resolve_path(cfg.store.path).parent  # logs and charts live next to the store
     _log_to_file(data_dir / "logs" / "moneybot.log", console=not args.no_console)
     secrets = _secrets(Secrets)
     clock = _replay_clock(cfg, args.replay_from, args.speed)
-    service = build_core(cfg, secrets, clock=clock) if clock is not None else None
+    service = build_for_run(cfg, secrets, clock=clock) if clock is not None else None
     return asyncio.run(run_app(cfg, secrets, console=not args.no_console, chart_dir=data_dir / "charts",
                                service=service))
 
@@ -35,7 +36,7 @@ def _secrets(factory):
     a mistyped line may hold a token)."""
     from pydantic import ValidationError
 
-    from core.exceptions import UserFacingError
+    from core.domain.exceptions import UserFacingError
 
     try:
         return factory()
@@ -57,13 +58,13 @@ def _said(err) -> str:
 
 
 def _replay_clock(cfg, replay_from: str | None, speed: float | None):
-    """A replay clock from --replay-from/--speed, or None for the default (see bot.runner.replay_clock)."""
+    """A replay clock from --replay-from/--speed, or None for the default (see core.app.replay_clock)."""
     if replay_from is None and speed is None:
         return None
     from bot.cli import time_option
-    from bot.runner import replay_clock
-    from core.brokers.paper_feed import AcceleratedClock
-    from core.exceptions import UserFacingError
+    from core.api import AcceleratedClock
+    from core.app import replay_clock
+    from core.domain.exceptions import UserFacingError
 
     if cfg.broker.kind != "paper":
         raise UserFacingError("--replay-from and --speed only apply to the paper broker (broker.kind is 'mt5').")
@@ -82,16 +83,16 @@ def _within_data(cfg, start: float, text: str) -> None:
     candles" without a word about the start time. Say where the data is instead."""
     from datetime import UTC, datetime
 
-    from core.data.catalog import MarketData
-    from core.exceptions import UserFacingError
-    from core.timeframes import Timeframe
+    from core.api import MarketData
+    from core.domain.exceptions import UserFacingError
+    from core.domain.timeframes import Timeframe
 
     md, tf = MarketData(cfg), Timeframe.parse(cfg.range_detection.timeframe)
     spans = {}
     for sym in cfg.symbols:
         try:
             c = md.candles(sym, tf)
-        except UserFacingError:  # no file: the runner's fallback data takes over (bot.fresh_clone)
+        except UserFacingError:  # no file: the runner's fallback data takes over (core.data.bundled)
             continue
         if len(c):
             spans[sym] = (float(c["time"][0]), float(c["time"][-1]))
@@ -132,7 +133,7 @@ def _log_to_file(path, *, console: bool = False) -> None:
 
 
 def _not_an_alert_echo(record) -> bool:
-    return not (record.name == "core.alerts" and str(record.msg).startswith("ALERT ["))
+    return not (record.name == "core.ops.alerts" and str(record.msg).startswith("ALERT ["))
 
 
 class _OneLine:

@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from core.config import load_config, resolve_path
-from core.exceptions import UserFacingError
+from core.config.model import load_config, resolve_path
+from core.domain.exceptions import UserFacingError
 
 MAX_ROWS = 100_000
 
@@ -41,7 +41,7 @@ def _store_path(args) -> Path:
 
 
 def _export(args) -> int:
-    from core.store import Store
+    from core.api import Store
 
     if args.limit < 1:
         raise UserFacingError("--limit must be at least 1")
@@ -55,8 +55,7 @@ def _export(args) -> int:
 
 
 def _switch(args, pause: bool) -> int:
-    from core.killswitch import KillSwitch
-    from core.store import Store
+    from core.api import KillSwitch, Store
 
     cfg = load_config(args.config)
     with Store(_store_path(args)) as store:

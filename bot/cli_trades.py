@@ -11,9 +11,9 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from core.config import load_config, resolve_path
-from core.exceptions import UserFacingError
-from core.wording import price_text
+from core.config.model import load_config, resolve_path
+from core.domain.exceptions import UserFacingError
+from core.domain.wording import price_text
 
 MAX_ROWS = 100_000  # beyond SQLite's integers a huge -n was an OverflowError traceback
 
@@ -39,7 +39,7 @@ def register(sub) -> None:
 
 def _store(args, must_exist: bool = True):
     from bot.cli import check_store_file, user_path
-    from core.store import Store
+    from core.api import Store
 
     path = user_path(args.store) if args.store else resolve_path(load_config(args.config).store.path)
     if must_exist and not path.exists():
@@ -104,7 +104,7 @@ def _closed(args) -> int:
 
 
 def _metrics(args) -> int:
-    from core.metrics import compute_metrics
+    from core.api import compute_metrics
 
     if args.days is not None and args.days < 1:  # 0 used to mean "all trades", -1 "none": say so instead
         raise UserFacingError("--days must be at least 1 (leave it out for every closed trade)")
@@ -115,10 +115,10 @@ def _metrics(args) -> int:
         print(report.model_dump_json(indent=2))
         return 0
     try:
-        from core.metrics import format_report
+        from core.api import format_report
 
         print(format_report(report))
-    except ImportError:  # pragma: no cover - the formatter belongs to core.metrics
+    except ImportError:  # pragma: no cover - the formatter belongs to core.store.metrics
         print(report.model_dump_json(indent=2))
     return 0
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Protocol
 
-from core.models import AnalysisResult, TradeProposal
+from core.domain.models import AnalysisResult, TradeProposal
 
 
 class Service(Protocol):
@@ -39,7 +39,7 @@ USAGE = {
     # not commands, but what a trader tries first: approvals are buttons, so a typed id cannot be mistyped
     "approve": "There is no /approve or /reject: tap ✅ Approve or ✖ Reject under a /scalp card.",
 }
-# The authorization action each command needs (core.authz names); /scalp works for viewers (no buttons).
+# The authorization action each command needs (core.trading.authz names); /scalp works for viewers (no buttons).
 ACTIONS = {"close": "close", "pause": "pause", "resume": "resume", "emergency": "emergency"}
 NO_ARGS = ("status", "pause", "resume", "emergency", "health", "help", "start")
 

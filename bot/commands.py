@@ -27,8 +27,8 @@ from bot.command_spec import clip as _clip
 from bot.command_spec import maybe_await as _maybe
 from bot.progress import ProgressFn
 from bot.replies import Button, Reply, parse_payload
-from core.exceptions import NotAuthorizedError, UserFacingError
-from core.models import Alert, AnalysisResult, TradeProposal
+from core.domain.exceptions import NotAuthorizedError, UserFacingError
+from core.domain.models import Alert, AnalysisResult, TradeProposal
 
 __all__ = ["CommandRouter", "parse_command", "Service", "USAGE"]
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.clock import Clock, SystemClock
+from core.domain.clock import Clock, SystemClock
 
 DEFAULT_WINDOW_SECONDS = 120.0
 # the same clock stamps and checks, so only rounding needs slack; anything further ahead is forged

@@ -16,8 +16,8 @@ from typing import TextIO
 
 from bot.commands import CommandRouter
 from bot.replies import Button, Reply
-from core.authz import CONSOLE_USER_ID
-from core.models import Alert
+from core.domain.models import Alert
+from core.domain.wording import CONSOLE_USER_ID
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from discord import app_commands
 
 from bot.commands import CommandRouter
 from bot.replies import Button, Reply, fit_edit, split_text
-from core.models import Alert
+from core.domain.models import Alert
 
 log = logging.getLogger(__name__)
 

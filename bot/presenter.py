@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from core.alert_texts import exit_reason_words, r_text
-from core.models import Alert, AnalysisResult, ClosedTrade, Direction, StrategyScore, TradeProposal
-from core.wording import price_text
+from core.api import exit_reason_words, r_text
+from core.domain.models import Alert, AnalysisResult, ClosedTrade, Direction, StrategyScore, TradeProposal
+from core.domain.wording import price_text
 
 SEVERITY_ICON = {"critical": "🚨", "high": "⚠️", "medium": "🔔", "info": "ℹ️"}
 
@@ -209,7 +209,7 @@ def trades_text(trades: list[ClosedTrade], digits_of=lambda sym: 2, currency: st
 
 
 def metrics_text(report: Any, days: int | None, currency: str = "") -> str:
-    """A phone-sized summary; the full table (`core.metrics.format_report`) is for the CLI."""
+    """A phone-sized summary; the full table (`core.store.metrics.format_report`) is for the CLI."""
     head = f"Metrics, last {plural(days, 'day')}" if days else "Metrics, all time"
     m = getattr(report, "overall", None)
     if m is None:

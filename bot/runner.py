@@ -18,13 +18,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot import fresh_clone, logsafe
+from bot import logsafe
 from bot.chat_link import ChatLink
 from bot.commands import CommandRouter
 from bot.console import ConsoleChat
-from core.config import PROJECT_ROOT, AppConfig, resolve_path
-from core.settings import Secrets
-from core.timeframes import Timeframe
+from core.app import build_for_run, bundled_data_notice
+from core.config.model import PROJECT_ROOT, AppConfig
+from core.config.settings import Secrets
+from core.domain.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
 
@@ -61,70 +62,6 @@ def make_router(service: Any, cfg: AppConfig, chart_dir: Path = CHART_DIR) -> Co
                          report_error=error_reporter(service))
 
 
-def analyser_for(cfg: AppConfig, broker: Any, clock: Any):
-    """The real analysis fed from the broker port, off the event loop (it is CPU work)."""
-    from core.analysis import analyse_range_scalp_opportunity
-
-    async def analyse(symbol: str):
-        return await asyncio.to_thread(analyse_range_scalp_opportunity, symbol, broker, cfg, clock=clock)
-
-    return analyse
-
-
-def build_core(cfg: AppConfig, secrets: Secrets | None, *, clock: Any = None, data_dir: Path | None = None,
-               authorizer: Any = None) -> Any:
-    """The one TradingService of the process (PaperBroker replay when the config says paper)."""
-    from core.app import build_broker, build_paper_broker, build_service
-
-    kw: dict[str, Any] = {}
-    if data_dir is not None:
-        kw["store_path"] = Path(data_dir) / "moneybot.sqlite"
-    db = Path(data_dir) / "paper_broker.sqlite" if data_dir is not None else None
-    if (cfg.broker.kind == "paper" and not fresh_clone.configured_data_exists(cfg)
-            and fresh_clone.backtesting_eurusd_path() is not None):
-        log.warning("no configured market data found: replaying the EURUSD H1 bars bundled with `backtesting`")
-        cfg = fresh_clone.fallback_config(cfg)
-        if clock is None:
-            from core.brokers.paper_feed import AcceleratedClock
-
-            # start 500 bars in (enough history for the analysis), at the configured replay speed
-            bars = fresh_clone.load_backtesting_eurusd(fresh_clone.backtesting_eurusd_path())
-            clock = AcceleratedClock(float(bars["time"][500]), speed=cfg.broker.paper.speed)
-        broker, _ = fresh_clone.fallback_broker(cfg, clock, db or resolve_path(cfg.broker.paper.db_path))
-    elif cfg.broker.kind == "paper":
-        clock = clock or replay_clock(cfg)
-        broker = build_paper_broker(cfg, clock, db_path=db)
-    else:
-        clock = clock or replay_clock(cfg)
-        broker = build_broker(cfg, secrets, clock)
-    return build_service(cfg, secrets, broker=broker, clock=clock, authorizer=authorizer,
-                         analyser=analyser_for(cfg, broker, clock), **kw)
-
-
-def replay_clock(cfg: AppConfig) -> Any:
-    """PaperBroker replays old files: start the replay where the most symbols have data, at config speed."""
-    from core.brokers.paper_feed import AcceleratedClock
-    from core.clock import SystemClock
-    from core.data.catalog import MarketData
-
-    if cfg.broker.kind != "paper":
-        return SystemClock()
-    md = MarketData(cfg)
-    tf = Timeframe.parse(cfg.range_detection.timeframe)
-    spans = []
-    for sym in cfg.symbols:
-        try:
-            c = md.candles(sym, tf)
-        except Exception:  # a missing file for one symbol must not stop the others
-            continue
-        if len(c) > 600:
-            spans.append((float(c["time"][500]), float(c["time"][-100])))
-    if not spans:
-        return SystemClock()
-    best = max((s for s, _ in spans), key=lambda t: (sum(a <= t <= b for a, b in spans), t))
-    return AcceleratedClock(best, speed=cfg.broker.paper.speed)
-
-
 class Runner:
     def __init__(
         self,
@@ -144,7 +81,7 @@ class Runner:
         self.secrets = secrets
         self.router = make_router(service, cfg, chart_dir)
         self.console = ConsoleChat(self.router, stdin=stdin, stdout=stdout, chart_dir=chart_dir,
-                                   notice=fresh_clone.notice(cfg)) if console else None
+                                   notice=bundled_data_notice(cfg)) if console else None
         self.telegram = None
         self.discord = None
         self.links: dict[str, ChatLink] = {}  # chat platform -> its connection, retried in the background
@@ -313,7 +250,7 @@ async def _stop_step(what: str, step: Callable[[], Awaitable[Any]]) -> None:
 
 
 async def run_app(cfg: AppConfig, secrets: Secrets, **kwargs: Any) -> int:
-    service = kwargs.pop("service", None) or build_core(cfg, secrets)
+    service = kwargs.pop("service", None) or build_for_run(cfg, secrets)
     runner = Runner(service, cfg, secrets, **kwargs)
     install_stop_signals(asyncio.get_running_loop(), runner)
     return await runner.run()

@@ -26,7 +26,7 @@ from telegram.ext import (
 from bot.commands import CommandRouter
 from bot.progress import PostThenEdit
 from bot.replies import Button, Reply, fit_edit, split_text
-from core.models import Alert
+from core.domain.models import Alert
 
 log = logging.getLogger(__name__)
 

@@ -1,63 +1,40 @@
-"""Builds the running core from config + secrets: store, broker, alerts, error handler, kill switch, service.
+"""The one composition root: config + secrets in, a wired TradingService out.
 
-One builder for the bot process, the CLI, tests and benches, so they all wire the lifecycle the same
-way (the same store and the same alerts object shared by every front end in the process).
+Store, broker, alerts, ErrorHandler, kill switch, monitor and service are all built here and nowhere
+else, so the bot process, the CLI, tests and benches wire the lifecycle the same way (one store and
+one alerts object shared by every front end in the process). Each component gets the config it reads.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
-from core.alerts import RangeScalpingAlerts
-from core.authz import Authorizer
-from core.clock import Clock, SystemClock
-from core.config import AppConfig, load_config, resolve_path
-from core.errors import ErrorHandler
-from core.killswitch import KillSwitch
+from core.analysis.facade import analyse_range_scalp_opportunity
+from core.brokers.base import Broker
+from core.brokers.factory import make_broker, paper_broker_on_bars
+from core.brokers.paper.feed import AcceleratedClock
+from core.config.model import AppConfig, load_config, market_data_dir, resolve_path
+from core.data import bundled
+from core.data.catalog import MarketData
+from core.domain.clock import Clock, SystemClock
+from core.domain.timeframes import Timeframe
+from core.ops.alerts import RangeScalpingAlerts
+from core.ops.error_handler import ErrorHandler
 from core.service import Analyser, TradingService
 from core.store import Store
+from core.trading.authz import Authorizer
+from core.trading.killswitch import KillSwitch
 
 log = logging.getLogger(__name__)
 
 
-def build_paper_broker(cfg: AppConfig, clock: Clock, db_path: str | Path | None = None, symbols=None):
-    """A PaperBroker replaying the configured real data files (via the factory when it exists)."""
-    from core.brokers.paper import PaperBroker
-    from core.brokers.paper_feed import ReplayFeed
-    from core.data.catalog import MarketData
-
-    md = MarketData(cfg)
-    names = list(symbols or [s for s in cfg.symbols if cfg.symbols[s].data])
-    feed = ReplayFeed(source=md, timeframes={s: md.timeframes(s) for s in names})
-    pc = cfg.broker.paper
-    return PaperBroker(
-        {s: cfg.symbols[s] for s in names}, feed, db_path=db_path or resolve_path(pc.db_path), clock=clock,
-        slippage_points=pc.slippage_points, commission_per_lot=pc.commission_per_lot, start_balance=pc.start_balance,
-    )
-
-
-def build_broker(cfg: AppConfig, secrets=None, clock: Clock | None = None):
-    try:
-        from core.brokers.factory import create_broker
-    except ImportError:  # the factory is another module's job; paper works without it
-        if cfg.broker.kind != "paper":
-            from core.exceptions import UserFacingError
-
-            raise UserFacingError("The MT5 broker needs core/brokers/factory.py, which is not installed.") from None
-        return build_paper_broker(cfg, clock or SystemClock())
-    return create_broker(cfg, secrets=secrets, clock=clock)
-
-
-def default_analyser(cfg: AppConfig, broker, clock: Clock) -> Analyser | None:
-    """`analyse_range_scalp_opportunity` fed from the broker port (None if the analysis module is absent)."""
-    try:
-        from core.analysis import analyse_range_scalp_opportunity
-    except ImportError:
-        return None
+def default_analyser(cfg: AppConfig, broker: Broker, clock: Clock) -> Analyser:
+    """`analyse_range_scalp_opportunity` fed from the broker port, off the event loop (it is CPU work)."""
 
     async def analyse(symbol: str):
-        return await asyncio.to_thread(analyse_range_scalp_opportunity, symbol, cfg=cfg, broker=broker, clock=clock)
+        return await asyncio.to_thread(analyse_range_scalp_opportunity, symbol, broker, cfg, clock=clock)
 
     return analyse
 
@@ -66,7 +43,7 @@ def build_service(
     cfg: AppConfig | None = None,
     secrets=None,
     *,
-    broker=None,
+    broker: Broker | None = None,
     clock: Clock | None = None,
     store: Store | None = None,
     store_path: str | Path | None = None,
@@ -78,11 +55,11 @@ def build_service(
     cfg = cfg or load_config()
     clock = clock or SystemClock()
     if secrets is None and authorizer is None:
-        from core.settings import Secrets
+        from core.config.settings import Secrets
 
         secrets = Secrets()
     store = store or Store(store_path or resolve_path(cfg.store.path), clock=clock)
-    broker = broker or build_broker(cfg, secrets, clock)
+    broker = broker or make_broker(cfg, secrets, clock)
     sleep = sleep or asyncio.sleep
     alerts = RangeScalpingAlerts(cfg, clock=clock, store=store, sleep=sleep)
     killswitch = KillSwitch(store, cfg, clock)
@@ -93,3 +70,60 @@ def build_service(
         cfg, store, broker, clock=clock, authorizer=authz, alerts=alerts, errors=errors, killswitch=killswitch,
         analyser=analyser or default_analyser(cfg, broker, clock), sleep=sleep,
     )
+
+
+def build_for_run(cfg: AppConfig, secrets, *, clock: Clock | None = None, data_dir: Path | None = None,
+                  authorizer: Authorizer | None = None) -> TradingService:
+    """The one TradingService of a `moneybot run` process: a PaperBroker replay when the config says paper
+    (on the bundled EUR/USD bars when no configured data file exists), else the MT5 broker."""
+    kw: dict[str, Any] = {}
+    if data_dir is not None:
+        kw["store_path"] = Path(data_dir) / "moneybot.sqlite"
+    db = Path(data_dir) / "paper_broker.sqlite" if data_dir is not None else None
+    if (cfg.broker.kind == "paper" and not bundled.configured_data_exists(cfg)
+            and bundled.backtesting_eurusd_path() is not None):
+        log.warning("no configured market data found: replaying the EURUSD H1 bars bundled with `backtesting`")
+        cfg = bundled.fallback_config(cfg)
+        bars = bundled.load_backtesting_eurusd(bundled.backtesting_eurusd_path())
+        # start 500 bars in (enough history for the analysis), at the configured replay speed
+        clock = clock or AcceleratedClock(float(bars["time"][500]), speed=cfg.broker.paper.speed)
+        broker = paper_broker_on_bars(cfg, {bundled.SYMBOL: {bundled.TIMEFRAME: bars}}, clock,
+                                      db or resolve_path(cfg.broker.paper.db_path))
+    else:
+        clock = clock or replay_clock(cfg)
+        broker = make_broker(cfg, secrets, clock, db_path=db)
+    return build_service(cfg, secrets, broker=broker, clock=clock, authorizer=authorizer,
+                         analyser=default_analyser(cfg, broker, clock), **kw)
+
+
+def replay_clock(cfg: AppConfig) -> Clock:
+    """PaperBroker replays old files: start the replay where the most symbols have data, at config speed."""
+    if cfg.broker.kind != "paper":
+        return SystemClock()
+    md = MarketData(cfg)
+    tf = Timeframe.parse(cfg.range_detection.timeframe)
+    spans = []
+    for sym in cfg.symbols:
+        try:
+            c = md.candles(sym, tf)
+        except Exception:  # a missing file for one symbol must not stop the others
+            continue
+        if len(c) > 600:
+            spans.append((float(c["time"][500]), float(c["time"][-100])))
+    if not spans:
+        return SystemClock()
+    best = max((s for s, _ in spans), key=lambda t: (sum(a <= t <= b for a, b in spans), t))
+    return AcceleratedClock(best, speed=cfg.broker.paper.speed)
+
+
+def bundled_data_notice(cfg: AppConfig) -> str | None:
+    """The console's first words on a replay with no configured data file: a newcomer typing the README's
+    `/scalp XAUUSDc` would otherwise only learn that the symbol is unknown, not why or how to fix it."""
+    if cfg.broker.kind != "paper" or bundled.configured_data_exists(cfg):
+        return None
+    return (f"No market data in {market_data_dir()}: replaying the EUR/USD H1 bars bundled with the "
+            "backtesting package. Put the data there or set MONEYBOT_MARKET_DATA to its folder.")
+
+
+__all__ = ["build_for_run", "build_service", "bundled_data_notice", "default_analyser",
+           "replay_clock"]

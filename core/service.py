@@ -1,7 +1,7 @@
 """TradingService: the one facade the chat front ends call (contract in docs/architecture.md).
 
 It owns the start-up order (recovery before the monitor, the monitor before commands), checks every
-state-changing request against the allowlist in core (`core.authz`), and keeps blocking broker calls
+state-changing request against the allowlist in core (`core.trading.authz`), and keeps blocking broker calls
 off the event loop. Returned values are pydantic models so each adapter can render them its own way.
 """
 from __future__ import annotations
@@ -14,20 +14,30 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from core.authz import Authorizer, actor_label
 from core.brokers.base import BrokerError
-from core.exceptions import ProposalError
-from core.execution import ExecutionEngine, ProposalOutcome
-from core.exit_orders import ExitExecutor, proposal_id_from_comment
-from core.exit_rules import market_minutes
-from core.exits import RangeScalpingExitManager
-from core.health import ChatLink, HealthReport, health_report, trading_blocked
-from core.late_fills import LateFillWatch
-from core.metrics import MetricsReport, compute_metrics
-from core.models import ActiveTrade, AnalysisResult, ClosedTrade, ProposalState, TradeProposal
-from core.monitor import Monitor
-from core.notify import Notifier
-from core.recovery import RecoveryReport, adopt_position, in_flight, our_magics, recover
+from core.brokers.tags import proposal_id_from_comment
+from core.domain.exceptions import ProposalError
+from core.domain.models import (
+    ActiveTrade,
+    AnalysisResult,
+    ClosedTrade,
+    ProposalState,
+    RecoveryReport,
+    TradeProposal,
+)
+from core.domain.wording import actor_label
+from core.exits.adoption import adopt_position, in_flight, our_magics
+from core.exits.executor import ExitExecutor
+from core.exits.late_fills import LateFillWatch
+from core.exits.manager import RangeScalpingExitManager
+from core.exits.monitor import Monitor
+from core.exits.rules import market_minutes
+from core.ops.health import ChatLink, HealthReport, health_report, trading_blocked
+from core.ops.notify import Notifier
+from core.store.metrics import MetricsReport, compute_metrics
+from core.trading.authz import Authorizer
+from core.trading.execution import ExecutionEngine, ProposalOutcome
+from core.trading.recovery import recover
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +288,7 @@ class TradingService:
     # ---- kill switch --------------------------------------------------------------------------------
     def _ks(self):
         if self.killswitch is None:
-            from core.killswitch import KillSwitch
+            from core.trading.killswitch import KillSwitch
 
             self.killswitch = self.notifier.killswitch = KillSwitch(self.store, self.cfg, self.clock)
         return self.killswitch

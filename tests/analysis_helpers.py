@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 
-from core.analysis import AnalysisInputs, analyse, candles_from_market_data
-from core.config import DEFAULT_CONFIG_PATH, AppConfig, deep_merge, load_config, validate_config_dict
+from core.analysis.facade import AnalysisInputs, analyse, candles_from_market_data
+from core.config.model import DEFAULT_CONFIG_PATH, AppConfig, deep_merge, load_config, validate_config_dict
 from core.data.catalog import MarketData
 
 SYMBOLS = ("XAUUSDc", "EURUSDc", "BTCUSDc")
@@ -52,18 +52,18 @@ def run(symbol: str, now: float, cfg: AppConfig | None = None, data: dict | None
 
 def bar_close(symbol: str, i: int, tf: str = "M5") -> float:
     """Close time of bar i of the real primary series: the 'now' of a replay at that bar."""
-    from core.timeframes import Timeframe
+    from core.domain.timeframes import Timeframe
 
     return float(candles(symbol)[tf]["time"][i]) + Timeframe.parse(tf).seconds
 
 
 def context_at(symbol: str, now: float, cfg: AppConfig | None = None, **kw):
     """The AnalysisContext the orchestrator builds (for exercising one filter or strategy at a time)."""
-    import core.analysis_core as an
-    from core.filters.context import AnalysisContext
-    from core.range.bars import Bars
-    from core.range.detector import RangeBoundaryDetector
-    from core.sessions import active_sessions
+    import core.analysis.pipeline as an
+    from core.analysis.context import AnalysisContext
+    from core.analysis.range.bars import Bars
+    from core.analysis.range.detector import RangeBoundaryDetector
+    from core.domain.sessions import active_sessions
 
     cfg = cfg or app()
     tcfg = cfg.for_symbol(symbol)
@@ -72,7 +72,7 @@ def context_at(symbol: str, now: float, cfg: AppConfig | None = None, **kw):
     views = {tf: Bars.closed_window(data[tf], tf, now, n) for tf, n in sizes.items() if tf in data}
     tf = tcfg.range_detection.timeframe
     ind = an._indicators(tcfg, views[tf])
-    from core.range.lastvalues import atr_last
+    from core.analysis.range.lastvalues import atr_last
 
     atrs = {k: (ind.atr if k == tf else atr_last(v.high, v.low, v.close, tcfg.effective_atr.atr_period))
             for k, v in views.items()}

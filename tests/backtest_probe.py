@@ -1,6 +1,6 @@
 """A small, deterministic decision function for backtest plumbing tests.
 
-It stands in for `core.analysis` only where a test is about the *engine* (fills, peer agreement,
+It stands in for `core.analysis.facade` only where a test is about the *engine* (fills, peer agreement,
 look-ahead of the replay, reports): it reads bars through the broker exactly like the real analysis
 and returns a real `AnalysisResult`. Tests that need the real analysis use `analyse_fn=None`.
 """
@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.models import AnalysisResult, CriticalGapZones, Direction, RangeStructure, StrategyScore, TouchCount
-from core.timeframes import Timeframe
+from core.domain.models import (
+    AnalysisResult,
+    CriticalGapZones,
+    Direction,
+    RangeStructure,
+    StrategyScore,
+    TouchCount,
+)
+from core.domain.timeframes import Timeframe
 
 
 def edge_fade(symbol, broker, cfg, clock) -> AnalysisResult:

@@ -9,9 +9,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from core.config import load_config, resolve_path
+from core.config.model import load_config, resolve_path
 from core.data.loaders import load_candles
-from core.models import (
+from core.domain.models import (
     AnalysisResult,
     CriticalGapZones,
     Direction,
@@ -74,7 +74,7 @@ def config_with(tmp_path, overrides: dict):
     """The project config with `overrides` deep-merged (written to tmp_path, loaded and validated)."""
     import json
 
-    from core.config import DEFAULT_CONFIG_PATH, deep_merge
+    from core.config.model import DEFAULT_CONFIG_PATH, deep_merge
 
     raw = json.loads(DEFAULT_CONFIG_PATH.read_text())
     path = tmp_path / "config.json"
@@ -84,13 +84,13 @@ def config_with(tmp_path, overrides: dict):
 
 async def start_core(tmp_path, at: float = XAU_TRADEABLE_AT, traders=(TRADER,), viewers=(VIEWER,), overrides=None):
     """A started TradingService: PaperBroker replaying the real files, SQLite store, FixedClock."""
-    from bot.runner import build_core
-    from core.authz import Authorizer
-    from core.clock import FixedClock
+    from core.app import build_for_run
+    from core.domain.clock import FixedClock
+    from core.trading.authz import Authorizer
 
     cfg = config_with(tmp_path, overrides) if overrides else load_config()
     clock = FixedClock(at)
-    service = build_core(cfg, None, clock=clock, data_dir=tmp_path, authorizer=Authorizer(traders, viewers))
+    service = build_for_run(cfg, None, clock=clock, data_dir=tmp_path, authorizer=Authorizer(traders, viewers))
     if at == XAU_TRADEABLE_AT:
         await _tradeable(service, clock, XAU_CANDIDATES)
     await service.start()
@@ -100,7 +100,7 @@ async def start_core(tmp_path, at: float = XAU_TRADEABLE_AT, traders=(TRADER,), 
 def journal_closed_trades(store, n: int, symbol: str = "XAUUSDc", first_ticket: int = 500000) -> list:
     """`n` closed trades journalled in `store`, priced from real candles (entry at a bar's close, exit six
     bars later): enough of them to make `/trades 50` longer than any chat platform's message limit."""
-    from core.models import ClosedTrade
+    from core.domain.models import ClosedTrade
 
     bars = real_candles(symbol)[-12 * n - 20:]
     out = []
@@ -129,8 +129,8 @@ async def discord_world(tmp_path):
     from bot.commands import CommandRouter
     from bot.discord_bot import MoneyBotClient
     from bot.runner import candle_source
-    from core.authz import Authorizer
-    from core.models import Alert
+    from core.domain.models import Alert
+    from core.trading.authz import Authorizer
 
     cfg = load_config()
     router = CommandRouter(None, cfg)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.brokers.mt5 import MT5Broker, RetryPolicy
-from core.brokers.paper import PaperBroker
-from core.brokers.paper_feed import ReplayFeed
-from core.clock import FixedClock
+from core.brokers.mt5.broker import MT5Broker, RetryPolicy
+from core.brokers.paper.broker import PaperBroker
+from core.brokers.paper.feed import ReplayFeed
 from core.data.candles import from_columns
-from core.timeframes import Timeframe
+from core.domain.clock import FixedClock
+from core.domain.timeframes import Timeframe
 
 SYM = "XAUUSDc"
 T0 = 1741564800  # Mon 2025-03-10 00:00 UTC

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.clock import FixedClock
+from core.domain.clock import FixedClock
 from core.store import Store
 from tests import netguard
 from tests.store_helpers import T0

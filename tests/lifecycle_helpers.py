@@ -13,13 +13,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from core.app import build_service
-from core.authz import Authorizer
-from core.brokers.paper import PaperBroker
-from core.brokers.paper_feed import ReplayFeed
-from core.clock import Clock, FixedClock
-from core.config import AppConfig, deep_merge, load_config, validate_config_dict
+from core.brokers.paper.broker import PaperBroker
+from core.brokers.paper.feed import ReplayFeed
+from core.config.model import AppConfig, deep_merge, load_config, validate_config_dict
 from core.data.catalog import MarketData
-from core.models import (
+from core.domain.clock import Clock, FixedClock
+from core.domain.models import (
     AnalysisResult,
     CriticalGapZones,
     Direction,
@@ -27,7 +26,8 @@ from core.models import (
     StrategyScore,
     TouchCount,
 )
-from core.timeframes import Timeframe
+from core.domain.timeframes import Timeframe
+from core.trading.authz import Authorizer
 
 TRADER = 1001
 VIEWER = 2002

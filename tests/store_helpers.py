@@ -1,7 +1,7 @@
 """Builders for store/error/alert tests: small but valid domain objects."""
 from __future__ import annotations
 
-from core.models import (
+from core.domain.models import (
     ActiveTrade,
     AnalysisResult,
     ClosedTrade,

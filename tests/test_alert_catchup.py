@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core import alerts_replay
-from core.alerts import RangeScalpingAlerts
-from core.config import load_config
-from core.models import Alert
+from core.config.model import load_config
+from core.domain.models import Alert
+from core.ops import alerts_replay
+from core.ops.alerts import RangeScalpingAlerts
 from core.store import Store
 
 

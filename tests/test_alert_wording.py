@@ -14,7 +14,7 @@ import lifecycle_helpers as k
 from bot.commands import CommandRouter
 from bot.presenter import alert_text
 from core.brokers.base import BrokerError, OrderRequest
-from core.models import Direction
+from core.domain.models import Direction
 
 SYMBOL = "XAUUSDc"
 START = 30000  # a London-session bar: the setups below are what the real bars after it do

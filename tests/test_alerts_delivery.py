@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from core.alerts import RangeScalpingAlerts, redact_secrets
-from core.config import load_config
-from core.models import Alert
+from core.config.model import load_config
+from core.domain.models import Alert
+from core.ops.alerts import RangeScalpingAlerts, redact_secrets
 from core.store import Store
 from tests.store_helpers import make_trade
 
@@ -237,7 +237,7 @@ async def test_routine_open_and_close_log_as_info_but_still_reach_the_chats(aler
 
     got: list = []
     alerts.register_sink("telegram", recorder(got))
-    with caplog.at_level(logging.DEBUG, logger="core.alerts"):
+    with caplog.at_level(logging.DEBUG, logger="core.ops.alerts"):
         alerts.send(Alert(kind="exit_executed", severity="high", title="closed", text="tp", ticket=7,
                           created_at=clock.now()))
         alerts.send(mk(clock, "high", "broken", ticket=8))

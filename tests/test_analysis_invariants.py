@@ -25,14 +25,14 @@ import numpy as np
 import pytest
 from analysis_helpers import SYMBOLS, app, bar_close, candles, run
 
-import core.analysis as analysis_mod
-from core.analysis import window_sizes
+import core.analysis.facade as analysis_mod
+from core.analysis.facade import window_sizes
+from core.analysis.range.bars import Bars
+from core.analysis.range.lastvalues import atr_last
 from core.backtest.engine import BacktestEngine, BacktestSpec
 from core.brokers.base import Tick
-from core.models import AnalysisResult, Direction
-from core.range.bars import Bars
-from core.range.lastvalues import atr_last
-from core.timeframes import Timeframe
+from core.domain.models import AnalysisResult, Direction
+from core.domain.timeframes import Timeframe
 
 RANDOM_BARS = 250  # per symbol, historical path
 SEED = 20261125

@@ -12,7 +12,7 @@ import pytest
 from analysis_helpers import app, candles, market
 
 from bot.cli_analyse import run_analysis
-from core.analysis import analyse, inputs_from_candles
+from core.analysis.facade import analyse, inputs_from_candles
 from core.data.resample import resample
 
 
@@ -50,9 +50,9 @@ def test_truncated_history_equals_at_on_full_file(symbol):
 
 
 def _calendar(cfg, symbol):
-    from core.clock import SystemClock
-    from core.config import resolve_path
-    from core.sources.news import NewsCalendarSource
+    from core.config.model import resolve_path
+    from core.data.sources.news import NewsCalendarSource
+    from core.domain.clock import SystemClock
 
     n = cfg.for_symbol(symbol).news
     return NewsCalendarSource(resolve_path(n.calendar_path), n.cache_seconds, SystemClock()).get()

@@ -10,12 +10,12 @@ from analysis_helpers import SYMBOLS, app, app_with, bar_close, candles, market,
 
 from bot.cli import main
 from bot.cli_analyse import run_analysis
-from core.analysis import analyse_range_scalp_opportunity, time_operation
+from core.analysis.facade import analyse_range_scalp_opportunity, time_operation
 from core.brokers.base import Tick
-from core.clock import FixedClock
-from core.config import market_data_dir
-from core.models import AnalysisResult
-from core.timeframes import Timeframe
+from core.config.model import market_data_dir
+from core.domain.clock import FixedClock
+from core.domain.models import AnalysisResult
+from core.domain.timeframes import Timeframe
 
 
 def test_result_round_trips_and_carries_versions_and_timestamps():
@@ -33,12 +33,12 @@ def test_result_round_trips_and_carries_versions_and_timestamps():
 
 def test_slow_stages_log_a_warning(caplog):
     cfg = app_with({"performance": {"slow_operation_ms": 1e-6}})
-    with caplog.at_level(logging.WARNING, logger="core.analysis"):
+    with caplog.at_level(logging.WARNING, logger="core.analysis.facade"):
         run("EURUSDc", bar_close("EURUSDc", 5000), cfg)
     slow = [r.getMessage() for r in caplog.records if "slow operation" in r.getMessage()]
     assert any("analysis.range_detection" in m for m in slow)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="core.analysis"):
+    with caplog.at_level(logging.WARNING, logger="core.analysis.facade"):
         run("EURUSDc", bar_close("EURUSDc", 5000))
     assert not [r for r in caplog.records if "slow operation" in r.getMessage()]
 
@@ -50,7 +50,7 @@ def test_time_operation_as_decorator(caplog):
     def busy():
         return sum(range(1000))
 
-    with caplog.at_level(logging.WARNING, logger="core.analysis"):
+    with caplog.at_level(logging.WARNING, logger="core.analysis.facade"):
         assert busy() == 499500
     assert sink["busy"] > 0 and "slow operation: busy" in caplog.text
 
@@ -93,8 +93,8 @@ def test_broker_feed_path_matches_the_historical_path(symbol):
 
 
 def test_paper_broker_feed_runs_through_the_same_code():
-    from core.brokers.paper import PaperBroker
-    from core.brokers.paper_feed import ReplayFeed
+    from core.brokers.paper.broker import PaperBroker
+    from core.brokers.paper.feed import ReplayFeed
 
     sym = "BTCUSDc"
     clock = FixedClock(bar_close(sym, 6000))
@@ -110,7 +110,7 @@ def test_paper_broker_feed_runs_through_the_same_code():
 
 
 def test_unknown_symbol_is_a_user_error():
-    from core.exceptions import UnknownSymbolError
+    from core.domain.exceptions import UnknownSymbolError
 
     with pytest.raises(UnknownSymbolError, match="Did you mean"):
         analyse_range_scalp_opportunity("XAUUSD", market(), app())
@@ -172,7 +172,7 @@ def test_concurrent_calls_give_the_sequential_answers():
     """The service runs analyses in worker threads; the shared memos must not mix results up."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from core.range import detector
+    from core.analysis.range import detector
 
     jobs = [(s, bar_close(s, i)) for s in SYMBOLS for i in range(3000, 3060, 3)]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 
 from core.backtest.engine import BacktestEngine, BacktestSpec, pick_strategy
-from core.config import load_config, market_data_dir
+from core.config.model import load_config, market_data_dir
 from core.data.candles import empty
 from core.data.loaders import load_candles
-from core.exceptions import UserFacingError
-from core.models import AnalysisResult, Direction, StrategyScore
+from core.domain.exceptions import UserFacingError
+from core.domain.models import AnalysisResult, Direction, StrategyScore
 from tests.backtest_probe import edge_fade
 
 XAU = market_data_dir() / "budimanlai__forex-tick" / "data" / "XAUUSD_M5.csv"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from core.backtest.engine import BacktestEngine, BacktestSpec
-from core.config import load_config, market_data_dir
+from core.config.model import load_config, market_data_dir
 from core.data.loaders import load_candles
 from tests.backtest_probe import edge_fade
 
@@ -33,7 +33,7 @@ def test_decisions_up_to_t_do_not_depend_on_later_bars(decider):
 def test_session_gate_only_skips_bars_the_analysis_rejects():
     """The engine skips the analysis when the session filter alone fails; the full analysis must agree."""
     from core.backtest.live import LiveParts
-    from core.timeframes import Timeframe
+    from core.domain.timeframes import Timeframe
 
     cfg = load_config()
     full = load_candles(XAU, tz_offset_hours=2)[:2500]
@@ -57,10 +57,10 @@ def test_session_gate_only_skips_bars_the_analysis_rejects():
 def test_precomputed_higher_timeframes_hand_out_the_same_closed_bars():
     """The backtest feed resamples M15/H1 once; at every bar it must return exactly what the on-demand
     resampling of the live paper feed returns (closed buckets only), including around weekend gaps."""
-    from core.analysis import window_sizes
+    from core.analysis.facade import window_sizes
     from core.backtest.live import higher_timeframes
-    from core.brokers.paper_feed import ReplayFeed
-    from core.timeframes import Timeframe
+    from core.brokers.paper.feed import ReplayFeed
+    from core.domain.timeframes import Timeframe
 
     tcfg = load_config().for_symbol("XAUUSDc")
     c = load_candles(XAU, tz_offset_hours=2)[:4000]

@@ -10,16 +10,16 @@ import asyncio
 
 import pytest
 
-from core.analysis import analyse_range_scalp_opportunity
+from core.analysis.facade import analyse_range_scalp_opportunity
 from core.app import build_service
-from core.authz import Authorizer
 from core.backtest.engine import BacktestEngine, BacktestSpec
-from core.brokers.paper import PaperBroker
-from core.brokers.paper_feed import ReplayFeed
-from core.clock import FixedClock
-from core.config import load_config, market_data_dir
+from core.brokers.paper.broker import PaperBroker
+from core.brokers.paper.feed import ReplayFeed
+from core.config.model import load_config, market_data_dir
 from core.data.loaders import load_candles
+from core.domain.clock import FixedClock
 from core.store import Store
+from core.trading.authz import Authorizer
 
 XAU = market_data_dir() / "budimanlai__forex-tick" / "data" / "XAUUSD_M5.csv"
 TRADER = 4242

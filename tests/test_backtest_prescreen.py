@@ -9,17 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.analysis import window_sizes
+from core.analysis.facade import window_sizes
+from core.analysis.range.bars import Bars
+from core.analysis.range.lastvalues import atr_last
 from core.backtest.engine import BacktestEngine, BacktestSpec
 from core.backtest.live import LiveParts
 from core.backtest.prescreen import build_screen, windowed_wilder
 from core.backtest.range_screen import build_range_screen
-from core.config import load_config, market_data_dir
+from core.config.model import load_config, market_data_dir
 from core.data.loaders import load_candles
 from core.data.resample import resample
-from core.range.bars import Bars
-from core.range.lastvalues import atr_last
-from core.timeframes import Timeframe
+from core.domain.timeframes import Timeframe
 
 SERIES = {
     "xau": ("XAUUSDc", "budimanlai__forex-tick/data/XAUUSD_M5.csv", 2, False, 0),
@@ -56,9 +56,9 @@ def test_closed_form_windowed_atr_equals_the_analysis_atr():
 @pytest.mark.parametrize("key", ["xau", "btc"])
 def test_screen_inputs_equal_the_live_ones(key):
     """The quote and the dynamic range edges the screens use are the ones the live objects produce."""
+    from core.analysis.range.detector import RangeBoundaryDetector
     from core.backtest.range_screen import dynamic_possible
-    from core.models import RangeStructure
-    from core.range.detector import RangeBoundaryDetector
+    from core.domain.models import RangeStructure
 
     cfg = load_config()
     sym, c = _series(key, 2000)
@@ -161,7 +161,7 @@ def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_cand
     """`core.backtest.range_keys`: per bar, the session window is the live function's, the window ends
     are `Bars.closed_window`'s, and wherever the session candidate is ruled out the exact lazy path
     (the live detector) finds no candidate either."""
-    from core.sessions import window_containing_or_before
+    from core.domain.sessions import window_containing_or_before
 
     cfg = load_config()
     sym, c = _series(key, 6000)

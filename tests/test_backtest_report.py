@@ -8,10 +8,10 @@ import pytest
 
 from bot.cli import main as cli_main
 from core.backtest.api import load_series, parse_when, run_backtest
-from core.backtest.report import equity_png
-from core.config import load_config, market_data_dir
-from core.exceptions import UserFacingError
-from core.metrics import compute_metrics
+from core.backtest.equity_chart import equity_png
+from core.config.model import load_config, market_data_dir
+from core.domain.exceptions import UserFacingError
+from core.store.metrics import compute_metrics
 from tests.backtest_probe import edge_fade
 
 XAU = market_data_dir() / "budimanlai__forex-tick" / "data" / "XAUUSD_M5.csv"
@@ -41,7 +41,7 @@ def test_files_written_and_consistent(report):
     rows = list(csv.DictReader((out / "trades.csv").open()))
     assert [int(r["ticket"]) for r in rows] == [t.ticket for t in rep.trades]
     assert json.loads((out / "metrics.json").read_text())["trades"] == len(rep.trades)
-    # metrics come from core.metrics on the journalled trades, the same call /metrics makes
+    # metrics come from core.store.metrics on the journalled trades, the same call /metrics makes
     again = compute_metrics(rep.trades, starting_balance=rep.starting_balance)
     assert again.overall == rep.metrics.overall
     assert rep.final_balance == pytest.approx(rep.starting_balance + rep.metrics.overall.net_pnl)
@@ -66,7 +66,7 @@ def test_equity_png_of_an_empty_run(cfg):
 
 
 def _flat(symbol, broker, cfg, clock):
-    from core.models import AnalysisResult
+    from core.domain.models import AnalysisResult
 
     return AnalysisResult(symbol=symbol, timeframe="M5", as_of=clock.now())
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.cli import main
-from core.config import load_config, resolve_path
+from core.config.model import load_config, resolve_path
 from core.data.loaders import load_candles
-from core.exceptions import DataFileError
+from core.domain.exceptions import DataFileError
 
 
 def _real_lines(n: int) -> str:

@@ -5,7 +5,7 @@ from bot_helpers import TRADER, start_core
 
 from bot.chart import alert_figure
 from bot.runner import candle_source, make_router
-from core.models import Alert
+from core.domain.models import Alert
 
 
 async def test_exit_alert_chart_uses_the_trading_timeframe_and_separates_labels(tmp_path):

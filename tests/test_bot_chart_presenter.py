@@ -8,7 +8,7 @@ from bot import presenter
 from bot.chart import render_alert_chart, render_analysis_chart
 from bot.commands import parse_command
 from bot.replies import Button, parse_payload
-from core.models import ActiveTrade, Alert, Direction
+from core.domain.models import ActiveTrade, Alert, Direction
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -81,8 +81,8 @@ def test_parse_command_and_payloads():
 
 
 def test_outcome_text_reads_core_outcomes():
-    from core.execution import ProposalOutcome
-    from core.models import ProposalState
+    from core.domain.models import ProposalState
+    from core.trading.execution import ProposalOutcome
 
     done = ProposalOutcome(proposal_id="p1", state=ProposalState.EXECUTED, ok=True, message="Executed: ticket 5 at 2650.1.",
                            ticket=5, fill_price=2650.1, symbol="XAUUSDc")
@@ -94,7 +94,7 @@ def test_outcome_text_reads_core_outcomes():
 
 def test_a_not_viable_strategy_keeps_its_why_on_the_card():
     """Reasons run "<setup>. Not tradeable: <why>" and were cut at 90 characters, mid-"why" for ~10 %."""
-    from core.models import StrategyScore
+    from core.domain.models import StrategyScore
 
     why = "Not tradeable: the target is only 0.6 R away once capped at the range top, below the 1.0 R minimum."
     s = StrategyScore(strategy="bb_fade", direction=Direction.LONG, entry=100.0, stop_loss=99.0, take_profit=100.6,

@@ -11,7 +11,7 @@ from bot_helpers import STRANGER, TRADER, VIEWER, start_core
 from bot.progress import Cancelled
 from bot.runner import make_router
 from core.backtest.api import run_backtest
-from core.exceptions import UserFacingError
+from core.domain.exceptions import UserFacingError
 
 
 async def test_commands_end_to_end_on_the_real_core(tmp_path):

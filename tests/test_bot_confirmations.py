@@ -7,8 +7,8 @@ from bot_helpers import TRADER, VIEWER, start_core
 
 from bot.commands import CommandRouter
 from bot.runner import make_router
-from core.clock import FixedClock
-from core.exceptions import NotAuthorizedError
+from core.domain.clock import FixedClock
+from core.domain.exceptions import NotAuthorizedError
 
 
 async def test_close_and_emergency_confirmations_expire_on_the_real_core(tmp_path):

@@ -17,7 +17,7 @@ from bot.console import ConsoleChat
 from bot.discord_bot import ActionButton, MoneyBotClient, build_view
 from bot.replies import Button
 from bot.telegram_bot import TelegramFrontEnd
-from core.authz import Authorizer
+from core.trading.authz import Authorizer
 
 TOKEN = "123456:FUZZ-token-not-real-bbbbbbbbbbbbbbbbbbbbbbbbb"
 COMMANDS = ["scalp", "status", "trades", "close", "pause", "resume", "emergency", "metrics", "config", "health",

@@ -1,7 +1,7 @@
 """What /metrics and /backtest say about drawdown, profit factor and R counts.
 
 - The money and % drawdown maxima can come from different falls (the % is of its own peak since
-  core.metrics fixed it), so "X (Y%)" would claim they are one fall.
+  core.store.metrics fixed it), so "X (Y%)" would claim they are one fall.
 - Winners only: the profit factor is unbounded, and "-" reads as "no data".
 - A trade without a stop (an adopted orphan) has no R: R figures rest on fewer trades than money ones.
 """
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from bot import presenter
 from bot.backtest_command import backtest_summary
-from core.metrics import compute_metrics
+from core.store.metrics import compute_metrics
 from tests.store_helpers import T0, make_closed, make_trade
 
 

@@ -14,7 +14,7 @@ from core.brokers.base import (
     UnknownSymbolError,
     find_by_comment,
 )
-from core.timeframes import Timeframe
+from core.domain.timeframes import Timeframe
 
 CLIENT = {"client", "expert"}  # MT5 books our own closes as EXPERT; the paper broker as CLIENT
 

@@ -10,12 +10,12 @@ import pytest
 
 from core.brokers.base import Broker
 from core.brokers.factory import make_broker
-from core.brokers.paper import PaperBroker
-from core.clock import FixedClock
-from core.config import DEFAULT_CONFIG_PATH, PROJECT_ROOT, load_config, validate_config_dict
-from core.exceptions import UserFacingError
-from core.settings import Secrets
-from core.timeframes import Timeframe
+from core.brokers.paper.broker import PaperBroker
+from core.config.model import DEFAULT_CONFIG_PATH, PROJECT_ROOT, load_config, validate_config_dict
+from core.config.settings import Secrets
+from core.domain.clock import FixedClock
+from core.domain.exceptions import UserFacingError
+from core.domain.timeframes import Timeframe
 
 
 def config(kind: str):

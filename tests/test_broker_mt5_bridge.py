@@ -10,10 +10,10 @@ import pytest
 from broker_contract_fixtures import SYM, T0
 
 from core.brokers.base import BrokerConnectionError, OrderRequest, Position
-from core.brokers.mt5 import MT5Broker, RetryPolicy
-from core.clock import FixedClock
+from core.brokers.mt5.broker import MT5Broker, RetryPolicy
 from core.data.candles import CANDLE_DTYPE
-from core.timeframes import Timeframe
+from core.domain.clock import FixedClock
+from core.domain.timeframes import Timeframe
 
 rpyc = pytest.importorskip("rpyc")
 SERVER = Path(__file__).resolve().parent / "broker_bridge_server.py"

@@ -19,7 +19,7 @@ from core.brokers.base import (
     StaleQuoteError,
     TooManyRequestsError,
 )
-from core.timeframes import Timeframe
+from core.domain.timeframes import Timeframe
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_invalid_fill_twice_is_a_typed_error(drv):
 
 
 def test_filling_mode_from_symbol_bits():
-    from core.brokers.mt5_convert import filling_modes
+    from core.brokers.mt5.convert import filling_modes
 
     assert filling_modes(1)[0] == 0 and filling_modes(2)[0] == 1 and filling_modes(0)[0] == 2
     assert filling_modes(3)[:2] == [0, 1]
@@ -256,8 +256,8 @@ def test_server_time_is_converted_to_utc():
     bars = scripted_bars()
     bars["time"] += 7200  # the terminal reports server time (UTC+2)
     mt5.fake_add_symbol(SYM, {mt5.TIMEFRAME_M5: bars}, stops_level=20, contract_size=100)
-    from core.brokers.mt5 import MT5Broker
-    from core.clock import FixedClock
+    from core.brokers.mt5.broker import MT5Broker
+    from core.domain.clock import FixedClock
 
     b = MT5Broker(mt5, clock=FixedClock(T0 + 600), server_utc_offset_hours=2, sleep=lambda s: None)
     b.connect()
@@ -277,8 +277,8 @@ def test_same_sltp_again_is_not_an_error(drv):
 
 
 def test_server_offset_is_learned_from_the_largest_fresh_estimate():
-    from core.brokers.mt5 import MT5Broker
-    from core.clock import FixedClock
+    from core.brokers.mt5.broker import MT5Broker
+    from core.domain.clock import FixedClock
 
     mt5.fake_reset(server_offset_hours=2)
     bars = scripted_bars()

@@ -9,10 +9,10 @@ import pytest
 from broker_helpers import load_xau_m5, xau_spec
 
 from core.brokers.base import Broker, OrderRequest
-from core.brokers.paper import PaperBroker
-from core.brokers.paper_feed import AcceleratedClock, ReplayFeed
-from core.clock import FixedClock
-from core.timeframes import Timeframe
+from core.brokers.paper.broker import PaperBroker
+from core.brokers.paper.feed import AcceleratedClock, ReplayFeed
+from core.domain.clock import FixedClock
+from core.domain.timeframes import Timeframe
 
 SYM = "XAUUSDc"
 
@@ -158,8 +158,8 @@ def test_a_weekend_trading_symbol_trades_through_a_data_gap(tmp_path):
 
 
 def test_deviation_rule():
-    """The requote rule in one place (core.brokers.paper_fills): beyond the deviation is refused."""
-    from core.brokers.paper_fills import deviation_problem
+    """The requote rule in one place (core.brokers.paper.fills): beyond the deviation is refused."""
+    from core.brokers.paper.fills import deviation_problem
 
     assert deviation_problem(None, 100.5, 20, 0.01) is None  # no price asked: market at any price
     assert deviation_problem(100.0, 100.20, 20, 0.01) is None  # exactly at the deviation

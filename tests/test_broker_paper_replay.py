@@ -12,10 +12,10 @@ import pytest
 from broker_helpers import load_xau_m5, xau_spec
 
 from core.brokers.base import MarketClosedError, OrderRequest
-from core.brokers.paper import PaperBroker
-from core.brokers.paper_feed import ReplayFeed
-from core.clock import FixedClock
-from core.timeframes import Timeframe
+from core.brokers.paper.broker import PaperBroker
+from core.brokers.paper.feed import ReplayFeed
+from core.domain.clock import FixedClock
+from core.domain.timeframes import Timeframe
 
 SYM = "XAUUSDc"
 

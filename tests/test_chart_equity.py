@@ -6,8 +6,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from core.backtest.api import run_backtest
-from core.backtest.report import equity_figure, equity_png
-from core.config import load_config, market_data_dir
+from core.backtest.equity_chart import equity_figure, equity_png
+from core.config.model import load_config, market_data_dir
 
 XAU = market_data_dir() / "budimanlai__forex-tick" / "data" / "XAUUSD_M5.csv"
 
@@ -116,6 +116,6 @@ def test_drawing_leaves_pyplot_alone_and_stays_small(eurusd):
 
 
 def _flat(symbol, broker, cfg, clock):
-    from core.models import AnalysisResult
+    from core.domain.models import AnalysisResult
 
     return AnalysisResult(symbol=symbol, timeframe="M5", as_of=clock.now())

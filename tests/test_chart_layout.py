@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from bot.chart import MAX_BARS, alert_figure, analysis_figure
 from bot.chart_axes import BUY, SELL, TAG_X, pack
-from core.models import ActiveTrade, Alert, Direction, StrategyScore
+from core.domain.models import ActiveTrade, Alert, Direction, StrategyScore
 
 AT_BTC = 1747725300  # 2025-05-20 07:15 UTC
 AT_WEEKEND = datetime(2025, 5, 19, 2, 0, tzinfo=UTC).timestamp()  # Monday: Friday's bars are in the window

@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from bot.cli import main
-from core.config import DEFAULT_CONFIG_PATH, validate_config_dict
-from core.settings import Secrets
+from core.config.model import DEFAULT_CONFIG_PATH, validate_config_dict
+from core.config.settings import Secrets
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def test_an_env_file_that_is_not_utf8_is_one_line(content, base, tmp_path, monke
 
 # ---------------------------------------------------------------- the file itself
 def _load_text(tmp_path, text: str | bytes):
-    from core.config import ConfigError, load_config
+    from core.config.model import ConfigError, load_config
 
     path = tmp_path / "c.json"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
@@ -239,7 +239,7 @@ def test_a_name_where_an_id_belongs_says_a_number_is_wanted(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MONEYBOT_TELEGRAM_CHAT_ID", "@my_group")
     monkeypatch.setenv("MONEYBOT_MT5_LOGIN", "12345.5")
-    from core.exceptions import UserFacingError
+    from core.domain.exceptions import UserFacingError
 
     with pytest.raises(UserFacingError) as e:
         _secrets(Secrets)

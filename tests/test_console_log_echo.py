@@ -37,10 +37,10 @@ def terminal():
 @pytest.mark.parametrize("console", [True, False])
 def test_alert_log_lines_stay_out_of_the_console_chat(terminal, tmp_path, console):
     cli_run._log_to_file(tmp_path / "logs" / "moneybot.log", console=console)
-    alerts = logging.getLogger("core.alerts")
+    alerts = logging.getLogger("core.ops.alerts")
     alerts.error("ALERT [%s] %s: %s", "HIGH", "XAUUSDc", "range scalp closed")
     alerts.error("alert %r NOT delivered to %s after %d attempt(s): %s", "closed", "telegram", 3, "timeout")
-    logging.getLogger("core.killswitch").critical("kill switch: EMERGENCY")
+    logging.getLogger("core.trading.killswitch").critical("kill switch: EMERGENCY")
     out = terminal.getvalue()
     assert ("range scalp closed" in out) is not console  # printed by the console sink instead
     assert "NOT delivered" in out and "kill switch: EMERGENCY" in out

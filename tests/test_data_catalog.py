@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from core.config import DEFAULT_CONFIG_PATH, load_config, resolve_path, validate_config_dict
+from core.config.model import DEFAULT_CONFIG_PATH, load_config, resolve_path, validate_config_dict
 from core.data.catalog import MarketData
 from core.data.loaders import load_candles
 from core.data.resample import resample
-from core.exceptions import DataFileError, UnknownSymbolError, UserFacingError
-from core.timeframes import Timeframe
+from core.domain.exceptions import DataFileError, UnknownSymbolError, UserFacingError
+from core.domain.timeframes import Timeframe
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import DEFAULT_CONFIG_PATH, validate_config_dict
+from core.config.model import DEFAULT_CONFIG_PATH, validate_config_dict
 from core.data.loaders import load_candles
-from core.data.server_time import check_server_timezone, server_to_utc
+from core.domain.server_time import check_server_timezone, server_to_utc
 
 
 def _epoch(*texts: str) -> np.ndarray:

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import market_data_dir
+from core.config.model import market_data_dir
 from core.data.trades import TRADE_DTYPE, load_trades, to_frame
-from core.exceptions import DataFileError
+from core.domain.exceptions import DataFileError
 
 MARKET = market_data_dir()
 PARQUET = MARKET / "nautechsystems__nautilus_trader/tests/test_data/binance/btcusdt-trades.parquet"

@@ -8,8 +8,8 @@ import io
 from bot_helpers import TRADER, OpenStdin, start_core
 
 from bot.runner import Runner
-from core.models import Alert
-from core.settings import Secrets
+from core.config.settings import Secrets
+from core.domain.models import Alert
 
 # the shape of a Discord bot token (three dot-separated parts); discord.com is unreachable in the suite
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.abcdefghijklmnopqrstuvwxyz0123456789AB"

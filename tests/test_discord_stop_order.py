@@ -12,7 +12,7 @@ from test_telegram_shutdown import HeldAtHalfway
 
 from bot.progress import Cancelled
 from bot.runner import Runner
-from core.settings import Secrets
+from core.config.settings import Secrets
 
 
 def _original_edits(env) -> list[str]:

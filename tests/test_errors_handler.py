@@ -7,11 +7,11 @@ import logging
 
 import pytest
 
-from core.alerts import RangeScalpingAlerts
-from core.config import deep_merge, load_config, validate_config_dict
-from core.errors import ErrorHandler, LastKnown
-from core.killswitch import KillSwitch
+from core.config.model import deep_merge, load_config, validate_config_dict
+from core.ops.alerts import RangeScalpingAlerts
+from core.ops.error_handler import ErrorHandler, LastKnown
 from core.store import Store
+from core.trading.killswitch import KillSwitch
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def alerts(cfg, clock, store):
 
 @pytest.fixture
 def handler(cfg, store, alerts, clock, sleeps):
-    return ErrorHandler(cfg, store, alerts, clock=clock, sleep=sleeps, sync_sleep=sleeps.sync)
+    return ErrorHandler(cfg, store, alerts, KillSwitch(store, cfg, clock), clock=clock, sleep=sleeps, sync_sleep=sleeps.sync)
 
 
 def test_policy_lookup_per_symbol_and_default(tmp_path, store, clock):
@@ -53,7 +53,7 @@ def test_policy_lookup_per_symbol_and_default(tmp_path, store, clock):
         "mt5_connection_lost": {"action": "retry_connection", "max_retries": 7, "retry_interval": 1}}}}})
     cfg, issues = validate_config_dict(raw)
     assert not issues
-    h = ErrorHandler(cfg, store, clock=clock)
+    h = ErrorHandler(cfg, store, None, KillSwitch(store, cfg, clock), clock=clock)
     assert h.policy("mt5_connection_lost").max_retries == 3
     assert h.policy("mt5_connection_lost", "BTCUSDc").max_retries == 7
     assert h.policy("exit_order_fails").action == "retry_with_slippage"
@@ -217,7 +217,7 @@ def test_auto_disable_at_critical_threshold_and_survives_restart(cfg, tmp_path, 
     path = tmp_path / "s.sqlite"
     store = Store(path, clock)
     alerts = RangeScalpingAlerts(cfg, clock, store)
-    h = ErrorHandler(cfg, store, alerts, clock=clock)
+    h = ErrorHandler(cfg, store, alerts, KillSwitch(store, cfg, clock), clock=clock)
     assert cfg.kill_switch.max_critical_errors_per_hour == 3
     h.record("monitoring_loop_crashed", "1")
     clock.advance(600)

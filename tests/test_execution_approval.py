@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from core.brokers.base import BrokerTimeoutError, NoMoneyError, RequoteError, SymbolInfo
-from core.clock import FixedClock
-from core.exceptions import NotAuthorizedError
-from core.execution import adjust_stops, normalise_lot, validate_entry_price
-from core.models import Direction, ProposalState
+from core.domain.clock import FixedClock
+from core.domain.exceptions import NotAuthorizedError
+from core.domain.models import Direction, ProposalState
+from core.trading.execution import adjust_stops, normalise_lot, validate_entry_price
 
 SYMBOL = "XAUUSDc"
 START = 30000
@@ -254,7 +254,7 @@ async def test_reentry_rules_refuse_a_third_entry_on_the_same_range(bars, tmp_pa
 
 async def test_unconfirmed_order_is_never_resent_and_a_late_fill_is_adopted(cfg, bars, tmp_path):
     from core.brokers.base import OrderRequest
-    from core.exit_orders import order_comment
+    from core.brokers.tags import order_comment
 
     svc = await _svc(cfg, bars, tmp_path)
     _, props = await svc.propose(SYMBOL)

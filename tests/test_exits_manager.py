@@ -8,9 +8,9 @@ import threading
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
-from core.exits import RangeScalpingExitManager, TradeNotRegistered
-from core.models import ActiveTrade, ClosedTrade, Direction, ExitPriority, ExitSignal
+from core.domain.clock import FixedClock
+from core.domain.models import ActiveTrade, ClosedTrade, Direction, ExitPriority, ExitSignal
+from core.exits.manager import RangeScalpingExitManager, TradeNotRegistered
 from core.store import Store
 
 T0 = 1_750_000_000.0

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import lifecycle_helpers as k
 
-from core.clock import FixedClock
-from core.exits import RangeScalpingExitManager
-from core.models import ActiveTrade, ClosedTrade, Direction
+from core.domain.clock import FixedClock
+from core.domain.models import ActiveTrade, ClosedTrade, Direction
+from core.exits.manager import RangeScalpingExitManager
 
 T0 = 1_750_000_000.0
 COOLDOWN, CAP = 30.0, 2

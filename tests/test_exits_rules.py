@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from core.brokers.base import Tick
-from core.exit_rules import (
+from core.domain.models import ActiveTrade, Direction, ExitPriority
+from core.exits.rules import (
     calculate_breakeven_stop,
     check_early_exit_conditions,
     check_range_invalidation_during_trade,
     excursions_r,
 )
-from core.models import ActiveTrade, Direction, ExitPriority
 
 TF = 300
 

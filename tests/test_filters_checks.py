@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from analysis_helpers import SYMBOLS, app, app_with, bar_close, candles, context_at, run, ts
 
+from core.analysis.filters.risk_filters import RangeScalpingRiskFilters
 from core.brokers.base import Tick
-from core.filters.risk_filters import RangeScalpingRiskFilters
-from core.sources.news import NewsCalendar, NewsEvent
-from core.sources.orderflow import OrderFlowSnapshot
+from core.data.sources.news import NewsCalendar, NewsEvent
+from core.data.sources.orderflow import OrderFlowSnapshot
 
 F = RangeScalpingRiskFilters()
 
@@ -167,8 +167,8 @@ def test_news_calendar_required_blocks_when_configured():
 
 def test_real_ff_calendar_blocks_eurusd_before_the_fomc():
     """EURUSD M15 bars of the real calendar week; FOMC at 19:00 UTC on 2026-01-28."""
-    from core.config import resolve_path
-    from core.sources.news import load_calendar_file
+    from core.config.model import resolve_path
+    from core.data.sources.news import load_calendar_file
 
     cfg = app_with({}, {"EURUSDc": {"range_detection": {"timeframe": "M15", "nested_timeframes": ["M15", "H1"]}}})
     cal = load_calendar_file(resolve_path(cfg.news.calendar_path))

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from analysis_helpers import app, ts
 
-from core.config import market_data_dir
+from core.config.model import market_data_dir
+from core.data.sources.orderflow import imbalance, load_snapshot
 from core.data.trades import load_trades
-from core.sessions import active_sessions, session_label, window_containing_or_before
-from core.sources.orderflow import imbalance, load_snapshot
+from core.domain.sessions import active_sessions, session_label, window_containing_or_before
 
 S = app().sessions
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.config import (
+from core.config.model import (
     DEFAULT_CONFIG_PATH,
     AppConfig,
     ConfigError,
@@ -14,7 +14,7 @@ from core.config import (
     load_config,
     validate_config_dict,
 )
-from core.settings import Secrets
+from core.config.settings import Secrets
 
 
 @pytest.fixture(scope="module")

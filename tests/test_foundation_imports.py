@@ -18,7 +18,7 @@ FORBIDDEN = {"bot", "telegram", "discord", "MetaTrader5"}
 
 # The one sanctioned exception: MT5Broker.local() imports MetaTrader5 lazily *inside a function*, on
 # Windows only, so core stays importable without it. A module-level import would still fail here.
-LAZY_ALLOWED = {("core/brokers/mt5.py", "MetaTrader5")}
+LAZY_ALLOWED = {("core/brokers/mt5/broker.py", "MetaTrader5")}
 
 
 def _module_name(path: Path) -> str:

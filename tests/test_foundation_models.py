@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.models import (
+from core.domain.models import (
     ActiveTrade,
     Alert,
     AnalysisResult,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import indicators as ind
-from core.config import market_data_dir
+from core.analysis import indicators as ind
+from core.config.model import market_data_dir
 from core.data.loaders import load_candles
 
 MARKET = market_data_dir()

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import deep_merge, load_config, validate_config_dict
-from core.killswitch import KillSwitch
+from core.config.model import deep_merge, load_config, validate_config_dict
 from core.store import Store
+from core.trading.killswitch import KillSwitch
 from tests.store_helpers import T0
 
 
@@ -91,7 +91,7 @@ def test_cli_pause_and_resume(tmp_path, capsys):
 
 def test_block_reason_names_the_console_and_skips_the_default_reason(store, clock):
     """A console pause used to read "Trading is paused by -1: paused."."""
-    from core.authz import CONSOLE_USER_ID
+    from core.domain.wording import CONSOLE_USER_ID
 
     ks = KillSwitch(store, load_config(), clock)
     ks.pause(CONSOLE_USER_ID)

@@ -8,8 +8,8 @@ import asyncio
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
-from core.models import ProposalState
+from core.domain.clock import FixedClock
+from core.domain.models import ProposalState
 
 SYMBOL = "XAUUSDc"
 

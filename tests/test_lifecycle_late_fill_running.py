@@ -8,9 +8,9 @@ import lifecycle_helpers as k
 import pytest
 
 from core.brokers.base import BrokerTimeoutError, OrderRequest
-from core.exit_orders import order_comment
-from core.late_fills import SUSPECT_WATCH_SECONDS, SWEEP_SECONDS
-from core.models import ProposalState
+from core.brokers.tags import order_comment
+from core.domain.models import ProposalState
+from core.exits.late_fills import SUSPECT_WATCH_SECONDS, SWEEP_SECONDS
 
 SYMBOL = "XAUUSDc"
 

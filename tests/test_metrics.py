@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from core.metrics import bootstrap_mean_ci, compute_metrics, format_report, net_pnl
-from core.models import ClosedTrade, Direction
+from core.domain.models import ClosedTrade, Direction
+from core.store.metrics import bootstrap_mean_ci, compute_metrics, format_report, net_pnl
 
 
 def _trade(i, pnl, r, *, strategy="bb_fade", session="london", commission=0.0, minutes=10.0,

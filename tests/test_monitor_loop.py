@@ -7,10 +7,10 @@ import asyncio
 import lifecycle_helpers as k
 import pytest
 
-import core.monitor as monitor_mod
+import core.exits.monitor as monitor_mod
 from core.brokers.base import BrokerConnectionError
-from core.clock import FixedClock
-from core.models import Direction
+from core.domain.clock import FixedClock
+from core.domain.models import Direction
 
 SYMBOLS = ("XAUUSDc", "BTCUSDc")
 
@@ -166,7 +166,7 @@ def test_interval_comes_from_config():
 
 
 async def test_exits_run_critical_first_across_all_trades(tmp_path, monkeypatch):
-    from core.models import ExitPriority, ExitSignal
+    from core.domain.models import ExitPriority, ExitSignal
 
     cfg = k.config({"exits": {"reentry_cooldown_minutes": 0, "max_reentries_per_range": 100}})
     svc = await _svc(cfg, tmp_path)

@@ -152,8 +152,8 @@ def test_a_position_that_closed_before_our_close_arrived_is_not_found_not_a_fail
 
 def test_a_deposit_first_in_the_history_does_not_stop_the_server_offset_being_learned():
     """An account's history usually opens with a deposit: a deal with no symbol to take a quote from."""
-    from core.brokers.mt5 import MT5Broker
-    from core.clock import FixedClock
+    from core.brokers.mt5.broker import MT5Broker
+    from core.domain.clock import FixedClock
 
     mt5.fake_reset(server_offset_hours=2)
     bars = scripted_bars()

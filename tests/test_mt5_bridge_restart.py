@@ -6,8 +6,8 @@ from broker_contract_fixtures import SYM, T0
 from test_broker_mt5_bridge import _wait_listening, start_server
 
 from core.brokers.base import OrderRequest
-from core.brokers.mt5 import MT5Broker, RetryPolicy
-from core.clock import FixedClock
+from core.brokers.mt5.broker import MT5Broker, RetryPolicy
+from core.domain.clock import FixedClock
 
 rpyc = pytest.importorskip("rpyc")
 

@@ -11,9 +11,9 @@ from broker_contract_fixtures import SYM, MT5Driver
 from fakes import fake_mt5 as mt5
 
 from bot import presenter
-from core.authz import Authorizer
 from core.brokers.base import BrokerError, OrderRequest
-from core.brokers.mt5_terminal import ALGO_TRADING_OFF, EXPERTS_DISABLED, INVESTOR_LOGIN, TRADE_DISABLED
+from core.brokers.mt5.terminal import ALGO_TRADING_OFF, EXPERTS_DISABLED, INVESTOR_LOGIN, TRADE_DISABLED
+from core.trading.authz import Authorizer
 
 BUY = OrderRequest(symbol=SYM, side="buy", volume=0.01, sl=1998.0, tp=2005.0, magic=42, comment="rs:t")
 
@@ -59,7 +59,7 @@ def test_trade_disabled_on_an_account_that_allows_trading_names_both_likely_caus
 
 
 def test_warned_once_per_change_and_cleared_when_an_order_goes_through(caplog):
-    caplog.set_level(logging.WARNING, logger="core.brokers.mt5_terminal")
+    caplog.set_level(logging.WARNING, logger="core.brokers.mt5.terminal")
     d = _driver(algo_trading=False)
     try:
         assert "enable Algo Trading in the terminal toolbar" in d.broker.trading_blocked
@@ -91,7 +91,7 @@ def test_an_order_refused_for_another_reason_does_not_hide_the_block():
 
 async def test_service_starts_says_so_once_and_health_shows_the_fix(tmp_path):
     from core.app import build_service
-    from core.config import load_config
+    from core.config.model import load_config
 
     d = _driver(algo_trading=False)
     service = build_service(load_config(), broker=d.broker, clock=d.broker.clock, authorizer=Authorizer([1]),

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from analysis_helpers import SYMBOLS, app, app_with, bar_close, candles, context_at, run, ts
 
-from core.models import NoRange, RangeStructure
-from core.range.bars import Bars
-from core.range.detector import RangeBoundaryDetector, count_touches
+from core.analysis.range.bars import Bars
+from core.analysis.range.detector import RangeBoundaryDetector, count_touches
+from core.domain.models import NoRange, RangeStructure
 
 
 def test_count_touches_counts_visits_not_bars():

@@ -1,12 +1,18 @@
-"""The hot-path last-value kernels agree with `core.indicators` on real data (they must never drift)."""
+"""The hot-path last-value kernels agree with `core.analysis.indicators` on real data (they must never drift)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from analysis_helpers import SYMBOLS, candles
 
-from core.indicators import atr, bollinger, rsi, session_vwap
-from core.range.lastvalues import atr_last, bollinger_last, bollinger_width_series, rsi_last, vwap_last
+from core.analysis.indicators import atr, bollinger, rsi, session_vwap
+from core.analysis.range.lastvalues import (
+    atr_last,
+    bollinger_last,
+    bollinger_width_series,
+    rsi_last,
+    vwap_last,
+)
 
 
 @pytest.mark.parametrize("symbol", SYMBOLS)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import lifecycle_helpers as k
 import pytest
 
-from core.alert_texts import exit_reason_words
 from core.brokers.base import OrderRequest
-from core.clock import FixedClock
-from core.exit_orders import order_comment
-from core.models import ProposalState
-from core.recovery import DEAL_SCAN_KEY, DEAL_SCAN_OVERLAP
+from core.brokers.tags import order_comment
+from core.domain.clock import FixedClock
+from core.domain.models import ProposalState
+from core.exits.adoption import DEAL_SCAN_KEY, DEAL_SCAN_OVERLAP
+from core.ops.alert_texts import exit_reason_words
 
 SYMBOL = "XAUUSDc"
 

@@ -6,10 +6,10 @@ import lifecycle_helpers as k
 import pytest
 
 from core.brokers.base import BrokerConnectionError, OrderRequest
-from core.clock import FixedClock
-from core.exceptions import ProposalError
-from core.exit_orders import order_comment
-from core.models import ActiveTrade, Direction, ProposalState
+from core.brokers.tags import order_comment
+from core.domain.clock import FixedClock
+from core.domain.exceptions import ProposalError
+from core.domain.models import ActiveTrade, Direction, ProposalState
 
 SYMBOL = "XAUUSDc"
 

@@ -11,7 +11,7 @@ import lifecycle_helpers as k
 import pytest
 from test_review_execution import HookBroker
 
-from core.clock import FixedClock
+from core.domain.clock import FixedClock
 
 SYMBOL = "XAUUSDc"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
+from core.domain.clock import FixedClock
 
 SYMBOL = "XAUUSDc"
 

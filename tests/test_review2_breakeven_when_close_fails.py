@@ -12,7 +12,7 @@ import lifecycle_helpers as k
 import pytest
 
 from core.brokers.base import BrokerError
-from core.clock import FixedClock
+from core.domain.clock import FixedClock
 
 SYMBOL = "XAUUSDc"
 

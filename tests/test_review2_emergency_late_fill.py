@@ -12,8 +12,8 @@ import lifecycle_helpers as k
 import pytest
 
 from core.brokers.base import BrokerTimeoutError, OrderRequest
-from core.exit_orders import order_comment
-from core.models import ProposalState
+from core.brokers.tags import order_comment
+from core.domain.models import ProposalState
 
 SYMBOL = "XAUUSDc"
 NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC

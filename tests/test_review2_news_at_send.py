@@ -11,9 +11,9 @@ import json
 
 import lifecycle_helpers as k
 
-from core.brokers.paper_feed import AcceleratedClock
-from core.clock import FixedClock
-from core.models import ProposalState
+from core.brokers.paper.feed import AcceleratedClock
+from core.domain.clock import FixedClock
+from core.domain.models import ProposalState
 
 SYMBOL = "XAUUSDc"
 NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC

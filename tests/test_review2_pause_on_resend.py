@@ -11,7 +11,7 @@ import pytest
 from test_review_execution import SYMBOL, _svc
 
 from core.brokers.base import RequoteError
-from core.models import ProposalState
+from core.domain.models import ProposalState
 
 
 @pytest.fixture(scope="module")

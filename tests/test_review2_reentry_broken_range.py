@@ -10,8 +10,8 @@ from __future__ import annotations
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
-from core.models import Direction
+from core.domain.clock import FixedClock
+from core.domain.models import Direction
 
 SYMBOL = "XAUUSDc"
 NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC

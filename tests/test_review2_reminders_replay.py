@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import lifecycle_helpers as k
 
-from core.brokers.paper_feed import AcceleratedClock
-from core.clock import FixedClock
-from core.notify import REMINDER_SECONDS, Notifier
+from core.brokers.paper.feed import AcceleratedClock
+from core.domain.clock import FixedClock
+from core.ops.notify import REMINDER_SECONDS, Notifier
 
 
 def _page(n: Notifier):

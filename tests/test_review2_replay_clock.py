@@ -11,8 +11,8 @@ import asyncio
 import lifecycle_helpers as k
 import pytest
 
-from core.brokers.paper_feed import AcceleratedClock
-from core.clock import FixedClock
+from core.brokers.paper.feed import AcceleratedClock
+from core.domain.clock import FixedClock
 
 NEAR = 1_746_003_600.0  # 2025-04-30 09:00 UTC
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from core.brokers.mt5_convert import ServerOffset
+from core.brokers.mt5.convert import ServerOffset
 
 NY = ZoneInfo("America/New_York")
 

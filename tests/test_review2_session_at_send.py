@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import lifecycle_helpers as k
 import pytest
 
-from core.brokers.paper_feed import AcceleratedClock
-from core.clock import FixedClock
-from core.models import ProposalState
+from core.brokers.paper.feed import AcceleratedClock
+from core.domain.clock import FixedClock
+from core.domain.models import ProposalState
 
 SYMBOL = "XAUUSDc"
 

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
-from core.exit_rules import market_minutes
-from core.models import Direction
+from core.domain.clock import FixedClock
+from core.domain.models import Direction
+from core.exits.rules import market_minutes
 
 SYMBOL = "XAUUSDc"
 
@@ -71,7 +71,7 @@ async def test_a_trade_opened_on_friday_evening_keeps_its_market_time_over_the_w
 
 def test_market_minutes_skip_a_closed_market_but_not_the_daily_break(cfg):
     bars = k.m5(cfg, SYMBOL)
-    from core.models import ActiveTrade
+    from core.domain.models import ActiveTrade
 
     t = ActiveTrade(ticket=1, symbol=SYMBOL, strategy="bb_fade", direction=Direction.LONG, entry_price=1.0,
                     sl=0.9, tp=1.2, initial_sl=0.9, volume=0.01, entry_time=utc("2025-01-09T21:00"))

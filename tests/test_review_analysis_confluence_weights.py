@@ -12,7 +12,7 @@ import json
 import pytest
 from analysis_helpers import app_with, ts
 
-from core.config import DEFAULT_CONFIG_PATH, validate_config_dict
+from core.config.model import DEFAULT_CONFIG_PATH, validate_config_dict
 
 
 @pytest.mark.parametrize("weights", [
@@ -31,7 +31,7 @@ def test_unknown_confluence_weight_keys_are_rejected(weights):
 def test_partial_override_of_known_weights_still_validates():
     from analysis_helpers import context_at
 
-    from core.filters.risk_filters import RangeScalpingRiskFilters
+    from core.analysis.filters.risk_filters import RangeScalpingRiskFilters
 
     cfg = app_with({"confluence": {"weights": {"structure": 1.0}}})
     assert set(cfg.confluence.weights) == {"structure", "location", "confirmation"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from analysis_helpers import bar_close, candles, run
 
-from core.models import Direction
+from core.domain.models import Direction
 
 
 @pytest.mark.parametrize("symbol", ["XAUUSDc", "EURUSDc", "BTCUSDc"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from analysis_helpers import app, bar_close, candles, run
 
-from core.models import Direction
+from core.domain.models import Direction
 
 
 def _on_grid(p: float, digits: int) -> bool:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from analysis_helpers import context_at, ts
 
-from core.filters.risk_filters import RangeScalpingRiskFilters
-from core.sources.news import NewsCalendar, NewsEvent, symbol_currencies
+from core.analysis.filters.risk_filters import RangeScalpingRiskFilters
+from core.data.sources.news import NewsCalendar, NewsEvent, symbol_currencies
 
 
 @pytest.mark.parametrize("symbol,expected", [

@@ -12,7 +12,7 @@ import time
 import pytest
 from analysis_helpers import ts
 
-from core.sources.news import parse_calendar
+from core.data.sources.news import parse_calendar
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from analysis_helpers import app, candles, ts
 
-from core.range.bars import Bars
-from core.range.detector import RangeBoundaryDetector
+from core.analysis.range.bars import Bars
+from core.analysis.range.detector import RangeBoundaryDetector
 
 
 def _day_extremes(h1: np.ndarray, day: str) -> tuple[float, float]:

@@ -9,10 +9,10 @@ import json
 import pytest
 from analysis_helpers import context_at, ts
 
-from core.config import DEFAULT_CONFIG_PATH, validate_config_dict
-from core.models import Direction
-from core.scoring.scorer import RangeScalpingScorer
-from core.scoring.strategies import Setup
+from core.analysis.scoring.scorer import RangeScalpingScorer
+from core.analysis.scoring.strategies import Setup
+from core.config.model import DEFAULT_CONFIG_PATH, validate_config_dict
+from core.domain.models import Direction
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from dataclasses import replace
 import pytest
 from analysis_helpers import context_at, run, ts
 
-from core.models import Direction
-from core.scoring.scorer import RangeScalpingScorer
-from core.scoring.strategies import vwap_reversion
+from core.analysis.scoring.scorer import RangeScalpingScorer
+from core.analysis.scoring.strategies import vwap_reversion
+from core.domain.models import Direction
 
 
 @pytest.mark.parametrize("symbol,when,direction", [

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from bot.commands import CommandRouter
-from core.authz import Authorizer
-from core.config import load_config
+from core.config.model import load_config
+from core.trading.authz import Authorizer
 
 TRADER, VIEWER = 11, 22
 

@@ -5,8 +5,8 @@ import simcord
 
 from bot.commands import CommandRouter
 from bot.discord_bot import MoneyBotClient
-from core.authz import Authorizer
-from core.config import load_config
+from core.config.model import load_config
+from core.trading.authz import Authorizer
 
 
 class AuthOnly:

@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from bot.cli import main
-from core.config import DEFAULT_CONFIG_PATH
-from core.settings import Secrets
+from core.config.model import DEFAULT_CONFIG_PATH
+from core.config.settings import Secrets
 
 
 def test_empty_values_mean_unset(monkeypatch):

@@ -11,11 +11,11 @@ from fakes.bot_api_server import BotApiServer
 from bot.replies import Reply
 from bot.runner import Runner
 from bot.telegram_bot import TelegramFrontEnd
-from core.alerts import RangeScalpingAlerts
-from core.clock import FixedClock
-from core.config import load_config
-from core.models import Alert
-from core.settings import Secrets
+from core.config.model import load_config
+from core.config.settings import Secrets
+from core.domain.clock import FixedClock
+from core.domain.models import Alert
+from core.ops.alerts import RangeScalpingAlerts
 
 TOKEN = "123456:TEST-token-not-real-aaaaaaaaaaaaaaaaaaaaaaa"
 GOOD, BLOCKED, FLAKY = 1001, 1002, 1003

@@ -9,8 +9,8 @@ import lifecycle_helpers as k
 import pytest
 
 from core.brokers.base import RequoteError
-from core.clock import FixedClock
-from core.models import ProposalState
+from core.domain.clock import FixedClock
+from core.domain.models import ProposalState
 
 SYMBOL = "XAUUSDc"
 START = 30000
@@ -114,7 +114,7 @@ async def test_emergency_during_an_in_flight_order_closes_the_new_position(cfg, 
 async def test_proposal_expiry_is_human_time_on_an_accelerated_paper_replay(cfg, bars, tmp_path):
     """`moneybot run` on paper replays at `broker.paper.speed` (60x by default) with the replay clock
     as the service clock. A 120 s offer must give the trader 120 real seconds, not 2."""
-    from core.brokers.paper_feed import AcceleratedClock
+    from core.brokers.paper.feed import AcceleratedClock
 
     wall = FixedClock(1_800_000_000.0)
     speed = 60.0
@@ -212,7 +212,7 @@ async def test_emergency_also_closes_our_positions_the_monitor_has_not_adopted_y
     the monitor adopts it on its next cycle, up to `interval_seconds` (300 s) later. An emergency in
     between must still close every position carrying our magic number."""
     from core.brokers.base import OrderRequest
-    from core.exit_orders import order_comment
+    from core.brokers.tags import order_comment
 
     svc, inner = await _svc(cfg, bars, tmp_path)
     (known,) = await k.open_trades(svc, SYMBOL)

@@ -14,8 +14,8 @@ import lifecycle_helpers as k
 import numpy as np
 import pytest
 
-from core.models import Direction
-from core.notify import REMINDER_SECONDS as HOURLY
+from core.domain.models import Direction
+from core.ops.notify import REMINDER_SECONDS as HOURLY
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import lifecycle_helpers as k
 import pytest
 
 from core.brokers.base import Tick
-from core.exit_rules import calculate_breakeven_stop
-from core.models import ActiveTrade, Direction
+from core.domain.models import ActiveTrade, Direction
+from core.exits.rules import calculate_breakeven_stop
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from test_metrics import _trade
 
-from core.metrics import block_rows, compute_metrics, format_report
+from core.store.metrics import block_rows, compute_metrics, format_report
 
 
 def test_drawdown_pct_is_the_largest_relative_fall_not_the_pct_at_the_largest_money_fall():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from test_metrics import _trade
 
-from core.metrics import block_rows, compute_metrics, format_report, profit_factor_text
+from core.store.metrics import block_rows, compute_metrics, format_report, profit_factor_text
 
 
 def _pf_row(rep):

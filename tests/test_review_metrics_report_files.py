@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from test_metrics import _trade
 
-from core.backtest.report import TRADE_FIELDS, BacktestReport, equity_figure, write_report
-from core.metrics import MetricsReport, compute_metrics, net_pnl
-from core.models import ClosedTrade, Direction
+from core.backtest.equity_chart import equity_figure
+from core.backtest.report import TRADE_FIELDS, BacktestReport, write_report
+from core.domain.models import ClosedTrade, Direction
+from core.store.metrics import MetricsReport, compute_metrics, net_pnl
 
 
 def _report(trades, timeframe="M5") -> BacktestReport:

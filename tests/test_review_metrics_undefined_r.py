@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from test_metrics import _trade
 
-from core.metrics import block_rows, compute_metrics
+from core.store.metrics import block_rows, compute_metrics
 
 
 def _no_stop(i, pnl):
@@ -44,7 +44,7 @@ def test_a_journal_of_only_undefined_r_shows_no_r():
 
 
 def test_the_text_report_names_the_r_count_where_it_differs():
-    from core.metrics import format_report
+    from core.store.metrics import format_report
 
     text = format_report(compute_metrics([_trade(0, 20.0, 2.0), _no_stop(1, 10.0)], bootstrap_resamples=0))
     assert "strategy bb_fade: n=2 net=30.00 win%=100.0 expR=2.000 (R over n=1)" in text

@@ -7,8 +7,8 @@ import sqlite3
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
-from core.models import Direction
+from core.domain.clock import FixedClock
+from core.domain.models import Direction
 
 SYMBOLS = ("XAUUSDc", "BTCUSDc")
 # a quiet stretch on both symbols: no SL/TP within the few bars each test steps through
@@ -125,7 +125,7 @@ async def test_orphans_with_a_per_symbol_magic_number_are_found_by_monitor_and_r
     magics of its open trades (or the global one) and recovery for those plus the global one, so a
     late-landing BTCUSDc order with BTCUSDc's own magic was never adopted while a XAUUSDc trade was open."""
     from core.brokers.base import OrderRequest
-    from core.exit_orders import order_comment
+    from core.brokers.tags import order_comment
 
     c = k.config({"symbol_overrides": {"BTCUSDc": {"execution": {"magic_number": 4242}}}})
     svc = await _svc(c, tmp_path)

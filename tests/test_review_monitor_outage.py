@@ -11,8 +11,8 @@ from __future__ import annotations
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
-from core.notify import REMINDER_SECONDS
+from core.domain.clock import FixedClock
+from core.ops.notify import REMINDER_SECONDS
 
 
 @pytest.fixture(scope="module")

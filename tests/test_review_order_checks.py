@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from core.brokers.base import SymbolInfo
-from core.brokers.paper_fills import stops_problem
-from core.models import Direction
-from core.order_checks import adjust_stops
+from core.brokers.paper.fills import stops_problem
+from core.domain.models import Direction
+from core.trading.order_checks import adjust_stops
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ import pytest
 from broker_helpers import load_xau_m5, xau_spec
 
 from core.brokers.base import OrderRequest
-from core.brokers.paper import PaperBroker
-from core.brokers.paper_feed import ReplayFeed
-from core.clock import FixedClock
+from core.brokers.paper.broker import PaperBroker
+from core.brokers.paper.feed import ReplayFeed
 from core.data.candles import CANDLE_DTYPE
-from core.timeframes import Timeframe
+from core.domain.clock import FixedClock
+from core.domain.timeframes import Timeframe
 
 SYM = "XAUUSDc"
 

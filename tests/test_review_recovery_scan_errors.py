@@ -11,8 +11,8 @@ from __future__ import annotations
 import lifecycle_helpers as k
 import pytest
 
-from core.clock import FixedClock
-from core.recovery import DEAL_SCAN_KEY
+from core.domain.clock import FixedClock
+from core.exits.adoption import DEAL_SCAN_KEY
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ async def test_a_reconciliation_rerun_that_crashes_does_not_cost_the_cycles_exit
     """When the broker was down at start-up, each cycle re-runs the reconciliation first. An unexpected
     error in it (here a malformed history while resolving a proposal a crash left `executing`) escaped
     the cycle before any trade was judged, every cycle, so no exit ever ran."""
-    from core.models import ProposalState
+    from core.domain.models import ProposalState
 
     cfg = k.config({"exits": {"max_minutes_in_trade": 5}})
     clock = FixedClock(k.common_time(cfg, ("XAUUSDc",), near=1_746_003_600.0))

@@ -14,11 +14,11 @@ import subprocess
 import sys
 import time
 
-from core.config import DEFAULT_CONFIG_PATH, PROJECT_ROOT
+from core.config.model import DEFAULT_CONFIG_PATH, PROJECT_ROOT
 
 DRIVER = r"""
 import sys, threading
-from core.brokers.paper import PaperBroker
+from core.brokers.paper.broker import PaperBroker
 from bot.runner import Runner
 
 armed = threading.Event()
@@ -87,7 +87,7 @@ def test_second_sigint_forces_exit_while_the_stop_hangs_on_a_broker_call(tmp_pat
     log = (tmp_path / "logs" / "moneybot.log").read_text()
     assert "forcing exit" in log  # flushed before the exit
 
-    from core.clock import SystemClock
+    from core.domain.clock import SystemClock
     from core.store import Store
 
     with Store(tmp_path / "moneybot.sqlite", clock=SystemClock()) as store:

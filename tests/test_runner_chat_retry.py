@@ -16,8 +16,8 @@ from fakes.bot_api_server import BotApiServer
 
 from bot.chat_link import ChatLink
 from bot.runner import Runner
-from core.models import Alert
-from core.settings import Secrets
+from core.config.settings import Secrets
+from core.domain.models import Alert
 
 TG_TOKEN = "987654:SECRET-token-never-logged-ddddddddddddddddddd"
 DC_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.abcdefghijklmnopqrstuvwxyz0123456789AB"

@@ -11,7 +11,7 @@ from bot_helpers import TRADER, start_core
 from fakes.bot_api_server import BotApiServer
 
 from bot.runner import Runner
-from core.settings import Secrets
+from core.config.settings import Secrets
 
 TOKEN = "987654:SECRET-token-never-logged-ddddddddddddddddddd"
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from analysis_helpers import SYMBOLS, app, bar_close, candles, context_at, run
 
-from core.models import Direction, StrategyScore
-from core.scoring.scorer import RangeScalpingScorer
-from core.scoring.strategies import STRATEGIES, Setup
+from core.analysis.scoring.scorer import RangeScalpingScorer
+from core.analysis.scoring.strategies import STRATEGIES, Setup
+from core.domain.models import Direction, StrategyScore
 
 S = RangeScalpingScorer()
 

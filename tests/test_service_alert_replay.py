@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import lifecycle_helpers as k
 
-from core.clock import FixedClock
+from core.domain.clock import FixedClock
 from core.store import Store
 
 SYMBOL = "XAUUSDc"
@@ -18,7 +18,7 @@ async def test_an_alert_a_crash_left_undelivered_is_sent_at_the_next_start(tmp_p
     clock = FixedClock(k.common_time(cfg, (SYMBOL,)))
     store = Store(tmp_path / "store.sqlite", clock)
     # the dying run: a chat was registered, the page was logged 'queued', nobody answered
-    from core.alerts import RangeScalpingAlerts
+    from core.ops.alerts import RangeScalpingAlerts
 
     dying = RangeScalpingAlerts(cfg.alerts, clock, store)
     dying.register_sink("telegram", lambda a: None)

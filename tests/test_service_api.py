@@ -7,9 +7,9 @@ import asyncio
 import lifecycle_helpers as k
 import pytest
 
-from core.exceptions import NotAuthorizedError, UnknownSymbolError
-from core.metrics import MetricsReport
+from core.domain.exceptions import NotAuthorizedError, UnknownSymbolError
 from core.service import HealthReport, TradeStatus
+from core.store.metrics import MetricsReport
 
 SYMBOL = "XAUUSDc"
 

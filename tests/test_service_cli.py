@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from bot.cli import main
-from core.clock import FixedClock
-from core.models import ActiveTrade, ClosedTrade, Direction
+from core.domain.clock import FixedClock
+from core.domain.models import ActiveTrade, ClosedTrade, Direction
 from core.store import Store
 
 T0 = 1_750_000_000.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from bot_helpers import TRADER, XAU_TRADEABLE_AT, start_core
 
-from core.exceptions import ProposalError
+from core.domain.exceptions import ProposalError
 
 
 async def test_a_request_during_the_stop_is_told_the_bot_is_stopping_not_starting(tmp_path):
@@ -27,12 +27,12 @@ async def test_a_request_during_the_stop_is_told_the_bot_is_stopping_not_startin
 
 
 async def test_a_request_before_the_start_still_says_starting_up(tmp_path):
-    from bot.runner import build_core
-    from core.authz import Authorizer
-    from core.clock import FixedClock
-    from core.config import load_config
+    from core.app import build_for_run
+    from core.config.model import load_config
+    from core.domain.clock import FixedClock
+    from core.trading.authz import Authorizer
 
-    service = build_core(load_config(), None, clock=FixedClock(XAU_TRADEABLE_AT), data_dir=tmp_path,
+    service = build_for_run(load_config(), None, clock=FixedClock(XAU_TRADEABLE_AT), data_dir=tmp_path,
                          authorizer=Authorizer([TRADER], []))
     with pytest.raises(ProposalError, match="still starting up"):
         await service.propose("XAUUSDc", TRADER)

@@ -13,7 +13,7 @@ import lifecycle_helpers as k
 import pytest
 
 from bot.commands import CommandRouter
-from core.models import Direction
+from core.domain.models import Direction
 
 SYMBOL = "XAUUSDc"
 

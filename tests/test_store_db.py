@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from core.clock import FixedClock
-from core.models import ProposalState
+from core.domain.clock import FixedClock
+from core.domain.models import ProposalState
 from core.store import Migration, ProposalConflict, Store, StoreError, TransactionMisuse
 from core.store.schema import MIGRATIONS
 from tests.store_helpers import T0, make_closed, make_proposal, make_trade

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from core.clock import FixedClock
-from core.models import ProposalState as S
+from core.domain.clock import FixedClock
+from core.domain.models import ProposalState as S
 from core.store import ALLOWED_TRANSITIONS, IllegalTransition, Store, is_valid_proposal_id, new_proposal_id
 from tests.store_helpers import T0, make_proposal
 

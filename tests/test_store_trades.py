@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bot.cli import main
-from core.clock import FixedClock
-from core.models import ProposalState
+from core.domain.clock import FixedClock
+from core.domain.models import ProposalState
 from core.store import DuplicateTradeError, StaleTradeError, Store, TradeMetadata
 from tests.store_helpers import T0, make_closed, make_proposal, make_trade
 

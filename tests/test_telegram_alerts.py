@@ -8,10 +8,10 @@ from fakes.bot_api_server import BotApiServer
 
 from bot.runner import make_router
 from bot.telegram_bot import TelegramFrontEnd
-from core.alerts import RangeScalpingAlerts
-from core.clock import FixedClock
-from core.config import load_config
-from core.models import Alert
+from core.config.model import load_config
+from core.domain.clock import FixedClock
+from core.domain.models import Alert
+from core.ops.alerts import RangeScalpingAlerts
 
 TOKEN = "123456:TEST-token-not-real-aaaaaaaaaaaaaaaaaaaaaaa"
 

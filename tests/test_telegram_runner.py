@@ -10,8 +10,8 @@ from fakes.bot_api_server import BotApiServer
 
 from bot import logsafe
 from bot.runner import Runner
-from core.models import Alert
-from core.settings import Secrets
+from core.config.settings import Secrets
+from core.domain.models import Alert
 
 TOKEN = "987654:SECRET-token-never-logged-ddddddddddddddddddd"
 

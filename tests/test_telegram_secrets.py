@@ -10,7 +10,7 @@ from bot_helpers import TRADER, start_core
 from fakes.bot_api_server import BotApiServer
 
 from bot.runner import Runner
-from core.settings import Secrets
+from core.config.settings import Secrets
 
 TOKEN = "555666777:REVOKED-token-never-shown-eeeeeeeeeeeeeeeeeee"
 

@@ -99,8 +99,8 @@ async def test_alerts_queued_when_the_process_stops_still_reach_the_chat(tmp_pat
     import io
 
     from bot.runner import Runner
-    from core.models import Alert
-    from core.settings import Secrets
+    from core.config.settings import Secrets
+    from core.domain.models import Alert
 
     api = await SlowSendApi(token=TOKEN).start()
     service, clock = await start_core(tmp_path)
@@ -139,10 +139,11 @@ async def test_alerts_raised_while_the_process_starts_reach_the_chat(tmp_path):
     # sinks only after that, so the page was logged and never reached the trader's phone.
     import io
 
-    from bot.runner import Runner, build_core
-    from core.authz import Authorizer
+    from bot.runner import Runner
+    from core.app import build_for_run
     from core.brokers.base import OrderRequest
-    from core.settings import Secrets
+    from core.config.settings import Secrets
+    from core.trading.authz import Authorizer
 
     api = await BotApiServer(token=TOKEN).start()
     first, clock = await start_core(tmp_path)
@@ -154,7 +155,7 @@ async def test_alerts_raised_while_the_process_starts_reach_the_chat(tmp_path):
     first.store.close()
     first.broker.close()
 
-    service = build_core(first.cfg, None, clock=clock, data_dir=tmp_path, authorizer=Authorizer([TRADER], []))
+    service = build_for_run(first.cfg, None, clock=clock, data_dir=tmp_path, authorizer=Authorizer([TRADER], []))
     secrets = Secrets(_env_file=None, telegram_token=TOKEN, telegram_chat_id=TRADER, trader_user_ids=[TRADER])
     runner = Runner(service, service.cfg, secrets, stdin=io.StringIO(), stdout=io.StringIO(),
                     chart_dir=tmp_path / "charts", console=False,

@@ -14,12 +14,12 @@ import numpy as np
 from core.backtest.engine import BacktestEngine, BacktestSpec, Progress
 from core.backtest.live import AnalyseFn
 from core.backtest.report import BacktestReport, write_report
-from core.config import AppConfig, resolve_path
+from core.config.model import AppConfig, resolve_path
 from core.data.catalog import MarketData
 from core.data.loaders import load_candles
 from core.data.resample import infer_step, resample
-from core.exceptions import UserFacingError
-from core.timeframes import Timeframe
+from core.domain.exceptions import UserFacingError
+from core.domain.timeframes import Timeframe
 
 
 def parse_when(text: str | None) -> float | None:

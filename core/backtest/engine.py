@@ -7,7 +7,7 @@ with spread, slippage and commission), (2) auto-approval of the top-scored (or a
 (3) bookkeeping of the decisions as `Signal`s so a peer backtester can replay them.
 
 Speed without look-ahead: analysis runs only when the symbol is flat and at most once per bar, on the
-same trailing windows the live bot cuts (`core.range.bars.Bars.closed_window` semantics via the
+same trailing windows the live bot cuts (`core.analysis.range.bars.Bars.closed_window` semantics via the
 broker's candles), so a decision at bar t is a function of bars closed by t only;
 `tests/test_backtest_lookahead.py` checks that by truncating the data. Two shortcuts skip the call on
 bars where it cannot lead to a trade: the analysis' own session filter, `core.backtest.prescreen`
@@ -34,13 +34,13 @@ from core.backtest.prescreen import Screen, build_screen
 from core.backtest.range_screen import RangeScreen, build_range_screen
 from core.backtest.report import BacktestReport
 from core.backtest.signals import Signal, StopMove
-from core.config import AppConfig
-from core.metrics import compute_metrics
-from core.models import ActiveTrade, AnalysisResult, ClosedTrade, StrategyScore
-from core.timeframes import Timeframe
+from core.config.model import AppConfig
+from core.domain.models import ActiveTrade, AnalysisResult, ClosedTrade, StrategyScore
+from core.domain.timeframes import Timeframe
+from core.store.metrics import compute_metrics
 
-_CHATTY = ("core.notify", "core.monitor", "core.exit_orders", "core.execution", "core.exits", "core.alerts",
-           "core.brokers.paper", "core.analysis", "core.errors")
+_CHATTY = ("core.ops.notify", "core.exits.monitor", "core.exits.executor", "core.trading.execution", "core.exits.manager", "core.ops.alerts",
+           "core.brokers.paper.broker", "core.analysis.facade", "core.ops.error_handler")
 
 Progress = Callable[[int, int], None]  # (bars done, bars total)
 
@@ -79,7 +79,7 @@ class BacktestEngine:
         self.progress = progress
         c = spec.candles
         if len(c) == 0:
-            from core.exceptions import UserFacingError
+            from core.domain.exceptions import UserFacingError
 
             raise UserFacingError(f"no {spec.timeframe.value} bars for {spec.symbol} in the chosen period")
         tf_sec = spec.timeframe.seconds

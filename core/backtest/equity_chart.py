@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from core.metrics import profit_factor_text
-
-if TYPE_CHECKING:
-    from core.backtest.report import BacktestReport
+from core.store.metrics import profit_factor_text
 
 WIDTH_IN, HEIGHT_IN, DPI = 7.2, 5.4, 120  # ~860 px wide: 10 pt text is ~7.5 px on a 400 px phone preview
 FS, FS_TITLE, FS_NOTE = 10.0, 11.0, 8.5
@@ -41,7 +38,7 @@ def _money(value: float, currency: str) -> str:
     return f"{value:+,.2f} {currency}".strip()
 
 
-def equity_figure(report: BacktestReport):
+def equity_figure(report: Any):  # a BacktestReport (report.py imports this module, not the reverse)
     """Equity (top) and drawdown (bottom) against exit time (UTC), one step per closed trade."""
     import matplotlib.dates as mdates
     from matplotlib.figure import Figure
@@ -108,7 +105,7 @@ def equity_figure(report: BacktestReport):
     return fig
 
 
-def equity_png(report: BacktestReport) -> bytes:
+def equity_png(report: Any) -> bytes:
     """The equity/drawdown chart as PNG bytes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

@@ -1,10 +1,10 @@
 """The live components a backtest drives, wired to a step-mode PaperBroker.
 
 This is the one place that knows which live functions a backtest calls, so a reader can check that
-nothing here decides anything on its own: analysis is `core.analysis.analyse_range_scalp_opportunity`,
-orders go through the live execution path, exits are judged by `core.exit_rules` (the monitor's
+nothing here decides anything on its own: analysis is `core.analysis.facade.analyse_range_scalp_opportunity`,
+orders go through the live execution path, exits are judged by `core.exits.rules` (the monitor's
 rules) and booked by the broker's SL/TP engine, and the journal entry is built by
-`core.exit_orders.closed_trade_from_deals`, exactly as the monitor does after a live close.
+`core.exits.deals.closed_trade_from_deals`, exactly as the monitor does after a live close.
 """
 from __future__ import annotations
 
@@ -16,20 +16,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.brokers.base import BrokerError
-from core.brokers.paper import PaperBroker
-from core.brokers.paper_feed import ReplayFeed
-from core.clock import FixedClock
-from core.config import AppConfig
+from core.brokers.paper.broker import PaperBroker
+from core.brokers.paper.feed import ReplayFeed
+from core.config.model import AppConfig
 from core.data.resample import resample
-from core.execution import ExecutionEngine
-from core.exit_orders import ExitExecutor
-from core.exits import RangeScalpingExitManager
-from core.models import ActiveTrade, AnalysisResult, ClosedTrade, StrategyScore
-from core.monitor import Monitor
-from core.notify import Notifier
-from core.sessions import active_sessions, session_label
+from core.domain.clock import FixedClock
+from core.domain.models import ActiveTrade, AnalysisResult, ClosedTrade, StrategyScore
+from core.domain.sessions import active_sessions, session_label
+from core.domain.timeframes import Timeframe
+from core.exits.executor import ExitExecutor
+from core.exits.manager import RangeScalpingExitManager
+from core.exits.monitor import Monitor
+from core.ops.notify import Notifier
 from core.store import Store
-from core.timeframes import Timeframe
+from core.trading.execution import ExecutionEngine
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def higher_timeframes(tcfg, candles: np.ndarray, timeframe: Timeframe) -> dict[T
     """
     out = {timeframe: candles}
     try:
-        from core.analysis import window_sizes
+        from core.analysis.facade import window_sizes
     except ImportError:
         return out
     for name in window_sizes(tcfg):
@@ -168,7 +168,7 @@ class LiveParts:
     def analyse(self, now: float) -> AnalysisResult:
         if self._analyse_fn is not None:
             return self._analyse_fn(self.symbol, self.broker, self.cfg, self.clock)
-        from core.analysis import analyse_range_scalp_opportunity
+        from core.analysis.facade import analyse_range_scalp_opportunity
 
         if self._news is None:
             self._news = self._load_news()
@@ -184,8 +184,8 @@ class LiveParts:
         handing the shared source our replay clock would also disturb a live bot in the same process.
         The file does not change during a run, so one read yields the very calendar every call would get.
         """
-        from core.config import resolve_path
-        from core.sources.news import NewsCalendarSource
+        from core.config.model import resolve_path
+        from core.data.sources.news import NewsCalendarSource
 
         n = self.tcfg.news
         if not n.enabled or not n.calendar_path:
@@ -200,8 +200,8 @@ class LiveParts:
         when it fails cannot change a decision (tests/test_backtest_lookahead.py checks this on real
         bars); it is the live function itself, called with a context holding only what it reads.
         """
-        from core.filters.context import AnalysisContext
-        from core.filters.risk_filters import RangeScalpingRiskFilters
+        from core.analysis.context import AnalysisContext
+        from core.analysis.filters.risk_filters import RangeScalpingRiskFilters
 
         if self._session_filter is None:
             self._session_filter = RangeScalpingRiskFilters()

@@ -151,7 +151,7 @@ def cost_free_exit_bar(signal: Signal, candles: np.ndarray) -> int | None:
     Used to attribute an exit-bar disagreement with costs on to rule 5: if the cost-free exit bar is the
     peer's, the spread (a short exits on the ask) moved the exit, not a logic difference.
     """
-    from core.brokers.paper_fills import BarPrices, check_stops
+    from core.brokers.paper.fills import BarPrices, check_stops
 
     if signal.entry_bar is None:
         return None

@@ -1,7 +1,7 @@
 """Pre-screen: the bars on which the live analysis provably cannot approve a trade, found once per run.
 
 Why: the analysis is ~90 % of a backtest's time, and on most bars it says no for reasons that need no
-range at all. Each test here is a *necessary condition* of `core.analysis_core.analyse` returning
+range at all. Each test here is a *necessary condition* of `core.analysis.pipeline.analyse` returning
 `passed=True`, read off that code, so skipping the call on a bar that fails one cannot change a
 decision (`tests/test_backtest_prescreen.py` runs real bars of every symbol with and without it and
 asserts identical signals and trades):
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.config import AppConfig
-from core.timeframes import Timeframe
+from core.config.model import AppConfig
+from core.domain.timeframes import Timeframe
 
 MARGIN = 1e-7  # relative; rounding differences between two float summation orders here are ~1e-13
 
@@ -97,7 +97,7 @@ def _quote(cfg: AppConfig, symbol: str, c: np.ndarray, tf_sec: int) -> tuple[np.
 def build_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, timeframe: Timeframe) -> Screen | None:
     """None when the shortcut does not apply (primary timeframe is not the analysis', or the bar times
     are not strictly increasing, so bar indices and the feed's windows might not line up)."""
-    from core.analysis import window_sizes
+    from core.analysis.facade import window_sizes
 
     tcfg = cfg.for_symbol(symbol)
     rd = tcfg.range_detection

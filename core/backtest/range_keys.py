@@ -7,7 +7,7 @@ most of the screen's time. So, per bar, once:
 
 * `end[tf]`: how many bars of that frame have closed at the bar's close (the end of the window
   `Bars.closed_window` cuts: open + length <= now), one vectorised search over all bars;
-* the session window (`core.sessions.window_containing_or_before` at now - 1 s, as the detector asks
+* the session window (`core.domain.sessions.window_containing_or_before` at now - 1 s, as the detector asks
   it). It is the latest window that started by that instant, so it only moves forward in time: it is
   the live function's answer, found by bisection where two bars' answers differ;
 * `session_possible` / `day_possible`: False where `LazyRanges._candidate` surely returns None for
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.backtest.prescreen import MARGIN, _surely_gt, _surely_lt, windowed_wilder
-from core.sessions import window_containing_or_before
-from core.timeframes import Timeframe
+from core.domain.sessions import window_containing_or_before
+from core.domain.timeframes import Timeframe
 
 _DAY = 86400.0
 
@@ -252,5 +252,5 @@ def _few_touches(tcfg, high, low, size, end, lo, H, L, fatr, rows) -> np.ndarray
 
 
 def _visits(near: np.ndarray) -> np.ndarray:
-    """`core.range.detector.count_touches` per row (bars before the touch window are never near)."""
+    """`core.analysis.range.detector.count_touches` per row (bars before the touch window are never near)."""
     return near[:, 0].astype(np.int64) + np.count_nonzero(near[:, 1:] & ~near[:, :-1], axis=1)

@@ -1,6 +1,6 @@
 """Range pre-screen: could any range the analysis might pick carry a trade at this bar?
 
-`core.analysis_core.analyse` passes only if the range it picks (one of its candidates: the dynamic
+`core.analysis.pipeline.analyse` passes only if the range it picks (one of its candidates: the dynamic
 swing range on the primary timeframe, the session range, the previous day's range within the width
 limits) passes `validate_range_integrity` (tested twice per side, not broken, width in limits) AND
 its top strategy is viable, which `RangeScalpingScorer._location_problem` allows only for an entry in
@@ -31,16 +31,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.analysis.indicators import swing_highs, swing_lows
+from core.analysis.range.bars import Bars
+from core.analysis.range.detector import RangeBoundaryDetector, count_touches
+from core.analysis.range.lastvalues import atr_last
 from core.backtest.prescreen import MARGIN
 from core.backtest.range_keys import BarKeys, build_bar_keys
-from core.config import AppConfig
-from core.indicators import swing_highs, swing_lows
-from core.models import NoRange, RangeStructure
-from core.range.bars import Bars
-from core.range.detector import RangeBoundaryDetector, count_touches
-from core.range.lastvalues import atr_last
-from core.sessions import window_containing_or_before
-from core.timeframes import Timeframe
+from core.config.model import AppConfig
+from core.domain.models import NoRange, RangeStructure
+from core.domain.sessions import window_containing_or_before
+from core.domain.timeframes import Timeframe
 
 _CHUNK = 8192
 _UNBUILT = object()
@@ -54,7 +54,7 @@ def _rolling(x: np.ndarray, k: int, fn) -> np.ndarray:
 
 
 def _visits(near: np.ndarray) -> np.ndarray:
-    """`core.range.detector.count_touches` per row: consecutive bars near an edge count once."""
+    """`core.analysis.range.detector.count_touches` per row: consecutive bars near an edge count once."""
     return near[:, 0].astype(np.int64) + np.count_nonzero(near[:, 1:] & ~near[:, :-1], axis=1)
 
 
@@ -135,7 +135,7 @@ class LazyRanges:
 
     def __init__(self, cfg: AppConfig, symbol: str, frames: dict[Timeframe, np.ndarray],
                  atr: np.ndarray, entries: list[np.ndarray]) -> None:
-        from core.analysis_core import _session_tf, window_sizes
+        from core.analysis.pipeline import _session_tf, window_sizes
 
         self.tcfg = cfg.for_symbol(symbol)
         self.detector = RangeBoundaryDetector(self.tcfg, symbol)
@@ -158,7 +158,7 @@ class LazyRanges:
               entries: list[np.ndarray]) -> LazyRanges | None:
         """None unless the feed holds every timeframe the analysis reads ranges from (otherwise the feed
         would build them on demand, and this would have to mirror that too)."""
-        from core.analysis_core import window_sizes
+        from core.analysis.pipeline import window_sizes
 
         names = {tf.value for tf in frames}
         if not set(window_sizes(cfg.for_symbol(symbol))) <= names:

@@ -1,7 +1,7 @@
 """Backtest outputs: trades (CSV + JSON), metrics (JSON + table), signals, and the equity/drawdown PNG.
 
 Files are what a trader keeps and diffs between runs, so they are plain formats with stable columns.
-The equity/drawdown PNG is drawn in `core.backtest.equity_chart` (re-exported here).
+The equity/drawdown PNG is drawn in `core.backtest.equity_chart`.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.backtest.equity_chart import equity_figure, equity_png  # noqa: F401 - re-exported
+from core.backtest.equity_chart import equity_png
 from core.backtest.signals import Signal, write_signals
 from core.brokers.base import AccountInfo
-from core.metrics import MetricsReport, block_rows, net_pnl, r_count_note
-from core.models import ClosedTrade
+from core.domain.models import ClosedTrade
+from core.store.metrics import MetricsReport, block_rows, net_pnl, r_count_note
 
 
 class BacktestReport(BaseModel):

@@ -13,7 +13,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.timeframes import Timeframe
+from core.domain.timeframes import Timeframe
 
 
 class _Plain(BaseModel):

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 from core.brokers.base import Broker, BrokerConnectionError
-from core.clock import Clock
-from core.config import AppConfig, ErrorPolicy, resolve_path
-from core.exceptions import UserFacingError
-from core.settings import Secrets
+from core.config.model import AppConfig, ErrorPolicy, resolve_path
+from core.config.settings import Secrets
+from core.domain.clock import Clock
+from core.domain.exceptions import UserFacingError
 
 BRIDGE_HELP = (
     "broker.kind is 'mt5', but on Linux MetaTrader 5 runs under Wine and is reached through an rpyc bridge, "
@@ -32,12 +32,9 @@ def make_broker(cfg: AppConfig, secrets: Secrets | None = None, clock: Clock | N
     return _mt5(cfg, secrets or Secrets(), clock, platform or sys.platform)
 
 
-create_broker = make_broker  # the name core.app looks for
-
 
 def _paper(cfg: AppConfig, clock: Clock | None, db_path: str | Path | None) -> Broker:
-    from core.brokers.paper import PaperBroker
-    from core.brokers.paper_feed import AcceleratedClock, ReplayFeed
+    from core.brokers.paper.feed import AcceleratedClock, ReplayFeed
     from core.data.catalog import MarketData
 
     md = MarketData(cfg)
@@ -45,6 +42,20 @@ def _paper(cfg: AppConfig, clock: Clock | None, db_path: str | Path | None) -> B
     feed = ReplayFeed(source=md, timeframes={s: md.timeframes(s) for s in names})
     if clock is None:
         clock = AcceleratedClock(_default_start(md, names), speed=cfg.broker.paper.speed)
+    return _paper_on(cfg, feed, names, clock, db_path)
+
+
+def paper_broker_on_bars(cfg: AppConfig, bars: dict, clock: Clock, db_path: str | Path | None) -> Broker:
+    """A PaperBroker over bars already loaded ({symbol: {timeframe: candles}}): the bundled fallback data
+    of a fresh clone, which no config file names."""
+    from core.brokers.paper.feed import ReplayFeed
+
+    return _paper_on(cfg, ReplayFeed(bars), list(bars), clock, db_path)
+
+
+def _paper_on(cfg: AppConfig, feed, names: list[str], clock: Clock, db_path: str | Path | None) -> Broker:
+    from core.brokers.paper.broker import PaperBroker
+
     pc = cfg.broker.paper
     return PaperBroker({s: cfg.symbols[s] for s in names}, feed, db_path=db_path or resolve_path(pc.db_path),
                        clock=clock, slippage_points=pc.slippage_points, commission_per_lot=pc.commission_per_lot,
@@ -65,7 +76,7 @@ def _default_start(md, names: list[str]) -> float:
 
 
 def _mt5(cfg: AppConfig, secrets: Secrets, clock: Clock | None, platform: str) -> Broker:
-    from core.brokers.mt5 import MT5Broker, RetryPolicy
+    from core.brokers.mt5.broker import MT5Broker, RetryPolicy
 
     def policy(name: str, default: RetryPolicy) -> RetryPolicy:
         p: ErrorPolicy | None = cfg.error_handling.get(name)
@@ -82,12 +93,10 @@ def _mt5(cfg: AppConfig, secrets: Secrets, clock: Clock | None, platform: str) -
     host = secrets.mt5_bridge_host
     if host:
         try:
-            import rpyc  # noqa: F401
-        except ImportError:
+            return MT5Broker.bridge(host, secrets.mt5_bridge_port, **opts)
+        except ImportError:  # rpyc, imported lazily by core.brokers.mt5.bridge
             raise UserFacingError(
                 "The MT5 bridge needs rpyc: .venv/bin/pip install -e '.[bridge]' (in the repo root).") from None
-        try:
-            return MT5Broker.bridge(host, secrets.mt5_bridge_port, **opts)
         except BrokerConnectionError as e:
             raise UserFacingError(
                 f"{e.message}. Is the pymt5linux server running in Wine (python -m pymt5linux --host 0.0.0.0 "

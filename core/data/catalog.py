@@ -12,11 +12,11 @@ import threading
 
 import numpy as np
 
-from core.config import AppConfig, resolve_path
+from core.config.model import AppConfig, resolve_path
 from core.data.loaders import load_candles
 from core.data.resample import resample
-from core.exceptions import UnknownSymbolError, UserFacingError
-from core.timeframes import Timeframe
+from core.domain.exceptions import UnknownSymbolError, UserFacingError
+from core.domain.timeframes import Timeframe
 
 
 class MarketData:

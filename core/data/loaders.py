@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from core.data.candles import from_columns
-from core.data.server_time import check_server_timezone, server_to_utc
+from core.domain.server_time import check_server_timezone, server_to_utc
 from core.data.validate import check_prices, check_times, repair_lost_decimal_point, where
-from core.exceptions import DataFileError
+from core.domain.exceptions import DataFileError
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def load_candles(path: str | Path, *, tz_offset_hours: float = 0.0, fmt: str | N
                  server_tz: str | None = None) -> np.ndarray:
     """Load one candle file; the result is cached per (path, mtime, size, offset, zone) and read-only.
 
-    `server_tz` ('ny_close' or an IANA name, see `core.data.server_time`) converts server time with its
+    `server_tz` ('ny_close' or an IANA name, see `core.domain.server_time`) converts server time with its
     daylight-saving shifts and takes precedence over the fixed `tz_offset_hours`.
 
     The array is shared between callers, hence read-only: copy it before changing anything.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.data.candles import CANDLE_DTYPE
-from core.timeframes import Timeframe
+from core.domain.timeframes import Timeframe
 
 
 def infer_step(candles: np.ndarray) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.exceptions import DataFileError
+from core.domain.exceptions import DataFileError
 
 TRADE_DTYPE = np.dtype([("time", "<f8"), ("price", "<f8"), ("qty", "<f8"), ("side", "i1")])
 

@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from core.exceptions import DataFileError
+from core.domain.exceptions import DataFileError
 
 log = logging.getLogger(__name__)
 

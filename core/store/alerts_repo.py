@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.models import Alert
+from core.domain.models import Alert
 from core.store.db import Database
 
 

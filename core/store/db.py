@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.exceptions import UserFacingError
+from core.domain.exceptions import UserFacingError
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.clock import Clock
-from core.models import ActiveTrade, TradeProposal
+from core.domain.clock import Clock
+from core.domain.models import ActiveTrade, TradeProposal
 from core.store.db import Database
 
 JournalEvent = Literal["opened", "sl_moved", "tp_moved", "partial", "closed", "adopted", "exit_failed"]

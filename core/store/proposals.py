@@ -15,8 +15,8 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from core.clock import Clock
-from core.models import ProposalState, TradeProposal
+from core.domain.clock import Clock
+from core.domain.models import ProposalState, TradeProposal
 from core.store.db import Database
 
 PROPOSAL_ID_LEN = 10

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from core.clock import Clock
+from core.domain.clock import Clock
 from core.store.db import Database
 
 

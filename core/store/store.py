@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from core.clock import Clock, SystemClock
-from core.config import resolve_path
-from core.models import ActiveTrade, ClosedTrade, ProposalState
+from core.config.model import resolve_path
+from core.domain.clock import Clock, SystemClock
+from core.domain.models import ActiveTrade, ClosedTrade, ProposalState
 from core.store.alerts_repo import AlertLogRepo
 from core.store.db import Database, Migration
 from core.store.errors_repo import ErrorEventRepo

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.models import ActiveTrade, ClosedTrade
+from core.domain.models import ActiveTrade, ClosedTrade
 from core.store.db import Database
 
 
@@ -160,7 +160,7 @@ class ClosedTradeRepo:
         return [ClosedTrade.from_json(r["data"]) for r in rows]
 
     def net_pnl_before(self, ts: float) -> float:
-        """Σ net P&L (commission always a cost, as in core.metrics) of trades closed before `ts`: what a
+        """Σ net P&L (commission always a cost, as in core.store.metrics) of trades closed before `ts`: what a
         metrics window's equity starts from, on top of the account's starting balance."""
         row = self._db.conn.execute(
             "SELECT COALESCE(SUM(pnl - ABS(COALESCE(json_extract(data, '$.commission'), 0))), 0) "

@@ -1,0 +1,326 @@
+"""RangeBoundaryDetector: where is the box, how good is it, and is it still intact?
+
+Three kinds of range are built because traders use all three: the dynamic swing range (the highest
+confirmed swing high and lowest swing low of the lookback), the session range (e.g. the Asian
+session's high/low) and the previous day's high/low. Each is scored by how often price tested its
+edges: a box that was never tested twice per side is only a guess, so it comes back with
+`validated=False` rather than being dropped. Structural failures (too few bars, too narrow to pay
+the spread, too wide to be a range, no swings) come back as `NoRange` with a sentence a trader
+understands, never as an exception.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from core.analysis.indicators import swing_highs, swing_lows
+from core.analysis.range.bars import Bars
+from core.analysis.range.lastvalues import bollinger_width_series
+from core.config.model import TradingConfig
+from core.domain.models import CriticalGapZones, NoRange, RangeStructure, TouchCount
+from core.domain.sessions import window_containing_or_before
+
+_NESTED: OrderedDict[tuple, tuple[TradingConfig, RangeStructure | NoRange]] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+_EXPANSION: OrderedDict[tuple, tuple[TradingConfig, tuple[str, float]]] = OrderedDict()
+_HOUR = 3600.0
+_DAY = 86400.0
+
+
+def _span_text(bars: Bars) -> str:
+    hours = len(bars) * bars.seconds / _HOUR
+    if hours >= 48:
+        return f"{hours / 24:.0f} days"
+    return f"{hours:.0f} hours" if hours >= 2 else f"{hours * 60:.0f} minutes"
+
+
+def count_touches(high: np.ndarray, low: np.ndarray, top: float, bottom: float, tol: float) -> tuple[int, int]:
+    """Separate tests of each edge: consecutive bars near an edge count once (one visit, one test)."""
+    near_top = high >= top - tol
+    near_bot = low <= bottom + tol
+    top_n = int(near_top[0]) + int(np.count_nonzero(near_top[1:] & ~near_top[:-1])) if len(high) else 0
+    bot_n = int(near_bot[0]) + int(np.count_nonzero(near_bot[1:] & ~near_bot[:-1])) if len(low) else 0
+    return top_n, bot_n
+
+
+class RangeBoundaryDetector:
+    def __init__(self, cfg: TradingConfig, symbol: str):
+        self.cfg = cfg
+        self.symbol = symbol
+        self.rd = cfg.range_detection
+
+    # -- edges -------------------------------------------------------------------------------------
+    def calculate_critical_gaps(self, range_high: float, range_low: float, atr: float) -> CriticalGapZones:
+        """Entry bands at each edge: the outer `critical_zone_fraction` of the box, plus a small
+        overshoot beyond the edge (stop-runs poke through before reversing)."""
+        band = (range_high - range_low) * self.rd.critical_zone_fraction
+        over = self.cfg.range_invalidation.outside_buffer_atr * atr
+        return CriticalGapZones(
+            upper_zone_start=range_high - band,
+            upper_zone_end=range_high + over,
+            lower_zone_start=range_low - over,
+            lower_zone_end=range_low + band,
+        )
+
+    # -- range kinds ------------------------------------------------------------------------------
+    def detect_range(
+        self, bars: Bars, range_type: str = "dynamic", *, atr: float, apply_width_limits: bool = True,
+        as_of: float | None = None,
+    ) -> RangeStructure | NoRange:
+        """Build one kind of range from `bars` (already cut to closed bars at `as_of`)."""
+        as_of = bars.last_close_time if as_of is None else as_of
+        if range_type == "dynamic":
+            found = self._dynamic_edges(bars)
+        elif range_type == "session":
+            found = self._session_edges(bars, as_of)
+        elif range_type == "previous_day":
+            found = self._previous_day_edges(bars, as_of)
+        else:
+            raise ValueError(f"unknown range type {range_type!r}")
+        if isinstance(found, NoRange):
+            return found
+        high, low, start, touch_bars = found
+        return self._build(range_type, bars, high, low, start, touch_bars, atr, apply_width_limits)
+
+    def _too_few(self, bars: Bars, need: int, what: str) -> NoRange:
+        if len(bars) == 0:  # "Only 0 candles" reads like a bug; this is a data gap (or a feed outage)
+            text = (f"There are no closed {bars.timeframe} candles at this time, so there is no {what} to judge "
+                    f"(the market data does not cover this date, or the feed is down).")
+        else:
+            text = (f"Only {len(bars)} closed {bars.timeframe} candles are available for the {what}; "
+                    f"I need at least {need} to judge a range.")
+        return NoRange(
+            reason="too_few_candles",
+            message=text,
+            details={"have": len(bars), "need": need, "timeframe": bars.timeframe},
+        )
+
+    def _dynamic_edges(self, bars: Bars):
+        need = self.rd.min_candles
+        if len(bars) < need:
+            return self._too_few(bars, need, "swing range")
+        w = bars.tail(self.rd.lookback_bars)
+        n = self.rd.swing_fractal_bars
+        sh = swing_highs(w.high, n)
+        sl = swing_lows(w.low, n)
+        has_h = bool(np.isfinite(sh).any())
+        has_l = bool(np.isfinite(sl).any())
+        if not (has_h and has_l):
+            missing = "swing high" if not has_h else "swing low"
+            return NoRange(
+                reason="no_swings",
+                message=f"No {missing} has formed in the last {_span_text(w)}: price is moving one way, "
+                "so there are no edges to trade against.",
+                details={"swing_highs": int(np.isfinite(sh).sum()), "swing_lows": int(np.isfinite(sl).sum())},
+            )
+        high, low = float(np.nanmax(sh)), float(np.nanmin(sl))
+        if high <= low:
+            return NoRange(
+                reason="no_swings",
+                message="The swing highs sit below the swing lows: price is gapping, not ranging.",
+                details={"swing_high": high, "swing_low": low},
+            )
+        return high, low, float(w.time[0]), w
+
+    def _session_edges(self, bars: Bars, as_of: float):
+        name = self.rd.session_range
+        definition = self.cfg.sessions.definitions.get(name)
+        if definition is None:
+            return NoRange(reason="no_session", message=f"The session '{name}' is not defined in the config.")
+        win = window_containing_or_before(name, definition, as_of - 1.0)
+        inside = bars.between(win.start, min(win.end, as_of))
+        need = max(3, int(_HOUR // bars.seconds))
+        if len(inside) < need:
+            label = name.replace("_", " ").title()
+            return NoRange(
+                reason="too_few_candles",
+                message=f"The {label} session has only {len(inside)} closed {bars.timeframe} candles "
+                f"so far; I need {need} to know its high and low.",
+                details={"have": len(inside), "need": need, "session_start": win.start},
+            )
+        return float(inside.high.max()), float(inside.low.min()), win.start, bars.since(win.start)
+
+    def _previous_day_edges(self, bars: Bars, as_of: float):
+        if len(bars) == 0:
+            return self._too_few(bars, 1, "previous day's high/low")
+        # at 00:00 exactly the day that just closed is complete: it is the previous day, not "today"
+        today = np.floor(as_of / _DAY) * _DAY
+        before = bars.between(-np.inf, today)
+        if len(before) == 0:
+            return NoRange(
+                reason="too_few_candles",
+                message="There is no complete previous trading day in the data yet.",
+                details={"timeframe": bars.timeframe},
+            )
+        # the last day with a real session: skips weekends and the Sunday-evening stub of FX/metal feeds
+        need = max(2, int(4 * _HOUR // bars.seconds))
+        day0 = np.floor(before.time[-1] / _DAY) * _DAY
+        for _ in range(5):
+            prev = before.between(day0, day0 + _DAY)
+            if len(prev) >= need:
+                break
+            earlier = before.between(-np.inf, day0)
+            if len(earlier) == 0:
+                break
+            day0 = np.floor(earlier.time[-1] / _DAY) * _DAY
+        if len(prev) < need:
+            return NoRange(
+                reason="too_few_candles",
+                message=f"The previous trading day has only {len(prev)} {bars.timeframe} candles; "
+                "its high and low are not meaningful.",
+                details={"have": len(prev), "need": need},
+            )
+        return float(prev.high.max()), float(prev.low.min()), float(day0), bars.since(day0)
+
+    # -- assembly ---------------------------------------------------------------------------------
+    def check_width(self, rng: RangeStructure) -> NoRange | None:
+        """The per-symbol width limits, as a NoRange when the range breaks them."""
+        return self._width_failure(rng.range_type, rng.range_high, rng.range_low, rng.range_width_pct)
+
+    def _width_failure(self, range_type, high, low, width_pct) -> NoRange | None:
+        lim = self.cfg.range_width
+        details = {"range_type": range_type, "high": high, "low": low, "width_pct": round(width_pct, 4)}
+        if width_pct < lim.min_pct:
+            return NoRange(
+                reason="too_narrow",
+                message=f"The {_label(range_type)} is only {width_pct:.2f}% wide (minimum {lim.min_pct:g}% for "
+                f"{self.symbol}): too tight to pay the spread and still fit a stop.",
+                details=details,
+            )
+        if width_pct > lim.max_pct:
+            return NoRange(
+                reason="too_wide",
+                message=f"The {_label(range_type)} is {width_pct:.2f}% wide (maximum {lim.max_pct:g}% for "
+                f"{self.symbol}): that is a trending or volatile market, not a range.",
+                details=details,
+            )
+        return None
+
+    def _build(self, range_type, bars, high, low, start, touch_bars: Bars, atr, apply_width_limits):
+        mid = (high + low) / 2.0
+        width = high - low
+        width_pct = width / mid * 100.0 if mid else 0.0
+        if apply_width_limits:
+            failure = self._width_failure(range_type, high, low, width_pct)
+            if failure is not None:
+                return failure
+        tol = self.rd.touch_tolerance_atr * atr
+        top, bottom = count_touches(touch_bars.high, touch_bars.low, high, low, tol)
+        need = self.rd.min_touches_per_side
+        expansion = self.expansion_state(bars)
+        rng = RangeStructure(
+            symbol=self.symbol,
+            timeframe=bars.timeframe,
+            range_type=range_type,
+            range_high=high,
+            range_low=low,
+            range_mid=mid,
+            range_width_atr=width / atr if atr > 0 else 0.0,
+            range_width_pct=width_pct,
+            atr=atr,
+            critical_gaps=self.calculate_critical_gaps(high, low, atr),
+            touch_count=TouchCount(top=top, bottom=bottom),
+            validated=top >= need and bottom >= need,
+            expansion_state=expansion[0],
+            invalidation_signals=self.invalidation_signals(bars, high, low, atr, expansion),
+            start_time=float(start),
+            end_time=float(bars.last_close_time or start),
+        )
+        return rng
+
+    # -- state ------------------------------------------------------------------------------------
+    def expansion_state(self, bars: Bars) -> tuple[str, float]:
+        """Bollinger width now versus its average over the lookback: expanding boxes tend to break."""
+        # memoised on the closes themselves: higher-timeframe windows repeat for many M5 calls
+        key = (id(self.cfg), bars.timeframe, hash(bars.close.tobytes()))
+        hit = _EXPANSION.get(key)
+        if hit is not None and hit[0] is self.cfg:
+            return hit[1]
+        ea = self.cfg.effective_atr
+        w = bars.tail(self.rd.lookback_bars + ea.bb_period - 1)
+        width = bollinger_width_series(w.close, ea.bb_period, ea.bb_std)
+        ref = width[np.isfinite(width)]
+        if len(ref) < 2 or not np.isfinite(width[-1]) or ref.mean() <= 0:
+            out = ("stable", 0.0)
+        else:
+            change = (width[-1] / ref.mean() - 1.0) * 100.0
+            thr = self.cfg.range_invalidation.expansion_threshold_pct
+            state = "expanding" if change > thr else "contracting" if change < -thr else "stable"
+            out = (state, float(change))
+        with _MEMO_LOCK:  # the analysis runs in worker threads (asyncio.to_thread)
+            _EXPANSION[key] = (self.cfg, out)
+            if len(_EXPANSION) > 512:
+                _EXPANSION.popitem(last=False)
+        return out
+
+    def invalidation_signals(self, bars: Bars, high: float, low: float, atr: float,
+                             expansion: tuple[str, float] | None = None) -> list[str]:
+        """Consecutive closes beyond an edge (plus buffer) on the latest bars: the box has broken."""
+        inv = self.cfg.range_invalidation
+        buf = inv.outside_buffer_atr * atr
+        k = inv.candles_outside_range
+        out: list[str] = []
+        if len(bars) >= k:
+            last = bars.close[-k:]
+            if bool(np.all(last > high + buf)):
+                out.append(f"The last {k} {bars.timeframe} candles closed above the range top: the range looks broken upward.")
+            elif bool(np.all(last < low - buf)):
+                out.append(f"The last {k} {bars.timeframe} candles closed below the range bottom: the range looks broken downward.")
+        state, change = expansion or self.expansion_state(bars)
+        if state == "expanding":
+            out.append(f"Volatility is expanding (Bollinger width {change:+.0f}% versus its average): ranges tend to break when that happens.")
+        return out
+
+    def validate_range_integrity(self, rng: RangeStructure) -> tuple[bool, list[str]]:
+        """Is this box still tradeable? Returns the reasons when it is not."""
+        reasons: list[str] = []
+        need = self.rd.min_touches_per_side
+        tc = rng.touch_count
+        if not rng.validated:
+            reasons.append(
+                f"The range top was tested {_times(tc.top)} and the bottom {_times(tc.bottom)}; "
+                f"I want at least {need} tests of each side before trusting it."
+            )
+        reasons.extend(s for s in rng.invalidation_signals if "broken" in s)
+        lim = self.cfg.range_width
+        if not (lim.min_pct <= rng.range_width_pct <= lim.max_pct):
+            reasons.append(
+                f"The range is {rng.range_width_pct:.2f}% wide, outside the {lim.min_pct:g}-{lim.max_pct:g}% allowed for {self.symbol}."
+            )
+        return not reasons, reasons
+
+    # -- nesting ----------------------------------------------------------------------------------
+    def nested_ranges(self, by_tf: dict[str, tuple[Bars, float]]) -> dict[str, RangeStructure]:
+        """Swing ranges on the higher timeframes, for context (no width limits: they are wider by nature).
+
+        They change only when a higher-timeframe bar closes (every 3rd M5 call for M15, every 12th for
+        H1), so results are memoised on the exact bytes of the window plus the config and symbol.
+        """
+        out: dict[str, RangeStructure] = {}
+        for tf, (bars, atr) in by_tf.items():
+            if len(bars) < self.rd.min_candles or not (atr > 0):
+                continue
+            key = (id(self.cfg), self.symbol, tf, atr, hash(bars.time.tobytes()), hash(bars.high.tobytes()),
+                   hash(bars.low.tobytes()), hash(bars.close.tobytes()))
+            hit = _NESTED.get(key)
+            if hit is not None and hit[0] is self.cfg:
+                r = hit[1]
+            else:
+                r = self.detect_range(bars, "dynamic", atr=atr, apply_width_limits=False)
+                with _MEMO_LOCK:
+                    _NESTED[key] = (self.cfg, r)
+                    if len(_NESTED) > 256:
+                        _NESTED.popitem(last=False)
+            if isinstance(r, RangeStructure):
+                out[tf] = r
+        return out
+
+
+def _label(range_type: str) -> str:
+    return {"dynamic": "swing range", "session": "session range", "previous_day": "previous day's range"}[range_type]
+
+
+def _times(n: int) -> str:
+    return {0: "never", 1: "once", 2: "twice"}.get(n, f"{n} times")

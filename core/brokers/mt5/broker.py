@@ -1,0 +1,398 @@
+"""MT5Broker: the port implemented over any object with the MetaTrader5 module's API.
+
+Where that object comes from is the only platform difference:
+- Windows: `import MetaTrader5` (optional extra `mt5`), done lazily in `MT5Broker.local()`.
+- Linux: the terminal runs under Wine with an rpyc classic server next to it (pymt5linux / mt5linux):
+  `MT5Broker.bridge(host, port)` (`core.brokers.mt5.bridge`: requests built on the far side, a
+  restarted Wine side reconnected). Results arrive as proxies, copied at the edge (`mt5_convert`).
+
+Failure policy (retcodes are MT5's):
+- `order_send` returns None on a malformed request: `last_error()` says why -> BrokerError.
+- last_error -10003/-10004 (IPC init/connect: the request never reached the terminal) and retcode
+  10031 (the terminal had no server link: not sent) mean the terminal or its server is unreachable:
+  re-initialise / wait and resend per `error_handling.mt5_connection_lost` (retries x interval), then
+  raise BrokerConnectionError for the caller to alert on.
+- last_error -10005 (IPC timeout), a broken bridge and 10012 timeout leave the outcome UNKNOWN: the
+  order is looked up by comment `confirm_checks` times over the policy interval and is never resent
+  (a late fill is adopted/journalled by reconciliation). Table: `core.brokers.mt5.orders`.
+- 10004 requote / 10020 price changed / 10021 price off: re-price from a fresh tick and retry while
+  the new price stays within the request's deviation of the first one.
+- 10030 invalid fill: retry once with the next filling mode; 10024 too many requests: back off, retry.
+- 10016 invalid stops, 10018 market closed, 10019 no money: typed error, no retry; 10036 on a close
+  or SL/TP change: PositionNotFoundError. A full close filled in part (10010) closes the rest.
+Every order carries the magic number and a comment (max 31 chars, enforced: ids must survive).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from core.brokers.base import (
+    AccountInfo,
+    BrokerConnectionError,
+    BrokerError,
+    Deal,
+    OrderRequest,
+    OrderResult,
+    Position,
+    PositionNotFoundError,
+    Retcode,
+    StaleQuoteError,
+    SymbolInfo,
+    Tick,
+    UnknownSymbolError,
+    fit_comment,
+)
+from core.brokers.mt5 import convert as cv
+from core.brokers.mt5 import terminal as mt5_terminal
+from core.brokers.mt5.bridge import BridgeLink
+from core.brokers.mt5.orders import (
+    DEFAULT_CONFIRM_CHECKS,
+    RetryPolicy,
+    close_in_parts,
+    find_closed,
+    find_open,
+    send_with_policy,
+    with_fill_price,
+)
+from core.domain.clock import Clock, SystemClock
+from core.domain.timeframes import Timeframe
+
+log = logging.getLogger(__name__)
+
+
+class MT5Broker:
+    name = "mt5"
+
+    def __init__(
+        self,
+        mt5: Any,
+        *,
+        login: int | None = None,
+        password: str | None = None,
+        server: str | None = None,
+        path: str | None = None,
+        timeout_ms: int = 10_000,
+        connection_policy: RetryPolicy = RetryPolicy(3, 5.0),
+        order_policy: RetryPolicy = RetryPolicy(2, 1.0),
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        server_utc_offset_hours: float | None = None,
+        max_tick_age: float = 120.0,
+        link: BridgeLink | None = None,
+        confirm_checks: int = DEFAULT_CONFIRM_CHECKS,
+    ) -> None:
+        self.mt5 = mt5
+        self._init_kwargs = {k: v for k, v in dict(login=login, password=password, server=server,
+                                                     timeout=timeout_ms).items() if v is not None}
+        self._path = path
+        self.connection_policy = connection_policy
+        self.order_policy = order_policy
+        self.clock = clock or SystemClock()
+        self._sleep = sleep
+        self.server = cv.ServerOffset(server_utc_offset_hours)
+        # last_error() is global terminal state: a call and the read of its error must not interleave
+        # with another thread's call (callers use asyncio.to_thread), so calls are serialised.
+        self._lock = threading.RLock()
+        self.max_tick_age = max_tick_age
+        self._selected: set[str] = set()
+        self._connected = False
+        self._link = link  # the rpyc bridge (None = the package in this Python)
+        self._tls = threading.local()  # each thread's last failure (see `_last`)
+        self.confirm_checks = confirm_checks  # look-ups of an order whose send outcome is unknown
+        self.trading_blocked: str | None = None  # why the terminal refuses orders (see mt5_terminal)
+
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def local(cls, **kwargs: Any) -> MT5Broker:
+        """The MetaTrader5 package in this (Windows) Python."""
+        import MetaTrader5  # noqa: N813 - optional extra, Windows only
+
+        return cls(MetaTrader5, **kwargs)
+
+    @classmethod
+    def bridge(cls, host: str, port: int, module: str = "MetaTrader5", **kwargs: Any) -> MT5Broker:
+        """The MetaTrader5 package of a Wine Python, through an rpyc classic server (pymt5linux)."""
+        link = BridgeLink(host, port, module)
+        return cls(link.mt5, link=link, **kwargs)
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    @property
+    def _last(self) -> tuple[int, str]:
+        """This thread's last failure: another thread's call may land between our call and our read."""
+        return getattr(self._tls, "last", (cv.RES_S_OK, ""))
+
+    @_last.setter
+    def _last(self, value: tuple[int, str]) -> None:
+        self._tls.last = value
+
+    def _last_error(self) -> tuple[int, str]:
+        try:
+            code, msg = tuple(self.mt5.last_error())
+            return int(code), str(msg)
+        except Exception as e:  # noqa: BLE001 - the bridge itself is down
+            # -10005 (not -10004): we cannot tell whether the preceding call reached the terminal
+            return -10005, f"last_error() failed: {e}"
+
+    def _initialize(self) -> bool:
+        args = (self._path,) if self._path else ()
+        ok, self.mt5 = mt5_terminal.initialize(self.mt5, self._link, args, self._init_kwargs)
+        if ok:  # each new terminal session: will it take our orders?
+            self.trading_blocked = mt5_terminal.recheck(self.trading_blocked, mt5_terminal.trading_block(self.mt5))
+        return ok
+
+    def _reconnect(self, why: str, code: int | None) -> None:
+        """The connection-lost policy: re-initialise up to max_retries times, interval apart."""
+        pol = self.connection_policy
+        for attempt in range(1, pol.max_retries + 1):
+            log.warning("MT5 connection lost (%s); retry %d/%d in %.1fs", why, attempt, pol.max_retries, pol.interval)
+            self._sleep(pol.interval)
+            if self._initialize():
+                self._selected.clear()  # a fresh terminal session has its own Market Watch
+                return
+        self._connected = False
+        raise BrokerConnectionError(
+            f"MetaTrader 5 unreachable after {pol.max_retries} retries ({why})", code)
+
+    def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
+        """Call an MT5 function; on an IPC failure reconnect and call again. None = non-IPC failure."""
+        with self._lock:
+            return self._call_locked(fn, *args, **kwargs)
+
+    def _call_locked(self, fn: str, *args: Any, **kwargs: Any) -> Any:
+        if not self._connected:
+            self.connect()
+        reconnected = False
+        while True:
+            try:
+                result = getattr(self.mt5, fn)(*args, **kwargs)
+            except (EOFError, OSError, ConnectionError) as e:  # the bridge socket itself broke
+                result, code, msg = None, -10004, str(e)
+            else:
+                if result is not None and result is not False:  # symbol_select fails with False
+                    return result
+                code, msg = self._last_error()
+            if code not in cv.IPC_ERRORS or reconnected:
+                if code in cv.IPC_ERRORS:
+                    raise BrokerConnectionError(f"MT5 {fn}() failed after reconnecting: {msg}", code)
+                self._last = (code, msg)
+                return result
+            self._reconnect(f"{fn}: {msg}", code)
+            reconnected = True
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def connect(self) -> None:
+        """Initialise the terminal session; also done lazily by the first call."""
+        with self._lock:
+            self._connect()
+
+    def _connect(self) -> None:
+        if self._initialize():
+            self._connected = True
+            return
+        code, msg = self._last_error()
+        if code in cv.IPC_ERRORS:
+            self._reconnect(f"initialize: {msg}", code)
+            self._connected = True
+            return
+        raise BrokerConnectionError(f"MetaTrader 5 initialize failed: {msg} ({code})", code)
+
+    def close(self) -> None:
+        with self._lock:  # never under another thread's call: an order in flight would lose its reply
+            try:
+                self.mt5.shutdown()
+            except Exception:  # noqa: BLE001 - closing a dead bridge is fine
+                pass
+            self._connected = False
+            if self._link:
+                self._link.close()
+
+    def is_connected(self) -> bool:
+        return self._connected
+
+    def now(self) -> float:
+        return float(self.clock.now())
+
+    # -- market data --------------------------------------------------------------------------------
+    def _select(self, symbol: str) -> None:
+        if symbol in self._selected:
+            return
+        ok = self._call("symbol_select", symbol, True)
+        if not ok:
+            raise UnknownSymbolError(f"MT5 does not know the symbol {symbol!r}", self._last[0])
+        self._selected.add(symbol)
+
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        return self._spec(symbol)[0]
+
+    def _spec(self, symbol: str) -> tuple[SymbolInfo, float]:
+        """The symbol's rules and its price grid (trade_tick_size, which can be coarser than `point`)."""
+        self._select(symbol)
+        info = self._call("symbol_info", symbol)
+        if info is None:
+            raise UnknownSymbolError(f"MT5 does not know the symbol {symbol!r}", self._last[0])
+        raw = cv.to_dict(info)
+        return cv.symbol_from(raw), float(raw.get("trade_tick_size") or raw["point"])
+
+    def tick(self, symbol: str) -> Tick:
+        self._select(symbol)
+        t = self._call("symbol_info_tick", symbol)
+        if t is None:  # dropped from Market Watch behind our back: select again once
+            self._selected.discard(symbol)
+            self._select(symbol)
+            t = self._call("symbol_info_tick", symbol)
+        if t is None:
+            raise BrokerError(f"no quote for {symbol}: {self._last[1]}", self._last[0])
+        raw = cv.to_dict(t)
+        self.server.learn(float(raw["time"]), self.now())
+        return cv.tick_from(raw, self.server.seconds)
+
+    @property
+    def offset(self) -> float:
+        """Server time - UTC in seconds (MT5 stamps ticks, bars and deals in server time)."""
+        return self.server.seconds
+
+    def _ensure_offset(self, symbol: str | None) -> None:
+        if not self.server.known and symbol:
+            try:
+                self.tick(symbol)
+            except BrokerError:  # no quote yet: the call that needs the offset reports the broker's state
+                return
+
+    def candles(self, symbol: str, timeframe: Timeframe, count: int) -> np.ndarray:
+        self._select(symbol)
+        self._ensure_offset(symbol)
+        rates = self._call("copy_rates_from_pos", symbol, cv.TIMEFRAMES[Timeframe.parse(timeframe)], 1, count)
+        if rates is None:
+            raise BrokerError(f"no {Timeframe.parse(timeframe).value} bars for {symbol}: {self._last[1]}",
+                              self._last[0])
+        arr = cv.to_array(rates, self._link.remote_tuple if self._link else None)
+        if self.offset:
+            arr["time"] -= int(self.offset)
+        return arr
+
+    def account_info(self) -> AccountInfo:
+        info = self._call("account_info")
+        if info is None:
+            raise BrokerError(f"account_info failed: {self._last[1]}", self._last[0])
+        return cv.account_from(cv.to_dict(info))
+
+    def positions(self, symbol: str | None = None, magic: int | None = None) -> list[Position]:
+        rows = self._call("positions_get", symbol=symbol) if symbol else self._call("positions_get")
+        if rows is None:
+            if self._last[0] == cv.RES_S_OK:
+                return []
+            raise BrokerError(f"positions_get failed: {self._last[1]}", self._last[0])
+        rows = [cv.to_dict(r) for r in rows]
+        self._ensure_offset(next((r["symbol"] for r in rows if r["symbol"]), None))
+        out = [cv.position_from(r, self.offset) for r in rows]
+        return [p for p in out if magic is None or p.magic == magic]
+
+    def history_deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
+        if position_id is not None:
+            rows = self._call("history_deals_get", position=position_id)
+        else:
+            margin = 0 if self.server.known else 14 * 3600  # offset unknown: ask wide, filter below
+            lo = max(0, int((since or 0) + self.offset - margin))
+            hi = int(self.now() + self.offset + margin + 86_400)
+            rows = self._call("history_deals_get", lo, hi)
+        if rows is None:
+            if self._last[0] == cv.RES_S_OK:
+                return []
+            raise BrokerError(f"history_deals_get failed: {self._last[1]}", self._last[0])
+        rows = [cv.to_dict(r) for r in rows]
+        # a deposit (no symbol, nothing to quote) usually opens the history: learn from a trade deal
+        self._ensure_offset(next((r["symbol"] for r in rows if r["symbol"]), None))
+        deals = [d for d in (cv.deal_from(r, self.offset) for r in rows) if d is not None]
+        if since is not None:
+            deals = [d for d in deals if d.time >= since]
+        return sorted(deals, key=lambda d: (d.time, d.ticket))
+
+    # -- trading ------------------------------------------------------------------------------------
+    def _fresh_price(self, symbol: str, side: str) -> float:
+        q = self.tick(symbol)
+        age = self.now() - q.time
+        if age > self.max_tick_age:
+            raise StaleQuoteError(f"{symbol}: last quote is {age:.0f}s old (market closed or feed stalled)", None)
+        return q.ask if side == "buy" else q.bid
+
+    def market_order(self, request: OrderRequest) -> OrderResult:
+        fit_comment(request.comment)
+        info, tick_size = self._spec(request.symbol)
+        price = self._fresh_price(request.symbol, request.side)
+        sl, tp = cv.snap_stops(request.side, request.sl, request.tp, tick_size, info.digits)
+        req = {
+            "action": cv.TRADE_ACTION_DEAL, "symbol": request.symbol, "volume": float(request.volume),
+            "type": cv.ORDER_TYPE_BUY if request.side == "buy" else cv.ORDER_TYPE_SELL, "price": price,
+            "sl": sl, "tp": tp, "deviation": int(request.deviation),
+            "magic": int(request.magic), "comment": request.comment, "type_time": cv.ORDER_TIME_GTC,
+        }
+        anchor = request.price or price
+        return self._send(req, info, side=request.side, anchor=anchor,
+                          already_done=lambda: find_open(self.positions, request))
+
+    def modify_sltp(self, ticket: int, sl: float, tp: float) -> OrderResult:
+        p = self._position(ticket)
+        info, tick_size = self._spec(p.symbol)
+        sl, tp = cv.snap_stops(p.type, sl, tp, tick_size, info.digits)
+        req = {"action": cv.TRADE_ACTION_SLTP, "position": int(ticket), "symbol": p.symbol, "sl": sl,
+               "tp": tp, "magic": int(p.magic)}
+        return self._send(req, info, side=None, anchor=0.0, already_done=lambda: None)
+
+    def close_position(self, ticket: int, volume: float | None = None, deviation: int = 20,
+                       comment: str = "") -> OrderResult:
+        fit_comment(comment)
+        return close_in_parts(lambda: self._close_once(ticket, volume, deviation, comment), full=volume is None)
+
+    def _close_once(self, ticket: int, volume: float | None, deviation: int, comment: str) -> OrderResult:
+        p = self._position(ticket)
+        info = self.symbol_info(p.symbol)
+        side = "sell" if p.type == "buy" else "buy"
+        vol = float(volume if volume is not None else p.volume)
+        price = self._fresh_price(p.symbol, side)
+        req = {"action": cv.TRADE_ACTION_DEAL, "position": int(ticket), "symbol": p.symbol, "volume": vol,
+               "type": cv.ORDER_TYPE_SELL if side == "sell" else cv.ORDER_TYPE_BUY, "price": price,
+               "deviation": int(deviation), "magic": int(p.magic), "comment": comment,
+               "type_time": cv.ORDER_TIME_GTC}
+        return self._send(req, info, side=side, anchor=price,
+                          already_done=lambda: find_closed(self.positions, p, vol))
+
+    def _position(self, ticket: int) -> Position:
+        rows = self._call("positions_get", ticket=int(ticket))
+        if rows is None and self._last[0] != cv.RES_S_OK:  # a failed read: the position may well be open
+            raise BrokerError(f"positions_get failed: {self._last[1]}", self._last[0])
+        if not rows:
+            raise PositionNotFoundError(f"no open position with ticket {ticket}", Retcode.POSITION_CLOSED)
+        row = cv.to_dict(rows[0])
+        self._ensure_offset(row["symbol"])
+        return cv.position_from(row, self.offset)
+
+    def _send(self, req: dict[str, Any], info: SymbolInfo, *, side: str | None, anchor: float,
+              already_done: Callable[[], OrderResult | None]) -> OrderResult:
+        with self._lock:
+            if not self._connected:
+                self.connect()
+            try:
+                res = send_with_policy(
+                    self._order_send, req, info, side=side, anchor=anchor, already_done=already_done,
+                    last_error=self._last_error, reconnect=self._reconnect, fresh_price=self._fresh_price,
+                    connection=self.connection_policy, orders=self.order_policy, sleep=self._sleep,
+                    confirm_checks=self.confirm_checks)
+            except BrokerError as e:  # e.g. Algo Trading switched off after the start
+                self.trading_blocked = mt5_terminal.recheck(self.trading_blocked, mt5_terminal.refusal(e.code, self.trading_blocked))
+                raise
+            self.trading_blocked = None  # an order went through: whatever blocked trading was fixed
+            if res.price or not res.order or req["action"] != cv.TRADE_ACTION_DEAL:
+                return res
+            # history_deals_get(ticket=) selects by the ORDER ticket, as the package documents
+            return with_fill_price(res, lambda: [cv.to_dict(r) for r in self._call(
+                "history_deals_get", ticket=int(res.order)) or ()], info.digits)
+
+    def _order_send(self, request: dict[str, Any]) -> Any:
+        """Over the bridge the request dict is built on the terminal's side: the package wants a real dict."""
+        return self.mt5.order_send(self._link.remote_dict(request) if self._link else request)

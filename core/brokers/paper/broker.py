@@ -1,0 +1,398 @@
+"""PaperBroker: the embedded default broker, replaying real candles with a simulated clock.
+
+Why a replay rather than a random walk: the strategies are tuned on real ranges, so paper trading
+and backtests must see real highs, lows, spreads, weekend gaps and daily breaks.
+
+Clock. The replay clock is any `core.domain.clock.Clock`: an `AcceleratedClock` (wall time mapped onto the
+data, speed 1 = real time) for live paper trading, or a `FixedClock` for tests and backtests, moved
+with `step()` (to the next bar open) or `advance_to(t)`. Every public call first books the SL/TP hits
+of the bars completed since the previous call, so a fast clock never skips a stop.
+
+Fills (details in `core.brokers.paper.fills`): market orders fill at the open of the bar covering the
+clock (bid; ask = bid + spread) +/- slippage. SL/TP trigger inside the bar on high/low; longs exit at
+the bid, shorts at the ask. **Tie rule: if SL and TP both lie inside one bar, the SL is assumed hit
+first.** A bar opening beyond a stop fills at that open. Stop exits are stamped at the bar's close
+time, the first moment a bar-based replay can know they happened.
+
+It refuses what a real broker refuses, with the MT5 retcodes: unknown symbol, volume below the
+minimum or off the step, SL/TP on the wrong side or inside the stops level (10016), no bar covering
+the clock (weekend / daily break: market closed, 10018) unless the symbol trades weekends, price
+moved beyond the request's deviation (requote, 10004), not enough free margin (10019).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from core.brokers.base import (
+    AccountInfo,
+    Deal,
+    InvalidStopsError,
+    InvalidVolumeError,
+    MarketClosedError,
+    NoMoneyError,
+    OrderRequest,
+    OrderResult,
+    Position,
+    PositionNotFoundError,
+    RequoteError,
+    Retcode,
+    SymbolInfo,
+    Tick,
+    UnknownSymbolError,
+)
+from core.brokers.paper.feed import ReplayFeed
+from core.brokers.paper.fills import (
+    BarPrices,
+    check_stops,
+    deviation_problem,
+    entry_price,
+    exit_price,
+    profit,
+    stops_problem,
+    volume_problem,
+)
+from core.brokers.paper.store import PaperStore
+from core.config.model import SymbolSpec
+from core.domain.clock import Clock
+from core.domain.timeframes import Timeframe
+
+log = logging.getLogger(__name__)
+
+# SYMBOL_FILLING_FOK | SYMBOL_FILLING_IOC: the paper broker fills every order completely at once.
+_PAPER_FILLING = 3
+
+
+class PaperBroker:
+    name = "paper"
+
+    def __init__(
+        self,
+        symbols: Mapping[str, SymbolSpec],
+        feed: ReplayFeed,
+        *,
+        db_path: str | Path,
+        clock: Clock,
+        slippage_points: float = 0.0,
+        commission_per_lot: float = 0.0,
+        start_balance: float = 10_000.0,
+        leverage: int = 100,
+        login: int = 1,
+    ) -> None:
+        self.symbols = dict(symbols)
+        self.feed = feed
+        self.db_path = db_path
+        self.clock = clock
+        self.slippage_points = float(slippage_points)
+        self.commission_per_lot = float(commission_per_lot)
+        self.start_balance = float(start_balance)
+        self.leverage = int(leverage)
+        self.login = login
+        self._store: PaperStore | None = None
+        self._evaluated = 0.0  # replay time up to which SL/TP have been checked
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def connect(self) -> None:
+        if self._store is None:
+            store = PaperStore(self.db_path, self.start_balance)
+            saved = store.get_meta("clock")
+            # a restarted account resumes where it stopped instead of replaying its own past
+            if saved is not None and hasattr(self.clock, "set") and self.clock.now() < float(saved):
+                self.clock.set(float(saved))
+            self._evaluated = float(store.get_meta("evaluated_until", repr(self.now())))
+            self._store = store
+            self._sync()
+
+    def close(self) -> None:
+        if self._store is not None:
+            with self._store.transaction():
+                self._persist_clock()
+            self._store.close()
+            self._store = None
+
+    def is_connected(self) -> bool:
+        return self._store is not None
+
+    @property
+    def store(self) -> PaperStore:
+        if self._store is None:
+            self.connect()
+        assert self._store is not None
+        return self._store
+
+    def now(self) -> float:
+        return float(self.clock.now())
+
+    # -- replay control (step mode) -----------------------------------------------------------------
+    def advance_to(self, t: float) -> None:
+        if not hasattr(self.clock, "set"):
+            raise TypeError("advance_to() needs a settable clock (core.domain.clock.FixedClock)")
+        if t < self.now():
+            raise ValueError("the replay clock cannot go backwards")
+        self.clock.set(t)
+        self._sync()
+
+    def step(self) -> float | None:
+        """Move to the next bar open of any symbol; returns the new time, None at the end of the data."""
+        nxt = self.feed.next_open_after(self.now())
+        if nxt is not None:
+            self.advance_to(nxt)
+        return nxt
+
+    # -- market data --------------------------------------------------------------------------------
+    def _spec(self, symbol: str) -> SymbolSpec:
+        spec = self.symbols.get(symbol)
+        if spec is None or not self.feed.has(symbol):
+            known = ", ".join(sorted(self.symbols))
+            raise UnknownSymbolError(f"unknown symbol {symbol!r} (known: {known})", code=None)
+        return spec
+
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        spec = self._spec(symbol)
+        return SymbolInfo(
+            name=symbol, digits=spec.digits, point=spec.point, trade_stops_level=spec.stops_level_points,
+            volume_min=spec.volume_min, volume_step=spec.volume_step, filling_mode=_PAPER_FILLING,
+            trade_contract_size=spec.contract_size, spread=spec.default_spread_points,
+        )
+
+    def _spread(self, spec: SymbolSpec, bar: np.void) -> float:
+        pts = int(bar["spread"]) or spec.default_spread_points
+        return pts * spec.point
+
+    def _quote(self, symbol: str, *, for_trade: bool) -> Tick:
+        spec = self._spec(symbol)
+        t = self.now()
+        base = self.feed.base_bars(symbol)
+        i = self.feed.covering_index(symbol, t)
+        if i is not None:
+            bar = base[i]
+            bid = float(bar["open"])
+            return Tick(time=t, bid=bid, ask=round(bid + self._spread(spec, bar), spec.digits + 2), last=bid)
+        j = self.feed.last_closed_index(symbol, t)
+        if (for_trade and not spec.trades_weekends) or j is None:
+            raise MarketClosedError(f"{symbol}: market closed at the replay time (no bar covers it)",
+                                    Retcode.MARKET_CLOSED)
+        bar = base[j]
+        bid = float(bar["close"])
+        stamp = float(bar["time"]) + self.feed.base_timeframe(symbol).seconds
+        return Tick(time=t if for_trade else stamp, bid=bid, ask=bid + self._spread(spec, bar), last=bid)
+
+    def tick(self, symbol: str) -> Tick:
+        """The live quote; when the market is closed, the last one (stamped with its own time), as MT5 does."""
+        self._sync()
+        return self._quote(symbol, for_trade=False)
+
+    def candles(self, symbol: str, timeframe: Timeframe, count: int) -> np.ndarray:
+        self._spec(symbol)
+        return self.feed.closed(symbol, Timeframe.parse(timeframe), self.now(), count)
+
+    # -- account and positions ----------------------------------------------------------------------
+    def _floating(self, p: Position) -> tuple[float, float]:
+        spec = self.symbols[p.symbol]
+        try:
+            q = self._quote(p.symbol, for_trade=False)
+        except MarketClosedError:
+            return p.price_open, 0.0
+        px = q.bid if p.type == "buy" else q.ask
+        return px, profit(p.type, p.price_open, px, p.volume, spec.contract_size)
+
+    def account_info(self) -> AccountInfo:
+        self._sync()
+        with self.store.lock:
+            balance = self.store.balance()
+            open_ = self.store.positions()
+        floating = sum(self._floating(p)[1] for p in open_)
+        equity = round(balance + floating, 2)
+        margin = sum(p.volume * self.symbols[p.symbol].contract_size * p.price_open / self.leverage for p in open_)
+        return AccountInfo(login=self.login, balance=round(balance, 2), equity=equity,
+                           margin_free=round(equity - margin, 2), leverage=self.leverage, server="paper")
+
+    def positions(self, symbol: str | None = None, magic: int | None = None) -> list[Position]:
+        self._sync()
+        out = []
+        for p in self.store.positions(symbol, magic):
+            px, pl = self._floating(p)
+            out.append(p.model_copy(update={"price_current": px, "profit": pl}))
+        return out
+
+    def history_deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
+        self._sync()
+        return self.store.deals(position_id, since)
+
+    # -- trading ------------------------------------------------------------------------------------
+    def _check_volume(self, spec: SymbolSpec, volume: float) -> None:
+        problem = volume_problem(volume, spec.volume_min, 100.0, spec.volume_step)
+        if problem:
+            raise InvalidVolumeError(problem, Retcode.INVALID_VOLUME)
+
+    def _check_stops(self, spec: SymbolSpec, side: str, sl: float, tp: float, q: Tick) -> None:
+        problem = stops_problem(side, sl, tp, q.bid, q.ask, spec.stops_level_points * spec.point)
+        if problem:
+            raise InvalidStopsError(problem, Retcode.INVALID_STOPS)
+
+    def market_order(self, request: OrderRequest) -> OrderResult:
+        spec = self._spec(request.symbol)
+        with self.store.lock:  # checks and booking as one step: threads must not both pass the margin check
+            return self._market_order(spec, request)
+
+    def _market_order(self, spec: SymbolSpec, request: OrderRequest) -> OrderResult:
+        self._sync()
+        self._check_volume(spec, request.volume)
+        q = self._quote(request.symbol, for_trade=True)
+        self._check_stops(spec, request.side, request.sl, request.tp, q)
+        slip = self.slippage_points * spec.point
+        price = round(entry_price(request.side, q.bid, q.ask, slip), spec.digits + 2)
+        if problem := deviation_problem(request.price, price, request.deviation, spec.point):
+            raise RequoteError(problem, Retcode.REQUOTE)
+        need = request.volume * spec.contract_size * price / self.leverage
+        if need > self.account_info().margin_free:
+            raise NoMoneyError(f"not enough free margin for {request.volume} lots ({need:.2f} needed)",
+                               Retcode.NO_MONEY)
+        st = self.store
+        with st.transaction():
+            ticket = st.next_ticket()
+            deal_ticket = st.next_ticket()
+            t = self.now()
+            st.insert_order(ticket, request.symbol, request.side, request.volume, price, request.sl,
+                            request.tp, request.magic, request.comment, t, ticket, "client")
+            st.insert_position(Position(
+                ticket=ticket, symbol=request.symbol, type=request.side, volume=request.volume,
+                price_open=price, sl=request.sl, tp=request.tp, magic=request.magic,
+                comment=request.comment, time=t))
+            commission = -round(self.commission_per_lot * request.volume, 2)
+            st.insert_deal(Deal(
+                ticket=deal_ticket, order=ticket, position_id=ticket, symbol=request.symbol,
+                type=request.side, entry="in", volume=request.volume, price=price, commission=commission,
+                magic=request.magic, comment=request.comment, time=t, reason="client"))
+            st.add_to_balance(commission)
+            self._persist_clock()
+        log.info("paper %s %s %.2f @ %s (ticket %d)", request.side, request.symbol, request.volume, price, ticket)
+        return OrderResult(retcode=Retcode.DONE, order=ticket, deal=deal_ticket, position=ticket, price=price,
+                           volume=request.volume, comment="Request executed",
+                           requested_price=request.price or 0.0)
+
+    def _position(self, ticket: int) -> Position:
+        p = self.store.position(ticket)
+        if p is None:
+            raise PositionNotFoundError(f"no open position with ticket {ticket}", Retcode.POSITION_CLOSED)
+        return p
+
+    def modify_sltp(self, ticket: int, sl: float, tp: float) -> OrderResult:
+        with self.store.lock:
+            return self._modify_sltp(ticket, sl, tp)
+
+    def _modify_sltp(self, ticket: int, sl: float, tp: float) -> OrderResult:
+        self._sync()
+        p = self._position(ticket)
+        spec = self._spec(p.symbol)
+        q = self._quote(p.symbol, for_trade=True)
+        self._check_stops(spec, p.type, sl, tp, q)
+        with self.store.transaction():
+            self.store.update_position(ticket, sl=float(sl), tp=float(tp))
+            self._persist_clock()  # new stops apply from now on: bars before it must never be re-checked
+        return OrderResult(retcode=Retcode.DONE, position=ticket, price=0.0, comment="Request executed")
+
+    def close_position(self, ticket: int, volume: float | None = None, deviation: int = 20,
+                       comment: str = "") -> OrderResult:
+        with self.store.lock:  # two threads closing one position must not both book it
+            return self._close_position(ticket, volume, comment)
+
+    def _close_position(self, ticket: int, volume: float | None, comment: str) -> OrderResult:
+        self._sync()
+        p = self._position(ticket)
+        spec = self._spec(p.symbol)
+        vol = p.volume if volume is None else float(volume)
+        self._check_volume(spec, vol)
+        if vol > p.volume + 1e-9:
+            raise InvalidVolumeError(f"cannot close {vol:g} lots of a {p.volume:g}-lot position",
+                                     Retcode.INVALID_VOLUME)
+        q = self._quote(p.symbol, for_trade=True)
+        price = round(exit_price(p.type, q.bid, q.ask, self.slippage_points * spec.point), spec.digits + 2)
+        with self.store.transaction():
+            order = self.store.next_ticket()
+            closing_side = "sell" if p.type == "buy" else "buy"
+            self.store.insert_order(order, p.symbol, closing_side, vol, price, 0.0, 0.0, p.magic, comment,
+                                    self.now(), ticket, "client")
+            deal = self._book_exit(p, vol, price, self.now(), "client", order, comment)
+            self._persist_clock()
+        return OrderResult(retcode=Retcode.DONE, order=order, deal=deal, position=ticket, price=price,
+                           volume=vol, comment="Request executed")
+
+    def _book_exit(self, p: Position, vol: float, price: float, t: float, reason: str, order: int,
+                   comment: str) -> int:
+        """One exit deal, balance and position update; the caller holds the transaction."""
+        st = self.store
+        spec = self.symbols[p.symbol]
+        pl = profit(p.type, p.price_open, price, vol, spec.contract_size)
+        commission = -round(self.commission_per_lot * vol, 2)
+        deal = st.next_ticket()
+        st.insert_deal(Deal(
+            ticket=deal, order=order, position_id=p.ticket, symbol=p.symbol,
+            type="sell" if p.type == "buy" else "buy", entry="out", volume=vol, price=price, profit=pl,
+            commission=commission, magic=p.magic, comment=comment,
+            time=t, reason=reason))
+        st.add_to_balance(pl + commission)
+        remaining = round(p.volume - vol, 8)
+        if remaining <= 1e-9:
+            st.delete_position(p.ticket)
+        else:
+            st.update_position(p.ticket, volume=remaining)
+        return deal
+
+    # -- the replay engine --------------------------------------------------------------------------
+    def _persist_clock(self) -> None:
+        """Save the replay position; callers hold a transaction (it is written with what it dates)."""
+        st = self.store
+        st.set_meta("evaluated_until", repr(self._evaluated))
+        st.set_meta("clock", repr(self.now()))
+
+    def _sync(self) -> None:
+        """Book every SL/TP hit in the bars completed since the last call, in time order.
+
+        Re-checking bars after a crash is harmless (a bar that did not hit an unchanged stop will not
+        hit it on a second look), so the checked-up-to mark is written only along with a booking or a
+        stop change, never on a plain read: reads stay free of disk writes.
+        """
+        st = self._store
+        if st is None:
+            return
+        with st.lock:
+            t = self.now()
+            last = self._evaluated
+            if t <= last:
+                return
+            hits = []
+            for p in st.positions():
+                spec = self.symbols.get(p.symbol)
+                if spec is None or not self.feed.has(p.symbol):
+                    continue
+                sec = self.feed.base_timeframe(p.symbol).seconds
+                for bar in self.feed.closed_between(p.symbol, max(last, p.time), t):
+                    prices = BarPrices(float(bar["open"]), float(bar["high"]), float(bar["low"]),
+                                       self._spread(spec, bar))
+                    hit = check_stops(p.type, p.sl, p.tp, prices, self.slippage_points * spec.point)
+                    if hit:
+                        hits.append((float(bar["time"]) + sec, p, hit, spec))
+                        break
+            if not hits:
+                self._evaluated = t
+                return
+            # the mark moves only with the hits booked: a failed write leaves these bars to the next look
+            try:
+                with st.transaction():
+                    for when, p, hit, spec in sorted(hits, key=lambda h: (h[0], h[1].ticket)):
+                        order = st.next_ticket()
+                        price = round(hit.price, spec.digits + 2)
+                        st.insert_order(order, p.symbol, "sell" if p.type == "buy" else "buy", p.volume, price,
+                                        0.0, 0.0, p.magic, p.comment, when, p.ticket, hit.reason)
+                        level = p.sl if hit.reason == "sl" else p.tp  # MT5 writes the level, e.g. "[sl 2911.20]"
+                        self._book_exit(p, p.volume, price, when, hit.reason, order,
+                                        f"[{hit.reason} {level:.{spec.digits}f}]")
+                    self._evaluated = t
+                    self._persist_clock()
+            except BaseException:
+                self._evaluated = last
+                raise

@@ -1,0 +1,189 @@
+"""The paper broker's view of the market: candles that exist *up to the replay clock*, nothing later.
+
+Everything that could leak the future is concentrated here, so the no-look-ahead rule is checked in
+one place: a bar is visible once its close time (`time + timeframe`) is at or before the clock; the
+bar covering the clock is "forming" and only its open is known (that is the live price); bars of a
+timeframe the data does not have are resampled from closed bars of the smallest timeframe it has,
+dropping the still-incomplete last bucket.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from typing import Protocol
+
+import numpy as np
+
+from core.data.candles import CANDLE_DTYPE, as_candles
+from core.data.resample import resample
+from core.domain.clock import Clock, SystemClock
+from core.domain.timeframes import Timeframe
+
+
+class CandleSource(Protocol):
+    """Anything that returns a whole candle history per symbol/timeframe (e.g. core.data MarketData)."""
+
+    def candles(self, symbol: str, timeframe: Timeframe) -> np.ndarray: ...
+
+
+class AcceleratedClock:
+    """Maps the wall clock onto the data: replay = start + (wall - wall_at_start) * speed.
+
+    speed 1 is "real time on old data"; speed 60 replays an hour a minute. Step-by-step replays use a
+    `core.domain.clock.FixedClock` instead, moved by `PaperBroker.step()` / `advance_to()`.
+    """
+
+    def __init__(self, start: float, speed: float = 1.0, wall: Clock | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._wall = wall or SystemClock()
+        self._start = float(start)
+        self._wall0 = self._wall.now()
+        self.speed = float(speed)
+
+    def now(self) -> float:
+        return self._start + (self._wall.now() - self._wall0) * self.speed
+
+    def set(self, t: float) -> None:
+        """Rebase the replay at `t` (a restarted paper account resumes where it stopped)."""
+        self._start = float(t)
+        self._wall0 = self._wall.now()
+
+
+class ReplayFeed:
+    """Per-symbol candle histories, loaded lazily, queried only through the replay time."""
+
+    def __init__(
+        self,
+        data: Mapping[str, Mapping[Timeframe | str, np.ndarray]] | None = None,
+        *,
+        source: CandleSource | None = None,
+        timeframes: Mapping[str, list[Timeframe | str]] | None = None,
+    ) -> None:
+        self._arrays: dict[tuple[str, Timeframe], np.ndarray] = {}
+        # contiguous copies of the time columns: searchsorted on a strided field view copies it each call
+        self._times: dict[tuple[str, Timeframe], np.ndarray] = {}
+        self._available: dict[str, list[Timeframe]] = {}
+        self._source = source
+        self._lock = threading.Lock()
+        for sym, by_tf in (data or {}).items():
+            tfs = []
+            for tf, arr in by_tf.items():
+                tf = Timeframe.parse(tf)
+                self._arrays[(sym, tf)] = _sorted(as_candles(arr))
+                tfs.append(tf)
+            self._available[sym] = sorted(tfs, key=lambda t: t.seconds)
+        for sym, tfs in (timeframes or {}).items():
+            if sym not in self._available:
+                self._available[sym] = sorted((Timeframe.parse(t) for t in tfs), key=lambda t: t.seconds)
+        if source is not None and timeframes is None and data is None:
+            raise ValueError("a CandleSource needs the timeframes each symbol has")
+
+    def symbols(self) -> list[str]:
+        return list(self._available)
+
+    def has(self, symbol: str) -> bool:
+        return bool(self._available.get(symbol))
+
+    def base_timeframe(self, symbol: str) -> Timeframe:
+        """Fills and SL/TP run on the finest bars available: the closest thing to ticks we have."""
+        return self._available[symbol][0]
+
+    def bars(self, symbol: str, timeframe: Timeframe) -> np.ndarray:
+        key = (symbol, timeframe)
+        with self._lock:
+            arr = self._arrays.get(key)
+            if arr is None:
+                if self._source is None or timeframe not in self._available.get(symbol, []):
+                    raise KeyError(f"no {timeframe.value} data for {symbol}")
+                arr = self._arrays[key] = _sorted(as_candles(self._source.candles(symbol, timeframe)))
+            return arr
+
+    def base_bars(self, symbol: str) -> np.ndarray:
+        return self.bars(symbol, self.base_timeframe(symbol))
+
+    def times(self, symbol: str, timeframe: Timeframe) -> np.ndarray:
+        key = (symbol, timeframe)
+        t = self._times.get(key)
+        if t is None:
+            t = self._times[key] = np.ascontiguousarray(self.bars(symbol, timeframe)["time"])
+        return t
+
+    def base_times(self, symbol: str) -> np.ndarray:
+        return self.times(symbol, self.base_timeframe(symbol))
+
+    def closed(self, symbol: str, timeframe: Timeframe, now: float, count: int) -> np.ndarray:
+        """The last `count` bars closed at `now`, oldest first (resampled when the data lacks `timeframe`)."""
+        if count <= 0:
+            return np.zeros(0, dtype=CANDLE_DTYPE)
+        sec = timeframe.seconds
+        if timeframe in self._available.get(symbol, []):
+            arr = self.bars(symbol, timeframe)
+            end = _right(self.times(symbol, timeframe), now - sec)
+            return arr[max(0, end - count):end].copy()
+        base_tf = self.base_timeframe(symbol)
+        if sec < base_tf.seconds or sec % base_tf.seconds:
+            raise KeyError(f"cannot build {timeframe.value} bars for {symbol} from {base_tf.value} data")
+        base = self.bars(symbol, base_tf)
+        base_t = self.times(symbol, base_tf)
+        end = _right(base_t, now - base_tf.seconds)
+        span = (count + 2) * sec
+        while True:  # widen the window until it holds `count` buckets (weekend gaps eat some)
+            edge = ((now - span) // sec) * sec  # a bucket boundary, so the first bucket is whole
+            start = _left(base_t, edge)
+            out = resample(base[start:end], timeframe, source_seconds=base_tf.seconds)
+            out = out[out["time"] + sec <= now]
+            if len(out) >= count or start == 0:
+                return out[-count:].copy()
+            span *= 2
+
+    def covering_index(self, symbol: str, now: float) -> int | None:
+        """Index of the base bar whose period contains `now` (the forming bar), or None in a gap."""
+        t = self.base_times(symbol)
+        i = _right(t, now) - 1
+        if i < 0 or t[i] + self.base_timeframe(symbol).seconds <= now:
+            return None
+        return i
+
+    def last_closed_index(self, symbol: str, now: float) -> int | None:
+        t = self.base_times(symbol)
+        i = _right(t, now - self.base_timeframe(symbol).seconds) - 1
+        return i if i >= 0 else None
+
+    def closed_between(self, symbol: str, after: float, until: float) -> np.ndarray:
+        """Base bars whose close time falls in (after, until]: the bars a clock move has just completed."""
+        t = self.base_times(symbol)
+        sec = self.base_timeframe(symbol).seconds
+        lo = _right(t, after - sec)
+        hi = _right(t, until - sec)
+        return self.base_bars(symbol)[lo:hi]
+
+    def next_open_after(self, now: float) -> float | None:
+        """The next base-bar open strictly after `now`, over every symbol: where step() goes."""
+        best: float | None = None
+        for sym in self.symbols():
+            times = self.base_times(sym)
+            i = _right(times, now)
+            if i < len(times):
+                t = float(times[i])
+                best = t if best is None else min(best, t)
+        return best
+
+
+def _right(times: np.ndarray, t: float) -> int:
+    """Bars with time <= t. The key is cast to int64: a float key makes numpy convert the whole array."""
+    return int(np.searchsorted(times, np.int64(math.floor(t)), side="right"))
+
+
+def _left(times: np.ndarray, t: float) -> int:
+    """Bars with time < t (int64 key, as above)."""
+    return int(np.searchsorted(times, np.int64(math.ceil(t)), side="left"))
+
+
+def _sorted(arr: np.ndarray) -> np.ndarray:
+    if len(arr) > 1 and np.any(np.diff(arr["time"]) <= 0):
+        arr = np.sort(arr, order="time")
+        keep = np.r_[True, np.diff(arr["time"]) > 0]
+        arr = arr[keep]
+    return arr

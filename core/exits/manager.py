@@ -1,0 +1,315 @@
+"""RangeScalpingExitManager: the registry of open range scalps and the decisions about their exits.
+
+Why one lock around both memory and the store write: the monitor (asyncio), the chat commands and
+worker threads (`asyncio.to_thread` broker calls) all mutate trades. Each mutation is a
+read-modify-write applied under a `threading.Lock` (safe from any thread or coroutine, never held
+across an `await`), bumps the trade's `version`, and is persisted before the in-memory copy is
+replaced. So two callers can never both start from the same version, and memory never runs ahead of
+the store. Exits are judged by the pure functions in `core.exits.rules`; orders live in `core.exits.executor`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from core.domain.models import ActiveTrade, ClosedTrade, ExitSignal, RangeStructure
+from core.exits import rules
+
+log = logging.getLogger(__name__)
+
+Update = dict | Callable[[ActiveTrade], dict]
+# (event, data) journalled in the same transaction as the state change, e.g. ("sl_moved", {...})
+JournalNote = tuple[str, dict]
+
+
+RANGE_BROKEN = "range_invalidated"  # the exit reason after which a range is not traded again
+
+
+class TradeNotRegistered(KeyError):
+    pass
+
+
+@dataclass(frozen=True)
+class RangeEntry:
+    """One entry taken on a range, remembered for the re-entry rules (open or closed)."""
+
+    symbol: str
+    range_high: float
+    range_low: float
+    entry_time: float
+    exit_time: float | None
+    broken: bool = False  # closed by a range invalidation: the market accepted prices outside it
+
+
+def _same_range(a_high: float, a_low: float, b_high: float, b_low: float) -> bool:
+    """Two detections of "the same" range overlap by most of their width (edges drift a little per bar)."""
+    overlap = min(a_high, b_high) - max(a_low, b_low)
+    width = max(min(a_high - a_low, b_high - b_low), 1e-12)
+    return overlap / width >= 0.5
+
+
+class _EntryIndex:
+    """Per symbol, the positions in `RangeScalpingExitManager._entries` sorted by range low, so that
+    `check_reentry_allowed` reads only the entries that can be `_same_range` as the asked range
+    instead of every trade ever taken (which made a long run quadratic in its trades).
+
+    Why it is exact: for finite edges with high > low, `_same_range` needs a positive overlap, so an
+    entry can match only if its low < the asked high and its high > the asked low; its low is then
+    above the asked low minus twice the widest indexed width (rounding is monotone, and the doubled
+    width dwarfs one rounding of a subtraction). Entries with other edges (NaN, infinite, empty) are
+    kept apart and always read; an asked range with such edges reads everything. Candidates still
+    pass the full `_same_range` test, so the index only saves reading entries that cannot match.
+    It follows the list incrementally: `_entries` only grows by appends (a close replaces an entry
+    with the same edges, `load` replaces the whole list, which rebuilds the index)."""
+
+    def __init__(self, entries: list[RangeEntry]) -> None:
+        self.source = entries
+        self.done = 0
+        self.lows: dict[str, list[float]] = {}
+        self.pos: dict[str, list[int]] = {}
+        self.width: dict[str, float] = {}
+        self.odd: dict[str, list[int]] = {}
+
+    def catch_up(self) -> None:
+        for i in range(self.done, len(self.source)):
+            e = self.source[i]
+            hi, lo = e.range_high, e.range_low
+            if math.isfinite(hi) and math.isfinite(lo) and hi > lo:
+                lows = self.lows.setdefault(e.symbol, [])
+                at = bisect_right(lows, lo)
+                lows.insert(at, lo)
+                self.pos.setdefault(e.symbol, []).insert(at, i)
+                self.width[e.symbol] = max(self.width.get(e.symbol, 0.0), hi - lo)
+            else:
+                self.odd.setdefault(e.symbol, []).append(i)
+        self.done = len(self.source)
+
+    def candidates(self, symbol: str, high: float, low: float) -> list[RangeEntry]:
+        src = self.source
+        if not (math.isfinite(high) and math.isfinite(low) and high > low):
+            return [e for e in src if e.symbol == symbol]
+        lows = self.lows.get(symbol, [])
+        a = bisect_left(lows, low - 2.0 * self.width.get(symbol, 0.0))
+        b = bisect_left(lows, high)
+        return [src[i] for i in self.pos.get(symbol, [])[a:b]] + [src[i] for i in self.odd.get(symbol, [])]
+
+
+class RangeScalpingExitManager:
+    def __init__(self, store=None, clock=None) -> None:
+        """`store` is a `core.store.Store` (None keeps state in memory only: benches, unit tests)."""
+        self._store = store
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._trades: dict[int, ActiveTrade] = {}
+        self._entries: list[RangeEntry] = []
+
+    # ---- registry ---------------------------------------------------------------------------
+    def load(self, trades: Iterable[ActiveTrade], closed: Iterable[ClosedTrade] = ()) -> None:
+        """Fill memory from the store at start-up (no writes: the store is already the truth)."""
+        with self._lock:
+            self._trades = {t.ticket: t for t in trades}
+            self._entries = [self._entry_of_closed(c) for c in closed if c.metadata.get("range_high") is not None]
+            self._entries += [self._entry_of_open(t) for t in self._trades.values() if t.range_data]
+
+    def register_trade(self, trade: ActiveTrade, *, persisted: bool = False) -> ActiveTrade:
+        """Start monitoring `trade`. `persisted=True` when the caller already wrote it in its own transaction."""
+        with self._lock:
+            now = self._now()
+            trade = trade.model_copy(update={"last_state_change": now, "last_range_check": trade.last_range_check or now})
+            if not persisted and self._store is not None:
+                trade = self._store.trades.add(trade)
+            self._trades[trade.ticket] = trade
+            if trade.range_data:
+                self._entries.append(self._entry_of_open(trade))
+        log.info("registered range scalp %s %s %s", trade.ticket, trade.symbol, trade.strategy)
+        return trade
+
+    def unregister_trade(self, ticket: int, *, persisted: bool = False, exit_time: float | None = None,
+                         exit_reason: str | None = None) -> bool:
+        with self._lock:
+            trade = self._trades.get(ticket)
+            if trade is None:
+                log.warning("unregister of unknown trade %s", ticket)
+                return False
+            if not persisted and self._store is not None:
+                self._store.trades.remove(ticket)
+            del self._trades[ticket]
+            self._close_entry(trade, exit_time if exit_time is not None else self._now(),
+                              exit_reason == RANGE_BROKEN)
+        return True
+
+    def update_trade_state(self, ticket: int, updates: Update, journal: JournalNote | None = None) -> ActiveTrade:
+        """Apply `updates` (a dict, or a function of the current trade returning one) atomically.
+
+        A function lets callers express read-modify-write (e.g. "MFE = max(MFE, x)") without a lost
+        update: it is evaluated under the lock on the latest version. `journal` is written in the
+        same store transaction as the new state.
+        """
+        notes = {ticket: journal} if journal else None
+        return self.update_many({ticket: updates}, notes)[ticket]
+
+    def update_many(
+        self, updates: dict[int, Update], journal: dict[int, JournalNote] | None = None
+    ) -> dict[int, ActiveTrade]:
+        """Several trades' updates in one store transaction (the monitor's once-per-cycle save)."""
+        with self._lock:
+            now = self._now()
+            new: dict[int, ActiveTrade] = {}
+            for ticket, upd in updates.items():
+                cur = self._trades.get(ticket)
+                if cur is None:
+                    raise TradeNotRegistered(ticket)
+                fields = upd(cur) if callable(upd) else upd
+                fields = {k: v for k, v in fields.items() if k not in ("ticket", "version")}
+                new[ticket] = cur.model_copy(update={**fields, "version": cur.version + 1, "last_state_change": now})
+            if new and self._store is not None:
+                self._write(new, journal or {})
+            self._trades.update(new)
+            return new
+
+    def sync_stops(self, ticket: int, sl: float, tp: float) -> ActiveTrade:
+        """Adopt the broker's SL/TP: the broker-side stop is what protects the money.
+
+        A stop at or past the entry is a breakeven (a move sent but not saved before a crash, or made in
+        MetaTrader): it is marked so, or /status and the journal would say the stop was never moved."""
+        cur = self.get(ticket)
+        note = None
+        if cur is not None and abs(cur.sl - sl) > 1e-12:
+            note = ("sl_moved", {"from": cur.sl, "to": sl, "reason": "synced_from_broker"})
+
+        def fn(t: ActiveTrade) -> dict:
+            protective = sl > 0 and (sl - t.entry_price) * t.direction.sign >= 0
+            return {"sl": sl, "tp": tp, **({"breakeven_moved": True} if protective else {})}
+        return self.update_trade_state(ticket, fn, journal=note)
+
+    def get(self, ticket: int) -> ActiveTrade | None:
+        with self._lock:
+            return self._trades.get(ticket)
+
+    def active_trades(self) -> list[ActiveTrade]:
+        with self._lock:
+            return list(self._trades.values())
+
+    def range_scalp_tickets(self) -> frozenset[int]:
+        """Tickets this manager owns: any other exit manager must skip them."""
+        with self._lock:
+            return frozenset(self._trades)
+
+    def __len__(self) -> int:
+        return len(self._trades)
+
+    # ---- exits (the seed's method names; the rules themselves are pure functions in core.exits.rules) ----
+    @staticmethod
+    def check_range_invalidation_during_trade(trade: ActiveTrade, candles, tcfg, timeframe_seconds: int = 0):
+        ri = tcfg.range_invalidation
+        return rules.check_range_invalidation_during_trade(
+            trade, candles, ri.candles_outside_range, ri.outside_buffer_atr, timeframe_seconds)
+
+    @staticmethod
+    def check_early_exit_conditions(trade: ActiveTrade, tick, candles, now: float, tcfg, info,
+                                    timeframe_seconds: int = 0) -> ExitSignal | None:
+        """The most urgent exit signal for `trade` now (None if it should simply stay open)."""
+        sigs = rules.check_early_exit_conditions(trade, tick, candles, now, tcfg, info.point, info.digits,
+                                                 info.trade_stops_level, timeframe_seconds)
+        return sigs[0] if sigs else None
+
+    @staticmethod
+    def calculate_breakeven_stop(trade: ActiveTrade, tick, tcfg, info) -> float | None:
+        ex = tcfg.exits
+        return rules.calculate_breakeven_stop(trade, tick, info.point, ex.breakeven_trigger_r,
+                                              ex.breakeven_cost_points, info.trade_stops_level, info.digits)
+
+    @staticmethod
+    def order_signals(signals: Iterable[ExitSignal]) -> list[ExitSignal]:
+        """CRITICAL → HIGH → MEDIUM → LOW; within a priority, closes before stop moves, then by ticket."""
+        return sorted(signals, key=lambda s: (s.priority.rank, s.action != "close", s.ticket))
+
+    # ---- re-entry ---------------------------------------------------------------------------
+    def check_reentry_allowed(
+        self, symbol: str, rng: RangeStructure | None, now: float, cooldown_minutes: float, max_reentries: int,
+        pending: Iterable[tuple[str, RangeStructure | None]] = (),
+    ) -> tuple[bool, str]:
+        """May we enter this range again? A cooldown after the last exit, and a cap on re-entries.
+
+        The first entry on a range is not a re-entry, so at most `1 + max_reentries` trades are taken
+        on one range; an open trade on it counts too, and so does each `(symbol, range)` in `pending`
+        (orders on their way to the broker, not registered yet). A range that broke during a trade (closed
+        by range invalidation) is not entered again: the market accepted prices outside it.
+        """
+        if rng is None:
+            return True, "no range to compare"
+        with self._lock:
+            index = self.__dict__.get("_reentry_index")
+            if index is None or index.source is not self._entries:
+                index = self._reentry_index = _EntryIndex(self._entries)
+            index.catch_up()
+            same = [
+                e for e in index.candidates(symbol, rng.range_high, rng.range_low)
+                if e.symbol == symbol and _same_range(e.range_high, e.range_low, rng.range_high, rng.range_low)
+            ]
+        n = len(same) + sum(
+            1 for sym, r in pending
+            if sym == symbol and r is not None and _same_range(r.range_high, r.range_low, rng.range_high, rng.range_low)
+        )
+        broken = [e.exit_time for e in same if e.broken and e.exit_time is not None]
+        if broken:
+            at = datetime.fromtimestamp(max(broken), UTC).strftime("%H:%M UTC")
+            return False, (f"this {symbol} range broke during an earlier trade (closed at {at} on a range "
+                           "invalidation); a broken range is not traded again")
+        if n > max_reentries:
+            return False, (
+                f"this {symbol} range has already been traded {n} time(s); the limit is "
+                f"{max_reentries} re-entr{'y' if max_reentries == 1 else 'ies'} per range"
+            )
+        exits = [e.exit_time for e in same if e.exit_time is not None]
+        if exits and cooldown_minutes > 0:
+            last = max(exits)
+            wait = last + cooldown_minutes * 60 - now
+            if wait > 0:
+                at = datetime.fromtimestamp(last, UTC).strftime("%H:%M UTC")
+                return False, (
+                    f"the last trade on this {symbol} range closed at {at}; re-entry waits {cooldown_minutes:g} "
+                    f"minutes, so {wait / 60:.0f} more minute(s)"
+                )
+        return True, f"{len(same)} earlier entr{'y' if len(same) == 1 else 'ies'} on this range"
+
+    def _write(self, new: dict[int, ActiveTrade], journal: dict[int, JournalNote]) -> None:
+        from core.store.journal import TradeMetadata
+
+        st = self._store
+        with st.transaction():
+            for ticket, t in new.items():
+                st.trades.save(t.model_copy(update={"version": t.version - 1}))
+                note = journal.get(ticket)
+                if note:
+                    st.journal.append(
+                        note[0], ticket=ticket, proposal_id=t.proposal_id, symbol=t.symbol,
+                        metadata=TradeMetadata.from_trade(t), data=note[1],
+                    )
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _now(self) -> float:
+        return float(self._clock.now()) if self._clock is not None else 0.0
+
+    @staticmethod
+    def _entry_of_open(t: ActiveTrade) -> RangeEntry:
+        r = t.range_data
+        return RangeEntry(t.symbol, r.range_high, r.range_low, t.entry_time, None)
+
+    @staticmethod
+    def _entry_of_closed(c: ClosedTrade) -> RangeEntry:
+        m = c.metadata
+        return RangeEntry(c.symbol, float(m["range_high"]), float(m["range_low"]), c.entry_time, c.exit_time,
+                          c.exit_reason == RANGE_BROKEN)
+
+    def _close_entry(self, trade: ActiveTrade, exit_time: float, broken: bool = False) -> None:
+        for i, e in enumerate(self._entries):
+            if e.symbol == trade.symbol and e.entry_time == trade.entry_time and e.exit_time is None:
+                self._entries[i] = RangeEntry(e.symbol, e.range_high, e.range_low, e.entry_time, exit_time, broken)
+                return
+

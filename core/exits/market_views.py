@@ -1,0 +1,78 @@
+"""What the monitor knows about each symbol's market in one cycle: tick, recent bars, symbol info.
+
+Fetched once per symbol per cycle (never per trade), so a cycle costs O(symbols) broker calls however
+many trades are open. When a symbol's feed fails, the last view is reused while it is younger than
+the `data_source_unavailable` policy's `max_age_minutes`: stale-but-recent prices still let breakeven
+and invalidation rules run, while older ones are dropped rather than trusted.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.brokers.base import Broker, BrokerError, SymbolInfo, Tick
+from core.domain.timeframes import Timeframe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MarketView:
+    tick: Tick
+    candles: np.ndarray
+    info: SymbolInfo
+    timeframe: Timeframe
+    at: float
+
+
+class MarketViews:
+    def __init__(self, cfg, broker: Broker, notifier, clock) -> None:
+        self.cfg = cfg
+        self.broker = broker
+        self.notify = notifier
+        self.clock = clock
+        self._last: dict[str, MarketView] = {}
+        self._info: dict[str, SymbolInfo] = {}
+
+    def last(self, symbol: str) -> MarketView | None:
+        return self._last.get(symbol)
+
+    def quotes(self) -> dict[str, Tick]:
+        return {s: v.tick for s, v in self._last.items()}
+
+    async def symbol_info(self, symbol: str) -> SymbolInfo:
+        info = self._info.get(symbol)
+        if info is None:
+            info = self._info[symbol] = await asyncio.to_thread(self.broker.symbol_info, symbol)
+        return info
+
+    def candle_count(self, symbol: str) -> int:
+        tcfg = self.cfg.for_symbol(symbol)
+        return max(tcfg.range_invalidation.candles_outside_range + 2, 64)
+
+    async def fetch(self, symbols: set[str], errors: list[str]) -> dict[str, MarketView]:
+        """One tick and one candle request per symbol; problems are appended to `errors`."""
+        views: dict[str, MarketView] = {}
+        for sym in sorted(symbols):
+            tf = Timeframe.parse(self.cfg.for_symbol(sym).range_detection.timeframe)
+            try:
+                info = await self.symbol_info(sym)
+                tick = await asyncio.to_thread(self.broker.tick, sym)
+                candles = await asyncio.to_thread(self.broker.candles, sym, tf, self.candle_count(sym))
+                views[sym] = self._last[sym] = MarketView(tick, candles, info, tf, self.clock.now())
+            except Exception as e:  # noqa: BLE001 - one symbol's bad feed must not blind the other symbols
+                msg = e.message if isinstance(e, BrokerError) else f"{type(e).__name__}: {e}"
+                if not isinstance(e, BrokerError):
+                    log.exception("fetching %s failed", sym)
+                errors.append(f"{sym}: {msg}")
+                last = self._last.get(sym)
+                pol = self.cfg.for_symbol(sym).error_handling.get("data_source_unavailable")
+                max_age = (pol.max_age_minutes or 0) * 60 if pol else 0
+                if last is not None and self.clock.now() - last.at <= max_age:
+                    views[sym] = last
+                self.notify.error("data_source_unavailable", f"{sym} prices unavailable: {msg}",
+                                  alert=False, symbol=sym)
+        return views

@@ -1,0 +1,88 @@
+"""The words of the trade alerts a trader reads on a phone lock screen.
+
+Why a module of its own: the close of a trade is told by the exit executor (every real close) and by
+`RangeScalpingAlerts.alert_exit_executed`, and its reason is shown again in /trades. A lock screen
+shows the title and the first line only, so the title carries which trade and the result, and the
+journal's reason codes (`max_time_in_trade`, `breakeven_stop`) are said in words everywhere alike.
+"""
+from __future__ import annotations
+
+from core.domain.models import ActiveTrade
+
+# journal exit reasons (core.exits.executor: deals and EXIT_KINDS) in a trader's words
+EXIT_REASON_WORDS = {
+    "stop_loss": "stop loss hit",
+    "take_profit": "take profit hit",
+    "breakeven_stop": "breakeven stop hit",
+    "stop_out": "stopped out by the broker (margin)",
+    "closed_outside_bot": "closed outside the bot",
+    "range_invalidated": "range broken",
+    "max_time_in_trade": "time limit",
+    "stalled": "stalled",
+    "opposite_edge_reached": "profit taken at the far edge",
+    "manual_close": "closed by hand",
+    "emergency": "emergency stop",
+}
+
+
+def exit_reason_words(kind: str | None) -> str:
+    """`stop_loss` -> 'stop loss hit'; a code this table does not know still loses its underscores."""
+    if not kind:
+        return "-"
+    return EXIT_REASON_WORDS.get(kind, kind.replace("_", " "))
+
+
+def r_text(r: float) -> str:
+    """'+1.25 R'; a loss too small to show reads +0.00 R, not '-0.00 R'."""
+    out = f"{r:+.2f} R"
+    return "+0.00 R" if out == "-0.00 R" else out
+
+
+def trade_label(trade: ActiveTrade) -> str:
+    """'XAUUSDc LONG #100001': the same three facts name a trade in every alert title."""
+    return f"{trade.symbol} {trade.direction.value.upper()} #{trade.ticket}"
+
+
+def closed_title(trade: ActiveTrade, r: float, money: str | None = None) -> str:
+    """'XAUUSDc LONG #100001 closed: -1.01 R, -3.88 USD': which trade and how it ended, in the part a
+    lock screen shows."""
+    cash = f", {money}" if money else ""
+    return f"{trade_label(trade)} closed: {r_text(r)}{cash}"
+
+
+def closed_text(exit_price: str, r: float, money: str | None, reason_kind: str | None, detail: str = "",
+                our_kind: str | None = None) -> str:
+    """First line the result (price, R, money), second line why in words. `our_kind`: the exit we sent
+    when the broker's own SL/TP (`reason_kind`) closed the trade first, so the why does not read as if
+    the stop had fired because of our exit's reason."""
+    pnl = f", P&L {money}" if money else ""
+    why = exit_reason_words(reason_kind)
+    if our_kind and our_kind != reason_kind:
+        why += f" at the broker before my exit ({exit_reason_words(our_kind)}) went out"
+    if detail.startswith("closed by") and reason_kind == "manual_close":
+        why = detail  # "closed by user 7" says it all
+    elif detail:
+        why += f": {detail}"
+    return f"Closed at {exit_price}: {r_text(r)}{pnl}.\nWhy: {why}."
+
+
+def system_error_title(error_type: str) -> str:
+    """'broker_timeout' -> 'System error: broker timeout' (the icon already says how severe)."""
+    return f"System error: {error_type.replace('_', ' ')}"
+
+
+__all__ = ["EXIT_REASON_WORDS", "closed_text", "closed_title", "exit_reason_words", "r_text", "system_error_title", "trade_label"]
+
+
+def exit_failed_text(symbol: str, ticket: int, error: str, attempts: int | None, trade: ActiveTrade | None,
+                     price_of) -> str:
+    """The page that asks a human to act: what to do first, and whether a stop still guards the trade
+    (said only when known: a trade we do not hold may have none)."""
+    tries = f" after {attempts} attempts" if attempts else ""
+    if trade is None:
+        stop = "Check its stop loss in MetaTrader."
+    elif trade.sl:
+        stop = f"Its broker-side stop at {price_of(trade.sl)} stays in place."
+    else:
+        stop = "It has NO broker-side stop."
+    return f"MANUAL CLOSE REQUIRED: could not close {symbol} #{ticket}{tries} ({error}). {stop}"

@@ -1,0 +1,101 @@
+"""/health: what the service knows about itself, plus the outside links it cannot see on its own.
+
+Split from `core.service`. The chat front ends live in `bot/`, which core never imports, so the runner
+reports each chat platform's connection here (`ChatLink`); the broker reports whether it would refuse
+orders (`trading_blocked`, e.g. MT5 with Algo Trading off). Neither costs a broker call: /health must
+answer while the broker hangs.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from core.domain.models import RecoveryReport
+from core.ops.error_handler import error_rates
+
+STALE_HEARTBEAT_CYCLES = 3  # /health calls the monitor stale after missing this many cycles
+
+
+def _speed(clock) -> float:
+    """Clock seconds per wall second: N on an accelerated paper replay clock, else 1."""
+    return float(getattr(clock, "speed", 1.0) or 1.0)
+
+
+class ChatLink(BaseModel):
+    """One chat platform's connection, as the runner last reported it. `since` is wall time (a paper
+    replay's clock runs N times faster; a network outage does not)."""
+
+    state: Literal["connected", "retrying", "rejected"]
+    since: float
+    detail: str = ""
+
+    def describe(self) -> str:
+        at = time.strftime("%H:%M:%S UTC", time.gmtime(self.since))
+        text = {"connected": f"connected since {at}", "retrying": f"not connected, retrying since {at}",
+                "rejected": "token rejected"}[self.state]
+        return f"{text} ({self.detail})" if self.detail else text
+
+
+class HealthReport(BaseModel):
+    ok: bool
+    broker: str
+    broker_connected: bool
+    monitor_running: bool
+    monitor_heartbeat: float | None = None
+    heartbeat_age_seconds: float | None = None
+    last_cycle_ms: float | None = None
+    monitor_cycles: int = 0
+    open_trades: int = 0
+    entries_blocked: str | None = None
+    auto_disabled: bool = False
+    errors_last_hour: int = 0
+    critical_errors_last_hour: int = 0
+    data_age_seconds: dict[str, float] = Field(default_factory=dict)
+    config_version: str = ""
+    recovery: RecoveryReport | None = None
+    trading_blocked: str | None = None  # why the broker would refuse every order now, with the fix
+    chats: dict[str, str] = Field(default_factory=dict)  # chat platform -> its connection, in words
+    problems: list[str] = Field(default_factory=list)
+
+
+def trading_blocked(broker: Any) -> str | None:
+    block = getattr(broker, "trading_blocked", None)
+    return block if isinstance(block, str) and block else None
+
+
+def health_report(service: Any) -> HealthReport:
+    now = service.clock.now()
+    m = service.monitor
+    hb_age = now - m.heartbeat if m.heartbeat is not None else None
+    try:
+        connected = bool(service.broker.is_connected()) and m.connected
+    except Exception:  # noqa: BLE001
+        connected = False
+    crit, total = error_rates(service.store, now)
+    ks = service.store.kill_switch.get()
+    problems = []
+    if not connected:
+        problems.append("broker not connected")
+    if not m.running:
+        problems.append("monitor not running")
+    # m.interval is wall time; the heartbeat's age is on the service clock (N x faster on a paper replay)
+    elif hb_age is not None and hb_age > (STALE_HEARTBEAT_CYCLES * max(m.interval, 1.0) + 60) * _speed(service.clock):
+        problems.append(f"monitor heartbeat is {hb_age:.0f} s old")
+    blocked = trading_blocked(service.broker)
+    if blocked:
+        problems.append(f"orders will be refused: {blocked}")
+    chats = {name: link.describe() for name, link in sorted(service.chat_links.items())}
+    problems += [f"{name} {chats[name]}" for name, link in sorted(service.chat_links.items())
+                 if link.state != "connected"]
+    return HealthReport(
+        ok=not problems, broker=getattr(service.broker, "name", type(service.broker).__name__),
+        broker_connected=connected, monitor_running=m.running, monitor_heartbeat=m.heartbeat,
+        heartbeat_age_seconds=hb_age, last_cycle_ms=m.last_report.duration_ms if m.last_report else None,
+        monitor_cycles=m.cycles, open_trades=len(service.exits), entries_blocked=service.notifier.entries_blocked(),
+        auto_disabled=ks.auto_disabled, errors_last_hour=total, critical_errors_last_hour=crit,
+        data_age_seconds={s: round(now - q.time, 1) for s, q in m.quotes().items()},
+        config_version=service.cfg.short_version, recovery=service.recovery, trading_blocked=blocked,
+        chats=chats, problems=problems,
+    )

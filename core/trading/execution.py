@@ -1,0 +1,394 @@
+"""Approval → execution of a range-scalp proposal, exactly once.
+
+How "exactly once" holds without a shared transaction with the broker (MT5, or the paper broker's
+own SQLite file):
+1. The proposal moves pending → approved → executing by compare-and-set in the store; only the one
+   caller that wins the move to `executing` may send, so a double tap or a replayed callback sends
+   nothing. `executing` is committed BEFORE the order leaves.
+2. The order comment carries the proposal id (`rs:<id>:<strategy>`).
+3. Whoever finds a proposal in `executing` without a result (a retry after a timeout, or start-up
+   recovery after a crash) first asks the broker for a position or deal with that comment and adopts
+   it; it never sends a second order for the same proposal.
+4. Fill, registration and the 'opened' journal entry are written in ONE store transaction
+   (`Store.record_open`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from core.brokers.base import (
+    Broker,
+    BrokerConnectionError,
+    BrokerError,
+    BrokerTimeoutError,
+    OrderRequest,
+    SymbolInfo,
+)
+from core.brokers.tags import find_proposal_at_broker, order_comment
+from core.domain.models import (
+    ActiveTrade,
+    AnalysisResult,
+    Direction,
+    FilterResult,
+    ProposalState,
+    RangeStructure,
+    TradeProposal,
+)
+from core.domain.wording import symbol_price
+from core.exits.manager import RangeScalpingExitManager
+from core.ops.alert_texts import trade_label
+from core.store import ProposalConflict, TradeMetadata, new_proposal_id
+from core.trading.order_checks import (
+    PriceCheck,
+    adjust_stops,
+    normalise_lot,
+    time_rules_block,
+    validate_entry_price,
+)
+from core.trading.proposal_outcome import ProposalOutcome, outcome_of
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ExecutionEngine", "PriceCheck", "ProposalOutcome", "adjust_stops", "find_proposal_at_broker",
+           "normalise_lot", "validate_entry_price"]
+
+AUTO_USER = "auto"
+
+
+class ExecutionEngine:
+    def __init__(self, cfg, store, broker: Broker, exits: RangeScalpingExitManager, notifier, clock, authorizer=None,
+                 sleep=asyncio.sleep) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.broker = broker
+        self.exits = exits
+        self.notify = notifier
+        self.clock = clock
+        self.authz = authorizer
+        self._sleep = sleep
+        self._symbol_info: dict[str, SymbolInfo] = {}
+        self.in_flight: set[str] = set()  # proposal ids this process is executing right now
+        # proposal id -> when it was failed although its order may have reached the broker (unconfirmed,
+        # crashed mid-send): `core.exits.late_fills` scans the deal history while these are recent
+        self.unconfirmed: dict[str, float] = {}
+        # (symbol, range) of orders past the re-entry check but not registered yet: they count as entries
+        self._reserved: dict[str, tuple[str, RangeStructure | None]] = {}
+
+    # ---- proposals ------------------------------------------------------------------------------
+    def create_proposals(self, analysis: AnalysisResult) -> list[TradeProposal]:
+        """One pending proposal per viable strategy (none when the analysis did not pass)."""
+        if not analysis.passed or analysis.range is None:
+            return []
+        tcfg = self.cfg.for_symbol(analysis.symbol)
+        now = self.clock.now()
+        # the expiry is a human's decision window: on an accelerated replay clock (paper, speed N) it
+        # spans N times as many clock seconds, else a 120 s offer would lapse after 120/N real seconds
+        window = tcfg.execution.proposal_expiry_seconds * float(getattr(self.clock, "speed", 1.0) or 1.0)
+        out = []
+        for s in analysis.strategies:
+            if not s.viable:
+                continue
+            p = TradeProposal(
+                id=new_proposal_id(), symbol=analysis.symbol, strategy=s, analysis=analysis,
+                lot=tcfg.execution.lot_size, created_at=now, expires_at=now + window,
+            )
+            out.append(self.store.proposals.create(p))
+        return out
+
+    def with_reentry_rule(self, analysis: AnalysisResult) -> AnalysisResult:
+        """The analysis with the re-entry rule applied, so a card never offers Approve on a range the rules
+        forbid (broken during a trade, cooldown, too many entries): the trader sees why up front rather
+        than tapping Approve and being told "Not entering". `_execute` checks it again at send time, as a
+        trade may close in between."""
+        if not analysis.passed or analysis.range is None:
+            return analysis
+        ex = self.cfg.for_symbol(analysis.symbol).exits
+        ok, why = self.exits.check_reentry_allowed(analysis.symbol, analysis.range, self.clock.now(),
+                                                   ex.reentry_cooldown_minutes, ex.max_reentries_per_range,
+                                                   list(self._reserved.values()))
+        if ok:
+            return analysis
+        rule = FilterResult(name="reentry", passed=False, reason=f"{why[:1].upper()}{why[1:]}.")
+        return analysis.model_copy(update={"filters": [*analysis.filters, rule], "passed": False})
+
+    def auto_execute_candidate(self, analysis: AnalysisResult, proposals: list[TradeProposal]) -> TradeProposal | None:
+        """The proposal to execute without a human, if auto-execution is on and confidence clears the bar."""
+        ex = self.cfg.for_symbol(analysis.symbol).execution
+        enabled = ex.auto_execute_enabled or ex.approval_mode == "auto"
+        if not enabled or not proposals or analysis.confidence <= ex.auto_execute_confidence_threshold:
+            return None
+        return proposals[0]
+
+    outcome_of = staticmethod(outcome_of)
+
+    def _missing(self, proposal_id: str) -> ProposalOutcome:
+        return ProposalOutcome(proposal_id=str(proposal_id)[:16], ok=False,
+                               message="I can't find that proposal; run /scalp again for a fresh one.")
+
+    def reject(self, proposal_id: str, user_id) -> ProposalOutcome:
+        if self.authz is not None:
+            self.authz.check(user_id, "reject")
+        p = self.store.proposals.get(proposal_id)
+        if p is None:
+            return self._missing(proposal_id)
+        won = self.store.proposals.transition(
+            proposal_id, ProposalState.PENDING, ProposalState.REJECTED, decided_by=str(user_id),
+            decided_at=self.clock.now(), message="rejected",
+        )
+        p = self.store.proposals.get(proposal_id)
+        out = self.outcome_of(p, duplicate=not won)
+        return out.model_copy(update={"ok": won})
+
+    async def approve(self, proposal_id: str, user_id, *, auto: bool = False) -> ProposalOutcome:
+        """Approve and execute. Safe to call any number of times: at most one order per proposal."""
+        if not auto and self.authz is not None:
+            self.authz.check(user_id, "approve")
+        p = self.store.proposals.get(proposal_id)
+        if p is None:
+            return self._missing(proposal_id)
+        if p.state is not ProposalState.PENDING:
+            return self.outcome_of(p, duplicate=True)
+        now = self.clock.now()
+        if now >= p.expires_at:
+            self.store.proposals.transition(p.id, ProposalState.PENDING, ProposalState.EXPIRED, decided_at=now,
+                                            message="expired")
+            return self.outcome_of(self.store.proposals.get(p.id))
+        blocked = self.notify.entries_blocked()
+        if blocked:
+            return ProposalOutcome(proposal_id=p.id, state=p.state, ok=False, message=blocked, symbol=p.symbol,
+                                   strategy=p.strategy.strategy)
+        who = AUTO_USER if auto else str(user_id)
+        if not self.store.proposals.transition(p.id, ProposalState.PENDING, ProposalState.APPROVED,
+                                               decided_by=who, decided_at=now):
+            return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
+        self.in_flight.add(p.id)
+        try:
+            return await self._execute(self.store.proposals.get(p.id))
+        except Exception as e:  # noqa: BLE001 - an unexpected bug must still leave a clear state
+            log.exception("execution of %s crashed", p.id)
+            self.notify.error("execution_failed_after_approval", f"execution of {p.id} crashed: {e}",
+                              symbol=p.symbol, proposal_id=p.id)
+            return await self._settle_after_crash(p.id)
+        finally:
+            self.in_flight.discard(p.id)
+            self._reserved.pop(p.id, None)  # registered by now (or nothing was traded)
+
+    async def _settle_after_crash(self, proposal_id: str) -> ProposalOutcome:
+        """Leave no proposal hanging in approved/executing: adopt its order if the broker has it, else fail it."""
+        p = self.store.proposals.get(proposal_id)
+        msg = "Something went wrong while placing this order; nothing was traded. Run /scalp again."
+        if p.state is ProposalState.EXECUTING:
+            try:
+                found = await self.resolve_at_broker(p)
+            except BrokerError:  # leave it executing: start-up recovery resolves it against the broker
+                return self.outcome_of(p)
+            if found is not None:
+                return found
+            self.note_unconfirmed(p.id)
+            return self._fail(p, ProposalState.EXECUTING, msg)
+        if p.state is ProposalState.APPROVED:
+            return self._fail(p, ProposalState.APPROVED, msg)
+        return self.outcome_of(p)
+
+    # ---- execution --------------------------------------------------------------------------------
+    def _reentry_allowed(self, p: TradeProposal) -> tuple[bool, str]:
+        ex = self.cfg.for_symbol(p.symbol).exits
+        pending = [v for k, v in self._reserved.items() if k != p.id]
+        return self.exits.check_reentry_allowed(p.symbol, p.analysis.range, self.clock.now(),
+                                                ex.reentry_cooldown_minutes, ex.max_reentries_per_range, pending)
+
+    async def symbol_info(self, symbol: str) -> SymbolInfo:
+        info = self._symbol_info.get(symbol)
+        if info is None:
+            info = self._symbol_info[symbol] = await asyncio.to_thread(self.broker.symbol_info, symbol)
+        return info
+
+    def note_unconfirmed(self, proposal_id: str) -> None:
+        """A failed proposal whose order may still land: watched by the running deal-history scan."""
+        self.unconfirmed[proposal_id] = self.clock.now()
+
+    def _fail(self, p: TradeProposal, from_state: ProposalState, message: str) -> ProposalOutcome:
+        self.store.proposals.transition(p.id, from_state, ProposalState.FAILED, message=message,
+                                        decided_at=self.clock.now())
+        cur = self.store.proposals.get(p.id)
+        return self.outcome_of(cur)
+
+    async def _execute(self, p: TradeProposal) -> ProposalOutcome:
+        tcfg = self.cfg.for_symbol(p.symbol)
+        ex = tcfg.execution
+        s = p.strategy
+        try:
+            info = await self.symbol_info(p.symbol)
+            lot = normalise_lot(p.lot or ex.lot_size, info)  # 1. lot size
+            ok, why = self._reentry_allowed(p)
+            if not ok:
+                return self._fail(p, ProposalState.APPROVED, f"Not entering: {why}.")
+            tick = await asyncio.to_thread(self.broker.tick, p.symbol)
+        except BrokerError as e:
+            self.notify.error("order_execution_fails", f"could not price {p.symbol}: {e.message}", symbol=p.symbol)
+            return self._fail(p, ProposalState.APPROVED,
+                              f"I could not get a price for {p.symbol} from the broker ({e.message}); nothing was traded.")
+        check = validate_entry_price(s.direction, s.entry, tick.bid, tick.ask, ex.max_entry_slippage_pct,
+                                     info.digits)  # 2. price still valid?
+        if not check.ok:
+            self.notify.error("price_validation_fails", check.message, alert=False, symbol=p.symbol, proposal_id=p.id)
+            return self._fail(p, ProposalState.APPROVED, check.message)
+        price = check.current_price
+        if (price - s.stop_loss) * s.direction.sign <= 0:
+            return self._fail(p, ProposalState.APPROVED,
+                              f"Price {price} is already through the planned stop {s.stop_loss}; nothing was traded.")
+        sl, tp, notes = adjust_stops(s.direction, price, s.stop_loss, s.take_profit, info,
+                                     spread=tick.ask - tick.bid)  # 3. SL/TP vs stops level
+        comment = order_comment(p.id, s.strategy)
+        late = time_rules_block(self.cfg, p.symbol, self.clock)  # a replay's approval can be hours of market later
+        if late:
+            return self._fail(p, ProposalState.APPROVED, f"Not entering: {late.rstrip('.')}. Nothing was traded.")
+        blocked = self.notify.entries_blocked()  # again: a pause/emergency may have landed during the awaits above
+        if blocked:
+            return self._fail(p, ProposalState.APPROVED, f"{blocked} Nothing was traded.")
+        ok, why = self._reentry_allowed(p)  # again, counting orders still on their way (no await until reserved)
+        if not ok:
+            return self._fail(p, ProposalState.APPROVED, f"Not entering: {why}.")
+        self._reserved[p.id] = (p.symbol, p.analysis.range)
+        if not self.store.proposals.transition(p.id, ProposalState.APPROVED, ProposalState.EXECUTING):
+            return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
+        request = OrderRequest(
+            symbol=p.symbol, side="buy" if s.direction is Direction.LONG else "sell", volume=lot, sl=sl, tp=tp,
+            price=price, deviation=ex.deviation_points, magic=ex.magic_number, comment=comment,
+        )
+        return await self._send_and_record(p, request, notes)
+
+    async def _send_and_record(self, p: TradeProposal, request: OrderRequest, notes: list[str]) -> ProposalOutcome:
+        """4. the order (with the order_execution_fails retry policy), 5. record it — exactly once.
+
+        Only refusals that prove the order was NOT taken (requote, price changed, too many requests) are
+        retried, with a fresh price that must still pass the slippage check. A timeout or a lost
+        connection is ambiguous (the order may have been filled): it is never resent; the broker is
+        asked for the proposal id instead, and an order that shows up later is adopted by the monitor.
+        """
+        tcfg = self.cfg.for_symbol(p.symbol)
+        policy = tcfg.error_handling.get("order_execution_fails")
+        attempts = 1 + policy.max_retries if policy and policy.action == "retry_execution" else 1
+        last_error = ""
+        for i in range(attempts):
+            if i > 0:
+                await self._sleep(policy.retry_interval if policy else 0)
+                refreshed = await self._refresh_price(p, request)
+                if isinstance(refreshed, ProposalOutcome):
+                    return refreshed
+                request = refreshed
+                blocked = self.notify.entries_blocked()  # after the awaits: nothing between it and the send
+                if blocked:  # a refused attempt sent nothing: a pause since then stops the resend
+                    return self._fail(p, ProposalState.EXECUTING, f"{blocked} Nothing was traded.")
+            try:
+                res = await asyncio.to_thread(self.broker.market_order, request)
+            except (BrokerTimeoutError, BrokerConnectionError) as e:
+                return await self._unconfirmed(p, e)
+            except BrokerError as e:
+                last_error = e.message
+                log.warning("order for %s attempt %d/%d failed: %s", p.id, i + 1, attempts, e)
+                if not e.retryable:
+                    break
+                continue
+            ticket = int(res.position or res.order)
+            try:
+                pos = next((x for x in await asyncio.to_thread(self.broker.positions, p.symbol, request.magic)
+                            if x.ticket == ticket), None)
+            except BrokerError:
+                pos = None
+            fill = float(res.price or (pos.price_open if pos else request.price or 0.0))
+            # the filled volume, not the asked one (IOC may fill part): a close is journalled only once its
+            # deals add up to the trade's volume
+            volume = pos.volume if pos else float(res.volume or request.volume)
+            trade = self._trade_from(p, ticket, fill, pos.sl if pos else request.sl, pos.tp if pos else request.tp,
+                                     volume, pos.time if pos and pos.time else self.clock.now(), request.comment)
+            return self._record_open(p, trade, notes)
+        msg = f"The broker refused the order ({last_error}); nothing was traded."
+        self.notify.error("execution_failed_after_approval", msg, alert=False, symbol=p.symbol, proposal_id=p.id)
+        self.notify.alert("execution_failed", "high", f"{p.symbol}: order not placed", msg, symbol=p.symbol,
+                          dedup_key=f"execution_failed:{p.id}")
+        return self._fail(p, ProposalState.EXECUTING, msg)
+
+    async def _refresh_price(self, p: TradeProposal, request: OrderRequest) -> OrderRequest | ProposalOutcome:
+        ex = self.cfg.for_symbol(p.symbol).execution
+        info = await self.symbol_info(p.symbol)
+        try:
+            tick = await asyncio.to_thread(self.broker.tick, p.symbol)
+        except BrokerError as e:
+            return self._fail(p, ProposalState.EXECUTING,
+                              f"I lost the price for {p.symbol} while retrying ({e.message}); nothing was traded.")
+        check = validate_entry_price(p.strategy.direction, p.strategy.entry, tick.bid, tick.ask,
+                                     ex.max_entry_slippage_pct, info.digits)
+        if not check.ok:
+            self.notify.error("price_validation_fails", check.message, alert=False, symbol=p.symbol, proposal_id=p.id)
+            return self._fail(p, ProposalState.EXECUTING, check.message)
+        return request.model_copy(update={"price": check.current_price})
+
+    async def _unconfirmed(self, p: TradeProposal, err: BrokerError) -> ProposalOutcome:
+        for _ in range(2):
+            try:
+                found = await self.resolve_at_broker(p)
+            except BrokerError:
+                found = None
+            if found is not None:
+                return found
+            await self._sleep(1.0)
+        msg = (f"The broker did not confirm the {p.symbol} order ({err.message}). I did not resend it, to avoid a "
+               "double position; if it appears in MetaTrader I will adopt and monitor it.")
+        self.notify.error("execution_failed_after_approval", msg, alert=False, symbol=p.symbol, proposal_id=p.id)
+        self.notify.alert("execution_unconfirmed", "high", f"{p.symbol}: order not confirmed", msg, symbol=p.symbol,
+                          dedup_key=f"execution_unconfirmed:{p.id}")
+        self.note_unconfirmed(p.id)
+        return self._fail(p, ProposalState.EXECUTING, msg)
+
+    def _trade_from(self, p: TradeProposal, ticket: int, fill: float, sl: float, tp: float, volume: float,
+                    entry_time: float, comment: str) -> ActiveTrade:
+        s = p.strategy
+        meta = TradeMetadata.from_proposal(p).model_dump()
+        return ActiveTrade(
+            ticket=ticket, proposal_id=p.id, symbol=p.symbol, strategy=s.strategy, direction=s.direction,
+            entry_price=fill, sl=sl, tp=tp, initial_sl=sl, volume=volume, entry_time=float(entry_time),
+            range_data=p.analysis.range, magic=self.cfg.for_symbol(p.symbol).execution.magic_number,
+            comment=comment, metadata=meta,
+        )
+
+    def _record_open(self, p: TradeProposal, trade: ActiveTrade, notes: list[str]) -> ProposalOutcome:
+        try:
+            saved = self.store.record_open(trade, metadata=trade.metadata, data={"notes": notes})
+        except ProposalConflict:
+            return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
+        self.exits.register_trade(saved, persisted=True)
+        s = p.strategy
+
+        def px(x: float) -> str:
+            return symbol_price(self.cfg, p.symbol, x)
+
+        text = (f"{s.direction.value.upper()} {trade.volume:g} {p.symbol} at {px(trade.entry_price)} "
+                f"(SL {px(trade.sl)}, TP {px(trade.tp)}), ticket {trade.ticket}, strategy {s.strategy}.")
+        detail = f"{s.direction.value.upper()} {trade.volume:g} {p.symbol} · SL {px(trade.sl)} · TP {px(trade.tp)}"
+        if notes:
+            text += " " + "; ".join(notes) + "."
+            detail += "\n" + "; ".join(notes)
+        self.notify.alert("trade_opened", "info", f"{trade_label(saved)} opened", text, symbol=p.symbol,
+                          ticket=trade.ticket, trade=saved, range_data=trade.range_data)
+        out = self.outcome_of(self.store.proposals.get(p.id))
+        return out.model_copy(update={"message": "Executed: " + text, "detail": detail})
+
+    async def resolve_at_broker(self, p: TradeProposal) -> ProposalOutcome | None:
+        """If the broker has this proposal's order, record it (exactly once) and return the outcome."""
+        magic = self.cfg.for_symbol(p.symbol).execution.magic_number
+        pos, deals = await asyncio.to_thread(find_proposal_at_broker, self.broker, p.id, magic, p.created_at - 1)
+        if pos is not None:
+            trade = self._trade_from(p, pos.ticket, pos.price_open, pos.sl, pos.tp, pos.volume,
+                                     pos.time or self.clock.now(), pos.comment)
+            return self._record_open(p, trade, ["found at the broker after an interrupted send"])
+        entry = next((d for d in deals if d.entry == "in"), None)
+        if entry is None:
+            return None
+        # opened and already closed (e.g. SL hit while we were down): record both ends
+        trade = self._trade_from(p, entry.position_id, entry.price, 0.0, 0.0, entry.volume, entry.time, entry.comment)
+        sl, tp = p.strategy.stop_loss, p.strategy.take_profit
+        trade = trade.model_copy(update={"sl": sl, "tp": tp, "initial_sl": sl})
+        out = self._record_open(p, trade, ["found in the broker's history after an interrupted send"])
+        return out

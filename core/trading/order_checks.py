@@ -1,0 +1,122 @@
+"""Pre-trade checks on an order: is the price still the proposed one, are the stops legal, is the lot valid.
+
+Pure functions of prices and the broker's symbol rules, so they are unit-tested without a broker and
+shared by live execution and backtests.
+"""
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel
+
+from core.brokers.base import SymbolInfo
+from core.domain.models import Direction
+
+
+class PriceCheck(BaseModel):
+    ok: bool
+    current_price: float
+    slippage_pct: float
+    message: str
+
+
+def _fmt(x: float, digits: int) -> str:
+    return f"{x:.{digits}f}"
+
+
+def validate_entry_price(
+    direction: Direction, proposed_entry: float, bid: float, ask: float, max_slippage_pct: float, digits: int = 5
+) -> PriceCheck:
+    """Refuse to enter when price has left the proposed entry by more than `max_slippage_pct` %."""
+    current = ask if direction is Direction.LONG else bid
+    slip = abs(current - proposed_entry) / proposed_entry * 100 if proposed_entry else math.inf
+    if slip > max_slippage_pct:
+        way = "up" if current > proposed_entry else "down"
+        return PriceCheck(
+            ok=False, current_price=current, slippage_pct=slip,
+            message=(
+                f"Price has moved {way} {slip:.2f}% since the proposal (entry {_fmt(proposed_entry, digits)}, "
+                f"now {_fmt(current, digits)}), more than the {max_slippage_pct:g}% allowed, so I did not trade."
+            ),
+        )
+    return PriceCheck(ok=True, current_price=current, slippage_pct=slip, message="price is still at the entry")
+
+
+def adjust_stops(
+    direction: Direction, price: float, sl: float, tp: float, info: SymbolInfo, spread: float = 0.0
+) -> tuple[float, float, list[str]]:
+    """Keep the strategy's SL/TP but push them out to the broker's minimum distance where needed."""
+    sign = direction.sign
+    min_dist = (info.trade_stops_level + 1) * info.point + spread if info.trade_stops_level else 0.0
+    # with no stops level the SL must still clear the spread: a long's stop is hit by the bid, not the ask
+    sl_min = min_dist or spread + info.point
+    notes = []
+    if (price - sl) * sign < sl_min:
+        sl = price - sign * sl_min
+        notes.append(f"SL widened to the broker's stops level ({info.trade_stops_level} points)" if min_dist
+                     else "SL widened to clear the spread")
+    if tp and min_dist and (tp - price) * sign < min_dist:
+        tp = price + sign * min_dist
+        notes.append(f"TP moved out to the broker's stops level ({info.trade_stops_level} points)")
+    return round(sl, info.digits), round(tp, info.digits), notes
+
+
+def normalise_lot(lot: float, info: SymbolInfo) -> float:
+    step = info.volume_step or 0.01
+    n = max(round(lot / step), 1)
+    vol = max(n * step, info.volume_min)
+    return round(min(vol, info.volume_max), 8)
+
+
+def news_blackout(calendar, symbol: str, currencies, now: float, news_cfg) -> str | None:
+    """Why `symbol` may not be entered at `now` for news (one sentence), or None.
+
+    The analysis checks the blackout when it proposes; the order goes out when a human approves, which
+    on an accelerated paper replay can be hours of market later. A calendar that does not cover `now`
+    says nothing (the analysis already warned that news was not checked)."""
+    from core.data.sources.news import symbol_currencies
+
+    if calendar is None or not news_cfg.enabled or not calendar.covers(now):
+        return None
+    before, after = news_cfg.blackout_minutes_before, news_cfg.blackout_minutes_after
+    events = calendar.between(now - after * 60, now + before * 60, currencies=symbol_currencies(symbol, currencies),
+                              impacts=news_cfg.impacts)
+    if not events:
+        return None
+    e = events[0]
+    mins = (e.time - now) / 60.0
+    when = f"is due in {mins:.0f} minutes" if mins >= 0 else f"came out {-mins:.0f} minutes ago"
+    return (f"{e.impact}-impact {e.currency} news '{e.title}' {when}; no new range trades {before} minutes "
+            f"before to {after} minutes after it")
+
+
+def news_blackout_now(cfg, symbol: str, clock) -> str | None:
+    """`news_blackout` for `symbol` at `clock.now()` with the configured calendar (cached; never raises)."""
+    from core.analysis.facade import configured_calendar
+
+    tcfg, spec = cfg.for_symbol(symbol), cfg.symbols.get(symbol)
+    calendar, _ = configured_calendar(tcfg, clock)
+    return news_blackout(calendar, symbol, spec.currencies if spec else None, clock.now(), tcfg.news)
+
+
+def session_block_now(cfg, symbol: str, now: float) -> str | None:
+    """Why `symbol` may not be entered at `now` for its sessions (the analysis' own session rule), or None.
+
+    Like the news blackout, checked again at the send: an approval can come hours of market after the
+    proposal on an accelerated paper replay (past the session's end, into the evening before a weekend)."""
+    from core.analysis.context import AnalysisContext
+    from core.analysis.filters.risk_filters import RangeScalpingRiskFilters
+    from core.domain.sessions import active_sessions
+
+    tcfg, spec = cfg.for_symbol(symbol), cfg.symbols.get(symbol)
+    if spec is None:  # not a configured symbol: nothing to judge it by (the analysis refuses it anyway)
+        return None
+    ctx = AnalysisContext(symbol=symbol, cfg=tcfg, spec=spec, now=now, bars=None, ind=None,
+                          sessions=active_sessions(tcfg.sessions, now))
+    result = RangeScalpingRiskFilters().check_session_filters(ctx)
+    return None if result.passed else result.reason
+
+
+def time_rules_block(cfg, symbol: str, clock) -> str | None:
+    """The analysis' time rules (sessions, then the news blackout) at the send, or None if both pass."""
+    return session_block_now(cfg, symbol, clock.now()) or news_blackout_now(cfg, symbol, clock)
