@@ -72,7 +72,8 @@ def pick_strategy(result: AnalysisResult, mode: str) -> StrategyScore | None:
 class BacktestEngine:
     def __init__(self, cfg: AppConfig, spec: BacktestSpec, *, progress: Progress | None = None,
                  warmup_bars: int | None = None, analyse_fn: AnalyseFn | None = None,
-                 gate_sessions: bool = True, prescreen: bool = True) -> None:
+                 gate_sessions: bool = True, prescreen: bool = True,
+                 decisions: dict[int, tuple[AnalysisResult, StrategyScore]] | None = None) -> None:
         self.cfg = cfg
         self.spec = spec
         self.tcfg = cfg.for_symbol(spec.symbol)
@@ -111,6 +112,12 @@ class BacktestEngine:
         self.screen_seconds = 0.0
         self.open_at_end = 0
         self._times: list = []
+        # decision bar -> (analysis result, chosen strategy) of every signal this run made. Given in
+        # `decisions`, a run replays them instead of analysing: the simulation leg alone (the same
+        # PaperBroker, monitor, execution and store code), which is what a trade simulator such as
+        # backtesting.py does with the same signals (bench/backtest.py compares the two).
+        self.replay = decisions
+        self.decisions: dict[int, tuple[AnalysisResult, StrategyScore]] = {}
 
     # ---- main loop ----------------------------------------------------------------------------
     def run(self) -> BacktestReport:
@@ -142,7 +149,7 @@ class BacktestEngine:
         parts = self.parts
         t_start = _time.perf_counter()
         t_screen = _time.perf_counter()
-        if self.use_prescreen and self._analyse_fn is None:
+        if self.use_prescreen and self._analyse_fn is None and self.replay is None:
             self.screen = build_screen(self.cfg, self.spec.symbol, c, self.spec.timeframe)
             if self.screen is not None and self.screen.atr is not None:
                 self.ranges = build_range_screen(self.cfg, self.spec.symbol, c, parts.frames(), self.screen.atr,
@@ -156,6 +163,7 @@ class BacktestEngine:
         report_every = max(1, total // 200)
         progress = self.progress
         first = self.first
+        replay = self.replay
         for i in range(first, self.last + 1):
             now = float(times[i]) + tf_sec  # bar i has just closed
             if parts.has_open():
@@ -163,7 +171,10 @@ class BacktestEngine:
                 self._sync_closed(i)
                 self._manage_open(i, now)
                 self._sync_closed(i)
-            if not parts.has_open():
+            if replay is not None:
+                if i in replay and not parts.has_open():
+                    self._enter(i, now, *replay[i])
+            elif not parts.has_open():
                 # Flat: the broker has nothing to fill, so its clock only has to be at `now` when the
                 # analysis reads it (a flat step books nothing); bars the pre-screen proves the analysis
                 # would reject are not analysed at all.
@@ -206,6 +217,11 @@ class BacktestEngine:
         choice = pick_strategy(result, self.spec.strategy)
         if choice is None:
             return
+        self._enter(i, now, result, choice)
+
+    def _enter(self, i: int, now: float, result: AnalysisResult, choice: StrategyScore) -> None:
+        parts = self.parts
+        parts.advance_to(now)
         allowed, _why = parts.reentry_allowed(result.range, now)
         if not allowed:
             return
@@ -215,6 +231,7 @@ class BacktestEngine:
             requested_entry=choice.entry, sl=choice.stop_loss, tp=choice.take_profit,
             volume=self.tcfg.execution.lot_size, score=choice.score,
         )
+        self.decisions[i] = (result, choice)
         trade = parts.execute(result, choice, now)
         self.signals.append(sig)
         if trade is None:
