@@ -162,9 +162,25 @@ class BacktestEngine:
         total = max(0, self.last - self.first + 1)
         report_every = max(1, total // 200)
         progress = self.progress
-        first = self.first
+        first, last = self.first, self.last
         replay = self.replay
-        for i in range(first, self.last + 1):
+        # "Something can happen" only on a bar with an open position or, when flat, on a bar the screens
+        # leave to the analysis (a replay: a signal bar). The flat bars in between are jumped over and
+        # counted off the screens' arrays: the per-bar loop over them did nothing but that count.
+        n = len(c)
+        sk = np.asarray(skip, dtype=bool) if skip is not None else np.zeros(n, dtype=bool)
+        ro = (np.asarray(ruled_out, dtype=bool) & ~sk) if ruled_out is not None else np.zeros(n, dtype=bool)
+        if replay is not None:
+            todo = sorted(k for k in replay if first <= k <= last)
+            sk[:] = False
+            ro[:] = False
+        else:
+            todo = (np.flatnonzero(~(sk | ro)[first:last + 1]) + first).tolist()
+        cum_sk = np.concatenate(([0], np.cumsum(sk))).tolist()
+        cum_ro = np.concatenate(([0], np.cumsum(ro))).tolist()
+        shown = -1
+        i = first
+        while i <= last:
             now = float(times[i]) + tf_sec  # bar i has just closed
             if parts.has_open():
                 parts.advance_to(now)
@@ -184,8 +200,16 @@ class BacktestEngine:
                     self.range_screened += 1  # `RangeScreen.could_pass` is False here, whatever the re-entry rule
                 else:
                     self._maybe_enter(i, now)
-            if progress and (i - first) % report_every == 0:
+            nxt = i + 1
+            if not parts.has_open():
+                k = bisect_right(todo, i)
+                nxt = todo[k] if k < len(todo) else last + 1
+                self.prescreened += cum_sk[nxt] - cum_sk[i + 1]
+                self.range_screened += cum_ro[nxt] - cum_ro[i + 1]
+            if progress and (nxt - 1 - first) // report_every != shown:
+                shown = (nxt - 1 - first) // report_every
                 progress(i - first, total)
+            i = nxt
         # Close whatever is still open at the end at the last quote, so every trade is journalled.
         end_now = float(times[self.last]) + self.tf_sec
         self.open_at_end = parts.close_all(end_now, reason="end_of_backtest")

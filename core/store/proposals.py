@@ -105,8 +105,11 @@ class ProposalRepo:
             row = c.execute("SELECT state, data FROM proposals WHERE id=?", (proposal_id,)).fetchone()
             if row is None or ProposalState(row["state"]) not in froms:
                 return False
-            p = TradeProposal.from_json(row["data"])
-            updated = TradeProposal.model_validate({**p.model_dump(), "state": to_state, **fields})
+            # Field by field through validate_assignment: the same validation model_validate of the whole
+            # dumped proposal would give these fields, without re-validating the embedded analysis.
+            updated = TradeProposal.from_json(row["data"])
+            for name, value in {"state": to_state, **fields}.items():
+                setattr(updated, name, value)
             cur = c.execute(
                 "UPDATE proposals SET state=?, updated_at=?, decided_by=?, ticket=?, data=? WHERE id=? AND state=?",
                 (to_state.value, self._clock.now(), updated.decided_by, updated.ticket, updated.to_json(),
