@@ -80,7 +80,9 @@ class GridFile(BaseModel):
 
 
 def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
+    errs = e.errors()
+    # a {start, stop, step} value is also tried as a list: that branch's "not a list" is not the news
+    err = next((x for x in errs if x.get("type") != "list_type"), errs[0])
     where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("list[union[bool,int,float,str]]", "Span"))
     return f"{where}: {err.get('msg', '')}".strip(": ")
 
@@ -104,22 +106,22 @@ def parse_grid(raw: Any, source: str = "grid") -> GridFile:
         raise UserFacingError(f"{source}: {_first_error(e)}") from None
 
 
-def _leaf(tree: dict[str, Any], path: str) -> None:
+def _leaf(tree: dict[str, Any], path: str, what: str = "grid key") -> None:
     """Raise UserFacingError unless `path` names one setting (not a whole section) of the symbol config."""
     node: Any = tree
     done: list[str] = []
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
             if not isinstance(node, dict):
-                raise UserFacingError(f"unknown grid key '{path}': '{'.'.join(done)}' is a single setting")
+                raise UserFacingError(f"unknown {what} '{path}': '{'.'.join(done)}' is a single setting")
             near = difflib.get_close_matches(part, list(node), n=1, cutoff=0.6)
             hint = f"; did you mean '{'.'.join([*done, near[0]])}'?" if near else ""
             where = f"in '{'.'.join(done)}'" if done else "in the config"
-            raise UserFacingError(f"unknown grid key '{path}': no '{part}' {where}{hint}")
+            raise UserFacingError(f"unknown {what} '{path}': no '{part}' {where}{hint}")
         node = node[part]
         done.append(part)
     if isinstance(node, dict):
-        raise UserFacingError(f"grid key '{path}' is a whole section; name one of its settings "
+        raise UserFacingError(f"{what} '{path}' is a whole section; name one of its settings "
                               f"(e.g. '{path}.{next(iter(node), '...')}')")
 
 
@@ -189,7 +191,7 @@ def check_params(cfg: AppConfig, symbol: str, params: dict[str, Any]) -> AppConf
     """Validate `--set` style params against the symbol config and return the config they give."""
     tree = {k: v for k, v in cfg.for_symbol(symbol).model_dump(mode="json").items() if k not in GLOBAL_ONLY}
     for key in params:
-        _leaf(tree, key)
+        _leaf(tree, key, "--set key")
     try:
         out = apply_params(cfg, symbol, params)
         out.for_symbol(symbol)

@@ -72,7 +72,10 @@ def read_log(path: Path) -> dict[str, dict[str, Any]]:
 class _Log:
     def __init__(self, path: Path, fresh: bool) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        torn = not fresh and path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
         self._fh = path.open("w" if fresh else "a")
+        if torn:  # end the line a crash cut short, so the next result is not glued to it (and lost)
+            self._fh.write("\n")
 
     def add(self, row: dict[str, Any]) -> None:
         self._fh.write(json.dumps(row) + "\n")
@@ -87,6 +90,10 @@ def open_client(scheduler: str | None, workers: int | None):
     """(client, cluster): an existing cluster by address, else a LocalCluster of one process per core."""
     from dask.distributed import Client, LocalCluster
 
+    # the scheduler side runs in this process: its INFO lines (workers joining, leaving) are not the trader's
+    for name in ("distributed", "bokeh", "tornado"):
+        if logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
+            logging.getLogger(name).setLevel(logging.WARNING)
     if scheduler:
         try:
             return Client(scheduler, timeout="15s"), None
