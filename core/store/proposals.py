@@ -146,6 +146,13 @@ class ProposalRepo:
         """
         now = self._clock.now() if now is None else now
         expired = []
+        # The monitor asks every cycle and nearly always nothing is due: look first on the same connection
+        # (it sees what an enclosing transaction wrote), and take the write lock only when there is work;
+        # each transition below re-checks the state inside the transaction, so a race changes nothing.
+        if not self._db.conn.execute(
+            "SELECT 1 FROM proposals WHERE state = ? AND expires_at <= ? LIMIT 1", (ProposalState.PENDING.value, now)
+        ).fetchall():
+            return expired
         with self._db.transaction() as c:
             rows = c.execute(
                 "SELECT id FROM proposals WHERE state = ? AND expires_at <= ?",
