@@ -208,7 +208,7 @@ class BacktestEngine:
                 self.range_screened += cum_ro[nxt] - cum_ro[i + 1]
             if progress and (nxt - 1 - first) // report_every != shown:
                 shown = (nxt - 1 - first) // report_every
-                progress(i - first, total)
+                progress(nxt - 1 - first, total)  # bars up to nxt-1 are done (the jumped ones had nothing to do)
             i = nxt
         # Close whatever is still open at the end at the last quote, so every trade is journalled.
         end_now = float(times[self.last]) + self.tf_sec
