@@ -171,3 +171,16 @@ def test_outputs_are_written(tiny, tmp_path):
     assert len(pd.read_csv(files["results_csv"])) == len(run.rows)
     for k in ("heatmap_png", "oos_equity_png"):
         assert (tmp_path / f"{k[:-4]}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_scheduler_without_workers_is_one_clear_line(cfg, tmp_path, monkeypatch):
+    from dask.distributed import LocalCluster
+
+    import core.backtest.sweep.runner as runner
+
+    monkeypatch.setattr(runner, "WORKER_WAIT_SECONDS", 0.5)
+    candles = load_series(cfg, SYM, EUR)
+    grid = parse_grid({"params": {"exits.breakeven_trigger_r": [1.0]}, "min_trades": 3})
+    with LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
+        with pytest.raises(UserFacingError, match="has no workers"):
+            run_sweep(cfg, SYM, candles, grid, folds=2, scheduler=cluster.scheduler_address, out_dir=tmp_path)

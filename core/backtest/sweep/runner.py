@@ -44,6 +44,7 @@ from core.domain.exceptions import UserFacingError
 
 Progress = Callable[[int, int], None]
 LOG_NAME = "tasks.jsonl"
+WORKER_WAIT_SECONDS = 30.0
 
 
 class SweepRun:
@@ -96,9 +97,16 @@ def open_client(scheduler: str | None, workers: int | None):
             logging.getLogger(name).setLevel(logging.WARNING)
     if scheduler:
         try:
-            return Client(scheduler, timeout="15s"), None
+            client = Client(scheduler, timeout="15s")
         except (OSError, TimeoutError) as e:
             raise UserFacingError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        try:  # tasks sent to a scheduler without workers would wait forever
+            client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+        except (OSError, TimeoutError):
+            client.close()
+            raise UserFacingError(f"the Dask scheduler at {scheduler} has no workers after {WORKER_WAIT_SECONDS:g} s: start "
+                                  f"some with `dask worker {scheduler}` from a checkout of this repo") from None
+        return client, None
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=logging.ERROR)
