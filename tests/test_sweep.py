@@ -103,7 +103,12 @@ def tiny(cfg, tmp_path_factory):
 def test_tiny_grid_runs_on_a_local_cluster(tiny):
     cfg, candles, grid, out, run = tiny
     assert run.workers == 2
-    assert run.ran == len(run.rows) == 2 * 2 + 2 and run.reused == 0
+    # 2 folds x 2 points in-sample, then each fold's best out of sample; fold 0's out-of-sample block is
+    # fold 1's in-sample block, where its params already ran: that one is taken, not run again
+    assert len(run.rows) == 2 * 2 + 2 and run.ran == 5 and run.reused == 1
+    oos0 = next(r for r in run.rows if r["phase"] == "oos" and r["fold"] == 0)
+    twin = next(r for r in run.rows if r["phase"] == "is" and r["fold"] == 1 and r["params"] == oos0["params"])
+    assert (oos0["lo"], oos0["hi"], oos0["tickets"]) == (twin["lo"], twin["hi"], twin["tickets"])
     assert sum(1 for _ in (out / LOG_NAME).open()) == run.ran
     s = run.summary
     assert len(s.folds) == 2 and all(f.params is not None for f in s.folds)
@@ -133,10 +138,10 @@ def test_resume_never_reruns_a_finished_task(tiny):
     lines = (out / LOG_NAME).read_text().splitlines()
     (out / LOG_NAME).write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])
     resumed = run_sweep(cfg, SYM, candles, grid, folds=2, workers=1, out_dir=out, resume=True)
-    assert resumed.reused == 3 and resumed.ran == len(run.rows) - 3
+    assert resumed.reused == 3 + 1 and resumed.ran == run.ran - 3  # + 1: the out-of-sample twin
     assert resumed.summary.model_dump(exclude={"files"}) == run.summary.model_dump(exclude={"files"})
     keys = [json.loads(x)["key"] for x in (out / LOG_NAME).read_text().splitlines()[4:]]
-    assert len(keys) == len(set(keys)) == len(run.rows) - 3
+    assert len(keys) == len(set(keys)) == run.ran - 3
 
 
 def test_best_in_sample_equals_a_direct_backtest_trade_for_trade(tiny, tmp_path):

@@ -200,7 +200,17 @@ def run_sweep(cfg: AppConfig, symbol: str, candles: np.ndarray, grid: GridFile, 
             best[f.index] = best_of(rows, objective, grid.min_trades)
         oos = [oos_task(f, best[f.index], run_id) for f in fold_list if best[f.index] is not None]
         total = len(is_tasks) + len(oos)
-        run_phase(oos)
+        # fold k's out-of-sample block is fold k+1's in-sample block, where every grid point already ran:
+        # the same bars and params are the same backtest, so its result is taken, not run again
+        same = {(r["lo"], r["hi"], json.dumps(r["params"], sort_keys=True)): r
+                for r in (results[t["key"]] for t in is_tasks)}
+        for t in oos:
+            twin = same.get((t["lo"], t["hi"], json.dumps(t["params"], sort_keys=True)))
+            if twin is not None and t["key"] not in results:
+                results[t["key"]] = {**twin, **t}
+                reused += 1
+                finished += 1
+        run_phase([t for t in oos if t["key"] not in results])
         n_workers = len(client.scheduler_info()["workers"]) if client is not None else 0
     finally:
         log.close()
