@@ -6,8 +6,10 @@
                                                   # (~2 min more) and check signals/trades are identical
 
 "Full pipeline" = PaperBroker step mode + the live analysis (when flat) + ExecutionEngine +
-exit rules + store journal, per M5 bar. backtesting.py gets only the resulting orders (no analysis),
-so its figure is a replay-speed ceiling rather than a like-for-like strategy run; both are quoted.
+exit rules + store journal, per M5 bar. backtesting.py gets only the resulting orders (no analysis).
+The like-for-like figure is the "simulation leg": the same signals replayed through PaperBroker +
+monitor + execution + store alone (`BacktestEngine(decisions=...)`, no analysis, trades checked equal),
+against backtesting.py replaying them. The last line gives both.
 Our figure includes building the pre-screens (`core.backtest.prescreen`, `core.backtest.range_screen` and its
 per-bar inputs from `core.backtest.range_keys`), which skip the analysis on flat bars where it provably cannot
 lead to a trade; the count is printed.
