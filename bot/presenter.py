@@ -71,6 +71,32 @@ def _short(text: str, n: int = 90) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _mins(m: float | None) -> str:
+    return "?" if m is None else f"{m * 60:.0f}s" if m < 1 else f"{m:.0f} min"
+
+
+def data_sources_line(a: AnalysisResult) -> str | None:
+    """Which order flow the verdict used (and its age), and the news calendar's age, or that it was not checked."""
+    dq = next((f for f in a.filters if f.name == "data_quality"), None)
+    if dq is None:
+        return None
+    parts = []
+    of = dq.details.get("orderflow") or {}
+    if of.get("available"):
+        conf = next((f for f in a.filters if f.name == "confluence"), None)
+        flow = (conf.details.get("orderflow") or {}) if conf is not None else {}
+        said = "" if not flow else " (confirms the fade)" if flow.get("confirms") else " (against the fade)"
+        parts.append(f"order flow {of.get('source') or '?'} {_mins(of.get('age_minutes'))} old{said}")
+    elif of.get("source") or (of.get("problem") and "no order-flow feed" not in of["problem"]):
+        parts.append("order flow not used")
+    news = dq.details.get("news_calendar") or {}
+    if news.get("available") and news.get("age_minutes") is not None:
+        parts.append(f"news calendar {_mins(news.get('age_minutes'))} old")
+    elif news and not news.get("available"):
+        parts.append("news NOT checked")
+    return ("Data: " + " · ".join(parts)) if parts else None
+
+
 def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeProposal] = (),
                   blocked: str | None = None) -> str:
     """Verdict first (the one thing a trader needs), then range, reasons, strategies. `blocked` (core's
@@ -108,6 +134,9 @@ def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeP
     soft = [f for f in a.filters if not f.passed and not f.blocking]
     lines += [f" ⚠ {_short(f.name + ': ' + f.reason)}" for f in soft[:3]]
     lines += [f" ⚠ {_short(w)}" for w in a.warnings[:3]]
+    data = data_sources_line(a)
+    if data:
+        lines.append(data)
     if a.strategies:
         lines.append("Strategies:")
         for i, s in enumerate(a.strategies[:5], 1):
@@ -324,6 +353,13 @@ def health_text(report: Any) -> str:
     ages = g("data_age_seconds") or {}
     if ages:
         lines.append("Data age: " + ", ".join(f"{k} {duration(v) if v >= 60 else f'{v:.0f}s'}" for k, v in ages.items()))
+    for name, src in (g("data_sources") or {}).items():
+        age = src.get("age_seconds")
+        state = f"{duration(age) if age >= 60 else f'{age:.0f}s'} old" if age is not None else "no data yet"
+        lines.append(f"{name}: {state}" + (f" ⚠ {_short(src['problem'], 120)}" if src.get("problem") else ""))
+    fb = g("fallbacks_used") or {}
+    if fb:
+        lines.append("Fallbacks used: " + ", ".join(f"{k} ×{v}" for k, v in sorted(fb.items())))
     if g("config_version"):
         lines.append(f"config {g('config_version')}")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from core.brokers.paper.feed import AcceleratedClock
 from core.config.model import AppConfig, load_config, market_data_dir, resolve_path
 from core.data import bundled
 from core.data.catalog import MarketData
+from core.data.sources.market_context import MarketContext
 from core.domain.clock import Clock, SystemClock
 from core.domain.timeframes import Timeframe
 from core.ops.alerts import RangeScalpingAlerts
@@ -30,13 +31,36 @@ from core.trading.killswitch import KillSwitch
 log = logging.getLogger(__name__)
 
 
-def default_analyser(cfg: AppConfig, broker: Broker, clock: Clock) -> Analyser:
-    """`analyse_range_scalp_opportunity` fed from the broker port, off the event loop (it is CPU work)."""
+def default_analyser(cfg: AppConfig, broker: Broker, clock: Clock, market: MarketContext | None = None) -> Analyser:
+    """`analyse_range_scalp_opportunity` fed from the broker port, off the event loop (it is CPU work).
+
+    With a `MarketContext` the order flow and the live calendar come from its latest snapshots (never a
+    network call here); without a live calendar copy the configured recorded one is read as before."""
 
     async def analyse(symbol: str):
-        return await asyncio.to_thread(analyse_range_scalp_opportunity, symbol, broker, cfg, clock=clock)
+        kw: dict[str, Any] = {}
+        if market is not None:
+            kw["orderflow"], kw["orderflow_error"] = market.flow(symbol)
+            cal, err = market.calendar()
+            if cal is not None:
+                kw["news"], kw["news_error"] = cal, err
+        result = await asyncio.to_thread(analyse_range_scalp_opportunity, symbol, broker, cfg, clock=clock, **kw)
+        if market is not None:
+            market.record(result)
+        return result
 
     return analyse
+
+
+def market_context(cfg: AppConfig, broker: Broker, clock: Clock, errors: ErrorHandler | None) -> MarketContext:
+    """Order flow + live calendar sources; each new failure goes through the `data_source_unavailable` policy."""
+
+    def report(source: str, message: str, symbol: str | None) -> None:
+        if errors is not None:
+            errors.handle("data_source_unavailable", f"{source}: {message}",
+                          context={"symbol": symbol, "source": source})
+
+    return MarketContext(cfg, clock, broker=broker, paper=cfg.broker.kind == "paper", report=report)
 
 
 def build_service(
@@ -66,10 +90,13 @@ def build_service(
     errors = ErrorHandler(cfg, store, alerts, killswitch, clock, sleep=sleep)
     authz = authorizer or Authorizer.from_secrets(secrets)
     log.info("config_version %s, broker %s, store %s", cfg.short_version, getattr(broker, "name", "?"), store.path)
-    return TradingService(
+    market = market_context(cfg, broker, clock, errors) if analyser is None else None
+    service = TradingService(
         cfg, store, broker, clock=clock, authorizer=authz, alerts=alerts, errors=errors, killswitch=killswitch,
-        analyser=analyser or default_analyser(cfg, broker, clock), sleep=sleep,
+        analyser=analyser or default_analyser(cfg, broker, clock, market), sleep=sleep,
     )
+    service.market = market
+    return service
 
 
 def build_for_run(cfg: AppConfig, secrets, *, clock: Clock | None = None, data_dir: Path | None = None,
@@ -92,8 +119,7 @@ def build_for_run(cfg: AppConfig, secrets, *, clock: Clock | None = None, data_d
     else:
         clock = clock or replay_clock(cfg)
         broker = make_broker(cfg, secrets, clock, db_path=db)
-    return build_service(cfg, secrets, broker=broker, clock=clock, authorizer=authorizer,
-                         analyser=default_analyser(cfg, broker, clock), **kw)
+    return build_service(cfg, secrets, broker=broker, clock=clock, authorizer=authorizer, **kw)
 
 
 def replay_clock(cfg: AppConfig) -> Clock:

@@ -83,6 +83,7 @@ class TradingService:
         self.monitor.late_fills = LateFillWatch(cfg, broker, self.exits, self.executor, self.notifier, clock,
                                                 engine=self.execution)
         self._analyser = analyser
+        self.market = None  # core.data.sources.market_context.MarketContext, set by core.app (order flow, live news)
         self.recovery: RecoveryReport | None = None
         self.chat_links: dict[str, ChatLink] = {}  # see set_chat_link
         self.ready = False
@@ -104,6 +105,8 @@ class TradingService:
         self.monitor.reconcile_pending = not self.recovery.broker_ok
         if monitor:
             self.monitor.start()
+        if self.market is not None:
+            await self.market.start()  # background refreshes only: no network call is awaited here
         self.ready = True
         return self.recovery
 
@@ -137,6 +140,8 @@ class TradingService:
         """Stop the monitor, then deliver the alerts still queued (bounded: a dead sink must not hang exit)."""
         self.ready, self.stopping = False, True
         await self.monitor.stop()
+        if self.market is not None:
+            await self.market.stop()
         if self.alerts is not None and hasattr(self.alerts, "close"):
             try:
                 await asyncio.wait_for(self.alerts.close(), alert_drain_seconds)

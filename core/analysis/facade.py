@@ -43,7 +43,8 @@ def _resolve(cfg: AppConfig, symbol: str) -> str:
 
 
 def inputs_from_feed(symbol: str, feed: Any, cfg: AppConfig, now: float, *, news: NewsCalendar | None = None,
-                     news_error: str | None = None, orderflow: OrderFlowSnapshot | None = None) -> AnalysisInputs:
+                     news_error: str | None = None, orderflow: OrderFlowSnapshot | None = None,
+                     orderflow_error: str | None = None) -> AnalysisInputs:
     """Pull the windows from a `Broker` (live MT5 or PaperBroker): `candles(symbol, tf, count)` + `tick`."""
     tcfg = cfg.for_symbol(symbol)
     candles = {}
@@ -57,9 +58,11 @@ def inputs_from_feed(symbol: str, feed: Any, cfg: AppConfig, now: float, *, news
     except Exception as e:  # a missing quote degrades to the last close, it must not abort the analysis
         log.warning("no quote for %s: %s", symbol, e)
         tick = None
+    tick_time = float(tick.time) if tick is not None else None
     if tick is not None and tick.time < now - tcfg.data_quality.mt5_candles.max_age_minutes * 60:
         tick = None  # a weekend quote is not a price to trade at
-    return AnalysisInputs(symbol, candles, now, tick, news, news_error, orderflow)
+    return AnalysisInputs(symbol, candles, now, tick, news, news_error, orderflow, orderflow_error,
+                          feed_tick_time=tick_time)
 
 
 def resolve_at(candles: np.ndarray, timeframe: str, at: float) -> float:
@@ -132,6 +135,7 @@ def analyse_range_scalp_opportunity(symbol: str, feed: Any = None, cfg: AppConfi
                                     at: float | None = None, news: NewsCalendar | None = None,
                                     news_error: str | None = None,
                                     orderflow: OrderFlowSnapshot | None = None,
+                                    orderflow_error: str | None = None,
                                     load_news: bool = True) -> AnalysisResult:
     """The one-call entry point. `feed` is a `Broker` (live or paper: `now` comes from `clock`, else the
     broker's own clock) or a `MarketData` catalog (historical: as of `at`, else the last bar).
@@ -146,7 +150,8 @@ def analyse_range_scalp_opportunity(symbol: str, feed: Any = None, cfg: AppConfi
         news, news_error = configured_calendar(tcfg, clock)
     if hasattr(feed, "tick"):
         now = clock.now() if clock is not None else feed.now()
-        inputs = inputs_from_feed(name, feed, cfg, now, news=news, news_error=news_error, orderflow=orderflow)
+        inputs = inputs_from_feed(name, feed, cfg, now, news=news, news_error=news_error, orderflow=orderflow,
+                                  orderflow_error=orderflow_error)
     else:
         inputs = inputs_from_candles(name, candles_from_market_data(feed, name, cfg), cfg, at=at, news=news,
                                      news_error=news_error, orderflow=orderflow)

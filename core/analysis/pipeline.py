@@ -91,6 +91,8 @@ class AnalysisInputs:
     news: NewsCalendar | None = None
     news_error: str | None = None
     orderflow: OrderFlowSnapshot | None = None
+    orderflow_error: str | None = None
+    feed_tick_time: float | None = None  # set by a live/paper feed: the candle freshness checks its age
 
 
 _SIZES: dict[int, tuple[TradingConfig, dict[str, int]]] = {}
@@ -194,7 +196,8 @@ def analyse(inputs: AnalysisInputs, cfg: TradingConfig, spec: SymbolSpec, config
         ctx = AnalysisContext(symbol=inputs.symbol, cfg=cfg, spec=spec, now=now, bars=bars, ind=ind,
                               sessions=active_sessions(cfg.sessions, now), rng=rng, no_range=no_range,
                               prev_day=prev_day, tick=inputs.tick, news=inputs.news, news_error=inputs.news_error,
-                              orderflow=inputs.orderflow, higher_tf=higher)
+                              orderflow=inputs.orderflow, higher_tf=higher,
+                              orderflow_error=inputs.orderflow_error, feed_tick_time=inputs.feed_tick_time)
 
         with time_operation("analysis.filters", slow, timings):
             dq = _FILTERS.check_data_quality(ctx)

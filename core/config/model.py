@@ -39,6 +39,7 @@ from core.config.sections import (  # noqa: F401
     Monitor,
     MT5Config,
     News,
+    OrderFlowFeeds,
     PaperBrokerConfig,
     Performance,
     RangeDetection,
@@ -115,7 +116,7 @@ class TradingConfig(_Section):
         return v
 
 
-GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store")
+GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store", "orderflow_feeds")
 
 
 class AppConfig(TradingConfig):
@@ -125,6 +126,7 @@ class AppConfig(TradingConfig):
     symbol_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     broker: Broker = Broker()
     store: Store = Store()
+    orderflow_feeds: OrderFlowFeeds = OrderFlowFeeds()
 
     @cached_property
     def version(self) -> str:

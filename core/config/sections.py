@@ -159,6 +159,12 @@ class News(_Section):
     blackout_minutes_after: int = Field(ge=0, le=1440)
     impacts: list[Literal["High", "Medium", "Low", "Holiday"]]
     cache_seconds: float = Field(ge=0)
+    # the live weekly calendar (Forex Factory JSON): fetched on a schedule, cached on disk for offline restarts;
+    # None keeps the recorded `calendar_path` only (offline runs, tests, backtests)
+    live_url: str | None = None
+    live_refresh_minutes: float = Field(default=30, gt=0, le=1440)
+    live_cache_path: str = "data/news_calendar_live.json"
+    live_timeout_seconds: float = Field(default=10, gt=0, le=120)
 
 
 Fallback = Literal["BLOCK_TRADE", "use_session_vwap", "skip_confirmation", "skip_news_check", "skip_check"]
@@ -169,6 +175,26 @@ class SourceQuality(_Section):
     max_age_minutes: float = Field(gt=0)
     min_candles: int | None = Field(default=None, ge=1)
     fallback: Fallback
+
+
+class OrderFlowFeeds(_Section):
+    """Where order flow comes from (global). An exchange via ccxt for mapped crypto symbols (public trades
+    and the book top, no keys), MT5 tick flags for `mt5_tick_symbols`, recorded trade files in paper mode."""
+
+    enabled: bool = True
+    exchange: str = "binance"
+    api_url: str | None = None  # replaces ccxt's urls['api']['public'] (a local stand-in in tests, a proxy)
+    symbols: dict[str, str] = Field(default_factory=dict)  # broker symbol -> exchange symbol, BTCUSDc -> BTC/USDT
+    window_seconds: float = Field(default=300, gt=0, le=3600)
+    refresh_seconds: float = Field(default=10, gt=0, le=3600)
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+    trades_limit: int = Field(default=500, ge=10, le=1000)
+    book_levels: int = Field(default=10, ge=1, le=100)
+    large_trade_quantile: float = Field(default=0.9, gt=0, lt=1)
+    max_clock_skew_seconds: float = Field(default=5, gt=0, le=600)
+    max_trades_kept: int = Field(default=5000, ge=100, le=200000)  # per symbol: bounds memory
+    mt5_tick_symbols: list[str] = Field(default_factory=list)  # only where the broker sends real buy/sell flags
+    recorded: dict[str, str] = Field(default_factory=dict)  # paper mode: broker symbol -> trades file
 
 
 class DataQuality(_Section):

@@ -57,6 +57,9 @@ class HealthReport(BaseModel):
     recovery: RecoveryReport | None = None
     trading_blocked: str | None = None  # why the broker would refuse every order now, with the fix
     chats: dict[str, str] = Field(default_factory=dict)  # chat platform -> its connection, in words
+    # order flow and news calendar: source, age_seconds, problem (see core.data.sources.market_context)
+    data_sources: dict[str, dict] = Field(default_factory=dict)
+    fallbacks_used: dict[str, int] = Field(default_factory=dict)  # "orderflow:skip_confirmation" -> analyses
     problems: list[str] = Field(default_factory=list)
 
 
@@ -89,7 +92,12 @@ def health_report(service: Any) -> HealthReport:
     chats = {name: link.describe() for name, link in sorted(service.chat_links.items())}
     problems += [f"{name} {chats[name]}" for name, link in sorted(service.chat_links.items())
                  if link.state != "connected"]
+    market = getattr(service, "market", None)  # duck-typed: ops must not import core.data
+    sources = market.status() if market is not None else {}
+    if market is not None:
+        problems += market.problems()
     return HealthReport(
+        data_sources=sources, fallbacks_used=dict(market.fallbacks) if market is not None else {},
         ok=not problems, broker=getattr(service.broker, "name", type(service.broker).__name__),
         broker_connected=connected, monitor_running=m.running, monitor_heartbeat=m.heartbeat,
         heartbeat_age_seconds=hb_age, last_cycle_ms=m.last_report.duration_ms if m.last_report else None,

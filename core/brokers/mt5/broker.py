@@ -63,6 +63,8 @@ from core.brokers.mt5.orders import (
 from core.domain.clock import Clock, SystemClock
 from core.domain.timeframes import Timeframe
 
+COPY_TICKS_TRADE = 2  # MetaTrader5.COPY_TICKS_TRADE: ticks with a Last/Volume change (trades)
+
 log = logging.getLogger(__name__)
 
 
@@ -275,6 +277,17 @@ class MT5Broker:
         if self.offset:
             arr["time"] -= int(self.offset)
         return arr
+
+    def ticks_from(self, symbol: str, since: float, count: int = 5000) -> np.ndarray:
+        """Trade ticks from `since` (UTC) as `core.data.trades` prints, side from MT5's tick flags: +1 when
+        TICK_FLAG_BUY is set, -1 for TICK_FLAG_SELL, 0 when the broker sent neither (most CFD feeds: the
+        order-flow source then refuses to guess a direction). For the MT5 tick order-flow source."""
+        self._select(symbol)
+        self._ensure_offset(symbol)
+        raw = self._call("copy_ticks_from", symbol, int(since + self.offset), int(count), COPY_TICKS_TRADE)
+        if raw is None:
+            raise BrokerError(f"no ticks for {symbol}: {self._last[1]}", self._last[0])
+        return cv.trade_ticks(raw, self.offset)
 
     def account_info(self) -> AccountInfo:
         info = self._call("account_info")

@@ -198,3 +198,31 @@ class ServerOffset:
         else:
             log.info("MT5 server time is UTC%+.1fh (learned from a quote)", est / 3600)
         self.seconds, self.known = est, True
+
+
+TICK_FLAG_BUY = 32  # MetaTrader5.TICK_FLAG_BUY: the tick is a buy trade (a real flag, not inferred)
+TICK_FLAG_SELL = 64  # MetaTrader5.TICK_FLAG_SELL
+
+
+def trade_ticks(raw: Any, offset: float) -> np.ndarray:
+    """`copy_ticks_from` records as `core.data.trades` prints, UTC: side +1 for TICK_FLAG_BUY, -1 for
+    TICK_FLAG_SELL, 0 when the broker sent neither (the order-flow source then refuses to guess)."""
+    from core.data.trades import TRADE_DTYPE
+
+    if is_proxy(raw):
+        from rpyc.utils.classic import obtain
+
+        raw = obtain(raw)
+    ticks = np.asarray(raw)
+    out = np.zeros(len(ticks), dtype=TRADE_DTYPE)
+    if len(ticks) == 0:
+        return out
+    names = ticks.dtype.names or ()
+    t = ticks["time_msc"] / 1000.0 if "time_msc" in names else ticks["time"].astype(float)
+    out["time"] = t - offset
+    last = ticks["last"].astype(float) if "last" in names else np.zeros(len(ticks))
+    out["price"] = np.where(last > 0, last, ticks["bid"].astype(float))
+    out["qty"] = ticks["volume_real"] if "volume_real" in names else ticks["volume"]
+    flags = ticks["flags"].astype(np.int64)
+    out["side"] = np.where(flags & TICK_FLAG_BUY, 1, np.where(flags & TICK_FLAG_SELL, -1, 0))
+    return out
