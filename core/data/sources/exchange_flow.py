@@ -89,6 +89,17 @@ def make_exchange(cfg: OrderFlowFeeds) -> Any:
     return ex
 
 
+def _trade_ids(rows: list[dict]) -> np.ndarray:
+    """Exchange trade ids as integers (Binance's are increasing), -1 where an id is not a number."""
+    out = np.full(len(rows), -1, dtype=np.int64)
+    for i, r in enumerate(rows):
+        try:
+            out[i] = int(r.get("id"))
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
 def _trades_array(rows: list[dict]) -> np.ndarray:
     """ccxt unified trades -> TRADE_DTYPE; a row without time/price/amount/side is a malformed payload."""
     out = np.empty(len(rows), dtype=TRADE_DTYPE)
@@ -112,7 +123,7 @@ class ExchangeFlowSource:
         self.symbols = dict(cfg.symbols)  # broker symbol -> exchange symbol
         self._exchange = exchange
         self._trades: dict[str, np.ndarray] = {}
-        self._ids: dict[str, str] = {}  # last trade id merged, to skip prints already held
+        self._last_id: dict[str, int] = {}  # newest trade id merged: prints already held are skipped by id
         self.states: dict[str, FlowState] = {s: FlowState() for s in self.symbols}
 
     @property
@@ -168,7 +179,7 @@ class ExchangeFlowSource:
         bids, asks = book.get("bids"), book.get("asks")
         if not isinstance(bids, list) or not isinstance(asks, list):
             raise FlowPayloadError("order book without bid/ask lists")
-        merged = self._merge(symbol, new, now)
+        merged = self._merge(symbol, new, _trade_ids(rows), now)
         if len(merged) == 0:
             raise FlowPayloadError("no trades in the answer")
         snap = signals(merged, float(merged["time"][-1]), self.cfg.window_seconds, source=self.label(symbol),
@@ -178,12 +189,22 @@ class ExchangeFlowSource:
             raise FlowPayloadError("no trades in the window")
         return snap
 
-    def _merge(self, symbol: str, new: np.ndarray, now: float) -> np.ndarray:
-        """Held prints + new ones, de-duplicated by time/price/qty/side, trimmed to the window and the cap."""
+    def _merge(self, symbol: str, new: np.ndarray, ids: np.ndarray, now: float) -> np.ndarray:
+        """Held prints + the ones not seen before (by trade id: two equal prints in one millisecond are two
+        trades), trimmed to twice the window and to `max_trades_kept`: memory stays bounded."""
         old = self._trades.get(symbol)
+        last = self._last_id.get(symbol)
+        if old is not None and len(old):
+            if last is not None and (ids >= 0).all():
+                fresh = ids > last
+            else:  # ids we cannot order: fall back to time
+                fresh = new["time"] > old["time"][-1]
+            new, ids = new[fresh], ids[fresh]
+        if len(ids) and (ids >= 0).all():
+            self._last_id[symbol] = int(ids.max()) if last is None else max(last, int(ids.max()))
         both = new if old is None else np.concatenate([old, new])
-        if len(both):
-            both = np.unique(both)  # sorts by time first (the dtype's first field) and drops repeats
+        if len(both) > 1 and np.any(np.diff(both["time"]) < 0):
+            both = both[np.argsort(both["time"], kind="stable")]
         keep_from = now - 2 * self.cfg.window_seconds
         both = both[both["time"] > keep_from][-self.cfg.max_trades_kept:]
         self._trades[symbol] = both.copy()
