@@ -44,6 +44,7 @@ class Standin:
         self.mode = "ok"
         self.skew_seconds = 120.0
         self.delay = 0.0
+        self.end_at: float | None = None  # move the recorded prints to end just before this time (a live run)
         self.calendar = calendar or (Path(market_data_dir()) / CALENDAR_FILE).read_bytes()
         self.requests: list[str] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -65,6 +66,8 @@ class Standin:
     def trades_json(self, symbol: str, limit: int) -> list[dict]:
         t = self.trades[symbol][-limit:]
         shift = self.skew_seconds if self.mode == "skew" else 0.0
+        if self.end_at is not None:
+            shift += self.end_at - 2.0 - float(self.trades[symbol]["time"][-1])
         return [{"id": i, "price": f"{p:.2f}", "qty": f"{q:.8f}", "quoteQty": f"{p * q:.8f}",
                  "time": int(round((tm + shift) * 1000)), "isBuyerMaker": bool(s < 0), "isBestMatch": True}
                 for i, (tm, p, q, s) in enumerate(t.tolist(), start=len(self.trades[symbol]) - len(t))]

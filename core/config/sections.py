@@ -192,7 +192,7 @@ class OrderFlowFeeds(_Section):
     book_levels: int = Field(default=10, ge=1, le=100)
     large_trade_quantile: float = Field(default=0.9, gt=0, lt=1)
     max_clock_skew_seconds: float = Field(default=5, gt=0, le=600)
-    max_trades_kept: int = Field(default=5000, ge=100, le=200000)  # per symbol: bounds memory
+    max_trades_kept: int = Field(default=20000, ge=100, le=200000)  # per symbol: bounds memory
     mt5_tick_symbols: list[str] = Field(default_factory=list)  # only where the broker sends real buy/sell flags
     recorded: dict[str, str] = Field(default_factory=dict)  # paper mode: broker symbol -> trades file
 

@@ -138,6 +138,9 @@ def check_data_quality(ctx: AnalysisContext) -> FilterResult:
                 ctx.warnings.append(
                     f"{_DISPLAY[r['name']]}: {r['problem']}; {_FALLBACK_TEXT.get(r['fallback'], r['fallback'])}."
                 )
+    if ctx.orderflow is not None and ctx.orderflow_error and "orderflow" not in ctx.fallbacks:
+        # the feed is failing but its last snapshot is still within the data_source_unavailable policy: say so
+        ctx.warnings.append(f"Order flow: {ctx.orderflow_error}.")
     details = {r["name"]: r for r in reports}
     if blockers:
         problems = "; ".join(r["problem"] for r in blockers)

@@ -35,6 +35,11 @@ class MarketContext:
         self.clock = clock
         self.paper = paper
         f = cfg.orderflow_feeds
+        # only symbols this config trades: a mapping kept for a symbol not configured (ETHUSDc) stays inert
+        known = set(cfg.symbols)
+        f = f.model_copy(update={"symbols": {k: v for k, v in f.symbols.items() if k in known},
+                                 "recorded": {k: v for k, v in f.recorded.items() if k in known},
+                                 "mt5_tick_symbols": [s for s in f.mt5_tick_symbols if s in known]})
         self.feeds = f
         on = f.enabled
         # paper replays never call a live exchange: its prints would be from the wrong day
