@@ -50,6 +50,9 @@ class LoopingExchange:
                         "side": "buy" if s > 0 else "sell"})
         return out
 
+    async def fetch_time(self):
+        return int(self.clock.now() * 1000)
+
     async def fetch_order_book(self, symbol, limit=10):
         p = float(self.rec["price"][-1])
         return {"bids": [[p - i, 0.5] for i in range(1, limit + 1)], "asks": [[p + i, 0.4] for i in range(1, limit + 1)]}

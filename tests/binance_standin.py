@@ -44,6 +44,7 @@ class Standin:
         self.mode = "ok"
         self.skew_seconds = 120.0
         self.delay = 0.0
+        self.server_now: float | None = None  # /time answers this when set
         self.end_at: float | None = None  # move the recorded prints to end just before this time (a live run)
         self.calendar = calendar or (Path(market_data_dir()) / CALENDAR_FILE).read_bytes()
         self.requests: list[str] = []
@@ -108,6 +109,15 @@ class Standin:
                     if mode == "malformed":
                         return self._send(200, b"<html>not json</html>", "text/html")
                     return self._send(200, owner.calendar)
+                if u.path.endswith("/time"):
+                    # the recorded world's clock: just after the last BTC print (moved like the prints are)
+                    t = float(owner.trades["BTCUSDT"]["time"][-1]) + 1.0
+                    if owner.end_at is not None:
+                        t = owner.end_at - 1.0
+                    if owner.server_now is not None:
+                        t = owner.server_now
+                    t += {"skew": owner.skew_seconds, "skew_behind": -owner.skew_seconds}.get(mode, 0.0)
+                    return self._send(200, {"serverTime": int(t * 1000)})
                 if u.path.endswith("/exchangeInfo"):
                     return self._send(200, {"timezone": "UTC", "serverTime": int(time.time() * 1000), "rateLimits": [],
                                             "exchangeFilters": [],

@@ -53,6 +53,7 @@ def test_ccxt_url_override_and_symbol_mapping(standin):
             st = await src.refresh("BTCUSDc")
             again = await src.refresh("BTCUSDc")  # the same 1000 prints again: merged by id, not doubled
             assert again.snapshot.n_trades == 1000
+            standin.server_now = eth_last + 1
             eth = await other.refresh("ETHUSDc")
         finally:
             await src.close()
@@ -76,13 +77,15 @@ def test_ccxt_url_override_and_symbol_mapping(standin):
 
 
 @pytest.mark.parametrize("mode,kind", [("429", "rate_limit"), ("418", "rate_limit"), ("maintenance", "maintenance"),
-                                       ("malformed", "malformed"), ("skew", "clock_skew")])
+                                       ("malformed", "malformed"), ("skew", "clock_skew"),
+                                       ("skew_behind", "clock_skew")])
 def test_ccxt_failures_are_soft_and_named(standin, mode, kind):
     async def go():
         src = ExchangeFlowSource(_feeds(standin.url), FixedClock(LAST + 1))
         try:
             good = await src.refresh("BTCUSDc")
             first = good.snapshot
+            src._refreshes = 0  # the next refresh checks the server time again
             standin.mode = mode
             bad = await src.refresh("BTCUSDc")
             return src, first, bad
@@ -91,6 +94,8 @@ def test_ccxt_failures_are_soft_and_named(standin, mode, kind):
 
     src, first, st = asyncio.run(go())
     assert st.kind == kind and st.problem
+    if mode == "skew_behind":  # our clock ahead: only the server-time check can tell
+        assert "ahead of the exchange's" in st.problem
     assert st.snapshot is first  # the last good snapshot stays; it ages out under the freshness limit
     if kind in ("rate_limit", "maintenance"):
         assert src.backoff("BTCUSDc") > src.cfg.refresh_seconds

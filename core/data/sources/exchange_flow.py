@@ -28,6 +28,7 @@ from core.domain.clock import Clock
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
+CLOCK_CHECK_EVERY = 60  # refreshes between server-time checks (10 minutes at the default 10 s)
 
 
 class FlowPayloadError(ValueError):
@@ -125,6 +126,7 @@ class ExchangeFlowSource:
         self._trades: dict[str, np.ndarray] = {}
         self._last_id: dict[str, int] = {}  # newest trade id merged: prints already held are skipped by id
         self.states: dict[str, FlowState] = {s: FlowState() for s in self.symbols}
+        self._refreshes = 0
 
     @property
     def exchange(self) -> Any:
@@ -164,8 +166,25 @@ class ExchangeFlowSource:
         st.snapshot, st.fetched_at, st.problem, st.kind, st.failures = snap, self.clock.now(), None, None, 0
         return st
 
+    async def _check_clock(self, ex: Any) -> None:
+        """Compare the exchange's server time with ours, on the first refresh and every CLOCK_CHECK_EVERY-th:
+        prints stamped in our future catch a clock that is behind; only the server time catches one ahead."""
+        self._refreshes += 1
+        if (self._refreshes - 1) % CLOCK_CHECK_EVERY:
+            return
+        server = await ex.fetch_time()
+        if server is None:
+            return
+        diff = float(server) / 1000.0 - self.clock.now()
+        if abs(diff) > self.cfg.max_clock_skew_seconds:
+            self._refreshes = 0  # check again next time until the clocks agree
+            way = "behind" if diff > 0 else "ahead of"
+            raise ClockSkewError(f"our clock is {abs(diff):.0f} s {way} the exchange's (limit "
+                                 f"{self.cfg.max_clock_skew_seconds:g} s): check the system clock")
+
     async def _fetch(self, symbol: str, market: str) -> OrderFlowSnapshot:
         ex = self.exchange
+        await self._check_clock(ex)
         rows = await ex.fetch_trades(market, limit=self.cfg.trades_limit)
         book = await ex.fetch_order_book(market, limit=self.cfg.book_levels)
         if not isinstance(rows, list) or not isinstance(book, dict):
