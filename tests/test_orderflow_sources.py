@@ -130,8 +130,36 @@ def test_orderflow_mt5_tick_flags_used_only_when_the_broker_sends_them():
     assert snap.imbalance == pytest.approx(-1 / 3) and snap.source == "MT5 tick flags XAUUSDc"
     bare = MarketContext(cfg, FixedClock(now), broker=_TickBroker(_ticks(now, [0, 0, 0])))
     asyncio.run(bare.refresh_ticks("XAUUSDc"))
-    snap, err = bare.flow("XAUUSDc")
-    assert snap is None and "sends no buy/sell flags" in err
+    # no flags: no tick-direction flow at all (never guessed), shown in /health, no warning on every card
+    assert bare.flow("XAUUSDc") == (None, None)
+    assert "sends no buy/sell flags" in bare.status()["orderflow XAUUSDc"]["problem"]
+    assert not any("XAUUSDc" in p for p in bare.problems())
+    # a broker failing to answer is a real problem, though
+    broken = MarketContext(cfg, FixedClock(now), broker=SimpleNamespace(ticks_from=_raise))
+    asyncio.run(broken.refresh_ticks("XAUUSDc"))
+    assert "tick history unavailable: terminal gone" in broken.flow("XAUUSDc")[1]
+    assert any("terminal gone" in p for p in broken.problems())
+    # paper mode never builds the tick source (the paper broker has no tick history)
+    assert MarketContext(cfg, FixedClock(now), broker=_TickBroker(flagged), paper=True).ticks is None
+
+
+def _raise(*a):
+    raise RuntimeError("terminal gone")
+
+
+def test_news_recorded_calendar_age_in_health():
+    cal_day = ts("2026-01-27T12:00")
+    live = MarketContext(app(), FixedClock(cal_day), paper=False)
+    st = live.status()["news calendar (recorded)"]
+    assert st["source"] == "forex_calendar_cache.json" and st["problem"] is None and st["age_seconds"] == 0
+    live.clock.set(ts("2026-01-30T13:22:02"))  # downloaded 12:22:02.69: 59.99 minutes, within the limit
+    assert live.problems() == []
+    live.clock.set(ts("2026-01-30T13:23:00"))  # one minute later: past the 60-minute limit
+    assert "news calendar (recorded): 61 minutes old (limit 60)" in live.problems()
+    live.clock.set(ts("2025-06-03T10:00"))
+    assert live.status()["news calendar (recorded)"]["problem"] == "the recorded calendar does not cover today"
+    paper = MarketContext(app(), FixedClock(ts("2025-06-03T10:00")), paper=True)
+    assert paper.problems() == []  # a replay outside the recorded week is a fact, not a health problem
 
 
 # -- health and bookkeeping ------------------------------------------------------------------------

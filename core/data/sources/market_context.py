@@ -17,13 +17,16 @@ from typing import Any
 
 from core.config.model import AppConfig, resolve_path
 from core.data.sources.exchange_flow import ExchangeFlowSource, FlowState
-from core.data.sources.news import NewsCalendar
+from core.data.sources.news import NewsCalendar, NewsCalendarSource
 from core.data.sources.news_live import LiveCalendarSource
 from core.data.sources.orderflow import OrderFlowSnapshot
 from core.data.sources.tick_flow import RecordedFlowSource, TickFlowSource
-from core.domain.clock import Clock
+from core.domain.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
+
+# a broker without tick flags has no tick-direction flow, the normal CFD case: /health shows it, cards stay quiet
+QUIET = frozenset({"no_flags", "unsupported"})
 
 Reporter = Callable[[str, str, str | None], Any]  # (source, message, symbol)
 
@@ -45,8 +48,13 @@ class MarketContext:
         # paper replays never call a live exchange: its prints would be from the wrong day
         self.exchange = ExchangeFlowSource(f, clock, exchange) if on and f.symbols and not paper else None
         self.recorded = RecordedFlowSource(f) if on and f.recorded and paper else None
-        self.ticks = TickFlowSource(f, broker, clock) if on and f.mt5_tick_symbols and broker is not None else None
+        self.ticks = (TickFlowSource(f, broker, clock) if on and f.mt5_tick_symbols and broker is not None
+                      and not paper else None)
         n = cfg.news
+        # the recorded calendar file, for /health only (the analysis reads it per symbol in core.analysis.facade);
+        # re-read on the wall clock like the facade's, so a replay clock does not re-parse it every call
+        self.recorded_news = (NewsCalendarSource(resolve_path(n.calendar_path), n.cache_seconds, SystemClock())
+                              if n.enabled and n.calendar_path else None)
         self.news = (LiveCalendarSource(n.live_url, resolve_path(n.live_cache_path), clock, n.live_timeout_seconds,
                                         fetch=news_fetch) if n.enabled and n.live_url and not paper else None)
         self._report = report
@@ -69,7 +77,7 @@ class MarketContext:
     def flow(self, symbol: str) -> tuple[OrderFlowSnapshot | None, str | None]:
         """The snapshot the analysis may use, and why there is none (or why it is an older one)."""
         label, st = self.flow_state(symbol)
-        if st is None:
+        if st is None or st.kind in QUIET:
             return None, None
         if st.problem is None:
             return st.snapshot, None
@@ -185,6 +193,14 @@ class MarketContext:
             age = self.news.age_seconds(now)
             out["news calendar"] = {"source": self.news.url, "age_seconds": None if age is None else round(age, 1),
                                     "problem": self.news.last_error}
+        if self.recorded_news is not None and (self.news is None or self.news.calendar is None):
+            cal = self.recorded_news.get()
+            problem = self.recorded_news.last_error
+            if cal is not None and problem is None and not cal.covers(now):
+                problem = "the recorded calendar does not cover today"
+            age = None if cal is None or cal.fetched_at is None else round(max(0.0, now - cal.fetched_at), 1)
+            out["news calendar (recorded)"] = {"source": str(self.recorded_news.path.name), "age_seconds": age,
+                                               "problem": problem}
         return out
 
     def problems(self) -> list[str]:
@@ -192,12 +208,23 @@ class MarketContext:
         out = []
         dq = self.cfg.data_quality
         for name, s in self.status().items():
-            limit = (dq.news_calendar if name == "news calendar" else dq.orderflow).max_age_minutes * 60
-            if s["problem"] and not (self.paper and name.startswith("orderflow")):
+            if self._quiet(name):
+                continue
+            limit = (dq.news_calendar if name.startswith("news") else dq.orderflow).max_age_minutes * 60
+            if s["problem"]:
                 out.append(f"{name}: {s['problem']}")
             elif s["age_seconds"] is not None and s["age_seconds"] > limit:
                 out.append(f"{name}: {s['age_seconds'] / 60:.0f} minutes old (limit {limit / 60:g})")
         return out
+
+    def _quiet(self, name: str) -> bool:
+        """Facts, not faults: a replay outside the recorded prints or calendar, a broker without tick flags."""
+        if self.paper and (name.startswith("orderflow") or name == "news calendar (recorded)"):
+            return True
+        if name.startswith("orderflow"):
+            st = self.flow_state(name.split()[-1])[1]
+            return st is not None and st.kind in QUIET
+        return False
 
     def _flow_symbols(self) -> list[str]:
         syms: list[str] = []
