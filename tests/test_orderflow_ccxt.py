@@ -20,6 +20,8 @@ from core.data.sources.news_live import LiveCalendarSource
 from core.data.sources.orderflow import signals
 from core.domain.clock import FixedClock
 
+pytestmark = pytest.mark.timeout(90)  # a hung socket fails here, not after the suite default
+
 BTC = recorded(BTC_FILE)
 LAST = float(BTC["time"][-1])
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import lifecycle_helpers as k
+import pytest
 from binance_standin import CALENDAR_FILE, Standin
 
 from bot.presenter import analysis_card, health_text
@@ -19,6 +20,8 @@ from core.app import build_service
 from core.config.model import market_data_dir
 from core.domain.clock import FixedClock
 from core.trading.authz import Authorizer
+
+pytestmark = pytest.mark.timeout(90)  # a hung socket fails here, not after the suite default
 
 
 async def _until(pred, timeout: float = 5.0) -> None:

@@ -15,6 +15,8 @@ from core.data.sources.market_context import MarketContext
 from core.data.sources.orderflow import OrderFlowSnapshot, signals
 from core.domain.clock import FixedClock
 
+pytestmark = pytest.mark.timeout(90)  # a hung socket fails here, not after the suite default
+
 BTC = recorded(BTC_FILE)
 
 

@@ -166,17 +166,20 @@ class MarketContext:
                 lambda: n.live_refresh_minutes * 60 if self.news.last_error is None else min(
                     n.live_refresh_minutes * 60, 300)), name="news-calendar"))
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Cancel the refreshes and close the exchange session, bounded: a hung socket must not hang shutdown."""
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
-                pass
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            if pending:
+                log.warning("%d market-data refresh task(s) did not stop within %g s", len(pending), timeout)
         self._tasks.clear()
         if self.exchange is not None:
-            await self.exchange.close()
+            try:
+                await asyncio.wait_for(self.exchange.close(), timeout)
+            except (TimeoutError, asyncio.TimeoutError):
+                log.warning("the exchange session did not close within %g s", timeout)
 
     # -- /health ----------------------------------------------------------------------------------------
     def status(self) -> dict[str, dict]:
