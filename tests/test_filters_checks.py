@@ -42,7 +42,8 @@ def test_stale_candles_block_the_trade():
     ctx.now = now + 45 * 60  # the feed stopped 45 minutes ago
     r = F.check_data_quality(ctx)
     assert not r.passed and r.blocking
-    assert "not fresh enough" in r.reason and "the one closing at 10:45 UTC is missing" in r.reason
+    assert "not fresh enough" in r.reason and "closed at 10:00 UTC (45 minutes ago)" in r.reason
+    assert "the one closing at 10:05 UTC is missing" in r.reason
     assert r.details["candles"]["fallback"] == "BLOCK_TRADE"
 
 

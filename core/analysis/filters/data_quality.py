@@ -7,7 +7,6 @@ fallback named in `data_quality` and leave a warning the trader sees.
 """
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 
 from core.analysis.context import AnalysisContext
@@ -62,11 +61,13 @@ def candle_report(ctx: AnalysisContext) -> dict:
         return _source("candles", False, age, q, f"only {n} closed {ctx.bars.timeframe} candles (need {need})")
     if tick_age is not None and tick_age > q.max_age_minutes:
         return _source("candles", False, age, q, f"the feed's last tick is {tick_age:.0f} minutes old")
-    secs = ctx.bars.seconds
-    newest = math.floor(ctx.now / secs) * secs  # close time of the newest bar that has closed by now
-    if last < newest:
-        return _source("candles", False, age, q, f"the last {ctx.bars.timeframe} candle closed at {_hhmm(last)}, "
-                       f"but the one closing at {_hhmm(newest)} is missing")
+    # the bar after the last one closes at last + one bar: if that time has come, it should be there (this
+    # needs no assumption about how the broker aligns its bars to UTC)
+    following = last + ctx.bars.seconds
+    if ctx.now >= following:
+        ago = (ctx.now - last) / 60.0
+        return _source("candles", False, age, q, f"the last {ctx.bars.timeframe} candle closed at {_hhmm(last)} "
+                       f"({ago:.0f} minutes ago): the one closing at {_hhmm(following)} is missing")
     return _source("candles", True, age, q, "")
 
 

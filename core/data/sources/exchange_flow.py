@@ -156,7 +156,7 @@ class ExchangeFlowSource:
             snap = await asyncio.wait_for(self._fetch(symbol, market), self.cfg.timeout_seconds)
         except asyncio.CancelledError:
             raise
-        except BaseException as e:  # noqa: BLE001 - every failure is soft: named, logged, never raised
+        except Exception as e:  # noqa: BLE001 - every failure is soft: named, logged, never raised
             kind, text = classify(e)
             st.failures += 1
             if st.kind != kind:

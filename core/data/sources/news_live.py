@@ -89,9 +89,10 @@ class LiveCalendarSource:
             raise
         except (TimeoutError, asyncio.TimeoutError):
             return self._failed("the calendar site did not answer in time")
-        except (CalendarFetchError, CalendarFormatError, ValueError, TypeError, KeyError) as e:
-            return self._failed(str(e) if not isinstance(e, (ValueError, TypeError, KeyError)) or
-                                isinstance(e, CalendarFormatError) else f"malformed calendar ({e})")
+        except CalendarFetchError as e:
+            return self._failed(str(e))
+        except (CalendarFormatError, ValueError, TypeError, KeyError) as e:  # a bad date, a missing field
+            return self._failed(f"malformed calendar ({e})")
         except Exception as e:  # noqa: BLE001 - connection refused, DNS, TLS: all the same soft failure
             return self._failed(f"network error ({type(e).__name__}: {e})")
         self.calendar = NewsCalendar(cal.events, fetched, cal.source)
