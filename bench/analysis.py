@@ -132,6 +132,7 @@ def context_overhead(app, symbol, cfg, spec, inputs) -> None:
     trades = mc.recorded._load(symbol)
     cal = load_calendar_file(Path(market_data_dir()) / "cemerttu__ian_bot/forex_calendar_cache.json")
     plain, extra = [], []
+    used = {"orderflow": 0, "news_calendar": 0}
     for inp in inputs:
         # the recorded prints (and the calendar) moved to end at this bar's time, so both are fresh inputs
         shift = inp.now - 5 - float(trades["time"][-1])
@@ -148,11 +149,15 @@ def context_overhead(app, symbol, cfg, spec, inputs) -> None:
         res = analyse(dataclasses.replace(inp, orderflow=snap, orderflow_error=err, news=news), cfg, spec)
         mc.record(res)
         extra.append(time.perf_counter() - t0)
+        dq = next(f for f in res.filters if f.name == "data_quality").details
+        for k in used:
+            used[k] += bool(dq[k]["available"])
     p50, p99 = _pct(plain)
     e50, e99 = _pct(extra)
     print(f"  order flow + news inputs ({len(inputs)} calls, recorded flow {len(trades)} prints, 40 events): "
           f"p50 {e50:.3f} ms vs {p50:.3f} ms without -> +{e50 - p50:.3f} ms p50 (limit 5 ms), "
-          f"p99 {e99:.3f} vs {p99:.3f} ms")
+          f"p99 {e99:.3f} vs {p99:.3f} ms; flow used in {used['orderflow']}/{len(inputs)} calls, "
+          f"news checked in {used['news_calendar']}/{len(inputs)}")
 
 
 if __name__ == "__main__":
