@@ -179,3 +179,33 @@ def test_order_flow_health_lines_and_fallback_counts():
     text = health_text(report)
     assert "orderflow BTCUSDc: no data yet ⚠ no recorded order flow covers" in text
     assert "orderflow:skip_confirmation ×1" in text.split("Fallbacks used: ")[1]
+
+
+def test_orderflow_mt5_copy_ticks_from_through_the_broker_port():
+    """MT5Broker.ticks_from on the faithful fake terminal: server time to UTC, trade ticks only, flags to sides."""
+    from broker_contract_fixtures import SYM, T0, scripted_bars
+    from fakes import fake_mt5 as mt5
+
+    from core.brokers.mt5.broker import MT5Broker
+
+    mt5.fake_reset(server_offset_hours=2)
+    bars = scripted_bars()
+    bars["time"] += 7200
+    mt5.fake_add_symbol(SYM, {mt5.TIMEFRAME_M5: bars})
+    ticks = np.zeros(4, dtype=mt5.TICK_DTYPE)
+    ticks["time_msc"] = [(T0 + 7200 + 10 + i) * 1000 for i in range(4)]
+    ticks["last"], ticks["bid"], ticks["volume_real"] = 2000.5, 2000.4, [1.0, 2.0, 3.0, 4.0]
+    trade = mt5.TICK_FLAG_LAST | mt5.TICK_FLAG_VOLUME
+    ticks["flags"] = [trade | mt5.TICK_FLAG_BUY, trade | mt5.TICK_FLAG_SELL, mt5.TICK_FLAG_BID, trade]
+    mt5.fake_set_ticks(SYM, ticks)
+    b = MT5Broker(mt5, clock=FixedClock(T0 + 600), server_utc_offset_hours=2, sleep=lambda s: None)
+    b.connect()
+    got = b.ticks_from(SYM, T0, 100)
+    assert list(got["time"]) == [T0 + 10, T0 + 11, T0 + 13]  # UTC; the bid-only tick is not a trade
+    assert list(got["side"]) == [1, -1, 0] and list(got["qty"]) == [1.0, 2.0, 4.0]
+    cfg = app_with({"orderflow_feeds": {"mt5_tick_symbols": ["XAUUSDc"]}})
+    src = MarketContext(cfg, FixedClock(T0 + 60), broker=SimpleNamespace(
+        ticks_from=lambda sym, since, n: b.ticks_from(SYM, since, n)))
+    asyncio.run(src.refresh_ticks("XAUUSDc"))
+    snap, err = src.flow("XAUUSDc")
+    assert err is None and snap.n_trades == 2 and snap.imbalance == pytest.approx((1 - 2) / 3)

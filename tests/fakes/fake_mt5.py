@@ -46,6 +46,7 @@ _REQUEST_KEYS = set(TradeRequest._fields)
 def fake_reset(balance: float = 10_000.0, server_offset_hours: float = 0.0) -> None:
     with S.lock:
         S.reset(balance, server_offset_hours)
+        _TICKS.clear()
 
 
 def fake_add_symbol(name: str, rates: dict[int, np.ndarray], *, digits: int = 2, point: float = 0.01,
@@ -399,3 +400,32 @@ def copy_rates_range(symbol: str, timeframe: int, date_from, date_to) -> np.ndar
         lo, hi = _as_seconds(date_from), min(_as_seconds(date_to), now)
         _ok()
         return arr[(arr["time"] >= lo) & (arr["time"] <= hi)].copy()
+
+
+# --- ticks (copy_ticks_from) ----------------------------------------------------------------------------
+COPY_TICKS_ALL, COPY_TICKS_INFO, COPY_TICKS_TRADE = -1, 1, 2
+TICK_FLAG_BID, TICK_FLAG_ASK, TICK_FLAG_LAST, TICK_FLAG_VOLUME, TICK_FLAG_BUY, TICK_FLAG_SELL = 2, 4, 8, 16, 32, 64
+TICK_DTYPE = np.dtype([("time", "<i8"), ("bid", "<f8"), ("ask", "<f8"), ("last", "<f8"), ("volume", "<u8"),
+                       ("time_msc", "<i8"), ("flags", "<u4"), ("volume_real", "<f8")])
+_TICKS: dict[str, np.ndarray] = {}
+
+
+def fake_set_ticks(symbol: str, ticks: np.ndarray) -> None:
+    """Test control: the tick history (TICK_DTYPE, server time) `copy_ticks_from` serves for `symbol`."""
+    _TICKS[symbol] = np.asarray(ticks, dtype=TICK_DTYPE)
+
+
+def copy_ticks_from(symbol: str, date_from, count: int, flags: int) -> np.ndarray | None:
+    """Up to `count` ticks from `date_from` (server time), oldest first; COPY_TICKS_TRADE keeps trade ticks
+    (a LAST or VOLUME change), as the terminal does."""
+    with S.lock:
+        if _guard("copy_ticks_from") is True:
+            return None
+        if symbol not in S.symbols:
+            return _fail(RES_E_INVALID_PARAMS, "Terminal: Invalid params")
+        arr = _TICKS.get(symbol, np.zeros(0, dtype=TICK_DTYPE))
+        arr = arr[arr["time_msc"] >= _as_seconds(date_from) * 1000]
+        if flags == COPY_TICKS_TRADE:
+            arr = arr[(arr["flags"] & (TICK_FLAG_LAST | TICK_FLAG_VOLUME)) != 0]
+        _ok()
+        return arr[:count].copy()
