@@ -89,6 +89,8 @@ def data_sources_line(a: AnalysisResult) -> str | None:
         parts.append(f"order flow {of.get('source') or '?'} {_mins(of.get('age_minutes'))} old{said}")
     elif of.get("source") or (of.get("problem") and "no order-flow feed" not in of["problem"]):
         parts.append("order flow not used")
+    elif of:
+        parts.append("no order-flow feed")
     news = dq.details.get("news_calendar") or {}
     if news.get("available") and news.get("age_minutes") is not None:
         parts.append(f"news calendar {_mins(news.get('age_minutes'))} old")

@@ -232,6 +232,7 @@ def test_news_age_on_the_card_and_degrade_past_the_limit(standin, tmp_path):
     dq = lambda r: next(f for f in r.filters if f.name == "data_quality")  # noqa: E731
     assert dq(fresh).details["news_calendar"]["available"]
     assert "news calendar 60 min old" in data_sources_line(fresh)
+    assert "no order-flow feed" in data_sources_line(fresh)  # XAUUSDc: which source the verdict used: none
     assert dq(stale).details["news_calendar"]["fallback"] == "skip_news_check"
     assert "news NOT checked" in data_sources_line(stale)
     assert any("News calendar: the calendar was downloaded 61 minutes ago" in w for w in stale.warnings)

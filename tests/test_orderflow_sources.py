@@ -84,6 +84,8 @@ def test_order_flow_dried_up_buying_confirms_a_top_fade():
     dried = OrderFlowSnapshot(0.3, recent_imbalance=-0.4, large_imbalance=-0.5, book_imbalance=-0.2, **base)
     lifting = OrderFlowSnapshot(-0.3, recent_imbalance=0.5, large_imbalance=0.6, book_imbalance=0.3, **base)
     assert dried.buying_dried_up() and not lifting.buying_dried_up()
+    assert dried.fade_confirmed(upper=True) and lifting.fade_confirmed(upper=False)
+    assert not dried.fade_confirmed(upper=False)
     assert dried.against(upper=True) > 0 > lifting.against(upper=True)
     # an old-style snapshot (imbalance only) scores exactly as before: -imbalance at the top
     assert OrderFlowSnapshot(0.4, 70, 30, 10, 0.0).against(upper=True) == pytest.approx(-0.4)

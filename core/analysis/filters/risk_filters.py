@@ -139,8 +139,8 @@ class RangeScalpingRiskFilters:
             of = ctx.orderflow
             against = of.against(upper)
             conf += 25.0 * float(np.clip(0.5 + against, 0.0, 1.0))
-            dried = of.buying_dried_up() if upper else not of.buying_dried_up()
-            flow = {"source": of.source, "kind": of.kind, "against": round(against, 3), "confirms": bool(dried)}
+            flow = {"source": of.source, "kind": of.kind, "against": round(against, 3),
+                    "confirms": of.fade_confirmed(upper)}
         else:
             conf *= 100.0 / 75.0  # without order flow, candle evidence carries the whole component
         components = {"structure": round(min(structure, 100.0), 2), "location": round(location, 2),

@@ -58,6 +58,11 @@ class OrderFlowSnapshot:
         recent = self.recent_imbalance if self.recent_imbalance is not None else self.imbalance
         return recent <= 0.0
 
+    def fade_confirmed(self, upper: bool) -> bool:
+        """At the top: aggressive buying dried up; at the bottom: aggressive selling dried up."""
+        recent = self.recent_imbalance if self.recent_imbalance is not None else self.imbalance
+        return recent <= 0.0 if upper else recent >= 0.0
+
 
 def _ratio(buy: float, sell: float) -> float:
     total = buy + sell
