@@ -80,6 +80,8 @@ class MarketContext:
         if st is None or st.kind in QUIET:
             return None, None
         if st.problem is None:
+            if st.snapshot is None:  # just started: the first refresh has not finished yet
+                return None, f"{label}: no snapshot yet (the first refresh is still running)"
             return st.snapshot, None
         if st.snapshot is not None and st.fetched_at is not None:
             pol = self.cfg.for_symbol(symbol).error_handling.get("data_source_unavailable")
