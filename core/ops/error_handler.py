@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.config.model import ErrorPolicy
 from core.domain.clock import Clock, SystemClock
+from core.domain.retry import attempts_of
 from core.ops.alerts import RangeScalpingAlerts, redact_secrets
 from core.store import ErrorEvent, Store
 
@@ -245,13 +246,14 @@ class ErrorHandler:
     ) -> ErrorOutcome:
         """Run `await fn(attempt)` under the policy for `error_type`.
 
-        Retry actions re-run it up to `max_retries` more times, `retry_interval` seconds apart.
+        Retry actions run it up to `max_retries` times IN TOTAL (`core.domain.retry.attempts_of`, the rule
+        every retry in the bot follows), `retry_interval` seconds apart.
         Exceptions outside `retry_on` propagate untouched. The outcome says whether it finally
         worked (`ok`, `result`) and which fallback was applied if not.
         """
         ctx = dict(context or {})
         pol = self.policy(error_type, ctx.get("symbol"))
-        attempts = 1 + pol.max_retries if pol.action in RETRY_ACTIONS else 1
+        attempts = self.attempts(pol)
         errors: list[str] = []
         for i in range(attempts):
             try:
@@ -278,7 +280,7 @@ class ErrorHandler:
         """The same as `run_with_policy` for blocking code on a worker thread."""
         ctx = dict(context or {})
         pol = self.policy(error_type, ctx.get("symbol"))
-        attempts = 1 + pol.max_retries if pol.action in RETRY_ACTIONS else 1
+        attempts = self.attempts(pol)
         errors: list[str] = []
         for i in range(attempts):
             try:
@@ -292,6 +294,11 @@ class ErrorHandler:
                 continue
             return self._success(error_type, pol, ctx, result, i + 1, errors)
         return self._fail(error_type, pol, ctx, errors[-1], attempts=attempts, last_known=last_known)
+
+    @staticmethod
+    def attempts(pol: ErrorPolicy) -> int:
+        """Total attempts a policy allows: `max_retries` for a retry action (at least 1), else 1."""
+        return attempts_of(pol.max_retries) if pol.action in RETRY_ACTIONS else 1
 
     @staticmethod
     def _attempt(pol: ErrorPolicy, i: int, attempts: int) -> Attempt:
