@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 class MT5Trading:
     """Mixed into MT5Broker: uses its `_call`, `_spec`, `tick`, `positions`, `history_deals`, lock and policies."""
 
+    # the adapter runs order_execution_fails / mt5_connection_lost itself (re-price, back off, reconcile
+    # before any resend): callers send once, so no retry loop runs around this one
+    applies_order_policy = True
+    applies_connection_policy = True
+
     # -- trading ------------------------------------------------------------------------------------
     def _fresh_price(self, symbol: str, side: str) -> float:
         q = self.tick(symbol)
