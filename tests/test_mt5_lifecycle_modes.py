@@ -1,0 +1,189 @@
+"""Lifecycle scenarios on the MT5 adapter (fake terminal, real XAUUSD M5 bars) on BOTH account models:
+open, breakeven, invalidation exit, manual close, crash, recovery; plus the netting refusal on the card and
+in the Approve reply, and the trade keyed by the position identifier (issue 14)."""
+from __future__ import annotations
+
+import lifecycle_helpers as k
+import pytest
+from fakes import fake_mt5 as mt5
+from mt5_lifecycle_helpers import MODES, NETTING, SYMBOL, MT5World
+
+from core.domain.models import ProposalState
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return k.config()
+
+
+@pytest.fixture(scope="module")
+def bars(cfg):
+    return k.m5(cfg, SYMBOL)
+
+
+def world(cfg, bars, tmp_path, mode, start=30000, shift=0.0, **kw):
+    setup = k.find_breakeven_then_exit(bars, start, risk=3.0, spread=0.5)
+    box = {}
+
+    def analyser(s):
+        a = k.analysis_at(s, bars, box["w"].clock.now(), setup)
+        if shift:  # a range far from the price: the trade's range is broken from the first closes
+            r = a.range.model_copy(update={"range_high": a.range.range_high + shift,
+                                           "range_low": a.range.range_low + shift,
+                                           "range_mid": a.range.range_mid + shift})
+            a = a.model_copy(update={"range": r})
+        return a
+
+    w = box["w"] = MT5World(cfg, tmp_path, bars, setup.index, MODES[mode], analyser=analyser, **kw)
+    return w, setup, analyser
+
+
+async def open_one(w):
+    await w.svc.start(monitor=False)
+    _, props = await w.svc.propose(SYMBOL)
+    out = await w.svc.approve(props[0].id, k.TRADER)
+    assert out.ok and out.state is ProposalState.EXECUTED, out.message
+    return out
+
+
+async def run_until_flat(w, max_steps=80):
+    reports = []
+    for _ in range(max_steps):
+        w.step()
+        reports.append(await w.svc.monitor.run_cycle())
+        if not w.svc.exits.active_trades():
+            break
+    return reports
+
+
+def one_position():
+    (p,) = mt5.positions_get()
+    return p
+
+
+@pytest.mark.parametrize("mode", ["hedging", "netting"])
+async def test_open_breakeven_exit_on_both_account_models(cfg, bars, tmp_path, mode):
+    w, setup, _ = world(cfg, bars, tmp_path, mode)
+    out = await open_one(w)
+    p = one_position()
+    assert out.ticket == p.identifier  # the trade is keyed by the identifier, not an order ticket
+    reports = await run_until_flat(w)
+    assert not w.svc.exits.active_trades()
+    assert sum(r.sl_moves for r in reports) == 1
+    events = [e.event for e in w.svc.store.journal.for_ticket(out.ticket)]
+    assert events == ["opened", "sl_moved", "closed"]
+    closed = w.svc.store.closed.get(out.ticket)
+    outs = [d for d in mt5.history_deals_get(position=out.ticket) if d.entry in (1, 2)]
+    assert closed.pnl == pytest.approx(sum(d.profit for d in outs)) and closed.volume == pytest.approx(0.01)
+    assert w.svc.metrics().trades == 1
+    h = w.svc.health()
+    assert h.account_mode == ("netting" if mode == "netting" else "hedging") and h.account_currency == "USD"
+    w.svc.store.close()
+
+
+@pytest.mark.parametrize("mode", ["hedging", "netting"])
+async def test_invalidation_exit_on_both_account_models(cfg, bars, tmp_path, mode):
+    w, _, _ = world(cfg, bars, tmp_path, mode, shift=40.0)
+    out = await open_one(w)
+    reports = await run_until_flat(w, 20)
+    kinds = [s.kind for r in reports for s in r.signals]
+    assert "range_invalidated" in kinds
+    closed = w.svc.store.closed.get(out.ticket)
+    assert closed is not None and closed.exit_reason == "range_invalidated" and mt5.positions_get() == ()
+    w.svc.store.close()
+
+
+@pytest.mark.parametrize("mode", ["hedging", "netting"])
+async def test_manual_close_on_both_account_models(cfg, bars, tmp_path, mode):
+    w, _, _ = world(cfg, bars, tmp_path, mode)
+    out = await open_one(w)
+    w.step()
+    res = await w.svc.close_trade(out.ticket, k.TRADER)
+    assert res.ok and mt5.positions_get() == ()
+    closed = w.svc.store.closed.get(out.ticket)
+    assert closed.exit_reason == "manual_close" and closed.volume == pytest.approx(0.01)
+    w.svc.store.close()
+
+
+@pytest.mark.parametrize("mode", ["hedging", "netting"])
+async def test_crash_then_recovery_journals_the_close_on_both_account_models(cfg, bars, tmp_path, mode):
+    w, _, analyser = world(cfg, bars, tmp_path, mode)
+    out = await open_one(w)
+    new_ticket = mt5.fake_reopen(one_position().ticket)  # while down: swap charged by re-opening
+    for _ in range(200):  # the broker's SL/TP closes it while the bot is down
+        if not mt5.positions_get():
+            break
+        w.step()
+    if mt5.positions_get():  # still open: a human closes it in MetaTrader
+        p = one_position()
+        close_req = dict(action=mt5.TRADE_ACTION_DEAL, symbol=SYMBOL, volume=p.volume, type=1, position=p.ticket,
+                         price=mt5.symbol_info_tick(SYMBOL).bid, deviation=100, magic=0, comment="",
+                         type_filling=mt5.ORDER_FILLING_FOK, type_time=0)
+        assert mt5.order_send(close_req).retcode == 10009
+    assert new_ticket != out.ticket
+    svc = w.restart(analyser)
+    rec = await svc.start(monitor=False)
+    assert rec.broker_ok and rec.closed_while_down == [out.ticket] and not rec.unresolved
+    assert svc.store.closed.get(out.ticket) is not None and not svc.exits.active_trades()
+    svc.store.close()
+
+
+@pytest.mark.parametrize("mode", ["hedging", "netting"])
+async def test_crash_with_an_open_reopened_position_is_recovered_by_identifier(cfg, bars, tmp_path, mode):
+    w, _, analyser = world(cfg, bars, tmp_path, mode)
+    out = await open_one(w)
+    mt5.fake_reopen(one_position().ticket)
+    mt5.fake_rewrite_comment(one_position().ticket, "[swap] rewritten by the broker")
+    svc = w.restart(analyser)
+    rec = await svc.start(monitor=False)
+    assert rec.broker_ok and not rec.orphans_adopted and not rec.closed_while_down  # same trade, not an orphan
+    assert [t.ticket for t in svc.exits.active_trades()] == [out.ticket]
+    await svc.monitor.run_cycle()
+    res = await svc.close_trade(out.ticket, k.TRADER)
+    assert res.ok and mt5.positions_get() == ()
+    svc.store.close()
+
+
+async def test_netting_second_approval_is_refused_with_the_reason(cfg, bars, tmp_path):
+    """The evidence run: two Approve taps on one symbol of a netting account merged silently into 0.02 lot."""
+    w, _, _ = world(cfg, bars, tmp_path, "netting")
+    await open_one(w)
+    analysis, props = await w.svc.propose(SYMBOL)  # the card: an account filter says why, no Approve
+    assert not analysis.passed and props == []
+    account = [f for f in analysis.filters if f.name == "account"]
+    assert account and "netting account" in account[0].reason
+    assert [p.volume for p in mt5.positions_get()] == [pytest.approx(0.01)]
+    assert len(w.svc.store.trades.all()) == 1  # no phantom trade under an order ticket
+    w.svc.store.close()
+
+
+async def test_netting_approve_reply_says_why_when_a_position_appeared_meanwhile(cfg, bars, tmp_path):
+    w, _, _ = world(cfg, bars, tmp_path, "netting")
+    await w.svc.start(monitor=False)
+    _, props = await w.svc.propose(SYMBOL)
+    mt5.symbol_select(SYMBOL, True)
+    tick = mt5.symbol_info_tick(SYMBOL)
+    assert mt5.order_send(dict(action=mt5.TRADE_ACTION_DEAL, symbol=SYMBOL, volume=0.05, type=1, price=tick.bid,
+                               deviation=100, magic=0, comment="trader", type_filling=mt5.ORDER_FILLING_FOK,
+                               type_time=0)).retcode == 10009
+    out = await w.svc.approve(props[0].id, k.TRADER)
+    assert not out.ok and "netting account" in out.message and "nothing was sent" in out.message
+    assert [p.volume for p in mt5.positions_get()] == [pytest.approx(0.05)]
+    w.svc.store.close()
+
+
+async def test_netting_volume_merged_by_a_trader_is_synced_and_closed_exactly(cfg, bars, tmp_path):
+    w, _, _ = world(cfg, bars, tmp_path, "netting")
+    out = await open_one(w)
+    mt5.symbol_select(SYMBOL, True)
+    tick = mt5.symbol_info_tick(SYMBOL)
+    mt5.order_send(dict(action=mt5.TRADE_ACTION_DEAL, symbol=SYMBOL, volume=0.01, type=0, price=tick.ask,
+                        deviation=100, magic=0, comment="trader adds", type_filling=mt5.ORDER_FILLING_FOK, type_time=0))
+    await w.svc.monitor.run_cycle()
+    assert w.svc.exits.get(out.ticket).volume == pytest.approx(0.02)  # /close would now ask for 0.02
+    res = await w.svc.close_trade(out.ticket, k.TRADER)
+    assert res.ok and mt5.positions_get() == ()
+    closed = w.svc.store.closed.get(out.ticket)
+    assert closed.volume == pytest.approx(0.02) and mt5.fake_state()["requests"][-1]["volume"] == pytest.approx(0.02)
+    assert w.svc.health().account_mode == "netting" and NETTING == 0
+    w.svc.store.close()
