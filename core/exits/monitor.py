@@ -209,10 +209,11 @@ class Monitor:
     async def _reconnect(self, err: BrokerError, rep: CycleReport):
         """The `mt5_connection_lost` policy: reconnect with retries; monitoring continues either way."""
         policy = self.cfg.error_handling.get("mt5_connection_lost")
-        # max_retries = total attempts; a broker that runs the policy inside connect() (MT5) gets ONE call per
-        # cycle, so a lost terminal costs max_retries x retry_interval, not that squared
+        # max_retries = total attempts; a broker that runs the policy inside its own calls (MT5) is not asked
+        # again in this cycle, so a lost terminal costs max_retries x retry_interval per cycle, not that squared
+        # (its failed call has just run the whole policy: trying again here would square the wait)
         own = getattr(self.broker, "applies_connection_policy", False)
-        tries = 1 if own else attempts_of(policy.max_retries if policy else 1)
+        tries = 0 if own else attempts_of(policy.max_retries if policy else 1)
         for _ in range(tries):
             await self._sleep(policy.retry_interval if policy else 0)
             try:

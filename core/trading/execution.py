@@ -348,14 +348,18 @@ class ExecutionEngine:
         return request.model_copy(update={"price": check.current_price})
 
     async def _unconfirmed(self, p: TradeProposal, err: BrokerError) -> ProposalOutcome:
-        for _ in range(2):
+        # the order_execution_fails policy: max_retries look-ups (total), retry_interval apart; never a resend
+        pol = self.cfg.for_symbol(p.symbol).error_handling.get("order_execution_fails")
+        n = attempts_of(pol.max_retries if pol else 2)
+        for i in range(n):
             try:
                 found = await self.resolve_at_broker(p)
             except BrokerError:
                 found = None
             if found is not None:
                 return found
-            await self._sleep(1.0)
+            if i + 1 < n:
+                await self._sleep(pol.retry_interval if pol else 1.0)
         msg = (f"The broker did not confirm the {p.symbol} order ({err.message}). I did not resend it, to avoid a "
                "double position; if it appears in MetaTrader I will adopt and monitor it.")
         self.notify.error("execution_failed_after_approval", msg, alert=False, symbol=p.symbol, proposal_id=p.id)

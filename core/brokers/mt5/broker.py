@@ -24,6 +24,7 @@ Every order carries the magic number and a comment (max 31 chars, enforced: ids 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -172,6 +173,11 @@ class MT5Broker(MT5Trading):
         BrokerConnectionError. Run through `core.domain.retry.run_sync`, the loop every policy uses."""
         pol = self.connection_policy
         n = attempts_of(pol.max_retries)
+        op = getattr(self._tls, "op", None)
+        if op is not None:  # one reconnect per trading operation: its worst-case wall time stays bounded
+            if op["reconnected"]:
+                raise BrokerConnectionError(f"MetaTrader 5 lost again in the same operation ({why})", code)
+            op["reconnected"] = True
 
         def attempt(i: int) -> None:
             log.warning("MT5 connection lost (%s); reconnect %d/%d in %.1fs", why, i + 1, n, pol.interval)
@@ -213,6 +219,19 @@ class MT5Broker(MT5Trading):
             reconnected = True
 
     # -- lifecycle ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _operation(self):
+        """One trading operation (an entry, a close with all its parts, an SL/TP change): at most ONE
+        reconnect inside it, however many calls fail (see `core.brokers.mt5.orders.worst_case_seconds`)."""
+        outer = getattr(self._tls, "op", None)
+        if outer is None:
+            self._tls.op = {"reconnected": False}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._tls.op = None
+
     def connect(self) -> None:
         """Initialise the terminal session; also done lazily by the first call."""
         with self._lock:

@@ -83,6 +83,33 @@ class RetryPolicy:
     interval: float = 5.0
 
 
+def worst_case_seconds(connection: RetryPolicy, orders: RetryPolicy, *, exit_attempts: int = 1,
+                       exit_interval: float = 0.0, parts: int = 1) -> dict[str, float]:
+    """The longest one operation can sleep, from the config (`max_retries` = total attempts everywhere).
+
+    One MT5 operation (an entry, an SL/TP change, one close attempt) reconnects at most ONCE (the
+    adapter's `_operation` scope) and spends at most:
+      reconnect      connection.max_retries x connection.interval   (a sleep before each re-initialise)
+      reconcile      connection.interval                            (look-ups before a resend, -10003/-10004)
+      refusals       (max(orders, connection attempts) - 1) x max(orders.interval, connection.interval)
+                                                                    (10024 back-off / 10031 wait per resend)
+      confirm        orders.interval                                (PLACED / 10012 / 10039 look-ups)
+    A close adds those per part of a partial fill (`parts`, at most MAX_CLOSE_PARTS) minus the one
+    reconnect, and the exit policy repeats the close `exit_attempts` times `exit_interval` apart.
+    Network time of the calls themselves is not a sleep and is not counted (bounded by the terminal's
+    `timeout_ms` per call)."""
+    n_c, n_o = attempts_of(connection.max_retries), attempts_of(orders.max_retries)
+    reconnect = n_c * connection.interval
+    reconcile = connection.interval
+    refusals = (max(n_o, n_c) - 1) * max(orders.interval, connection.interval)
+    confirm = orders.interval
+    one = reconnect + reconcile + refusals + confirm
+    close_once = one + (max(1, parts) - 1) * (refusals + confirm)
+    return {"entry": one, "sltp": reconnect + refusals, "close_attempt": close_once,
+            "exit": exit_attempts * close_once + (max(1, exit_attempts) - 1) * exit_interval,
+            "connect": reconnect}
+
+
 def find_open(positions: Callable[..., list[Position]], request: OrderRequest,
               deals: Callable[[], list[Any]] | None = None) -> OrderResult | None:
     """After an unknown outcome: did the order go through? Found by magic number plus request marker
@@ -160,15 +187,23 @@ def close_in_parts(close_once: Callable[[], OrderResult], *, full: bool) -> Orde
                                         "price": round(price, 8), "requested_price": fills[0].requested_price})
 
 
+class Unverified(BrokerError):
+    """The look-ups after a failed send could not be made: absence is NOT proven, so nothing is resent."""
+
+
 def confirm_outcome(
     already_done: Callable[[], OrderResult | None], *, checks: int, span: float, sleep: Callable[[float], None],
+    proof: bool = False,
 ) -> OrderResult | None:
     """Look for an order whose outcome is unknown `checks` times spread over `span` seconds.
 
     Why more than once: a request the server executed may show up in positions/deals only after the
     terminal syncs; one look straight after the failure would miss it and invite a second fill.
+    `proof`: the caller will RESEND on None, so None must mean "looked and absent": if the last look-up
+    failed, Unverified is raised instead.
     """
     checks = max(1, int(checks))
+    last_ok = False
     for i in range(checks):
         if i:
             sleep(span / (checks - 1))
@@ -176,9 +211,13 @@ def confirm_outcome(
             found = already_done()
         except BrokerError as e:  # the look-up itself failed: still unknown, look again
             log.warning("looking up an unconfirmed order failed: %s", e)
+            last_ok = False
             continue
+        last_ok = True
         if found is not None:
             return found
+    if proof and not last_ok:
+        raise Unverified("the broker could not be asked whether the order went through; not resent", None)
     return None
 
 
@@ -232,7 +271,11 @@ def send_with_policy(
                 continue
             # -10003/-10004 mean "no IPC channel", but the request may still have left before the channel
             # broke: reconcile by magic and request marker (comment) over a bounded wait BEFORE any resend
-            found = confirm_outcome(already_done, checks=confirm_checks, span=connection.interval, sleep=sleep)
+            try:
+                found = confirm_outcome(already_done, checks=confirm_checks, span=connection.interval, sleep=sleep,
+                                        proof=code in IPC_NOT_DELIVERED)
+            except Unverified as e:
+                raise BrokerConnectionError(f"order_send failed ({msg}) and {e.message}", code) from None
             if found is not None:
                 return found
             if code in IPC_NOT_DELIVERED:

@@ -66,6 +66,10 @@ class MT5Trading:
     def market_order(self, request: OrderRequest) -> OrderResult:
         """An entry: refused before anything is sent when the symbol's trade mode forbids it, when a netting
         account already holds a position on the symbol (it would merge), or when `order_check` says no."""
+        with self._operation():
+            return self._market_order(request)
+
+    def _market_order(self, request: OrderRequest) -> OrderResult:
         fit_comment(request.comment)
         info, tick_size = self._spec(request.symbol)  # fresh: trade mode, stops, volume step change
         why = trade_mode_refusal(info.trade_mode, request.side)
@@ -117,6 +121,10 @@ class MT5Trading:
         """`ticket`: the position's identifier (or its ticket). Refused with FrozenError ("not now", the
         caller tries next cycle) while the market is inside the symbol's freeze distance of the current
         SL/TP: the server would answer 10029 FROZEN anyway (MQL5 docs: trade_freeze_level)."""
+        with self._operation():
+            return self._modify_sltp(ticket, sl, tp)
+
+    def _modify_sltp(self, ticket: int, sl: float, tp: float) -> OrderResult:
         p = self._position(ticket)
         info, tick_size = self._spec(p.symbol)  # fresh: the freeze level changes (news, rollover)
         if info.trade_freeze_level > 0:
@@ -137,7 +145,8 @@ class MT5Trading:
         """Close by the position's ticket with its exact volume as read now (never an opposite deal of a
         guessed volume: on a netting account that would reduce or reverse the position)."""
         fit_comment(comment)
-        return close_in_parts(lambda: self._close_once(ticket, volume, deviation, comment), full=volume is None)
+        with self._operation():
+            return close_in_parts(lambda: self._close_once(ticket, volume, deviation, comment), full=volume is None)
 
     def _close_once(self, ticket: int, volume: float | None, deviation: int, comment: str) -> OrderResult:
         p = self._position(ticket)
