@@ -40,10 +40,10 @@ from core.brokers.mt5.orders import worst_case_seconds  # noqa: E402
 from core.brokers.tags import proposal_id_from_comment  # noqa: E402
 from core.domain.models import AnalysisResult, Direction, StrategyScore  # noqa: E402
 
-ENTRY_FAULTS = ["none", "none", "ipc_before", "ipc_after", "ipc_timeout_exec", "ipc_timeout_lost", "timeout_exec",
+ENTRY_FAULTS = ["none", "none", "link_down", "ipc_before", "ipc_after", "ipc_timeout_exec", "ipc_timeout_lost", "timeout_exec",
                 "placed_fill", "placed_never", "requote", "too_many", "no_link", "check_no_money", "close_only",
                 "trader_position"]
-CYCLE_FAULTS = ["none", "none", "none", "positions_ipc", "freeze", "frozen", "reopen", "rewrite_comment"]
+CYCLE_FAULTS = ["none", "none", "none", "terminal_down", "positions_ipc", "freeze", "frozen", "reopen", "rewrite_comment"]
 CLOSE_FAULTS = ["none", "none", "closed_meanwhile", "close_volume", "close_exists", "requote", "ipc_after", "no_link"]
 
 
@@ -67,6 +67,9 @@ def analyser_for(world_box, bars):
 def inject_entry(fault: str, rng: random.Random) -> None:
     if fault == "ipc_before":
         mt5.fake_inject("order_send", error=-10004)
+    elif fault == "link_down":  # the terminal is gone for a while: the reconnect needs all its attempts
+        mt5.fake_inject("order_send", error=-10004)
+        mt5.fake_inject("initialize", error=-10003, times=rng.randint(1, 2))
     elif fault == "ipc_after":
         mt5.fake_inject("order_send", error=rng.choice([-10003, -10004]), executed=True)
     elif fault == "ipc_timeout_exec":
@@ -92,6 +95,9 @@ def inject_entry(fault: str, rng: random.Random) -> None:
 def inject_cycle(fault: str, rng: random.Random) -> None:
     if fault == "positions_ipc":
         mt5.fake_inject("positions_get", error=-10004)
+    elif fault == "terminal_down":  # down for the whole cycle: connection lost, back on a later cycle
+        mt5.fake_inject("positions_get", error=-10004)
+        mt5.fake_inject("initialize", error=-10003, times=3)
     elif fault == "freeze":
         mt5.fake_set_symbol(SYMBOL, freeze_level=rng.choice([0, 100, 400]))
     elif fault == "frozen":
@@ -134,6 +140,8 @@ class Tally:
     def __init__(self) -> None:
         self.duplicates = self.no_sl = self.mismatches = 0
         self.opened = self.refused = 0
+        self.outcomes: dict[str, list[int]] = {}  # entry fault -> [entered, not entered]
+        self.resumes = 0
         self.worst_op = 0.0
         self.notes: list[str] = []
         self.flagged: set[tuple[str, int]] = set()  # each problem counted once, however often it is seen
@@ -208,6 +216,10 @@ async def run_mode(mode: str, n: int, seed: int, tmp: Path) -> Tally:
     for i in range(n):
         if i % 100 == 0:
             print(f"  {mode}: {i}/{n}", file=sys.stderr)
+        if svc.notifier.entries_blocked():
+            # the deliberate faults trip the error-rate kill switch (as they should): a human resumes
+            tally.resumes += 1
+            svc.resume(k.TRADER)
         fault = rng.choice(ENTRY_FAULTS if mode == "netting" else ENTRY_FAULTS[:-1])
         mt5.fake_set_symbol(SYMBOL, trade_mode=mt5.SYMBOL_TRADE_MODE_FULL, freeze_level=0)
         if fault == "close_only":
@@ -222,8 +234,10 @@ async def run_mode(mode: str, n: int, seed: int, tmp: Path) -> Tally:
             tally.worst_op = max(tally.worst_op, op_time(s0))
             tally.opened += out.ok
             tally.refused += not out.ok
+            tally.outcomes.setdefault(fault, [0, 0])[0 if out.ok else 1] += 1
         else:
             tally.refused += 1
+            tally.outcomes.setdefault(fault + " (no card)", [0, 0])[1] += 1
         mt5.fake_set_symbol(SYMBOL, trade_mode=mt5.SYMBOL_TRADE_MODE_FULL)
         for _ in range(rng.randint(1, 6)):
             inject_cycle(rng.choice(CYCLE_FAULTS), rng)
@@ -269,12 +283,15 @@ def main() -> int:
             t = asyncio.run(run_mode(mode, args.sequences, args.seed, Path(d)))
             el = time.perf_counter() - t0
             b = t.bound  # type: ignore[attr-defined]
-            print(f"{mode}: {args.sequences} sequences in {el:.1f}s ({t.opened} entries, {t.refused} refused/failed)")
+            print(f"{mode}: {args.sequences} sequences in {el:.1f}s ({t.opened} entries, {t.refused} refused/failed, "
+                  f"kill switch tripped and resumed {t.resumes} times)")
             print(f"  duplicate orders:          {t.duplicates}")
             print(f"  positions without SL:      {t.no_sl}")
             print(f"  journal mismatches:        {t.mismatches}")
             print(f"  worst wall time of one operation (fake clock): {t.worst_op:.1f}s "
                   f"(documented bounds: entry {b['entry']:.0f}s, exit {b['exit']:.0f}s, connect {b['connect']:.0f}s)")
+            print("  entries by fault (entered/not): " + ", ".join(
+                f"{f} {a}/{b}" for f, (a, b) in sorted(t.outcomes.items())))
             for note in t.notes[:10]:
                 print(f"    {note}")
             bad += t.duplicates + t.no_sl + t.mismatches + (t.worst_op > max(b.values()))

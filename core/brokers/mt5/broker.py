@@ -6,20 +6,10 @@ Where that object comes from is the only platform difference:
   `MT5Broker.bridge(host, port)` (`core.brokers.mt5.bridge`: requests built on the far side, a
   restarted Wine side reconnected). Results arrive as proxies, copied at the edge (`mt5_convert`).
 
-Failure policy (retcodes are MT5's):
-- `order_send` returns None on a malformed request: `last_error()` says why -> BrokerError.
-- last_error -10003/-10004 (IPC init/connect: the request never reached the terminal) and retcode
-  10031 (the terminal had no server link: not sent) mean the terminal or its server is unreachable:
-  re-initialise / wait and resend per `error_handling.mt5_connection_lost` (retries x interval), then
-  raise BrokerConnectionError for the caller to alert on.
-- last_error -10005 (IPC timeout), a broken bridge and 10012 timeout leave the outcome UNKNOWN: the
-  order is looked up by comment `confirm_checks` times over the policy interval and is never resent
-  (a late fill is adopted/journalled by reconciliation). Table: `core.brokers.mt5.orders`.
-- 10004 requote / 10020 price changed / 10021 price off: re-price from a fresh tick and retry while
-  the new price stays within the request's deviation of the first one.
-- 10030 invalid fill: retry once with the next filling mode; 10024 too many requests: back off, retry.
-- 10016 invalid stops, 10018 market closed, 10019 no money: typed error, no retry; 10036 on a close
-  or SL/TP change: PositionNotFoundError. A full close filled in part (10010) closes the rest.
+Failure policy: per retcode in `core.brokers.mt5.orders` (the table there), trading in
+`core.brokers.mt5.trading` (account model, identifier, order_check, freeze level, trade mode). A lost
+IPC link on any call re-initialises per `error_handling.mt5_connection_lost` (`max_retries` total
+attempts, `retry_interval` before each), at most once per trading operation, then BrokerConnectionError.
 Every order carries the magic number and a comment (max 31 chars, enforced: ids must survive).
 """
 from __future__ import annotations

@@ -13,22 +13,33 @@ is whether the first request could have executed. Each outcome is classed as fol
 | 10024 too many requests                   | no (refused)                    | back off, resend                 |
 | 10031 connection                          | no: the terminal had no server  | wait `connection.interval`,      |
 |                                           | link, the request was not sent  | resend; then BrokerConnectionError |
-| None + last_error -10003/-10004           | no: the library had no IPC      | reconnect, look up once, resend; |
-|                                           | channel to the terminal         | then BrokerConnectionError       |
+| None + last_error -10003/-10004           | probably not, but the request   | reconnect ONCE, read positions + |
+|                                           | may have left before the IPC    | deals by magic + marker over     |
+|                                           | link broke                      | `connection.interval`; found ->  |
+|                                           |                                 | done; proven absent -> resend;   |
+|                                           |                                 | look-ups failed -> no resend     |
 | None + last_error -10005 (IPC timeout),   | UNKNOWN: the terminal may have  | reconnect, then poll             |
 | the bridge raised (EOF/OSError), or       | sent it and lost the reply      | `already_done()` `confirm_checks`|
 | last_error() itself unreadable            |                                 | times over `connection.interval`;|
 |                                           |                                 | found -> done, else              |
 |                                           |                                 | BrokerConnectionError, NO resend |
-| 10012 timeout                             | UNKNOWN (may execute late)      | poll over `orders.interval`;     |
-|                                           |                                 | found -> done, else              |
+| 10012 timeout, 10039 close order exists   | UNKNOWN (may execute late)      | poll over `orders.interval`;     |
+|                                           |                                 | found -> done, else typed error, |
+|                                           |                                 | NO resend                        |
+| 10008 PLACED on a market order            | accepted, NOT executed (docs:   | poll the order's deals and       |
+|                                           | "Order placed" vs 10009 "Request| positions over `orders.interval`;|
+|                                           | completed")                     | fill -> done, else               |
 |                                           |                                 | BrokerTimeoutError, NO resend    |
+| 10029 FROZEN                              | no                              | FrozenError: "not now"           |
+| 10036/10038/10040/10042-10046             | no                              | typed refusal with the reason    |
 
 "No resend" applies to requests that are not idempotent (action DEAL: opens and closes). An SL/TP
 change sets absolute values, so it is resent as before (a repeat answers 10025 NO_CHANGES = success).
 An order that lands after the polling window is the caller's to reconcile: the execution engine
 never resends on BrokerConnectionError/BrokerTimeoutError, the monitor and start-up recovery adopt
-the position by its comment, and recovery journals it from the deal history if it already closed.
+the position (by its comment: it is an orphan then), and recovery journals it from the deal history if it
+already closed. `max_retries` is the total number of attempts (`core.domain.retry`); the longest an
+operation can sleep is `worst_case_seconds`.
 """
 from __future__ import annotations
 
