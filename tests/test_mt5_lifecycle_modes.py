@@ -187,3 +187,29 @@ async def test_netting_volume_merged_by_a_trader_is_synced_and_closed_exactly(cf
     assert closed.volume == pytest.approx(0.02) and mt5.fake_state()["requests"][-1]["volume"] == pytest.approx(0.02)
     assert w.svc.health().account_mode == "netting" and NETTING == 0
     w.svc.store.close()
+
+
+async def test_symbol_rules_are_reread_on_a_short_ttl_and_each_monitor_cycle(cfg, bars, tmp_path):
+    """Stops/freeze level and trade mode change at rollover, weekends, broker decisions: the engine's copy
+    lives SYMBOL_INFO_TTL, the monitor re-reads every cycle for the symbols in trade."""
+    from core.trading.execution import SYMBOL_INFO_TTL
+
+    w, _, _ = world(cfg, bars, tmp_path, "hedging")
+    out = await open_one(w)
+    mt5.fake_set_symbol(SYMBOL, freeze_level=7, trade_mode=mt5.SYMBOL_TRADE_MODE_CLOSEONLY)
+    await w.svc.monitor.run_cycle()
+    assert w.svc.monitor.views.last(SYMBOL).info.trade_freeze_level == 7  # this cycle's read
+    w.clock.set(w.clock.now() + SYMBOL_INFO_TTL + 1)
+    analysis, props = await w.svc.propose(SYMBOL)
+    assert props == [] and any("close-only" in f.reason for f in analysis.filters if f.name == "account")
+    assert out.ok
+    w.svc.store.close()
+
+
+async def test_health_text_shows_the_account_model(cfg, bars, tmp_path):
+    from bot.presenter import health_text
+
+    w, _, _ = world(cfg, bars, tmp_path, "netting")
+    await w.svc.start(monitor=False)
+    assert "Account: netting, USD" in health_text(w.svc.health())
+    w.svc.store.close()
