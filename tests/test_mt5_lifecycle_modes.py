@@ -213,3 +213,24 @@ async def test_health_text_shows_the_account_model(cfg, bars, tmp_path):
     await w.svc.start(monitor=False)
     assert "Account: netting, USD" in health_text(w.svc.health())
     w.svc.store.close()
+
+
+@pytest.mark.parametrize("mode", ["hedging", "netting"])
+async def test_placed_is_not_reported_as_executed_and_a_later_fill_is_adopted(cfg, bars, tmp_path, mode):
+    """The evidence run: 10008 then a fill 2 s later was reported "Executed at <the asked price>"."""
+    w, _, _ = world(cfg, bars, tmp_path, mode)
+    await w.svc.start(monitor=False)
+    _, props = await w.svc.propose(SYMBOL)
+    mt5.fake_inject("order_send", retcode=mt5.TRADE_RETCODE_PLACED, fill_after=40)  # beyond the bounded wait
+    out = await w.svc.approve(props[0].id, k.TRADER)
+    assert not out.ok and "Executed" not in out.message and "did not confirm" in out.message
+    assert len(mt5.fake_state()["requests"]) == 1  # never resent
+    for _ in range(30):
+        w.step()
+        await w.svc.monitor.run_cycle()
+        if w.svc.exits.active_trades():
+            break
+    (t,) = w.svc.exits.active_trades()
+    (p,) = mt5.positions_get()
+    assert t.ticket == p.identifier and t.entry_price == pytest.approx(p.price_open)  # the real fill
+    w.svc.store.close()

@@ -341,4 +341,5 @@ def _run_placed() -> None:
         item[0] -= 1
         if item[0] <= 0:
             S.placed.remove(item)
-            _execute(item[1], order=item[2])
+            # the server accepted it: it fills at the market then, whatever price the request named
+            _execute(dict(item[1], price=0.0), order=item[2])
