@@ -10,7 +10,7 @@ Sleeps are injected, so tests drive it with a fake clock.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -48,5 +48,30 @@ def run_sync(
                 raise
             if on_retry is not None:
                 on_retry(i, e)
-            sleep(interval)
+            if interval > 0:
+                sleep(interval)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def run_async(
+    max_retries: int | None,
+    interval: float,
+    fn: Callable[[int], Awaitable[T]],
+    *,
+    sleep: Callable[[float], Awaitable[object]],
+    retry_on: tuple[type[BaseException], ...] = (Exception,),
+    on_retry: Callable[[int, BaseException], None] | None = None,
+) -> T:
+    """`run_sync` for coroutines (the ErrorHandler's `run_with_policy`, exit orders)."""
+    n = attempts_of(max_retries)
+    for i in range(n):
+        try:
+            return await fn(i)
+        except retry_on as e:
+            if i + 1 >= n:
+                raise
+            if on_retry is not None:
+                on_retry(i, e)
+            if interval > 0:
+                await sleep(interval)
     raise AssertionError("unreachable")  # pragma: no cover

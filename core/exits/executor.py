@@ -27,7 +27,7 @@ from core.brokers.base import (
 )
 from core.brokers.tags import EXIT_TAG_MAX, order_comment
 from core.domain.models import ActiveTrade, ClosedTrade
-from core.domain.retry import attempts_of
+from core.domain.retry import attempts_of, run_async
 from core.domain.wording import symbol_price
 from core.exits.deals import closed_trade_from_deals
 from core.ops import alert_texts
@@ -93,14 +93,17 @@ async def close_with_policy(
     max_points = int(price_hint * max_pct / 100 / point) if point > 0 and price_hint > 0 else base_deviation
     outcome = ExitOrderOutcome(ticket=trade.ticket, ok=False)
     comment = order_comment(trade.proposal_id, reason_tag)
-    for i, dev in enumerate(_deviations(base_deviation, max_points, attempts_n)):
+    devs = _deviations(base_deviation, max_points, attempts_n)
+
+    async def attempt(i: int) -> ExitOrderOutcome:
+        dev = devs[i]
         try:
             res = await asyncio.to_thread(broker.close_position, trade.ticket, None, dev, comment)
         except PositionNotFoundError as e:
             outcome.attempts.append(ExitAttempt(deviation=dev, error=str(e), code=e.code))
             outcome.already_closed = True
             outcome.message = "the position was already closed at the broker"
-            return outcome
+            raise _Settled from None
         except BrokerError as e:
             outcome.attempts.append(ExitAttempt(deviation=dev, error=e.message, code=e.code))
             log.warning("exit %s attempt %d/%d (deviation %d) failed: %s", trade.ticket, i + 1, attempts_n, dev, e)
@@ -108,21 +111,31 @@ async def close_with_policy(
                 outcome.market_closed = True
                 outcome.message = (f"not now ({e.message})" if isinstance(e, FrozenError)
                                    else f"the market is closed ({e.message})")
-                return outcome
+                raise _Settled from None
             if isinstance(e, FINAL):
                 outcome.message = f"the broker refused the close: {e.message}"
-                return outcome
-            if i + 1 < attempts_n and policy.retry_interval:
-                await sleep(policy.retry_interval)
-            continue
+                raise _Settled from None
+            raise
         outcome.attempts.append(ExitAttempt(deviation=dev))
         outcome.ok = True
         outcome.price = float(res.price)
         outcome.message = f"closed at {res.price:g}"
         return outcome
-    last = outcome.attempts[-1].error if outcome.attempts else "unknown error"
-    outcome.message = f"the broker refused the close {attempts_n} time(s) (last: {last})"
-    return outcome
+
+    try:  # the one retry loop (core.domain.retry), as every policy
+        return await run_async(attempts_n, policy.retry_interval or 0.0, attempt, sleep=sleep,
+                               retry_on=(BrokerError,))
+    except _Settled:
+        return outcome
+    except BrokerError:
+        last = outcome.attempts[-1].error if outcome.attempts else "unknown error"
+        outcome.message = f"the broker refused the close {attempts_n} time(s) (last: {last})"
+        return outcome
+
+
+class _Settled(Exception):
+    """Inside the exit retry loop: the outcome is final (closed meanwhile, no market, a refusal a resend
+    cannot change); stop without another attempt."""
 
 
 class ExitExecutor:

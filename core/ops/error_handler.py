@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.config.model import ErrorPolicy
 from core.domain.clock import Clock, SystemClock
-from core.domain.retry import attempts_of
+from core.domain.retry import attempts_of, run_async, run_sync
 from core.ops.alerts import RangeScalpingAlerts, redact_secrets
 from core.store import ErrorEvent, Store
 
@@ -255,18 +255,14 @@ class ErrorHandler:
         pol = self.policy(error_type, ctx.get("symbol"))
         attempts = self.attempts(pol)
         errors: list[str] = []
-        for i in range(attempts):
-            try:
-                result = await fn(self._attempt(pol, i, attempts))
-            except retry_on as e:
-                errors.append(_describe(e))
-                if i + 1 < attempts:
-                    log.warning("%s (attempt %d/%d): %s; retrying in %ss", error_type, i + 1, attempts,
-                                errors[-1], pol.retry_interval)
-                    await self._sleep(pol.retry_interval)
-                continue
-            return self._success(error_type, pol, ctx, result, i + 1, errors)
-        return self._fail(error_type, pol, ctx, errors[-1], attempts=attempts, last_known=last_known)
+        try:
+            result = await run_async(attempts, pol.retry_interval, lambda i: fn(self._attempt(pol, i, attempts)),
+                                     sleep=self._sleep, retry_on=retry_on,
+                                     on_retry=self._noter(error_type, attempts, pol, errors))
+        except retry_on as e:
+            errors.append(_describe(e))
+            return self._fail(error_type, pol, ctx, errors[-1], attempts=attempts, last_known=last_known)
+        return self._success(error_type, pol, ctx, result, len(errors) + 1, errors)
 
     def run_with_policy_sync(
         self,
@@ -282,18 +278,22 @@ class ErrorHandler:
         pol = self.policy(error_type, ctx.get("symbol"))
         attempts = self.attempts(pol)
         errors: list[str] = []
-        for i in range(attempts):
-            try:
-                result = fn(self._attempt(pol, i, attempts))
-            except retry_on as e:
-                errors.append(_describe(e))
-                if i + 1 < attempts:
-                    log.warning("%s (attempt %d/%d): %s; retrying in %ss", error_type, i + 1, attempts,
-                                errors[-1], pol.retry_interval)
-                    self._sync_sleep(pol.retry_interval)
-                continue
-            return self._success(error_type, pol, ctx, result, i + 1, errors)
-        return self._fail(error_type, pol, ctx, errors[-1], attempts=attempts, last_known=last_known)
+        try:
+            result = run_sync(attempts, pol.retry_interval, lambda i: fn(self._attempt(pol, i, attempts)),
+                              sleep=self._sync_sleep, retry_on=retry_on,
+                              on_retry=self._noter(error_type, attempts, pol, errors))
+        except retry_on as e:
+            errors.append(_describe(e))
+            return self._fail(error_type, pol, ctx, errors[-1], attempts=attempts, last_known=last_known)
+        return self._success(error_type, pol, ctx, result, len(errors) + 1, errors)
+
+    @staticmethod
+    def _noter(error_type: str, attempts: int, pol: ErrorPolicy, errors: list[str]):
+        def note(i: int, e: BaseException) -> None:
+            errors.append(_describe(e))
+            log.warning("%s (attempt %d/%d): %s; retrying in %ss", error_type, i + 1, attempts, errors[-1],
+                        pol.retry_interval)
+        return note
 
     @staticmethod
     def attempts(pol: ErrorPolicy) -> int:
