@@ -234,3 +234,25 @@ async def test_placed_is_not_reported_as_executed_and_a_later_fill_is_adopted(cf
     (p,) = mt5.positions_get()
     assert t.ticket == p.identifier and t.entry_price == pytest.approx(p.price_open)  # the real fill
     w.svc.store.close()
+
+
+@pytest.mark.parametrize("mode", ["hedging", "netting"])
+async def test_freeze_level_skips_the_breakeven_move_and_the_next_cycle_makes_it(cfg, bars, tmp_path, mode):
+    w, _, _ = world(cfg, bars, tmp_path, mode)
+    out = await open_one(w)
+    mt5.fake_set_symbol(SYMBOL, freeze_level=100_000)  # every stop is inside the freeze distance
+    frozen_cycles = 0
+    for _ in range(40):
+        w.step()
+        rep = await w.svc.monitor.run_cycle()
+        if any(s.kind == "breakeven" for s in rep.signals):
+            frozen_cycles += 1
+            assert rep.sl_moves == 0 and not rep.errors  # "not now": no error, no page
+            if frozen_cycles == 2:
+                break
+    assert frozen_cycles == 2  # the rule fired again on the next cycle
+    assert not [e for e in w.svc.store.errors.recent() if e.error_type == "breakeven_failed"]
+    mt5.fake_set_symbol(SYMBOL, freeze_level=0)
+    rep = await w.svc.monitor.run_cycle()
+    assert rep.sl_moves == 1 and w.svc.exits.get(out.ticket).breakeven_moved
+    w.svc.store.close()
