@@ -139,3 +139,13 @@ async def test_a_lost_terminal_costs_one_policy_per_monitor_cycle_not_its_square
     conn = cfg.error_handling["mt5_connection_lost"]
     assert not rep.connected and sum(w.sleeps) == pytest.approx(conn.max_retries * conn.retry_interval)  # 15 s
     w.svc.store.close()
+
+
+@pytest.mark.parametrize("retcode", [10004, 10024, 10031])
+def test_a_refusal_whose_order_did_act_is_found_not_resent(retcode):
+    """A refusal says "not executed"; the resend still waits for positions and deals to agree. A terminal
+    that answered a refusal for an order the server did fill gets no second order."""
+    d = MT5Driver()
+    mt5.fake_inject("order_send", retcode=retcode, executed=True)
+    r = d.broker.market_order(buy(comment="rs:acted"))
+    assert r.retcode == 10009 and len(mt5.fake_state()["requests"]) == 1 and len(d.broker.positions()) == 1

@@ -260,6 +260,17 @@ def send_with_policy(
     budget = attempts_of(orders.max_retries)
     deviation = req.get("deviation", 0) * info.point
     idempotent = req["action"] != cv.TRADE_ACTION_DEAL  # SL/TP: absolute values, a repeat changes nothing
+
+    def absent() -> OrderResult | None:
+        """Before ANY resend of an order: positions and deals (magic + marker) show it did not act. A
+        refusal's retcode says so too, but the resend waits for the broker's own books to agree."""
+        if idempotent:
+            return None
+        try:
+            return confirm_outcome(already_done, checks=1, span=0.0, sleep=sleep, proof=True)
+        except Unverified as e:
+            raise BrokerConnectionError(f"{e.message} after a refusal ({req['symbol']})", None) from None
+
     while True:
         if req["action"] == cv.TRADE_ACTION_DEAL:
             req["type_filling"] = modes[mode_i]
@@ -312,6 +323,8 @@ def send_with_policy(
             fill_retry, mode_i = True, (mode_i + 1) % len(modes)
             log.info("filling mode refused; retrying once with mode %d", modes[mode_i])
             sends -= 1  # the fallback mode is part of the same attempt
+            if (found := absent()) is not None:
+                return found
             continue
         if rc == Retcode.INVALID_FILL:
             raise InvalidFillError(f"no filling mode accepted for {req['symbol']}: {text}", rc)
@@ -320,11 +333,15 @@ def send_with_policy(
             if abs(fresh - anchor) > deviation + 1e-9:
                 raise error_for_retcode(rc, f"price moved from {anchor} to {fresh}, beyond the deviation: {text}")
             req["price"] = fresh
+            if (found := absent()) is not None:
+                return found
             continue
         if rc == Retcode.CONNECTION:  # the terminal had no link to the server: nothing was sent
             if sends >= attempts_of(connection.max_retries):
                 raise BrokerConnectionError(f"trade server unreachable: {text}", rc)
             sleep(connection.interval)
+            if (found := absent()) is not None:
+                return found
             continue
         if rc in (Retcode.TIMEOUT, Retcode.CLOSE_ORDER_EXIST) and not idempotent:
             # 10012: may execute late; 10039: a close of this position is already working. Neither is resent
@@ -336,6 +353,8 @@ def send_with_policy(
                       f"a second fill: {text}", rc)
         if rc in (Retcode.TIMEOUT, Retcode.TOO_MANY_REQUESTS) and sends < budget:
             sleep(orders.interval)
+            if (found := absent()) is not None:
+                return found
             continue
         if rc == Retcode.POSITION_CLOSED:  # e.g. its SL hit between our look-up and this send
             raise PositionNotFoundError(f"position {req.get('position')} is already closed: {text}", rc)
