@@ -256,3 +256,15 @@ async def test_freeze_level_skips_the_breakeven_move_and_the_next_cycle_makes_it
     rep = await w.svc.monitor.run_cycle()
     assert rep.sl_moves == 1 and w.svc.exits.get(out.ticket).breakeven_moved
     w.svc.store.close()
+
+
+async def test_trade_mode_short_only_refuses_a_long_on_the_card(cfg, bars, tmp_path):
+    w, _, _ = world(cfg, bars, tmp_path, "hedging")
+    await w.svc.start(monitor=False)
+    mt5.fake_set_symbol(SYMBOL, trade_mode=mt5.SYMBOL_TRADE_MODE_SHORTONLY)
+    analysis, props = await w.svc.propose(SYMBOL)
+    assert props == [] and not analysis.strategies[0].viable
+    assert "only sell positions" in analysis.strategies[0].reason
+    assert any("only sell positions" in f.reason for f in analysis.filters if f.name == "account")
+    assert mt5.fake_state()["requests"] == []
+    w.svc.store.close()

@@ -28,18 +28,31 @@ async def account_refusal(broker, cfg, symbol: str, side: str, info: SymbolInfo)
 
 
 async def with_account_rules(engine, analysis: AnalysisResult) -> AnalysisResult:
-    """`analysis` with a failed "account" filter when the entry would be refused, so the card offers no
-    Approve that cannot work. A broker that cannot be asked leaves the card as it is (send time checks)."""
+    """`analysis` as the account can act on it: a strategy whose direction the trade mode forbids (long only,
+    short only) is marked not viable with the reason; when no viable strategy is left (close only,
+    disabled, a netting account with a position on the symbol) a failed "account" filter says why, so the
+    card offers no Approve that cannot work. A broker that cannot be asked leaves the card as it is (the
+    send re-checks)."""
     if not analysis.passed or analysis.range is None:
         return analysis
-    s = next((x for x in analysis.strategies if x.viable), None)
-    if s is None:
+    viable = [x for x in analysis.strategies if x.viable]
+    if not viable:
         return analysis
+    why: dict[str, str | None] = {}
     try:
-        why = await engine.account_refusal(analysis.symbol, "buy" if s.direction is Direction.LONG else "sell")
+        for side in {"buy" if x.direction is Direction.LONG else "sell" for x in viable}:
+            why[side] = await engine.account_refusal(analysis.symbol, side)
     except BrokerError:
         return analysis
-    if not why:
+    if not any(why.values()):
         return analysis
-    rule = FilterResult(name="account", passed=False, reason=f"{why[:1].upper()}{why[1:]}.")
-    return analysis.model_copy(update={"filters": [*analysis.filters, rule], "passed": False})
+    strategies = [x if not x.viable or not why["buy" if x.direction is Direction.LONG else "sell"]
+                  else x.model_copy(update={"viable": False,
+                                            "reason": why["buy" if x.direction is Direction.LONG else "sell"]})
+                  for x in analysis.strategies]
+    if any(x.viable for x in strategies):
+        return analysis.model_copy(update={"strategies": strategies})
+    first = next(w for w in why.values() if w)
+    rule = FilterResult(name="account", passed=False, reason=f"{first[:1].upper()}{first[1:]}.")
+    return analysis.model_copy(update={"filters": [*analysis.filters, rule], "passed": False,
+                                       "strategies": strategies})
