@@ -268,3 +268,15 @@ async def test_trade_mode_short_only_refuses_a_long_on_the_card(cfg, bars, tmp_p
     assert any("only sell positions" in f.reason for f in analysis.filters if f.name == "account")
     assert mt5.fake_state()["requests"] == []
     w.svc.store.close()
+
+
+@pytest.mark.parametrize("mode", ["hedging", "netting"])
+async def test_order_check_refusal_is_said_in_the_approve_reply_and_nothing_is_sent(cfg, bars, tmp_path, mode):
+    w, _, _ = world(cfg, bars, tmp_path, mode)
+    await w.svc.start(monitor=False)
+    _, props = await w.svc.propose(SYMBOL)
+    mt5.fake_inject("order_check", retcode=mt5.TRADE_RETCODE_NO_MONEY)
+    out = await w.svc.approve(props[0].id, k.TRADER)
+    assert not out.ok and "not enough free margin" in out.message and "nothing was traded" in out.message
+    assert mt5.fake_state()["requests"] == [] and mt5.positions_get() == ()
+    w.svc.store.close()

@@ -46,6 +46,12 @@ from core.brokers.mt5.orders import (
 
 log = logging.getLogger(__name__)
 
+# what `order_check` refusals mean for a trader (docs: MqlTradeCheckResult covers margin, volume, stops, market)
+CHECK_TEXT = {Retcode.NO_MONEY: "not enough free margin for this order",
+              Retcode.INVALID_VOLUME: "the volume is outside the symbol's limits or step",
+              Retcode.INVALID_STOPS: "the stop loss or take profit is too close to the price",
+              Retcode.MARKET_CLOSED: "the market is closed"}
+
 
 class MT5Trading:
     """Mixed into MT5Broker: uses its `_call`, `_spec`, `tick`, `positions`, `history_deals`, lock and policies."""
@@ -112,10 +118,10 @@ class MT5Trading:
         rc = int(r.get("retcode") or 0)
         if rc in (0, Retcode.DONE):
             return
-        text = REFUSAL_TEXT.get(rc) or hinted(str(r.get("comment") or f"retcode {rc}"), rc)
+        text = CHECK_TEXT.get(rc) or REFUSAL_TEXT.get(rc) or hinted(str(r.get("comment") or f"retcode {rc}"), rc)
         self.trading_blocked = mt5_terminal.recheck(self.trading_blocked, mt5_terminal.refusal(rc, self.trading_blocked))
         raise error_for_retcode(rc, f"the broker's order check refused the {req['symbol']} order: {text} "
-                                    f"(retcode {rc}); nothing was sent")
+                                    f"(retcode {rc})")
 
     def modify_sltp(self, ticket: int, sl: float, tp: float) -> OrderResult:
         """`ticket`: the position's identifier (or its ticket). Refused with FrozenError ("not now", the
