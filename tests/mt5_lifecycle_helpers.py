@@ -6,8 +6,10 @@ import lifecycle_helpers as k
 import numpy as np
 from fakes import fake_mt5 as mt5
 
+from core.app import build_service
 from core.brokers.mt5.broker import MT5Broker, RetryPolicy
 from core.domain.clock import FixedClock
+from core.trading.authz import Authorizer
 
 SYMBOL = "XAUUSDc"
 HEDGING, NETTING = 2, 0
@@ -28,7 +30,17 @@ class MT5World:
         self.clock = FixedClock(self.bar_time())
         self.sleeps: list[float] = []
         self.broker = self.new_broker()
-        self.svc = k.service(cfg, tmp_path, self.clock, broker=self.broker, analyser=analyser, store_name=store_name)
+        self.store_name = store_name
+        self.svc = self.new_service(analyser)
+
+    async def _sleep(self, s: float) -> None:
+        """The engine's and monitor's waits: recorded with the adapter's, none of them real."""
+        self.sleeps.append(s)
+
+    def new_service(self, analyser):
+        return build_service(self.cfg, broker=self.broker, clock=self.clock,
+                             store_path=self.tmp_path / self.store_name, analyser=analyser, sleep=self._sleep,
+                             authorizer=Authorizer([k.TRADER], [k.VIEWER]))
 
     def new_broker(self) -> MT5Broker:
         return MT5Broker(mt5, clock=self.clock, sleep=self.sleeps.append, server_utc_offset_hours=0,
@@ -44,5 +56,5 @@ class MT5World:
     def restart(self, analyser=None):
         """A crash: the process is gone (no stop), a new one starts on the same store and terminal."""
         self.broker = self.new_broker()
-        self.svc = k.service(self.cfg, self.tmp_path, self.clock, broker=self.broker, analyser=analyser)
+        self.svc = self.new_service(analyser)
         return self.svc

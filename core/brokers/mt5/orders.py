@@ -105,6 +105,7 @@ def worst_case_seconds(connection: RetryPolicy, orders: RetryPolicy, *, exit_att
       refusals       (max(orders, connection attempts) - 1) x max(orders.interval, connection.interval)
                                                                     (10024 back-off / 10031 wait per resend)
       confirm        orders.interval                                (PLACED / 10012 / 10039 look-ups)
+    and an unconfirmed entry adds the execution engine's look-ups: (orders attempts - 1) x orders.interval.
     A close adds those per part of a partial fill (`parts`, at most MAX_CLOSE_PARTS) minus the one
     reconnect, and the exit policy repeats the close `exit_attempts` times `exit_interval` apart.
     Network time of the calls themselves is not a sleep and is not counted (bounded by the terminal's
@@ -116,7 +117,8 @@ def worst_case_seconds(connection: RetryPolicy, orders: RetryPolicy, *, exit_att
     confirm = orders.interval
     one = reconnect + reconcile + refusals + confirm
     close_once = one + (max(1, parts) - 1) * (refusals + confirm)
-    return {"entry": one, "sltp": reconnect + refusals, "close_attempt": close_once,
+    engine = (n_o - 1) * orders.interval  # the execution engine's look-ups after an unconfirmed entry
+    return {"entry": one + engine, "sltp": reconnect + refusals, "close_attempt": close_once,
             "exit": exit_attempts * close_once + (max(1, exit_attempts) - 1) * exit_interval,
             "connect": reconnect}
 
