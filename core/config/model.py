@@ -36,6 +36,7 @@ from core.config.sections import (  # noqa: F401
     Fallback,
     FalseRange,
     KillSwitch,
+    Mcp,
     Monitor,
     MT5Config,
     News,
@@ -115,7 +116,7 @@ class TradingConfig(_Section):
         return v
 
 
-GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store")
+GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store", "mcp")
 
 
 class AppConfig(TradingConfig):
@@ -125,6 +126,7 @@ class AppConfig(TradingConfig):
     symbol_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     broker: Broker = Broker()
     store: Store = Store()
+    mcp: Mcp = Mcp()
 
     @cached_property
     def version(self) -> str:
