@@ -16,6 +16,7 @@ import secrets
 import time
 from typing import Any
 
+from bot.mcp_server.answers import proposal_output
 from bot.mcp_server.tools import ProposalOutput
 from core.domain.exceptions import UserFacingError
 
@@ -44,8 +45,6 @@ def request_status(store: Any, rid: str) -> ProposalOutput:
     if pid:
         p = store.proposals.get(pid)
         if p is not None:
-            from bot.mcp_server.backend import proposal_output
-
             return proposal_output(p)
     state = req.get("state", "queued")
     msg = req.get("message") or ("waiting for the running bot to post the card" if state == "queued" else state)

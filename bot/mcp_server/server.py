@@ -97,7 +97,7 @@ def handlers(backend: Any) -> dict[str, Callable[[Any], Any]]:
 
 
 async def _symbols(backend: Any):
-    from bot.mcp_server.backend import symbols_output
+    from bot.mcp_server.answers import symbols_output
 
     return symbols_output(backend.cfg)
 
@@ -135,5 +135,32 @@ def build_server(backend: Any, *, stdio_role: Role = "trader") -> MCPServer:
                                                    "result to a trader.")
     def scalp_check(symbol: str) -> str:
         return SCALP_CHECK_PROMPT.format(symbol=symbol)
+
+    @server.custom_route("/tools/{name}", methods=["POST"], include_in_schema=False)
+    async def rest_tool(request: Any) -> Any:
+        """The OpenAPI (custom GPT action) face of the same tools; the HTTP guard has set the role."""
+        from starlette.responses import JSONResponse
+
+        spec = BY_NAME.get(request.path_params.get("name", ""))
+        state = request.scope.get("state")
+        role = state.get(ROLE_STATE_KEY) if isinstance(state, dict) else None
+        if role is None:
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        if spec is None:
+            return JSONResponse({"error": "No such tool."}, status_code=404)
+        if spec.role == "trader" and role != "trader":
+            return JSONResponse({"error": "Your token has the viewer role: it may not propose trades."}, 403)
+        try:
+            body = await request.json()
+            inp = spec.input.model_validate(body if body is not None else {})
+        except ValidationError as e:
+            return JSONResponse({"error": one_line(e)}, status_code=400)
+        except ValueError:
+            return JSONResponse({"error": "The body must be a JSON object."}, status_code=400)
+        try:
+            out = await table[spec.name](inp)
+        except UserFacingError as e:
+            return JSONResponse({"error": e.message}, status_code=400)
+        return JSONResponse(out.model_dump(mode="json"))
 
     return server
