@@ -61,13 +61,14 @@ def _run(args) -> int:
 
     cfg = load_config(args.config)
     secrets = _secrets(Secrets)
-    backend = standalone_backend(cfg, secrets)
-    server = build_server(backend, stdio_role=cfg.mcp.stdio_role)
-    if args.http:
+    opts = None
+    if args.http:  # refused before anything is opened: no token, or not HOST:PORT
         host, port = parse_host_port(args.http)
         opts = HttpOptions.from_config(cfg, secrets, host, port)
+    server = build_server(standalone_backend(cfg, secrets), stdio_role=cfg.mcp.stdio_role)
+    if opts is not None:
         print(f"MoneyBot MCP: streamable HTTP at http://{host}:{port}/mcp (bearer token required)", file=sys.stderr)
-        anyio.run(serve_http, server, opts)
+        anyio.run(serve_http, server, opts)  # Ctrl-C stops it
     else:
         server.run("stdio")
     return 0

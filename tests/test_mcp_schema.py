@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from bot.cli import main
-from bot.mcp_server.schema import openapi_document, openai_tools
+from bot.mcp_server.schema import openai_tools, openapi_document
 from bot.mcp_server.server import build_server
 from bot.mcp_server.tools import TOOLS
 

@@ -37,7 +37,7 @@ class HttpOptions(BaseModel):
     port: int = Field(default=8765, ge=0, le=65535)
     tokens: dict[str, Role] = Field(default_factory=dict, repr=False)  # never in a repr or a log
     rate_per_minute: int = Field(default=60, ge=1)
-    max_body_bytes: int = Field(default=65536, ge=1024)
+    max_body_bytes: int = Field(default=262144, ge=1024)
     allowed_origins: list[str] = Field(default_factory=list)
 
     @classmethod

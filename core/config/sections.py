@@ -316,7 +316,7 @@ class Mcp(_Section):
     token_role: Literal["viewer", "trader"] = "trader"  # the role MONEYBOT_MCP_TOKEN grants
     stdio_role: Literal["viewer", "trader"] = "trader"  # stdio has no token: its launcher owns the .env
     rate_limit_per_minute: int = Field(default=60, ge=1)
-    max_request_bytes: int = Field(default=65536, ge=1024)
+    max_request_bytes: int = Field(default=262144, ge=1024)  # a 100k-char argument is still a tool error
     allowed_origins: list[str] = Field(default_factory=list)  # empty: http://127.0.0.1:PORT, http://localhost:PORT
 
 
