@@ -64,6 +64,14 @@ async def test_propose_over_http_card_in_chats_tap_executes(tmp_path, caplog):
                 assert "viewer role" in refused
                 assert not (await viewer.call_tool("get_health", {})).is_error  # a viewer still reads
 
+            # a standalone `moneybot mcp` queued the second strategy in the shared store: the bot proposes it
+            second = next(x["strategy"] for x in got["strategies"] if x["viable"] and x["strategy"] != strategy)
+            rid = inbox.enqueue(service.store, "XAUUSDc", second)
+            await until(lambda: (service.store.kv.get(inbox.PREFIX + rid) or {}).get("state") == "proposed", 10)
+            queued = (await s.call_tool("get_proposal", {"proposal_id": rid})).structured_content
+            assert queued["status"] == "pending" and queued["strategy"] == second and queued["proposal_id"] != rid
+            await api.wait_for(lambda a: [c for c in a.sent("sendMessage") if c.params.get("reply_markup")])
+
             prop = (await s.call_tool("propose_trade", {"symbol": "XAUUSDc", "strategy": strategy})).structured_content
             pid = prop["proposal_id"]
             assert prop["status"] == "pending" and "awaiting approval in chat" in prop["message"]
@@ -79,7 +87,8 @@ async def test_propose_over_http_card_in_chats_tap_executes(tmp_path, caplog):
             pending = (await s.call_tool("get_proposal", {"proposal_id": pid})).structured_content
             assert pending["status"] == "pending" and pending["message"] == "awaiting approval in chat"
             # no tool can approve: only the tap in chat
-            msg = next(m for m in api.messages.values() if m.get("reply_markup"))
+            msg = next(m for m in api.messages.values()
+                       if f"a:{pid}" in str(m.get("reply_markup")))
             api.push_callback(f"a:{pid}", TRADER, msg)
             await api.wait_for(lambda a: a.sent("editMessageText"))
             await until(lambda: service.broker.positions() != [])
@@ -88,7 +97,7 @@ async def test_propose_over_http_card_in_chats_tap_executes(tmp_path, caplog):
             assert done["status"] == "executed" and done["ticket"] == ticket and done["fill_price"]
             trades = (await s.call_tool("get_open_trades", {})).structured_content
             assert trades["source"] == "running bot" and [t["ticket"] for t in trades["trades"]] == [ticket]
-            # a standalone `moneybot mcp` queued a proposal in the shared store: the running bot takes it
+            # a queued request the bot cannot propose fails with the reason
             rid = inbox.enqueue(service.store, "XAUUSDc", "no_such_strategy_now")
             await until(lambda: (service.store.kv.get(inbox.PREFIX + rid) or {}).get("state") == "failed", 10)
             failed = (await s.call_tool("get_proposal", {"proposal_id": rid})).structured_content

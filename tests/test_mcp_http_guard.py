@@ -102,3 +102,42 @@ def test_cli_mcp_http_without_token_is_one_line(capsys, monkeypatch, tmp_path):
     assert main(["mcp", "--http", "nonsense"]) == 2
     assert "is not HOST:PORT" in capsys.readouterr().err
     assert parse_host_port("[::1]:8765") == ("::1", 8765)
+
+
+async def test_a_foreign_host_header_is_refused_dns_rebinding(tmp_path):
+    async with serving(tmp_path) as base:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        async with httpx2.AsyncClient() as c:
+            r = await c.post(f"{base}/mcp", json=body, headers={
+                "Authorization": f"Bearer {TRADER_TOKEN}", "Host": "attacker.example:80",
+                "Accept": "application/json, text/event-stream"})
+        assert r.status_code == 421
+
+
+async def test_cli_mcp_http_serves_the_tools_with_the_env_token(tmp_path):
+    import subprocess
+    import sys
+
+    from mcp_helpers import ROOT, write_config
+
+    port = free_port()
+    cfg = write_config(tmp_path)
+    env = {"PYTHONPATH": str(ROOT), "MONEYBOT_MCP_TOKEN": TRADER_TOKEN, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "--config", str(cfg), "mcp", "--http",
+                             f"127.0.0.1:{port}"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):
+            try:
+                async with http_session(f"http://127.0.0.1:{port}/mcp", TRADER_TOKEN) as s:
+                    names = [t.name for t in (await s.list_tools()).tools]
+                    health = (await s.call_tool("get_health", {})).structured_content
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("moneybot mcp --http did not come up")
+        assert "propose_trade" in names and health["mode"] == "standalone"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "streamable HTTP at http://127.0.0.1" in err and TRADER_TOKEN not in err

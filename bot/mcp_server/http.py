@@ -39,6 +39,7 @@ class HttpOptions(BaseModel):
     rate_per_minute: int = Field(default=60, ge=1)
     max_body_bytes: int = Field(default=262144, ge=1024)
     allowed_origins: list[str] = Field(default_factory=list)
+    allowed_hosts: list[str] = Field(default_factory=list)
 
     @classmethod
     def from_config(cls, cfg: Any, secrets: Any, host: str | None = None, port: int | None = None) -> HttpOptions:
@@ -50,7 +51,7 @@ class HttpOptions(BaseModel):
             tokens[secrets.mcp_viewer_token.get_secret_value()] = "viewer"
         opts = cls(host=host or m.host, port=m.port if port is None else port, tokens=tokens,
                    rate_per_minute=m.rate_limit_per_minute, max_body_bytes=m.max_request_bytes,
-                   allowed_origins=list(m.allowed_origins))
+                   allowed_origins=list(m.allowed_origins), allowed_hosts=list(m.allowed_hosts))
         opts.check()
         return opts
 
@@ -166,7 +167,7 @@ async def _plain(send: Send, status: int, extra: dict[str, str] | None = None) -
 
 
 def guarded_app(server: Any, opts: HttpOptions) -> McpGuard:
-    hosts = {f"{h}:{opts.port}" for h in ("127.0.0.1", "localhost", opts.host)}
+    hosts = {f"{h}:{opts.port}" for h in ("127.0.0.1", "localhost", opts.host)} | set(opts.allowed_hosts)
     security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=sorted(hosts),
                                          allowed_origins=opts.origins())
     app = server.streamable_http_app(streamable_http_path=MCP_PATH, max_request_body_size=opts.max_body_bytes,

@@ -359,6 +359,7 @@ class Mcp(_Section):
     rate_limit_per_minute: int = Field(default=60, ge=1)
     max_request_bytes: int = Field(default=262144, ge=1024)  # a 100k-char argument is still a tool error
     allowed_origins: list[str] = Field(default_factory=list)  # empty: http://127.0.0.1:PORT, http://localhost:PORT
+    allowed_hosts: list[str] = Field(default_factory=list)  # Host headers besides 127.0.0.1/localhost (a proxy's name)
 
 
 class SymbolSpec(_Section):
