@@ -75,3 +75,12 @@ def test_no_tool_can_approve_execute_close_pause_or_change_config():
     assert not words & {"approve", "execute", "close", "pause", "resume", "emergency", "set", "config", "reject"}
     assert [t.name for t in TOOLS if not t.read_only] == ["propose_trade"]
     assert [t.name for t in TOOLS if t.role == "trader"] == ["propose_trade"]
+
+
+async def test_building_the_server_leaves_the_process_logging_alone():
+    import logging
+
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    await _mcp_tools()  # MCPServer() runs logging.basicConfig (a RichHandler on stderr) when root has none
+    assert (list(root.handlers), root.level) == before

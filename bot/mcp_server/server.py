@@ -116,8 +116,12 @@ class MoneyBotMCP(MCPServer):
 
 
 def build_server(backend: Any, *, stdio_role: Role = "trader") -> MCPServer:
+    root = logging.getLogger()
+    kept, level = list(root.handlers), root.level
     server = MoneyBotMCP("moneybot", title="MoneyBot range scalping", instructions=INSTRUCTIONS,
                        version="0.1.0", log_level="WARNING")
+    root.handlers[:] = kept  # the SDK runs logging.basicConfig: it must not restyle the process's logging
+    root.setLevel(level)
     table = handlers(backend)
     assert set(table) == set(BY_NAME), "every tool in tools.TOOLS needs a handler"
     for spec in TOOLS:
