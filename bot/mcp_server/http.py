@@ -46,7 +46,7 @@ class HttpOptions(BaseModel):
         m = cfg.mcp
         tokens: dict[str, Role] = {}
         if getattr(secrets, "mcp_token", None):
-            tokens[secrets.mcp_token.get_secret_value()] = m.token_role
+            tokens[secrets.mcp_token.get_secret_value()] = m.access_role
         if getattr(secrets, "mcp_viewer_token", None):
             tokens[secrets.mcp_viewer_token.get_secret_value()] = "viewer"
         opts = cls(host=host or m.host, port=m.port if port is None else port, tokens=tokens,

@@ -354,7 +354,7 @@ class Mcp(_Section):
     enabled: bool = False  # serve MCP over HTTP inside `moneybot run` (and take queued standalone proposals)
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
-    token_role: Literal["viewer", "trader"] = "trader"  # the role MONEYBOT_MCP_TOKEN grants
+    access_role: Literal["viewer", "trader"] = "trader"  # the role MONEYBOT_MCP_TOKEN grants
     stdio_role: Literal["viewer", "trader"] = "trader"  # stdio has no token: its launcher owns the .env
     rate_limit_per_minute: int = Field(default=60, ge=1)
     max_request_bytes: int = Field(default=262144, ge=1024)  # a 100k-char argument is still a tool error

@@ -42,7 +42,7 @@ class Secrets(BaseSettings):
     mt5_server: str | None = None
     mt5_bridge_host: str | None = None
     mt5_bridge_port: int = Field(default=18812, ge=1, le=65535)
-    # MCP over HTTP (bot/mcp_server): the bearer tokens; MCP_TOKEN has config mcp.token_role, the other "viewer"
+    # MCP over HTTP (bot/mcp_server): the bearer tokens; MCP_TOKEN has config mcp.access_role, the other "viewer"
     mcp_token: SecretStr | None = None
     mcp_viewer_token: SecretStr | None = None
 
