@@ -80,6 +80,7 @@ async def test_propose_over_http_card_in_chats_tap_executes(tmp_path, caplog):
             assert service.broker.positions() == []
             # the card: in the console (numbered buttons) and on Telegram (chart + keyboard)
             await until(lambda: "Approve" in out.getvalue() and "XAUUSDc" in out.getvalue())
+            assert "Proposed by an AI assistant over MCP" in out.getvalue()
             cards = await api.wait_for(lambda a: [c for c in a.sent("sendMessage") if c.params.get("reply_markup")])
             keyboard = cards[-1].params["reply_markup"]["inline_keyboard"]
             assert [b["callback_data"] for row in keyboard for b in row] == [f"a:{pid}", f"r:{pid}"]

@@ -37,6 +37,8 @@ from core.domain.models import AnalysisResult, TradeProposal
 
 log = logging.getLogger(__name__)
 
+AGENT_BANNER = "🤖 Proposed by an AI assistant over MCP: nothing happens unless a trader taps Approve."
+
 def _open_trade(t, **live) -> OpenTrade:
     return OpenTrade(ticket=t.ticket, symbol=t.symbol, strategy=t.strategy, direction=t.direction.value,
                      volume=t.volume, entry_price=t.entry_price, stop_loss=t.sl, take_profit=t.tp,
@@ -93,6 +95,7 @@ class BotBackend:
             raise ProposalError("No chat is connected to show the card to a trader, so nothing was proposed.")
         analysis, proposal = await self.service.propose_strategy(symbol, strategy)
         reply = await self._card(analysis, [proposal])
+        reply.text = f"{AGENT_BANNER}\n{reply.text}"  # the trader must know a model, not a colleague, asked
         chats = await self._chats.post(reply)
         return propose_output(proposal, f"{AWAITING} ({', '.join(chats) or 'no chat took the card'})")
 

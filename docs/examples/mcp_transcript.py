@@ -97,7 +97,7 @@ async def main() -> None:
         print("\n".join(out.getvalue()[len(card):].strip().splitlines()))
         g = show(f'get_proposal(proposal_id="{p["proposal_id"]}")',
                  await s.call_tool("get_proposal", {"proposal_id": p["proposal_id"]}))
-        print(f"<<< {g['status']}: ticket {g['ticket']}, fill {g['fill_price']}, {g['message']}")
+        print(f"<<< status {g['status']}, ticket {g['ticket']}, fill {g['fill_price']}")
     runner.stop_event.set()
     await asyncio.wait_for(task, 30)
 
