@@ -93,7 +93,9 @@ class Runner:
         self.mcp = None  # bot.mcp_server.in_bot.McpInBot when config mcp.enabled
 
     async def start(self) -> None:
-        logsafe.install([s.get_secret_value() for s in (self.secrets.telegram_token, self.secrets.discord_token) if s])
+        logsafe.install([s.get_secret_value() for s in (self.secrets.telegram_token, self.secrets.discord_token,
+                                                         getattr(self.secrets, "mcp_token", None),
+                                                         getattr(self.secrets, "mcp_viewer_token", None)) if s])
         # The chats connect, and their alert sinks register, BEFORE the service starts: recovery pages what
         # it finds after a crash (an orphan adopted, trades missing) and those pages must reach a phone.
         # Telegram takes commands only once the service is ready; Discord logs in meanwhile. A chat that

@@ -98,3 +98,21 @@ async def test_the_queue_proposes_once_fails_stale_requests_and_says_why(store):
     assert out.status == "failed" and "outside allowed sessions" in out.message
     assert "waited too long" in inbox.request_status(store, stale).message
     assert inbox.bot_last_seen(store) is not None
+
+
+async def test_in_bot_a_pending_proposal_past_its_expiry_reads_expired():
+    from types import SimpleNamespace
+
+    from bot.mcp_server.backend import BotBackend
+    from core.domain.clock import FixedClock
+
+    a = _two_strategies()
+    p = TradeProposal(id="abc123", symbol="XAUUSDc", strategy=a.strategies[0], analysis=a, lot=0.01,
+                      created_at=100.0, expires_at=220.0)
+    clock = FixedClock(200.0)
+    service = SimpleNamespace(cfg=None, store=None, clock=clock, proposal=lambda pid: p if pid == p.id else None)
+    backend = BotBackend(service, card=None, chats=None)
+    assert (await backend.proposal("abc123")).status == "pending"
+    clock.set(221.0)
+    out = await backend.proposal("abc123")
+    assert out.status == "expired" and out.message == "expired: nobody approved it in time"

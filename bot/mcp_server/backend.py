@@ -33,7 +33,7 @@ from bot.mcp_server.tools import (
     ProposeOutput,
 )
 from core.domain.exceptions import ProposalError, UserFacingError
-from core.domain.models import AnalysisResult, TradeProposal
+from core.domain.models import AnalysisResult, ProposalState, TradeProposal
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +101,11 @@ class BotBackend:
 
     async def proposal(self, proposal_id: str) -> ProposalOutput:
         p = self.service.proposal(proposal_id)
-        if p is not None:
-            return proposal_output(p)
-        return inbox.request_status(self.store, proposal_id)
+        if p is None:
+            return inbox.request_status(self.store, proposal_id)
+        if p.state is ProposalState.PENDING and p.expires_at < self.service.clock.now():
+            p = p.model_copy(update={"state": ProposalState.EXPIRED})  # lapsed; the monitor marks it soon
+        return proposal_output(p)
 
     def effective_config(self) -> dict[str, Any]:
         return masked_config(self.cfg)
