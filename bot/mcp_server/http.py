@@ -185,7 +185,7 @@ class _QuietServer(uvicorn.Server):
 
 def http_server(server: Any, opts: HttpOptions, *, own_signals: bool = True) -> uvicorn.Server:
     config = uvicorn.Config(guarded_app(server, opts), host=opts.host, port=opts.port, log_level="warning",
-                            access_log=False, lifespan="on")
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=3)
     return uvicorn.Server(config) if own_signals else _QuietServer(config)
 
 
