@@ -116,3 +116,59 @@ async def test_in_bot_a_pending_proposal_past_its_expiry_reads_expired():
     clock.set(221.0)
     out = await backend.proposal("abc123")
     assert out.status == "expired" and out.message == "expired: nobody approved it in time"
+
+
+@pytest.mark.parametrize("passed, strategy, needle", [
+    (False, "bb_fade", "No bb_fade proposal on XAUUSDc now: Outside allowed sessions (weekend)"),
+    (True, "rsi_bounce", "No rsi_bounce proposal on XAUUSDc now: rsi_bounce is not viable now"),
+])
+async def test_propose_strategy_refuses_a_no_trade_or_a_strategy_not_on_offer(tmp_path, passed, strategy, needle):
+    from lifecycle_helpers import config, service
+
+    from core.domain.clock import FixedClock
+
+    a = analysis_from(real_candles(), passed=passed)
+    a = a.model_copy(update={"filters": [f.model_copy(update={"reason": f.reason[:1].upper() + f.reason[1:]})
+                                         for f in a.filters]})
+
+    async def analyser(symbol):
+        return a
+
+    svc = service(config(), tmp_path, FixedClock(a.as_of), analyser=analyser)
+    await svc.start(monitor=False)
+    try:
+        with pytest.raises(ProposalError) as e:
+            await svc.propose_strategy("XAUUSDc", strategy)
+        assert needle in e.value.message
+        assert svc.store.proposals.list() == []  # nothing stored, nothing to tap
+        _, p = await svc.propose_strategy("XAUUSDc", "bb_fade") if passed else (None, None)
+        if passed:
+            assert p.state is ProposalState.PENDING and p.strategy.strategy == "bb_fade"
+            assert [x.id for x in svc.store.proposals.list()] == [p.id]
+    finally:
+        await svc.stop()
+
+
+async def test_discord_card_goes_to_the_alert_channel_with_its_buttons():
+    from bot.mcp_server.chats import _discord_post
+    from bot.replies import Button, Reply
+
+    sent = []
+
+    class Channel:
+        async def send(self, **kw):
+            sent.append(kw)
+
+    class Client:
+        alert_channel_id = 42
+
+        def get_channel(self, cid):
+            return Channel() if cid == 42 else None
+
+    reply = Reply(text="card", buttons=[[Button("✅ Approve 1", "a:abc", "success"), Button("✖ Reject 1", "r:abc",
+                                                                                          "danger")]],
+                  image=b"\x89PNG", image_name="c.png")
+    await _discord_post(Client(), reply)
+    assert len(sent) == 1 and sent[0]["content"] == "card" and sent[0]["file"].filename == "c.png"
+    ids = [c.custom_id for c in sent[0]["view"].children]
+    assert len(ids) == 2 and ids[0].endswith(":a:abc") and ids[1].endswith(":r:abc")
