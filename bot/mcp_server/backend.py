@@ -32,12 +32,13 @@ from bot.mcp_server.tools import (
     ProposalOutput,
     ProposeOutput,
 )
-from core.domain.exceptions import ProposalError, UserFacingError
+from core.domain.exceptions import ProposalError
 from core.domain.models import AnalysisResult, ProposalState, TradeProposal
 
 log = logging.getLogger(__name__)
 
 AGENT_BANNER = "🤖 Proposed by an AI assistant over MCP: nothing happens unless a trader taps Approve."
+
 
 def _open_trade(t, **live) -> OpenTrade:
     return OpenTrade(ticket=t.ticket, symbol=t.symbol, strategy=t.strategy, direction=t.direction.value,
@@ -182,6 +183,3 @@ def file_analyser(cfg: Any) -> Callable[[str], Awaitable[AnalysisResult]]:
 
     return analyse
 
-
-def not_found(proposal_id: str) -> UserFacingError:
-    return UserFacingError(f"There is no proposal or queued request with id '{proposal_id}'.")
