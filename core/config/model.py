@@ -36,6 +36,7 @@ from core.config.sections import (  # noqa: F401
     Fallback,
     FalseRange,
     KillSwitch,
+    Mcp,
     Monitor,
     MT5Config,
     News,
@@ -125,7 +126,7 @@ class TradingConfig(_Section):
         return self
 
 
-GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store")
+GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store", "mcp")
 
 
 class AppConfig(TradingConfig):
@@ -135,6 +136,7 @@ class AppConfig(TradingConfig):
     symbol_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     broker: Broker = Broker()
     store: Store = Store()
+    mcp: Mcp = Mcp()
 
     @cached_property
     def version(self) -> str:
