@@ -303,3 +303,12 @@ def test_order_check_injected_refusal_maps_to_its_typed_error(drv):
     with pytest.raises(Exception) as e:
         drv.broker.market_order(buy())
     assert type(e.value).__name__ == "MarketClosedError" and sent() == []
+
+
+@pytest.mark.parametrize("mode, code", [(mt5.SYMBOL_TRADE_MODE_CLOSEONLY, 10044), (mt5.SYMBOL_TRADE_MODE_SHORTONLY, 10043),
+                                        (mt5.SYMBOL_TRADE_MODE_DISABLED, 10017)])
+def test_trade_mode_refusal_carries_the_matching_retcode(drv, mode, code):
+    mt5.fake_set_symbol(SYM, trade_mode=mode)
+    with pytest.raises(RefusedError) as e:
+        drv.broker.market_order(buy())
+    assert e.value.code == code and "nothing was sent" in e.value.message and sent() == []

@@ -18,6 +18,9 @@ from typing import Any
 
 from core.brokers.base import (
     REFUSAL_TEXT,
+    TRADE_MODE_CLOSEONLY,
+    TRADE_MODE_LONGONLY,
+    TRADE_MODE_SHORTONLY,
     BrokerError,
     FrozenError,
     OrderRequest,
@@ -80,7 +83,9 @@ class MT5Trading:
         info, tick_size = self._spec(request.symbol)  # fresh: trade mode, stops, volume step change
         why = trade_mode_refusal(info.trade_mode, request.side)
         if why:
-            raise RefusedError(f"{request.symbol}: {why}; nothing was sent", Retcode.TRADE_DISABLED)
+            code = {TRADE_MODE_LONGONLY: Retcode.LONG_ONLY, TRADE_MODE_SHORTONLY: Retcode.SHORT_ONLY,
+                    TRADE_MODE_CLOSEONLY: Retcode.CLOSE_ONLY}.get(info.trade_mode, Retcode.TRADE_DISABLED)
+            raise RefusedError(f"{request.symbol}: {why}; nothing was sent", code)
         if self.account is None:
             self._read_account_mode()
         if self.netting:
