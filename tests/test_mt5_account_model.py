@@ -64,6 +64,8 @@ def raw(side, volume, magic=7, comment="manual", position=0):
 # ---- 1. netting accounts ------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", [NETTING, EXCHANGE])
 def test_netting_mode_is_read_at_connect_and_on_reconnect(mode):
+    # docs silent: the Account Properties pages name RETAIL_NETTING / EXCHANGE / RETAIL_HEDGING but print no
+    # numbers; 0 / 1 / 2 are the package's values, used by the fake and the adapter alike
     d = MT5Driver()
     assert not d.broker.netting and d.broker.account_mode == "hedging"
     mt5.fake_set_account(margin_mode=mode)
@@ -291,6 +293,8 @@ def test_order_check_refuses_no_money_and_nothing_is_sent(drv):
 
 
 def test_order_check_is_called_before_every_entry(drv, monkeypatch):
+    # docs silent on which order_check retcode means "passed": the package's example prints 0 ("Done"), which
+    # the fake answers; the adapter also accepts 10009
     calls = []
     real = mt5.order_check
     monkeypatch.setattr(mt5, "order_check", lambda req: calls.append(dict(req)) or real(req))
