@@ -339,6 +339,8 @@ def health_text(report: Any) -> str:
     problems = g("problems") or []
     lines = ["Health: ✅ OK" if g("ok") else "Health: ⚠️ " + "; ".join(problems or ["problems"])]
     lines.append(f"Broker {g('broker', '?')}: {'connected' if g('broker_connected') else 'NOT connected'}")
+    if g("account_mode"):  # MT5: netting accounts take one position per symbol
+        lines.append(f"Account: {g('account_mode')}" + (f", {g('account_currency')}" if g("account_currency") else ""))
     age = g("heartbeat_age_seconds")
     last = g("last_cycle_ms")
     mon = "running" if g("monitor_running") else "STOPPED"

@@ -36,6 +36,7 @@ from core.config.sections import (  # noqa: F401
     Fallback,
     FalseRange,
     KillSwitch,
+    Mcp,
     Monitor,
     MT5Config,
     News,
@@ -126,7 +127,7 @@ class TradingConfig(_Section):
         return self
 
 
-GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store", "orderflow_feeds")
+GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store", "mcp", "orderflow_feeds")
 
 
 class AppConfig(TradingConfig):
@@ -136,6 +137,7 @@ class AppConfig(TradingConfig):
     symbol_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     broker: Broker = Broker()
     store: Store = Store()
+    mcp: Mcp = Mcp()
     orderflow_feeds: OrderFlowFeeds = OrderFlowFeeds()
 
     @cached_property

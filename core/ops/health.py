@@ -60,7 +60,18 @@ class HealthReport(BaseModel):
     # order flow and news calendar: source, age_seconds, problem (see core.data.sources.market_context)
     data_sources: dict[str, dict] = Field(default_factory=dict)
     fallbacks_used: dict[str, int] = Field(default_factory=dict)  # "orderflow:skip_confirmation" -> analyses
+    # the account model as read at connect/reconnect (MT5: netting / exchange (netting) / hedging; FIFO close)
+    account_mode: str | None = None
+    account_currency: str | None = None
     problems: list[str] = Field(default_factory=list)
+
+
+def account_model(broker: Any) -> tuple[str | None, str | None]:
+    """(mode, currency) from what the broker last read (no broker call: /health answers while it hangs)."""
+    info = getattr(broker, "account", None)
+    if info is None or not hasattr(info, "mode_name"):
+        return None, None
+    return info.mode_name + (", FIFO close" if getattr(info, "fifo_close", False) else ""), info.currency or None
 
 
 def trading_blocked(broker: Any) -> str | None:
@@ -96,9 +107,10 @@ def health_report(service: Any) -> HealthReport:
     sources = market.status() if market is not None else {}
     if market is not None:
         problems += market.problems()
+    mode, currency = account_model(service.broker)
     return HealthReport(
         data_sources=sources, fallbacks_used=dict(market.fallbacks) if market is not None else {},
-        ok=not problems, broker=getattr(service.broker, "name", type(service.broker).__name__),
+        account_mode=mode, account_currency=currency, ok=not problems, broker=getattr(service.broker, "name", type(service.broker).__name__),
         broker_connected=connected, monitor_running=m.running, monitor_heartbeat=m.heartbeat,
         heartbeat_age_seconds=hb_age, last_cycle_ms=m.last_report.duration_ms if m.last_report else None,
         monitor_cycles=m.cycles, open_trades=len(service.exits), entries_blocked=service.notifier.entries_blocked(),
