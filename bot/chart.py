@@ -149,8 +149,16 @@ def _alert_title(alert: Alert) -> str:
         title += f" · #{alert.ticket}"
     if alert.trade is not None:
         arrow, _ = _side(alert.trade.direction)
-        title += f" · {alert.trade.direction.value.upper()} {arrow}"
-    return title if len(title) <= 60 else title[:59] + "…"
+        side = alert.trade.direction.value.upper()
+        # the title ("XAUUSDc LONG #100001 closed") usually names the side already: add only its arrow then
+        if side in title.split():
+            title = title.replace(f" {side} ", f" {side} {arrow} ", 1) if f" {side} " in title else title
+        else:
+            title += f" · {side} {arrow}"
+    if len(title) <= 60:
+        return title
+    cut = title[:59].rsplit(" ", 1)[0]  # never half a word
+    return cut + "…"
 
 
 def _result_badge(trade: ActiveTrade | None, exit_price: float | None) -> tuple[str, str]:

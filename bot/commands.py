@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 CHART_BARS = 120
 MAX_TRADES = 50
 MAX_DAYS = 3650
+NOT_A_COMMAND = "I only understand commands: type /help for the list (for example /scalp XAUUSDc)."
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,24}$")
 
 
@@ -160,10 +161,14 @@ class CommandRouter:
         v = int(text)
         return v if lo <= v <= hi else None
 
+    def knows(self, word: str) -> bool:
+        """Whether `word` (no slash) names a command: the console lets a trader leave the slash off."""
+        return word.lower() in self._handlers or word.lower() in ("approve", "reject")
+
     async def _dispatch_text(self, text: str, user_id: Any, progress: ProgressFn | None = None) -> Reply:
         parsed = parse_command(text)
         if parsed is None:
-            return Reply(text="I only understand commands. Try /help or /scalp XAUUSDc.", kind="usage")
+            return Reply(text=NOT_A_COMMAND, kind="usage")
         name, args = parsed
         handler = self._handlers.get(name)
         if handler is None:
@@ -189,7 +194,8 @@ class CommandRouter:
             analysis = await self.service.assess(symbol)
         digits = self._digits(symbol)
         blocked = facts.entries_blocked(self.service) if proposals else None
-        text = presenter.analysis_card(analysis, digits, proposals, blocked=blocked)
+        text = presenter.analysis_card(analysis, digits, proposals, blocked=blocked,
+                                       offer_seconds=self.cfg.for_symbol(symbol).execution.proposal_expiry_seconds)
         by_strategy = {p.strategy.strategy + p.strategy.direction.value: p for p in proposals}
         rows: list[list[Button]] = []
         for i, s in enumerate(analysis.strategies[:5], 1):

@@ -22,7 +22,7 @@ from bot import logsafe
 from bot.chat_link import ChatLink
 from bot.commands import CommandRouter
 from bot.console import ConsoleChat
-from core.app import build_for_run, bundled_data_notice
+from core.app import build_for_run, bundled_data_notice, start_banner
 from core.config.model import PROJECT_ROOT, AppConfig
 from core.config.settings import Secrets
 from core.domain.timeframes import Timeframe
@@ -114,6 +114,7 @@ class Runner:
                        "(Bot > Reset Token), then restart").start()
             await asyncio.sleep(0)  # its alert sink registers now, before recovery pages anything
         await self.service.start()
+        self._show_banner()
         self._commands_open = True
         if self.telegram is not None:
             try:
@@ -121,6 +122,19 @@ class Runner:
             except Exception as e:  # connected, but polling could not start: drop it and try again later
                 await self._drop_telegram()
                 self.links["telegram"].lost(e)
+
+    def _show_banner(self) -> None:
+        """The replay clock and each symbol's data span, under the console's welcome (and in the log)."""
+        try:
+            banner = start_banner(self.service)
+        except Exception:  # noqa: BLE001 - a banner must never stop the start
+            log.warning("could not build the start banner", exc_info=True)
+            return
+        if not banner:
+            return
+        log.info("%s", banner)
+        if self.console is not None:
+            self.console.notice = "\n".join(x for x in (self.console.notice, banner) if x)
 
     def _link(self, key: str, name: str, open_, rejected: tuple, fix: str) -> ChatLink:
         report = getattr(self.service, "set_chat_link", None)

@@ -224,8 +224,9 @@ class ExitExecutor:
         pnl = closed.pnl - abs(closed.commission)
         cash = await self._money(pnl)
         text = alert_texts.closed_text(symbol_price(self.cfg, trade.symbol, closed.exit_price), closed.r_multiple,
-                                       cash, closed.exit_reason, detail, our_kind=reason_kind)
-        self.notify.alert("exit_executed", "high",  # high: the default routing sends it to the chats
+                                       cash, closed.exit_reason, detail, our_kind=reason_kind, at=closed.exit_time)
+        # severity by what happened (a close is news, not a warning); trade news reaches the chats anyway
+        self.notify.alert("exit_executed", alert_texts.CLOSE_SEVERITY,
                           alert_texts.closed_title(trade, closed.r_multiple, cash), text, symbol=trade.symbol,
                           ticket=trade.ticket, trade=trade, range_data=trade.range_data, exit_price=closed.exit_price,
                           dedup_key=f"exit_executed:{trade.ticket}")

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.domain.models import Alert
+from core.ops.alert_texts import route_as
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def missed(rows: list[dict[str, Any]], sink: str, routing: dict[str, list[str]],
         said = r["deliveries"].get(sink, "")
         return said.startswith(_HANDLED) or (r["id"] <= expected_from and not said.startswith(_MISSED))
 
-    return [r for r in rows if sink in routing.get(r["severity"], []) and r["id"] not in in_flight and not got_it(r)]
+    return [r for r in rows if sink in routing.get(route_as(r["kind"], r["severity"]), [])
+            and r["id"] not in in_flight and not got_it(r)]
 
 
 def must_send(row: dict[str, Any]) -> bool:
@@ -125,7 +127,7 @@ class CatchUp:
         """Say in the log that an expected chat routed this alert was not there to get it."""
         if self._store is None or log_id is None:
             return
-        for sink in self._routing.get(severity, []):
+        for sink in self._routing.get(severity, []):  # the caller passes the routed severity (route_as)
             if sink in self.expected and sink not in registered:
                 try:
                     self._store.alerts.set_delivery(log_id, sink, "missed: not connected")
