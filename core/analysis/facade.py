@@ -9,8 +9,8 @@ inputs from a `Broker` or from the historical files (`MarketData`), and is the o
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
