@@ -122,7 +122,10 @@ class CommandRouter:
                 log.info("ignoring repeat attempt from unauthorized user %s", user_id)
                 return None
             self._refused.add(user_id)
-            return Reply(text=e.message, kind="refusal", ephemeral=True, toast=e.message[:190])
+            # their own id, so they can copy it into .env: safe to show, it is the asker's own
+            text = (f"{e.message}\nYour user id is {user_id}. To use this bot, add it to MONEYBOT_TRADER_USER_IDS "
+                    "(or MONEYBOT_VIEWER_USER_IDS to only read) in .env, then restart MoneyBot.")
+            return Reply(text=text, kind="refusal", ephemeral=True, toast=text[:190])
         return False
 
     def precheck(self, command: str, user_id: Any) -> Reply | None:

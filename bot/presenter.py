@@ -77,10 +77,11 @@ def _short(text: str, n: int = 90) -> str:
     """At most n characters, shortened at a word boundary: a word cut in half ("the rang…") reads as a bug."""
     if len(text) <= n:
         return text
-    cut = text[: n - 1].rstrip()
-    space = cut.rfind(" ")
-    if space > n // 2:
-        cut = cut[:space]
+    cut = text[: n - 1]
+    if not (cut.endswith(" ") or text[n - 1] == " "):  # the cut falls inside a word: drop that word
+        space = cut.rfind(" ")
+        if space > n // 2:
+            cut = cut[:space]
     return cut.rstrip(" ,;:·-") + "…"
 
 

@@ -156,8 +156,13 @@ class Runner:
 
         chat = self.secrets.telegram_chat_id
         alert_chats = [chat] if chat is not None else list(self.secrets.trader_user_ids)
+        kwargs = dict(self._telegram_kwargs)
+        configured = getattr(getattr(self.cfg, "telegram", None), "base_url", None)
+        base_url = getattr(self.secrets, "telegram_base_url", None) or configured  # the environment wins
+        if base_url and "base_url" not in kwargs:
+            kwargs["base_url"] = base_url
         front = TelegramFrontEnd(self.router, self.secrets.telegram_token.get_secret_value(), chat_id=chat,
-                                 alert_chat_ids=alert_chats, **self._telegram_kwargs)
+                                 alert_chat_ids=alert_chats, **kwargs)
         try:
             await front.connect()
             if self._commands_open:

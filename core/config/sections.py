@@ -307,6 +307,14 @@ class Store(_Section):
     path: str = "data/moneybot.sqlite"
 
 
+class Telegram(_Section):
+    """Telegram settings that are not secrets (the token stays in .env). `base_url`: a self-hosted Bot API
+    server's endpoint (e.g. http://127.0.0.1:8081/bot); None is api.telegram.org. The environment's
+    MONEYBOT_TELEGRAM_BASE_URL, when set, wins."""
+
+    base_url: str | None = None
+
+
 class SymbolSpec(_Section):
     description: str = ""
     digits: int = Field(ge=0, le=10)

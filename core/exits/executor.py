@@ -30,6 +30,7 @@ from core.ops import alert_texts
 from core.ops.notify import REMINDER_SECONDS
 
 log = logging.getLogger(__name__)
+CURRENCY_KEY = "account_currency"  # the store's kv entry `moneybot trades` prints money with
 
 # refusals for want of a live price (weekend, session break): a retry at once or a wider deviation cannot
 # help, and they are no fault (they must not count toward the auto-disable)
@@ -135,6 +136,11 @@ class ExitExecutor:
                 self._currency = (await asyncio.to_thread(self.broker.account_info)).currency or ""
             except Exception:  # noqa: BLE001 - a sentence without its unit beats a close without an alert
                 return f"{amount:+.2f}"
+            if self._currency:  # kept for `moneybot trades`, which reads the store without a broker
+                try:
+                    self.store.kv.set(CURRENCY_KEY, self._currency)
+                except Exception:  # noqa: BLE001 - the unit is a nicety, the close is not
+                    log.warning("could not record the account currency", exc_info=True)
         return f"{amount:+.2f} {self._currency}".rstrip()
 
     def closing(self, ticket: int) -> bool:
