@@ -22,7 +22,6 @@ from core.domain.models import ActiveTrade, Alert, ClosedTrade, Direction
 from core.store import Store
 
 
-
 # ---------------------------------------------------------------- 1, 2: data spans and the replay clock
 async def test_banner_and_health_give_the_replay_clock_and_each_symbols_data_span(tmp_path):
     service, clock = await start_core(tmp_path)
