@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 import sqlite3
 from datetime import UTC, datetime
@@ -298,3 +299,35 @@ async def test_a_console_message_without_a_slash_says_to_type_help(tmp_path):
         assert "Open range scalps" in text or "No open range scalps" in text  # "status" still works bare
     finally:
         await service.stop()
+
+
+# ---------------------------------------------------------------- 4: the chart on a phone
+def _texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_chart_marks_a_far_range_edge_keeps_the_trade_boxes_and_merges_entry_with_last():
+    from bot.chart import analysis_figure, render_analysis_chart
+
+    candles = real_candles()
+    bars = candles[-120:]
+    a = analysis_from(candles)
+    lo, hi = float(bars["low"].min()), float(bars["high"].max())
+    span = hi - lo
+    far = a.range.model_copy(update={"range_high": hi + 5 * span, "range_low": lo,
+                                     "range_mid": (hi + 5 * span + lo) / 2})
+    last = float(bars["close"][-1])
+    strat = a.strategies[0].model_copy(update={"entry": last + 10 ** -2, "stop_loss": last + 0.3 * span,
+                                                "take_profit": last - 0.45 * span})
+    a = a.model_copy(update={"range": far, "strategies": [strat]})
+    fig = analysis_figure(candles, a, 2, strategy=strat)
+    ax = fig.axes[0]
+    y0, y1 = ax.get_ylim()
+    assert y1 < far.range_high  # the far edge does not squeeze the candles into a band...
+    assert f"▲ range high {far.range_high:.2f} (off the chart)" in _texts(fig)  # ...it is marked at the edge
+    assert f"range low {lo:.2f}" in _texts(fig)  # the near one is drawn where it is
+    assert y0 <= min(strat.stop_loss, strat.take_profit) and max(strat.stop_loss, strat.take_profit) <= y1
+    texts = _texts(fig)
+    assert not any(re.match(r"last \d", t) for t in texts)  # entry and last within a tick: one tag
+    assert f"entry {strat.entry:.2f}" in texts and "last = entry " in texts
+    assert render_analysis_chart(candles, a, 2, strategy=strat).startswith(b"\x89PNG")
