@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import sqlite3
 from datetime import UTC, datetime
 
