@@ -331,3 +331,38 @@ def test_chart_marks_a_far_range_edge_keeps_the_trade_boxes_and_merges_entry_wit
     assert not any(re.match(r"last \d", t) for t in texts)  # entry and last within a tick: one tag
     assert f"entry {strat.entry:.2f}" in texts and "last = entry " in texts
     assert render_analysis_chart(candles, a, 2, strategy=strat).startswith(b"\x89PNG")
+
+
+# ---------------------------------------------------------------- 9: catch-up alerts keep their chart
+async def test_a_close_alert_caught_up_after_a_restart_carries_its_chart(tmp_path):
+    import lifecycle_helpers as k
+
+    from core.ops.alerts import RangeScalpingAlerts
+
+    cfg = k.config({})
+    clock = FixedClock(datetime(2025, 5, 20, 7, 55, tzinfo=UTC).timestamp())
+    store = Store(tmp_path / "store.sqlite", clock)
+    rng = analysis_from(real_candles()).range
+    trade = _trade().model_copy(update={"range_data": rng})
+    dying = RangeScalpingAlerts(cfg.alerts, clock, store)  # the run that logged it, then died
+    dying.register_sink("telegram", lambda a: None)
+    dying.alert_exit_executed(trade, 3216.32, "take_profit", pnl=5.52)
+    store.close()
+
+    clock.advance(120)
+    svc = k.service(cfg, tmp_path, clock)
+    got: list[Alert] = []
+
+    async def telegram(alert):
+        got.append(alert)
+
+    svc.alerts.register_sink("telegram", telegram)
+    await svc.start(monitor=False)
+    await svc.alerts.drain()
+    try:
+        (late,) = got
+        assert late.trade == trade and late.range_data == rng and late.exit_price == 3216.32
+        reply = await make_router(svc, svc.cfg, tmp_path).alert_reply(late)
+        assert reply.image is not None and reply.image.startswith(b"\x89PNG")
+    finally:
+        await svc.stop()
