@@ -43,7 +43,7 @@ def _fresh_clone(dest: Path) -> Path:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    assert not (dest / "data").exists() and not (dest / ".env").exists()
+    assert not list((dest / "data").glob("*.sqlite*")) and not (dest / ".env").exists()  # nothing run yet
     return dest
 
 
