@@ -8,6 +8,7 @@ engine) and PNG compression is kept light. Sizes and the shared pieces are in `b
 from __future__ import annotations
 
 import logging
+import textwrap
 
 import numpy as np
 
@@ -139,7 +140,8 @@ def analysis_figure(
     time_axis(ax, bars, RIGHT_PAD)
     price_tags(ax, tags)
     if analysis.range is None and analysis.no_range is not None:
-        ax.text(0.02, 0.96, analysis.no_range.message[:70], transform=ax.transAxes, fontsize=FS_NOTE, va="top",
+        note = textwrap.shorten(analysis.no_range.message, 70, placeholder="…")  # whole words only
+        ax.text(0.02, 0.96, note, transform=ax.transAxes, fontsize=FS_NOTE, va="top",
                 wrap=True, bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"), zorder=8)
     if n == 0:
         ax.text(0.5, 0.5, "no candles", transform=ax.transAxes, ha="center", fontsize=FS_NOTE)

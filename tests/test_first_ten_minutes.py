@@ -44,6 +44,23 @@ async def test_banner_and_health_give_the_replay_clock_and_each_symbols_data_spa
         await service.stop()
 
 
+async def test_a_resumed_paper_account_says_so_in_the_banner(tmp_path):
+    from core.brokers.paper.store import PaperStore
+
+    later = datetime(2025, 1, 6, 10, 0, tzinfo=UTC).timestamp()
+    st = PaperStore(tmp_path / "paper_broker.sqlite", 10_000)
+    st.set_meta("clock", repr(later))
+    st.close()
+    service, clock = await start_core(tmp_path, at=later - 86400)
+    try:
+        assert clock.now() == later
+        assert start_banner(service).startswith("Replay clock: 2025-01-06 10:00 UTC at 1× (paper broker on old "
+                                                "market data, not the live market); resumed where this paper "
+                                                "account stopped")
+    finally:
+        await service.stop()
+
+
 def _cfg_file(tmp_path) -> str:
     raw = json.loads(DEFAULT_CONFIG_PATH.read_text())
     raw["store"] = {"path": str(tmp_path / "data" / "moneybot.sqlite")}
