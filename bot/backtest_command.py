@@ -17,7 +17,7 @@ from bot.command_spec import USAGE
 from bot.presenter import money, plural
 from bot.progress import MIN_INTERVAL_S, STEP_PCT, ProgressFn, ProgressRelay
 from bot.replies import Reply
-from core.api import profit_factor_text
+from core.api import profit_factor_text, run_backtest
 from core.domain.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
@@ -111,12 +111,7 @@ class BacktestCommand:
         end = float(clock.now()) - tf  # the last decision bar is one that has closed by then
         replay = callable(getattr(self.router.service.broker, "data_span", None))  # the paper broker
         before = "the replay clock" if replay else "now"
-        runner = self.runner
-        if runner is None:
-            try:
-                from core.api import run_backtest as runner
-            except ImportError:
-                return Reply(text="Backtesting is not available in this build.", kind="error")
+        runner = self.runner or run_backtest
         if self._lock.locked():
             return Reply(text=BUSY, kind="error")
         async with self._lock:

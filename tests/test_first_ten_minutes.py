@@ -182,7 +182,10 @@ async def test_a_take_profit_is_good_news_an_invalidation_information_an_exit_fa
     try:
         with caplog.at_level(logging.INFO, logger="core.ops.alerts"):
             service.alerts.alert_exit_executed(_trade(), 3216.32, "take_profit", pnl=5.52)
-            service.alerts.alert_range_invalidation(_trade(), "XAUUSDc", "2 closes above the range")
+            # what the monitor sends before closing a trade whose range broke (core.exits.monitor)
+            service.alerts.send(Alert(kind="range_invalidated", severity="info",
+                                      title="RANGE INVALIDATED - XAUUSDc #100001", text="Closing the trade now",
+                                      symbol="XAUUSDc", ticket=100001, trade=_trade(), created_at=clock.now()))
             service.alerts.alert_exit_failed(100001, "XAUUSDc", "requote", trade=_trade())
             await service.alerts.drain()
         tp, inv, failed = got  # all three reach the trader's chat

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # re-exported: callers import the section models from here
 from core.config.sections import (  # noqa: F401
@@ -50,6 +50,7 @@ from core.config.sections import (  # noqa: F401
     Severity,
     SourceQuality,
     Store,
+    StrategyWeights,
     SymbolSpec,
     Telegram,
     _Section,
@@ -118,6 +119,7 @@ class TradingConfig(_Section):
     monitor: Monitor
     kill_switch: KillSwitch
     performance: Performance
+    strategy_weights: StrategyWeights = Field(default_factory=StrategyWeights)
 
     @field_validator("strategy_rr")
     @classmethod
@@ -132,6 +134,14 @@ class TradingConfig(_Section):
             hint = f"; did you mean '{near[0]}'?" if len(unknown) == 1 and near else ""
             raise ValueError(f"unknown strategy {', '.join(repr(k) for k in unknown)}{hint} (strategies: {names})")
         return v
+
+    @model_validator(mode="after")
+    def _weighted_sessions_exist(self) -> TradingConfig:
+        known = set(self.sessions.definitions) | {"off_hours"}
+        unknown = sorted(set(self.strategy_weights.session) - known)
+        if unknown:
+            raise ValueError(f"strategy_weights.session: unknown session {unknown} (sessions: {', '.join(sorted(known))})")
+        return self
 
 
 GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store", "telegram")
