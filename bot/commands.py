@@ -122,9 +122,7 @@ class CommandRouter:
                 log.info("ignoring repeat attempt from unauthorized user %s", user_id)
                 return None
             self._refused.add(user_id)
-            # their own id, so they can copy it into .env: safe to show, it is the asker's own
-            text = (f"{e.message}\nYour user id is {user_id}. To use this bot, add it to MONEYBOT_TRADER_USER_IDS "
-                    "(or MONEYBOT_VIEWER_USER_IDS to only read) in .env, then restart MoneyBot.")
+            text = _stranger_refusal(e.message, user_id)
             return Reply(text=text, kind="refusal", ephemeral=True, toast=text[:190])
         return False
 
@@ -134,7 +132,8 @@ class CommandRouter:
         try:
             self.service.authorize(user_id, action)
         except NotAuthorizedError as e:
-            return Reply(text=e.message, kind="refusal", ephemeral=True)
+            text = e.message if self._can(user_id, "read") else _stranger_refusal(e.message, user_id)
+            return Reply(text=text, kind="refusal", ephemeral=True)
         except Exception:  # let the full command path report it properly
             return None
         return None
@@ -390,6 +389,12 @@ def _plain(text: str) -> str:
     """What the trader meant to type: phone keyboards and copy-paste add zero-width spaces, direction marks
     and full-width letters (ＸＡＵＵＳＤｃ) that made 'XAUUSDc' unknown while the reply echoed 'XAUUSDc'."""
     return "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf")
+
+
+def _stranger_refusal(message: str, user_id: Any) -> str:
+    """The allowlist refusal with the asker's own id, to copy into .env: safe to show, it is their own."""
+    return (f"{message}\nYour user id is {user_id}. To use this bot, add it to MONEYBOT_TRADER_USER_IDS "
+            "(or MONEYBOT_VIEWER_USER_IDS to only read) in .env, then restart MoneyBot.")
 
 
 def _expired(command: str) -> Reply:

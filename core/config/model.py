@@ -91,7 +91,7 @@ def market_data_dir() -> Path:
 
 def resolve_path(text: str) -> Path:
     """Expand `${MARKET_DATA}` and make relative paths relative to the project root, not the cwd."""
-    expanded = text.replace("${MARKET_DATA}", str(market_data_dir()))
+    expanded = text.replace("${MARKET_DATA}", str(market_data_dir())) if "${MARKET_DATA}" in text else text
     p = Path(expanded).expanduser()
     return p if p.is_absolute() else PROJECT_ROOT / p
 
