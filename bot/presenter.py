@@ -13,11 +13,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.alert_style import SEVERITY_ICON, alert_icon  # noqa: F401 - SEVERITY_ICON re-exported
 from core.api import exit_reason_words, r_text
 from core.domain.models import Alert, AnalysisResult, ClosedTrade, Direction, StrategyScore, TradeProposal
 from core.domain.wording import price_text
-
-SEVERITY_ICON = {"critical": "🚨", "high": "⚠️", "medium": "🔔", "info": "ℹ️"}
 
 
 def price(x: float | None, digits: int = 2) -> str:
@@ -382,27 +381,6 @@ def _clock_lines(report: Any) -> list[str]:
         speed = float(getattr(report, "clock_speed", 1.0) or 1.0)
         return [f"Replay clock: {when} (paper replay at {speed:g}×, not the live market)"]
     return [f"Market clock: {when}"]
-
-
-def alert_icon(alert: Alert) -> str:
-    """By what happened: a close in profit (a take profit) is good news ✅, a loss 🔻, another close or a
-    range breaking under a trade is information ℹ️; failures keep their severity's icon (🚨 critical)."""
-    if alert.kind == "exit_executed" and alert.severity in ("info", "medium"):
-        r = _alert_r(alert)
-        return "✅" if r is not None and r > 0 else "🔻" if r is not None and r < 0 else "ℹ️"
-    return SEVERITY_ICON.get(alert.severity, "🔔")
-
-
-def _alert_r(alert: Alert) -> float | None:
-    if alert.trade is not None and alert.exit_price is not None:
-        try:
-            return float(alert.trade.r_multiple(alert.exit_price))
-        except Exception:  # noqa: BLE001 - no R, no verdict
-            return None
-    import re
-
-    m = re.search(r"closed: ([+-]\d+(?:\.\d+)?) R", alert.title)  # a logged copy has no trade attached
-    return float(m.group(1)) if m else None
 
 
 def alert_text(alert: Alert) -> str:
