@@ -187,6 +187,25 @@ class TradingService:
             proposals = [self.store.proposals.get(p.id) for p in proposals]
         return analysis, proposals
 
+    async def propose_strategy(self, symbol: str, strategy: str) -> tuple[AnalysisResult, TradeProposal]:
+        """An agent's proposal (the MCP front end): ONE strategy, stored pending and never auto-executed
+        whatever the auto-execute setting, so only a human tap on its card can place it. The caller (the
+        MCP layer) has checked the token's trader role; the store's state machine does the rest."""
+        self._require_ready()
+        analysis = await self.assess(symbol)
+        chosen = [s for s in analysis.strategies if s.viable and s.strategy == strategy]
+        if not analysis.passed or not chosen:
+            why = "; ".join(f.reason for f in analysis.failures) or (
+                analysis.no_range.message if analysis.no_range else f"{strategy} is not viable now")
+            raise ProposalError(f"No {strategy} proposal on {analysis.symbol} now: {why}")
+        proposals = self.execution.create_proposals(analysis.model_copy(update={"strategies": chosen[:1]}))
+        if not proposals:
+            raise ProposalError(f"No {strategy} proposal on {analysis.symbol} now.")
+        return analysis, proposals[0]
+
+    def proposal(self, proposal_id: str) -> TradeProposal | None:
+        return self.store.proposals.get(str(proposal_id))
+
     async def approve(self, proposal_id: str, user_id) -> ProposalOutcome:
         self.authz.check(user_id, "approve")
         self._require_ready()

@@ -36,6 +36,7 @@ from core.config.sections import (  # noqa: F401
     Fallback,
     FalseRange,
     KillSwitch,
+    Mcp,
     Monitor,
     MT5Config,
     News,
@@ -144,7 +145,7 @@ class TradingConfig(_Section):
         return self
 
 
-GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store", "telegram")
+GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store", "mcp", "telegram")
 
 
 class AppConfig(TradingConfig):
@@ -154,6 +155,7 @@ class AppConfig(TradingConfig):
     symbol_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     broker: Broker = Broker()
     store: Store = Store()
+    mcp: Mcp = Mcp()
     telegram: Telegram = Telegram()
 
     @cached_property
