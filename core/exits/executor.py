@@ -34,6 +34,7 @@ from core.ops import alert_texts
 from core.ops.notify import REMINDER_SECONDS
 
 log = logging.getLogger(__name__)
+CURRENCY_KEY = "account_currency"  # the store's kv entry `moneybot trades` prints money with
 
 # refusals for want of a live price (weekend, session break), or inside the freeze distance of the SL/TP
 # (10029 FROZEN: "not now"): a retry at once or a wider deviation cannot help, and they are no fault (they
@@ -161,6 +162,11 @@ class ExitExecutor:
                 self._currency = (await asyncio.to_thread(self.broker.account_info)).currency or ""
             except Exception:  # noqa: BLE001 - a sentence without its unit beats a close without an alert
                 return f"{amount:+.2f}"
+            if self._currency:  # kept for `moneybot trades`, which reads the store without a broker
+                try:
+                    self.store.kv.set(CURRENCY_KEY, self._currency)
+                except Exception:  # noqa: BLE001 - the unit is a nicety, the close is not
+                    log.warning("could not record the account currency", exc_info=True)
         return f"{amount:+.2f} {self._currency}".rstrip()
 
     def closing(self, ticket: int) -> bool:
@@ -250,8 +256,9 @@ class ExitExecutor:
         pnl = closed.pnl - abs(closed.commission)
         cash = await self._money(pnl)
         text = alert_texts.closed_text(symbol_price(self.cfg, trade.symbol, closed.exit_price), closed.r_multiple,
-                                       cash, closed.exit_reason, detail, our_kind=reason_kind)
-        self.notify.alert("exit_executed", "high",  # high: the default routing sends it to the chats
+                                       cash, closed.exit_reason, detail, our_kind=reason_kind, at=closed.exit_time)
+        # severity by what happened (a close is news, not a warning); trade news reaches the chats anyway
+        self.notify.alert("exit_executed", alert_texts.CLOSE_SEVERITY,
                           alert_texts.closed_title(trade, closed.r_multiple, cash), text, symbol=trade.symbol,
                           ticket=trade.ticket, trade=trade, range_data=trade.range_data, exit_price=closed.exit_price,
                           dedup_key=f"exit_executed:{trade.ticket}")

@@ -384,7 +384,7 @@ class Monitor:
     async def _close(self, trade: ActiveTrade, sig: ExitSignal, view: MarketView, rep: CycleReport) -> bool:
         """Close `trade` for `sig`; False when it stays open (the broker refused, or the market is closed)."""
         if sig.kind == "range_invalidated" and self.notify.alert(  # re-judged each cycle until closed:
-                "range_invalidated", "critical", f"RANGE INVALIDATED - {alert_texts.trade_label(trade)}",
+                "range_invalidated", "info", f"RANGE INVALIDATED - {alert_texts.trade_label(trade)}",
                 f"Closing the trade now: {sig.reason}.", symbol=trade.symbol, ticket=trade.ticket, trade=trade,
                 range_data=trade.range_data, dedup_key=f"range_invalidated:{trade.ticket}",
                 remind_after=REMINDER_SECONDS):  # paged and recorded once (then hourly), not every cycle
