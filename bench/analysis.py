@@ -26,7 +26,7 @@ from core.analysis.facade import (  # noqa: E402
 )
 from core.analysis.range import detector as detector_module  # noqa: E402
 from core.analysis.range.bars import Bars  # noqa: E402
-from core.config.model import load_config  # noqa: E402
+from core.config.model import load_config, market_data_dir  # noqa: E402
 from core.data.catalog import MarketData  # noqa: E402
 
 
@@ -110,6 +110,54 @@ def main() -> None:
     print(f"  analyse (cold, no memo)          p50 {c50:.3f} ms   p99 {c99:.3f} ms")
     print(f"  pandas baseline (indicators only, {len(base_t)} calls) p50 {b50:.3f} ms   p99 {b99:.3f} ms")
     print(f"  speed-up at p50: {b50 / w50:.1f}x (warm), {b50 / c50:.1f}x (cold)")
+    context_overhead(app, symbol, cfg, spec, inputs)
+
+
+def context_overhead(app, symbol, cfg, spec, inputs) -> None:
+    """What the order-flow and news inputs add to one call, on the live path: the hub's snapshot read
+    (recorded prints re-summarised at `now`, the costliest source: exchange/tick reads are a dict lookup)
+    plus the calendar, then `analyse` with both, against `analyse` without. Calls are interleaved so
+    drift hits both sides alike."""
+    import dataclasses
+
+    from core.data.sources.market_context import MarketContext
+    from core.data.sources.news import load_calendar_file
+    from core.domain.clock import FixedClock
+
+    flow_cfg = app.model_copy(update={"orderflow_feeds": app.orderflow_feeds.model_copy(
+        update={"recorded": {symbol: app.orderflow_feeds.recorded.get(
+            "BTCUSDc", "${MARKET_DATA}/nautechsystems__nautilus_trader/tests/test_data/binance/btcusdt-trades.parquet")}})})
+    clock = FixedClock(inputs[0].now)
+    mc = MarketContext(flow_cfg, clock, paper=True)
+    trades = mc.recorded._load(symbol)
+    cal = load_calendar_file(Path(market_data_dir()) / "cemerttu__ian_bot/forex_calendar_cache.json")
+    plain, extra = [], []
+    used = {"orderflow": 0, "news_calendar": 0}
+    for inp in inputs:
+        # the recorded prints (and the calendar) moved to end at this bar's time, so both are fresh inputs
+        shift = inp.now - 5 - float(trades["time"][-1])
+        mc.recorded._trades[symbol] = trades.copy()
+        mc.recorded._trades[symbol]["time"] += shift
+        news = type(cal)(tuple(dataclasses.replace(e, time=e.time + (inp.now - cal.first)) for e in cal.events[:40]),
+                         inp.now - 60, cal.source)
+        clock.set(inp.now)
+        t0 = time.perf_counter()
+        analyse(inp, cfg, spec)
+        plain.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        snap, err = mc.flow(symbol)
+        res = analyse(dataclasses.replace(inp, orderflow=snap, orderflow_error=err, news=news), cfg, spec)
+        mc.record(res)
+        extra.append(time.perf_counter() - t0)
+        dq = next(f for f in res.filters if f.name == "data_quality").details
+        for k in used:
+            used[k] += bool(dq[k]["available"])
+    p50, p99 = _pct(plain)
+    e50, e99 = _pct(extra)
+    print(f"  order flow + news inputs ({len(inputs)} calls, recorded flow {len(trades)} prints, 40 events): "
+          f"p50 {e50:.3f} ms vs {p50:.3f} ms without -> +{e50 - p50:.3f} ms p50 (limit 5 ms), "
+          f"p99 {e99:.3f} vs {p99:.3f} ms; flow used in {used['orderflow']}/{len(inputs)} calls, "
+          f"news checked in {used['news_calendar']}/{len(inputs)}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from bot import logsafe
 from bot.chat_link import ChatLink
 from bot.commands import CommandRouter
 from bot.console import ConsoleChat
-from core.app import build_for_run, bundled_data_notice
+from core.app import build_for_run, bundled_data_notice, start_banner
 from core.config.model import PROJECT_ROOT, AppConfig
 from core.config.settings import Secrets
 from core.domain.timeframes import Timeframe
@@ -90,9 +90,12 @@ class Runner:
         self._telegram_kwargs = telegram_kwargs or {}
         self._link_options = link_options or {}
         self.stop_event = asyncio.Event()
+        self.mcp = None  # bot.mcp_server.in_bot.McpInBot when config mcp.enabled
 
     async def start(self) -> None:
-        logsafe.install([s.get_secret_value() for s in (self.secrets.telegram_token, self.secrets.discord_token) if s])
+        logsafe.install([s.get_secret_value() for s in (self.secrets.telegram_token, self.secrets.discord_token,
+                                                         getattr(self.secrets, "mcp_token", None),
+                                                         getattr(self.secrets, "mcp_viewer_token", None)) if s])
         # The chats connect, and their alert sinks register, BEFORE the service starts: recovery pages what
         # it finds after a crash (an orphan adopted, trades missing) and those pages must reach a phone.
         # Telegram takes commands only once the service is ready; Discord logs in meanwhile. A chat that
@@ -114,6 +117,7 @@ class Runner:
                        "(Bot > Reset Token), then restart").start()
             await asyncio.sleep(0)  # its alert sink registers now, before recovery pages anything
         await self.service.start()
+        self._show_banner()
         self._commands_open = True
         if self.telegram is not None:
             try:
@@ -121,6 +125,19 @@ class Runner:
             except Exception as e:  # connected, but polling could not start: drop it and try again later
                 await self._drop_telegram()
                 self.links["telegram"].lost(e)
+
+    def _show_banner(self) -> None:
+        """The replay clock and each symbol's data span, under the console's welcome (and in the log)."""
+        try:
+            banner = start_banner(self.service)
+        except Exception:  # noqa: BLE001 - a banner must never stop the start
+            log.warning("could not build the start banner", exc_info=True)
+            return
+        if not banner:
+            return
+        log.info("%s", banner)
+        if self.console is not None:
+            self.console.notice = "\n".join(x for x in (self.console.notice, banner) if x)
 
     def _link(self, key: str, name: str, open_, rejected: tuple, fix: str) -> ChatLink:
         report = getattr(self.service, "set_chat_link", None)
@@ -142,8 +159,13 @@ class Runner:
 
         chat = self.secrets.telegram_chat_id
         alert_chats = [chat] if chat is not None else list(self.secrets.trader_user_ids)
+        kwargs = dict(self._telegram_kwargs)
+        configured = getattr(getattr(self.cfg, "telegram", None), "base_url", None)
+        base_url = getattr(self.secrets, "telegram_base_url", None) or configured  # the environment wins
+        if base_url and "base_url" not in kwargs:
+            kwargs["base_url"] = base_url
         front = TelegramFrontEnd(self.router, self.secrets.telegram_token.get_secret_value(), chat_id=chat,
-                                 alert_chat_ids=alert_chats, **self._telegram_kwargs)
+                                 alert_chat_ids=alert_chats, **kwargs)
         try:
             await front.connect()
             if self._commands_open:
@@ -201,6 +223,9 @@ class Runner:
             # inside the try: the chats connect before the service starts, so a service that cannot
             # start must still have them closed (a polling Telegram app, a Discord login) on the way out
             await self.start()
+            from bot.mcp_server.in_bot import start_mcp
+
+            self.mcp = await start_mcp(self)  # config mcp.enabled: the MCP front door on this loop
             waiters = [asyncio.create_task(self.stop_event.wait())]
             if self.console is not None:
                 self._console_task = asyncio.create_task(self.console.run(), name="console")
@@ -220,6 +245,8 @@ class Runner:
             self._console_task.cancel()
         for link in self.links.values():  # no reconnecting while we stop
             await link.stop()
+        if getattr(self, "mcp", None) is not None:
+            await _stop_step("MCP", self.mcp.stop)  # no new proposals while the service stops
         try:
             if self.telegram is not None:
                 await _stop_step("Telegram polling", self.telegram.stop_polling)

@@ -85,6 +85,7 @@ class TradingService:
         self.monitor = monitor
         self.reconciler = reconciler
         self._analyser = analyser
+        self.market = None  # core.data.sources.market_context.MarketContext, set by core.app (order flow, live news)
         self.chat_links: dict[str, ChatLink] = {}  # see set_chat_link
         self.ready = False
         self.stopping = False  # stop() began: a late command (a Discord tap while alerts drain) is told so
@@ -109,6 +110,8 @@ class TradingService:
         self.monitor.reconcile_pending = not self.recovery.broker_ok
         if monitor:
             self.monitor.start()
+        if self.market is not None:
+            await self.market.start()  # background refreshes only: no network call is awaited here
         self.ready = True
         return self.recovery
 
@@ -127,6 +130,8 @@ class TradingService:
         """Stop the monitor, then deliver the alerts still queued (bounded: a dead sink must not hang exit)."""
         self.ready, self.stopping = False, True
         await self.monitor.stop()
+        if self.market is not None:
+            await self.market.stop()
         if self.alerts is not None and hasattr(self.alerts, "close"):
             try:
                 await asyncio.wait_for(self.alerts.close(), alert_drain_seconds)
@@ -169,7 +174,7 @@ class TradingService:
     async def assess(self, symbol: str) -> AnalysisResult:
         """The analysis as this account may act on it: the re-entry rule applied, so a viewer's card gives
         the same verdict as the trader's (`analyse` alone stays a pure market read for the CLI and tests)."""
-        return self.execution.with_reentry_rule(await self.analyse(symbol))
+        return await self.execution.with_account_rules(self.execution.with_reentry_rule(await self.analyse(symbol)))
 
     async def propose(self, symbol: str, user_id=None) -> tuple[AnalysisResult, list[TradeProposal]]:
         """Analyse and store one pending proposal per viable strategy (auto-executes when configured).
@@ -186,6 +191,25 @@ class TradingService:
             await self.execution.approve(auto.id, "auto", auto=True)
             proposals = [self.store.proposals.get(p.id) for p in proposals]
         return analysis, proposals
+
+    async def propose_strategy(self, symbol: str, strategy: str) -> tuple[AnalysisResult, TradeProposal]:
+        """An agent's proposal (the MCP front end): ONE strategy, stored pending and never auto-executed
+        whatever the auto-execute setting, so only a human tap on its card can place it. The caller (the
+        MCP layer) has checked the token's trader role; the store's state machine does the rest."""
+        self._require_ready()
+        analysis = await self.assess(symbol)
+        chosen = [s for s in analysis.strategies if s.viable and s.strategy == strategy]
+        if not analysis.passed or not chosen:
+            why = "; ".join(f.reason for f in analysis.failures) or (
+                analysis.no_range.message if analysis.no_range else f"{strategy} is not viable now")
+            raise ProposalError(f"No {strategy} proposal on {analysis.symbol} now: {why}")
+        proposals = self.execution.create_proposals(analysis.model_copy(update={"strategies": chosen[:1]}))
+        if not proposals:
+            raise ProposalError(f"No {strategy} proposal on {analysis.symbol} now.")
+        return analysis, proposals[0]
+
+    def proposal(self, proposal_id: str) -> TradeProposal | None:
+        return self.store.proposals.get(str(proposal_id))
 
     async def approve(self, proposal_id: str, user_id) -> ProposalOutcome:
         self.authz.check(user_id, "approve")

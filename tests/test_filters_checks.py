@@ -42,18 +42,41 @@ def test_stale_candles_block_the_trade():
     ctx.now = now + 45 * 60  # the feed stopped 45 minutes ago
     r = F.check_data_quality(ctx)
     assert not r.passed and r.blocking
-    assert "not fresh enough" in r.reason and "closed 45 minutes ago" in r.reason
+    assert "not fresh enough" in r.reason and "closed at 10:00 UTC (45 minutes ago)" in r.reason
+    assert "the one closing at 10:05 UTC is missing" in r.reason
     assert r.details["candles"]["fallback"] == "BLOCK_TRADE"
 
 
 def test_stale_vwap_falls_back_to_the_window_vwap():
-    # the feed lags: the last bar closed 7 minutes ago, candles still fresh (10 min), VWAP stale (5 min)
+    # the last closed bar is the newest that should exist (candles fresh), but 4 minutes is past a 3-minute VWAP limit
     now = ts("2025-06-03T10:00")
-    data = {tf: a[a["time"] <= now - 300] for tf, a in candles("XAUUSDc").items()}
-    res = run("XAUUSDc", now + 7 * 60, data=data)
+    cfg = app_with({"data_quality": {"vwap": {"required": True, "max_age_minutes": 3, "fallback": "use_session_vwap"}}})
+    res = run("XAUUSDc", now + 4 * 60, cfg=cfg)
     dq = _f(res, "data_quality")
     assert dq.passed and dq.details["vwap"]["fallback"] == "use_session_vwap"
+    assert dq.details["candles"]["available"]
     assert any("VWAP of the whole range window" in w for w in res.warnings)
+
+
+def test_candle_freshness_at_each_boundary():
+    """Closed bar: the newest that should exist (not the forming one); tick: at most the configured 2 minutes."""
+    now = ts("2025-06-03T10:00")
+    # 4:59 into the forming bar: still fresh (the seed's forming-bar reading would call it ~5 minutes old)
+    ctx, _, _ = context_at("XAUUSDc", now + 299)
+    assert F.check_data_quality(ctx).details["candles"]["available"]
+    # exactly at the next close with that bar missing: stale
+    data = {tf: a[a["time"] < now - 300] for tf, a in candles("XAUUSDc").items()}  # the 09:55-10:00 bar never came
+    ctx, _, _ = context_at("XAUUSDc", now, data=data)
+    r = F.check_data_quality(ctx)
+    assert not r.passed and "the one closing at 10:00 UTC is missing" in r.reason
+    # the feed's tick at exactly the limit passes, one second past it blocks
+    lim = app().data_quality.mt5_candles.max_age_minutes * 60
+    ctx, _, _ = context_at("XAUUSDc", now + 200)
+    ctx.feed_tick_time = now + 200 - lim
+    assert F.check_data_quality(ctx).details["candles"]["available"]
+    ctx.feed_tick_time = now + 200 - lim - 1
+    r = F.check_data_quality(ctx)
+    assert not r.passed and "the feed's last tick is" in r.reason
 
 
 def test_vwap_too_young_right_after_midnight():

@@ -46,6 +46,8 @@ class AnalysisContext:
     news: NewsCalendar | None = None
     news_error: str | None = None
     orderflow: OrderFlowSnapshot | None = None
+    orderflow_error: str | None = None  # why there is no snapshot (no feed covers the time, the exchange failed)
+    feed_tick_time: float | None = None  # the live feed's last tick, even when too old to trade at (None: history)
     higher_tf: dict[str, RangeStructure] = field(default_factory=dict)
     # set by the data-quality check: which fallbacks are in force ("vwap" -> "use_session_vwap", ...)
     fallbacks: dict[str, str] = field(default_factory=dict)

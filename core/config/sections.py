@@ -159,6 +159,12 @@ class News(_Section):
     blackout_minutes_after: int = Field(ge=0, le=1440)
     impacts: list[Literal["High", "Medium", "Low", "Holiday"]]
     cache_seconds: float = Field(ge=0)
+    # the live weekly calendar (Forex Factory JSON): fetched on a schedule, cached on disk for offline restarts;
+    # None keeps the recorded `calendar_path` only (offline runs, tests, backtests)
+    live_url: str | None = None
+    live_refresh_minutes: float = Field(default=30, gt=0, le=1440)
+    live_cache_path: str = "data/news_calendar_live.json"
+    live_timeout_seconds: float = Field(default=10, gt=0, le=120)
 
 
 Fallback = Literal["BLOCK_TRADE", "use_session_vwap", "skip_confirmation", "skip_news_check", "skip_check"]
@@ -169,6 +175,26 @@ class SourceQuality(_Section):
     max_age_minutes: float = Field(gt=0)
     min_candles: int | None = Field(default=None, ge=1)
     fallback: Fallback
+
+
+class OrderFlowFeeds(_Section):
+    """Where order flow comes from (global). An exchange via ccxt for mapped crypto symbols (public trades
+    and the book top, no keys), MT5 tick flags for `mt5_tick_symbols`, recorded trade files in paper mode."""
+
+    enabled: bool = True
+    exchange: str = "binance"
+    api_url: str | None = None  # replaces ccxt's urls['api']['public'] (a local stand-in in tests, a proxy)
+    symbols: dict[str, str] = Field(default_factory=dict)  # broker symbol -> exchange symbol, BTCUSDc -> BTC/USDT
+    window_seconds: float = Field(default=300, gt=0, le=3600)
+    refresh_seconds: float = Field(default=10, gt=0, le=3600)
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+    trades_limit: int = Field(default=500, ge=10, le=1000)
+    book_levels: int = Field(default=10, ge=1, le=100)
+    large_trade_quantile: float = Field(default=0.9, gt=0, lt=1)
+    max_clock_skew_seconds: float = Field(default=5, gt=0, le=600)
+    max_trades_kept: int = Field(default=20000, ge=100, le=200000)  # per symbol: bounds memory
+    mt5_tick_symbols: list[str] = Field(default_factory=list)  # only where the broker sends real buy/sell flags
+    recorded: dict[str, str] = Field(default_factory=dict)  # paper mode: broker symbol -> trades file
 
 
 class DataQuality(_Section):
@@ -346,6 +372,28 @@ class Broker(_Section):
 
 class Store(_Section):
     path: str = "data/moneybot.sqlite"
+
+
+class Mcp(_Section):
+    """The MCP front door (bot/mcp_server). Tokens are secrets: MONEYBOT_MCP_TOKEN / _VIEWER_TOKEN in env/.env."""
+
+    enabled: bool = False  # serve MCP over HTTP inside `moneybot run` (and take queued standalone proposals)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    access_role: Literal["viewer", "trader"] = "trader"  # the role MONEYBOT_MCP_TOKEN grants
+    stdio_role: Literal["viewer", "trader"] = "trader"  # stdio has no token: its launcher owns the .env
+    rate_limit_per_minute: int = Field(default=60, ge=1)
+    max_request_bytes: int = Field(default=262144, ge=1024)  # a 100k-char argument is still a tool error
+    allowed_origins: list[str] = Field(default_factory=list)  # empty: http://127.0.0.1:PORT, http://localhost:PORT
+    allowed_hosts: list[str] = Field(default_factory=list)  # Host headers besides 127.0.0.1/localhost (a proxy's name)
+
+
+class Telegram(_Section):
+    """Telegram settings that are not secrets (the token stays in .env). `base_url`: a self-hosted Bot API
+    server's endpoint (e.g. http://127.0.0.1:8081/bot); None is api.telegram.org. The environment's
+    MONEYBOT_TELEGRAM_BASE_URL, when set, wins."""
+
+    base_url: str | None = None
 
 
 class SymbolSpec(_Section):

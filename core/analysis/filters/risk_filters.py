@@ -132,9 +132,15 @@ class RangeScalpingRiskFilters:
         span = max(h - lo, 1e-12)
         wick = (h - max(o, c)) / span if upper else (min(o, c) - lo) / span
         conf += 30.0 * float(np.clip(wick / 0.5, 0.0, 1.0))
+        flow = None
         if "orderflow" not in ctx.fallbacks and ctx.orderflow is not None:
-            against = -ctx.orderflow.imbalance if upper else ctx.orderflow.imbalance
+            # recent taker imbalance, large prints and the book top (see OrderFlowSnapshot.against): a fade of
+            # the top is confirmed when aggressive buying dries up, of the bottom when selling does
+            of = ctx.orderflow
+            against = of.against(upper)
             conf += 25.0 * float(np.clip(0.5 + against, 0.0, 1.0))
+            flow = {"source": of.source, "kind": of.kind, "against": round(against, 3),
+                    "confirms": of.fade_confirmed(upper)}
         else:
             conf *= 100.0 / 75.0  # without order flow, candle evidence carries the whole component
         components = {"structure": round(min(structure, 100.0), 2), "location": round(location, 2),
@@ -146,6 +152,8 @@ class RangeScalpingRiskFilters:
         if score >= minimum:
             reason = f"Confluence {score:.0f}/100 (structure {components['structure']:.0f}, location {components['location']:.0f}, confirmation {components['confirmation']:.0f})."
             fr = FilterResult(name="confluence", passed=True, reason=reason, details={"score": score, **components})
+            if flow is not None:
+                fr.details["orderflow"] = flow
         else:
             weakest = min(components, key=components.get)
             hint = {"structure": "the range itself is not well established",
@@ -153,6 +161,8 @@ class RangeScalpingRiskFilters:
                     "confirmation": "nothing confirms a turn at the edge yet"}.get(weakest, weakest)
             reason = f"Confluence is {score:.0f}/100, below the {minimum:g} needed: {hint}."
             fr = FilterResult(name="confluence", passed=False, reason=reason, details={"score": score, **components})
+            if flow is not None:
+                fr.details["orderflow"] = flow
         return fr, score, components
 
     # -- time ---------------------------------------------------------------------------------------

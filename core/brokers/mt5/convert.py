@@ -140,7 +140,8 @@ def position_from(d: dict[str, Any], offset: float) -> Position:
     return Position(ticket=d["ticket"], symbol=d["symbol"], type="buy" if d["type"] == 0 else "sell",
                     volume=d["volume"], price_open=d["price_open"], sl=d["sl"], tp=d["tp"],
                     price_current=d["price_current"], profit=d["profit"], magic=d["magic"],
-                    comment=d["comment"], time=float(d["time"]) - offset)
+                    comment=d["comment"], time=float(d["time"]) - offset,
+                    identifier=int(d.get("identifier") or 0))
 
 
 def deal_from(d: dict[str, Any], offset: float) -> Deal | None:
@@ -198,3 +199,31 @@ class ServerOffset:
         else:
             log.info("MT5 server time is UTC%+.1fh (learned from a quote)", est / 3600)
         self.seconds, self.known = est, True
+
+
+TICK_FLAG_BUY = 32  # MetaTrader5.TICK_FLAG_BUY: the tick is a buy trade (a real flag, not inferred)
+TICK_FLAG_SELL = 64  # MetaTrader5.TICK_FLAG_SELL
+
+
+def trade_ticks(raw: Any, offset: float) -> np.ndarray:
+    """`copy_ticks_from` records as `core.data.trades` prints, UTC: side +1 for TICK_FLAG_BUY, -1 for
+    TICK_FLAG_SELL, 0 when the broker sent neither (the order-flow source then refuses to guess)."""
+    from core.data.trades import TRADE_DTYPE
+
+    if is_proxy(raw):
+        from rpyc.utils.classic import obtain
+
+        raw = obtain(raw)
+    ticks = np.asarray(raw)
+    out = np.zeros(len(ticks), dtype=TRADE_DTYPE)
+    if len(ticks) == 0:
+        return out
+    names = ticks.dtype.names or ()
+    t = ticks["time_msc"] / 1000.0 if "time_msc" in names else ticks["time"].astype(float)
+    out["time"] = t - offset
+    last = ticks["last"].astype(float) if "last" in names else np.zeros(len(ticks))
+    out["price"] = np.where(last > 0, last, ticks["bid"].astype(float))
+    out["qty"] = ticks["volume_real"] if "volume_real" in names else ticks["volume"]
+    flags = ticks["flags"].astype(np.int64)
+    out["side"] = np.where(flags & TICK_FLAG_BUY, 1, np.where(flags & TICK_FLAG_SELL, -1, 0))
+    return out
