@@ -147,8 +147,10 @@ class CommandRouter:
         return spec.digits if spec is not None else 2
 
     def _symbol(self, text: str) -> str:
+        if has_control_chars(text) or any(ch in text for ch in "\t\n\r"):
+            raise UserFacingError(CONTROL_CHARS_REPLY)
         text = _plain(text)
-        name = self.cfg.resolve_symbol(text) if _TOKEN_RE.match(text) else None
+        name = self.cfg.resolve_symbol(text) if _TOKEN_RE.fullmatch(text) else None
         if name is None:
             raise self.cfg.unknown_symbol(_clip(text))
         return name
@@ -161,6 +163,8 @@ class CommandRouter:
         return v if lo <= v <= hi else None
 
     async def _dispatch_text(self, text: str, user_id: Any, progress: ProgressFn | None = None) -> Reply:
+        if has_control_chars(text):  # first: a NUL or an escape code never reaches symbol matching or the log
+            return Reply(text=CONTROL_CHARS_REPLY, kind="usage")
         parsed = parse_command(text)
         if parsed is None:
             return Reply(text="I only understand commands. Try /help or /scalp XAUUSDc.", kind="usage")
@@ -375,6 +379,16 @@ class CommandRouter:
         # Cancel wipes the confirmation: only someone who may do the action may call it off
         self.service.authorize(user_id, ACTIONS.get(ref, "read"))
         return Reply(text="Cancelled.", edit=True, toast="Cancelled.")
+
+
+CONTROL_CHARS_REPLY = ("Your message contains control characters (such as NUL or an escape code), so I ignored it. "
+                       "Type the command again, e.g. /scalp XAUUSDc.")
+
+
+def has_control_chars(text: Any) -> bool:
+    """True when `text` holds a C0/C1 control character other than the tab and line breaks a chat client
+    may add: such input is refused whole rather than cleaned (a symbol with a NUL is not 'nearly' XAUUSDc)."""
+    return isinstance(text, str) and any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in text)
 
 
 def _plain(text: str) -> str:

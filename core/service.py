@@ -162,6 +162,10 @@ class TradingService:
 
     # ---- analysis & proposals ------------------------------------------------------------------------
     def resolve_symbol(self, symbol: str) -> str:
+        if isinstance(symbol, str) and any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in symbol):
+            # refused before matching: "Did you mean XAUUSDc?" for 'XAU\x00USDc' invites pasting garbage again
+            raise ProposalError("A symbol cannot contain control characters (such as NUL); type it again, "
+                                "e.g. XAUUSDc.")
         name = self.cfg.resolve_symbol(symbol or "")
         if name is None:
             raise self.cfg.unknown_symbol(symbol or "")
