@@ -198,6 +198,12 @@ class ExecutionEngine:
     def _reentry_allowed(self, p: TradeProposal) -> tuple[bool, str]:
         ex = self.cfg.for_symbol(p.symbol).exits
         pending = [v for k, v in self._reserved.items() if k != p.id]
+        cap = self.cfg.for_symbol(p.symbol).execution.max_positions_per_range
+        open_now = self.exits.open_on_range(p.symbol, p.analysis.range, pending)
+        if len(open_now) >= cap:  # e.g. a second strategy off the same card: one range, one position
+            return False, (f"{', '.join(open_now[:3])} is already open on this {p.symbol} range and the limit is "
+                           f"{cap} open position{'' if cap == 1 else 's'} per range (max_positions_per_range); "
+                           "nothing was traded")
         return self.exits.check_reentry_allowed(p.symbol, p.analysis.range, self.clock.now(),
                                                 ex.reentry_cooldown_minutes, ex.max_reentries_per_range, pending)
 
