@@ -13,6 +13,7 @@ from core.config.model import (
     resolve_path,
     shown_path,
 )
+from core.config.settings import mask_secrets
 
 
 def register(sub) -> None:
@@ -29,7 +30,7 @@ def _check(args) -> int:
     try:
         cfg = load_config(path)
     except ConfigError as e:
-        print(f"INVALID: {e}", file=sys.stderr)
+        print(mask_secrets(f"INVALID: {e}"), file=sys.stderr)
         return 2
     try:
         checked = checked_path(path)
@@ -38,10 +39,13 @@ def _check(args) -> int:
         print(f"INVALID: config {shown_path(str(path))}: cannot check this path ({getattr(e, 'strerror', None) or e})",
               file=sys.stderr)
         return 2
+    from bot.cli_state import load_secrets_quietly
+
+    load_secrets_quietly()
     symbols = ", ".join(cfg.symbols)
-    print(f"OK: {checked} is valid (config_version {cfg.short_version}; symbols: {symbols})")
+    print(mask_secrets(f"OK: {checked} is valid (config_version {cfg.short_version}; symbols: {symbols})"))
     for note in notes:
-        print(f"note: {note}")
+        print(mask_secrets(f"note: {note}"))
     return 0
 
 

@@ -27,6 +27,7 @@ from bot.command_spec import clip as _clip
 from bot.command_spec import maybe_await as _maybe
 from bot.progress import ProgressFn
 from bot.replies import Button, Reply, parse_payload
+from core.config.settings import mask_secrets
 from core.domain.exceptions import NotAuthorizedError, UserFacingError
 from core.domain.models import Alert, AnalysisResult, TradeProposal
 
@@ -91,6 +92,13 @@ class CommandRouter:
 
     # ---------------------------------------------------------------- plumbing
     async def _guard(self, fn, arg, user_id, context: dict) -> Reply | None:
+        reply = await self._guarded(fn, arg, user_id, context)
+        if reply is not None:  # a secret typed back at us (or in an error text) is not echoed to the chat
+            reply.text = mask_secrets(reply.text)
+            reply.toast = mask_secrets(reply.toast) if reply.toast else reply.toast
+        return reply
+
+    async def _guarded(self, fn, arg, user_id, context: dict) -> Reply | None:
         try:
             gate = self._gate(user_id)
             if gate is not False:

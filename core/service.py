@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from core.brokers.base import BrokerError
 from core.brokers.tags import proposal_id_from_comment
+from core.config.settings import mask_secrets
 from core.domain.exceptions import ProposalError
 from core.domain.models import (
     ActiveTrade,
@@ -45,6 +46,15 @@ EMERGENCY_IN_FLIGHT_WAIT = 30.0  # seconds an emergency waits for orders already
 EXIT_IN_FLIGHT_WAIT = 60.0  # seconds /close waits for the monitor's exit of the same trade (policy retries)
 
 Analyser = Callable[[str], AnalysisResult]
+
+
+def _masked(node):
+    """A config view with every known secret value masked (a password pasted into a text setting)."""
+    if isinstance(node, dict):
+        return {k: _masked(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_masked(v) for v in node]
+    return mask_secrets(node) if isinstance(node, str) else node
 
 
 class TradeStatus(BaseModel):
@@ -375,7 +385,7 @@ class TradingService:
         else:
             out = self.cfg.model_dump(mode="json")
         out["config_version"] = self.cfg.short_version
-        return out
+        return _masked(out)
 
     @property
     def config_version(self) -> str:

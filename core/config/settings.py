@@ -22,6 +22,33 @@ def _id_list(v):
 
 
 IdList = Annotated[list[int], NoDecode]
+MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words and numbers everywhere
+_KNOWN_SECRETS: set[str] = set()  # every secret any Secrets() of this process has read
+
+
+def secret_values(secrets: BaseSettings) -> list[str]:
+    """The plain values of every SecretStr field (tokens, the MT5 password, any added later)."""
+    out = []
+    for name in type(secrets).model_fields:
+        v = getattr(secrets, name, None)
+        if isinstance(v, SecretStr) and len(v.get_secret_value().strip()) >= MIN_SECRET_CHARS:
+            out.append(v.get_secret_value().strip())
+    return out
+
+
+def remember_secrets(values) -> None:
+    """Add values that `mask_secrets` must hide from now on (logs, error texts, /config, exports)."""
+    _KNOWN_SECRETS.update(v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_CHARS)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every known secret value replaced by ***: patterns catch token shapes, but a password
+    has no shape, so the values themselves are masked wherever they appear."""
+    out = str(text)
+    for v in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        if v in out:
+            out = out.replace(v, "***")
+    return out
 _TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 
 
@@ -42,6 +69,9 @@ class Secrets(BaseSettings):
     mt5_server: str | None = None
     mt5_bridge_host: str | None = None
     mt5_bridge_port: int = Field(default=18812, ge=1, le=65535)
+
+    def model_post_init(self, __context) -> None:
+        remember_secrets(secret_values(self))  # whoever reads the secrets, they are masked from then on
 
     @field_validator("telegram_token", "discord_token", mode="before")
     @classmethod
