@@ -25,8 +25,11 @@ from bot.chart import render_alert_chart, render_analysis_chart
 from bot.command_spec import ACTIONS, NO_ARGS, USAGE, Service, parse_command
 from bot.command_spec import clip as _clip
 from bot.command_spec import maybe_await as _maybe
+from bot.live_line import live_line
 from bot.progress import ProgressFn
+from bot.rate_limit import RateLimiter, refusal_text
 from bot.replies import Button, Reply, parse_payload
+from core.api import ANALYSIS_POOL, SingleFlightCache
 from core.config.settings import mask_secrets
 from core.domain.exceptions import NotAuthorizedError, UserFacingError
 from core.domain.models import Alert, AnalysisResult, TradeProposal
@@ -58,6 +61,8 @@ class CommandRouter:
         self._report_error = report_error
         self._refused: set[Any] = set()
         self.backtest = BacktestCommand(self)  # CPU-heavy: a worker thread, one at a time, progress edits
+        self._charts: SingleFlightCache[bytes | None] = SingleFlightCache(max_entries=32)
+        self.rate_limit = RateLimiter()
         self._handlers: dict[str, Callable[[Any, list[str]], Awaitable[Reply]]] = {
             "scalp": self._scalp,
             "status": self._status,
@@ -184,9 +189,20 @@ class CommandRouter:
             return Reply(text=f"Unknown command /{_clip(name, 20)}. Try /help.", kind="usage")
         if name in NO_ARGS and args:
             return Reply(text=f"/{name} takes no arguments. Try /help.", kind="usage")
-        if handler is self.backtest:
-            return await self.backtest(user_id, args, progress)
-        return await handler(user_id, args)
+        wait = self.rate_limit.retry_after(user_id, name)  # /scalp, /backtest only; never /close, /emergency…
+        if wait > 0:
+            return Reply(text=refusal_text(name, wait), kind="refusal", ephemeral=True)
+        try:
+            if handler is self.backtest:
+                reply = await self.backtest(user_id, args, progress)
+            else:
+                reply = await handler(user_id, args)
+        except UserFacingError:
+            self.rate_limit.refund(user_id, name)  # bad input did no analysis work: it does not count
+            raise
+        if reply.kind == "usage":
+            self.rate_limit.refund(user_id, name)
+        return reply
 
     # ---------------------------------------------------------------- commands
     async def _scalp(self, user_id: Any, args: list[str]) -> Reply:
@@ -202,6 +218,8 @@ class CommandRouter:
         digits = self._digits(symbol)
         blocked = facts.entries_blocked(self.service) if proposals else None
         text = presenter.analysis_card(analysis, digits, proposals, blocked=blocked)
+        if hasattr(self.service, "live_quote"):  # the analysis may be the bar's shared one: the quote is not
+            text += "\n" + live_line(await _maybe(self.service.live_quote(analysis)), digits)
         by_strategy = {p.strategy.strategy + p.strategy.direction.value: p for p in proposals}
         rows: list[list[Button]] = []
         for i, s in enumerate(analysis.strategies[:5], 1):
@@ -216,14 +234,26 @@ class CommandRouter:
         return Reply(text=text, buttons=rows, image=image, image_name=f"{symbol}_{int(analysis.as_of)}.png")
 
     async def _chart(self, analysis: AnalysisResult, digits: int) -> bytes | None:
-        """Best effort: a card without a chart is still useful, so chart failures are logged, not fatal."""
+        """Best effort: a card without a chart is still useful, so chart failures are logged, not fatal.
+
+        One chart per (symbol, closed bar, config version, verdict): concurrent /scalp of one symbol await
+        one render, drawn in the analysis pool (matplotlib's object API: symbols render in parallel)."""
         if self._candles is None:
             return None
-        try:
+        top = analysis.top if analysis.passed else None
+        key = (analysis.symbol, analysis.timeframe, analysis.as_of, analysis.config_version, analysis.passed,
+               (top.strategy, top.direction.value, top.entry, top.stop_loss, top.take_profit) if top else None,
+               analysis.range.model_dump_json() if analysis.range else None, digits)
+
+        async def render() -> bytes | None:
             candles = await self._candles(analysis.symbol, analysis.timeframe, CHART_BARS + 200)
             if candles is None or len(candles) == 0:
                 return None
-            return await asyncio.to_thread(render_analysis_chart, candles, analysis, digits)
+            return await asyncio.get_running_loop().run_in_executor(
+                ANALYSIS_POOL, render_analysis_chart, candles, analysis, digits)
+
+        try:
+            return await self._charts.get(key, render)
         except Exception:
             log.exception("chart for %s failed", analysis.symbol)
             return None

@@ -7,10 +7,12 @@ one alerts object shared by every front end in the process). Each component gets
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from pathlib import Path
 from typing import Any
 
+from core.analysis.cache import ANALYSIS_POOL
 from core.analysis.facade import analyse_range_scalp_opportunity
 from core.brokers.base import Broker
 from core.brokers.factory import make_broker, paper_broker_on_bars
@@ -34,8 +36,11 @@ def default_analyser(cfg: AppConfig, broker: Broker, clock: Clock) -> Analyser:
     """`analyse_range_scalp_opportunity` fed from the broker port, off the event loop (it is CPU work)."""
 
     async def analyse(symbol: str):
-        return await asyncio.to_thread(analyse_range_scalp_opportunity, symbol, broker, cfg, clock=clock)
+        # its own pool: a flood of /scalp must not queue ahead of /close's broker calls (default executor)
+        return await asyncio.get_running_loop().run_in_executor(
+            ANALYSIS_POOL, functools.partial(analyse_range_scalp_opportunity, symbol, broker, cfg, clock=clock))
 
+    analyse.cacheable = True  # same inputs within one closed bar: TradingService caches it per bar
     return analyse
 
 

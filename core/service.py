@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
+from core.analysis.cache import SingleFlightCache
+from core.analysis.pipeline import analysis_step_seconds
 from core.brokers.base import BrokerError
 from core.brokers.tags import proposal_id_from_comment
 from core.config.settings import mask_secrets
@@ -38,6 +40,7 @@ from core.ops.notify import Notifier
 from core.store.metrics import MetricsReport, compute_metrics
 from core.trading.authz import Authorizer
 from core.trading.execution import ExecutionEngine, ProposalOutcome
+from core.trading.live_quote import LiveQuote, live_quote
 from core.trading.recovery import recover
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,7 @@ class TradingService:
         self.monitor.late_fills = LateFillWatch(cfg, broker, self.exits, self.executor, self.notifier, clock,
                                                 engine=self.execution)
         self._analyser = analyser
+        self.analysis_cache: SingleFlightCache[AnalysisResult] = SingleFlightCache(max_entries=64)
         self.recovery: RecoveryReport | None = None
         self.chat_links: dict[str, ChatLink] = {}  # see set_chat_link
         self.ready = False
@@ -185,10 +189,32 @@ class TradingService:
         sym = self.resolve_symbol(symbol)
         if self._analyser is None:
             raise ProposalError("Analysis is not available in this process.")
+        if getattr(self._analyser, "cacheable", False):  # the broker-fed analyser: one run per closed bar
+            return await self.analysis_cache.get(self._analysis_key(sym), lambda: self._run_analyser(sym))
+        return await self._run_analyser(sym)
+
+    async def _run_analyser(self, sym: str) -> AnalysisResult:
         res = self._analyser(sym)
         if inspect.isawaitable(res):
             return await res
         return res
+
+    def _analysis_key(self, sym: str) -> tuple:
+        """(symbol, last closed bar, config version): within one bar of the finest timeframe the analysis
+        reads, its inputs are the same closed candles for everyone; a new bar or config is a new key."""
+        step = analysis_step_seconds(self.cfg.for_symbol(sym))
+        return sym, int(self.clock.now() // step), self.cfg.version
+
+    async def live_quote(self, analysis: AnalysisResult) -> LiveQuote | None:
+        """The quote now, with the card's price check and the analysis' age: a cached analysis is shared
+        for the whole bar, the quote and the check on it are fetched fresh for every card."""
+        try:
+            tick = await asyncio.to_thread(self.broker.tick, analysis.symbol)
+        except BrokerError as e:
+            log.info("no live quote for %s: %s", analysis.symbol, e)
+            return None
+        ex = self.cfg.for_symbol(analysis.symbol).execution
+        return live_quote(analysis, tick, self.clock.now(), ex.max_entry_slippage_pct)
 
     async def assess(self, symbol: str) -> AnalysisResult:
         """The analysis as this account may act on it: the re-entry rule applied, so a viewer's card gives
