@@ -17,7 +17,7 @@ from bot.command_spec import USAGE
 from bot.presenter import money, plural
 from bot.progress import MIN_INTERVAL_S, STEP_PCT, ProgressFn, ProgressRelay
 from bot.replies import Reply
-from core.api import profit_factor_text
+from core.api import profit_factor_text, run_backtest
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,7 @@ class BacktestCommand:
             return Reply(text=USAGE["backtest"], kind="usage")
         symbol, days = parsed
         self.router.service.authorize(user_id, "read")
-        runner = self.runner
-        if runner is None:
-            try:
-                from core.api import run_backtest as runner
-            except ImportError:
-                return Reply(text="Backtesting is not available in this build.", kind="error")
+        runner = self.runner or run_backtest
         if self._lock.locked():
             return Reply(text=BUSY, kind="error")
         async with self._lock:

@@ -114,12 +114,9 @@ def _metrics(args) -> int:
     if args.json:
         print(report.model_dump_json(indent=2))
         return 0
-    try:
-        from core.api import format_report
+    from core.api import format_report
 
-        print(format_report(report))
-    except ImportError:  # pragma: no cover - the formatter belongs to core.store.metrics
-        print(report.model_dump_json(indent=2))
+    print(format_report(report))
     return 0
 
 

@@ -215,6 +215,11 @@ class CommandRouter:
         else:
             self.service.authorize(user_id, "analyse")
             analysis = await self.service.assess(symbol)
+        return await self.card(analysis, proposals)
+
+    async def card(self, analysis: AnalysisResult, proposals: list[TradeProposal]) -> Reply:
+        """The /scalp card (text, chart, Approve/Reject per proposal); the MCP front end posts the same one."""
+        symbol = analysis.symbol
         digits = self._digits(symbol)
         blocked = facts.entries_blocked(self.service) if proposals else None
         text = presenter.analysis_card(analysis, digits, proposals, blocked=blocked)

@@ -90,9 +90,10 @@ class Runner:
         self._telegram_kwargs = telegram_kwargs or {}
         self._link_options = link_options or {}
         self.stop_event = asyncio.Event()
+        self.mcp = None  # bot.mcp_server.in_bot.McpInBot when config mcp.enabled
 
     async def start(self) -> None:
-        logsafe.install(secret_values(self.secrets))  # every SecretStr: tokens and the MT5 password
+        logsafe.install(secret_values(self.secrets))  # every SecretStr: tokens (chat, MCP) and the MT5 password
         # The chats connect, and their alert sinks register, BEFORE the service starts: recovery pages what
         # it finds after a crash (an orphan adopted, trades missing) and those pages must reach a phone.
         # Telegram takes commands only once the service is ready; Discord logs in meanwhile. A chat that
@@ -201,6 +202,9 @@ class Runner:
             # inside the try: the chats connect before the service starts, so a service that cannot
             # start must still have them closed (a polling Telegram app, a Discord login) on the way out
             await self.start()
+            from bot.mcp_server.in_bot import start_mcp
+
+            self.mcp = await start_mcp(self)  # config mcp.enabled: the MCP front door on this loop
             waiters = [asyncio.create_task(self.stop_event.wait())]
             if self.console is not None:
                 self._console_task = asyncio.create_task(self.console.run(), name="console")
@@ -220,6 +224,8 @@ class Runner:
             self._console_task.cancel()
         for link in self.links.values():  # no reconnecting while we stop
             await link.stop()
+        if getattr(self, "mcp", None) is not None:
+            await _stop_step("MCP", self.mcp.stop)  # no new proposals while the service stops
         try:
             if self.telegram is not None:
                 await _stop_step("Telegram polling", self.telegram.stop_polling)

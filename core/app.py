@@ -22,12 +22,19 @@ from core.data import bundled
 from core.data.catalog import MarketData
 from core.domain.clock import Clock, SystemClock
 from core.domain.timeframes import Timeframe
+from core.exits.executor import ExitExecutor
+from core.exits.late_fills import LateFillWatch
+from core.exits.manager import RangeScalpingExitManager
+from core.exits.monitor import Monitor
 from core.ops.alerts import RangeScalpingAlerts
 from core.ops.error_handler import ErrorHandler
+from core.ops.notify import Notifier
 from core.service import Analyser, TradingService
 from core.store import Store
 from core.trading.authz import Authorizer
+from core.trading.execution import ExecutionEngine
 from core.trading.killswitch import KillSwitch
+from core.trading.recovery import Reconciler
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +77,19 @@ def build_service(
     killswitch = KillSwitch(store, cfg, clock)
     errors = ErrorHandler(cfg, store, alerts, killswitch, clock, sleep=sleep)
     authz = authorizer or Authorizer.from_secrets(secrets)
+    notifier = Notifier(cfg, store=store, clock=clock, alerts=alerts, errors=errors, killswitch=killswitch)
+    exits = RangeScalpingExitManager(store=store, clock=clock)
+    execution = ExecutionEngine(cfg, store, broker, exits, notifier, clock, authz, sleep=sleep)
+    executor = ExitExecutor(cfg, broker, store, exits, notifier, sleep=sleep)
+    reconciler = Reconciler(cfg, store, broker, exits, execution, executor, notifier, clock)
+    monitor = Monitor(cfg, broker, exits, executor, notifier, clock, sleep=sleep,
+                      late_fills=LateFillWatch(cfg, broker, exits, executor, notifier, clock, engine=execution),
+                      executing=execution.in_flight, reconcile=reconciler.again)
     log.info("config_version %s, broker %s, store %s", cfg.short_version, getattr(broker, "name", "?"), store.path)
     return TradingService(
         cfg, store, broker, clock=clock, authorizer=authz, alerts=alerts, errors=errors, killswitch=killswitch,
-        analyser=analyser or default_analyser(cfg, broker, clock), sleep=sleep,
+        notifier=notifier, exits=exits, execution=execution, executor=executor, monitor=monitor,
+        reconciler=reconciler, analyser=analyser or default_analyser(cfg, broker, clock),
     )
 
 

@@ -31,7 +31,6 @@ from core.domain.models import (
 from core.domain.wording import actor_label
 from core.exits.adoption import adopt_position, in_flight, our_magics
 from core.exits.executor import ExitExecutor
-from core.exits.late_fills import LateFillWatch
 from core.exits.manager import RangeScalpingExitManager
 from core.exits.monitor import Monitor
 from core.exits.rules import market_minutes
@@ -41,7 +40,7 @@ from core.store.metrics import MetricsReport, compute_metrics
 from core.trading.authz import Authorizer
 from core.trading.execution import ExecutionEngine, ProposalOutcome
 from core.trading.live_quote import LiveQuote, live_quote
-from core.trading.recovery import recover
+from core.trading.recovery import Reconciler
 
 log = logging.getLogger(__name__)
 
@@ -77,30 +76,37 @@ class EmergencyOutcome(BaseModel):
 
 
 class TradingService:
-    def __init__(self, cfg, store, broker, *, clock, authorizer: Authorizer | None = None, alerts=None,
-                 errors=None, killswitch=None, analyser: Analyser | None = None, sleep=asyncio.sleep) -> None:
+    """The facade every front end calls. It is handed its collaborators by `core.app` (the one
+    composition root) and builds nothing itself."""
+
+    def __init__(self, cfg, store, broker, *, clock, authorizer: Authorizer, alerts, errors, killswitch,
+                 notifier: Notifier, exits: RangeScalpingExitManager, execution: ExecutionEngine,
+                 executor: ExitExecutor, monitor: Monitor, reconciler: Reconciler,
+                 analyser: Analyser | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.broker = broker
         self.clock = clock
-        self.authz = authorizer or Authorizer()
+        self.authz = authorizer
         self.alerts = alerts
         self.errors = errors
         self.killswitch = killswitch
-        self.notifier = Notifier(cfg, store=store, clock=clock, alerts=alerts, errors=errors, killswitch=killswitch)
-        self.exits = RangeScalpingExitManager(store=store, clock=clock)
-        self.execution = ExecutionEngine(cfg, store, broker, self.exits, self.notifier, clock, self.authz, sleep=sleep)
-        self.executor = ExitExecutor(cfg, broker, store, self.exits, self.notifier, sleep=sleep)
-        self.monitor = Monitor(cfg, broker, self.exits, self.executor, self.notifier, clock, sleep=sleep)
-        self.monitor.executing = self.execution.in_flight
-        self.monitor.late_fills = LateFillWatch(cfg, broker, self.exits, self.executor, self.notifier, clock,
-                                                engine=self.execution)
+        self.notifier = notifier
+        self.exits = exits
+        self.execution = execution
+        self.executor = executor
+        self.monitor = monitor
+        self.reconciler = reconciler
         self._analyser = analyser
         self.analysis_cache: SingleFlightCache[AnalysisResult] = SingleFlightCache(max_entries=64)
-        self.recovery: RecoveryReport | None = None
         self.chat_links: dict[str, ChatLink] = {}  # see set_chat_link
         self.ready = False
         self.stopping = False  # stop() began: a late command (a Discord tap while alerts drain) is told so
+
+    @property
+    def recovery(self) -> RecoveryReport | None:
+        """The last reconciliation's report (start-up, or the monitor's re-run)."""
+        return self.reconciler.report
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self, *, monitor: bool = True) -> RecoveryReport:
@@ -112,9 +118,8 @@ class TradingService:
             if replayed:
                 log.warning("re-sent %d alert(s) a crash left undelivered", replayed)
         self.stopping = False
-        await self._recover()
+        await self.reconciler.run()
         self._warn_if_trading_blocked()
-        self.monitor.reconcile_hook = self._recover_again
         self.monitor.reconcile_pending = not self.recovery.broker_ok
         if monitor:
             self.monitor.start()
@@ -131,21 +136,6 @@ class TradingService:
                                 f"{block}. Analysis and monitoring carry on, but MoneyBot can neither open nor close "
                                 "trades until this is fixed (SL/TP already at the broker still work).",
                                 dedup_key="trading_blocked")
-
-    async def _recover(self) -> bool:
-        self.recovery = await recover(self.cfg, self.store, self.broker, self.exits, self.execution, self.executor,
-                                      self.notifier, self.clock)
-        return self.recovery.broker_ok
-
-    async def _recover_again(self) -> bool:
-        """The monitor's re-run after a start-up without the broker. It runs first in a cycle, so an error
-        in it must not escape: that would cost the cycle's exits, every cycle. It is retried next cycle."""
-        try:
-            return await self._recover()
-        except Exception as e:  # noqa: BLE001
-            log.exception("re-running the start-up reconciliation failed; retrying next cycle")
-            self.notifier.error("state_corruption", f"reconciliation failed: {type(e).__name__}: {e}", alert=False)
-            return False
 
     async def stop(self, alert_drain_seconds: float = 10.0) -> None:
         """Stop the monitor, then deliver the alerts still queued (bounded: a dead sink must not hang exit)."""
@@ -236,6 +226,25 @@ class TradingService:
             await self.execution.approve(auto.id, "auto", auto=True)
             proposals = [self.store.proposals.get(p.id) for p in proposals]
         return analysis, proposals
+
+    async def propose_strategy(self, symbol: str, strategy: str) -> tuple[AnalysisResult, TradeProposal]:
+        """An agent's proposal (the MCP front end): ONE strategy, stored pending and never auto-executed
+        whatever the auto-execute setting, so only a human tap on its card can place it. The caller (the
+        MCP layer) has checked the token's trader role; the store's state machine does the rest."""
+        self._require_ready()
+        analysis = await self.assess(symbol)
+        chosen = [s for s in analysis.strategies if s.viable and s.strategy == strategy]
+        if not analysis.passed or not chosen:
+            why = "; ".join(f.reason for f in analysis.failures) or (
+                analysis.no_range.message if analysis.no_range else f"{strategy} is not viable now")
+            raise ProposalError(f"No {strategy} proposal on {analysis.symbol} now: {why}")
+        proposals = self.execution.create_proposals(analysis.model_copy(update={"strategies": chosen[:1]}))
+        if not proposals:
+            raise ProposalError(f"No {strategy} proposal on {analysis.symbol} now.")
+        return analysis, proposals[0]
+
+    def proposal(self, proposal_id: str) -> TradeProposal | None:
+        return self.store.proposals.get(str(proposal_id))
 
     async def approve(self, proposal_id: str, user_id) -> ProposalOutcome:
         self.authz.check(user_id, "approve")

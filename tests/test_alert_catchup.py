@@ -82,7 +82,8 @@ async def test_a_chat_that_reconnects_gets_only_what_it_did_not_get(clock, store
     alerts.alert_system_error("broker_timeout", "MT5 slow", dedup_key="a")  # delivered live
     await alerts.drain()
     alerts.unregister_sink("telegram")  # the link dropped
-    alerts.alert_range_invalidation(None, "EURUSD", ["close beyond the range"], ticket=5)
+    alerts.send(Alert(kind="range_invalidated", severity="high", title="RANGE INVALIDATED - EURUSD #5",
+                      text="close beyond the range", ticket=5, created_at=alerts.clock.now()))
     alerts.alert_auto_disabled("5 errors in an hour")
     alerts.register_sink("telegram", tg)
     await alerts.drain()
@@ -125,7 +126,8 @@ async def test_a_long_outage_sends_the_important_ones_and_one_summary_line(clock
         if i in (2, 5, 8):
             alerts.alert_exit_failed(100 + i, "EURUSD", "requote")
         if i == 10:
-            alerts.alert_range_invalidation(None, "GBPUSD", "range broken", ticket=200)
+            alerts.send(Alert(kind="range_invalidated", severity="high", title="RANGE INVALIDATED - GBPUSD #200",
+                              text="range broken", ticket=200, created_at=clock.now()))
     alerts.send(Alert(kind="system_error", severity="medium", title="slow cycle", text="m", created_at=clock.now()))
     alerts.register_sink("telegram", tg)
     await alerts.drain()

@@ -173,18 +173,15 @@ async def test_named_alerts_carry_data_for_charts(alerts, clock):
     got = []
     alerts.register_sink("telegram", recorder(got))
     trade = make_trade(5)
-    alerts.alert_range_invalidation(trade, trade.symbol, ["2 closes above range"], price=101.7)
     alerts.alert_exit_failed(5, trade.symbol, "requote", trade=trade, attempts=4)
     alerts.alert_exit_executed(trade, 100.05, "take profit", pnl=0.0075)
-    alerts.alert_orphan_adopted(6, "XAUUSDc")
     alerts.alert_auto_disabled("3 critical errors in the last hour")
     alerts.alert_system_error("mt5_connection_lost", "down", severity="critical")
     await alerts.drain()
     kinds = [a.kind for a in got]
-    assert kinds == ["range_invalidated", "exit_failed", "exit_executed", "orphan_adopted", "auto_disabled",
-                     "system_error"]
-    inval, failed, executed = got[:3]
-    assert inval.range_data is not None and inval.range_data.range_high == 101.0 and inval.exit_price == 101.7
+    assert kinds == ["exit_failed", "exit_executed", "auto_disabled", "system_error"]
+    failed, executed = got[:2]
+    assert failed.trade.range_data is not None and failed.trade.range_data.range_high == 101.0
     assert "MANUAL CLOSE" in failed.text and failed.trade.ticket == 5
     assert "+1.50 R" in executed.text and executed.exit_price == 100.05
 

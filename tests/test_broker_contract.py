@@ -12,7 +12,6 @@ from core.brokers.base import (
     OrderRequest,
     PositionNotFoundError,
     UnknownSymbolError,
-    find_by_comment,
 )
 from core.domain.timeframes import Timeframe
 
@@ -70,8 +69,8 @@ def test_order_modify_partial_close_then_tp(market):
     assert (deals[2].reason, deals[2].price, deals[2].volume) == ("tp", pytest.approx(2003.00), pytest.approx(0.01))
     assert deals[2].profit == pytest.approx(2.80)  # (2003.00 - 2000.20) * 0.01 lot * 100
     assert deals[1].profit == pytest.approx(0.0)
-    positions, found = find_by_comment(b, "rs:abc")
-    assert positions == [] and [d.entry for d in found] == ["in"]
+    found = [d for d in b.history_deals(since=None) if d.comment == "rs:abc"]
+    assert [p for p in b.positions() if p.comment == "rs:abc"] == [] and [d.entry for d in found] == ["in"]
 
 
 def test_short_stop_loss_uses_the_ask(market):

@@ -243,9 +243,9 @@ def test_confluence_pass_and_fail(symbol):
     assert "below the 60 needed" in _f(bad, "confluence").reason
 
 
-def test_run_all_checks_returns_every_blocking_failure():
+def test_evaluate_all_returns_every_blocking_failure():
     ctx, det, _ = context_at("XAUUSDc", ts("2025-06-02T07:05"))
-    passed, failures = F.run_all_checks(ctx, det)
-    assert passed is False
+    results, _, _ = F.evaluate_all(ctx, det)
+    failures = [r for r in results if not r.passed and r.blocking]
     assert "session" in [f.name for f in failures]
     assert all(not f.passed and f.blocking for f in failures)

@@ -1,6 +1,8 @@
 """RangeScalpingScorer: score bounds, R:R inside the configured window, weights and conflicts."""
 from __future__ import annotations
 
+import copy
+import json
 from collections import Counter
 
 import numpy as np
@@ -9,9 +11,11 @@ from analysis_helpers import SYMBOLS, app, bar_close, candles, context_at, run
 
 from core.analysis.scoring.scorer import RangeScalpingScorer
 from core.analysis.scoring.strategies import STRATEGIES, Setup
-from core.domain.models import Direction, StrategyScore
+from core.config.model import DEFAULT_CONFIG_PATH, load_config, validate_config_dict
+from core.domain.models import STRATEGY_NAMES, Direction, StrategyScore
 
 S = RangeScalpingScorer()
+W = load_config().strategy_weights
 
 
 def _sample(symbol, k=260, seed=7):
@@ -116,13 +120,13 @@ def test_no_conflict_no_note():
 
 def test_dynamic_weights_by_session_and_regime():
     base = [_score("bb_fade", Direction.SHORT, 60), _score("liquidity_sweep", Direction.SHORT, 60)]
-    asian = {s.strategy: s.score for s in S.apply_dynamic_strategy_weights(base, ["asian"], "stable")}
+    asian = {s.strategy: s.score for s in S.apply_dynamic_strategy_weights(base, ["asian"], "stable", W)}
     assert asian["bb_fade"] > 60 > asian["liquidity_sweep"]
-    london = {s.strategy: s.score for s in S.apply_dynamic_strategy_weights(base, ["london"], "stable")}
+    london = {s.strategy: s.score for s in S.apply_dynamic_strategy_weights(base, ["london"], "stable", W)}
     assert london["liquidity_sweep"] > london["bb_fade"]
-    expanding = {s.strategy: s for s in S.apply_dynamic_strategy_weights(base, ["asian"], "expanding")}
+    expanding = {s.strategy: s for s in S.apply_dynamic_strategy_weights(base, ["asian"], "expanding", W)}
     assert expanding["bb_fade"].score < asian["bb_fade"] and expanding["bb_fade"].weight == pytest.approx(1.1 * 0.8)
-    capped = S.apply_dynamic_strategy_weights([_score("bb_fade", Direction.SHORT, 99)], ["asian"], "contracting")
+    capped = S.apply_dynamic_strategy_weights([_score("bb_fade", Direction.SHORT, 99)], ["asian"], "contracting", W)
     assert capped[0].score == 100
 
 
@@ -141,3 +145,34 @@ def test_mid_range_entries_are_not_viable():
     edge = Setup("rsi_bounce", Direction.SHORT, r.critical_gaps.upper_zone_start + 1e-6, r.range_high + ctx.ind.atr,
                  mid, 0.9, "x.")
     assert "entry zone" not in S.score_setup(ctx, edge).reason
+
+
+def test_strategy_weights_come_from_config_and_are_validated():
+    """A desk retunes the weights in config; a negative, all-zero, unknown-strategy or unknown-session
+    weight is refused with the key that is wrong."""
+    raw = json.loads(DEFAULT_CONFIG_PATH.read_text())
+    raw["strategy_weights"]["session"]["asian"]["bb_fade"] = 2.0
+    cfg, issues = validate_config_dict(copy.deepcopy(raw))
+    assert not issues
+    base = [_score("bb_fade", Direction.SHORT, 40)]
+    assert S.apply_dynamic_strategy_weights(base, ["asian"], "stable", cfg.strategy_weights)[0].score == 80
+    for path, value, words in [
+        (("session", "asian", "bb_fade"), -0.5, "must not be negative"),
+        (("session", "asian", "no_such"), 1.0, "unknown strategy"),
+        (("session", "moon"), {"bb_fade": 1.0}, "unknown session"),
+        (("regime", "sideways"), {"bb_fade": 1.0}, "unknown regime"),
+        (("regime", "stable"), {n: 0.0 for n in STRATEGY_NAMES}, "every weight is 0"),
+    ]:
+        bad = copy.deepcopy(raw)
+        node = bad["strategy_weights"]
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+        cfg, issues = validate_config_dict(bad)
+        assert cfg is None and any(words in str(i) for i in issues), (path, issues)
+
+
+def test_strategy_names_in_the_domain_match_the_strategies():
+    from core.analysis.scoring.strategies import STRATEGIES
+
+    assert tuple(STRATEGIES) == STRATEGY_NAMES

@@ -212,7 +212,8 @@ def analyse(inputs: AnalysisInputs, cfg: TradingConfig, spec: SymbolSpec, config
             strategies, note = [], None
             if rng is not None and len(bars):
                 scored = _SCORER.score_all_strategies(ctx)
-                scored = _SCORER.apply_dynamic_strategy_weights(scored, ctx.session_names, rng.expansion_state)
+                scored = _SCORER.apply_dynamic_strategy_weights(scored, ctx.session_names, rng.expansion_state,
+                                                                 cfg.strategy_weights)
                 scored = _SCORER.apply_min_score(scored, cfg.entry_filters.min_strategy_score)
                 strategies, note = _SCORER.check_strategy_conflicts(scored)
             if note:

@@ -83,11 +83,9 @@ def higher_timeframes(tcfg, candles: np.ndarray, timeframe: Timeframe) -> dict[T
     on every request (one call per analysis per timeframe), so the bars are identical; the parity test
     (a session on a primary-only feed vs this) and the truncation test check it.
     """
+    from core.analysis.facade import window_sizes
+
     out = {timeframe: candles}
-    try:
-        from core.analysis.facade import window_sizes
-    except ImportError:
-        return out
     for name in window_sizes(tcfg):
         tf = Timeframe.parse(name)
         if tf.seconds > timeframe.seconds and tf.seconds % timeframe.seconds == 0 and len(candles):

@@ -235,18 +235,6 @@ def fit_comment(text: str) -> str:
     return text
 
 
-def find_by_comment(broker: Broker, comment: str, since: float | None = None) -> tuple[list[Position], list[Deal]]:
-    """Open positions and deals whose comment equals `comment`.
-
-    This is how execution stays exactly-once across a crash: it writes the proposal id into the
-    order comment, and after a restart asks the broker whether that order already went through
-    before sending it again.
-    """
-    positions = [p for p in broker.positions() if p.comment == comment]
-    deals = [d for d in broker.history_deals(since=since) if d.comment == comment]
-    return positions, deals
-
-
 @runtime_checkable
 class Broker(Protocol):
     """What core needs from a broker. Implementations: PaperBroker, MT5Broker."""

@@ -6,9 +6,8 @@ proposal. MT5 limits comments to 31 characters, and the id is kept within the cu
 """
 from __future__ import annotations
 
-from core.brokers.base import Broker, Deal, Position
+from core.brokers.base import MT5_COMMENT_MAX, Broker, Deal, Position
 
-MT5_COMMENT_MAX = 31
 COMMENT_PREFIX = "rs"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # re-exported: callers import the section models from here
 from core.config.sections import (  # noqa: F401
@@ -36,6 +36,7 @@ from core.config.sections import (  # noqa: F401
     Fallback,
     FalseRange,
     KillSwitch,
+    Mcp,
     Monitor,
     MT5Config,
     News,
@@ -50,6 +51,7 @@ from core.config.sections import (  # noqa: F401
     Severity,
     SourceQuality,
     Store,
+    StrategyWeights,
     SymbolSpec,
     _Section,
 )
@@ -99,6 +101,7 @@ class TradingConfig(_Section):
     monitor: Monitor
     kill_switch: KillSwitch
     performance: Performance
+    strategy_weights: StrategyWeights = Field(default_factory=StrategyWeights)
 
     @field_validator("strategy_rr")
     @classmethod
@@ -114,8 +117,16 @@ class TradingConfig(_Section):
             raise ValueError(f"unknown strategy {', '.join(repr(k) for k in unknown)}{hint} (strategies: {names})")
         return v
 
+    @model_validator(mode="after")
+    def _weighted_sessions_exist(self) -> TradingConfig:
+        known = set(self.sessions.definitions) | {"off_hours"}
+        unknown = sorted(set(self.strategy_weights.session) - known)
+        if unknown:
+            raise ValueError(f"strategy_weights.session: unknown session {unknown} (sessions: {', '.join(sorted(known))})")
+        return self
 
-GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store")
+
+GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store", "mcp")
 
 
 class AppConfig(TradingConfig):
@@ -125,6 +136,7 @@ class AppConfig(TradingConfig):
     symbol_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     broker: Broker = Broker()
     store: Store = Store()
+    mcp: Mcp = Mcp()
 
     @cached_property
     def version(self) -> str:

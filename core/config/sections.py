@@ -284,6 +284,47 @@ class Performance(_Section):
     slow_operation_ms: float = Field(gt=0)
 
 
+REGIMES = ("contracting", "stable", "expanding")
+
+
+class StrategyWeights(_Section):
+    """The seed's dynamic weights: a strategy's score is multiplied by its weight in each open session
+    (overlaps multiply; `off_hours` when none is open) and in the range's volatility regime. A strategy
+    not named weighs 1. They live in config so a desk can retune them, and a backtest sweep can vary them."""
+
+    session: dict[str, dict[str, float]] = Field(default_factory=lambda: {
+        "asian": {"bb_fade": 1.1, "rsi_bounce": 1.1, "liquidity_sweep": 0.9},
+        "london": {"liquidity_sweep": 1.15, "pdh_pdl_rejection": 1.1, "bb_fade": 0.95},
+        "new_york": {"vwap_reversion": 1.1, "liquidity_sweep": 1.1},
+        "off_hours": {"bb_fade": 0.9, "rsi_bounce": 0.9, "vwap_reversion": 0.9, "pdh_pdl_rejection": 0.9,
+                      "liquidity_sweep": 0.9},
+    })
+    regime: dict[str, dict[str, float]] = Field(default_factory=lambda: {
+        "contracting": {"bb_fade": 1.1, "rsi_bounce": 1.05},
+        "stable": {},
+        "expanding": {"bb_fade": 0.8, "rsi_bounce": 0.85, "vwap_reversion": 0.9, "liquidity_sweep": 1.05},
+    })
+
+    @model_validator(mode="after")
+    def _sane(self) -> StrategyWeights:
+        from core.domain.models import STRATEGY_NAMES
+
+        for table, rows in (("session", self.session), ("regime", self.regime)):
+            for key, weights in rows.items():
+                where = f"strategy_weights.{table}.{key}"
+                unknown = sorted(set(weights) - set(STRATEGY_NAMES))
+                if unknown:
+                    raise ValueError(f"{where}: unknown strategy {unknown} (strategies: {', '.join(STRATEGY_NAMES)})")
+                if any(w < 0 for w in weights.values()):
+                    raise ValueError(f"{where}: weights must not be negative")
+                if weights and set(weights) == set(STRATEGY_NAMES) and not any(weights.values()):
+                    raise ValueError(f"{where}: every weight is 0, which would score every strategy 0")
+        unknown_regimes = sorted(set(self.regime) - set(REGIMES))
+        if unknown_regimes:
+            raise ValueError(f"strategy_weights.regime: unknown regime {unknown_regimes} (regimes: {', '.join(REGIMES)})")
+        return self
+
+
 class PaperBrokerConfig(_Section):
     db_path: str = "data/paper_broker.sqlite"
     slippage_points: float = Field(default=0, ge=0)
@@ -307,6 +348,20 @@ class Broker(_Section):
 
 class Store(_Section):
     path: str = "data/moneybot.sqlite"
+
+
+class Mcp(_Section):
+    """The MCP front door (bot/mcp_server). Tokens are secrets: MONEYBOT_MCP_TOKEN / _VIEWER_TOKEN in env/.env."""
+
+    enabled: bool = False  # serve MCP over HTTP inside `moneybot run` (and take queued standalone proposals)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    access_role: Literal["viewer", "trader"] = "trader"  # the role MONEYBOT_MCP_TOKEN grants
+    stdio_role: Literal["viewer", "trader"] = "trader"  # stdio has no token: its launcher owns the .env
+    rate_limit_per_minute: int = Field(default=60, ge=1)
+    max_request_bytes: int = Field(default=262144, ge=1024)  # a 100k-char argument is still a tool error
+    allowed_origins: list[str] = Field(default_factory=list)  # empty: http://127.0.0.1:PORT, http://localhost:PORT
+    allowed_hosts: list[str] = Field(default_factory=list)  # Host headers besides 127.0.0.1/localhost (a proxy's name)
 
 
 class SymbolSpec(_Section):

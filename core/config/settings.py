@@ -69,11 +69,14 @@ class Secrets(BaseSettings):
     mt5_server: str | None = None
     mt5_bridge_host: str | None = None
     mt5_bridge_port: int = Field(default=18812, ge=1, le=65535)
+    # MCP over HTTP (bot/mcp_server): the bearer tokens; MCP_TOKEN has config mcp.access_role, the other "viewer"
+    mcp_token: SecretStr | None = None
+    mcp_viewer_token: SecretStr | None = None
 
     def model_post_init(self, __context) -> None:
         remember_secrets(secret_values(self))  # whoever reads the secrets, they are masked from then on
 
-    @field_validator("telegram_token", "discord_token", mode="before")
+    @field_validator("telegram_token", "discord_token", "mcp_token", "mcp_viewer_token", mode="before")
     @classmethod
     def _blank_is_unset(cls, v):
         # `NAME=   ` or a Windows line end: spaces are never part of a token, and a token of spaces

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
@@ -54,7 +55,11 @@ class CycleReport:
 
 class Monitor:
     def __init__(self, cfg, broker: Broker, exits: RangeScalpingExitManager, executor: ExitExecutor, notifier,
-                 clock, sleep=asyncio.sleep) -> None:
+                 clock, sleep=asyncio.sleep, *, late_fills=None, executing: set[str] | None = None,
+                 reconcile: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """`late_fills`: a LateFillWatch (None in backtests); `executing`: the proposal ids the execution
+        engine is sending right now (None: not known, trust the store); `reconcile`: the start-up
+        reconciliation's re-run, run first in the next cycle with a connection when it is pending."""
         self.cfg = cfg
         self.broker = broker
         self.exits = exits
@@ -67,16 +72,16 @@ class Monitor:
         self.last_report: CycleReport | None = None
         self.connected = True
         self.views = MarketViews(cfg, broker, notifier, clock)
-        self.late_fills = None  # core.exits.late_fills.LateFillWatch, wired by the service (not in backtests)
+        self.late_fills = late_fills
         self._task: asyncio.Task | None = None
         self._magics_key: frozenset[int] | None = None
         self._magics_list: list[int] = []
         # set by the service when start-up reconciliation could not reach the broker: the next cycle
         # with a connection runs it (executing proposals, closes while down, orphans) before anything else
-        self.reconcile_hook = None
+        self.reconcile_hook = reconcile
         self.reconcile_pending = False
         # proposal ids the execution engine is sending/recording right now (None: not known, trust the store)
-        self.executing: set[str] | None = None
+        self.executing = executing
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
 

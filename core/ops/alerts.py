@@ -23,14 +23,14 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel
 
 from core.config.settings import mask_secrets
 from core.domain.clock import Clock, SystemClock
-from core.domain.models import ActiveTrade, Alert, RangeStructure
+from core.domain.models import ActiveTrade, Alert
 from core.domain.wording import symbol_price
 from core.ops import alert_texts, alerts_replay
 
@@ -345,19 +345,6 @@ class RangeScalpingAlerts:
     def _make(self, kind: str, severity: str, title: str, text: str, **kw: Any) -> Alert:
         return Alert(kind=kind, severity=severity, title=title, text=text, created_at=self.clock.now(), **kw)
 
-    def alert_range_invalidation(
-        self, trade: ActiveTrade | None, symbol: str, reasons: str | Iterable[str], *, ticket: int | None = None,
-        range_data: RangeStructure | None = None, price: float | None = None, severity: str = "high",
-    ) -> bool:
-        ticket = trade.ticket if trade is not None else ticket
-        why = reasons if isinstance(reasons, str) else "; ".join(reasons)
-        text = f"Range invalidated on {symbol} (ticket {ticket}): {why}. Action: exit the trade."
-        return self.send(self._make(
-            "range_invalidated", severity, f"RANGE INVALIDATED - {symbol} #{ticket}", text, symbol=symbol,
-            ticket=ticket, trade=trade, range_data=range_data or (trade.range_data if trade else None),
-            exit_price=price,
-        ))
-
     def alert_exit_failed(
         self, ticket: int, symbol: str, error: str, *, trade: ActiveTrade | None = None, attempts: int | None = None,
         severity: str = "critical",
@@ -391,11 +378,3 @@ class RangeScalpingAlerts:
     def alert_auto_disabled(self, reason: str) -> bool:
         text = f"New entries are switched OFF: {reason}. Open trades are still monitored. Check /health, then /resume."
         return self.send(self._make("auto_disabled", "critical", "AUTO-DISABLED: no new trades", text))
-
-    def alert_orphan_adopted(
-        self, ticket: int, symbol: str, *, trade: ActiveTrade | None = None, severity: str = "critical",
-    ) -> bool:
-        text = (f"Found {symbol} position #{ticket} with this bot's magic number but no record of it here. "
-                "It is now monitored like any scalp: check its SL/TP in MetaTrader.")
-        return self.send(self._make("orphan_adopted", severity, f"ORPHAN ADOPTED - {symbol} #{ticket}", text,
-                                    symbol=symbol, ticket=ticket, trade=trade))

@@ -36,6 +36,32 @@ log = logging.getLogger(__name__)
 RECENT_CLOSED_FOR_REENTRY = 500
 
 
+class Reconciler:
+    """Start-up reconciliation, and its re-run by the monitor after a start without the broker.
+
+    One object owns both, so the monitor is handed its reconcile step when it is built instead of the
+    service wiring a hook into it after the fact."""
+
+    def __init__(self, cfg, store, broker, exits, engine, executor, notifier, clock) -> None:
+        self._args = (cfg, store, broker, exits, engine, executor, notifier, clock)
+        self.notifier = notifier
+        self.report: RecoveryReport | None = None
+
+    async def run(self) -> RecoveryReport:
+        self.report = await recover(*self._args)
+        return self.report
+
+    async def again(self) -> bool:
+        """The monitor's re-run. It runs first in a cycle, so an error in it must not escape: that would
+        cost the cycle's exits, every cycle. It is retried next cycle."""
+        try:
+            return (await self.run()).broker_ok
+        except Exception as e:  # noqa: BLE001
+            log.exception("re-running the start-up reconciliation failed; retrying next cycle")
+            self.notifier.error("state_corruption", f"reconciliation failed: {type(e).__name__}: {e}", alert=False)
+            return False
+
+
 async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) -> RecoveryReport:
     t0 = time.perf_counter()
     rep = RecoveryReport()

@@ -2,7 +2,7 @@
 
 Each check returns a `FilterResult` whose `reason` is written for the trader (it is shown verbatim on
 the trade card), with the numbers behind it in `details` for logs and tests. Checks are independent
-and cheap, so `run_all_checks` always runs all of them: the trader sees every problem at once,
+and cheap, so `evaluate_all` always runs all of them: the trader sees every problem at once,
 not just the first.
 """
 from __future__ import annotations
@@ -252,8 +252,3 @@ class RangeScalpingRiskFilters:
         if ctx.rng is not None:
             results.append(conf)
         return results, score, comps
-
-    def run_all_checks(self, ctx: AnalysisContext, detector) -> tuple[bool, list[FilterResult]]:
-        results, _, _ = self.evaluate_all(ctx, detector)
-        failures = [r for r in results if not r.passed and r.blocking]
-        return not failures, failures

@@ -14,22 +14,8 @@ from dataclasses import replace
 
 from core.analysis.context import AnalysisContext
 from core.analysis.scoring.strategies import STRATEGIES, Setup
+from core.config.sections import StrategyWeights
 from core.domain.models import Direction, StrategyScore
-
-# Why these weights: Asian ranges are quiet and mean-revert cleanly (band/RSI fades); the London and
-# New York opens run stops first (sweeps, day-level rejections); New York respects VWAP. In an
-# expanding regime, fades of the band are the first casualties.
-SESSION_WEIGHTS: dict[str, dict[str, float]] = {
-    "asian": {"bb_fade": 1.1, "rsi_bounce": 1.1, "liquidity_sweep": 0.9},
-    "london": {"liquidity_sweep": 1.15, "pdh_pdl_rejection": 1.1, "bb_fade": 0.95},
-    "new_york": {"vwap_reversion": 1.1, "liquidity_sweep": 1.1},
-    "off_hours": {"bb_fade": 0.9, "rsi_bounce": 0.9, "vwap_reversion": 0.9, "pdh_pdl_rejection": 0.9, "liquidity_sweep": 0.9},
-}
-REGIME_WEIGHTS: dict[str, dict[str, float]] = {
-    "contracting": {"bb_fade": 1.1, "rsi_bounce": 1.05},
-    "stable": {},
-    "expanding": {"bb_fade": 0.8, "rsi_bounce": 0.85, "vwap_reversion": 0.9, "liquidity_sweep": 1.05},
-}
 
 
 def _clamp(x: float, lo: float = 0.0, hi: float = 100.0) -> float:
@@ -160,15 +146,21 @@ class RangeScalpingScorer:
                 out.append(self.score_setup(ctx, setup))
         return out
 
-    def apply_dynamic_strategy_weights(self, scores: list[StrategyScore], sessions: list[str], regime: str) -> list[StrategyScore]:
-        """Scale each score by the product of its session weights (overlaps multiply) and regime weight."""
+    def apply_dynamic_strategy_weights(self, scores: list[StrategyScore], sessions: list[str], regime: str,
+                                       weights: StrategyWeights) -> list[StrategyScore]:
+        """Scale each score by the product of its session weights (overlaps multiply) and regime weight,
+        as configured in `strategy_weights`.
+
+        Why these defaults: Asian ranges are quiet and mean-revert cleanly (band/RSI fades); the London
+        and New York opens run stops first (sweeps, day-level rejections); New York respects VWAP. In an
+        expanding regime, fades of the band are the first casualties."""
         out = []
         names = sessions or ["off_hours"]
         for s in scores:
             w = 1.0
             for n in names:
-                w *= SESSION_WEIGHTS.get(n, {}).get(s.strategy, 1.0)
-            w *= REGIME_WEIGHTS.get(regime, {}).get(s.strategy, 1.0)
+                w *= weights.session.get(n, {}).get(s.strategy, 1.0)
+            w *= weights.regime.get(regime, {}).get(s.strategy, 1.0)
             comps = dict(s.components, base_score=s.score)
             out.append(s.model_copy(update={"weight": round(w, 4), "score": round(_clamp(s.score * w), 2), "components": comps}))
         return out
