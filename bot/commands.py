@@ -21,15 +21,23 @@ from typing import Any
 from bot import confirmations, presenter
 from bot import service_facts as facts
 from bot.backtest_command import BacktestCommand
-from bot.chart import render_alert_chart, render_analysis_chart
-from bot.command_spec import ACTIONS, NO_ARGS, USAGE, Service, parse_command
+from bot.card_chart import CardCharts
+from bot.chart import render_alert_chart
+from bot.command_spec import (
+    ACTIONS,
+    CONTROL_CHARS_REPLY,
+    NO_ARGS,
+    USAGE,
+    Service,
+    has_control_chars,
+    parse_command,
+)
 from bot.command_spec import clip as _clip
 from bot.command_spec import maybe_await as _maybe
 from bot.live_line import live_line
 from bot.progress import ProgressFn
 from bot.rate_limit import RateLimiter, refusal_text
 from bot.replies import Button, Reply, parse_payload
-from core.api import ANALYSIS_POOL, SingleFlightCache
 from core.config.settings import mask_secrets
 from core.domain.exceptions import NotAuthorizedError, UserFacingError
 from core.domain.models import Alert, AnalysisResult, TradeProposal
@@ -61,7 +69,7 @@ class CommandRouter:
         self._report_error = report_error
         self._refused: set[Any] = set()
         self.backtest = BacktestCommand(self)  # CPU-heavy: a worker thread, one at a time, progress edits
-        self._charts: SingleFlightCache[bytes | None] = SingleFlightCache(max_entries=32)
+        self._charts = CardCharts()
         self.rate_limit = RateLimiter()
         self._handlers: dict[str, Callable[[Any, list[str]], Awaitable[Reply]]] = {
             "scalp": self._scalp,
@@ -239,29 +247,10 @@ class CommandRouter:
         return Reply(text=text, buttons=rows, image=image, image_name=f"{symbol}_{int(analysis.as_of)}.png")
 
     async def _chart(self, analysis: AnalysisResult, digits: int) -> bytes | None:
-        """Best effort: a card without a chart is still useful, so chart failures are logged, not fatal.
-
-        One chart per (symbol, closed bar, config version, verdict): concurrent /scalp of one symbol await
-        one render, drawn in the analysis pool (matplotlib's object API: symbols render in parallel)."""
+        """Best effort (a card without a chart is still useful); one render per symbol and bar, see card_chart."""
         if self._candles is None:
             return None
-        top = analysis.top if analysis.passed else None
-        key = (analysis.symbol, analysis.timeframe, analysis.as_of, analysis.config_version, analysis.passed,
-               (top.strategy, top.direction.value, top.entry, top.stop_loss, top.take_profit) if top else None,
-               analysis.range.model_dump_json() if analysis.range else None, digits)
-
-        async def render() -> bytes | None:
-            candles = await self._candles(analysis.symbol, analysis.timeframe, CHART_BARS + 200)
-            if candles is None or len(candles) == 0:
-                return None
-            return await asyncio.get_running_loop().run_in_executor(
-                ANALYSIS_POOL, render_analysis_chart, candles, analysis, digits)
-
-        try:
-            return await self._charts.get(key, render)
-        except Exception:
-            log.exception("chart for %s failed", analysis.symbol)
-            return None
+        return await self._charts.get(analysis, digits, self._candles)
 
     async def _status(self, user_id: Any, args: list[str]) -> Reply:
         self.service.authorize(user_id, "status")
@@ -422,16 +411,6 @@ class CommandRouter:
         # Cancel wipes the confirmation: only someone who may do the action may call it off
         self.service.authorize(user_id, ACTIONS.get(ref, "read"))
         return Reply(text="Cancelled.", edit=True, toast="Cancelled.")
-
-
-CONTROL_CHARS_REPLY = ("Your message contains control characters (such as NUL or an escape code), so I ignored it. "
-                       "Type the command again, e.g. /scalp XAUUSDc.")
-
-
-def has_control_chars(text: Any) -> bool:
-    """True when `text` holds a C0/C1 control character other than the tab and line breaks a chat client
-    may add: such input is refused whole rather than cleaned (a symbol with a NUL is not 'nearly' XAUUSDc)."""
-    return isinstance(text, str) and any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in text)
 
 
 def _plain(text: str) -> str:

@@ -14,11 +14,10 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from core.analysis.cache import SingleFlightCache
-from core.analysis.pipeline import analysis_step_seconds
+from core.analysis.cache import SingleFlightCache, analysis_key
 from core.brokers.base import BrokerError
 from core.brokers.tags import proposal_id_from_comment
-from core.config.settings import mask_secrets
+from core.config.settings import mask_secrets_in
 from core.domain.exceptions import ProposalError
 from core.domain.models import (
     ActiveTrade,
@@ -39,7 +38,7 @@ from core.ops.notify import Notifier
 from core.store.metrics import MetricsReport, compute_metrics
 from core.trading.authz import Authorizer
 from core.trading.execution import ExecutionEngine, ProposalOutcome
-from core.trading.live_quote import LiveQuote, live_quote
+from core.trading.live_quote import LiveQuote, fetch_live_quote
 from core.trading.recovery import Reconciler
 
 log = logging.getLogger(__name__)
@@ -48,15 +47,6 @@ EMERGENCY_IN_FLIGHT_WAIT = 30.0  # seconds an emergency waits for orders already
 EXIT_IN_FLIGHT_WAIT = 60.0  # seconds /close waits for the monitor's exit of the same trade (policy retries)
 
 Analyser = Callable[[str], AnalysisResult]
-
-
-def _masked(node):
-    """A config view with every known secret value masked (a password pasted into a text setting)."""
-    if isinstance(node, dict):
-        return {k: _masked(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_masked(v) for v in node]
-    return mask_secrets(node) if isinstance(node, str) else node
 
 
 class TradeStatus(BaseModel):
@@ -190,21 +180,11 @@ class TradingService:
         return res
 
     def _analysis_key(self, sym: str) -> tuple:
-        """(symbol, last closed bar, config version): within one bar of the finest timeframe the analysis
-        reads, its inputs are the same closed candles for everyone; a new bar or config is a new key."""
-        step = analysis_step_seconds(self.cfg.for_symbol(sym))
-        return sym, int(self.clock.now() // step), self.cfg.version
+        return analysis_key(self.cfg, sym, self.clock.now())
 
     async def live_quote(self, analysis: AnalysisResult) -> LiveQuote | None:
-        """The quote now, with the card's price check and the analysis' age: a cached analysis is shared
-        for the whole bar, the quote and the check on it are fetched fresh for every card."""
-        try:
-            tick = await asyncio.to_thread(self.broker.tick, analysis.symbol)
-        except BrokerError as e:
-            log.info("no live quote for %s: %s", analysis.symbol, e)
-            return None
-        ex = self.cfg.for_symbol(analysis.symbol).execution
-        return live_quote(analysis, tick, self.clock.now(), ex.max_entry_slippage_pct)
+        """The quote, price check and analysis age for one card (fresh each time; the analysis may be shared)."""
+        return await fetch_live_quote(self.broker, self.cfg, self.clock, analysis)
 
     async def assess(self, symbol: str) -> AnalysisResult:
         """The analysis as this account may act on it: the re-entry rule applied, so a viewer's card gives
@@ -420,7 +400,7 @@ class TradingService:
         else:
             out = self.cfg.model_dump(mode="json")
         out["config_version"] = self.cfg.short_version
-        return _masked(out)
+        return mask_secrets_in(out)  # a password pasted into a text setting is not shown
 
     @property
     def config_version(self) -> str:

@@ -15,7 +15,7 @@ import pytest
 from bot_helpers import TRADER, start_core
 
 import core.app
-from bot import commands as commands_mod
+from bot import chart as chart_mod
 from bot.rate_limit import RateLimiter
 from bot.runner import make_router
 from core.brokers.base import Tick
@@ -32,13 +32,13 @@ async def _router(tmp_path, traders=60):
 async def test_concurrent_scalps_share_one_analysis_and_one_chart_per_symbol_and_bar(tmp_path, monkeypatch):
     service, clock, router, users = await _router(tmp_path)
     renders = []
-    real_render = commands_mod.render_analysis_chart
+    real_render = chart_mod.render_analysis_chart
 
     def counting_render(*a, **k):
         renders.append(a[1].symbol)
         return real_render(*a, **k)
 
-    monkeypatch.setattr(commands_mod, "render_analysis_chart", counting_render)
+    monkeypatch.setattr(chart_mod, "render_analysis_chart", counting_render)
     try:
         # (at this replay instant only the XAUUSDc files have bars; the bench covers three symbols)
         replies = await asyncio.gather(*(router.handle_text("/scalp XAUUSDc", u) for u in users))

@@ -26,6 +26,15 @@ T = TypeVar("T")
 ANALYSIS_POOL = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="analysis")
 
 
+def analysis_key(cfg, symbol: str, now: float) -> tuple:
+    """(symbol, last closed bar, config version): within one bar of the finest timeframe the analysis
+    reads, its closed inputs are the same for everyone; a new bar or a config change is a new key."""
+    from core.analysis.pipeline import analysis_step_seconds
+
+    step = analysis_step_seconds(cfg.for_symbol(symbol))
+    return symbol, int(now // step), cfg.version
+
+
 class SingleFlightCache(Generic[T]):
     def __init__(self, max_entries: int = 64) -> None:
         self.max_entries = max_entries

@@ -52,6 +52,15 @@ def mask_secrets(text: str) -> str:
 _TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 
 
+def mask_secrets_in(node):
+    """`mask_secrets` over every string in a JSON-like tree (a config view for /config)."""
+    if isinstance(node, dict):
+        return {k: mask_secrets_in(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [mask_secrets_in(v) for v in node]
+    return mask_secrets(node) if isinstance(node, str) else node
+
+
 class Secrets(BaseSettings):
     # `NAME=` left empty (as in .env.example) means unset, not "an invalid integer"
     model_config = SettingsConfigDict(env_prefix="MONEYBOT_", env_file=".env", extra="ignore", env_ignore_empty=True)

@@ -6,11 +6,16 @@ The analysis of a closed bar is cached and shared by everyone who asks during th
 Approve applies (`validate_entry_price`), so a card never shows a stale price as current."""
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from pydantic import BaseModel
 
-from core.brokers.base import Tick
+from core.brokers.base import BrokerError, Tick
 from core.domain.models import AnalysisResult
 from core.trading.order_checks import validate_entry_price
+
+log = logging.getLogger(__name__)
 
 
 class LiveQuote(BaseModel):
@@ -21,6 +26,17 @@ class LiveQuote(BaseModel):
     entry_ok: bool | None = None  # None: no viable strategy to check
     entry_message: str = ""
     slippage_pct: float | None = None
+
+
+async def fetch_live_quote(broker, cfg, clock, analysis: AnalysisResult) -> LiveQuote | None:
+    """The quote now (off the event loop) judged against the analysis; None when the broker has none."""
+    try:
+        tick = await asyncio.to_thread(broker.tick, analysis.symbol)
+    except BrokerError as e:
+        log.info("no live quote for %s: %s", analysis.symbol, e)
+        return None
+    ex = cfg.for_symbol(analysis.symbol).execution
+    return live_quote(analysis, tick, clock.now(), ex.max_entry_slippage_pct)
 
 
 def live_quote(analysis: AnalysisResult, tick: Tick, now: float, max_slippage_pct: float) -> LiveQuote:
