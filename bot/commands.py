@@ -208,7 +208,7 @@ class CommandRouter:
         except UserFacingError:
             self.rate_limit.refund(user_id, name)  # bad input did no analysis work: it does not count
             raise
-        if reply.kind == "usage":
+        if reply.kind != "ok":  # a usage line, "a backtest is already running": no analysis work was done
             self.rate_limit.refund(user_id, name)
         return reply
 
