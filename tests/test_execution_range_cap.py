@@ -55,3 +55,4 @@ async def test_a_higher_cap_allows_two_and_reentry_rules_still_apply(tmp_path):
         assert len(service.broker.positions()) == 1
     finally:
         await service.stop()
+

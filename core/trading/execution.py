@@ -198,14 +198,19 @@ class ExecutionEngine:
     def _reentry_allowed(self, p: TradeProposal) -> tuple[bool, str]:
         ex = self.cfg.for_symbol(p.symbol).exits
         pending = [v for k, v in self._reserved.items() if k != p.id]
-        cap = self.cfg.for_symbol(p.symbol).execution.max_positions_per_range
-        open_now = self.exits.open_on_range(p.symbol, p.analysis.range, pending)
-        if len(open_now) >= cap:  # e.g. a second strategy off the same card: one range, one position
-            return False, (f"{', '.join(open_now[:3])} is already open on this {p.symbol} range and the limit is "
-                           f"{cap} open position{'' if cap == 1 else 's'} per range (max_positions_per_range); "
-                           "nothing was traded")
+        if full := self._range_full(p.symbol, p.analysis.range, pending):
+            return False, full
         return self.exits.check_reentry_allowed(p.symbol, p.analysis.range, self.clock.now(),
                                                 ex.reentry_cooldown_minutes, ex.max_reentries_per_range, pending)
+
+    def _range_full(self, symbol: str, rng: RangeStructure | None, pending) -> str | None:
+        """Why no further position may open on this range now (`max_positions_per_range`), or None."""
+        cap = self.cfg.for_symbol(symbol).execution.max_positions_per_range
+        open_now = self.exits.open_on_range(symbol, rng, pending)
+        if len(open_now) < cap:  # e.g. a second strategy off the same card: one range, one position
+            return None
+        return (f"{', '.join(open_now[:3])} is already open on this {symbol} range and the limit is {cap} open "
+                f"position{'' if cap == 1 else 's'} per range (max_positions_per_range); nothing was traded")
 
     async def symbol_info(self, symbol: str) -> SymbolInfo:
         info = self._symbol_info.get(symbol)
