@@ -170,7 +170,12 @@ class TradingService:
         if self._analyser is None:
             raise ProposalError("Analysis is not available in this process.")
         if getattr(self._analyser, "cacheable", False):  # the broker-fed analyser: one run per closed bar
-            return await self.analysis_cache.get(self._analysis_key(sym), lambda: self._run_analyser(sym))
+            try:
+                tick = await asyncio.to_thread(self.broker.tick, sym)
+            except BrokerError:
+                tick = None
+            key = analysis_key(self.cfg, sym, self.clock.now(), tick)
+            return await self.analysis_cache.get(key, lambda: self._run_analyser(sym))
         return await self._run_analyser(sym)
 
     async def _run_analyser(self, sym: str) -> AnalysisResult:
@@ -178,9 +183,6 @@ class TradingService:
         if inspect.isawaitable(res):
             return await res
         return res
-
-    def _analysis_key(self, sym: str) -> tuple:
-        return analysis_key(self.cfg, sym, self.clock.now())
 
     async def live_quote(self, analysis: AnalysisResult) -> LiveQuote | None:
         """The quote, price check and analysis age for one card (fresh each time; the analysis may be shared)."""

@@ -18,6 +18,7 @@ import core.app
 from bot import chart as chart_mod
 from bot.rate_limit import RateLimiter
 from bot.runner import make_router
+from core.analysis.cache import analysis_key
 from core.brokers.base import Tick
 from core.config.model import AppConfig
 
@@ -69,14 +70,25 @@ async def test_the_live_quote_on_a_cached_card_is_current(tmp_path, monkeypatch)
     service, clock, router, users = await _router(tmp_path, traders=2)
     try:
         first = await router.handle_text("/scalp XAUUSDc", users[0])
+        before = service.analysis_cache.computed
         real_tick = service.broker.tick(service.resolve_symbol("XAUUSDc"))
-        moved = Tick(time=real_tick.time, bid=real_tick.bid + 7.77, ask=real_tick.ask + 7.77)
-        monkeypatch.setattr(service.broker, "tick", lambda symbol: moved)
+        # a tick inside the same bar that moved less than the entry slippage allowed (0.1% of ~2650)
+        nudged = Tick(time=real_tick.time, bid=real_tick.bid + 0.3, ask=real_tick.ask + 0.3)
+        if analysis_key(service.cfg, "XAUUSDc", 0, nudged) != analysis_key(service.cfg, "XAUUSDc", 0, real_tick):
+            # right at a bucket edge: nudge the other way
+            nudged = Tick(time=real_tick.time, bid=real_tick.bid - 0.3, ask=real_tick.ask - 0.3)
+        monkeypatch.setattr(service.broker, "tick", lambda symbol: nudged)
         second = await router.handle_text("/scalp XAUUSDc", users[1])
-        assert service.analysis_cache.computed == 1  # the analysis was shared…
+        assert service.analysis_cache.computed == before  # the analysis was shared…
         live1 = next(x for x in first.text.splitlines() if x.startswith("Live "))
         live2 = next(x for x in second.text.splitlines() if x.startswith("Live "))
-        assert f"{moved.bid:.2f}" in live2 and f"{moved.bid:.2f}" not in live1  # …the quote is not
+        assert f"{nudged.bid:.2f}" in live2 and f"{nudged.bid:.2f}" not in live1  # …the quote is not
+        # a quote that has left by more than the slippage allowed is a new analysis, same bar or not
+        moved = Tick(time=real_tick.time, bid=real_tick.bid + 7.77, ask=real_tick.ask + 7.77)
+        monkeypatch.setattr(service.broker, "tick", lambda symbol: moved)
+        third = await router.handle_text("/scalp XAUUSDc", users[0])
+        assert service.analysis_cache.computed == before + 1
+        assert f"{moved.bid:.2f}" in next(x for x in third.text.splitlines() if x.startswith("Live "))
     finally:
         await service.stop()
 
@@ -90,6 +102,7 @@ async def test_a_failed_analysis_is_not_cached(tmp_path, monkeypatch):
         async def flaky(symbol):
             calls.append(symbol)
             if len(calls) == 1:
+                await asyncio.sleep(0.3)  # long enough for the second asker to join this run
                 raise RuntimeError("feed hiccup")
             return await real(symbol)
 
@@ -158,3 +171,16 @@ async def test_a_flood_is_refused_politely_and_never_blocks_status_close_pause_e
             except Exception:  # noqa: BLE001 - only letting them finish
                 pass
         await service.stop()
+
+
+def test_the_cache_key_changes_with_the_bar_the_config_and_a_quote_that_has_left():
+    from core.config.model import load_config
+
+    cfg = load_config()
+    t = Tick(time=0, bid=2650.16, ask=2650.31)
+    k = analysis_key(cfg, "XAUUSDc", 1_735_910_700, t)
+    assert analysis_key(cfg, "XAUUSDc", 1_735_910_700 + 10, t) == k  # same bar
+    assert analysis_key(cfg, "XAUUSDc", 1_735_910_700 + 300, t) != k  # next bar
+    assert analysis_key(cfg, "XAUUSDc", 1_735_910_700, Tick(time=0, bid=2655.0, ask=2655.15)) != k  # 0.18% away
+    assert analysis_key(cfg, "XAUUSDc", 1_735_910_700, Tick(time=0, bid=2650.16, ask=2650.61)) != k  # spread x3
+    assert analysis_key(cfg, "XAUUSDc", 1_735_910_700, Tick(time=0, bid=float("nan"), ask=1.0))[-1] is None

@@ -14,6 +14,7 @@ ahead of the broker calls of /close, /status or /emergency in asyncio's default 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -26,13 +27,29 @@ T = TypeVar("T")
 ANALYSIS_POOL = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)), thread_name_prefix="analysis")
 
 
-def analysis_key(cfg, symbol: str, now: float) -> tuple:
-    """(symbol, last closed bar, config version): within one bar of the finest timeframe the analysis
-    reads, its closed inputs are the same for everyone; a new bar or a config change is a new key."""
+def analysis_key(cfg, symbol: str, now: float, tick=None) -> tuple:
+    """(symbol, last closed bar, config version, quote bucket): within one bar of the finest timeframe the
+    analysis reads, its closed inputs are the same for everyone; a new bar or a config change is a new key.
+    The analysis also reads the quote (price location, entry at bid/ask, the spread filter), so a quote
+    that has moved by more than the entry slippage allowed, or a spread that has changed by more than ~40%,
+    is a new key too: under load everyone shares one run, but a card never rests on a quote that has left."""
     from core.analysis.pipeline import analysis_step_seconds
 
-    step = analysis_step_seconds(cfg.for_symbol(symbol))
-    return symbol, int(now // step), cfg.version
+    tcfg = cfg.for_symbol(symbol)
+    step = analysis_step_seconds(tcfg)
+    return symbol, int(now // step), cfg.version, _quote_bucket(tick, tcfg.execution.max_entry_slippage_pct)
+
+
+def _quote_bucket(tick, slippage_pct: float) -> tuple | None:
+    try:
+        bid, ask = float(tick.bid), float(tick.ask)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    mid = (bid + ask) / 2
+    if not (math.isfinite(bid) and math.isfinite(ask) and 0 < bid <= ask):
+        return None
+    # relative steps of `slippage_pct` (log scale: the same width in % at any price level)
+    return math.floor(math.log(mid) / math.log1p(slippage_pct / 100)), round(math.log2(max(ask - bid, mid * 1e-9)) * 2)
 
 
 class SingleFlightCache(Generic[T]):
