@@ -18,6 +18,7 @@ from bot.presenter import money, plural
 from bot.progress import MIN_INTERVAL_S, STEP_PCT, ProgressFn, ProgressRelay
 from bot.replies import Reply
 from core.api import profit_factor_text, run_backtest
+from core.domain.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,16 @@ def _day(t: float) -> str:
     return datetime.fromtimestamp(float(t), UTC).strftime("%d %b %Y %H:%M UTC")
 
 
-def backtest_summary(report: Any, days: int | None) -> str:
-    """Phone-sized summary; `(n=…)` is the number of trades each figure rests on."""
+def backtest_summary(report: Any, days: int | None, before: str = "") -> str:
+    """Phone-sized summary; `(n=…)` is the number of trades each figure rests on. `before`: what the
+    period ends at ("the replay clock", "now"), said with the period so nobody reads it as the file's end."""
     m = report.metrics
     o = m.overall
     n = f"(n={o.trades})"
     nr = f"(n={o.r_trades})"  # R figures rest on trades with a stop (an adopted orphan without one has no R)
     period = f"last {plural(days, 'day')}" if days else "the whole series"
+    if days and before:
+        period = f"{plural(days, 'day')} before {before}"
     wr = None if o.win_rate is None else 100 * o.win_rate
     # the money and % maxima can come from different falls (a % is of its own peak), hence two figures
     dd_pct = f" · {o.max_drawdown_pct:.1f}% of peak" if o.max_drawdown_pct is not None else ""
@@ -100,15 +104,23 @@ class BacktestCommand:
             return Reply(text=USAGE["backtest"], kind="usage")
         symbol, days = parsed
         self.router.service.authorize(user_id, "read")
+        # the days before the service's clock: on a paper replay the file's last days lie in the replay's
+        # future (testing them would show results the replay has not reached); live, the days before now
+        clock = self.router.service.clock
+        tf = Timeframe.parse(self.router.cfg.for_symbol(symbol).range_detection.timeframe).seconds
+        end = float(clock.now()) - tf  # the last decision bar is one that has closed by then
+        replay = callable(getattr(self.router.service.broker, "data_span", None))  # the paper broker
+        before = "the replay clock" if replay else "now"
         runner = self.runner or run_backtest
         if self._lock.locked():
             return Reply(text=BUSY, kind="error")
         async with self._lock:
-            relay = ProgressRelay(progress, f"Backtesting {symbol}, last {plural(days, 'day')}",
+            relay = ProgressRelay(progress, f"Backtesting {symbol}, {plural(days, 'day')} before {before}",
                                   min_interval=self.min_interval, step_pct=self.step_pct)
             await relay.start()
             try:
-                report = await asyncio.to_thread(runner, self.router.cfg, symbol, days=days, progress=relay)
+                report = await asyncio.to_thread(runner, self.router.cfg, symbol, start=end + tf - days * 86400.0, end=end,
+                                                 progress=relay)
                 png = await asyncio.to_thread(_equity_png, report)
             except BaseException as e:
                 if isinstance(e, asyncio.CancelledError):
@@ -117,7 +129,7 @@ class BacktestCommand:
                 raise
             secs = getattr(report, "seconds", 0.0) or 0.0
             await relay.finish(f"✅ Backtest {symbol} done: {report.bars} bars in {secs:.1f} s.")
-        text = backtest_summary(report, days)
+        text = backtest_summary(report, days, before)
         if png is None:
             text += "\n(equity chart unavailable)"
         return Reply(text=text, image=png, image_name=f"backtest_{symbol}_{days}d.png")

@@ -8,6 +8,7 @@ engine) and PNG compression is kept light. Sizes and the shared pieces are in `b
 from __future__ import annotations
 
 import logging
+import textwrap
 
 import numpy as np
 
@@ -23,9 +24,9 @@ from bot.chart_axes import (
     draw_candles,
     draw_range,
     finish,
+    fit_range_levels,
     fmt_price,
     new_axes,
-    price_limits,
     price_tags,
     time_axis,
 )
@@ -78,6 +79,23 @@ def _trade_levels(ax, entry: float, sl: float, tp: float, x0: float, x1: float, 
     return tags
 
 
+MERGE_TICKS = 2  # entry and last (or exit) tags this close say one price: one tag, not two on top of each other
+
+
+def _merge_near(ax, tags: list[tuple], digits: int, x: float) -> list[tuple]:
+    """The entry tag and the last-price (or exit) tag within MERGE_TICKS ticks say one price: one gutter tag
+    (the entry's), and the other's word written on the entry line at `x`, not a second tag on top of it."""
+    tick = 10.0 ** -digits
+    entry = next((t for t in tags if t[1].startswith("entry ")), None)
+    other = next((t for t in tags if t[1].startswith(("last ", "exit "))), None)
+    if entry is None or other is None or abs(entry[0] - other[0]) > MERGE_TICKS * tick + tick / 10:
+        return tags
+    word = other[1].split(" ", 1)[0]
+    ax.text(x, entry[0], f"{word} = entry ", fontsize=FS_NOTE, color=other[2], ha="right", va="bottom",
+            weight="bold", zorder=7, bbox=dict(facecolor="white", alpha=0.85, edgecolor="none", pad=0.6))
+    return [t for t in tags if t is not other]
+
+
 def analysis_figure(
     candles: np.ndarray,
     analysis: AnalysisResult,
@@ -104,23 +122,26 @@ def analysis_figure(
         ax.plot(*_vwap_line(x, bars, vw), color=VWAP, lw=1.3, label="VWAP", zorder=3.5)
         tags.append((float(vw[-1]), f"VWAP {fmt_price(vw[-1], digits)}", VWAP, False))
         tags.append(_last_price(ax, bars, digits, right))
+    range_levels: list[float] = []
     if analysis.range is not None:
-        draw_range(ax, analysis.range, digits)
-        z = analysis.range.critical_gaps
-        levels += [analysis.range.range_high, analysis.range.range_low, z.upper_zone_end, z.lower_zone_start]
+        range_levels = [analysis.range.range_high, analysis.range.range_low]
     if strat is not None:
         x0 = max(n - LEVEL_BARS, 0)
         tags += _trade_levels(ax, strat.entry, strat.stop_loss, strat.take_profit, x0, right, digits)
         arrow, color = _side(strat.direction)
         ax.text(x0, strat.entry, arrow, fontsize=13, color=color, ha="center", va="center", zorder=5)
         levels += [strat.entry, strat.stop_loss, strat.take_profit]
-    limits = price_limits(bars, levels)
+        tags = _merge_near(ax, tags, digits, right)
+    limits = fit_range_levels(bars, levels, range_levels)
     if limits is not None:
         ax.set_ylim(*limits)
+    if analysis.range is not None:
+        draw_range(ax, analysis.range, digits)
     time_axis(ax, bars, RIGHT_PAD)
     price_tags(ax, tags)
     if analysis.range is None and analysis.no_range is not None:
-        ax.text(0.02, 0.96, analysis.no_range.message[:70], transform=ax.transAxes, fontsize=FS_NOTE, va="top",
+        note = textwrap.shorten(analysis.no_range.message, 70, placeholder="…")  # whole words only
+        ax.text(0.02, 0.96, note, transform=ax.transAxes, fontsize=FS_NOTE, va="top",
                 wrap=True, bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"), zorder=8)
     if n == 0:
         ax.text(0.5, 0.5, "no candles", transform=ax.transAxes, ha="center", fontsize=FS_NOTE)
@@ -149,8 +170,16 @@ def _alert_title(alert: Alert) -> str:
         title += f" · #{alert.ticket}"
     if alert.trade is not None:
         arrow, _ = _side(alert.trade.direction)
-        title += f" · {alert.trade.direction.value.upper()} {arrow}"
-    return title if len(title) <= 60 else title[:59] + "…"
+        side = alert.trade.direction.value.upper()
+        # the title ("XAUUSDc LONG #100001 closed") usually names the side already: add only its arrow then
+        if side in title.split():
+            title = title.replace(f" {side} ", f" {side} {arrow} ", 1) if f" {side} " in title else title
+        else:
+            title += f" · {side} {arrow}"
+    if len(title) <= 60:
+        return title
+    cut = title[:59].rsplit(" ", 1)[0]  # never half a word
+    return cut + "…"
 
 
 def _result_badge(trade: ActiveTrade | None, exit_price: float | None) -> tuple[str, str]:
@@ -172,9 +201,8 @@ def alert_figure(candles: np.ndarray, alert: Alert, digits: int = 2):
     if n:
         draw_candles(ax, bars)
     levels: list[float] = []
-    if alert.range_data is not None:
-        draw_range(ax, alert.range_data, digits)
-        levels += [alert.range_data.range_high, alert.range_data.range_low]
+    range_levels = ([alert.range_data.range_high, alert.range_data.range_low]
+                    if alert.range_data is not None else [])
     tags: list[tuple] = []
     if trade is not None:
         entry_i = float(np.searchsorted(bars["time"], trade.entry_time)) if n else 0.0
@@ -194,9 +222,12 @@ def alert_figure(candles: np.ndarray, alert: Alert, digits: int = 2):
         levels.append(alert.exit_price)
     elif n:
         tags.append(_last_price(ax, bars, digits, right))
-    limits = price_limits(bars, levels)
+    tags = _merge_near(ax, tags, digits, right)
+    limits = fit_range_levels(bars, levels, range_levels)
     if limits is not None:
         ax.set_ylim(*limits)
+    if alert.range_data is not None:
+        draw_range(ax, alert.range_data, digits)
     time_axis(ax, bars, RIGHT_PAD)
     # entry, SL, TP and exit of a scalp sit within a few points of each other: the tags are packed apart
     price_tags(ax, tags)

@@ -108,20 +108,51 @@ def time_axis(ax, candles: np.ndarray, right_pad: float) -> None:
 
 
 def draw_range(ax, rng, digits: int) -> None:
-    """Range lines labelled on the left, so they never collide with the price tags on the right."""
+    """Range lines labelled on the left, so they never collide with the price tags on the right. Call it
+    after the y-limits are set: a range edge beyond them (a previous day's high far above today's bars)
+    is marked at the chart's edge with an arrow and its price instead of a label floating off the plot."""
+    lo, hi = ax.get_ylim()
     z = rng.critical_gaps
     ax.axhspan(z.upper_zone_start, z.upper_zone_end, color=SELL, alpha=0.11, lw=0, zorder=1)
     ax.axhspan(z.lower_zone_start, z.lower_zone_end, color=BUY, alpha=0.11, lw=0, zorder=1)
     style = dict(fontsize=FS_NOTE, transform=ax.get_yaxis_transform(), zorder=6, bbox=_BOX)
-    ax.text(0.01, z.upper_zone_start, "sell zone", va="bottom", color=SELL, **style)
-    ax.text(0.01, z.lower_zone_end, "buy zone", va="top", color=BUY, **style)
+    if lo <= z.upper_zone_start <= hi:
+        ax.text(0.01, z.upper_zone_start, "sell zone", va="bottom", color=SELL, **style)
+    if lo <= z.lower_zone_end <= hi:
+        ax.text(0.01, z.lower_zone_end, "buy zone", va="top", color=BUY, **style)
     for y, label, ls, va in (
         (rng.range_high, "range high", "-", "bottom"),
         (rng.range_mid, "mid", ":", "bottom"),
         (rng.range_low, "range low", "-", "top"),
     ):
-        ax.axhline(y, color="#455a64", lw=1.1, ls=ls, zorder=1.5)
-        ax.text(0.2, y, f"{label} {fmt_price(y, digits)}", va=va, color="#37474f", **style)
+        if lo <= y <= hi:
+            ax.axhline(y, color="#455a64", lw=1.1, ls=ls, zorder=1.5)
+            ax.text(0.2, y, f"{label} {fmt_price(y, digits)}", va=va, color="#37474f", **style)
+        elif label != "mid":
+            off_chart_marker(ax, y, f"{label} {fmt_price(y, digits)}")
+
+
+def off_chart_marker(ax, y: float, text: str) -> None:
+    """An arrow at the top or bottom edge pointing to a level the window does not reach, with its price."""
+    lo, hi = ax.get_ylim()
+    up = y > hi
+    ax.text(0.2, 0.985 if up else 0.015, f"{'▲' if up else '▼'} {text} (off the chart)", transform=ax.transAxes,
+            va="top" if up else "bottom", ha="left", fontsize=FS_NOTE, color="#37474f", weight="bold",
+            bbox=_BOX, zorder=8)
+
+
+def fit_range_levels(bars: np.ndarray, must: list[float], range_levels: list[float],
+                     stretch: float = 0.6) -> tuple[float, float] | None:
+    """Y-limits for a phone: the candles and the trade levels (risk and reward boxes) always; a range level
+    only while it stretches that window by at most `stretch` of its height. A far range edge fitted at any
+    cost squeezed the candles and the trade's boxes into a thin band; it gets an edge marker instead."""
+    base = price_limits(bars, must)
+    if base is None:
+        return price_limits(bars, range_levels)
+    lo, hi = base
+    span = hi - lo
+    near = [y for y in range_levels if y is not None and np.isfinite(y) and lo - stretch * span <= y <= hi + stretch * span]
+    return price_limits(bars, must + near)
 
 
 def price_limits(bars: np.ndarray, levels: list[float]) -> tuple[float, float] | None:

@@ -130,8 +130,9 @@ def render(r: AnalysisResult, digits: int | None = None) -> None:
 
     con = Console()
     verdict = "[bold green]TRADEABLE[/]" if r.passed else "[bold red]NO TRADE[/]"
-    con.print(f"[bold]{r.symbol}[/] {r.timeframe} as of {_t(r.as_of)} · session {r.session} · "
-              f"confidence {r.confidence:.0f}/100 · config {r.config_version} · {verdict}")
+    # two short lines (verdict first), not one that an 80-column terminal wraps after a dangling " · "
+    con.print(f"[bold]{r.symbol}[/] {r.timeframe} as of {_t(r.as_of)} · {verdict}")
+    con.print(f"session {r.session} · confidence {r.confidence:.0f}/100 · config {r.config_version}")
     if digits is None:  # the symbol's own precision when known; a guess from the price level otherwise
         digits = 2 if (r.range and r.range.range_high > 100) else 5
     if r.range is not None:
@@ -155,11 +156,13 @@ def render(r: AnalysisResult, digits: int | None = None) -> None:
     con.print(ft)
     if r.strategies:
         st = Table(title="Strategies")
-        for col in ("strategy", "side", "entry", "stop", "target", "R:R", "score", "viable"):
+        # under NO TRADE no strategy is tradeable, whatever its own score says ("viable yes" read as "go")
+        for col in ("strategy", "side", "entry", "stop", "target", "R:R", "score", "tradeable"):
             st.add_column(col)
         for s in r.strategies:
+            ok = ("yes" if r.passed else "blocked") if s.viable else "no"
             st.add_row(s.strategy, s.direction.value, _p(s.entry, digits), _p(s.stop_loss, digits),
-                       _p(s.take_profit, digits), f"{s.rr:.2f}", f"{s.score:.0f}", "yes" if s.viable else "no")
+                       _p(s.take_profit, digits), f"{s.rr:.2f}", f"{s.score:.0f}", ok)
         con.print(st)
         for s in r.strategies:
             con.print(f"  [bold]{s.strategy}[/]: {s.reason}")

@@ -9,7 +9,7 @@ def register(sub) -> None:
     p.add_argument("--no-console", action="store_true", help="do not read commands from stdin")
     p.add_argument("--replay-from", metavar="WHEN",
                    help="paper broker: start the replay at this UTC time (YYYY-MM-DD[THH:MM]); "
-                        "a paper account that already traded later resumes where it stopped")
+                        "not before the paper account's history (see `moneybot state reset-paper`)")
     p.add_argument("--speed", type=float, metavar="X",
                    help="paper broker: replay speed, market seconds per wall second (default: broker.paper.speed)")
     p.set_defaults(func=_run)
@@ -77,6 +77,7 @@ def _replay_clock(cfg, replay_from: str | None, speed: float | None):
     if replay_from is not None:
         start = time_option(replay_from, "--replay-from")
         _within_data(cfg, start, replay_from)
+        _after_account_history(cfg, start, replay_from)
     else:
         start = replay_clock(cfg).now()
     return AcceleratedClock(start, speed=speed if speed is not None else cfg.broker.paper.speed)
@@ -108,6 +109,23 @@ def _within_data(cfg, start: float, text: str) -> None:
 
     where = ", ".join(f"{s} {day(a)} to {day(b)}" for s, (a, b) in spans.items())
     raise UserFacingError(f"--replay-from {text.strip()} is outside the market data ({where}).")
+
+
+def _after_account_history(cfg, start: float, text: str) -> None:
+    """The paper account cannot go back before its own bookings (it resumes where it stopped): a silently
+    ignored --replay-from left the trader looking at another day than the one asked for."""
+    from datetime import UTC, datetime
+
+    from core.app import paper_account_stop
+    from core.domain.exceptions import UserFacingError
+
+    stop = paper_account_stop(cfg)
+    if stop is not None and start < stop:
+        at = datetime.fromtimestamp(stop, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        raise UserFacingError(
+            f"--replay-from {text.strip()} is before this paper account's history (it has replayed up to {at}). "
+            "Start a fresh paper account with `moneybot state reset-paper` (the old one is kept as a backup), "
+            "or leave out --replay-from to resume.")
 
 
 def _log_to_file(path, *, console: bool = False) -> None:

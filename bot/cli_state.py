@@ -28,7 +28,24 @@ def register(sub) -> None:
         sp.add_argument("--by", default="cli", help="who is doing this (recorded in the audit log)")
         sp.add_argument("--reason", default="", help="why (pause only)")
         sp.set_defaults(func=_pause if name == "pause" else _resume)
+    rp = ssub.add_parser("reset-paper", help="start a fresh paper account (the old account and its store are "
+                                             "moved to data/backup-<time>/; stop MoneyBot first)")
+    rp.set_defaults(func=_reset_paper)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _reset_paper(args) -> int:
+    import time
+
+    from core.app import reset_paper_account
+
+    backup, moved = reset_paper_account(load_config(args.config), time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
+    if not moved:
+        print("nothing to reset: there is no paper account yet (the next `moneybot run` starts a fresh one)")
+        return 0
+    print(f"fresh paper account: the old account and its store are kept in {backup} "
+          f"({', '.join(p.name for p in moved)}); the next `moneybot run` starts afresh")
+    return 0
 
 
 def _store_path(args) -> Path:

@@ -62,6 +62,17 @@ def _price_fmt(args):
     return fmt
 
 
+def _currency(store, args) -> str:
+    """The account's currency as the bot last learnt it (the store keeps it), else the paper account's."""
+    cur = store.kv.get("account_currency")
+    if isinstance(cur, str) and cur:
+        return cur
+    try:
+        return "USD" if load_config(args.config).broker.kind == "paper" else ""
+    except Exception:  # noqa: BLE001 - a figure without its unit beats no journal
+        return ""
+
+
 def _t(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
 
@@ -88,8 +99,12 @@ def _closed(args) -> int:
         raise UserFacingError("-n must be at least 1")
     if args.n > MAX_ROWS:
         raise UserFacingError(f"-n must be between 1 and {MAX_ROWS}")
+    from bot.presenter import money
+    from core.api import exit_reason_words
+
     with _store(args) as store:
         trades = store.closed.recent(args.n)
+        cur = _currency(store, args)
     if args.json:
         print(json.dumps([t.to_dict() for t in trades], indent=2))
         return 0
@@ -98,8 +113,8 @@ def _closed(args) -> int:
     p = _price_fmt(args)
     for t in trades:
         print(f"#{t.ticket} {t.symbol} {t.direction.value} {t.strategy} {_t(t.entry_time)} → {_t(t.exit_time)} "
-              f"{p(t.symbol, t.entry_price)} → {p(t.symbol, t.exit_price)} {t.r_multiple:+.2f} R P&L {t.pnl - abs(t.commission):+.2f} "
-              f"({t.exit_reason})")
+              f"{p(t.symbol, t.entry_price)} → {p(t.symbol, t.exit_price)} {t.r_multiple:+.2f} R "
+              f"P&L {money(t.pnl - abs(t.commission), cur)} ({exit_reason_words(t.exit_reason)})")
     return 0
 
 
@@ -108,15 +123,22 @@ def _metrics(args) -> int:
 
     if args.days is not None and args.days < 1:  # 0 used to mean "all trades", -1 "none": say so instead
         raise UserFacingError("--days must be at least 1 (leave it out for every closed trade)")
+    from bot.presenter import metrics_text
+
     with _store(args) as store:
         since = store.clock.now() - args.days * 86400 if args.days else 0.0
-        report = compute_metrics(store.closed.since(since))
+        # a live journal has no in-sample/out-of-sample split: nothing was fitted on its first 70 %
+        report = compute_metrics(store.closed.since(since), split_fraction=None)
+        cur = _currency(store, args)
     if args.json:
         print(report.model_dump_json(indent=2))
         return 0
-    from core.api import format_report
+    print(metrics_text(report, args.days, currency=cur))  # the chat's words, with the currency
+    if report.overall.trades:
+        from core.api import format_report
 
-    print(format_report(report))
+        print(f"\nIn detail (money in {cur or 'the account currency'}):")
+        print(format_report(report))
     return 0
 
 

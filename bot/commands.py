@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 CHART_BARS = 120
 MAX_TRADES = 50
 MAX_DAYS = 3650
+NOT_A_COMMAND = "I only understand commands: type /help for the list (for example /scalp XAUUSDc)."
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,24}$")
 
 
@@ -142,7 +143,8 @@ class CommandRouter:
                 log.info("ignoring repeat attempt from unauthorized user %s", user_id)
                 return None
             self._refused.add(user_id)
-            return Reply(text=e.message, kind="refusal", ephemeral=True, toast=e.message[:190])
+            text = _stranger_refusal(e.message, user_id)
+            return Reply(text=text, kind="refusal", ephemeral=True, toast=text[:190])
         return False
 
     def precheck(self, command: str, user_id: Any) -> Reply | None:
@@ -151,7 +153,8 @@ class CommandRouter:
         try:
             self.service.authorize(user_id, action)
         except NotAuthorizedError as e:
-            return Reply(text=e.message, kind="refusal", ephemeral=True)
+            text = e.message if self._can(user_id, "read") else _stranger_refusal(e.message, user_id)
+            return Reply(text=text, kind="refusal", ephemeral=True)
         except Exception:  # let the full command path report it properly
             return None
         return None
@@ -183,12 +186,16 @@ class CommandRouter:
         v = int(text)
         return v if lo <= v <= hi else None
 
+    def knows(self, word: str) -> bool:
+        """Whether `word` (no slash) names a command: the console lets a trader leave the slash off."""
+        return word.lower() in self._handlers or word.lower() in ("approve", "reject")
+
     async def _dispatch_text(self, text: str, user_id: Any, progress: ProgressFn | None = None) -> Reply:
         if has_control_chars(text):  # first: a NUL or an escape code never reaches symbol matching or the log
             return Reply(text=CONTROL_CHARS_REPLY, kind="usage")
         parsed = parse_command(text)
         if parsed is None:
-            return Reply(text="I only understand commands. Try /help or /scalp XAUUSDc.", kind="usage")
+            return Reply(text=NOT_A_COMMAND, kind="usage")
         name, args = parsed
         handler = self._handlers.get(name)
         if handler is None:
@@ -230,7 +237,8 @@ class CommandRouter:
         symbol = analysis.symbol
         digits = self._digits(symbol)
         blocked = facts.entries_blocked(self.service) if proposals else None
-        text = presenter.analysis_card(analysis, digits, proposals, blocked=blocked)
+        text = presenter.analysis_card(analysis, digits, proposals, blocked=blocked,
+                                       offer_seconds=self.cfg.for_symbol(symbol).execution.proposal_expiry_seconds)
         if hasattr(self.service, "live_quote"):  # the analysis may be the bar's shared one: the quote is not
             text += "\n" + live_line(await _maybe(self.service.live_quote(analysis)), digits)
         by_strategy = {p.strategy.strategy + p.strategy.direction.value: p for p in proposals}
@@ -417,6 +425,12 @@ def _plain(text: str) -> str:
     """What the trader meant to type: phone keyboards and copy-paste add zero-width spaces, direction marks
     and full-width letters (ＸＡＵＵＳＤｃ) that made 'XAUUSDc' unknown while the reply echoed 'XAUUSDc'."""
     return "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf")
+
+
+def _stranger_refusal(message: str, user_id: Any) -> str:
+    """The allowlist refusal with the asker's own id, to copy into .env: safe to show, it is their own."""
+    return (f"{message}\nYour user id is {user_id}. To use this bot, add it to MONEYBOT_TRADER_USER_IDS "
+            "(or MONEYBOT_VIEWER_USER_IDS to only read) in .env, then restart MoneyBot.")
 
 
 def _expired(command: str) -> Reply:

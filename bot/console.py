@@ -129,8 +129,8 @@ class ConsoleChat:
             self._choices.clear()
             reply = await self.router.handle_callback(button.payload, self.user_id)
         else:
-            if not text.startswith("/"):
-                text = "/" + text  # at a terminal the slash is optional
+            if not text.startswith("/") and self.router.knows(text.split(maxsplit=1)[0]):
+                text = "/" + text  # at a terminal the slash is optional for a command ("status")
             reply = await self.router.handle_text(text, self.user_id, progress=self._progress)
         if reply is not None:
             self.show(reply)

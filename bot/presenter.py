@@ -13,11 +13,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.alert_style import SEVERITY_ICON, alert_icon  # noqa: F401 - SEVERITY_ICON re-exported
 from core.api import exit_reason_words, r_text
 from core.domain.models import Alert, AnalysisResult, ClosedTrade, Direction, StrategyScore, TradeProposal
 from core.domain.wording import price_text
-
-SEVERITY_ICON = {"critical": "🚨", "high": "⚠️", "medium": "🔔", "info": "ℹ️"}
 
 
 def price(x: float | None, digits: int = 2) -> str:
@@ -49,6 +48,12 @@ def duration(seconds: float | None) -> str:
     return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m"
 
 
+def _wall(seconds: float) -> str:
+    """120 -> '2 min', 90 -> '90 s': an offer window as /config states it."""
+    s = float(seconds)
+    return f"{s / 60:g} min" if s >= 60 and s % 60 == 0 else f"{s:g} s"
+
+
 def _arrow(d: Direction) -> str:
     return "LONG ▲" if d is Direction.LONG else "SHORT ▼"
 
@@ -68,11 +73,27 @@ def strategy_lines(i: int, s: StrategyScore, digits: int) -> list[str]:
 
 
 def _short(text: str, n: int = 90) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+    """At most n characters, shortened at a word boundary: a word cut in half ("the rang…") reads as a bug."""
+    if len(text) <= n:
+        return text
+    cut = text[: n - 1]
+    if not (cut.endswith(" ") or text[n - 1] == " "):  # the cut falls inside a word: drop that word
+        space = cut.rfind(" ")
+        if space > n // 2:
+            cut = cut[:space]
+    return cut.rstrip(" ,;:·-") + "…"
+
+
+def _wrapped(prefix: str, text: str, width: int = 90) -> list[str]:
+    """A long note as whole lines (never cut mid-word), continued under its first word."""
+    import textwrap
+
+    return textwrap.wrap(text, width=width, initial_indent=prefix, subsequent_indent=" " * len(prefix),
+                         break_long_words=False, break_on_hyphens=False) or [prefix.rstrip()]
 
 
 def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeProposal] = (),
-                  blocked: str | None = None) -> str:
+                  blocked: str | None = None, offer_seconds: float | None = None) -> str:
     """Verdict first (the one thing a trader needs), then range, reasons, strategies. `blocked` (core's
     reason new entries are refused: a pause, an emergency stop) is said next to the Approve offer, so a
     trader knows before tapping that the tap will be refused until /resume."""
@@ -94,6 +115,12 @@ def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeP
         ]
         if r.invalidation_signals:
             lines += [f" ⚠ {_short(x)}" for x in r.invalidation_signals[:2]]
+    elif a.no_range is not None and a.no_range.reason == "no_data_at_replay_time":
+        # the one thing to say: every check below would only repeat "no candles" in its own words
+        lines.append(a.no_range.message)
+        if a.config_version:
+            lines.append(f"config {a.config_version[:12]}")
+        return "\n".join(lines)
     elif a.no_range is not None:
         lines.append(f"No range: {a.no_range.message}")
     failures = a.failures
@@ -106,8 +133,8 @@ def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeP
     elif a.filters:
         lines.append(f"Filters: all {len(a.filters)} passed")
     soft = [f for f in a.filters if not f.passed and not f.blocking]
-    lines += [f" ⚠ {_short(f.name + ': ' + f.reason)}" for f in soft[:3]]
-    lines += [f" ⚠ {_short(w)}" for w in a.warnings[:3]]
+    for note in [f.name + ": " + f.reason for f in soft[:3]] + list(a.warnings[:3]):
+        lines += _wrapped(" ⚠ ", note)
     if a.strategies:
         lines.append("Strategies:")
         for i, s in enumerate(a.strategies[:5], 1):
@@ -117,7 +144,10 @@ def analysis_card(a: AnalysisResult, digits: int = 2, proposals: Iterable[TradeP
         exp = min(p.expires_at for p in props)
         if blocked:
             lines.append(f"⏸ {blocked}")
-        lines.append(f"Tap Approve to trade {props[0].lot:g} lot (offer ends {hhmm(exp)}).")
+        if offer_seconds:  # the window /config states, in the trader's (wall) time: a replay's clock runs N×
+            lines.append(f"Tap Approve within {_wall(offer_seconds)} (wall clock) to trade {props[0].lot:g} lot.")
+        else:
+            lines.append(f"Tap Approve to trade {props[0].lot:g} lot (offer ends {hhmm(exp)} market time).")
     if a.config_version:
         lines.append(f"config {a.config_version[:12]}")
     return "\n".join(lines)
@@ -305,13 +335,24 @@ def health_text(report: Any) -> str:
     g = lambda name, default=None: getattr(report, name, default)  # noqa: E731
     if not hasattr(report, "broker_connected"):
         return "Health\n" + _kv(report)
-    problems = g("problems") or []
-    lines = ["Health: ✅ OK" if g("ok") else "Health: ⚠️ " + "; ".join(problems or ["problems"])]
+    problems = list(g("problems") or [])
+    symbols = g("symbols") or {}
+    # a symbol the replay has no bars for cannot be traded: never under a plain ✅ OK
+    problems += [f"{sym}: no data at the replay time" for sym, d in symbols.items() if not d.at_clock]
+    ok = g("ok") and not problems
+    lines = ["Health: ✅ OK" if ok else "Health: ⚠️ " + "; ".join(problems or ["problems"])]
+    lines += _clock_lines(report)
     lines.append(f"Broker {g('broker', '?')}: {'connected' if g('broker_connected') else 'NOT connected'}")
-    age = g("heartbeat_age_seconds")
+    if g("account_mode"):  # MT5: netting accounts take one position per symbol
+        lines.append(f"Account: {g('account_mode')}" + (f", {g('account_currency')}" if g("account_currency") else ""))
+    age = g("heartbeat_wall_age_seconds", g("heartbeat_age_seconds"))
+    limit = g("heartbeat_limit_wall_seconds")
     last = g("last_cycle_ms")
     mon = "running" if g("monitor_running") else "STOPPED"
-    mon += f", heartbeat {age:.0f}s ago" if age is not None else ", no heartbeat yet"
+    if age is None:
+        mon += ", no heartbeat yet"
+    else:
+        mon += f", heartbeat {age:.0f} s ago (wall clock" + (f"; late after {limit:.0f} s)" if limit else ")")
     mon += f", {g('monitor_cycles', 0)} cycles" + (f", last {last:.1f} ms" if last is not None else "")
     lines.append(f"Monitor: {mon}")
     blocked = g("entries_blocked")
@@ -323,14 +364,29 @@ def health_text(report: Any) -> str:
         lines.append("Chats: " + " · ".join(f"{name} {state}" for name, state in chats.items()))
     ages = g("data_age_seconds") or {}
     if ages:
-        lines.append("Data age: " + ", ".join(f"{k} {duration(v) if v >= 60 else f'{v:.0f}s'}" for k, v in ages.items()))
+        lines.append("Last quote age (market time): "
+                     + ", ".join(f"{k} {duration(v) if v >= 60 else f'{v:.0f}s'}" for k, v in ages.items()))
+    for sym, d in symbols.items():
+        lines.append(f"{sym}: {'✅' if d.at_clock else '❌'} {d.describe()}")
     if g("config_version"):
         lines.append(f"config {g('config_version')}")
     return "\n".join(lines)
 
 
+def _clock_lines(report: Any) -> list[str]:
+    """The market clock, labelled: on a paper replay it is old data at N×, not the live market."""
+    t = getattr(report, "market_time", None)
+    if t is None:
+        return []
+    when = datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if getattr(report, "replay", False):
+        speed = float(getattr(report, "clock_speed", 1.0) or 1.0)
+        return [f"Replay clock: {when} (paper replay at {speed:g}×, not the live market)"]
+    return [f"Market clock: {when}"]
+
+
 def alert_text(alert: Alert) -> str:
-    icon = SEVERITY_ICON.get(alert.severity, "🔔")
+    icon = alert_icon(alert)
     head = f"{icon} {alert.title}"
     if alert.symbol and alert.symbol not in alert.title:
         head += f" · {alert.symbol}"

@@ -22,7 +22,7 @@ from bot import logsafe
 from bot.chat_link import ChatLink
 from bot.commands import CommandRouter
 from bot.console import ConsoleChat
-from core.app import build_for_run, bundled_data_notice
+from core.app import build_for_run, bundled_data_notice, start_banner
 from core.config.model import PROJECT_ROOT, AppConfig
 from core.config.settings import Secrets, secret_values
 from core.domain.timeframes import Timeframe
@@ -115,6 +115,7 @@ class Runner:
                        "(Bot > Reset Token), then restart").start()
             await asyncio.sleep(0)  # its alert sink registers now, before recovery pages anything
         await self.service.start()
+        self._show_banner()
         self._commands_open = True
         if self.telegram is not None:
             try:
@@ -122,6 +123,19 @@ class Runner:
             except Exception as e:  # connected, but polling could not start: drop it and try again later
                 await self._drop_telegram()
                 self.links["telegram"].lost(e)
+
+    def _show_banner(self) -> None:
+        """The replay clock and each symbol's data span, under the console's welcome (and in the log)."""
+        try:
+            banner = start_banner(self.service)
+        except Exception:  # noqa: BLE001 - a banner must never stop the start
+            log.warning("could not build the start banner", exc_info=True)
+            return
+        if not banner:
+            return
+        log.info("%s", banner)
+        if self.console is not None:
+            self.console.notice = "\n".join(x for x in (self.console.notice, banner) if x)
 
     def _link(self, key: str, name: str, open_, rejected: tuple, fix: str) -> ChatLink:
         report = getattr(self.service, "set_chat_link", None)
@@ -143,8 +157,13 @@ class Runner:
 
         chat = self.secrets.telegram_chat_id
         alert_chats = [chat] if chat is not None else list(self.secrets.trader_user_ids)
+        kwargs = dict(self._telegram_kwargs)
+        configured = getattr(getattr(self.cfg, "telegram", None), "base_url", None)
+        base_url = getattr(self.secrets, "telegram_base_url", None) or configured  # the environment wins
+        if base_url and "base_url" not in kwargs:
+            kwargs["base_url"] = base_url
         front = TelegramFrontEnd(self.router, self.secrets.telegram_token.get_secret_value(), chat_id=chat,
-                                 alert_chat_ids=alert_chats, **self._telegram_kwargs)
+                                 alert_chat_ids=alert_chats, **kwargs)
         try:
             await front.connect()
             if self._commands_open:

@@ -150,6 +150,8 @@ class TelegramFrontEnd:
         if first.startswith("/") and "@" in first and \
                 first.split("@", 1)[1].lower() != (self.app.bot.username or "").lower():
             return  # "/status@OtherBot" in a group is for another bot
+        # the ids a new user needs for .env (README: "Telegram, step by step"), never the text itself
+        log.info("telegram: a message from user %s in chat %s", user.id, chat.id)
         if not self._chat_allowed(chat.id):
             log.warning("telegram: user %s wrote from unconfigured chat %s", user.id, chat.id)
             if chat.id not in self._refused_chats:

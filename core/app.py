@@ -21,6 +21,7 @@ from core.config.model import AppConfig, load_config, market_data_dir, resolve_p
 from core.data import bundled
 from core.data.catalog import MarketData
 from core.domain.clock import Clock, SystemClock
+from core.domain.exceptions import UserFacingError
 from core.domain.timeframes import Timeframe
 from core.exits.executor import ExitExecutor
 from core.exits.late_fills import LateFillWatch
@@ -146,5 +147,72 @@ def bundled_data_notice(cfg: AppConfig) -> str | None:
             "backtesting package. Put the data there or set MONEYBOT_MARKET_DATA to its folder.")
 
 
+def paper_db_path(cfg: AppConfig) -> Path:
+    return resolve_path(cfg.broker.paper.db_path)
+
+
+def paper_account_stop(cfg: AppConfig) -> float | None:
+    """Where the paper account's replay stopped (its last booking), or None for a fresh account. Read
+    only: asking must not create the file."""
+    import sqlite3
+
+    path = paper_db_path(cfg)
+    if not path.exists():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key='clock'").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    return float(row[0]) if row else None
+
+
+def reset_paper_account(cfg: AppConfig, stamp: str) -> tuple[Path, list[Path]]:
+    """A fresh paper account: the account file and the store that journals its trades (they belong
+    together: the store's open trades point at the account's positions) move into a backup folder
+    `data/backup-<stamp>/`, nothing is deleted. The next `moneybot run` starts both afresh."""
+    import shutil
+
+    if cfg.broker.kind != "paper":
+        raise UserFacingError("reset-paper is for the paper broker (broker.kind in this config is "
+                              f"'{cfg.broker.kind}'): a real account is never reset from here.")
+    files = []
+    for db in (paper_db_path(cfg), resolve_path(cfg.store.path)):
+        files += [Path(str(db) + ext) for ext in ("", "-wal", "-shm") if Path(str(db) + ext).exists()]
+    backup = paper_db_path(cfg).parent / f"backup-{stamp}"
+    if not files:
+        return backup, []
+    backup.mkdir(parents=True, exist_ok=False)
+    for f in files:
+        shutil.move(str(f), str(backup / f.name))
+    return backup, [backup / f.name for f in files]
+
+
+def start_banner(service: TradingService) -> str:
+    """What a trader must know before the first /scalp: which clock the bot trades (a paper replay of old
+    data, and where it stands) and, per symbol, the span its data covers. A symbol without bars at the
+    replay time would otherwise answer every /scalp with "no closed candles" and nothing about why."""
+    from datetime import UTC, datetime
+
+    from core.ops.health import symbol_data
+
+    broker = service.broker
+    if not callable(getattr(broker, "data_span", None)):
+        return ""
+    now = datetime.fromtimestamp(service.clock.now(), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    speed = float(getattr(service.clock, "speed", 1.0) or 1.0)
+    head = f"Replay clock: {now} at {speed:g}× (paper broker on old market data, not the live market)"
+    resumed = getattr(broker, "resumed_at", None)
+    if resumed is not None:
+        head += "; resumed where this paper account stopped"
+    lines = [head]
+    for sym, d in symbol_data(service).items():
+        lines.append(f"  {sym}: {'✅' if d.at_clock else '❌'} {d.describe()}")
+    return "\n".join(lines)
+
+
 __all__ = ["build_for_run", "build_service", "bundled_data_notice", "default_analyser",
-           "replay_clock"]
+           "paper_account_stop", "replay_clock", "reset_paper_account", "start_banner"]

@@ -191,7 +191,7 @@ class TradingService:
     async def assess(self, symbol: str) -> AnalysisResult:
         """The analysis as this account may act on it: the re-entry rule applied, so a viewer's card gives
         the same verdict as the trader's (`analyse` alone stays a pure market read for the CLI and tests)."""
-        return self.execution.with_reentry_rule(await self.analyse(symbol))
+        return await self.execution.with_account_rules(self.execution.with_reentry_rule(await self.analyse(symbol)))
 
     async def propose(self, symbol: str, user_id=None) -> tuple[AnalysisResult, list[TradeProposal]]:
         """Analyse and store one pending proposal per viable strategy (auto-executes when configured).

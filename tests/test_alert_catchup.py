@@ -126,21 +126,24 @@ async def test_a_long_outage_sends_the_important_ones_and_one_summary_line(clock
         if i in (2, 5, 8):
             alerts.alert_exit_failed(100 + i, "EURUSD", "requote")
         if i == 10:
-            alerts.send(Alert(kind="range_invalidated", severity="high", title="RANGE INVALIDATED - GBPUSD #200",
+            # information, as the monitor sends it (#19)
+            alerts.send(Alert(kind="range_invalidated", severity="info", title="RANGE INVALIDATED - GBPUSD #200",
                               text="range broken", ticket=200, created_at=clock.now()))
     alerts.send(Alert(kind="system_error", severity="medium", title="slow cycle", text="m", created_at=clock.now()))
     alerts.register_sink("telegram", tg)
     await alerts.drain()
 
     titles = [t.split(" UTC: ", 1)[-1] for t in tg.titles]
-    # every critical and non-routine high one, then the most recent routine ones up to 10; oldest first
-    assert titles == ["EXIT FAILED - EURUSD #102", "EXIT FAILED - EURUSD #105", "EXIT - EURUSD #6",
+    # every critical and non-routine high one, then the most recent routine ones up to 10; oldest first.
+    # A range invalidation is information (#19): it ranks below the closes, so it is summarised here.
+    assert titles == ["EXIT FAILED - EURUSD #102", "EXIT - EURUSD #5", "EXIT FAILED - EURUSD #105", "EXIT - EURUSD #6",
                       "EXIT - EURUSD #7", "EXIT - EURUSD #8", "EXIT FAILED - EURUSD #108", "EXIT - EURUSD #9",
-                      "EXIT - EURUSD #10", "RANGE INVALIDATED - GBPUSD #200", "EXIT - EURUSD #11",
+                      "EXIT - EURUSD #10", "EXIT - EURUSD #11",
                       "⏱ delayed: 6 more alert(s) not shown"]
     assert tg.got[-1].text == "and 6 more: /health or the log"
     log = dict(_telegram_log(store))
-    assert [log[f"EXIT - EURUSD #{i}"] for i in range(6)] == ["summarised in a catch-up"] * 6
+    assert [log[f"EXIT - EURUSD #{i}"] for i in range(5)] == ["summarised in a catch-up"] * 5
+    assert log["RANGE INVALIDATED - GBPUSD #200"] == "summarised in a catch-up"
     assert log["slow cycle"] == ""  # medium is not routed to Telegram: it missed nothing there
     alerts.unregister_sink("telegram")
     alerts.register_sink("telegram", tg)  # a second reconnect: nothing counted twice

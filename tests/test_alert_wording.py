@@ -8,6 +8,7 @@ chat as they are, and a close's title ("XAUUSDc: range scalp closed") carried ne
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import lifecycle_helpers as k
 
@@ -67,7 +68,8 @@ async def close_page(svc, ticket, got, side: str) -> tuple[str, object]:
     r = f"{closed.r_multiple:+.2f} R".replace("-0.00", "+0.00")
     money = f"{closed.pnl - abs(closed.commission):+.2f} {currency}"
     assert title.endswith(f"{SYMBOL} {side} #{ticket} closed: {r}, {money}"), title
-    assert first == f"Closed at {closed.exit_price:.2f}: {r}, P&L {money}.", first
+    at = datetime.fromtimestamp(closed.exit_time, UTC).strftime("%d %b %H:%M UTC")  # when it closed (#19)
+    assert first == f"Closed at {closed.exit_price:.2f} on {at}: {r}, P&L {money}.", first
     return why, closed
 
 
@@ -127,7 +129,7 @@ async def test_range_invalidation_page_says_what_the_bot_does_first(tmp_path):
     svc, inner, ticket, got = await lifecycle(tmp_path, risk_atr=6, before=_range_left_behind)
     page = phone_ok(the(got, "range_invalidated"))
     title, text = page.splitlines()
-    assert title == f"🚨 RANGE INVALIDATED - {SYMBOL} LONG #{ticket}"
+    assert title == f"ℹ️ RANGE INVALIDATED - {SYMBOL} LONG #{ticket}"  # information, not a page (#19)
     assert re.match(r"Closing the trade now: 2 M5 candles in a row closed above the range high \d+\.\d\d "
                     r"\(last close \d+\.\d\d at \d\d:\d\d UTC\)", text), text
     why, closed = await close_page(svc, ticket, got, "LONG")
@@ -210,7 +212,9 @@ async def test_named_alerts_print_prices_at_the_symbol_digits(tmp_path):
     await svc.alerts.drain()
     executed = phone_ok(the(got, "exit_executed"))
     r = trade.r_multiple(price)
-    assert executed.splitlines()[1:] == [f"Closed at {price:.2f}: {r:+.2f} R, P&L +0.30.", "Why: take profit hit."]
+    at = datetime.fromtimestamp(svc.clock.now(), UTC).strftime("%d %b %H:%M UTC")
+    assert executed.splitlines()[1:] == [f"Closed at {price:.2f} on {at}: {r:+.2f} R, P&L +0.30.",
+                                         "Why: take profit hit."]
     known, unknown = (phone_ok(a) for a in got if a.kind == "exit_failed")
     assert known.splitlines()[1] == (f"MANUAL CLOSE REQUIRED: could not close {SYMBOL} #{ticket} after 4 attempts "
                                      f"(requote). Its broker-side stop at {trade.sl:.2f} stays in place.")

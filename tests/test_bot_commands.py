@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 from bot_helpers import STRANGER, TRADER, VIEWER, start_core
@@ -82,13 +83,17 @@ async def test_backtest_command_runs_core_backtest(tmp_path):
     try:
         t0 = time.perf_counter()
         r = await router.handle_text("/backtest xauusdc 2", TRADER, progress=progress)
-        assert r.text.startswith("📊 Backtest XAUUSDc M5, last 2 days"), r.text
+        # the 2 days before the replay clock, not the file's last days (the replay's future), and it says so
+        assert r.text.startswith("📊 Backtest XAUUSDc M5, 2 days before the replay clock"), r.text
+        first, last = (datetime.strptime(x, "%d %b %Y %H:%M UTC").replace(tzinfo=UTC).timestamp()
+                       for x in r.text.splitlines()[1].split(" · ")[0].split(" → "))
+        assert clock.now() - 3600 < last <= clock.now() and first >= clock.now() - 2 * 86400 - 300, r.text
         assert time.perf_counter() - t0 < 60
         assert r.image.startswith(b"\x89PNG") and r.image_name == "backtest_XAUUSDc_2d.png"
         n = int(r.text.split("(n=", 1)[1].split(")", 1)[0])
         assert n >= 1 and "Win rate" in r.text and r.text.count(f"(n={n})") >= 8  # the count by every figure
         # progress: 0% first, rising percentages, then the outcome (never a 100% edit before it)
-        assert texts[0] == "⏳ Backtesting XAUUSDc, last 2 days… 0%"
+        assert texts[0] == "⏳ Backtesting XAUUSDc, 2 days before the replay clock… 0%"
         pcts = [int(t.split("… ", 1)[1].split("%", 1)[0]) for t in texts[:-1]]
         assert len(pcts) >= 5 and pcts == sorted(pcts) and all(b - a >= 10 for a, b in zip(pcts, pcts[1:], strict=False))
         assert texts[-1].startswith("✅ Backtest XAUUSDc done:") and " bars in " in texts[-1]
@@ -104,7 +109,7 @@ async def test_backtest_command_runs_core_backtest(tmp_path):
         # a backtest that fails: the progress message says so, the reply is one clear line, the lock is freed
         for exc, expect in ((UserFacingError("not enough XAUUSDc bars in the chosen period"), "not enough XAUUSDc"),
                             (RuntimeError("engine bug detail"), "Sorry, something went wrong")):
-            def failing(cfg, symbol, *, days, progress, exc=exc):
+            def failing(cfg, symbol, *, progress, exc=exc, **kw):
                 progress(0, 10)
                 raise exc
 
@@ -112,7 +117,7 @@ async def test_backtest_command_runs_core_backtest(tmp_path):
             router.backtest.runner = failing
             r = await router.handle_text("/backtest XAUUSDc 5", TRADER, progress=progress)
             assert r.text.startswith(expect) and "engine bug detail" not in r.text and r.image is None
-            assert texts == ["⏳ Backtesting XAUUSDc, last 5 days… 0%", "❌ Backtest XAUUSDc stopped."]
+            assert texts == ["⏳ Backtesting XAUUSDc, 5 days before the replay clock… 0%", "❌ Backtest XAUUSDc stopped."]
             assert not router.backtest._lock.locked()
     finally:
         await service.stop()
@@ -166,14 +171,14 @@ async def test_cancelled_backtest_stops_its_worker_thread(tmp_path):
     seen: list[tuple[int, int]] = []
     outcome: list[BaseException | None] = []
 
-    def watched(cfg, symbol, *, days, progress):
+    def watched(cfg, symbol, *, progress, **kw):
         def prog(done: int, total: int) -> None:
             seen.append((done, total))
             started.set()
             progress(done, total)
 
         try:
-            run_backtest(cfg, symbol, days=days, progress=prog)
+            run_backtest(cfg, symbol, progress=prog, **kw)
             outcome.append(None)
         except BaseException as e:
             outcome.append(e)

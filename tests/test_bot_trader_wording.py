@@ -63,16 +63,18 @@ async def test_open_trade_status_shows_money_next_to_r(tmp_path):
 
 
 async def test_no_range_sentence_is_said_once(tmp_path):
-    # January 2025: the EURUSDc file only starts in 2026, so the replay has no bars for it yet
+    # January 2025: the EURUSDc file only starts in 2026, so the replay has no bars for it yet: the card
+    # says that plainly, once, with the span the data covers (#19), not "no closed candles" three times
     service, clock = await start_core(tmp_path)
     router = make_router(service, service.cfg, chart_dir=tmp_path / "charts")
     try:
         analysis = await service.analyse("EURUSDc")
         assert analysis.range is None and analysis.no_range is not None
-        assert analysis.no_range.message in [f.reason for f in analysis.failures]  # core repeats it
+        assert analysis.no_range.reason == "no_data_at_replay_time"
         card = (await router.handle_text("/scalp EURUSDc", TRADER)).text
-        assert card.count(analysis.no_range.message) == 1
-        assert " • range_validity (see above)" in card
+        assert "❌ NO TRADE\nThere is no data for EURUSDc at the replay time (2025-01-03 " in card
+        assert "its data covers 2026-05-13 to 2026-07-09" in card
+        assert card.count("no data") == 1 and "Blocked by" not in card and "closed M5 candles" not in card
     finally:
         await service.stop()
 

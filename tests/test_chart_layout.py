@@ -97,10 +97,11 @@ def test_tradeable_card_tags_are_inside_the_picture_and_apart(symbol, at, digits
     fig = analysis_figure(candles, a, digits)
     _assert_readable(fig)
     tags = {t.get_text().split(" ")[0]: t.get_text() for t in _tags(fig)}
-    last = float(candles["close"][-1])
-    assert tags == {"VWAP": tags["VWAP"], "last": f"last {last:.{digits}f}",
+    # the entry is the last price here: one tag for both (#19), the last price named on the entry line
+    assert tags == {"VWAP": tags["VWAP"],
                     "entry": f"entry {strat.entry:.{digits}f}", "SL": f"SL {strat.stop_loss:.{digits}f}",
                     "TP": f"TP {strat.take_profit:.{digits}f}"}
+    assert "last = entry " in [t.get_text() for t in fig.axes[0].texts]
     ax = fig.axes[0]
     lo, hi = ax.get_ylim()
     bars = candles[-MAX_BARS:]

@@ -34,14 +34,14 @@ async def test_console_backtest_progress_chart_summary_and_other_commands_meanwh
     out = _Out()
     reached, gate = threading.Event(), threading.Event()
 
-    def held_half_way(cfg, symbol, *, days, progress):
+    def held_half_way(cfg, symbol, *, progress, **kw):
         def prog(done: int, total: int) -> None:
             progress(done, total)
             if done >= total // 2 and not reached.is_set():
                 reached.set()
                 assert gate.wait(20), "the test never opened the gate"
 
-        return run_backtest(cfg, symbol, days=days, progress=prog)
+        return run_backtest(cfg, symbol, progress=prog, **kw)
 
     r, w = os.pipe()  # a stdin the test types into line by line, like a trader at a terminal
     stdin = os.fdopen(r, "r", encoding="utf-8")
@@ -74,13 +74,13 @@ async def test_console_backtest_progress_chart_summary_and_other_commands_meanwh
 
         text = out.getvalue()
         lines = text.splitlines()
-        progress = [ln for ln in lines if ln.startswith("⏳ Backtesting XAUUSDc, last 3 days… ")]
+        progress = [ln for ln in lines if ln.startswith("⏳ Backtesting XAUUSDc, 3 days before the replay clock… ")]
         assert progress[0].endswith("… 0%") and len(progress) >= 5
         pcts = [int(ln.split("… ", 1)[1].split("%", 1)[0]) for ln in progress]
         assert pcts == sorted(pcts) and pcts[-1] >= 80
         helped = next(i for i, ln in enumerate(lines) if ln.startswith("MoneyBot commands"))
         done = next(i for i, ln in enumerate(lines) if ln.startswith("✅ Backtest XAUUSDc done: "))
-        summary = next(i for i, ln in enumerate(lines) if ln.startswith("📊 Backtest XAUUSDc M5, last 3 days"))
+        summary = next(i for i, ln in enumerate(lines) if ln.startswith("📊 Backtest XAUUSDc M5, 3 days before the replay clock"))
         assert lines.index(progress[0]) < helped < done < summary
         assert "(n=" in lines[summary + 2]
         chart = next(ln.split("chart: ", 1)[1] for ln in lines[summary:] if ln.startswith("chart: "))

@@ -17,13 +17,13 @@ async def test_slash_backtest_progress_edits_then_png_and_summary(tmp_path):
         callbacks = [e for e in env.http_requests[n:] if e.path.endswith("/callback")]
         assert callbacks and (callbacks[0].json or {}).get("type") == 5  # deferred before any work
         edits = _original_edits(env, n)
-        assert edits[0] == "⏳ Backtesting XAUUSDc, last 3 days… 0%"
+        assert edits[0] == "⏳ Backtesting XAUUSDc, 3 days before the replay clock… 0%"
         pcts = [int(t.split("… ", 1)[1].split("%", 1)[0]) for t in edits[:-1]]
         assert len(pcts) >= 5 and pcts == sorted(pcts) and pcts[-1] >= 80
         assert edits[-1].startswith("✅ Backtest XAUUSDc done: ")
         assert r.response.content == edits[-1] and not r.response.ephemeral  # the deferred message, edited
         result = r.followups[-1]
-        assert result.content.startswith("📊 Backtest XAUUSDc M5, last 3 days") and "(n=" in result.content
+        assert result.content.startswith("📊 Backtest XAUUSDc M5, 3 days before the replay clock") and "(n=" in result.content
         assert [a.filename for a in result.attachments] == ["backtest_XAUUSDc_3d.png"]
 
         # bad input: one clear line, no progress edits

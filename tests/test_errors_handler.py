@@ -114,12 +114,13 @@ async def test_retry_connection_exhausted_alerts_user_and_keeps_monitoring(handl
         raise ConnectionError("no route")
 
     out = await handler.run_with_policy("mt5_connection_lost", connect)
-    assert not out.ok and out.attempts == 4 and out.fallback == "alert_user" and out.should_continue
-    assert out.severity == "critical" and sleeps.calls == [5, 5, 5]
+    # max_retries (3) is the TOTAL number of attempts, as everywhere
+    assert not out.ok and out.attempts == 3 and out.fallback == "alert_user" and out.should_continue
+    assert out.severity == "critical" and sleeps.calls == [5, 5]
     [ev] = store.errors.recent()
-    assert ev.error_type == "mt5_connection_lost" and ev.severity == "critical" and ev.context["attempts"] == 4
+    assert ev.error_type == "mt5_connection_lost" and ev.severity == "critical" and ev.context["attempts"] == 3
     await alerts.drain()
-    assert [a.kind for a in got] == ["system_error"] and "4 attempt" in got[0].text
+    assert [a.kind for a in got] == ["system_error"] and "3 attempt" in got[0].text
 
 
 async def test_exit_order_fails_widens_slippage_then_asks_for_manual_close(handler, alerts, sleeps):
@@ -136,11 +137,11 @@ async def test_exit_order_fails_widens_slippage_then_asks_for_manual_close(handl
         raise RuntimeError("requote")
 
     out = await handler.run_with_policy("exit_order_fails", close, context={"ticket": 42, "symbol": "XAUUSDc"})
-    assert seen == [None, pytest.approx(0.05), pytest.approx(0.10), pytest.approx(0.15)]
-    assert not out.ok and out.fallback == "alert_user_manual_close" and sleeps.calls == [2, 2, 2]
+    assert seen == [None, pytest.approx(0.075), pytest.approx(0.15)]  # 3 attempts in total, the last the widest
+    assert not out.ok and out.fallback == "alert_user_manual_close" and sleeps.calls == [2, 2]
     await alerts.drain()
     assert [a.kind for a in got] == ["exit_failed"]
-    assert got[0].ticket == 42 and "MANUAL CLOSE" in got[0].text and "4 attempts" in got[0].text
+    assert got[0].ticket == 42 and "MANUAL CLOSE" in got[0].text and "3 attempts" in got[0].text
 
 
 async def test_order_execution_fails_falls_back_to_skip_trade(handler):
@@ -148,7 +149,7 @@ async def test_order_execution_fails_falls_back_to_skip_trade(handler):
         raise TimeoutError()
 
     out = await handler.run_with_policy("order_execution_fails", send)
-    assert not out.ok and out.attempts == 3 and out.skip_trade and out.notify_user
+    assert not out.ok and out.attempts == 2 and out.skip_trade and out.notify_user
 
 
 async def test_skip_trade_does_not_retry(handler, sleeps):

@@ -28,7 +28,7 @@ class HalfwayGate:
         self.gate = threading.Event()
         self.threads: set[str] = set()
 
-    def __call__(self, cfg, symbol, *, days, progress):
+    def __call__(self, cfg, symbol, *, progress, **kw):
         def prog(done: int, total: int) -> None:
             self.threads.add(threading.current_thread().name)
             progress(done, total)
@@ -36,7 +36,7 @@ class HalfwayGate:
                 self.reached.set()
                 assert self.gate.wait(20), "the test never opened the gate"
 
-        return run_backtest(cfg, symbol, days=days, progress=prog)
+        return run_backtest(cfg, symbol, progress=prog, **kw)
 
 
 @pytest.fixture
@@ -91,11 +91,11 @@ async def test_backtest_progress_edits_then_photo_and_summary_while_bot_stays_re
     assert photo.files["photo"].startswith(b"\x89PNG") and len(photo.files["photo"]) > 10_000
     summary = await api.wait_for(lambda a: [t for t in _texts_to(a, TRADER) if t.startswith("📊 Backtest")])
     text = summary[-1]
-    assert text.startswith("📊 Backtest XAUUSDc M5, last 3 days") and "Win rate" in text and "Max drawdown" in text
+    assert text.startswith("📊 Backtest XAUUSDc M5, 3 days before the replay clock") and "Win rate" in text and "Max drawdown" in text
     n = int(text.split("(n=", 1)[1].split(")", 1)[0])
     assert text.count(f"(n={n})") >= 8  # the trade count next to each figure
 
-    assert progress_msg.params["text"] == "⏳ Backtesting XAUUSDc, last 3 days… 0%"
+    assert progress_msg.params["text"] == "⏳ Backtesting XAUUSDc, 3 days before the replay clock… 0%"
     edits = [c.params["text"] for c in api.sent("editMessageText") if c.params["message_id"] == key[1]]
     pcts = [_pct(t) for t in edits[:-1]]
     assert len(pcts) >= 5 and pcts == sorted(pcts) and pcts[-1] >= 50

@@ -29,7 +29,7 @@ class HeldAtHalfway:
         self.release = threading.Event()
         self.ended: list[str] = []
 
-    def __call__(self, cfg, symbol, *, days, progress):
+    def __call__(self, cfg, symbol, *, progress, **kw):
         def prog(done: int, total: int) -> None:
             progress(done, total)
             if done >= total // 2 and not self.reached.is_set():
@@ -37,7 +37,7 @@ class HeldAtHalfway:
                 self.release.wait(30)
 
         try:
-            report = run_backtest(cfg, symbol, days=days, progress=prog)
+            report = run_backtest(cfg, symbol, progress=prog, **kw)
         except Cancelled:
             self.ended.append("cancelled")
             raise

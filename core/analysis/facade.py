@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from core.data.sources.news import NewsCalendar, NewsCalendarSource
 from core.data.sources.orderflow import OrderFlowSnapshot
 from core.domain.clock import Clock, SystemClock
 from core.domain.exceptions import UserFacingError
-from core.domain.models import AnalysisResult
+from core.domain.models import AnalysisResult, NoRange
 from core.domain.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,34 @@ def analyse_range_scalp_opportunity(symbol: str, feed: Any = None, cfg: AppConfi
     if hasattr(feed, "tick"):
         now = clock.now() if clock is not None else feed.now()
         inputs = inputs_from_feed(name, feed, cfg, now, news=news, news_error=news_error, orderflow=orderflow)
+        result = analyse(inputs, tcfg, cfg.symbols[name], cfg.short_version)
+        return _outside_data(result, feed, tcfg, now)
     else:
         inputs = inputs_from_candles(name, candles_from_market_data(feed, name, cfg), cfg, at=at, news=news,
                                      news_error=news_error, orderflow=orderflow)
     return analyse(inputs, tcfg, cfg.symbols[name], cfg.short_version)
+
+
+def _outside_data(result: AnalysisResult, feed: Any, cfg: TradingConfig, now: float) -> AnalysisResult:
+    """A replay clock outside the symbol's data is not a "no candles, feed down?" mystery: say plainly that
+    there is no data for the symbol at the replay time, and which span the data covers."""
+    span_of = getattr(feed, "data_span", None)
+    if result.range is not None or not callable(span_of):
+        return result
+    tf = cfg.range_detection.timeframe
+    try:
+        span = span_of(result.symbol, tf)
+    except Exception:  # noqa: BLE001 - the plain analysis answer stands
+        return result
+    if span is not None and span[0] <= now <= span[1] + Timeframe.parse(tf).seconds:
+        return result
+
+    def day(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d")
+
+    at = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    covers = f"its data covers {day(span[0])} to {day(span[1])}" if span else "there is no data file for it"
+    msg = (f"There is no data for {result.symbol} at the replay time ({at}): {covers}. "
+           "Restart with --replay-from inside that span to trade it.")
+    details = {"first": span[0] if span else None, "last": span[1] if span else None, "now": now}
+    return result.model_copy(update={"no_range": NoRange(reason="no_data_at_replay_time", message=msg, details=details)})

@@ -30,6 +30,7 @@ from core.domain.exceptions import UserFacingError
 from core.domain.models import AnalysisResult, NoRange, RangeStructure
 from core.domain.sessions import active_sessions
 from core.domain.timeframes import Timeframe
+from core.domain.wording import price_text
 
 log = logging.getLogger("core.analysis.facade")  # one logger name for the whole analysis, core and adapters
 
@@ -236,13 +237,30 @@ def analyse(inputs: AnalysisInputs, cfg: TradingConfig, spec: SymbolSpec, config
         if inputs.tick is not None:
             stamps["tick"] = inputs.tick.time
     if not strategies and rng is not None:
-        ctx.warnings.append("No strategy has a setup at the current price: wait for price to reach an edge of the range.")
+        ctx.warnings.append(_no_setup_reason(rng, _last(bars.close) if len(bars) else float("nan"), spec.digits))
     return AnalysisResult(
         symbol=inputs.symbol, timeframe=tf, as_of=as_of, range=rng, no_range=no_range, filters=results,
         passed=passed, strategies=strategies, confidence=round(float(np.clip(confidence, 0, 100)), 2),
         warnings=ctx.warnings, config_version=config_version, data_timestamps=stamps, timings_ms=timings,
         session="+".join(ctx.session_names) or "off_hours", confluence_score=confluence,
     )
+
+
+def _no_setup_reason(rng: RangeStructure, last: float, digits: int) -> str:
+    """Why no strategy has a setup. Price outside the range is a breakout, not a wait for an edge: a trader
+    told to wait for an edge of a range that has already broken would wait for a trade that never comes."""
+    def p(x: float) -> str:
+        return price_text(x, digits)
+
+    atr = rng.atr if rng.atr and rng.atr > 0 else float("nan")
+    for side, edge, beyond in (("up", rng.range_high, last - rng.range_high),
+                               ("down", rng.range_low, rng.range_low - last)):
+        if beyond > 0:
+            size = f" ({beyond / atr:.1f} ATR)" if math.isfinite(atr) else ""
+            where = "above the range high" if side == "up" else "below the range low"
+            return (f"The range broke {side}: the last close {p(last)} is {p(beyond)}{size} {where} {p(edge)}. "
+                    "No range trade until a new range forms.")
+    return "No strategy has a setup at the current price: wait for price to reach an edge of the range."
 
 
 def _detect(detector: RangeBoundaryDetector, cfg: TradingConfig, views: dict[str, Bars], atrs: dict[str, float],

@@ -20,6 +20,14 @@ class _Plain(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+# ENUM_ACCOUNT_MARGIN_MODE as the MetaTrader5 package reports it in account_info().margin_mode. The MQL5
+# docs (Account Properties; "Account type: netting or hedging") name the three modes but print no numbers
+# on those pages; 0/1/2 are the package's values (mt5.ACCOUNT_MARGIN_MODE_RETAIL_NETTING == 0 ...).
+MARGIN_MODE_NETTING, MARGIN_MODE_EXCHANGE, MARGIN_MODE_HEDGING = 0, 1, 2
+ACCOUNT_MODES = {MARGIN_MODE_NETTING: "netting", MARGIN_MODE_EXCHANGE: "exchange (netting)",
+                 MARGIN_MODE_HEDGING: "hedging"}
+
+
 class AccountInfo(_Plain):
     login: int = 0
     balance: float
@@ -28,6 +36,17 @@ class AccountInfo(_Plain):
     currency: str = "USD"
     leverage: int = 100
     server: str = ""
+    margin_mode: int = MARGIN_MODE_HEDGING  # the paper broker hedges: one position per trade
+    fifo_close: bool = False  # ACCOUNT_FIFO_CLOSE: positions of a symbol close oldest first
+
+    @property
+    def netting(self) -> bool:
+        """One position per symbol (RETAIL_NETTING or EXCHANGE): a second entry merges into the first."""
+        return self.margin_mode != MARGIN_MODE_HEDGING
+
+    @property
+    def mode_name(self) -> str:
+        return ACCOUNT_MODES.get(self.margin_mode, f"unknown ({self.margin_mode})")
 
 
 class SymbolInfo(_Plain):
@@ -70,6 +89,14 @@ class Position(_Plain):
     magic: int = 0
     comment: str = ""
     time: float = 0.0
+    # POSITION_IDENTIFIER: set at opening, never changes (the ticket can, e.g. at a swap re-open or a netting
+    # reversal); every deal of the position carries it as DEAL_POSITION_ID. 0 = the broker has none (paper).
+    identifier: int = 0
+
+    @property
+    def key(self) -> int:
+        """What a trade is keyed by: the identifier where the broker has one, else the ticket."""
+        return self.identifier or self.ticket
 
 
 class Deal(_Plain):
@@ -137,7 +164,16 @@ class Retcode(IntEnum):
     INVALID_FILL = 10030
     CONNECTION = 10031
     TOO_MANY_REQUESTS = 10024
+    NO_CHANGES = 10025
     POSITION_CLOSED = 10036
+    INVALID_CLOSE_VOLUME = 10038
+    CLOSE_ORDER_EXIST = 10039
+    LIMIT_POSITIONS = 10040
+    LONG_ONLY = 10042
+    SHORT_ONLY = 10043
+    CLOSE_ONLY = 10044
+    FIFO_CLOSE = 10045
+    HEDGE_PROHIBITED = 10046
 
 
 class BrokerError(Exception):
@@ -195,6 +231,28 @@ class PositionNotFoundError(BrokerError):
     pass
 
 
+class FrozenError(BrokerError):
+    """10029 FROZEN, or our own freeze-level check: the price is too near the SL/TP to change it. Not a
+    failure: "not now", tried again next cycle."""
+
+    retryable = True
+
+
+class RefusedError(BrokerError):
+    """The account or symbol does not allow this order now (trade mode, close only, FIFO, hedging
+    prohibited, position limit, order_check): nothing was sent or nothing executed; the text says why."""
+
+
+class InvalidCloseVolumeError(BrokerError):
+    """10038: the close volume no longer matches the position (changed meanwhile); re-read and resend."""
+
+    retryable = True
+
+
+class CloseOrderExistsError(BrokerError):
+    """10039: a close order for this position is already working; nothing new is sent."""
+
+
 class UnknownSymbolError(BrokerError):
     pass
 
@@ -217,7 +275,57 @@ RETCODE_ERRORS: dict[int, type[BrokerError]] = {
     Retcode.CONNECTION: BrokerConnectionError,
     Retcode.TIMEOUT: BrokerTimeoutError,
     Retcode.TOO_MANY_REQUESTS: TooManyRequestsError,
+    Retcode.FROZEN: FrozenError,
+    Retcode.POSITION_CLOSED: PositionNotFoundError,
+    Retcode.INVALID_CLOSE_VOLUME: InvalidCloseVolumeError,
+    Retcode.CLOSE_ORDER_EXIST: CloseOrderExistsError,
+    Retcode.LIMIT_POSITIONS: RefusedError,
+    Retcode.LONG_ONLY: RefusedError,
+    Retcode.SHORT_ONLY: RefusedError,
+    Retcode.CLOSE_ONLY: RefusedError,
+    Retcode.FIFO_CLOSE: RefusedError,
+    Retcode.HEDGE_PROHIBITED: RefusedError,
 }
+
+# what a trader reads for a refusal whose MT5 comment does not say what to do (docs: Trade Server Return Codes)
+REFUSAL_TEXT = {
+    Retcode.FROZEN: "the price is inside the broker's freeze distance of the stop/target; trying again next cycle",
+    Retcode.LIMIT_POSITIONS: "the account has reached the broker's limit of open positions",
+    Retcode.LONG_ONLY: "the broker allows only buy positions on this symbol now",
+    Retcode.SHORT_ONLY: "the broker allows only sell positions on this symbol now",
+    Retcode.CLOSE_ONLY: "the broker allows only closing positions on this symbol now (close-only mode)",
+    Retcode.FIFO_CLOSE: "this account closes positions oldest first (FIFO): an older position on this symbol "
+                        "must be closed first",
+    Retcode.HEDGE_PROHIBITED: "this account does not allow opposite positions on one symbol (hedging prohibited)",
+    Retcode.CLOSE_ORDER_EXIST: "a close order for this position is already working at the broker",
+    Retcode.INVALID_CLOSE_VOLUME: "the position's volume changed; the close is resent with its current volume",
+}
+
+
+# ENUM_SYMBOL_TRADE_MODE (MQL5 book "Trading permission" lists these values)
+TRADE_MODE_DISABLED, TRADE_MODE_LONGONLY, TRADE_MODE_SHORTONLY, TRADE_MODE_CLOSEONLY, TRADE_MODE_FULL = 0, 1, 2, 3, 4
+TRADE_MODE_TEXT = {TRADE_MODE_DISABLED: "trading is disabled for this symbol",
+                   TRADE_MODE_LONGONLY: "the broker allows only buy positions on this symbol",
+                   TRADE_MODE_SHORTONLY: "the broker allows only sell positions on this symbol",
+                   TRADE_MODE_CLOSEONLY: "the broker allows only closing positions on this symbol (close-only)"}
+
+
+def trade_mode_refusal(mode: int, side: str) -> str | None:
+    """Why the symbol's trade mode refuses a new `side` entry; None when it allows it."""
+    if mode == TRADE_MODE_FULL or (mode == TRADE_MODE_LONGONLY and side == "buy") \
+            or (mode == TRADE_MODE_SHORTONLY and side == "sell"):
+        return None
+    return TRADE_MODE_TEXT.get(mode, f"the symbol's trade mode ({mode}) does not allow new entries")
+
+
+def netting_refusal(symbol: str, held: list[Position], magic: int) -> str:
+    """Why a netting account takes no second entry on `symbol`: it would merge into the open position
+    (one position per symbol: a second entry adds to it, an opposite one reduces or reverses it)."""
+    p = held[0]
+    whose = "one of mine" if p.magic == magic and magic else "not opened by me"
+    return (f"this is a netting account (one position per symbol) and {symbol} already has an open position "
+            f"({p.type} {p.volume:g} lot, ticket {p.ticket}, {whose}); a new order would merge into it, so "
+            "nothing was sent")
 
 
 def error_for_retcode(code: int, message: str) -> BrokerError:

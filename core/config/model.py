@@ -53,6 +53,7 @@ from core.config.sections import (  # noqa: F401
     Store,
     StrategyWeights,
     SymbolSpec,
+    Telegram,
     _Section,
 )
 from core.domain.exceptions import UnknownSymbolError
@@ -65,15 +66,33 @@ DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "range_scalping.json"
 SEVERITIES = ("critical", "high", "medium", "info")
 
 
+def deployment_env(name: str) -> str | None:
+    """A deployment setting (MONEYBOT_CONFIG, MONEYBOT_MARKET_DATA) from the environment, else from the
+    `.env` in the folder MoneyBot starts from, like the secrets: one file to edit, not two places."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    env_file = Path(".env")
+    if not env_file.is_file():
+        return None
+    try:
+        from dotenv import dotenv_values
+
+        value = dotenv_values(env_file, encoding="utf-8").get(name)
+    except (OSError, UnicodeDecodeError, ValueError):  # the secrets loader reports a broken .env in words
+        return None
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
 def market_data_dir() -> Path:
     """Where the shared real market data lives (overridable for other checkouts)."""
-    env = os.environ.get("MONEYBOT_MARKET_DATA")
+    env = deployment_env("MONEYBOT_MARKET_DATA")
     return Path(env) if env else (PROJECT_ROOT.parent / "shared" / "data" / "market")
 
 
 def resolve_path(text: str) -> Path:
     """Expand `${MARKET_DATA}` and make relative paths relative to the project root, not the cwd."""
-    expanded = text.replace("${MARKET_DATA}", str(market_data_dir()))
+    expanded = text.replace("${MARKET_DATA}", str(market_data_dir())) if "${MARKET_DATA}" in text else text
     p = Path(expanded).expanduser()
     return p if p.is_absolute() else PROJECT_ROOT / p
 
@@ -126,7 +145,7 @@ class TradingConfig(_Section):
         return self
 
 
-GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store", "mcp")
+GLOBAL_ONLY = ("symbols", "symbol_overrides", "broker", "store", "mcp", "telegram")
 
 
 class AppConfig(TradingConfig):
@@ -137,6 +156,7 @@ class AppConfig(TradingConfig):
     broker: Broker = Broker()
     store: Store = Store()
     mcp: Mcp = Mcp()
+    telegram: Telegram = Telegram()
 
     @cached_property
     def version(self) -> str:
@@ -357,7 +377,7 @@ def validate_config_dict(raw: Any) -> tuple[AppConfig | None, list[ConfigIssue]]
 
 def load_config(path: str | Path | None = None) -> AppConfig:
     """Load and validate a config file, raising ConfigError that names every problem."""
-    p = Path(path) if path else Path(os.environ.get("MONEYBOT_CONFIG", DEFAULT_CONFIG_PATH))
+    p = Path(path) if path else Path(deployment_env("MONEYBOT_CONFIG") or DEFAULT_CONFIG_PATH)
     source = str(p)
     if len(source) > MAX_PATH_CHARS:
         raise ConfigError(source, [ConfigIssue(path="", message=f"the path is {len(source)} characters long, more "

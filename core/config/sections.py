@@ -364,6 +364,14 @@ class Mcp(_Section):
     allowed_hosts: list[str] = Field(default_factory=list)  # Host headers besides 127.0.0.1/localhost (a proxy's name)
 
 
+class Telegram(_Section):
+    """Telegram settings that are not secrets (the token stays in .env). `base_url`: a self-hosted Bot API
+    server's endpoint (e.g. http://127.0.0.1:8081/bot); None is api.telegram.org. The environment's
+    MONEYBOT_TELEGRAM_BASE_URL, when set, wins."""
+
+    base_url: str | None = None
+
+
 class SymbolSpec(_Section):
     description: str = ""
     digits: int = Field(ge=0, le=10)

@@ -67,6 +67,7 @@ class Secrets(BaseSettings):
 
     telegram_token: SecretStr | None = None
     telegram_chat_id: int | None = None
+    telegram_base_url: str | None = None  # a self-hosted Bot API server (else config telegram.base_url)
     discord_token: SecretStr | None = None
     discord_alert_channel_id: int | None = None
     discord_guild_id: int | None = None

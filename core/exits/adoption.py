@@ -146,7 +146,7 @@ def adopt_position(store, exits, notifier, pos: Position, clock) -> ActiveTrade:
     parts = (pos.comment or "").split(":")
     strategy = proposal.strategy.strategy if proposal else (parts[2] if len(parts) > 2 and parts[2] else "unknown")
     trade = ActiveTrade(
-        ticket=pos.ticket, proposal_id=proposal.id if proposal else None, symbol=pos.symbol, strategy=strategy,
+        ticket=pos.key, proposal_id=proposal.id if proposal else None, symbol=pos.symbol, strategy=strategy,
         direction=Direction.LONG if pos.type == "buy" else Direction.SHORT, entry_price=pos.price_open,
         sl=pos.sl, tp=pos.tp, initial_sl=proposal.strategy.stop_loss if proposal else pos.sl, volume=pos.volume,
         entry_time=pos.time or clock.now(), range_data=proposal.analysis.range if proposal else None,
@@ -158,11 +158,11 @@ def adopt_position(store, exits, notifier, pos: Position, clock) -> ActiveTrade:
     px = lambda x: symbol_price(getattr(notifier, "_cfg", None), pos.symbol, x)  # noqa: E731 - the card's digits
     sl = f"SL {px(pos.sl)}" if pos.sl else "NO stop loss"
     sl += f", TP {px(pos.tp)}" if pos.tp else ", no TP"
-    notifier.error("orphaned_trades", f"adopted orphan position {pos.ticket} {pos.symbol}", alert=False,
-                   symbol=pos.symbol, ticket=pos.ticket)
+    notifier.error("orphaned_trades", f"adopted orphan position {pos.key} {pos.symbol}", alert=False,
+                   symbol=pos.symbol, ticket=pos.key)
     notifier.alert("orphan_adopted", "critical", f"ORPHAN ADOPTED - {trade_label(saved)}",
                    f"Found {pos.symbol} {trade.direction.value.upper()} {pos.volume:g} at {px(pos.price_open)} ({sl}) "
                    "with this bot's magic number but not in its records. It is now monitored like any scalp: "
                    "check it in MetaTrader.",
-                   symbol=pos.symbol, ticket=pos.ticket, trade=saved)
+                   symbol=pos.symbol, ticket=pos.key, trade=saved)
     return saved

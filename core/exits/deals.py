@@ -23,6 +23,8 @@ def closed_trade_from_deals(
     mae_r: float | None = None,
 ) -> ClosedTrade | None:
     """Build the journal's ClosedTrade from the position's deals; None while it is still (partly) open."""
+    # a trade's ticket IS its position identifier (DEAL_POSITION_ID on every deal of the position), which a
+    # swap re-open or a netting reversal does not change, unlike the position's ticket
     mine = [d for d in deals if d.position_id == trade.ticket]
     outs = [d for d in mine if d.entry in ("out", "inout")]
     if not outs:

@@ -18,22 +18,30 @@ from pydantic import BaseModel
 from core.brokers.base import (
     Broker,
     BrokerError,
+    CloseOrderExistsError,
+    FrozenError,
     MarketClosedError,
     PositionNotFoundError,
+    RefusedError,
     StaleQuoteError,
 )
 from core.brokers.tags import EXIT_TAG_MAX, order_comment
 from core.domain.models import ActiveTrade, ClosedTrade
+from core.domain.retry import attempts_of, run_async
 from core.domain.wording import symbol_price
 from core.exits.deals import closed_trade_from_deals
 from core.ops import alert_texts
 from core.ops.notify import REMINDER_SECONDS
 
 log = logging.getLogger(__name__)
+CURRENCY_KEY = "account_currency"  # the store's kv entry `moneybot trades` prints money with
 
-# refusals for want of a live price (weekend, session break): a retry at once or a wider deviation cannot
-# help, and they are no fault (they must not count toward the auto-disable)
-NO_MARKET = (MarketClosedError, StaleQuoteError)
+# refusals for want of a live price (weekend, session break), or inside the freeze distance of the SL/TP
+# (10029 FROZEN: "not now"): a retry at once or a wider deviation cannot help, and they are no fault (they
+# must not count toward the auto-disable); the monitor tries again next cycle
+NO_MARKET = (MarketClosedError, StaleQuoteError, FrozenError)
+# refusals a resend cannot change (FIFO order, close only, a close already working): said once, not retried
+FINAL = (RefusedError, CloseOrderExistsError)
 
 
 class ExitAttempt(BaseModel):
@@ -76,40 +84,59 @@ async def close_with_policy(
 ) -> ExitOrderOutcome:
     """Close `trade` at market under the `exit_order_fails` policy (an `ErrorPolicy`).
 
-    `policy.max_retries` is the total number of attempts: the issue's "exit order failing three times
-    raises an exit-failed alert" is three sends, the last one at the widest allowed deviation.
+    `policy.max_retries` is the total number of attempts (`core.domain.retry.attempts_of`, as everywhere):
+    the issue's "exit order failing three times raises an exit-failed alert" is three sends, the last one at
+    the widest allowed deviation. Each attempt re-reads the position, so a 10038 (volume changed) is resent
+    with the position's exact volume, never a guessed one.
     """
-    attempts_n = max(1, int(policy.max_retries or 1))
+    attempts_n = attempts_of(policy.max_retries)
     max_pct = policy.max_slippage_pct or 0.0
     max_points = int(price_hint * max_pct / 100 / point) if point > 0 and price_hint > 0 else base_deviation
     outcome = ExitOrderOutcome(ticket=trade.ticket, ok=False)
     comment = order_comment(trade.proposal_id, reason_tag)
-    for i, dev in enumerate(_deviations(base_deviation, max_points, attempts_n)):
+    devs = _deviations(base_deviation, max_points, attempts_n)
+
+    async def attempt(i: int) -> ExitOrderOutcome:
+        dev = devs[i]
         try:
             res = await asyncio.to_thread(broker.close_position, trade.ticket, None, dev, comment)
         except PositionNotFoundError as e:
             outcome.attempts.append(ExitAttempt(deviation=dev, error=str(e), code=e.code))
             outcome.already_closed = True
             outcome.message = "the position was already closed at the broker"
-            return outcome
+            raise _Settled from None
         except BrokerError as e:
             outcome.attempts.append(ExitAttempt(deviation=dev, error=e.message, code=e.code))
             log.warning("exit %s attempt %d/%d (deviation %d) failed: %s", trade.ticket, i + 1, attempts_n, dev, e)
             if isinstance(e, NO_MARKET):
                 outcome.market_closed = True
-                outcome.message = f"the market is closed ({e.message})"
-                return outcome
-            if i + 1 < attempts_n and policy.retry_interval:
-                await sleep(policy.retry_interval)
-            continue
+                outcome.message = (f"not now ({e.message})" if isinstance(e, FrozenError)
+                                   else f"the market is closed ({e.message})")
+                raise _Settled from None
+            if isinstance(e, FINAL):
+                outcome.message = f"the broker refused the close: {e.message}"
+                raise _Settled from None
+            raise
         outcome.attempts.append(ExitAttempt(deviation=dev))
         outcome.ok = True
         outcome.price = float(res.price)
         outcome.message = f"closed at {res.price:g}"
         return outcome
-    last = outcome.attempts[-1].error if outcome.attempts else "unknown error"
-    outcome.message = f"the broker refused the close {attempts_n} time(s) (last: {last})"
-    return outcome
+
+    try:  # the one retry loop (core.domain.retry), as every policy
+        return await run_async(attempts_n, policy.retry_interval or 0.0, attempt, sleep=sleep,
+                               retry_on=(BrokerError,))
+    except _Settled:
+        return outcome
+    except BrokerError:
+        last = outcome.attempts[-1].error if outcome.attempts else "unknown error"
+        outcome.message = f"the broker refused the close {attempts_n} time(s) (last: {last})"
+        return outcome
+
+
+class _Settled(Exception):
+    """Inside the exit retry loop: the outcome is final (closed meanwhile, no market, a refusal a resend
+    cannot change); stop without another attempt."""
 
 
 class ExitExecutor:
@@ -135,6 +162,11 @@ class ExitExecutor:
                 self._currency = (await asyncio.to_thread(self.broker.account_info)).currency or ""
             except Exception:  # noqa: BLE001 - a sentence without its unit beats a close without an alert
                 return f"{amount:+.2f}"
+            if self._currency:  # kept for `moneybot trades`, which reads the store without a broker
+                try:
+                    self.store.kv.set(CURRENCY_KEY, self._currency)
+                except Exception:  # noqa: BLE001 - the unit is a nicety, the close is not
+                    log.warning("could not record the account currency", exc_info=True)
         return f"{amount:+.2f} {self._currency}".rstrip()
 
     def closing(self, ticket: int) -> bool:
@@ -224,8 +256,9 @@ class ExitExecutor:
         pnl = closed.pnl - abs(closed.commission)
         cash = await self._money(pnl)
         text = alert_texts.closed_text(symbol_price(self.cfg, trade.symbol, closed.exit_price), closed.r_multiple,
-                                       cash, closed.exit_reason, detail, our_kind=reason_kind)
-        self.notify.alert("exit_executed", "high",  # high: the default routing sends it to the chats
+                                       cash, closed.exit_reason, detail, our_kind=reason_kind, at=closed.exit_time)
+        # severity by what happened (a close is news, not a warning); trade news reaches the chats anyway
+        self.notify.alert("exit_executed", alert_texts.CLOSE_SEVERITY,
                           alert_texts.closed_title(trade, closed.r_multiple, cash), text, symbol=trade.symbol,
                           ticket=trade.ticket, trade=trade, range_data=trade.range_data, exit_price=closed.exit_price,
                           dedup_key=f"exit_executed:{trade.ticket}")

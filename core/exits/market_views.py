@@ -44,9 +44,15 @@ class MarketViews:
         return {s: v.tick for s, v in self._last.items()}
 
     async def symbol_info(self, symbol: str) -> SymbolInfo:
-        info = self._info.get(symbol)
-        if info is None:
+        """Re-read once per cycle for each symbol in trade: stops level, freeze level, volume step and trade
+        mode change at rollover, at weekends and on broker decisions. The last good one stands in while
+        the read fails (the tick read right after says whether the feed is there at all)."""
+        try:
             info = self._info[symbol] = await asyncio.to_thread(self.broker.symbol_info, symbol)
+        except BrokerError:
+            info = self._info.get(symbol)
+            if info is None:
+                raise
         return info
 
     def candle_count(self, symbol: str) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
 from core.brokers.tags import proposal_id_from_comment
 from core.domain.models import ActiveTrade, ExitSignal
+from core.domain.retry import attempts_of
 from core.exits.adoption import adopt_position, in_flight, our_magics
 from core.exits.executor import ExitExecutor
 from core.exits.manager import RangeScalpingExitManager, TradeNotRegistered
@@ -190,7 +191,7 @@ class Monitor:
             out = {}
             for m in self._magics(trades):
                 for p in await asyncio.to_thread(self.broker.positions, None, m):
-                    out[p.ticket] = p
+                    out[p.key] = p  # by identifier: a ticket can change (swap re-open), the identifier cannot
             if not self.connected:
                 self._restored()
             return out
@@ -213,14 +214,18 @@ class Monitor:
     async def _reconnect(self, err: BrokerError, rep: CycleReport):
         """The `mt5_connection_lost` policy: reconnect with retries; monitoring continues either way."""
         policy = self.cfg.error_handling.get("mt5_connection_lost")
-        tries = policy.max_retries if policy else 1
-        for _ in range(max(tries, 1)):
+        # max_retries = total attempts; a broker that runs the policy inside its own calls (MT5) is not asked
+        # again in this cycle, so a lost terminal costs max_retries x retry_interval per cycle, not that squared
+        # (its failed call has just run the whole policy: trying again here would square the wait)
+        own = getattr(self.broker, "applies_connection_policy", False)
+        tries = 0 if own else attempts_of(policy.max_retries if policy else 1)
+        for _ in range(tries):
             await self._sleep(policy.retry_interval if policy else 0)
             try:
                 await asyncio.to_thread(self.broker.connect)
                 positions = {}
                 for m in self._magics(self.exits.active_trades()):
-                    positions.update({p.ticket: p for p in await asyncio.to_thread(self.broker.positions, None, m)})
+                    positions.update({p.key: p for p in await asyncio.to_thread(self.broker.positions, None, m)})
                 rep.connected = True
                 self.notify.error("retry_succeeded", f"broker connection restored after: {err.message}", alert=False)
                 self._restored()
@@ -258,6 +263,13 @@ class Monitor:
             if abs(pos.sl - t.sl) > 1e-12 or abs(pos.tp - t.tp) > 1e-12:
                 try:
                     t = self.exits.sync_stops(t.ticket, pos.sl, pos.tp)
+                except TradeNotRegistered:
+                    continue
+            if abs(pos.volume - t.volume) > 1e-9:  # netting: a trader's order merged into (or cut) our position
+                try:
+                    t = self.exits.update_trade_state(t.ticket, {"volume": pos.volume}, journal=(
+                        "partial", {"from": t.volume, "to": pos.volume, "position_ticket": pos.ticket,
+                                    "reason": "volume_changed_at_broker"}))
                 except TradeNotRegistered:
                     continue
             alive.append(t)
@@ -372,7 +384,7 @@ class Monitor:
     async def _close(self, trade: ActiveTrade, sig: ExitSignal, view: MarketView, rep: CycleReport) -> bool:
         """Close `trade` for `sig`; False when it stays open (the broker refused, or the market is closed)."""
         if sig.kind == "range_invalidated" and self.notify.alert(  # re-judged each cycle until closed:
-                "range_invalidated", "critical", f"RANGE INVALIDATED - {alert_texts.trade_label(trade)}",
+                "range_invalidated", "info", f"RANGE INVALIDATED - {alert_texts.trade_label(trade)}",
                 f"Closing the trade now: {sig.reason}.", symbol=trade.symbol, ticket=trade.ticket, trade=trade,
                 range_data=trade.range_data, dedup_key=f"range_invalidated:{trade.ticket}",
                 remind_after=REMINDER_SECONDS):  # paged and recorded once (then hourly), not every cycle

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 
-from core.brokers.base import BrokerError, PositionNotFoundError
+from core.brokers.base import BrokerError, FrozenError, PositionNotFoundError
 from core.domain.models import ActiveTrade, ExitSignal
 from core.exits.executor import NO_MARKET
 from core.exits.manager import TradeNotRegistered
@@ -29,6 +29,8 @@ async def move_stops(broker, exits, notify, moves: list[tuple[ActiveTrade, ExitS
             moved.append((trade, sig))
         except PositionNotFoundError:  # its stop, a human or /close got there first: no fault;
             log.info("breakeven for %s: the position is already closed", trade.ticket)  # journalled next cycle
+        except FrozenError as e:  # inside the freeze distance (10029): "not now", the rule fires again next cycle
+            log.info("breakeven for %s skipped this cycle: %s", trade.ticket, e.message)
         except BrokerError as e:
             rep.errors.append(f"breakeven {trade.ticket}: {e.message}")
             if not isinstance(e, NO_MARKET):  # retried each cycle; a closed market is no fault

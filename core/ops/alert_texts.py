@@ -7,6 +7,8 @@ journal's reason codes (`max_time_in_trade`, `breakeven_stop`) are said in words
 """
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from core.domain.models import ActiveTrade
 
 # journal exit reasons (core.exits.executor: deals and EXIT_KINDS) in a trader's words
@@ -51,7 +53,7 @@ def closed_title(trade: ActiveTrade, r: float, money: str | None = None) -> str:
 
 
 def closed_text(exit_price: str, r: float, money: str | None, reason_kind: str | None, detail: str = "",
-                our_kind: str | None = None) -> str:
+                our_kind: str | None = None, at: float | None = None) -> str:
     """First line the result (price, R, money), second line why in words. `our_kind`: the exit we sent
     when the broker's own SL/TP (`reason_kind`) closed the trade first, so the why does not read as if
     the stop had fired because of our exit's reason."""
@@ -63,7 +65,31 @@ def closed_text(exit_price: str, r: float, money: str | None, reason_kind: str |
         why = detail  # "closed by user 7" says it all
     elif detail:
         why += f": {detail}"
-    return f"Closed at {exit_price}: {r_text(r)}{pnl}.\nWhy: {why}."
+    return f"Closed at {exit_price}{closed_at_text(at)}: {r_text(r)}{pnl}.\nWhy: {why}."
+
+
+# A trade's own news (a close, the range breaking under it) reaches the trader's chats like a "high" page,
+# whatever its severity: the severity says how it went (a take profit is good news, not a warning),
+# the routing says who hears of it.
+TRADE_NEWS = frozenset({"exit_executed", "range_invalidated"})
+
+
+def route_as(kind: str, severity: str) -> str:
+    """The severity whose routing an alert follows: trade news at least "high"'s."""
+    return "high" if kind in TRADE_NEWS and severity in ("medium", "info") else severity
+
+
+# How a close went, as a severity: every planned exit (take profit, a stop, the range breaking, the time
+# limit) is information, logged at INFO; only a failure to close is critical, and that is its own alert
+# (exit_failed). The chat's icon then tells good news from bad (bot.presenter.alert_icon).
+CLOSE_SEVERITY = "info"
+
+
+def closed_at_text(t: float | None) -> str:
+    """' on 20 May 07:55 UTC': when the trade closed, said in every close alert (a late copy arrives later)."""
+    if not t:
+        return ""
+    return " on " + datetime.fromtimestamp(float(t), UTC).strftime("%d %b %H:%M UTC")
 
 
 def system_error_title(error_type: str) -> str:
@@ -71,7 +97,8 @@ def system_error_title(error_type: str) -> str:
     return f"System error: {error_type.replace('_', ' ')}"
 
 
-__all__ = ["EXIT_REASON_WORDS", "closed_text", "closed_title", "exit_reason_words", "r_text", "system_error_title", "trade_label"]
+__all__ = ["EXIT_REASON_WORDS", "CLOSE_SEVERITY", "TRADE_NEWS", "closed_at_text", "closed_text", "closed_title",
+           "exit_reason_words", "r_text", "route_as", "system_error_title", "trade_label"]
 
 
 def exit_failed_text(symbol: str, ticket: int, error: str, attempts: int | None, trade: ActiveTrade | None,

@@ -161,7 +161,8 @@ class RangeScalpingAlerts:
         log.log(level, "ALERT [%s] %s: %s",
                 alert.severity.upper(), redact_secrets(alert.title), redact_secrets(alert.text))
         def dispatch() -> None:
-            log_id = self._persist(alert, "queued" if self.routes_for(alert.severity) else "logged")
+            log_id = self._persist(alert, "queued" if self.routes_for(alert_texts.route_as(alert.kind, alert.severity))
+                                   else "logged")
             self._hand_off(alert, log_id)
 
         # inside a caller's store transaction, record and deliver right after it ends (commit or
@@ -234,10 +235,11 @@ class RangeScalpingAlerts:
     def _enqueue(self, alert: Alert, log_id: int | None) -> None:
         """Runs on the loop thread: onto each routed sink's queue; an expected chat not there is logged as missing it."""
         self._catchup.handed(log_id)  # on the queues (in flight) below, or logged missing: nothing runs in between
-        routed = self.routes_for(alert.severity)
+        route = alert_texts.route_as(alert.kind, alert.severity)
+        routed = self.routes_for(route)
         for name in routed:
             self._put(name, alert, log_id, late=False)
-        self._catchup.log_absent(alert.severity, log_id, set(routed))
+        self._catchup.log_absent(route, log_id, set(routed))
 
     def _put(self, name: str, alert: Alert, log_id: int | None, *, late: bool) -> None:
         q = self._queues.get(name)
@@ -357,12 +359,15 @@ class RangeScalpingAlerts:
 
     def alert_exit_executed(
         self, trade: ActiveTrade, exit_price: float, reason: str, *, pnl: float | None = None,
-        r_multiple: float | None = None, severity: str = "high",
+        r_multiple: float | None = None, severity: str | None = None,
     ) -> bool:
-        """Default severity `high` so the trader's chat hears about closes under the default routing."""
+        """Severity by what happened (a close is information; a take profit is good news, not a warning);
+        trade news reaches the chats whatever its severity (`alert_texts.route_as`)."""
         r = trade.r_multiple(exit_price) if r_multiple is None else r_multiple
         money = f"{pnl:+.2f}" if pnl is not None else None  # the caller's figure: its unit is not known here
-        text = alert_texts.closed_text(symbol_price(self._app_cfg, trade.symbol, exit_price), r, money, reason)
+        text = alert_texts.closed_text(symbol_price(self._app_cfg, trade.symbol, exit_price), r, money, reason,
+                                       at=self.clock.now())
+        severity = severity or alert_texts.CLOSE_SEVERITY
         return self.send(self._make("exit_executed", severity, alert_texts.closed_title(trade, r, money), text,
                                     symbol=trade.symbol, ticket=trade.ticket, trade=trade,
                                     range_data=trade.range_data, exit_price=exit_price))

@@ -12,12 +12,14 @@ while routine opens/closes (sent "high" only so the chat hears of them live) are
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from core.domain.models import Alert
+from core.domain.models import ActiveTrade, Alert, RangeStructure
+from core.ops.alert_texts import route_as
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,23 @@ _RANK = {"critical": 0, "high": 1, "medium": 2, "info": 3}
 
 
 def row_alert(row: dict[str, Any]) -> Alert:
-    """The alert as logged (charts are not kept in the log, so a replay has none)."""
-    return Alert(kind=row["kind"], severity=row["severity"], title=row["title"], text=row["text"],
-                 symbol=row["symbol"], ticket=row["ticket"], created_at=row["ts"], dedup_key=row["dedup_key"])
+    """The alert as logged, with what its chart is drawn from when that was kept (the trade and the range),
+    so a catch-up copy after a restart carries its chart like the live one."""
+    alert = Alert(kind=row["kind"], severity=row["severity"], title=row["title"], text=row["text"],
+                  symbol=row["symbol"], ticket=row["ticket"], created_at=row["ts"], dedup_key=row["dedup_key"])
+    raw = row.get("chart")
+    if not raw:
+        return alert
+    try:
+        chart = json.loads(raw)
+        return alert.model_copy(update={
+            "trade": ActiveTrade.model_validate(chart["trade"]) if chart.get("trade") else None,
+            "range_data": RangeStructure.model_validate(chart["range_data"]) if chart.get("range_data") else None,
+            "exit_price": chart.get("exit_price"),
+        })
+    except (ValueError, TypeError, KeyError) as e:  # an unreadable chart record: the words still go out
+        log.warning("alert %s: its chart data could not be read (%s); sent without a chart", row.get("id"), e)
+        return alert
 
 
 def crash_leftovers(store: Any, since: float) -> list[tuple[Alert, int]]:
@@ -59,7 +75,8 @@ def missed(rows: list[dict[str, Any]], sink: str, routing: dict[str, list[str]],
         said = r["deliveries"].get(sink, "")
         return said.startswith(_HANDLED) or (r["id"] <= expected_from and not said.startswith(_MISSED))
 
-    return [r for r in rows if sink in routing.get(r["severity"], []) and r["id"] not in in_flight and not got_it(r)]
+    return [r for r in rows if sink in routing.get(route_as(r["kind"], r["severity"]), [])
+            and r["id"] not in in_flight and not got_it(r)]
 
 
 def must_send(row: dict[str, Any]) -> bool:
@@ -125,7 +142,7 @@ class CatchUp:
         """Say in the log that an expected chat routed this alert was not there to get it."""
         if self._store is None or log_id is None:
             return
-        for sink in self._routing.get(severity, []):
+        for sink in self._routing.get(severity, []):  # the caller passes the routed severity (route_as)
             if sink in self.expected and sink not in registered:
                 try:
                     self._store.alerts.set_delivery(log_id, sink, "missed: not connected")

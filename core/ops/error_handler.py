@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.config.model import ErrorPolicy
 from core.domain.clock import Clock, SystemClock
+from core.domain.retry import attempts_of, run_async, run_sync
 from core.ops.alerts import RangeScalpingAlerts, redact_secrets
 from core.store import ErrorEvent, Store
 
@@ -245,26 +246,23 @@ class ErrorHandler:
     ) -> ErrorOutcome:
         """Run `await fn(attempt)` under the policy for `error_type`.
 
-        Retry actions re-run it up to `max_retries` more times, `retry_interval` seconds apart.
+        Retry actions run it up to `max_retries` times IN TOTAL (`core.domain.retry.attempts_of`, the rule
+        every retry in the bot follows), `retry_interval` seconds apart.
         Exceptions outside `retry_on` propagate untouched. The outcome says whether it finally
         worked (`ok`, `result`) and which fallback was applied if not.
         """
         ctx = dict(context or {})
         pol = self.policy(error_type, ctx.get("symbol"))
-        attempts = 1 + pol.max_retries if pol.action in RETRY_ACTIONS else 1
+        attempts = self.attempts(pol)
         errors: list[str] = []
-        for i in range(attempts):
-            try:
-                result = await fn(self._attempt(pol, i, attempts))
-            except retry_on as e:
-                errors.append(_describe(e))
-                if i + 1 < attempts:
-                    log.warning("%s (attempt %d/%d): %s; retrying in %ss", error_type, i + 1, attempts,
-                                errors[-1], pol.retry_interval)
-                    await self._sleep(pol.retry_interval)
-                continue
-            return self._success(error_type, pol, ctx, result, i + 1, errors)
-        return self._fail(error_type, pol, ctx, errors[-1], attempts=attempts, last_known=last_known)
+        try:
+            result = await run_async(attempts, pol.retry_interval, lambda i: fn(self._attempt(pol, i, attempts)),
+                                     sleep=self._sleep, retry_on=retry_on,
+                                     on_retry=self._noter(error_type, attempts, pol, errors))
+        except retry_on as e:
+            errors.append(_describe(e))
+            return self._fail(error_type, pol, ctx, errors[-1], attempts=attempts, last_known=last_known)
+        return self._success(error_type, pol, ctx, result, len(errors) + 1, errors)
 
     def run_with_policy_sync(
         self,
@@ -278,20 +276,29 @@ class ErrorHandler:
         """The same as `run_with_policy` for blocking code on a worker thread."""
         ctx = dict(context or {})
         pol = self.policy(error_type, ctx.get("symbol"))
-        attempts = 1 + pol.max_retries if pol.action in RETRY_ACTIONS else 1
+        attempts = self.attempts(pol)
         errors: list[str] = []
-        for i in range(attempts):
-            try:
-                result = fn(self._attempt(pol, i, attempts))
-            except retry_on as e:
-                errors.append(_describe(e))
-                if i + 1 < attempts:
-                    log.warning("%s (attempt %d/%d): %s; retrying in %ss", error_type, i + 1, attempts,
-                                errors[-1], pol.retry_interval)
-                    self._sync_sleep(pol.retry_interval)
-                continue
-            return self._success(error_type, pol, ctx, result, i + 1, errors)
-        return self._fail(error_type, pol, ctx, errors[-1], attempts=attempts, last_known=last_known)
+        try:
+            result = run_sync(attempts, pol.retry_interval, lambda i: fn(self._attempt(pol, i, attempts)),
+                              sleep=self._sync_sleep, retry_on=retry_on,
+                              on_retry=self._noter(error_type, attempts, pol, errors))
+        except retry_on as e:
+            errors.append(_describe(e))
+            return self._fail(error_type, pol, ctx, errors[-1], attempts=attempts, last_known=last_known)
+        return self._success(error_type, pol, ctx, result, len(errors) + 1, errors)
+
+    @staticmethod
+    def _noter(error_type: str, attempts: int, pol: ErrorPolicy, errors: list[str]):
+        def note(i: int, e: BaseException) -> None:
+            errors.append(_describe(e))
+            log.warning("%s (attempt %d/%d): %s; retrying in %ss", error_type, i + 1, attempts, errors[-1],
+                        pol.retry_interval)
+        return note
+
+    @staticmethod
+    def attempts(pol: ErrorPolicy) -> int:
+        """Total attempts a policy allows: `max_retries` for a retry action (at least 1), else 1."""
+        return attempts_of(pol.max_retries) if pol.action in RETRY_ACTIONS else 1
 
     @staticmethod
     def _attempt(pol: ErrorPolicy, i: int, attempts: int) -> Attempt:

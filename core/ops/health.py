@@ -13,9 +13,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from core.domain.models import RecoveryReport
+from core.domain.timeframes import Timeframe
 from core.ops.error_handler import error_rates
 
-STALE_HEARTBEAT_CYCLES = 3  # /health calls the monitor stale after missing this many cycles
+STALE_HEARTBEAT_CYCLES = 2  # /health calls the monitor stale once its heartbeat is this many cycles old
 
 
 def _speed(clock) -> float:
@@ -38,6 +39,47 @@ class ChatLink(BaseModel):
         return f"{text} ({self.detail})" if self.detail else text
 
 
+class SymbolData(BaseModel):
+    """What one symbol's data covers (paper replay) and whether it has bars at the market time."""
+
+    first: float | None = None  # first and last bar of the analysis timeframe, market time
+    last: float | None = None
+    at_clock: bool = True  # False: the replay time lies outside the data, so /scalp has nothing to judge
+
+    def describe(self) -> str:
+        if self.first is None or self.last is None:
+            return "no data"
+        span = f"data {_day(self.first)} to {_day(self.last)}"
+        return span if self.at_clock else f"no data at the replay time ({span})"
+
+
+def _day(t: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
+def symbol_data(service: Any) -> dict[str, SymbolData]:
+    """Each configured symbol's data span on the analysis timeframe, from a broker that knows it (the
+    paper replay); empty for a live broker, whose data is the market itself."""
+    span_of = getattr(service.broker, "data_span", None)
+    if not callable(span_of):
+        return {}
+    tf = service.cfg.range_detection.timeframe
+    bar = Timeframe.parse(tf).seconds
+    now = service.clock.now()
+    out = {}
+    for sym in service.cfg.symbols:
+        try:
+            span = span_of(sym, tf)
+        except Exception:  # noqa: BLE001 - an unreadable file reads as "no data", /health must answer
+            span = None
+        if span is None:
+            out[sym] = SymbolData(at_clock=False)
+        else:
+            first, last = span
+            out[sym] = SymbolData(first=first, last=last, at_clock=first <= now <= last + bar)
+    return out
+
+
 class HealthReport(BaseModel):
     ok: bool
     broker: str
@@ -57,7 +99,26 @@ class HealthReport(BaseModel):
     recovery: RecoveryReport | None = None
     trading_blocked: str | None = None  # why the broker would refuse every order now, with the fix
     chats: dict[str, str] = Field(default_factory=dict)  # chat platform -> its connection, in words
+    # the account model as read at connect/reconnect (MT5: netting / exchange (netting) / hedging; FIFO close)
+    account_mode: str | None = None
+    account_currency: str | None = None
     problems: list[str] = Field(default_factory=list)
+    # the clocks, labelled: heartbeat ages are wall seconds (the monitor waits in wall time), data ages
+    # are market seconds (how old the last quote is on the replay/market clock)
+    heartbeat_wall_age_seconds: float | None = None
+    heartbeat_limit_wall_seconds: float | None = None
+    market_time: float | None = None
+    clock_speed: float = 1.0
+    replay: bool = False  # the market clock is a paper replay of old data, not the live market
+    symbols: dict[str, SymbolData] = Field(default_factory=dict)
+
+
+def account_model(broker: Any) -> tuple[str | None, str | None]:
+    """(mode, currency) from what the broker last read (no broker call: /health answers while it hangs)."""
+    info = getattr(broker, "account", None)
+    if info is None or not hasattr(info, "mode_name"):
+        return None, None
+    return info.mode_name + (", FIFO close" if getattr(info, "fifo_close", False) else ""), info.currency or None
 
 
 def trading_blocked(broker: Any) -> str | None:
@@ -69,6 +130,8 @@ def health_report(service: Any) -> HealthReport:
     now = service.clock.now()
     m = service.monitor
     hb_age = now - m.heartbeat if m.heartbeat is not None else None
+    hb_wall = hb_age / _speed(service.clock) if hb_age is not None else None
+    hb_limit = STALE_HEARTBEAT_CYCLES * max(float(m.interval), 1.0)
     try:
         connected = bool(service.broker.is_connected()) and m.connected
     except Exception:  # noqa: BLE001
@@ -81,21 +144,25 @@ def health_report(service: Any) -> HealthReport:
     if not m.running:
         problems.append("monitor not running")
     # m.interval is wall time; the heartbeat's age is on the service clock (N x faster on a paper replay)
-    elif hb_age is not None and hb_age > (STALE_HEARTBEAT_CYCLES * max(m.interval, 1.0) + 60) * _speed(service.clock):
-        problems.append(f"monitor heartbeat is {hb_age:.0f} s old")
+    elif hb_wall is not None and hb_wall > hb_limit:
+        problems.append(f"monitor heartbeat is {hb_wall:.0f} s old (wall clock; a cycle is due every "
+                        f"{m.interval:.0f} s)")
     blocked = trading_blocked(service.broker)
     if blocked:
         problems.append(f"orders will be refused: {blocked}")
     chats = {name: link.describe() for name, link in sorted(service.chat_links.items())}
     problems += [f"{name} {chats[name]}" for name, link in sorted(service.chat_links.items())
                  if link.state != "connected"]
+    mode, currency = account_model(service.broker)
     return HealthReport(
-        ok=not problems, broker=getattr(service.broker, "name", type(service.broker).__name__),
+        account_mode=mode, account_currency=currency, ok=not problems, broker=getattr(service.broker, "name", type(service.broker).__name__),
         broker_connected=connected, monitor_running=m.running, monitor_heartbeat=m.heartbeat,
         heartbeat_age_seconds=hb_age, last_cycle_ms=m.last_report.duration_ms if m.last_report else None,
         monitor_cycles=m.cycles, open_trades=len(service.exits), entries_blocked=service.notifier.entries_blocked(),
         auto_disabled=ks.auto_disabled, errors_last_hour=total, critical_errors_last_hour=crit,
         data_age_seconds={s: round(now - q.time, 1) for s, q in m.quotes().items()},
         config_version=service.cfg.short_version, recovery=service.recovery, trading_blocked=blocked,
-        chats=chats, problems=problems,
+        chats=chats, problems=problems, heartbeat_wall_age_seconds=hb_wall, heartbeat_limit_wall_seconds=hb_limit,
+        market_time=now, clock_speed=_speed(service.clock), replay=callable(getattr(service.broker, "data_span", None)),
+        symbols=symbol_data(service),
     )

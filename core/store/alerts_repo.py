@@ -8,6 +8,15 @@ from core.domain.models import Alert
 from core.store.db import Database
 
 
+def chart_json(alert: Alert) -> str | None:
+    """What the alert's chart is drawn from (trade, range, exit price), or None when it has no chart."""
+    if alert.trade is None and alert.range_data is None:
+        return None
+    return json.dumps({"trade": alert.trade.model_dump(mode="json") if alert.trade is not None else None,
+                       "range_data": alert.range_data.model_dump(mode="json") if alert.range_data is not None else None,
+                       "exit_price": alert.exit_price})
+
+
 class AlertLogRepo:
     def __init__(self, db: Database):
         self._db = db
@@ -15,10 +24,10 @@ class AlertLogRepo:
     def add(self, alert: Alert, status: str) -> int:
         with self._db.transaction() as c:
             cur = c.execute(
-                "INSERT INTO alerts_log(ts, kind, severity, title, text, symbol, ticket, dedup_key, status)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO alerts_log(ts, kind, severity, title, text, symbol, ticket, dedup_key, status, chart)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (alert.created_at, alert.kind, alert.severity, alert.title, alert.text, alert.symbol, alert.ticket,
-                 alert.dedup_key, status),
+                 alert.dedup_key, status, chart_json(alert)),
             )
         return int(cur.lastrowid)
 

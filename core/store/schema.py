@@ -116,7 +116,14 @@ CREATE TABLE kv (
 );
 """
 
+# what an alert's chart is drawn from (its trade, range and exit price, as JSON): a catch-up copy sent
+# after a restart is rebuilt from the log and should carry its chart like the live one did
+V3_ALERT_CHART = """
+ALTER TABLE alerts_log ADD COLUMN chart TEXT;
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "core tables: proposals, active trades, journal, closed trades", V1_CORE),
     Migration(2, "reliability: error events, kill switch, alert log, key-value state", V2_RELIABILITY),
+    Migration(3, "alert log keeps what an alert's chart is drawn from", V3_ALERT_CHART),
 ]

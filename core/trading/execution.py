@@ -35,10 +35,12 @@ from core.domain.models import (
     RangeStructure,
     TradeProposal,
 )
+from core.domain.retry import attempts_of
 from core.domain.wording import symbol_price
 from core.exits.manager import RangeScalpingExitManager
 from core.ops.alert_texts import trade_label
 from core.store import ProposalConflict, TradeMetadata, new_proposal_id
+from core.trading.account_rules import account_refusal, with_account_rules
 from core.trading.order_checks import (
     PriceCheck,
     adjust_stops,
@@ -57,6 +59,9 @@ __all__ = ["ExecutionEngine", "PriceCheck", "ProposalOutcome", "adjust_stops", "
            "normalise_lot", "validate_entry_price"]
 
 AUTO_USER = "auto"
+# stops level, freeze level, volume step, trade mode and contract size change (rollover, weekends, broker
+# decisions): a cached symbol_info is trusted this long (clock seconds), never for the process's life
+SYMBOL_INFO_TTL = 60.0
 
 
 class ExecutionEngine:
@@ -70,7 +75,7 @@ class ExecutionEngine:
         self.clock = clock
         self.authz = authorizer
         self._sleep = sleep
-        self._symbol_info: dict[str, SymbolInfo] = {}
+        self._symbol_info: dict[str, tuple[float, SymbolInfo]] = {}  # symbol -> (read at, info)
         self.in_flight: set[str] = set()  # proposal ids this process is executing right now
         # proposal id -> when it was failed although its order may have reached the broker (unconfirmed,
         # crashed mid-send): `core.exits.late_fills` scans the deal history while these are recent
@@ -212,11 +217,20 @@ class ExecutionEngine:
         return (f"{', '.join(open_now[:3])} is already open on this {symbol} range and the limit is {cap} open "
                 f"position{'' if cap == 1 else 's'} per range (max_positions_per_range); nothing was traded")
 
-    async def symbol_info(self, symbol: str) -> SymbolInfo:
-        info = self._symbol_info.get(symbol)
-        if info is None:
-            info = self._symbol_info[symbol] = await asyncio.to_thread(self.broker.symbol_info, symbol)
-        return info
+    async def symbol_info(self, symbol: str, fresh: bool = False) -> SymbolInfo:
+        """The symbol's rules, re-read after SYMBOL_INFO_TTL (or now with `fresh`, right before an order)."""
+        now = self.clock.now()
+        hit = self._symbol_info.get(symbol)
+        if hit is None or fresh or now - hit[0] > SYMBOL_INFO_TTL or now < hit[0]:
+            hit = self._symbol_info[symbol] = (now, await asyncio.to_thread(self.broker.symbol_info, symbol))
+        return hit[1]
+
+    async def account_refusal(self, symbol: str, side: str, info: SymbolInfo | None = None) -> str | None:
+        return await account_refusal(self.broker, self.cfg, symbol, side, info or await self.symbol_info(symbol))
+
+    async def with_account_rules(self, analysis: AnalysisResult) -> AnalysisResult:
+        """The card says up front when the account model or the trade mode forbids the entry (account_rules)."""
+        return await with_account_rules(self, analysis)
 
     def note_unconfirmed(self, proposal_id: str) -> None:
         """A failed proposal whose order may still land: watched by the running deal-history scan."""
@@ -233,11 +247,14 @@ class ExecutionEngine:
         ex = tcfg.execution
         s = p.strategy
         try:
-            info = await self.symbol_info(p.symbol)
+            info = await self.symbol_info(p.symbol, fresh=True)  # the rules as they are now, not at start-up
             lot = normalise_lot(p.lot or ex.lot_size, info)  # 1. lot size
             ok, why = self._reentry_allowed(p)
             if not ok:
                 return self._fail(p, ProposalState.APPROVED, f"Not entering: {why}.")
+            refusal = await self.account_refusal(p.symbol, "buy" if s.direction is Direction.LONG else "sell", info)
+            if refusal:
+                return self._fail(p, ProposalState.APPROVED, f"Not entering: {refusal}.")
             tick = await asyncio.to_thread(self.broker.tick, p.symbol)
         except BrokerError as e:
             self.notify.error("order_execution_fails", f"could not price {p.symbol}: {e.message}", symbol=p.symbol)
@@ -297,7 +314,10 @@ class ExecutionEngine:
         """
         tcfg = self.cfg.for_symbol(p.symbol)
         policy = tcfg.error_handling.get("order_execution_fails")
-        attempts = 1 + policy.max_retries if policy and policy.action == "retry_execution" else 1
+        # max_retries = total attempts (core.domain.retry). A broker that applies the policy itself (MT5:
+        # re-price, back off, reconcile before any resend) is called once: no retry loop around a retry loop
+        own = getattr(self.broker, "applies_order_policy", False)
+        attempts = attempts_of(policy.max_retries) if policy and policy.action == "retry_execution" and not own else 1
         last_error = ""
         for i in range(attempts):
             if i > 0:
@@ -319,10 +339,12 @@ class ExecutionEngine:
                 if not e.retryable:
                     break
                 continue
+            # the position IDENTIFIER the fill landed in (from its deals), never the order ticket: on a netting
+            # account an order ticket is not a position
             ticket = int(res.position or res.order)
             try:
                 pos = next((x for x in await asyncio.to_thread(self.broker.positions, p.symbol, request.magic)
-                            if x.ticket == ticket), None)
+                            if x.key == ticket), None)
             except BrokerError:
                 pos = None
             fill = float(res.price or (pos.price_open if pos else request.price or 0.0))
@@ -355,14 +377,18 @@ class ExecutionEngine:
         return request.model_copy(update={"price": check.current_price})
 
     async def _unconfirmed(self, p: TradeProposal, err: BrokerError) -> ProposalOutcome:
-        for _ in range(2):
+        # the order_execution_fails policy: max_retries look-ups (total), retry_interval apart; never a resend
+        pol = self.cfg.for_symbol(p.symbol).error_handling.get("order_execution_fails")
+        n = attempts_of(pol.max_retries if pol else 2)
+        for i in range(n):
             try:
                 found = await self.resolve_at_broker(p)
             except BrokerError:
                 found = None
             if found is not None:
                 return found
-            await self._sleep(1.0)
+            if i + 1 < n:
+                await self._sleep(pol.retry_interval if pol else 1.0)
         msg = (f"The broker did not confirm the {p.symbol} order ({err.message}). I did not resend it, to avoid a "
                "double position; if it appears in MetaTrader I will adopt and monitor it.")
         self.notify.error("execution_failed_after_approval", msg, alert=False, symbol=p.symbol, proposal_id=p.id)
@@ -409,7 +435,7 @@ class ExecutionEngine:
         magic = self.cfg.for_symbol(p.symbol).execution.magic_number
         pos, deals = await asyncio.to_thread(find_proposal_at_broker, self.broker, p.id, magic, p.created_at - 1)
         if pos is not None:
-            trade = self._trade_from(p, pos.ticket, pos.price_open, pos.sl, pos.tp, pos.volume,
+            trade = self._trade_from(p, pos.key, pos.price_open, pos.sl, pos.tp, pos.volume,
                                      pos.time or self.clock.now(), pos.comment)
             return self._record_open(p, trade, ["found at the broker after an interrupted send"])
         entry = next((d for d in deals if d.entry == "in"), None)

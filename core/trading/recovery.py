@@ -77,7 +77,7 @@ async def recover(cfg, store, broker, exits, engine, executor, notifier, clock) 
         positions: dict[int, Position] = {}
         for m in our_magics(cfg, trades):
             for p in await asyncio.to_thread(broker.positions, None, m):
-                positions[p.ticket] = p
+                positions[p.key] = p  # by identifier (the ticket can change)
     except BrokerError as e:
         rep.broker_ok = False
         rep.broker_error = e.message

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from .mt5_constants import *  # the real module exposes all of these at top level
-from .mt5_constants import _TF_SECONDS
 from .mt5_server import (  # noqa: F401 - S and _bar are reached for by tests
     S,
     _bar,
@@ -33,6 +32,7 @@ from .mt5_server import (  # noqa: F401 - S and _bar are reached for by tests
     _ok,
     _quote,
     _result,
+    _run_placed,
     _ticket,
 )
 
@@ -42,94 +42,22 @@ __author__ = "fake for tests"
 _REQUEST_KEYS = set(TradeRequest._fields)
 
 
-# --- test controls -----------------------------------------------------------------------------------
-def fake_reset(balance: float = 10_000.0, server_offset_hours: float = 0.0) -> None:
-    with S.lock:
-        S.reset(balance, server_offset_hours)
-
-
-def fake_add_symbol(name: str, rates: dict[int, np.ndarray], *, digits: int = 2, point: float = 0.01,
-                    stops_level: int = 0, contract_size: float = 1.0, volume_min: float = 0.01,
-                    volume_step: float = 0.01, volume_max: float = 100.0, filling_mode: int = 1,
-                    start_index: int = 0, spread: int = 0, tick_size: float | None = None) -> None:
-    """Rates are bid bars in *server time*; the smallest timeframe drives ticks and SL/TP.
-
-    `tick_size` (trade_tick_size, default `point`) is the price grid: indices often move in 0.25 or 1.0
-    while quoting 2 digits; SL/TP off that grid are refused (10016) as a real server does."""
-    with S.lock:
-        S.symbols[name] = dict(digits=digits, point=point, tick_size=tick_size or point,
-                               stops_level=stops_level, contract_size=contract_size,
-                               volume_min=volume_min, volume_step=volume_step, volume_max=volume_max,
-                               filling_mode=filling_mode, spread=spread, trade_mode=SYMBOL_TRADE_MODE_FULL)
-        for tf, arr in rates.items():
-            S.rates[(name, int(tf))] = np.array(arr, dtype=RATES_DTYPE)
-        S.base_tf[name] = min(rates, key=lambda t: _TF_SECONDS[int(t)])
-        S.cursor[name] = start_index
-
-
-def fake_advance(symbol: str, bars: int = 1) -> None:
-    """Move the symbol's market forward, evaluating SL/TP on each bar that completes."""
-    with S.lock:
-        base = S.rates[(symbol, S.base_tf[symbol])]
-        for _ in range(bars):
-            bar = base[S.cursor[symbol]]
-            _check_stops(symbol, bar)
-            S.cursor[symbol] += 1
-
-
-def fake_inject(function: str, *, error: int | None = None, retcode: int | None = None, times: int = 1,
-                message: str = "", executed: bool = False, visible_after: int = 0) -> None:
-    """Next `times` calls of `function` fail: return None with last_error `error`, or retcode `retcode`.
-
-    `executed=True` (order_send only) books the order first and *then* loses the reply (returns None
-    with `error`, default IPC timeout, or the `retcode` result, e.g. 10012): the case exactly-once
-    execution has to survive. `visible_after=N` also hides the booked position from the next N
-    `positions_get` calls, as a terminal that has not synced the server's fill yet.
-    """
-    with S.lock:
-        for _ in range(times):
-            S.faults.setdefault(function, []).append(dict(error=error, retcode=retcode, message=message,
-                                                          executed=executed, visible_after=visible_after))
-
-
-def fake_deposit(amount: float, when: int) -> None:
-    """A balance deal (no symbol), like the deposit that usually opens an account's history."""
-    with S.lock:
-        S.balance += amount
-        S.deals.append(dict(ticket=_ticket(), order=0, time=when, time_msc=when * 1000, type=DEAL_TYPE_BALANCE,
-                            entry=DEAL_ENTRY_IN, magic=0, position_id=0, reason=DEAL_REASON_CLIENT, volume=0.0,
-                            price=0.0, commission=0.0, swap=0.0, profit=amount, fee=0.0, symbol="",
-                            comment="deposit", external_id=""))
-
-
-def fake_set_market_closed(symbol: str, closed: bool = True) -> None:
-    with S.lock:
-        (S.closed.add if closed else S.closed.discard)(symbol)
-
-
-def fake_set_terminal(*, algo_trading: bool | None = None, result_prices: bool | None = None,
-                      liquidity: dict[str, float] | None = None, **account: bool) -> None:
-    """`algo_trading`: the toolbar's "Algo Trading" button (off: every order comes back 10027).
-    `result_prices` off: results carry price 0, as under market execution, where the server may answer
-    before the deal exists ("can fill in the deal or order field values ... if it is aware of these").
-    `liquidity`: symbol -> lots an IOC order fills at most (10010 DONE_PARTIAL, the rest cancelled).
-    `account`: account_info's `trade_allowed` (off with an investor login: 10017) / `trade_expert` (10026)."""
-    with S.lock:
-        S.liquidity.update(liquidity or {})
-        S.account.update({k: bool(v) for k, v in account.items() if k in S.account})
-        S.algo_trading = S.algo_trading if algo_trading is None else algo_trading
-        S.result_prices = S.result_prices if result_prices is None else result_prices
-
-
-def fake_set_stale(symbol: str, stale: bool = True) -> None:
-    with S.lock:
-        (S.stale.add if stale else S.stale.discard)(symbol)
-
-
-def fake_state() -> dict[str, Any]:
-    with S.lock:
-        return dict(init_calls=S.init_calls, requests=[dict(r) for r in S.requests], selected=sorted(S.selected),
-                    positions=len(S.positions), balance=S.balance)
+# --- test controls (mt5_controls.py): the real module has none of these; re-exported for the tests -------
+from .mt5_controls import (  # noqa: E402, F401
+    fake_add_symbol,
+    fake_advance,
+    fake_deposit,
+    fake_inject,
+    fake_reopen,
+    fake_reset,
+    fake_rewrite_comment,
+    fake_set_account,
+    fake_set_market_closed,
+    fake_set_stale,
+    fake_set_symbol,
+    fake_set_terminal,
+    fake_state,
+)
 
 
 # --- internals ---------------------------------------------------------------------------------------
@@ -188,7 +116,8 @@ def account_info() -> AccountInfo | None:
             return None
         floating, margin = _exposure()
         equity = round(S.balance + floating, 2)
-        return AccountInfo(12345678, ACCOUNT_TRADE_MODE_DEMO, S.leverage, 200, 0, *S.account.values(), 2, 2, False,
+        return AccountInfo(12345678, ACCOUNT_TRADE_MODE_DEMO, S.leverage, 200, 0, *S.account.values(), S.margin_mode,
+                           2, S.fifo_close,
                            round(S.balance, 2), 0.0, round(floating, 2), equity, round(margin, 2),
                            round(equity - margin, 2), 0.0, 50.0, 30.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                            "Fake Trader", "Fake-Demo", "USD", "Fake Broker Ltd")
@@ -216,7 +145,8 @@ def symbol_info(symbol: str) -> SymbolInfo | None:
         values = dict.fromkeys(SymbolInfo._fields, 0)
         values.update(custom=False, select=symbol in S.selected, visible=symbol in S.selected, time=t,
                       digits=spec["digits"], spread=spread, spread_float=True, trade_mode=spec["trade_mode"],
-                      trade_stops_level=spec["stops_level"], filling_mode=spec["filling_mode"], bid=bid, ask=ask,
+                      trade_stops_level=spec["stops_level"], trade_freeze_level=spec.get("freeze_level", 0),
+                      filling_mode=spec["filling_mode"], bid=bid, ask=ask,
                       point=spec["point"], trade_tick_size=spec["tick_size"], trade_contract_size=spec["contract_size"],
                       volume_min=spec["volume_min"], volume_max=spec["volume_max"],
                       volume_step=spec["volume_step"], currency_base=symbol[:3], currency_profit="USD",
@@ -262,7 +192,7 @@ def _position_tuple(p: dict[str, Any]) -> TradePosition:
     bid, ask, t = _quote(p["symbol"])
     px = bid if p["type"] == POSITION_TYPE_BUY else ask
     profit = round((1 if p["type"] == 0 else -1) * (px - p["price_open"]) * p["volume"] * spec["contract_size"], 2)
-    return TradePosition(p["ticket"], p["time"], p["time"] * 1000, t, t * 1000, p["type"], p["magic"], p["ticket"],
+    return TradePosition(p["ticket"], p["time"], p["time"] * 1000, t, t * 1000, p["type"], p["magic"], p["identifier"],
                          POSITION_REASON_EXPERT, p["volume"], p["price_open"], p["sl"], p["tp"], px, 0.0, profit,
                          p["symbol"], p["comment"], "")
 
@@ -271,6 +201,7 @@ def positions_get(symbol: str | None = None, group: str | None = None, ticket: i
     with S.lock:
         if _guard("positions_get") is True:
             return None
+        _run_placed()
         out = [p for p in S.positions.values()
                if (symbol is None or p["symbol"] == symbol) and (ticket is None or p["ticket"] == ticket)
                and not S.hidden.get(p["ticket"])]
@@ -296,6 +227,12 @@ def history_deals_get(date_from=None, date_to=None, group: str | None = None, ti
     with S.lock:
         if _guard("history_deals_get") is True:
             return None
+        _run_placed()
+        hidden = set(S.hidden_deals)  # fills the terminal has not synced yet (ids: the booked order = identifier)
+        for t in list(S.hidden_deals):
+            S.hidden_deals[t] -= 1
+            if S.hidden_deals[t] <= 0:
+                del S.hidden_deals[t]
         if position is not None:
             rows = [d for d in S.deals if d["position_id"] == position]
         elif ticket is not None:
@@ -306,7 +243,7 @@ def history_deals_get(date_from=None, date_to=None, group: str | None = None, ti
             lo, hi = _as_seconds(date_from), _as_seconds(date_to)
             rows = [d for d in S.deals if lo <= d["time"] <= hi]
         _ok()
-        return tuple(TradeDeal(**d) for d in rows)
+        return tuple(TradeDeal(**d) for d in rows if d["position_id"] not in hidden)
 
 
 def order_send(request: dict[str, Any]) -> OrderSendResult | None:
@@ -324,6 +261,7 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
             if f["visible_after"] and booked is not None and booked.retcode == TRADE_RETCODE_DONE \
                     and not request.get("position"):
                 S.hidden[booked.order] = f["visible_after"]
+                S.hidden_deals[booked.order] = f["visible_after"]
             if f["retcode"] is not None:  # the server executed it, the terminal reports e.g. a timeout
                 bid, ask, _ = _quote(request["symbol"])
                 _ok()
@@ -333,11 +271,47 @@ def order_send(request: dict[str, Any]) -> OrderSendResult | None:
         if g is True:
             return None
         f = g
+        if f and f["retcode"] == TRADE_RETCODE_PLACED and request.get("action") == TRADE_ACTION_DEAL:
+            order = _ticket()
+            if f["fill_after"] is not None:
+                S.placed.append([max(1, f["fill_after"]), request, order])
+            bid, ask, _ = _quote(request["symbol"])
+            _ok()
+            return _result(TRADE_RETCODE_PLACED, request, "Order placed", order=order, bid=bid, ask=ask)
         if f and f["retcode"] is not None:
             bid, ask, _ = _quote(request["symbol"]) if request.get("symbol") in S.symbols else (0.0, 0.0, 0)
             _ok()
             return _result(f["retcode"], request, f["message"] or "Injected", bid=bid, ask=ask)
         return _execute(request)
+
+
+def order_check(request: dict[str, Any]) -> OrderCheckResult | None:
+    """Validate like order_send without booking anything: the server's own checks on a copy of the state
+    (margin, volume, stops, market closed, trade mode, netting/hedging rules). 0 "Done" when it would pass
+    (the retcode the package's example prints)."""
+    import copy
+
+    with S.lock:
+        if type(request) is not dict or set(request) - _REQUEST_KEYS:
+            return _fail(RES_E_INVALID_PARAMS, "Invalid request structure")
+        g = _guard("order_check")
+        if g is True:
+            return None
+        saved = (copy.deepcopy(S.positions), list(S.deals), S.balance, S.next_ticket, list(S.requests))
+        try:
+            res = g and g["retcode"] is not None and _result(g["retcode"], request, g["message"] or "Injected")
+            res = res or _execute(dict(request))
+        finally:
+            S.positions, S.deals, S.balance, S.next_ticket, S.requests = saved
+        if res is None:
+            return None
+        floating, margin = _exposure()
+        ok = res.retcode in (TRADE_RETCODE_DONE, TRADE_RETCODE_DONE_PARTIAL)
+        _ok()
+        equity = round(S.balance + floating, 2)
+        return OrderCheckResult(0 if ok else res.retcode, round(S.balance, 2), equity, round(floating, 2),
+                                round(margin, 2), round(equity - margin, 2), 0.0, "Done" if ok else res.comment,
+                                res.request)
 
 
 def symbols_total() -> int:

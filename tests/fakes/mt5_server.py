@@ -36,6 +36,7 @@ class _Server:
         self.requests: list[dict[str, Any]] = []
         self.faults: dict[str, list[dict[str, Any]]] = {}
         self.hidden: dict[int, int] = {}  # position ticket -> positions_get calls it stays invisible
+        self.hidden_deals: dict[int, int] = {}  # position identifier -> history_deals_get calls its deals stay unseen
         self.balance = float(balance)
         self.leverage = leverage
         self.offset = int(server_offset_hours * 3600)
@@ -45,6 +46,13 @@ class _Server:
         self.account = {"trade_allowed": True, "trade_expert": True}
         self.result_prices = True  # False: results carry no price (market execution: see the deal)
         self.liquidity: dict[str, float] = {}  # symbol -> lots one IOC order can fill (the rest is cancelled)
+        # the account model (docs: ENUM_ACCOUNT_MARGIN_MODE; ACCOUNT_FIFO_CLOSE): 0 netting, 1 exchange, 2 hedging
+        self.margin_mode = ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
+        self.fifo_close = False
+        self.hedge_prohibited = False  # a hedging account whose broker refuses opposite positions (10046)
+        self.limit_positions: int | None = None  # open positions the account may hold (10040 beyond)
+        # orders answered 10008 PLACED and filled later: [api calls left, request, order ticket]
+        self.placed: list[list[Any]] = []
 
 
 S = _Server()
@@ -81,13 +89,15 @@ def _quote(symbol: str) -> tuple[float, float, int]:
     return bid, round(bid + spread * spec["point"], spec["digits"] + 2), int(bar["time"])
 
 
-def _book_out(p: dict[str, Any], volume: float, price: float, reason: int, when: int, comment: str) -> int:
+def _book_out(p: dict[str, Any], volume: float, price: float, reason: int, when: int, comment: str,
+              order: int | None = None, magic: int | None = None) -> int:
     spec = S.symbols[p["symbol"]]
     sign = 1 if p["type"] == POSITION_TYPE_BUY else -1
     profit = round(sign * (price - p["price_open"]) * volume * spec["contract_size"], 2)
     deal = _ticket()
-    S.deals.append(dict(ticket=deal, order=deal, time=when, time_msc=when * 1000, type=1 - p["type"],
-                        entry=DEAL_ENTRY_OUT, magic=p["magic"], position_id=p["ticket"], reason=reason,
+    S.deals.append(dict(ticket=deal, order=order or deal, time=when, time_msc=when * 1000, type=1 - p["type"],
+                        entry=DEAL_ENTRY_OUT, magic=p["magic"] if magic is None else magic,
+                        position_id=p["identifier"], reason=reason,
                         volume=volume, price=price, commission=0.0, swap=0.0, profit=profit, fee=0.0,
                         symbol=p["symbol"], comment=comment, external_id=""))
     S.balance += profit
@@ -164,8 +174,35 @@ def _exposure() -> tuple[float, float]:
     return floating, margin
 
 
-def _execute(request: dict[str, Any]) -> OrderSendResult | None:
-    """The trade server proper: validate like MT5 does, then book."""
+def _frozen(spec, p: dict[str, Any], bid: float, ask: float) -> bool:
+    """Within the freeze distance of the position's SL/TP (docs: SYMBOL_TRADE_FREEZE_LEVEL)."""
+    dist = spec.get("freeze_level", 0) * spec["point"]
+    if dist <= 0:
+        return False
+    ref = bid if p["type"] == POSITION_TYPE_BUY else ask
+    return any(level and abs(ref - level) <= dist + 1e-12 for level in (p["sl"], p["tp"]))
+
+
+def _entry_refusal(spec, side: int) -> tuple[int, str] | None:
+    mode = spec["trade_mode"]
+    if mode == SYMBOL_TRADE_MODE_DISABLED:
+        return TRADE_RETCODE_TRADE_DISABLED, "Trade disabled"
+    if mode == SYMBOL_TRADE_MODE_CLOSEONLY:
+        return TRADE_RETCODE_CLOSE_ONLY, "Only position closing is allowed"
+    if mode == SYMBOL_TRADE_MODE_LONGONLY and side != ORDER_TYPE_BUY:
+        return TRADE_RETCODE_LONG_ONLY, "Only long positions are allowed"
+    if mode == SYMBOL_TRADE_MODE_SHORTONLY and side != ORDER_TYPE_SELL:
+        return TRADE_RETCODE_SHORT_ONLY, "Only short positions are allowed"
+    return None
+
+
+def _netting() -> bool:
+    return S.margin_mode != ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
+
+
+def _execute(request: dict[str, Any], order: int | None = None) -> OrderSendResult | None:
+    """The trade server proper: validate like MT5 does, then book. `order`: a ticket given in advance
+    (an order answered PLACED and filled later keeps the ticket it was answered with)."""
     with S.lock:
         symbol = request.get("symbol")
         if symbol not in S.symbols:
@@ -188,6 +225,8 @@ def _execute(request: dict[str, Any]) -> OrderSendResult | None:
             p = S.positions.get(request.get("position", 0))
             if p is None:
                 return _result(TRADE_RETCODE_POSITION_CLOSED, request, "Position doesn't exist")
+            if _frozen(spec, p, bid, ask):
+                return _result(TRADE_RETCODE_FROZEN, request, "Order or position frozen", bid=bid, ask=ask)
             sl, tp = float(request.get("sl", 0.0)), float(request.get("tp", 0.0))
             if _stops_bad(spec, p["type"], sl, tp, bid, ask):
                 return _result(TRADE_RETCODE_INVALID_STOPS, request, "Invalid stops", bid=bid, ask=ask)
@@ -215,26 +254,92 @@ def _execute(request: dict[str, Any]) -> OrderSendResult | None:
             p = S.positions.get(pos_ticket)
             if p is None:
                 return _result(TRADE_RETCODE_POSITION_CLOSED, request, "Position doesn't exist")
+            if spec["trade_mode"] == SYMBOL_TRADE_MODE_DISABLED:
+                return _result(TRADE_RETCODE_TRADE_DISABLED, request, "Trade disabled", bid=bid, ask=ask)
             if side == p["type"] or volume > p["volume"] + 1e-9:
-                return _result(TRADE_RETCODE_INVALID_VOLUME, request, "Invalid volume", bid=bid, ask=ask)
-            deal = _book_out(p, volume, price, DEAL_REASON_EXPERT, t, str(request.get("comment", "")))
-            return _result(done, request, "Request executed", deal=deal, order=deal, volume=volume,
+                return _result(TRADE_RETCODE_INVALID_CLOSE_VOLUME if side != p["type"] else TRADE_RETCODE_INVALID_VOLUME,
+                               request, "Invalid volume", bid=bid, ask=ask)
+            if S.fifo_close and any(o["symbol"] == symbol and (o["time"], o["ticket"]) < (p["time"], p["ticket"])
+                                    for o in S.positions.values()):
+                return _result(TRADE_RETCODE_FIFO_CLOSE, request, "Position closing is allowed only by FIFO rule",
+                               bid=bid, ask=ask)
+            if _frozen(spec, p, bid, ask):
+                return _result(TRADE_RETCODE_FROZEN, request, "Order or position frozen", bid=bid, ask=ask)
+            oid = order or _ticket()
+            deal = _book_out(p, volume, price, DEAL_REASON_EXPERT, t, str(request.get("comment", ""))[:31], order=oid)
+            return _result(done, request, "Request executed", deal=deal, order=oid, volume=volume,
                            price=price, bid=bid, ask=ask)
+        refused = _entry_refusal(spec, side)
+        if refused:
+            return _result(refused[0], request, refused[1], bid=bid, ask=ask)
         sl, tp = float(request.get("sl", 0.0)), float(request.get("tp", 0.0))
         if _stops_bad(spec, side, sl, tp, bid, ask):
             return _result(TRADE_RETCODE_INVALID_STOPS, request, "Invalid stops", bid=bid, ask=ask)
+        held = [p for p in S.positions.values() if p["symbol"] == symbol]
+        if not _netting() and S.hedge_prohibited and any(p["type"] != side for p in held):
+            return _result(TRADE_RETCODE_HEDGE_PROHIBITED, request, "Opposite positions on a single symbol are disabled",
+                           bid=bid, ask=ask)
+        if S.limit_positions is not None and len(S.positions) >= S.limit_positions and not (_netting() and held):
+            return _result(TRADE_RETCODE_LIMIT_POSITIONS, request, "The number of open positions reached the limit",
+                           bid=bid, ask=ask)
         floating, margin = _exposure()
         if volume * spec["contract_size"] * price / S.leverage > S.balance + floating - margin:
             return _result(TRADE_RETCODE_NO_MONEY, request, "No money", bid=bid, ask=ask)
-        ticket = _ticket()
-        S.positions[ticket] = dict(ticket=ticket, symbol=symbol, type=side, volume=volume, price_open=price, sl=sl,
-                                   tp=tp, magic=int(request.get("magic", 0)),
-                                   comment=str(request.get("comment", ""))[:31], time=t)
+        oid = order or _ticket()
+        magic, comment = int(request.get("magic", 0)), str(request.get("comment", ""))[:31]
+        if _netting() and held:
+            return _net_into(held[0], request, oid, side, volume, price, t, magic, comment, done, bid, ask)
+        S.positions[oid] = dict(ticket=oid, identifier=oid, symbol=symbol, type=side, volume=volume,
+                                price_open=price, sl=sl, tp=tp, magic=magic, comment=comment, time=t)
         deal = _ticket()
-        S.deals.append(dict(ticket=deal, order=ticket, time=t, time_msc=t * 1000, type=side, entry=DEAL_ENTRY_IN,
-                            magic=int(request.get("magic", 0)), position_id=ticket, reason=DEAL_REASON_EXPERT,
-                            volume=volume, price=price, commission=0.0, swap=0.0, profit=0.0, fee=0.0, symbol=symbol,
-                            comment=str(request.get("comment", ""))[:31], external_id=""))
-        return _result(done, request, "Request executed", deal=deal, order=ticket, volume=volume,
+        S.deals.append(dict(ticket=deal, order=oid, time=t, time_msc=t * 1000, type=side, entry=DEAL_ENTRY_IN,
+                            magic=magic, position_id=oid, reason=DEAL_REASON_EXPERT, volume=volume, price=price,
+                            commission=0.0, swap=0.0, profit=0.0, fee=0.0, symbol=symbol, comment=comment,
+                            external_id=""))
+        return _result(done, request, "Request executed", deal=deal, order=oid, volume=volume,
                        price=price, bid=bid, ask=ask)
 
+
+def _net_into(p: dict[str, Any], request: dict[str, Any], oid: int, side: int, volume: float, price: float, t: int,
+              magic: int, comment: str, done: int, bid: float, ask: float) -> OrderSendResult:
+    """A netting account: an entry lands in the symbol's one position (docs, POSITION_IDENTIFIER: on a
+    reversal the identifier stays and the ticket becomes the reversing order's)."""
+    if side == p["type"]:  # adds to it: volume-weighted open price, the first position's identifier
+        total = round(p["volume"] + volume, 8)
+        p["price_open"] = round((p["price_open"] * p["volume"] + price * volume) / total, 8)
+        p["volume"] = total
+        sl, tp = float(request.get("sl", 0.0)), float(request.get("tp", 0.0))
+        p["sl"], p["tp"] = sl or p["sl"], tp or p["tp"]
+        deal = _ticket()
+        S.deals.append(dict(ticket=deal, order=oid, time=t, time_msc=t * 1000, type=side, entry=DEAL_ENTRY_IN,
+                            magic=magic, position_id=p["identifier"], reason=DEAL_REASON_EXPERT, volume=volume,
+                            price=price, commission=0.0, swap=0.0, profit=0.0, fee=0.0, symbol=p["symbol"],
+                            comment=comment, external_id=""))
+    elif volume <= p["volume"] + 1e-9:  # reduces (or closes) it
+        deal = _book_out(p, volume, price, DEAL_REASON_EXPERT, t, comment, order=oid, magic=magic)
+    else:  # reverses it: one INOUT deal, the rest opens the other way under the same identifier
+        rest = round(volume - p["volume"], 8)
+        spec = S.symbols[p["symbol"]]
+        sign = 1 if p["type"] == POSITION_TYPE_BUY else -1
+        profit = round(sign * (price - p["price_open"]) * p["volume"] * spec["contract_size"], 2)
+        deal = _ticket()
+        S.deals.append(dict(ticket=deal, order=oid, time=t, time_msc=t * 1000, type=side, entry=DEAL_ENTRY_INOUT,
+                            magic=magic, position_id=p["identifier"], reason=DEAL_REASON_EXPERT, volume=volume,
+                            price=price, commission=0.0, swap=0.0, profit=profit, fee=0.0, symbol=p["symbol"],
+                            comment=comment, external_id=""))
+        S.balance += profit
+        del S.positions[p["ticket"]]
+        S.positions[oid] = dict(p, ticket=oid, type=side, volume=rest, price_open=price,
+                                sl=float(request.get("sl", 0.0)), tp=float(request.get("tp", 0.0)), time=t)
+    return _result(done, request, "Request executed", deal=deal, order=oid, volume=volume, price=price,
+                   bid=bid, ask=ask)
+
+
+def _run_placed() -> None:
+    """Orders answered PLACED fill once their countdown (API calls) runs out."""
+    for item in list(S.placed):
+        item[0] -= 1
+        if item[0] <= 0:
+            S.placed.remove(item)
+            # the server accepted it: it fills at the market then, whatever price the request named
+            _execute(dict(item[1], price=0.0), order=item[2])

@@ -6,24 +6,15 @@ Where that object comes from is the only platform difference:
   `MT5Broker.bridge(host, port)` (`core.brokers.mt5.bridge`: requests built on the far side, a
   restarted Wine side reconnected). Results arrive as proxies, copied at the edge (`mt5_convert`).
 
-Failure policy (retcodes are MT5's):
-- `order_send` returns None on a malformed request: `last_error()` says why -> BrokerError.
-- last_error -10003/-10004 (IPC init/connect: the request never reached the terminal) and retcode
-  10031 (the terminal had no server link: not sent) mean the terminal or its server is unreachable:
-  re-initialise / wait and resend per `error_handling.mt5_connection_lost` (retries x interval), then
-  raise BrokerConnectionError for the caller to alert on.
-- last_error -10005 (IPC timeout), a broken bridge and 10012 timeout leave the outcome UNKNOWN: the
-  order is looked up by comment `confirm_checks` times over the policy interval and is never resent
-  (a late fill is adopted/journalled by reconciliation). Table: `core.brokers.mt5.orders`.
-- 10004 requote / 10020 price changed / 10021 price off: re-price from a fresh tick and retry while
-  the new price stays within the request's deviation of the first one.
-- 10030 invalid fill: retry once with the next filling mode; 10024 too many requests: back off, retry.
-- 10016 invalid stops, 10018 market closed, 10019 no money: typed error, no retry; 10036 on a close
-  or SL/TP change: PositionNotFoundError. A full close filled in part (10010) closes the rest.
+Failure policy: per retcode in `core.brokers.mt5.orders` (the table there), trading in
+`core.brokers.mt5.trading` (account model, identifier, order_check, freeze level, trade mode). A lost
+IPC link on any call re-initialises per `error_handling.mt5_connection_lost` (`max_retries` total
+attempts, `retry_interval` before each), at most once per trading operation, then BrokerConnectionError.
 Every order carries the magic number and a comment (max 31 chars, enforced: ids must survive).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -37,16 +28,10 @@ from core.brokers.base import (
     BrokerConnectionError,
     BrokerError,
     Deal,
-    OrderRequest,
-    OrderResult,
     Position,
-    PositionNotFoundError,
-    Retcode,
-    StaleQuoteError,
     SymbolInfo,
     Tick,
     UnknownSymbolError,
-    fit_comment,
 )
 from core.brokers.mt5 import convert as cv
 from core.brokers.mt5 import terminal as mt5_terminal
@@ -54,19 +39,16 @@ from core.brokers.mt5.bridge import BridgeLink
 from core.brokers.mt5.orders import (
     DEFAULT_CONFIRM_CHECKS,
     RetryPolicy,
-    close_in_parts,
-    find_closed,
-    find_open,
-    send_with_policy,
-    with_fill_price,
 )
+from core.brokers.mt5.trading import MT5Trading
 from core.domain.clock import Clock, SystemClock
+from core.domain.retry import attempts_of, run_sync
 from core.domain.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
 
 
-class MT5Broker:
+class MT5Broker(MT5Trading):
     name = "mt5"
 
     def __init__(
@@ -106,6 +88,8 @@ class MT5Broker:
         self._tls = threading.local()  # each thread's last failure (see `_last`)
         self.confirm_checks = confirm_checks  # look-ups of an order whose send outcome is unknown
         self.trading_blocked: str | None = None  # why the terminal refuses orders (see mt5_terminal)
+        # the account model, read at every (re)initialisation: a reconnect may land on another account
+        self.account: AccountInfo | None = None
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -142,22 +126,61 @@ class MT5Broker:
     def _initialize(self) -> bool:
         args = (self._path,) if self._path else ()
         ok, self.mt5 = mt5_terminal.initialize(self.mt5, self._link, args, self._init_kwargs)
-        if ok:  # each new terminal session: will it take our orders?
+        if ok:  # each new terminal session: will it take our orders? which account model does it run?
             self.trading_blocked = mt5_terminal.recheck(self.trading_blocked, mt5_terminal.trading_block(self.mt5))
+            self._read_account_mode()
         return ok
 
+    def _read_account_mode(self) -> None:
+        """margin_mode (netting / exchange / hedging), fifo_close and currency, at start and on reconnect.
+        Unreadable: the last known model stays (an order path that needs it re-reads it)."""
+        try:
+            raw = self.mt5.account_info()
+            info = cv.account_from(cv.to_dict(raw)) if raw is not None else None
+        except Exception as e:  # noqa: BLE001 - a check must never cost the connection
+            log.info("MT5 account_info() unreadable for the account mode: %s", e)
+            return
+        if info is None:
+            return
+        old = self.account
+        if old is None or (old.margin_mode, old.fifo_close, old.login) != (info.margin_mode, info.fifo_close, info.login):
+            log.warning("MT5 account %s is a %s account%s (%s)", info.login, info.mode_name,
+                        ", FIFO close" if info.fifo_close else "", info.currency)
+        self.account = info
+
+    @property
+    def netting(self) -> bool:
+        """One position per symbol on this account (RETAIL_NETTING or EXCHANGE)."""
+        return bool(self.account and self.account.netting)
+
+    @property
+    def account_mode(self) -> str:
+        return self.account.mode_name if self.account else "unknown (not connected yet)"
+
     def _reconnect(self, why: str, code: int | None) -> None:
-        """The connection-lost policy: re-initialise up to max_retries times, interval apart."""
+        """The connection-lost policy: `max_retries` re-initialisations IN TOTAL, each after `interval`
+        (the terminal needs a moment). Worst case: max_retries x interval seconds, then
+        BrokerConnectionError. Run through `core.domain.retry.run_sync`, the loop every policy uses."""
         pol = self.connection_policy
-        for attempt in range(1, pol.max_retries + 1):
-            log.warning("MT5 connection lost (%s); retry %d/%d in %.1fs", why, attempt, pol.max_retries, pol.interval)
+        n = attempts_of(pol.max_retries)
+        op = getattr(self._tls, "op", None)
+        if op is not None:  # one reconnect per trading operation: its worst-case wall time stays bounded
+            if op["reconnected"]:
+                raise BrokerConnectionError(f"MetaTrader 5 lost again in the same operation ({why})", code)
+            op["reconnected"] = True
+
+        def attempt(i: int) -> None:
+            log.warning("MT5 connection lost (%s); reconnect %d/%d in %.1fs", why, i + 1, n, pol.interval)
             self._sleep(pol.interval)
-            if self._initialize():
-                self._selected.clear()  # a fresh terminal session has its own Market Watch
-                return
-        self._connected = False
-        raise BrokerConnectionError(
-            f"MetaTrader 5 unreachable after {pol.max_retries} retries ({why})", code)
+            if not self._initialize():
+                raise BrokerConnectionError(f"MetaTrader 5 unreachable after {n} attempts ({why})", code)
+
+        try:
+            run_sync(n, 0.0, attempt, sleep=lambda _s: None, retry_on=(BrokerConnectionError,))
+        except BrokerConnectionError:
+            self._connected = False
+            raise
+        self._selected.clear()  # a fresh terminal session has its own Market Watch
 
     def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
         """Call an MT5 function; on an IPC failure reconnect and call again. None = non-IPC failure."""
@@ -186,6 +209,19 @@ class MT5Broker:
             reconnected = True
 
     # -- lifecycle ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _operation(self):
+        """One trading operation (an entry, a close with all its parts, an SL/TP change): at most ONE
+        reconnect inside it, however many calls fail (see `core.brokers.mt5.orders.worst_case_seconds`)."""
+        outer = getattr(self._tls, "op", None)
+        if outer is None:
+            self._tls.op = {"reconnected": False}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._tls.op = None
+
     def connect(self) -> None:
         """Initialise the terminal session; also done lazily by the first call."""
         with self._lock:
@@ -280,7 +316,8 @@ class MT5Broker:
         info = self._call("account_info")
         if info is None:
             raise BrokerError(f"account_info failed: {self._last[1]}", self._last[0])
-        return cv.account_from(cv.to_dict(info))
+        self.account = cv.account_from(cv.to_dict(info))
+        return self.account
 
     def positions(self, symbol: str | None = None, magic: int | None = None) -> list[Position]:
         rows = self._call("positions_get", symbol=symbol) if symbol else self._call("positions_get")
@@ -312,87 +349,3 @@ class MT5Broker:
         if since is not None:
             deals = [d for d in deals if d.time >= since]
         return sorted(deals, key=lambda d: (d.time, d.ticket))
-
-    # -- trading ------------------------------------------------------------------------------------
-    def _fresh_price(self, symbol: str, side: str) -> float:
-        q = self.tick(symbol)
-        age = self.now() - q.time
-        if age > self.max_tick_age:
-            raise StaleQuoteError(f"{symbol}: last quote is {age:.0f}s old (market closed or feed stalled)", None)
-        return q.ask if side == "buy" else q.bid
-
-    def market_order(self, request: OrderRequest) -> OrderResult:
-        fit_comment(request.comment)
-        info, tick_size = self._spec(request.symbol)
-        price = self._fresh_price(request.symbol, request.side)
-        sl, tp = cv.snap_stops(request.side, request.sl, request.tp, tick_size, info.digits)
-        req = {
-            "action": cv.TRADE_ACTION_DEAL, "symbol": request.symbol, "volume": float(request.volume),
-            "type": cv.ORDER_TYPE_BUY if request.side == "buy" else cv.ORDER_TYPE_SELL, "price": price,
-            "sl": sl, "tp": tp, "deviation": int(request.deviation),
-            "magic": int(request.magic), "comment": request.comment, "type_time": cv.ORDER_TIME_GTC,
-        }
-        anchor = request.price or price
-        return self._send(req, info, side=request.side, anchor=anchor,
-                          already_done=lambda: find_open(self.positions, request))
-
-    def modify_sltp(self, ticket: int, sl: float, tp: float) -> OrderResult:
-        p = self._position(ticket)
-        info, tick_size = self._spec(p.symbol)
-        sl, tp = cv.snap_stops(p.type, sl, tp, tick_size, info.digits)
-        req = {"action": cv.TRADE_ACTION_SLTP, "position": int(ticket), "symbol": p.symbol, "sl": sl,
-               "tp": tp, "magic": int(p.magic)}
-        return self._send(req, info, side=None, anchor=0.0, already_done=lambda: None)
-
-    def close_position(self, ticket: int, volume: float | None = None, deviation: int = 20,
-                       comment: str = "") -> OrderResult:
-        fit_comment(comment)
-        return close_in_parts(lambda: self._close_once(ticket, volume, deviation, comment), full=volume is None)
-
-    def _close_once(self, ticket: int, volume: float | None, deviation: int, comment: str) -> OrderResult:
-        p = self._position(ticket)
-        info = self.symbol_info(p.symbol)
-        side = "sell" if p.type == "buy" else "buy"
-        vol = float(volume if volume is not None else p.volume)
-        price = self._fresh_price(p.symbol, side)
-        req = {"action": cv.TRADE_ACTION_DEAL, "position": int(ticket), "symbol": p.symbol, "volume": vol,
-               "type": cv.ORDER_TYPE_SELL if side == "sell" else cv.ORDER_TYPE_BUY, "price": price,
-               "deviation": int(deviation), "magic": int(p.magic), "comment": comment,
-               "type_time": cv.ORDER_TIME_GTC}
-        return self._send(req, info, side=side, anchor=price,
-                          already_done=lambda: find_closed(self.positions, p, vol))
-
-    def _position(self, ticket: int) -> Position:
-        rows = self._call("positions_get", ticket=int(ticket))
-        if rows is None and self._last[0] != cv.RES_S_OK:  # a failed read: the position may well be open
-            raise BrokerError(f"positions_get failed: {self._last[1]}", self._last[0])
-        if not rows:
-            raise PositionNotFoundError(f"no open position with ticket {ticket}", Retcode.POSITION_CLOSED)
-        row = cv.to_dict(rows[0])
-        self._ensure_offset(row["symbol"])
-        return cv.position_from(row, self.offset)
-
-    def _send(self, req: dict[str, Any], info: SymbolInfo, *, side: str | None, anchor: float,
-              already_done: Callable[[], OrderResult | None]) -> OrderResult:
-        with self._lock:
-            if not self._connected:
-                self.connect()
-            try:
-                res = send_with_policy(
-                    self._order_send, req, info, side=side, anchor=anchor, already_done=already_done,
-                    last_error=self._last_error, reconnect=self._reconnect, fresh_price=self._fresh_price,
-                    connection=self.connection_policy, orders=self.order_policy, sleep=self._sleep,
-                    confirm_checks=self.confirm_checks)
-            except BrokerError as e:  # e.g. Algo Trading switched off after the start
-                self.trading_blocked = mt5_terminal.recheck(self.trading_blocked, mt5_terminal.refusal(e.code, self.trading_blocked))
-                raise
-            self.trading_blocked = None  # an order went through: whatever blocked trading was fixed
-            if res.price or not res.order or req["action"] != cv.TRADE_ACTION_DEAL:
-                return res
-            # history_deals_get(ticket=) selects by the ORDER ticket, as the package documents
-            return with_fill_price(res, lambda: [cv.to_dict(r) for r in self._call(
-                "history_deals_get", ticket=int(res.order)) or ()], info.digits)
-
-    def _order_send(self, request: dict[str, Any]) -> Any:
-        """Over the bridge the request dict is built on the terminal's side: the package wants a real dict."""
-        return self.mt5.order_send(self._link.remote_dict(request) if self._link else request)

@@ -140,7 +140,8 @@ def position_from(d: dict[str, Any], offset: float) -> Position:
     return Position(ticket=d["ticket"], symbol=d["symbol"], type="buy" if d["type"] == 0 else "sell",
                     volume=d["volume"], price_open=d["price_open"], sl=d["sl"], tp=d["tp"],
                     price_current=d["price_current"], profit=d["profit"], magic=d["magic"],
-                    comment=d["comment"], time=float(d["time"]) - offset)
+                    comment=d["comment"], time=float(d["time"]) - offset,
+                    identifier=int(d.get("identifier") or 0))
 
 
 def deal_from(d: dict[str, Any], offset: float) -> Deal | None:

@@ -13,22 +13,33 @@ is whether the first request could have executed. Each outcome is classed as fol
 | 10024 too many requests                   | no (refused)                    | back off, resend                 |
 | 10031 connection                          | no: the terminal had no server  | wait `connection.interval`,      |
 |                                           | link, the request was not sent  | resend; then BrokerConnectionError |
-| None + last_error -10003/-10004           | no: the library had no IPC      | reconnect, look up once, resend; |
-|                                           | channel to the terminal         | then BrokerConnectionError       |
+| None + last_error -10003/-10004           | probably not, but the request   | reconnect ONCE, read positions + |
+|                                           | may have left before the IPC    | deals by magic + marker over     |
+|                                           | link broke                      | `connection.interval`; found ->  |
+|                                           |                                 | done; proven absent -> resend;   |
+|                                           |                                 | look-ups failed -> no resend     |
 | None + last_error -10005 (IPC timeout),   | UNKNOWN: the terminal may have  | reconnect, then poll             |
 | the bridge raised (EOF/OSError), or       | sent it and lost the reply      | `already_done()` `confirm_checks`|
 | last_error() itself unreadable            |                                 | times over `connection.interval`;|
 |                                           |                                 | found -> done, else              |
 |                                           |                                 | BrokerConnectionError, NO resend |
-| 10012 timeout                             | UNKNOWN (may execute late)      | poll over `orders.interval`;     |
-|                                           |                                 | found -> done, else              |
+| 10012 timeout, 10039 close order exists   | UNKNOWN (may execute late)      | poll over `orders.interval`;     |
+|                                           |                                 | found -> done, else typed error, |
+|                                           |                                 | NO resend                        |
+| 10008 PLACED on a market order            | accepted, NOT executed (docs:   | poll the order's deals and       |
+|                                           | "Order placed" vs 10009 "Request| positions over `orders.interval`;|
+|                                           | completed")                     | fill -> done, else               |
 |                                           |                                 | BrokerTimeoutError, NO resend    |
+| 10029 FROZEN                              | no                              | FrozenError: "not now"           |
+| 10036/10038/10040/10042-10046             | no                              | typed refusal with the reason    |
 
 "No resend" applies to requests that are not idempotent (action DEAL: opens and closes). An SL/TP
 change sets absolute values, so it is resent as before (a repeat answers 10025 NO_CHANGES = success).
 An order that lands after the polling window is the caller's to reconcile: the execution engine
 never resends on BrokerConnectionError/BrokerTimeoutError, the monitor and start-up recovery adopt
-the position by its comment, and recovery journals it from the deal history if it already closed.
+the position (by its comment: it is an orphan then), and recovery journals it from the deal history if it
+already closed. `max_retries` is the total number of attempts (`core.domain.retry`); the longest an
+operation can sleep is `worst_case_seconds`.
 """
 from __future__ import annotations
 
@@ -38,9 +49,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.brokers.base import (
+    REFUSAL_TEXT,
     BrokerConnectionError,
     BrokerError,
     BrokerTimeoutError,
+    CloseOrderExistsError,
     InvalidFillError,
     OrderRequest,
     OrderResult,
@@ -52,10 +65,13 @@ from core.brokers.base import (
     error_for_retcode,
 )
 from core.brokers.mt5 import convert as cv
+from core.domain.retry import attempts_of
 
 log = logging.getLogger(__name__)
 
 NO_CHANGES = 10025  # TRADE_RETCODE_NO_CHANGES: e.g. the same SL/TP sent again; nothing left to do
+# PLACED counts as success only for requests that are not market deals (an SL/TP change); for a deal it is
+# "accepted, not executed" (`_confirm_placed`)
 _SUCCESS = {Retcode.DONE, Retcode.PLACED, Retcode.DONE_PARTIAL, NO_CHANGES}
 _REPRICE = {Retcode.REQUOTE, Retcode.PRICE_CHANGED, Retcode.PRICE_OFF}
 # last_error codes that say the library never reached the terminal (init failed / no IPC channel)
@@ -68,7 +84,7 @@ HINTS = {-8: _ALGO_OFF, 10027: _ALGO_OFF,  # RES_E_AUTO_TRADING_DISABLED, TRADE_
          10026: "the broker's server has disabled automated trading for this account"}
 
 
-def _hinted(text: str, code: int) -> str:
+def hinted(text: str, code: int) -> str:
     return f"{text}: {HINTS[code]}" if code in HINTS else text
 
 
@@ -78,22 +94,60 @@ class RetryPolicy:
     interval: float = 5.0
 
 
-def find_open(positions: Callable[..., list[Position]], request: OrderRequest) -> OrderResult | None:
-    """After an unknown outcome: did the order go through? Found by its (unique) comment."""
+def worst_case_seconds(connection: RetryPolicy, orders: RetryPolicy, *, exit_attempts: int = 1,
+                       exit_interval: float = 0.0, parts: int = 1) -> dict[str, float]:
+    """The longest one operation can sleep, from the config (`max_retries` = total attempts everywhere).
+
+    One MT5 operation (an entry, an SL/TP change, one close attempt) reconnects at most ONCE (the
+    adapter's `_operation` scope) and spends at most:
+      reconnect      connection.max_retries x connection.interval   (a sleep before each re-initialise)
+      reconcile      connection.interval                            (look-ups before a resend, -10003/-10004)
+      refusals       (max(orders, connection attempts) - 1) x max(orders.interval, connection.interval)
+                                                                    (10024 back-off / 10031 wait per resend)
+      confirm        orders.interval                                (PLACED / 10012 / 10039 look-ups)
+    and an unconfirmed entry adds the execution engine's look-ups: (orders attempts - 1) x orders.interval.
+    A close adds those per part of a partial fill (`parts`, at most MAX_CLOSE_PARTS) minus the one
+    reconnect, and the exit policy repeats the close `exit_attempts` times `exit_interval` apart.
+    Network time of the calls themselves is not a sleep and is not counted (bounded by the terminal's
+    `timeout_ms` per call)."""
+    n_c, n_o = attempts_of(connection.max_retries), attempts_of(orders.max_retries)
+    reconnect = n_c * connection.interval
+    reconcile = connection.interval
+    refusals = (max(n_o, n_c) - 1) * max(orders.interval, connection.interval)
+    confirm = orders.interval
+    one = reconnect + reconcile + refusals + confirm
+    close_once = one + (max(1, parts) - 1) * (refusals + confirm)
+    engine = (n_o - 1) * orders.interval  # the execution engine's look-ups after an unconfirmed entry
+    return {"entry": one + engine, "sltp": reconnect + refusals, "close_attempt": close_once,
+            "exit": exit_attempts * close_once + (max(1, exit_attempts) - 1) * exit_interval,
+            "connect": reconnect}
+
+
+def find_open(positions: Callable[..., list[Position]], request: OrderRequest,
+              deals: Callable[[], list[Any]] | None = None) -> OrderResult | None:
+    """After an unknown outcome: did the order go through? Found by magic number plus request marker
+    (the comment, unique per proposal) among the open positions, then among recent entry deals (an order
+    that filled and already closed also "acted"). Keyed by the position identifier."""
     if not request.comment:
         return None
     for p in positions(request.symbol, request.magic):
         if p.comment == request.comment:
-            return OrderResult(retcode=Retcode.DONE, order=p.ticket, position=p.ticket, price=p.price_open,
-                               volume=p.volume, comment="found after retry", requested_price=request.price or 0.0)
+            return OrderResult(retcode=Retcode.DONE, order=p.identifier or p.ticket, position=p.key,
+                               price=p.price_open, volume=p.volume, comment="found after retry",
+                               requested_price=request.price or 0.0)
+    for d in (deals() if deals is not None else ()):
+        if d.magic == request.magic and d.comment == request.comment and d.entry == "in":
+            return OrderResult(retcode=Retcode.DONE, order=d.order, deal=d.ticket, position=d.position_id,
+                               price=d.price, volume=d.volume, comment="found in the deal history after retry",
+                               requested_price=request.price or 0.0)
     return None
 
 
 def find_closed(positions: Callable[..., list[Position]], before: Position, volume: float) -> OrderResult | None:
-    """After an unknown outcome of a close: is the position gone, or down by `volume`?"""
-    now = [p for p in positions(before.symbol) if p.ticket == before.ticket]
+    """After an unknown outcome of a close: is the position gone, or down by `volume`? (by identifier)"""
+    now = [p for p in positions(before.symbol) if p.key == before.key]
     if not now or now[0].volume <= before.volume - volume + 1e-9:
-        return OrderResult(retcode=Retcode.DONE, position=before.ticket, volume=volume, comment="found after retry")
+        return OrderResult(retcode=Retcode.DONE, position=before.key, volume=volume, comment="found after retry")
     return None
 
 
@@ -112,7 +166,11 @@ def with_fill_price(res: OrderResult, order_deals: Callable[[], list[dict[str, A
     if volume <= 0:
         return res
     price = sum(d["price"] * d["volume"] for d in deals) / volume
-    return res.model_copy(update={"price": round(price, digits), "deal": res.deal or deals[0]["ticket"]})
+    # the deal names the position it opened or changed (DEAL_POSITION_ID = POSITION_IDENTIFIER): on a netting
+    # account an entry can land in an existing position, so the order ticket is NOT the position
+    position = int(deals[0].get("position_id") or 0) or res.position
+    return res.model_copy(update={"price": round(price, digits), "deal": res.deal or deals[0]["ticket"],
+                                  "position": position})
 
 
 MAX_CLOSE_PARTS = 10
@@ -142,15 +200,23 @@ def close_in_parts(close_once: Callable[[], OrderResult], *, full: bool) -> Orde
                                         "price": round(price, 8), "requested_price": fills[0].requested_price})
 
 
+class Unverified(BrokerError):
+    """The look-ups after a failed send could not be made: absence is NOT proven, so nothing is resent."""
+
+
 def confirm_outcome(
     already_done: Callable[[], OrderResult | None], *, checks: int, span: float, sleep: Callable[[float], None],
+    proof: bool = False,
 ) -> OrderResult | None:
     """Look for an order whose outcome is unknown `checks` times spread over `span` seconds.
 
     Why more than once: a request the server executed may show up in positions/deals only after the
     terminal syncs; one look straight after the failure would miss it and invite a second fill.
+    `proof`: the caller will RESEND on None, so None must mean "looked and absent": if the last look-up
+    failed, Unverified is raised instead.
     """
     checks = max(1, int(checks))
+    last_ok = False
     for i in range(checks):
         if i:
             sleep(span / (checks - 1))
@@ -158,9 +224,13 @@ def confirm_outcome(
             found = already_done()
         except BrokerError as e:  # the look-up itself failed: still unknown, look again
             log.warning("looking up an unconfirmed order failed: %s", e)
+            last_ok = False
             continue
+        last_ok = True
         if found is not None:
             return found
+    if proof and not last_ok:
+        raise Unverified("the broker could not be asked whether the order went through; not resent", None)
     return None
 
 
@@ -179,15 +249,34 @@ def send_with_policy(
     orders: RetryPolicy,
     sleep: Callable[[float], None],
     confirm_checks: int = DEFAULT_CONFIRM_CHECKS,
+    order_fill: Callable[[int], OrderResult | None] | None = None,
 ) -> OrderResult:
-    """Send `req`; `side` None = no price to refresh (SL/TP changes); `anchor` = first price asked."""
+    """Send `req`; `side` None = no price to refresh (SL/TP changes); `anchor` = first price asked.
+
+    Budgets (`max_retries` = total attempts, as everywhere): at most `orders.max_retries` sends after
+    refusals that prove nothing executed (requote, price changed, invalid fill, too many requests,
+    10031), and ONE reconnect (which runs `connection`'s whole budget) for an IPC failure. A resend after
+    an IPC failure happens only once positions and deals show the first request did not act."""
     modes = cv.filling_modes(info.filling_mode)
-    mode_i, fill_retry, reprices, other_retries, conn_retries = 0, False, 0, 0, 0
+    mode_i, fill_retry, sends, reconnected = 0, False, 0, False
+    budget = attempts_of(orders.max_retries)
     deviation = req.get("deviation", 0) * info.point
     idempotent = req["action"] != cv.TRADE_ACTION_DEAL  # SL/TP: absolute values, a repeat changes nothing
+
+    def absent() -> OrderResult | None:
+        """Before ANY resend of an order: positions and deals (magic + marker) show it did not act. A
+        refusal's retcode says so too, but the resend waits for the broker's own books to agree."""
+        if idempotent:
+            return None
+        try:
+            return confirm_outcome(already_done, checks=1, span=0.0, sleep=sleep, proof=True)
+        except Unverified as e:
+            raise BrokerConnectionError(f"{e.message} after a refusal ({req['symbol']})", None) from None
+
     while True:
         if req["action"] == cv.TRADE_ACTION_DEAL:
             req["type_filling"] = modes[mode_i]
+        sends += 1
         try:
             res = order_send(dict(req))
         except (EOFError, OSError, ConnectionError) as e:
@@ -196,57 +285,78 @@ def send_with_policy(
             code, msg = last_error() if res is None else (0, "")
         if res is None:
             if code not in cv.IPC_ERRORS:
-                raise BrokerError(_hinted(f"order_send rejected the request: {msg} ({code})", code), code)
-            conn_retries += 1
-            if conn_retries > connection.max_retries:
+                raise BrokerError(hinted(f"order_send rejected the request: {msg} ({code})", code), code)
+            if reconnected:  # one reconnect per operation: no nested retry loops
                 raise BrokerConnectionError(f"order_send failed: MetaTrader 5 unreachable ({msg})", code)
-            reconnect(f"order_send: {msg}", code)
-            if code in IPC_NOT_DELIVERED or idempotent:
-                if (found := already_done()) is not None:
-                    return found
+            reconnect(f"order_send: {msg}", code)  # raises BrokerConnectionError once its budget is spent
+            reconnected = True
+            if idempotent:  # an SL/TP change sets absolute values: resending it cannot double anything
+                sends -= 1
                 continue
-            found = confirm_outcome(already_done, checks=confirm_checks, span=connection.interval, sleep=sleep)
+            # -10003/-10004 mean "no IPC channel", but the request may still have left before the channel
+            # broke: reconcile by magic and request marker (comment) over a bounded wait BEFORE any resend
+            try:
+                found = confirm_outcome(already_done, checks=confirm_checks, span=connection.interval, sleep=sleep,
+                                        proof=code in IPC_NOT_DELIVERED)
+            except Unverified as e:
+                raise BrokerConnectionError(f"order_send failed ({msg}) and {e.message}", code) from None
             if found is not None:
                 return found
+            if code in IPC_NOT_DELIVERED:
+                sends -= 1  # proven not executed: the resend is the same attempt
+                continue
             raise BrokerConnectionError(
                 f"order_send outcome unknown ({msg}) and the order is not visible at the broker after "
                 f"{max(1, confirm_checks)} look-ups; not resent, to avoid a second fill", code)
         r = cv.to_dict(res)
         rc = int(r["retcode"])
+        if rc == Retcode.PLACED and not idempotent:
+            # docs (Trade Server Return Codes): 10008 "Order placed", 10009 "Request completed". For a market
+            # order PLACED means accepted, not executed: the fill is confirmed from deals/positions first
+            return _confirm_placed(r, req, anchor, already_done, order_fill, orders, sleep, confirm_checks)
         if rc in _SUCCESS:
             return OrderResult(retcode=rc, order=r["order"], deal=r["deal"],
                                position=int(req.get("position") or r["order"]), price=r["price"],
                                volume=r["volume"], comment=r["comment"], requested_price=anchor)
-        text = _hinted(f"{r['comment']} (retcode {rc})", rc)
+        text = hinted(f"{r['comment']} (retcode {rc})", rc)
+        if rc in REFUSAL_TEXT:
+            text = f"{REFUSAL_TEXT[rc]} ({r['comment']}, retcode {rc})"
         if rc == Retcode.INVALID_FILL and not fill_retry:
             fill_retry, mode_i = True, (mode_i + 1) % len(modes)
             log.info("filling mode refused; retrying once with mode %d", modes[mode_i])
+            sends -= 1  # the fallback mode is part of the same attempt
+            if (found := absent()) is not None:
+                return found
             continue
         if rc == Retcode.INVALID_FILL:
             raise InvalidFillError(f"no filling mode accepted for {req['symbol']}: {text}", rc)
-        if rc in _REPRICE and side is not None and reprices < orders.max_retries:
+        if rc in _REPRICE and side is not None and sends < budget:
             fresh = fresh_price(req["symbol"], side)
             if abs(fresh - anchor) > deviation + 1e-9:
                 raise error_for_retcode(rc, f"price moved from {anchor} to {fresh}, beyond the deviation: {text}")
-            reprices += 1
             req["price"] = fresh
+            if (found := absent()) is not None:
+                return found
             continue
         if rc == Retcode.CONNECTION:  # the terminal had no link to the server: nothing was sent
-            conn_retries += 1
-            if conn_retries > connection.max_retries:
+            if sends >= attempts_of(connection.max_retries):
                 raise BrokerConnectionError(f"trade server unreachable: {text}", rc)
             sleep(connection.interval)
+            if (found := absent()) is not None:
+                return found
             continue
-        if rc == Retcode.TIMEOUT and not idempotent:
+        if rc in (Retcode.TIMEOUT, Retcode.CLOSE_ORDER_EXIST) and not idempotent:
+            # 10012: may execute late; 10039: a close of this position is already working. Neither is resent
             found = confirm_outcome(already_done, checks=confirm_checks, span=orders.interval, sleep=sleep)
             if found is not None:
                 return found
-            raise BrokerTimeoutError(
-                f"order timed out and is not visible at the broker after {max(1, confirm_checks)} look-ups; "
-                f"not resent, to avoid a second fill: {text}", rc)
-        if rc in (Retcode.TIMEOUT, Retcode.TOO_MANY_REQUESTS) and other_retries < orders.max_retries:
-            other_retries += 1
+            err = BrokerTimeoutError if rc == Retcode.TIMEOUT else CloseOrderExistsError
+            raise err(f"not visible at the broker after {max(1, confirm_checks)} look-ups; not resent, to avoid "
+                      f"a second fill: {text}", rc)
+        if rc in (Retcode.TIMEOUT, Retcode.TOO_MANY_REQUESTS) and sends < budget:
             sleep(orders.interval)
+            if (found := absent()) is not None:
+                return found
             continue
         if rc == Retcode.POSITION_CLOSED:  # e.g. its SL hit between our look-up and this send
             raise PositionNotFoundError(f"position {req.get('position')} is already closed: {text}", rc)
@@ -255,3 +365,27 @@ def send_with_policy(
         if rc == Retcode.TOO_MANY_REQUESTS:
             raise TooManyRequestsError(f"broker throttling: {text}", rc)
         raise error_for_retcode(rc, text)
+
+
+def _confirm_placed(r: dict[str, Any], req: dict[str, Any], anchor: float,
+                    already_done: Callable[[], OrderResult | None],
+                    order_fill: Callable[[int], OrderResult | None] | None, orders: RetryPolicy,
+                    sleep: Callable[[float], None], confirm_checks: int) -> OrderResult:
+    """A market order the server accepted (10008) but has not reported filled: look for its deals (by the
+    order ticket) or its position (by magic + marker) `confirm_checks` times over `orders.interval`.
+    Nothing shows: BrokerTimeoutError, never a resend; a later fill is adopted by the late-fill scan."""
+    order = int(r.get("order") or 0)
+
+    def look() -> OrderResult | None:
+        if order_fill is not None and order:
+            filled = order_fill(order)
+            if filled is not None:
+                return filled.model_copy(update={"requested_price": anchor})
+        return already_done()
+
+    found = confirm_outcome(look, checks=confirm_checks, span=orders.interval, sleep=sleep)
+    if found is not None:
+        return found.model_copy(update={"retcode": Retcode.DONE})
+    raise BrokerTimeoutError(
+        f"the broker accepted order {order} (10008 PLACED) but no fill showed within {orders.interval:g}s; "
+        "it is not counted as executed and not resent (a later fill is adopted)", Retcode.PLACED)

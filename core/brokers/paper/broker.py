@@ -93,6 +93,7 @@ class PaperBroker:
         self.login = login
         self._store: PaperStore | None = None
         self._evaluated = 0.0  # replay time up to which SL/TP have been checked
+        self.resumed_at: float | None = None  # set when connect() moved the clock to the account's last stop
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -102,6 +103,7 @@ class PaperBroker:
             # a restarted account resumes where it stopped instead of replaying its own past
             if saved is not None and hasattr(self.clock, "set") and self.clock.now() < float(saved):
                 self.clock.set(float(saved))
+                self.resumed_at = float(saved)
             self._evaluated = float(store.get_meta("evaluated_until", repr(self.now())))
             self._store = store
             self._sync()
@@ -184,6 +186,18 @@ class PaperBroker:
         """The live quote; when the market is closed, the last one (stamped with its own time), as MT5 does."""
         self._sync()
         return self._quote(symbol, for_trade=False)
+
+    def data_span(self, symbol: str, timeframe: Timeframe | str) -> tuple[float, float] | None:
+        """First and last bar time of the replayed data (the finest bars when `timeframe` is not in the
+        files), or None without data: a replay clock outside this span has nothing to analyse."""
+        if not self.feed.has(symbol):
+            return None
+        tf = Timeframe.parse(timeframe)
+        try:
+            t = self.feed.times(symbol, tf)
+        except KeyError:
+            t = self.feed.base_times(symbol)
+        return (float(t[0]), float(t[-1])) if len(t) else None
 
     def candles(self, symbol: str, timeframe: Timeframe, count: int) -> np.ndarray:
         self._spec(symbol)
