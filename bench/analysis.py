@@ -26,7 +26,8 @@ from core.analysis.facade import (  # noqa: E402
 )
 from core.analysis.range import detector as detector_module  # noqa: E402
 from core.analysis.range.bars import Bars  # noqa: E402
-from core.config.model import load_config, market_data_dir  # noqa: E402
+from core.config.loading import load_config  # noqa: E402
+from core.config.paths import market_data_dir  # noqa: E402
 from core.data.catalog import MarketData  # noqa: E402
 
 

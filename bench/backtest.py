@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.backtest.engine import BacktestEngine, BacktestSpec  # noqa: E402
 from core.backtest.peer import candles_frame, compare, cost_free_exit_bar, run_peer  # noqa: E402
-from core.config.model import load_config, market_data_dir  # noqa: E402
+from core.config.loading import load_config  # noqa: E402
+from core.config.paths import market_data_dir  # noqa: E402
 from core.data.loaders import load_candles  # noqa: E402
 from core.data.resample import resample  # noqa: E402
 

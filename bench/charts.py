@@ -24,7 +24,7 @@ from bot_helpers import XAU_TRADEABLE_AT, analysis_from, real_candles  # noqa: E
 from bot.chart import render_alert_chart, render_analysis_chart  # noqa: E402
 from core.backtest.api import run_backtest  # noqa: E402
 from core.backtest.equity_chart import equity_png  # noqa: E402
-from core.config.model import load_config  # noqa: E402
+from core.config.loading import load_config  # noqa: E402
 from core.domain.models import ActiveTrade, Alert, Direction  # noqa: E402
 
 REPEATS = 20

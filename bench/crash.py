@@ -43,7 +43,8 @@ from core.brokers.base import BrokerError  # noqa: E402
 from core.brokers.paper.broker import PaperBroker  # noqa: E402
 from core.brokers.paper.feed import ReplayFeed  # noqa: E402
 from core.brokers.tags import proposal_id_from_comment  # noqa: E402
-from core.config.model import AppConfig, deep_merge, load_config, validate_config_dict  # noqa: E402
+from core.config.loading import load_config, validate_config_dict  # noqa: E402
+from core.config.model import AppConfig, deep_merge  # noqa: E402
 from core.domain.clock import FixedClock  # noqa: E402
 from core.domain.models import (  # noqa: E402
     AnalysisResult,

@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.analysis import indicators as ind  # noqa: E402
-from core.config.model import market_data_dir  # noqa: E402
+from core.config.paths import market_data_dir  # noqa: E402
 from core.data.loaders import clear_cache, load_candles  # noqa: E402
 from core.data.resample import resample  # noqa: E402
 

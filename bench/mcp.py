@@ -30,7 +30,7 @@ TOKEN = "bench-token-" + "b" * 32
 def _backend(cached: bool):
     from bot.mcp_server.backend import StandaloneBackend, file_analyser
     from core.api import Store
-    from core.config.model import load_config
+    from core.config.loading import load_config
 
     cfg = load_config()
     real = file_analyser(cfg)

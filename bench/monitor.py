@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from core.brokers.base import OrderResult, Position, SymbolInfo, Tick  # noqa: E402
-from core.config.model import load_config  # noqa: E402
+from core.config.loading import load_config  # noqa: E402
 from core.data.catalog import MarketData  # noqa: E402
 from core.domain.clock import FixedClock  # noqa: E402
 from core.domain.models import ActiveTrade, CriticalGapZones, Direction, RangeStructure, TouchCount  # noqa: E402

@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config.model import load_config, market_data_dir  # noqa: E402
+from core.config.loading import load_config  # noqa: E402
+from core.config.paths import market_data_dir  # noqa: E402
 from core.data.sources.exchange_flow import ExchangeFlowSource  # noqa: E402
 from core.data.trades import load_trades  # noqa: E402
 from core.domain.clock import FixedClock  # noqa: E402

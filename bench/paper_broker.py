@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.brokers.base import BrokerError, OrderRequest  # noqa: E402
 from core.brokers.paper.broker import PaperBroker  # noqa: E402
 from core.brokers.paper.feed import ReplayFeed  # noqa: E402
-from core.config.model import load_config, market_data_dir  # noqa: E402
+from core.config.loading import load_config  # noqa: E402
+from core.config.paths import market_data_dir  # noqa: E402
 from core.data.loaders import load_candles  # noqa: E402
 from core.domain.clock import FixedClock  # noqa: E402
 from core.domain.timeframes import Timeframe  # noqa: E402

@@ -37,7 +37,9 @@ from fakes.bot_api_server import BotApiServer  # noqa: E402
 from bot.runner import make_router  # noqa: E402
 from bot.telegram_bot import TelegramFrontEnd  # noqa: E402
 from core.app import build_for_run  # noqa: E402
-from core.config.model import DEFAULT_CONFIG_PATH, deep_merge, load_config  # noqa: E402
+from core.config.loading import load_config  # noqa: E402
+from core.config.model import deep_merge  # noqa: E402
+from core.config.paths import DEFAULT_CONFIG_PATH  # noqa: E402
 from core.domain.clock import FixedClock  # noqa: E402
 from core.trading.authz import Authorizer  # noqa: E402
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.config.model import load_config  # noqa: E402
+from core.config.loading import load_config  # noqa: E402
 from core.domain.clock import FixedClock  # noqa: E402
 from core.domain.models import Alert, ProposalState  # noqa: E402
 from core.ops.alerts import RangeScalpingAlerts  # noqa: E402

@@ -26,7 +26,8 @@ from core.backtest.sweep.folds import walk_forward  # noqa: E402
 from core.backtest.sweep.grid import check_grid, parse_grid  # noqa: E402
 from core.backtest.sweep.runner import _warmup_first, plan_tasks  # noqa: E402
 from core.backtest.sweep.tasks import run_id_of, run_task  # noqa: E402
-from core.config.model import load_config, market_data_dir  # noqa: E402
+from core.config.loading import load_config  # noqa: E402
+from core.config.paths import market_data_dir  # noqa: E402
 
 XAU = ("XAUUSDc", "budimanlai__forex-tick/data/XAUUSD_M5.csv")
 EUR = ("EURUSDc", "01Javier__trading-eurusd/data/EURUSD_M5.csv")

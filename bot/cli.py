@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bot
-from core.config.model import ConfigError, resolve_path
+from core.config.loading import ConfigError
+from core.config.paths import resolve_path
 from core.config.settings import mask_secrets
 from core.domain.exceptions import UserFacingError
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def user_path(text: str) -> Path:
     """A path typed on the command line, relative to the folder the command runs in like any shell tool's
-    (config values stay relative to the project root, `core.config.model.resolve_path`): `--data bars.csv`
+    (config values stay relative to the project root, `core.config.paths.resolve_path`): `--data bars.csv`
     used to look for <project root>/bars.csv and answer "file not found" for a file right there. A
     relative path that exists only under the project root is still found there, as before."""
     if "${MARKET_DATA}" in text:

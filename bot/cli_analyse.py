@@ -25,7 +25,9 @@ from core.api import (
     resample,
     window_sizes,
 )
-from core.config.model import AppConfig, load_config, resolve_path
+from core.config.loading import load_config
+from core.config.model import AppConfig
+from core.config.paths import resolve_path
 from core.domain.exceptions import UserFacingError
 from core.domain.models import AnalysisResult
 from core.domain.timeframes import Timeframe

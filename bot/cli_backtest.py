@@ -38,7 +38,7 @@ def _run(args) -> int:
 
     from bot.cli import time_option, user_path
     from core.api import check_params, metrics_table, parse_set, run_backtest, write_report
-    from core.config.model import load_config
+    from core.config.loading import load_config
 
     cfg = load_config(args.config) if getattr(args, "config", None) else load_config()
     name = cfg.resolve_symbol(args.symbol)

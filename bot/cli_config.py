@@ -5,14 +5,9 @@ import os
 import sys
 from pathlib import Path
 
-from core.config.model import (
-    DEFAULT_CONFIG_PATH,
-    AppConfig,
-    ConfigError,
-    load_config,
-    resolve_path,
-    shown_path,
-)
+from core.config.loading import ConfigError, load_config, shown_path
+from core.config.model import AppConfig
+from core.config.paths import DEFAULT_CONFIG_PATH, resolve_path
 from core.config.settings import mask_secrets
 
 

@@ -38,7 +38,7 @@ def standalone_backend(cfg, secrets=None):
     """The tools without a bot in this process: the shared store plus this process's own analysis."""
     from bot.mcp_server.backend import StandaloneBackend, file_analyser
     from core.api import Store
-    from core.config.model import resolve_path
+    from core.config.paths import resolve_path
 
     store = Store(resolve_path(cfg.store.path))
     if cfg.broker.kind == "paper":
@@ -56,7 +56,7 @@ def _run(args) -> int:
     from bot.cli_run import _secrets
     from bot.mcp_server.http import HttpOptions, parse_host_port, serve_http
     from bot.mcp_server.server import build_server
-    from core.config.model import load_config
+    from core.config.loading import load_config
     from core.config.settings import Secrets
 
     cfg = load_config(args.config)

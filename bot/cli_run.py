@@ -19,7 +19,8 @@ def _run(args) -> int:
     from bot.file_checks import check_run_files
     from bot.runner import run_app
     from core.app import build_for_run
-    from core.config.model import load_config, resolve_path
+    from core.config.loading import load_config
+    from core.config.paths import resolve_path
     from core.config.settings import Secrets
 
     cfg = load_config(args.config)

@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from core.config.model import load_config, resolve_path
+from core.config.loading import load_config
+from core.config.paths import resolve_path
 from core.config.settings import mask_secrets
 from core.domain.exceptions import UserFacingError
 

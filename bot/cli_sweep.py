@@ -47,7 +47,7 @@ def _run(args) -> int:
 
     from bot.cli import user_path
     from core.api import sweep
-    from core.config.model import load_config
+    from core.config.loading import load_config
 
     cfg = load_config(args.config) if getattr(args, "config", None) else load_config()
     name = cfg.resolve_symbol(args.symbol)

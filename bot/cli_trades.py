@@ -11,7 +11,8 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from core.config.model import load_config, resolve_path
+from core.config.loading import load_config
+from core.config.paths import resolve_path
 from core.domain.exceptions import UserFacingError
 from core.domain.wording import price_text
 

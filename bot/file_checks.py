@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 
 from core.api import MarketData
-from core.config.model import AppConfig, resolve_path
+from core.config.model import AppConfig
+from core.config.paths import resolve_path
 from core.domain.exceptions import UserFacingError
 
 

@@ -23,7 +23,8 @@ from bot.chat_link import ChatLink
 from bot.commands import CommandRouter
 from bot.console import ConsoleChat
 from core.app import build_for_run, bundled_data_notice, start_banner
-from core.config.model import PROJECT_ROOT, AppConfig
+from core.config.model import AppConfig
+from core.config.paths import PROJECT_ROOT
 from core.config.settings import Secrets, secret_values
 from core.domain.timeframes import Timeframe
 

@@ -17,7 +17,9 @@ from core.analysis.facade import analyse_range_scalp_opportunity
 from core.brokers.base import Broker
 from core.brokers.factory import make_broker, paper_broker_on_bars
 from core.brokers.paper.feed import AcceleratedClock
-from core.config.model import AppConfig, load_config, market_data_dir, resolve_path
+from core.config.loading import load_config
+from core.config.model import AppConfig
+from core.config.paths import market_data_dir, resolve_path
 from core.data import bundled
 from core.data.catalog import MarketData
 from core.data.sources.market_context import MarketContext

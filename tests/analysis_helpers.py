@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from functools import cache, lru_cache
 
 from core.analysis.facade import AnalysisInputs, analyse, candles_from_market_data
-from core.config.model import DEFAULT_CONFIG_PATH, AppConfig, deep_merge, load_config, validate_config_dict
+from core.config.loading import load_config, validate_config_dict
+from core.config.model import AppConfig, deep_merge
+from core.config.paths import DEFAULT_CONFIG_PATH
 from core.data.catalog import MarketData
 
 SYMBOLS = ("XAUUSDc", "EURUSDc", "BTCUSDc")

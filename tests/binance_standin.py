@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from core.config.model import market_data_dir
+from core.config.paths import market_data_dir
 from core.data.trades import load_trades
 
 BTC_FILE = "nautechsystems__nautilus_trader/tests/test_data/binance/btcusdt-trades.parquet"

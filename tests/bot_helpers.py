@@ -9,7 +9,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from core.config.model import load_config, resolve_path
+from core.config.loading import load_config
+from core.config.paths import resolve_path
 from core.data.loaders import load_candles
 from core.domain.models import (
     AnalysisResult,
@@ -74,7 +75,8 @@ def config_with(tmp_path, overrides: dict):
     """The project config with `overrides` deep-merged (written to tmp_path, loaded and validated)."""
     import json
 
-    from core.config.model import DEFAULT_CONFIG_PATH, deep_merge
+    from core.config.model import deep_merge
+    from core.config.paths import DEFAULT_CONFIG_PATH
 
     raw = json.loads(DEFAULT_CONFIG_PATH.read_text())
     path = tmp_path / "config.json"

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.config.model import SymbolSpec, market_data_dir
+from core.config.market import SymbolSpec
+from core.config.paths import market_data_dir
 
 XAU_M5 = "budimanlai__forex-tick/data/XAUUSD_M5.csv"
 XAU_OFFSET_HOURS = 2.0  # config/range_scalping.json: XAUUSDc data_tz_offset_hours

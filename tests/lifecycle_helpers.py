@@ -15,7 +15,8 @@ import numpy as np
 from core.app import build_service
 from core.brokers.paper.broker import PaperBroker
 from core.brokers.paper.feed import ReplayFeed
-from core.config.model import AppConfig, deep_merge, load_config, validate_config_dict
+from core.config.loading import load_config, validate_config_dict
+from core.config.model import AppConfig, deep_merge
 from core.data.catalog import MarketData
 from core.domain.clock import Clock, FixedClock
 from core.domain.models import (

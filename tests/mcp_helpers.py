@@ -27,7 +27,8 @@ def free_port() -> int:
 
 def write_config(tmp_path: Path, overrides: dict | None = None) -> Path:
     """The project config with the store in tmp_path (and `overrides`), as a file for `--config`."""
-    from core.config.model import DEFAULT_CONFIG_PATH, deep_merge
+    from core.config.model import deep_merge
+    from core.config.paths import DEFAULT_CONFIG_PATH
 
     raw = json.loads(DEFAULT_CONFIG_PATH.read_text())
     raw = deep_merge(raw, {"store": {"path": str(tmp_path / "moneybot.sqlite")}, **(overrides or {})})

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.config.model import load_config
+from core.config.loading import load_config
 from core.domain.models import Alert
 from core.ops import alerts_replay
 from core.ops.alerts import RangeScalpingAlerts

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from core.config.model import load_config
+from core.config.loading import load_config
 from core.domain.models import Alert
 from core.ops.alerts import RangeScalpingAlerts, redact_secrets
 from core.store import Store

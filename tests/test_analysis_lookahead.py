@@ -50,7 +50,7 @@ def test_truncated_history_equals_at_on_full_file(symbol):
 
 
 def _calendar(cfg, symbol):
-    from core.config.model import resolve_path
+    from core.config.paths import resolve_path
     from core.data.sources.news import NewsCalendarSource
     from core.domain.clock import SystemClock
 

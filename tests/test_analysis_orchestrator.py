@@ -12,7 +12,7 @@ from bot.cli import main
 from bot.cli_analyse import run_analysis
 from core.analysis.facade import analyse_range_scalp_opportunity, time_operation
 from core.brokers.base import Tick
-from core.config.model import market_data_dir
+from core.config.paths import market_data_dir
 from core.domain.clock import FixedClock
 from core.domain.models import AnalysisResult
 from core.domain.timeframes import Timeframe

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from core.backtest.engine import BacktestEngine, BacktestSpec, pick_strategy
-from core.config.model import load_config, market_data_dir
+from core.config.loading import load_config
+from core.config.paths import market_data_dir
 from core.data.candles import empty
 from core.data.loaders import load_candles
 from core.domain.exceptions import UserFacingError

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from core.backtest.engine import BacktestEngine, BacktestSpec
-from core.config.model import load_config, market_data_dir
+from core.config.loading import load_config
+from core.config.paths import market_data_dir
 from core.data.loaders import load_candles
 from tests.backtest_probe import edge_fade
 

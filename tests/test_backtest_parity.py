@@ -15,7 +15,8 @@ from core.app import build_service
 from core.backtest.engine import BacktestEngine, BacktestSpec
 from core.brokers.paper.broker import PaperBroker
 from core.brokers.paper.feed import ReplayFeed
-from core.config.model import load_config, market_data_dir
+from core.config.loading import load_config
+from core.config.paths import market_data_dir
 from core.data.loaders import load_candles
 from core.domain.clock import FixedClock
 from core.store import Store

@@ -5,7 +5,9 @@ import pytest
 
 from core.backtest.engine import BacktestEngine, BacktestSpec
 from core.backtest.peer import compare, cost_free_exit_bar, run_peer
-from core.config.model import AppConfig, deep_merge, load_config, market_data_dir
+from core.config.loading import load_config
+from core.config.model import AppConfig, deep_merge
+from core.config.paths import market_data_dir
 from core.data.loaders import load_candles
 from tests.backtest_probe import edge_fade
 

@@ -16,7 +16,8 @@ from core.backtest.engine import BacktestEngine, BacktestSpec
 from core.backtest.live import LiveParts
 from core.backtest.prescreen import build_screen, windowed_wilder
 from core.backtest.range_screen import build_range_screen
-from core.config.model import load_config, market_data_dir
+from core.config.loading import load_config
+from core.config.paths import market_data_dir
 from core.data.loaders import load_candles
 from core.data.resample import resample
 from core.domain.timeframes import Timeframe

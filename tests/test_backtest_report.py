@@ -9,7 +9,8 @@ import pytest
 from bot.cli import main as cli_main
 from core.backtest.api import load_series, parse_when, run_backtest
 from core.backtest.equity_chart import equity_png
-from core.config.model import load_config, market_data_dir
+from core.config.loading import load_config
+from core.config.paths import market_data_dir
 from core.domain.exceptions import UserFacingError
 from core.store.metrics import compute_metrics
 from tests.backtest_probe import edge_fade

@@ -9,7 +9,8 @@ from rich.console import Console
 
 from core.backtest.api import run_backtest
 from core.backtest.report import MIN_TRADES, metrics_table
-from core.config.model import load_config, market_data_dir
+from core.config.loading import load_config
+from core.config.paths import market_data_dir
 from core.domain.models import ClosedTrade, Direction
 from core.store.metrics import compute_metrics, risk_money
 from tests.backtest_probe import edge_fade

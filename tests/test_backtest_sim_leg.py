@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from core.backtest.api import load_series
 from core.backtest.engine import BacktestEngine, BacktestSpec
-from core.config.model import load_config, market_data_dir
+from core.config.loading import load_config
+from core.config.paths import market_data_dir
 
 EUR = market_data_dir() / "01Javier__trading-eurusd" / "data" / "EURUSD_M5.csv"
 

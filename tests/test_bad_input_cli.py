@@ -120,7 +120,7 @@ def test_config_check_notes_data_files_that_are_not_there(tmp_path, capsys):
     # a typo in a data path passed the check and surfaced later as "file not found" in a backtest
     import json
 
-    from core.config.model import DEFAULT_CONFIG_PATH
+    from core.config.paths import DEFAULT_CONFIG_PATH
 
     raw = json.loads(DEFAULT_CONFIG_PATH.read_text())
     raw["symbols"]["XAUUSDc"]["data"]["M15"] = str(tmp_path / "XAUUSD_M15.csv")
@@ -146,7 +146,7 @@ def test_a_path_the_system_refuses_is_one_line_not_a_traceback(tmp_path, capsys)
     import json
     import logging
 
-    from core.config.model import DEFAULT_CONFIG_PATH
+    from core.config.paths import DEFAULT_CONFIG_PATH
 
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
@@ -186,7 +186,7 @@ def test_run_replay_from_outside_the_market_data_says_where_the_data_is(when, tm
     import json
     import logging
 
-    from core.config.model import DEFAULT_CONFIG_PATH
+    from core.config.paths import DEFAULT_CONFIG_PATH
 
     raw = json.loads(DEFAULT_CONFIG_PATH.read_text())
     raw["store"] = {"path": str(tmp_path / "moneybot.sqlite")}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.cli import main
-from core.config.model import load_config, resolve_path
+from core.config.loading import load_config
+from core.config.paths import resolve_path
 from core.data.loaders import load_candles
 from core.domain.exceptions import DataFileError
 

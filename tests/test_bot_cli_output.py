@@ -8,7 +8,7 @@ from bot_helpers import journal_closed_trades
 
 from bot.cli import main
 from bot.cli_backtest import _costs
-from core.config.model import load_config
+from core.config.loading import load_config
 from core.store import Store
 
 

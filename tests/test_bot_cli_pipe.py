@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from core.config.model import PROJECT_ROOT
+from core.config.paths import PROJECT_ROOT
 
 
 @pytest.mark.parametrize("args", [["config", "check"]])

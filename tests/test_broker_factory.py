@@ -11,7 +11,8 @@ import pytest
 from core.brokers.base import Broker
 from core.brokers.factory import make_broker
 from core.brokers.paper.broker import PaperBroker
-from core.config.model import DEFAULT_CONFIG_PATH, PROJECT_ROOT, load_config, validate_config_dict
+from core.config.loading import load_config, validate_config_dict
+from core.config.paths import DEFAULT_CONFIG_PATH, PROJECT_ROOT
 from core.config.settings import Secrets
 from core.domain.clock import FixedClock
 from core.domain.exceptions import UserFacingError

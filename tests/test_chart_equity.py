@@ -7,7 +7,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from core.backtest.api import run_backtest
 from core.backtest.equity_chart import equity_figure, equity_png
-from core.config.model import load_config, market_data_dir
+from core.config.loading import load_config
+from core.config.paths import market_data_dir
 
 XAU = market_data_dir() / "budimanlai__forex-tick" / "data" / "XAUUSD_M5.csv"
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from bot.cli import main
-from core.config.model import DEFAULT_CONFIG_PATH, PROJECT_ROOT
+from core.config.paths import DEFAULT_CONFIG_PATH, PROJECT_ROOT
 
 
 @pytest.mark.parametrize(("args", "message"), [

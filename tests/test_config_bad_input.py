@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from bot.cli import main
-from core.config.model import DEFAULT_CONFIG_PATH, validate_config_dict
+from core.config.loading import validate_config_dict
+from core.config.paths import DEFAULT_CONFIG_PATH
 from core.config.settings import Secrets
 
 
@@ -174,7 +175,7 @@ def test_an_env_file_that_is_not_utf8_is_one_line(content, base, tmp_path, monke
 
 # ---------------------------------------------------------------- the file itself
 def _load_text(tmp_path, text: str | bytes):
-    from core.config.model import ConfigError, load_config
+    from core.config.loading import ConfigError, load_config
 
     path = tmp_path / "c.json"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())

@@ -11,7 +11,8 @@ import os
 import pytest
 
 from bot.cli import main
-from core.config.model import DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES, ConfigError, load_config
+from core.config.loading import MAX_CONFIG_BYTES, ConfigError, load_config
+from core.config.paths import DEFAULT_CONFIG_PATH
 
 
 def _one_line(text: str) -> str:
@@ -42,12 +43,12 @@ def test_a_five_thousand_digit_integer_is_a_config_error(tmp_path, base_raw):
 def test_a_config_over_one_megabyte_is_refused_before_parsing(tmp_path, base_raw, monkeypatch):
     f = tmp_path / "big.json"
     f.write_text(json.dumps({**base_raw, "padding": " " * MAX_CONFIG_BYTES}))
-    import core.config.model as model
+    import core.config.loading as loading
 
     def boom(*a, **k):
         raise AssertionError("parsed a file it should have refused")
 
-    monkeypatch.setattr(model.json, "loads", boom)
+    monkeypatch.setattr(loading.json, "loads", boom)
     with pytest.raises(ConfigError, match="more than the 1,000,000 a config may have"):
         load_config(f)
 

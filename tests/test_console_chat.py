@@ -12,7 +12,7 @@ from bot_helpers import start_core
 
 from bot.console import ConsoleChat
 from bot.runner import make_router
-from core.config.model import DEFAULT_CONFIG_PATH, PROJECT_ROOT
+from core.config.paths import DEFAULT_CONFIG_PATH, PROJECT_ROOT
 
 
 async def test_console_scalp_choose_button_status_and_eof(tmp_path):

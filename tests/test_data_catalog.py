@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from core.config.model import DEFAULT_CONFIG_PATH, load_config, resolve_path, validate_config_dict
+from core.config.loading import load_config, validate_config_dict
+from core.config.paths import DEFAULT_CONFIG_PATH, resolve_path
 from core.data.catalog import MarketData
 from core.data.loaders import load_candles
 from core.data.resample import resample

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.config.model import market_data_dir
+from core.config.paths import market_data_dir
 from core.data.candles import CANDLE_DTYPE
 from core.data.loaders import clear_cache, detect_format, load_candles
 from core.domain.exceptions import DataFileError, UserFacingError

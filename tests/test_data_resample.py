@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config.model import market_data_dir
+from core.config.paths import market_data_dir
 from core.data.candles import CANDLE_DTYPE, from_columns
 from core.data.loaders import load_candles
 from core.data.resample import infer_step, resample

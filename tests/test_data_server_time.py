@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config.model import DEFAULT_CONFIG_PATH, validate_config_dict
+from core.config.loading import validate_config_dict
+from core.config.paths import DEFAULT_CONFIG_PATH
 from core.data.loaders import load_candles
 from core.domain.server_time import check_server_timezone, server_to_utc
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config.model import market_data_dir
+from core.config.paths import market_data_dir
 from core.data.trades import TRADE_DTYPE, load_trades, to_frame
 from core.domain.exceptions import DataFileError
 

@@ -42,7 +42,7 @@ async def test_alert_sent_before_the_login_waits_for_it(tmp_path):
 
     from bot.commands import CommandRouter
     from bot.discord_bot import MoneyBotClient
-    from core.config.model import load_config
+    from core.config.loading import load_config
 
     # configured (the id of a channel the test can only create once the simulated Discord is up)
     bot = MoneyBotClient(CommandRouter(None, load_config()))
@@ -74,7 +74,7 @@ async def test_failed_command_sync_does_not_take_the_desk_down(tmp_path):
 
     from bot.commands import CommandRouter
     from bot.discord_bot import MoneyBotClient
-    from core.config.model import load_config
+    from core.config.loading import load_config
 
     bot = MoneyBotClient(CommandRouter(None, load_config()))
     env = simcord.Env(bot)

@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from core.config.model import deep_merge, load_config, validate_config_dict
+from core.config.loading import load_config, validate_config_dict
+from core.config.model import deep_merge
 from core.ops.alerts import RangeScalpingAlerts
 from core.ops.error_handler import ErrorHandler, LastKnown
 from core.store import Store

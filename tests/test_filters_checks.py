@@ -190,7 +190,7 @@ def test_news_calendar_required_blocks_when_configured():
 
 def test_real_ff_calendar_blocks_eurusd_before_the_fomc():
     """EURUSD M15 bars of the real calendar week; FOMC at 19:00 UTC on 2026-01-28."""
-    from core.config.model import resolve_path
+    from core.config.paths import resolve_path
     from core.data.sources.news import load_calendar_file
 
     cfg = app_with({}, {"EURUSDc": {"range_detection": {"timeframe": "M15", "nested_timeframes": ["M15", "H1"]}}})

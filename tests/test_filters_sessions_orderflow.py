@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from analysis_helpers import app, ts
 
-from core.config.model import market_data_dir
+from core.config.paths import market_data_dir
 from core.data.sources.orderflow import imbalance, load_snapshot
 from core.data.trades import load_trades
 from core.domain.sessions import active_sessions, session_label, window_containing_or_before

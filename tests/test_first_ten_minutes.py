@@ -17,7 +17,8 @@ from bot.console import ConsoleChat
 from bot.runner import make_router
 from core.analysis.pipeline import _no_setup_reason
 from core.app import start_banner
-from core.config.model import DEFAULT_CONFIG_PATH, deployment_env, load_config
+from core.config.loading import load_config
+from core.config.paths import DEFAULT_CONFIG_PATH, deployment_env
 from core.domain.clock import FixedClock
 from core.domain.models import ActiveTrade, Alert, ClosedTrade, Direction
 from core.store import Store
@@ -232,7 +233,7 @@ def test_config_and_market_data_are_read_from_dotenv_too(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text(f"MONEYBOT_CONFIG={cfg}\nMONEYBOT_MARKET_DATA=/srv/market\n", encoding="utf-8")
     assert deployment_env("MONEYBOT_CONFIG") == cfg
     assert str(tmp_path / "data" / "moneybot.sqlite") == load_config().store.path  # the .env's config file
-    from core.config.model import market_data_dir
+    from core.config.paths import market_data_dir
 
     assert str(market_data_dir()) == "/srv/market"
     monkeypatch.setenv("MONEYBOT_MARKET_DATA", "/env/wins")

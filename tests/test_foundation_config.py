@@ -6,14 +6,9 @@ import json
 
 import pytest
 
-from core.config.model import (
-    DEFAULT_CONFIG_PATH,
-    AppConfig,
-    ConfigError,
-    deep_merge,
-    load_config,
-    validate_config_dict,
-)
+from core.config.loading import ConfigError, load_config, validate_config_dict
+from core.config.model import AppConfig, deep_merge
+from core.config.paths import DEFAULT_CONFIG_PATH
 from core.config.settings import Secrets
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from core.analysis import indicators as ind
-from core.config.model import market_data_dir
+from core.config.paths import market_data_dir
 from core.data.loaders import load_candles
 
 MARKET = market_data_dir()

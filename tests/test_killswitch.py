@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.config.model import deep_merge, load_config, validate_config_dict
+from core.config.loading import load_config, validate_config_dict
+from core.config.model import deep_merge
 from core.store import Store
 from core.trading.killswitch import KillSwitch
 from tests.store_helpers import T0

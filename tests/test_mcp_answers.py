@@ -9,7 +9,7 @@ from bot_helpers import analysis_from, real_candles
 from bot.mcp_server import inbox
 from bot.mcp_server.answers import analyse_output, masked_config, proposal_output
 from bot.mcp_server.tools import AnalyseInput, ProposeOutput
-from core.config.model import load_config
+from core.config.loading import load_config
 from core.domain.exceptions import ProposalError
 from core.domain.models import Direction, ProposalState, StrategyScore, TradeProposal
 

@@ -123,7 +123,7 @@ async def test_http_refuses_without_the_right_token_or_origin(tmp_path, headers,
     from bot.mcp_server.http import HttpOptions, http_server
     from bot.mcp_server.server import build_server
     from core.api import Store
-    from core.config.model import load_config
+    from core.config.loading import load_config
 
     cfg = load_config()
     store = Store(tmp_path / "s.sqlite")

@@ -17,7 +17,7 @@ from bot.mcp_server.backend import StandaloneBackend, file_analyser
 from bot.mcp_server.http import HttpOptions, http_server, parse_host_port
 from bot.mcp_server.server import build_server
 from core.api import Store
-from core.config.model import load_config
+from core.config.loading import load_config
 from core.config.settings import Secrets
 from core.domain.exceptions import UserFacingError
 

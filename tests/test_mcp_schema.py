@@ -24,7 +24,7 @@ def _norm(node):
 
 async def _mcp_tools():
     from bot.mcp_server.backend import StandaloneBackend
-    from core.config.model import load_config
+    from core.config.loading import load_config
 
     backend = StandaloneBackend(load_config(), store=None, analyser=None)  # listing touches neither
     return {t.name: t for t in await build_server(backend).list_tools()}

@@ -91,7 +91,7 @@ def test_an_order_refused_for_another_reason_does_not_hide_the_block():
 
 async def test_service_starts_says_so_once_and_health_shows_the_fix(tmp_path):
     from core.app import build_service
-    from core.config.model import load_config
+    from core.config.loading import load_config
 
     d = _driver(algo_trading=False)
     service = build_service(load_config(), broker=d.broker, clock=d.broker.clock, authorizer=Authorizer([1]),

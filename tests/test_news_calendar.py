@@ -7,7 +7,7 @@ from collections import Counter
 
 from analysis_helpers import ts
 
-from core.config.model import market_data_dir
+from core.config.paths import market_data_dir
 from core.data.sources.news import NewsCalendarSource, load_calendar_file, load_daily_directory
 from core.domain.clock import FixedClock
 
@@ -97,7 +97,7 @@ def test_configured_calendar_is_not_reparsed_when_a_replay_clock_jumps():
     """The re-read cadence is wall time: a backtest's clock jumping days per step re-parsed the file on
     every order (the send-time news check), ~1 ms each."""
     from core.analysis.facade import configured_calendar
-    from core.config.model import load_config
+    from core.config.loading import load_config
 
     tcfg = load_config().for_symbol("XAUUSDc")
     clock = FixedClock(1_700_000_000.0)

@@ -17,7 +17,7 @@ from binance_standin import CALENDAR_FILE, Standin
 
 from bot.presenter import analysis_card, health_text
 from core.app import build_service
-from core.config.model import market_data_dir
+from core.config.paths import market_data_dir
 from core.domain.clock import FixedClock
 from core.trading.authz import Authorizer
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config.model import PROJECT_ROOT, market_data_dir
+from core.config.paths import PROJECT_ROOT, market_data_dir
 
 WALKTHROUGH = re.compile(r"moneybot run --replay-from (\S+) --speed (\S+) +# then: (.+)")
 

@@ -12,7 +12,8 @@ import json
 import pytest
 from analysis_helpers import app_with, ts
 
-from core.config.model import DEFAULT_CONFIG_PATH, validate_config_dict
+from core.config.loading import validate_config_dict
+from core.config.paths import DEFAULT_CONFIG_PATH
 
 
 @pytest.mark.parametrize("weights", [

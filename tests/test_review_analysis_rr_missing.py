@@ -11,7 +11,8 @@ from analysis_helpers import context_at, ts
 
 from core.analysis.scoring.scorer import RangeScalpingScorer
 from core.analysis.scoring.strategies import Setup
-from core.config.model import DEFAULT_CONFIG_PATH, validate_config_dict
+from core.config.loading import validate_config_dict
+from core.config.paths import DEFAULT_CONFIG_PATH
 from core.domain.models import Direction
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bot.commands import CommandRouter
-from core.config.model import load_config
+from core.config.loading import load_config
 from core.trading.authz import Authorizer
 
 TRADER, VIEWER = 11, 22

@@ -5,7 +5,7 @@ import simcord
 
 from bot.commands import CommandRouter
 from bot.discord_bot import MoneyBotClient
-from core.config.model import load_config
+from core.config.loading import load_config
 from core.trading.authz import Authorizer
 
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from bot.cli import main
-from core.config.model import DEFAULT_CONFIG_PATH
+from core.config.paths import DEFAULT_CONFIG_PATH
 from core.config.settings import Secrets
 
 

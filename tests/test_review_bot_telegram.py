@@ -11,7 +11,7 @@ from fakes.bot_api_server import BotApiServer
 from bot.replies import Reply
 from bot.runner import Runner
 from bot.telegram_bot import TelegramFrontEnd
-from core.config.model import load_config
+from core.config.loading import load_config
 from core.config.settings import Secrets
 from core.domain.clock import FixedClock
 from core.domain.models import Alert

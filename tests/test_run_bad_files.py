@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from core.config.model import DEFAULT_CONFIG_PATH, PROJECT_ROOT, load_config, resolve_path
+from core.config.loading import load_config
+from core.config.paths import DEFAULT_CONFIG_PATH, PROJECT_ROOT, resolve_path
 
 CASES = ["missing", "unreadable", "empty", "truncated", "random", "directory"]
 GOOD_CSV = resolve_path(load_config().symbols["XAUUSDc"].data["M5"])

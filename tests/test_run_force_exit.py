@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from core.config.model import DEFAULT_CONFIG_PATH, PROJECT_ROOT
+from core.config.paths import DEFAULT_CONFIG_PATH, PROJECT_ROOT
 
 DRIVER = r"""
 import sys, threading

@@ -174,7 +174,7 @@ async def test_a_flood_is_refused_politely_and_never_blocks_status_close_pause_e
 
 
 def test_the_cache_key_changes_with_the_bar_the_config_and_a_quote_that_has_left():
-    from core.config.model import load_config
+    from core.config.loading import load_config
 
     cfg = load_config()
     t = Tick(time=0, bid=2650.16, ask=2650.31)

@@ -11,7 +11,8 @@ from analysis_helpers import SYMBOLS, app, bar_close, candles, context_at, run
 
 from core.analysis.scoring.scorer import RangeScalpingScorer
 from core.analysis.scoring.strategies import STRATEGIES, Setup
-from core.config.model import DEFAULT_CONFIG_PATH, load_config, validate_config_dict
+from core.config.loading import load_config, validate_config_dict
+from core.config.paths import DEFAULT_CONFIG_PATH
 from core.domain.models import STRATEGY_NAMES, Direction, StrategyScore
 
 S = RangeScalpingScorer()

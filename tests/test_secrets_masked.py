@@ -18,7 +18,7 @@ from bot_helpers import TRADER, start_core
 from bot import logsafe
 from bot.cli import main
 from bot.commands import CommandRouter
-from core.config.model import DEFAULT_CONFIG_PATH, PROJECT_ROOT
+from core.config.paths import DEFAULT_CONFIG_PATH, PROJECT_ROOT
 from core.config.settings import Secrets
 
 SECRETS = {

@@ -28,7 +28,7 @@ async def test_a_request_during_the_stop_is_told_the_bot_is_stopping_not_startin
 
 async def test_a_request_before_the_start_still_says_starting_up(tmp_path):
     from core.app import build_for_run
-    from core.config.model import load_config
+    from core.config.loading import load_config
     from core.domain.clock import FixedClock
     from core.trading.authz import Authorizer
 

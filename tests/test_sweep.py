@@ -13,7 +13,8 @@ from core.backtest.sweep.folds import walk_forward
 from core.backtest.sweep.grid import apply_params, check_grid, check_params, parse_grid, parse_set
 from core.backtest.sweep.runner import LOG_NAME, run_sweep
 from core.backtest.sweep.summary import best_of, verdict
-from core.config.model import load_config, market_data_dir
+from core.config.loading import load_config
+from core.config.paths import market_data_dir
 from core.domain.exceptions import UserFacingError
 from core.store.metrics import BootstrapCI
 

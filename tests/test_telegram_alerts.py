@@ -8,7 +8,7 @@ from fakes.bot_api_server import BotApiServer
 
 from bot.runner import make_router
 from bot.telegram_bot import TelegramFrontEnd
-from core.config.model import load_config
+from core.config.loading import load_config
 from core.domain.clock import FixedClock
 from core.domain.models import Alert
 from core.ops.alerts import RangeScalpingAlerts

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from core.analysis.range.bars import Bars
 from core.brokers.base import Tick
-from core.config.model import SymbolSpec, TradingConfig
+from core.config.market import SymbolSpec
+from core.config.model import TradingConfig
 from core.data.sources.news import NewsCalendar
 from core.data.sources.orderflow import OrderFlowSnapshot
 from core.domain.models import NoRange, RangeStructure

@@ -24,7 +24,8 @@ from core.analysis.pipeline import (  # noqa: F401 - re-exported: the public ana
     time_operation,
     window_sizes,
 )
-from core.config.model import AppConfig, TradingConfig, resolve_path
+from core.config.model import AppConfig, TradingConfig
+from core.config.paths import resolve_path
 from core.data.sources.news import NewsCalendar, NewsCalendarSource
 from core.data.sources.orderflow import OrderFlowSnapshot
 from core.domain.clock import Clock, SystemClock

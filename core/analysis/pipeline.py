@@ -23,7 +23,8 @@ from core.analysis.range.detector import RangeBoundaryDetector
 from core.analysis.range.lastvalues import atr_last, bollinger_last, rsi_last, vwap_last
 from core.analysis.scoring.scorer import RangeScalpingScorer
 from core.brokers.base import Tick
-from core.config.model import SymbolSpec, TradingConfig
+from core.config.market import SymbolSpec
+from core.config.model import TradingConfig
 from core.data.sources.news import NewsCalendar
 from core.data.sources.orderflow import OrderFlowSnapshot
 from core.domain.exceptions import UserFacingError

@@ -14,7 +14,8 @@ import numpy as np
 from core.backtest.engine import BacktestEngine, BacktestSpec, Progress
 from core.backtest.live import AnalyseFn
 from core.backtest.report import BacktestReport, write_report
-from core.config.model import AppConfig, resolve_path
+from core.config.model import AppConfig
+from core.config.paths import resolve_path
 from core.data.catalog import MarketData
 from core.data.loaders import load_candles
 from core.data.resample import infer_step, resample

@@ -186,7 +186,7 @@ class LiveParts:
         handing the shared source our replay clock would also disturb a live bot in the same process.
         The file does not change during a run, so one read yields the very calendar every call would get.
         """
-        from core.config.model import resolve_path
+        from core.config.paths import resolve_path
         from core.data.sources.news import NewsCalendarSource
 
         n = self.tcfg.news

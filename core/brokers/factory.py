@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from core.brokers.base import Broker, BrokerConnectionError
-from core.config.model import AppConfig, ErrorPolicy, resolve_path
+from core.config.model import AppConfig
+from core.config.ops import ErrorPolicy
+from core.config.paths import resolve_path
 from core.config.settings import Secrets
 from core.domain.clock import Clock
 from core.domain.exceptions import UserFacingError

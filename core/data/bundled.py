@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config.model import AppConfig, resolve_path, validate_config_dict
+from core.config.loading import validate_config_dict
+from core.config.model import AppConfig
+from core.config.paths import resolve_path
 from core.data.candles import from_columns
 
 log = logging.getLogger(__name__)

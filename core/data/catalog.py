@@ -12,7 +12,8 @@ import threading
 
 import numpy as np
 
-from core.config.model import AppConfig, resolve_path
+from core.config.model import AppConfig
+from core.config.paths import resolve_path
 from core.data.loaders import load_candles
 from core.data.resample import resample
 from core.domain.exceptions import UnknownSymbolError, UserFacingError

@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from core.config.model import ErrorPolicy
+from core.config.ops import ErrorPolicy
 from core.domain.clock import Clock, SystemClock
 from core.domain.retry import attempts_of, run_async, run_sync
 from core.ops.alerts import RangeScalpingAlerts, redact_secrets

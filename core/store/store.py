@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from core.config.model import resolve_path
+from core.config.paths import resolve_path
 from core.domain.clock import Clock, SystemClock
 from core.domain.models import ActiveTrade, ClosedTrade, ProposalState
 from core.store.alerts_repo import AlertLogRepo

@@ -50,7 +50,9 @@ def show(call: str, result) -> dict:
 async def main() -> None:
     from bot.runner import Runner
     from core.app import build_for_run
-    from core.config.model import DEFAULT_CONFIG_PATH, deep_merge, load_config
+    from core.config.loading import load_config
+    from core.config.model import deep_merge
+    from core.config.paths import DEFAULT_CONFIG_PATH
     from core.config.settings import Secrets
     from core.domain.clock import FixedClock
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from core.analysis.context import AnalysisContext
-from core.config.model import SourceQuality
+from core.config.market import SourceQuality
 from core.domain.models import FilterResult
 
 _DISPLAY = {"candles": "Candles", "vwap": "VWAP", "orderflow": "Order flow", "news_calendar": "News calendar"}

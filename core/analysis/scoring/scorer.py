@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from core.analysis.context import AnalysisContext
 from core.analysis.scoring.strategies import STRATEGIES, Setup
-from core.config.sections import StrategyWeights
+from core.config.analysis import StrategyWeights
 from core.domain.models import Direction, StrategyScore
 
 

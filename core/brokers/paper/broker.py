@@ -56,7 +56,7 @@ from core.brokers.paper.fills import (
     volume_problem,
 )
 from core.brokers.paper.store import PaperStore
-from core.config.model import SymbolSpec
+from core.config.market import SymbolSpec
 from core.domain.clock import Clock
 from core.domain.timeframes import Timeframe
 

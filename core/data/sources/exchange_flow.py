@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.config.model import OrderFlowFeeds
+from core.config.market import OrderFlowFeeds
 from core.data.sources.orderflow import OrderFlowSnapshot, book_imbalance, signals
 from core.data.trades import TRADE_DTYPE
 from core.domain.clock import Clock

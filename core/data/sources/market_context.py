@@ -15,7 +15,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from core.config.model import AppConfig, resolve_path
+from core.config.model import AppConfig
+from core.config.paths import resolve_path
 from core.data.sources.exchange_flow import ExchangeFlowSource, FlowState
 from core.data.sources.news import NewsCalendar, NewsCalendarSource
 from core.data.sources.news_live import LiveCalendarSource

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from core.config.model import OrderFlowFeeds, resolve_path
+from core.config.market import OrderFlowFeeds
+from core.config.paths import resolve_path
 from core.data.sources.exchange_flow import FlowState
 from core.data.sources.orderflow import signals
 from core.data.trades import load_trades
