@@ -37,8 +37,9 @@ from core.ops.health import ChatLink, HealthReport, health_report, trading_block
 from core.ops.notify import Notifier
 from core.store.metrics import MetricsReport, compute_metrics
 from core.trading.authz import Authorizer
-from core.trading.execution import ExecutionEngine, ProposalOutcome
+from core.trading.execution import ExecutionEngine
 from core.trading.live_quote import LiveQuote, fetch_live_quote
+from core.trading.proposal_outcome import ProposalOutcome
 from core.trading.recovery import Reconciler
 
 log = logging.getLogger(__name__)

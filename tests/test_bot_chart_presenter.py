@@ -82,7 +82,7 @@ def test_parse_command_and_payloads():
 
 def test_outcome_text_reads_core_outcomes():
     from core.domain.models import ProposalState
-    from core.trading.execution import ProposalOutcome
+    from core.trading.proposal_outcome import ProposalOutcome
 
     done = ProposalOutcome(proposal_id="p1", state=ProposalState.EXECUTED, ok=True, message="Executed: ticket 5 at 2650.1.",
                            ticket=5, fill_price=2650.1, symbol="XAUUSDc")

@@ -13,7 +13,7 @@ from core.brokers.base import BrokerTimeoutError, NoMoneyError, RequoteError, Sy
 from core.domain.clock import FixedClock
 from core.domain.exceptions import NotAuthorizedError
 from core.domain.models import Direction, ProposalState
-from core.trading.execution import adjust_stops, normalise_lot, validate_entry_price
+from core.trading.order_checks import adjust_stops, normalise_lot, validate_entry_price
 
 SYMBOL = "XAUUSDc"
 START = 30000
