@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.command_spec import USAGE
-from bot.presenter import money, plural
+from bot.formatting import money, plural
 from bot.progress import MIN_INTERVAL_S, STEP_PCT, ProgressFn, ProgressRelay
 from bot.replies import Reply
 from core.api import profit_factor_text, run_backtest

@@ -100,7 +100,7 @@ def _closed(args) -> int:
         raise UserFacingError("-n must be at least 1")
     if args.n > MAX_ROWS:
         raise UserFacingError(f"-n must be between 1 and {MAX_ROWS}")
-    from bot.presenter import money
+    from bot.formatting import money
     from core.api import exit_reason_words
 
     with _store(args) as store:
@@ -124,7 +124,7 @@ def _metrics(args) -> int:
 
     if args.days is not None and args.days < 1:  # 0 used to mean "all trades", -1 "none": say so instead
         raise UserFacingError("--days must be at least 1 (leave it out for every closed trade)")
-    from bot.presenter import metrics_text
+    from bot.trade_reports import metrics_text
 
     with _store(args) as store:
         since = store.clock.now() - args.days * 86400 if args.days else 0.0

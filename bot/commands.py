@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bot import confirmations, presenter
+from bot import confirmations, presenter, trade_reports
 from bot import service_facts as facts
 from bot.backtest_command import BacktestCommand
 from bot.card_chart import CardCharts
@@ -34,6 +34,7 @@ from bot.command_spec import (
 )
 from bot.command_spec import clip as _clip
 from bot.command_spec import maybe_await as _maybe
+from bot.health_text import health_text
 from bot.live_line import live_line
 from bot.progress import ProgressFn
 from bot.rate_limit import RateLimiter, refusal_text
@@ -263,8 +264,8 @@ class CommandRouter:
     async def _status(self, user_id: Any, args: list[str]) -> Reply:
         self.service.authorize(user_id, "status")
         rows = await _maybe(self.service.status())
-        return Reply(text=presenter.status_text(list(rows), self._digits, now=self._now(),
-                                                currency=await facts.account_currency(self.service)))
+        return Reply(text=trade_reports.status_text(list(rows), self._digits, now=self._now(),
+                                                    currency=await facts.account_currency(self.service)))
 
     def _clock(self) -> Any:
         return confirmations.service_clock(self.service)
@@ -293,8 +294,8 @@ class CommandRouter:
             return Reply(text=USAGE["trades"], kind="usage")
         self.service.authorize(user_id, "trades")
         trades = await _maybe(self.service.recent_trades(n))
-        return Reply(text=presenter.trades_text(list(trades), self._digits,
-                                                currency=await facts.account_currency(self.service)))
+        return Reply(text=trade_reports.trades_text(list(trades), self._digits,
+                                                    currency=await facts.account_currency(self.service)))
 
     async def _close(self, user_id: Any, args: list[str]) -> Reply:
         ticket = self._int(args[0], 1, 2**63 - 1) if len(args) == 1 else None
@@ -337,7 +338,7 @@ class CommandRouter:
             return Reply(text=USAGE["metrics"], kind="usage")
         self.service.authorize(user_id, "metrics")
         report = await _maybe(self.service.metrics(days))
-        return Reply(text=presenter.metrics_text(report, days, currency=await facts.account_currency(self.service)))
+        return Reply(text=trade_reports.metrics_text(report, days, currency=await facts.account_currency(self.service)))
 
     async def _config(self, user_id: Any, args: list[str]) -> Reply:
         if len(args) > 1:
@@ -351,7 +352,7 @@ class CommandRouter:
     async def _health(self, user_id: Any, args: list[str]) -> Reply:
         self.service.authorize(user_id, "health")
         report = await _maybe(self.service.health())
-        return Reply(text=presenter.health_text(report))
+        return Reply(text=health_text(report))
 
     async def _help(self, user_id: Any, args: list[str]) -> Reply:
         return Reply(text=presenter.HELP)

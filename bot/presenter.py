@@ -4,58 +4,18 @@ No Markdown/HTML: a symbol or reason with an underscore would break Telegram's p
 renders the same in Telegram, Discord and a terminal. Lines stay under ~45 characters where possible
 so a phone does not wrap them. Service-side report types (outcomes, status rows, health) are read
 through `getattr` with defaults, so a field added in core never breaks a card.
+
+This module holds the /scalp card, the replies to taps, /config, alerts and /help; the /health text is
+`bot.health_text`, /status, /trades and /metrics are `bot.trade_reports`, shared formatters `bot.formatting`.
 """
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from bot.alert_style import SEVERITY_ICON, alert_icon  # noqa: F401 - SEVERITY_ICON re-exported
-from core.api import exit_reason_words, r_text
-from core.domain.models import Alert, AnalysisResult, ClosedTrade, Direction, StrategyScore, TradeProposal
-from core.domain.wording import price_text
-
-
-def price(x: float | None, digits: int = 2) -> str:
-    return price_text(x, digits)
-
-
-def plural(n: int, word: str) -> str:
-    """'1 trade', '5 trades': a phone card should read like a sentence, not like 'trade(s)'."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def money(x: float | None, currency: str = "", sign: str = "+") -> str:
-    """A money figure with its unit: on a cent account (USC) 1.00 is a cent, so a bare number misleads."""
-    if x is None:
-        return "-"
-    return f"{x:{sign}.2f} {currency}".rstrip()
-
-
-def hhmm(t: float | None) -> str:
-    if not t:
-        return "-"
-    return datetime.fromtimestamp(float(t), UTC).strftime("%d %b %H:%M UTC")
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return "-"
-    m = int(seconds // 60)
-    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m"
-
-
-def _wall(seconds: float) -> str:
-    """120 -> '2 min', 90 -> '90 s': an offer window as /config states it."""
-    s = float(seconds)
-    return f"{s / 60:g} min" if s >= 60 and s % 60 == 0 else f"{s:g} s"
-
-
-def _arrow(d: Direction) -> str:
-    return "LONG ▲" if d is Direction.LONG else "SHORT ▼"
+from bot.formatting import _arrow, _mins, _short, _wall, _wrapped, hhmm, price
+from core.domain.models import Alert, AnalysisResult, StrategyScore, TradeProposal
 
 
 def strategy_lines(i: int, s: StrategyScore, digits: int) -> list[str]:
@@ -70,30 +30,6 @@ def strategy_lines(i: int, s: StrategyScore, digits: int) -> list[str]:
         cut = s.reason.find("Not tradeable:")
         lines.append("   " + _short(s.reason[cut:] if cut > 0 else s.reason, 160))
     return lines
-
-
-def _short(text: str, n: int = 90) -> str:
-    """At most n characters, shortened at a word boundary: a word cut in half ("the rang…") reads as a bug."""
-    if len(text) <= n:
-        return text
-    cut = text[: n - 1]
-    if not (cut.endswith(" ") or text[n - 1] == " "):  # the cut falls inside a word: drop that word
-        space = cut.rfind(" ")
-        if space > n // 2:
-            cut = cut[:space]
-    return cut.rstrip(" ,;:·-") + "…"
-
-
-def _wrapped(prefix: str, text: str, width: int = 90) -> list[str]:
-    """A long note as whole lines (never cut mid-word), continued under its first word."""
-    import textwrap
-
-    return textwrap.wrap(text, width=width, initial_indent=prefix, subsequent_indent=" " * len(prefix),
-                         break_long_words=False, break_on_hyphens=False) or [prefix.rstrip()]
-
-
-def _mins(m: float | None) -> str:
-    return "?" if m is None else f"{m * 60:.0f}s" if m < 1 else f"{m:.0f} min"
 
 
 def data_sources_line(a: AnalysisResult) -> str | None:
@@ -221,101 +157,6 @@ def outcome_text(outcome: Any, digits: int = 2) -> str:
     return f"{icon} {text}"
 
 
-def status_text(rows: list[Any], digits_of=lambda sym: 2, now: float | None = None, currency: str = "") -> str:
-    if not rows:
-        return "No open range scalps. /scalp SYMBOL looks for one."
-    now = now if now is not None else time.time()
-    lines = [f"Open range scalps ({len(rows)}):"]
-    for r in rows:
-        trade = getattr(r, "trade", r)
-        sym = getattr(trade, "symbol", "?")
-        d = digits_of(sym)
-        direction = getattr(trade, "direction", None)
-        dtxt = _arrow(direction) if isinstance(direction, Direction) else str(direction or "")
-        pnl_r = getattr(r, "pnl_r", None)
-        if pnl_r is None:
-            pnl_r = getattr(r, "r_multiple", None)
-        entry_t = getattr(trade, "entry_time", None)
-        in_trade = getattr(r, "minutes_in_trade", None)
-        secs = in_trade * 60 if in_trade is not None else (now - entry_t if entry_t else None)
-        be = getattr(r, "breakeven_moved", getattr(trade, "breakeven_moved", False))
-        lines.append(
-            f"#{getattr(trade, 'ticket', '?')} {sym} {dtxt} {getattr(trade, 'strategy', '')}".rstrip()
-        )
-        lines.append(
-            f"   entry {price(getattr(trade, 'entry_price', None), d)} SL {price(getattr(trade, 'sl', None), d)}"
-            f" TP {price(getattr(trade, 'tp', None), d)}"
-        )
-        pnl_txt = "- (waiting for a price)" if pnl_r is None else r_text(pnl_r)  # as the alerts write R
-        pnl_money = getattr(r, "pnl", None)
-        if pnl_r is not None and isinstance(pnl_money, int | float):
-            pnl_txt += f" ({money(pnl_money, currency)})"
-        lines.append(f"   P&L {pnl_txt} · {duration(secs)} · breakeven {'yes' if be else 'no'}")
-    return "\n".join(lines)
-
-
-def trades_text(trades: list[ClosedTrade], digits_of=lambda sym: 2, currency: str = "") -> str:
-    if not trades:
-        return "No closed trades yet."
-    lines = ["Last closed trade:" if len(trades) == 1 else f"Last {len(trades)} closed trades:"]
-    for t in trades:
-        d = digits_of(t.symbol)
-        icon = "🟢" if t.r_multiple > 0 else ("⚪" if t.r_multiple == 0 else "🔴")
-        lines.append(f"{icon} #{t.ticket} {t.symbol} {t.direction.value} {t.strategy}")
-        lines.append(
-            f"   {price(t.entry_price, d)}→{price(t.exit_price, d)} {r_text(t.r_multiple)}"
-            f" P&L {money(t.pnl - abs(t.commission), currency)} · {exit_reason_words(t.exit_reason)}"
-        )
-    return "\n".join(lines)
-
-
-def metrics_text(report: Any, days: int | None, currency: str = "") -> str:
-    """A phone-sized summary; the full table (`core.store.metrics.format_report`) is for the CLI."""
-    head = f"Metrics, last {plural(days, 'day')}" if days else "Metrics, all time"
-    m = getattr(report, "overall", None)
-    if m is None:
-        return f"{head}\n{_kv(report)}"
-    if not m.trades:
-        return f"{head}: no closed trades yet."
-
-    def pct(x):
-        return "-" if x is None else f"{100 * x:.0f}%"
-
-    def r(x, spec="+.2f"):
-        return "-" if x is None else format(x, spec) + " R"
-
-    rr = (m.avg_win_r / abs(m.avg_loss_r)) if m.avg_win_r and m.avg_loss_r else None
-    lines = [
-        f"{head}: {plural(m.trades, 'trade')}",
-        f"P&L {money(m.net_pnl, currency)} · win rate {pct(m.win_rate)} · avg win/loss {rr:.2f}" if rr else
-        f"P&L {money(m.net_pnl, currency)} · win rate {pct(m.win_rate)}",
-        f"expectancy {r(m.expectancy_r)}" + (f" (R over {m.r_trades})" if m.r_trades != m.trades else "")
-        + (f" ({money(m.expectancy_money, currency)}/trade)" if m.expectancy_money is not None else ""),
-        f"MFE avg {r(m.avg_mfe_r)} · MAE avg {r(m.avg_mae_r)}",
-        f"max drawdown {money(m.max_drawdown, currency, sign='')}"
-        + (f" · {m.max_drawdown_pct:.1f}% of peak" if m.max_drawdown_pct is not None else ""),
-    ]
-    by = getattr(report, "by_strategy", {}) or {}
-    if by:
-        lines.append("By strategy:")
-        for name, b in list(by.items())[:6]:
-            lines.append(f" • {name}: {plural(b.trades, 'trade')}, win {pct(b.win_rate)}, exp {r(b.expectancy_r)}")
-    return "\n".join(lines)
-
-
-def _kv(obj: Any, limit: int = 40) -> str:
-    data = obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj
-    if isinstance(data, Mapping):
-        lines = []
-        for k, v in list(data.items())[:limit]:
-            if isinstance(v, dict | list):
-                v = json.dumps(v, default=str, separators=(",", ":"))
-                v = v if len(v) <= 80 else v[:77] + "..."
-            lines.append(f"{k}: {v}")
-        return "\n".join(lines)
-    return str(data)
-
-
 def config_text(cfg: Mapping[str, Any], version: str, symbol: str | None) -> str:
     """Only what a trader tunes, in words and units, one idea per line (the JSON would fill a phone
     screen with braces). Anything missing from `cfg` is simply left out."""
@@ -360,67 +201,6 @@ def config_text(cfg: Mapping[str, Any], version: str, symbol: str | None) -> str
         allowed = ", ".join(map(str, ss.get("allowed") or [])) or "none"
         lines.append(f"Sessions: {allowed} · outside them: {'allowed' if ss.get('allow_outside_sessions') else 'no'}")
     return "\n".join(lines)
-
-
-def health_text(report: Any) -> str:
-    g = lambda name, default=None: getattr(report, name, default)  # noqa: E731
-    if not hasattr(report, "broker_connected"):
-        return "Health\n" + _kv(report)
-    problems = list(g("problems") or [])
-    symbols = g("symbols") or {}
-    # a symbol the replay has no bars for cannot be traded: never under a plain ✅ OK
-    problems += [f"{sym}: no data at the replay time" for sym, d in symbols.items() if not d.at_clock]
-    ok = g("ok") and not problems
-    lines = ["Health: ✅ OK" if ok else "Health: ⚠️ " + "; ".join(problems or ["problems"])]
-    lines += _clock_lines(report)
-    lines.append(f"Broker {g('broker', '?')}: {'connected' if g('broker_connected') else 'NOT connected'}")
-    if g("account_mode"):  # MT5: netting accounts take one position per symbol
-        lines.append(f"Account: {g('account_mode')}" + (f", {g('account_currency')}" if g("account_currency") else ""))
-    age = g("heartbeat_wall_age_seconds", g("heartbeat_age_seconds"))
-    limit = g("heartbeat_limit_wall_seconds")
-    last = g("last_cycle_ms")
-    mon = "running" if g("monitor_running") else "STOPPED"
-    if age is None:
-        mon += ", no heartbeat yet"
-    else:
-        mon += f", heartbeat {age:.0f} s ago (wall clock" + (f"; late after {limit:.0f} s)" if limit else ")")
-    mon += f", {g('monitor_cycles', 0)} cycles" + (f", last {last:.1f} ms" if last is not None else "")
-    lines.append(f"Monitor: {mon}")
-    blocked = g("entries_blocked")
-    lines.append(f"Open trades: {g('open_trades', 0)} · entries: {'blocked: ' + blocked if blocked else 'allowed'}")
-    lines.append(f"Errors last hour: {g('errors_last_hour', 0)} ({g('critical_errors_last_hour', 0)} critical)"
-                 f" · auto-disable: {'ON' if g('auto_disabled') else 'off'}")
-    chats = g("chats") or {}
-    if chats:  # the runner's report of each chat platform (bot.chat_link)
-        lines.append("Chats: " + " · ".join(f"{name} {state}" for name, state in chats.items()))
-    ages = g("data_age_seconds") or {}
-    if ages:
-        lines.append("Last quote age (market time): "
-                     + ", ".join(f"{k} {duration(v) if v >= 60 else f'{v:.0f}s'}" for k, v in ages.items()))
-    for sym, d in symbols.items():
-        lines.append(f"{sym}: {'✅' if d.at_clock else '❌'} {d.describe()}")
-    for name, src in (g("data_sources") or {}).items():
-        age = src.get("age_seconds")
-        state = f"{duration(age) if age >= 60 else f'{age:.0f}s'} old" if age is not None else "no data yet"
-        lines.append(f"{name}: {state}" + (f" ⚠ {_short(src['problem'], 120)}" if src.get("problem") else ""))
-    fb = g("fallbacks_used") or {}
-    if fb:
-        lines.append("Fallbacks used: " + ", ".join(f"{k} ×{v}" for k, v in sorted(fb.items())))
-    if g("config_version"):
-        lines.append(f"config {g('config_version')}")
-    return "\n".join(lines)
-
-
-def _clock_lines(report: Any) -> list[str]:
-    """The market clock, labelled: on a paper replay it is old data at N×, not the live market."""
-    t = getattr(report, "market_time", None)
-    if t is None:
-        return []
-    when = datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m-%d %H:%M UTC")
-    if getattr(report, "replay", False):
-        speed = float(getattr(report, "clock_speed", 1.0) or 1.0)
-        return [f"Replay clock: {when} (paper replay at {speed:g}×, not the live market)"]
-    return [f"Market clock: {when}"]
 
 
 def alert_text(alert: Alert) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bot import presenter
 from bot.backtest_command import backtest_summary
+from bot.trade_reports import metrics_text
 from core.store.metrics import compute_metrics
 from tests.store_helpers import T0, make_closed, make_trade
 
@@ -27,7 +27,7 @@ def test_metrics_card_wording():
     report = compute_metrics(_trades(), starting_balance=1000.0, bootstrap_resamples=50)
     o = report.overall
     assert o.trades == 3 and o.r_trades == 2 and o.profit_factor is None and o.gross_profit > 0
-    text = presenter.metrics_text(report, None, currency="USD")
+    text = metrics_text(report, None, currency="USD")
     assert "(R over 2)" in text
     assert "% of peak" in text and "max drawdown" in text and "%)" not in text
 
@@ -64,6 +64,6 @@ def test_r_is_written_the_same_way_as_on_the_alert_pages():
     rep = SimpleNamespace(metrics=m, symbol="XAUUSDc", timeframe="M5", strategy_mode="auto", start=T0,
                           end=T0 + 3600, bars=12, starting_balance=1000.0, final_balance=1000.0 + m.overall.net_pnl,
                           open_at_end=0, currency="USD")
-    for text in (presenter.metrics_text(m, None, currency="USD"), backtest_summary(rep, None)):
+    for text in (metrics_text(m, None, currency="USD"), backtest_summary(rep, None)):
         assert re.search(r"[+-]\d+\.\d+ R\b", text), text
         assert not re.search(r"\dR\b", text), text

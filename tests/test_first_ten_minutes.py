@@ -14,6 +14,8 @@ from bot import presenter
 from bot.chart import _alert_title
 from bot.cli import main
 from bot.console import ConsoleChat
+from bot.formatting import _short
+from bot.health_text import health_text
 from bot.runner import make_router
 from core.analysis.pipeline import _no_setup_reason
 from core.app import start_banner
@@ -35,7 +37,7 @@ async def test_banner_and_health_give_the_replay_clock_and_each_symbols_data_spa
         assert "  EURUSDc: ❌ no data at the replay time (data 2026-05-13 to 2026-07-09)" in banner
         h = service.health()
         assert h.symbols["XAUUSDc"].at_clock and not h.symbols["EURUSDc"].at_clock
-        text = presenter.health_text(h)
+        text = health_text(h)
         # a symbol the replay has no bars for is never under a plain ✅ OK
         assert text.splitlines()[0] == ("Health: ⚠️ BTCUSDc: no data at the replay time; "
                                         "EURUSDc: no data at the replay time"), text
@@ -132,7 +134,7 @@ def test_no_card_line_is_cut_mid_word():
         assert len(line) <= 92, line
     said = " ".join(ln.strip(" ⚠") for ln in card.splitlines() if ln.startswith("   ") or ln.startswith(" ⚠"))
     assert {w for w in said.replace(",", " ").replace(":", " ").split()} >= words  # every word, whole
-    assert presenter._short("wait for price to reach an edge of the range", 40) == "wait for price to reach an edge of the…"
+    assert _short("wait for price to reach an edge of the range", 40) == "wait for price to reach an edge of the…"
 
 
 # ---------------------------------------------------------------- 5: /health clocks, heartbeat, offer
@@ -144,7 +146,7 @@ async def test_health_labels_its_clocks_and_a_heartbeat_two_intervals_old_is_not
         clock.advance(limit * 0.9)
         h = service.health()
         assert not any("heartbeat" in p for p in h.problems)
-        text = presenter.health_text(h)
+        text = health_text(h)
         assert f"heartbeat {limit * 0.9:.0f} s ago (wall clock; late after {limit:.0f} s)" in text
         assert "Last quote age (market time):" in text or not h.data_age_seconds
         clock.advance(limit * 0.2)

@@ -207,7 +207,7 @@ async def test_symbol_rules_are_reread_on_a_short_ttl_and_each_monitor_cycle(cfg
 
 
 async def test_health_text_shows_the_account_model(cfg, bars, tmp_path):
-    from bot.presenter import health_text
+    from bot.health_text import health_text
 
     w, _, _ = world(cfg, bars, tmp_path, "netting")
     await w.svc.start(monitor=False)

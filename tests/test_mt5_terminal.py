@@ -10,7 +10,7 @@ import pytest
 from broker_contract_fixtures import SYM, MT5Driver
 from fakes import fake_mt5 as mt5
 
-from bot import presenter
+from bot.health_text import health_text
 from core.brokers.base import BrokerError, OrderRequest
 from core.brokers.mt5.terminal import ALGO_TRADING_OFF, EXPERTS_DISABLED, INVESTOR_LOGIN, TRADE_DISABLED
 from core.trading.authz import Authorizer
@@ -105,7 +105,7 @@ async def test_service_starts_says_so_once_and_health_shows_the_fix(tmp_path):
         assert "neither open nor close" in sent[0].text
         h = service.health()
         assert h.trading_blocked == ALGO_TRADING_OFF and not h.ok
-        assert "enable Algo Trading in the terminal toolbar" in presenter.health_text(h)
+        assert "enable Algo Trading in the terminal toolbar" in health_text(h)
     finally:
         await service.stop()
         d.broker.close()

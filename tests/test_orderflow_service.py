@@ -15,7 +15,8 @@ import lifecycle_helpers as k
 import pytest
 from binance_standin import CALENDAR_FILE, Standin
 
-from bot.presenter import analysis_card, health_text
+from bot.health_text import health_text
+from bot.presenter import analysis_card
 from core.app import build_service
 from core.config.paths import market_data_dir
 from core.domain.clock import FixedClock

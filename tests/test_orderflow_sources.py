@@ -9,7 +9,8 @@ import pytest
 from analysis_helpers import app, app_with, bar_close, candles, run, ts
 from binance_standin import BTC_FILE, recorded
 
-from bot.presenter import data_sources_line, health_text
+from bot.health_text import health_text
+from bot.presenter import data_sources_line
 from core.brokers.mt5.convert import TICK_FLAG_BUY, TICK_FLAG_SELL, trade_ticks
 from core.data.sources.market_context import MarketContext
 from core.data.sources.orderflow import OrderFlowSnapshot, signals
