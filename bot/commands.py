@@ -6,6 +6,10 @@ message, and anything unexpected a short apology with an error id that is logged
 (and reported to the ErrorHandler when the service has one) — a trader never sees a stack trace.
 Authorization is decided by core (`TradingService.authorize`); this layer only asks before acting so
 a viewer gets a card without buttons rather than a refusal.
+
+The handlers live by job: the report commands (/status, /trades, /metrics, /config, /health, /help) in
+`bot.report_commands`, the trading controls and button taps (/close, /pause, /resume, /emergency,
+confirmations, Approve/Reject) in `bot.control_commands`; this module routes, guards, and answers /scalp.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bot import confirmations, presenter, trade_reports
+from bot import presenter
 from bot import service_facts as facts
 from bot.backtest_command import BacktestCommand
 from bot.card_chart import CardCharts
@@ -34,11 +38,12 @@ from bot.command_spec import (
 )
 from bot.command_spec import clip as _clip
 from bot.command_spec import maybe_await as _maybe
-from bot.health_text import health_text
+from bot.control_commands import ControlCommands
 from bot.live_line import live_line
 from bot.progress import ProgressFn
 from bot.rate_limit import RateLimiter, refusal_text
-from bot.replies import Button, Reply, parse_payload
+from bot.replies import Button, Reply
+from bot.report_commands import ReportCommands
 from core.config.settings import mask_secrets
 from core.domain.exceptions import NotAuthorizedError, UserFacingError
 from core.domain.models import Alert, AnalysisResult, TradeProposal
@@ -48,13 +53,11 @@ __all__ = ["CommandRouter", "parse_command", "Service", "USAGE"]
 log = logging.getLogger(__name__)
 
 CHART_BARS = 120
-MAX_TRADES = 50
-MAX_DAYS = 3650
 NOT_A_COMMAND = "I only understand commands: type /help for the list (for example /scalp XAUUSDc)."
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,24}$")
 
 
-class CommandRouter:
+class CommandRouter(ReportCommands, ControlCommands):
     def __init__(
         self,
         service: Service,
@@ -261,102 +264,6 @@ class CommandRouter:
             return None
         return await self._charts.get(analysis, digits, self._candles)
 
-    async def _status(self, user_id: Any, args: list[str]) -> Reply:
-        self.service.authorize(user_id, "status")
-        rows = await _maybe(self.service.status())
-        return Reply(text=trade_reports.status_text(list(rows), self._digits, now=self._now(),
-                                                    currency=await facts.account_currency(self.service)))
-
-    def _clock(self) -> Any:
-        return confirmations.service_clock(self.service)
-
-    def _check_confirmation(self, check: Callable[..., confirmations.Check], ref: str) -> confirmations.Check:
-        """Judge a confirm tap on the service clock (the replay clock in paper runs), like proposals."""
-        clock = self._clock()
-        speed = float(getattr(clock, "speed", 1.0) or 1.0)
-        result = check(ref, float(clock.now()), confirmations.window_seconds(self.cfg, clock), speed)
-        if result.status != "ok":
-            log.info("refused %s confirmation %r", result.status, _clip(ref, 60))
-        return result
-
-    def _now(self) -> float | None:
-        clock = getattr(self.service, "clock", None)
-        try:
-            return float(clock.now()) if clock is not None else None
-        except Exception:
-            return None
-
-    async def _trades(self, user_id: Any, args: list[str]) -> Reply:
-        if len(args) > 1:
-            return Reply(text=USAGE["trades"], kind="usage")
-        n = 5 if not args else self._int(args[0], 1, MAX_TRADES)
-        if n is None:
-            return Reply(text=USAGE["trades"], kind="usage")
-        self.service.authorize(user_id, "trades")
-        trades = await _maybe(self.service.recent_trades(n))
-        return Reply(text=trade_reports.trades_text(list(trades), self._digits,
-                                                    currency=await facts.account_currency(self.service)))
-
-    async def _close(self, user_id: Any, args: list[str]) -> Reply:
-        ticket = self._int(args[0], 1, 2**63 - 1) if len(args) == 1 else None
-        if ticket is None:
-            return Reply(text=USAGE["close"], kind="usage")
-        self.service.authorize(user_id, "close")
-        rows = await _maybe(self.service.status())
-        match = next((r for r in rows if getattr(getattr(r, "trade", r), "ticket", None) == ticket), None)
-        if match is None:
-            return Reply(text=f"No open trade with ticket {ticket}. See /status.", kind="error")
-        trade = getattr(match, "trade", match)
-        desc = f"#{ticket} {trade.symbol} {trade.direction.value} {trade.volume:g} lot"
-        return Reply(
-            text=f"Close {desc} at market now?",
-            buttons=[[Button(f"Yes, close #{ticket}", confirmations.close_payload(ticket, self._clock().now()), "danger"),
-                      Button("Cancel", "x:close")]],
-        )
-
-    async def _pause(self, user_id: Any, args: list[str]) -> Reply:
-        res = await _maybe(self.service.pause(user_id))
-        return Reply(text=facts.said(res, "⏸ Paused: no new trades until /resume. Open trades are still managed."))
-
-    async def _resume(self, user_id: Any, args: list[str]) -> Reply:
-        res = await _maybe(self.service.resume(user_id))
-        return Reply(text=facts.said(res, "▶️ Resumed: new trades allowed."))
-
-    async def _emergency(self, user_id: Any, args: list[str]) -> Reply:
-        self.service.authorize(user_id, "emergency")
-        return Reply(
-            text="🚨 Emergency stop: close ALL open range scalps at market and pause trading?",
-            buttons=[[Button("Yes, close all", confirmations.emergency_payload(self._clock().now()), "danger"),
-                      Button("Cancel", "x:emergency")]],
-        )
-
-    async def _metrics(self, user_id: Any, args: list[str]) -> Reply:
-        if len(args) > 1:
-            return Reply(text=USAGE["metrics"], kind="usage")
-        days = None if not args else self._int(args[0], 1, MAX_DAYS)
-        if args and days is None:
-            return Reply(text=USAGE["metrics"], kind="usage")
-        self.service.authorize(user_id, "metrics")
-        report = await _maybe(self.service.metrics(days))
-        return Reply(text=trade_reports.metrics_text(report, days, currency=await facts.account_currency(self.service)))
-
-    async def _config(self, user_id: Any, args: list[str]) -> Reply:
-        if len(args) > 1:
-            return Reply(text=USAGE["config"], kind="usage")
-        symbol = self._symbol(args[0]) if args else None
-        self.service.authorize(user_id, "config")
-        eff = await _maybe(self.service.effective_config(symbol))
-        version = getattr(self.service, "config_version", "") or getattr(self.cfg, "version", "")
-        return Reply(text=presenter.config_text(eff, str(version), symbol))
-
-    async def _health(self, user_id: Any, args: list[str]) -> Reply:
-        self.service.authorize(user_id, "health")
-        report = await _maybe(self.service.health())
-        return Reply(text=health_text(report))
-
-    async def _help(self, user_id: Any, args: list[str]) -> Reply:
-        return Reply(text=presenter.HELP)
-
     # ---------------------------------------------------------------- alerts
     async def alert_reply(self, alert: Alert) -> Reply:
         """Alert text, plus a chart for trade/range alerts (exits, invalidations) when candles exist."""
@@ -383,44 +290,6 @@ class CommandRouter:
         except Exception:
             return "M5"
 
-    # ---------------------------------------------------------------- buttons
-    async def _dispatch_callback(self, payload: str, user_id: Any) -> Reply:
-        parsed = parse_payload(payload)
-        if parsed is None:
-            log.warning("garbage callback payload from user %s: %r", user_id, _clip(str(payload), 80))
-            return _invalid_button()
-        kind, ref = parsed
-        if kind in ("a", "r"):
-            fn = self.service.approve if kind == "a" else self.service.reject
-            outcome = await fn(ref, user_id)
-            text = presenter.outcome_text(outcome, self._digits(facts.outcome_symbol(outcome)))
-            keep = ref if kind == "r" else None
-            return Reply(text=text, edit=True, keep_buttons_except=keep, toast=text.splitlines()[0][:190])
-        if kind == "c":
-            self.service.authorize(user_id, "close")
-            check = self._check_confirmation(confirmations.check_close, ref)
-            if check.status == "malformed" or check.ticket is None:
-                return _invalid_button()
-            ticket = check.ticket
-            if check.status == "expired":
-                return _expired(f"/close {ticket}")
-            outcome = await self.service.close_trade(ticket, user_id)
-            text = presenter.outcome_text(outcome)
-            return Reply(text=text, edit=True, toast=text.splitlines()[0][:190])
-        if kind == "e":
-            self.service.authorize(user_id, "emergency")
-            check = self._check_confirmation(confirmations.check_emergency, ref)
-            if check.status == "malformed":
-                return _invalid_button()
-            if check.status == "expired":
-                return _expired("/emergency")
-            res = await self.service.emergency(user_id)
-            text = facts.said(res, "🚨 Emergency stop done: positions closed, trading paused.")
-            return Reply(text=text, edit=True, toast=text[:190])
-        # Cancel wipes the confirmation: only someone who may do the action may call it off
-        self.service.authorize(user_id, ACTIONS.get(ref, "read"))
-        return Reply(text="Cancelled.", edit=True, toast="Cancelled.")
-
 
 def _plain(text: str) -> str:
     """What the trader meant to type: phone keyboards and copy-paste add zero-width spaces, direction marks
@@ -434,12 +303,3 @@ def _stranger_refusal(message: str, user_id: Any) -> str:
             "(or MONEYBOT_VIEWER_USER_IDS to only read) in .env, then restart MoneyBot.")
 
 
-def _expired(command: str) -> Reply:
-    """Replace the stale card (its buttons go with it) so the same old tap cannot be tried again."""
-    text = confirmations.expired_text(command)
-    return Reply(text=text, kind="error", edit=True, toast=text)
-
-
-def _invalid_button() -> Reply:
-    text = "That button is not valid any more. Run the command again."
-    return Reply(text=text, kind="error", ephemeral=True, toast=text)
