@@ -40,7 +40,7 @@ from core.domain.timeframes import Timeframe
 from core.store.metrics import compute_metrics
 
 _CHATTY = ("core.ops.notify", "core.exits.monitor", "core.exits.executor", "core.trading.execution", "core.trading.order_send", "core.exits.manager", "core.ops.alerts",
-           "core.brokers.paper.broker", "core.analysis.facade", "core.ops.error_handler")
+           "core.brokers.paper.broker", "core.brokers.paper.orders", "core.analysis.facade", "core.ops.error_handler")
 
 Progress = Callable[[int, int], None]  # (bars done, bars total)
 
