@@ -19,6 +19,7 @@ from pathlib import Path
 
 import bot
 from core.config.model import ConfigError, resolve_path
+from core.config.settings import mask_secrets
 from core.domain.exceptions import UserFacingError
 
 
@@ -120,10 +121,10 @@ def _main(argv: list[str] | None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(mask_secrets(f"error: {e}"), file=sys.stderr)
         return 2
     except UserFacingError as e:
-        print(f"error: {e.message}", file=sys.stderr)
+        print(mask_secrets(f"error: {e.message}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -134,7 +135,7 @@ def _main(argv: list[str] | None) -> int:
         # (the log keeps it: data/logs/moneybot.log under `run`, -v elsewhere); 1, not 2: the command line was fine
         logging.getLogger(__name__).info("command failed", exc_info=True)
         where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or str(e) or type(e).__name__}", file=sys.stderr)  # a bare TimeoutError()
+        print(mask_secrets(f"error: {where}{e.strerror or str(e) or type(e).__name__}"), file=sys.stderr)  # a bare TimeoutError()
         return 1
 
 

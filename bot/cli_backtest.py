@@ -26,6 +26,9 @@ def register(sub) -> None:
                    help="hours to subtract from the file's timestamps (default: the symbol's data_tz_offset_hours)")
     p.add_argument("--split", help="in-sample/out-of-sample split date (default: 70%% of the period)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", dest="set_params", metavar="PATH=VALUE",
+                   help="override one config setting for this symbol, e.g. --set exits.breakeven_trigger_r=1.0 "
+                   "(repeatable; the keys of a sweep grid)")
     p.set_defaults(func=_run)
 
 
@@ -34,13 +37,15 @@ def _run(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from bot.cli import time_option, user_path
-    from core.api import metrics_table, run_backtest, write_report
+    from core.api import check_params, metrics_table, parse_set, run_backtest, write_report
     from core.config.model import load_config
 
     cfg = load_config(args.config) if getattr(args, "config", None) else load_config()
     name = cfg.resolve_symbol(args.symbol)
     if name is None:  # before the symbol becomes part of the --out path
         raise cfg.unknown_symbol(args.symbol)
+    if getattr(args, "set_params", None):
+        cfg = check_params(cfg, name, parse_set(args.set_params))
     # every option is checked before minutes of CPU are spent, and before anything is written
     if args.days is not None and not (math.isfinite(args.days) and args.days > 0):
         raise UserFacingError(f"--days must be a positive, finite number of days, e.g. --days 30 (got {args.days:g}).")

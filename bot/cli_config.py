@@ -1,9 +1,19 @@
 """`moneybot config check [PATH]`: a clear verdict on a config file before it is used live."""
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
-from core.config.model import AppConfig, ConfigError, load_config, resolve_path
+from core.config.model import (
+    DEFAULT_CONFIG_PATH,
+    AppConfig,
+    ConfigError,
+    load_config,
+    resolve_path,
+    shown_path,
+)
+from core.config.settings import mask_secrets
 
 
 def register(sub) -> None:
@@ -20,13 +30,29 @@ def _check(args) -> int:
     try:
         cfg = load_config(path)
     except ConfigError as e:
-        print(f"INVALID: {e}", file=sys.stderr)
+        print(mask_secrets(f"INVALID: {e}"), file=sys.stderr)
         return 2
+    try:
+        checked = checked_path(path)
+        notes = missing_files(cfg)
+    except (OSError, ValueError) as e:  # a path the system refuses to resolve: one line, never OK-then-traceback
+        print(f"INVALID: config {shown_path(str(path))}: cannot check this path ({getattr(e, 'strerror', None) or e})",
+              file=sys.stderr)
+        return 2
+    from bot.cli_state import load_secrets_quietly
+
+    load_secrets_quietly()
     symbols = ", ".join(cfg.symbols)
-    print(f"OK: {path or 'config/range_scalping.json'} is valid (config_version {cfg.short_version}; symbols: {symbols})")
-    for note in missing_files(cfg):
-        print(f"note: {note}")
+    print(mask_secrets(f"OK: {checked} is valid (config_version {cfg.short_version}; symbols: {symbols})"))
+    for note in notes:
+        print(mask_secrets(f"note: {note}"))
     return 0
+
+
+def checked_path(path: str | None) -> str:
+    """The absolute path of the file `load_config(path)` read (the default, or MONEYBOT_CONFIG, when none)."""
+    p = Path(path) if path else Path(os.environ.get("MONEYBOT_CONFIG", DEFAULT_CONFIG_PATH))
+    return shown_path(str(p.expanduser().resolve()), 400)
 
 
 def missing_files(cfg: AppConfig) -> list[str]:

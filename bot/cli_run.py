@@ -16,6 +16,7 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
+    from bot.file_checks import check_run_files
     from bot.runner import run_app
     from core.app import build_for_run
     from core.config.model import load_config, resolve_path
@@ -24,6 +25,7 @@ def _run(args) -> int:
     cfg = load_config(args.config)
     data_dir = resolve_path(cfg.store.path).parent  # logs and charts live next to the store
     _log_to_file(data_dir / "logs" / "moneybot.log", console=not args.no_console)
+    check_run_files(cfg, data_dir / "charts")  # .env, market data, chart folder: one clear line, exit 2
     secrets = _secrets(Secrets)
     clock = _replay_clock(cfg, args.replay_from, args.speed)
     service = build_for_run(cfg, secrets, clock=clock) if clock is not None else None
@@ -41,8 +43,10 @@ def _secrets(factory):
     try:
         return factory()
     except UnicodeDecodeError as e:  # Notepad's "Unicode" (UTF-16), or a Latin-1 character in a value
-        raise UserFacingError(f".env is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): "
-                              "save it as UTF-8") from None
+        from pathlib import Path
+
+        raise UserFacingError(f"{Path('.env').resolve()} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                              f"{e.start}): save it as UTF-8") from None
     except ValidationError as e:
         bad = "; ".join(
             f"MONEYBOT_{str(err['loc'][0]).upper()}: {_said(err)}" for err in e.errors() if err.get("loc")

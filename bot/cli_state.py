@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from core.config.model import load_config, resolve_path
+from core.config.settings import mask_secrets
 from core.domain.exceptions import UserFacingError
 
 MAX_ROWS = 100_000
@@ -66,9 +67,21 @@ def _export(args) -> int:
         raise UserFacingError(f"--limit must be between 1 and {MAX_ROWS}")
     with Store(_store_path(args)) as store:
         view = store.export(limit=args.limit)
-    json.dump(view, sys.stdout, indent=None if args.compact else 2, sort_keys=False)
+    load_secrets_quietly()
+    sys.stdout.write(mask_secrets(json.dumps(view, indent=None if args.compact else 2, sort_keys=False)))
     sys.stdout.write("\n")
     return 0
+
+
+def load_secrets_quietly() -> None:
+    """Read env/.env so that their secrets are masked in what this command prints (a record written by an
+    older version may hold the MT5 password in an error text). A broken .env is not this command's business."""
+    from core.config.settings import Secrets
+
+    try:
+        Secrets()
+    except Exception:  # noqa: BLE001 - `moneybot run` reports a bad .env; an export still works without it
+        pass
 
 
 def _switch(args, pause: bool) -> int:

@@ -5,6 +5,7 @@ Kept apart from the router so adapters and tests can parse and validate without 
 from __future__ import annotations
 
 import inspect
+import unicodedata
 from typing import Any, Protocol
 
 from core.domain.models import AnalysisResult, TradeProposal
@@ -52,6 +53,16 @@ def clip(text: str, n: int = 24) -> str:
     """Echo user input back safely: printable, short (no one pastes a novel into an error message)."""
     text = "".join(ch for ch in text if ch.isprintable())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+CONTROL_CHARS_REPLY = ("Your message contains control characters (such as NUL or an escape code), so I ignored it. "
+                       "Type the command again, e.g. /scalp XAUUSDc.")
+
+
+def has_control_chars(text: Any) -> bool:
+    """True when `text` holds a C0/C1 control character other than the tab and line breaks a chat client
+    may add: such input is refused whole rather than cleaned (a symbol with a NUL is not 'nearly' XAUUSDc)."""
+    return isinstance(text, str) and any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in text)
 
 
 def parse_command(text: str) -> tuple[str, list[str]] | None:

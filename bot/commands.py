@@ -21,12 +21,24 @@ from typing import Any
 from bot import confirmations, presenter
 from bot import service_facts as facts
 from bot.backtest_command import BacktestCommand
-from bot.chart import render_alert_chart, render_analysis_chart
-from bot.command_spec import ACTIONS, NO_ARGS, USAGE, Service, parse_command
+from bot.card_chart import CardCharts
+from bot.chart import render_alert_chart
+from bot.command_spec import (
+    ACTIONS,
+    CONTROL_CHARS_REPLY,
+    NO_ARGS,
+    USAGE,
+    Service,
+    has_control_chars,
+    parse_command,
+)
 from bot.command_spec import clip as _clip
 from bot.command_spec import maybe_await as _maybe
+from bot.live_line import live_line
 from bot.progress import ProgressFn
+from bot.rate_limit import RateLimiter, refusal_text
 from bot.replies import Button, Reply, parse_payload
+from core.config.settings import mask_secrets
 from core.domain.exceptions import NotAuthorizedError, UserFacingError
 from core.domain.models import Alert, AnalysisResult, TradeProposal
 
@@ -58,6 +70,8 @@ class CommandRouter:
         self._report_error = report_error
         self._refused: set[Any] = set()
         self.backtest = BacktestCommand(self)  # CPU-heavy: a worker thread, one at a time, progress edits
+        self._charts = CardCharts()
+        self.rate_limit = RateLimiter()
         self._handlers: dict[str, Callable[[Any, list[str]], Awaitable[Reply]]] = {
             "scalp": self._scalp,
             "status": self._status,
@@ -92,6 +106,13 @@ class CommandRouter:
 
     # ---------------------------------------------------------------- plumbing
     async def _guard(self, fn, arg, user_id, context: dict) -> Reply | None:
+        reply = await self._guarded(fn, arg, user_id, context)
+        if reply is not None:  # a secret typed back at us (or in an error text) is not echoed to the chat
+            reply.text = mask_secrets(reply.text)
+            reply.toast = mask_secrets(reply.toast) if reply.toast else reply.toast
+        return reply
+
+    async def _guarded(self, fn, arg, user_id, context: dict) -> Reply | None:
         try:
             gate = self._gate(user_id)
             if gate is not False:
@@ -150,8 +171,10 @@ class CommandRouter:
         return spec.digits if spec is not None else 2
 
     def _symbol(self, text: str) -> str:
+        if has_control_chars(text) or any(ch in text for ch in "\t\n\r"):
+            raise UserFacingError(CONTROL_CHARS_REPLY)
         text = _plain(text)
-        name = self.cfg.resolve_symbol(text) if _TOKEN_RE.match(text) else None
+        name = self.cfg.resolve_symbol(text) if _TOKEN_RE.fullmatch(text) else None
         if name is None:
             raise self.cfg.unknown_symbol(_clip(text))
         return name
@@ -168,6 +191,8 @@ class CommandRouter:
         return word.lower() in self._handlers or word.lower() in ("approve", "reject")
 
     async def _dispatch_text(self, text: str, user_id: Any, progress: ProgressFn | None = None) -> Reply:
+        if has_control_chars(text):  # first: a NUL or an escape code never reaches symbol matching or the log
+            return Reply(text=CONTROL_CHARS_REPLY, kind="usage")
         parsed = parse_command(text)
         if parsed is None:
             return Reply(text=NOT_A_COMMAND, kind="usage")
@@ -179,9 +204,20 @@ class CommandRouter:
             return Reply(text=f"Unknown command /{_clip(name, 20)}. Try /help.", kind="usage")
         if name in NO_ARGS and args:
             return Reply(text=f"/{name} takes no arguments. Try /help.", kind="usage")
-        if handler is self.backtest:
-            return await self.backtest(user_id, args, progress)
-        return await handler(user_id, args)
+        wait = self.rate_limit.retry_after(user_id, name)  # /scalp, /backtest only; never /close, /emergency…
+        if wait > 0:
+            return Reply(text=refusal_text(name, wait), kind="refusal", ephemeral=True)
+        try:
+            if handler is self.backtest:
+                reply = await self.backtest(user_id, args, progress)
+            else:
+                reply = await handler(user_id, args)
+        except UserFacingError:
+            self.rate_limit.refund(user_id, name)  # bad input did no analysis work: it does not count
+            raise
+        if reply.kind != "ok":  # a usage line, "a backtest is already running": no analysis work was done
+            self.rate_limit.refund(user_id, name)
+        return reply
 
     # ---------------------------------------------------------------- commands
     async def _scalp(self, user_id: Any, args: list[str]) -> Reply:
@@ -203,6 +239,8 @@ class CommandRouter:
         blocked = facts.entries_blocked(self.service) if proposals else None
         text = presenter.analysis_card(analysis, digits, proposals, blocked=blocked,
                                        offer_seconds=self.cfg.for_symbol(symbol).execution.proposal_expiry_seconds)
+        if hasattr(self.service, "live_quote"):  # the analysis may be the bar's shared one: the quote is not
+            text += "\n" + live_line(await _maybe(self.service.live_quote(analysis)), digits)
         by_strategy = {p.strategy.strategy + p.strategy.direction.value: p for p in proposals}
         rows: list[list[Button]] = []
         for i, s in enumerate(analysis.strategies[:5], 1):
@@ -217,17 +255,10 @@ class CommandRouter:
         return Reply(text=text, buttons=rows, image=image, image_name=f"{symbol}_{int(analysis.as_of)}.png")
 
     async def _chart(self, analysis: AnalysisResult, digits: int) -> bytes | None:
-        """Best effort: a card without a chart is still useful, so chart failures are logged, not fatal."""
+        """Best effort (a card without a chart is still useful); one render per symbol and bar, see card_chart."""
         if self._candles is None:
             return None
-        try:
-            candles = await self._candles(analysis.symbol, analysis.timeframe, CHART_BARS + 200)
-            if candles is None or len(candles) == 0:
-                return None
-            return await asyncio.to_thread(render_analysis_chart, candles, analysis, digits)
-        except Exception:
-            log.exception("chart for %s failed", analysis.symbol)
-            return None
+        return await self._charts.get(analysis, digits, self._candles)
 
     async def _status(self, user_id: Any, args: list[str]) -> Reply:
         self.service.authorize(user_id, "status")

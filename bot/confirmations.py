@@ -59,7 +59,7 @@ def _fresh(at: str | None, now: float, window: float, slack: float) -> bool:
 
 
 def check_close(ref: str, now: float, window: float, speed: float = 1.0) -> Check:
-    m = _CLOSE_RE.match(ref)
+    m = _CLOSE_RE.fullmatch(ref)
     if m is None:
         return Check("malformed")
     ticket = int(m["ticket"])
@@ -70,7 +70,7 @@ def check_close(ref: str, now: float, window: float, speed: float = 1.0) -> Chec
 
 
 def check_emergency(ref: str, now: float, window: float, speed: float = 1.0) -> Check:
-    m = _EMERGENCY_RE.match(ref)
+    m = _EMERGENCY_RE.fullmatch(ref)
     if m is None:
         return Check("malformed")
     return Check("ok" if _fresh(m["at"], now, window, FUTURE_SLACK_SECONDS * speed) else "expired")

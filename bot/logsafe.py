@@ -1,4 +1,4 @@
-"""Keep bot tokens out of logs.
+"""Keep bot tokens and every other secret (the MT5 password) out of logs.
 
 PTB and httpx log request URLs, and a Telegram URL contains the bot token (`/bot<token>/sendMessage`).
 We silence httpx's per-request INFO lines and, as a second line of defence, install a filter on every
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
+
+from core.config.settings import mask_secrets
 
 _TELEGRAM_TOKEN = re.compile(r"(?<!\d)\d{6,12}:[A-Za-z0-9_-]{30,}")
 
@@ -20,7 +22,7 @@ class RedactSecrets(logging.Filter):
     def _clean(self, text: str) -> str:
         for s in self.secrets:
             text = text.replace(s, "***")
-        return _TELEGRAM_TOKEN.sub("***", text)
+        return _TELEGRAM_TOKEN.sub("***", mask_secrets(text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

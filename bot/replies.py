@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 MAX_PAYLOAD_BYTES = 64
-PAYLOAD_RE = re.compile(r"^(?P<kind>[arcex]):(?P<ref>[A-Za-z0-9_.:-]{1,56})$")
+# fullmatch only: `$` also matches before a trailing newline, so "a:id\n" used to pass
+PAYLOAD_RE = re.compile(r"(?P<kind>[arcex]):(?P<ref>[A-Za-z0-9_.:-]{1,56})")
 
 ReplyKind = Literal["ok", "usage", "error", "refusal"]
 
@@ -25,7 +26,7 @@ class Button:
     style: Literal["primary", "danger", "secondary", "success"] = "secondary"
 
     def __post_init__(self) -> None:
-        if len(self.payload.encode()) > MAX_PAYLOAD_BYTES or not PAYLOAD_RE.match(self.payload):
+        if len(self.payload.encode()) > MAX_PAYLOAD_BYTES or not PAYLOAD_RE.fullmatch(self.payload):
             raise ValueError(f"bad button payload {self.payload!r}")
 
 
@@ -51,7 +52,7 @@ def parse_payload(data: str | None) -> tuple[str, str] | None:
     """(kind, ref) for a well-formed payload, else None: garbage from a client is simply refused."""
     if not isinstance(data, str) or len(data.encode("utf-8", "replace")) > MAX_PAYLOAD_BYTES:
         return None
-    m = PAYLOAD_RE.match(data)
+    m = PAYLOAD_RE.fullmatch(data)
     return (m["kind"], m["ref"]) if m else None
 
 

@@ -24,7 +24,7 @@ from bot.commands import CommandRouter
 from bot.console import ConsoleChat
 from core.app import build_for_run, bundled_data_notice, start_banner
 from core.config.model import PROJECT_ROOT, AppConfig
-from core.config.settings import Secrets
+from core.config.settings import Secrets, secret_values
 from core.domain.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
@@ -93,9 +93,7 @@ class Runner:
         self.mcp = None  # bot.mcp_server.in_bot.McpInBot when config mcp.enabled
 
     async def start(self) -> None:
-        logsafe.install([s.get_secret_value() for s in (self.secrets.telegram_token, self.secrets.discord_token,
-                                                         getattr(self.secrets, "mcp_token", None),
-                                                         getattr(self.secrets, "mcp_viewer_token", None)) if s])
+        logsafe.install(secret_values(self.secrets))  # every SecretStr: tokens (chat, MCP) and the MT5 password
         # The chats connect, and their alert sinks register, BEFORE the service starts: recovery pages what
         # it finds after a crash (an orphan adopted, trades missing) and those pages must reach a phone.
         # Telegram takes commands only once the service is ready; Discord logs in meanwhile. A chat that

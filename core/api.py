@@ -7,6 +7,7 @@ kill switch) and the few pure helpers the chat's charts and cards share with cor
 """
 from __future__ import annotations
 
+from core.analysis.cache import ANALYSIS_POOL, SingleFlightCache
 from core.analysis.facade import (
     analyse,
     candles_from_market_data,
@@ -18,6 +19,8 @@ from core.analysis.indicators import session_vwap
 from core.backtest.api import parse_when, run_backtest
 from core.backtest.equity_chart import equity_png
 from core.backtest.report import metrics_table, write_report
+from core.backtest.sweep.api import sweep
+from core.backtest.sweep.grid import check_params, parse_set
 from core.brokers.paper.feed import AcceleratedClock
 from core.data.catalog import MarketData
 from core.data.loaders import load_candles
@@ -28,8 +31,8 @@ from core.store.metrics import compute_metrics, format_report, profit_factor_tex
 from core.trading.killswitch import KillSwitch
 
 __all__ = [
-    "AcceleratedClock", "KillSwitch", "MarketData", "Store", "analyse", "candles_from_market_data",
+    "ANALYSIS_POOL", "AcceleratedClock", "KillSwitch", "SingleFlightCache", "MarketData", "Store", "analyse", "candles_from_market_data",
     "compute_metrics", "configured_calendar", "equity_png", "exit_reason_words", "format_report", "infer_step",
     "inputs_from_candles", "load_candles", "metrics_table", "parse_when", "profit_factor_text", "r_text",
-    "resample", "run_backtest", "session_vwap", "window_sizes", "write_report",
+    "resample", "run_backtest", "session_vwap", "window_sizes", "write_report", "sweep", "check_params", "parse_set",
 ]

@@ -7,10 +7,12 @@ one alerts object shared by every front end in the process). Each component gets
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from pathlib import Path
 from typing import Any
 
+from core.analysis.cache import ANALYSIS_POOL
 from core.analysis.facade import analyse_range_scalp_opportunity
 from core.brokers.base import Broker
 from core.brokers.factory import make_broker, paper_broker_on_bars
@@ -52,11 +54,14 @@ def default_analyser(cfg: AppConfig, broker: Broker, clock: Clock, market: Marke
             cal, err = market.calendar()
             if cal is not None:
                 kw["news"], kw["news_error"] = cal, err
-        result = await asyncio.to_thread(analyse_range_scalp_opportunity, symbol, broker, cfg, clock=clock, **kw)
+        # its own pool: a flood of /scalp must not queue ahead of /close's broker calls (default executor)
+        result = await asyncio.get_running_loop().run_in_executor(
+            ANALYSIS_POOL, functools.partial(analyse_range_scalp_opportunity, symbol, broker, cfg, clock=clock, **kw))
         if market is not None:
             market.record(result)
         return result
 
+    analyse.cacheable = True  # same inputs within one closed bar: TradingService caches it per bar
     return analyse
 
 
@@ -107,13 +112,11 @@ def build_service(
                       executing=execution.in_flight, reconcile=reconciler.again)
     log.info("config_version %s, broker %s, store %s", cfg.short_version, getattr(broker, "name", "?"), store.path)
     market = market_context(cfg, broker, clock, errors) if analyser is None else None
-    service = TradingService(
+    return TradingService(
         cfg, store, broker, clock=clock, authorizer=authz, alerts=alerts, errors=errors, killswitch=killswitch,
         notifier=notifier, exits=exits, execution=execution, executor=executor, monitor=monitor,
-        reconciler=reconciler, analyser=analyser or default_analyser(cfg, broker, clock, market),
+        reconciler=reconciler, analyser=analyser or default_analyser(cfg, broker, clock, market), market=market,
     )
-    service.market = market
-    return service
 
 
 def build_for_run(cfg: AppConfig, secrets, *, clock: Clock | None = None, data_dir: Path | None = None,

@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
+from core.analysis.cache import SingleFlightCache, analysis_key
 from core.brokers.base import BrokerError
 from core.brokers.tags import proposal_id_from_comment
+from core.config.settings import mask_secrets_in
 from core.domain.exceptions import ProposalError
 from core.domain.models import (
     ActiveTrade,
@@ -36,6 +38,7 @@ from core.ops.notify import Notifier
 from core.store.metrics import MetricsReport, compute_metrics
 from core.trading.authz import Authorizer
 from core.trading.execution import ExecutionEngine, ProposalOutcome
+from core.trading.live_quote import LiveQuote, fetch_live_quote
 from core.trading.recovery import Reconciler
 
 log = logging.getLogger(__name__)
@@ -69,7 +72,7 @@ class TradingService:
     def __init__(self, cfg, store, broker, *, clock, authorizer: Authorizer, alerts, errors, killswitch,
                  notifier: Notifier, exits: RangeScalpingExitManager, execution: ExecutionEngine,
                  executor: ExitExecutor, monitor: Monitor, reconciler: Reconciler,
-                 analyser: Analyser | None = None) -> None:
+                 analyser: Analyser | None = None, market=None) -> None:
         self.cfg = cfg
         self.store = store
         self.broker = broker
@@ -85,7 +88,8 @@ class TradingService:
         self.monitor = monitor
         self.reconciler = reconciler
         self._analyser = analyser
-        self.market = None  # core.data.sources.market_context.MarketContext, set by core.app (order flow, live news)
+        self.market = market  # core.data.sources.market_context.MarketContext: order flow, live news (or None)
+        self.analysis_cache: SingleFlightCache[AnalysisResult] = SingleFlightCache(max_entries=64)
         self.chat_links: dict[str, ChatLink] = {}  # see set_chat_link
         self.ready = False
         self.stopping = False  # stop() began: a late command (a Discord tap while alerts drain) is told so
@@ -157,6 +161,10 @@ class TradingService:
 
     # ---- analysis & proposals ------------------------------------------------------------------------
     def resolve_symbol(self, symbol: str) -> str:
+        if isinstance(symbol, str) and any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in symbol):
+            # refused before matching: "Did you mean XAUUSDc?" for 'XAU\x00USDc' invites pasting garbage again
+            raise ProposalError("A symbol cannot contain control characters (such as NUL); type it again, "
+                                "e.g. XAUUSDc.")
         name = self.cfg.resolve_symbol(symbol or "")
         if name is None:
             raise self.cfg.unknown_symbol(symbol or "")
@@ -166,10 +174,24 @@ class TradingService:
         sym = self.resolve_symbol(symbol)
         if self._analyser is None:
             raise ProposalError("Analysis is not available in this process.")
+        if getattr(self._analyser, "cacheable", False):  # the broker-fed analyser: one run per closed bar
+            try:
+                tick = await asyncio.to_thread(self.broker.tick, sym)
+            except BrokerError:
+                tick = None
+            key = analysis_key(self.cfg, sym, self.clock.now(), tick)
+            return await self.analysis_cache.get(key, lambda: self._run_analyser(sym))
+        return await self._run_analyser(sym)
+
+    async def _run_analyser(self, sym: str) -> AnalysisResult:
         res = self._analyser(sym)
         if inspect.isawaitable(res):
             return await res
         return res
+
+    async def live_quote(self, analysis: AnalysisResult) -> LiveQuote | None:
+        """The quote, price check and analysis age for one card (fresh each time; the analysis may be shared)."""
+        return await fetch_live_quote(self.broker, self.cfg, self.clock, analysis)
 
     async def assess(self, symbol: str) -> AnalysisResult:
         """The analysis as this account may act on it: the re-entry rule applied, so a viewer's card gives
@@ -385,7 +407,7 @@ class TradingService:
         else:
             out = self.cfg.model_dump(mode="json")
         out["config_version"] = self.cfg.short_version
-        return out
+        return mask_secrets_in(out)  # a password pasted into a text setting is not shown
 
     @property
     def config_version(self) -> str:

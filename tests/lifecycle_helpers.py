@@ -40,11 +40,14 @@ async def no_sleep(_s: float) -> None:
     return None
 
 
+# These tests open several trades on one range to exercise exits, emergencies and recovery; the one-position-
+# per-range cap (default 1) is tested on its own in test_execution_range_cap.py with the shipped default.
+LIFECYCLE_DEFAULTS = {"execution": {"max_positions_per_range": 100}}
+
+
 def config(overrides: dict | None = None) -> AppConfig:
     base = load_config()
-    if not overrides:
-        return base
-    raw = deep_merge(base.model_dump(mode="json"), overrides)
+    raw = deep_merge(deep_merge(base.model_dump(mode="json"), LIFECYCLE_DEFAULTS), overrides or {})
     cfg, issues = validate_config_dict(raw)
     assert cfg is not None, issues
     return cfg

@@ -160,6 +160,11 @@ def _window_vwap(bars: Bars) -> float:
 
 
 # -- the pure core ------------------------------------------------------------------------------------
+def analysis_step_seconds(cfg: TradingConfig) -> int:
+    """The length of the finest bar the analysis reads: its closed inputs change only once per step."""
+    return min(Timeframe.parse(tf).seconds for tf in window_sizes(cfg))
+
+
 _FILTERS = RangeScalpingRiskFilters()
 _SCORER = RangeScalpingScorer()
 

@@ -72,7 +72,8 @@ def pick_strategy(result: AnalysisResult, mode: str) -> StrategyScore | None:
 class BacktestEngine:
     def __init__(self, cfg: AppConfig, spec: BacktestSpec, *, progress: Progress | None = None,
                  warmup_bars: int | None = None, analyse_fn: AnalyseFn | None = None,
-                 gate_sessions: bool = True, prescreen: bool = True) -> None:
+                 gate_sessions: bool = True, prescreen: bool = True,
+                 decisions: dict[int, tuple[AnalysisResult, StrategyScore]] | None = None) -> None:
         self.cfg = cfg
         self.spec = spec
         self.tcfg = cfg.for_symbol(spec.symbol)
@@ -111,6 +112,12 @@ class BacktestEngine:
         self.screen_seconds = 0.0
         self.open_at_end = 0
         self._times: list = []
+        # decision bar -> (analysis result, chosen strategy) of every signal this run made. Given in
+        # `decisions`, a run replays them instead of analysing: the simulation leg alone (the same
+        # PaperBroker, monitor, execution and store code), which is what a trade simulator such as
+        # backtesting.py does with the same signals (bench/backtest.py compares the two).
+        self.replay = decisions
+        self.decisions: dict[int, tuple[AnalysisResult, StrategyScore]] = {}
 
     # ---- main loop ----------------------------------------------------------------------------
     def run(self) -> BacktestReport:
@@ -142,7 +149,7 @@ class BacktestEngine:
         parts = self.parts
         t_start = _time.perf_counter()
         t_screen = _time.perf_counter()
-        if self.use_prescreen and self._analyse_fn is None:
+        if self.use_prescreen and self._analyse_fn is None and self.replay is None:
             self.screen = build_screen(self.cfg, self.spec.symbol, c, self.spec.timeframe)
             if self.screen is not None and self.screen.atr is not None:
                 self.ranges = build_range_screen(self.cfg, self.spec.symbol, c, parts.frames(), self.screen.atr,
@@ -155,15 +162,35 @@ class BacktestEngine:
         total = max(0, self.last - self.first + 1)
         report_every = max(1, total // 200)
         progress = self.progress
-        first = self.first
-        for i in range(first, self.last + 1):
+        first, last = self.first, self.last
+        replay = self.replay
+        # "Something can happen" only on a bar with an open position or, when flat, on a bar the screens
+        # leave to the analysis (a replay: a signal bar). The flat bars in between are jumped over and
+        # counted off the screens' arrays: the per-bar loop over them did nothing but that count.
+        n = len(c)
+        sk = np.asarray(skip, dtype=bool) if skip is not None else np.zeros(n, dtype=bool)
+        ro = (np.asarray(ruled_out, dtype=bool) & ~sk) if ruled_out is not None else np.zeros(n, dtype=bool)
+        if replay is not None:
+            todo = sorted(k for k in replay if first <= k <= last)
+            sk[:] = False
+            ro[:] = False
+        else:
+            todo = (np.flatnonzero(~(sk | ro)[first:last + 1]) + first).tolist()
+        cum_sk = np.concatenate(([0], np.cumsum(sk))).tolist()
+        cum_ro = np.concatenate(([0], np.cumsum(ro))).tolist()
+        shown = -1
+        i = first
+        while i <= last:
             now = float(times[i]) + tf_sec  # bar i has just closed
             if parts.has_open():
                 parts.advance_to(now)
                 self._sync_closed(i)
                 self._manage_open(i, now)
                 self._sync_closed(i)
-            if not parts.has_open():
+            if replay is not None:
+                if i in replay and not parts.has_open():
+                    self._enter(i, now, *replay[i])
+            elif not parts.has_open():
                 # Flat: the broker has nothing to fill, so its clock only has to be at `now` when the
                 # analysis reads it (a flat step books nothing); bars the pre-screen proves the analysis
                 # would reject are not analysed at all.
@@ -173,8 +200,16 @@ class BacktestEngine:
                     self.range_screened += 1  # `RangeScreen.could_pass` is False here, whatever the re-entry rule
                 else:
                     self._maybe_enter(i, now)
-            if progress and (i - first) % report_every == 0:
-                progress(i - first, total)
+            nxt = i + 1
+            if not parts.has_open():
+                k = bisect_right(todo, i)
+                nxt = todo[k] if k < len(todo) else last + 1
+                self.prescreened += cum_sk[nxt] - cum_sk[i + 1]
+                self.range_screened += cum_ro[nxt] - cum_ro[i + 1]
+            if progress and (nxt - 1 - first) // report_every != shown:
+                shown = (nxt - 1 - first) // report_every
+                progress(nxt - 1 - first, total)  # bars up to nxt-1 are done (the jumped ones had nothing to do)
+            i = nxt
         # Close whatever is still open at the end at the last quote, so every trade is journalled.
         end_now = float(times[self.last]) + self.tf_sec
         self.open_at_end = parts.close_all(end_now, reason="end_of_backtest")
@@ -206,6 +241,11 @@ class BacktestEngine:
         choice = pick_strategy(result, self.spec.strategy)
         if choice is None:
             return
+        self._enter(i, now, result, choice)
+
+    def _enter(self, i: int, now: float, result: AnalysisResult, choice: StrategyScore) -> None:
+        parts = self.parts
+        parts.advance_to(now)
         allowed, _why = parts.reentry_allowed(result.range, now)
         if not allowed:
             return
@@ -215,6 +255,7 @@ class BacktestEngine:
             requested_entry=choice.entry, sl=choice.stop_loss, tp=choice.take_profit,
             volume=self.tcfg.execution.lot_size, score=choice.score,
         )
+        self.decisions[i] = (result, choice)
         trade = parts.execute(result, choice, now)
         self.signals.append(sig)
         if trade is None:

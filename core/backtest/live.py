@@ -127,6 +127,10 @@ class LiveParts:
                                sleep=_no_sleep)
         self._closed_since = start - 1.0
         self._seen_closed: set[int] = set()
+        # Only the live components this class drives (execution, monitor, exit executor) journal closes
+        # in `self.store`; the broker's own clock moves write only its paper account. So after a bare
+        # `advance_to` there is nothing new to collect, and the journal is not read.
+        self._journal_dirty = True
         self._loop = _ReplayLoop()
         self._analyse_fn = analyse_fn
         self._session_filter = None
@@ -222,6 +226,7 @@ class LiveParts:
         if mine is None:
             self.last_refusal = "no proposal for the chosen strategy"
             return None
+        self._journal_dirty = True
         outcome = self._loop.run_until_complete(self.execution.approve(mine.id, AUTO_APPROVER, auto=True))
         for p in proposals:  # the others are not taken: reject them as a trader would
             if p.id != mine.id:
@@ -235,6 +240,7 @@ class LiveParts:
         """One live monitor cycle (`Monitor.run_cycle`): journals broker SL/TP closes, evaluates the exit
         rules CRITICAL → LOW and acts. Returns the stop moves it made, for the signal export."""
         before = {t.ticket: t.sl for t in self.exits.active_trades()}
+        self._journal_dirty = True
         self._loop.run_until_complete(self.monitor.run_cycle())
         out = []
         for t in self.exits.active_trades():
@@ -245,6 +251,9 @@ class LiveParts:
 
     def collect_closed(self) -> list[ClosedTrade]:
         """Trades the live monitor journalled as closed since the last call (from the store)."""
+        if not self._journal_dirty:
+            return []
+        self._journal_dirty = False
         rows = [c for c in self.store.closed.since(self._closed_since) if c.ticket not in self._seen_closed]
         out = []
         for ct in sorted(rows, key=lambda c: (c.exit_time, c.ticket)):
@@ -261,6 +270,7 @@ class LiveParts:
     def close_all(self, now: float, reason: str) -> int:
         """Close what is still open at the end through the live exit path; returns how many stayed open."""
         self.advance_to(now)
+        self._journal_dirty = True
         self._loop.run_until_complete(self.monitor.run_cycle())  # journal SL/TP hits of the last bar first
         for t in self.exits.active_trades():
             self._loop.run_until_complete(self._close_end(t, reason))

@@ -16,7 +16,7 @@ from core.backtest.equity_chart import equity_png
 from core.backtest.signals import Signal, write_signals
 from core.brokers.base import AccountInfo
 from core.domain.models import ClosedTrade
-from core.store.metrics import MetricsReport, block_rows, net_pnl, r_count_note
+from core.store.metrics import MetricsBlock, MetricsReport, block_rows, net_pnl, r_count_note
 
 
 class BacktestReport(BaseModel):
@@ -79,28 +79,49 @@ def write_trades(trades: list[ClosedTrade], directory: Path) -> tuple[Path, Path
     return jpath, cpath
 
 
+MIN_TRADES = 20  # below this a group's figures are printed as "too few trades", not as if they meant something
+
+
+def _group_value(b: MetricsBlock) -> str:
+    exp = "-" if b.expectancy_r is None else f"{b.expectancy_r:+.3f} R{r_count_note(b)}"
+    text = f"{b.net_pnl:+.2f} / {exp}"
+    return f"too few trades ({text})" if b.trades < MIN_TRADES else text
+
+
+def _money(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
 def metrics_table(report: BacktestReport):
-    """A rich Table of the overall figures with the trade count beside each one."""
+    """A rich Table of the overall figures with the trade count beside each one.
+
+    The title gives the period and the currency; the two "avg risk" rows say why money and R can disagree
+    (at a fixed lot a wider stop risks more money for the same 1 R), and groups under MIN_TRADES trades
+    say "too few trades" instead of passing for evidence."""
     from rich.table import Table
 
     m = report.metrics
-    t = Table(title=f"{report.symbol} backtest: {report.bars} bars, {m.trades} trades")
+    period = f"{_iso(report.start)} → {_iso(report.end)} UTC" if report.end > report.start else "empty period"
+    t = Table(title=f"{report.symbol} backtest {period}: {report.bars} bars, {m.trades} trades, money in {report.currency}",
+              caption="R = result / initial risk; at a fixed lot a wider stop risks more money for the same R"
+              + (f"; fewer than {MIN_TRADES} trades: too few trades to judge" if m.trades < MIN_TRADES else ""))
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_column("n", justify="right")
     for label, value, n in block_rows(m.overall):
         t.add_row(label, value, str(n))
+    o = m.overall
+    t.add_row(f"avg risk {report.currency} (winners)", _money(o.avg_risk_money_win), str(o.wins))
+    t.add_row(f"avg risk {report.currency} (losers)", _money(o.avg_risk_money_loss), str(o.losses))
     for title, ci in (("expectancy R CI", m.expectancy_r_ci), ("expectancy money CI", m.expectancy_money_ci)):
         if ci is not None and ci.low is not None:
             t.add_row(f"{title} {int(100 * ci.confidence)}%", f"[{ci.low:+.3f}, {ci.high:+.3f}]", str(ci.trades))
     for name, groups in (("strategy", m.by_strategy), ("session", m.by_session)):
         for key, b in groups.items():
-            exp = "-" if b.expectancy_r is None else f"{b.expectancy_r:+.3f} R{r_count_note(b)}"
-            t.add_row(f"{name} {key}", f"{b.net_pnl:+.2f} / {exp}", str(b.trades))
+            t.add_row(f"{name} {key}", _group_value(b), str(b.trades))
     for label, b in (("in-sample", m.in_sample), ("out-of-sample", m.out_of_sample)):
         if b is not None:
-            exp = "-" if b.expectancy_r is None else f"{b.expectancy_r:+.3f} R{r_count_note(b)}"
-            t.add_row(label, f"{b.net_pnl:+.2f} / {exp}", str(b.trades))
+            t.add_row(label, _group_value(b), str(b.trades))
     return t
 
 

@@ -231,12 +231,23 @@ class ConfigIssue(BaseModel):
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few KB; a bigger file is the wrong file (or an attack on the parser)
+MAX_PATH_CHARS = 4096  # Linux PATH_MAX: a longer path cannot be opened anyway
+
+
+def shown_path(text: str, limit: int = 160) -> str:
+    """A path as echoed in one error line: printable and at most `limit` characters (middle elided)."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-(limit // 2):]} ({len(text)} characters)"
+
+
 class ConfigError(Exception):
     """Raised with every problem found, each with its JSON path."""
 
     def __init__(self, source: str, issues: list[ConfigIssue]):
         self.source = source
         self.issues = issues
+        source = shown_path(source)
         if len(issues) == 1:  # one problem, one line
             super().__init__(f"config {source}: {issues[0]}")
             return
@@ -370,25 +381,47 @@ def load_config(path: str | Path | None = None) -> AppConfig:
     """Load and validate a config file, raising ConfigError that names every problem."""
     p = Path(path) if path else Path(deployment_env("MONEYBOT_CONFIG") or DEFAULT_CONFIG_PATH)
     source = str(p)
+    if len(source) > MAX_PATH_CHARS:
+        raise ConfigError(source, [ConfigIssue(path="", message=f"the path is {len(source)} characters long, more "
+                                               f"than the {MAX_PATH_CHARS} a file path may have: check what was pasted")])
     try:
+        if p.is_file() and p.stat().st_size > MAX_CONFIG_BYTES:  # refused before it is read or parsed
+            raise ConfigError(source, [ConfigIssue(path="", message=(
+                f"the file is {p.stat().st_size:,} bytes, more than the {MAX_CONFIG_BYTES:,} a config may have: "
+                "is this the right file? Start from a copy of config/range_scalping.json"))])
         text = p.read_text(encoding="utf-8-sig")  # Notepad's "UTF-8 with BOM" is still UTF-8
     except FileNotFoundError:
         raise ConfigError(source, [ConfigIssue(path="", message="file not found")]) from None
+    except IsADirectoryError:
+        raise ConfigError(source, [ConfigIssue(path="", message="is a folder, not a file: give the path of the "
+                                                                "JSON file, e.g. config/range_scalping.json")]) from None
+    except PermissionError:
+        raise ConfigError(source, [ConfigIssue(path="", message="cannot be read (permission denied): fix its "
+                                                                "permissions, e.g. chmod 644")]) from None
     except OSError as e:
-        raise ConfigError(source, [ConfigIssue(path="", message=f"cannot read file: {e.strerror}")]) from None
+        raise ConfigError(source, [ConfigIssue(path="", message=f"cannot read file: {e.strerror or e}")]) from None
     except UnicodeDecodeError as e:  # e.g. saved as UTF-16 by Notepad
         msg = f"is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): save it as UTF-8"
         raise ConfigError(source, [ConfigIssue(path="", message=msg)]) from None
+    except ValueError:  # a NUL in the path: no file can have that name
+        raise ConfigError(source, [ConfigIssue(path="", message="the path contains a character a file name cannot "
+                                                                "have (such as NUL)")]) from None
     if not text.strip():
         raise ConfigError(source, [ConfigIssue(path="", message="the file is empty: start from a copy of "
                                                                 "config/range_scalping.json")])
     twice: dict[int, list[tuple[str, Any, Any]]] = {}
     try:
         raw = json.loads(text, object_pairs_hook=lambda pairs: _no_twice(pairs, twice))
+        cfg, issues = validate_config_dict(raw)
+        issues = _written_twice(raw, twice) + issues
     except json.JSONDecodeError as e:
         raise ConfigError(source, [ConfigIssue(path="", message=f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")]) from None
-    cfg, issues = validate_config_dict(raw)
-    issues = _written_twice(raw, twice) + issues
+    except RecursionError:  # [[[[... thousands deep: no config is nested like that
+        raise ConfigError(source, [ConfigIssue(path="", message="the JSON is nested too deeply to be a MoneyBot "
+                                                                "config: start from config/range_scalping.json")]) from None
+    except ValueError as e:  # a 5,000-digit integer: Python refuses to convert it (int max str digits)
+        raise ConfigError(source, [ConfigIssue(path="", message=f"a number in the file cannot be read ({str(e)[:80]}): "
+                                                                "numbers in a config are short")]) from None
     if issues or cfg is None:
         raise ConfigError(source, issues)
     log.info("config loaded from %s, config_version=%s", source, cfg.short_version)

@@ -281,6 +281,8 @@ class Execution(_Section):
     magic_number: int = Field(gt=0, lt=2**63)
     deviation_points: int = Field(ge=0, le=10000)
     approval_mode: Literal["manual", "auto"] = "manual"
+    # open positions at once on one range (two strategies off one card are one range); re-entry rules apply too
+    max_positions_per_range: int = Field(default=1, ge=1, le=100)
 
 
 class Exits(_Section):

@@ -22,7 +22,43 @@ def _id_list(v):
 
 
 IdList = Annotated[list[int], NoDecode]
+MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words and numbers everywhere
+_KNOWN_SECRETS: set[str] = set()  # every secret any Secrets() of this process has read
+
+
+def secret_values(secrets: BaseSettings) -> list[str]:
+    """The plain values of every SecretStr field (tokens, the MT5 password, any added later)."""
+    out = []
+    for name in type(secrets).model_fields:
+        v = getattr(secrets, name, None)
+        if isinstance(v, SecretStr) and len(v.get_secret_value().strip()) >= MIN_SECRET_CHARS:
+            out.append(v.get_secret_value().strip())
+    return out
+
+
+def remember_secrets(values) -> None:
+    """Add values that `mask_secrets` must hide from now on (logs, error texts, /config, exports)."""
+    _KNOWN_SECRETS.update(v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_CHARS)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every known secret value replaced by ***: patterns catch token shapes, but a password
+    has no shape, so the values themselves are masked wherever they appear."""
+    out = str(text)
+    for v in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        if v in out:
+            out = out.replace(v, "***")
+    return out
 _TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+
+
+def mask_secrets_in(node):
+    """`mask_secrets` over every string in a JSON-like tree (a config view for /config)."""
+    if isinstance(node, dict):
+        return {k: mask_secrets_in(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [mask_secrets_in(v) for v in node]
+    return mask_secrets(node) if isinstance(node, str) else node
 
 
 class Secrets(BaseSettings):
@@ -46,6 +82,9 @@ class Secrets(BaseSettings):
     # MCP over HTTP (bot/mcp_server): the bearer tokens; MCP_TOKEN has config mcp.access_role, the other "viewer"
     mcp_token: SecretStr | None = None
     mcp_viewer_token: SecretStr | None = None
+
+    def model_post_init(self, __context) -> None:
+        remember_secrets(secret_values(self))  # whoever reads the secrets, they are masked from then on
 
     @field_validator("telegram_token", "discord_token", "mcp_token", "mcp_viewer_token", mode="before")
     @classmethod

@@ -195,6 +195,19 @@ class RangeScalpingExitManager:
         with self._lock:
             return list(self._trades.values())
 
+    def open_on_range(self, symbol: str, rng: RangeStructure | None,
+                      pending: Iterable[tuple[str, RangeStructure | None]] = ()) -> list[str]:
+        """What is open on this range right now: '#ticket' per active trade on it, 'an order on its way' per
+        `pending` entry. For `max_positions_per_range`: two strategies off one card are one range."""
+        if rng is None:
+            return []
+        out = [f"#{t.ticket}" for t in self.active_trades()
+               if t.symbol == symbol and t.range_data is not None
+               and _same_range(t.range_data.range_high, t.range_data.range_low, rng.range_high, rng.range_low)]
+        out += ["an order on its way" for sym, r in pending if sym == symbol and r is not None
+                and _same_range(r.range_high, r.range_low, rng.range_high, rng.range_low)]
+        return out
+
     def range_scalp_tickets(self) -> frozenset[int]:
         """Tickets this manager owns: any other exit manager must skip them."""
         with self._lock:

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from core.config.settings import mask_secrets
 from core.domain.clock import Clock, SystemClock
 from core.domain.models import ActiveTrade, Alert
 from core.domain.wording import symbol_price
@@ -50,7 +51,7 @@ _SECRET_PATTERNS = [
 
 def redact_secrets(text: str) -> str:
     """Mask things that look like tokens or passwords before they reach a log or a chat."""
-    out = str(text)
+    out = mask_secrets(str(text))  # the values read from env/.env (the MT5 password has no pattern)
     for pat in _SECRET_PATTERNS[:2]:
         out = pat.sub("***", out)
     return _SECRET_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}***", out)

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
 
 
+_FIX = (". Move the file aside (e.g. rename it to {name}.bad) to start a fresh store (open trades are re-adopted "
+        "from the broker), or restore it from a backup")
+
+
 class StoreError(UserFacingError):
     """The store cannot be opened or used (corrupt file, newer schema, unwritable path)."""
 
@@ -140,7 +144,7 @@ class Database:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"cannot open the store {self.path}: {e}") from None
+            raise StoreError(f"cannot open the store {self.path}: {e}{_FIX.format(name=self.path.name)}") from None
         me = threading.current_thread()
         with self._conns_lock:
             dead = [(t, c) for t, c in self._all_conns if not t.is_alive()]
@@ -267,7 +271,8 @@ class Database:
         try:
             current = self.user_version
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"the store {self.path} is not a valid database ({e})") from None
+            raise StoreError(f"the store {self.path} is not a valid database ({e}){_FIX.format(name=self.path.name)}") \
+                from None
         if current > self.latest_version:
             raise StoreError(
                 f"the store {self.path} has schema version {current}, newer than this MoneyBot "

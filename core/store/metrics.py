@@ -74,6 +74,8 @@ class MetricsBlock(_M):
     total_minutes_in_trade: float = 0.0
     first_entry: float | None = None
     last_exit: float | None = None
+    avg_risk_money_win: float | None = Field(default=None, description="money at the initial stop, mean over winners")
+    avg_risk_money_loss: float | None = Field(default=None, description="money at the initial stop, mean over losers")
 
 
 class MetricsReport(_M):
@@ -103,6 +105,20 @@ def _f(x: float) -> float:
 def has_r(trade: ClosedTrade) -> bool:
     """R exists only where there was an initial risk (see the module docstring)."""
     return trade.initial_sl > 0 and abs(trade.entry_price - trade.initial_sl) > 0
+
+
+def risk_money(trade: ClosedTrade) -> float | None:
+    """Money the trade stood to lose at its initial stop: the price risk at the trade's own money per price
+    unit (pnl / price move, so lot and contract size are whatever the broker booked). None without R or
+    when the trade closed at its entry price (no move to read the rate from)."""
+    move = trade.exit_price - trade.entry_price
+    if not has_r(trade) or move == 0:
+        return None
+    return abs(float(trade.pnl) / move) * abs(trade.entry_price - trade.initial_sl)
+
+
+def _mean_or_none(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 def _block(trades: Sequence[ClosedTrade], starting_balance: float | None) -> MetricsBlock:
@@ -160,6 +176,10 @@ def _block(trades: Sequence[ClosedTrade], starting_balance: float | None) -> Met
         total_minutes_in_trade=_f(minutes.sum()),
         first_entry=min(t.entry_time for t in ordered),
         last_exit=max(t.exit_time for t in ordered),
+        avg_risk_money_win=_mean_or_none([x for t, w in zip(ordered, wins, strict=True)
+                                          if w and (x := risk_money(t)) is not None]),
+        avg_risk_money_loss=_mean_or_none([x for t, lo in zip(ordered, losses, strict=True)
+                                           if lo and (x := risk_money(t)) is not None]),
     )
 
 

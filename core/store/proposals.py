@@ -12,6 +12,8 @@ was already sent).
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -53,10 +55,38 @@ def is_valid_proposal_id(text: str) -> bool:
     return 1 <= len(text) <= 16 and all(c.isascii() and (c.isalnum() or c in "-_") for c in text)
 
 
+_PARSED_KEEP = 64
+
+
 class ProposalRepo:
     def __init__(self, db: Database, clock: Clock):
         self._db = db
         self._clock = clock
+        # id -> (stored JSON, parsed proposal): a proposal embeds its whole analysis, and one approval
+        # reads and rewrites the same row about ten times. The row's text is still read every time and
+        # compared, so what is returned is exactly what parsing that text gives; each caller gets its
+        # own (shallow) copy, and nothing mutates a proposal's nested analysis or strategy in place.
+        self._parsed: OrderedDict[str, tuple[str, TradeProposal]] = OrderedDict()
+        self._parsed_lock = threading.Lock()  # the live bot reads proposals from worker threads too
+
+    def _parse(self, text: str) -> TradeProposal:
+        p = TradeProposal.from_json(text)
+        self._remember(text, p)
+        return p.model_copy()
+
+    def _remember(self, text: str, p: TradeProposal) -> None:
+        with self._parsed_lock:
+            self._parsed[p.id] = (text, p)
+            self._parsed.move_to_end(p.id)
+            while len(self._parsed) > _PARSED_KEEP:
+                self._parsed.popitem(last=False)
+
+    def _from_row(self, proposal_id: str, text: str) -> TradeProposal:
+        with self._parsed_lock:
+            hit = self._parsed.get(proposal_id)
+        if hit is not None and hit[0] == text:
+            return hit[1].model_copy()
+        return self._parse(text)
 
     def create(self, proposal: TradeProposal) -> TradeProposal:
         """Insert a new proposal (its id must be unused)."""
@@ -74,7 +104,7 @@ class ProposalRepo:
 
     def get(self, proposal_id: str) -> TradeProposal | None:
         row = self._db.conn.execute("SELECT data FROM proposals WHERE id=?", (proposal_id,)).fetchone()
-        return TradeProposal.from_json(row["data"]) if row else None
+        return self._from_row(proposal_id, row["data"]) if row else None
 
     def transition(
         self,
@@ -105,13 +135,19 @@ class ProposalRepo:
             row = c.execute("SELECT state, data FROM proposals WHERE id=?", (proposal_id,)).fetchone()
             if row is None or ProposalState(row["state"]) not in froms:
                 return False
-            p = TradeProposal.from_json(row["data"])
-            updated = TradeProposal.model_validate({**p.model_dump(), "state": to_state, **fields})
+            # Field by field through validate_assignment: the same validation model_validate of the whole
+            # dumped proposal would give these fields, without re-validating the embedded analysis.
+            updated = self._from_row(proposal_id, row["data"])
+            for name, value in {"state": to_state, **fields}.items():
+                setattr(updated, name, value)
+            text = updated.to_json()
             cur = c.execute(
                 "UPDATE proposals SET state=?, updated_at=?, decided_by=?, ticket=?, data=? WHERE id=? AND state=?",
-                (to_state.value, self._clock.now(), updated.decided_by, updated.ticket, updated.to_json(),
+                (to_state.value, self._clock.now(), updated.decided_by, updated.ticket, text,
                  proposal_id, row["state"]),
             )
+            if cur.rowcount == 1:
+                self._remember(text, updated.model_copy())
             return cur.rowcount == 1
 
     def list(
@@ -143,6 +179,13 @@ class ProposalRepo:
         """
         now = self._clock.now() if now is None else now
         expired = []
+        # The monitor asks every cycle and nearly always nothing is due: look first on the same connection
+        # (it sees what an enclosing transaction wrote), and take the write lock only when there is work;
+        # each transition below re-checks the state inside the transaction, so a race changes nothing.
+        if not self._db.conn.execute(
+            "SELECT 1 FROM proposals WHERE state = ? AND expires_at <= ? LIMIT 1", (ProposalState.PENDING.value, now)
+        ).fetchall():
+            return expired
         with self._db.transaction() as c:
             rows = c.execute(
                 "SELECT id FROM proposals WHERE state = ? AND expires_at <= ?",

@@ -45,7 +45,10 @@ from core.trading.order_checks import (
     PriceCheck,
     adjust_stops,
     normalise_lot,
+    order_price_problem,
+    tick_problem,
     time_rules_block,
+    usable_price,
     validate_entry_price,
 )
 from core.trading.proposal_outcome import ProposalOutcome, outcome_of
@@ -200,8 +203,19 @@ class ExecutionEngine:
     def _reentry_allowed(self, p: TradeProposal) -> tuple[bool, str]:
         ex = self.cfg.for_symbol(p.symbol).exits
         pending = [v for k, v in self._reserved.items() if k != p.id]
+        if full := self._range_full(p.symbol, p.analysis.range, pending):
+            return False, full
         return self.exits.check_reentry_allowed(p.symbol, p.analysis.range, self.clock.now(),
                                                 ex.reentry_cooldown_minutes, ex.max_reentries_per_range, pending)
+
+    def _range_full(self, symbol: str, rng: RangeStructure | None, pending) -> str | None:
+        """Why no further position may open on this range now (`max_positions_per_range`), or None."""
+        cap = self.cfg.for_symbol(symbol).execution.max_positions_per_range
+        open_now = self.exits.open_on_range(symbol, rng, pending)
+        if len(open_now) < cap:  # e.g. a second strategy off the same card: one range, one position
+            return None
+        return (f"{', '.join(open_now[:3])} is already open on this {symbol} range and the limit is {cap} open "
+                f"position{'' if cap == 1 else 's'} per range (max_positions_per_range); nothing was traded")
 
     async def symbol_info(self, symbol: str, fresh: bool = False) -> SymbolInfo:
         """The symbol's rules, re-read after SYMBOL_INFO_TTL (or now with `fresh`, right before an order)."""
@@ -246,17 +260,25 @@ class ExecutionEngine:
             self.notify.error("order_execution_fails", f"could not price {p.symbol}: {e.message}", symbol=p.symbol)
             return self._fail(p, ProposalState.APPROVED,
                               f"I could not get a price for {p.symbol} from the broker ({e.message}); nothing was traded.")
+        if bad := tick_problem(tick, self.clock.now()):
+            return self._refuse_price(p, ProposalState.APPROVED, f"I did not trade: {bad}.")
         check = validate_entry_price(s.direction, s.entry, tick.bid, tick.ask, ex.max_entry_slippage_pct,
                                      info.digits)  # 2. price still valid?
         if not check.ok:
-            self.notify.error("price_validation_fails", check.message, alert=False, symbol=p.symbol, proposal_id=p.id)
-            return self._fail(p, ProposalState.APPROVED, check.message)
+            return self._refuse_price(p, ProposalState.APPROVED, check.message)
         price = check.current_price
-        if (price - s.stop_loss) * s.direction.sign <= 0:
+        atr = p.analysis.range.atr if p.analysis.range is not None else None
+        if usable_price(s.stop_loss) and 0 <= (s.stop_loss - price) * s.direction.sign < price / 2:
             return self._fail(p, ProposalState.APPROVED,
                               f"Price {price} is already through the planned stop {s.stop_loss}; nothing was traded.")
+        bad = order_price_problem(s.direction, price, s.entry, s.stop_loss, s.take_profit, atr)
+        if bad:  # fail closed: NaN/inf/0/negative/subnormal/huge never reach an order
+            return self._refuse_price(p, ProposalState.APPROVED, f"I did not trade: {bad}.")
         sl, tp, notes = adjust_stops(s.direction, price, s.stop_loss, s.take_profit, info,
                                      spread=tick.ask - tick.bid)  # 3. SL/TP vs stops level
+        bad = order_price_problem(s.direction, price, s.entry, sl, tp, atr)  # the stops as they will be sent
+        if bad:
+            return self._refuse_price(p, ProposalState.APPROVED, f"I did not trade: {bad} after the broker's rules.")
         comment = order_comment(p.id, s.strategy)
         late = time_rules_block(self.cfg, p.symbol, self.clock)  # a replay's approval can be hours of market later
         if late:
@@ -275,6 +297,12 @@ class ExecutionEngine:
             price=price, deviation=ex.deviation_points, magic=ex.magic_number, comment=comment,
         )
         return await self._send_and_record(p, request, notes)
+
+    def _refuse_price(self, p: TradeProposal, from_state: ProposalState, message: str) -> ProposalOutcome:
+        """A price that fails its check: an ERROR line in the log, an error event, and the proposal failed."""
+        log.error("refused %s %s (proposal %s): %s", p.symbol, p.strategy.strategy, p.id, message)
+        self.notify.error("price_validation_fails", message, alert=False, symbol=p.symbol, proposal_id=p.id)
+        return self._fail(p, from_state, message)
 
     async def _send_and_record(self, p: TradeProposal, request: OrderRequest, notes: list[str]) -> ProposalOutcome:
         """4. the order (with the order_execution_fails retry policy), 5. record it — exactly once.
@@ -340,11 +368,12 @@ class ExecutionEngine:
         except BrokerError as e:
             return self._fail(p, ProposalState.EXECUTING,
                               f"I lost the price for {p.symbol} while retrying ({e.message}); nothing was traded.")
+        if bad := tick_problem(tick, self.clock.now()):
+            return self._refuse_price(p, ProposalState.EXECUTING, f"I did not trade: {bad}.")
         check = validate_entry_price(p.strategy.direction, p.strategy.entry, tick.bid, tick.ask,
                                      ex.max_entry_slippage_pct, info.digits)
         if not check.ok:
-            self.notify.error("price_validation_fails", check.message, alert=False, symbol=p.symbol, proposal_id=p.id)
-            return self._fail(p, ProposalState.EXECUTING, check.message)
+            return self._refuse_price(p, ProposalState.EXECUTING, check.message)
         return request.model_copy(update={"price": check.current_price})
 
     async def _unconfirmed(self, p: TradeProposal, err: BrokerError) -> ProposalOutcome:

@@ -6,6 +6,7 @@ shared by live execution and backtests.
 from __future__ import annotations
 
 import math
+import sys
 
 from pydantic import BaseModel
 
@@ -24,13 +25,96 @@ def _fmt(x: float, digits: int) -> str:
     return f"{x:.{digits}f}"
 
 
+# A stop or target farther than this fraction of the price is not a range scalp but a corrupt number
+# (a huge float, a subnormal rounded to 0 at the broker's digits): refused rather than sent.
+MAX_DISTANCE_FRACTION = 0.5
+
+
+def usable_price(x) -> bool:
+    """Finite, positive and a normal float. Every comparison with NaN is false, so a check written as
+    `if bad: refuse` lets NaN through; this is asked the other way round (`if not usable: refuse`). A
+    subnormal (5e-324) is refused too: it rounds to 0.0 at any broker's digits, i.e. "no stop"."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return math.isfinite(v) and v >= sys.float_info.min
+
+
+def _shown(x) -> str:
+    try:
+        return f"{float(x):.6g}"
+    except (TypeError, ValueError, OverflowError):
+        return repr(x)[:24]
+
+
+def quote_problem(bid, ask) -> str | None:
+    """Why a quote cannot price an order (one sentence), or None when it can."""
+    for name, v in (("bid", bid), ("ask", ask)):
+        if not usable_price(v):
+            return f"the broker's {name} is {_shown(v)}, not a usable price"
+    if not ask >= bid:
+        return f"the broker's quote is crossed (bid {_shown(bid)} above ask {_shown(ask)})"
+    if not (ask - bid) <= MAX_DISTANCE_FRACTION * bid:
+        return f"the broker's spread ({_shown(ask - bid)}) is implausibly wide for a price of {_shown(bid)}"
+    return None
+
+
+def tick_problem(tick, now: float) -> str | None:
+    """Why a broker tick cannot price an order: a bad bid/ask, or a time that is not a moment (NaN, 0, a
+    day ahead of our clock: a corrupt packet, not a quote)."""
+    t = getattr(tick, "time", None)
+    try:
+        ok_time = math.isfinite(float(t)) and 0 < float(t) <= now + 86400
+    except (TypeError, ValueError, OverflowError):
+        ok_time = False
+    if not ok_time:
+        return f"the broker's quote time is {_shown(t)}, not a valid time"
+    return quote_problem(getattr(tick, "bid", None), getattr(tick, "ask", None))
+
+
+def order_price_problem(direction: Direction, price: float, entry: float, sl: float, tp: float,
+                        atr: float | None) -> str | None:
+    """Why the proposal's numbers cannot become an order at `price` (one sentence), or None.
+
+    Entry, SL, TP and ATR must each be a usable price, the SL and TP on their own sides of the price,
+    and the stop distance finite, positive and less than half the price: anything else is corrupt data
+    (a NaN bar, an overflow), and an order built on it could go out without a real stop."""
+    for name, v in (("current price", price), ("proposed entry", entry), ("stop loss", sl), ("take profit", tp),
+                    ("ATR", atr)):
+        if not usable_price(v):
+            return f"the {name} is {_shown(v)}, not a usable price"
+    if not abs(entry - price) <= MAX_DISTANCE_FRACTION * price:
+        return f"the proposed entry ({_shown(entry)}) is more than half the price away from {_shown(price)}"
+    if not atr < price:
+        return f"the ATR ({_shown(atr)}) is not smaller than the price ({_shown(price)})"
+    sign = direction.sign
+    stop_distance = (price - sl) * sign
+    if not (math.isfinite(stop_distance) and stop_distance > 0):
+        return f"the stop distance ({_shown(stop_distance)}) is not a positive number"
+    if not stop_distance <= MAX_DISTANCE_FRACTION * price:
+        return f"the stop distance ({_shown(stop_distance)}) is more than half the price ({_shown(price)})"
+    target = (tp - price) * sign
+    if not (math.isfinite(target) and target > 0):
+        return f"the take profit ({_shown(tp)}) is not beyond the price ({_shown(price)})"
+    if not target <= MAX_DISTANCE_FRACTION * price:
+        return f"the take profit ({_shown(tp)}) is more than half the price away from {_shown(price)}"
+    return None
+
+
 def validate_entry_price(
     direction: Direction, proposed_entry: float, bid: float, ask: float, max_slippage_pct: float, digits: int = 5
 ) -> PriceCheck:
-    """Refuse to enter when price has left the proposed entry by more than `max_slippage_pct` %."""
+    """Refuse to enter when price has left the proposed entry by more than `max_slippage_pct` %, or when
+    the quote or the entry is not a usable price (NaN, inf, 0, negative, subnormal): fail closed."""
     current = ask if direction is Direction.LONG else bid
-    slip = abs(current - proposed_entry) / proposed_entry * 100 if proposed_entry else math.inf
-    if slip > max_slippage_pct:
+    bad = quote_problem(bid, ask) or (None if usable_price(proposed_entry)
+                                      else f"the proposed entry is {_shown(proposed_entry)}, not a usable price")
+    if bad:
+        return PriceCheck(ok=False, current_price=current if usable_price(current) else 0.0, slippage_pct=math.inf,
+                          message=f"I did not trade: {bad}.")
+    slip = abs(current - proposed_entry) / proposed_entry * 100
+    if not slip <= max_slippage_pct:  # NaN-proof: a NaN slippage refuses
         way = "up" if current > proposed_entry else "down"
         return PriceCheck(
             ok=False, current_price=current, slippage_pct=slip,

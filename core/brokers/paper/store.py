@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.brokers.base import Deal, Position
+from core.domain.exceptions import UserFacingError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,11 +40,23 @@ _DEAL_COLS = ("ticket", "order", "position_id", "symbol", "type", "entry", "volu
               "commission", "swap", "magic", "comment", "time", "reason")
 
 
+class PaperStoreError(UserFacingError):
+    """The paper account's file cannot be opened (the store's own StoreError is the same for moneybot.sqlite)."""
+
+
 class PaperStore:
     """Thread-safe: one connection guarded by a re-entrant lock (callers use asyncio.to_thread)."""
 
     def __init__(self, path: str | Path, start_balance: float) -> None:
         self.path = Path(path)
+        try:
+            self._open(path, start_balance)
+        except sqlite3.DatabaseError as e:  # corrupt, truncated, random bytes, a folder: one line, not a traceback
+            raise PaperStoreError(
+                f"cannot open the paper account {self.path}: {e}. Move the file aside (e.g. rename it to "
+                f"{self.path.name}.bad) to start a fresh paper account, or restore it from a backup") from None
+
+    def _open(self, path: str | Path, start_balance: float) -> None:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
