@@ -171,6 +171,8 @@ class TradingService(TradeControls):
             except BrokerError:
                 tick = None
             key = analysis_key(self.cfg, sym, self.clock.now(), tick)
+            if self.market is not None:  # order flow and the live calendar are inputs too
+                key += self.market.inputs_key(sym)
             return await self.analysis_cache.get(key, lambda: self._run_analyser(sym))
         return await self._run_analyser(sym)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
 from core.brokers.tags import proposal_id_from_comment
 from core.domain.models import ActiveTrade, ExitSignal
-from core.domain.retry import attempts_of
+from core.domain.retry import run_async
 from core.exits.adoption import adopt_position, in_flight, our_magics
 from core.exits.executor import ExitExecutor
 from core.exits.manager import RangeScalpingExitManager, TradeNotRegistered
@@ -218,20 +218,27 @@ class Monitor:
         # again in this cycle, so a lost terminal costs max_retries x retry_interval per cycle, not that squared
         # (its failed call has just run the whole policy: trying again here would square the wait)
         own = getattr(self.broker, "applies_connection_policy", False)
-        tries = 0 if own else attempts_of(policy.max_retries if policy else 1)
-        for _ in range(tries):
-            await self._sleep(policy.retry_interval if policy else 0)
-            try:
-                await asyncio.to_thread(self.broker.connect)
-                positions = {}
-                for m in self._magics(self.exits.active_trades()):
-                    positions.update({p.key: p for p in await asyncio.to_thread(self.broker.positions, None, m)})
+        interval = policy.retry_interval if policy else 0
+
+        async def attempt(_i: int) -> dict:
+            await self._sleep(interval)  # the terminal needs a moment before each try, the first one too
+            await asyncio.to_thread(self.broker.connect)
+            positions = {}
+            for m in self._magics(self.exits.active_trades()):
+                positions.update({p.key: p for p in await asyncio.to_thread(self.broker.positions, None, m)})
+            return positions
+
+        if not own:
+            try:  # the one retry loop (core.domain.retry); each attempt sleeps first, the first one too
+                positions = await run_async(policy.max_retries if policy else 1, 0.0, attempt, sleep=self._sleep,
+                                            retry_on=(BrokerError,))
+            except BrokerError:
+                pass
+            else:
                 rep.connected = True
                 self.notify.error("retry_succeeded", f"broker connection restored after: {err.message}", alert=False)
                 self._restored()
                 return positions
-            except BrokerError:
-                continue
         self.connected = False
         self.notify.error("mt5_connection_lost", f"broker connection lost: {err.message}", alert=False)
         self.notify.alert("connection_lost", "critical", "BROKER CONNECTION LOST",

@@ -15,7 +15,7 @@ import logging
 from core.brokers.base import BrokerConnectionError, BrokerError, BrokerTimeoutError, OrderRequest
 from core.brokers.tags import find_proposal_at_broker
 from core.domain.models import ActiveTrade, ProposalState, TradeProposal
-from core.domain.retry import attempts_of
+from core.domain.retry import attempts_of, run_async
 from core.domain.wording import symbol_price
 from core.ops.alert_texts import trade_label
 from core.store import ProposalConflict, TradeMetadata
@@ -23,6 +23,10 @@ from core.trading.order_checks import tick_problem, validate_entry_price
 from core.trading.proposal_outcome import ProposalOutcome
 
 log = logging.getLogger(__name__)
+
+
+class _NotAtBroker(Exception):
+    """An unconfirmed order's look-up found nothing yet (retried under the policy, never resent)."""
 
 
 class OrderSending:
@@ -41,43 +45,58 @@ class OrderSending:
         # max_retries = total attempts (core.domain.retry). A broker that applies the policy itself (MT5:
         # re-price, back off, reconcile before any resend) is called once: no retry loop around a retry loop
         own = getattr(self.broker, "applies_order_policy", False)
-        attempts = attempts_of(policy.max_retries) if policy and policy.action == "retry_execution" and not own else 1
-        last_error = ""
-        for i in range(attempts):
-            if i > 0:
-                await self._sleep(policy.retry_interval if policy else 0)
-                refreshed = await self._refresh_price(p, request)
-                if isinstance(refreshed, ProposalOutcome):
-                    return refreshed
-                request = refreshed
-                blocked = self.notify.entries_blocked()  # after the awaits: nothing between it and the send
-                if blocked:  # a refused attempt sent nothing: a pause since then stops the resend
-                    return self._fail(p, ProposalState.EXECUTING, f"{blocked} Nothing was traded.")
-            try:
-                res = await asyncio.to_thread(self.broker.market_order, request)
-            except (BrokerTimeoutError, BrokerConnectionError) as e:
-                return await self._unconfirmed(p, e)
-            except BrokerError as e:
-                last_error = e.message
-                log.warning("order for %s attempt %d/%d failed: %s", p.id, i + 1, attempts, e)
-                if not e.retryable:
-                    break
-                continue
-            # the position IDENTIFIER the fill landed in (from its deals), never the order ticket: on a netting
-            # account an order ticket is not a position
-            ticket = int(res.position or res.order)
-            try:
-                pos = next((x for x in await asyncio.to_thread(self.broker.positions, p.symbol, request.magic)
-                            if x.key == ticket), None)
-            except BrokerError:
-                pos = None
-            fill = float(res.price or (pos.price_open if pos else request.price or 0.0))
-            # the filled volume, not the asked one (IOC may fill part): a close is journalled only once its
-            # deals add up to the trade's volume
-            volume = pos.volume if pos else float(res.volume or request.volume)
-            trade = self._trade_from(p, ticket, fill, pos.sl if pos else request.sl, pos.tp if pos else request.tp,
-                                     volume, pos.time if pos and pos.time else self.clock.now(), request.comment)
-            return self._record_open(p, trade, notes)
+        retrying = policy is not None and policy.action == "retry_execution" and not own
+        attempts = attempts_of(policy.max_retries) if retrying else 1
+        sending: dict = {"request": request}
+
+        async def send(i: int):
+            sending["attempt"] = i
+            return await asyncio.to_thread(self.broker.market_order, sending["request"])
+
+        async def before_resend(_: BaseException) -> ProposalOutcome | None:
+            refreshed = await self._refresh_price(p, sending["request"])
+            if isinstance(refreshed, ProposalOutcome):
+                return refreshed
+            sending["request"] = refreshed
+            blocked = self.notify.entries_blocked()  # after the awaits: nothing between it and the send
+            if blocked:  # a refused attempt sent nothing: a pause since then stops the resend
+                return self._fail(p, ProposalState.EXECUTING, f"{blocked} Nothing was traded.")
+            return None
+
+        def log_refusal(i: int, e: BaseException) -> None:
+            log.warning("order for %s attempt %d/%d failed: %s", p.id, i + 1, attempts, e)
+
+        try:
+            res = await run_async(
+                attempts, policy.retry_interval if policy else 0, send, sleep=self._sleep, retry_on=(BrokerError,),
+                # a timeout or a lost connection is ambiguous (the order may be filled): never resent
+                retry_if=lambda e, _n: e.retryable and not isinstance(e, (BrokerTimeoutError, BrokerConnectionError)),
+                on_retry=log_refusal, before_retry=before_resend)
+        except (BrokerTimeoutError, BrokerConnectionError) as e:
+            return await self._unconfirmed(p, e)
+        except BrokerError as e:
+            log_refusal(sending.get("attempt", 0), e)
+            return self._refused(p, e.message)
+        if isinstance(res, ProposalOutcome):  # a resend stopped before it was sent (price gone, paused)
+            return res
+        request = sending["request"]
+        # the position IDENTIFIER the fill landed in (from its deals), never the order ticket: on a netting
+        # account an order ticket is not a position
+        ticket = int(res.position or res.order)
+        try:
+            pos = next((x for x in await asyncio.to_thread(self.broker.positions, p.symbol, request.magic)
+                        if x.key == ticket), None)
+        except BrokerError:
+            pos = None
+        fill = float(res.price or (pos.price_open if pos else request.price or 0.0))
+        # the filled volume, not the asked one (IOC may fill part): a close is journalled only once its
+        # deals add up to the trade's volume
+        volume = pos.volume if pos else float(res.volume or request.volume)
+        trade = self._trade_from(p, ticket, fill, pos.sl if pos else request.sl, pos.tp if pos else request.tp,
+                                 volume, pos.time if pos and pos.time else self.clock.now(), request.comment)
+        return self._record_open(p, trade, notes)
+
+    def _refused(self, p: TradeProposal, last_error: str) -> ProposalOutcome:
         msg = f"The broker refused the order ({last_error}); nothing was traded."
         self.notify.error("execution_failed_after_approval", msg, alert=False, symbol=p.symbol, proposal_id=p.id)
         self.notify.alert("execution_failed", "high", f"{p.symbol}: order not placed", msg, symbol=p.symbol,
@@ -103,16 +122,21 @@ class OrderSending:
     async def _unconfirmed(self, p: TradeProposal, err: BrokerError) -> ProposalOutcome:
         # the order_execution_fails policy: max_retries look-ups (total), retry_interval apart; never a resend
         pol = self.cfg.for_symbol(p.symbol).error_handling.get("order_execution_fails")
-        n = attempts_of(pol.max_retries if pol else 2)
-        for i in range(n):
+
+        async def look(_: int) -> ProposalOutcome:
             try:
                 found = await self.resolve_at_broker(p)
             except BrokerError:
                 found = None
-            if found is not None:
-                return found
-            if i + 1 < n:
-                await self._sleep(pol.retry_interval if pol else 1.0)
+            if found is None:
+                raise _NotAtBroker
+            return found
+
+        try:
+            return await run_async(pol.max_retries if pol else 2, pol.retry_interval if pol else 1.0, look,
+                                   sleep=self._sleep, retry_on=(_NotAtBroker,))
+        except _NotAtBroker:
+            pass
         msg = (f"The broker did not confirm the {p.symbol} order ({err.message}). I did not resend it, to avoid a "
                "double position; if it appears in MetaTrader I will adopt and monitor it.")
         self.notify.error("execution_failed_after_approval", msg, alert=False, symbol=p.symbol, proposal_id=p.id)

@@ -50,6 +50,14 @@ COPY_TICKS_TRADE = 2  # MetaTrader5.COPY_TICKS_TRADE: ticks with a Last/Volume c
 log = logging.getLogger(__name__)
 
 
+class _Lost(Exception):
+    """A call that failed on the IPC link (its outcome says nothing about the server): reconnect, call again."""
+
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code, self.msg = code, msg
+
+
 class MT5Broker(MT5Trading):
     name = "mt5"
 
@@ -190,10 +198,12 @@ class MT5Broker(MT5Trading):
             return self._call_locked(fn, *args, **kwargs)
 
     def _call_locked(self, fn: str, *args: Any, **kwargs: Any) -> Any:
+        """One call and, after an IPC failure, ONE reconnect and one more call (`core.domain.retry.run_sync`:
+        2 attempts, the reconnect as the hook before the second)."""
         if not self._connected:
             self.connect()
-        reconnected = False
-        while True:
+
+        def once(_i: int) -> Any:
             try:
                 result = getattr(self.mt5, fn)(*args, **kwargs)
             except (EOFError, OSError, ConnectionError) as e:  # the bridge socket itself broke
@@ -202,13 +212,19 @@ class MT5Broker(MT5Trading):
                 if result is not None and result is not False:  # symbol_select fails with False
                     return result
                 code, msg = self._last_error()
-            if code not in cv.IPC_ERRORS or reconnected:
-                if code in cv.IPC_ERRORS:
-                    raise BrokerConnectionError(f"MT5 {fn}() failed after reconnecting: {msg}", code)
-                self._last = (code, msg)
-                return result
-            self._reconnect(f"{fn}: {msg}", code)
-            reconnected = True
+            if code in cv.IPC_ERRORS:
+                raise _Lost(code, msg)
+            self._last = (code, msg)
+            return result
+
+        def reconnect(e: BaseException) -> None:
+            assert isinstance(e, _Lost)
+            self._reconnect(f"{fn}: {e.msg}", e.code)
+
+        try:
+            return run_sync(2, 0.0, once, sleep=lambda _s: None, retry_on=(_Lost,), before_retry=reconnect)
+        except _Lost as e:
+            raise BrokerConnectionError(f"MT5 {fn}() failed after reconnecting: {e.msg}", e.code) from None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     @contextlib.contextmanager

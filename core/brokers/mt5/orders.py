@@ -65,7 +65,7 @@ from core.brokers.base import (
     error_for_retcode,
 )
 from core.brokers.mt5 import convert as cv
-from core.domain.retry import attempts_of
+from core.domain.retry import attempts_of, run_sync
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +204,10 @@ class Unverified(BrokerError):
     """The look-ups after a failed send could not be made: absence is NOT proven, so nothing is resent."""
 
 
+class _NotSeen(Exception):
+    """One look-up found nothing (yet): `confirm_outcome` looks again."""
+
+
 def confirm_outcome(
     already_done: Callable[[], OrderResult | None], *, checks: int, span: float, sleep: Callable[[float], None],
     proof: bool = False,
@@ -213,25 +217,42 @@ def confirm_outcome(
     Why more than once: a request the server executed may show up in positions/deals only after the
     terminal syncs; one look straight after the failure would miss it and invite a second fill.
     `proof`: the caller will RESEND on None, so None must mean "looked and absent": if the last look-up
-    failed, Unverified is raised instead.
+    failed, Unverified is raised instead. The looks run through `core.domain.retry.run_sync`.
     """
     checks = max(1, int(checks))
-    last_ok = False
-    for i in range(checks):
-        if i:
-            sleep(span / (checks - 1))
+    last_ok = [False]
+
+    def look(_i: int) -> OrderResult:
         try:
             found = already_done()
         except BrokerError as e:  # the look-up itself failed: still unknown, look again
             log.warning("looking up an unconfirmed order failed: %s", e)
-            last_ok = False
-            continue
-        last_ok = True
-        if found is not None:
-            return found
-    if proof and not last_ok:
-        raise Unverified("the broker could not be asked whether the order went through; not resent", None)
-    return None
+            last_ok[0] = False
+            raise _NotSeen() from None
+        last_ok[0] = True
+        if found is None:
+            raise _NotSeen()
+        return found
+
+    try:
+        return run_sync(checks, span / (checks - 1) if checks > 1 else 0.0, look, sleep=sleep, retry_on=(_NotSeen,))
+    except _NotSeen:
+        if proof and not last_ok[0]:
+            raise Unverified("the broker could not be asked whether the order went through; not resent", None) from None
+        return None
+
+
+class _Resend(Exception):
+    """One `order_send` that did not go through, as the retry loop (`core.domain.retry.run_sync`) sees it.
+
+    `error`: raised when it is not resent; `budget`: the total sends this kind of failure allows (None: a
+    free resend, the same attempt: a fallback filling mode, a request proven never delivered); `wait`:
+    seconds before the resend; `kind`: what `before_retry` prepares (re-price, next filling mode, reconnect)."""
+
+    def __init__(self, error: BrokerError, *, kind: str, budget: int | None = None, wait: float = 0.0,
+                 code: int = 0, msg: str = "") -> None:
+        super().__init__(error.message)
+        self.error, self.kind, self.budget, self.wait, self.code, self.msg = error, kind, budget, wait, code, msg
 
 
 def send_with_policy(
@@ -254,12 +275,14 @@ def send_with_policy(
     """Send `req`; `side` None = no price to refresh (SL/TP changes); `anchor` = first price asked.
 
     Budgets (`max_retries` = total attempts, as everywhere): at most `orders.max_retries` sends after
-    refusals that prove nothing executed (requote, price changed, invalid fill, too many requests,
-    10031), and ONE reconnect (which runs `connection`'s whole budget) for an IPC failure. A resend after
-    an IPC failure happens only once positions and deals show the first request did not act."""
+    refusals that prove nothing executed (requote, price changed, too many requests), at most
+    `connection.max_retries` after 10031, one free resend with the next filling mode, and ONE reconnect
+    (which runs `connection`'s whole budget) for an IPC failure. A resend happens only once positions and
+    deals show the first request did not act (`before_retry`). The loop is `core.domain.retry.run_sync`:
+    `send_once` sends one request and classes its answer, `before_resend` prepares and proves the resend."""
     modes = cv.filling_modes(info.filling_mode)
-    mode_i, fill_retry, sends, reconnected = 0, False, 0, False
-    budget = attempts_of(orders.max_retries)
+    st = {"mode": 0, "fill_retry": False, "reconnected": False}
+    n_orders, n_conn = attempts_of(orders.max_retries), attempts_of(connection.max_retries)
     deviation = req.get("deviation", 0) * info.point
     idempotent = req["action"] != cv.TRADE_ACTION_DEAL  # SL/TP: absolute values, a repeat changes nothing
 
@@ -273,10 +296,9 @@ def send_with_policy(
         except Unverified as e:
             raise BrokerConnectionError(f"{e.message} after a refusal ({req['symbol']})", None) from None
 
-    while True:
+    def send_once(_attempt: int) -> OrderResult:
         if req["action"] == cv.TRADE_ACTION_DEAL:
-            req["type_filling"] = modes[mode_i]
-        sends += 1
+            req["type_filling"] = modes[st["mode"]]
         try:
             res = order_send(dict(req))
         except (EOFError, OSError, ConnectionError) as e:
@@ -286,28 +308,9 @@ def send_with_policy(
         if res is None:
             if code not in cv.IPC_ERRORS:
                 raise BrokerError(hinted(f"order_send rejected the request: {msg} ({code})", code), code)
-            if reconnected:  # one reconnect per operation: no nested retry loops
+            if st["reconnected"]:  # one reconnect per operation: no nested retry loops
                 raise BrokerConnectionError(f"order_send failed: MetaTrader 5 unreachable ({msg})", code)
-            reconnect(f"order_send: {msg}", code)  # raises BrokerConnectionError once its budget is spent
-            reconnected = True
-            if idempotent:  # an SL/TP change sets absolute values: resending it cannot double anything
-                sends -= 1
-                continue
-            # -10003/-10004 mean "no IPC channel", but the request may still have left before the channel
-            # broke: reconcile by magic and request marker (comment) over a bounded wait BEFORE any resend
-            try:
-                found = confirm_outcome(already_done, checks=confirm_checks, span=connection.interval, sleep=sleep,
-                                        proof=code in IPC_NOT_DELIVERED)
-            except Unverified as e:
-                raise BrokerConnectionError(f"order_send failed ({msg}) and {e.message}", code) from None
-            if found is not None:
-                return found
-            if code in IPC_NOT_DELIVERED:
-                sends -= 1  # proven not executed: the resend is the same attempt
-                continue
-            raise BrokerConnectionError(
-                f"order_send outcome unknown ({msg}) and the order is not visible at the broker after "
-                f"{max(1, confirm_checks)} look-ups; not resent, to avoid a second fill", code)
+            raise _Resend(BrokerConnectionError(f"order_send failed: {msg}", code), kind="ipc", code=code, msg=msg)
         r = cv.to_dict(res)
         rc = int(r["retcode"])
         if rc == Retcode.PLACED and not idempotent:
@@ -321,30 +324,16 @@ def send_with_policy(
         text = hinted(f"{r['comment']} (retcode {rc})", rc)
         if rc in REFUSAL_TEXT:
             text = f"{REFUSAL_TEXT[rc]} ({r['comment']}, retcode {rc})"
-        if rc == Retcode.INVALID_FILL and not fill_retry:
-            fill_retry, mode_i = True, (mode_i + 1) % len(modes)
-            log.info("filling mode refused; retrying once with mode %d", modes[mode_i])
-            sends -= 1  # the fallback mode is part of the same attempt
-            if (found := absent()) is not None:
-                return found
-            continue
         if rc == Retcode.INVALID_FILL:
-            raise InvalidFillError(f"no filling mode accepted for {req['symbol']}: {text}", rc)
-        if rc in _REPRICE and side is not None and sends < budget:
-            fresh = fresh_price(req["symbol"], side)
-            if abs(fresh - anchor) > deviation + 1e-9:
-                raise error_for_retcode(rc, f"price moved from {anchor} to {fresh}, beyond the deviation: {text}")
-            req["price"] = fresh
-            if (found := absent()) is not None:
-                return found
-            continue
+            err = InvalidFillError(f"no filling mode accepted for {req['symbol']}: {text}", rc)
+            if st["fill_retry"]:
+                raise err
+            raise _Resend(err, kind="fill", code=rc)  # the fallback mode is part of the same attempt
+        if rc in _REPRICE and side is not None:
+            raise _Resend(error_for_retcode(rc, text), kind="reprice", budget=n_orders, code=rc)
         if rc == Retcode.CONNECTION:  # the terminal had no link to the server: nothing was sent
-            if sends >= attempts_of(connection.max_retries):
-                raise BrokerConnectionError(f"trade server unreachable: {text}", rc)
-            sleep(connection.interval)
-            if (found := absent()) is not None:
-                return found
-            continue
+            raise _Resend(BrokerConnectionError(f"trade server unreachable: {text}", rc), kind="wait",
+                          budget=n_conn, wait=connection.interval, code=rc)
         if rc in (Retcode.TIMEOUT, Retcode.CLOSE_ORDER_EXIST) and not idempotent:
             # 10012: may execute late; 10039: a close of this position is already working. Neither is resent
             found = confirm_outcome(already_done, checks=confirm_checks, span=orders.interval, sleep=sleep)
@@ -353,18 +342,55 @@ def send_with_policy(
             err = BrokerTimeoutError if rc == Retcode.TIMEOUT else CloseOrderExistsError
             raise err(f"not visible at the broker after {max(1, confirm_checks)} look-ups; not resent, to avoid "
                       f"a second fill: {text}", rc)
-        if rc in (Retcode.TIMEOUT, Retcode.TOO_MANY_REQUESTS) and sends < budget:
-            sleep(orders.interval)
-            if (found := absent()) is not None:
-                return found
-            continue
+        if rc == Retcode.TIMEOUT:  # an SL/TP change: absolute values, resent after a pause
+            raise _Resend(BrokerTimeoutError(f"order timed out: {text}", rc), kind="wait", budget=n_orders,
+                          wait=orders.interval, code=rc)
+        if rc == Retcode.TOO_MANY_REQUESTS:
+            raise _Resend(TooManyRequestsError(f"broker throttling: {text}", rc), kind="wait", budget=n_orders,
+                          wait=orders.interval, code=rc)
         if rc == Retcode.POSITION_CLOSED:  # e.g. its SL hit between our look-up and this send
             raise PositionNotFoundError(f"position {req.get('position')} is already closed: {text}", rc)
-        if rc == Retcode.TIMEOUT:
-            raise BrokerTimeoutError(f"order timed out: {text}", rc)
-        if rc == Retcode.TOO_MANY_REQUESTS:
-            raise TooManyRequestsError(f"broker throttling: {text}", rc)
         raise error_for_retcode(rc, text)
+
+    def before_resend(e: BaseException) -> OrderResult | None:
+        """Prepare the resend of `e` and prove the first request did not act; a result = it did."""
+        assert isinstance(e, _Resend)
+        if e.kind == "ipc":
+            reconnect(f"order_send: {e.msg}", e.code)  # raises BrokerConnectionError once its budget is spent
+            st["reconnected"] = True
+            if idempotent:  # an SL/TP change sets absolute values: resending it cannot double anything
+                return None
+            # -10003/-10004 mean "no IPC channel", but the request may still have left before the channel
+            # broke: reconcile by magic and request marker (comment) over a bounded wait BEFORE any resend
+            try:
+                found = confirm_outcome(already_done, checks=confirm_checks, span=connection.interval, sleep=sleep,
+                                        proof=e.code in IPC_NOT_DELIVERED)
+            except Unverified as u:
+                raise BrokerConnectionError(f"order_send failed ({e.msg}) and {u.message}", e.code) from None
+            if found is not None or e.code in IPC_NOT_DELIVERED:
+                return found  # None: proven not executed, the resend is the same attempt
+            raise BrokerConnectionError(
+                f"order_send outcome unknown ({e.msg}) and the order is not visible at the broker after "
+                f"{max(1, confirm_checks)} look-ups; not resent, to avoid a second fill", e.code)
+        if e.kind == "fill":
+            st["fill_retry"], st["mode"] = True, (st["mode"] + 1) % len(modes)
+            log.info("filling mode refused; retrying once with mode %d", modes[st["mode"]])
+        elif e.kind == "reprice":
+            fresh = fresh_price(req["symbol"], side or "")
+            if abs(fresh - anchor) > deviation + 1e-9:
+                raise error_for_retcode(e.code, f"price moved from {anchor} to {fresh}, beyond the deviation: "
+                                                f"{e.error.message}")
+            req["price"] = fresh
+        return absent()
+
+    try:
+        return run_sync(max(n_orders, n_conn), 0.0, send_once, sleep=sleep, retry_on=(_Resend,),
+                        retry_if=lambda e, nxt: e.budget is None or nxt < e.budget,
+                        wait=lambda e: e.wait, counts=lambda e: e.budget is not None,
+                        max_free=2,  # one filling-mode fallback + one resend after the one reconnect
+                        before_retry=before_resend)
+    except _Resend as e:
+        raise e.error from None
 
 
 def _confirm_placed(r: dict[str, Any], req: dict[str, Any], anchor: float,

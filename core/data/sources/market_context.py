@@ -91,6 +91,16 @@ class MarketContext:
                 return st.snapshot, f"{label}: {st.problem}; using the last good snapshot"
         return None, f"{label}: {st.problem}"
 
+    def inputs_key(self, symbol: str) -> tuple:
+        """What the analysis of `symbol` reads from here, as a cache key part: the order-flow snapshot in use
+        (by its source, time and size) and why it is missing or old, and the calendar's. A new snapshot, or a feed that starts
+        or stops failing, must give a new analysis, not the one cached earlier in the same bar."""
+        snap, why = self.flow(symbol)
+        cal, err = self.calendar()
+        flow = None if snap is None else (snap.source, snap.timestamp, snap.n_trades, snap.book_imbalance)
+        news = None if cal is None else (cal.source, cal.fetched_at, len(cal.events))
+        return flow, why, news, err
+
     def calendar(self) -> tuple[NewsCalendar | None, str | None]:
         """The live calendar (or its disk copy) and its last error; (None, None) when no live source is set."""
         if self.news is None:
