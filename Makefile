@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 help:
 	@echo "make run    create .venv if needed, install, start MoneyBot (paper broker on real data, console chat;"
 	@echo "            Telegram/Discord too when their tokens are in .env). Type /help in the chat, /quit to leave."
-	@echo "make test   create .venv if needed, run the whole test suite (about 2 min, no network)"
+	@echo "make test   create .venv if needed, run the whole test suite (about 5 min, no network)"
 	@echo "make lint   ruff over core bot tests bench"
 	@echo "make bench  every benchmark in bench/, one after another (about 3 minutes)"
 	@echo "make clean  remove .venv and build files (data/ keeps your trades: delete data/*.sqlite* to start afresh)"

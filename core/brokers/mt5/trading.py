@@ -38,14 +38,8 @@ from core.brokers.base import (
 )
 from core.brokers.mt5 import convert as cv
 from core.brokers.mt5 import terminal as mt5_terminal
-from core.brokers.mt5.orders import (
-    close_in_parts,
-    find_closed,
-    find_open,
-    hinted,
-    send_with_policy,
-    with_fill_price,
-)
+from core.brokers.mt5.orders import hinted, send_with_policy
+from core.brokers.mt5.outcomes import close_in_parts, find_closed, find_open, with_fill_price
 
 log = logging.getLogger(__name__)
 
