@@ -16,13 +16,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
 from core.brokers.tags import proposal_id_from_comment
 from core.domain.models import ActiveTrade, ExitSignal
 from core.domain.retry import run_async
 from core.exits.adoption import adopt_position, in_flight, our_magics
+from core.exits.cycle_report import CycleReport
 from core.exits.executor import ExitExecutor
 from core.exits.manager import RangeScalpingExitManager, TradeNotRegistered
 from core.exits.market_views import MarketView, MarketViews
@@ -36,22 +36,6 @@ log = logging.getLogger(__name__)
 EXCURSION_STEP_R = 0.05  # MFE/MAE are persisted when they grow by at least this much
 TICK_DRIVEN_INTERVAL = 1.0  # seconds between cycles when `monitor.tick_driven` (or until woken)
 MIN_REPLAY_WAIT = 0.2  # wall seconds: the shortest wait a very fast replay gets between cycles
-
-
-@dataclass
-class CycleReport:
-    started: float
-    trades: int = 0
-    symbols: int = 0
-    signals: list[ExitSignal] = field(default_factory=list)
-    exits: int = 0
-    sl_moves: int = 0
-    broker_closes: int = 0
-    late_fills: int = 0  # opened and closed between cycles, journalled from the deal history
-    errors: list[str] = field(default_factory=list)
-    connected: bool = True
-    duration_ms: float = 0.0
-    broker_ms: float = 0.0
 
 
 class Monitor:

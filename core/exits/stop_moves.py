@@ -1,6 +1,6 @@
 """The monitor's stop moves (breakeven): the broker first, then one store transaction for all of them.
 
-Split from `core.exits.monitor` so the cycle stays readable; `rep` is the monitor's `CycleReport`.
+Split from `core.exits.monitor` so the cycle stays readable; `rep` is the monitor's `CycleReport` (core.exits.cycle_report).
 """
 from __future__ import annotations
 
