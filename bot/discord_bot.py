@@ -67,6 +67,23 @@ class ActionButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE)
             await client.on_button(interaction, f"{self.kind}:{self.ref}")
 
 
+def message_parts(reply: Reply, **extra: Any) -> list[dict[str, Any]]:
+    """The `send()` keywords for one reply: its text split at lines under Discord's limit, with the chart and
+    the buttons on the last part, right under the end of the text (follow-ups and channel posts alike)."""
+    parts = split_text(reply.text, MAX_TEXT)
+    out: list[dict[str, Any]] = []
+    for i, part in enumerate(parts, 1):
+        kwargs: dict[str, Any] = {"content": part, **extra}
+        if i == len(parts):
+            if reply.image:
+                kwargs["file"] = discord.File(io.BytesIO(reply.image), filename=reply.image_name)
+            view = build_view(reply.buttons)
+            if view is not None:
+                kwargs["view"] = view
+        out.append(kwargs)
+    return out
+
+
 def build_view(rows: list[list[Button]]) -> discord.ui.View | None:
     """A persistent view (timeout=None, explicit custom_ids) made of ActionButtons."""
     if not rows:
@@ -254,15 +271,7 @@ class MoneyBotClient(discord.Client):
     async def _followup(self, interaction: discord.Interaction, reply: Reply) -> None:
         """The reply as one follow-up, or several when it is over Discord's limit: chart and buttons go
         with the last part, right under the end of the text."""
-        parts = split_text(reply.text, MAX_TEXT)
-        for i, part in enumerate(parts, 1):
-            kwargs: dict[str, Any] = {"content": part, "ephemeral": reply.ephemeral}
-            if i == len(parts):
-                if reply.image:
-                    kwargs["file"] = discord.File(io.BytesIO(reply.image), filename=reply.image_name)
-                view = build_view(reply.buttons)
-                if view is not None:
-                    kwargs["view"] = view
+        for kwargs in message_parts(reply, ephemeral=reply.ephemeral):
             try:
                 await interaction.followup.send(**kwargs)
             except discord.HTTPException as e:

@@ -39,10 +39,7 @@ def standin():
 
 
 async def _refresh(src: ExchangeFlowSource, sym: str = "BTCUSDc"):
-    try:
-        return await src.refresh(sym)
-    finally:
-        pass
+    return await src.refresh(sym)
 
 
 def test_ccxt_url_override_and_symbol_mapping(standin):

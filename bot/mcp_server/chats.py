@@ -7,7 +7,6 @@ path (`CommandRouter.handle_callback`), with its authorization: a model cannot a
 """
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any
 
@@ -52,19 +51,8 @@ class ChatPoster:
 
 
 async def _discord_post(client: Any, reply: Any) -> None:
-    import discord
-
-    from bot.discord_bot import MAX_TEXT, build_view
-    from bot.replies import split_text
+    from bot.discord_bot import message_parts
 
     channel = client.get_channel(client.alert_channel_id) or await client.fetch_channel(client.alert_channel_id)
-    parts = split_text(reply.text, MAX_TEXT)
-    for i, part in enumerate(parts, 1):
-        kwargs: dict[str, Any] = {"content": part}
-        if i == len(parts):
-            if reply.image:
-                kwargs["file"] = discord.File(io.BytesIO(reply.image), filename=reply.image_name)
-            view = build_view(reply.buttons)
-            if view is not None:
-                kwargs["view"] = view
+    for kwargs in message_parts(reply):
         await channel.send(**kwargs)
