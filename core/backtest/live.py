@@ -8,13 +8,13 @@ rules) and booked by the broker's SL/TP engine, and the journal entry is built b
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from core.backtest.replay_loop import ReplayLoop
 from core.brokers.base import BrokerError
 from core.brokers.paper.broker import PaperBroker
 from core.brokers.paper.feed import ReplayFeed
@@ -39,28 +39,6 @@ AnalyseFn = Callable[[str, PaperBroker, AppConfig, FixedClock], AnalysisResult]
 
 async def _no_sleep(_seconds: float) -> None:
     """Retry waits cost nothing in a replay (the replay clock does not move during an order)."""
-
-
-class _ReplayLoop(asyncio.SelectorEventLoop):
-    """An event loop whose executor calls (the live code's `asyncio.to_thread` broker calls) run inline.
-
-    Live, those calls go to a worker thread so a slow MT5 terminal cannot stall the event loop; in a
-    replay the broker is the in-process PaperBroker on a clock that does not move during a call, so
-    the thread hop changes nothing but the cost. The call runs at once and its result (or exception)
-    comes back as an already-done future, which the awaiting coroutine reads without yielding: no
-    executor future, no thread-safe wake-up through the loop's self-pipe, no extra loop iteration
-    (together most of a monitor cycle's plumbing). Same calls, same order, same results and
-    exceptions. Nothing else runs on this loop (the replay's notifier has no alert sinks), so not
-    yielding there cannot reorder anything."""
-
-    def run_in_executor(self, executor, func, *args):
-        self._check_closed()
-        fut = self.create_future()
-        try:
-            fut.set_result(func(*args))
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine, as a worker would
-            fut.set_exception(e)
-        return fut
 
 
 STOP_EXIT_REASONS = frozenset({"stop_loss", "breakeven_stop", "take_profit", "stop_out"})
@@ -131,7 +109,7 @@ class LiveParts:
         # in `self.store`; the broker's own clock moves write only its paper account. So after a bare
         # `advance_to` there is nothing new to collect, and the journal is not read.
         self._journal_dirty = True
-        self._loop = _ReplayLoop()
+        self._loop = ReplayLoop()
         self._analyse_fn = analyse_fn
         self._session_filter = None
         self._news = None
@@ -227,7 +205,7 @@ class LiveParts:
             self.last_refusal = "no proposal for the chosen strategy"
             return None
         self._journal_dirty = True
-        outcome = self._loop.run_until_complete(self.execution.approve(mine.id, AUTO_APPROVER, auto=True))
+        outcome = self._loop.drive(self.execution.approve(mine.id, AUTO_APPROVER, auto=True))
         for p in proposals:  # the others are not taken: reject them as a trader would
             if p.id != mine.id:
                 self.execution.reject(p.id, AUTO_APPROVER)
@@ -241,7 +219,7 @@ class LiveParts:
         rules CRITICAL → LOW and acts. Returns the stop moves it made, for the signal export."""
         before = {t.ticket: t.sl for t in self.exits.active_trades()}
         self._journal_dirty = True
-        self._loop.run_until_complete(self.monitor.run_cycle())
+        self._loop.drive(self.monitor.run_cycle())
         out = []
         for t in self.exits.active_trades():
             old = before.get(t.ticket)
@@ -271,9 +249,9 @@ class LiveParts:
         """Close what is still open at the end through the live exit path; returns how many stayed open."""
         self.advance_to(now)
         self._journal_dirty = True
-        self._loop.run_until_complete(self.monitor.run_cycle())  # journal SL/TP hits of the last bar first
+        self._loop.drive(self.monitor.run_cycle())  # journal SL/TP hits of the last bar first
         for t in self.exits.active_trades():
-            self._loop.run_until_complete(self._close_end(t, reason))
+            self._loop.drive(self._close_end(t, reason))
         return len(self.exits.active_trades())
 
     async def _close_end(self, trade: ActiveTrade, reason: str) -> None:
