@@ -66,6 +66,11 @@ class PaperStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
         self._depth = 0
+        # Open positions, read on every monitor cycle and every replay step: kept in memory, as the
+        # committed rows. Valid while no other connection has committed (SQLite's data_version moves only
+        # for those), and dropped on a rollback, so it never shows a write that did not commit.
+        self._open_positions: dict[int, Position] | None = None
+        self._open_version: int | None = None
         with self.transaction():
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('balance', ?)", (repr(float(start_balance)),))
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('next_ticket', '100001')")
@@ -91,10 +96,15 @@ class PaperStore:
             try:
                 yield
             except BaseException:
+                self._open_positions = None  # it held this transaction's uncommitted changes
                 self._conn.execute("ROLLBACK")
                 raise
             else:
-                self._conn.execute("COMMIT")
+                try:
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._open_positions = None
+                    raise
             finally:
                 self._depth = 0
 
@@ -128,30 +138,51 @@ class PaperStore:
                 f"INSERT INTO positions ({','.join(_POS_COLS)}) VALUES ({','.join('?' * len(_POS_COLS))})",
                 tuple(getattr(p, c) for c in _POS_COLS),
             )
+            cache = self._cache()
+            if cache is not None:
+                cache[p.ticket] = Position(**{c: getattr(p, c) for c in _POS_COLS})
 
     def update_position(self, ticket: int, **fields: float) -> None:
         cols = ", ".join(f"{k}=?" for k in fields)
         with self.lock:
             self._conn.execute(f"UPDATE positions SET {cols} WHERE ticket=?", (*fields.values(), ticket))
+            cache = self._cache()
+            if cache is not None and ticket in cache:
+                cache[ticket] = Position(**{**cache[ticket].model_dump(), **fields})  # as the row reads back
 
     def delete_position(self, ticket: int) -> None:
         with self.lock:
             self._conn.execute("DELETE FROM positions WHERE ticket=?", (ticket,))
+            cache = self._cache()
+            if cache is not None:
+                cache.pop(ticket, None)
+
+    def _cache(self) -> dict[int, Position] | None:
+        """The cached open positions if still valid (callers hold the lock), else None."""
+        if self._open_positions is not None:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._open_version:
+                self._open_positions = None
+        return self._open_positions
+
+    def _all_positions(self) -> dict[int, Position]:
+        cache = self._cache()
+        if cache is None:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            rows = self._conn.execute("SELECT * FROM positions ORDER BY ticket").fetchall()
+            cache = {r["ticket"]: Position(**dict(r)) for r in rows}
+            self._open_positions, self._open_version = cache, version
+        return cache
 
     def position(self, ticket: int) -> Position | None:
         with self.lock:
-            row = self._conn.execute("SELECT * FROM positions WHERE ticket=?", (ticket,)).fetchone()
-        return Position(**dict(row)) if row else None
+            return self._all_positions().get(ticket)
 
     def positions(self, symbol: str | None = None, magic: int | None = None) -> list[Position]:
-        sql, args = "SELECT * FROM positions WHERE 1=1", []
-        if symbol is not None:
-            sql, args = sql + " AND symbol=?", [*args, symbol]
-        if magic is not None:
-            sql, args = sql + " AND magic=?", [*args, magic]
         with self.lock:
-            rows = self._conn.execute(sql + " ORDER BY ticket", args).fetchall()
-        return [Position(**dict(r)) for r in rows]
+            cache = self._all_positions()
+            return [p for _, p in sorted(cache.items())
+                    if (symbol is None or p.symbol == symbol) and (magic is None or p.magic == magic)]
 
     # -- orders and deals ---------------------------------------------------------------------------
     def insert_order(self, ticket: int, symbol: str, side: str, volume: float, price: float, sl: float,

@@ -1,0 +1,59 @@
+"""The paper account's in-memory open positions never differ from the committed rows."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from core.brokers.base import Position
+from core.brokers.paper.store import PaperStore
+
+
+def _pos(ticket: int, sl: float = 1.0) -> Position:
+    return Position(ticket=ticket, symbol="XAUUSDc", type="buy", volume=0.01, price_open=2000.0, sl=sl, tp=2010.0,
+                    magic=7, comment="c", time=1.0)
+
+
+def _rows(path) -> list[tuple]:
+    with sqlite3.connect(path) as c:
+        return c.execute("SELECT ticket, sl FROM positions ORDER BY ticket").fetchall()
+
+
+def test_cache_follows_own_writes(tmp_path):
+    st = PaperStore(tmp_path / "p.sqlite", 10_000)
+    assert st.positions() == []
+    st.insert_position(_pos(2))
+    st.insert_position(_pos(1))
+    assert [p.ticket for p in st.positions()] == [1, 2]  # ticket order, as the SELECT gave
+    st.update_position(2, sl=3)
+    assert st.position(2).sl == 3.0 and isinstance(st.position(2).sl, float)
+    st.delete_position(1)
+    assert [(p.ticket, p.sl) for p in st.positions()] == _rows(tmp_path / "p.sqlite") == [(2, 3.0)]
+    assert st.positions(magic=8) == [] and len(st.positions(symbol="XAUUSDc", magic=7)) == 1
+    st.close()
+
+
+def test_a_rolled_back_write_is_not_shown(tmp_path):
+    st = PaperStore(tmp_path / "p.sqlite", 10_000)
+    st.insert_position(_pos(1))
+    st.positions()
+    with pytest.raises(RuntimeError), st.transaction():
+        st.update_position(1, sl=5.0)
+        st.insert_position(_pos(9))
+        assert {p.ticket for p in st.positions()} == {1, 9}  # inside: its own changes
+        raise RuntimeError("crash before commit")
+    assert [(p.ticket, p.sl) for p in st.positions()] == [(1, 1.0)]
+    st.close()
+
+
+def test_another_connections_commit_is_seen(tmp_path):
+    path = tmp_path / "p.sqlite"
+    st = PaperStore(path, 10_000)
+    st.insert_position(_pos(1))
+    assert len(st.positions()) == 1
+    with sqlite3.connect(path) as other:
+        other.execute("UPDATE positions SET sl=7 WHERE ticket=1")
+        other.execute("INSERT INTO positions (ticket, symbol, type, volume, price_open, sl, tp, magic, comment, time)"
+                      " VALUES (4, 'XAUUSDc', 'sell', 0.01, 2000, 2010, 1990, 7, '', 2)")
+    assert [(p.ticket, p.sl) for p in st.positions()] == [(1, 7.0), (4, 2010.0)]
+    st.close()
