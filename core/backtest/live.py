@@ -218,13 +218,17 @@ class LiveParts:
         """One live monitor cycle (`Monitor.run_cycle`): journals broker SL/TP closes, evaluates the exit
         rules CRITICAL → LOW and acts. Returns the stop moves it made, for the signal export."""
         before = {t.ticket: t.sl for t in self.exits.active_trades()}
-        self._journal_dirty = True
         self._loop.drive(self.monitor.run_cycle())
         out = []
-        for t in self.exits.active_trades():
+        after = self.exits.active_trades()
+        for t in after:
             old = before.get(t.ticket)
             if old is not None and t.sl != old:
                 out.append(ManageAction(t.ticket, "move_sl", "breakeven" if t.breakeven_moved else "sl_moved", t.sl))
+        # a close is journalled with the trade's removal from the exit manager, in the same step; a cycle
+        # that left the same trades open journalled no close, and the journal need not be read
+        if len(after) != len(before) or any(t.ticket not in before for t in after):
+            self._journal_dirty = True
         return out
 
     def collect_closed(self) -> list[ClosedTrade]:
