@@ -82,6 +82,7 @@ class PaperBroker(PaperOrders):
         self.leverage = int(leverage)
         self.login = login
         self._store: PaperStore | None = None
+        self._infos: dict[str, tuple[SymbolSpec, SymbolInfo]] = {}
         self._evaluated = 0.0  # replay time up to which SL/TP have been checked
         self.resumed_at: float | None = None  # set when connect() moved the clock to the account's last stop
 
@@ -144,11 +145,17 @@ class PaperBroker(PaperOrders):
 
     def symbol_info(self, symbol: str) -> SymbolInfo:
         spec = self._spec(symbol)
-        return SymbolInfo(
+        # read on every monitor cycle; built once per spec (a paper symbol's properties never change)
+        hit = self._infos.get(symbol)
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        info = SymbolInfo(
             name=symbol, digits=spec.digits, point=spec.point, trade_stops_level=spec.stops_level_points,
             volume_min=spec.volume_min, volume_step=spec.volume_step, filling_mode=_PAPER_FILLING,
             trade_contract_size=spec.contract_size, spread=spec.default_spread_points,
         )
+        self._infos[symbol] = (spec, info)
+        return info
 
     def _spread(self, spec: SymbolSpec, bar: np.void) -> float:
         pts = int(bar["spread"]) or spec.default_spread_points

@@ -172,13 +172,15 @@ class ReplayFeed:
 
 
 def _right(times: np.ndarray, t: float) -> int:
-    """Bars with time <= t. The key is cast to int64: a float key makes numpy convert the whole array."""
-    return int(np.searchsorted(times, np.int64(math.floor(t)), side="right"))
+    """Bars with time <= t. The key is an int: a float key makes numpy convert the whole int64 array, and the
+    array's own method with a plain int skips the dispatch and scalar boxing of `np.searchsorted` (~5x
+    cheaper; it runs several times per monitor cycle and replay step)."""
+    return int(times.searchsorted(math.floor(t), "right"))
 
 
 def _left(times: np.ndarray, t: float) -> int:
-    """Bars with time < t (int64 key, as above)."""
-    return int(np.searchsorted(times, np.int64(math.ceil(t)), side="left"))
+    """Bars with time < t (int key, as above)."""
+    return int(times.searchsorted(math.ceil(t), "left"))
 
 
 def _sorted(arr: np.ndarray) -> np.ndarray:
