@@ -4,6 +4,8 @@
     .venv/bin/python bench/backtest.py --quick    # first 5k bars of each series
     .venv/bin/python bench/backtest.py --verify   # also re-run every series without the pre-screens
                                                   # (~2 min more) and check signals/trades are identical
+    .venv/bin/python bench/backtest.py --profile  # also a cProfile pass (untimed) of both legs: top 15
+                                                  # functions by cumulative time, printed before the summary
 
 "Full pipeline" = PaperBroker step mode + the live analysis (when flat) + ExecutionEngine +
 exit rules + store journal, per M5 bar. backtesting.py gets only the resulting orders (no analysis).
@@ -17,6 +19,9 @@ lead to a trade; the count is printed.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import sys
 from pathlib import Path
 
@@ -42,10 +47,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--verify", action="store_true")
+    ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     cfg = load_config()
     tot_bars = tot_secs = peer_bars = peer_secs = ana_secs = scr_secs = sim_secs = 0.0
     tot_trades = tot_calls = mismatches = explained = tot_screened = tot_gated = 0
+    # the cProfile pass runs after each timed pair, so the printed timings stay unprofiled
+    prof_full, prof_sim = cProfile.Profile(), cProfile.Profile()
     print(f"{'series':<70}{'bars':>8}{'trades':>8}{'bars/s':>10}{'sim bars/s':>12}{'peer bars/s':>13}")
     for sym, rel, tz, m1 in SERIES:
         c = load_candles(market_data_dir() / rel, tz_offset_hours=tz)
@@ -62,6 +70,9 @@ def main() -> None:
                 != [t.model_dump(exclude={"proposal_id"}) for t in rep.trades]):
             raise SystemExit(f"{sym}: replaying the signals changed the trades")
         sim_secs += sim.seconds
+        if args.profile:
+            prof_full.runcall(BacktestEngine(cfg, BacktestSpec(sym, c)).run)
+            prof_sim.runcall(BacktestEngine(cfg, BacktestSpec(sym, c), decisions=eng.decisions).run)
         if args.verify:
             ref = BacktestEngine(cfg, BacktestSpec(sym, c), prescreen=False).run()
             same = ([x.model_dump() for x in rep.signals] == [x.model_dump() for x in ref.signals]
@@ -93,6 +104,13 @@ def main() -> None:
         name = rel.split("/")[0] + ("  (1m→M5)" if m1 else "")
         print(f"{sym + ' ' + name:<70}{rep.bars:>8}{len(rep.trades):>8}{rep.bars_per_second:>10.0f}"
               f"{sim.bars / max(sim.seconds, 1e-9):>12.0f}{peer.bars_per_second:>13.0f}")
+    if args.profile:
+        for title, prof in (("full pipeline", prof_full), ("simulation leg", prof_sim)):
+            out = io.StringIO()
+            pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(15)
+            body = out.getvalue()
+            print(f"\ncProfile, {title} (5 series, untimed pass), top 15 by cumulative time:")
+            print(body[body.index("   ncalls"):].rstrip())
     ours = tot_bars / tot_secs
     theirs = peer_bars / peer_secs
     print(f"\nTOTAL {int(tot_bars)} M5 bars, {tot_trades} trades, {tot_calls} analysis calls")
