@@ -157,9 +157,10 @@ class PaperBroker(PaperOrders):
         self._infos[symbol] = (spec, info)
         return info
 
-    def _spread(self, spec: SymbolSpec, bar: np.void) -> float:
-        pts = int(bar["spread"]) or spec.default_spread_points
-        return pts * spec.point
+    @staticmethod
+    def _spread(spec: SymbolSpec, bar_spread_points: int) -> float:
+        """A bar's spread in price units; a bar without one (0) gets the symbol's default."""
+        return (int(bar_spread_points) or spec.default_spread_points) * spec.point
 
     def _quote(self, symbol: str, *, for_trade: bool) -> Tick:
         spec = self._spec(symbol)
@@ -169,7 +170,7 @@ class PaperBroker(PaperOrders):
         if i is not None:
             bar = base[i]
             bid = float(bar["open"])
-            return Tick(time=t, bid=bid, ask=round(bid + self._spread(spec, bar), spec.digits + 2), last=bid)
+            return Tick(time=t, bid=bid, ask=round(bid + self._spread(spec, bar["spread"]), spec.digits + 2), last=bid)
         j = self.feed.last_closed_index(symbol, t)
         if (for_trade and not spec.trades_weekends) or j is None:
             raise MarketClosedError(f"{symbol}: market closed at the replay time (no bar covers it)",
@@ -177,7 +178,7 @@ class PaperBroker(PaperOrders):
         bar = base[j]
         bid = float(bar["close"])
         stamp = float(bar["time"]) + self.feed.base_timeframe(symbol).seconds
-        return Tick(time=t if for_trade else stamp, bid=bid, ask=bid + self._spread(spec, bar), last=bid)
+        return Tick(time=t if for_trade else stamp, bid=bid, ask=bid + self._spread(spec, bar["spread"]), last=bid)
 
     def tick(self, symbol: str) -> Tick:
         """The live quote; when the market is closed, the last one (stamped with its own time), as MT5 does."""
@@ -261,12 +262,17 @@ class PaperBroker(PaperOrders):
                 if spec is None or not self.feed.has(p.symbol):
                     continue
                 sec = self.feed.base_timeframe(p.symbol).seconds
-                for bar in self.feed.closed_between(p.symbol, max(last, p.time), t):
-                    prices = BarPrices(float(bar["open"]), float(bar["high"]), float(bar["low"]),
-                                       self._spread(spec, bar))
+                bars = self.feed.closed_between(p.symbol, max(last, p.time), t)
+                if not len(bars):
+                    continue
+                ix = [bars.dtype.names.index(k) for k in ("time", "open", "high", "low", "spread")]
+                # rows as plain tuples: a numpy field read per value cost more than the stop check itself
+                for row in bars.tolist():
+                    tm, o, h, lo, sp = (row[k] for k in ix)
+                    prices = BarPrices(float(o), float(h), float(lo), self._spread(spec, sp))
                     hit = check_stops(p.type, p.sl, p.tp, prices, self.slippage_points * spec.point)
                     if hit:
-                        hits.append((float(bar["time"]) + sec, p, hit, spec))
+                        hits.append((float(tm) + sec, p, hit, spec))
                         break
             if not hits:
                 self._evaluated = t
