@@ -52,6 +52,14 @@ def test_closed_form_windowed_atr_equals_the_analysis_atr():
         b = Bars.closed_window(c, "M5", float(c["time"][i]) + 300, n)
         live = atr_last(b.high, b.low, b.close, 14)
         assert abs(atr[i] - live) <= 1e-12 * live, i
+    # the leading short windows (the data's first i+1 bars), which a backtest analyses from its warm-up on
+    early = windowed_wilder(h - lo, tr, 14, n, partial=True)
+    assert np.isnan(early[:13]).all() and np.array_equal(early[n - 1:], atr[n - 1:], equal_nan=True)
+    for i in range(13, n - 1):
+        b = Bars.closed_window(c, "M5", float(c["time"][i]) + 300, n)
+        assert len(b) == i + 1
+        live = atr_last(b.high, b.low, b.close, 14)
+        assert abs(early[i] - live) <= 1e-12 * live, i
 
 
 @pytest.mark.parametrize("key", ["xau", "btc"])
