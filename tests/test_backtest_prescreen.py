@@ -169,7 +169,7 @@ def test_backtest_with_and_without_the_prescreen_decides_identically(key):
 def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_candidates(key):
     """`core.backtest.range_keys`: per bar, the session window is the live function's, the window ends
     are `Bars.closed_window`'s, and wherever the session candidate is ruled out the exact lazy path
-    (the live detector) finds no candidate either."""
+    (the live detector) finds no candidate either, or one that surely is not the analysis' passing pick."""
     from core.domain.sessions import window_containing_or_before
 
     cfg = load_config()
@@ -204,7 +204,8 @@ def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_cand
         for kind, possible in (("session", keys.session_possible), ("previous_day", keys.day_possible)):
             if not possible[i]:
                 ruled_out[kind] += 1
-                assert lazy._candidate(kind, now, i, m5) is None, (kind, i)
+                cand = lazy._candidate(kind, now, i, m5)  # none, or one the analysis would not judge
+                assert cand is None or not ranges._admits(i)(cand.range_high, cand.range_low), (kind, i)
     assert min(ruled_out.values()) > 1000, ruled_out  # it must be ruling out a good share of bars
     # the bars the engine skips without asking the screen: the screen says no there, re-entry rule or not
     never = [i for i in range(len(c) - 1) if ranges.ruled_out[i]]

@@ -170,10 +170,10 @@ class LazyRanges:
         self._cache: dict[tuple, object] = {}
         self.keys: BarKeys | None = None
 
-    def precompute(self, candles: np.ndarray, tf_sec: int) -> None:
+    def precompute(self, candles: np.ndarray, tf_sec: int, inside: np.ndarray | None = None) -> None:
         """Per-bar keys, and which bars cannot have each candidate (`core.backtest.range_keys`), for a run's bars."""
         self.keys = build_bar_keys(self.tcfg, candles, tf_sec, self.frames, self.sizes, self.stf, self.atr,
-                                   self.entries)
+                                   self.entries, inside)
 
     @classmethod
     def build(cls, cfg: AppConfig, symbol: str, frames: dict[Timeframe, np.ndarray], atr: np.ndarray,
@@ -394,7 +394,7 @@ def build_range_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, frames:
     if lazy is None:
         return None
     # the screen runs only on the analysis' own primary timeframe (`core.backtest.prescreen.build_screen`)
-    lazy.precompute(candles, Timeframe.parse(cfg.for_symbol(symbol).range_detection.timeframe).seconds)
-    pick: dict = {}
-    possible, edges_h, edges_l = dynamic_possible(cfg, symbol, candles, atr, entries, pick)
+    possible, edges_h, edges_l = dynamic_possible(cfg, symbol, candles, atr, entries, pick := {})
+    lazy.precompute(candles, Timeframe.parse(cfg.for_symbol(symbol).range_detection.timeframe).seconds,
+                    pick.get("inside"))
     return RangeScreen(~possible, edges_h, edges_l, lazy, pick, candles["close"].astype(np.float64))
