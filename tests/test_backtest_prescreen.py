@@ -52,6 +52,14 @@ def test_closed_form_windowed_atr_equals_the_analysis_atr():
         b = Bars.closed_window(c, "M5", float(c["time"][i]) + 300, n)
         live = atr_last(b.high, b.low, b.close, 14)
         assert abs(atr[i] - live) <= 1e-12 * live, i
+    # the leading short windows (the data's first i+1 bars), which a backtest analyses from its warm-up on
+    early = windowed_wilder(h - lo, tr, 14, n, partial=True)
+    assert np.isnan(early[:13]).all() and np.array_equal(early[n - 1:], atr[n - 1:], equal_nan=True)
+    for i in range(13, n - 1):
+        b = Bars.closed_window(c, "M5", float(c["time"][i]) + 300, n)
+        assert len(b) == i + 1
+        live = atr_last(b.high, b.low, b.close, 14)
+        assert abs(early[i] - live) <= 1e-12 * live, i
 
 
 @pytest.mark.parametrize("key", ["xau", "btc"])
@@ -161,7 +169,7 @@ def test_backtest_with_and_without_the_prescreen_decides_identically(key):
 def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_candidates(key):
     """`core.backtest.range_keys`: per bar, the session window is the live function's, the window ends
     are `Bars.closed_window`'s, and wherever the session candidate is ruled out the exact lazy path
-    (the live detector) finds no candidate either."""
+    (the live detector) finds no candidate either, or one that surely is not the analysis' passing pick."""
     from core.domain.sessions import window_containing_or_before
 
     cfg = load_config()
@@ -196,7 +204,8 @@ def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_cand
         for kind, possible in (("session", keys.session_possible), ("previous_day", keys.day_possible)):
             if not possible[i]:
                 ruled_out[kind] += 1
-                assert lazy._candidate(kind, now, i, m5) is None, (kind, i)
+                cand = lazy._candidate(kind, now, i, m5)  # none, or one the analysis would not judge
+                assert cand is None or not ranges._admits(i)(cand.range_high, cand.range_low), (kind, i)
     assert min(ruled_out.values()) > 1000, ruled_out  # it must be ruling out a good share of bars
     # the bars the engine skips without asking the screen: the screen says no there, re-entry rule or not
     never = [i for i in range(len(c) - 1) if ranges.ruled_out[i]]

@@ -50,17 +50,20 @@ def _surely_lt(x: np.ndarray, thr: float) -> np.ndarray:
     return np.isfinite(x) & (x < thr - MARGIN * (abs(thr) + np.abs(x)))
 
 
-def windowed_wilder(x_first: np.ndarray, x: np.ndarray, period: int, window: int) -> np.ndarray:
+def windowed_wilder(x_first: np.ndarray, x: np.ndarray, period: int, window: int,
+                    partial: bool = False) -> np.ndarray:
     """For each i >= window-1: Wilder smoothing of the window x[i-window+1..i] seeded with the SMA of
     its first `period` values, where the window's first value is `x_first[i-window+1]` instead of x
-    (an ATR window's first true range is high - low: it has no previous close).
+    (an ATR window's first true range is high - low: it has no previous close). With `partial`, also
+    for period-1 <= i < window-1, where the window is the series' first i+1 values (the analysis cuts
+    a short window at the start of the data, and a backtest starts long before a full window).
 
     One recursion F over the whole series; the window's value differs from F_i only through the seed,
     whose effect after m = window - period steps is d^m (seed - F at the seed's bar), added back.
     """
     n = len(x)
     out = np.full(n, np.nan)
-    if n < window or window < period:
+    if n < period or window < period:
         return out
     a = 1.0 / period
     d = 1.0 - a
@@ -69,8 +72,14 @@ def windowed_wilder(x_first: np.ndarray, x: np.ndarray, period: int, window: int
     for k, v in enumerate(x.tolist()):
         acc = d * acc + a * v
         f[k] = acc
-    s = np.arange(0, n - window + 1)  # window starts
     c = np.concatenate(([0.0], np.cumsum(x)))
+    if partial:  # windows starting at the first value: m = i - period + 1 steps after the seed
+        i = np.arange(period - 1, min(window - 1, n))
+        seed0 = (x_first[0] + (c[period] - c[1])) / period
+        out[i] = f[i] + d ** (i - period + 1) * (seed0 - f[period - 1])
+    if n < window:
+        return out
+    s = np.arange(0, n - window + 1)  # window starts
     seed = (x_first[s] + (c[s + period] - c[s + 1])) / period
     m = window - period
     out[window - 1:] = f[s + window - 1] + d**m * (seed - f[s + period - 1])
@@ -123,13 +132,12 @@ def build_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, timeframe: Ti
     tr = hl.copy()
     prev = close[:-1]
     tr[1:] = np.maximum(tr[1:], np.maximum(np.abs(high[1:] - prev), np.abs(low[1:] - prev)))
-    atr = windowed_wilder(hl, tr, ea.atr_period, window)
+    atr = windowed_wilder(hl, tr, ea.atr_period, window, partial=True)
     bid, ask = _quote(cfg, symbol, c, timeframe.seconds)
     mid, spread = (bid + ask) / 2, ask - bid
 
     counts: dict[str, int] = {}
-    full = np.zeros(n, dtype=bool)
-    full[window - 1:] = True
+    full = np.isfinite(atr)  # the analysis' ATR is known (a full or a leading partial window)
     ok_atr = np.isfinite(atr) & (atr > 0)
 
     # false range 1: trend inside the box (slope of the last `lookback_bars` closes, in ATR per bar)

@@ -14,7 +14,7 @@ most of the screen's time. So, per bar, once:
   that kind: the detector finds no edges (too few bars in the session / no previous trading day,
   the same index steps as `_session_edges` / `_previous_day_edges`), the width surely breaks the
   limits, no entry is within the reach `_candidate` tests of the edges, or an edge surely has fewer
-  than two separate touches. Edges are exact (max / min of the same bars). The window's ATR is the
+  than two separate touches, or it surely is not the analysis' passing pick (`_Pick`). Edges are exact (max / min of the same bars). The window's ATR is the
   closed form of `core.backtest.prescreen.windowed_wilder`, equal to the detector's `atr_last` but
   for the last bits, so the reach uses it `MARGIN` larger and a touch count is trusted only where
   the tolerance's last bits cannot change it: every doubt errs towards running the detector. Where
@@ -46,7 +46,7 @@ class BarKeys:
     end: dict[str, list[int]]  # per frame: bars closed at now
     win_start: list[float] | None  # the session window the detector uses at now (None: no such session)
     win_end: list[float] | None
-    session_possible: list[bool] | None  # False: the session candidate surely is not one `_candidate` returns
+    session_possible: list[bool] | None  # False: surely not one `_candidate` returns, or not the pick (`_Pick`)
     day_possible: list[bool] | None  # the same for the previous day's range
 
 
@@ -116,8 +116,11 @@ def _range_extreme(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fn) -> np.ndar
 
 
 def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.ndarray], sizes: dict[str, int],
-                   stf: str, atr: np.ndarray, entries: list[np.ndarray]) -> BarKeys:
+                   stf: str, atr: np.ndarray, entries: list[np.ndarray], inside: np.ndarray | None = None) -> BarKeys:
+    """`inside`: bars where the dynamic range surely is a candidate within an ATR of the last close (see
+    `core.backtest.range_screen`): a candidate surely outside is then never the analysis' pick."""
     rd = tcfg.range_detection
+    pick = _Pick(candles["close"].astype(np.float64), inside, tf_sec, tcfg)
     nows = candles["time"].astype(np.float64) + tf_sec
     end = {}
     for tf, arr in frames.items():
@@ -127,7 +130,8 @@ def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.
     ends = {k: v.tolist() for k, v in end.items()}
     day_possible = None
     if "H1" in frames:
-        day_possible = _previous_day_possible(tcfg, frames["H1"], sizes["H1"], end["H1"], nows, atr, entries).tolist()
+        day_possible = _previous_day_possible(tcfg, frames["H1"], sizes["H1"], end["H1"], nows, atr, entries,
+                                              pick).tolist()
     definition = tcfg.sessions.definitions.get(rd.session_range)
     if definition is None or stf not in frames:
         return BarKeys(nows.tolist(), ends, None, None, None, day_possible)
@@ -139,12 +143,12 @@ def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.
     hi = np.minimum(end[stf], np.searchsorted(times, we, side="left"))
     # `_session_edges`: fewer than max(3, one hour of) bars inside the session -> no range, whatever the ATR
     empty = hi - lo < max(3, int(3600 // Timeframe.parse(stf).seconds))
-    possible = _candidate_possible(tcfg, f, sizes[stf], end[stf], lo, hi, lo, empty, atr, entries)
+    possible = _candidate_possible(tcfg, f, sizes[stf], end[stf], lo, hi, lo, empty, atr, entries, pick)
     return BarKeys(nows.tolist(), ends, ws.tolist(), we.tolist(), possible.tolist(), day_possible)
 
 
 def _previous_day_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, nows: np.ndarray, atr: np.ndarray,
-                           entries: list[np.ndarray]) -> np.ndarray:
+                           entries: list[np.ndarray], pick: _Pick | None = None) -> np.ndarray:
     """`RangeBoundaryDetector._previous_day_edges` on the H1 window [b0, end) at each bar, as index spans of
     the frame: the last day before today with at least `need` bars (up to five steps back), same steps."""
     times = f["time"].astype(np.float64)
@@ -161,7 +165,7 @@ def _previous_day_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, nows
     lo, hi = got[back, 0], got[back, 1]
     empty = none[back]
     tlo = np.maximum(got[back, 2], b0)
-    return _candidate_possible(tcfg, f, size, end, lo, hi, tlo, empty, atr, entries)
+    return _candidate_possible(tcfg, f, size, end, lo, hi, tlo, empty, atr, entries, pick)
 
 
 def _previous_day_span(tl: list[float], s: int, t: int, need: int) -> tuple[int, int, int] | None:
@@ -185,7 +189,8 @@ def _previous_day_span(tl: list[float], s: int, t: int, need: int) -> tuple[int,
 
 
 def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                        tlo: np.ndarray, empty: np.ndarray, atr: np.ndarray, entries: list[np.ndarray]) -> np.ndarray:
+                        tlo: np.ndarray, empty: np.ndarray, atr: np.ndarray, entries: list[np.ndarray],
+                        pick: _Pick | None = None) -> np.ndarray:
     """Per bar: could `LazyRanges._candidate` return this candidate, whose edges are the extremes of frame
     bars [lo, hi) and whose touch bars are [tlo, end)? False where `empty` (the detector finds no edges)."""
     rd, ef, inv = tcfg.range_detection, tcfg.entry_filters, tcfg.range_invalidation
@@ -217,13 +222,37 @@ def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.
         for e in entries:
             x = np.asarray(e, dtype=np.float64)
             near |= ((H - inner <= x) & (x <= H + outer)) | ((L - outer <= x) & (x <= L + inner))
-    ruled_out = known & (bad_width | ~near)
+        unpicked = pick.rules_out(H, L, m5, slack) if pick is not None else np.zeros(len(end), dtype=bool)
+    ruled_out = known & (bad_width | ~near | unpicked)
     rows = np.flatnonzero(known & ~ruled_out)
     # the count depends on (end, tlo, lo, hi) only: the bars of one M15 / H1 bar share it
     first, back = _unique_rows([end[rows], tlo[rows], lo[rows], hi[rows]])
     ruled_out[rows] |= _few_touches(tcfg, high, low, size, end, tlo, H, L, fatr, rows[first])[back]
     possible[ruled_out] = False
     return possible
+
+
+class _Pick:
+    """Per bar, what `core.analysis.pipeline._detect`'s pick and `detect_false_range` demand of a candidate
+    with edges (H, L) to be the judged, passing range (as `RangeScreen._admits`, for all bars at once)."""
+
+    def __init__(self, close: np.ndarray, inside: np.ndarray | None, tf_sec: int, tcfg) -> None:
+        self.close, self.inside = close, inside
+        self.hour = max(1, int(3600 // tf_sec))
+        self.most, self.buf = tcfg.false_range.max_closes_beyond_edges, tcfg.range_invalidation.outside_buffer_atr
+
+    def rules_out(self, H: np.ndarray, L: np.ndarray, m5: np.ndarray, slack: np.ndarray) -> np.ndarray:
+        x, n = self.close, len(self.close)
+        out = np.zeros(n, dtype=bool)
+        if self.inside is not None:  # the dynamic range is inside: one surely outside is not in the pool
+            out |= self.inside & ((x < L - m5 - slack) | (x > H + m5 + slack))
+        k = self.hour
+        if n >= k:  # at least `max_closes_beyond_edges` of the last hour's closes beyond an edge ± buffer
+            cw = np.lib.stride_tricks.sliding_window_view(x, k)
+            hi, lo = (H + self.buf * m5 + slack)[k - 1:, None], (L - self.buf * m5 - slack)[k - 1:, None]
+            cnt = np.count_nonzero((cw > hi) | (cw < lo), axis=1)
+            out[k - 1:] |= (cnt >= self.most) & (cnt > 0)
+        return out
 
 
 def _few_touches(tcfg, high, low, size, end, lo, H, L, fatr, rows) -> np.ndarray:

@@ -22,6 +22,11 @@ its band and the ATR threshold), so it can only err towards analysing.
   UTC day), so they are the analysis' own objects. Those keys, and which bars cannot have either
   candidate at all, are computed for all bars at once by `core.backtest.range_keys`.
 
+* The pick: `core.analysis.pipeline._detect` judges one candidate, from those within an ATR of the last
+  close if any ("inside"), validated first, then dynamic > session > previous day. So where the dynamic
+  range surely is an inside candidate, one outside is never judged; validated too, it alone is ("owns").
+  The judged range must also pass `detect_false_range`'s count of the last hour's closes beyond its edges.
+
 Look-ahead: everything at bar i reads bars closed by its close (and the quote then), as the analysis.
 """
 from __future__ import annotations
@@ -35,7 +40,7 @@ from core.analysis.indicators import swing_highs, swing_lows
 from core.analysis.range.bars import Bars
 from core.analysis.range.detector import RangeBoundaryDetector, count_touches
 from core.analysis.range.lastvalues import atr_last
-from core.backtest.prescreen import MARGIN
+from core.backtest.prescreen import MARGIN, _surely_gt, _surely_lt
 from core.backtest.range_keys import BarKeys, build_bar_keys
 from core.config.model import AppConfig
 from core.domain.models import NoRange, RangeStructure
@@ -59,10 +64,10 @@ def _visits(near: np.ndarray) -> np.ndarray:
 
 
 def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray,
-                     entries: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per bar: could the dynamic swing range be validated, unbroken, in width limits and have one of
-    `entries` at an edge? True wherever that cannot be ruled out (including bars without a full window).
-    Also returns its (high, low) edges per bar, NaN where there is no full window or no box."""
+                     entries: list[np.ndarray], pick: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bar: could the dynamic swing range be validated, unbroken, in width limits, pass the closes-beyond
+    test and have one of `entries` at an edge? True wherever that cannot be ruled out. Also returns its
+    (high, low) edges per bar (NaN: no box). `pick` gets where it surely is "inside" and where it "owns"."""
     tcfg = cfg.for_symbol(symbol)
     rd, inv, ef = tcfg.range_detection, tcfg.range_invalidation, tcfg.entry_filters
     n = len(c)
@@ -91,6 +96,7 @@ def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray
     # validated: >= min_touches_per_side separate visits of each edge in the lookback window
     need = rd.min_touches_per_side
     validated = np.zeros(len(idx), dtype=bool)
+    sure = np.zeros(len(idx), dtype=bool)
     hw = np.lib.stride_tricks.sliding_window_view(high, lb)
     lw = np.lib.stride_tricks.sliding_window_view(low, lb)
     for s in range(0, len(idx), _CHUNK):
@@ -104,6 +110,7 @@ def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray
         exact = ~(np.any(nt_lo != nt_hi, axis=1) | np.any(nb_lo != nb_hi, axis=1))
         ok = (_visits(nt_lo) >= need) & (_visits(nb_lo) >= need)
         validated[s:e] = ok | ~exact
+        sure[s:e] = ok & exact
     # broken: the last `candles_outside_range` closes all beyond an edge by the invalidation buffer
     k = inv.candles_outside_range
     buf = inv.outside_buffer_atr * a
@@ -119,12 +126,27 @@ def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray
     for ent in entries:
         x = ent[idx]
         at_edge |= ((x >= H - inner) & (x <= H + outer)) | ((x <= L + inner) & (x >= L - outer))
-    structural = have & in_width & validated & ~broken
+    # false range 3: at least `max_closes_beyond_edges` of the last hour's closes beyond an edge ± buffer
+    hour = max(1, int(3600 // Timeframe.parse(rd.timeframe).seconds))
+    beyond = np.zeros(len(idx), dtype=bool)
+    most = tcfg.false_range.max_closes_beyond_edges
+    if hour <= lb:
+        cw = np.lib.stride_tricks.sliding_window_view(close, hour)[idx - hour + 1]
+        out = np.count_nonzero((cw > (H + buf + slack)[:, None]) | (cw < (L - buf - slack)[:, None]), axis=1)
+        beyond = (out >= most) & (out > 0)
+    structural = have & in_width & validated & ~broken & ~beyond
     possible[idx] = ~have | (structural & at_edge)
     # no pivots at all / an inverted box: the dynamic range is a NoRange, not a candidate
     no_dyn = np.isfinite(a) & (a > 0) & ~(np.isfinite(H) & np.isfinite(L) & (H > L))
     possible[idx[no_dyn]] = False
     box = np.isfinite(H) & np.isfinite(L) & (H > L)
+    if pick is not None:
+        cand = have & _surely_gt(width_pct, lim.min_pct) & _surely_lt(width_pct, lim.max_pct)
+        x = close[idx]
+        inside = cand & (x >= L - a + slack) & (x <= H + a - slack)
+        for name, arr in (("inside", inside), ("owns", inside & sure)):
+            pick[name] = np.zeros(n, dtype=bool)
+            pick[name][idx] = arr
     edges_h[idx[box]] = H[box]
     edges_l[idx[box]] = L[box]
     return possible, edges_h, edges_l
@@ -148,10 +170,10 @@ class LazyRanges:
         self._cache: dict[tuple, object] = {}
         self.keys: BarKeys | None = None
 
-    def precompute(self, candles: np.ndarray, tf_sec: int) -> None:
+    def precompute(self, candles: np.ndarray, tf_sec: int, inside: np.ndarray | None = None) -> None:
         """Per-bar keys, and which bars cannot have each candidate (`core.backtest.range_keys`), for a run's bars."""
         self.keys = build_bar_keys(self.tcfg, candles, tf_sec, self.frames, self.sizes, self.stf, self.atr,
-                                   self.entries)
+                                   self.entries, inside)
 
     @classmethod
     def build(cls, cfg: AppConfig, symbol: str, frames: dict[Timeframe, np.ndarray], atr: np.ndarray,
@@ -260,12 +282,13 @@ class LazyRanges:
         hit = self._near(kind, now, i, m5)
         return None if hit is None else self._built(hit, kind, now)
 
-    def could_pass(self, i: int, now: float, tradeable=None) -> bool:
+    def could_pass(self, i: int, now: float, tradeable=None, admits=None) -> bool:
         """True if a candidate validates, has an entry in its critical zones (or within the ATR threshold
         of an edge) and is allowed by `tradeable`. The range itself is built last, once the cheap tests
         pass: its edges are the prepared ones and its zones are `calculate_critical_gaps` of those edges
         and the window's ATR (as `RangeBoundaryDetector._build` makes them), and the re-entry rule reads
-        only the edges, so the order changes the cost, not the answer."""
+        only the edges, so the order changes the cost, not the answer. `admits(high, low)`: False when a
+        candidate with those edges surely is not the analysis' pick or surely fails its false-range test."""
         a = float(self.atr[i])
         if not (a > 0) or not math.isfinite(a):
             return True
@@ -289,6 +312,8 @@ class LazyRanges:
                        or z.lower_zone_start - slack <= x <= z.lower_zone_end + slack or abs(x - L) <= thr + slack
                        for x in (float(ent[i]) for ent in self.entries)):
                 continue
+            if admits is not None and not admits(H, L):
+                continue
             if tradeable is not None and not tradeable(Edges(H, L)):
                 continue
             if self._built(hit, kind, now) is not None:
@@ -311,11 +336,18 @@ class RangeScreen:
     on the live exit manager, now): a pass on a range it refuses is not traded, so a bar whose every
     possible range is refused can skip the analysis too (nothing else reads the result)."""
 
-    def __init__(self, no_dynamic: np.ndarray, edges_h: np.ndarray, edges_l: np.ndarray, lazy: LazyRanges) -> None:
+    def __init__(self, no_dynamic: np.ndarray, edges_h: np.ndarray, edges_l: np.ndarray, lazy: LazyRanges,
+                 pick: dict | None = None, close: np.ndarray | None = None) -> None:
         self.no_dynamic = no_dynamic.tolist()
         self.edges_h, self.edges_l = edges_h.tolist(), edges_l.tolist()
         self.lazy = lazy
         self.lazy_checks = 0
+        pick, n, tcfg = pick or {}, len(no_dynamic), lazy.tcfg  # the analysis' pick: see `dynamic_possible`
+        self.inside = pick.get("inside", np.zeros(n, dtype=bool)).tolist()
+        self.owns = pick.get("owns", np.zeros(n, dtype=bool))
+        self.close = close.tolist() if close is not None else None
+        self._hour = max(1, int(3600 // Timeframe.parse(tcfg.range_detection.timeframe).seconds))
+        self._most, self._buf = tcfg.false_range.max_closes_beyond_edges, tcfg.range_invalidation.outside_buffer_atr
         # bars where `could_pass` is False whatever `tradeable` says: no dynamic candidate, and neither
         # lazy kind possible (`core.backtest.range_keys`); valid when asked at the bar's close
         keys = lazy.keys
@@ -325,15 +357,34 @@ class RangeScreen:
             with np.errstate(invalid="ignore"):
                 ruled = (no_dynamic & np.isfinite(a) & (a > 0) & ~np.asarray(keys.session_possible)
                          & ~np.asarray(keys.day_possible))
-        self.ruled_out: list[bool] = ruled.tolist()
+        self.ruled_out: list[bool] = (ruled | (no_dynamic & self.owns)).tolist()  # owns: the pick cannot pass
+        self.owns = self.owns.tolist()
 
     def could_pass(self, i: int, now: float, tradeable=None) -> bool:
         if not self.no_dynamic[i]:
             h, lo = self.edges_h[i], self.edges_l[i]
             if tradeable is None or not (math.isfinite(h) and math.isfinite(lo)) or tradeable(Edges(h, lo)):
                 return True
+        if self.owns[i]:
+            return False  # the dynamic range is the pick: another candidate is never the one judged
         self.lazy_checks += 1
-        return self.lazy.could_pass(i, now, tradeable)
+        return self.lazy.could_pass(i, now, tradeable, self._admits(i) if self.close is not None else None)
+
+    def _admits(self, i: int):
+        """`LazyRanges.could_pass`'s `admits` at bar i: a lazy candidate (high, low) can be the pick only if it
+        is in the pool (inside, when the dynamic range is), and passes `detect_false_range`'s closes-beyond
+        test (the last hour's closes against its edges ± the buffer of the primary ATR). Sure tests only."""
+        x, a, inside = self.close[i], float(self.lazy.atr[i]), self.inside[i]
+        closes, buf = self.close[max(0, i - self._hour + 1):i + 1], self._buf * float(self.lazy.atr[i])
+
+        def admits(high: float, low: float) -> bool:
+            slack = MARGIN * (abs(high) + abs(low) + a)
+            if inside and (x < low - a - slack or x > high + a + slack):
+                return False
+            out = sum(1 for c in closes if c > high + buf + slack or c < low - buf - slack)
+            return not (out >= self._most and out > 0)
+
+        return admits
 
 
 def build_range_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, frames: dict[Timeframe, np.ndarray],
@@ -343,6 +394,7 @@ def build_range_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, frames:
     if lazy is None:
         return None
     # the screen runs only on the analysis' own primary timeframe (`core.backtest.prescreen.build_screen`)
-    lazy.precompute(candles, Timeframe.parse(cfg.for_symbol(symbol).range_detection.timeframe).seconds)
-    possible, edges_h, edges_l = dynamic_possible(cfg, symbol, candles, atr, entries)
-    return RangeScreen(~possible, edges_h, edges_l, lazy)
+    possible, edges_h, edges_l = dynamic_possible(cfg, symbol, candles, atr, entries, pick := {})
+    lazy.precompute(candles, Timeframe.parse(cfg.for_symbol(symbol).range_detection.timeframe).seconds,
+                    pick.get("inside"))
+    return RangeScreen(~possible, edges_h, edges_l, lazy, pick, candles["close"].astype(np.float64))
