@@ -63,6 +63,8 @@ def test_indexed_reentry_rule_answers_exactly_as_a_full_scan():
         return Edges(float(w["high"].max()), float(w["low"].min()))
 
     decisions = {True: 0, False: 0}
+    memo: dict = {}  # what a caller of reentry_blocked_until may remember (core.backtest.live.LiveParts.reentry_open)
+    memo_version, remembered = -1, 0
     at = 1000
     for step in range(400):
         now = T0 + step * 600.0
@@ -74,6 +76,19 @@ def test_indexed_reentry_rule_answers_exactly_as_a_full_scan():
                 ok, why = mgr.check_reentry_allowed(sym, rng, now, COOLDOWN, CAP)
                 want, n, last = _reference(book, sym, rng, now)
                 assert ok is want, (step, sym, rng, why)
+                until = mgr.reentry_blocked_until(sym, rng, now, COOLDOWN, CAP)
+                assert (until is None) is want
+                if not want:
+                    assert until == (math.inf if last is None else last + COOLDOWN * 60) and until > now
+                if mgr.entries_version != memo_version:
+                    memo.clear()
+                    memo_version = mgr.entries_version
+                key = (sym, rng.range_high, rng.range_low)
+                if key in memo:  # a remembered verdict still holds while the entries are unchanged
+                    assert (now >= memo[key]) is want, (step, sym, rng)
+                    remembered += 1
+                else:
+                    memo[key] = -math.inf if until is None else until
                 decisions[ok] += 1
                 if not want and last is None:
                     assert f"traded {n} time(s)" in why
@@ -105,3 +120,4 @@ def test_indexed_reentry_rule_answers_exactly_as_a_full_scan():
                          "exit": now} for o in odd)
             mgr.load([], [_closed(i + 1, x) for i, x in enumerate(book)])
     assert decisions[True] > 100 and decisions[False] > 100  # both answers were exercised
+    assert remembered > 100

@@ -224,7 +224,7 @@ class BacktestEngine:
         parts = self.parts
         if self.ranges is not None:
             t0 = _time.perf_counter()
-            ok = self.ranges.could_pass(i, now, lambda r: parts.reentry_allowed(r, now)[0])
+            ok = self.ranges.could_pass(i, now, lambda r: parts.reentry_open(r, now))
             self.screen_seconds += _time.perf_counter() - t0
             if not ok:
                 self.range_screened += 1

@@ -9,6 +9,7 @@ rules) and booked by the broker's SL/TP engine, and the journal entry is built b
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,6 +116,8 @@ class LiveParts:
         self._news = None
         self.last_refusal = ""
         self._closing_reason: dict[int, str] = {}
+        self._reentry_memo: dict[tuple[float, float], float] = {}
+        self._reentry_version = -1
         self._has_spread = bool(len(candles) and np.any(candles["spread"] > 0))
 
     def frames(self) -> dict[Timeframe, np.ndarray]:
@@ -196,6 +199,24 @@ class LiveParts:
         return self.exits.check_reentry_allowed(
             self.symbol, rng, now, ex.reentry_cooldown_minutes, ex.max_reentries_per_range
         )
+
+    def reentry_open(self, rng, now: float) -> bool:
+        """`reentry_allowed(rng, now)[0]`, remembered per range edges while the exit manager's entries stay
+        the same: the range screen asks about the same already-traded range on bar after bar. Exact: with
+        the entries unchanged, the live rule's answer depends on `now` only through the end of a cooldown
+        (`RangeScalpingExitManager.reentry_blocked_until`)."""
+        version = self.exits.entries_version
+        if version != self._reentry_version:
+            self._reentry_memo.clear()
+            self._reentry_version = version
+        key = (rng.range_high, rng.range_low)
+        until = self._reentry_memo.get(key)
+        if until is None:
+            ex = self.tcfg.exits
+            blocked = self.exits.reentry_blocked_until(self.symbol, rng, now, ex.reentry_cooldown_minutes,
+                                                       ex.max_reentries_per_range)
+            until = self._reentry_memo[key] = -math.inf if blocked is None else blocked
+        return now >= until
 
     def execute(self, result: AnalysisResult, choice: StrategyScore, now: float) -> ActiveTrade | None:
         """Live path: one proposal per viable strategy, then auto-approve the chosen one."""

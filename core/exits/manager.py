@@ -107,6 +107,7 @@ class RangeScalpingExitManager:
         self._lock = threading.Lock()
         self._trades: dict[int, ActiveTrade] = {}
         self._entries: list[RangeEntry] = []
+        self._entries_version = 0
 
     # ---- registry ---------------------------------------------------------------------------
     def load(self, trades: Iterable[ActiveTrade], closed: Iterable[ClosedTrade] = ()) -> None:
@@ -115,6 +116,7 @@ class RangeScalpingExitManager:
             self._trades = {t.ticket: t for t in trades}
             self._entries = [self._entry_of_closed(c) for c in closed if c.metadata.get("range_high") is not None]
             self._entries += [self._entry_of_open(t) for t in self._trades.values() if t.range_data]
+            self._entries_version += 1
 
     def register_trade(self, trade: ActiveTrade, *, persisted: bool = False) -> ActiveTrade:
         """Start monitoring `trade`. `persisted=True` when the caller already wrote it in its own transaction."""
@@ -126,6 +128,7 @@ class RangeScalpingExitManager:
             self._trades[trade.ticket] = trade
             if trade.range_data:
                 self._entries.append(self._entry_of_open(trade))
+                self._entries_version += 1
         log.info("registered range scalp %s %s %s", trade.ticket, trade.symbol, trade.strategy)
         return trade
 
@@ -243,6 +246,11 @@ class RangeScalpingExitManager:
         return sorted(signals, key=lambda s: (s.priority.rank, s.action != "close", s.ticket))
 
     # ---- re-entry ---------------------------------------------------------------------------
+    @property
+    def entries_version(self) -> int:
+        """Moves whenever the entries the re-entry rule reads change (a trade taken, closed or reloaded)."""
+        return self._entries_version
+
     def check_reentry_allowed(
         self, symbol: str, rng: RangeStructure | None, now: float, cooldown_minutes: float, max_reentries: int,
         pending: Iterable[tuple[str, RangeStructure | None]] = (),
@@ -256,40 +264,66 @@ class RangeScalpingExitManager:
         """
         if rng is None:
             return True, "no range to compare"
+        v = self._reentry_verdict(symbol, rng, now, cooldown_minutes, max_reentries, pending)
+        kind = v[0]
+        if kind == "broken":
+            at = datetime.fromtimestamp(v[1], UTC).strftime("%H:%M UTC")
+            return False, (f"this {symbol} range broke during an earlier trade (closed at {at} on a range "
+                           "invalidation); a broken range is not traded again")
+        if kind == "cap":
+            n = v[1]
+            return False, (
+                f"this {symbol} range has already been traded {n} time(s); the limit is "
+                f"{max_reentries} re-entr{'y' if max_reentries == 1 else 'ies'} per range"
+            )
+        if kind == "cooldown":
+            last, wait = v[1], v[2] - now
+            at = datetime.fromtimestamp(last, UTC).strftime("%H:%M UTC")
+            return False, (
+                f"the last trade on this {symbol} range closed at {at}; re-entry waits {cooldown_minutes:g} "
+                f"minutes, so {wait / 60:.0f} more minute(s)"
+            )
+        n = v[1]
+        return True, f"{n} earlier entr{'y' if n == 1 else 'ies'} on this range"
+
+    def reentry_blocked_until(self, symbol: str, rng, now: float, cooldown_minutes: float,
+                              max_reentries: int) -> float | None:
+        """The rule of `check_reentry_allowed` (no pending orders) without its wording: None when allowed
+        now, else until when the refusal holds while `entries_version` stays the same: the end of the
+        cooldown, or `math.inf` (the cap or a broken range). A caller asking again and again about the
+        same range (the backtest's range screen) can remember a refusal instead."""
+        v = self._reentry_verdict(symbol, rng, now, cooldown_minutes, max_reentries, ())
+        if v[0] == "ok":
+            return None
+        return v[2] if v[0] == "cooldown" else math.inf
+
+    def _reentry_verdict(self, symbol: str, rng, now: float, cooldown_minutes: float, max_reentries: int,
+                         pending: Iterable[tuple[str, RangeStructure | None]]) -> tuple:
+        """("broken", exit time) | ("cap", n) | ("cooldown", last exit, until) | ("ok", earlier entries)."""
+        high, low = rng.range_high, rng.range_low
         with self._lock:
             index = self.__dict__.get("_reentry_index")
             if index is None or index.source is not self._entries:
                 index = self._reentry_index = _EntryIndex(self._entries)
             index.catch_up()
-            same = [
-                e for e in index.candidates(symbol, rng.range_high, rng.range_low)
-                if e.symbol == symbol and _same_range(e.range_high, e.range_low, rng.range_high, rng.range_low)
-            ]
+            same = [e for e in index.candidates(symbol, high, low)
+                    if e.symbol == symbol and _same_range(e.range_high, e.range_low, high, low)]
         n = len(same) + sum(
             1 for sym, r in pending
-            if sym == symbol and r is not None and _same_range(r.range_high, r.range_low, rng.range_high, rng.range_low)
+            if sym == symbol and r is not None and _same_range(r.range_high, r.range_low, high, low)
         )
         broken = [e.exit_time for e in same if e.broken and e.exit_time is not None]
         if broken:
-            at = datetime.fromtimestamp(max(broken), UTC).strftime("%H:%M UTC")
-            return False, (f"this {symbol} range broke during an earlier trade (closed at {at} on a range "
-                           "invalidation); a broken range is not traded again")
+            return ("broken", max(broken))
         if n > max_reentries:
-            return False, (
-                f"this {symbol} range has already been traded {n} time(s); the limit is "
-                f"{max_reentries} re-entr{'y' if max_reentries == 1 else 'ies'} per range"
-            )
+            return ("cap", n)
         exits = [e.exit_time for e in same if e.exit_time is not None]
         if exits and cooldown_minutes > 0:
             last = max(exits)
-            wait = last + cooldown_minutes * 60 - now
-            if wait > 0:
-                at = datetime.fromtimestamp(last, UTC).strftime("%H:%M UTC")
-                return False, (
-                    f"the last trade on this {symbol} range closed at {at}; re-entry waits {cooldown_minutes:g} "
-                    f"minutes, so {wait / 60:.0f} more minute(s)"
-                )
-        return True, f"{len(same)} earlier entr{'y' if len(same) == 1 else 'ies'} on this range"
+            until = last + cooldown_minutes * 60
+            if until - now > 0:
+                return ("cooldown", last, until)
+        return ("ok", len(same))
 
     def _write(self, new: dict[int, ActiveTrade], journal: dict[int, JournalNote]) -> None:
         from core.store.journal import TradeMetadata
@@ -324,5 +358,6 @@ class RangeScalpingExitManager:
         for i, e in enumerate(self._entries):
             if e.symbol == trade.symbol and e.entry_time == trade.entry_time and e.exit_time is None:
                 self._entries[i] = RangeEntry(e.symbol, e.range_high, e.range_low, e.entry_time, exit_time, broken)
+                self._entries_version += 1
                 return
 
