@@ -87,16 +87,12 @@ class ExecutionEngine(OrderSending):
         # the expiry is a human's decision window: on an accelerated replay clock (paper, speed N) it
         # spans N times as many clock seconds, else a 120 s offer would lapse after 120/N real seconds
         window = tcfg.execution.proposal_expiry_seconds * float(getattr(self.clock, "speed", 1.0) or 1.0)
-        out = []
-        for s in analysis.strategies:
-            if not s.viable:
-                continue
-            p = TradeProposal(
-                id=new_proposal_id(), symbol=analysis.symbol, strategy=s, analysis=analysis,
-                lot=tcfg.execution.lot_size, created_at=now, expires_at=now + window,
-            )
-            out.append(self.store.proposals.create(p))
-        return out
+        out = [
+            TradeProposal(id=new_proposal_id(), symbol=analysis.symbol, strategy=s, analysis=analysis,
+                          lot=tcfg.execution.lot_size, created_at=now, expires_at=now + window)
+            for s in analysis.strategies if s.viable
+        ]
+        return self.store.proposals.create_many(out) if out else out
 
     def with_reentry_rule(self, analysis: AnalysisResult) -> AnalysisResult:
         """The analysis with the re-entry rule applied, so a card never offers Approve on a range the rules
