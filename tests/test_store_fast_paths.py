@@ -130,3 +130,12 @@ def test_remove_json_and_record_close_with_or_without_metadata(store):
     t = store.trades.add(make_trade(43))
     assert store.record_close(make_closed(t).model_copy(update={"metadata": {"strategy": "own"}}))
     assert store.closed.get(43).metadata == {"strategy": "own"} and store.trades.get(43) is None
+
+
+def test_move_returns_what_it_wrote_and_only_to_the_winner(store):
+    p = store.proposals.create(make_proposal("move1"))
+    won = store.proposals.move(p.id, S.PENDING, S.APPROVED, decided_by="3")
+    assert won == store.proposals.get(p.id) and (won.state, won.decided_by) == (S.APPROVED, "3")
+    assert store.proposals.move(p.id, S.PENDING, S.REJECTED) is None
+    won.message = "the caller's own copy"
+    assert store.proposals.get(p.id).message == ""

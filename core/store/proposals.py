@@ -173,6 +173,22 @@ class ProposalRepo:
         another state (double tap, replay, expiry race). `fields` (decided_by, decided_at, ticket,
         fill_price, message) are written in the same statement. Joins an enclosing transaction.
         """
+        return self._move(proposal_id, from_states, to_state, fields) is not None
+
+    def move(
+        self,
+        proposal_id: str,
+        from_states: ProposalState | Iterable[ProposalState],
+        to_state: ProposalState,
+        **fields: Any,
+    ) -> TradeProposal | None:
+        """`transition`, returning the proposal as this move wrote it (None if the move lost), so the
+        winner need not read the row back."""
+        moved = self._move(proposal_id, from_states, to_state, fields)
+        return None if moved is None else moved.model_copy()
+
+    def _move(self, proposal_id: str, from_states, to_state: ProposalState,
+              fields: dict[str, Any]) -> TradeProposal | None:
         froms = {ProposalState(from_states)} if isinstance(from_states, (str, ProposalState)) else {
             ProposalState(s) for s in from_states
         }
@@ -192,7 +208,7 @@ class ProposalRepo:
         with self._db.write_lock:
             row = self._db.conn.execute("SELECT state, data FROM proposals WHERE id=?", (proposal_id,)).fetchone()
             if row is None or ProposalState(row["state"]) not in froms:
-                return False
+                return None
             # Field by field through validate_assignment: the same validation model_validate of the whole
             # dumped proposal would give these fields, without re-validating the embedded analysis.
             old = self._shared(proposal_id, row["data"])
@@ -205,9 +221,10 @@ class ProposalRepo:
                 (to_state.value, self._clock.now(), updated.decided_by, updated.ticket, text,
                  proposal_id, row["state"]),
             )
-            if cur.rowcount == 1:
-                self._remember(text, updated)
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return None
+            self._remember(text, updated)
+            return updated
 
     def list(
         self,
