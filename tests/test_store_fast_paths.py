@@ -139,3 +139,8 @@ def test_move_returns_what_it_wrote_and_only_to_the_winner(store):
     assert store.proposals.move(p.id, S.PENDING, S.REJECTED) is None
     won.message = "the caller's own copy"
     assert store.proposals.get(p.id).message == ""
+
+
+def test_create_many_of_nothing_writes_nothing(store):
+    assert store.proposals.create_many([]) == []
+    assert store.proposals.list() == []

@@ -16,7 +16,6 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from contextlib import nullcontext
 from typing import Any
 
 from core.domain.clock import Clock
@@ -137,21 +136,23 @@ class ProposalRepo:
         return self.create_many([proposal])[0]
 
     def create_many(self, proposals: list[TradeProposal]) -> list[TradeProposal]:
-        """Insert new proposals (ids unused) in one transaction: the offers of one analysis, all or none."""
+        """Insert new proposals (ids unused) in one statement: the offers of one analysis, all or none."""
+        if not proposals:
+            return []
         for p in proposals:
             if not is_valid_proposal_id(p.id):
                 raise ValueError(f"proposal id {p.id!r} must be 1-16 chars of [A-Za-z0-9_-]")
         analyses: dict = {}
         rows = [self._serialise_new(p, analyses) for p in proposals]
         now = self._clock.now()
-        with self._db.transaction() if len(proposals) > 1 else nullcontext():
-            for p, (text, _) in zip(proposals, rows, strict=True):
-                self._db.write(
-                    "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at,"
-                    " decided_by, ticket, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (p.id, p.symbol, p.strategy.strategy, p.state.value, p.created_at, p.expires_at, now,
-                     p.decided_by, p.ticket, text),
-                )
+        # one multi-row INSERT: all rows or none without a BEGIN/COMMIT pair (and one fsync live)
+        self._db.write(
+            "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at, decided_by, ticket,"
+            " data) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * len(proposals)),
+            [v for p, (text, _) in zip(proposals, rows, strict=True)
+             for v in (p.id, p.symbol, p.strategy.strategy, p.state.value, p.created_at, p.expires_at, now,
+                       p.decided_by, p.ticket, text)],
+        )
         for text, parsed in rows:  # only once the rows are written: a failed insert leaves nothing cached
             self._remember(text, parsed)
         return list(proposals)
