@@ -12,7 +12,7 @@ import pytest
 from core.domain.clock import FixedClock
 from core.domain.models import FilterResult, StrategyScore, TradeProposal
 from core.domain.models import ProposalState as S
-from core.store import DuplicateTradeError, Store, TransactionMisuse, new_proposal_id
+from core.store import DuplicateTradeError, Store, StoreError, TransactionMisuse, new_proposal_id
 from core.store.proposals import _ALPHABET, PROPOSAL_ID_LEN
 from tests.store_helpers import T0, make_closed, make_proposal, make_trade
 
@@ -144,3 +144,22 @@ def test_move_returns_what_it_wrote_and_only_to_the_winner(store):
 def test_create_many_of_nothing_writes_nothing(store):
     assert store.proposals.create_many([]) == []
     assert store.proposals.list() == []
+
+
+def test_a_single_write_blocked_by_another_process_says_so_like_a_transaction(tmp_path):
+    s = Store(tmp_path / "busy.sqlite", FixedClock(T0))
+    other = sqlite3.connect(tmp_path / "busy.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        s.db.conn.execute("PRAGMA busy_timeout=50")
+        with pytest.raises(StoreError, match="cannot start a store transaction"):
+            s.journal.append("opened", ticket=1)
+        with pytest.raises(StoreError, match="cannot start a store transaction"):
+            with s.transaction():
+                pass
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    s.journal.append("opened", ticket=1)
+    assert s.journal.count() == 1
+    s.close()

@@ -281,7 +281,13 @@ class Database:
             return _fetched(self.conn.execute(sql, params))
         conn = self.conn
         with self._write_lock:
-            return _fetched(conn.execute(sql, params))
+            try:
+                return _fetched(conn.execute(sql, params))
+            except sqlite3.OperationalError as e:
+                if getattr(e, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+                    # what `transaction()` says when its BEGIN cannot get the lock (another process holds it)
+                    raise StoreError(f"cannot start a store transaction on {self.path}: {e}") from None
+                raise
 
     def query(self, sql: str, params: Sequence | dict = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()
