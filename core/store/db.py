@@ -70,7 +70,10 @@ def _current_task() -> object | None:
 
 
 class _Rows:
-    """A fully fetched result, so the shared connection's lock is not held while a caller iterates."""
+    """A fully fetched result, so the shared connection's lock is not held while a caller iterates (and an
+    autocommitted RETURNING statement is stepped to its end, i.e. committed, before the caller reads it)."""
+
+    __slots__ = ("rows", "rowcount", "lastrowid")
 
     def __init__(self, cur: sqlite3.Cursor):
         self.rows = cur.fetchall() if cur.description is not None else []
@@ -180,6 +183,12 @@ class Database:
 
     # -- transactions --------------------------------------------------------------------------
     @property
+    def write_lock(self) -> threading.RLock:
+        """The in-process writers' lock (re-entrant; a transaction holds it from BEGIN to COMMIT), for a
+        read-then-`write` that must not see another thread's transaction half done."""
+        return self._write_lock
+
+    @property
     def in_transaction(self) -> bool:
         return self._local.depth > 0
 
@@ -254,6 +263,32 @@ class Database:
         """A single statement; writes outside a transaction get their own short one."""
         return self.conn.execute(sql, params)
 
+    def write(self, sql: str, params: Sequence | dict = ()) -> _Rows:
+        """ONE write statement, fully stepped: it joins an enclosing transaction, else commits on its own.
+
+        A single statement is atomic by itself (SQLite undoes a failing statement alone and leaves the
+        enclosing transaction open), so wrapping it in SAVEPOINT/RELEASE or BEGIN/COMMIT only costs two
+        more round trips. Outside a transaction it still runs under the in-process write lock (writers
+        queue on the lock, not on SQLite's coarse busy sleeps) and autocommits with synchronous=FULL,
+        as durable as `transaction()`. For a write of several statements use `transaction()`.
+        """
+        st = self._local
+        if st.depth > 0:
+            if st.owner_task is not _current_task():
+                raise TransactionMisuse(
+                    "a store transaction was left open across an await and another task tried to use it"
+                )
+            return _fetched(self.conn.execute(sql, params))
+        conn = self.conn
+        with self._write_lock:
+            try:
+                return _fetched(conn.execute(sql, params))
+            except sqlite3.OperationalError as e:
+                if getattr(e, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+                    # what `transaction()` says when its BEGIN cannot get the lock (another process holds it)
+                    raise StoreError(f"cannot start a store transaction on {self.path}: {e}") from None
+                raise
+
     def query(self, sql: str, params: Sequence | dict = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()
 
@@ -304,6 +339,10 @@ class Database:
             applied.append(m.version)
             log.info("store %s: applied migration %d (%s)", self.path, m.version, m.name)
         return applied
+
+
+def _fetched(cur: sqlite3.Cursor | _Rows) -> _Rows:
+    return cur if isinstance(cur, _Rows) else _Rows(cur)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -98,12 +98,11 @@ class JournalRepo:
             symbol=symbol, metadata=meta, data=dict(data or {}),
         )
         payload = json.dumps({"metadata": entry.metadata, "data": entry.data}, sort_keys=True, default=str)
-        with self._db.transaction() as c:
-            cur = c.execute(
-                "INSERT INTO journal(ts, event, ticket, proposal_id, symbol, data) VALUES (?,?,?,?,?,?)",
-                (entry.ts, entry.event, entry.ticket, entry.proposal_id, entry.symbol, payload),
-            )
-            entry.id = int(cur.lastrowid)
+        cur = self._db.write(
+            "INSERT INTO journal(ts, event, ticket, proposal_id, symbol, data) VALUES (?,?,?,?,?,?)",
+            (entry.ts, entry.event, entry.ticket, entry.proposal_id, entry.symbol, payload),
+        )
+        entry.id = int(cur.lastrowid)
         return entry
 
     @staticmethod

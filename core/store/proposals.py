@@ -11,6 +11,7 @@ was already sent).
 """
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections import OrderedDict
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.domain.clock import Clock
-from core.domain.models import ProposalState, TradeProposal
+from core.domain.models import AnalysisResult, ProposalState, TradeProposal
 from core.store.db import Database
 
 PROPOSAL_ID_LEN = 10
@@ -47,8 +48,11 @@ class IllegalTransition(ValueError):
 
 
 def new_proposal_id() -> str:
-    """10 chars from a 32-letter alphabet (50 bits): unique enough, short enough for comments."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(PROPOSAL_ID_LEN))
+    """10 chars from a 32-letter alphabet (50 bits): unique enough, short enough for comments.
+
+    One `randbits` call, 5 bits per letter: the same uniform draw as a `secrets.choice` per letter."""
+    bits = secrets.randbits(5 * PROPOSAL_ID_LEN)
+    return "".join(_ALPHABET[(bits >> (5 * i)) & 31] for i in range(PROPOSAL_ID_LEN))
 
 
 def is_valid_proposal_id(text: str) -> bool:
@@ -56,6 +60,25 @@ def is_valid_proposal_id(text: str) -> bool:
 
 
 _PARSED_KEEP = 64
+
+# A proposal's JSON is {id, symbol, strategy, analysis, <tail>}: the analysis is nearly all of it and never
+# changes after creation, while every transition changes only tail fields. So a transition re-serialises
+# the tail alone and keeps the stored text before it, and the proposals of one analysis share one dump.
+_FIELDS = list(TradeProposal.model_fields)
+_HEAD = frozenset(_FIELDS[:_FIELDS.index("analysis")])
+_TAIL = frozenset(_FIELDS[_FIELDS.index("analysis") + 1:])
+
+
+def _with_new_tail(old_text: str, old: TradeProposal, new: TradeProposal) -> str:
+    """`new.to_json()` for a `new` that differs from `old` (the parse of `old_text`) only in tail fields.
+
+    Falls back to the full dump when the stored text does not end in `old`'s serialised tail (a text
+    some other writer formatted differently)."""
+    old_tail = old.model_dump_json(include=_TAIL)
+    n = len(old_tail) - 1  # the tail's fields and the closing brace, without its opening one
+    if len(old_text) > n and old_text[-n - 1] == "," and old_text.endswith(old_tail[1:]):
+        return old_text[:-n] + new.model_dump_json(include=_TAIL)[1:]
+    return new.to_json()
 
 
 class ProposalRepo:
@@ -69,11 +92,6 @@ class ProposalRepo:
         self._parsed: OrderedDict[str, tuple[str, TradeProposal]] = OrderedDict()
         self._parsed_lock = threading.Lock()  # the live bot reads proposals from worker threads too
 
-    def _parse(self, text: str) -> TradeProposal:
-        p = TradeProposal.from_json(text)
-        self._remember(text, p)
-        return p.model_copy()
-
     def _remember(self, text: str, p: TradeProposal) -> None:
         with self._parsed_lock:
             self._parsed[p.id] = (text, p)
@@ -82,25 +100,62 @@ class ProposalRepo:
                 self._parsed.popitem(last=False)
 
     def _from_row(self, proposal_id: str, text: str) -> TradeProposal:
+        return self._shared(proposal_id, text).model_copy()
+
+    def _shared(self, proposal_id: str, text: str) -> TradeProposal:
+        """The parse of `text`, as the cache's own object: read it, never hand it out or mutate it."""
         with self._parsed_lock:
             hit = self._parsed.get(proposal_id)
         if hit is not None and hit[0] == text:
-            return hit[1].model_copy()
-        return self._parse(text)
+            return hit[1]
+        p = TradeProposal.from_json(text)
+        self._remember(text, p)
+        return p
+
+    @staticmethod
+    def _serialise_new(proposal: TradeProposal, analyses: dict[int, tuple[AnalysisResult, str, AnalysisResult]]
+                       ) -> tuple[str, TradeProposal]:
+        """`proposal.to_json()` and exactly what parsing that text gives. An analysis is dumped and parsed
+        once per `create_many` call (`analyses`: id -> (the object, its JSON, its parse)), however many
+        proposals (one per viable strategy) share it; the rest of a proposal is a few small fields."""
+        a = proposal.analysis
+        memo = analyses.get(id(a))
+        if memo is None:
+            a_text = a.to_json()
+            memo = analyses[id(a)] = (a, a_text, AnalysisResult.from_json(a_text))  # holds `a`: its id stays its
+        head = proposal.model_dump_json(include=_HEAD)
+        tail = proposal.model_dump_json(include=_TAIL)
+        text = f'{head[:-1]},"analysis":{memo[1]},{tail[1:]}'
+        # the small fields through their JSON text too, so their values are what a parse would give
+        rest = json.loads(f"{head[:-1]},{tail[1:]}")
+        rest["analysis"] = memo[2]
+        return text, TradeProposal.model_validate(rest)
 
     def create(self, proposal: TradeProposal) -> TradeProposal:
         """Insert a new proposal (its id must be unused)."""
-        if not is_valid_proposal_id(proposal.id):
-            raise ValueError(f"proposal id {proposal.id!r} must be 1-16 chars of [A-Za-z0-9_-]")
-        with self._db.transaction() as c:
-            c.execute(
-                "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at,"
-                " decided_by, ticket, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (proposal.id, proposal.symbol, proposal.strategy.strategy, proposal.state.value,
-                 proposal.created_at, proposal.expires_at, self._clock.now(), proposal.decided_by,
-                 proposal.ticket, proposal.to_json()),
-            )
-        return proposal
+        return self.create_many([proposal])[0]
+
+    def create_many(self, proposals: list[TradeProposal]) -> list[TradeProposal]:
+        """Insert new proposals (ids unused) in one statement: the offers of one analysis, all or none."""
+        if not proposals:
+            return []
+        for p in proposals:
+            if not is_valid_proposal_id(p.id):
+                raise ValueError(f"proposal id {p.id!r} must be 1-16 chars of [A-Za-z0-9_-]")
+        analyses: dict = {}
+        rows = [self._serialise_new(p, analyses) for p in proposals]
+        now = self._clock.now()
+        # one multi-row INSERT: all rows or none without a BEGIN/COMMIT pair (and one fsync live)
+        self._db.write(
+            "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at, decided_by, ticket,"
+            " data) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * len(proposals)),
+            [v for p, (text, _) in zip(proposals, rows, strict=True)
+             for v in (p.id, p.symbol, p.strategy.strategy, p.state.value, p.created_at, p.expires_at, now,
+                       p.decided_by, p.ticket, text)],
+        )
+        for text, parsed in rows:  # only once the rows are written: a failed insert leaves nothing cached
+            self._remember(text, parsed)
+        return list(proposals)
 
     def get(self, proposal_id: str) -> TradeProposal | None:
         row = self._db.conn.execute("SELECT data FROM proposals WHERE id=?", (proposal_id,)).fetchone()
@@ -119,6 +174,22 @@ class ProposalRepo:
         another state (double tap, replay, expiry race). `fields` (decided_by, decided_at, ticket,
         fill_price, message) are written in the same statement. Joins an enclosing transaction.
         """
+        return self._move(proposal_id, from_states, to_state, fields) is not None
+
+    def move(
+        self,
+        proposal_id: str,
+        from_states: ProposalState | Iterable[ProposalState],
+        to_state: ProposalState,
+        **fields: Any,
+    ) -> TradeProposal | None:
+        """`transition`, returning the proposal as this move wrote it (None if the move lost), so the
+        winner need not read the row back."""
+        moved = self._move(proposal_id, from_states, to_state, fields)
+        return None if moved is None else moved.model_copy()
+
+    def _move(self, proposal_id: str, from_states, to_state: ProposalState,
+              fields: dict[str, Any]) -> TradeProposal | None:
         froms = {ProposalState(from_states)} if isinstance(from_states, (str, ProposalState)) else {
             ProposalState(s) for s in from_states
         }
@@ -131,24 +202,30 @@ class ProposalRepo:
         unknown = set(fields) - TRANSITION_FIELDS
         if unknown:
             raise ValueError(f"transition cannot set {sorted(unknown)}")
-        with self._db.transaction() as c:
-            row = c.execute("SELECT state, data FROM proposals WHERE id=?", (proposal_id,)).fetchone()
+        # One read and one conditional write, not a BEGIN/SAVEPOINT pair around them: the UPDATE is the
+        # compare-and-set (WHERE state = the state read), and the state machine has no cycles, so a row
+        # still in the state read is the row read. The in-process write lock is held across both so a
+        # thread sharing a `:memory:` connection never judges another thread's uncommitted state.
+        with self._db.write_lock:
+            row = self._db.conn.execute("SELECT state, data FROM proposals WHERE id=?", (proposal_id,)).fetchone()
             if row is None or ProposalState(row["state"]) not in froms:
-                return False
+                return None
             # Field by field through validate_assignment: the same validation model_validate of the whole
             # dumped proposal would give these fields, without re-validating the embedded analysis.
-            updated = self._from_row(proposal_id, row["data"])
+            old = self._shared(proposal_id, row["data"])
+            updated = old.model_copy()
             for name, value in {"state": to_state, **fields}.items():
                 setattr(updated, name, value)
-            text = updated.to_json()
-            cur = c.execute(
+            text = _with_new_tail(row["data"], old, updated)
+            cur = self._db.write(
                 "UPDATE proposals SET state=?, updated_at=?, decided_by=?, ticket=?, data=? WHERE id=? AND state=?",
                 (to_state.value, self._clock.now(), updated.decided_by, updated.ticket, text,
                  proposal_id, row["state"]),
             )
-            if cur.rowcount == 1:
-                self._remember(text, updated.model_copy())
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return None
+            self._remember(text, updated)
+            return updated
 
     def list(
         self,

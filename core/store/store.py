@@ -132,10 +132,11 @@ class Store:
         ticket was already recorded as closed.
         """
         with self.db.transaction():
-            active = self.trades.remove(closed.ticket)
-            if self.closed.get(closed.ticket) is not None:
+            active = self.trades.remove_json(closed.ticket)
+            if self.closed.has(closed.ticket):
                 return False
-            meta = closed.metadata or (TradeMetadata.from_trade(active).model_dump() if active else {})
+            meta = closed.metadata or (
+                TradeMetadata.from_trade(ActiveTrade.from_json(active)).model_dump() if active else {})
             if not closed.metadata and meta:
                 closed = closed.model_copy(update={"metadata": meta})
             self.closed.add(closed)

@@ -11,6 +11,7 @@ Either way the stored `version` goes up by one per write.
 """
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 from core.domain.models import ActiveTrade, ClosedTrade
@@ -38,20 +39,18 @@ class ActiveTradeRepo:
     def add(self, trade: ActiveTrade) -> ActiveTrade:
         """Register a new trade (version starts at 0). Raises DuplicateTradeError if the ticket exists."""
         trade = trade.model_copy(update={"version": 0})
-        with self._db.transaction() as c:
-            if c.execute("SELECT 1 FROM active_trades WHERE ticket=?", (trade.ticket,)).fetchone():
-                raise DuplicateTradeError(f"trade {trade.ticket} is already registered")
-            self._insert(c, trade)
+        try:  # one statement: the primary key is the duplicate check
+            self._db.write(
+                "INSERT INTO active_trades(ticket, proposal_id, symbol, strategy, state, magic, version, entry_time,"
+                " data) VALUES (?,?,?,?,?,?,?,?,?)",
+                (trade.ticket, trade.proposal_id, trade.symbol, trade.strategy, trade.exit_manager_state,
+                 trade.magic, trade.version, trade.entry_time, trade.to_json()),
+            )
+        except sqlite3.IntegrityError as e:
+            if getattr(e, "sqlite_errorname", "") != "SQLITE_CONSTRAINT_PRIMARYKEY":
+                raise
+            raise DuplicateTradeError(f"trade {trade.ticket} is already registered") from None
         return trade
-
-    @staticmethod
-    def _insert(c, trade: ActiveTrade) -> None:
-        c.execute(
-            "INSERT INTO active_trades(ticket, proposal_id, symbol, strategy, state, magic, version, entry_time, data)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
-            (trade.ticket, trade.proposal_id, trade.symbol, trade.strategy, trade.exit_manager_state,
-             trade.magic, trade.version, trade.entry_time, trade.to_json()),
-        )
 
     def get(self, ticket: int) -> ActiveTrade | None:
         row = self._db.conn.execute("SELECT data FROM active_trades WHERE ticket=?", (ticket,)).fetchone()
@@ -72,8 +71,8 @@ class ActiveTradeRepo:
     def count(self) -> int:
         return int(self._db.conn.execute("SELECT COUNT(*) FROM active_trades").fetchone()[0])
 
-    def _write(self, c, trade: ActiveTrade, expected_version: int) -> bool:
-        cur = c.execute(
+    def _write(self, trade: ActiveTrade, expected_version: int) -> bool:
+        cur = self._db.write(
             "UPDATE active_trades SET proposal_id=?, symbol=?, strategy=?, state=?, magic=?, version=?,"
             " entry_time=?, data=? WHERE ticket=? AND version=?",
             (trade.proposal_id, trade.symbol, trade.strategy, trade.exit_manager_state, trade.magic,
@@ -98,27 +97,30 @@ class ActiveTradeRepo:
             if new.ticket != ticket:
                 raise ValueError("update() must not change a trade's ticket")
             new = ActiveTrade.model_validate({**new.model_dump(), "version": int(row["version"]) + 1})
-            if not self._write(c, new, int(row["version"])):  # pragma: no cover - impossible under the lock
+            if not self._write(new, int(row["version"])):  # pragma: no cover - impossible under the lock
                 raise StaleTradeError(ticket, int(row["version"]), None)
             return new
 
     def save(self, trade: ActiveTrade) -> ActiveTrade:
         """Optimistic write: succeeds only if the store still has `trade.version`; returns version+1."""
         new = trade.model_copy(update={"version": trade.version + 1})
-        with self._db.transaction() as c:
-            if not self._write(c, new, trade.version):
-                row = c.execute("SELECT version FROM active_trades WHERE ticket=?", (trade.ticket,)).fetchone()
+        # the conditional UPDATE is the compare-and-set, one statement (no BEGIN/SAVEPOINT around it)
+        with self._db.write_lock:
+            if not self._write(new, trade.version):
+                row = self._db.conn.execute("SELECT version FROM active_trades WHERE ticket=?",
+                                            (trade.ticket,)).fetchone()
                 raise StaleTradeError(trade.ticket, trade.version, int(row[0]) if row else None)
         return new
 
     def remove(self, ticket: int) -> ActiveTrade | None:
         """Unregister a trade; returns what was stored (None if it was not there)."""
-        with self._db.transaction() as c:
-            row = c.execute("SELECT data FROM active_trades WHERE ticket=?", (ticket,)).fetchone()
-            if row is None:
-                return None
-            c.execute("DELETE FROM active_trades WHERE ticket=?", (ticket,))
-            return ActiveTrade.from_json(row["data"])
+        text = self.remove_json(ticket)
+        return None if text is None else ActiveTrade.from_json(text)
+
+    def remove_json(self, ticket: int) -> str | None:
+        """`remove`, returning the stored JSON unparsed (a close that has the trade's metadata needs no parse)."""
+        row = self._db.write("DELETE FROM active_trades WHERE ticket=? RETURNING data", (ticket,)).fetchone()
+        return None if row is None else row["data"]
 
 
 class ClosedTradeRepo:
@@ -126,13 +128,12 @@ class ClosedTradeRepo:
         self._db = db
 
     def add(self, trade: ClosedTrade) -> ClosedTrade:
-        with self._db.transaction() as c:
-            c.execute(
-                "INSERT INTO closed_trades(ticket, proposal_id, symbol, strategy, entry_time, exit_time, pnl,"
-                " r_multiple, exit_reason, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (trade.ticket, trade.proposal_id, trade.symbol, trade.strategy, trade.entry_time, trade.exit_time,
-                 trade.pnl, trade.r_multiple, trade.exit_reason, trade.to_json()),
-            )
+        self._db.write(
+            "INSERT INTO closed_trades(ticket, proposal_id, symbol, strategy, entry_time, exit_time, pnl,"
+            " r_multiple, exit_reason, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (trade.ticket, trade.proposal_id, trade.symbol, trade.strategy, trade.entry_time, trade.exit_time,
+             trade.pnl, trade.r_multiple, trade.exit_reason, trade.to_json()),
+        )
         return trade
 
     def get(self, ticket: int) -> ClosedTrade | None:

@@ -87,16 +87,12 @@ class ExecutionEngine(OrderSending):
         # the expiry is a human's decision window: on an accelerated replay clock (paper, speed N) it
         # spans N times as many clock seconds, else a 120 s offer would lapse after 120/N real seconds
         window = tcfg.execution.proposal_expiry_seconds * float(getattr(self.clock, "speed", 1.0) or 1.0)
-        out = []
-        for s in analysis.strategies:
-            if not s.viable:
-                continue
-            p = TradeProposal(
-                id=new_proposal_id(), symbol=analysis.symbol, strategy=s, analysis=analysis,
-                lot=tcfg.execution.lot_size, created_at=now, expires_at=now + window,
-            )
-            out.append(self.store.proposals.create(p))
-        return out
+        out = [
+            TradeProposal(id=new_proposal_id(), symbol=analysis.symbol, strategy=s, analysis=analysis,
+                          lot=tcfg.execution.lot_size, created_at=now, expires_at=now + window)
+            for s in analysis.strategies if s.viable
+        ]
+        return self.store.proposals.create_many(out) if out else out
 
     def with_reentry_rule(self, analysis: AnalysisResult) -> AnalysisResult:
         """The analysis with the re-entry rule applied, so a card never offers Approve on a range the rules
@@ -134,12 +130,12 @@ class ExecutionEngine(OrderSending):
         p = self.store.proposals.get(proposal_id)
         if p is None:
             return self._missing(proposal_id)
-        won = self.store.proposals.transition(
+        moved = self.store.proposals.move(
             proposal_id, ProposalState.PENDING, ProposalState.REJECTED, decided_by=str(user_id),
             decided_at=self.clock.now(), message="rejected",
         )
-        p = self.store.proposals.get(proposal_id)
-        out = self.outcome_of(p, duplicate=not won)
+        won = moved is not None
+        out = self.outcome_of(moved or self.store.proposals.get(proposal_id), duplicate=not won)
         return out.model_copy(update={"ok": won})
 
     async def approve(self, proposal_id: str, user_id, *, auto: bool = False) -> ProposalOutcome:
@@ -161,12 +157,13 @@ class ExecutionEngine(OrderSending):
             return ProposalOutcome(proposal_id=p.id, state=p.state, ok=False, message=blocked, symbol=p.symbol,
                                    strategy=p.strategy.strategy)
         who = AUTO_USER if auto else str(user_id)
-        if not self.store.proposals.transition(p.id, ProposalState.PENDING, ProposalState.APPROVED,
-                                               decided_by=who, decided_at=now):
+        approved = self.store.proposals.move(p.id, ProposalState.PENDING, ProposalState.APPROVED, decided_by=who,
+                                             decided_at=now)
+        if approved is None:
             return self.outcome_of(self.store.proposals.get(p.id), duplicate=True)
         self.in_flight.add(p.id)
         try:
-            return await self._execute(self.store.proposals.get(p.id))
+            return await self._execute(approved)
         except Exception as e:  # noqa: BLE001 - an unexpected bug must still leave a clear state
             log.exception("execution of %s crashed", p.id)
             self.notify.error("execution_failed_after_approval", f"execution of {p.id} crashed: {e}",
@@ -231,10 +228,9 @@ class ExecutionEngine(OrderSending):
         self.unconfirmed[proposal_id] = self.clock.now()
 
     def _fail(self, p: TradeProposal, from_state: ProposalState, message: str) -> ProposalOutcome:
-        self.store.proposals.transition(p.id, from_state, ProposalState.FAILED, message=message,
+        cur = self.store.proposals.move(p.id, from_state, ProposalState.FAILED, message=message,
                                         decided_at=self.clock.now())
-        cur = self.store.proposals.get(p.id)
-        return self.outcome_of(cur)
+        return self.outcome_of(cur or self.store.proposals.get(p.id))
 
     async def _execute(self, p: TradeProposal) -> ProposalOutcome:
         tcfg = self.cfg.for_symbol(p.symbol)

@@ -1,0 +1,165 @@
+"""The store's short cuts must be invisible: single-statement writes, the proposal's re-serialised tail, the
+proposals of one analysis dumped and parsed once, the parse cache filled at creation."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections import Counter
+
+import pytest
+
+from core.domain.clock import FixedClock
+from core.domain.models import FilterResult, StrategyScore, TradeProposal
+from core.domain.models import ProposalState as S
+from core.store import DuplicateTradeError, Store, StoreError, TransactionMisuse, new_proposal_id
+from core.store.proposals import _ALPHABET, PROPOSAL_ID_LEN
+from tests.store_helpers import T0, make_closed, make_proposal, make_trade
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "s.sqlite", FixedClock(T0))
+    yield s
+    s.close()
+
+
+def _raw(store: Store, pid: str) -> str:
+    return store.db.conn.execute("SELECT data FROM proposals WHERE id=?", (pid,)).fetchone()["data"]
+
+
+def test_every_letter_at_every_position_of_an_id():
+    ids = [new_proposal_id() for _ in range(4000)]
+    assert all(len(i) == PROPOSAL_ID_LEN for i in ids)
+    for pos in range(PROPOSAL_ID_LEN):
+        seen = Counter(i[pos] for i in ids)
+        assert set(seen) == set(_ALPHABET)
+        assert min(seen.values()) > 4000 / 32 / 2  # roughly uniform, not a stuck or folded bit
+
+
+def test_transitions_store_exactly_the_full_dump(store):
+    p = store.proposals.create(make_proposal("tail1"))
+    assert _raw(store, p.id) == p.to_json()
+    steps = [(S.PENDING, S.APPROVED, {"decided_by": 'trader "7" ✓', "decided_at": T0 + 1.25}),
+             (S.APPROVED, S.EXECUTING, {}),
+             (S.EXECUTING, S.FAILED, {"message": 'no fill, "requote", 1/3 — ,"lot":9}'})]
+    for frm, to, fields in steps:
+        assert store.proposals.transition(p.id, frm, to, **fields)
+        raw = _raw(store, p.id)
+        assert raw == TradeProposal.from_json(raw).to_json()
+        assert store.proposals.get(p.id) == TradeProposal.from_json(raw)
+    got = store.proposals.get(p.id)
+    assert (got.state, got.decided_by, got.message) == (S.FAILED, 'trader "7" ✓', steps[2][2]["message"])
+    assert got.analysis == p.analysis and got.strategy == p.strategy
+
+
+def test_a_row_another_writer_formatted_is_transitioned_correctly(store):
+    p = make_proposal("foreign1")
+    text = json.dumps(p.to_dict(), indent=1)  # same content, other formatting (another tool, an older version)
+    store.db.conn.execute(
+        "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at, data)"
+        " VALUES (?,?,?,?,?,?,?,?)", (p.id, p.symbol, p.strategy.strategy, "pending", T0, T0 + 120, T0, text))
+    assert store.proposals.transition(p.id, S.PENDING, S.REJECTED, decided_by="9")
+    want = p.model_copy(update={"state": S.REJECTED, "decided_by": "9"})
+    assert TradeProposal.from_json(_raw(store, p.id)) == want == store.proposals.get(p.id)
+
+
+def test_created_proposals_read_back_as_the_parse_of_their_row(store):
+    base = make_proposal("made1")
+    odd = FilterResult(name="x", passed=True, reason="", details={"pair": (1, 2), "tags": ("a",)})
+    analysis = base.analysis.model_copy(update={"filters": [odd]})
+    other = StrategyScore(**{**base.strategy.model_dump(), "strategy": "bb_fade"})
+    ps = [base.model_copy(update={"analysis": analysis}),
+          base.model_copy(update={"id": "made2", "analysis": analysis, "strategy": other})]
+    assert store.proposals.create_many(ps) == ps
+    for p in ps:
+        raw = _raw(store, p.id)
+        assert raw == p.to_json()
+        got = store.proposals.get(p.id)
+        assert got == TradeProposal.from_json(raw)
+        # what a parse gives, not the caller's object: JSON has no tuples
+        assert got.analysis.filters[0].details == {"pair": [1, 2], "tags": ["a"]}
+        assert got.analysis is not analysis
+
+
+def test_a_failed_create_many_writes_nothing(store):
+    store.proposals.create(make_proposal("dup1"))
+    with pytest.raises(sqlite3.IntegrityError):
+        store.proposals.create_many([make_proposal("fresh1"), make_proposal("dup1")])
+    assert store.proposals.get("fresh1") is None
+
+
+def test_single_statement_writes_commit_alone_or_with_the_enclosing_transaction(store, tmp_path):
+    other = sqlite3.connect(tmp_path / "s.sqlite")  # another process' view: only committed rows
+    store.trades.add(make_trade(1))
+    assert other.execute("SELECT COUNT(*) FROM active_trades").fetchone()[0] == 1
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.trades.add(make_trade(2))
+            assert other.execute("SELECT COUNT(*) FROM active_trades").fetchone()[0] == 1
+            raise RuntimeError("step failed")
+    assert store.trades.tickets() == {1}
+    with store.transaction():  # a refused statement undoes itself only, like the savepoint it replaced
+        store.trades.add(make_trade(3))
+        with pytest.raises(DuplicateTradeError):
+            store.trades.add(make_trade(1))
+        store.journal.append("opened", ticket=3)
+    assert store.trades.tickets() == {1, 3} and store.journal.count() == 1
+    other.close()
+
+
+def test_a_write_from_another_task_during_an_open_transaction_is_refused(store):
+    async def main():
+        with store.transaction():
+            async def intruder():
+                store.journal.append("opened", ticket=5)
+            with pytest.raises(TransactionMisuse):
+                await asyncio.create_task(intruder())
+
+    asyncio.run(main())
+    assert store.journal.count() == 0
+
+
+def test_remove_json_and_record_close_with_or_without_metadata(store):
+    t = store.trades.add(make_trade(41))
+    assert json.loads(store.trades.remove_json(41))["ticket"] == 41
+    assert store.trades.remove_json(41) is None
+    t = store.trades.add(make_trade(42))
+    assert store.record_close(make_closed(t))  # no metadata on the close: taken from the active row
+    assert store.closed.get(42).metadata["strategy"] == "vwap_reversion"
+    t = store.trades.add(make_trade(43))
+    assert store.record_close(make_closed(t).model_copy(update={"metadata": {"strategy": "own"}}))
+    assert store.closed.get(43).metadata == {"strategy": "own"} and store.trades.get(43) is None
+
+
+def test_move_returns_what_it_wrote_and_only_to_the_winner(store):
+    p = store.proposals.create(make_proposal("move1"))
+    won = store.proposals.move(p.id, S.PENDING, S.APPROVED, decided_by="3")
+    assert won == store.proposals.get(p.id) and (won.state, won.decided_by) == (S.APPROVED, "3")
+    assert store.proposals.move(p.id, S.PENDING, S.REJECTED) is None
+    won.message = "the caller's own copy"
+    assert store.proposals.get(p.id).message == ""
+
+
+def test_create_many_of_nothing_writes_nothing(store):
+    assert store.proposals.create_many([]) == []
+    assert store.proposals.list() == []
+
+
+def test_a_single_write_blocked_by_another_process_says_so_like_a_transaction(tmp_path):
+    s = Store(tmp_path / "busy.sqlite", FixedClock(T0))
+    other = sqlite3.connect(tmp_path / "busy.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        s.db.conn.execute("PRAGMA busy_timeout=50")
+        with pytest.raises(StoreError, match="cannot start a store transaction"):
+            s.journal.append("opened", ticket=1)
+        with pytest.raises(StoreError, match="cannot start a store transaction"):
+            with s.transaction():
+                pass
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    s.journal.append("opened", ticket=1)
+    assert s.journal.count() == 1
+    s.close()
