@@ -7,6 +7,7 @@ data loaders, stores and front ends need these paths without caring how a config
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -21,13 +22,12 @@ def deployment_env(name: str) -> str | None:
     value = os.environ.get(name)
     if value:
         return value
-    env_file = Path(".env")
-    if not env_file.is_file():
+    if not os.path.isfile(".env"):  # os.path, not pathlib: asked on every order send (the news calendar)
         return None
     try:
         from dotenv import dotenv_values
 
-        value = dotenv_values(env_file, encoding="utf-8").get(name)
+        value = dotenv_values(Path(".env"), encoding="utf-8").get(name)
     except (OSError, UnicodeDecodeError, ValueError):  # the secrets loader reports a broken .env in words
         return None
     return (value.strip() or None) if isinstance(value, str) else None
@@ -41,6 +41,14 @@ def market_data_dir() -> Path:
 
 def resolve_path(text: str) -> Path:
     """Expand `${MARKET_DATA}` and make relative paths relative to the project root, not the cwd."""
-    expanded = text.replace("${MARKET_DATA}", str(market_data_dir())) if "${MARKET_DATA}" in text else text
+    market = str(market_data_dir()) if "${MARKET_DATA}" in text else ""
+    return _resolve(text, market, os.environ.get("HOME", ""))
+
+
+@lru_cache(maxsize=256)
+def _resolve(text: str, market: str, _home: str) -> Path:
+    """Pure in its arguments (`_home` keys what `expanduser` reads), so remembered: the news check
+    resolves the calendar's path on every order send."""
+    expanded = text.replace("${MARKET_DATA}", market) if market else text
     p = Path(expanded).expanduser()
     return p if p.is_absolute() else PROJECT_ROOT / p

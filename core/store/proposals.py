@@ -18,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import create_model
+
 from core.domain.clock import Clock
 from core.domain.models import AnalysisResult, ProposalState, TradeProposal
 from core.store.db import Database
@@ -41,6 +43,12 @@ ALLOWED_TRANSITIONS: dict[ProposalState, frozenset[ProposalState]] = {
 
 # fields of TradeProposal that a transition may set alongside the state
 TRANSITION_FIELDS = frozenset({"decided_by", "decided_at", "ticket", "fill_price", "message"})
+# the fields a transition sets, validated as in TradeProposal (same annotations, constraints and config)
+_TailFields = create_model(
+    "ProposalTail", __config__=TradeProposal.model_config,
+    **{name: (f.annotation, f) for name, f in TradeProposal.model_fields.items()
+       if name == "state" or name in TRANSITION_FIELDS},
+)
 
 
 class IllegalTransition(ValueError):
@@ -210,12 +218,13 @@ class ProposalRepo:
             row = self._db.conn.execute("SELECT state, data FROM proposals WHERE id=?", (proposal_id,)).fetchone()
             if row is None or ProposalState(row["state"]) not in froms:
                 return None
-            # Field by field through validate_assignment: the same validation model_validate of the whole
-            # dumped proposal would give these fields, without re-validating the embedded analysis.
+            # The changed fields through a model of the tail fields alone (the same annotations and config):
+            # the validation model_validate of the whole dumped proposal would give them, without
+            # re-validating the embedded analysis (validate_assignment does, per field: ~17 µs each).
             old = self._shared(proposal_id, row["data"])
-            updated = old.model_copy()
-            for name, value in {"state": to_state, **fields}.items():
-                setattr(updated, name, value)
+            changes = {"state": to_state, **fields}
+            checked = _TailFields.model_validate(changes)
+            updated = old.model_copy(update={name: getattr(checked, name) for name in changes})
             text = _with_new_tail(row["data"], old, updated)
             cur = self._db.write(
                 "UPDATE proposals SET state=?, updated_at=?, decided_by=?, ticket=?, data=? WHERE id=? AND state=?",
