@@ -165,3 +165,19 @@ def test_deviation_rule():
     assert deviation_problem(100.0, 100.20, 20, 0.01) is None  # exactly at the deviation
     said = deviation_problem(100.0, 100.21, 20, 0.01)
     assert said is not None and "deviation 20 points" in said
+
+
+def test_a_remembered_quote_follows_the_clock_and_the_symbol_spec(xau, tmp_path):
+    """The quote is reused while the clock stands; a clock move or a changed spec makes a new one."""
+    b = make(xau, tmp_path / "p.sqlite")  # 12:32: the 12:30 bar is forming
+    first = b.tick(SYM)
+    assert b.tick(SYM) is first  # the same clock time: the same quote
+    b.advance_to(utc("2025-03-12T12:35"))
+    moved = b.tick(SYM)
+    bar = xau[xau["time"] == int(utc("2025-03-12T12:35"))][0]
+    assert moved.time == utc("2025-03-12T12:35") and moved.bid == pytest.approx(float(bar["open"]))
+    coarse = xau_spec().model_copy(update={"point": xau_spec().point * 10})
+    b.symbols[SYM] = coarse  # a broker given another spec for the symbol quotes with it at once
+    assert int(bar["spread"]) > 0
+    assert moved.ask == pytest.approx(moved.bid + int(bar["spread"]) * xau_spec().point)
+    assert b.tick(SYM).ask == pytest.approx(moved.bid + int(bar["spread"]) * coarse.point)

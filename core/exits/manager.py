@@ -329,6 +329,12 @@ class RangeScalpingExitManager:
         from core.store.journal import TradeMetadata
 
         st = self._store
+        if len(new) == 1 and not journal:
+            # one trade, no journal row: the store's save is one compare-and-set statement, atomic alone
+            # (the monitor's MFE/MAE save, most cycles that write at all)
+            (t,) = new.values()
+            st.trades.save(t.model_copy(update={"version": t.version - 1}))
+            return
         with st.transaction():
             for ticket, t in new.items():
                 st.trades.save(t.model_copy(update={"version": t.version - 1}))

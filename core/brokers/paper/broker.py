@@ -83,6 +83,7 @@ class PaperBroker(PaperOrders):
         self.login = login
         self._store: PaperStore | None = None
         self._infos: dict[str, tuple[SymbolSpec, SymbolInfo]] = {}
+        self._quotes: dict[tuple[str, bool], tuple[float, SymbolSpec | None, Tick]] = {}
         self._evaluated = 0.0  # replay time up to which SL/TP have been checked
         self.resumed_at: float | None = None  # set when connect() moved the clock to the account's last stop
 
@@ -163,8 +164,20 @@ class PaperBroker(PaperOrders):
         return (int(bar_spread_points) or spec.default_spread_points) * spec.point
 
     def _quote(self, symbol: str, *, for_trade: bool) -> Tick:
-        spec = self._spec(symbol)
+        """The quote at the clock: a pure function of (symbol, clock time, for_trade) over bars that never
+        change once loaded, so the last one per symbol is reused while the clock stands (a monitor cycle
+        asks for it three times: positions, the tick, an order)."""
         t = self.now()
+        spec = self.symbols.get(symbol)
+        hit = self._quotes.get((symbol, for_trade))
+        if hit is not None and hit[0] == t and hit[1] is spec:
+            return hit[2]
+        q = self._make_quote(symbol, t, for_trade)
+        self._quotes[(symbol, for_trade)] = (t, spec, q)
+        return q
+
+    def _make_quote(self, symbol: str, t: float, for_trade: bool) -> Tick:
+        spec = self._spec(symbol)
         base = self.feed.base_bars(symbol)
         i = self.feed.covering_index(symbol, t)
         if i is not None:
