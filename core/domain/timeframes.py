@@ -18,7 +18,9 @@ class Timeframe(str, Enum):
 
     @property
     def seconds(self) -> int:
-        return _SECONDS[self.value]
+        # by member, not `self.value`: an enum's `.value` is a descriptor call, and this runs thousands of
+        # times per replay step
+        return _SECONDS_OF[self]
 
     @classmethod
     def parse(cls, value: str | Timeframe) -> Timeframe:
@@ -36,3 +38,4 @@ class Timeframe(str, Enum):
 
 
 _SECONDS = {"M1": 60, "M5": 300, "M15": 900, "M30": 1800, "H1": 3600, "H4": 14400, "D1": 86400}
+_SECONDS_OF = {tf: _SECONDS[tf.value] for tf in Timeframe}
