@@ -57,3 +57,17 @@ def test_another_connections_commit_is_seen(tmp_path):
                       " VALUES (4, 'XAUUSDc', 'sell', 0.01, 2000, 2010, 1990, 7, '', 2)")
     assert [(p.ticket, p.sl) for p in st.positions()] == [(1, 7.0), (4, 2010.0)]
     st.close()
+
+
+def test_an_in_memory_account_follows_its_own_writes_and_rollbacks():
+    """`:memory:` has no other connection, so no data_version look-up; the cache still follows every write."""
+    st = PaperStore(":memory:", 10_000)
+    st.insert_position(_pos(1))
+    st.update_position(1, sl=2.5)
+    assert [(p.ticket, p.sl) for p in st.positions()] == [(1, 2.5)]
+    with pytest.raises(RuntimeError), st.transaction():
+        st.delete_position(1)
+        assert st.positions() == []
+        raise RuntimeError("rolled back")
+    assert [(p.ticket, p.sl) for p in st.positions()] == [(1, 2.5)]
+    st.close()

@@ -71,6 +71,8 @@ class PaperStore:
         # for those), and dropped on a rollback, so it never shows a write that did not commit.
         self._open_positions: dict[int, Position] | None = None
         self._open_version: int | None = None
+        # an in-memory database exists only on this connection: nobody else can commit to it
+        self._private = str(path) == ":memory:"
         with self.transaction():
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('balance', ?)", (repr(float(start_balance)),))
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('next_ticket', '100001')")
@@ -159,7 +161,7 @@ class PaperStore:
 
     def _cache(self) -> dict[int, Position] | None:
         """The cached open positions if still valid (callers hold the lock), else None."""
-        if self._open_positions is not None:
+        if self._open_positions is not None and not self._private:
             version = self._conn.execute("PRAGMA data_version").fetchone()[0]
             if version != self._open_version:
                 self._open_positions = None
