@@ -71,3 +71,22 @@ def test_an_in_memory_account_follows_its_own_writes_and_rollbacks():
         raise RuntimeError("rolled back")
     assert [(p.ticket, p.sl) for p in st.positions()] == [(1, 2.5)]
     st.close()
+
+
+def test_meta_values_follow_rollbacks_and_other_connections(tmp_path):
+    path = tmp_path / "p.sqlite"
+    st = PaperStore(path, 10_000)
+    assert st.balance() == 10_000.0 and st.next_ticket() == 100001 and st.next_ticket() == 100002
+    with pytest.raises(RuntimeError), st.transaction():
+        st.add_to_balance(-250.0)
+        st.next_ticket()
+        assert st.balance() == 9_750.0
+        raise RuntimeError("rolled back")
+    assert st.balance() == 10_000.0 and st.get_meta("next_ticket") == "100003"
+    with sqlite3.connect(path) as other:
+        other.execute("UPDATE meta SET value='123.5' WHERE key='balance'")
+    assert st.balance() == 123.5
+    assert st.get_meta("nothing", "dflt") == "dflt"
+    st.set_meta("nothing", "x")
+    assert st.get_meta("nothing", "dflt") == "x"
+    st.close()

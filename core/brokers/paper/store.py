@@ -66,13 +66,14 @@ class PaperStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
         self._depth = 0
-        # Open positions, read on every monitor cycle and every replay step: kept in memory, as the
-        # committed rows. Valid while no other connection has committed (SQLite's data_version moves only
-        # for those), and dropped on a rollback, so it never shows a write that did not commit.
+        # Open positions and the meta values (balance, next ticket, replay clock), read on every monitor
+        # cycle, order and replay step: kept in memory as the committed rows. Valid while no other connection
+        # has committed (SQLite's data_version moves only for those; an in-memory database has no other
+        # connection at all), and dropped on a rollback, so they never show a write that did not commit.
         self._open_positions: dict[int, Position] | None = None
-        self._open_version: int | None = None
-        # an in-memory database exists only on this connection: nobody else can commit to it
+        self._meta: dict[str, str | None] = {}
         self._private = str(path) == ":memory:"
+        self._version = None if self._private else self._data_version()
         with self.transaction():
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('balance', ?)", (repr(float(start_balance)),))
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('next_ticket', '100001')")
@@ -98,27 +99,49 @@ class PaperStore:
             try:
                 yield
             except BaseException:
-                self._open_positions = None  # it held this transaction's uncommitted changes
+                self._forget()  # it held this transaction's uncommitted changes
                 self._conn.execute("ROLLBACK")
                 raise
             else:
                 try:
                     self._conn.execute("COMMIT")
                 except BaseException:
-                    self._open_positions = None
+                    self._forget()
                     raise
             finally:
                 self._depth = 0
 
+    # -- what is kept in memory -------------------------------------------------------------------
+    def _data_version(self) -> int:
+        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def _forget(self) -> None:
+        self._open_positions = None
+        self._meta = {}
+
+    def _fresh(self) -> None:
+        """Drop what is kept in memory if another connection has committed since (callers hold the lock)."""
+        if not self._private:
+            version = self._data_version()
+            if version != self._version:
+                self._forget()
+                self._version = version
+
     # -- meta ---------------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         with self.lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-            return row[0] if row else default
+            self._fresh()
+            if key not in self._meta:
+                row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+                self._meta[key] = row[0] if row else None
+            value = self._meta[key]
+            return default if value is None else value
 
     def set_meta(self, key: str, value: str) -> None:
         with self.lock:
+            self._fresh()
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            self._meta[key] = value
 
     def balance(self) -> float:
         return float(self.get_meta("balance", "0"))
@@ -161,19 +184,14 @@ class PaperStore:
 
     def _cache(self) -> dict[int, Position] | None:
         """The cached open positions if still valid (callers hold the lock), else None."""
-        if self._open_positions is not None and not self._private:
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._open_version:
-                self._open_positions = None
+        self._fresh()
         return self._open_positions
 
     def _all_positions(self) -> dict[int, Position]:
         cache = self._cache()
         if cache is None:
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
             rows = self._conn.execute("SELECT * FROM positions ORDER BY ticket").fetchall()
-            cache = {r["ticket"]: Position(**dict(r)) for r in rows}
-            self._open_positions, self._open_version = cache, version
+            cache = self._open_positions = {r["ticket"]: Position(**dict(r)) for r in rows}
         return cache
 
     def position(self, ticket: int) -> Position | None:
