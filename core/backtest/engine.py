@@ -21,6 +21,7 @@ is about to read it (no position means no SL/TP to fill in between).
 """
 from __future__ import annotations
 
+import gc
 import logging
 import time as _time
 from bisect import bisect_right
@@ -126,9 +127,15 @@ class BacktestEngine:
         saved = {name: logging.getLogger(name).level for name in _CHATTY}
         for name in _CHATTY:
             logging.getLogger(name).setLevel(logging.ERROR + 10)
+        # The ~100k objects alive before the run (modules, config, the bars' owners) are set aside from the
+        # cyclic garbage collector for its duration: the run allocates steadily, and each full collection
+        # re-scanned all of them (~6 % of a full-pipeline run). Only when collection happens changes:
+        # objects are freed as before, and anything frozen is collectable again afterwards.
+        gc.freeze()
         try:
             return self._run()
         finally:
+            gc.unfreeze()
             for name, level in saved.items():
                 logging.getLogger(name).setLevel(level)
 
