@@ -284,3 +284,31 @@ async def test_an_unexpected_bug_mid_execution_leaves_no_proposal_hanging(cfg, b
     assert not out.ok and out.state is ProposalState.FAILED and "nothing was traded" in out.message
     assert not svc.broker.positions() and not svc.execution.in_flight
     assert svc.store.errors.recent(5, "execution_failed_after_approval")
+
+
+async def test_the_outcomes_of_approve_and_reject_are_what_the_stored_rows_say(cfg, bars, tmp_path):
+    """approve builds its outcome from the move it won and reject moves before it reads: neither reads the
+    proposal back, so each answer must still match the row as stored, for a winner and for a repeat."""
+    svc = await _svc(cfg, bars, tmp_path)
+    fields = ("proposal_id", "state", "ok", "ticket", "fill_price", "symbol", "strategy")
+
+    def same(out, pid, **overrides):
+        want = svc.execution.outcome_of(svc.store.proposals.get(pid), duplicate=out.duplicate)
+        want = want.model_copy(update=overrides)
+        assert {f: getattr(out, f) for f in fields} == {f: getattr(want, f) for f in fields}
+
+    _, props = await svc.propose(SYMBOL)
+    done = await svc.approve(props[0].id, k.TRADER)
+    assert done.ok and done.state is ProposalState.EXECUTED and done.ticket and done.fill_price
+    same(done, props[0].id)
+    late = svc.execution.reject(props[0].id, k.TRADER)
+    assert late.duplicate and not late.ok
+    same(late, props[0].id, ok=False)
+    _, props = await svc.propose(SYMBOL)
+    rej = svc.execution.reject(props[0].id, k.TRADER)
+    assert rej.ok and not rej.duplicate and rej.state is ProposalState.REJECTED
+    same(rej, props[0].id, ok=True)
+    again = svc.execution.reject(props[0].id, k.TRADER)
+    assert again.duplicate and not again.ok and "Already handled" in again.message
+    missing = svc.execution.reject("nope", k.TRADER)
+    assert not missing.ok and "can't find" in missing.message

@@ -163,3 +163,37 @@ def test_a_single_write_blocked_by_another_process_says_so_like_a_transaction(tm
     s.journal.append("opened", ticket=1)
     assert s.journal.count() == 1
     s.close()
+
+
+def test_the_kill_switch_is_read_from_its_row_every_time(store, tmp_path):
+    from core.store.state import KillSwitchState
+
+    assert not store.kill_switch.get().blocking
+    store.kill_switch.set(KillSwitchState(paused=True, by="7"), "pause", by="7")
+    first = store.kill_switch.get()
+    assert first.paused and first.by == "7"
+    first.paused = False  # the caller's copy: the next read is not changed by it
+    assert store.kill_switch.get().paused
+    other = sqlite3.connect(tmp_path / "s.sqlite")  # another process resumes us
+    other.execute("UPDATE kill_switch SET data=? WHERE id=1", (KillSwitchState(by="9").model_dump_json(),))
+    other.commit()
+    other.close()
+    now = store.kill_switch.get()
+    assert not now.blocking and now.by == "9"
+
+
+def test_a_transition_after_create_many_and_after_another_writer_keeps_the_full_dump(store, tmp_path):
+    base = make_proposal("memo1")
+    ps = [base, base.model_copy(update={"id": "memo2"})]
+    store.proposals.create_many(ps)
+    assert store.proposals.transition("memo1", S.PENDING, S.APPROVED, decided_by="x" * 40)
+    assert _raw(store, "memo1") == store.proposals.get("memo1").to_json()
+    other = sqlite3.connect(tmp_path / "s.sqlite")  # another process decides memo2 meanwhile (its own text)
+    want = ps[1].model_copy(update={"state": S.APPROVED, "decided_by": "elsewhere", "message": "m"})
+    other.execute("UPDATE proposals SET state='approved', data=? WHERE id='memo2'", (want.to_json(),))
+    other.commit()
+    other.close()
+    assert store.proposals.transition("memo2", S.APPROVED, S.FAILED, message="short")
+    got = store.proposals.get("memo2")
+    assert _raw(store, "memo2") == got.to_json()
+    assert (got.state, got.decided_by, got.message) == (S.FAILED, "elsewhere", "short")

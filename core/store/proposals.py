@@ -77,16 +77,20 @@ _HEAD = frozenset(_FIELDS[:_FIELDS.index("analysis")])
 _TAIL = frozenset(_FIELDS[_FIELDS.index("analysis") + 1:])
 
 
-def _with_new_tail(old_text: str, old: TradeProposal, new: TradeProposal) -> str:
-    """`new.to_json()` for a `new` that differs from `old` (the parse of `old_text`) only in tail fields.
+def _with_new_tail(old_text: str, old: TradeProposal, new: TradeProposal, old_tail: str | None = None
+                   ) -> tuple[str, str | None]:
+    """`new.to_json()` for a `new` that differs from `old` (the parse of `old_text`) only in tail fields, and
+    `new`'s serialised tail (None after a full dump). `old_tail`: `old`'s serialised tail if known.
 
     Falls back to the full dump when the stored text does not end in `old`'s serialised tail (a text
     some other writer formatted differently)."""
-    old_tail = old.model_dump_json(include=_TAIL)
+    if old_tail is None:
+        old_tail = old.model_dump_json(include=_TAIL)
     n = len(old_tail) - 1  # the tail's fields and the closing brace, without its opening one
     if len(old_text) > n and old_text[-n - 1] == "," and old_text.endswith(old_tail[1:]):
-        return old_text[:-n] + new.model_dump_json(include=_TAIL)[1:]
-    return new.to_json()
+        new_tail = new.model_dump_json(include=_TAIL)
+        return old_text[:-n] + new_tail[1:], new_tail
+    return new.to_json(), None
 
 
 class ProposalRepo:
@@ -97,12 +101,13 @@ class ProposalRepo:
         # reads and rewrites the same row about ten times. The row's text is still read every time and
         # compared, so what is returned is exactly what parsing that text gives; each caller gets its
         # own (shallow) copy, and nothing mutates a proposal's nested analysis or strategy in place.
-        self._parsed: OrderedDict[str, tuple[str, TradeProposal]] = OrderedDict()
+        # (the third item: the proposal's serialised tail when the text is known to end in it, else None)
+        self._parsed: OrderedDict[str, tuple[str, TradeProposal, str | None]] = OrderedDict()
         self._parsed_lock = threading.Lock()  # the live bot reads proposals from worker threads too
 
-    def _remember(self, text: str, p: TradeProposal) -> None:
+    def _remember(self, text: str, p: TradeProposal, tail: str | None = None) -> None:
         with self._parsed_lock:
-            self._parsed[p.id] = (text, p)
+            self._parsed[p.id] = (text, p, tail)
             self._parsed.move_to_end(p.id)
             while len(self._parsed) > _PARSED_KEEP:
                 self._parsed.popitem(last=False)
@@ -112,18 +117,21 @@ class ProposalRepo:
 
     def _shared(self, proposal_id: str, text: str) -> TradeProposal:
         """The parse of `text`, as the cache's own object: read it, never hand it out or mutate it."""
+        return self._entry(proposal_id, text)[1]
+
+    def _entry(self, proposal_id: str, text: str) -> tuple[str, TradeProposal, str | None]:
         with self._parsed_lock:
             hit = self._parsed.get(proposal_id)
         if hit is not None and hit[0] == text:
-            return hit[1]
+            return hit
         p = TradeProposal.from_json(text)
         self._remember(text, p)
-        return p
+        return text, p, None
 
     @staticmethod
     def _serialise_new(proposal: TradeProposal, analyses: dict[int, tuple[AnalysisResult, str, AnalysisResult]]
-                       ) -> tuple[str, TradeProposal]:
-        """`proposal.to_json()` and exactly what parsing that text gives. An analysis is dumped and parsed
+                       ) -> tuple[str, TradeProposal, str]:
+        """`proposal.to_json()`, exactly what parsing that text gives, and the serialised tail it ends in. An analysis is dumped and parsed
         once per `create_many` call (`analyses`: id -> (the object, its JSON, its parse)), however many
         proposals (one per viable strategy) share it; the rest of a proposal is a few small fields."""
         a = proposal.analysis
@@ -137,7 +145,7 @@ class ProposalRepo:
         # the small fields through their JSON text too, so their values are what a parse would give
         rest = json.loads(f"{head[:-1]},{tail[1:]}")
         rest["analysis"] = memo[2]
-        return text, TradeProposal.model_validate(rest)
+        return text, TradeProposal.model_validate(rest), tail
 
     def create(self, proposal: TradeProposal) -> TradeProposal:
         """Insert a new proposal (its id must be unused)."""
@@ -157,12 +165,12 @@ class ProposalRepo:
         self._db.write(
             "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at, decided_by, ticket,"
             " data) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * len(proposals)),
-            [v for p, (text, _) in zip(proposals, rows, strict=True)
+            [v for p, (text, _, _) in zip(proposals, rows, strict=True)
              for v in (p.id, p.symbol, p.strategy.strategy, p.state.value, p.created_at, p.expires_at, now,
                        p.decided_by, p.ticket, text)],
         )
-        for text, parsed in rows:  # only once the rows are written: a failed insert leaves nothing cached
-            self._remember(text, parsed)
+        for text, parsed, tail in rows:  # only once the rows are written: a failed insert leaves nothing cached
+            self._remember(text, parsed, tail)
         return list(proposals)
 
     def get(self, proposal_id: str) -> TradeProposal | None:
@@ -221,11 +229,11 @@ class ProposalRepo:
             # The changed fields through a model of the tail fields alone (the same annotations and config):
             # the validation model_validate of the whole dumped proposal would give them, without
             # re-validating the embedded analysis (validate_assignment does, per field: ~17 µs each).
-            old = self._shared(proposal_id, row["data"])
+            _, old, old_tail = self._entry(proposal_id, row["data"])
             changes = {"state": to_state, **fields}
             checked = _TailFields.model_validate(changes)
             updated = old.model_copy(update={name: getattr(checked, name) for name in changes})
-            text = _with_new_tail(row["data"], old, updated)
+            text, tail = _with_new_tail(row["data"], old, updated, old_tail)
             cur = self._db.write(
                 "UPDATE proposals SET state=?, updated_at=?, decided_by=?, ticket=?, data=? WHERE id=? AND state=?",
                 (to_state.value, self._clock.now(), updated.decided_by, updated.ticket, text,
@@ -233,7 +241,7 @@ class ProposalRepo:
             )
             if cur.rowcount != 1:
                 return None
-            self._remember(text, updated)
+            self._remember(text, updated, tail)
             return updated
 
     def list(

@@ -35,10 +35,19 @@ class KillSwitchRepo:
     def __init__(self, db: Database, clock: Clock):
         self._db = db
         self._clock = clock
+        # (row text, its parse): every order and every monitor cycle asks, and the row almost never changes.
+        # The row is still read each time (another process may pause us), only its parse is remembered.
+        self._parsed: tuple[str, KillSwitchState] | None = None
 
     def get(self) -> KillSwitchState:
         row = self._db.conn.execute("SELECT data FROM kill_switch WHERE id=1").fetchone()
-        return KillSwitchState.model_validate_json(row["data"]) if row else KillSwitchState()
+        if row is None:
+            return KillSwitchState()
+        text = row["data"]
+        hit = self._parsed
+        if hit is None or hit[0] != text:
+            hit = self._parsed = (text, KillSwitchState.model_validate_json(text))
+        return hit[1].model_copy()  # the caller's own copy: a caller may change it before `set`
 
     def set(self, state: KillSwitchState, action: str, by: str | None = None, reason: str = "") -> KillSwitchState:
         """Replace the state and append an audit row, in one transaction."""

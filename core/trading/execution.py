@@ -127,16 +127,18 @@ class ExecutionEngine(OrderSending):
     def reject(self, proposal_id: str, user_id) -> ProposalOutcome:
         if self.authz is not None:
             self.authz.check(user_id, "reject")
-        p = self.store.proposals.get(proposal_id)
-        if p is None:
-            return self._missing(proposal_id)
+        # the move first: it reads the row itself, and only a lost move needs the row (missing, or decided)
         moved = self.store.proposals.move(
             proposal_id, ProposalState.PENDING, ProposalState.REJECTED, decided_by=str(user_id),
             decided_at=self.clock.now(), message="rejected",
         )
-        won = moved is not None
-        out = self.outcome_of(moved or self.store.proposals.get(proposal_id), duplicate=not won)
-        return out.model_copy(update={"ok": won})
+        if moved is not None:
+            out = self.outcome_of(moved)
+            return out.model_copy(update={"ok": True})
+        p = self.store.proposals.get(proposal_id)
+        if p is None:
+            return self._missing(proposal_id)
+        return self.outcome_of(p, duplicate=True).model_copy(update={"ok": False})
 
     async def approve(self, proposal_id: str, user_id, *, auto: bool = False) -> ProposalOutcome:
         """Approve and execute. Safe to call any number of times: at most one order per proposal."""

@@ -197,8 +197,18 @@ def session_block_now(cfg, symbol: str, now: float) -> str | None:
         return None
     ctx = AnalysisContext(symbol=symbol, cfg=tcfg, spec=spec, now=now, bars=None, ind=None,
                           sessions=active_sessions(tcfg.sessions, now))
-    result = RangeScalpingRiskFilters().check_session_filters(ctx)
+    result = _session_filters(RangeScalpingRiskFilters).check_session_filters(ctx)
     return None if result.passed else result.reason
+
+
+_FILTERS: list = []
+
+
+def _session_filters(cls):
+    """One instance for every send: the class is stateless (the symbol's config travels in the context)."""
+    if not _FILTERS:
+        _FILTERS.append(cls())
+    return _FILTERS[0]
 
 
 def time_rules_block(cfg, symbol: str, clock) -> str | None:

@@ -175,7 +175,11 @@ class OrderSending:
             detail += "\n" + "; ".join(notes)
         self.notify.alert("trade_opened", "info", f"{trade_label(saved)} opened", text, symbol=p.symbol,
                           ticket=trade.ticket, trade=saved, range_data=trade.range_data)
-        out = self.outcome_of(self.store.proposals.get(p.id))
+        # what the row now says, without reading its whole analysis back: record_open's move to EXECUTED won
+        # (else ProposalConflict) and set these fields; EXECUTED is terminal and a proposal is never deleted
+        executed = p.model_copy(update={"state": ProposalState.EXECUTED, "ticket": saved.ticket,
+                                        "fill_price": saved.entry_price})
+        out = self.outcome_of(executed)
         return out.model_copy(update={"message": "Executed: " + text, "detail": detail})
 
     async def resolve_at_broker(self, p: TradeProposal) -> ProposalOutcome | None:
