@@ -108,6 +108,9 @@ class RangeScalpingExitManager:
         self._trades: dict[int, ActiveTrade] = {}
         self._entries: list[RangeEntry] = []
         self._entries_version = 0
+        # (symbol, entry time) -> positions in `_entries` of the still-open entries, oldest first: a close
+        # finds its entry without reading every trade ever taken
+        self._open_at: dict[tuple[str, float], list[int]] = {}
 
     # ---- registry ---------------------------------------------------------------------------
     def load(self, trades: Iterable[ActiveTrade], closed: Iterable[ClosedTrade] = ()) -> None:
@@ -117,6 +120,10 @@ class RangeScalpingExitManager:
             self._entries = [self._entry_of_closed(c) for c in closed if c.metadata.get("range_high") is not None]
             self._entries += [self._entry_of_open(t) for t in self._trades.values() if t.range_data]
             self._entries_version += 1
+            self._open_at = {}
+            for i, e in enumerate(self._entries):
+                if e.exit_time is None:
+                    self._open_at.setdefault((e.symbol, e.entry_time), []).append(i)
 
     def register_trade(self, trade: ActiveTrade, *, persisted: bool = False) -> ActiveTrade:
         """Start monitoring `trade`. `persisted=True` when the caller already wrote it in its own transaction."""
@@ -129,6 +136,7 @@ class RangeScalpingExitManager:
             if trade.range_data:
                 self._entries.append(self._entry_of_open(trade))
                 self._entries_version += 1
+                self._open_at.setdefault((trade.symbol, trade.entry_time), []).append(len(self._entries) - 1)
         log.info("registered range scalp %s %s %s", trade.ticket, trade.symbol, trade.strategy)
         return trade
 
@@ -333,11 +341,11 @@ class RangeScalpingExitManager:
             # one trade, no journal row: the store's save is one compare-and-set statement, atomic alone
             # (the monitor's MFE/MAE save, most cycles that write at all)
             (t,) = new.values()
-            st.trades.save(t.model_copy(update={"version": t.version - 1}))
+            st.trades.save_next(t)
             return
         with st.transaction():
             for ticket, t in new.items():
-                st.trades.save(t.model_copy(update={"version": t.version - 1}))
+                st.trades.save_next(t)
                 note = journal.get(ticket)
                 if note:
                     st.journal.append(
@@ -361,9 +369,14 @@ class RangeScalpingExitManager:
                           c.exit_reason == RANGE_BROKEN)
 
     def _close_entry(self, trade: ActiveTrade, exit_time: float, broken: bool = False) -> None:
-        for i, e in enumerate(self._entries):
-            if e.symbol == trade.symbol and e.entry_time == trade.entry_time and e.exit_time is None:
-                self._entries[i] = RangeEntry(e.symbol, e.range_high, e.range_low, e.entry_time, exit_time, broken)
-                self._entries_version += 1
-                return
+        """Mark the oldest open entry of this trade (same symbol and entry time) closed."""
+        at = self._open_at.get((trade.symbol, trade.entry_time))
+        if not at or trade.entry_time != trade.entry_time:  # none open (or a NaN time, which matches nothing)
+            return
+        i = at.pop(0)
+        if not at:
+            del self._open_at[(trade.symbol, trade.entry_time)]
+        e = self._entries[i]
+        self._entries[i] = RangeEntry(e.symbol, e.range_high, e.range_low, e.entry_time, exit_time, broken)
+        self._entries_version += 1
 

@@ -103,13 +103,18 @@ class ActiveTradeRepo:
 
     def save(self, trade: ActiveTrade) -> ActiveTrade:
         """Optimistic write: succeeds only if the store still has `trade.version`; returns version+1."""
-        new = trade.model_copy(update={"version": trade.version + 1})
+        return self.save_next(trade.model_copy(update={"version": trade.version + 1}))
+
+    def save_next(self, new: ActiveTrade) -> ActiveTrade:
+        """`save` for a trade whose version is already the next one (the stored must be `new.version - 1`):
+        the exit manager builds that copy anyway, and a copy of a trade with its range is not free."""
+        expected = new.version - 1
         # the conditional UPDATE is the compare-and-set, one statement (no BEGIN/SAVEPOINT around it)
         with self._db.write_lock:
-            if not self._write(new, trade.version):
+            if not self._write(new, expected):
                 row = self._db.conn.execute("SELECT version FROM active_trades WHERE ticket=?",
-                                            (trade.ticket,)).fetchone()
-                raise StaleTradeError(trade.ticket, trade.version, int(row[0]) if row else None)
+                                            (new.ticket,)).fetchone()
+                raise StaleTradeError(new.ticket, expected, int(row[0]) if row else None)
         return new
 
     def remove(self, ticket: int) -> ActiveTrade | None:
