@@ -35,20 +35,24 @@ def deployment_env(name: str) -> str | None:
 
 def market_data_dir() -> Path:
     """Where the shared real market data lives (overridable for other checkouts)."""
-    env = deployment_env("MONEYBOT_MARKET_DATA")
+    return _market_dir(deployment_env("MONEYBOT_MARKET_DATA"))
+
+
+@lru_cache(maxsize=16)
+def _market_dir(env: str | None) -> Path:
     return Path(env) if env else (PROJECT_ROOT.parent / "shared" / "data" / "market")
 
 
 def resolve_path(text: str) -> Path:
     """Expand `${MARKET_DATA}` and make relative paths relative to the project root, not the cwd."""
-    market = str(market_data_dir()) if "${MARKET_DATA}" in text else ""
-    return _resolve(text, market, os.environ.get("HOME", ""))
+    env = deployment_env("MONEYBOT_MARKET_DATA") if "${MARKET_DATA}" in text else None
+    return _resolve(text, "${MARKET_DATA}" in text, env, os.environ.get("HOME", ""))
 
 
 @lru_cache(maxsize=256)
-def _resolve(text: str, market: str, _home: str) -> Path:
+def _resolve(text: str, has_market: bool, market_env: str | None, _home: str) -> Path:
     """Pure in its arguments (`_home` keys what `expanduser` reads), so remembered: the news check
     resolves the calendar's path on every order send."""
-    expanded = text.replace("${MARKET_DATA}", market) if market else text
+    expanded = text.replace("${MARKET_DATA}", str(_market_dir(market_env))) if has_market else text
     p = Path(expanded).expanduser()
     return p if p.is_absolute() else PROJECT_ROOT / p
