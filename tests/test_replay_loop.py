@@ -77,3 +77,19 @@ def test_a_task_created_inside_runs_on_the_same_loop(loop):
         return await asyncio.create_task(child())
 
     assert loop.drive(coro()) == 7
+
+
+def test_refused_inside_a_running_loop_like_run_until_complete(loop):
+    async def inner():
+        return 1
+
+    async def outer():
+        with pytest.raises(RuntimeError, match="another loop is running"):
+            loop.drive(inner())
+        return asyncio.get_running_loop()
+
+    outer_loop = asyncio.new_event_loop()
+    try:
+        assert outer_loop.run_until_complete(outer()) is outer_loop  # the outer loop's state is untouched
+    finally:
+        outer_loop.close()

@@ -45,6 +45,9 @@ class ReplayLoop(asyncio.SelectorEventLoop):
         resume it. Exceptions propagate unchanged.
         """
         self._check_closed()
+        if events._get_running_loop() is not None:  # as run_until_complete: never inside a running loop
+            coro.close()
+            raise RuntimeError("Cannot run the event loop while another loop is running")
         send, value, error = coro.send, None, None
         try:
             while True:
