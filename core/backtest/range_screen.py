@@ -48,6 +48,7 @@ from core.domain.sessions import window_containing_or_before
 from core.domain.timeframes import Timeframe
 
 _CHUNK = 8192
+_COLUMNS = ("time", "open", "high", "low", "close", "tick_volume", "spread")  # `Bars`' order
 _UNBUILT = object()
 
 
@@ -164,6 +165,9 @@ class LazyRanges:
         self.sizes = window_sizes(self.tcfg)
         self.frames = {tf.value: arr for tf, arr in frames.items()}
         self.times = {k: np.ascontiguousarray(v["time"]) for k, v in self.frames.items()}
+        # each frame's columns as contiguous float64, once: a window is then slices of these, the very values
+        # `Bars.closed_window` copies out per call (the detector only reads its windows)
+        self.cols = {k: [v[c].astype(np.float64) for c in _COLUMNS] for k, v in self.frames.items()}
         self.secs = {k: Timeframe.parse(k).seconds for k in self.frames}
         self.stf = _session_tf(self.tcfg, self.sizes)
         self.atr, self.entries = atr, entries
@@ -187,13 +191,16 @@ class LazyRanges:
             return None
         return cls(cfg, symbol, frames, atr, entries)
 
-    def _window(self, tf: str, now: float) -> tuple[int, Bars | None]:
-        arr = self.frames.get(tf)
-        if arr is None:
+    def _window(self, tf: str, now: float, end: int | None = None) -> tuple[int, Bars | None]:
+        """`Bars.closed_window` of the frame at `now`; `end`: the bars closed by then, when already known."""
+        cols = self.cols.get(tf)
+        if cols is None:
             return -1, None
-        secs = Timeframe.parse(tf).seconds
-        end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
-        return end, Bars.closed_window(arr[max(0, end - self.sizes[tf]):end], tf, now, self.sizes[tf])
+        secs = self.secs[tf]
+        if end is None:
+            end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
+        s = slice(max(0, end - self.sizes[tf]), end)
+        return end, Bars(tf, secs, *(col[s] for col in cols))
 
     def _key(self, kind: str, now: float, i: int) -> tuple | None:
         """The cache key of a candidate at bar i: what it depends on (None: no session so named)."""
@@ -235,7 +242,8 @@ class LazyRanges:
         rd = self.tcfg.range_detection
         tf = self.stf if kind == "session" else "H1"
         out = None
-        _, bars = self._window(tf, now)
+        keys = self.keys
+        _, bars = self._window(tf, now, keys.end[tf][i] if keys is not None and keys.nows[i] == now else None)
         a = atr_last(bars.high, bars.low, bars.close, self.tcfg.effective_atr.atr_period)
         if a > 0:
             det = self.detector
