@@ -10,6 +10,7 @@ from core.analysis.range.lastvalues import (
     atr_last,
     bollinger_last,
     bollinger_width_series,
+    clip,
     rsi_last,
     vwap_last,
 )
@@ -39,3 +40,12 @@ def test_warm_up_is_nan():
     assert np.isnan(atr_last(c, c - 0.1, c, 14))
     assert all(np.isnan(rsi_last(c, 14, 2)))
     assert all(np.isnan(x) for x in bollinger_last(c, 20, 2))
+
+
+def test_scalar_clip_is_np_clip_bit_for_bit():
+    """The confluence and confidence scores go through `clip`: it must give np.clip's float, sign of zero included."""
+    values = [-1.0, -0.0, 0.0, 1e-300, 0.5, 1.0, 1.5, 100.0, 101.0, float("inf"), float("-inf"), float("nan")]
+    for x in values:
+        for lo, hi in ((0.0, 1.0), (0, 100), (0.0, 100.0), (-0.0, 0.0), (-0.0, 1.0)):
+            want, got = float(np.clip(x, lo, hi)), float(clip(x, lo, hi))
+            assert (want != want and got != got) or (want == got and np.signbit(want) == np.signbit(got)), (x, lo, hi)

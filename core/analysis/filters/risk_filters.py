@@ -13,6 +13,7 @@ import numpy as np
 
 from core.analysis.context import AnalysisContext
 from core.analysis.filters.data_quality import check_data_quality
+from core.analysis.range.lastvalues import clip
 from core.data.sources.news import symbol_currencies
 from core.domain.models import FilterResult
 
@@ -117,7 +118,7 @@ class RangeScalpingRiskFilters:
         # location: distance to the nearest edge, in units of the edge threshold
         upper = price >= r.range_mid
         dist = (r.range_high - price) if upper else (price - r.range_low)
-        location = 100.0 * float(np.clip(1.0 - max(dist, 0.0) / (ef.price_edge_threshold_atr * atr * 2.0), 0.0, 1.0))
+        location = 100.0 * float(clip(1.0 - max(dist, 0.0) / (ef.price_edge_threshold_atr * atr * 2.0), 0.0, 1.0))
         if r.critical_gaps.zone_of(price) is not None:
             location = max(location, 70.0)
         # confirmation: RSI stretched toward the edge, a rejection wick, and order flow when available
@@ -127,18 +128,18 @@ class RangeScalpingRiskFilters:
             # thresholds at 50 are valid config: guard the span, a stretch past them is simply full
             stretch = ((rsi - 50.0) / max(ef.rsi_overbought - 50.0, 1e-9) if upper
                        else (50.0 - rsi) / max(50.0 - ef.rsi_oversold, 1e-9))
-            conf += 45.0 * float(np.clip(stretch, 0.0, 1.0))
+            conf += 45.0 * float(clip(stretch, 0.0, 1.0))
         o, h, lo, c = (float(ctx.bars.open[-1]), float(ctx.bars.high[-1]), float(ctx.bars.low[-1]), float(ctx.bars.close[-1]))
         span = max(h - lo, 1e-12)
         wick = (h - max(o, c)) / span if upper else (min(o, c) - lo) / span
-        conf += 30.0 * float(np.clip(wick / 0.5, 0.0, 1.0))
+        conf += 30.0 * float(clip(wick / 0.5, 0.0, 1.0))
         flow = None
         if "orderflow" not in ctx.fallbacks and ctx.orderflow is not None:
             # recent taker imbalance, large prints and the book top (see OrderFlowSnapshot.against): a fade of
             # the top is confirmed when aggressive buying dries up, of the bottom when selling does
             of = ctx.orderflow
             against = of.against(upper)
-            conf += 25.0 * float(np.clip(0.5 + against, 0.0, 1.0))
+            conf += 25.0 * float(clip(0.5 + against, 0.0, 1.0))
             flow = {"source": of.source, "kind": of.kind, "against": round(against, 3),
                     "confirms": of.fade_confirmed(upper)}
         else:
@@ -147,7 +148,7 @@ class RangeScalpingRiskFilters:
                       "confirmation": round(min(conf, 100.0), 2)}
         wsum = sum(cf.weights.values())
         score = sum(components.get(k, 0.0) * w for k, w in cf.weights.items()) / wsum
-        score = round(float(np.clip(score, 0.0, 100.0)), 2)
+        score = round(float(clip(score, 0.0, 100.0)), 2)
         minimum = max(cf.min_score, ef.min_confluence_score)
         if score >= minimum:
             reason = f"Confluence {score:.0f}/100 (structure {components['structure']:.0f}, location {components['location']:.0f}, confirmation {components['confirmation']:.0f})."

@@ -116,3 +116,12 @@ def vwap_last(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.n
         m1 = float(dev.mean())
         m2 = float(np.dot(dev, dev)) / len(dev)
     return float(tp[0]) + m1, math.sqrt(max(m2 - m1 * m1, 0.0))
+
+
+def clip(x: float, lo: float, hi: float) -> float:
+    """`np.clip` of one scalar, same answer (NaN passes through; on a tie such as -0.0 vs 0.0 the value
+    is kept, as numpy keeps it) without its ~4 us of array wrapping per call."""
+    if x != x:
+        return x
+    m = x if x >= lo else lo
+    return m if m <= hi else hi
