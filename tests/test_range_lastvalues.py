@@ -11,6 +11,7 @@ from core.analysis.range.lastvalues import (
     bollinger_last,
     bollinger_width_series,
     clip,
+    mean_of,
     rsi_last,
     vwap_last,
 )
@@ -49,3 +50,18 @@ def test_scalar_clip_is_np_clip_bit_for_bit():
         for lo, hi in ((0.0, 1.0), (0, 100), (0.0, 100.0), (-0.0, 0.0), (-0.0, 1.0)):
             want, got = float(np.clip(x, lo, hi)), float(clip(x, lo, hi))
             assert (want != want and got != got) or (want == got and np.signbit(want) == np.signbit(got)), (x, lo, hi)
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_mean_and_bands_are_numpys_own_floats(symbol):
+    """`mean_of` and `bollinger_last` skip numpy's wrappers, not its arithmetic: the same floats, exactly."""
+    c = candles(symbol)["M5"]["close"].astype(np.float64)
+    rng = np.random.default_rng(5)
+    for start in rng.integers(0, len(c) - 400, 25):
+        for n in (1, 3, 7, 8, 9, 14, 20, 96, 300):
+            w = c[start:start + n]
+            assert mean_of(w) == float(w.mean())
+            assert mean_of(w - w[0]) == float((w - w[0]).mean())
+        w = c[start:start + 20]
+        mid, sd = float(w.mean()), float(w.std())
+        assert bollinger_last(c[:start + 20], 20, 2.0) == (mid, mid + 2.0 * sd, mid - 2.0 * sd)

@@ -13,7 +13,7 @@ import numpy as np
 
 from core.analysis.context import AnalysisContext
 from core.analysis.filters.data_quality import check_data_quality
-from core.analysis.range.lastvalues import clip
+from core.analysis.range.lastvalues import clip, mean_of
 from core.data.sources.news import symbol_currencies
 from core.domain.models import FilterResult
 
@@ -64,7 +64,7 @@ class RangeScalpingRiskFilters:
         n = len(lb)
         if n >= 3 and atr > 0:
             x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
-            slope = float(np.dot(x, lb.close - lb.close.mean()) / np.dot(x, x)) / atr
+            slope = float(np.dot(x, lb.close - mean_of(lb.close)) / np.dot(x, x)) / atr
             details["trend_slope_atr_per_bar"] = round(slope, 4)
             if abs(slope) > fr.max_trend_slope_atr:
                 way = "up" if slope > 0 else "down"
@@ -234,7 +234,7 @@ class RangeScalpingRiskFilters:
                                 reason="Not enough activity to scalp: price has not moved at all (zero ATR).")
         atr_pct = atr / price * 100.0
         recent = ctx.bars.volume[-3:]
-        vol = float(recent.mean()) if len(recent) else 0.0
+        vol = mean_of(recent) if len(recent) else 0.0
         spread = ctx.spread
         ratio = spread / atr if atr > 0 else float("inf")
         details = {"atr_pct": round(atr_pct, 5), "tick_volume": round(vol, 1), "spread": spread, "spread_atr_ratio": round(ratio, 4)}

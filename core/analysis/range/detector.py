@@ -10,6 +10,7 @@ understands, never as an exception.
 """
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from core.analysis.indicators import swing_highs, swing_lows
 from core.analysis.range.bars import Bars
-from core.analysis.range.lastvalues import bollinger_width_series
+from core.analysis.range.lastvalues import bollinger_width_series, mean_of
 from core.config.model import TradingConfig
 from core.domain.models import CriticalGapZones, NoRange, RangeStructure, TouchCount
 from core.domain.sessions import window_containing_or_before
@@ -242,10 +243,12 @@ class RangeBoundaryDetector:
         w = bars.tail(self.rd.lookback_bars + ea.bb_period - 1)
         width = bollinger_width_series(w.close, ea.bb_period, ea.bb_std)
         ref = width[np.isfinite(width)]
-        if len(ref) < 2 or not np.isfinite(width[-1]) or ref.mean() <= 0:
+        last = float(width[-1]) if len(width) else math.nan
+        avg = mean_of(ref) if len(ref) >= 2 else math.nan
+        if len(ref) < 2 or not math.isfinite(last) or avg <= 0:
             out = ("stable", 0.0)
         else:
-            change = (width[-1] / ref.mean() - 1.0) * 100.0
+            change = (last / avg - 1.0) * 100.0
             thr = self.cfg.range_invalidation.expansion_threshold_pct
             state = "expanding" if change > thr else "contracting" if change < -thr else "stable"
             out = (state, float(change))
