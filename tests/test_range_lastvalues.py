@@ -65,3 +65,26 @@ def test_mean_and_bands_are_numpys_own_floats(symbol):
         w = c[start:start + 20]
         mid, sd = float(w.mean()), float(w.std())
         assert bollinger_last(c[:start + 20], 20, 2.0) == (mid, mid + 2.0 * sd, mid - 2.0 * sd)
+
+
+def _width_series_reference(close, period, num_std):
+    """The concatenate + errstate/np.where formulation `bollinger_width_series` had: it must stay bit-identical."""
+    x = close - close[0]
+    c1 = np.concatenate(([0.0], np.cumsum(x)))
+    c2 = np.concatenate(([0.0], np.cumsum(x * x)))
+    mean = (c1[period:] - c1[:-period]) / period
+    var = np.maximum((c2[period:] - c2[:-period]) / period - mean * mean, 0.0)
+    mid = mean + close[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(mid != 0, 2.0 * num_std * np.sqrt(var) / mid, np.nan)
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_width_series_is_bit_identical_to_its_reference(symbol):
+    c = candles(symbol)["M5"]["close"].astype(np.float64)
+    rng = np.random.default_rng(11)
+    for start in rng.integers(0, len(c) - 400, 25):
+        w = c[start:start + 115]
+        np.testing.assert_array_equal(bollinger_width_series(w, 20, 2.0), _width_series_reference(w, 20, 2.0))
+    zero = np.array([1.0, -1.0] * 20)  # mid == 0 on every window: NaN, as before
+    np.testing.assert_array_equal(bollinger_width_series(zero, 2, 2.0), _width_series_reference(zero, 2, 2.0))

@@ -16,7 +16,6 @@ from collections import OrderedDict
 
 import numpy as np
 
-from core.analysis.indicators import swing_highs, swing_lows
 from core.analysis.range.bars import Bars
 from core.analysis.range.lastvalues import bollinger_width_series, mean_of
 from core.config.model import TradingConfig
@@ -35,6 +34,27 @@ def _span_text(bars: Bars) -> str:
     if hours >= 48:
         return f"{hours / 24:.0f} days"
     return f"{hours:.0f} hours" if hours >= 2 else f"{hours * 60:.0f} minutes"
+
+
+def _pivots(x: np.ndarray, n: int, higher: bool) -> np.ndarray:
+    """The confirmed fractal pivots of `x` (the non-NaN values of `swing_highs` / `swing_lows`), in order.
+
+    The range needs only their extremes and how many are finite, not the NaN-padded series those build
+    (about half the cost of a swing range). A NaN is never a pivot (it compares false), so the values
+    here carry no NaN and their max / min is the series' nanmax / nanmin."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"fractal half-width n must be >= 1 (got {n})")
+    length = len(x)
+    if length < 2 * n + 1:
+        return x[:0]
+    centre = x[n:length - n]
+    ok = None
+    for k in range(1, n + 1):
+        left, right = x[n - k:length - n - k], x[n + k:length - n + k]
+        m = (centre > left) & (centre > right) if higher else (centre < left) & (centre < right)
+        ok = m if ok is None else ok & m
+    return centre[ok]
 
 
 def count_touches(high: np.ndarray, low: np.ndarray, top: float, bottom: float, tol: float) -> tuple[int, int]:
@@ -104,19 +124,20 @@ class RangeBoundaryDetector:
             return self._too_few(bars, need, "swing range")
         w = bars.tail(self.rd.lookback_bars)
         n = self.rd.swing_fractal_bars
-        sh = swing_highs(w.high, n)
-        sl = swing_lows(w.low, n)
-        has_h = bool(np.isfinite(sh).any())
-        has_l = bool(np.isfinite(sl).any())
+        sh = _pivots(w.high, n, higher=True)
+        sl = _pivots(w.low, n, higher=False)
+        fin_h, fin_l = np.isfinite(sh), np.isfinite(sl)
+        has_h = bool(fin_h.any())
+        has_l = bool(fin_l.any())
         if not (has_h and has_l):
             missing = "swing high" if not has_h else "swing low"
             return NoRange(
                 reason="no_swings",
                 message=f"No {missing} has formed in the last {_span_text(w)}: price is moving one way, "
                 "so there are no edges to trade against.",
-                details={"swing_highs": int(np.isfinite(sh).sum()), "swing_lows": int(np.isfinite(sl).sum())},
+                details={"swing_highs": int(fin_h.sum()), "swing_lows": int(fin_l.sum())},
             )
-        high, low = float(np.nanmax(sh)), float(np.nanmin(sl))
+        high, low = float(sh.max()), float(sl.min())
         if high <= low:
             return NoRange(
                 reason="no_swings",

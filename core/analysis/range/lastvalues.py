@@ -99,15 +99,20 @@ def bollinger_width_series(close: np.ndarray, period: int, num_std: float) -> np
     if n < period:
         return np.empty(0)
     x = close - close[0]
-    c1 = np.concatenate(([0.0], np.cumsum(x)))
-    c2 = np.concatenate(([0.0], np.cumsum(x * x)))
+    c1 = np.empty(n + 1)
+    c2 = np.empty(n + 1)
+    c1[0] = c2[0] = 0.0
+    np.cumsum(x, out=c1[1:])
+    np.cumsum(x * x, out=c2[1:])
     s1 = c1[period:] - c1[:-period]
     s2 = c2[period:] - c2[:-period]
     mean = s1 / period
     var = np.maximum(s2 / period - mean * mean, 0.0)
     mid = mean + close[0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(mid != 0, 2.0 * num_std * np.sqrt(var) / mid, np.nan)
+    # a masked divide instead of np.errstate + np.where: the same quotients, NaN where mid == 0
+    out = np.full(len(mid), np.nan)
+    np.divide(2.0 * num_std * np.sqrt(var), mid, out=out, where=mid != 0)
+    return out
 
 
 def vwap_last(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> tuple[float, float]:
