@@ -287,10 +287,11 @@ class RangeBoundaryDetector:
         k = inv.candles_outside_range
         out: list[str] = []
         if len(bars) >= k:
-            last = bars.close[-k:]
-            if bool(np.all(last > high + buf)):
+            last = bars.close[-k:].tolist()  # a handful of closes: Python compares them faster than numpy
+            up, down = high + buf, low - buf
+            if all(c > up for c in last):
                 out.append(f"The last {k} {bars.timeframe} candles closed above the range top: the range looks broken upward.")
-            elif bool(np.all(last < low - buf)):
+            elif all(c < down for c in last):
                 out.append(f"The last {k} {bars.timeframe} candles closed below the range bottom: the range looks broken downward.")
         state, change = expansion or self.expansion_state(bars)
         if state == "expanding":
