@@ -15,7 +15,7 @@ from core.analysis.range.lastvalues import atr_last
 from core.backtest.engine import BacktestEngine, BacktestSpec
 from core.backtest.live import LiveParts
 from core.backtest.prescreen import build_screen, windowed_wilder
-from core.backtest.range_screen import build_range_screen
+from core.backtest.range_screen import _rolling, _visits, build_range_screen
 from core.config.loading import load_config
 from core.config.paths import market_data_dir
 from core.data.loaders import load_candles
@@ -211,3 +211,25 @@ def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_cand
     never = [i for i in range(len(c) - 1) if ranges.ruled_out[i]]
     assert len(never) > 1000
     assert not any(ranges.could_pass(i, float(c["time"][i]) + 300) for i in never)
+
+
+def test_rolling_extremes_and_visits_equal_their_per_window_definitions():
+    """`_rolling` (block-wise for long windows, shifted copies for short ones) and `_visits` (byte rises) are
+    the per-window np.max / np.min and `count_touches`' visit count, NaN propagation included."""
+    from core.analysis.range.detector import count_touches
+
+    rng = np.random.default_rng(2)
+    for n in (1, 5, 7, 8, 92, 95, 184, 1000, 1003):
+        x = 100.0 + rng.standard_normal(n).cumsum()
+        x[rng.integers(0, n, max(1, n // 50))] = np.nan
+        for k in (1, 2, 3, 7, 8, 9, 92):
+            for fn in (np.max, np.min):
+                want = np.full(n, np.nan)
+                if n >= k:
+                    want[k - 1:] = fn(np.lib.stride_tricks.sliding_window_view(x, k), axis=1)
+                np.testing.assert_array_equal(_rolling(x, k, fn), want)
+    near = rng.random((300, 96)) < 0.3
+    got = _visits(near)
+    for row, g in zip(near, got, strict=True):
+        top, _ = count_touches(row.astype(float), np.ones(96), 1.0, -1.0, 0.0)  # near top <=> value 1.0 >= 1.0
+        assert g == top

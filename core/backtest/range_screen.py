@@ -53,15 +53,41 @@ _UNBUILT = object()
 
 
 def _rolling(x: np.ndarray, k: int, fn) -> np.ndarray:
-    out = np.full(len(x), np.nan)
-    if len(x) >= k:
-        out[k - 1:] = fn(np.lib.stride_tricks.sliding_window_view(x, k), axis=1)
+    """fn (np.max / np.min) of every trailing window of k values, NaN before the first full one.
+
+    Long windows go block-wise (van Herk / Gil-Werman): a window spans the tail of one k-block and the head
+    of the next, so it is the extreme of a running extreme from each side, O(n) instead of O(n k). A max or
+    min selects a value (no rounding), and NaN propagates through both running extremes, so the result is
+    the per-window reduction's own."""
+    n = len(x)
+    out = np.full(n, np.nan)
+    if n < k:
+        return out
+    uf = np.maximum if fn is np.max else np.minimum
+    if k < 8:  # a few shifted copies: also a selection, also NaN-propagating
+        acc = x[k - 1:]
+        for j in range(1, k):
+            acc = uf(acc, x[k - 1 - j:n - j])
+        out[k - 1:] = acc
+        return out
+    m = -(-n // k) * k
+    blocks = np.empty(m)
+    blocks[:n] = x
+    blocks[n:] = np.nan  # only ever read by windows that would end past the data: none are kept
+    b = blocks.reshape(-1, k)
+    head = uf.accumulate(b, axis=1).ravel()  # extreme from each block's start up to here
+    tail = uf.accumulate(b[:, ::-1], axis=1)[:, ::-1].ravel()  # from here to the block's end
+    out[k - 1:] = uf(tail[:n - k + 1], head[k - 1:n])
     return out
 
 
 def _visits(near: np.ndarray) -> np.ndarray:
-    """`core.analysis.range.detector.count_touches` per row: consecutive bars near an edge count once."""
-    return near[:, 0].astype(np.int64) + np.count_nonzero(near[:, 1:] & ~near[:, :-1], axis=1)
+    """`core.analysis.range.detector.count_touches` per row: consecutive bars near an edge count once
+    (a rise from 0 to 1 of the row's bytes starts a visit; a window of < 256 bars fits the uint8 count)."""
+    u = near.view(np.uint8)
+    if near.shape[1] > 255:
+        return u[:, 0].astype(np.int64) + np.count_nonzero(u[:, 1:] > u[:, :-1], axis=1)
+    return u[:, 0].astype(np.int64) + np.add.reduce(u[:, 1:] > u[:, :-1], axis=1, dtype=np.uint8)
 
 
 def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray,
@@ -108,7 +134,7 @@ def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray
         lo_t, hi_t = (tol * (1 - MARGIN))[:, None], (tol * (1 + MARGIN))[:, None]
         nt_lo, nt_hi = hh >= Hs - lo_t, hh >= Hs - hi_t
         nb_lo, nb_hi = ll <= Ls + lo_t, ll <= Ls + hi_t
-        exact = ~(np.any(nt_lo != nt_hi, axis=1) | np.any(nb_lo != nb_hi, axis=1))
+        exact = ~((nt_lo != nt_hi) | (nb_lo != nb_hi)).any(axis=1)
         ok = (_visits(nt_lo) >= need) & (_visits(nb_lo) >= need)
         validated[s:e] = ok | ~exact
         sure[s:e] = ok & exact
@@ -132,7 +158,7 @@ def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray
     beyond = np.zeros(len(idx), dtype=bool)
     most = tcfg.false_range.max_closes_beyond_edges
     if hour <= lb:
-        cw = np.lib.stride_tricks.sliding_window_view(close, hour)[idx - hour + 1]
+        cw = np.lib.stride_tricks.sliding_window_view(close, hour)[lb - hour:]  # the windows ending at idx
         out = np.count_nonzero((cw > (H + buf + slack)[:, None]) | (cw < (L - buf - slack)[:, None]), axis=1)
         beyond = (out >= most) & (out > 0)
     structural = have & in_width & validated & ~broken & ~beyond
