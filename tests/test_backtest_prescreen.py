@@ -233,3 +233,46 @@ def test_rolling_extremes_and_visits_equal_their_per_window_definitions():
     for row, g in zip(near, got, strict=True):
         top, _ = count_touches(row.astype(float), np.ones(96), 1.0, -1.0, 0.0)  # near top <=> value 1.0 >= 1.0
         assert g == top
+
+
+def _previous_day_span_reference(tl: list[float], s: int, t: int, need: int):
+    """The scalar loop `range_keys.previous_day_spans` replaced (the detector's `_previous_day_edges` steps)."""
+    import math
+    from bisect import bisect_left
+
+    if t <= s:
+        return None
+    clip = lambda j: min(max(j, s), t)  # noqa: E731
+    day0 = math.floor(tl[t - 1] / 86400.0) * 86400.0
+    for _ in range(5):
+        p0, p1 = clip(bisect_left(tl, day0)), clip(bisect_left(tl, day0 + 86400.0))
+        if p1 - p0 >= need:
+            break
+        if p0 <= s:
+            break
+        day0 = math.floor(tl[p0 - 1] / 86400.0) * 86400.0
+    if p1 - p0 < need:
+        return None
+    return p0, p1, bisect_left(tl, day0)
+
+
+@pytest.mark.parametrize("key", list(SERIES))
+def test_previous_day_spans_equal_the_scalar_steps(key):
+    from core.backtest.range_keys import previous_day_spans
+
+    sym, c = _series(key, 6000)
+    h1 = resample(c, "H1", drop_incomplete=False)
+    times = h1["time"].astype(np.float64)
+    tl = times.tolist()
+    n = len(times)
+    rng = np.random.default_rng(4)
+    s = rng.integers(0, n, 3000)
+    t = np.clip(s + rng.integers(-3, 160, 3000), 0, n)
+    s[:50], t[:50] = 0, np.arange(50)  # windows at the very start, empty ones included
+    for need in (2, 4):
+        p0, p1, p2, none = previous_day_spans(times, s, t, need)
+        for j in range(len(s)):
+            want = _previous_day_span_reference(tl, int(s[j]), int(t[j]), need)
+            assert bool(none[j]) == (want is None), j
+            if want is not None:
+                assert (p0[j], p1[j], p2[j]) == want, j

@@ -27,8 +27,6 @@ the live functions and that the exact path finds no candidate wherever one is ru
 """
 from __future__ import annotations
 
-import math
-from bisect import bisect_left
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,40 +150,48 @@ def _previous_day_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, nows
     """`RangeBoundaryDetector._previous_day_edges` on the H1 window [b0, end) at each bar, as index spans of
     the frame: the last day before today with at least `need` bars (up to five steps back), same steps."""
     times = f["time"].astype(np.float64)
-    tl = times.tolist()
     b0 = np.maximum(end - size, 0)
     today = np.floor(nows / _DAY) * _DAY
     bt = np.clip(np.searchsorted(times, today, side="left"), b0, end)  # `before`: [b0, bt)
     need = max(2, int(4 * 3600 // 3600))
     # the span depends on (b0, bt) only: solve each distinct pair once
     first, back = _unique_rows([b0, bt])
-    spans = [_previous_day_span(tl, s, t, need) for s, t in zip(b0[first].tolist(), bt[first].tolist(), strict=True)]
-    got = np.array([sp if sp is not None else (0, 0, 0) for sp in spans], dtype=np.int64).reshape(-1, 3)
-    none = np.array([sp is None for sp in spans], dtype=bool)
-    lo, hi = got[back, 0], got[back, 1]
+    p0, p1, p2, none = previous_day_spans(times, b0[first], bt[first], need)
+    lo, hi = p0[back], p1[back]
     empty = none[back]
-    tlo = np.maximum(got[back, 2], b0)
+    tlo = np.maximum(p2[back], b0)
     return _candidate_possible(tcfg, f, size, end, lo, hi, tlo, empty, atr, entries, pick)
 
 
-def _previous_day_span(tl: list[float], s: int, t: int, need: int) -> tuple[int, int, int] | None:
-    """(first, end) of the previous trading day's bars within `before` = [s, t), and the frame index of that
-    day's 00:00 (where the touch bars start); None where the detector returns a NoRange."""
-    if t <= s:
-        return None
-    clip = lambda j: min(max(j, s), t)  # noqa: E731 - index into `before`
-    day0 = math.floor(tl[t - 1] / _DAY) * _DAY
+def previous_day_spans(times: np.ndarray, s: np.ndarray, t: np.ndarray, need: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pair: (first, end) of the previous trading day's bars within `before` = frame bars [s, t), the frame
+    index of that day's 00:00 (where the touch bars start), and True where the detector returns a NoRange.
+
+    `RangeBoundaryDetector._previous_day_edges`' steps for all pairs at once: start at the day of the last
+    bar before today; while that day has fewer than `need` bars and `before` holds earlier bars, step back
+    to the day of the bar before it (up to five looks). Days are floor(t / 86400) * 86400, the detector's
+    float; searches on the frame's times are its `between` / `since` searches."""
+    m = len(s)
+    p0 = np.zeros(m, dtype=np.int64)
+    p1 = np.zeros(m, dtype=np.int64)
+    day0 = np.zeros(m)
+    live = np.flatnonzero(t > s)
+    day0[live] = np.floor(times[t[live] - 1] / _DAY) * _DAY
     for _ in range(5):
-        at0 = bisect_left(tl, day0)
-        p0, p1 = clip(at0), clip(bisect_left(tl, day0 + _DAY))
-        if p1 - p0 >= need:
+        if len(live) == 0:
             break
-        if p0 <= s:  # nothing earlier in `before`
-            break
-        day0 = math.floor(tl[p0 - 1] / _DAY) * _DAY
-    if p1 - p0 < need:
-        return None
-    return p0, p1, bisect_left(tl, day0)
+        lo_, hi_ = s[live], t[live]
+        a = np.clip(np.searchsorted(times, day0[live], side="left"), lo_, hi_)
+        b = np.clip(np.searchsorted(times, day0[live] + _DAY, side="left"), lo_, hi_)
+        p0[live], p1[live] = a, b
+        go_on = (b - a < need) & (a > lo_)
+        nxt = live[go_on]
+        day0[nxt] = np.floor(times[p0[nxt] - 1] / _DAY) * _DAY
+        live = nxt
+    none = (t <= s) | (p1 - p0 < need)
+    p2 = np.searchsorted(times, day0, side="left")
+    return p0, p1, p2, none
 
 
 def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.ndarray, hi: np.ndarray,
