@@ -95,11 +95,12 @@ def _range_extreme(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fn) -> np.ndar
     ok = hi > lo
     if not ok.any() or len(x) == 0:
         return out
+    length = (hi - lo)[ok]
+    longest = min(len(x), int(length.max()))
     table = [x]
-    while 2 ** len(table) <= len(x):
+    while 2 ** len(table) <= longest:  # levels up to the longest query: the rest would never be read
         prev, step = table[-1], 2 ** (len(table) - 1)
         table.append(fn(prev[:-step], prev[step:]))
-    length = (hi - lo)[ok]
     k = np.floor(np.log2(length)).astype(np.int64)
     k = np.where(2 ** (k + 1) <= length, k + 1, k)  # guard log2 rounding at powers of two
     k = np.where(2 ** k > length, k - 1, k)
@@ -254,9 +255,8 @@ class _Pick:
             out |= self.inside & ((x < L - m5 - slack) | (x > H + m5 + slack))
         k = self.hour
         if n >= k:  # at least `max_closes_beyond_edges` of the last hour's closes beyond an edge ± buffer
-            cw = np.lib.stride_tricks.sliding_window_view(x, k)
-            hi, lo = (H + self.buf * m5 + slack)[k - 1:, None], (L - self.buf * m5 - slack)[k - 1:, None]
-            cnt = np.count_nonzero((cw > hi) | (cw < lo), axis=1)
+            hi, lo = (H + self.buf * m5 + slack)[k - 1:], (L - self.buf * m5 - slack)[k - 1:]
+            cnt = count_beyond(x, k, hi, lo)
             out[k - 1:] |= (cnt >= self.most) & (cnt > 0)
         return out
 
@@ -287,5 +287,21 @@ def _few_touches(tcfg, high, low, size, end, lo, H, L, fatr, rows) -> np.ndarray
 
 
 def _visits(near: np.ndarray) -> np.ndarray:
-    """`core.analysis.range.detector.count_touches` per row (bars before the touch window are never near)."""
-    return near[:, 0].astype(np.int64) + np.count_nonzero(near[:, 1:] & ~near[:, :-1], axis=1)
+    """`core.analysis.range.detector.count_touches` per row (bars before the touch window are never near):
+    consecutive near bars count once, so a visit is a rise from 0 to 1 of the row's bytes (< 256 bars fit
+    the uint8 count)."""
+    u = near.view(np.uint8)
+    if near.shape[1] > 255:
+        return u[:, 0].astype(np.int64) + np.count_nonzero(u[:, 1:] > u[:, :-1], axis=1)
+    return u[:, 0].astype(np.int64) + np.add.reduce(u[:, 1:] > u[:, :-1], axis=1, dtype=np.uint8)
+
+
+def count_beyond(x: np.ndarray, k: int, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Per i >= k-1: how many of x[i-k+1..i] are > hi[j] or < lo[j], j = i-k+1 (the thresholds of the window
+    ending at i); one pass per lag over whole columns instead of a k-wide window per row."""
+    n = len(x) - k + 1
+    cnt = np.zeros(n, dtype=np.int64)
+    for j in range(k):
+        w = x[j:j + n]
+        cnt += (w > hi) | (w < lo)
+    return cnt

@@ -41,7 +41,7 @@ from core.analysis.range.bars import Bars
 from core.analysis.range.detector import RangeBoundaryDetector, count_touches
 from core.analysis.range.lastvalues import atr_last
 from core.backtest.prescreen import MARGIN, _surely_gt, _surely_lt
-from core.backtest.range_keys import BarKeys, build_bar_keys
+from core.backtest.range_keys import BarKeys, _visits, build_bar_keys, count_beyond
 from core.config.model import AppConfig
 from core.domain.models import NoRange, RangeStructure
 from core.domain.sessions import window_containing_or_before
@@ -79,15 +79,6 @@ def _rolling(x: np.ndarray, k: int, fn) -> np.ndarray:
     tail = uf.accumulate(b[:, ::-1], axis=1)[:, ::-1].ravel()  # from here to the block's end
     out[k - 1:] = uf(tail[:n - k + 1], head[k - 1:n])
     return out
-
-
-def _visits(near: np.ndarray) -> np.ndarray:
-    """`core.analysis.range.detector.count_touches` per row: consecutive bars near an edge count once
-    (a rise from 0 to 1 of the row's bytes starts a visit; a window of < 256 bars fits the uint8 count)."""
-    u = near.view(np.uint8)
-    if near.shape[1] > 255:
-        return u[:, 0].astype(np.int64) + np.count_nonzero(u[:, 1:] > u[:, :-1], axis=1)
-    return u[:, 0].astype(np.int64) + np.add.reduce(u[:, 1:] > u[:, :-1], axis=1, dtype=np.uint8)
 
 
 def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray,
@@ -158,8 +149,7 @@ def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray
     beyond = np.zeros(len(idx), dtype=bool)
     most = tcfg.false_range.max_closes_beyond_edges
     if hour <= lb:
-        cw = np.lib.stride_tricks.sliding_window_view(close, hour)[lb - hour:]  # the windows ending at idx
-        out = np.count_nonzero((cw > (H + buf + slack)[:, None]) | (cw < (L - buf - slack)[:, None]), axis=1)
+        out = count_beyond(close[lb - hour:], hour, H + buf + slack, L - buf - slack)  # the hours ending at idx
         beyond = (out >= most) & (out > 0)
     structural = have & in_width & validated & ~broken & ~beyond
     possible[idx] = ~have | (structural & at_edge)
