@@ -15,7 +15,9 @@ from core.analysis.range.lastvalues import atr_last
 from core.backtest.engine import BacktestEngine, BacktestSpec
 from core.backtest.live import LiveParts
 from core.backtest.prescreen import build_screen, windowed_wilder
-from core.backtest.range_screen import _rolling, _visits, build_range_screen
+from core.backtest.range_dynamic import _rolling
+from core.backtest.range_keys import _visits
+from core.backtest.range_screen import build_range_screen
 from core.config.loading import load_config
 from core.config.paths import market_data_dir
 from core.data.loaders import load_candles
@@ -66,7 +68,7 @@ def test_closed_form_windowed_atr_equals_the_analysis_atr():
 def test_screen_inputs_equal_the_live_ones(key):
     """The quote and the dynamic range edges the screens use are the ones the live objects produce."""
     from core.analysis.range.detector import RangeBoundaryDetector
-    from core.backtest.range_screen import dynamic_possible
+    from core.backtest.range_dynamic import dynamic_possible
     from core.domain.models import RangeStructure
 
     cfg = load_config()

@@ -7,7 +7,7 @@ from analysis_helpers import SYMBOLS, app, app_with, bar_close, candles, context
 
 from core.analysis.indicators import swing_highs, swing_lows
 from core.analysis.range.bars import Bars
-from core.analysis.range.detector import RangeBoundaryDetector, _pivots, count_touches
+from core.analysis.range.detector import RangeBoundaryDetector, _day_start, _pivots, count_touches
 from core.domain.models import NoRange, RangeStructure
 
 
@@ -193,3 +193,12 @@ def test_pivots_are_the_finite_swing_points(symbol):
             np.testing.assert_array_equal(_pivots(h, n, higher=True), sh[np.isfinite(sh)])
             np.testing.assert_array_equal(_pivots(lo, n, higher=False), sl[np.isfinite(sl)])
     assert len(_pivots(np.array([1.0, 2.0, 1.0]), 2, higher=True)) == 0  # shorter than a fractal
+
+
+def test_day_start_is_numpys_floor_of_the_day():
+    """The previous-day range steps by `_day_start`: the float np.floor(t / 86400) * 86400 gives, for every t."""
+    rng = np.random.default_rng(8)
+    special = [0.0, -0.0, 86400.0, -86400.0, 1.0, -1.0, 5e-324, -5e-324, 1e300, float("inf"), float("-inf"), float("nan")]
+    for t in [*rng.uniform(-2e9, 4e9, 20000).tolist(), *special]:
+        want, got = np.floor(np.float64(t) / 86400.0) * 86400.0, _day_start(t)
+        assert (want != want and got != got) or (want == got and np.signbit(want) == np.signbit(got)), t

@@ -146,7 +146,7 @@ def _indicators(cfg: TradingConfig, bars: Bars) -> Indicators:
     mid, up, lo = bollinger_last(bars.close, ea.bb_period, ea.bb_std)
     r_prev, r = rsi_last(bars.close, ea.rsi_period, 2)
     day = math.floor((bars.time[-1]) / 86400.0) * 86400.0
-    today = int(len(bars) - np.searchsorted(bars.time, day, side="left"))
+    today = int(len(bars) - bars.time.searchsorted(day, side="left"))
     s = slice(len(bars) - today, len(bars))
     vwap, vsig = vwap_last(bars.high[s], bars.low[s], bars.close[s], bars.volume[s])
     return Indicators(atr=a, rsi=r, rsi_prev=r_prev, bb_mid=mid, bb_upper=up, bb_lower=lo, vwap=vwap,

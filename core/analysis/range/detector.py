@@ -29,6 +29,13 @@ _HOUR = 3600.0
 _DAY = 86400.0
 
 
+def _day_start(t: float) -> float:
+    """np.floor(t / 86400) * 86400 in Python floats: the same float (a zero keeps its sign and a non-finite
+    value passes through, as in numpy)."""
+    q = t / _DAY
+    return float(math.floor(q)) * _DAY if math.isfinite(q) and q != 0 else q * _DAY
+
+
 def _span_text(bars: Bars) -> str:
     hours = len(bars) * bars.seconds / _HOUR
     if hours >= 48:
@@ -168,7 +175,7 @@ class RangeBoundaryDetector:
         if len(bars) == 0:
             return self._too_few(bars, 1, "previous day's high/low")
         # at 00:00 exactly the day that just closed is complete: it is the previous day, not "today"
-        today = np.floor(as_of / _DAY) * _DAY
+        today = _day_start(as_of)
         before = bars.between(-np.inf, today)
         if len(before) == 0:
             return NoRange(
@@ -178,7 +185,7 @@ class RangeBoundaryDetector:
             )
         # the last day with a real session: skips weekends and the Sunday-evening stub of FX/metal feeds
         need = max(2, int(4 * _HOUR // bars.seconds))
-        day0 = np.floor(before.time[-1] / _DAY) * _DAY
+        day0 = _day_start(float(before.time[-1]))
         for _ in range(5):
             prev = before.between(day0, day0 + _DAY)
             if len(prev) >= need:
@@ -186,7 +193,7 @@ class RangeBoundaryDetector:
             earlier = before.between(-np.inf, day0)
             if len(earlier) == 0:
                 break
-            day0 = np.floor(earlier.time[-1] / _DAY) * _DAY
+            day0 = _day_start(float(earlier.time[-1]))
         if len(prev) < need:
             return NoRange(
                 reason="too_few_candles",
