@@ -65,13 +65,14 @@ class LazyRanges:
         self.times = {k: np.ascontiguousarray(v["time"]) for k, v in self.frames.items()}
         # each frame's columns as contiguous float64, once: a window is then slices of these, the very values
         # `Bars.closed_window` copies out per call (the detector only reads its windows)
-        self.cols = {k: [v[c].astype(np.float64) for c in _COLUMNS] for k, v in self.frames.items()}
         self.secs = {k: Timeframe.parse(k).seconds for k in self.frames}
         self.stf = _session_tf(self.tcfg, self.sizes)
+        self.cols = {k: [self.frames[k][c].astype(np.float64) for c in _COLUMNS]
+                     for k in dict.fromkeys((self.stf, "H1")) if k in self.frames}  # the frames candidates use
         self.atr, self.entries = atr, entries
         # per-bar reads as Python floats (a numpy scalar read costs more than the test it feeds)
         self._atr = np.asarray(atr, dtype=np.float64).tolist()
-        self._xs = list(zip(*(np.asarray(e, dtype=np.float64).tolist() for e in entries), strict=True))
+        self._ents = [np.asarray(e, dtype=np.float64).tolist() for e in entries]
         rd, tc = self.tcfg.range_detection, self.tcfg
         self._edge_thr = tc.entry_filters.price_edge_threshold_atr
         self._zone_frac, self._out_buf = rd.critical_zone_fraction, tc.range_invalidation.outside_buffer_atr
@@ -175,7 +176,7 @@ class LazyRanges:
         thr = self._edge_thr * m5
         inner = max((H - L) * self._zone_frac, thr) + slack
         outer = max(self._out_buf * a, thr) + slack
-        if not any(H - inner <= x <= H + outer or L - outer <= x <= L + inner for x in self._xs[i]):
+        if not any(H - inner <= x <= H + outer or L - outer <= x <= L + inner for x in [e[i] for e in self._ents]):
             return None
         return hit
 
@@ -221,7 +222,7 @@ class LazyRanges:
             slack = MARGIN * (abs(H) + abs(L) + a)
             if not any(z.upper_zone_start - slack <= x <= z.upper_zone_end + slack or abs(x - H) <= thr + slack
                        or z.lower_zone_start - slack <= x <= z.lower_zone_end + slack or abs(x - L) <= thr + slack
-                       for x in self._xs[i]):
+                       for x in [e[i] for e in self._ents]):
                 continue
             if admits is not None and not admits(H, L):
                 continue
