@@ -7,6 +7,7 @@ not just the first.
 """
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,6 +19,17 @@ from core.data.sources.news import symbol_currencies
 from core.domain.models import FilterResult
 
 _RANGE_NAMES = {"dynamic": "swing range", "session": "session range", "previous_day": "previous day's range"}
+
+
+_SUM = np.add.reduce
+
+
+@functools.lru_cache(maxsize=16)
+def _centred(n: int) -> tuple[np.ndarray, np.float64]:
+    """Bar positions centred on the window's middle, and their dot with themselves, for the trend slope."""
+    x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    x.flags.writeable = False
+    return x, np.dot(x, x)
 
 
 def _title(name: str) -> str:
@@ -63,8 +75,8 @@ class RangeScalpingRiskFilters:
         # 1. trend inside the box: least-squares slope of closes, in ATR per bar
         n = len(lb)
         if n >= 3 and atr > 0:
-            x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
-            slope = float(np.dot(x, lb.close - mean_of(lb.close)) / np.dot(x, x)) / atr
+            x, xx = _centred(n)
+            slope = float(np.dot(x, lb.close - mean_of(lb.close)) / xx) / atr
             details["trend_slope_atr_per_bar"] = round(slope, 4)
             if abs(slope) > fr.max_trend_slope_atr:
                 way = "up" if slope > 0 else "down"
@@ -74,8 +86,8 @@ class RangeScalpingRiskFilters:
                     "that is a trend inside the box, not a range."
                 )
         # 2. one-sided volume: up-candle vs down-candle tick volume
-        up = float(lb.volume[lb.close > lb.open].sum())
-        down = float(lb.volume[lb.close < lb.open].sum())
+        up = float(_SUM(lb.volume[lb.close > lb.open]))  # ndarray.sum's own reduction, without its wrapper
+        down = float(_SUM(lb.volume[lb.close < lb.open]))
         if up + down > 0:
             imb = (up - down) / (up + down)
             details["volume_imbalance"] = round(imb, 4)

@@ -268,8 +268,9 @@ class RangeBoundaryDetector:
         if hit is not None and hit[0] is self.cfg:
             return hit[1]
         ea = self.cfg.effective_atr
-        w = bars.tail(self.rd.lookback_bars + ea.bb_period - 1)
-        width = bollinger_width_series(w.close, ea.bb_period, ea.bb_std)
+        close = bars.close
+        n = max(0, min(self.rd.lookback_bars + ea.bb_period - 1, len(close)))  # `bars.tail`'s closes
+        width = bollinger_width_series(close[len(close) - n:], ea.bb_period, ea.bb_std)
         ref = width[np.isfinite(width)]
         last = float(width[-1]) if len(width) else math.nan
         avg = mean_of(ref) if len(ref) >= 2 else math.nan
