@@ -106,8 +106,10 @@ def _range_extreme(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fn) -> np.ndar
     k = np.where(2 ** k > length, k - 1, k)
     a, b = lo[ok], hi[ok] - 2 ** k
     res = np.empty(len(a))
-    for level in np.unique(k):
+    for level in range(len(table)):  # the levels in use (np.unique of k cost more than these passes)
         m = k == level
+        if not m.any():
+            continue
         t = table[level]
         res[m] = fn(t[a[m]], t[b[m]])
     out[ok] = res
