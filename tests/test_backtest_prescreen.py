@@ -15,6 +15,8 @@ from core.analysis.range.lastvalues import atr_last
 from core.backtest.engine import BacktestEngine, BacktestSpec
 from core.backtest.live import LiveParts
 from core.backtest.prescreen import build_screen, windowed_wilder
+from core.backtest.range_dynamic import _rolling
+from core.backtest.range_keys import _visits
 from core.backtest.range_screen import build_range_screen
 from core.config.loading import load_config
 from core.config.paths import market_data_dir
@@ -66,7 +68,7 @@ def test_closed_form_windowed_atr_equals_the_analysis_atr():
 def test_screen_inputs_equal_the_live_ones(key):
     """The quote and the dynamic range edges the screens use are the ones the live objects produce."""
     from core.analysis.range.detector import RangeBoundaryDetector
-    from core.backtest.range_screen import dynamic_possible
+    from core.backtest.range_dynamic import dynamic_possible
     from core.domain.models import RangeStructure
 
     cfg = load_config()
@@ -211,3 +213,68 @@ def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_cand
     never = [i for i in range(len(c) - 1) if ranges.ruled_out[i]]
     assert len(never) > 1000
     assert not any(ranges.could_pass(i, float(c["time"][i]) + 300) for i in never)
+
+
+def test_rolling_extremes_and_visits_equal_their_per_window_definitions():
+    """`_rolling` (block-wise for long windows, shifted copies for short ones) and `_visits` (byte rises) are
+    the per-window np.max / np.min and `count_touches`' visit count, NaN propagation included."""
+    from core.analysis.range.detector import count_touches
+
+    rng = np.random.default_rng(2)
+    for n in (1, 5, 7, 8, 92, 95, 184, 1000, 1003):
+        x = 100.0 + rng.standard_normal(n).cumsum()
+        x[rng.integers(0, n, max(1, n // 50))] = np.nan
+        for k in (1, 2, 3, 7, 8, 9, 92):
+            for fn in (np.max, np.min):
+                want = np.full(n, np.nan)
+                if n >= k:
+                    want[k - 1:] = fn(np.lib.stride_tricks.sliding_window_view(x, k), axis=1)
+                np.testing.assert_array_equal(_rolling(x, k, fn), want)
+    near = rng.random((300, 96)) < 0.3
+    got = _visits(near)
+    for row, g in zip(near, got, strict=True):
+        top, _ = count_touches(row.astype(float), np.ones(96), 1.0, -1.0, 0.0)  # near top <=> value 1.0 >= 1.0
+        assert g == top
+
+
+def _previous_day_span_reference(tl: list[float], s: int, t: int, need: int):
+    """The scalar loop `range_keys.previous_day_spans` replaced (the detector's `_previous_day_edges` steps)."""
+    import math
+    from bisect import bisect_left
+
+    if t <= s:
+        return None
+    clip = lambda j: min(max(j, s), t)  # noqa: E731
+    day0 = math.floor(tl[t - 1] / 86400.0) * 86400.0
+    for _ in range(5):
+        p0, p1 = clip(bisect_left(tl, day0)), clip(bisect_left(tl, day0 + 86400.0))
+        if p1 - p0 >= need:
+            break
+        if p0 <= s:
+            break
+        day0 = math.floor(tl[p0 - 1] / 86400.0) * 86400.0
+    if p1 - p0 < need:
+        return None
+    return p0, p1, bisect_left(tl, day0)
+
+
+@pytest.mark.parametrize("key", list(SERIES))
+def test_previous_day_spans_equal_the_scalar_steps(key):
+    from core.backtest.range_keys import previous_day_spans
+
+    sym, c = _series(key, 6000)
+    h1 = resample(c, "H1", drop_incomplete=False)
+    times = h1["time"].astype(np.float64)
+    tl = times.tolist()
+    n = len(times)
+    rng = np.random.default_rng(4)
+    s = rng.integers(0, n, 3000)
+    t = np.clip(s + rng.integers(-3, 160, 3000), 0, n)
+    s[:50], t[:50] = 0, np.arange(50)  # windows at the very start, empty ones included
+    for need in (2, 4):
+        p0, p1, p2, none = previous_day_spans(times, s, t, need)
+        for j in range(len(s)):
+            want = _previous_day_span_reference(tl, int(s[j]), int(t[j]), need)
+            assert bool(none[j]) == (want is None), j
+            if want is not None:
+                assert (p0[j], p1[j], p2[j]) == want, j

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from analysis_helpers import SYMBOLS, app, app_with, bar_close, candles, context_at, run, ts
 
+from core.analysis.indicators import swing_highs, swing_lows
 from core.analysis.range.bars import Bars
-from core.analysis.range.detector import RangeBoundaryDetector, count_touches
+from core.analysis.range.detector import RangeBoundaryDetector, _day_start, _pivots, count_touches
 from core.domain.models import NoRange, RangeStructure
 
 
@@ -178,3 +179,26 @@ def test_empty_and_tiny_histories_answer_instead_of_crashing(n):
     assert not r.passed and r.confidence == 0
     dq = next(f for f in r.filters if f.name == "data_quality")
     assert not dq.passed
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_pivots_are_the_finite_swing_points(symbol):
+    """The swing range reads `_pivots`, not the NaN-padded series: same values, same order, on real bars."""
+    m5 = candles(symbol)["M5"]
+    rng = np.random.default_rng(7)
+    for start in rng.integers(0, len(m5) - 200, 40):
+        h, lo = (m5[k][start:start + 96].astype(np.float64) for k in ("high", "low"))
+        for n in (1, 2, 3):
+            sh, sl = swing_highs(h, n), swing_lows(lo, n)
+            np.testing.assert_array_equal(_pivots(h, n, higher=True), sh[np.isfinite(sh)])
+            np.testing.assert_array_equal(_pivots(lo, n, higher=False), sl[np.isfinite(sl)])
+    assert len(_pivots(np.array([1.0, 2.0, 1.0]), 2, higher=True)) == 0  # shorter than a fractal
+
+
+def test_day_start_is_numpys_floor_of_the_day():
+    """The previous-day range steps by `_day_start`: the float np.floor(t / 86400) * 86400 gives, for every t."""
+    rng = np.random.default_rng(8)
+    special = [0.0, -0.0, 86400.0, -86400.0, 1.0, -1.0, 5e-324, -5e-324, 1e300, float("inf"), float("-inf"), float("nan")]
+    for t in [*rng.uniform(-2e9, 4e9, 20000).tolist(), *special]:
+        want, got = np.floor(np.float64(t) / 86400.0) * 86400.0, _day_start(t)
+        assert (want != want and got != got) or (want == got and np.signbit(want) == np.signbit(got)), t

@@ -20,7 +20,7 @@ from core.analysis.context import AnalysisContext, Indicators
 from core.analysis.filters.risk_filters import RangeScalpingRiskFilters
 from core.analysis.range.bars import Bars
 from core.analysis.range.detector import RangeBoundaryDetector
-from core.analysis.range.lastvalues import atr_last, bollinger_last, rsi_last, vwap_last
+from core.analysis.range.lastvalues import atr_last, bollinger_last, clip, rsi_last, vwap_last
 from core.analysis.scoring.scorer import RangeScalpingScorer
 from core.brokers.base import Tick
 from core.config.market import SymbolSpec
@@ -146,7 +146,7 @@ def _indicators(cfg: TradingConfig, bars: Bars) -> Indicators:
     mid, up, lo = bollinger_last(bars.close, ea.bb_period, ea.bb_std)
     r_prev, r = rsi_last(bars.close, ea.rsi_period, 2)
     day = math.floor((bars.time[-1]) / 86400.0) * 86400.0
-    today = int(len(bars) - np.searchsorted(bars.time, day, side="left"))
+    today = int(len(bars) - bars.time.searchsorted(day, side="left"))
     s = slice(len(bars) - today, len(bars))
     vwap, vsig = vwap_last(bars.high[s], bars.low[s], bars.close[s], bars.volume[s])
     return Indicators(atr=a, rsi=r, rsi_prev=r_prev, bb_mid=mid, bb_upper=up, bb_lower=lo, vwap=vwap,
@@ -244,7 +244,7 @@ def analyse(inputs: AnalysisInputs, cfg: TradingConfig, spec: SymbolSpec, config
         ctx.warnings.append(_no_setup_reason(rng, _last(bars.close) if len(bars) else float("nan"), spec.digits))
     return AnalysisResult(
         symbol=inputs.symbol, timeframe=tf, as_of=as_of, range=rng, no_range=no_range, filters=results,
-        passed=passed, strategies=strategies, confidence=round(float(np.clip(confidence, 0, 100)), 2),
+        passed=passed, strategies=strategies, confidence=round(float(clip(confidence, 0, 100)), 2),
         warnings=ctx.warnings, config_version=config_version, data_timestamps=stamps, timings_ms=timings,
         session="+".join(ctx.session_names) or "off_hours", confluence_score=confluence,
     )

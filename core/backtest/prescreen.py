@@ -25,6 +25,7 @@ are simply analysed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 
@@ -67,11 +68,8 @@ def windowed_wilder(x_first: np.ndarray, x: np.ndarray, period: int, window: int
         return out
     a = 1.0 / period
     d = 1.0 - a
-    f = np.empty(n)
-    acc = 0.0
-    for k, v in enumerate(x.tolist()):
-        acc = d * acc + a * v
-        f[k] = acc
+    # the recursion in Python floats, one list out (the same float ops in the same order as an explicit loop)
+    f = np.array(list(accumulate(x.tolist(), lambda acc, v: d * acc + a * v, initial=0.0))[1:])
     c = np.concatenate(([0.0], np.cumsum(x)))
     if partial:  # windows starting at the first value: m = i - period + 1 steps after the seed
         i = np.arange(period - 1, min(window - 1, n))

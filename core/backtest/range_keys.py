@@ -27,8 +27,6 @@ the live functions and that the exact path finds no candidate wherever one is ru
 """
 from __future__ import annotations
 
-import math
-from bisect import bisect_left
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,18 +95,21 @@ def _range_extreme(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fn) -> np.ndar
     ok = hi > lo
     if not ok.any() or len(x) == 0:
         return out
+    length = (hi - lo)[ok]
+    longest = min(len(x), int(length.max()))
     table = [x]
-    while 2 ** len(table) <= len(x):
+    while 2 ** len(table) <= longest:  # levels up to the longest query: the rest would never be read
         prev, step = table[-1], 2 ** (len(table) - 1)
         table.append(fn(prev[:-step], prev[step:]))
-    length = (hi - lo)[ok]
     k = np.floor(np.log2(length)).astype(np.int64)
     k = np.where(2 ** (k + 1) <= length, k + 1, k)  # guard log2 rounding at powers of two
     k = np.where(2 ** k > length, k - 1, k)
     a, b = lo[ok], hi[ok] - 2 ** k
     res = np.empty(len(a))
-    for level in np.unique(k):
+    for level in range(len(table)):  # the levels in use (np.unique of k cost more than these passes)
         m = k == level
+        if not m.any():
+            continue
         t = table[level]
         res[m] = fn(t[a[m]], t[b[m]])
     out[ok] = res
@@ -152,40 +153,48 @@ def _previous_day_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, nows
     """`RangeBoundaryDetector._previous_day_edges` on the H1 window [b0, end) at each bar, as index spans of
     the frame: the last day before today with at least `need` bars (up to five steps back), same steps."""
     times = f["time"].astype(np.float64)
-    tl = times.tolist()
     b0 = np.maximum(end - size, 0)
     today = np.floor(nows / _DAY) * _DAY
     bt = np.clip(np.searchsorted(times, today, side="left"), b0, end)  # `before`: [b0, bt)
     need = max(2, int(4 * 3600 // 3600))
     # the span depends on (b0, bt) only: solve each distinct pair once
     first, back = _unique_rows([b0, bt])
-    spans = [_previous_day_span(tl, s, t, need) for s, t in zip(b0[first].tolist(), bt[first].tolist(), strict=True)]
-    got = np.array([sp if sp is not None else (0, 0, 0) for sp in spans], dtype=np.int64).reshape(-1, 3)
-    none = np.array([sp is None for sp in spans], dtype=bool)
-    lo, hi = got[back, 0], got[back, 1]
+    p0, p1, p2, none = previous_day_spans(times, b0[first], bt[first], need)
+    lo, hi = p0[back], p1[back]
     empty = none[back]
-    tlo = np.maximum(got[back, 2], b0)
+    tlo = np.maximum(p2[back], b0)
     return _candidate_possible(tcfg, f, size, end, lo, hi, tlo, empty, atr, entries, pick)
 
 
-def _previous_day_span(tl: list[float], s: int, t: int, need: int) -> tuple[int, int, int] | None:
-    """(first, end) of the previous trading day's bars within `before` = [s, t), and the frame index of that
-    day's 00:00 (where the touch bars start); None where the detector returns a NoRange."""
-    if t <= s:
-        return None
-    clip = lambda j: min(max(j, s), t)  # noqa: E731 - index into `before`
-    day0 = math.floor(tl[t - 1] / _DAY) * _DAY
+def previous_day_spans(times: np.ndarray, s: np.ndarray, t: np.ndarray, need: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pair: (first, end) of the previous trading day's bars within `before` = frame bars [s, t), the frame
+    index of that day's 00:00 (where the touch bars start), and True where the detector returns a NoRange.
+
+    `RangeBoundaryDetector._previous_day_edges`' steps for all pairs at once: start at the day of the last
+    bar before today; while that day has fewer than `need` bars and `before` holds earlier bars, step back
+    to the day of the bar before it (up to five looks). Days are floor(t / 86400) * 86400, the detector's
+    float; searches on the frame's times are its `between` / `since` searches."""
+    m = len(s)
+    p0 = np.zeros(m, dtype=np.int64)
+    p1 = np.zeros(m, dtype=np.int64)
+    day0 = np.zeros(m)
+    live = np.flatnonzero(t > s)
+    day0[live] = np.floor(times[t[live] - 1] / _DAY) * _DAY
     for _ in range(5):
-        at0 = bisect_left(tl, day0)
-        p0, p1 = clip(at0), clip(bisect_left(tl, day0 + _DAY))
-        if p1 - p0 >= need:
+        if len(live) == 0:
             break
-        if p0 <= s:  # nothing earlier in `before`
-            break
-        day0 = math.floor(tl[p0 - 1] / _DAY) * _DAY
-    if p1 - p0 < need:
-        return None
-    return p0, p1, bisect_left(tl, day0)
+        lo_, hi_ = s[live], t[live]
+        a = np.clip(np.searchsorted(times, day0[live], side="left"), lo_, hi_)
+        b = np.clip(np.searchsorted(times, day0[live] + _DAY, side="left"), lo_, hi_)
+        p0[live], p1[live] = a, b
+        go_on = (b - a < need) & (a > lo_)
+        nxt = live[go_on]
+        day0[nxt] = np.floor(times[p0[nxt] - 1] / _DAY) * _DAY
+        live = nxt
+    none = (t <= s) | (p1 - p0 < need)
+    p2 = np.searchsorted(times, day0, side="left")
+    return p0, p1, p2, none
 
 
 def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -248,9 +257,8 @@ class _Pick:
             out |= self.inside & ((x < L - m5 - slack) | (x > H + m5 + slack))
         k = self.hour
         if n >= k:  # at least `max_closes_beyond_edges` of the last hour's closes beyond an edge ± buffer
-            cw = np.lib.stride_tricks.sliding_window_view(x, k)
-            hi, lo = (H + self.buf * m5 + slack)[k - 1:, None], (L - self.buf * m5 - slack)[k - 1:, None]
-            cnt = np.count_nonzero((cw > hi) | (cw < lo), axis=1)
+            hi, lo = (H + self.buf * m5 + slack)[k - 1:], (L - self.buf * m5 - slack)[k - 1:]
+            cnt = count_beyond(x, k, hi, lo)
             out[k - 1:] |= (cnt >= self.most) & (cnt > 0)
         return out
 
@@ -281,5 +289,21 @@ def _few_touches(tcfg, high, low, size, end, lo, H, L, fatr, rows) -> np.ndarray
 
 
 def _visits(near: np.ndarray) -> np.ndarray:
-    """`core.analysis.range.detector.count_touches` per row (bars before the touch window are never near)."""
-    return near[:, 0].astype(np.int64) + np.count_nonzero(near[:, 1:] & ~near[:, :-1], axis=1)
+    """`core.analysis.range.detector.count_touches` per row (bars before the touch window are never near):
+    consecutive near bars count once, so a visit is a rise from 0 to 1 of the row's bytes (< 256 bars fit
+    the uint8 count)."""
+    u = near.view(np.uint8)
+    if near.shape[1] > 255:
+        return u[:, 0].astype(np.int64) + np.count_nonzero(u[:, 1:] > u[:, :-1], axis=1)
+    return u[:, 0].astype(np.int64) + np.add.reduce(u[:, 1:] > u[:, :-1], axis=1, dtype=np.uint8)
+
+
+def count_beyond(x: np.ndarray, k: int, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Per i >= k-1: how many of x[i-k+1..i] are > hi[j] or < lo[j], j = i-k+1 (the thresholds of the window
+    ending at i); one pass per lag over whole columns instead of a k-wide window per row."""
+    n = len(x) - k + 1
+    cnt = np.zeros(n, dtype=np.int64)
+    for j in range(k):
+        w = x[j:j + n]
+        cnt += (w > hi) | (w < lo)
+    return cnt

@@ -11,8 +11,8 @@ traded, whatever it is, and the call can be skipped (nothing else reads it). The
 relaxation (any candidate, either side, bid/ask/close as the entry, the zone widened to the larger of
 its band and the ATR threshold), so it can only err towards analysing.
 
-* Dynamic range: its edges are the extreme confirmed fractal pivots of the last `lookback_bars`
-  bars, and a fractal compares a bar with its neighbours only, so the edges are exact rolling maxima
+* Dynamic range (`core.backtest.range_dynamic`): its edges are the extreme confirmed fractal pivots of
+  the last `lookback_bars` bars, and a fractal compares a bar with its neighbours only, so the edges are exact rolling maxima
   / minima of the full-series pivots, computed once per run (`tests/test_backtest_prescreen.py`
   compares them with the live detector's). Touch counts use a tolerance from the ATR; where the
   ATR's last-bit rounding could change a count the bar counts as validated.
@@ -36,120 +36,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.analysis.indicators import swing_highs, swing_lows
 from core.analysis.range.bars import Bars
 from core.analysis.range.detector import RangeBoundaryDetector, count_touches
 from core.analysis.range.lastvalues import atr_last
-from core.backtest.prescreen import MARGIN, _surely_gt, _surely_lt
+from core.backtest.prescreen import MARGIN
+from core.backtest.range_dynamic import dynamic_possible
 from core.backtest.range_keys import BarKeys, build_bar_keys
 from core.config.model import AppConfig
 from core.domain.models import NoRange, RangeStructure
 from core.domain.sessions import window_containing_or_before
 from core.domain.timeframes import Timeframe
 
-_CHUNK = 8192
+_COLUMNS = ("time", "open", "high", "low", "close", "tick_volume", "spread")  # `Bars`' order
 _UNBUILT = object()
-
-
-def _rolling(x: np.ndarray, k: int, fn) -> np.ndarray:
-    out = np.full(len(x), np.nan)
-    if len(x) >= k:
-        out[k - 1:] = fn(np.lib.stride_tricks.sliding_window_view(x, k), axis=1)
-    return out
-
-
-def _visits(near: np.ndarray) -> np.ndarray:
-    """`core.analysis.range.detector.count_touches` per row: consecutive bars near an edge count once."""
-    return near[:, 0].astype(np.int64) + np.count_nonzero(near[:, 1:] & ~near[:, :-1], axis=1)
-
-
-def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray,
-                     entries: list[np.ndarray], pick: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per bar: could the dynamic swing range be validated, unbroken, in width limits, pass the closes-beyond
-    test and have one of `entries` at an edge? True wherever that cannot be ruled out. Also returns its
-    (high, low) edges per bar (NaN: no box). `pick` gets where it surely is "inside" and where it "owns"."""
-    tcfg = cfg.for_symbol(symbol)
-    rd, inv, ef = tcfg.range_detection, tcfg.range_invalidation, tcfg.entry_filters
-    n = len(c)
-    high = c["high"].astype(np.float64)
-    low = c["low"].astype(np.float64)
-    close = c["close"].astype(np.float64)
-    lb, fr = rd.lookback_bars, rd.swing_fractal_bars
-    span = lb - 2 * fr  # confirmed pivots inside a window of `lb` bars are reported at its last lb-2n bars
-    possible = np.ones(n, dtype=bool)
-    edges_h = np.full(n, np.nan)
-    edges_l = np.full(n, np.nan)
-    if span < 1 or n < lb:
-        return possible, edges_h, edges_l
-    sh = swing_highs(high, fr)
-    sl = swing_lows(low, fr)
-    top = _rolling(np.where(np.isfinite(sh), sh, -np.inf), span, np.max)
-    bot = _rolling(np.where(np.isfinite(sl), sl, np.inf), span, np.min)
-    idx = np.arange(lb - 1, n)  # bars with a full lookback window
-    H, L, a = top[idx], bot[idx], atr[idx]
-    have = np.isfinite(H) & np.isfinite(L) & (H > L) & np.isfinite(a) & (a > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mid = (H + L) / 2.0
-        width_pct = np.where(mid != 0, (H - L) / mid * 100.0, 0.0)
-    lim = tcfg.range_width
-    in_width = (width_pct >= lim.min_pct) & (width_pct <= lim.max_pct)
-    # validated: >= min_touches_per_side separate visits of each edge in the lookback window
-    need = rd.min_touches_per_side
-    validated = np.zeros(len(idx), dtype=bool)
-    sure = np.zeros(len(idx), dtype=bool)
-    hw = np.lib.stride_tricks.sliding_window_view(high, lb)
-    lw = np.lib.stride_tricks.sliding_window_view(low, lb)
-    for s in range(0, len(idx), _CHUNK):
-        e = min(s + _CHUNK, len(idx))
-        tol = rd.touch_tolerance_atr * np.where(have[s:e], a[s:e], 0.0)
-        hh, ll = hw[s:e], lw[s:e]
-        Hs, Ls = np.where(have[s:e], H[s:e], np.inf)[:, None], np.where(have[s:e], L[s:e], -np.inf)[:, None]
-        lo_t, hi_t = (tol * (1 - MARGIN))[:, None], (tol * (1 + MARGIN))[:, None]
-        nt_lo, nt_hi = hh >= Hs - lo_t, hh >= Hs - hi_t
-        nb_lo, nb_hi = ll <= Ls + lo_t, ll <= Ls + hi_t
-        exact = ~(np.any(nt_lo != nt_hi, axis=1) | np.any(nb_lo != nb_hi, axis=1))
-        ok = (_visits(nt_lo) >= need) & (_visits(nb_lo) >= need)
-        validated[s:e] = ok | ~exact
-        sure[s:e] = ok & exact
-    # broken: the last `candles_outside_range` closes all beyond an edge by the invalidation buffer
-    k = inv.candles_outside_range
-    buf = inv.outside_buffer_atr * a
-    slack = MARGIN * (np.abs(H) + np.abs(L) + a)
-    cmin = _rolling(close, k, np.min)[idx]
-    cmax = _rolling(close, k, np.max)[idx]
-    broken = (cmin > H + buf + slack) | (cmax < L - buf - slack)
-    # location: an entry within the wider of the zone band and the ATR threshold of an edge
-    band = (H - L) * rd.critical_zone_fraction
-    inner = np.maximum(band, ef.price_edge_threshold_atr * a) + slack
-    outer = max(inv.outside_buffer_atr, ef.price_edge_threshold_atr) * a + slack
-    at_edge = np.zeros(len(idx), dtype=bool)
-    for ent in entries:
-        x = ent[idx]
-        at_edge |= ((x >= H - inner) & (x <= H + outer)) | ((x <= L + inner) & (x >= L - outer))
-    # false range 3: at least `max_closes_beyond_edges` of the last hour's closes beyond an edge ± buffer
-    hour = max(1, int(3600 // Timeframe.parse(rd.timeframe).seconds))
-    beyond = np.zeros(len(idx), dtype=bool)
-    most = tcfg.false_range.max_closes_beyond_edges
-    if hour <= lb:
-        cw = np.lib.stride_tricks.sliding_window_view(close, hour)[idx - hour + 1]
-        out = np.count_nonzero((cw > (H + buf + slack)[:, None]) | (cw < (L - buf - slack)[:, None]), axis=1)
-        beyond = (out >= most) & (out > 0)
-    structural = have & in_width & validated & ~broken & ~beyond
-    possible[idx] = ~have | (structural & at_edge)
-    # no pivots at all / an inverted box: the dynamic range is a NoRange, not a candidate
-    no_dyn = np.isfinite(a) & (a > 0) & ~(np.isfinite(H) & np.isfinite(L) & (H > L))
-    possible[idx[no_dyn]] = False
-    box = np.isfinite(H) & np.isfinite(L) & (H > L)
-    if pick is not None:
-        cand = have & _surely_gt(width_pct, lim.min_pct) & _surely_lt(width_pct, lim.max_pct)
-        x = close[idx]
-        inside = cand & (x >= L - a + slack) & (x <= H + a - slack)
-        for name, arr in (("inside", inside), ("owns", inside & sure)):
-            pick[name] = np.zeros(n, dtype=bool)
-            pick[name][idx] = arr
-    edges_h[idx[box]] = H[box]
-    edges_l[idx[box]] = L[box]
-    return possible, edges_h, edges_l
 
 
 class LazyRanges:
@@ -164,9 +63,19 @@ class LazyRanges:
         self.sizes = window_sizes(self.tcfg)
         self.frames = {tf.value: arr for tf, arr in frames.items()}
         self.times = {k: np.ascontiguousarray(v["time"]) for k, v in self.frames.items()}
+        # each frame's columns as contiguous float64, once: a window is then slices of these, the very values
+        # `Bars.closed_window` copies out per call (the detector only reads its windows)
         self.secs = {k: Timeframe.parse(k).seconds for k in self.frames}
         self.stf = _session_tf(self.tcfg, self.sizes)
+        self.cols = {k: [self.frames[k][c].astype(np.float64) for c in _COLUMNS]
+                     for k in dict.fromkeys((self.stf, "H1")) if k in self.frames}  # the frames candidates use
         self.atr, self.entries = atr, entries
+        # per-bar reads as Python floats (a numpy scalar read costs more than the test it feeds)
+        self._atr = np.asarray(atr, dtype=np.float64).tolist()
+        self._ents = [np.asarray(e, dtype=np.float64).tolist() for e in entries]
+        rd, tc = self.tcfg.range_detection, self.tcfg
+        self._edge_thr = tc.entry_filters.price_edge_threshold_atr
+        self._zone_frac, self._out_buf = rd.critical_zone_fraction, tc.range_invalidation.outside_buffer_atr
         self._cache: dict[tuple, object] = {}
         self.keys: BarKeys | None = None
 
@@ -187,13 +96,16 @@ class LazyRanges:
             return None
         return cls(cfg, symbol, frames, atr, entries)
 
-    def _window(self, tf: str, now: float) -> tuple[int, Bars | None]:
-        arr = self.frames.get(tf)
-        if arr is None:
+    def _window(self, tf: str, now: float, end: int | None = None) -> tuple[int, Bars | None]:
+        """`Bars.closed_window` of the frame at `now`; `end`: the bars closed by then, when already known."""
+        cols = self.cols.get(tf)
+        if cols is None:
             return -1, None
-        secs = Timeframe.parse(tf).seconds
-        end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
-        return end, Bars.closed_window(arr[max(0, end - self.sizes[tf]):end], tf, now, self.sizes[tf])
+        secs = self.secs[tf]
+        if end is None:
+            end = int(np.searchsorted(self.times[tf], np.int64(math.floor(now - secs)), side="right"))
+        s = slice(max(0, end - self.sizes[tf]), end)
+        return end, Bars(tf, secs, *(col[s] for col in cols))
 
     def _key(self, kind: str, now: float, i: int) -> tuple | None:
         """The cache key of a candidate at bar i: what it depends on (None: no session so named)."""
@@ -235,16 +147,18 @@ class LazyRanges:
         rd = self.tcfg.range_detection
         tf = self.stf if kind == "session" else "H1"
         out = None
-        _, bars = self._window(tf, now)
-        a = atr_last(bars.high, bars.low, bars.close, self.tcfg.effective_atr.atr_period)
-        if a > 0:
-            det = self.detector
-            found = det._session_edges(bars, now) if kind == "session" else det._previous_day_edges(bars, now)
-            if not isinstance(found, NoRange):
-                high, low, _start, touch_bars = found
-                mid = (high + low) / 2.0
-                width_pct = (high - low) / mid * 100.0 if mid else 0.0
-                if det._width_failure(kind, high, low, width_pct) is None:
+        keys = self.keys
+        _, bars = self._window(tf, now, keys.end[tf][i] if keys is not None and keys.nows[i] == now else None)
+        # edges and width first: they do not need the ATR, and a candidate failing them is None either way
+        det = self.detector
+        found = det._session_edges(bars, now) if kind == "session" else det._previous_day_edges(bars, now)
+        if not isinstance(found, NoRange):
+            high, low, _start, touch_bars = found
+            mid = (high + low) / 2.0
+            width_pct = (high - low) / mid * 100.0 if mid else 0.0
+            if det._width_failure(kind, high, low, width_pct) is None:
+                a = atr_last(bars.high, bars.low, bars.close, self.tcfg.effective_atr.atr_period)
+                if a > 0:
                     top, bottom = count_touches(touch_bars.high, touch_bars.low, high, low, rd.touch_tolerance_atr * a)
                     need = rd.min_touches_per_side
                     if top >= need and bottom >= need:
@@ -258,13 +172,11 @@ class LazyRanges:
         if hit is None:
             return None
         _bars, a, H, L, _built, _gaps = hit
-        rd = self.tcfg.range_detection
         slack = MARGIN * (abs(H) + abs(L) + a + m5)
-        thr = self.tcfg.entry_filters.price_edge_threshold_atr * m5
-        inner = max((H - L) * rd.critical_zone_fraction, thr) + slack
-        outer = max(self.tcfg.range_invalidation.outside_buffer_atr * a, thr) + slack
-        if not any(H - inner <= x <= H + outer or L - outer <= x <= L + inner
-                   for x in (float(e[i]) for e in self.entries)):
+        thr = self._edge_thr * m5
+        inner = max((H - L) * self._zone_frac, thr) + slack
+        outer = max(self._out_buf * a, thr) + slack
+        if not any(H - inner <= x <= H + outer or L - outer <= x <= L + inner for x in [e[i] for e in self._ents]):
             return None
         return hit
 
@@ -289,10 +201,10 @@ class LazyRanges:
         and the window's ATR (as `RangeBoundaryDetector._build` makes them), and the re-entry rule reads
         only the edges, so the order changes the cost, not the answer. `admits(high, low)`: False when a
         candidate with those edges surely is not the analysis' pick or surely fails its false-range test."""
-        a = float(self.atr[i])
+        a = self._atr[i]
         if not (a > 0) or not math.isfinite(a):
             return True
-        thr = self.tcfg.entry_filters.price_edge_threshold_atr * a
+        thr = self._edge_thr * a
         keys = self.keys
         if keys is not None and keys.nows[i] != now:
             keys = None  # the per-bar inputs hold at the bar's close only
@@ -310,7 +222,7 @@ class LazyRanges:
             slack = MARGIN * (abs(H) + abs(L) + a)
             if not any(z.upper_zone_start - slack <= x <= z.upper_zone_end + slack or abs(x - H) <= thr + slack
                        or z.lower_zone_start - slack <= x <= z.lower_zone_end + slack or abs(x - L) <= thr + slack
-                       for x in (float(ent[i]) for ent in self.entries)):
+                       for x in [e[i] for e in self._ents]):
                 continue
             if admits is not None and not admits(H, L):
                 continue
@@ -374,8 +286,8 @@ class RangeScreen:
         """`LazyRanges.could_pass`'s `admits` at bar i: a lazy candidate (high, low) can be the pick only if it
         is in the pool (inside, when the dynamic range is), and passes `detect_false_range`'s closes-beyond
         test (the last hour's closes against its edges ± the buffer of the primary ATR). Sure tests only."""
-        x, a, inside = self.close[i], float(self.lazy.atr[i]), self.inside[i]
-        closes, buf = self.close[max(0, i - self._hour + 1):i + 1], self._buf * float(self.lazy.atr[i])
+        x, a, inside = self.close[i], self.lazy._atr[i], self.inside[i]
+        closes, buf = self.close[max(0, i - self._hour + 1):i + 1], self._buf * a
 
         def admits(high: float, low: float) -> bool:
             slack = MARGIN * (abs(high) + abs(low) + a)

@@ -7,16 +7,29 @@ not just the first.
 """
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 import numpy as np
 
 from core.analysis.context import AnalysisContext
 from core.analysis.filters.data_quality import check_data_quality
+from core.analysis.range.lastvalues import clip, mean_of
 from core.data.sources.news import symbol_currencies
 from core.domain.models import FilterResult
 
 _RANGE_NAMES = {"dynamic": "swing range", "session": "session range", "previous_day": "previous day's range"}
+
+
+_SUM = np.add.reduce
+
+
+@functools.lru_cache(maxsize=16)
+def _centred(n: int) -> tuple[np.ndarray, np.float64]:
+    """Bar positions centred on the window's middle, and their dot with themselves, for the trend slope."""
+    x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    x.flags.writeable = False
+    return x, np.dot(x, x)
 
 
 def _title(name: str) -> str:
@@ -62,8 +75,8 @@ class RangeScalpingRiskFilters:
         # 1. trend inside the box: least-squares slope of closes, in ATR per bar
         n = len(lb)
         if n >= 3 and atr > 0:
-            x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
-            slope = float(np.dot(x, lb.close - lb.close.mean()) / np.dot(x, x)) / atr
+            x, xx = _centred(n)
+            slope = float(np.dot(x, lb.close - mean_of(lb.close)) / xx) / atr
             details["trend_slope_atr_per_bar"] = round(slope, 4)
             if abs(slope) > fr.max_trend_slope_atr:
                 way = "up" if slope > 0 else "down"
@@ -73,8 +86,8 @@ class RangeScalpingRiskFilters:
                     "that is a trend inside the box, not a range."
                 )
         # 2. one-sided volume: up-candle vs down-candle tick volume
-        up = float(lb.volume[lb.close > lb.open].sum())
-        down = float(lb.volume[lb.close < lb.open].sum())
+        up = float(_SUM(lb.volume[lb.close > lb.open]))  # ndarray.sum's own reduction, without its wrapper
+        down = float(_SUM(lb.volume[lb.close < lb.open]))
         if up + down > 0:
             imb = (up - down) / (up + down)
             details["volume_imbalance"] = round(imb, 4)
@@ -117,7 +130,7 @@ class RangeScalpingRiskFilters:
         # location: distance to the nearest edge, in units of the edge threshold
         upper = price >= r.range_mid
         dist = (r.range_high - price) if upper else (price - r.range_low)
-        location = 100.0 * float(np.clip(1.0 - max(dist, 0.0) / (ef.price_edge_threshold_atr * atr * 2.0), 0.0, 1.0))
+        location = 100.0 * float(clip(1.0 - max(dist, 0.0) / (ef.price_edge_threshold_atr * atr * 2.0), 0.0, 1.0))
         if r.critical_gaps.zone_of(price) is not None:
             location = max(location, 70.0)
         # confirmation: RSI stretched toward the edge, a rejection wick, and order flow when available
@@ -127,18 +140,18 @@ class RangeScalpingRiskFilters:
             # thresholds at 50 are valid config: guard the span, a stretch past them is simply full
             stretch = ((rsi - 50.0) / max(ef.rsi_overbought - 50.0, 1e-9) if upper
                        else (50.0 - rsi) / max(50.0 - ef.rsi_oversold, 1e-9))
-            conf += 45.0 * float(np.clip(stretch, 0.0, 1.0))
+            conf += 45.0 * float(clip(stretch, 0.0, 1.0))
         o, h, lo, c = (float(ctx.bars.open[-1]), float(ctx.bars.high[-1]), float(ctx.bars.low[-1]), float(ctx.bars.close[-1]))
         span = max(h - lo, 1e-12)
         wick = (h - max(o, c)) / span if upper else (min(o, c) - lo) / span
-        conf += 30.0 * float(np.clip(wick / 0.5, 0.0, 1.0))
+        conf += 30.0 * float(clip(wick / 0.5, 0.0, 1.0))
         flow = None
         if "orderflow" not in ctx.fallbacks and ctx.orderflow is not None:
             # recent taker imbalance, large prints and the book top (see OrderFlowSnapshot.against): a fade of
             # the top is confirmed when aggressive buying dries up, of the bottom when selling does
             of = ctx.orderflow
             against = of.against(upper)
-            conf += 25.0 * float(np.clip(0.5 + against, 0.0, 1.0))
+            conf += 25.0 * float(clip(0.5 + against, 0.0, 1.0))
             flow = {"source": of.source, "kind": of.kind, "against": round(against, 3),
                     "confirms": of.fade_confirmed(upper)}
         else:
@@ -147,7 +160,7 @@ class RangeScalpingRiskFilters:
                       "confirmation": round(min(conf, 100.0), 2)}
         wsum = sum(cf.weights.values())
         score = sum(components.get(k, 0.0) * w for k, w in cf.weights.items()) / wsum
-        score = round(float(np.clip(score, 0.0, 100.0)), 2)
+        score = round(float(clip(score, 0.0, 100.0)), 2)
         minimum = max(cf.min_score, ef.min_confluence_score)
         if score >= minimum:
             reason = f"Confluence {score:.0f}/100 (structure {components['structure']:.0f}, location {components['location']:.0f}, confirmation {components['confirmation']:.0f})."
@@ -233,7 +246,7 @@ class RangeScalpingRiskFilters:
                                 reason="Not enough activity to scalp: price has not moved at all (zero ATR).")
         atr_pct = atr / price * 100.0
         recent = ctx.bars.volume[-3:]
-        vol = float(recent.mean()) if len(recent) else 0.0
+        vol = mean_of(recent) if len(recent) else 0.0
         spread = ctx.spread
         ratio = spread / atr if atr > 0 else float("inf")
         details = {"atr_pct": round(atr_pct, 5), "tick_volume": round(vol, 1), "spread": spread, "spread_atr_ratio": round(ratio, 4)}

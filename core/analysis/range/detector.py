@@ -10,14 +10,14 @@ understands, never as an exception.
 """
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 
 import numpy as np
 
-from core.analysis.indicators import swing_highs, swing_lows
 from core.analysis.range.bars import Bars
-from core.analysis.range.lastvalues import bollinger_width_series
+from core.analysis.range.lastvalues import bollinger_width_series, mean_of
 from core.config.model import TradingConfig
 from core.domain.models import CriticalGapZones, NoRange, RangeStructure, TouchCount
 from core.domain.sessions import window_containing_or_before
@@ -29,11 +29,39 @@ _HOUR = 3600.0
 _DAY = 86400.0
 
 
+def _day_start(t: float) -> float:
+    """np.floor(t / 86400) * 86400 in Python floats: the same float (a zero keeps its sign and a non-finite
+    value passes through, as in numpy)."""
+    q = t / _DAY
+    return float(math.floor(q)) * _DAY if math.isfinite(q) and q != 0 else q * _DAY
+
+
 def _span_text(bars: Bars) -> str:
     hours = len(bars) * bars.seconds / _HOUR
     if hours >= 48:
         return f"{hours / 24:.0f} days"
     return f"{hours:.0f} hours" if hours >= 2 else f"{hours * 60:.0f} minutes"
+
+
+def _pivots(x: np.ndarray, n: int, higher: bool) -> np.ndarray:
+    """The confirmed fractal pivots of `x` (the non-NaN values of `swing_highs` / `swing_lows`), in order.
+
+    The range needs only their extremes and how many are finite, not the NaN-padded series those build
+    (about half the cost of a swing range). A NaN is never a pivot (it compares false), so the values
+    here carry no NaN and their max / min is the series' nanmax / nanmin."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"fractal half-width n must be >= 1 (got {n})")
+    length = len(x)
+    if length < 2 * n + 1:
+        return x[:0]
+    centre = x[n:length - n]
+    ok = None
+    for k in range(1, n + 1):
+        left, right = x[n - k:length - n - k], x[n + k:length - n + k]
+        m = (centre > left) & (centre > right) if higher else (centre < left) & (centre < right)
+        ok = m if ok is None else ok & m
+    return centre[ok]
 
 
 def count_touches(high: np.ndarray, low: np.ndarray, top: float, bottom: float, tol: float) -> tuple[int, int]:
@@ -103,19 +131,20 @@ class RangeBoundaryDetector:
             return self._too_few(bars, need, "swing range")
         w = bars.tail(self.rd.lookback_bars)
         n = self.rd.swing_fractal_bars
-        sh = swing_highs(w.high, n)
-        sl = swing_lows(w.low, n)
-        has_h = bool(np.isfinite(sh).any())
-        has_l = bool(np.isfinite(sl).any())
+        sh = _pivots(w.high, n, higher=True)
+        sl = _pivots(w.low, n, higher=False)
+        fin_h, fin_l = np.isfinite(sh), np.isfinite(sl)
+        has_h = bool(fin_h.any())
+        has_l = bool(fin_l.any())
         if not (has_h and has_l):
             missing = "swing high" if not has_h else "swing low"
             return NoRange(
                 reason="no_swings",
                 message=f"No {missing} has formed in the last {_span_text(w)}: price is moving one way, "
                 "so there are no edges to trade against.",
-                details={"swing_highs": int(np.isfinite(sh).sum()), "swing_lows": int(np.isfinite(sl).sum())},
+                details={"swing_highs": int(fin_h.sum()), "swing_lows": int(fin_l.sum())},
             )
-        high, low = float(np.nanmax(sh)), float(np.nanmin(sl))
+        high, low = float(sh.max()), float(sl.min())
         if high <= low:
             return NoRange(
                 reason="no_swings",
@@ -146,7 +175,7 @@ class RangeBoundaryDetector:
         if len(bars) == 0:
             return self._too_few(bars, 1, "previous day's high/low")
         # at 00:00 exactly the day that just closed is complete: it is the previous day, not "today"
-        today = np.floor(as_of / _DAY) * _DAY
+        today = _day_start(as_of)
         before = bars.between(-np.inf, today)
         if len(before) == 0:
             return NoRange(
@@ -156,7 +185,7 @@ class RangeBoundaryDetector:
             )
         # the last day with a real session: skips weekends and the Sunday-evening stub of FX/metal feeds
         need = max(2, int(4 * _HOUR // bars.seconds))
-        day0 = np.floor(before.time[-1] / _DAY) * _DAY
+        day0 = _day_start(float(before.time[-1]))
         for _ in range(5):
             prev = before.between(day0, day0 + _DAY)
             if len(prev) >= need:
@@ -164,7 +193,7 @@ class RangeBoundaryDetector:
             earlier = before.between(-np.inf, day0)
             if len(earlier) == 0:
                 break
-            day0 = np.floor(earlier.time[-1] / _DAY) * _DAY
+            day0 = _day_start(float(earlier.time[-1]))
         if len(prev) < need:
             return NoRange(
                 reason="too_few_candles",
@@ -239,13 +268,16 @@ class RangeBoundaryDetector:
         if hit is not None and hit[0] is self.cfg:
             return hit[1]
         ea = self.cfg.effective_atr
-        w = bars.tail(self.rd.lookback_bars + ea.bb_period - 1)
-        width = bollinger_width_series(w.close, ea.bb_period, ea.bb_std)
+        close = bars.close
+        n = max(0, min(self.rd.lookback_bars + ea.bb_period - 1, len(close)))  # `bars.tail`'s closes
+        width = bollinger_width_series(close[len(close) - n:], ea.bb_period, ea.bb_std)
         ref = width[np.isfinite(width)]
-        if len(ref) < 2 or not np.isfinite(width[-1]) or ref.mean() <= 0:
+        last = float(width[-1]) if len(width) else math.nan
+        avg = mean_of(ref) if len(ref) >= 2 else math.nan
+        if len(ref) < 2 or not math.isfinite(last) or avg <= 0:
             out = ("stable", 0.0)
         else:
-            change = (width[-1] / ref.mean() - 1.0) * 100.0
+            change = (last / avg - 1.0) * 100.0
             thr = self.cfg.range_invalidation.expansion_threshold_pct
             state = "expanding" if change > thr else "contracting" if change < -thr else "stable"
             out = (state, float(change))
@@ -263,10 +295,11 @@ class RangeBoundaryDetector:
         k = inv.candles_outside_range
         out: list[str] = []
         if len(bars) >= k:
-            last = bars.close[-k:]
-            if bool(np.all(last > high + buf)):
+            last = bars.close[-k:].tolist()  # a handful of closes: Python compares them faster than numpy
+            up, down = high + buf, low - buf
+            if all(c > up for c in last):
                 out.append(f"The last {k} {bars.timeframe} candles closed above the range top: the range looks broken upward.")
-            elif bool(np.all(last < low - buf)):
+            elif all(c < down for c in last):
                 out.append(f"The last {k} {bars.timeframe} candles closed below the range bottom: the range looks broken downward.")
         state, change = expansion or self.expansion_state(bars)
         if state == "expanding":
