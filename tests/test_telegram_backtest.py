@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from bot_helpers import TRADER, start_core
@@ -21,17 +22,33 @@ TOKEN = "123456:TEST-token-not-real-aaaaaaaaaaaaaaaaaaaaaaa"
 
 
 class HalfwayGate:
-    """Wraps run_backtest so the worker stops at 50% until the test opens the gate."""
+    """Wraps run_backtest so the worker stops at 50% until the test opens the gate.
 
-    def __init__(self) -> None:
+    On the way it also waits at 10%, 20%, 30% and 40% until the chat shows an edit at least that far: a
+    fast backtest would otherwise reach half-way before the event loop sent a single edit, and the test
+    would depend on the machine's speed after all."""
+
+    def __init__(self, api=None) -> None:
         self.reached = threading.Event()
         self.gate = threading.Event()
         self.threads: set[str] = set()
+        self.api = api
+        self.waited: set[int] = set()
+
+    def _edited_to(self, pct: int) -> bool:
+        return any(c.params["text"].startswith("⏳ Backtesting") and _pct(c.params["text"]) >= pct
+                   for c in list(self.api.sent("editMessageText")))
 
     def __call__(self, cfg, symbol, *, progress, **kw):
         def prog(done: int, total: int) -> None:
             self.threads.add(threading.current_thread().name)
             progress(done, total)
+            step = (100 * done // max(total, 1)) // 10 * 10
+            if self.api is not None and 10 <= step < 50 and step not in self.waited:
+                self.waited.add(step)
+                deadline = time.monotonic() + 10
+                while not self._edited_to(step) and time.monotonic() < deadline:
+                    time.sleep(0.01)
             if done >= total // 2 and not self.reached.is_set():
                 self.reached.set()
                 assert self.gate.wait(20), "the test never opened the gate"
@@ -66,7 +83,7 @@ def _pct(text: str) -> int:
 
 async def test_backtest_progress_edits_then_photo_and_summary_while_bot_stays_responsive(tg):
     api, router = tg
-    gate = HalfwayGate()
+    gate = HalfwayGate(api)
     router.backtest.runner = gate
     try:
         api.push_text("/backtest XAUUSDc 3", TRADER)
