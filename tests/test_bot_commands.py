@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from bot_helpers import STRANGER, TRADER, VIEWER, start_core
+from progress_pacing import paced
 
 from bot.progress import Cancelled
 from bot.runner import make_router
@@ -76,6 +77,7 @@ async def test_backtest_command_runs_core_backtest(tmp_path):
     router = make_router(service, service.cfg, chart_dir=tmp_path)
     router.backtest.min_interval = 0.0  # a 2-day run takes well under the 2 s production throttle
     texts: list[str] = []
+    router.backtest.runner = paced(lambda: texts)
 
     async def progress(text: str) -> None:
         texts.append(text)

@@ -9,10 +9,10 @@ import threading
 from pathlib import Path
 
 from bot_helpers import start_core, until
+from progress_pacing import paced
 
 from bot.console import ConsoleChat
 from bot.runner import make_router
-from core.backtest.api import run_backtest
 
 
 class _Out(io.StringIO):
@@ -34,14 +34,8 @@ async def test_console_backtest_progress_chart_summary_and_other_commands_meanwh
     out = _Out()
     reached, gate = threading.Event(), threading.Event()
 
-    def held_half_way(cfg, symbol, *, progress, **kw):
-        def prog(done: int, total: int) -> None:
-            progress(done, total)
-            if done >= total // 2 and not reached.is_set():
-                reached.set()
-                assert gate.wait(20), "the test never opened the gate"
-
-        return run_backtest(cfg, symbol, progress=prog, **kw)
+    # held half-way until the test opens the gate; paced so each 10 % step is printed before it goes on
+    held_half_way = paced(lambda: out.getvalue().splitlines(), hold_at_half=gate, reached=reached)
 
     r, w = os.pipe()  # a stdin the test types into line by line, like a trader at a terminal
     stdin = os.fdopen(r, "r", encoding="utf-8")

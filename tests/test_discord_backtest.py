@@ -1,6 +1,7 @@
 """`/backtest` through the real discord.py client under simcord, on the real core."""
 from __future__ import annotations
 
+from progress_pacing import paced
 from test_discord_conversation import world
 
 
@@ -13,6 +14,7 @@ async def test_slash_backtest_progress_edits_then_png_and_summary(tmp_path):
     async with world(tmp_path) as (env, bot, router, service, clock, desk, alerts, trader, viewer, stranger):
         router.backtest.min_interval = 0.0  # a 3-day run is far shorter than the 2 s production throttle
         n = len(env.http_requests)
+        router.backtest.runner = paced(lambda: _original_edits(env, n))
         r = await trader.slash(desk, "backtest", symbol="xauusdc", days=3)
         callbacks = [e for e in env.http_requests[n:] if e.path.endswith("/callback")]
         assert callbacks and (callbacks[0].json or {}).get("type") == 5  # deferred before any work
