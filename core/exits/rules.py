@@ -44,7 +44,7 @@ def bars_since_entry(trade: ActiveTrade, candles: np.ndarray, timeframe_seconds:
         return candles
     first = trade.entry_time - (trade.entry_time % timeframe_seconds) if timeframe_seconds else trade.entry_time
     # bars are time-sorted: a binary search and a view, not a mask over every bar (the monitor's hot path)
-    return candles[int(np.searchsorted(candles["time"], first, side="left")):]
+    return candles[int(candles["time"].searchsorted(first, "left")):]
 
 
 def market_minutes(trade: ActiveTrade, candles: np.ndarray, tick_time: float, now: float,
@@ -145,8 +145,9 @@ def excursions_r(trade: ActiveTrade, tick: Tick, bars: np.ndarray) -> tuple[floa
     price = exit_price_of(trade, tick)
     best = worst = (price - trade.entry_price) * sign / risk
     if len(bars):
-        hi = float(bars["high"].max())
-        lo = float(bars["low"].min())
+        # the ufuncs' own reductions: what ndarray.max/min run, without their Python wrapper (every cycle)
+        hi = float(np.maximum.reduce(bars["high"]))
+        lo = float(np.minimum.reduce(bars["low"]))
         if sign > 0:
             best = max(best, (hi - trade.entry_price) / risk)
             worst = min(worst, (lo - trade.entry_price) / risk)

@@ -178,12 +178,13 @@ class PaperBroker(PaperOrders):
 
     def _make_quote(self, symbol: str, t: float, for_trade: bool) -> Tick:
         spec = self._spec(symbol)
-        base = self.feed.base_bars(symbol)
-        i = self.feed.covering_index(symbol, t)
+        feed = self.feed
+        i = feed.covering_index(symbol, t)
         if i is not None:
-            bar = base[i]
-            bid = float(bar["open"])
-            return Tick(time=t, bid=bid, ask=round(bid + self._spread(spec, bar["spread"]), spec.digits + 2), last=bid)
+            bid = float(feed.base_column(symbol, "open")[i])
+            spread = self._spread(spec, feed.base_column(symbol, "spread")[i])
+            return Tick(time=t, bid=bid, ask=round(bid + spread, spec.digits + 2), last=bid)
+        base = feed.base_bars(symbol)
         j = self.feed.last_closed_index(symbol, t)
         if (for_trade and not spec.trades_weekends) or j is None:
             raise MarketClosedError(f"{symbol}: market closed at the replay time (no bar covers it)",

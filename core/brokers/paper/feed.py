@@ -64,6 +64,7 @@ class ReplayFeed:
         self._arrays: dict[tuple[str, Timeframe], np.ndarray] = {}
         # contiguous copies of the time columns: searchsorted on a strided field view copies it each call
         self._times: dict[tuple[str, Timeframe], np.ndarray] = {}
+        self._columns: dict[tuple[str, str], np.ndarray] = {}
         self._available: dict[str, list[Timeframe]] = {}
         self._source = source
         self._lock = threading.Lock()
@@ -112,6 +113,15 @@ class ReplayFeed:
 
     def base_times(self, symbol: str) -> np.ndarray:
         return self.times(symbol, self.base_timeframe(symbol))
+
+    def base_column(self, symbol: str, name: str) -> np.ndarray:
+        """One field of the base bars as a contiguous array: a quote reads two values of one bar, and a
+        field of a whole-row read (a numpy record) costs several times an element of a column."""
+        key = (symbol, name)
+        col = self._columns.get(key)
+        if col is None:
+            col = self._columns[key] = np.ascontiguousarray(self.base_bars(symbol)[name])
+        return col
 
     def closed(self, symbol: str, timeframe: Timeframe, now: float, count: int) -> np.ndarray:
         """The last `count` bars closed at `now`, oldest first (resampled when the data lacks `timeframe`)."""
