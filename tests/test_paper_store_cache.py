@@ -90,3 +90,10 @@ def test_meta_values_follow_rollbacks_and_other_connections(tmp_path):
     st.set_meta("nothing", "x")
     assert st.get_meta("nothing", "dflt") == "x"
     st.close()
+
+
+def test_next_ticket_reserves_consecutive_tickets_in_one_write(tmp_path):
+    st = PaperStore(tmp_path / "p.sqlite", 10_000)
+    first = st.next_ticket(2)  # an order and its deal
+    assert st.next_ticket() == first + 2
+    assert PaperStore(tmp_path / "p.sqlite", 10_000).next_ticket() == first + 3  # as committed

@@ -197,3 +197,34 @@ def test_a_transition_after_create_many_and_after_another_writer_keeps_the_full_
     got = store.proposals.get("memo2")
     assert _raw(store, "memo2") == got.to_json()
     assert (got.state, got.decided_by, got.message) == (S.FAILED, "elsewhere", "short")
+
+
+def test_a_move_skips_the_read_only_while_the_row_is_exactly_the_remembered_text(store, tmp_path):
+    """The move writes WHERE data = the text this repo remembers; a row another writer changed in the same
+    state, or a remembered write that was rolled back, is read and moved as stored."""
+    store.proposals.create_many([make_proposal("skip1"), make_proposal("skip2")])
+    other = sqlite3.connect(tmp_path / "s.sqlite")  # still pending, but decided_by written elsewhere
+    want = store.proposals.get("skip1").model_copy(update={"decided_by": "elsewhere"})
+    other.execute("UPDATE proposals SET data=? WHERE id='skip1'", (want.to_json(),))
+    other.commit()
+    other.close()
+    assert store.proposals.transition("skip1", S.PENDING, S.APPROVED)
+    got = store.proposals.get("skip1")
+    assert (got.state, got.decided_by) == (S.APPROVED, "elsewhere") and _raw(store, "skip1") == got.to_json()
+
+    with pytest.raises(RuntimeError), store.transaction():  # remembered, then rolled back
+        assert store.proposals.transition("skip2", S.PENDING, S.APPROVED, decided_by="gone")
+        raise RuntimeError
+    assert store.proposals.transition("skip2", (S.PENDING, S.APPROVED), S.EXPIRED, message="expired")
+    got = store.proposals.get("skip2")
+    assert (got.state, got.decided_by, got.message) == (S.EXPIRED, None, "expired")
+    assert _raw(store, "skip2") == got.to_json()
+
+
+def test_a_move_with_bad_fields_still_loses_first_to_a_row_in_another_state(store, tmp_path):
+    store.proposals.create(make_proposal("bad1"))
+    other = sqlite3.connect(tmp_path / "s.sqlite")
+    other.execute("UPDATE proposals SET state='rejected' WHERE id='bad1'")
+    other.commit()
+    other.close()
+    assert store.proposals.move("bad1", S.PENDING, S.APPROVED, decided_at="not a time") is None

@@ -223,26 +223,50 @@ class ProposalRepo:
         # still in the state read is the row read. The in-process write lock is held across both so a
         # thread sharing a `:memory:` connection never judges another thread's uncommitted state.
         with self._db.write_lock:
+            # The row this repo last wrote or read is usually still the row: then the read is skipped and the
+            # UPDATE's compare-and-set includes the whole text (WHERE data = the remembered text), so it
+            # writes only over exactly that row; anything else (another writer, an evicted entry) reads.
+            with self._parsed_lock:
+                hit = self._parsed.get(proposal_id)
+            if hit is not None and hit[1].state in froms:
+                try:
+                    moved = self._moved(hit, to_state, fields)
+                except ValueError:  # bad fields: judged below on the row as read (one in another state loses first)
+                    moved = None
+                if moved is not None and self._write_move(proposal_id, hit[0], hit[1].state.value, moved):
+                    return moved[0]
             row = self._db.conn.execute("SELECT state, data FROM proposals WHERE id=?", (proposal_id,)).fetchone()
             if row is None or ProposalState(row["state"]) not in froms:
                 return None
-            # The changed fields through a model of the tail fields alone (the same annotations and config):
-            # the validation model_validate of the whole dumped proposal would give them, without
-            # re-validating the embedded analysis (validate_assignment does, per field: ~17 µs each).
-            _, old, old_tail = self._entry(proposal_id, row["data"])
-            changes = {"state": to_state, **fields}
-            checked = _TailFields.model_validate(changes)
-            updated = old.model_copy(update={name: getattr(checked, name) for name in changes})
-            text, tail = _with_new_tail(row["data"], old, updated, old_tail)
-            cur = self._db.write(
-                "UPDATE proposals SET state=?, updated_at=?, decided_by=?, ticket=?, data=? WHERE id=? AND state=?",
-                (to_state.value, self._clock.now(), updated.decided_by, updated.ticket, text,
-                 proposal_id, row["state"]),
-            )
-            if cur.rowcount != 1:
-                return None
-            self._remember(text, updated, tail)
-            return updated
+            moved = self._moved(self._entry(proposal_id, row["data"]), to_state, fields)
+            return moved[0] if self._write_move(proposal_id, None, row["state"], moved) else None
+
+    @staticmethod
+    def _moved(entry: tuple[str, TradeProposal, str | None], to_state: ProposalState,
+               fields: dict[str, Any]) -> tuple[TradeProposal, str, str | None]:
+        """The proposal, text and tail a move of the row `entry` (its text, parse, tail) writes."""
+        old_text, old, old_tail = entry
+        # The changed fields through a model of the tail fields alone (the same annotations and config):
+        # the validation model_validate of the whole dumped proposal would give them, without
+        # re-validating the embedded analysis (validate_assignment does, per field: ~17 µs each).
+        changes = {"state": to_state, **fields}
+        checked = _TailFields.model_validate(changes)
+        updated = old.model_copy(update={name: getattr(checked, name) for name in changes})
+        return (updated, *_with_new_tail(old_text, old, updated, old_tail))
+
+    def _write_move(self, proposal_id: str, old_text: str | None, from_value: str,
+                    moved: tuple[TradeProposal, str, str | None]) -> bool:
+        """The compare-and-set UPDATE: the row still in `from_value` (and, given `old_text`, still exactly that
+        text). True, and the new row remembered, iff it wrote."""
+        updated, text, tail = moved
+        sql = "UPDATE proposals SET state=?, updated_at=?, decided_by=?, ticket=?, data=? WHERE id=? AND state=?"
+        args = (updated.state.value, self._clock.now(), updated.decided_by, updated.ticket, text, proposal_id,
+                from_value)
+        cur = self._db.write(sql, args) if old_text is None else self._db.write(sql + " AND data=?", (*args, old_text))
+        if cur.rowcount != 1:
+            return False
+        self._remember(text, updated, tail)
+        return True
 
     def list(
         self,

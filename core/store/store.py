@@ -92,7 +92,8 @@ class Store:
         meta = metadata.model_dump() if isinstance(metadata, TradeMetadata) else dict(
             metadata or TradeMetadata.from_trade(trade).model_dump()
         )
-        trade = trade.model_copy(update={"metadata": {**trade.metadata, **meta}})
+        # one private copy, registered as it is (the version of a new registration is 0)
+        trade = trade.model_copy(update={"metadata": {**trade.metadata, **meta}, "version": 0})
         with self.db.transaction():
             if trade.proposal_id is not None:
                 ok = self.proposals.transition(
@@ -104,7 +105,7 @@ class Store:
                     raise ProposalConflict(
                         f"proposal {trade.proposal_id} is {p.state.value if p else 'missing'}, cannot mark it executed"
                     )
-            saved = self.trades.add(trade)
+            saved = self.trades.add_copy(trade)
             self.journal.append(
                 "opened", ticket=trade.ticket, proposal_id=trade.proposal_id, symbol=trade.symbol, metadata=meta,
                 data={"direction": trade.direction.value, "entry": trade.entry_price, "sl": trade.sl, "tp": trade.tp,

@@ -38,7 +38,11 @@ class ActiveTradeRepo:
 
     def add(self, trade: ActiveTrade) -> ActiveTrade:
         """Register a new trade (version starts at 0). Raises DuplicateTradeError if the ticket exists."""
-        trade = trade.model_copy(update={"version": 0})
+        return self.add_copy(trade.model_copy(update={"version": 0}))
+
+    def add_copy(self, trade: ActiveTrade) -> ActiveTrade:
+        """`add` for a private copy the caller made with version 0 (`Store.record_open` copies the trade
+        anyway to merge its metadata: a second copy only to set the version cost as much again)."""
         try:  # one statement: the primary key is the duplicate check
             self._db.write(
                 "INSERT INTO active_trades(ticket, proposal_id, symbol, strategy, state, magic, version, entry_time,"

@@ -133,12 +133,11 @@ class ExecutionEngine(OrderSending):
             decided_at=self.clock.now(), message="rejected",
         )
         if moved is not None:
-            out = self.outcome_of(moved)
-            return out.model_copy(update={"ok": True})
+            return self.outcome_of(moved, ok=True)
         p = self.store.proposals.get(proposal_id)
         if p is None:
             return self._missing(proposal_id)
-        return self.outcome_of(p, duplicate=True).model_copy(update={"ok": False})
+        return self.outcome_of(p, duplicate=True, ok=False)
 
     async def approve(self, proposal_id: str, user_id, *, auto: bool = False) -> ProposalOutcome:
         """Approve and execute. Safe to call any number of times: at most one order per proposal."""

@@ -177,10 +177,10 @@ class OrderSending:
                           ticket=trade.ticket, trade=saved, range_data=trade.range_data)
         # what the row now says, without reading its whole analysis back: record_open's move to EXECUTED won
         # (else ProposalConflict) and set these fields; EXECUTED is terminal and a proposal is never deleted
-        executed = p.model_copy(update={"state": ProposalState.EXECUTED, "ticket": saved.ticket,
-                                        "fill_price": saved.entry_price})
-        out = self.outcome_of(executed)
-        return out.model_copy(update={"message": "Executed: " + text, "detail": detail})
+        # (the outcome built once with its message: no copy of the proposal, no second outcome)
+        return ProposalOutcome(proposal_id=p.id, state=ProposalState.EXECUTED, ok=True, message="Executed: " + text,
+                               ticket=saved.ticket, fill_price=saved.entry_price, symbol=p.symbol,
+                               strategy=s.strategy, detail=detail)
 
     async def resolve_at_broker(self, p: TradeProposal) -> ProposalOutcome | None:
         """If the broker has this proposal's order, record it (exactly once) and return the outcome."""

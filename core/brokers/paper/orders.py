@@ -70,8 +70,8 @@ class PaperOrders:
                                Retcode.NO_MONEY)
         st = self.store
         with st.transaction():
-            ticket = st.next_ticket()
-            deal_ticket = st.next_ticket()
+            ticket = st.next_ticket(2)  # the order's and its deal's, as two calls would give them
+            deal_ticket = ticket + 1
             t = self.now()
             st.insert_order(ticket, request.symbol, request.side, request.volume, price, request.sl,
                             request.tp, request.magic, request.comment, t, ticket, "client")

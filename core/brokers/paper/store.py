@@ -150,10 +150,11 @@ class PaperStore:
         with self.transaction():
             self.set_meta("balance", repr(self.balance() + amount))
 
-    def next_ticket(self) -> int:
+    def next_ticket(self, n: int = 1) -> int:
+        """The first of `n` consecutive new tickets (an order and its deal take two in one write)."""
         with self.transaction():
             t = int(self.get_meta("next_ticket", "100001"))
-            self.set_meta("next_ticket", str(t + 1))
+            self.set_meta("next_ticket", str(t + n))
             return t
 
     # -- positions ----------------------------------------------------------------------------------
