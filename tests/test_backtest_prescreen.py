@@ -278,3 +278,25 @@ def test_previous_day_spans_equal_the_scalar_steps(key):
             assert bool(none[j]) == (want is None), j
             if want is not None:
                 assert (p0[j], p1[j], p2[j]) == want, j
+
+
+def test_session_windows_equal_the_live_function_on_every_instant():
+    """`range_keys.session_windows` cuts the span at each next window's start before bisecting: on real bar
+    times (a year of XAUUSD M5, both DST changes) and on sparse times with gaps of hours to weeks, every
+    answer must be `window_containing_or_before`'s own, for every configured session."""
+    from core.backtest.range_keys import session_windows
+    from core.domain.sessions import window_containing_or_before
+
+    cfg = load_config()
+    defs = cfg.for_symbol("XAUUSDc").sessions.definitions
+    sym, c = _series("xau", 10**9)
+    real = c["time"].astype(np.float64) + 299.0
+    rng = np.random.default_rng(7)
+    sparse = np.cumsum(rng.choice([60.0, 3600.0, 5 * 3600.0, 86400.0, 9 * 86400.0], size=3000)) + real[0]
+    for ts in (real, sparse, real[:1], real[:2]):
+        for name, definition in defs.items():
+            starts, ends = session_windows(name, definition, ts)
+            step = 1 if len(ts) < 5000 else 7  # every 7th real bar: ~9k live look-ups per session
+            for j in range(0, len(ts), step):
+                w = window_containing_or_before(name, definition, float(ts[j]))
+                assert (starts[j], ends[j]) == (w.start, w.end), (name, j)

@@ -202,3 +202,44 @@ def test_day_start_is_numpys_floor_of_the_day():
     for t in [*rng.uniform(-2e9, 4e9, 20000).tolist(), *special]:
         want, got = np.floor(np.float64(t) / 86400.0) * 86400.0, _day_start(t)
         assert (want != want and got != got) or (want == got and np.signbit(want) == np.signbit(got)), t
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_a_candidate_carries_what_its_built_range_does(symbol):
+    """The pipeline picks among `detect_candidate`s and builds the winner only: what the pick reads (edges,
+    width, touches, validated) must be the built RangeStructure's own values, and the pick the one that
+    choosing among fully built ranges (as the pipeline did before) makes."""
+    from core.analysis.pipeline import PREFERENCE, _session_tf, window_sizes
+    from core.analysis.range.detector import RangeCandidate
+    from core.analysis.range.lastvalues import atr_last
+
+    tcfg = app().for_symbol(symbol)
+    n = len(candles(symbol)["M5"])
+    checked = 0
+    for i in np.linspace(400, n - 1, 25).astype(int):
+        now = bar_close(symbol, int(i))
+        _ctx, det, views = context_at(symbol, now)
+        stf = _session_tf(tcfg, window_sizes(tcfg))
+        built, cands = [], []
+        for kind, tf in (("dynamic", tcfg.range_detection.timeframe), ("session", stf), ("previous_day", "H1")):
+            b = views[tf]
+            a = atr_last(b.high, b.low, b.close, tcfg.effective_atr.atr_period)
+            c = det.detect_candidate(b, kind, atr=a, as_of=now)
+            r = det.detect_range(b, kind, atr=a, as_of=now)
+            if isinstance(c, NoRange):
+                assert isinstance(r, NoRange) and r == c
+                continue
+            assert isinstance(c, RangeCandidate) and isinstance(r, RangeStructure)
+            assert (c.range_type, c.range_high, c.range_low, c.range_width_pct, c.validated) == (
+                r.range_type, r.range_high, r.range_low, r.range_width_pct, r.validated)
+            assert c.build() == r
+            built.append(r)
+            cands.append(c)
+            checked += 1
+
+        def key(x):
+            return (not x.validated, PREFERENCE.index(x.range_type))
+
+        if cands:
+            assert min(cands, key=key).build() == min(built, key=key)
+    assert checked > 10

@@ -19,7 +19,7 @@ import numpy as np
 from core.analysis.context import AnalysisContext, Indicators
 from core.analysis.filters.risk_filters import RangeScalpingRiskFilters
 from core.analysis.range.bars import Bars
-from core.analysis.range.detector import RangeBoundaryDetector
+from core.analysis.range.detector import RangeBoundaryDetector, RangeCandidate
 from core.analysis.range.lastvalues import atr_last, bollinger_last, clip, rsi_last, vwap_last
 from core.analysis.scoring.scorer import RangeScalpingScorer
 from core.brokers.base import Tick
@@ -281,22 +281,26 @@ def _detect(detector: RangeBoundaryDetector, cfg: TradingConfig, views: dict[str
             "(zero ATR): the feed looks frozen or the market is closed.",
             details={"have": len(bars), "atr": atr, "timeframe": tf},
         ), None, {}
-    found: dict[str, RangeStructure | NoRange] = {"dynamic": detector.detect_range(bars, "dynamic", atr=atr, as_of=as_of)}
+    # candidates measured only (edges, width, touches: what the pick reads); the picked one alone is built
+    found: dict[str, RangeCandidate | NoRange] = {"dynamic": detector.detect_candidate(bars, "dynamic", atr=atr,
+                                                                                       as_of=as_of)}
     stf = _SESSION_TF.get(id(cfg))
     if stf is None or stf[0] is not cfg:
         stf = _SESSION_TF[id(cfg)] = (cfg, _session_tf(cfg, window_sizes(cfg)))
     stf = stf[1]
     if stf in views and atrs.get(stf, 0) > 0:
-        found["session"] = detector.detect_range(views[stf], "session", atr=atrs[stf], as_of=as_of)
+        found["session"] = detector.detect_candidate(views[stf], "session", atr=atrs[stf], as_of=as_of)
     prev_day = None
     if "H1" in views and atrs.get("H1", 0) > 0:
-        pd = detector.detect_range(views["H1"], "previous_day", atr=atrs["H1"], as_of=as_of, apply_width_limits=False)
-        if isinstance(pd, RangeStructure):
+        pd = detector.detect_candidate(views["H1"], "previous_day", atr=atrs["H1"], as_of=as_of,
+                                       apply_width_limits=False)
+        if isinstance(pd, RangeCandidate):
             prev_day = (pd.range_high, pd.range_low)
-            found["previous_day"] = detector.check_width(pd) or pd
+            found["previous_day"] = detector._width_failure(pd.range_type, pd.range_high, pd.range_low,
+                                                            pd.range_width_pct) or pd
         else:
             found["previous_day"] = pd
-    cands = [r for r in found.values() if isinstance(r, RangeStructure)]
+    cands = [r for r in found.values() if isinstance(r, RangeCandidate)]
     higher = detector.nested_ranges({k: (v, atrs[k]) for k, v in views.items()
                                      if k != tf and k in cfg.range_detection.nested_timeframes})
     if not cands:
@@ -307,4 +311,4 @@ def _detect(detector: RangeBoundaryDetector, cfg: TradingConfig, views: dict[str
     inside = [r for r in cands if r.range_low - atr <= price <= r.range_high + atr]
     pool = inside or cands
     best = min(pool, key=lambda r: (not r.validated, PREFERENCE.index(r.range_type)))
-    return best.model_copy(update={"nested_ranges": higher}), None, prev_day, higher
+    return best.build().model_copy(update={"nested_ranges": higher}), None, prev_day, higher

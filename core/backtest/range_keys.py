@@ -59,7 +59,24 @@ def session_windows(name: str, definition, ts: np.ndarray) -> tuple[np.ndarray, 
     def at(j: int):
         return window_containing_or_before(name, definition, float(ts[j]))
 
-    todo = [(0, n - 1, at(0), at(n - 1))]
+    # Cut the span where the next window starts (the latest start by a day and a DST hour on), so most
+    # pieces hold one window and cost their two end look-ups instead of a bisection; a cut in the wrong
+    # place only leaves a piece whose ends differ, which is bisected as before.
+    cuts = [0]
+    w = at(0)
+    last = float(ts[n - 1])
+    while w.start <= last:
+        nxt = window_containing_or_before(name, definition, w.start + _DAY + 3600.0)
+        if not nxt.start > w.start:
+            break
+        j = int(np.searchsorted(ts, nxt.start, side="left"))
+        if j > cuts[-1] and j < n:
+            cuts.append(j)
+        w = nxt
+    bounds = cuts + [n]
+    todo = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        todo.append((lo, hi - 1, at(lo), at(hi - 1)))
     while todo:
         lo, hi, wlo, whi = todo.pop()
         if wlo == whi:

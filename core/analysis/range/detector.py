@@ -98,6 +98,14 @@ class RangeBoundaryDetector:
         as_of: float | None = None,
     ) -> RangeStructure | NoRange:
         """Build one kind of range from `bars` (already cut to closed bars at `as_of`)."""
+        found = self.detect_candidate(bars, range_type, atr=atr, apply_width_limits=apply_width_limits, as_of=as_of)
+        return found if isinstance(found, NoRange) else found.build()
+
+    def detect_candidate(
+        self, bars: Bars, range_type: str = "dynamic", *, atr: float, apply_width_limits: bool = True,
+        as_of: float | None = None,
+    ) -> RangeCandidate | NoRange:
+        """`detect_range` up to what a choice between ranges reads (edges, width, touches); the rest on `build()`."""
         as_of = bars.last_close_time if as_of is None else as_of
         if range_type == "dynamic":
             found = self._dynamic_edges(bars)
@@ -109,8 +117,7 @@ class RangeBoundaryDetector:
             raise ValueError(f"unknown range type {range_type!r}")
         if isinstance(found, NoRange):
             return found
-        high, low, start, touch_bars = found
-        return self._build(range_type, bars, high, low, start, touch_bars, atr, apply_width_limits)
+        return self._measure(range_type, bars, *found, atr, apply_width_limits)
 
     def _too_few(self, bars: Bars, need: int, what: str) -> NoRange:
         if len(bars) == 0:  # "Only 0 candles" reads like a bug; this is a data gap (or a feed outage)
@@ -227,7 +234,7 @@ class RangeBoundaryDetector:
             )
         return None
 
-    def _build(self, range_type, bars, high, low, start, touch_bars: Bars, atr, apply_width_limits):
+    def _measure(self, range_type, bars, high, low, start, touch_bars: Bars, atr, apply_width_limits):
         mid = (high + low) / 2.0
         width = high - low
         width_pct = width / mid * 100.0 if mid else 0.0
@@ -237,27 +244,7 @@ class RangeBoundaryDetector:
                 return failure
         tol = self.rd.touch_tolerance_atr * atr
         top, bottom = count_touches(touch_bars.high, touch_bars.low, high, low, tol)
-        need = self.rd.min_touches_per_side
-        expansion = self.expansion_state(bars)
-        rng = RangeStructure(
-            symbol=self.symbol,
-            timeframe=bars.timeframe,
-            range_type=range_type,
-            range_high=high,
-            range_low=low,
-            range_mid=mid,
-            range_width_atr=width / atr if atr > 0 else 0.0,
-            range_width_pct=width_pct,
-            atr=atr,
-            critical_gaps=self.calculate_critical_gaps(high, low, atr),
-            touch_count=TouchCount(top=top, bottom=bottom),
-            validated=top >= need and bottom >= need,
-            expansion_state=expansion[0],
-            invalidation_signals=self.invalidation_signals(bars, high, low, atr, expansion),
-            start_time=float(start),
-            end_time=float(bars.last_close_time or start),
-        )
-        return rng
+        return RangeCandidate(self, range_type, bars, high, low, start, atr, mid, width, width_pct, top, bottom)
 
     # -- state ------------------------------------------------------------------------------------
     def expansion_state(self, bars: Bars) -> tuple[str, float]:
@@ -349,6 +336,44 @@ class RangeBoundaryDetector:
             if isinstance(r, RangeStructure):
                 out[tf] = r
         return out
+
+
+class RangeCandidate:
+    """A range's edges, width and touch counts: all the analysis' pick among its candidates reads. The
+    RangeStructure (expansion state, invalidation signals, zones: most of a range's cost) is built by
+    `build()`, which the pipeline calls for the picked candidate only; the others were discarded unread."""
+
+    __slots__ = ("det", "range_type", "bars", "range_high", "range_low", "start", "atr", "mid", "width",
+                 "range_width_pct", "top", "bottom", "validated")
+
+    def __init__(self, det: RangeBoundaryDetector, range_type: str, bars: Bars, high: float, low: float,
+                 start: float, atr: float, mid: float, width: float, width_pct: float, top: int, bottom: int) -> None:
+        self.det, self.range_type, self.bars = det, range_type, bars
+        self.range_high, self.range_low, self.start, self.atr = high, low, start, atr
+        self.mid, self.width, self.range_width_pct, self.top, self.bottom = mid, width, width_pct, top, bottom
+        self.validated = top >= det.rd.min_touches_per_side and bottom >= det.rd.min_touches_per_side
+
+    def build(self) -> RangeStructure:
+        det, bars, high, low, atr = self.det, self.bars, self.range_high, self.range_low, self.atr
+        expansion = det.expansion_state(bars)
+        return RangeStructure(
+            symbol=det.symbol,
+            timeframe=bars.timeframe,
+            range_type=self.range_type,
+            range_high=high,
+            range_low=low,
+            range_mid=self.mid,
+            range_width_atr=self.width / atr if atr > 0 else 0.0,
+            range_width_pct=self.range_width_pct,
+            atr=atr,
+            critical_gaps=det.calculate_critical_gaps(high, low, atr),
+            touch_count=TouchCount(top=self.top, bottom=self.bottom),
+            validated=self.validated,
+            expansion_state=expansion[0],
+            invalidation_signals=det.invalidation_signals(bars, high, low, atr, expansion),
+            start_time=float(self.start),
+            end_time=float(bars.last_close_time or self.start),
+        )
 
 
 def _label(range_type: str) -> str:
