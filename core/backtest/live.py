@@ -204,7 +204,7 @@ class LiveParts:
         """`reentry_allowed(rng, now)[0]`, remembered per range edges while the exit manager's entries stay
         the same: the range screen asks about the same already-traded range on bar after bar. Exact: with
         the entries unchanged, the live rule's answer depends on `now` only through the end of a cooldown
-        (`RangeScalpingExitManager.reentry_blocked_until`)."""
+        (`RangeScalpingExitManager.reentry_blocked_until`), and a replay's `now` only moves forward."""
         version = self.exits.entries_version
         if version != self._reentry_version:
             self._reentry_memo.clear()
