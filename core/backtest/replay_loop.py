@@ -48,7 +48,7 @@ class ReplayLoop(asyncio.SelectorEventLoop):
         if events._get_running_loop() is not None:  # as run_until_complete: never inside a running loop
             coro.close()
             raise RuntimeError("Cannot run the event loop while another loop is running")
-        send, value, error = coro.send, None, None
+        send, error = coro.send, None
         try:
             while True:
                 events._set_running_loop(self)
@@ -56,12 +56,11 @@ class ReplayLoop(asyncio.SelectorEventLoop):
                     if error is not None:
                         fut, error = coro.throw(error), None
                     else:
-                        fut = send(value)
+                        fut = send(None)
                 except StopIteration as stop:
                     return stop.value
                 finally:
                     events._set_running_loop(None)
-                value = None
                 if fut is None:  # a bare yield (asyncio.sleep(0)): let the loop turn once
                     self.run_until_complete(asyncio.sleep(0))
                     continue

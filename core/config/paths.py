@@ -46,13 +46,13 @@ def _market_dir(env: str | None) -> Path:
 def resolve_path(text: str) -> Path:
     """Expand `${MARKET_DATA}` and make relative paths relative to the project root, not the cwd."""
     env = deployment_env("MONEYBOT_MARKET_DATA") if "${MARKET_DATA}" in text else None
-    return _resolve(text, "${MARKET_DATA}" in text, env, os.environ.get("HOME", ""))
+    return _resolve(text, env, os.environ.get("HOME", ""))
 
 
 @lru_cache(maxsize=256)
-def _resolve(text: str, has_market: bool, market_env: str | None, _home: str) -> Path:
+def _resolve(text: str, market_env: str | None, _home: str) -> Path:
     """Pure in its arguments (`_home` keys what `expanduser` reads), so remembered: the news check
     resolves the calendar's path on every order send."""
-    expanded = text.replace("${MARKET_DATA}", str(_market_dir(market_env))) if has_market else text
+    expanded = text.replace("${MARKET_DATA}", str(_market_dir(market_env))) if "${MARKET_DATA}" in text else text
     p = Path(expanded).expanduser()
     return p if p.is_absolute() else PROJECT_ROOT / p

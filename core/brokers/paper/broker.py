@@ -185,13 +185,13 @@ class PaperBroker(PaperOrders):
             spread = self._spread(spec, feed.base_column(symbol, "spread")[i])
             return Tick(time=t, bid=bid, ask=round(bid + spread, spec.digits + 2), last=bid)
         base = feed.base_bars(symbol)
-        j = self.feed.last_closed_index(symbol, t)
+        j = feed.last_closed_index(symbol, t)
         if (for_trade and not spec.trades_weekends) or j is None:
             raise MarketClosedError(f"{symbol}: market closed at the replay time (no bar covers it)",
                                     Retcode.MARKET_CLOSED)
         bar = base[j]
         bid = float(bar["close"])
-        stamp = float(bar["time"]) + self.feed.base_timeframe(symbol).seconds
+        stamp = float(bar["time"]) + feed.base_timeframe(symbol).seconds
         return Tick(time=t if for_trade else stamp, bid=bid, ask=bid + self._spread(spec, bar["spread"]), last=bid)
 
     def tick(self, symbol: str) -> Tick:
