@@ -106,10 +106,10 @@ class LiveParts:
                                sleep=_no_sleep)
         self._closed_since = start - 1.0
         self._seen_closed: set[int] = set()
-        # Only the live components this class drives (execution, monitor, exit executor) journal closes
-        # in `self.store`; the broker's own clock moves write only its paper account. So after a bare
-        # `advance_to` there is nothing new to collect, and the journal is not read.
-        self._journal_dirty = True
+        # Closes reach `self.store`'s journal only through the exit executor (`Store.record_close`'s one
+        # caller), which counts them; the broker's own clock moves write only its paper account. So while
+        # that count stands still there is nothing new to collect, and the journal is not read.
+        self._closes_seen = -1
         self._loop = ReplayLoop()
         self._analyse_fn = analyse_fn
         self._session_filter = None
@@ -225,7 +225,6 @@ class LiveParts:
         if mine is None:
             self.last_refusal = "no proposal for the chosen strategy"
             return None
-        self._journal_dirty = True
         outcome = self._loop.drive(self.execution.approve(mine.id, AUTO_APPROVER, auto=True))
         for p in proposals:  # the others are not taken: reject them as a trader would
             if p.id != mine.id:
@@ -246,17 +245,14 @@ class LiveParts:
             old = before.get(t.ticket)
             if old is not None and t.sl != old:
                 out.append(ManageAction(t.ticket, "move_sl", "breakeven" if t.breakeven_moved else "sl_moved", t.sl))
-        # a close is journalled with the trade's removal from the exit manager, in the same step; a cycle
-        # that left the same trades open journalled no close, and the journal need not be read
-        if len(after) != len(before) or any(t.ticket not in before for t in after):
-            self._journal_dirty = True
         return out
 
     def collect_closed(self) -> list[ClosedTrade]:
         """Trades the live monitor journalled as closed since the last call (from the store)."""
-        if not self._journal_dirty:
+        recorded = self.exit_executor.closes_recorded
+        if recorded == self._closes_seen:
             return []
-        self._journal_dirty = False
+        self._closes_seen = recorded
         rows = [c for c in self.store.closed.since(self._closed_since) if c.ticket not in self._seen_closed]
         out = []
         for ct in sorted(rows, key=lambda c: (c.exit_time, c.ticket)):
@@ -273,7 +269,6 @@ class LiveParts:
     def close_all(self, now: float, reason: str) -> int:
         """Close what is still open at the end through the live exit path; returns how many stayed open."""
         self.advance_to(now)
-        self._journal_dirty = True
         self._loop.drive(self.monitor.run_cycle())  # journal SL/TP hits of the last bar first
         for t in self.exits.active_trades():
             self._loop.drive(self._close_end(t, reason))

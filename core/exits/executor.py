@@ -155,6 +155,9 @@ class ExitExecutor:
         self._sleep = sleep
         self._closing: set[int] = set()
         self._currency: str | None = None  # the account's, asked once (a cent account's 1.00 is one cent)
+        # closes handed to the journal (Store.record_close, whose only caller this class is), counted before
+        # each write: a reader of the journal (the backtest's replay) re-reads it only when this moved
+        self.closes_recorded = 0
 
     async def _money(self, amount: float) -> str:
         if self._currency is None:
@@ -248,6 +251,7 @@ class ExitExecutor:
             # our close found the position gone: the broker's SL/TP (or a stop-out) got there first, and
             # the text must not read as if the stop had fired for our exit's reason
             reason_text = f"hit at the broker before my {reason_kind} exit went out: {reason_text}"
+        self.closes_recorded += 1
         self.store.record_close(closed, data={"reason_text": reason_text} if reason_text else None)
         self.exits.unregister_trade(trade.ticket, persisted=True, exit_time=closed.exit_time,
                                     exit_reason=closed.exit_reason)

@@ -308,7 +308,7 @@ class Monitor:
                     continue
                 signals.extend(check_early_exit_conditions(
                     t, v.tick, v.candles, now, tcfg, v.info.point, v.info.digits, v.info.trade_stops_level,
-                    v.timeframe.seconds,
+                    v.timeframe.seconds, bars,
                 ))
             except Exception as e:  # noqa: BLE001 - one bad trade must not blind the others
                 rep.errors.append(f"trade {t.ticket}: {type(e).__name__}: {e}")

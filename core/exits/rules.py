@@ -48,18 +48,20 @@ def bars_since_entry(trade: ActiveTrade, candles: np.ndarray, timeframe_seconds:
 
 
 def market_minutes(trade: ActiveTrade, candles: np.ndarray, tick_time: float, now: float,
-                   timeframe_seconds: int) -> float:
+                   timeframe_seconds: int, bars: np.ndarray | None = None) -> float:
     """Minutes since the entry during which the market was open: the time limits of a scalp.
 
     Wall-clock minutes ran on over a weekend, so a trade opened on Friday evening was "open 3000
     minutes" or "stalled" at Monday's first price without having had its time. A gap of at least
     `CLOSED_GAP_SECONDS` between bars, from the last bar to the quote, or from the quote to now (the
-    weekend's quote is Friday's last) is closed time. Time before the fetched window counts as open."""
+    weekend's quote is Friday's last) is closed time. Time before the fetched window counts as open.
+    `bars`: `bars_since_entry(trade, candles, timeframe_seconds)` when the caller has it already."""
     elapsed = max(now - trade.entry_time, 0.0)
     tf = timeframe_seconds
     if tf <= 0 or len(candles) == 0:
         return elapsed / 60.0
-    bars = bars_since_entry(trade, candles, tf)
+    if bars is None:
+        bars = bars_since_entry(trade, candles, tf)
     times = bars["time"].astype(float)
     covers_entry = len(bars) < len(candles) or (len(times) and times[0] <= trade.entry_time)
     start = trade.entry_time if covers_entry or not len(times) else float(times[0])
@@ -78,17 +80,19 @@ def market_minutes(trade: ActiveTrade, candles: np.ndarray, tick_time: float, no
 
 def check_range_invalidation_during_trade(
     trade: ActiveTrade, candles: np.ndarray, candles_outside: int, buffer_atr: float, timeframe_seconds: int = 0,
-    digits: int | None = None,
+    digits: int | None = None, bars: np.ndarray | None = None,
 ) -> tuple[bool, list[str]]:
     """The range is broken when the last `candles_outside` closes since entry are all beyond an edge.
 
     Consecutive closes matter, not a single wick: one spike through the edge is exactly what a range
-    scalp fades, while N closes outside means the market has accepted prices beyond it.
+    scalp fades, while N closes outside means the market has accepted prices beyond it. `bars`: as in
+    `market_minutes`.
     """
     rng = trade.range_data
     if rng is None or candles_outside <= 0:
         return False, []
-    bars = bars_since_entry(trade, candles, timeframe_seconds)
+    if bars is None:
+        bars = bars_since_entry(trade, candles, timeframe_seconds)
     if len(bars) < candles_outside:
         return False, []
     buf = buffer_atr * rng.atr
@@ -167,23 +171,26 @@ def check_early_exit_conditions(
     digits: int = 5,
     stops_level_points: int = 0,
     timeframe_seconds: int = 0,
+    bars: np.ndarray | None = None,
 ) -> list[ExitSignal]:
     """Every exit signal that applies to `trade` now, most urgent first (CRITICAL → LOW).
 
     The caller acts on the first `close` signal and skips the rest; a `move_sl` only runs when no
     close is due, or when that close failed (the trade stays open). `tcfg` is the symbol's `TradingConfig`.
+    `bars`: `bars_since_entry(trade, candles, timeframe_seconds)` when the caller has it already (the
+    monitor does, for the excursions): the rules then do not search the bars again.
     """
     out: list[ExitSignal] = []
     ri = tcfg.range_invalidation
     bad, reasons = check_range_invalidation_during_trade(
-        trade, candles, ri.candles_outside_range, ri.outside_buffer_atr, timeframe_seconds, digits
+        trade, candles, ri.candles_outside_range, ri.outside_buffer_atr, timeframe_seconds, digits, bars
     )
     if bad:
         out.append(_sig(trade, ExitPriority.CRITICAL, "range_invalidated", reasons[0], now))
     ex = tcfg.exits
     minutes = (now - trade.entry_time) / 60.0
     if minutes >= min(ex.max_minutes_in_trade, ex.stall_minutes):  # only then can a closed market matter
-        minutes = market_minutes(trade, candles, tick.time, now, timeframe_seconds)
+        minutes = market_minutes(trade, candles, tick.time, now, timeframe_seconds, bars)
     price = exit_price_of(trade, tick)
     r_now = trade.r_multiple(price)
     if minutes >= ex.max_minutes_in_trade:
