@@ -337,6 +337,8 @@ class Monitor:
 
         A due stop move is skipped for a trade being closed, unless its close failed: then the trade stays
         open, and the move protects it (else it kept its initial stop for as long as the close failed)."""
+        if not signals:  # most cycles: nothing is due
+            return
         done: set[int] = set()
         failed: set[int] = set()  # closes that left the trade open this cycle
         moves: list[tuple[ActiveTrade, ExitSignal]] = []
