@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ast
+import random
 import re
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from core.backtest.live import LiveParts
 from core.brokers.base import Tick
 from core.config.loading import load_config
 from core.config.paths import market_data_dir
-from core.domain.models import ActiveTrade, Direction
+from core.domain.clock import FixedClock
+from core.domain.models import ActiveTrade, ClosedTrade, Direction
 from core.domain.timeframes import Timeframe
 from core.exits import monitor as monitor_mod
+from core.exits.manager import RANGE_BROKEN, RangeScalpingExitManager, _EntryIndex, _same_range
 from core.exits.market_views import MarketViews
 from core.exits.rules import (
     bars_since_entry,
@@ -179,3 +182,70 @@ def test_the_exit_executor_is_the_only_writer_of_closed_trades():
     assert sorted(set(callers)) == [("core/exits/executor.py", "record_broker_close", "record_close"),
                                     ("core/store/store.py", "record_close", "add")]
     assert set(sql) == {"core/store/trades.py"}  # ClosedTradeRepo's own statements
+
+
+def test_reentry_facts_kept_per_range_follow_every_change_of_the_entries(monkeypatch):
+    """The re-entry verdicts, asked twice per range and moment (the second one from the facts kept per range),
+    equal a full scan of the entries after every entry, close (broken ranges too) and reload."""
+    bars = k.m5(k.config())
+    rnd = random.Random(11)
+    t0 = 1_750_000_000.0
+    mgr = RangeScalpingExitManager(clock=FixedClock(t0))
+    scans = []
+    real_candidates = _EntryIndex.candidates
+    monkeypatch.setattr(_EntryIndex, "candidates", lambda self, *a: scans.append(a) or real_candidates(self, *a))
+    edges = []
+    for s in rnd.sample(range(1000, len(bars) - 400), 8):
+        w = bars[s:s + rnd.randint(12, 200)]
+        edges.append(k.range_of("XAUUSDc", w, atr=1.0))
+
+    def reference(sym, r, now, cooldown, cap, pending):
+        same = [e for e in mgr._entries
+                if e.symbol == sym and _same_range(e.range_high, e.range_low, r.range_high, r.range_low)]
+        n = len(same) + sum(1 for ps, pr in pending
+                            if ps == sym and _same_range(pr.range_high, pr.range_low, r.range_high, r.range_low))
+        broken = [e.exit_time for e in same if e.broken and e.exit_time is not None]
+        if broken:
+            return ("broken", max(broken))
+        if n > cap:
+            return ("cap", n)
+        exits = [e.exit_time for e in same if e.exit_time is not None]
+        if exits and cooldown > 0 and max(exits) + cooldown * 60 - now > 0:
+            return ("cooldown", max(exits), max(exits) + cooldown * 60)
+        return ("ok", len(same))
+
+    open_: list[ActiveTrade] = []
+    closed: list[ClosedTrade] = []
+    kinds = set()
+    asks = 0
+    for step in range(240):
+        now = t0 + step * 300.0
+        for sym in ("XAUUSDc", "EURUSDc"):
+            for r in edges:
+                for cooldown, cap, pending in ((30.0, 2, ()), (0.0, 4, ()), (45.0, 1, ((sym, r),))):
+                    before = len(scans)
+                    want = reference(sym, r, now, cooldown, cap, pending)
+                    assert mgr._reentry_verdict(sym, r, now, cooldown, cap, pending) == want
+                    assert mgr._reentry_verdict(sym, r, now, cooldown, cap, pending) == want
+                    asks += 1
+                    assert len(scans) - before <= 1  # the second ask (and most first ones) read no entries
+                    kinds.add(want[0])
+        r = rnd.choice(edges)
+        sym = "XAUUSDc" if rnd.random() < 0.8 else "EURUSDc"
+        if rnd.random() < 0.6:
+            t = ActiveTrade(ticket=step + 1, symbol=sym, strategy="bb_fade", direction=Direction.LONG, entry_price=100.0,
+                            sl=99.0, tp=102.0, initial_sl=99.0, volume=0.01, entry_time=now, range_data=r)
+            open_.append(mgr.register_trade(t))
+        for t in [t for t in open_ if rnd.random() < 0.4]:
+            open_.remove(t)
+            reason = RANGE_BROKEN if rnd.random() < 0.1 else "take_profit"
+            mgr.unregister_trade(t.ticket, exit_time=now + 60.0, exit_reason=reason)
+            closed.append(ClosedTrade(
+                ticket=t.ticket, symbol=t.symbol, strategy="bb_fade", direction=Direction.LONG, volume=0.01,
+                entry_price=100.0, exit_price=101.0, initial_sl=99.0, tp=102.0, entry_time=t.entry_time,
+                exit_time=now + 60.0, pnl=1.0, r_multiple=1.0, exit_reason=reason,
+                metadata={"range_high": t.range_data.range_high, "range_low": t.range_data.range_low}))
+        if step % 80 == 79:  # a restart: the entries come back from the journal
+            mgr.load(open_, closed)
+    assert kinds == {"ok", "cap", "cooldown", "broken"} and asks > 5000
+    assert len(scans) < asks / 2  # the kept facts answered most asks

@@ -309,29 +309,44 @@ class RangeScalpingExitManager:
                          pending: Iterable[tuple[str, RangeStructure | None]]) -> tuple:
         """("broken", exit time) | ("cap", n) | ("cooldown", last exit, until) | ("ok", earlier entries)."""
         high, low = rng.range_high, rng.range_low
+        same_n, broken_at, last = self._range_facts(symbol, high, low)
+        n = same_n + sum(
+            1 for sym, r in pending
+            if sym == symbol and r is not None and _same_range(r.range_high, r.range_low, high, low)
+        )
+        if broken_at is not None:
+            return ("broken", broken_at)
+        if n > max_reentries:
+            return ("cap", n)
+        if last is not None and cooldown_minutes > 0:
+            until = last + cooldown_minutes * 60
+            if until - now > 0:
+                return ("cooldown", last, until)
+        return ("ok", same_n)
+
+    def _range_facts(self, symbol: str, high: float, low: float) -> tuple[int, float | None, float | None]:
+        """(entries on this range, last exit of a broken one, last exit), from the entries alone: kept per
+        asked edges while `entries_version` stands (it moves with every change of the entries), since one
+        entry asks about its range two or three times (re-entry check, proposal, approval)."""
         with self._lock:
+            memo = self.__dict__.setdefault("_facts", {})
+            if memo.get("version") != self._entries_version or len(memo) > 4096:  # bounded: a long flat spell
+                memo.clear()
+                memo["version"] = self._entries_version
+            key = (symbol, high, low)
+            hit = memo.get(key)
+            if hit is not None:
+                return hit
             index = self.__dict__.get("_reentry_index")
             if index is None or index.source is not self._entries:
                 index = self._reentry_index = _EntryIndex(self._entries)
             index.catch_up()
             same = [e for e in index.candidates(symbol, high, low)
                     if e.symbol == symbol and _same_range(e.range_high, e.range_low, high, low)]
-        n = len(same) + sum(
-            1 for sym, r in pending
-            if sym == symbol and r is not None and _same_range(r.range_high, r.range_low, high, low)
-        )
-        broken = [e.exit_time for e in same if e.broken and e.exit_time is not None]
-        if broken:
-            return ("broken", max(broken))
-        if n > max_reentries:
-            return ("cap", n)
-        exits = [e.exit_time for e in same if e.exit_time is not None]
-        if exits and cooldown_minutes > 0:
-            last = max(exits)
-            until = last + cooldown_minutes * 60
-            if until - now > 0:
-                return ("cooldown", last, until)
-        return ("ok", len(same))
+            broken = [e.exit_time for e in same if e.broken and e.exit_time is not None]
+            exits = [e.exit_time for e in same if e.exit_time is not None]
+            hit = memo[key] = (len(same), max(broken) if broken else None, max(exits) if exits else None)
+            return hit
 
     def _write(self, new: dict[int, ActiveTrade], journal: dict[int, JournalNote]) -> None:
         from core.store.journal import TradeMetadata
