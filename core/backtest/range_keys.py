@@ -17,8 +17,9 @@ most of the screen's time. So, per bar, once:
   than two separate touches, or it surely is not the analysis' passing pick (`_Pick`). Edges are exact (max / min of the same bars). The window's ATR is the
   closed form of `core.backtest.prescreen.windowed_wilder`, equal to the detector's `atr_last` but
   for the last bits, so the reach uses it `MARGIN` larger and a touch count is trusted only where
-  the tolerance's last bits cannot change it: every doubt errs towards running the detector. Where
-  the window is shorter than its full size or the ATR is not positive, nothing is ruled out.
+  the tolerance's last bits cannot change it: every doubt errs towards running the detector. A window
+  shorter than its full size (early in the data) is the frame's first bars, with their ATR (the partial
+  windows of `windowed_wilder`); where that ATR is unknown or not positive only the width is tested.
 
 Look-ahead: at bar i everything reads the frame's bars closed by the close of bar i (indices below
 `end[tf][i]`, within the analysis' window), the quote then (`entries`, as `core.backtest.prescreen`)
@@ -223,18 +224,20 @@ def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.
     high, low, close = (f[k].astype(np.float64) for k in ("high", "low", "close"))
     period = tcfg.effective_atr.atr_period
     possible = ~empty
-    if len(f) < size or size < period:
+    if size < period or len(f) == 0:
         return possible
     hl = high - low
     tr = hl.copy()
     tr[1:] = np.maximum(tr[1:], np.maximum(np.abs(high[1:] - close[:-1]), np.abs(low[1:] - close[:-1])))
-    fatr = windowed_wilder(hl, tr, period, size)
+    # partial: a window shorter than its full size (the frame's first `end` bars, early in the data) has
+    # the ATR of those bars, as `atr_last` on the short window `Bars.closed_window` cuts there
+    fatr = windowed_wilder(hl, tr, period, size, partial=True)
     H = _range_extreme(high, lo, hi, np.maximum)
     L = _range_extreme(low, lo, hi, np.minimum)
-    a = np.where(end >= size, fatr[np.maximum(end - 1, 0)], np.nan) * (1 + MARGIN)
+    a = np.where(end >= 1, fatr[np.maximum(end - 1, 0)], np.nan) * (1 + MARGIN)
     m5 = np.asarray(atr, dtype=np.float64)
-    known = (~empty & (end >= size) & np.isfinite(a) & (a > 0) & np.isfinite(m5) & (m5 > 0) & np.isfinite(H)
-             & np.isfinite(L))
+    edges = ~empty & np.isfinite(H) & np.isfinite(L)
+    known = edges & np.isfinite(a) & (a > 0) & np.isfinite(m5) & (m5 > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mid = (H + L) / 2.0
         wp = np.where(mid != 0, (H - L) / mid * 100.0, 0.0)
@@ -249,7 +252,8 @@ def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.
             x = np.asarray(e, dtype=np.float64)
             near |= ((H - inner <= x) & (x <= H + outer)) | ((L - outer <= x) & (x <= L + inner))
         unpicked = pick.rules_out(H, L, m5, slack) if pick is not None else np.zeros(len(end), dtype=bool)
-    ruled_out = known & (bad_width | ~near | unpicked)
+    # the width test comes before the ATR in `LazyRanges._prepared`: it needs the edges only
+    ruled_out = (known & (~near | unpicked)) | (edges & bad_width)
     rows = np.flatnonzero(known & ~ruled_out)
     # the count depends on (end, tlo, lo, hi) only: the bars of one M15 / H1 bar share it
     first, back = _unique_rows([end[rows], tlo[rows], lo[rows], hi[rows]])
@@ -286,8 +290,11 @@ def _few_touches(tcfg, high, low, size, end, lo, H, L, fatr, rows) -> np.ndarray
     count is trusted only where the tolerance's last bits cannot change which bars are near)."""
     rd = tcfg.range_detection
     out = np.zeros(len(rows), dtype=bool)
-    hw = np.lib.stride_tricks.sliding_window_view(high, size)
-    lw = np.lib.stride_tricks.sliding_window_view(low, size)
+    # `size` NaN bars in front (never near, and before every touch window): the window ending at e is row e,
+    # also where it is shorter than `size` (e < size: the frame's first e bars)
+    pad = np.full(size, np.nan)
+    hw = np.lib.stride_tricks.sliding_window_view(np.concatenate((pad, high)), size)
+    lw = np.lib.stride_tricks.sliding_window_view(np.concatenate((pad, low)), size)
     pos = np.arange(size)
     for s in range(0, len(rows), 4096):
         r = rows[s:s + 4096]
@@ -295,7 +302,7 @@ def _few_touches(tcfg, high, low, size, end, lo, H, L, fatr, rows) -> np.ndarray
         inside = pos[None, :] >= (lo[r] - (e - size))[:, None]
         tol = rd.touch_tolerance_atr * fatr[e - 1]
         lo_t, hi_t = (tol * (1 - MARGIN))[:, None], (tol * (1 + MARGIN))[:, None]
-        hh, ll = hw[e - size], lw[e - size]
+        hh, ll = hw[e], lw[e]
         Hs, Ls = H[r][:, None], L[r][:, None]
         nt_lo, nt_hi = (hh >= Hs - lo_t) & inside, (hh >= Hs - hi_t) & inside
         nb_lo, nb_hi = (ll <= Ls + lo_t) & inside, (ll <= Ls + hi_t) & inside
