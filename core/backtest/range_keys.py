@@ -28,7 +28,7 @@ the live functions and that the exact path finds no candidate wherever one is ru
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,6 +39,14 @@ from core.domain.timeframes import Timeframe
 _DAY = 86400.0
 
 
+@dataclass(frozen=True)
+class Edges:
+    """A candidate's edges: all the re-entry rule (`check_reentry_allowed`) reads of a range."""
+
+    range_high: float
+    range_low: float
+
+
 @dataclass
 class BarKeys:
     nows: list[float]  # close time of each primary bar: the keys hold only when asked at that instant
@@ -47,6 +55,25 @@ class BarKeys:
     win_end: list[float] | None
     session_possible: list[bool] | None  # False: surely not one `_candidate` returns, or not the pick (`_Pick`)
     day_possible: list[bool] | None  # the same for the previous day's range
+    # where possible: the candidate's edges, which are the detector's own if it finds the candidate there
+    session_edges: dict[int, Edges] = field(default_factory=dict)
+    day_edges: dict[int, Edges] = field(default_factory=dict)
+
+
+def _edges_at(possible: np.ndarray, H: np.ndarray | None, L: np.ndarray | None) -> dict[int, Edges]:
+    """{bar: Edges} where the candidate is possible (one object per distinct pair: the bars of one frame bar
+    share it)."""
+    if H is None or L is None:
+        return {}
+    idx = np.flatnonzero(possible & np.isfinite(H) & np.isfinite(L))
+    made: dict[tuple[float, float], Edges] = {}
+    out = {}
+    for i, h, lo in zip(idx.tolist(), H[idx].tolist(), L[idx].tolist(), strict=True):
+        e = made.get((h, lo))
+        if e is None:
+            e = made[(h, lo)] = Edges(h, lo)
+        out[i] = e
+    return out
 
 
 def session_windows(name: str, definition, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,13 +174,13 @@ def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.
         end[tf] = np.searchsorted(arr["time"].astype(np.int64), np.floor(nows - secs).astype(np.int64),
                                   side="right")
     ends = {k: v.tolist() for k, v in end.items()}
-    day_possible = None
+    day_possible, day_edges = None, {}
     if "H1" in frames:
-        day_possible = _previous_day_possible(tcfg, frames["H1"], sizes["H1"], end["H1"], nows, atr, entries,
-                                              pick).tolist()
+        dp, dh, dl = _previous_day_possible(tcfg, frames["H1"], sizes["H1"], end["H1"], nows, atr, entries, pick)
+        day_possible, day_edges = dp.tolist(), _edges_at(dp, dh, dl)
     definition = tcfg.sessions.definitions.get(rd.session_range)
     if definition is None or stf not in frames:
-        return BarKeys(nows.tolist(), ends, None, None, None, day_possible)
+        return BarKeys(nows.tolist(), ends, None, None, None, day_possible, {}, day_edges)
     ws, we = session_windows(rd.session_range, definition, nows - 1.0)
     f = frames[stf]
     times = f["time"].astype(np.float64)
@@ -162,12 +189,13 @@ def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.
     hi = np.minimum(end[stf], np.searchsorted(times, we, side="left"))
     # `_session_edges`: fewer than max(3, one hour of) bars inside the session -> no range, whatever the ATR
     empty = hi - lo < max(3, int(3600 // Timeframe.parse(stf).seconds))
-    possible = _candidate_possible(tcfg, f, sizes[stf], end[stf], lo, hi, lo, empty, atr, entries, pick)
-    return BarKeys(nows.tolist(), ends, ws.tolist(), we.tolist(), possible.tolist(), day_possible)
+    possible, sh, sl = _candidate_possible(tcfg, f, sizes[stf], end[stf], lo, hi, lo, empty, atr, entries, pick)
+    return BarKeys(nows.tolist(), ends, ws.tolist(), we.tolist(), possible.tolist(), day_possible,
+                   _edges_at(possible, sh, sl), day_edges)
 
 
 def _previous_day_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, nows: np.ndarray, atr: np.ndarray,
-                           entries: list[np.ndarray], pick: _Pick | None = None) -> np.ndarray:
+                           entries: list[np.ndarray], pick: _Pick | None = None) -> tuple:
     """`RangeBoundaryDetector._previous_day_edges` on the H1 window [b0, end) at each bar, as index spans of
     the frame: the last day before today with at least `need` bars (up to five steps back), same steps."""
     times = f["time"].astype(np.float64)
@@ -217,15 +245,16 @@ def previous_day_spans(times: np.ndarray, s: np.ndarray, t: np.ndarray, need: in
 
 def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                         tlo: np.ndarray, empty: np.ndarray, atr: np.ndarray, entries: list[np.ndarray],
-                        pick: _Pick | None = None) -> np.ndarray:
+                        pick: _Pick | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Per bar: could `LazyRanges._candidate` return this candidate, whose edges are the extremes of frame
-    bars [lo, hi) and whose touch bars are [tlo, end)? False where `empty` (the detector finds no edges)."""
+    bars [lo, hi) and whose touch bars are [tlo, end)? False where `empty` (the detector finds no edges).
+    Also those extremes (high, low), NaN where [lo, hi) is empty."""
     rd, ef, inv = tcfg.range_detection, tcfg.entry_filters, tcfg.range_invalidation
     high, low, close = (f[k].astype(np.float64) for k in ("high", "low", "close"))
     period = tcfg.effective_atr.atr_period
     possible = ~empty
     if size < period or len(f) == 0:
-        return possible
+        return possible, None, None
     hl = high - low
     tr = hl.copy()
     tr[1:] = np.maximum(tr[1:], np.maximum(np.abs(high[1:] - close[:-1]), np.abs(low[1:] - close[:-1])))
@@ -259,7 +288,7 @@ def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.
     first, back = _unique_rows([end[rows], tlo[rows], lo[rows], hi[rows]])
     ruled_out[rows] |= _few_touches(tcfg, high, low, size, end, tlo, H, L, fatr, rows[first])[back]
     possible[ruled_out] = False
-    return possible
+    return possible, H, L
 
 
 class _Pick:

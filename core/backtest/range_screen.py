@@ -32,7 +32,6 @@ Look-ahead: everything at bar i reads bars closed by its close (and the quote th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,7 +40,7 @@ from core.analysis.range.detector import RangeBoundaryDetector, count_touches
 from core.analysis.range.lastvalues import atr_last
 from core.backtest.prescreen import MARGIN
 from core.backtest.range_dynamic import dynamic_possible
-from core.backtest.range_keys import BarKeys, build_bar_keys
+from core.backtest.range_keys import BarKeys, Edges, build_bar_keys
 from core.config.model import AppConfig
 from core.domain.models import NoRange, RangeStructure
 from core.domain.sessions import window_containing_or_before
@@ -199,7 +198,8 @@ class LazyRanges:
         of an edge) and is allowed by `tradeable`. The range itself is built last, once the cheap tests
         pass: its edges are the prepared ones and its zones are `calculate_critical_gaps` of those edges
         and the window's ATR (as `RangeBoundaryDetector._build` makes them), and the re-entry rule reads
-        only the edges, so the order changes the cost, not the answer. `admits(high, low)`: False when a
+        only the edges, so the order changes the cost, not the answer; hence it is asked first where the
+        per-bar keys know the edges (`BarKeys.session_edges`, the detector's). `admits(high, low)`: False when a
         candidate with those edges surely is not the analysis' pick or surely fails its false-range test."""
         a = self._atr[i]
         if not (a > 0) or not math.isfinite(a):
@@ -213,6 +213,11 @@ class LazyRanges:
                 possible = keys.session_possible if kind == "session" else keys.day_possible
                 if possible is not None and not possible[i]:
                     continue  # `_candidate` would return None (core.backtest.range_keys)
+                # the re-entry rule first when the edges are known: it reads nothing else, and most candidates
+                # near an edge are the range just traded, whose detector work is then not needed
+                edges = (keys.session_edges if kind == "session" else keys.day_edges).get(i)
+                if edges is not None and tradeable is not None and not tradeable(edges):
+                    continue
             hit = self._near(kind, now, i, a)
             if hit is None or hit[4] is None:  # nothing near, or built before and invalid
                 continue
@@ -231,14 +236,6 @@ class LazyRanges:
             if self._built(hit, kind, now) is not None:
                 return True
         return False
-
-
-@dataclass(frozen=True)
-class Edges:
-    """A candidate's edges: all the re-entry rule (`check_reentry_allowed`) reads of a range."""
-
-    range_high: float
-    range_low: float
 
 
 class RangeScreen:
