@@ -15,7 +15,6 @@ import pytest
 from core.analysis.range.bars import Bars
 from core.analysis.range.lastvalues import mean_of
 from core.backtest.prescreen import _smooth, build_screen, trailing_slopes
-from core.backtest.range_dynamic import dynamic_possible
 from core.config.loading import load_config
 from core.config.paths import market_data_dir
 from core.data.loaders import load_candles
@@ -72,24 +71,6 @@ def test_trailing_slopes_equal_the_false_range_filters_slope(key):
         w = Bars.closed_window(c, "M5", float(c["time"][i]) + 300, lb).close
         live = float(np.dot(x, w - mean_of(w)) / xx)
         assert abs(got[i] - live) <= 1e-12 * (np.abs(w).max() / lb), i  # the closes' scale, per bar of slope
-
-
-@pytest.mark.parametrize("key", list(SERIES))
-def test_dynamic_touch_counts_on_the_rows_read_equal_every_row(key):
-    """`dynamic_possible` counts touches only where the answer reads them; counting on every row must give
-    the same arrays."""
-    cfg = load_config()
-    sym, c = _series(key, 12000)
-    screen = build_screen(cfg, sym, c, Timeframe.M5)
-    fast_pick, slow_pick = {}, {}
-    fast = dynamic_possible(cfg, sym, c, screen.atr, screen.entries, fast_pick)
-    slow = dynamic_possible(cfg, sym, c, screen.atr, screen.entries, slow_pick, every_row=True)
-    for f, s in zip(fast, slow, strict=True):
-        np.testing.assert_array_equal(f, s)
-    assert fast_pick.keys() == slow_pick.keys() == {"inside", "owns"}
-    for k in slow_pick:
-        np.testing.assert_array_equal(fast_pick[k], slow_pick[k])
-    assert fast_pick["owns"].sum() > 100 and (~fast[0]).sum() > 1000
 
 
 @pytest.mark.parametrize("key", ["xau", "btc1m"])

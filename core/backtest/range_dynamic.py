@@ -48,12 +48,10 @@ def _rolling(x: np.ndarray, k: int, fn) -> np.ndarray:
 
 
 def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray,
-                     entries: list[np.ndarray], pick: dict | None = None, *, every_row: bool = False
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     entries: list[np.ndarray], pick: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bar: could the dynamic swing range be validated, unbroken, in width limits, pass the closes-beyond
     test and have one of `entries` at an edge? True wherever that cannot be ruled out. Also returns its
-    (high, low) edges per bar (NaN: no box). `pick` gets where it surely is "inside" and where it "owns".
-    `every_row`: count touches on every bar, not only where the answer reads them (the reference, for tests)."""
+    (high, low) edges per bar (NaN: no box). `pick` gets where it surely is "inside" and where it "owns"."""
     tcfg = cfg.for_symbol(symbol)
     rd, inv, ef = tcfg.range_detection, tcfg.range_invalidation, tcfg.entry_filters
     n = len(c)
@@ -79,6 +77,24 @@ def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray
         width_pct = np.where(mid != 0, (H - L) / mid * 100.0, 0.0)
     lim = tcfg.range_width
     in_width = (width_pct >= lim.min_pct) & (width_pct <= lim.max_pct)
+    # validated: >= min_touches_per_side separate visits of each edge in the lookback window
+    need = rd.min_touches_per_side
+    validated = np.zeros(len(idx), dtype=bool)
+    sure = np.zeros(len(idx), dtype=bool)
+    hw = np.lib.stride_tricks.sliding_window_view(high, lb)
+    lw = np.lib.stride_tricks.sliding_window_view(low, lb)
+    for s in range(0, len(idx), _CHUNK):
+        e = min(s + _CHUNK, len(idx))
+        tol = rd.touch_tolerance_atr * np.where(have[s:e], a[s:e], 0.0)
+        hh, ll = hw[s:e], lw[s:e]
+        Hs, Ls = np.where(have[s:e], H[s:e], np.inf)[:, None], np.where(have[s:e], L[s:e], -np.inf)[:, None]
+        lo_t, hi_t = (tol * (1 - MARGIN))[:, None], (tol * (1 + MARGIN))[:, None]
+        nt_lo, nt_hi = hh >= Hs - lo_t, hh >= Hs - hi_t
+        nb_lo, nb_hi = ll <= Ls + lo_t, ll <= Ls + hi_t
+        exact = ~((nt_lo != nt_hi) | (nb_lo != nb_hi)).any(axis=1)
+        ok = (_visits(nt_lo) >= need) & (_visits(nb_lo) >= need)
+        validated[s:e] = ok | ~exact
+        sure[s:e] = ok & exact
     # broken: the last `candles_outside_range` closes all beyond an edge by the invalidation buffer
     k = inv.candles_outside_range
     buf = inv.outside_buffer_atr * a
@@ -101,14 +117,6 @@ def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray
     if hour <= lb:
         out = count_beyond(close[lb - hour:], hour, H + buf + slack, L - buf - slack)  # the hours ending at idx
         beyond = (out >= most) & (out > 0)
-    inside = np.zeros(len(idx), dtype=bool)
-    if pick is not None:
-        cand = have & _surely_gt(width_pct, lim.min_pct) & _surely_lt(width_pct, lim.max_pct)
-        x = close[idx]
-        inside = cand & (x >= L - a + slack) & (x <= H + a - slack)
-    # the touch counts are read only where everything else holds (possible) or where it is inside (owns)
-    rows = np.arange(len(idx)) if every_row else np.flatnonzero(have & ((in_width & ~broken & ~beyond & at_edge) | inside))
-    validated, sure = _validated(high, low, lb, rd, H, L, a, have, rows, len(idx))
     structural = have & in_width & validated & ~broken & ~beyond
     possible[idx] = ~have | (structural & at_edge)
     # no pivots at all / an inverted box: the dynamic range is a NoRange, not a candidate
@@ -116,34 +124,12 @@ def dynamic_possible(cfg: AppConfig, symbol: str, c: np.ndarray, atr: np.ndarray
     possible[idx[no_dyn]] = False
     box = np.isfinite(H) & np.isfinite(L) & (H > L)
     if pick is not None:
+        cand = have & _surely_gt(width_pct, lim.min_pct) & _surely_lt(width_pct, lim.max_pct)
+        x = close[idx]
+        inside = cand & (x >= L - a + slack) & (x <= H + a - slack)
         for name, arr in (("inside", inside), ("owns", inside & sure)):
             pick[name] = np.zeros(n, dtype=bool)
             pick[name][idx] = arr
     edges_h[idx[box]] = H[box]
     edges_l[idx[box]] = L[box]
     return possible, edges_h, edges_l
-
-
-def _validated(high, low, lb, rd, H, L, a, have, rows, m) -> tuple[np.ndarray, np.ndarray]:
-    """(validated, sure) per window, computed at `rows` (False elsewhere): >= min_touches_per_side separate
-    visits of each edge in the lookback window, with the tolerance from the ATR; validated where its last
-    bits could change a count, sure only where they cannot."""
-    need = rd.min_touches_per_side
-    validated = np.zeros(m, dtype=bool)
-    sure = np.zeros(m, dtype=bool)
-    hw = np.lib.stride_tricks.sliding_window_view(high, lb)
-    lw = np.lib.stride_tricks.sliding_window_view(low, lb)
-    for s in range(0, len(rows), _CHUNK):
-        r = rows[s:s + _CHUNK]
-        hv = have[r]
-        tol = rd.touch_tolerance_atr * np.where(hv, a[r], 0.0)
-        hh, ll = hw[r], lw[r]
-        Hs, Ls = np.where(hv, H[r], np.inf)[:, None], np.where(hv, L[r], -np.inf)[:, None]
-        lo_t, hi_t = (tol * (1 - MARGIN))[:, None], (tol * (1 + MARGIN))[:, None]
-        nt_lo, nt_hi = hh >= Hs - lo_t, hh >= Hs - hi_t
-        nb_lo, nb_hi = ll <= Ls + lo_t, ll <= Ls + hi_t
-        exact = ~((nt_lo != nt_hi) | (nb_lo != nb_hi)).any(axis=1)
-        ok = (_visits(nt_lo) >= need) & (_visits(nb_lo) >= need)
-        validated[r] = ok | ~exact
-        sure[r] = ok & exact
-    return validated, sure
