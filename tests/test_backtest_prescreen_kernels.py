@@ -92,7 +92,8 @@ def test_screens_are_the_same_with_the_plain_wilder_loop(key, monkeypatch):
         s = build_screen(cfg, sym, c, Timeframe.M5)
         r = build_range_screen(cfg, sym, c, frames, s.atr, s.entries)
         k = r.lazy.keys
-        return s.skip.tolist(), s.counts, r.ruled_out, r.owns, r.no_dynamic, k.session_possible, k.day_possible
+        return (s.skip.tolist(), s.counts, r.ruled_out.tolist(), r.owns.tolist(), r.no_dynamic.tolist(),
+                k.session_possible, k.day_possible)
 
     fast = screens()
     monkeypatch.setattr(prescreen, "_smooth", lambda x, d, a: np.array(

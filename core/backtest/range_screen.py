@@ -69,9 +69,10 @@ class LazyRanges:
         self.cols = {k: [self.frames[k][c].astype(np.float64) for c in _COLUMNS]
                      for k in dict.fromkeys((self.stf, "H1")) if k in self.frames}  # the frames candidates use
         self.atr, self.entries = atr, entries
-        # per-bar reads as Python floats (a numpy scalar read costs more than the test it feeds)
-        self._atr = np.asarray(atr, dtype=np.float64).tolist()
-        self._ents = [np.asarray(e, dtype=np.float64).tolist() for e in entries]
+        # per-bar reads as Python floats through `.item(i)` (a numpy scalar costs more than the test it feeds;
+        # a whole-series list cost more than the few thousand bars ever read)
+        self._atr = np.ascontiguousarray(atr, dtype=np.float64)
+        self._ents = [np.ascontiguousarray(e, dtype=np.float64) for e in entries]
         rd, tc = self.tcfg.range_detection, self.tcfg
         self._edge_thr = tc.entry_filters.price_edge_threshold_atr
         self._zone_frac, self._out_buf = rd.critical_zone_fraction, tc.range_invalidation.outside_buffer_atr
@@ -175,7 +176,7 @@ class LazyRanges:
         thr = self._edge_thr * m5
         inner = max((H - L) * self._zone_frac, thr) + slack
         outer = max(self._out_buf * a, thr) + slack
-        if not any(H - inner <= x <= H + outer or L - outer <= x <= L + inner for x in [e[i] for e in self._ents]):
+        if not any(H - inner <= x <= H + outer or L - outer <= x <= L + inner for x in [e.item(i) for e in self._ents]):
             return None
         return hit
 
@@ -201,7 +202,7 @@ class LazyRanges:
         only the edges, so the order changes the cost, not the answer; hence it is asked first where the
         per-bar keys know the edges (`BarKeys.session_edges`, the detector's). `admits(high, low)`: False when a
         candidate with those edges surely is not the analysis' pick or surely fails its false-range test."""
-        a = self._atr[i]
+        a = self._atr.item(i)
         if not (a > 0) or not math.isfinite(a):
             return True
         thr = self._edge_thr * a
@@ -227,7 +228,7 @@ class LazyRanges:
             slack = MARGIN * (abs(H) + abs(L) + a)
             if not any(z.upper_zone_start - slack <= x <= z.upper_zone_end + slack or abs(x - H) <= thr + slack
                        or z.lower_zone_start - slack <= x <= z.lower_zone_end + slack or abs(x - L) <= thr + slack
-                       for x in [e[i] for e in self._ents]):
+                       for x in [e.item(i) for e in self._ents]):
                 continue
             if admits is not None and not admits(H, L):
                 continue
@@ -247,14 +248,14 @@ class RangeScreen:
 
     def __init__(self, no_dynamic: np.ndarray, edges_h: np.ndarray, edges_l: np.ndarray, lazy: LazyRanges,
                  pick: dict | None = None, close: np.ndarray | None = None) -> None:
-        self.no_dynamic = no_dynamic.tolist()
-        self.edges_h, self.edges_l = edges_h.tolist(), edges_l.tolist()
+        self.no_dynamic = no_dynamic
+        self.edges_h, self.edges_l = edges_h, edges_l
         self.lazy = lazy
         self.lazy_checks = 0
         pick, n, tcfg = pick or {}, len(no_dynamic), lazy.tcfg  # the analysis' pick: see `dynamic_possible`
-        self.inside = pick.get("inside", np.zeros(n, dtype=bool)).tolist()
+        self.inside = pick.get("inside", np.zeros(n, dtype=bool))
         self.owns = pick.get("owns", np.zeros(n, dtype=bool))
-        self.close = close.tolist() if close is not None else None
+        self.close = close
         self._hour = max(1, int(3600 // Timeframe.parse(tcfg.range_detection.timeframe).seconds))
         self._most, self._buf = tcfg.false_range.max_closes_beyond_edges, tcfg.range_invalidation.outside_buffer_atr
         # bars where `could_pass` is False whatever `tradeable` says: no dynamic candidate, and neither
@@ -266,25 +267,26 @@ class RangeScreen:
             with np.errstate(invalid="ignore"):
                 ruled = (no_dynamic & np.isfinite(a) & (a > 0) & ~np.asarray(keys.session_possible)
                          & ~np.asarray(keys.day_possible))
-        self.ruled_out: list[bool] = (ruled | (no_dynamic & self.owns)).tolist()  # owns: the pick cannot pass
-        self.owns = self.owns.tolist()
+        self.ruled_out: np.ndarray = ruled | (no_dynamic & self.owns)  # owns: the pick cannot pass
 
     def could_pass(self, i: int, now: float, tradeable=None) -> bool:
-        if not self.no_dynamic[i]:
-            h, lo = self.edges_h[i], self.edges_l[i]
+        if not self.no_dynamic.item(i):
+            h, lo = self.edges_h.item(i), self.edges_l.item(i)
             if tradeable is None or not (math.isfinite(h) and math.isfinite(lo)) or tradeable(Edges(h, lo)):
                 return True
-        if self.owns[i]:
+        if self.owns.item(i):
             return False  # the dynamic range is the pick: another candidate is never the one judged
         self.lazy_checks += 1
-        return self.lazy.could_pass(i, now, tradeable, self._admits(i) if self.close is not None else None)
+        # `admits` is built only if asked: most candidates are refused by the re-entry rule before it
+        admits = None if self.close is None else lambda high, low: self._admits(i)(high, low)
+        return self.lazy.could_pass(i, now, tradeable, admits)
 
     def _admits(self, i: int):
         """`LazyRanges.could_pass`'s `admits` at bar i: a lazy candidate (high, low) can be the pick only if it
         is in the pool (inside, when the dynamic range is), and passes `detect_false_range`'s closes-beyond
         test (the last hour's closes against its edges ± the buffer of the primary ATR). Sure tests only."""
-        x, a, inside = self.close[i], self.lazy._atr[i], self.inside[i]
-        closes, buf = self.close[max(0, i - self._hour + 1):i + 1], self._buf * a
+        x, a, inside = self.close.item(i), self.lazy._atr.item(i), self.inside.item(i)
+        closes, buf = self.close[max(0, i - self._hour + 1):i + 1].tolist(), self._buf * a
 
         def admits(high: float, low: float) -> bool:
             slack = MARGIN * (abs(high) + abs(low) + a)
