@@ -100,3 +100,54 @@ def test_screens_are_the_same_with_the_plain_wilder_loop(key, monkeypatch):
         list(accumulate(x.tolist(), lambda acc, v: d * acc + a * v, initial=0.0))[1:]))
     assert screens() == fast
     assert sum(fast[0]) > 1000 and sum(fast[2]) > 1000
+
+
+def _few_touches_reference(tcfg, high, low, end, lo, H, L, fatr, rows) -> np.ndarray:
+    """`range_keys._few_touches`' definition, one row at a time on the touch bars [lo, end) themselves."""
+    from core.backtest.prescreen import MARGIN
+    from core.backtest.range_keys import _visits
+
+    rd = tcfg.range_detection
+    out = []
+    for r in rows:
+        e, s = int(end[r]), int(lo[r])
+        tol = rd.touch_tolerance_atr * fatr[e - 1]
+        hh, ll = high[s:e], low[s:e]
+        nt_lo, nt_hi = hh >= H[r] - tol * (1 - MARGIN), hh >= H[r] - tol * (1 + MARGIN)
+        nb_lo, nb_hi = ll <= L[r] + tol * (1 - MARGIN), ll <= L[r] + tol * (1 + MARGIN)
+        exact = np.array_equal(nt_lo, nt_hi) and np.array_equal(nb_lo, nb_hi)
+        few = min(_visits(nt_lo[None, :])[0], _visits(nb_lo[None, :])[0]) < rd.min_touches_per_side
+        out.append(exact and few)
+    return np.array(out, dtype=bool)
+
+
+@pytest.mark.parametrize("key", ["xau", "btc1m"])
+def test_few_touches_on_narrowed_windows_equal_the_per_row_definition(key, monkeypatch):
+    """`_few_touches` reads only each chunk's widest touch span (rows sorted by span): the same answers as the
+    per-row definition, on every row the range keys ask about (short windows at the data's start included)."""
+    import core.backtest.range_keys as range_keys
+    from core.backtest.live import LiveParts
+    from core.backtest.range_screen import build_range_screen
+
+    cfg = load_config()
+    sym, c = _series(key, 8000)
+    parts = LiveParts(cfg, sym, c, Timeframe.M5)
+    try:
+        frames = parts.frames()
+    finally:
+        parts.shutdown()
+    seen = []
+    real = range_keys._few_touches
+
+    def checked(tcfg, high, low, size, end, lo, H, L, fatr, rows):
+        got = real(tcfg, high, low, size, end, lo, H, L, fatr, rows)
+        np.testing.assert_array_equal(got, _few_touches_reference(tcfg, high, low, end, lo, H, L, fatr, rows))
+        seen.append((len(rows), int(got.sum()), int((end[rows] < size).sum())))
+        return got
+
+    monkeypatch.setattr(range_keys, "_few_touches", checked)
+    s = build_screen(cfg, sym, c, Timeframe.M5)
+    build_range_screen(cfg, sym, c, frames, s.atr, s.entries)
+    rows, few = sum(n for n, _, _ in seen), sum(f for _, f, _ in seen)
+    assert len(seen) == 2 and rows > 300 and 0 < few < rows, seen
+    assert sum(short for _, _, short in seen) > 50, seen  # windows shorter than their full size were checked

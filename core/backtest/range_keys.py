@@ -319,25 +319,30 @@ def _few_touches(tcfg, high, low, size, end, lo, H, L, fatr, rows) -> np.ndarray
     count is trusted only where the tolerance's last bits cannot change which bars are near)."""
     rd = tcfg.range_detection
     out = np.zeros(len(rows), dtype=bool)
-    # `size` NaN bars in front (never near, and before every touch window): the window ending at e is row e,
-    # also where it is shorter than `size` (e < size: the frame's first e bars)
-    pad = np.full(size, np.nan)
-    hw = np.lib.stride_tricks.sliding_window_view(np.concatenate((pad, high)), size)
-    lw = np.lib.stride_tricks.sliding_window_view(np.concatenate((pad, low)), size)
-    pos = np.arange(size)
+    # `size` NaN bars in front (never near, and before every touch window), so a window may start before the
+    # frame's first bar (e < size: the frame's first e bars). Rows go by their touch span, narrowest first, and
+    # each chunk reads only the last W bars of its windows (W: its widest span): the bars before a touch
+    # window are masked out anyway, and leading non-near bars change no visit count.
+    ph, pl = (np.concatenate((np.full(size, np.nan), x)) for x in (high, low))
+    span = end[rows] - lo[rows]
+    order = np.argsort(span, kind="stable")
+    need = rd.min_touches_per_side
     for s in range(0, len(rows), 4096):
-        r = rows[s:s + 4096]
+        q = order[s:s + 4096]
+        r = rows[q]
         e = end[r]
-        inside = pos[None, :] >= (lo[r] - (e - size))[:, None]
+        w = max(1, int(span[q].max()))
+        start = e - w + size  # in the padded arrays
+        inside = np.arange(w)[None, :] >= (lo[r] - (e - w))[:, None]
         tol = rd.touch_tolerance_atr * fatr[e - 1]
         lo_t, hi_t = (tol * (1 - MARGIN))[:, None], (tol * (1 + MARGIN))[:, None]
-        hh, ll = hw[e], lw[e]
+        hh = np.lib.stride_tricks.sliding_window_view(ph, w)[start]
+        ll = np.lib.stride_tricks.sliding_window_view(pl, w)[start]
         Hs, Ls = H[r][:, None], L[r][:, None]
         nt_lo, nt_hi = (hh >= Hs - lo_t) & inside, (hh >= Hs - hi_t) & inside
         nb_lo, nb_hi = (ll <= Ls + lo_t) & inside, (ll <= Ls + hi_t) & inside
         exact = ~(np.any(nt_lo != nt_hi, axis=1) | np.any(nb_lo != nb_hi, axis=1))
-        need = rd.min_touches_per_side
-        out[s:s + 4096] = exact & ((_visits(nt_lo) < need) | (_visits(nb_lo) < need))
+        out[q] = exact & ((_visits(nt_lo) < need) | (_visits(nb_lo) < need))
     return out
 
 
