@@ -93,7 +93,7 @@ def test_screens_are_the_same_with_the_plain_wilder_loop(key, monkeypatch):
         r = build_range_screen(cfg, sym, c, frames, s.atr, s.entries)
         k = r.lazy.keys
         return (s.skip.tolist(), s.counts, r.ruled_out.tolist(), r.owns.tolist(), r.no_dynamic.tolist(),
-                k.session_possible, k.day_possible)
+                k.session_possible.tolist(), k.day_possible.tolist())
 
     fast = screens()
     monkeypatch.setattr(prescreen, "_smooth", lambda x, d, a: np.array(

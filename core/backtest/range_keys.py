@@ -49,12 +49,14 @@ class Edges:
 
 @dataclass
 class BarKeys:
-    nows: list[float]  # close time of each primary bar: the keys hold only when asked at that instant
-    end: dict[str, list[int]]  # per frame: bars closed at now
-    win_start: list[float] | None  # the session window the detector uses at now (None: no such session)
-    win_end: list[float] | None
-    session_possible: list[bool] | None  # False: surely not one `_candidate` returns, or not the pick (`_Pick`)
-    day_possible: list[bool] | None  # the same for the previous day's range
+    """Arrays per primary bar, read with `.item(i)` (Python scalars) at the few thousand bars a run asks."""
+
+    nows: np.ndarray  # close time of each primary bar: the keys hold only when asked at that instant
+    end: dict[str, np.ndarray]  # per frame: bars closed at now
+    win_start: np.ndarray | None  # the session window the detector uses at now (None: no such session)
+    win_end: np.ndarray | None
+    session_possible: np.ndarray | None  # False: surely not one `_candidate` returns, or not the pick (`_Pick`)
+    day_possible: np.ndarray | None  # the same for the previous day's range
     # where possible: the candidate's edges, which are the detector's own if it finds the candidate there
     session_edges: dict[int, Edges] = field(default_factory=dict)
     day_edges: dict[int, Edges] = field(default_factory=dict)
@@ -173,14 +175,13 @@ def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.
         secs = Timeframe.parse(tf).seconds
         end[tf] = np.searchsorted(arr["time"].astype(np.int64), np.floor(nows - secs).astype(np.int64),
                                   side="right")
-    ends = {k: v.tolist() for k, v in end.items()}
     day_possible, day_edges = None, {}
     if "H1" in frames:
         dp, dh, dl = _previous_day_possible(tcfg, frames["H1"], sizes["H1"], end["H1"], nows, atr, entries, pick)
-        day_possible, day_edges = dp.tolist(), _edges_at(dp, dh, dl)
+        day_possible, day_edges = dp, _edges_at(dp, dh, dl)
     definition = tcfg.sessions.definitions.get(rd.session_range)
     if definition is None or stf not in frames:
-        return BarKeys(nows.tolist(), ends, None, None, None, day_possible, {}, day_edges)
+        return BarKeys(nows, end, None, None, None, day_possible, {}, day_edges)
     ws, we = session_windows(rd.session_range, definition, nows - 1.0)
     f = frames[stf]
     times = f["time"].astype(np.float64)
@@ -190,7 +191,7 @@ def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.
     # `_session_edges`: fewer than max(3, one hour of) bars inside the session -> no range, whatever the ATR
     empty = hi - lo < max(3, int(3600 // Timeframe.parse(stf).seconds))
     possible, sh, sl = _candidate_possible(tcfg, f, sizes[stf], end[stf], lo, hi, lo, empty, atr, entries, pick)
-    return BarKeys(nows.tolist(), ends, ws.tolist(), we.tolist(), possible.tolist(), day_possible,
+    return BarKeys(nows, end, ws, we, possible, day_possible,
                    _edges_at(possible, sh, sl), day_edges)
 
 

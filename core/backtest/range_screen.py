@@ -110,12 +110,12 @@ class LazyRanges:
     def _key(self, kind: str, now: float, i: int) -> tuple | None:
         """The cache key of a candidate at bar i: what it depends on (None: no session so named)."""
         keys = self.keys
-        if keys is not None and keys.nows[i] == now:
+        if keys is not None and keys.nows.item(i) == now:
             if kind == "session":
                 if keys.win_start is None:
                     return self._slow_key(kind, now)
-                return (kind, keys.end[self.stf][i], keys.win_start[i], keys.win_end[i])
-            return (kind, keys.end["H1"][i], math.floor(now / 86400.0))
+                return (kind, keys.end[self.stf].item(i), keys.win_start.item(i), keys.win_end.item(i))
+            return (kind, keys.end["H1"].item(i), math.floor(now / 86400.0))
         return self._slow_key(kind, now)
 
     def _slow_key(self, kind: str, now: float) -> tuple | None:
@@ -148,7 +148,7 @@ class LazyRanges:
         tf = self.stf if kind == "session" else "H1"
         out = None
         keys = self.keys
-        _, bars = self._window(tf, now, keys.end[tf][i] if keys is not None and keys.nows[i] == now else None)
+        _, bars = self._window(tf, now, keys.end[tf].item(i) if keys is not None and keys.nows.item(i) == now else None)
         # edges and width first: they do not need the ATR, and a candidate failing them is None either way
         det = self.detector
         found = det._session_edges(bars, now) if kind == "session" else det._previous_day_edges(bars, now)
@@ -207,12 +207,12 @@ class LazyRanges:
             return True
         thr = self._edge_thr * a
         keys = self.keys
-        if keys is not None and keys.nows[i] != now:
+        if keys is not None and keys.nows.item(i) != now:
             keys = None  # the per-bar inputs hold at the bar's close only
         for kind in ("session", "previous_day"):
             if keys is not None:
                 possible = keys.session_possible if kind == "session" else keys.day_possible
-                if possible is not None and not possible[i]:
+                if possible is not None and not possible.item(i):
                     continue  # `_candidate` would return None (core.backtest.range_keys)
                 # the re-entry rule first when the edges are known: it reads nothing else, and most candidates
                 # near an edge are the range just traded, whose detector work is then not needed
