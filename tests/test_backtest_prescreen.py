@@ -189,6 +189,7 @@ def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_cand
     definition = tcfg.sessions.definitions[name]
     sizes = window_sizes(tcfg)
     ruled_out = {"session": 0, "previous_day": 0}
+    short = {"session": 0, "previous_day": 0}  # ruled out on a window shorter than its full size (data start)
     for i in range(0, len(c) - 1):
         now = float(c["time"][i]) + 300
         assert keys.nows[i] == now
@@ -206,9 +207,12 @@ def test_precomputed_range_keys_equal_the_live_ones_and_rule_out_only_empty_cand
         for kind, possible in (("session", keys.session_possible), ("previous_day", keys.day_possible)):
             if not possible[i]:
                 ruled_out[kind] += 1
+                tf = lazy.stf if kind == "session" else "H1"
+                short[kind] += keys.end[tf][i] < sizes[tf]
                 cand = lazy._candidate(kind, now, i, m5)  # none, or one the analysis would not judge
                 assert cand is None or not ranges._admits(i)(cand.range_high, cand.range_low), (kind, i)
     assert min(ruled_out.values()) > 1000, ruled_out  # it must be ruling out a good share of bars
+    assert min(short.values()) > 200, short
     # the bars the engine skips without asking the screen: the screen says no there, re-entry rule or not
     never = [i for i in range(len(c) - 1) if ranges.ruled_out[i]]
     assert len(never) > 1000

@@ -161,7 +161,7 @@ class BacktestEngine:
             if self.screen is not None and self.screen.atr is not None:
                 self.ranges = build_range_screen(self.cfg, self.spec.symbol, c, parts.frames(), self.screen.atr,
                                                  self.screen.entries)
-        skip = self.screen.skip.tolist() if self.screen is not None else None
+        skip = self.screen.skip if self.screen is not None else None
         ruled_out = self.ranges.ruled_out if self.ranges is not None else None
         self.screen_seconds = _time.perf_counter() - t_screen
         times = self._times = c["time"].tolist()
@@ -175,7 +175,7 @@ class BacktestEngine:
         # leave to the analysis (a replay: a signal bar). The flat bars in between are jumped over and
         # counted off the screens' arrays: the per-bar loop over them did nothing but that count.
         n = len(c)
-        sk = np.asarray(skip, dtype=bool) if skip is not None else np.zeros(n, dtype=bool)
+        sk = np.array(skip, dtype=bool) if skip is not None else np.zeros(n, dtype=bool)  # a copy: zeroed below
         ro = (np.asarray(ruled_out, dtype=bool) & ~sk) if ruled_out is not None else np.zeros(n, dtype=bool)
         if replay is not None:
             todo = sorted(k for k in replay if first <= k <= last)
@@ -183,8 +183,8 @@ class BacktestEngine:
             ro[:] = False
         else:
             todo = (np.flatnonzero(~(sk | ro)[first:last + 1]) + first).tolist()
-        cum_sk = np.concatenate(([0], np.cumsum(sk))).tolist()
-        cum_ro = np.concatenate(([0], np.cumsum(ro))).tolist()
+        cum_sk = np.concatenate(([0], np.cumsum(sk)))  # read at the jumps only (`.item`: Python ints)
+        cum_ro = np.concatenate(([0], np.cumsum(ro)))
         shown = -1
         i = first
         while i <= last:
@@ -211,8 +211,8 @@ class BacktestEngine:
             if not parts.has_open():
                 k = bisect_right(todo, i)
                 nxt = todo[k] if k < len(todo) else last + 1
-                self.prescreened += cum_sk[nxt] - cum_sk[i + 1]
-                self.range_screened += cum_ro[nxt] - cum_ro[i + 1]
+                self.prescreened += cum_sk.item(nxt) - cum_sk.item(i + 1)
+                self.range_screened += cum_ro.item(nxt) - cum_ro.item(i + 1)
             if progress and (nxt - 1 - first) // report_every != shown:
                 shown = (nxt - 1 - first) // report_every
                 progress(nxt - 1 - first, total)  # bars up to nxt-1 are done (the jumped ones had nothing to do)

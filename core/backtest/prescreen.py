@@ -24,8 +24,8 @@ are simply analysed.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from itertools import accumulate
 
 import numpy as np
 
@@ -68,8 +68,7 @@ def windowed_wilder(x_first: np.ndarray, x: np.ndarray, period: int, window: int
         return out
     a = 1.0 / period
     d = 1.0 - a
-    # the recursion in Python floats, one list out (the same float ops in the same order as an explicit loop)
-    f = np.array(list(accumulate(x.tolist(), lambda acc, v: d * acc + a * v, initial=0.0))[1:])
+    f = _smooth(x, d, a)
     c = np.concatenate(([0.0], np.cumsum(x)))
     if partial:  # windows starting at the first value: m = i - period + 1 steps after the seed
         i = np.arange(period - 1, min(window - 1, n))
@@ -81,6 +80,43 @@ def windowed_wilder(x_first: np.ndarray, x: np.ndarray, period: int, window: int
     seed = (x_first[s] + (c[s + period] - c[s + 1])) / period
     m = window - period
     out[window - 1:] = f[s + window - 1] + d**m * (seed - f[s + period - 1])
+    return out
+
+
+def _smooth(x: np.ndarray, d: float, a: float) -> np.ndarray:
+    """F_i = d F_(i-1) + a x_i from F_(-1) = 0, block-wise: the recursion runs down the columns of a
+    (block length, blocks) table, all blocks at once from zero, then each block adds d^(k+1) times the
+    end of the blocks before it (a short scalar recursion over the blocks). Equal to the plain loop
+    to the last bits (the carries are sums of the same terms, added in another order)."""
+    n = len(x)
+    if n == 0:
+        return np.zeros(0)
+    b = max(1, math.isqrt(n))
+    nb = -(-n // b)
+    col = np.zeros(b * nb)
+    col[:n] = x
+    col = (a * col).reshape(nb, b).T.copy()  # row k: the k-th value of every block
+    acc = np.zeros(nb)
+    for k in range(b):
+        acc = d * acc + col[k]
+        col[k] = acc
+    carry, c = [0.0] * nb, 0.0
+    db = d**b
+    for j, end in enumerate(col[b - 1].tolist()):  # F at the end of block j-1, for block j
+        carry[j] = c
+        c = end + db * c
+    col += d ** np.arange(1, b + 1)[:, None] * np.array(carry)[None, :]
+    return col.T.ravel()[:n]
+
+
+def trailing_slopes(close: np.ndarray, lb: int) -> np.ndarray:
+    """Least-squares slope (per bar) of every trailing window of `lb` closes, NaN before the first, as
+    `detect_false_range` computes it (to rounding). One correlation with the centred x: sum(x) == 0, so the
+    mean (or any constant, here the first close, which keeps the terms small) does not change the dot."""
+    out = np.full(len(close), np.nan)
+    if len(close) >= lb >= 2:
+        x = np.arange(lb, dtype=np.float64) - (lb - 1) / 2.0
+        out[lb - 1:] = np.correlate(close - close[0], x, "valid") / float(np.dot(x, x))
     return out
 
 
@@ -143,14 +179,7 @@ def build_screen(cfg: AppConfig, symbol: str, candles: np.ndarray, timeframe: Ti
     lb = min(rd.lookback_bars, window)
     slope = np.full(n, np.nan)
     if lb >= 3:
-        x = np.arange(lb, dtype=np.float64) - (lb - 1) / 2.0
-        xx = float(np.dot(x, x))
-        win = np.lib.stride_tricks.sliding_window_view(close, lb)
-        num = np.empty(len(win))
-        for a in range(0, len(win), 16384):  # chunks: a centred copy of every window at once is large
-            w = win[a:a + 16384]
-            num[a:a + 16384] = (w - w[:, :1]) @ x  # sum(x) == 0, so centring does not change the dot
-        slope[lb - 1:] = num / xx
+        slope = trailing_slopes(close, lb)
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = np.where(ok_atr, slope / atr, np.nan)
     trend = _surely_gt(np.abs(slope), fr.max_trend_slope_atr) & full & ok_atr
@@ -191,4 +220,4 @@ def describe(screen: Screen | None) -> str:
     return ", ".join(f"{k} {v}" for k, v in screen.counts.items()) if screen.counts else "nothing screened"
 
 
-__all__ = ["MARGIN", "Screen", "build_screen", "describe", "windowed_wilder"]
+__all__ = ["MARGIN", "Screen", "build_screen", "describe", "trailing_slopes", "windowed_wilder"]

@@ -17,8 +17,9 @@ most of the screen's time. So, per bar, once:
   than two separate touches, or it surely is not the analysis' passing pick (`_Pick`). Edges are exact (max / min of the same bars). The window's ATR is the
   closed form of `core.backtest.prescreen.windowed_wilder`, equal to the detector's `atr_last` but
   for the last bits, so the reach uses it `MARGIN` larger and a touch count is trusted only where
-  the tolerance's last bits cannot change it: every doubt errs towards running the detector. Where
-  the window is shorter than its full size or the ATR is not positive, nothing is ruled out.
+  the tolerance's last bits cannot change it: every doubt errs towards running the detector. A window
+  shorter than its full size (early in the data) is the frame's first bars, with their ATR (the partial
+  windows of `windowed_wilder`); where that ATR is unknown or not positive only the width is tested.
 
 Look-ahead: at bar i everything reads the frame's bars closed by the close of bar i (indices below
 `end[tf][i]`, within the analysis' window), the quote then (`entries`, as `core.backtest.prescreen`)
@@ -27,7 +28,7 @@ the live functions and that the exact path finds no candidate wherever one is ru
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,14 +39,43 @@ from core.domain.timeframes import Timeframe
 _DAY = 86400.0
 
 
+@dataclass(frozen=True)
+class Edges:
+    """A candidate's edges: all the re-entry rule (`check_reentry_allowed`) reads of a range."""
+
+    range_high: float
+    range_low: float
+
+
 @dataclass
 class BarKeys:
-    nows: list[float]  # close time of each primary bar: the keys hold only when asked at that instant
-    end: dict[str, list[int]]  # per frame: bars closed at now
-    win_start: list[float] | None  # the session window the detector uses at now (None: no such session)
-    win_end: list[float] | None
-    session_possible: list[bool] | None  # False: surely not one `_candidate` returns, or not the pick (`_Pick`)
-    day_possible: list[bool] | None  # the same for the previous day's range
+    """Arrays per primary bar, read with `.item(i)` (Python scalars) at the few thousand bars a run asks."""
+
+    nows: np.ndarray  # close time of each primary bar: the keys hold only when asked at that instant
+    end: dict[str, np.ndarray]  # per frame: bars closed at now
+    win_start: np.ndarray | None  # the session window the detector uses at now (None: no such session)
+    win_end: np.ndarray | None
+    session_possible: np.ndarray | None  # False: surely not one `_candidate` returns, or not the pick (`_Pick`)
+    day_possible: np.ndarray | None  # the same for the previous day's range
+    # where possible: the candidate's edges, which are the detector's own if it finds the candidate there
+    session_edges: dict[int, Edges] = field(default_factory=dict)
+    day_edges: dict[int, Edges] = field(default_factory=dict)
+
+
+def _edges_at(possible: np.ndarray, H: np.ndarray | None, L: np.ndarray | None) -> dict[int, Edges]:
+    """{bar: Edges} where the candidate is possible (one object per distinct pair: the bars of one frame bar
+    share it)."""
+    if H is None or L is None:
+        return {}
+    idx = np.flatnonzero(possible & np.isfinite(H) & np.isfinite(L))
+    made: dict[tuple[float, float], Edges] = {}
+    out = {}
+    for i, h, lo in zip(idx.tolist(), H[idx].tolist(), L[idx].tolist(), strict=True):
+        e = made.get((h, lo))
+        if e is None:
+            e = made[(h, lo)] = Edges(h, lo)
+        out[i] = e
+    return out
 
 
 def session_windows(name: str, definition, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,14 +175,13 @@ def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.
         secs = Timeframe.parse(tf).seconds
         end[tf] = np.searchsorted(arr["time"].astype(np.int64), np.floor(nows - secs).astype(np.int64),
                                   side="right")
-    ends = {k: v.tolist() for k, v in end.items()}
-    day_possible = None
+    day_possible, day_edges = None, {}
     if "H1" in frames:
-        day_possible = _previous_day_possible(tcfg, frames["H1"], sizes["H1"], end["H1"], nows, atr, entries,
-                                              pick).tolist()
+        dp, dh, dl = _previous_day_possible(tcfg, frames["H1"], sizes["H1"], end["H1"], nows, atr, entries, pick)
+        day_possible, day_edges = dp, _edges_at(dp, dh, dl)
     definition = tcfg.sessions.definitions.get(rd.session_range)
     if definition is None or stf not in frames:
-        return BarKeys(nows.tolist(), ends, None, None, None, day_possible)
+        return BarKeys(nows, end, None, None, None, day_possible, {}, day_edges)
     ws, we = session_windows(rd.session_range, definition, nows - 1.0)
     f = frames[stf]
     times = f["time"].astype(np.float64)
@@ -161,12 +190,13 @@ def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.
     hi = np.minimum(end[stf], np.searchsorted(times, we, side="left"))
     # `_session_edges`: fewer than max(3, one hour of) bars inside the session -> no range, whatever the ATR
     empty = hi - lo < max(3, int(3600 // Timeframe.parse(stf).seconds))
-    possible = _candidate_possible(tcfg, f, sizes[stf], end[stf], lo, hi, lo, empty, atr, entries, pick)
-    return BarKeys(nows.tolist(), ends, ws.tolist(), we.tolist(), possible.tolist(), day_possible)
+    possible, sh, sl = _candidate_possible(tcfg, f, sizes[stf], end[stf], lo, hi, lo, empty, atr, entries, pick)
+    return BarKeys(nows, end, ws, we, possible, day_possible,
+                   _edges_at(possible, sh, sl), day_edges)
 
 
 def _previous_day_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, nows: np.ndarray, atr: np.ndarray,
-                           entries: list[np.ndarray], pick: _Pick | None = None) -> np.ndarray:
+                           entries: list[np.ndarray], pick: _Pick | None = None) -> tuple:
     """`RangeBoundaryDetector._previous_day_edges` on the H1 window [b0, end) at each bar, as index spans of
     the frame: the last day before today with at least `need` bars (up to five steps back), same steps."""
     times = f["time"].astype(np.float64)
@@ -216,25 +246,28 @@ def previous_day_spans(times: np.ndarray, s: np.ndarray, t: np.ndarray, need: in
 
 def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                         tlo: np.ndarray, empty: np.ndarray, atr: np.ndarray, entries: list[np.ndarray],
-                        pick: _Pick | None = None) -> np.ndarray:
+                        pick: _Pick | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Per bar: could `LazyRanges._candidate` return this candidate, whose edges are the extremes of frame
-    bars [lo, hi) and whose touch bars are [tlo, end)? False where `empty` (the detector finds no edges)."""
+    bars [lo, hi) and whose touch bars are [tlo, end)? False where `empty` (the detector finds no edges).
+    Also those extremes (high, low), NaN where [lo, hi) is empty."""
     rd, ef, inv = tcfg.range_detection, tcfg.entry_filters, tcfg.range_invalidation
     high, low, close = (f[k].astype(np.float64) for k in ("high", "low", "close"))
     period = tcfg.effective_atr.atr_period
     possible = ~empty
-    if len(f) < size or size < period:
-        return possible
+    if size < period or len(f) == 0:
+        return possible, None, None
     hl = high - low
     tr = hl.copy()
     tr[1:] = np.maximum(tr[1:], np.maximum(np.abs(high[1:] - close[:-1]), np.abs(low[1:] - close[:-1])))
-    fatr = windowed_wilder(hl, tr, period, size)
+    # partial: a window shorter than its full size (the frame's first `end` bars, early in the data) has
+    # the ATR of those bars, as `atr_last` on the short window `Bars.closed_window` cuts there
+    fatr = windowed_wilder(hl, tr, period, size, partial=True)
     H = _range_extreme(high, lo, hi, np.maximum)
     L = _range_extreme(low, lo, hi, np.minimum)
-    a = np.where(end >= size, fatr[np.maximum(end - 1, 0)], np.nan) * (1 + MARGIN)
+    a = np.where(end >= 1, fatr[np.maximum(end - 1, 0)], np.nan) * (1 + MARGIN)
     m5 = np.asarray(atr, dtype=np.float64)
-    known = (~empty & (end >= size) & np.isfinite(a) & (a > 0) & np.isfinite(m5) & (m5 > 0) & np.isfinite(H)
-             & np.isfinite(L))
+    edges = ~empty & np.isfinite(H) & np.isfinite(L)
+    known = edges & np.isfinite(a) & (a > 0) & np.isfinite(m5) & (m5 > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mid = (H + L) / 2.0
         wp = np.where(mid != 0, (H - L) / mid * 100.0, 0.0)
@@ -249,13 +282,14 @@ def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.
             x = np.asarray(e, dtype=np.float64)
             near |= ((H - inner <= x) & (x <= H + outer)) | ((L - outer <= x) & (x <= L + inner))
         unpicked = pick.rules_out(H, L, m5, slack) if pick is not None else np.zeros(len(end), dtype=bool)
-    ruled_out = known & (bad_width | ~near | unpicked)
+    # the width test comes before the ATR in `LazyRanges._prepared`: it needs the edges only
+    ruled_out = (known & (~near | unpicked)) | (edges & bad_width)
     rows = np.flatnonzero(known & ~ruled_out)
     # the count depends on (end, tlo, lo, hi) only: the bars of one M15 / H1 bar share it
     first, back = _unique_rows([end[rows], tlo[rows], lo[rows], hi[rows]])
     ruled_out[rows] |= _few_touches(tcfg, high, low, size, end, tlo, H, L, fatr, rows[first])[back]
     possible[ruled_out] = False
-    return possible
+    return possible, H, L
 
 
 class _Pick:
@@ -286,22 +320,30 @@ def _few_touches(tcfg, high, low, size, end, lo, H, L, fatr, rows) -> np.ndarray
     count is trusted only where the tolerance's last bits cannot change which bars are near)."""
     rd = tcfg.range_detection
     out = np.zeros(len(rows), dtype=bool)
-    hw = np.lib.stride_tricks.sliding_window_view(high, size)
-    lw = np.lib.stride_tricks.sliding_window_view(low, size)
-    pos = np.arange(size)
+    # `size` NaN bars in front (never near, and before every touch window), so a window may start before the
+    # frame's first bar (e < size: the frame's first e bars). Rows go by their touch span, narrowest first, and
+    # each chunk reads only the last W bars of its windows (W: its widest span): the bars before a touch
+    # window are masked out anyway, and leading non-near bars change no visit count.
+    ph, pl = (np.concatenate((np.full(size, np.nan), x)) for x in (high, low))
+    span = end[rows] - lo[rows]
+    order = np.argsort(span, kind="stable")
+    need = rd.min_touches_per_side
     for s in range(0, len(rows), 4096):
-        r = rows[s:s + 4096]
+        q = order[s:s + 4096]
+        r = rows[q]
         e = end[r]
-        inside = pos[None, :] >= (lo[r] - (e - size))[:, None]
+        w = max(1, int(span[q].max()))
+        start = e - w + size  # in the padded arrays
+        inside = np.arange(w)[None, :] >= (lo[r] - (e - w))[:, None]
         tol = rd.touch_tolerance_atr * fatr[e - 1]
         lo_t, hi_t = (tol * (1 - MARGIN))[:, None], (tol * (1 + MARGIN))[:, None]
-        hh, ll = hw[e - size], lw[e - size]
+        hh = np.lib.stride_tricks.sliding_window_view(ph, w)[start]
+        ll = np.lib.stride_tricks.sliding_window_view(pl, w)[start]
         Hs, Ls = H[r][:, None], L[r][:, None]
         nt_lo, nt_hi = (hh >= Hs - lo_t) & inside, (hh >= Hs - hi_t) & inside
         nb_lo, nb_hi = (ll <= Ls + lo_t) & inside, (ll <= Ls + hi_t) & inside
         exact = ~(np.any(nt_lo != nt_hi, axis=1) | np.any(nb_lo != nb_hi, axis=1))
-        need = rd.min_touches_per_side
-        out[s:s + 4096] = exact & ((_visits(nt_lo) < need) | (_visits(nb_lo) < need))
+        out[q] = exact & ((_visits(nt_lo) < need) | (_visits(nb_lo) < need))
     return out
 
 

@@ -32,7 +32,6 @@ Look-ahead: everything at bar i reads bars closed by its close (and the quote th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,7 +40,7 @@ from core.analysis.range.detector import RangeBoundaryDetector, count_touches
 from core.analysis.range.lastvalues import atr_last
 from core.backtest.prescreen import MARGIN
 from core.backtest.range_dynamic import dynamic_possible
-from core.backtest.range_keys import BarKeys, build_bar_keys
+from core.backtest.range_keys import BarKeys, Edges, build_bar_keys
 from core.config.model import AppConfig
 from core.domain.models import NoRange, RangeStructure
 from core.domain.sessions import window_containing_or_before
@@ -70,9 +69,10 @@ class LazyRanges:
         self.cols = {k: [self.frames[k][c].astype(np.float64) for c in _COLUMNS]
                      for k in dict.fromkeys((self.stf, "H1")) if k in self.frames}  # the frames candidates use
         self.atr, self.entries = atr, entries
-        # per-bar reads as Python floats (a numpy scalar read costs more than the test it feeds)
-        self._atr = np.asarray(atr, dtype=np.float64).tolist()
-        self._ents = [np.asarray(e, dtype=np.float64).tolist() for e in entries]
+        # per-bar reads as Python floats through `.item(i)` (a numpy scalar costs more than the test it feeds;
+        # a whole-series list cost more than the few thousand bars ever read)
+        self._atr = np.ascontiguousarray(atr, dtype=np.float64)
+        self._ents = [np.ascontiguousarray(e, dtype=np.float64) for e in entries]
         rd, tc = self.tcfg.range_detection, self.tcfg
         self._edge_thr = tc.entry_filters.price_edge_threshold_atr
         self._zone_frac, self._out_buf = rd.critical_zone_fraction, tc.range_invalidation.outside_buffer_atr
@@ -110,12 +110,12 @@ class LazyRanges:
     def _key(self, kind: str, now: float, i: int) -> tuple | None:
         """The cache key of a candidate at bar i: what it depends on (None: no session so named)."""
         keys = self.keys
-        if keys is not None and keys.nows[i] == now:
+        if keys is not None and keys.nows.item(i) == now:
             if kind == "session":
                 if keys.win_start is None:
                     return self._slow_key(kind, now)
-                return (kind, keys.end[self.stf][i], keys.win_start[i], keys.win_end[i])
-            return (kind, keys.end["H1"][i], math.floor(now / 86400.0))
+                return (kind, keys.end[self.stf].item(i), keys.win_start.item(i), keys.win_end.item(i))
+            return (kind, keys.end["H1"].item(i), math.floor(now / 86400.0))
         return self._slow_key(kind, now)
 
     def _slow_key(self, kind: str, now: float) -> tuple | None:
@@ -148,7 +148,7 @@ class LazyRanges:
         tf = self.stf if kind == "session" else "H1"
         out = None
         keys = self.keys
-        _, bars = self._window(tf, now, keys.end[tf][i] if keys is not None and keys.nows[i] == now else None)
+        _, bars = self._window(tf, now, keys.end[tf].item(i) if keys is not None and keys.nows.item(i) == now else None)
         # edges and width first: they do not need the ATR, and a candidate failing them is None either way
         det = self.detector
         found = det._session_edges(bars, now) if kind == "session" else det._previous_day_edges(bars, now)
@@ -176,7 +176,7 @@ class LazyRanges:
         thr = self._edge_thr * m5
         inner = max((H - L) * self._zone_frac, thr) + slack
         outer = max(self._out_buf * a, thr) + slack
-        if not any(H - inner <= x <= H + outer or L - outer <= x <= L + inner for x in [e[i] for e in self._ents]):
+        if not any(H - inner <= x <= H + outer or L - outer <= x <= L + inner for x in [e.item(i) for e in self._ents]):
             return None
         return hit
 
@@ -199,20 +199,26 @@ class LazyRanges:
         of an edge) and is allowed by `tradeable`. The range itself is built last, once the cheap tests
         pass: its edges are the prepared ones and its zones are `calculate_critical_gaps` of those edges
         and the window's ATR (as `RangeBoundaryDetector._build` makes them), and the re-entry rule reads
-        only the edges, so the order changes the cost, not the answer. `admits(high, low)`: False when a
+        only the edges, so the order changes the cost, not the answer; hence it is asked first where the
+        per-bar keys know the edges (`BarKeys.session_edges`, the detector's). `admits(high, low)`: False when a
         candidate with those edges surely is not the analysis' pick or surely fails its false-range test."""
-        a = self._atr[i]
+        a = self._atr.item(i)
         if not (a > 0) or not math.isfinite(a):
             return True
         thr = self._edge_thr * a
         keys = self.keys
-        if keys is not None and keys.nows[i] != now:
+        if keys is not None and keys.nows.item(i) != now:
             keys = None  # the per-bar inputs hold at the bar's close only
         for kind in ("session", "previous_day"):
             if keys is not None:
                 possible = keys.session_possible if kind == "session" else keys.day_possible
-                if possible is not None and not possible[i]:
+                if possible is not None and not possible.item(i):
                     continue  # `_candidate` would return None (core.backtest.range_keys)
+                # the re-entry rule first when the edges are known: it reads nothing else, and most candidates
+                # near an edge are the range just traded, whose detector work is then not needed
+                edges = (keys.session_edges if kind == "session" else keys.day_edges).get(i)
+                if edges is not None and tradeable is not None and not tradeable(edges):
+                    continue
             hit = self._near(kind, now, i, a)
             if hit is None or hit[4] is None:  # nothing near, or built before and invalid
                 continue
@@ -222,7 +228,7 @@ class LazyRanges:
             slack = MARGIN * (abs(H) + abs(L) + a)
             if not any(z.upper_zone_start - slack <= x <= z.upper_zone_end + slack or abs(x - H) <= thr + slack
                        or z.lower_zone_start - slack <= x <= z.lower_zone_end + slack or abs(x - L) <= thr + slack
-                       for x in [e[i] for e in self._ents]):
+                       for x in [e.item(i) for e in self._ents]):
                 continue
             if admits is not None and not admits(H, L):
                 continue
@@ -231,14 +237,6 @@ class LazyRanges:
             if self._built(hit, kind, now) is not None:
                 return True
         return False
-
-
-@dataclass(frozen=True)
-class Edges:
-    """A candidate's edges: all the re-entry rule (`check_reentry_allowed`) reads of a range."""
-
-    range_high: float
-    range_low: float
 
 
 class RangeScreen:
@@ -250,14 +248,14 @@ class RangeScreen:
 
     def __init__(self, no_dynamic: np.ndarray, edges_h: np.ndarray, edges_l: np.ndarray, lazy: LazyRanges,
                  pick: dict | None = None, close: np.ndarray | None = None) -> None:
-        self.no_dynamic = no_dynamic.tolist()
-        self.edges_h, self.edges_l = edges_h.tolist(), edges_l.tolist()
+        self.no_dynamic = no_dynamic
+        self.edges_h, self.edges_l = edges_h, edges_l
         self.lazy = lazy
         self.lazy_checks = 0
         pick, n, tcfg = pick or {}, len(no_dynamic), lazy.tcfg  # the analysis' pick: see `dynamic_possible`
-        self.inside = pick.get("inside", np.zeros(n, dtype=bool)).tolist()
+        self.inside = pick.get("inside", np.zeros(n, dtype=bool))
         self.owns = pick.get("owns", np.zeros(n, dtype=bool))
-        self.close = close.tolist() if close is not None else None
+        self.close = close
         self._hour = max(1, int(3600 // Timeframe.parse(tcfg.range_detection.timeframe).seconds))
         self._most, self._buf = tcfg.false_range.max_closes_beyond_edges, tcfg.range_invalidation.outside_buffer_atr
         # bars where `could_pass` is False whatever `tradeable` says: no dynamic candidate, and neither
@@ -269,25 +267,26 @@ class RangeScreen:
             with np.errstate(invalid="ignore"):
                 ruled = (no_dynamic & np.isfinite(a) & (a > 0) & ~np.asarray(keys.session_possible)
                          & ~np.asarray(keys.day_possible))
-        self.ruled_out: list[bool] = (ruled | (no_dynamic & self.owns)).tolist()  # owns: the pick cannot pass
-        self.owns = self.owns.tolist()
+        self.ruled_out: np.ndarray = ruled | (no_dynamic & self.owns)  # owns: the pick cannot pass
 
     def could_pass(self, i: int, now: float, tradeable=None) -> bool:
-        if not self.no_dynamic[i]:
-            h, lo = self.edges_h[i], self.edges_l[i]
+        if not self.no_dynamic.item(i):
+            h, lo = self.edges_h.item(i), self.edges_l.item(i)
             if tradeable is None or not (math.isfinite(h) and math.isfinite(lo)) or tradeable(Edges(h, lo)):
                 return True
-        if self.owns[i]:
+        if self.owns.item(i):
             return False  # the dynamic range is the pick: another candidate is never the one judged
         self.lazy_checks += 1
-        return self.lazy.could_pass(i, now, tradeable, self._admits(i) if self.close is not None else None)
+        # `admits` is built only if asked: most candidates are refused by the re-entry rule before it
+        admits = None if self.close is None else lambda high, low: self._admits(i)(high, low)
+        return self.lazy.could_pass(i, now, tradeable, admits)
 
     def _admits(self, i: int):
         """`LazyRanges.could_pass`'s `admits` at bar i: a lazy candidate (high, low) can be the pick only if it
         is in the pool (inside, when the dynamic range is), and passes `detect_false_range`'s closes-beyond
         test (the last hour's closes against its edges ± the buffer of the primary ATR). Sure tests only."""
-        x, a, inside = self.close[i], self.lazy._atr[i], self.inside[i]
-        closes, buf = self.close[max(0, i - self._hour + 1):i + 1], self._buf * a
+        x, a, inside = self.close.item(i), self.lazy._atr.item(i), self.inside.item(i)
+        closes, buf = self.close[max(0, i - self._hour + 1):i + 1].tolist(), self._buf * a
 
         def admits(high: float, low: float) -> bool:
             slack = MARGIN * (abs(high) + abs(low) + a)
