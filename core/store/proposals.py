@@ -12,6 +12,7 @@ was already sent).
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -104,6 +105,11 @@ class ProposalRepo:
         # (the third item: the proposal's serialised tail when the text is known to end in it, else None)
         self._parsed: OrderedDict[str, tuple[str, TradeProposal, str | None]] = OrderedDict()
         self._parsed_lock = threading.Lock()  # the live bot reads proposals from worker threads too
+        # A private (`:memory:`) store: (rollback count, a lower bound of every pending row's expiry). Only
+        # this repo writes proposals (tests/test_store_fast_paths.py checks the sources), no move leads back
+        # to pending and a new row drops the bound, so while no rollback has happened since the bound was
+        # read, an expiry check before it finds nothing; it is read and dropped under the write lock.
+        self._floor: tuple[int, float] | None = None
 
     def _remember(self, text: str, p: TradeProposal, tail: str | None = None) -> None:
         with self._parsed_lock:
@@ -161,14 +167,16 @@ class ProposalRepo:
         analyses: dict = {}
         rows = [self._serialise_new(p, analyses) for p in proposals]
         now = self._clock.now()
-        # one multi-row INSERT: all rows or none without a BEGIN/COMMIT pair (and one fsync live)
-        self._db.write(
-            "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at, decided_by, ticket,"
-            " data) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * len(proposals)),
-            [v for p, (text, _, _) in zip(proposals, rows, strict=True)
-             for v in (p.id, p.symbol, p.strategy.strategy, p.state.value, p.created_at, p.expires_at, now,
-                       p.decided_by, p.ticket, text)],
-        )
+        with self._db.write_lock:
+            self._floor = None
+            # one multi-row INSERT: all rows or none without a BEGIN/COMMIT pair (and one fsync live)
+            self._db.write(
+                "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at, decided_by,"
+                " ticket, data) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * len(proposals)),
+                [v for p, (text, _, _) in zip(proposals, rows, strict=True)
+                 for v in (p.id, p.symbol, p.strategy.strategy, p.state.value, p.created_at, p.expires_at, now,
+                           p.decided_by, p.ticket, text)],
+            )
         for text, parsed, tail in rows:  # only once the rows are written: a failed insert leaves nothing cached
             self._remember(text, parsed, tail)
         return list(proposals)
@@ -296,11 +304,22 @@ class ProposalRepo:
         engine moves it on; start-up recovery fails one a crash left behind).
         """
         now = self._clock.now() if now is None else now
-        expired = []
+        expired: list[str] = []
+        floor = self._floor
+        if floor is not None and floor[0] == self._db.rollbacks and now < floor[1]:
+            return expired
         # The monitor asks every cycle and nearly always nothing is due: look first on the same connection
         # (it sees what an enclosing transaction wrote), and take the write lock only when there is work;
         # each transition below re-checks the state inside the transaction, so a race changes nothing.
-        if not self._db.conn.execute(
+        if self._db.private:
+            with self._db.write_lock:
+                stamp = self._db.rollbacks
+                first = self._db.conn.execute("SELECT MIN(expires_at) FROM proposals WHERE state = ?",
+                                              (ProposalState.PENDING.value,)).fetchone()[0]
+                self._floor = (stamp, math.inf if first is None else first)
+            if first is None or not first <= now:
+                return expired
+        elif not self._db.conn.execute(
             "SELECT 1 FROM proposals WHERE state = ? AND expires_at <= ? LIMIT 1", (ProposalState.PENDING.value, now)
         ).fetchall():
             return expired
