@@ -140,3 +140,39 @@ def test_random_steps_answer_as_the_rows_do(mem):
         want = _due(mem, now)
         assert set(p.expire_due(now)) == want
         assert ks.get() == _row_state(mem)
+
+
+def test_the_id_check_is_the_character_rule():
+    from core.store import is_valid_proposal_id
+
+    def rule(text: str) -> bool:
+        return 1 <= len(text) <= 16 and all(c.isascii() and (c.isalnum() or c in "-_") for c in text)
+
+    rng = random.Random(5)
+    alphabet = "aZ09-_ .\n\t/٣éß\u00b2ＡK" + "".join(chr(i) for i in range(32, 127))
+    cases = ["", "a", "a\n", "\na", "x" * 16, "x" * 17, "٣", "ab-_9", "--", "_"]
+    cases += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 18))) for _ in range(5000)]
+    assert [is_valid_proposal_id(c) for c in cases] == [rule(c) for c in cases]
+
+
+def test_the_remembered_move_checks_answer_as_the_state_machine_does():
+    from itertools import combinations
+
+    from core.store import ALLOWED_TRANSITIONS, IllegalTransition
+    from core.store.proposals import _checked_move
+
+    states = list(S)
+    shapes = [*states, *(s.value for s in states), *combinations(states, 2), *(list(c) for c in combinations(states, 2))]
+    for _ in range(2):  # the second round answers from what the first remembered
+        for frm in shapes:
+            for to in [*states, *(s.value for s in states)]:
+                froms = {S(f) for f in ([frm] if isinstance(frm, str) else frm)}
+                allowed = all(S(to) in ALLOWED_TRANSITIONS[f] for f in froms)
+                if allowed:
+                    assert _checked_move(frm, to) == (frozenset(froms), S(to))
+                else:
+                    with pytest.raises(IllegalTransition):
+                        _checked_move(frm, to)
+    assert _checked_move((s for s in [S.PENDING]), S.APPROVED) == (frozenset({S.PENDING}), S.APPROVED)
+    with pytest.raises(IllegalTransition):
+        _checked_move((s for s in [S.EXECUTED]), S.APPROVED)

@@ -12,6 +12,7 @@ was already sent).
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -56,6 +57,36 @@ class IllegalTransition(ValueError):
     """A transition the state machine forbids (a bug in the caller, not a race)."""
 
 
+# (from_states, to_state) as callers pass them -> (the from states, the to state), for the allowed moves:
+# the same few pairs come every time. Only values whose hash is their content are keys (never e.g. a
+# generator, whose id a later one may reuse).
+_CHECKED: dict[tuple[Any, Any], tuple[frozenset[ProposalState], ProposalState]] = {}
+
+
+def _checked_move(from_states, to_state) -> tuple[frozenset[ProposalState], ProposalState]:
+    """The states of a move the state machine allows; raises IllegalTransition for one it forbids."""
+    key = (from_states, to_state)
+    try:
+        hit = _CHECKED.get(key)
+    except TypeError:  # unhashable (e.g. a list of states)
+        hit = None
+    if hit is not None:
+        return hit
+    froms = frozenset({ProposalState(from_states)} if isinstance(from_states, (str, ProposalState)) else {
+        ProposalState(s) for s in from_states
+    })
+    to = ProposalState(to_state)
+    bad = [s for s in froms if to not in ALLOWED_TRANSITIONS[s]]
+    if bad:
+        raise IllegalTransition(
+            f"proposal transition {'/'.join(sorted(s.value for s in bad))} -> {to.value} is not allowed"
+        )
+    if type(to_state) in (str, ProposalState) and (type(from_states) in (str, ProposalState) or (
+            type(from_states) in (tuple, frozenset) and all(type(s) in (str, ProposalState) for s in from_states))):
+        _CHECKED[key] = (froms, to)
+    return froms, to
+
+
 def new_proposal_id() -> str:
     """10 chars from a 32-letter alphabet (50 bits): unique enough, short enough for comments.
 
@@ -64,8 +95,11 @@ def new_proposal_id() -> str:
     return "".join(_ALPHABET[(bits >> (5 * i)) & 31] for i in range(PROPOSAL_ID_LEN))
 
 
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,16}")  # 1-16 ASCII letters, digits, '-' or '_' (no trailing-newline slack)
+
+
 def is_valid_proposal_id(text: str) -> bool:
-    return 1 <= len(text) <= 16 and all(c.isascii() and (c.isalnum() or c in "-_") for c in text)
+    return _ID_RE.fullmatch(text) is not None
 
 
 _PARSED_KEEP = 64
@@ -197,18 +231,9 @@ class ProposalRepo:
 
     def _move(self, proposal_id: str, from_states, to_state: ProposalState,
               fields: dict[str, Any]) -> TradeProposal | None:
-        froms = {ProposalState(from_states)} if isinstance(from_states, (str, ProposalState)) else {
-            ProposalState(s) for s in from_states
-        }
-        to_state = ProposalState(to_state)
-        bad = [s for s in froms if to_state not in ALLOWED_TRANSITIONS[s]]
-        if bad:
-            raise IllegalTransition(
-                f"proposal transition {'/'.join(sorted(s.value for s in bad))} -> {to_state.value} is not allowed"
-            )
-        unknown = set(fields) - TRANSITION_FIELDS
-        if unknown:
-            raise ValueError(f"transition cannot set {sorted(unknown)}")
+        froms, to_state = _checked_move(from_states, to_state)
+        if fields and not TRANSITION_FIELDS.issuperset(fields):
+            raise ValueError(f"transition cannot set {sorted(set(fields) - TRANSITION_FIELDS)}")
         # One read and one conditional write, not a BEGIN/SAVEPOINT pair around them: the UPDATE is the
         # compare-and-set (WHERE state = the state read), and the state machine has no cycles, so a row
         # still in the state read is the row read. The in-process write lock is held across both so a
