@@ -2,7 +2,8 @@
 
 Each row keeps the full pydantic model as JSON (`data`) for an exact round trip, plus the columns
 that are queried or constrained (state, symbol, times), so a new model field needs no migration
-while a new query only needs an index.
+while a new query only needs an index. A proposal is the exception since schema 4: its analysis, shared by
+the proposals of one analysis and never changed, is its own row (`analyses`, see proposal_rows.py).
 """
 from __future__ import annotations
 
