@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import sqlite3
 import subprocess
 import sys
@@ -10,7 +12,7 @@ import textwrap
 import pytest
 
 from core.domain.clock import FixedClock
-from core.domain.models import ProposalState
+from core.domain.models import FilterResult, ProposalState
 from core.store import Migration, ProposalConflict, Store, StoreError, TransactionMisuse
 from core.store.schema import MIGRATIONS
 from tests.store_helpers import T0, make_closed, make_proposal, make_trade
@@ -32,24 +34,57 @@ def test_creates_parent_dir_wal_and_full_sync(store, tmp_path):
     assert store.schema_version == MIGRATIONS[-1].version
 
 
+def _old_proposal_row(conn, p, text: str) -> None:
+    """A proposal as schema 1-3 stored it: the whole JSON, analysis inside, in its own row."""
+    conn.execute(
+        "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at, decided_by, ticket,"
+        " data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (p.id, p.symbol, p.strategy.strategy, p.state.value, p.created_at, p.expires_at, T0, p.decided_by, p.ticket,
+         text))
+
+
 def test_opening_an_old_db_upgrades_it_and_keeps_data(tmp_path):
     path = tmp_path / "old.sqlite"
     old = Store(path, FixedClock(T0), migrations=MIGRATIONS[:1])
     assert old.schema_version == 1
     tables = {r[0] for r in old.db.query("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "proposals" in tables and "error_events" not in tables
-    p = old.proposals.create(make_proposal("oldprop1"))
+    p = make_proposal("oldprop1")
+    odd = FilterResult(name="x", passed=True, reason="é \"q\"", details={"inf": math.inf, "nan": math.nan,
+                                                                          "big": 2**70, "neg0": -0.0, "f": 0.1})
+    done = make_proposal("oldprop2").model_copy(update={
+        "analysis": p.analysis.model_copy(update={"filters": [odd], "confidence": 12.5}), "state": ProposalState.EXECUTED,
+        "decided_by": "7", "ticket": 42, "fill_price": 99.31, "message": "filled"})
+    with old.transaction():
+        _old_proposal_row(old.db.conn, p, p.to_json())
+        _old_proposal_row(old.db.conn, done, json.dumps(json.loads(done.to_json()), indent=2))  # another formatting
+        old.db.conn.execute("INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at,"
+                            " data) VALUES ('broken1', 'X', 's', 'pending', 1, 2, 1, 'not json')")
     old.trades.add(make_trade(7, p.id))
     old.close()
 
     new = Store(path, FixedClock(T0))
     assert new.schema_version == MIGRATIONS[-1].version
     assert new.proposals.get("oldprop1") == p
+    got = new.proposals.get("oldprop2")
+    assert got.model_dump(exclude={"analysis"}) == done.model_dump(exclude={"analysis"})
+    assert got.analysis.to_json() == done.analysis.to_json()  # NaN != NaN: compared as the exact text
+    assert got.analysis.filters[0].details["big"] == 2**70 and math.copysign(1, got.analysis.filters[0].details["neg0"]) < 0
+    listed = new.proposals.list(symbol=p.symbol)
+    assert [q.id for q in listed] == ["oldprop2", "oldprop1"] and listed[1] == p
+    with pytest.raises(ValueError):  # did not read before the upgrade either
+        new.proposals.get("broken1")
+    assert new.proposals.transition("oldprop1", ProposalState.PENDING, ProposalState.APPROVED, decided_by="3")
+    assert new.proposals.get("oldprop1") == p.model_copy(update={"state": ProposalState.APPROVED, "decided_by": "3"})
     assert new.trades.get(7).proposal_id == "oldprop1"
     versions = [r[0] for r in new.db.query("SELECT version FROM schema_version ORDER BY version")]
     assert versions == [m.version for m in MIGRATIONS]
     new.kill_switch.set(new.kill_switch.get().model_copy(update={"paused": True}), "pause")  # v2 table usable
     assert new.kill_switch.get().paused
+    with pytest.raises(sqlite3.IntegrityError, match="never changes"):
+        new.db.write("UPDATE analyses SET data='{}' WHERE id='oldprop1'")
+    with pytest.raises(sqlite3.IntegrityError, match="never changes"):
+        new.db.write("DELETE FROM analyses WHERE id='oldprop1'")
     new.close()
 
 

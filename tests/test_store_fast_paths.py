@@ -3,6 +3,7 @@ proposals of one analysis dumped and parsed once, the parse cache filled at crea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 from collections import Counter
@@ -13,6 +14,7 @@ from core.domain.clock import FixedClock
 from core.domain.models import FilterResult, StrategyScore, TradeProposal
 from core.domain.models import ProposalState as S
 from core.store import DuplicateTradeError, Store, StoreError, TransactionMisuse, new_proposal_id
+from core.store.proposal_rows import row_text
 from core.store.proposals import _ALPHABET, PROPOSAL_ID_LEN
 from tests.store_helpers import T0, make_closed, make_proposal, make_trade
 
@@ -25,7 +27,24 @@ def store(tmp_path):
 
 
 def _raw(store: Store, pid: str) -> str:
+    """The proposal's own row text (its analysis is in the analyses row)."""
     return store.db.conn.execute("SELECT data FROM proposals WHERE id=?", (pid,)).fetchone()["data"]
+
+
+def _whole(store: Store, pid: str) -> TradeProposal:
+    """The reference read: the parse of the proposal's whole JSON, as one text, put together from its rows."""
+    text, analysis = store.db.conn.execute(
+        "SELECT p.data, a.data FROM proposals p JOIN analyses a ON a.id = p.analysis_id WHERE p.id=?", (pid,)
+    ).fetchone()
+    return TradeProposal.from_json(f'{text[:-1]},"analysis":{analysis}}}')
+
+
+def _insert_foreign(conn, p: TradeProposal, text: str, analysis_text: str, state: str = "pending") -> None:
+    """Rows as another writer may have formatted them (another tool, an older version)."""
+    conn.execute("INSERT INTO analyses(id, data) VALUES (?,?)", (p.id, analysis_text))
+    conn.execute(
+        "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at, analysis_id, data)"
+        " VALUES (?,?,?,?,?,?,?,?,?)", (p.id, p.symbol, p.strategy.strategy, state, T0, T0 + 120, T0, p.id, text))
 
 
 def test_every_letter_at_every_position_of_an_id():
@@ -39,15 +58,16 @@ def test_every_letter_at_every_position_of_an_id():
 
 def test_transitions_store_exactly_the_full_dump(store):
     p = store.proposals.create(make_proposal("tail1"))
-    assert _raw(store, p.id) == p.to_json()
+    assert _raw(store, p.id) == row_text(p)
+    assert store.db.conn.execute("SELECT data FROM analyses WHERE id='tail1'").fetchone()[0] == p.analysis.to_json()
     steps = [(S.PENDING, S.APPROVED, {"decided_by": 'trader "7" ✓', "decided_at": T0 + 1.25}),
              (S.APPROVED, S.EXECUTING, {}),
              (S.EXECUTING, S.FAILED, {"message": 'no fill, "requote", 1/3 — ,"lot":9}'})]
     for frm, to, fields in steps:
         assert store.proposals.transition(p.id, frm, to, **fields)
-        raw = _raw(store, p.id)
-        assert raw == TradeProposal.from_json(raw).to_json()
-        assert store.proposals.get(p.id) == TradeProposal.from_json(raw)
+        whole = _whole(store, p.id)
+        assert _raw(store, p.id) == row_text(whole)
+        assert store.proposals.get(p.id) == whole
     got = store.proposals.get(p.id)
     assert (got.state, got.decided_by, got.message) == (S.FAILED, 'trader "7" ✓', steps[2][2]["message"])
     assert got.analysis == p.analysis and got.strategy == p.strategy
@@ -55,13 +75,14 @@ def test_transitions_store_exactly_the_full_dump(store):
 
 def test_a_row_another_writer_formatted_is_transitioned_correctly(store):
     p = make_proposal("foreign1")
-    text = json.dumps(p.to_dict(), indent=1)  # same content, other formatting (another tool, an older version)
-    store.db.conn.execute(
-        "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at, data)"
-        " VALUES (?,?,?,?,?,?,?,?)", (p.id, p.symbol, p.strategy.strategy, "pending", T0, T0 + 120, T0, text))
+    whole = p.to_dict()
+    analysis = whole.pop("analysis")
+    _insert_foreign(store.db.conn, p, json.dumps(whole, indent=1), json.dumps(analysis, indent=2))
+    assert store.proposals.get(p.id) == p
     assert store.proposals.transition(p.id, S.PENDING, S.REJECTED, decided_by="9")
     want = p.model_copy(update={"state": S.REJECTED, "decided_by": "9"})
-    assert TradeProposal.from_json(_raw(store, p.id)) == want == store.proposals.get(p.id)
+    assert _whole(store, p.id) == want == store.proposals.get(p.id)
+    assert _raw(store, p.id) == row_text(want)
 
 
 def test_created_proposals_read_back_as_the_parse_of_their_row(store):
@@ -72,11 +93,11 @@ def test_created_proposals_read_back_as_the_parse_of_their_row(store):
     ps = [base.model_copy(update={"analysis": analysis}),
           base.model_copy(update={"id": "made2", "analysis": analysis, "strategy": other})]
     assert store.proposals.create_many(ps) == ps
+    assert store.db.conn.execute("SELECT COUNT(*) FROM analyses").fetchone()[0] == 1  # one row for both
     for p in ps:
-        raw = _raw(store, p.id)
-        assert raw == p.to_json()
+        assert _raw(store, p.id) == row_text(p)
         got = store.proposals.get(p.id)
-        assert got == TradeProposal.from_json(raw)
+        assert got == _whole(store, p.id)
         # what a parse gives, not the caller's object: JSON has no tuples
         assert got.analysis.filters[0].details == {"pair": [1, 2], "tags": ["a"]}
         assert got.analysis is not analysis
@@ -187,15 +208,15 @@ def test_a_transition_after_create_many_and_after_another_writer_keeps_the_full_
     ps = [base, base.model_copy(update={"id": "memo2"})]
     store.proposals.create_many(ps)
     assert store.proposals.transition("memo1", S.PENDING, S.APPROVED, decided_by="x" * 40)
-    assert _raw(store, "memo1") == store.proposals.get("memo1").to_json()
+    assert _raw(store, "memo1") == row_text(store.proposals.get("memo1"))
     other = sqlite3.connect(tmp_path / "s.sqlite")  # another process decides memo2 meanwhile (its own text)
     want = ps[1].model_copy(update={"state": S.APPROVED, "decided_by": "elsewhere", "message": "m"})
-    other.execute("UPDATE proposals SET state='approved', data=? WHERE id='memo2'", (want.to_json(),))
+    other.execute("UPDATE proposals SET state='approved', data=? WHERE id='memo2'", (json.dumps(json.loads(row_text(want)), indent=1),))
     other.commit()
     other.close()
     assert store.proposals.transition("memo2", S.APPROVED, S.FAILED, message="short")
     got = store.proposals.get("memo2")
-    assert _raw(store, "memo2") == got.to_json()
+    assert _raw(store, "memo2") == row_text(got) and got == _whole(store, "memo2")
     assert (got.state, got.decided_by, got.message) == (S.FAILED, "elsewhere", "short")
 
 
@@ -205,12 +226,12 @@ def test_a_move_skips_the_read_only_while_the_row_is_exactly_the_remembered_text
     store.proposals.create_many([make_proposal("skip1"), make_proposal("skip2")])
     other = sqlite3.connect(tmp_path / "s.sqlite")  # still pending, but decided_by written elsewhere
     want = store.proposals.get("skip1").model_copy(update={"decided_by": "elsewhere"})
-    other.execute("UPDATE proposals SET data=? WHERE id='skip1'", (want.to_json(),))
+    other.execute("UPDATE proposals SET data=? WHERE id='skip1'", (row_text(want),))
     other.commit()
     other.close()
     assert store.proposals.transition("skip1", S.PENDING, S.APPROVED)
     got = store.proposals.get("skip1")
-    assert (got.state, got.decided_by) == (S.APPROVED, "elsewhere") and _raw(store, "skip1") == got.to_json()
+    assert (got.state, got.decided_by) == (S.APPROVED, "elsewhere") and _raw(store, "skip1") == row_text(got)
 
     with pytest.raises(RuntimeError), store.transaction():  # remembered, then rolled back
         assert store.proposals.transition("skip2", S.PENDING, S.APPROVED, decided_by="gone")
@@ -218,7 +239,7 @@ def test_a_move_skips_the_read_only_while_the_row_is_exactly_the_remembered_text
     assert store.proposals.transition("skip2", (S.PENDING, S.APPROVED), S.EXPIRED, message="expired")
     got = store.proposals.get("skip2")
     assert (got.state, got.decided_by, got.message) == (S.EXPIRED, None, "expired")
-    assert _raw(store, "skip2") == got.to_json()
+    assert _raw(store, "skip2") == row_text(got) and got == _whole(store, "skip2")
 
 
 def test_a_move_with_bad_fields_still_loses_first_to_a_row_in_another_state(store, tmp_path):
@@ -228,3 +249,30 @@ def test_a_move_with_bad_fields_still_loses_first_to_a_row_in_another_state(stor
     other.commit()
     other.close()
     assert store.proposals.move("bad1", S.PENDING, S.APPROVED, decided_at="not a time") is None
+
+
+def test_a_proposal_read_from_its_two_rows_is_the_parse_of_its_whole_json(store):
+    """`compose` builds the proposal without validating it again: exact only while TradeProposal has no
+    validators of its own, and while each field's parse alone is what the whole parse gives."""
+    from core.domain.models import AnalysisResult
+    from core.store.proposal_rows import compose
+
+    decorators = TradeProposal.__pydantic_decorators__
+    assert not any(getattr(decorators, f.name) for f in dataclasses.fields(decorators))
+    base = make_proposal("whole1")
+    odd = FilterResult(name="x", passed=True, reason='"é"', details={"inf": float("inf"), "nan": float("nan"),
+                                                                      "neg0": -0.0, "pair": (1, 2), "big": 2**70})
+    variants = [
+        base,
+        base.model_copy(update={"id": "whole2", "lot": 1, "ticket": None, "fill_price": float("inf"),
+                                "analysis": base.analysis.model_copy(update={"filters": [odd]})}),
+        base.model_copy(update={"id": "whole3", "state": S.EXECUTED, "ticket": 12, "decided_at": 5,
+                                "message": 'a "quote" ✓ ,"lot":9}'}),
+    ]
+    for p in variants:
+        want = TradeProposal.from_json(p.to_json())
+        got = compose(row_text(p), AnalysisResult.from_json(p.analysis.to_json()))
+        assert got.to_json() == want.to_json() and got.model_fields_set == want.model_fields_set
+        assert [type(v) for v in got.__dict__.values()] == [type(v) for v in want.__dict__.values()]
+        store.proposals.create(p)
+        assert store.proposals.get(p.id).to_json() == want.to_json() == _whole(store, p.id).to_json()

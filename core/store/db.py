@@ -123,6 +123,7 @@ class Database:
         self._all_conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._conns_lock = threading.Lock()
         self._closed = False
+        self._rollbacks = 0  # see `rollbacks`
         self._shared: _SharedConn | None = None
         if str(self.path) == ":memory:":
             self._shared = _SharedConn(self._connect(), self._write_lock)
@@ -181,6 +182,18 @@ class Database:
             except sqlite3.Error:  # pragma: no cover - closing from another thread may race
                 pass
 
+    @property
+    def private(self) -> bool:
+        """`:memory:`: one connection that no other process or connection can write, so what this process
+        wrote last is what the rows hold (a repository may keep it in memory, dropping it on a rollback)."""
+        return self._shared is not None
+
+    @property
+    def rollbacks(self) -> int:
+        """How many rollbacks (whole or to a savepoint) this database has begun: a value kept in memory since
+        before the current count may show a write that was undone. Read it BEFORE the read it stamps."""
+        return self._rollbacks
+
     # -- transactions --------------------------------------------------------------------------
     @property
     def write_lock(self) -> threading.RLock:
@@ -213,11 +226,13 @@ class Database:
                 try:
                     yield conn
                 except BaseException:
+                    self._rollbacks += 1
                     _rollback(conn)
                     raise
                 try:
                     conn.execute("COMMIT")
                 except BaseException:
+                    self._rollbacks += 1
                     _rollback(conn)
                     raise
             finally:
@@ -232,6 +247,7 @@ class Database:
                 yield conn
             except BaseException:
                 st.depth -= 1
+                self._rollbacks += 1
                 conn.execute(f"ROLLBACK TO {name}")
                 conn.execute(f"RELEASE {name}")
                 raise
@@ -278,7 +294,13 @@ class Database:
                 raise TransactionMisuse(
                     "a store transaction was left open across an await and another task tried to use it"
                 )
-            return _fetched(self.conn.execute(sql, params))
+            conn = self.conn
+            try:
+                return _fetched(conn.execute(sql, params))
+            except sqlite3.Error:
+                if not conn.in_transaction:  # an error that rolled the whole transaction back (e.g. SQLITE_FULL)
+                    self._rollbacks += 1
+                raise
         conn = self.conn
         with self._write_lock:
             try:

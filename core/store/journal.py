@@ -18,6 +18,8 @@ from core.store.db import Database
 
 JournalEvent = Literal["opened", "sl_moved", "tp_moved", "partial", "closed", "adopted", "exit_failed"]
 JOURNAL_EVENTS: tuple[str, ...] = JournalEvent.__args__  # type: ignore[attr-defined]
+# what json.dumps(..., sort_keys=True, default=str) builds on every call, built once
+_PAYLOAD = json.JSONEncoder(sort_keys=True, default=str)
 
 
 class TradeMetadata(BaseModel):
@@ -97,7 +99,7 @@ class JournalRepo:
             ts=self._clock.now() if ts is None else ts, event=event, ticket=ticket, proposal_id=proposal_id,
             symbol=symbol, metadata=meta, data=dict(data or {}),
         )
-        payload = json.dumps({"metadata": entry.metadata, "data": entry.data}, sort_keys=True, default=str)
+        payload = _PAYLOAD.encode({"metadata": entry.metadata, "data": entry.data})
         cur = self._db.write(
             "INSERT INTO journal(ts, event, ticket, proposal_id, symbol, data) VALUES (?,?,?,?,?,?)",
             (entry.ts, entry.event, entry.ticket, entry.proposal_id, entry.symbol, payload),

@@ -11,7 +11,8 @@ was already sent).
 """
 from __future__ import annotations
 
-import json
+import math
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -23,6 +24,7 @@ from pydantic import create_model
 from core.domain.clock import Clock
 from core.domain.models import AnalysisResult, ProposalState, TradeProposal
 from core.store.db import Database
+from core.store.proposal_rows import compose, new_rows, with_new_tail
 
 PROPOSAL_ID_LEN = 10
 _ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o/1/l: ids get read aloud and typed
@@ -55,6 +57,36 @@ class IllegalTransition(ValueError):
     """A transition the state machine forbids (a bug in the caller, not a race)."""
 
 
+# (from_states, to_state) as callers pass them -> (the from states, the to state), for the allowed moves:
+# the same few pairs come every time. Only values whose hash is their content are keys (never e.g. a
+# generator, whose id a later one may reuse).
+_CHECKED: dict[tuple[Any, Any], tuple[frozenset[ProposalState], ProposalState]] = {}
+
+
+def _checked_move(from_states, to_state) -> tuple[frozenset[ProposalState], ProposalState]:
+    """The states of a move the state machine allows; raises IllegalTransition for one it forbids."""
+    key = (from_states, to_state)
+    try:
+        hit = _CHECKED.get(key)
+    except TypeError:  # unhashable (e.g. a list of states)
+        hit = None
+    if hit is not None:
+        return hit
+    froms = frozenset({ProposalState(from_states)} if isinstance(from_states, (str, ProposalState)) else {
+        ProposalState(s) for s in from_states
+    })
+    to = ProposalState(to_state)
+    bad = [s for s in froms if to not in ALLOWED_TRANSITIONS[s]]
+    if bad:
+        raise IllegalTransition(
+            f"proposal transition {'/'.join(sorted(s.value for s in bad))} -> {to.value} is not allowed"
+        )
+    if type(to_state) in (str, ProposalState) and (type(from_states) in (str, ProposalState) or (
+            type(from_states) in (tuple, frozenset) and all(type(s) in (str, ProposalState) for s in from_states))):
+        _CHECKED[key] = (froms, to)
+    return froms, to
+
+
 def new_proposal_id() -> str:
     """10 chars from a 32-letter alphabet (50 bits): unique enough, short enough for comments.
 
@@ -63,119 +95,112 @@ def new_proposal_id() -> str:
     return "".join(_ALPHABET[(bits >> (5 * i)) & 31] for i in range(PROPOSAL_ID_LEN))
 
 
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,16}")  # 1-16 ASCII letters, digits, '-' or '_' (no trailing-newline slack)
+
+
 def is_valid_proposal_id(text: str) -> bool:
-    return 1 <= len(text) <= 16 and all(c.isascii() and (c.isalnum() or c in "-_") for c in text)
+    return _ID_RE.fullmatch(text) is not None
 
 
 _PARSED_KEEP = 64
 
-# A proposal's JSON is {id, symbol, strategy, analysis, <tail>}: the analysis is nearly all of it and never
-# changes after creation, while every transition changes only tail fields. So a transition re-serialises
-# the tail alone and keeps the stored text before it, and the proposals of one analysis share one dump.
-_FIELDS = list(TradeProposal.model_fields)
-_HEAD = frozenset(_FIELDS[:_FIELDS.index("analysis")])
-_TAIL = frozenset(_FIELDS[_FIELDS.index("analysis") + 1:])
-
-
-def _with_new_tail(old_text: str, old: TradeProposal, new: TradeProposal, old_tail: str | None = None
-                   ) -> tuple[str, str | None]:
-    """`new.to_json()` for a `new` that differs from `old` (the parse of `old_text`) only in tail fields, and
-    `new`'s serialised tail (None after a full dump). `old_tail`: `old`'s serialised tail if known.
-
-    Falls back to the full dump when the stored text does not end in `old`'s serialised tail (a text
-    some other writer formatted differently)."""
-    if old_tail is None:
-        old_tail = old.model_dump_json(include=_TAIL)
-    n = len(old_tail) - 1  # the tail's fields and the closing brace, without its opening one
-    if len(old_text) > n and old_text[-n - 1] == "," and old_text.endswith(old_tail[1:]):
-        new_tail = new.model_dump_json(include=_TAIL)
-        return old_text[:-n] + new_tail[1:], new_tail
-    return new.to_json(), None
+# A cache entry: (row text, analysis id, the proposal those rows read as, its serialised tail when the text is
+# known to end in it else None, the rollback count before the rows were read or written).
+_Entry = tuple[str, str, TradeProposal, "str | None", int]
 
 
 class ProposalRepo:
     def __init__(self, db: Database, clock: Clock):
         self._db = db
         self._clock = clock
-        # id -> (stored JSON, parsed proposal): a proposal embeds its whole analysis, and one approval
-        # reads and rewrites the same row about ten times. The row's text is still read every time and
-        # compared, so what is returned is exactly what parsing that text gives; each caller gets its
-        # own (shallow) copy, and nothing mutates a proposal's nested analysis or strategy in place.
-        # (the third item: the proposal's serialised tail when the text is known to end in it, else None)
-        self._parsed: OrderedDict[str, tuple[str, TradeProposal, str | None]] = OrderedDict()
+        # id -> _Entry: one approval reads and rewrites the same row about ten times. The row's text and
+        # analysis id are still read every time and compared, so what is returned is exactly what reading the
+        # rows gives (an analysis row never changes; one written in a rolled-back transaction may come back
+        # with other content under the same id, hence the rollback count); each caller gets its own (shallow)
+        # copy, and nothing mutates a proposal's nested analysis or strategy in place.
+        self._parsed: OrderedDict[str, _Entry] = OrderedDict()
+        # analysis id -> (rollback count, parse): the proposals of one analysis share it
+        self._analyses: OrderedDict[str, tuple[int, AnalysisResult]] = OrderedDict()
         self._parsed_lock = threading.Lock()  # the live bot reads proposals from worker threads too
+        # A private (`:memory:`) store: (rollback count, a lower bound of every pending row's expiry). Only
+        # this repo writes proposals (tests/test_store_private_cache.py checks the sources), no move leads
+        # back to pending and a new row drops the bound, so while no rollback has happened since the bound
+        # was read, an expiry check before it finds nothing; it is read and dropped under the write lock.
+        self._floor: tuple[int, float] | None = None
 
-    def _remember(self, text: str, p: TradeProposal, tail: str | None = None) -> None:
+    def _remember(self, entry: _Entry) -> None:
+        pid = entry[2].id
         with self._parsed_lock:
-            self._parsed[p.id] = (text, p, tail)
-            self._parsed.move_to_end(p.id)
+            self._parsed[pid] = entry
+            self._parsed.move_to_end(pid)
             while len(self._parsed) > _PARSED_KEEP:
                 self._parsed.popitem(last=False)
 
-    def _from_row(self, proposal_id: str, text: str) -> TradeProposal:
-        return self._shared(proposal_id, text).model_copy()
+    def _keep_analysis(self, analysis_id: str, stamp: int, analysis: AnalysisResult) -> None:
+        with self._parsed_lock:
+            self._analyses[analysis_id] = (stamp, analysis)
+            self._analyses.move_to_end(analysis_id)
+            while len(self._analyses) > _PARSED_KEEP:
+                self._analyses.popitem(last=False)
 
-    def _shared(self, proposal_id: str, text: str) -> TradeProposal:
-        """The parse of `text`, as the cache's own object: read it, never hand it out or mutate it."""
-        return self._entry(proposal_id, text)[1]
-
-    def _entry(self, proposal_id: str, text: str) -> tuple[str, TradeProposal, str | None]:
+    def _entry(self, proposal_id: str, text: str, analysis_id: str | None, stamp: int) -> _Entry:
+        """The cache entry of the rows as read (`stamp`: the rollback count read before them)."""
         with self._parsed_lock:
             hit = self._parsed.get(proposal_id)
-        if hit is not None and hit[0] == text:
+        if hit is not None and hit[0] == text and hit[1] == analysis_id and hit[4] == self._db.rollbacks:
             return hit
-        p = TradeProposal.from_json(text)
-        self._remember(text, p)
-        return text, p, None
+        entry = (text, analysis_id, compose(text, self._analysis(analysis_id, stamp)), None, stamp)
+        self._remember(entry)
+        return entry
 
-    @staticmethod
-    def _serialise_new(proposal: TradeProposal, analyses: dict[int, tuple[AnalysisResult, str, AnalysisResult]]
-                       ) -> tuple[str, TradeProposal, str]:
-        """`proposal.to_json()`, exactly what parsing that text gives, and the serialised tail it ends in. An analysis is dumped and parsed
-        once per `create_many` call (`analyses`: id -> (the object, its JSON, its parse)), however many
-        proposals (one per viable strategy) share it; the rest of a proposal is a few small fields."""
-        a = proposal.analysis
-        memo = analyses.get(id(a))
-        if memo is None:
-            a_text = a.to_json()
-            memo = analyses[id(a)] = (a, a_text, AnalysisResult.from_json(a_text))  # holds `a`: its id stays its
-        head = proposal.model_dump_json(include=_HEAD)
-        tail = proposal.model_dump_json(include=_TAIL)
-        text = f'{head[:-1]},"analysis":{memo[1]},{tail[1:]}'
-        # the small fields through their JSON text too, so their values are what a parse would give
-        rest = json.loads(f"{head[:-1]},{tail[1:]}")
-        rest["analysis"] = memo[2]
-        return text, TradeProposal.model_validate(rest), tail
+    def _analysis(self, analysis_id: str | None, stamp: int) -> AnalysisResult:
+        with self._parsed_lock:
+            hit = self._analyses.get(analysis_id)
+        if hit is not None and hit[0] == self._db.rollbacks:
+            return hit[1]
+        row = self._db.conn.execute("SELECT data FROM analyses WHERE id=?", (analysis_id,)).fetchone()
+        # a proposal without its analysis does not read (the parse of JSON null fails), as a corrupt row did not
+        analysis = AnalysisResult.from_json(row[0] if row else "null")
+        self._keep_analysis(analysis_id, stamp, analysis)
+        return analysis
 
     def create(self, proposal: TradeProposal) -> TradeProposal:
         """Insert a new proposal (its id must be unused)."""
         return self.create_many([proposal])[0]
 
     def create_many(self, proposals: list[TradeProposal]) -> list[TradeProposal]:
-        """Insert new proposals (ids unused) in one statement: the offers of one analysis, all or none."""
+        """Insert new proposals (ids unused): the offers of one analysis, all or none."""
         if not proposals:
             return []
         for p in proposals:
             if not is_valid_proposal_id(p.id):
                 raise ValueError(f"proposal id {p.id!r} must be 1-16 chars of [A-Za-z0-9_-]")
         analyses: dict = {}
-        rows = [self._serialise_new(p, analyses) for p in proposals]
+        rows = [new_rows(p, analyses) for p in proposals]
         now = self._clock.now()
-        # one multi-row INSERT: all rows or none without a BEGIN/COMMIT pair (and one fsync live)
-        self._db.write(
-            "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at, decided_by, ticket,"
-            " data) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * len(proposals)),
-            [v for p, (text, _, _) in zip(proposals, rows, strict=True)
-             for v in (p.id, p.symbol, p.strategy.strategy, p.state.value, p.created_at, p.expires_at, now,
-                       p.decided_by, p.ticket, text)],
-        )
-        for text, parsed, tail in rows:  # only once the rows are written: a failed insert leaves nothing cached
-            self._remember(text, parsed, tail)
+        with self._db.transaction():  # the analyses and their proposals, one multi-row INSERT each
+            stamp = self._db.rollbacks
+            self._floor = None
+            self._db.write("INSERT INTO analyses(id, data) VALUES " + ",".join(["(?,?)"] * len(analyses)),
+                           [v for _, aid, a_text, _ in analyses.values() for v in (aid, a_text)])
+            self._db.write(
+                "INSERT INTO proposals(id, symbol, strategy, state, created_at, expires_at, updated_at, decided_by,"
+                " ticket, analysis_id, data) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?,?)"] * len(proposals)),
+                [v for p, (text, aid, _, _) in zip(proposals, rows, strict=True)
+                 for v in (p.id, p.symbol, p.strategy.strategy, p.state.value, p.created_at, p.expires_at, now,
+                           p.decided_by, p.ticket, aid, text)],
+            )
+        # only once the rows are written: a failed insert leaves nothing cached
+        for _, aid, _, parsed_analysis in analyses.values():
+            self._keep_analysis(aid, stamp, parsed_analysis)
+        for text, aid, parsed, tail in rows:
+            self._remember((text, aid, parsed, tail, stamp))
         return list(proposals)
 
     def get(self, proposal_id: str) -> TradeProposal | None:
-        row = self._db.conn.execute("SELECT data FROM proposals WHERE id=?", (proposal_id,)).fetchone()
-        return self._from_row(proposal_id, row["data"]) if row else None
+        stamp = self._db.rollbacks
+        row = self._db.conn.execute("SELECT data, analysis_id FROM proposals WHERE id=?", (proposal_id,)).fetchone()
+        return self._entry(proposal_id, row[0], row[1], stamp)[2].model_copy() if row else None
 
     def transition(
         self,
@@ -206,18 +231,9 @@ class ProposalRepo:
 
     def _move(self, proposal_id: str, from_states, to_state: ProposalState,
               fields: dict[str, Any]) -> TradeProposal | None:
-        froms = {ProposalState(from_states)} if isinstance(from_states, (str, ProposalState)) else {
-            ProposalState(s) for s in from_states
-        }
-        to_state = ProposalState(to_state)
-        bad = [s for s in froms if to_state not in ALLOWED_TRANSITIONS[s]]
-        if bad:
-            raise IllegalTransition(
-                f"proposal transition {'/'.join(sorted(s.value for s in bad))} -> {to_state.value} is not allowed"
-            )
-        unknown = set(fields) - TRANSITION_FIELDS
-        if unknown:
-            raise ValueError(f"transition cannot set {sorted(unknown)}")
+        froms, to_state = _checked_move(from_states, to_state)
+        if fields and not TRANSITION_FIELDS.issuperset(fields):
+            raise ValueError(f"transition cannot set {sorted(set(fields) - TRANSITION_FIELDS)}")
         # One read and one conditional write, not a BEGIN/SAVEPOINT pair around them: the UPDATE is the
         # compare-and-set (WHERE state = the state read), and the state machine has no cycles, so a row
         # still in the state read is the row read. The in-process write lock is held across both so a
@@ -228,44 +244,47 @@ class ProposalRepo:
             # writes only over exactly that row; anything else (another writer, an evicted entry) reads.
             with self._parsed_lock:
                 hit = self._parsed.get(proposal_id)
-            if hit is not None and hit[1].state in froms:
+            if hit is not None and hit[4] == self._db.rollbacks and hit[2].state in froms:
                 try:
                     moved = self._moved(hit, to_state, fields)
                 except ValueError:  # bad fields: judged below on the row as read (one in another state loses first)
                     moved = None
-                if moved is not None and self._write_move(proposal_id, hit[0], hit[1].state.value, moved):
-                    return moved[0]
-            row = self._db.conn.execute("SELECT state, data FROM proposals WHERE id=?", (proposal_id,)).fetchone()
-            if row is None or ProposalState(row["state"]) not in froms:
+                if moved is not None and self._write_move(proposal_id, hit, hit[2].state.value, moved, True):
+                    return moved[2]
+            stamp = self._db.rollbacks
+            row = self._db.conn.execute("SELECT state, data, analysis_id FROM proposals WHERE id=?",
+                                        (proposal_id,)).fetchone()
+            if row is None or ProposalState(row[0]) not in froms:
                 return None
-            moved = self._moved(self._entry(proposal_id, row["data"]), to_state, fields)
-            return moved[0] if self._write_move(proposal_id, None, row["state"], moved) else None
+            entry = self._entry(proposal_id, row[1], row[2], stamp)
+            moved = self._moved(entry, to_state, fields)
+            return moved[2] if self._write_move(proposal_id, entry, row[0], moved, False) else None
 
     @staticmethod
-    def _moved(entry: tuple[str, TradeProposal, str | None], to_state: ProposalState,
-               fields: dict[str, Any]) -> tuple[TradeProposal, str, str | None]:
-        """The proposal, text and tail a move of the row `entry` (its text, parse, tail) writes."""
-        old_text, old, old_tail = entry
+    def _moved(entry: _Entry, to_state: ProposalState, fields: dict[str, Any]) -> _Entry:
+        """The entry a move of the row `entry` writes."""
+        old_text, analysis_id, old, old_tail, stamp = entry
         # The changed fields through a model of the tail fields alone (the same annotations and config):
         # the validation model_validate of the whole dumped proposal would give them, without
         # re-validating the embedded analysis (validate_assignment does, per field: ~17 µs each).
         changes = {"state": to_state, **fields}
         checked = _TailFields.model_validate(changes)
         updated = old.model_copy(update={name: getattr(checked, name) for name in changes})
-        return (updated, *_with_new_tail(old_text, old, updated, old_tail))
+        text, tail = with_new_tail(old_text, old, updated, old_tail)
+        return text, analysis_id, updated, tail, stamp
 
-    def _write_move(self, proposal_id: str, old_text: str | None, from_value: str,
-                    moved: tuple[TradeProposal, str, str | None]) -> bool:
-        """The compare-and-set UPDATE: the row still in `from_value` (and, given `old_text`, still exactly that
-        text). True, and the new row remembered, iff it wrote."""
-        updated, text, tail = moved
+    def _write_move(self, proposal_id: str, old: _Entry, from_value: str, moved: _Entry, same_text: bool) -> bool:
+        """The compare-and-set UPDATE: the row still in `from_value` (and, with `same_text`, still exactly the
+        rows of `old`). True, and the new row remembered, iff it wrote."""
+        updated = moved[2]
         sql = "UPDATE proposals SET state=?, updated_at=?, decided_by=?, ticket=?, data=? WHERE id=? AND state=?"
-        args = (updated.state.value, self._clock.now(), updated.decided_by, updated.ticket, text, proposal_id,
+        args = (updated.state.value, self._clock.now(), updated.decided_by, updated.ticket, moved[0], proposal_id,
                 from_value)
-        cur = self._db.write(sql, args) if old_text is None else self._db.write(sql + " AND data=?", (*args, old_text))
+        cur = self._db.write(sql + " AND data=? AND analysis_id=?", (*args, old[0], old[1])) if same_text \
+            else self._db.write(sql, args)
         if cur.rowcount != 1:
             return False
-        self._remember(text, updated, tail)
+        self._remember(moved)
         return True
 
     def list(
@@ -275,19 +294,20 @@ class ProposalRepo:
         limit: int | None = None,
     ) -> list[TradeProposal]:
         """Newest first."""
-        sql, args = "SELECT data FROM proposals WHERE 1=1", []
+        sql = "SELECT p.data, a.data FROM proposals p LEFT JOIN analyses a ON a.id = p.analysis_id WHERE 1=1"
+        args: list[Any] = []
         if states is not None:
             st = [ProposalState(s).value for s in states]
-            sql += f" AND state IN ({','.join('?' * len(st))})"
+            sql += f" AND p.state IN ({','.join('?' * len(st))})"
             args += st
         if symbol is not None:
-            sql += " AND symbol=?"
+            sql += " AND p.symbol=?"
             args.append(symbol)
-        sql += " ORDER BY created_at DESC, rowid DESC"
+        sql += " ORDER BY p.created_at DESC, p.rowid DESC"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
-        return [TradeProposal.from_json(r["data"]) for r in self._db.conn.execute(sql, args)]
+        return [compose(r[0], AnalysisResult.from_json(r[1] or "null")) for r in self._db.conn.execute(sql, args)]
 
     def expire_due(self, now: float | None = None) -> list[str]:
         """Move every pending proposal whose expiry has passed to EXPIRED; return their ids.
@@ -296,11 +316,22 @@ class ProposalRepo:
         engine moves it on; start-up recovery fails one a crash left behind).
         """
         now = self._clock.now() if now is None else now
-        expired = []
+        expired: list[str] = []
+        floor = self._floor
+        if floor is not None and floor[0] == self._db.rollbacks and now < floor[1]:
+            return expired
         # The monitor asks every cycle and nearly always nothing is due: look first on the same connection
         # (it sees what an enclosing transaction wrote), and take the write lock only when there is work;
         # each transition below re-checks the state inside the transaction, so a race changes nothing.
-        if not self._db.conn.execute(
+        if self._db.private:
+            with self._db.write_lock:
+                stamp = self._db.rollbacks
+                first = self._db.conn.execute("SELECT MIN(expires_at) FROM proposals WHERE state = ?",
+                                              (ProposalState.PENDING.value,)).fetchone()[0]
+                self._floor = (stamp, math.inf if first is None else first)
+            if first is None or not first <= now:
+                return expired
+        elif not self._db.conn.execute(
             "SELECT 1 FROM proposals WHERE state = ? AND expires_at <= ? LIMIT 1", (ProposalState.PENDING.value, now)
         ).fetchall():
             return expired

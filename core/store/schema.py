@@ -2,11 +2,13 @@
 
 Each row keeps the full pydantic model as JSON (`data`) for an exact round trip, plus the columns
 that are queried or constrained (state, symbol, times), so a new model field needs no migration
-while a new query only needs an index.
+while a new query only needs an index. A proposal is the exception since schema 4: its analysis, shared by
+the proposals of one analysis and never changed, is its own row (`analyses`, see proposal_rows.py).
 """
 from __future__ import annotations
 
 from core.store.db import Migration
+from core.store.proposal_rows import migrate_v4
 
 V1_CORE = """
 CREATE TABLE proposals (
@@ -126,4 +128,7 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "core tables: proposals, active trades, journal, closed trades", V1_CORE),
     Migration(2, "reliability: error events, kill switch, alert log, key-value state", V2_RELIABILITY),
     Migration(3, "alert log keeps what an alert's chart is drawn from", V3_ALERT_CHART),
+    # the analysis of a proposal in its own row, written once for all the proposals of one analysis
+    # (core/store/proposal_rows.py): a transition rewrites half a kilobyte instead of four
+    Migration(4, "a proposal's analysis in its own row", migrate_v4),
 ]

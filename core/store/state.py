@@ -38,8 +38,22 @@ class KillSwitchRepo:
         # (row text, its parse): every order and every monitor cycle asks, and the row almost never changes.
         # The row is still read each time (another process may pause us), only its parse is remembered.
         self._parsed: tuple[str, KillSwitchState] | None = None
+        # A private (`:memory:`) store has no other writer and this repo is the row's only writer in the
+        # process (tests/test_store_fast_paths.py checks the sources), so there the row's parse as last
+        # written or read is kept with the rollback count it was stamped with: (count, parse).
+        self._known: tuple[int, KillSwitchState] | None = None
 
     def get(self) -> KillSwitchState:
+        known = self._known
+        if known is None or known[0] != self._db.rollbacks:
+            if not self._db.private:
+                return self._read().model_copy()
+            with self._db.write_lock:  # no write can land between the read and keeping it
+                known = self._known = (self._db.rollbacks, self._read())
+        return known[1].model_copy()  # the caller's own copy: a caller may change it before `set`
+
+    def _read(self) -> KillSwitchState:
+        """The row's parse (a shared object: copy it before handing it out); the default state if no row."""
         row = self._db.conn.execute("SELECT data FROM kill_switch WHERE id=1").fetchone()
         if row is None:
             return KillSwitchState()
@@ -47,16 +61,19 @@ class KillSwitchRepo:
         hit = self._parsed
         if hit is None or hit[0] != text:
             hit = self._parsed = (text, KillSwitchState.model_validate_json(text))
-        return hit[1].model_copy()  # the caller's own copy: a caller may change it before `set`
+        return hit[1]
 
     def set(self, state: KillSwitchState, action: str, by: str | None = None, reason: str = "") -> KillSwitchState:
         """Replace the state and append an audit row, in one transaction."""
+        text = state.model_dump_json()
         with self._db.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO kill_switch(id, data) VALUES (1, ?)", (state.model_dump_json(),))
+            c.execute("INSERT OR REPLACE INTO kill_switch(id, data) VALUES (1, ?)", (text,))
             c.execute(
                 "INSERT INTO kill_switch_log(ts, action, by, reason, data) VALUES (?,?,?,?,?)",
-                (self._clock.now(), action, by, reason, state.model_dump_json()),
+                (self._clock.now(), action, by, reason, text),
             )
+            if self._db.private:  # as a read of the row gives it (stamped inside: a rollback drops it)
+                self._known = (self._db.rollbacks, KillSwitchState.model_validate_json(text))
         return state
 
     def update(self, fn, action: str, by: str | None = None, reason: str = "") -> tuple[KillSwitchState, KillSwitchState]:
