@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 from core.brokers.base import Tick
 from core.domain.clock import FixedClock
 from core.domain.models import Direction, ProposalState
-from core.trading.order_checks import order_price_problem, validate_entry_price
+from core.trading.order_checks import (
+    MAX_QUOTE_AGE_SECONDS,
+    order_price_problem,
+    tick_problem,
+    validate_entry_price,
+)
 
 SYMBOL = "XAUUSDc"
 START = 30000
@@ -150,3 +155,19 @@ def test_order_price_problem_names_the_bad_number(field, value):
     v = {"price": 2000.0, "entry": 2000.0, "sl": 1997.0, "tp": 2006.0, "atr": 2.0, field: value}
     assert order_price_problem(Direction.LONG, v["price"], v["entry"], v["sl"], v["tp"], v["atr"]) is not None
     assert order_price_problem(Direction.LONG, 2000.0, 2000.0, 1997.0, 2006.0, 2.0) is None
+
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize("t", BAD + [-1.0, 1.0, NOW - MAX_QUOTE_AGE_SECONDS - 1, NOW + 86400 + 1, "x", None])
+def test_a_quote_time_that_is_not_now_is_refused(t):
+    """5e-324 and 1e-310 are positive and finite but are 1970: not the market now (the property test above
+    drew them and an order left)."""
+    why = tick_problem(Tick(time=0.0, bid=2000.0, ask=2000.5).model_copy(update={"time": t}), NOW)
+    assert why is not None and "not a valid time" in why
+
+
+@pytest.mark.parametrize("t", [NOW, NOW - 60, NOW - 3 * 86400, NOW - MAX_QUOTE_AGE_SECONDS, NOW + 86400])
+def test_a_recent_quote_time_is_accepted(t):
+    assert tick_problem(Tick(time=t, bid=2000.0, ask=2000.5), NOW) is None

@@ -60,16 +60,21 @@ def quote_problem(bid, ask) -> str | None:
     return None
 
 
+# A quote older than this, by our clock, is not the market now: a corrupt time (5e-324 is 1970) or a feed
+# that stopped days ago. A weekend is under three days; no live quote is a week old.
+MAX_QUOTE_AGE_SECONDS = 7 * 86400
+
+
 def tick_problem(tick, now: float) -> str | None:
     """Why a broker tick cannot price an order: a bad bid/ask, or a time that is not a moment (NaN, 0, a
-    day ahead of our clock: a corrupt packet, not a quote)."""
+    subnormal, a day ahead of our clock or a week behind it: a corrupt packet, not a quote)."""
     t = getattr(tick, "time", None)
     try:
-        ok_time = math.isfinite(float(t)) and 0 < float(t) <= now + 86400
+        ok_time = usable_price(t) and now - MAX_QUOTE_AGE_SECONDS <= float(t) <= now + 86400
     except (TypeError, ValueError, OverflowError):
         ok_time = False
     if not ok_time:
-        return f"the broker's quote time is {_shown(t)}, not a valid time"
+        return f"the broker's quote time is {_shown(t)}, not a valid time for a quote at {_shown(now)}"
     return quote_problem(getattr(tick, "bid", None), getattr(tick, "ask", None))
 
 
