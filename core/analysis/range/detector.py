@@ -17,7 +17,7 @@ from collections import OrderedDict
 import numpy as np
 
 from core.analysis.range.bars import Bars
-from core.analysis.range.lastvalues import bollinger_width_series, mean_of
+from core.analysis.range.lastvalues import width_regime
 from core.config.model import TradingConfig
 from core.domain.models import CriticalGapZones, NoRange, RangeStructure, TouchCount
 from core.domain.sessions import window_containing_or_before
@@ -26,6 +26,9 @@ _NESTED: OrderedDict[tuple, tuple[TradingConfig, RangeStructure | NoRange]] = Or
 _MEMO_LOCK = threading.Lock()
 _EXPANSION: OrderedDict[tuple, tuple[TradingConfig, tuple[str, float]]] = OrderedDict()
 _HOUR = 3600.0
+_COUNT = np.count_nonzero
+_MAX = np.maximum.reduce  # what ndarray.max / .min reduce with, without their Python wrapper
+_MIN = np.minimum.reduce
 _DAY = 86400.0
 
 
@@ -47,8 +50,10 @@ def _pivots(x: np.ndarray, n: int, higher: bool) -> np.ndarray:
     """The confirmed fractal pivots of `x` (the non-NaN values of `swing_highs` / `swing_lows`), in order.
 
     The range needs only their extremes and how many are finite, not the NaN-padded series those build
-    (about half the cost of a swing range). A NaN is never a pivot (it compares false), so the values
-    here carry no NaN and their max / min is the series' nanmax / nanmin."""
+    (about half the cost of a swing range). A centre beats all 2n neighbours exactly when it beats their
+    maximum (minimum): one comparison after n-1 pairwise extremes instead of 2n comparisons and their ANDs,
+    and a NaN neighbour propagates through np.maximum / np.minimum so it still vetoes, as its own false
+    comparison did. A NaN is never a pivot (it compares false), so the values here carry no NaN."""
     n = int(n)
     if n < 1:
         raise ValueError(f"fractal half-width n must be >= 1 (got {n})")
@@ -56,20 +61,22 @@ def _pivots(x: np.ndarray, n: int, higher: bool) -> np.ndarray:
     if length < 2 * n + 1:
         return x[:0]
     centre = x[n:length - n]
-    ok = None
-    for k in range(1, n + 1):
-        left, right = x[n - k:length - n - k], x[n + k:length - n + k]
-        m = (centre > left) & (centre > right) if higher else (centre < left) & (centre < right)
-        ok = m if ok is None else ok & m
-    return centre[ok]
+    ext = np.maximum if higher else np.minimum
+    nb = ext(x[n - 1:length - n - 1], x[n + 1:length - n + 1])
+    for k in range(2, n + 1):
+        ext(nb, x[n - k:length - n - k], out=nb)
+        ext(nb, x[n + k:length - n + k], out=nb)
+    return centre[centre > nb] if higher else centre[centre < nb]
 
 
 def count_touches(high: np.ndarray, low: np.ndarray, top: float, bottom: float, tol: float) -> tuple[int, int]:
-    """Separate tests of each edge: consecutive bars near an edge count once (one visit, one test)."""
+    """Separate tests of each edge: consecutive bars near an edge count once (one visit, one test).
+
+    A visit starts where a bar is near and the one before it was not: on booleans that is `now > before`."""
     near_top = high >= top - tol
     near_bot = low <= bottom + tol
-    top_n = int(near_top[0]) + int(np.count_nonzero(near_top[1:] & ~near_top[:-1])) if len(high) else 0
-    bot_n = int(near_bot[0]) + int(np.count_nonzero(near_bot[1:] & ~near_bot[:-1])) if len(low) else 0
+    top_n = int(near_top[0]) + _COUNT(near_top[1:] > near_top[:-1]) if len(high) else 0
+    bot_n = int(near_bot[0]) + _COUNT(near_bot[1:] > near_bot[:-1]) if len(low) else 0
     return top_n, bot_n
 
 
@@ -140,18 +147,20 @@ class RangeBoundaryDetector:
         n = self.rd.swing_fractal_bars
         sh = _pivots(w.high, n, higher=True)
         sl = _pivots(w.low, n, higher=False)
-        fin_h, fin_l = np.isfinite(sh), np.isfinite(sl)
-        has_h = bool(fin_h.any())
-        has_l = bool(fin_l.any())
+        # the extremes say whether any pivot is finite: a swing high can be +inf but never -inf (nothing is
+        # below it), so a finite max means every one is finite; likewise a finite min of the swing lows
+        high = float(_MAX(sh)) if len(sh) else math.nan
+        low = float(_MIN(sl)) if len(sl) else math.nan
+        has_h = math.isfinite(high) or (len(sh) > 0 and bool(np.isfinite(sh).any()))
+        has_l = math.isfinite(low) or (len(sl) > 0 and bool(np.isfinite(sl).any()))
         if not (has_h and has_l):
             missing = "swing high" if not has_h else "swing low"
             return NoRange(
                 reason="no_swings",
                 message=f"No {missing} has formed in the last {_span_text(w)}: price is moving one way, "
                 "so there are no edges to trade against.",
-                details={"swing_highs": int(fin_h.sum()), "swing_lows": int(fin_l.sum())},
+                details={"swing_highs": int(np.isfinite(sh).sum()), "swing_lows": int(np.isfinite(sl).sum())},
             )
-        high, low = float(sh.max()), float(sl.min())
         if high <= low:
             return NoRange(
                 reason="no_swings",
@@ -257,11 +266,8 @@ class RangeBoundaryDetector:
         ea = self.cfg.effective_atr
         close = bars.close
         n = max(0, min(self.rd.lookback_bars + ea.bb_period - 1, len(close)))  # `bars.tail`'s closes
-        width = bollinger_width_series(close[len(close) - n:], ea.bb_period, ea.bb_std)
-        ref = width[np.isfinite(width)]
-        last = float(width[-1]) if len(width) else math.nan
-        avg = mean_of(ref) if len(ref) >= 2 else math.nan
-        if len(ref) < 2 or not math.isfinite(last) or avg <= 0:
+        last, avg, finite = width_regime(close[len(close) - n:], ea.bb_period, ea.bb_std)
+        if finite < 2 or not math.isfinite(last) or avg <= 0:
             out = ("stable", 0.0)
         else:
             change = (last / avg - 1.0) * 100.0

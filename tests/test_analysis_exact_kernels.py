@@ -1,0 +1,175 @@
+"""The analysis kernels rewritten for speed give the very floats (and counts) of the forms they replaced.
+
+Each reference below is the previous implementation, verbatim: the rewrites must agree with it bit for bit
+on real bars of every symbol and on the edge cases (flat steps, NaN, inf, zero mid) where the two forms
+could part. A backtest replays the live analysis, so any drift here would change trades.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from analysis_helpers import SYMBOLS, candles
+
+from core.analysis.range.detector import _pivots, count_touches
+from core.analysis.range.lastvalues import (
+    _atr_last_reference,
+    atr_last,
+    bollinger_width_series,
+    mean_of,
+    rsi_last,
+    width_regime,
+    wilder_last,
+)
+
+
+def _same(a: float, b: float) -> bool:
+    return (a != a and b != b) or (a == b and math.copysign(1.0, a) == math.copysign(1.0, b))
+
+
+def _windows(symbol: str, tf: str, size: int, count: int, seed: int):
+    arr = candles(symbol)[tf]
+    rng = np.random.default_rng(seed)
+    for start in rng.integers(0, len(arr) - size, count):
+        w = arr[start:start + size]
+        yield tuple(w[k].astype(np.float64) for k in ("high", "low", "close"))
+
+
+def _count_touches_reference(high, low, top, bottom, tol):
+    near_top = high >= top - tol
+    near_bot = low <= bottom + tol
+    top_n = int(near_top[0]) + int(np.count_nonzero(near_top[1:] & ~near_top[:-1])) if len(high) else 0
+    bot_n = int(near_bot[0]) + int(np.count_nonzero(near_bot[1:] & ~near_bot[:-1])) if len(low) else 0
+    return top_n, bot_n
+
+
+def _pivots_reference(x, n, higher):
+    length = len(x)
+    if length < 2 * n + 1:
+        return x[:0]
+    centre = x[n:length - n]
+    ok = None
+    for k in range(1, n + 1):
+        left, right = x[n - k:length - n - k], x[n + k:length - n + k]
+        m = (centre > left) & (centre > right) if higher else (centre < left) & (centre < right)
+        ok = m if ok is None else ok & m
+    return centre[ok]
+
+
+def _rsi_last_reference(close, period, k=2):
+    if len(close) <= period:
+        return [math.nan] * k
+    delta = np.diff(close)
+    gain = np.where(delta > 0, delta, 0.0)
+    loss = np.where(delta < 0, -delta, 0.0)
+    out = []
+    for g, lo in zip(wilder_last(gain, period, k), wilder_last(loss, period, k), strict=True):
+        if g != g or lo != lo:
+            out.append(math.nan)
+        elif lo == 0:
+            out.append(50.0 if g == 0 else 100.0)
+        else:
+            out.append(100.0 - 100.0 / (1.0 + g / lo))
+    return out
+
+
+def _width_reference(close, period, num_std):
+    x = close - close[0]
+    c1 = np.concatenate(([0.0], np.cumsum(x)))
+    c2 = np.concatenate(([0.0], np.cumsum(x * x)))
+    mean = (c1[period:] - c1[:-period]) / period
+    var = np.maximum((c2[period:] - c2[:-period]) / period - mean * mean, 0.0)
+    mid = mean + close[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(mid != 0, 2.0 * num_std * np.sqrt(var) / mid, np.nan)
+
+
+def _regime_reference(close, period, num_std):
+    """What `expansion_state` read from the width series before `width_regime`."""
+    width = _width_reference(close, period, num_std) if len(close) >= period else np.empty(0)
+    ref = width[np.isfinite(width)]
+    last = float(width[-1]) if len(width) else math.nan
+    avg = mean_of(ref) if len(ref) >= 2 else math.nan
+    return last, avg, len(ref)
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_touches_and_pivots_match_their_references_on_real_bars(symbol):
+    for tf in ("M5", "M15", "H1"):
+        for h, lo, _c in _windows(symbol, tf, 156, 40, 21):
+            for n in (1, 2, 3):
+                for higher, x in ((True, h), (False, lo)):
+                    np.testing.assert_array_equal(_pivots(x, n, higher), _pivots_reference(x, n, higher))
+            mid = (h.max() + lo.min()) / 2
+            for top, bottom, tol in ((h.max(), lo.min(), 0.0), (float(np.median(h)), float(np.median(lo)), 1e-3 * mid),
+                                     (mid, mid, 0.0)):
+                assert count_touches(h, lo, top, bottom, tol) == _count_touches_reference(h, lo, top, bottom, tol)
+    empty = np.empty(0)
+    assert count_touches(empty, empty, 1.0, 0.0, 0.1) == _count_touches_reference(empty, empty, 1.0, 0.0, 0.1)
+
+
+def test_pivots_with_nan_and_inf_neighbours_match_the_reference():
+    rng = np.random.default_rng(4)
+    for _ in range(300):
+        x = rng.normal(size=40)
+        x[rng.integers(0, 40, 4)] = rng.choice([np.nan, np.inf, -np.inf, 0.0], 4)
+        for n in (1, 2, 3):
+            for higher in (True, False):
+                np.testing.assert_array_equal(_pivots(x, n, higher), _pivots_reference(x, n, higher))
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_atr_and_rsi_are_the_reference_floats_on_real_bars(symbol):
+    for tf in ("M5", "M15", "H1"):
+        for h, lo, c in _windows(symbol, tf, 300 if tf == "M5" else 156, 40, 22):
+            assert _same(atr_last(h, lo, c, 14), _atr_last_reference(h, lo, c, 14))
+            assert all(_same(a, b) for a, b in zip(rsi_last(c, 14, 2), _rsi_last_reference(c, 14, 2), strict=True))
+
+
+def test_atr_and_rsi_edge_cases_match_the_reference():
+    """Flat steps (zero gains and losses), NaN and infinite prices: where np.fmax and max(h,pc)-min(l,pc)
+    could differ from the forms they replaced (a zero's sign, inf - inf), the answer must still be the same."""
+    rng = np.random.default_rng(9)
+    flat = np.full(40, 2.0)
+    cases = [(flat, flat, flat), (flat + 0.1, flat - 0.1, flat)]
+    for _ in range(400):
+        c = 100 + rng.normal(size=40).cumsum()
+        c[rng.integers(0, 40, 8)] = c[0]  # repeated closes: zero steps
+        h, lo = c + rng.uniform(0, 1, 40), c - rng.uniform(0, 1, 40)
+        if rng.random() < 0.3:
+            i = rng.integers(0, 40)
+            pick = rng.choice([np.nan, np.inf, -np.inf])
+            (h, lo, c)[rng.integers(0, 3)][i] = pick
+        cases.append((h, lo, c))
+    for h, lo, c in cases:
+        assert _same(atr_last(h, lo, c, 14), _atr_last_reference(h.copy(), lo, c, 14))
+        got, want = rsi_last(c, 14, 2), _rsi_last_reference(c, 14, 2)
+        assert all(_same(a, b) for a, b in zip(got, want, strict=True)), (got, want)
+    for i in (0, 1, 7, 39):  # an inverted bar (high below low): max(h,pc)-min(l,pc) is no true range there
+        h, lo, c = cases[i % 2 + 2]
+        h, lo = h.copy(), lo.copy()
+        h[i], lo[i] = lo[i] - 0.5, h[i]
+        assert _same(atr_last(h, lo, c, 14), _atr_last_reference(h, lo, c, 14))
+    h = np.full(20, np.inf)  # inf - inf: the one case the two true-range forms part; the reference decides
+    assert _same(atr_last(h, h - 1, h, 14), _atr_last_reference(h, h - 1, h, 14))
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_width_regime_is_what_expansion_state_read(symbol):
+    for tf in ("M5", "M15", "H1"):
+        for _h, _lo, c in _windows(symbol, tf, 115, 40, 23):
+            np.testing.assert_array_equal(bollinger_width_series(c, 20, 2.0), _width_reference(c, 20, 2.0))
+            got, want = width_regime(c, 20, 2.0), _regime_reference(c, 20, 2.0)
+            assert _same(got[0], want[0]) and _same(got[1], want[1]) and got[2] == want[2]
+
+
+def test_width_regime_with_zero_mid_nan_and_short_input():
+    zero = np.array([1.0, -1.0] * 20)  # mid == 0 on every window: every width NaN
+    nan_in = 100 + np.arange(40.0)
+    nan_in[30] = np.nan
+    for c, p in ((zero, 2), (nan_in, 20), (np.arange(1.0, 10.0), 20), (np.array([5.0, 5.0, 5.0]), 3)):
+        if len(c) >= p:
+            np.testing.assert_array_equal(bollinger_width_series(c, p, 2.0), _width_reference(c, p, 2.0))
+        got, want = width_regime(c, p, 2.0), _regime_reference(c, p, 2.0)
+        assert _same(got[0], want[0]) and _same(got[1], want[1]) and got[2] == want[2]
