@@ -173,3 +173,121 @@ def test_width_regime_with_zero_mid_nan_and_short_input():
             np.testing.assert_array_equal(bollinger_width_series(c, p, 2.0), _width_reference(c, p, 2.0))
         got, want = width_regime(c, p, 2.0), _regime_reference(c, p, 2.0)
         assert _same(got[0], want[0]) and _same(got[1], want[1]) and got[2] == want[2]
+
+
+def _previous_day_reference(det, bars, as_of):
+    """`_previous_day_edges` as it was, building every window it looked at."""
+    from core.analysis.range.detector import _DAY, _HOUR, _day_start
+
+    today = _day_start(as_of)
+    before = bars.between(-np.inf, today)
+    if len(before) == 0:
+        return "none"
+    need = max(2, int(4 * _HOUR // bars.seconds))
+    day0 = _day_start(float(before.time[-1]))
+    for _ in range(5):
+        prev = before.between(day0, day0 + _DAY)
+        if len(prev) >= need:
+            break
+        earlier = before.between(-np.inf, day0)
+        if len(earlier) == 0:
+            break
+        day0 = _day_start(float(earlier.time[-1]))
+    if len(prev) < need:
+        return len(prev)
+    return float(prev.high.max()), float(prev.low.min()), float(day0), bars.since(day0)
+
+
+def _session_reference(det, bars, as_of):
+    from core.analysis.range.detector import _HOUR
+    from core.domain.sessions import window_containing_or_before
+
+    name = det.rd.session_range
+    win = window_containing_or_before(name, det.cfg.sessions.definitions[name], as_of - 1.0)
+    inside = bars.between(win.start, min(win.end, as_of))
+    if len(inside) < max(3, int(_HOUR // bars.seconds)):
+        return len(inside)
+    return float(inside.high.max()), float(inside.low.min()), win.start, bars.since(win.start)
+
+
+def _same_bars(a, b) -> bool:
+    return type(a) is type(b) and vars(a).keys() == vars(b).keys() and all(
+        np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y for x, y in zip(vars(a).values(), vars(b).values(), strict=True))
+
+
+def _as_reference(found):
+    from core.domain.models import NoRange
+
+    if isinstance(found, NoRange):
+        return found.details.get("have", "none") if found.reason == "too_few_candles" else found.reason
+    return found
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_session_and_previous_day_edges_read_the_windows_they_built(symbol):
+    """The edges now read positions instead of building each window: same extremes, counts, start, touch bars."""
+    from analysis_helpers import app, bar_close
+
+    from core.analysis.pipeline import window_sizes
+    from core.analysis.range.bars import Bars
+    from core.analysis.range.detector import RangeBoundaryDetector
+
+    tcfg = app().for_symbol(symbol)
+    det = RangeBoundaryDetector(tcfg, symbol)
+    sizes = window_sizes(tcfg)
+    n = len(candles(symbol)["M5"])
+    for i in np.linspace(300, n - 1, 120).astype(int):
+        now = bar_close(symbol, int(i)) + (0 if i % 3 else 150.0)  # on and between bar closes
+        for tf in ("M15", "H1"):
+            bars = Bars.closed_window(candles(symbol)[tf], tf, now, sizes[tf])
+            for got, want in ((det._previous_day_edges(bars, now), _previous_day_reference(det, bars, now)),
+                              (det._session_edges(bars, now), _session_reference(det, bars, now))):
+                got = _as_reference(got)
+                assert type(got) is type(want)
+                if isinstance(want, tuple):
+                    assert got[:3] == want[:3] and _same_bars(got[3], want[3])
+                else:
+                    assert got == want
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_sliced_bars_equal_constructed_ones_and_span_is_between(symbol):
+    from core.analysis.range.bars import Bars
+
+    arr = candles(symbol)["M15"]
+    bars = Bars.closed_window(arr, "M15", float(arr["time"][500]), 156)
+    for n in (0, 1, 96, 156, 400):
+        k = max(0, min(n, len(bars)))
+        s = slice(len(bars) - k, len(bars))
+        want = Bars(bars.timeframe, bars.seconds, *(getattr(bars, f)[s] for f in
+                                                      ("time", "open", "high", "low", "close", "volume", "spread")))
+        got = bars.tail(n)
+        assert _same_bars(got, want)
+        for f in ("time", "high", "close", "spread"):
+            assert np.shares_memory(getattr(got, f), getattr(bars, f)) or k == 0
+    t = bars.time
+    for t0, t1 in ((t[3], t[40]), (t[40], t[3]), (-np.inf, t[10]), (t[-1] + 1, np.inf), (t[5] + 1.0, t[9])):
+        s = bars.span(t0, t1)
+        assert _same_bars(bars.between(t0, t1), bars._slice(s))
+        assert len(bars.between(t0, t1)) == max(0, s.stop - s.start)
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_a_range_built_with_its_nested_ranges_is_the_copy_it_replaced(symbol):
+    from analysis_helpers import bar_close, context_at
+
+    from core.analysis.range.detector import RangeCandidate
+
+    n = len(candles(symbol)["M5"])
+    for i in np.linspace(400, n - 1, 10).astype(int):
+        _ctx, det, views = context_at(symbol, bar_close(symbol, int(i)))
+        b = views["M5"]
+        from core.analysis.range.lastvalues import atr_last
+
+        c = det.detect_candidate(b, "dynamic", atr=atr_last(b.high, b.low, b.close, 14))
+        if not isinstance(c, RangeCandidate):
+            continue
+        higher = det.nested_ranges({k: (v, atr_last(v.high, v.low, v.close, 14)) for k, v in views.items() if k != "M5"})
+        got, want = c.build(nested=higher), c.build().model_copy(update={"nested_ranges": higher})
+        assert got == want and got.model_fields_set == want.model_fields_set
+        assert got.model_dump_json() == want.model_dump_json()

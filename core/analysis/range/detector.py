@@ -175,25 +175,27 @@ class RangeBoundaryDetector:
         if definition is None:
             return NoRange(reason="no_session", message=f"The session '{name}' is not defined in the config.")
         win = window_containing_or_before(name, definition, as_of - 1.0)
-        inside = bars.between(win.start, min(win.end, as_of))
+        inside = bars.span(win.start, min(win.end, as_of))  # positions only: its count and extremes are read
+        have = max(0, inside.stop - inside.start)
         need = max(3, int(_HOUR // bars.seconds))
-        if len(inside) < need:
+        if have < need:
             label = name.replace("_", " ").title()
             return NoRange(
                 reason="too_few_candles",
-                message=f"The {label} session has only {len(inside)} closed {bars.timeframe} candles "
+                message=f"The {label} session has only {have} closed {bars.timeframe} candles "
                 f"so far; I need {need} to know its high and low.",
-                details={"have": len(inside), "need": need, "session_start": win.start},
+                details={"have": have, "need": need, "session_start": win.start},
             )
-        return float(inside.high.max()), float(inside.low.min()), win.start, bars.since(win.start)
+        return float(_MAX(bars.high[inside])), float(_MIN(bars.low[inside])), win.start, bars.since(win.start)
 
     def _previous_day_edges(self, bars: Bars, as_of: float):
         if len(bars) == 0:
             return self._too_few(bars, 1, "previous day's high/low")
         # at 00:00 exactly the day that just closed is complete: it is the previous day, not "today"
         today = _day_start(as_of)
-        before = bars.between(-np.inf, today)
-        if len(before) == 0:
+        # positions in the bars before today (`between` on them, without building each window)
+        t = bars.time[:int(bars.time.searchsorted(today, side="left"))]
+        if len(t) == 0:
             return NoRange(
                 reason="too_few_candles",
                 message="There is no complete previous trading day in the data yet.",
@@ -201,23 +203,22 @@ class RangeBoundaryDetector:
             )
         # the last day with a real session: skips weekends and the Sunday-evening stub of FX/metal feeds
         need = max(2, int(4 * _HOUR // bars.seconds))
-        day0 = _day_start(float(before.time[-1]))
+        day0 = _day_start(float(t[-1]))
         for _ in range(5):
-            prev = before.between(day0, day0 + _DAY)
-            if len(prev) >= need:
+            i = int(t.searchsorted(day0, side="left"))
+            prev = slice(i, int(t.searchsorted(day0 + _DAY, side="left")))
+            have = max(0, prev.stop - i)
+            if have >= need or i == 0:  # enough bars, or no earlier bar to step back to
                 break
-            earlier = before.between(-np.inf, day0)
-            if len(earlier) == 0:
-                break
-            day0 = _day_start(float(earlier.time[-1]))
-        if len(prev) < need:
+            day0 = _day_start(float(t[i - 1]))
+        if have < need:
             return NoRange(
                 reason="too_few_candles",
-                message=f"The previous trading day has only {len(prev)} {bars.timeframe} candles; "
+                message=f"The previous trading day has only {have} {bars.timeframe} candles; "
                 "its high and low are not meaningful.",
-                details={"have": len(prev), "need": need},
+                details={"have": have, "need": need},
             )
-        return float(prev.high.max()), float(prev.low.min()), float(day0), bars.since(day0)
+        return float(_MAX(bars.high[prev])), float(_MIN(bars.low[prev])), float(day0), bars.since(day0)
 
     # -- assembly ---------------------------------------------------------------------------------
     def check_width(self, rng: RangeStructure) -> NoRange | None:
@@ -359,8 +360,11 @@ class RangeCandidate:
         self.mid, self.width, self.range_width_pct, self.top, self.bottom = mid, width, width_pct, top, bottom
         self.validated = top >= det.rd.min_touches_per_side and bottom >= det.rd.min_touches_per_side
 
-    def build(self) -> RangeStructure:
+    def build(self, nested: dict[str, RangeStructure] | None = None) -> RangeStructure:
+        """The RangeStructure; `nested` (the higher-timeframe ranges) goes in at construction rather than by a
+        model_copy afterwards: the same fields, one object fewer."""
         det, bars, high, low, atr = self.det, self.bars, self.range_high, self.range_low, self.atr
+        extra = {} if nested is None else {"nested_ranges": nested}
         expansion = det.expansion_state(bars)
         return RangeStructure(
             symbol=det.symbol,
@@ -379,6 +383,7 @@ class RangeCandidate:
             invalidation_signals=det.invalidation_signals(bars, high, low, atr, expansion),
             start_time=float(self.start),
             end_time=float(bars.last_close_time or self.start),
+            **extra,
         )
 
 
