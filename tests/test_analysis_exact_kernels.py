@@ -291,3 +291,60 @@ def test_a_range_built_with_its_nested_ranges_is_the_copy_it_replaced(symbol):
         got, want = c.build(nested=higher), c.build().model_copy(update={"nested_ranges": higher})
         assert got == want and got.model_fields_set == want.model_fields_set
         assert got.model_dump_json() == want.model_dump_json()
+
+
+def test_remembered_timeframes_are_the_parsed_members():
+    from core.analysis.facade import _timeframe
+    from core.domain.timeframes import Timeframe
+
+    for name in ("M1", "M5", "M15", "M30", "H1", "H4", "D1", "m5", "5m", "h1"):
+        assert _timeframe(name) is Timeframe.parse(name)
+        assert _timeframe(name) is Timeframe.parse(name)  # the remembered one, a second time
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+def test_round_setup_is_dataclasses_replace(symbol):
+    """Entry and stop rounding builds the Setup field by field: the same Setup `replace` made, subclasses
+    (which may carry more fields) still through `replace`."""
+    from dataclasses import dataclass, replace
+
+    from analysis_helpers import app
+
+    from core.analysis.scoring.scorer import RangeScalpingScorer
+    from core.analysis.scoring.strategies import Setup
+    from core.domain.models import Direction
+
+    class _Ctx:
+        spec = app().symbols[symbol]
+
+    @dataclass(frozen=True)
+    class Tagged(Setup):
+        tag: str = "x"
+
+    rng = np.random.default_rng(12)
+    d = _Ctx.spec.digits
+    for price in rng.uniform(0.5, 80000, 200):
+        for direction in (Direction.LONG, Direction.SHORT):
+            s = Setup("bb_fade", direction, float(price), float(price * 0.999), float(price * 1.002), 0.5, "n")
+            got = RangeScalpingScorer.round_setup(_Ctx, s)
+            f = 10.0**d
+            sl = (np.floor(s.stop_loss * f + 1e-6) if direction is Direction.LONG else np.ceil(s.stop_loss * f - 1e-6)) / f
+            assert got == replace(s, entry=round(s.entry, d), stop_loss=round(float(sl), d)) and type(got) is Setup
+            t = Tagged(*vars(s).values(), tag="keep")
+            assert RangeScalpingScorer.round_setup(_Ctx, t).tag == "keep"
+
+
+def test_width_limits_say_the_same_with_the_early_return():
+    from analysis_helpers import app
+
+    from core.analysis.range.detector import RangeBoundaryDetector
+
+    det = RangeBoundaryDetector(app().for_symbol("XAUUSDc"), "XAUUSDc")
+    lim = det.cfg.range_width
+    for pct in (lim.min_pct / 2, lim.min_pct, (lim.min_pct + lim.max_pct) / 2, lim.max_pct, lim.max_pct * 2, float("nan")):
+        got = det._width_failure("dynamic", 2.0, 1.0, pct)
+        if lim.min_pct <= pct <= lim.max_pct or pct != pct:
+            assert got is None
+        else:
+            assert got.reason == ("too_narrow" if pct < lim.min_pct else "too_wide")
+            assert got.details == {"range_type": "dynamic", "high": 2.0, "low": 1.0, "width_pct": round(pct, 4)}

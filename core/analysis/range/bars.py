@@ -55,7 +55,8 @@ class Bars:
         start = max(0, end - int(max_bars))
         w = candles[start:end]
         f = np.float64
-        return cls(
+        out = _new(cls)  # as `_slice`: the fields without the frozen __init__'s object.__setattr__ calls
+        out.__dict__.update(
             timeframe=tf.value,
             seconds=secs,
             time=w["time"].astype(f),
@@ -66,6 +67,7 @@ class Bars:
             volume=w["tick_volume"].astype(f),
             spread=w["spread"].astype(f),
         )
+        return out
 
     def __len__(self) -> int:
         return len(self.time)

@@ -227,6 +227,8 @@ class RangeBoundaryDetector:
 
     def _width_failure(self, range_type, high, low, width_pct) -> NoRange | None:
         lim = self.cfg.range_width
+        if lim.min_pct <= width_pct <= lim.max_pct:  # the common case: no details to build (round is slow)
+            return None
         details = {"range_type": range_type, "high": high, "low": low, "width_pct": round(width_pct, 4)}
         if width_pct < lim.min_pct:
             return NoRange(

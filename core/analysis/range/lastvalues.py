@@ -166,7 +166,7 @@ def vwap_last(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.n
     tp = (high + low + close) / 3.0
     dev = tp - tp[0]
     v = np.where(volume > 0, volume, 0.0)
-    sv = float(v.sum())
+    sv = float(_SUM(v))  # ndarray.sum's own reduction, without its wrapper
     if sv > 0:
         m1 = float(np.dot(dev, v)) / sv
         m2 = float(np.dot(dev * dev, v)) / sv
