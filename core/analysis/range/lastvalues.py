@@ -122,12 +122,12 @@ def bollinger_width_series(close: np.ndarray, period: int, num_std: float) -> np
     if n < period:
         return np.empty(0)
     c0 = close[0]
-    x = close - c0
     c = np.empty((2, n + 1))
     c[:, 0] = 0.0
-    x.cumsum(out=c[0, 1:])  # np.cumsum's own method, without its wrapper
-    np.multiply(x, x, out=x)
-    x.cumsum(out=c[1, 1:])
+    x = c[:, 1:]
+    np.subtract(close, c0, out=x[0])
+    np.multiply(x[0], x[0], out=x[1])
+    np.add.accumulate(x, axis=1, out=x)  # np.cumsum of each row (a running sum, in order), in one call
     s = c[:, period:] - c[:, :-period]
     s /= period
     mean = s[0]
