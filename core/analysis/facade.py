@@ -44,6 +44,18 @@ def _resolve(cfg: AppConfig, symbol: str) -> str:
     return name
 
 
+_TIMEFRAMES: dict[str, Timeframe] = {}
+
+
+def _timeframe(name: str) -> Timeframe:
+    """`Timeframe.parse`, remembered: the same member for the same name (parsing a string goes through the
+    enum's constructor, a few microseconds per timeframe per analysis)."""
+    tf = _TIMEFRAMES.get(name)
+    if tf is None:
+        tf = _TIMEFRAMES[name] = Timeframe.parse(name)
+    return tf
+
+
 def inputs_from_feed(symbol: str, feed: Any, cfg: AppConfig, now: float, *, news: NewsCalendar | None = None,
                      news_error: str | None = None, orderflow: OrderFlowSnapshot | None = None,
                      orderflow_error: str | None = None) -> AnalysisInputs:
@@ -52,7 +64,7 @@ def inputs_from_feed(symbol: str, feed: Any, cfg: AppConfig, now: float, *, news
     candles = {}
     for tf, size in window_sizes(tcfg).items():
         try:
-            candles[tf] = feed.candles(symbol, Timeframe.parse(tf), size)
+            candles[tf] = feed.candles(symbol, _timeframe(tf), size)
         except (KeyError, ValueError) as e:
             log.debug("no %s candles for %s from the feed: %s", tf, symbol, e)
     try:

@@ -301,14 +301,14 @@ def _detect(detector: RangeBoundaryDetector, cfg: TradingConfig, views: dict[str
         else:
             found["previous_day"] = pd
     cands = [r for r in found.values() if isinstance(r, RangeCandidate)]
-    higher = detector.nested_ranges({k: (v, atrs[k]) for k, v in views.items()
-                                     if k != tf and k in cfg.range_detection.nested_timeframes})
-    if not cands:
+    if not cands:  # the higher-timeframe ranges are context for a range: without one nothing reads them
         first = found["dynamic"]
         others = {k: v.reason for k, v in found.items() if isinstance(v, NoRange)}
-        return None, first.model_copy(update={"details": {**first.details, "by_type": others}}), prev_day, higher
+        return None, first.model_copy(update={"details": {**first.details, "by_type": others}}), prev_day, {}
+    higher = detector.nested_ranges({k: (v, atrs[k]) for k, v in views.items()
+                                     if k != tf and k in cfg.range_detection.nested_timeframes})
     price = float(bars.close[-1])
     inside = [r for r in cands if r.range_low - atr <= price <= r.range_high + atr]
     pool = inside or cands
     best = min(pool, key=lambda r: (not r.validated, PREFERENCE.index(r.range_type)))
-    return best.build().model_copy(update={"nested_ranges": higher}), None, prev_day, higher
+    return best.build(nested=higher), None, prev_day, higher

@@ -17,7 +17,7 @@ from collections import OrderedDict
 import numpy as np
 
 from core.analysis.range.bars import Bars
-from core.analysis.range.lastvalues import bollinger_width_series, mean_of
+from core.analysis.range.lastvalues import width_regime
 from core.config.model import TradingConfig
 from core.domain.models import CriticalGapZones, NoRange, RangeStructure, TouchCount
 from core.domain.sessions import window_containing_or_before
@@ -26,6 +26,9 @@ _NESTED: OrderedDict[tuple, tuple[TradingConfig, RangeStructure | NoRange]] = Or
 _MEMO_LOCK = threading.Lock()
 _EXPANSION: OrderedDict[tuple, tuple[TradingConfig, tuple[str, float]]] = OrderedDict()
 _HOUR = 3600.0
+_COUNT = np.count_nonzero
+_MAX = np.maximum.reduce  # what ndarray.max / .min reduce with, without their Python wrapper
+_MIN = np.minimum.reduce
 _DAY = 86400.0
 
 
@@ -47,8 +50,10 @@ def _pivots(x: np.ndarray, n: int, higher: bool) -> np.ndarray:
     """The confirmed fractal pivots of `x` (the non-NaN values of `swing_highs` / `swing_lows`), in order.
 
     The range needs only their extremes and how many are finite, not the NaN-padded series those build
-    (about half the cost of a swing range). A NaN is never a pivot (it compares false), so the values
-    here carry no NaN and their max / min is the series' nanmax / nanmin."""
+    (about half the cost of a swing range). A centre beats all 2n neighbours exactly when it beats their
+    maximum (minimum): one comparison after n-1 pairwise extremes instead of 2n comparisons and their ANDs,
+    and a NaN neighbour propagates through np.maximum / np.minimum so it still vetoes, as its own false
+    comparison did. A NaN is never a pivot (it compares false), so the values here carry no NaN."""
     n = int(n)
     if n < 1:
         raise ValueError(f"fractal half-width n must be >= 1 (got {n})")
@@ -56,20 +61,22 @@ def _pivots(x: np.ndarray, n: int, higher: bool) -> np.ndarray:
     if length < 2 * n + 1:
         return x[:0]
     centre = x[n:length - n]
-    ok = None
-    for k in range(1, n + 1):
-        left, right = x[n - k:length - n - k], x[n + k:length - n + k]
-        m = (centre > left) & (centre > right) if higher else (centre < left) & (centre < right)
-        ok = m if ok is None else ok & m
-    return centre[ok]
+    ext = np.maximum if higher else np.minimum
+    nb = ext(x[n - 1:length - n - 1], x[n + 1:length - n + 1])
+    for k in range(2, n + 1):
+        ext(nb, x[n - k:length - n - k], out=nb)
+        ext(nb, x[n + k:length - n + k], out=nb)
+    return centre[centre > nb] if higher else centre[centre < nb]
 
 
 def count_touches(high: np.ndarray, low: np.ndarray, top: float, bottom: float, tol: float) -> tuple[int, int]:
-    """Separate tests of each edge: consecutive bars near an edge count once (one visit, one test)."""
+    """Separate tests of each edge: consecutive bars near an edge count once (one visit, one test).
+
+    A visit starts where a bar is near and the one before it was not: on booleans that is `now > before`."""
     near_top = high >= top - tol
     near_bot = low <= bottom + tol
-    top_n = int(near_top[0]) + int(np.count_nonzero(near_top[1:] & ~near_top[:-1])) if len(high) else 0
-    bot_n = int(near_bot[0]) + int(np.count_nonzero(near_bot[1:] & ~near_bot[:-1])) if len(low) else 0
+    top_n = int(near_top[0]) + _COUNT(near_top[1:] > near_top[:-1]) if len(high) else 0
+    bot_n = int(near_bot[0]) + _COUNT(near_bot[1:] > near_bot[:-1]) if len(low) else 0
     return top_n, bot_n
 
 
@@ -140,18 +147,20 @@ class RangeBoundaryDetector:
         n = self.rd.swing_fractal_bars
         sh = _pivots(w.high, n, higher=True)
         sl = _pivots(w.low, n, higher=False)
-        fin_h, fin_l = np.isfinite(sh), np.isfinite(sl)
-        has_h = bool(fin_h.any())
-        has_l = bool(fin_l.any())
+        # the extremes say whether any pivot is finite: a swing high can be +inf but never -inf (nothing is
+        # below it), so a finite max means every one is finite; likewise a finite min of the swing lows
+        high = float(_MAX(sh)) if len(sh) else math.nan
+        low = float(_MIN(sl)) if len(sl) else math.nan
+        has_h = math.isfinite(high) or (len(sh) > 0 and bool(np.isfinite(sh).any()))
+        has_l = math.isfinite(low) or (len(sl) > 0 and bool(np.isfinite(sl).any()))
         if not (has_h and has_l):
             missing = "swing high" if not has_h else "swing low"
             return NoRange(
                 reason="no_swings",
                 message=f"No {missing} has formed in the last {_span_text(w)}: price is moving one way, "
                 "so there are no edges to trade against.",
-                details={"swing_highs": int(fin_h.sum()), "swing_lows": int(fin_l.sum())},
+                details={"swing_highs": int(np.isfinite(sh).sum()), "swing_lows": int(np.isfinite(sl).sum())},
             )
-        high, low = float(sh.max()), float(sl.min())
         if high <= low:
             return NoRange(
                 reason="no_swings",
@@ -166,25 +175,27 @@ class RangeBoundaryDetector:
         if definition is None:
             return NoRange(reason="no_session", message=f"The session '{name}' is not defined in the config.")
         win = window_containing_or_before(name, definition, as_of - 1.0)
-        inside = bars.between(win.start, min(win.end, as_of))
+        inside = bars.span(win.start, min(win.end, as_of))  # positions only: its count and extremes are read
+        have = max(0, inside.stop - inside.start)
         need = max(3, int(_HOUR // bars.seconds))
-        if len(inside) < need:
+        if have < need:
             label = name.replace("_", " ").title()
             return NoRange(
                 reason="too_few_candles",
-                message=f"The {label} session has only {len(inside)} closed {bars.timeframe} candles "
+                message=f"The {label} session has only {have} closed {bars.timeframe} candles "
                 f"so far; I need {need} to know its high and low.",
-                details={"have": len(inside), "need": need, "session_start": win.start},
+                details={"have": have, "need": need, "session_start": win.start},
             )
-        return float(inside.high.max()), float(inside.low.min()), win.start, bars.since(win.start)
+        return float(_MAX(bars.high[inside])), float(_MIN(bars.low[inside])), win.start, bars.since(win.start)
 
     def _previous_day_edges(self, bars: Bars, as_of: float):
         if len(bars) == 0:
             return self._too_few(bars, 1, "previous day's high/low")
         # at 00:00 exactly the day that just closed is complete: it is the previous day, not "today"
         today = _day_start(as_of)
-        before = bars.between(-np.inf, today)
-        if len(before) == 0:
+        # positions in the bars before today (`between` on them, without building each window)
+        t = bars.time[:int(bars.time.searchsorted(today, side="left"))]
+        if len(t) == 0:
             return NoRange(
                 reason="too_few_candles",
                 message="There is no complete previous trading day in the data yet.",
@@ -192,23 +203,22 @@ class RangeBoundaryDetector:
             )
         # the last day with a real session: skips weekends and the Sunday-evening stub of FX/metal feeds
         need = max(2, int(4 * _HOUR // bars.seconds))
-        day0 = _day_start(float(before.time[-1]))
+        day0 = _day_start(float(t[-1]))
         for _ in range(5):
-            prev = before.between(day0, day0 + _DAY)
-            if len(prev) >= need:
+            i = int(t.searchsorted(day0, side="left"))
+            prev = slice(i, int(t.searchsorted(day0 + _DAY, side="left")))
+            have = max(0, prev.stop - i)
+            if have >= need or i == 0:  # enough bars, or no earlier bar to step back to
                 break
-            earlier = before.between(-np.inf, day0)
-            if len(earlier) == 0:
-                break
-            day0 = _day_start(float(earlier.time[-1]))
-        if len(prev) < need:
+            day0 = _day_start(float(t[i - 1]))
+        if have < need:
             return NoRange(
                 reason="too_few_candles",
-                message=f"The previous trading day has only {len(prev)} {bars.timeframe} candles; "
+                message=f"The previous trading day has only {have} {bars.timeframe} candles; "
                 "its high and low are not meaningful.",
-                details={"have": len(prev), "need": need},
+                details={"have": have, "need": need},
             )
-        return float(prev.high.max()), float(prev.low.min()), float(day0), bars.since(day0)
+        return float(_MAX(bars.high[prev])), float(_MIN(bars.low[prev])), float(day0), bars.since(day0)
 
     # -- assembly ---------------------------------------------------------------------------------
     def check_width(self, rng: RangeStructure) -> NoRange | None:
@@ -217,6 +227,8 @@ class RangeBoundaryDetector:
 
     def _width_failure(self, range_type, high, low, width_pct) -> NoRange | None:
         lim = self.cfg.range_width
+        if lim.min_pct <= width_pct <= lim.max_pct:  # the common case: no details to build (round is slow)
+            return None
         details = {"range_type": range_type, "high": high, "low": low, "width_pct": round(width_pct, 4)}
         if width_pct < lim.min_pct:
             return NoRange(
@@ -257,11 +269,8 @@ class RangeBoundaryDetector:
         ea = self.cfg.effective_atr
         close = bars.close
         n = max(0, min(self.rd.lookback_bars + ea.bb_period - 1, len(close)))  # `bars.tail`'s closes
-        width = bollinger_width_series(close[len(close) - n:], ea.bb_period, ea.bb_std)
-        ref = width[np.isfinite(width)]
-        last = float(width[-1]) if len(width) else math.nan
-        avg = mean_of(ref) if len(ref) >= 2 else math.nan
-        if len(ref) < 2 or not math.isfinite(last) or avg <= 0:
+        last, avg, finite = width_regime(close[len(close) - n:], ea.bb_period, ea.bb_std)
+        if finite < 2 or not math.isfinite(last) or avg <= 0:
             out = ("stable", 0.0)
         else:
             change = (last / avg - 1.0) * 100.0
@@ -353,8 +362,11 @@ class RangeCandidate:
         self.mid, self.width, self.range_width_pct, self.top, self.bottom = mid, width, width_pct, top, bottom
         self.validated = top >= det.rd.min_touches_per_side and bottom >= det.rd.min_touches_per_side
 
-    def build(self) -> RangeStructure:
+    def build(self, nested: dict[str, RangeStructure] | None = None) -> RangeStructure:
+        """The RangeStructure; `nested` (the higher-timeframe ranges) goes in at construction rather than by a
+        model_copy afterwards: the same fields, one object fewer."""
         det, bars, high, low, atr = self.det, self.bars, self.range_high, self.range_low, self.atr
+        extra = {} if nested is None else {"nested_ranges": nested}
         expansion = det.expansion_state(bars)
         return RangeStructure(
             symbol=det.symbol,
@@ -373,6 +385,7 @@ class RangeCandidate:
             invalidation_signals=det.invalidation_signals(bars, high, low, atr, expansion),
             start_time=float(self.start),
             end_time=float(bars.last_close_time or self.start),
+            **extra,
         )
 
 

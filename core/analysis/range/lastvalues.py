@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 _SUM = np.add.reduce  # what ndarray.mean / .std sum with (pairwise), without their ~3 us of Python wrapping
+_MIN = np.minimum.reduce
 
 
 def mean_of(x: np.ndarray) -> float:
@@ -55,6 +56,23 @@ def wilder_last(x: np.ndarray, period: int, k: int = 1) -> list[float]:
 def atr_last(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> float:
     if len(high) < period:
         return math.nan
+    # true range max(h-l, |h-pc|, |l-pc|) as max(h, pc) - min(l, pc): on a bar with low <= high the larger
+    # of the three is the very subtraction the second form makes (rounding is monotone), so the floats are
+    # equal, in 3 ops not 6. An inverted or NaN bar, or a non-finite result, takes the three-term form.
+    tr = high - low
+    if len(tr) > 1:
+        if not (_MIN(tr[1:]) >= 0):
+            return _atr_last_reference(high, low, close, period)
+        prev = close[:-1]
+        np.subtract(np.maximum(high[1:], prev), np.minimum(low[1:], prev), out=tr[1:])
+    out = wilder_last(tr, period)[0]
+    if not math.isfinite(out):  # an infinite price (inf - inf tells the forms apart): the reference decides
+        return _atr_last_reference(high, low, close, period)
+    return out
+
+
+def _atr_last_reference(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> float:
+    """The three-term true range, kept for non-finite prices (where inf - inf differs between the forms)."""
     tr = high - low
     if len(tr) > 1:
         prev = close[:-1]
@@ -66,9 +84,11 @@ def rsi_last(close: np.ndarray, period: int, k: int = 2) -> list[float]:
     """Last k Wilder RSI values, oldest first (flat reads 50, only-up reads 100, as `core.analysis.indicators.rsi`)."""
     if len(close) <= period:
         return [math.nan] * k
-    delta = np.diff(close)
-    gain = np.where(delta > 0, delta, 0.0)
-    loss = np.where(delta < 0, -delta, 0.0)
+    delta = close[1:] - close[:-1]  # np.diff's own subtraction, without its wrapper
+    # fmax, not maximum: a NaN step counts as no move, as np.where(delta > 0, delta, 0.0) made it; a zero
+    # step may come out as -0.0, which changes no sum or ratio below (a sum is zero only if all terms are)
+    gain = np.fmax(delta, 0.0)
+    loss = np.fmax(np.negative(delta), 0.0)
     out = []
     for g, lo in zip(wilder_last(gain, period, k), wilder_last(loss, period, k), strict=True):
         if g != g or lo != lo:
@@ -94,25 +114,48 @@ def bollinger_last(close: np.ndarray, period: int, num_std: float) -> tuple[floa
 
 def bollinger_width_series(close: np.ndarray, period: int, num_std: float) -> np.ndarray:
     """Band width (upper-lower)/mid for every bar with a full window, via centred cumulative sums
-    (centring on the first close keeps BTC-sized prices exact enough for a regime comparison)."""
+    (centring on the first close keeps BTC-sized prices exact enough for a regime comparison).
+
+    Both running sums live in one (2, n+1) array so their window differences and divisions by the period
+    are one numpy call each (elementwise: the same floats as two calls)."""
     n = len(close)
     if n < period:
         return np.empty(0)
-    x = close - close[0]
-    c1 = np.empty(n + 1)
-    c2 = np.empty(n + 1)
-    c1[0] = c2[0] = 0.0
-    np.cumsum(x, out=c1[1:])
-    np.cumsum(x * x, out=c2[1:])
-    s1 = c1[period:] - c1[:-period]
-    s2 = c2[period:] - c2[:-period]
-    mean = s1 / period
-    var = np.maximum(s2 / period - mean * mean, 0.0)
-    mid = mean + close[0]
+    c0 = close[0]
+    c = np.empty((2, n + 1))
+    c[:, 0] = 0.0
+    x = c[:, 1:]
+    np.subtract(close, c0, out=x[0])
+    np.multiply(x[0], x[0], out=x[1])
+    np.add.accumulate(x, axis=1, out=x)  # np.cumsum of each row (a running sum, in order), in one call
+    s = c[:, period:] - c[:, :-period]
+    s /= period
+    mean = s[0]
+    var = s[1] - mean * mean
+    np.maximum(var, 0.0, out=var)
+    mid = mean + c0
+    num = 2.0 * num_std * np.sqrt(var)
+    if _MIN(mid) > 0:  # prices: no zero mid, so the masked divide below is this plain one
+        return np.divide(num, mid, out=num)
     # a masked divide instead of np.errstate + np.where: the same quotients, NaN where mid == 0
     out = np.full(len(mid), np.nan)
-    np.divide(2.0 * num_std * np.sqrt(var), mid, out=out, where=mid != 0)
+    np.divide(num, mid, out=out, where=mid != 0)
     return out
+
+
+def width_regime(close: np.ndarray, period: int, num_std: float) -> tuple[float, float, int]:
+    """(last width, mean of the finite widths (NaN under two), how many are finite) of `bollinger_width_series`: what the
+    expansion state reads. When the widths' sum is finite every width is, so their mean is that sum over
+    the count (the same pairwise sum numpy takes of the finite ones, which are then all of them)."""
+    width = bollinger_width_series(close, period, num_std)
+    if not len(width):
+        return math.nan, math.nan, 0
+    last = float(width[-1])
+    total = float(_SUM(width))
+    if math.isfinite(total):
+        return last, (total / len(width) if len(width) >= 2 else math.nan), len(width)
+    ref = width[np.isfinite(width)]
+    return last, (mean_of(ref) if len(ref) >= 2 else math.nan), len(ref)
 
 
 def vwap_last(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> tuple[float, float]:
@@ -123,7 +166,7 @@ def vwap_last(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.n
     tp = (high + low + close) / 3.0
     dev = tp - tp[0]
     v = np.where(volume > 0, volume, 0.0)
-    sv = float(v.sum())
+    sv = float(_SUM(v))  # ndarray.sum's own reduction, without its wrapper
     if sv > 0:
         m1 = float(np.dot(dev, v)) / sv
         m2 = float(np.dot(dev * dev, v)) / sv

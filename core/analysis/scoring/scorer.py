@@ -60,7 +60,10 @@ class RangeScalpingScorer:
         f = 10.0**d
         x = s.stop_loss * f
         sl = (math.floor(x + 1e-6) if s.direction is Direction.LONG else math.ceil(x - 1e-6)) / f
-        return replace(s, entry=round(s.entry, d), stop_loss=round(sl, d))
+        if type(s) is not Setup:  # a subclass may carry more fields: replace() keeps them
+            return replace(s, entry=round(s.entry, d), stop_loss=round(sl, d))
+        # field by field: dataclasses.replace introspects the fields on every call
+        return Setup(s.strategy, s.direction, round(s.entry, d), round(sl, d), s.target, s.signal, s.note)
 
     @staticmethod
     def round_target(ctx: AnalysisContext, s: Setup, tp: float, viable: bool) -> tuple[float, float]:
