@@ -40,9 +40,9 @@ from core.brokers.base import (
 )
 from core.brokers.paper.feed import ReplayFeed
 from core.brokers.paper.fills import (
-    BarPrices,
-    check_stops,
+    StopHit,
     profit,
+    stop_hit,
 )
 from core.brokers.paper.orders import PaperOrders
 from core.brokers.paper.store import PaperStore
@@ -255,6 +255,24 @@ class PaperBroker(PaperOrders):
         st.set_meta("evaluated_until", repr(self._evaluated))
         st.set_meta("clock", repr(self.now()))
 
+    def _first_stop(self, p: Position, spec: SymbolSpec, lo: int, hi: int) -> tuple[float, Position, StopHit,
+                                                                                  SymbolSpec] | None:
+        """The first of the base bars lo..hi-1 that hits `p`'s SL or TP, as (its close time, p, hit, spec).
+
+        Reads the bars' columns element by element (float()/int() of a column element is exact and costs
+        a fraction of a whole-row read or a `BarPrices`): this runs for every open position on every step."""
+        feed, sym = self.feed, p.symbol
+        col = feed.base_column
+        times, opens, highs, lows, spreads = (col(sym, k) for k in ("time", "open", "high", "low", "spread"))
+        side, sl, tp = p.type, p.sl, p.tp
+        slip = self.slippage_points * spec.point
+        for i in range(lo, hi):
+            hit = stop_hit(side, sl, tp, float(opens[i]), float(highs[i]), float(lows[i]),
+                           self._spread(spec, spreads[i]), slip)
+            if hit:
+                return float(times[i]) + feed.base_timeframe(sym).seconds, p, hit, spec
+        return None
+
     def _sync(self) -> None:
         """Book every SL/TP hit in the bars completed since the last call, in time order.
 
@@ -271,23 +289,14 @@ class PaperBroker(PaperOrders):
             if t <= last:
                 return
             hits = []
+            feed = self.feed
             for p in st.positions():
                 spec = self.symbols.get(p.symbol)
-                if spec is None or not self.feed.has(p.symbol):
+                if spec is None or not feed.has(p.symbol):
                     continue
-                sec = self.feed.base_timeframe(p.symbol).seconds
-                bars = self.feed.closed_between(p.symbol, max(last, p.time), t)
-                if not len(bars):
-                    continue
-                ix = [bars.dtype.names.index(k) for k in ("time", "open", "high", "low", "spread")]
-                # rows as plain tuples: a numpy field read per value cost more than the stop check itself
-                for row in bars.tolist():
-                    tm, o, h, lo, sp = (row[k] for k in ix)
-                    prices = BarPrices(float(o), float(h), float(lo), self._spread(spec, sp))
-                    hit = check_stops(p.type, p.sl, p.tp, prices, self.slippage_points * spec.point)
-                    if hit:
-                        hits.append((float(tm) + sec, p, hit, spec))
-                        break
+                lo, hi = feed.closed_span(p.symbol, max(last, p.time), t)
+                if lo < hi and (found := self._first_stop(p, spec, lo, hi)) is not None:
+                    hits.append(found)
             if not hits:
                 self._evaluated = t
                 return

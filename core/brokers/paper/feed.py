@@ -65,6 +65,8 @@ class ReplayFeed:
         # contiguous copies of the time columns: searchsorted on a strided field view copies it each call
         self._times: dict[tuple[str, Timeframe], np.ndarray] = {}
         self._columns: dict[tuple[str, str], np.ndarray] = {}
+        # (base times, base bar seconds) per symbol: both fixed once loaded, and read on every quote and replay step
+        self._base: dict[str, tuple[np.ndarray, int]] = {}
         self._available: dict[str, list[Timeframe]] = {}
         self._source = source
         self._lock = threading.Lock()
@@ -148,25 +150,34 @@ class ReplayFeed:
                 return out[-count:].copy()
             span *= 2
 
+    def _base_times(self, symbol: str) -> tuple[np.ndarray, int]:
+        hit = self._base.get(symbol)
+        if hit is None:
+            hit = self._base[symbol] = (self.base_times(symbol), self.base_timeframe(symbol).seconds)
+        return hit
+
     def covering_index(self, symbol: str, now: float) -> int | None:
         """Index of the base bar whose period contains `now` (the forming bar), or None in a gap."""
-        t = self.base_times(symbol)
+        t, sec = self._base_times(symbol)
         i = _right(t, now) - 1
-        if i < 0 or t[i] + self.base_timeframe(symbol).seconds <= now:
+        # int(): a numpy scalar's sum and comparison cost several times the whole search
+        if i < 0 or int(t[i]) + sec <= now:
             return None
         return i
 
     def last_closed_index(self, symbol: str, now: float) -> int | None:
-        t = self.base_times(symbol)
-        i = _right(t, now - self.base_timeframe(symbol).seconds) - 1
+        t, sec = self._base_times(symbol)
+        i = _right(t, now - sec) - 1
         return i if i >= 0 else None
+
+    def closed_span(self, symbol: str, after: float, until: float) -> tuple[int, int]:
+        """Index range [lo, hi) of the base bars whose close time falls in (after, until]."""
+        t, sec = self._base_times(symbol)
+        return _right(t, after - sec), _right(t, until - sec)
 
     def closed_between(self, symbol: str, after: float, until: float) -> np.ndarray:
         """Base bars whose close time falls in (after, until]: the bars a clock move has just completed."""
-        t = self.base_times(symbol)
-        sec = self.base_timeframe(symbol).seconds
-        lo = _right(t, after - sec)
-        hi = _right(t, until - sec)
+        lo, hi = self.closed_span(symbol, after, until)
         return self.base_bars(symbol)[lo:hi]
 
     def next_open_after(self, now: float) -> float | None:
