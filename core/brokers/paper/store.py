@@ -38,6 +38,10 @@ CREATE INDEX IF NOT EXISTS deals_time ON deals(time);
 _POS_COLS = ("ticket", "symbol", "type", "volume", "price_open", "sl", "tp", "magic", "comment", "time")
 _DEAL_COLS = ("ticket", "order", "position_id", "symbol", "type", "entry", "volume", "price", "profit",
               "commission", "swap", "magic", "comment", "time", "reason")
+_INSERT_POSITION = f"INSERT INTO positions ({','.join(_POS_COLS)}) VALUES ({','.join('?' * len(_POS_COLS))})"
+_INSERT_DEAL = ("INSERT INTO deals (" + ",".join(f'"{c}"' for c in _DEAL_COLS) + ") VALUES ("
+                + ",".join("?" * len(_DEAL_COLS)) + ")")
+_INSERT_ORDER = "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 class PaperStoreError(UserFacingError):
@@ -72,6 +76,9 @@ class PaperStore:
         # connection at all), and dropped on a rollback, so they never show a write that did not commit.
         self._open_positions: dict[int, Position] | None = None
         self._meta: dict[str, str | None] = {}
+        # meta values set inside a transaction, written in one statement just before its COMMIT: an order
+        # sets the ticket counter, the balance and the replay clock, four statements otherwise
+        self._pending: dict[str, str] = {}
         self._private = str(path) == ":memory:"
         self._version = None if self._private else self._data_version()
         with self.transaction():
@@ -98,6 +105,7 @@ class PaperStore:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                self._write_pending()
             except BaseException:
                 self._forget()  # it held this transaction's uncommitted changes
                 self._conn.execute("ROLLBACK")
@@ -110,6 +118,7 @@ class PaperStore:
                     raise
             finally:
                 self._depth = 0
+                self._pending.clear()
 
     # -- what is kept in memory -------------------------------------------------------------------
     def _data_version(self) -> int:
@@ -131,6 +140,8 @@ class PaperStore:
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         with self.lock:
             self._fresh()
+            if key in self._pending:  # set in this transaction (kept even if the cache was just dropped)
+                return self._pending[key]
             if key not in self._meta:
                 row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
                 self._meta[key] = row[0] if row else None
@@ -138,10 +149,23 @@ class PaperStore:
             return default if value is None else value
 
     def set_meta(self, key: str, value: str) -> None:
+        """Inside a transaction the row is written at its commit (`_write_pending`), else at once."""
         with self.lock:
             self._fresh()
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            if self._depth:
+                self._pending.pop(key, None)  # rows written in the order of their last set
+                self._pending[key] = value
+            else:
+                self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
             self._meta[key] = value
+
+    def _write_pending(self) -> None:
+        """The transaction's meta rows in one statement; the caller commits right after (or rolls back)."""
+        pending = self._pending
+        if pending:
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES " + ",".join(["(?,?)"] * len(pending)),
+                               [x for kv in pending.items() for x in kv])
+            pending.clear()
 
     def balance(self) -> float:
         return float(self.get_meta("balance", "0"))
@@ -160,10 +184,7 @@ class PaperStore:
     # -- positions ----------------------------------------------------------------------------------
     def insert_position(self, p: Position) -> None:
         with self.lock:
-            self._conn.execute(
-                f"INSERT INTO positions ({','.join(_POS_COLS)}) VALUES ({','.join('?' * len(_POS_COLS))})",
-                tuple(getattr(p, c) for c in _POS_COLS),
-            )
+            self._conn.execute(_INSERT_POSITION, tuple(getattr(p, c) for c in _POS_COLS))
             cache = self._cache()
             if cache is not None:
                 cache[p.ticket] = Position(**{c: getattr(p, c) for c in _POS_COLS})
@@ -210,17 +231,11 @@ class PaperStore:
                      tp: float, magic: int, comment: str, time: float, position_id: int, reason: str) -> None:
         with self.lock:
             self._conn.execute(
-                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (ticket, symbol, side, volume, price, sl, tp, magic, comment, time, position_id, reason),
-            )
+                _INSERT_ORDER, (ticket, symbol, side, volume, price, sl, tp, magic, comment, time, position_id, reason))
 
     def insert_deal(self, d: Deal) -> None:
-        cols = ",".join(f'"{c}"' for c in _DEAL_COLS)
         with self.lock:
-            self._conn.execute(
-                f"INSERT INTO deals ({cols}) VALUES ({','.join('?' * len(_DEAL_COLS))})",
-                tuple(getattr(d, c) for c in _DEAL_COLS),
-            )
+            self._conn.execute(_INSERT_DEAL, tuple(getattr(d, c) for c in _DEAL_COLS))
 
     def deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
         sql, args = "SELECT * FROM deals WHERE 1=1", []
