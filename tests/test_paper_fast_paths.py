@@ -1,0 +1,158 @@
+"""The paper broker's fast paths give exactly what the plain ones give, on real bars (issue 17).
+
+Each test compares a fast path with a reference written the slow, obvious way (the code it replaced), so a
+fast path that drifts by one bar, one ulp or one stale value fails here.
+"""
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from core.brokers.base import Position
+from core.brokers.paper.broker import PaperBroker
+from core.brokers.paper.feed import ReplayFeed
+from core.brokers.paper.fills import BarPrices, check_stops
+from core.brokers.paper.store import PaperStore
+from core.config.loading import load_config
+from core.config.paths import market_data_dir
+from core.data.loaders import load_candles
+from core.domain.clock import FixedClock
+from core.domain.timeframes import Timeframe
+
+SYM = "XAUUSDc"
+XAU = market_data_dir() / "budimanlai__forex-tick" / "data" / "XAUUSD_M5.csv"
+
+
+@pytest.fixture(scope="module")
+def bars() -> np.ndarray:
+    spec = load_config().symbols[SYM]
+    m5 = load_candles(XAU, tz_offset_hours=spec.data_tz_offset_hours)[:6000].copy()
+    m5["spread"][::3] = 0  # some bars without a spread: the symbol's default applies
+    return m5
+
+
+@pytest.fixture()
+def broker(bars) -> PaperBroker:
+    b = PaperBroker({SYM: load_config().symbols[SYM]}, ReplayFeed({SYM: {Timeframe.M5: bars}}), db_path=":memory:",
+                    clock=FixedClock(float(bars["time"][0])), slippage_points=3)
+    b.connect()
+    return b
+
+
+def _reference_first_stop(b: PaperBroker, p: Position, after: float, until: float):
+    """The replay's stop scan as it was: whole-row reads, a BarPrices per bar, `check_stops`."""
+    spec = b.symbols[p.symbol]
+    sec = b.feed.base_timeframe(p.symbol).seconds
+    bars = b.feed.closed_between(p.symbol, after, until)
+    ix = [bars.dtype.names.index(k) for k in ("time", "open", "high", "low", "spread")]
+    for row in bars.tolist():
+        tm, o, h, lo, sp = (row[k] for k in ix)
+        prices = BarPrices(float(o), float(h), float(lo), b._spread(spec, sp))
+        hit = check_stops(p.type, p.sl, p.tp, prices, b.slippage_points * spec.point)
+        if hit:
+            return float(tm) + sec, hit
+    return None
+
+
+def test_the_stop_scan_matches_the_row_by_row_reference(broker, bars):
+    rng = np.random.default_rng(17)
+    spec = broker.symbols[SYM]
+    checked = hits = 0
+    for _ in range(400):
+        i = int(rng.integers(0, len(bars) - 300))
+        after = float(bars["time"][i]) + float(rng.choice([0.0, 0.5, 299.0, 300.0, 301.0]))
+        until = after + float(rng.integers(1, 90)) * 300 + float(rng.choice([0.0, 0.25]))
+        px = float(bars["open"][i])
+        side = str(rng.choice(["buy", "sell"]))
+        width = float(rng.choice([0.3, 1.0, 3.0, 10.0]))
+        sl, tp = (px - width, px + width) if side == "buy" else (px + width, px - width)
+        sl, tp = [float(rng.choice([v, 0.0], p=[0.85, 0.15])) for v in (sl, tp)]
+        p = Position(ticket=1, symbol=SYM, type=side, volume=0.01, price_open=px, sl=sl, tp=tp, time=after)
+        lo, hi = broker.feed.closed_span(SYM, after, until)
+        got = broker._first_stop(p, spec, lo, hi) if lo < hi else None
+        want = _reference_first_stop(broker, p, after, until)
+        assert (None if got is None else (got[0], got[2])) == want
+        assert got is None or (repr(got[0]), repr(got[2].price)) == (repr(want[0]), repr(want[1].price))
+        checked += 1
+        hits += want is not None
+    assert checked == 400 and 100 < hits < 400  # both outcomes exercised
+
+
+def test_feed_lookups_match_a_plain_numpy_reference(bars):
+    feed = ReplayFeed({SYM: {Timeframe.M5: bars}})
+    t = bars["time"]
+    sec = 300
+    probes = np.concatenate([t[:50], t[::97], t[::97] + 299, t[::97] + 300, t[::89] + 150.5, t[::89] - 0.5,
+                             [t[0] - 1e6, t[-1] + 1e6]])
+    # the gaps (weekends) are where a covering bar is missing
+    gaps = np.nonzero(np.diff(t) > sec)[0]
+    probes = np.concatenate([probes, t[gaps] + sec, t[gaps] + sec + 3600.25]).astype(float)
+    for now in probes:
+        i = int(np.searchsorted(t, now, "right")) - 1
+        covering = None if i < 0 or t[i] + sec <= now else i
+        assert feed.covering_index(SYM, now) == covering
+        j = int(np.searchsorted(t, now - sec, "right")) - 1
+        assert feed.last_closed_index(SYM, now) == (j if j >= 0 else None)
+        after = now - 7 * sec - 0.5
+        ref = bars[(t + sec > after) & (t + sec <= now)]
+        lo, hi = feed.closed_span(SYM, after, now)
+        assert np.array_equal(bars[lo:hi], ref) and np.array_equal(feed.closed_between(SYM, after, now), ref)
+
+
+def _pos(ticket: int) -> Position:
+    return Position(ticket=ticket, symbol=SYM, type="buy", volume=0.01, price_open=2000.0, sl=1990.0, tp=2010.0,
+                    magic=7, comment="c", time=1.0)
+
+
+def test_meta_set_in_a_transaction_is_written_at_its_commit_in_one_statement(tmp_path):
+    path = tmp_path / "p.sqlite"
+    st = PaperStore(path, 10_000)
+    sql: list[str] = []
+    st._conn.set_trace_callback(sql.append)
+    with st.transaction():
+        st.next_ticket(2)
+        st.add_to_balance(-1.5)
+        st.set_meta("clock", "123.0")
+        st.set_meta("clock", "124.0")
+        assert st.get_meta("clock") == "124.0" and st.balance() == 9_998.5  # its own writes, before the commit
+    st._conn.set_trace_callback(None)
+    writes = [s for s in sql if s.startswith("INSERT OR REPLACE INTO meta")]
+    assert writes == [sql[-2]] and sql[-1] == "COMMIT"  # one write, right before the COMMIT
+    with sqlite3.connect(path) as other:
+        assert dict(other.execute("SELECT key, value FROM meta")) == {
+            "balance": "9998.5", "next_ticket": "100003", "clock": "124.0"}
+    st.set_meta("outside", "x")  # outside a transaction: written at once
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT value FROM meta WHERE key='outside'").fetchone() == ("x",)
+    st.close()
+
+
+def test_meta_of_a_rolled_back_or_failed_transaction_is_never_written(tmp_path, monkeypatch):
+    path = tmp_path / "p.sqlite"
+    st = PaperStore(path, 10_000)
+    with pytest.raises(RuntimeError), st.transaction():
+        st.add_to_balance(50.0)
+        st.set_meta("clock", "5.0")
+        raise RuntimeError("crash before commit")
+    assert st.balance() == 10_000.0 and st.get_meta("clock") is None and not st._pending
+    # the meta write fails at the commit: the whole order (its position too) is rolled back
+    real = st._conn
+
+    class Failing:
+        def execute(self, sql, *args):
+            if sql.startswith("INSERT OR REPLACE INTO meta"):
+                raise sqlite3.OperationalError("disk I/O error")
+            return real.execute(sql, *args)
+
+    monkeypatch.setattr(st, "_conn", Failing())
+    with pytest.raises(sqlite3.OperationalError), st.transaction():
+        st.insert_position(_pos(1))
+        st.add_to_balance(-3.0)
+    monkeypatch.setattr(st, "_conn", real)
+    assert st.positions() == [] and st.balance() == 10_000.0
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT COUNT(*) FROM positions").fetchone() == (0,)
+        assert other.execute("SELECT value FROM meta WHERE key='balance'").fetchone() == ("10000.0",)
+    st.close()
