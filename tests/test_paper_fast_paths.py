@@ -156,3 +156,41 @@ def test_meta_of_a_rolled_back_or_failed_transaction_is_never_written(tmp_path, 
         assert other.execute("SELECT COUNT(*) FROM positions").fetchone() == (0,)
         assert other.execute("SELECT value FROM meta WHERE key='balance'").fetchone() == ("10000.0",)
     st.close()
+
+
+def test_the_hinted_time_search_matches_searchsorted_for_any_order_of_keys(bars):
+    from core.brokers.paper.feed import _Times
+
+    t = np.ascontiguousarray(bars["time"])
+    search = _Times(t)
+    rng = np.random.default_rng(3)
+    keys = [float(t[0] - 5), float(t[-1] + 5)]
+    x = float(t[100])
+    for _ in range(20_000):  # mostly forward a bar or less, as the replay clock, with jumps both ways
+        r = rng.random()
+        x = (x + float(rng.choice([0.0, 0.5, 150.0, 300.0, 600.0])) if r < 0.8
+             else x - float(rng.integers(0, 4)) * 300.0 - 0.25 if r < 0.9
+             else float(rng.uniform(t[0] - 1000, t[-1] + 1000)))
+        keys.append(x)
+        keys.append(x - 300.0)  # the interleaved keys of one step (now, now - bar)
+    for k in keys:
+        assert search.right(k) == int(np.searchsorted(t, np.floor(k), "right")), k
+    assert _Times(t[:0]).right(5.0) == 0
+    with pytest.raises((ValueError, OverflowError)):
+        search.right(float("nan"))
+
+
+def test_quotes_read_through_column_views_match_the_bars(broker, bars):
+    from core.brokers.base import Tick
+
+    spec = broker.symbols[SYM]
+    t = bars["time"]
+    for now in np.concatenate([t[::53] + 0.0, t[::53] + 299.5]).astype(float):
+        i = int(np.searchsorted(t, now, "right")) - 1
+        if t[i] + 300 <= now:
+            continue  # a gap: the closed-market path, unchanged
+        bid = float(bars["open"][i])
+        spread = (int(bars["spread"][i]) or spec.default_spread_points) * spec.point
+        want = Tick(time=now, bid=bid, ask=round(bid + spread, spec.digits + 2), last=bid)
+        got = broker._make_quote(SYM, now, False)
+        assert got == want and type(got.bid) is float and repr(got.ask) == repr(want.ask)

@@ -181,8 +181,8 @@ class PaperBroker(PaperOrders):
         feed = self.feed
         i = feed.covering_index(symbol, t)
         if i is not None:
-            bid = float(feed.base_column(symbol, "open")[i])
-            spread = self._spread(spec, feed.base_column(symbol, "spread")[i])
+            bid = feed.base_view(symbol, "open")[i]
+            spread = self._spread(spec, feed.base_view(symbol, "spread")[i])
             return Tick(time=t, bid=bid, ask=round(bid + spread, spec.digits + 2), last=bid)
         base = feed.base_bars(symbol)
         j = feed.last_closed_index(symbol, t)
@@ -259,16 +259,15 @@ class PaperBroker(PaperOrders):
                                                                                   SymbolSpec] | None:
         """The first of the base bars lo..hi-1 that hits `p`'s SL or TP, as (its close time, p, hit, spec).
 
-        Reads the bars' columns element by element (float()/int() of a column element is exact and costs
-        a fraction of a whole-row read or a `BarPrices`): this runs for every open position on every step."""
+        Reads the bars' columns element by element (plain ints and floats, the values of a whole-row read,
+        at a fraction of its cost and with no `BarPrices`): this runs for every open position on every step."""
         feed, sym = self.feed, p.symbol
-        col = feed.base_column
-        times, opens, highs, lows, spreads = (col(sym, k) for k in ("time", "open", "high", "low", "spread"))
+        view = feed.base_view
+        times, opens, highs, lows, spreads = (view(sym, k) for k in ("time", "open", "high", "low", "spread"))
         side, sl, tp = p.type, p.sl, p.tp
         slip = self.slippage_points * spec.point
         for i in range(lo, hi):
-            hit = stop_hit(side, sl, tp, float(opens[i]), float(highs[i]), float(lows[i]),
-                           self._spread(spec, spreads[i]), slip)
+            hit = stop_hit(side, sl, tp, opens[i], highs[i], lows[i], self._spread(spec, spreads[i]), slip)
             if hit:
                 return float(times[i]) + feed.base_timeframe(sym).seconds, p, hit, spec
         return None
