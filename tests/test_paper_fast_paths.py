@@ -9,6 +9,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from core.brokers.base import Position
 from core.brokers.paper.broker import PaperBroker
@@ -194,3 +195,26 @@ def test_quotes_read_through_column_views_match_the_bars(broker, bars):
         want = Tick(time=now, bid=bid, ask=round(bid + spread, spec.digits + 2), last=bid)
         got = broker._make_quote(SYM, now, False)
         assert got == want and type(got.bid) is float and repr(got.ask) == repr(want.ask)
+
+
+def test_a_priced_position_is_what_model_copy_makes():
+    from core.brokers.paper.broker import _priced
+
+    plain = Position(ticket=5, symbol=SYM, type="sell", volume=0.02, price_open=2000.0, sl=2010.0, tp=1990.0)
+    full = _pos(6).model_copy(update={"price_current": 1.0, "identifier": 9})
+    for p in (plain, full, Position.model_construct(ticket=7, symbol=SYM, type="buy", volume=0.01, price_open=1.0,
+                                                    sl=0.0, tp=0.0)):
+        for px, pl in ((2001.5, -3.0), (0.0, -0.0), (1e-300, 12.34)):
+            before = (repr(p.__dict__), set(p.__pydantic_fields_set__))
+            got, want = _priced(p, px, pl), p.model_copy(update={"price_current": px, "profit": pl})
+            assert got == want and type(got) is Position
+            assert list(got.__dict__.items()) == list(want.__dict__.items())
+            assert repr(got.__dict__) == repr(want.__dict__)  # -0.0 stays -0.0
+            assert got.__pydantic_fields_set__ == want.__pydantic_fields_set__
+            assert (got.__pydantic_extra__, got.__pydantic_private__) == (want.__pydantic_extra__,
+                                                                          want.__pydantic_private__)
+            assert got.model_dump_json() == want.model_dump_json() and got.model_dump(exclude_unset=True) == \
+                want.model_dump(exclude_unset=True)
+            assert (repr(p.__dict__), p.__pydantic_fields_set__) == before  # the original is untouched
+            with pytest.raises(ValidationError):
+                got.profit = 1.0  # still frozen

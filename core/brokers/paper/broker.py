@@ -54,6 +54,25 @@ log = logging.getLogger(__name__)
 
 # SYMBOL_FILLING_FOK | SYMBOL_FILLING_IOC: the paper broker fills every order completely at once.
 _PAPER_FILLING = 3
+_PRICED = frozenset({"price_current", "profit"})
+_set = object.__setattr__
+
+
+def _priced(p: Position, px: float, pl: float) -> Position:
+    """`p.model_copy(update={"price_current": px, "profit": pl})`, field for field (the same `__dict__`, fields
+    set, extra and private values), without pydantic's generic copy: every monitor cycle makes one per open
+    position, and the generic path cost about three times this. Anything unusual takes the generic path."""
+    if p.__pydantic_extra__ is not None or p.__pydantic_private__ is not None:
+        return p.model_copy(update={"price_current": px, "profit": pl})
+    out = Position.__new__(Position)
+    values = p.__dict__.copy()
+    values["price_current"] = px
+    values["profit"] = pl
+    _set(out, "__dict__", values)
+    _set(out, "__pydantic_extra__", None)
+    _set(out, "__pydantic_fields_set__", p.__pydantic_fields_set__ | _PRICED)
+    _set(out, "__pydantic_private__", None)
+    return out
 
 
 class PaperBroker(PaperOrders):
@@ -241,7 +260,7 @@ class PaperBroker(PaperOrders):
         out = []
         for p in self.store.positions(symbol, magic):
             px, pl = self._floating(p)
-            out.append(p.model_copy(update={"price_current": px, "profit": pl}))
+            out.append(_priced(p, px, pl))
         return out
 
     def history_deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
