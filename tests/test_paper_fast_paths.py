@@ -195,6 +195,16 @@ def test_quotes_read_through_column_views_match_the_bars(broker, bars):
         want = Tick(time=now, bid=bid, ask=round(bid + spread, spec.digits + 2), last=bid)
         got = broker._make_quote(SYM, now, False)
         assert got == want and type(got.bid) is float and repr(got.ask) == repr(want.ask)
+        assert list(got.__dict__.items()) == list(want.__dict__.items())
+        assert got.__pydantic_fields_set__ == want.__pydantic_fields_set__
+        assert (got.__pydantic_extra__, got.__pydantic_private__) == (want.__pydantic_extra__,
+                                                                      want.__pydantic_private__)
+        assert got.model_dump_json() == want.model_dump_json()
+    from core.brokers.paper.broker import _tick
+
+    for args in ((1, 2.0, 3.0), (1.0, np.float64(2.0), 3.0), (1.5, 2.0, True)):  # not floats: validated
+        assert _tick(*args) == Tick(time=args[0], bid=args[1], ask=args[2], last=args[1])
+        assert type(_tick(*args).time) is float
 
 
 def test_a_priced_position_is_what_model_copy_makes():

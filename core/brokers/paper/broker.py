@@ -58,6 +58,23 @@ _PRICED = frozenset({"price_current", "profit"})
 _set = object.__setattr__
 
 
+_TICK_FIELDS = frozenset({"time", "bid", "ask", "last"})
+
+
+def _tick(t: float, bid: float, ask: float) -> Tick:
+    """`Tick(time=t, bid=bid, ask=ask, last=bid)` from values that are floats already, which its validation
+    returns unchanged: the same fields and fields set, without the validator (a quote per clock move).
+    Anything not exactly a float is validated."""
+    if type(t) is not float or type(bid) is not float or type(ask) is not float:
+        return Tick(time=t, bid=bid, ask=ask, last=bid)
+    out = Tick.__new__(Tick)
+    _set(out, "__dict__", {"time": t, "bid": bid, "ask": ask, "last": bid})
+    _set(out, "__pydantic_extra__", None)
+    _set(out, "__pydantic_fields_set__", set(_TICK_FIELDS))
+    _set(out, "__pydantic_private__", None)
+    return out
+
+
 def _priced(p: Position, px: float, pl: float) -> Position:
     """`p.model_copy(update={"price_current": px, "profit": pl})`, field for field (the same `__dict__`, fields
     set, extra and private values), without pydantic's generic copy: every monitor cycle makes one per open
@@ -202,7 +219,7 @@ class PaperBroker(PaperOrders):
         if i is not None:
             bid = feed.base_view(symbol, "open")[i]
             spread = self._spread(spec, feed.base_view(symbol, "spread")[i])
-            return Tick(time=t, bid=bid, ask=round(bid + spread, spec.digits + 2), last=bid)
+            return _tick(t, bid, round(bid + spread, spec.digits + 2))
         base = feed.base_bars(symbol)
         j = feed.last_closed_index(symbol, t)
         if (for_trade and not spec.trades_weekends) or j is None:
