@@ -228,3 +228,29 @@ def test_a_priced_position_is_what_model_copy_makes():
             assert (repr(p.__dict__), p.__pydantic_fields_set__) == before  # the original is untouched
             with pytest.raises(ValidationError):
                 got.profit = 1.0  # still frozen
+
+
+def test_deals_read_as_tuples_are_the_deals_a_row_read_gives(broker, bars):
+    from core.brokers.base import Deal, OrderRequest
+
+    for k in range(6):
+        broker.advance_to(float(bars["time"][200 + 7 * k]))
+        bid = broker.tick(SYM).bid
+        r = broker.market_order(OrderRequest(symbol=SYM, side="buy" if k % 2 else "sell", volume=0.01,
+                                             sl=bid - 2 if k % 2 else bid + 2, tp=0.0, comment=f"c{k}"))
+        if k % 3 == 0:
+            broker.close_position(r.position)
+    broker.advance_to(float(bars["time"][400]))  # some stops hit on the way
+    st = broker.store
+
+    def reference(where: str, args: tuple) -> list[Deal]:
+        rows = st._conn.execute(f"SELECT * FROM deals WHERE 1=1{where} ORDER BY time, ticket", args).fetchall()
+        return [Deal(**dict(r)) for r in rows]
+
+    cases = [(None, None, "", ()), (None, float(bars["time"][214]), " AND time>=?", (float(bars["time"][214]),))]
+    cases += [(pid, None, " AND position_id=?", (pid,)) for pid in {d.position_id for d in st.deals()}]
+    assert len(cases) == 8 and len(st.deals()) >= 10
+    for pid, since, where, args in cases:
+        got, want = st.deals(pid, since), reference(where, args)
+        assert got == want and [d.__pydantic_fields_set__ for d in got] == [d.__pydantic_fields_set__ for d in want]
+        assert [repr(d.__dict__) for d in got] == [repr(d.__dict__) for d in want]

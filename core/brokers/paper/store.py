@@ -41,6 +41,7 @@ _DEAL_COLS = ("ticket", "order", "position_id", "symbol", "type", "entry", "volu
 _INSERT_POSITION = f"INSERT INTO positions ({','.join(_POS_COLS)}) VALUES ({','.join('?' * len(_POS_COLS))})"
 _INSERT_DEAL = ("INSERT INTO deals (" + ",".join(f'"{c}"' for c in _DEAL_COLS) + ") VALUES ("
                 + ",".join("?" * len(_DEAL_COLS)) + ")")
+_SELECT_DEALS = "SELECT " + ",".join(f'"{c}"' for c in _DEAL_COLS) + " FROM deals"
 _INSERT_ORDER = "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
@@ -238,11 +239,13 @@ class PaperStore:
             self._conn.execute(_INSERT_DEAL, tuple(getattr(d, c) for c in _DEAL_COLS))
 
     def deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
-        sql, args = "SELECT * FROM deals WHERE 1=1", []
+        sql, args = _SELECT_DEALS + " WHERE 1=1", []
         if position_id is not None:
             sql, args = sql + " AND position_id=?", [*args, position_id]
         if since is not None:
             sql, args = sql + " AND time>=?", [*args, since]
         with self.lock:
-            rows = self._conn.execute(sql + " ORDER BY time, ticket", args).fetchall()
-        return [Deal(**dict(r)) for r in rows]
+            cur = self._conn.cursor()
+            cur.row_factory = None  # plain tuples: a Row looks each name up by a scan of its columns
+            rows = cur.execute(sql + " ORDER BY time, ticket", args).fetchall()
+        return [Deal(**dict(zip(_DEAL_COLS, r, strict=True))) for r in rows]
