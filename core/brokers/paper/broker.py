@@ -263,14 +263,20 @@ class PaperBroker(PaperOrders):
 
     def account_info(self) -> AccountInfo:
         self._sync()
+        balance, equity, margin_free = self._funds()
+        return AccountInfo(login=self.login, balance=round(balance, 2), equity=equity,
+                           margin_free=margin_free, leverage=self.leverage, server="paper")
+
+    def _funds(self) -> tuple[float, float, float]:
+        """(balance, equity, free margin) at the clock; the order's margin check needs only these, not an
+        AccountInfo (callers have synced)."""
         with self.store.lock:
             balance = self.store.balance()
             open_ = self.store.positions()
         floating = sum(self._floating(p)[1] for p in open_)
         equity = round(balance + floating, 2)
         margin = sum(p.volume * self.symbols[p.symbol].contract_size * p.price_open / self.leverage for p in open_)
-        return AccountInfo(login=self.login, balance=round(balance, 2), equity=equity,
-                           margin_free=round(equity - margin, 2), leverage=self.leverage, server="paper")
+        return balance, equity, round(equity - margin, 2)
 
     def positions(self, symbol: str | None = None, magic: int | None = None) -> list[Position]:
         self._sync()

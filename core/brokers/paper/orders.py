@@ -4,7 +4,7 @@ Split from `core.brokers.paper.broker` (connection, replay clock, quotes, accoun
 Each call checks and books under the store's lock in one transaction, so two threads cannot both pass the
 margin check or both close one position; it refuses what a real broker refuses, with the MT5 retcodes
 (volume, stops level, requote, margin). `PaperOrders` is a mixin of `PaperBroker` and uses its state
-(store, symbols, clock, slippage, commission, `_spec`, `_quote`, `_sync`, `_persist_clock`).
+(store, symbols, clock, slippage, commission, `_spec`, `_quote`, `_sync`, `_funds`, `_persist_clock`).
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class PaperOrders:
         if problem := deviation_problem(request.price, price, request.deviation, spec.point):
             raise RequoteError(problem, Retcode.REQUOTE)
         need = request.volume * spec.contract_size * price / self.leverage
-        if need > self.account_info().margin_free:
+        if need > self._funds()[2]:  # synced above, under the lock: account_info().margin_free
             raise NoMoneyError(f"not enough free margin for {request.volume} lots ({need:.2f} needed)",
                                Retcode.NO_MONEY)
         st = self.store
