@@ -254,3 +254,25 @@ def test_deals_read_as_tuples_are_the_deals_a_row_read_gives(broker, bars):
         got, want = st.deals(pid, since), reference(where, args)
         assert got == want and [d.__pydantic_fields_set__ for d in got] == [d.__pydantic_fields_set__ for d in want]
         assert [repr(d.__dict__) for d in got] == [repr(d.__dict__) for d in want]
+
+
+def test_the_margin_check_refuses_exactly_what_account_info_says_does_not_fit(bars):
+    from core.brokers.base import NoMoneyError, OrderRequest, Retcode
+
+    spec = load_config().symbols[SYM]
+    b = PaperBroker({SYM: spec}, ReplayFeed({SYM: {Timeframe.M5: bars}}), db_path=":memory:",
+                    clock=FixedClock(float(bars["time"][300])), start_balance=100.0, commission_per_lot=7.0)
+    b.connect()
+    booked = refused = 0
+    for vol in (0.01, 0.02, 0.03, 0.05, 0.08, 0.13, 0.21):
+        q = b.tick(SYM)
+        need = vol * spec.contract_size * q.ask / b.leverage
+        fits = need <= b.account_info().margin_free
+        try:
+            b.market_order(OrderRequest(symbol=SYM, side="buy", volume=vol, sl=0.0, tp=0.0))
+            booked += 1
+            assert fits
+        except NoMoneyError as e:
+            refused += 1
+            assert not fits and e.code == Retcode.NO_MONEY
+    assert booked and refused
