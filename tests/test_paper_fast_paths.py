@@ -276,3 +276,43 @@ def test_the_margin_check_refuses_exactly_what_account_info_says_does_not_fit(ba
             refused += 1
             assert not fits and e.code == Retcode.NO_MONEY
     assert booked and refused
+
+
+def test_a_transaction_whose_begin_failed_leaves_the_next_one_a_real_transaction(tmp_path):
+    path = tmp_path / "p.sqlite"
+    st = PaperStore(path, 10_000)
+    st._conn.execute("PRAGMA busy_timeout=0")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the file
+    with pytest.raises(sqlite3.OperationalError, match="locked"), st.transaction():
+        pytest.fail("the body must not run without a transaction")
+    other.execute("ROLLBACK")
+    assert st._depth == 0 and st.lock.acquire(blocking=False)  # nothing left held or half-open
+    st.lock.release()
+    with pytest.raises(RuntimeError), st.transaction():
+        assert st._conn.in_transaction
+        st.insert_position(_pos(1))
+        raise RuntimeError("rolled back as one unit")
+    assert st.positions() == [] and other.execute("SELECT COUNT(*) FROM positions").fetchone() == (0,)
+    other.close()
+    st.close()
+
+
+def test_inside_a_transaction_other_connections_are_checked_once_at_its_begin(tmp_path):
+    path = tmp_path / "p.sqlite"
+    st = PaperStore(path, 10_000)
+    st.insert_position(_pos(1))
+    assert st.balance() == 10_000.0
+    with sqlite3.connect(path) as other:  # commits between our transactions are seen...
+        other.execute("UPDATE meta SET value='50.0' WHERE key='balance'")
+        other.execute("DELETE FROM positions")
+    sql: list[str] = []
+    st._conn.set_trace_callback(sql.append)
+    with st.transaction():
+        assert st.balance() == 50.0 and st.positions() == []  # ...at the BEGIN
+        st.add_to_balance(1.0)
+        st.next_ticket()
+    st._conn.set_trace_callback(None)
+    assert sql.count("PRAGMA data_version") == 1 and sql[0] == "BEGIN IMMEDIATE"
+    assert st.balance() == 51.0
+    st.close()

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from core.brokers.base import Deal, Position
@@ -71,6 +69,7 @@ class PaperStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
         self._depth = 0
+        self._transaction = _Transaction(self)
         # Open positions and the meta values (balance, next ticket, replay clock), read on every monitor
         # cycle, order and replay step: kept in memory as the committed rows. Valid while no other connection
         # has committed (SQLite's data_version moves only for those; an in-memory database has no other
@@ -90,36 +89,9 @@ class PaperStore:
         with self.lock:
             self._conn.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """One atomic unit; nested calls join the outer transaction."""
-        with self.lock:
-            depth = self._depth
-            if depth:
-                self._depth = depth + 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._depth = 1
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                self._write_pending()
-            except BaseException:
-                self._forget()  # it held this transaction's uncommitted changes
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                try:
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._forget()
-                    raise
-            finally:
-                self._depth = 0
-                self._pending.clear()
+        return self._transaction
 
     # -- what is kept in memory -------------------------------------------------------------------
     def _data_version(self) -> int:
@@ -130,8 +102,11 @@ class PaperStore:
         self._meta = {}
 
     def _fresh(self) -> None:
-        """Drop what is kept in memory if another connection has committed since (callers hold the lock)."""
-        if not self._private:
+        """Drop what is kept in memory if another connection has committed since (callers hold the lock).
+
+        Inside a transaction nobody else can commit (BEGIN IMMEDIATE holds the write lock, and it checked
+        once right after it began), so the look-up is skipped there."""
+        if not self._private and not self._depth:
             version = self._data_version()
             if version != self._version:
                 self._forget()
@@ -249,3 +224,63 @@ class PaperStore:
             cur.row_factory = None  # plain tuples: a Row looks each name up by a scan of its columns
             rows = cur.execute(sql + " ORDER BY time, ticket", args).fetchall()
         return [Deal(**dict(zip(_DEAL_COLS, r, strict=True))) for r in rows]
+
+
+class _Transaction:
+    """`PaperStore.transaction()`: BEGIN IMMEDIATE ... COMMIT under the store's lock, rolled back on any
+    exception (and the in-memory rows dropped with it); nested uses join the outer transaction.
+
+    A plain context manager, one per store (its state is the store's, under the lock): an order opens
+    three of them (its own, the ticket counter's, the balance's) and a generator-based one cost several
+    times as much. The depth is raised only once BEGIN succeeded: a BEGIN that failed (database locked)
+    must not leave later transactions believing they are nested, running without one.
+    """
+
+    __slots__ = ("_st",)
+
+    def __init__(self, store: PaperStore) -> None:
+        self._st = store
+
+    def __enter__(self) -> None:
+        st = self._st
+        st.lock.acquire()
+        if st._depth:
+            st._depth += 1
+            return
+        try:
+            st._conn.execute("BEGIN IMMEDIATE")
+            st._fresh()  # what other connections committed before this began (skipped inside it)
+        except BaseException:
+            if st._conn.in_transaction:
+                st._conn.execute("ROLLBACK")
+            st.lock.release()
+            raise
+        st._depth = 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        st = self._st
+        try:
+            if st._depth > 1:
+                st._depth -= 1
+                return
+            try:
+                if exc_type is None:
+                    try:
+                        st._write_pending()
+                    except BaseException:
+                        st._forget()
+                        st._conn.execute("ROLLBACK")
+                        raise
+                    try:
+                        st._conn.execute("COMMIT")
+                    except BaseException:
+                        st._forget()
+                        raise
+                else:
+                    st._forget()  # it held this transaction's uncommitted changes
+                    st._conn.execute("ROLLBACK")
+            finally:
+                st._depth = 0
+                st._pending.clear()
+        finally:
+            st.lock.release()
