@@ -316,3 +316,45 @@ def test_inside_a_transaction_other_connections_are_checked_once_at_its_begin(tm
     assert sql.count("PRAGMA data_version") == 1 and sql[0] == "BEGIN IMMEDIATE"
     assert st.balance() == 51.0
     st.close()
+
+
+def test_open_positions_stay_the_committed_rows_in_ticket_order_through_any_writes(tmp_path):
+    path = tmp_path / "p.sqlite"
+    st = PaperStore(path, 10_000)
+    other = sqlite3.connect(path, isolation_level=None)
+    rng = np.random.default_rng(5)
+
+    def rows(symbol=None, magic=None) -> list[Position]:
+        got = other.execute("SELECT * FROM positions ORDER BY ticket").fetchall()
+        cols = [c[0] for c in other.execute("SELECT * FROM positions").description]
+        out = [Position(**dict(zip(cols, r, strict=True))) for r in got]
+        return [p for p in out if (symbol is None or p.symbol == symbol) and (magic is None or p.magic == magic)]
+
+    for step in range(300):
+        op = rng.integers(0, 6)
+        held = [p.ticket for p in st.positions()]
+        ticket = int(rng.integers(1, 60))
+        if op == 0 and ticket not in held:
+            st.insert_position(_pos(ticket).model_copy(update={"magic": int(rng.integers(1, 3)),
+                                                              "symbol": str(rng.choice([SYM, "EURUSDc"]))}))
+        elif op == 1 and held:
+            st.update_position(int(rng.choice(held)), sl=float(rng.integers(1, 99)))
+        elif op == 2 and held:
+            st.delete_position(int(rng.choice(held)))
+        elif op == 3:  # a rolled-back mix
+            with pytest.raises(RuntimeError), st.transaction():
+                if ticket not in held:
+                    st.insert_position(_pos(ticket))
+                if held:
+                    st.delete_position(held[0])
+                raise RuntimeError("rolled back")
+        elif op == 4:  # another connection commits
+            if ticket in held:
+                other.execute("UPDATE positions SET volume=0.5 WHERE ticket=?", (ticket,))
+            else:
+                other.execute("INSERT INTO positions (ticket, symbol, type, volume, price_open, sl, tp, magic,"
+                              " comment, time) VALUES (?, ?, 'sell', 0.01, 2000, 2010, 1990, 2, '', 2)", (ticket, SYM))
+        for sym, magic in ((None, None), (SYM, None), (None, 2), ("EURUSDc", 1)):
+            assert st.positions(sym, magic) == rows(sym, magic), (step, op)
+    other.close()
+    st.close()

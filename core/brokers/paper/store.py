@@ -163,7 +163,10 @@ class PaperStore:
             self._conn.execute(_INSERT_POSITION, tuple(getattr(p, c) for c in _POS_COLS))
             cache = self._cache()
             if cache is not None:
+                last = next(reversed(cache), None)
                 cache[p.ticket] = Position(**{c: getattr(p, c) for c in _POS_COLS})
+                if last is not None and p.ticket < last:  # kept in ticket order, as the SELECT gives them
+                    self._open_positions = dict(sorted(cache.items()))
 
     def update_position(self, ticket: int, **fields: float) -> None:
         cols = ", ".join(f"{k}=?" for k in fields)
@@ -197,9 +200,12 @@ class PaperStore:
             return self._all_positions().get(ticket)
 
     def positions(self, symbol: str | None = None, magic: int | None = None) -> list[Position]:
+        """In ticket order (the cache is kept in it)."""
         with self.lock:
             cache = self._all_positions()
-            return [p for _, p in sorted(cache.items())
+            if symbol is None and magic is None:
+                return list(cache.values())
+            return [p for p in cache.values()
                     if (symbol is None or p.symbol == symbol) and (magic is None or p.magic == magic)]
 
     # -- orders and deals ---------------------------------------------------------------------------
