@@ -304,8 +304,7 @@ class PaperBroker(PaperOrders):
         Reads the bars' columns element by element (plain ints and floats, the values of a whole-row read,
         at a fraction of its cost and with no `BarPrices`): this runs for every open position on every step."""
         feed, sym = self.feed, p.symbol
-        view = feed.base_view
-        times, opens, highs, lows, spreads = (view(sym, k) for k in ("time", "open", "high", "low", "spread"))
+        times, opens, highs, lows, spreads = feed.bar_views(sym)
         side, sl, tp = p.type, p.sl, p.tp
         slip = self.slippage_points * spec.point
         for i in range(lo, hi):
@@ -345,12 +344,12 @@ class PaperBroker(PaperOrders):
             try:
                 with st.transaction():
                     for when, p, hit, spec in sorted(hits, key=lambda h: (h[0], h[1].ticket)):
-                        order = st.next_ticket()
+                        order = st.next_ticket(2)  # the order's and its deal's, as two calls would give them
                         price = round(hit.price, spec.digits + 2)
                         st.insert_order(order, p.symbol, "sell" if p.type == "buy" else "buy", p.volume, price,
                                         0.0, 0.0, p.magic, p.comment, when, p.ticket, hit.reason)
                         level = p.sl if hit.reason == "sl" else p.tp  # MT5 writes the level, e.g. "[sl 2911.20]"
-                        self._book_exit(p, p.volume, price, when, hit.reason, order,
+                        self._book_exit(p, p.volume, price, when, hit.reason, order, order + 1,
                                         f"[{hit.reason} {level:.{spec.digits}f}]")
                     self._evaluated = t
                     self._persist_clock()

@@ -67,6 +67,7 @@ class ReplayFeed:
         self._times: dict[tuple[str, Timeframe], np.ndarray] = {}
         self._columns: dict[tuple[str, str], np.ndarray] = {}
         self._views: dict[tuple[str, str], memoryview] = {}
+        self._bar_views: dict[str, tuple[memoryview, memoryview, memoryview, memoryview, memoryview]] = {}
         self._searchers: dict[tuple[str, Timeframe], _Times] = {}
         # (base times searcher, base bar seconds) per symbol: fixed once loaded, read on every quote and step
         self._base: dict[str, tuple[_Times, int]] = {}
@@ -136,6 +137,15 @@ class ReplayFeed:
         if view is None:
             view = self._views[key] = memoryview(self.base_column(symbol, name))
         return view
+
+    def bar_views(self, symbol: str) -> tuple[memoryview, memoryview, memoryview, memoryview, memoryview]:
+        """(time, open, high, low, spread) `base_view`s: what the stop scan reads, one look-up per step."""
+        hit = self._bar_views.get(symbol)
+        if hit is None:
+            v = self.base_view
+            hit = self._bar_views[symbol] = (v(symbol, "time"), v(symbol, "open"), v(symbol, "high"),
+                                             v(symbol, "low"), v(symbol, "spread"))
+        return hit
 
     def _searcher(self, symbol: str, timeframe: Timeframe) -> _Times:
         key = (symbol, timeframe)

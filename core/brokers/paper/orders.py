@@ -129,23 +129,22 @@ class PaperOrders:
         q = self._quote(p.symbol, for_trade=True)
         price = round(exit_price(p.type, q.bid, q.ask, self.slippage_points * spec.point), spec.digits + 2)
         with self.store.transaction():
-            order = self.store.next_ticket()
+            order = self.store.next_ticket(2)  # the order's and its deal's, as two calls would give them
             closing_side = "sell" if p.type == "buy" else "buy"
             self.store.insert_order(order, p.symbol, closing_side, vol, price, 0.0, 0.0, p.magic, comment,
                                     self.now(), ticket, "client")
-            deal = self._book_exit(p, vol, price, self.now(), "client", order, comment)
+            deal = self._book_exit(p, vol, price, self.now(), "client", order, order + 1, comment)
             self._persist_clock()
         return OrderResult(retcode=Retcode.DONE, order=order, deal=deal, position=ticket, price=price,
                            volume=vol, comment="Request executed")
 
-    def _book_exit(self, p: Position, vol: float, price: float, t: float, reason: str, order: int,
+    def _book_exit(self, p: Position, vol: float, price: float, t: float, reason: str, order: int, deal: int,
                    comment: str) -> int:
-        """One exit deal, balance and position update; the caller holds the transaction."""
+        """One exit deal (ticket `deal`), balance and position update; the caller holds the transaction."""
         st = self.store
         spec = self.symbols[p.symbol]
         pl = profit(p.type, p.price_open, price, vol, spec.contract_size)
         commission = -round(self.commission_per_lot * vol, 2)
-        deal = st.next_ticket()
         st.insert_deal(Deal(
             ticket=deal, order=order, position_id=p.ticket, symbol=p.symbol,
             type="sell" if p.type == "buy" else "buy", entry="out", volume=vol, price=price, profit=pl,
