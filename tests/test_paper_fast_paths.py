@@ -358,3 +358,19 @@ def test_open_positions_stay_the_committed_rows_in_ticket_order_through_any_writ
             assert st.positions(sym, magic) == rows(sym, magic), (step, op)
     other.close()
     st.close()
+
+
+def test_cached_positions_are_what_a_fresh_read_gives_field_for_field_after_updates(tmp_path):
+    path = tmp_path / "p.sqlite"
+    st = PaperStore(path, 10_000)
+    assert st.positions() == []  # the cache is live from here on
+    st.insert_position(_pos(1).model_copy(update={"identifier": 4, "price_current": 3.0}))  # not columns
+    st.insert_position(_pos(2))
+    st.update_position(1, sl=1985.0, tp=2015.5)
+    st.update_position(2, volume=0.005)
+    cached = st.positions()
+    fresh = PaperStore(path, 10_000).positions()
+    assert cached == fresh
+    assert [p.__pydantic_fields_set__ for p in cached] == [p.__pydantic_fields_set__ for p in fresh]
+    assert [repr(p.__dict__) for p in cached] == [repr(p.__dict__) for p in fresh]
+    st.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from operator import attrgetter
 from pathlib import Path
 
 from core.brokers.base import Deal, Position
@@ -36,6 +37,9 @@ CREATE INDEX IF NOT EXISTS deals_time ON deals(time);
 _POS_COLS = ("ticket", "symbol", "type", "volume", "price_open", "sl", "tp", "magic", "comment", "time")
 _DEAL_COLS = ("ticket", "order", "position_id", "symbol", "type", "entry", "volume", "price", "profit",
               "commission", "swap", "magic", "comment", "time", "reason")
+# a model's column values in one C call (a generator of getattr per column cost several times as much)
+_pos_values = attrgetter(*_POS_COLS)
+_deal_values = attrgetter(*_DEAL_COLS)
 _INSERT_POSITION = f"INSERT INTO positions ({','.join(_POS_COLS)}) VALUES ({','.join('?' * len(_POS_COLS))})"
 _INSERT_DEAL = ("INSERT INTO deals (" + ",".join(f'"{c}"' for c in _DEAL_COLS) + ") VALUES ("
                 + ",".join("?" * len(_DEAL_COLS)) + ")")
@@ -160,11 +164,12 @@ class PaperStore:
     # -- positions ----------------------------------------------------------------------------------
     def insert_position(self, p: Position) -> None:
         with self.lock:
-            self._conn.execute(_INSERT_POSITION, tuple(getattr(p, c) for c in _POS_COLS))
+            values = _pos_values(p)
+            self._conn.execute(_INSERT_POSITION, values)
             cache = self._cache()
             if cache is not None:
                 last = next(reversed(cache), None)
-                cache[p.ticket] = Position(**{c: getattr(p, c) for c in _POS_COLS})
+                cache[p.ticket] = Position(**dict(zip(_POS_COLS, values, strict=True)))  # as the row reads back
                 if last is not None and p.ticket < last:  # kept in ticket order, as the SELECT gives them
                     self._open_positions = dict(sorted(cache.items()))
 
@@ -173,8 +178,8 @@ class PaperStore:
         with self.lock:
             self._conn.execute(f"UPDATE positions SET {cols} WHERE ticket=?", (*fields.values(), ticket))
             cache = self._cache()
-            if cache is not None and ticket in cache:
-                cache[ticket] = Position(**{**cache[ticket].model_dump(), **fields})  # as the row reads back
+            if cache is not None and ticket in cache:  # as the row reads back: its columns only
+                cache[ticket] = Position(**{**dict(zip(_POS_COLS, _pos_values(cache[ticket]), strict=True)), **fields})
 
     def delete_position(self, ticket: int) -> None:
         with self.lock:
@@ -217,7 +222,7 @@ class PaperStore:
 
     def insert_deal(self, d: Deal) -> None:
         with self.lock:
-            self._conn.execute(_INSERT_DEAL, tuple(getattr(d, c) for c in _DEAL_COLS))
+            self._conn.execute(_INSERT_DEAL, _deal_values(d))
 
     def deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
         sql, args = _SELECT_DEALS + " WHERE 1=1", []
