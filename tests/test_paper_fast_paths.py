@@ -374,3 +374,21 @@ def test_cached_positions_are_what_a_fresh_read_gives_field_for_field_after_upda
     assert [p.__pydantic_fields_set__ for p in cached] == [p.__pydantic_fields_set__ for p in fresh]
     assert [repr(p.__dict__) for p in cached] == [repr(p.__dict__) for p in fresh]
     st.close()
+
+
+def test_closed_bars_are_copies_identical_to_numpy_copy(bars):
+    from core.brokers.paper.feed import _rows
+
+    feed = ReplayFeed({SYM: {Timeframe.M5: bars}})
+    t = bars["time"]
+    for now, count in [(float(t[0]), 5), (float(t[3]) + 1, 96), (float(t[500]) + 299.5, 96), (float(t[-1]) + 300, 7),
+                       (float(t[2000]), 1), (float(t[-1]) + 1e7, 10_000)]:
+        got = feed.closed(SYM, Timeframe.M5, now, count)
+        end = int(np.searchsorted(t, now - 300, "right"))
+        want = bars[max(0, end - count):end].copy()
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes() and np.array_equal(got, want)
+        assert got.flags.owndata and got.flags.writeable and got.flags.c_contiguous and got.base is None
+        got[:1]["close"] = -1.0  # the caller's own copy: the feed's bars are untouched
+        assert np.array_equal(feed.bars(SYM, Timeframe.M5), bars)
+    strided = bars[::2]
+    assert np.array_equal(_rows(strided, 3, 9), strided[3:9]) and _rows(strided, 3, 9).flags.owndata

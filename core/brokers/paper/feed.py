@@ -162,7 +162,7 @@ class ReplayFeed:
         if timeframe in self._available.get(symbol, []):
             arr = self.bars(symbol, timeframe)
             end = self._searcher(symbol, timeframe).right(now - sec)
-            return arr[max(0, end - count):end].copy()
+            return _rows(arr, max(0, end - count), end)
         base_tf = self.base_timeframe(symbol)
         if sec < base_tf.seconds or sec % base_tf.seconds:
             raise KeyError(f"cannot build {timeframe.value} bars for {symbol} from {base_tf.value} data")
@@ -252,6 +252,17 @@ class _Times:
                 h = bisect_right(v, k, 0, h - 1)
         self.hint = h
         return h
+
+
+def _rows(arr: np.ndarray, a: int, b: int) -> np.ndarray:
+    """`arr[a:b].copy()` (a <= b): the same owned, writeable, contiguous array, copied as bytes, which numpy
+    does in half the time of its field-by-field copy of a structured array (the monitor's candles each cycle)."""
+    if not arr.flags.c_contiguous or arr.dtype.hasobject or arr.ndim != 1:
+        return arr[a:b].copy()
+    size = arr.dtype.itemsize
+    out = np.empty(b - a, arr.dtype)
+    out.view(np.uint8)[:] = arr.view(np.uint8)[a * size:b * size]
+    return out
 
 
 def _left(times: np.ndarray, t: float) -> int:
