@@ -40,9 +40,9 @@ from core.brokers.base import (
 )
 from core.brokers.paper.feed import ReplayFeed
 from core.brokers.paper.fills import (
-    BarPrices,
-    check_stops,
+    StopHit,
     profit,
+    stop_hit,
 )
 from core.brokers.paper.orders import PaperOrders
 from core.brokers.paper.store import PaperStore
@@ -54,6 +54,42 @@ log = logging.getLogger(__name__)
 
 # SYMBOL_FILLING_FOK | SYMBOL_FILLING_IOC: the paper broker fills every order completely at once.
 _PAPER_FILLING = 3
+_PRICED = frozenset({"price_current", "profit"})
+_set = object.__setattr__
+
+
+_TICK_FIELDS = frozenset({"time", "bid", "ask", "last"})
+
+
+def _tick(t: float, bid: float, ask: float) -> Tick:
+    """`Tick(time=t, bid=bid, ask=ask, last=bid)` from values that are floats already, which its validation
+    returns unchanged: the same fields and fields set, without the validator (a quote per clock move).
+    Anything not exactly a float is validated."""
+    if type(t) is not float or type(bid) is not float or type(ask) is not float:
+        return Tick(time=t, bid=bid, ask=ask, last=bid)
+    out = Tick.__new__(Tick)
+    _set(out, "__dict__", {"time": t, "bid": bid, "ask": ask, "last": bid})
+    _set(out, "__pydantic_extra__", None)
+    _set(out, "__pydantic_fields_set__", set(_TICK_FIELDS))
+    _set(out, "__pydantic_private__", None)
+    return out
+
+
+def _priced(p: Position, px: float, pl: float) -> Position:
+    """`p.model_copy(update={"price_current": px, "profit": pl})`, field for field (the same `__dict__`, fields
+    set, extra and private values), without pydantic's generic copy: every monitor cycle makes one per open
+    position, and the generic path cost about three times this. Anything unusual takes the generic path."""
+    if p.__pydantic_extra__ is not None or p.__pydantic_private__ is not None:
+        return p.model_copy(update={"price_current": px, "profit": pl})
+    out = Position.__new__(Position)
+    values = p.__dict__.copy()
+    values["price_current"] = px
+    values["profit"] = pl
+    _set(out, "__dict__", values)
+    _set(out, "__pydantic_extra__", None)
+    _set(out, "__pydantic_fields_set__", p.__pydantic_fields_set__ | _PRICED)
+    _set(out, "__pydantic_private__", None)
+    return out
 
 
 class PaperBroker(PaperOrders):
@@ -181,9 +217,9 @@ class PaperBroker(PaperOrders):
         feed = self.feed
         i = feed.covering_index(symbol, t)
         if i is not None:
-            bid = float(feed.base_column(symbol, "open")[i])
-            spread = self._spread(spec, feed.base_column(symbol, "spread")[i])
-            return Tick(time=t, bid=bid, ask=round(bid + spread, spec.digits + 2), last=bid)
+            bid = feed.base_view(symbol, "open")[i]
+            spread = self._spread(spec, feed.base_view(symbol, "spread")[i])
+            return _tick(t, bid, round(bid + spread, spec.digits + 2))
         base = feed.base_bars(symbol)
         j = feed.last_closed_index(symbol, t)
         if (for_trade and not spec.trades_weekends) or j is None:
@@ -227,21 +263,27 @@ class PaperBroker(PaperOrders):
 
     def account_info(self) -> AccountInfo:
         self._sync()
+        balance, equity, margin_free = self._funds()
+        return AccountInfo(login=self.login, balance=round(balance, 2), equity=equity,
+                           margin_free=margin_free, leverage=self.leverage, server="paper")
+
+    def _funds(self) -> tuple[float, float, float]:
+        """(balance, equity, free margin) at the clock; the order's margin check needs only these, not an
+        AccountInfo (callers have synced)."""
         with self.store.lock:
             balance = self.store.balance()
             open_ = self.store.positions()
         floating = sum(self._floating(p)[1] for p in open_)
         equity = round(balance + floating, 2)
         margin = sum(p.volume * self.symbols[p.symbol].contract_size * p.price_open / self.leverage for p in open_)
-        return AccountInfo(login=self.login, balance=round(balance, 2), equity=equity,
-                           margin_free=round(equity - margin, 2), leverage=self.leverage, server="paper")
+        return balance, equity, round(equity - margin, 2)
 
     def positions(self, symbol: str | None = None, magic: int | None = None) -> list[Position]:
         self._sync()
         out = []
         for p in self.store.positions(symbol, magic):
             px, pl = self._floating(p)
-            out.append(p.model_copy(update={"price_current": px, "profit": pl}))
+            out.append(_priced(p, px, pl))
         return out
 
     def history_deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
@@ -254,6 +296,22 @@ class PaperBroker(PaperOrders):
         st = self.store
         st.set_meta("evaluated_until", repr(self._evaluated))
         st.set_meta("clock", repr(self.now()))
+
+    def _first_stop(self, p: Position, spec: SymbolSpec, lo: int, hi: int) -> tuple[float, Position, StopHit,
+                                                                                  SymbolSpec] | None:
+        """The first of the base bars lo..hi-1 that hits `p`'s SL or TP, as (its close time, p, hit, spec).
+
+        Reads the bars' columns element by element (plain ints and floats, the values of a whole-row read,
+        at a fraction of its cost and with no `BarPrices`): this runs for every open position on every step."""
+        feed, sym = self.feed, p.symbol
+        times, opens, highs, lows, spreads = feed.bar_views(sym)
+        side, sl, tp = p.type, p.sl, p.tp
+        slip = self.slippage_points * spec.point
+        for i in range(lo, hi):
+            hit = stop_hit(side, sl, tp, opens[i], highs[i], lows[i], self._spread(spec, spreads[i]), slip)
+            if hit:
+                return float(times[i]) + feed.base_timeframe(sym).seconds, p, hit, spec
+        return None
 
     def _sync(self) -> None:
         """Book every SL/TP hit in the bars completed since the last call, in time order.
@@ -271,23 +329,14 @@ class PaperBroker(PaperOrders):
             if t <= last:
                 return
             hits = []
+            feed = self.feed
             for p in st.positions():
                 spec = self.symbols.get(p.symbol)
-                if spec is None or not self.feed.has(p.symbol):
+                if spec is None or not feed.has(p.symbol):
                     continue
-                sec = self.feed.base_timeframe(p.symbol).seconds
-                bars = self.feed.closed_between(p.symbol, max(last, p.time), t)
-                if not len(bars):
-                    continue
-                ix = [bars.dtype.names.index(k) for k in ("time", "open", "high", "low", "spread")]
-                # rows as plain tuples: a numpy field read per value cost more than the stop check itself
-                for row in bars.tolist():
-                    tm, o, h, lo, sp = (row[k] for k in ix)
-                    prices = BarPrices(float(o), float(h), float(lo), self._spread(spec, sp))
-                    hit = check_stops(p.type, p.sl, p.tp, prices, self.slippage_points * spec.point)
-                    if hit:
-                        hits.append((float(tm) + sec, p, hit, spec))
-                        break
+                lo, hi = feed.closed_span(p.symbol, max(last, p.time), t)
+                if lo < hi and (found := self._first_stop(p, spec, lo, hi)) is not None:
+                    hits.append(found)
             if not hits:
                 self._evaluated = t
                 return
@@ -295,12 +344,12 @@ class PaperBroker(PaperOrders):
             try:
                 with st.transaction():
                     for when, p, hit, spec in sorted(hits, key=lambda h: (h[0], h[1].ticket)):
-                        order = st.next_ticket()
+                        order = st.next_ticket(2)  # the order's and its deal's, as two calls would give them
                         price = round(hit.price, spec.digits + 2)
                         st.insert_order(order, p.symbol, "sell" if p.type == "buy" else "buy", p.volume, price,
                                         0.0, 0.0, p.magic, p.comment, when, p.ticket, hit.reason)
                         level = p.sl if hit.reason == "sl" else p.tp  # MT5 writes the level, e.g. "[sl 2911.20]"
-                        self._book_exit(p, p.volume, price, when, hit.reason, order,
+                        self._book_exit(p, p.volume, price, when, hit.reason, order, order + 1,
                                         f"[{hit.reason} {level:.{spec.digits}f}]")
                     self._evaluated = t
                     self._persist_clock()

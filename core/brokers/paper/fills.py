@@ -29,12 +29,6 @@ class BarPrices:
     low: float
     spread: float  # in price units
 
-    def exit_prices(self, side: Side) -> tuple[float, float, float]:
-        """(open, high, low) of the price a position of `side` closes at: bid for longs, ask for shorts."""
-        if side == "buy":
-            return self.open, self.high, self.low
-        return self.open + self.spread, self.high + self.spread, self.low + self.spread
-
 
 @dataclass(frozen=True)
 class StopHit:
@@ -53,17 +47,24 @@ def exit_price(side: Side, bid: float, ask: float, slippage: float) -> float:
 
 def check_stops(side: Side, sl: float, tp: float, bar: BarPrices, slippage: float) -> StopHit | None:
     """Did this bar trigger the position's SL or TP? SL wins a tie (see module docstring)."""
-    o, h, lo = bar.exit_prices(side)
+    return stop_hit(side, sl, tp, bar.open, bar.high, bar.low, bar.spread, slippage)
+
+
+def stop_hit(side: Side, sl: float, tp: float, o: float, h: float, lo: float, spread: float,
+             slippage: float) -> StopHit | None:
+    """`check_stops` on a bar's bid open/high/low and spread, without building a `BarPrices`: the replay asks
+    it for every completed bar of every open position."""
     if side == "buy":
         if sl > 0 and lo <= sl:
             return StopHit("sl", (o if o <= sl else sl) - slippage)
         if tp > 0 and h >= tp:
             return StopHit("tp", o if o >= tp else tp)
-    else:
-        if sl > 0 and h >= sl:
-            return StopHit("sl", (o if o >= sl else sl) + slippage)
-        if tp > 0 and lo <= tp:
-            return StopHit("tp", o if o <= tp else tp)
+        return None
+    o, h, lo = o + spread, h + spread, lo + spread  # a short exits at the ask: the bid bar + spread
+    if sl > 0 and h >= sl:
+        return StopHit("sl", (o if o >= sl else sl) + slippage)
+    if tp > 0 and lo <= tp:
+        return StopHit("tp", o if o <= tp else tp)
     return None
 
 

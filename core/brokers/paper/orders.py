@@ -4,7 +4,7 @@ Split from `core.brokers.paper.broker` (connection, replay clock, quotes, accoun
 Each call checks and books under the store's lock in one transaction, so two threads cannot both pass the
 margin check or both close one position; it refuses what a real broker refuses, with the MT5 retcodes
 (volume, stops level, requote, margin). `PaperOrders` is a mixin of `PaperBroker` and uses its state
-(store, symbols, clock, slippage, commission, `_spec`, `_quote`, `_sync`, `_persist_clock`).
+(store, symbols, clock, slippage, commission, `_spec`, `_quote`, `_sync`, `_funds`, `_persist_clock`).
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class PaperOrders:
         if problem := deviation_problem(request.price, price, request.deviation, spec.point):
             raise RequoteError(problem, Retcode.REQUOTE)
         need = request.volume * spec.contract_size * price / self.leverage
-        if need > self.account_info().margin_free:
+        if need > self._funds()[2]:  # synced above, under the lock: account_info().margin_free
             raise NoMoneyError(f"not enough free margin for {request.volume} lots ({need:.2f} needed)",
                                Retcode.NO_MONEY)
         st = self.store
@@ -129,23 +129,22 @@ class PaperOrders:
         q = self._quote(p.symbol, for_trade=True)
         price = round(exit_price(p.type, q.bid, q.ask, self.slippage_points * spec.point), spec.digits + 2)
         with self.store.transaction():
-            order = self.store.next_ticket()
+            order = self.store.next_ticket(2)  # the order's and its deal's, as two calls would give them
             closing_side = "sell" if p.type == "buy" else "buy"
             self.store.insert_order(order, p.symbol, closing_side, vol, price, 0.0, 0.0, p.magic, comment,
                                     self.now(), ticket, "client")
-            deal = self._book_exit(p, vol, price, self.now(), "client", order, comment)
+            deal = self._book_exit(p, vol, price, self.now(), "client", order, order + 1, comment)
             self._persist_clock()
         return OrderResult(retcode=Retcode.DONE, order=order, deal=deal, position=ticket, price=price,
                            volume=vol, comment="Request executed")
 
-    def _book_exit(self, p: Position, vol: float, price: float, t: float, reason: str, order: int,
+    def _book_exit(self, p: Position, vol: float, price: float, t: float, reason: str, order: int, deal: int,
                    comment: str) -> int:
-        """One exit deal, balance and position update; the caller holds the transaction."""
+        """One exit deal (ticket `deal`), balance and position update; the caller holds the transaction."""
         st = self.store
         spec = self.symbols[p.symbol]
         pl = profit(p.type, p.price_open, price, vol, spec.contract_size)
         commission = -round(self.commission_per_lot * vol, 2)
-        deal = st.next_ticket()
         st.insert_deal(Deal(
             ticket=deal, order=order, position_id=p.ticket, symbol=p.symbol,
             type="sell" if p.type == "buy" else "buy", entry="out", volume=vol, price=price, profit=pl,

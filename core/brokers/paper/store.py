@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from operator import attrgetter
 from pathlib import Path
 
 from core.brokers.base import Deal, Position
@@ -38,6 +37,14 @@ CREATE INDEX IF NOT EXISTS deals_time ON deals(time);
 _POS_COLS = ("ticket", "symbol", "type", "volume", "price_open", "sl", "tp", "magic", "comment", "time")
 _DEAL_COLS = ("ticket", "order", "position_id", "symbol", "type", "entry", "volume", "price", "profit",
               "commission", "swap", "magic", "comment", "time", "reason")
+# a model's column values in one C call (a generator of getattr per column cost several times as much)
+_pos_values = attrgetter(*_POS_COLS)
+_deal_values = attrgetter(*_DEAL_COLS)
+_INSERT_POSITION = f"INSERT INTO positions ({','.join(_POS_COLS)}) VALUES ({','.join('?' * len(_POS_COLS))})"
+_INSERT_DEAL = ("INSERT INTO deals (" + ",".join(f'"{c}"' for c in _DEAL_COLS) + ") VALUES ("
+                + ",".join("?" * len(_DEAL_COLS)) + ")")
+_SELECT_DEALS = "SELECT " + ",".join(f'"{c}"' for c in _DEAL_COLS) + " FROM deals"
+_INSERT_ORDER = "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 class PaperStoreError(UserFacingError):
@@ -66,12 +73,16 @@ class PaperStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
         self._depth = 0
+        self._transaction = _Transaction(self)
         # Open positions and the meta values (balance, next ticket, replay clock), read on every monitor
         # cycle, order and replay step: kept in memory as the committed rows. Valid while no other connection
         # has committed (SQLite's data_version moves only for those; an in-memory database has no other
         # connection at all), and dropped on a rollback, so they never show a write that did not commit.
         self._open_positions: dict[int, Position] | None = None
         self._meta: dict[str, str | None] = {}
+        # meta values set inside a transaction, written in one statement just before its COMMIT: an order
+        # sets the ticket counter, the balance and the replay clock, four statements otherwise
+        self._pending: dict[str, str] = {}
         self._private = str(path) == ":memory:"
         self._version = None if self._private else self._data_version()
         with self.transaction():
@@ -82,34 +93,9 @@ class PaperStore:
         with self.lock:
             self._conn.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """One atomic unit; nested calls join the outer transaction."""
-        with self.lock:
-            depth = self._depth
-            if depth:
-                self._depth = depth + 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._depth = 1
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._forget()  # it held this transaction's uncommitted changes
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                try:
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._forget()
-                    raise
-            finally:
-                self._depth = 0
+        return self._transaction
 
     # -- what is kept in memory -------------------------------------------------------------------
     def _data_version(self) -> int:
@@ -120,8 +106,11 @@ class PaperStore:
         self._meta = {}
 
     def _fresh(self) -> None:
-        """Drop what is kept in memory if another connection has committed since (callers hold the lock)."""
-        if not self._private:
+        """Drop what is kept in memory if another connection has committed since (callers hold the lock).
+
+        Inside a transaction nobody else can commit (BEGIN IMMEDIATE holds the write lock, and it checked
+        once right after it began), so the look-up is skipped there."""
+        if not self._private and not self._depth:
             version = self._data_version()
             if version != self._version:
                 self._forget()
@@ -131,6 +120,8 @@ class PaperStore:
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         with self.lock:
             self._fresh()
+            if key in self._pending:  # set in this transaction (kept even if the cache was just dropped)
+                return self._pending[key]
             if key not in self._meta:
                 row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
                 self._meta[key] = row[0] if row else None
@@ -138,10 +129,23 @@ class PaperStore:
             return default if value is None else value
 
     def set_meta(self, key: str, value: str) -> None:
+        """Inside a transaction the row is written at its commit (`_write_pending`), else at once."""
         with self.lock:
             self._fresh()
-            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            if self._depth:
+                self._pending.pop(key, None)  # rows written in the order of their last set
+                self._pending[key] = value
+            else:
+                self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
             self._meta[key] = value
+
+    def _write_pending(self) -> None:
+        """The transaction's meta rows in one statement; the caller commits right after (or rolls back)."""
+        pending = self._pending
+        if pending:
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES " + ",".join(["(?,?)"] * len(pending)),
+                               [x for kv in pending.items() for x in kv])
+            pending.clear()
 
     def balance(self) -> float:
         return float(self.get_meta("balance", "0"))
@@ -160,21 +164,22 @@ class PaperStore:
     # -- positions ----------------------------------------------------------------------------------
     def insert_position(self, p: Position) -> None:
         with self.lock:
-            self._conn.execute(
-                f"INSERT INTO positions ({','.join(_POS_COLS)}) VALUES ({','.join('?' * len(_POS_COLS))})",
-                tuple(getattr(p, c) for c in _POS_COLS),
-            )
+            values = _pos_values(p)
+            self._conn.execute(_INSERT_POSITION, values)
             cache = self._cache()
             if cache is not None:
-                cache[p.ticket] = Position(**{c: getattr(p, c) for c in _POS_COLS})
+                last = next(reversed(cache), None)
+                cache[p.ticket] = Position(**dict(zip(_POS_COLS, values, strict=True)))  # as the row reads back
+                if last is not None and p.ticket < last:  # kept in ticket order, as the SELECT gives them
+                    self._open_positions = dict(sorted(cache.items()))
 
     def update_position(self, ticket: int, **fields: float) -> None:
         cols = ", ".join(f"{k}=?" for k in fields)
         with self.lock:
             self._conn.execute(f"UPDATE positions SET {cols} WHERE ticket=?", (*fields.values(), ticket))
             cache = self._cache()
-            if cache is not None and ticket in cache:
-                cache[ticket] = Position(**{**cache[ticket].model_dump(), **fields})  # as the row reads back
+            if cache is not None and ticket in cache:  # as the row reads back: its columns only
+                cache[ticket] = Position(**{**dict(zip(_POS_COLS, _pos_values(cache[ticket]), strict=True)), **fields})
 
     def delete_position(self, ticket: int) -> None:
         with self.lock:
@@ -200,9 +205,12 @@ class PaperStore:
             return self._all_positions().get(ticket)
 
     def positions(self, symbol: str | None = None, magic: int | None = None) -> list[Position]:
+        """In ticket order (the cache is kept in it)."""
         with self.lock:
             cache = self._all_positions()
-            return [p for _, p in sorted(cache.items())
+            if symbol is None and magic is None:
+                return list(cache.values())
+            return [p for p in cache.values()
                     if (symbol is None or p.symbol == symbol) and (magic is None or p.magic == magic)]
 
     # -- orders and deals ---------------------------------------------------------------------------
@@ -210,24 +218,80 @@ class PaperStore:
                      tp: float, magic: int, comment: str, time: float, position_id: int, reason: str) -> None:
         with self.lock:
             self._conn.execute(
-                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (ticket, symbol, side, volume, price, sl, tp, magic, comment, time, position_id, reason),
-            )
+                _INSERT_ORDER, (ticket, symbol, side, volume, price, sl, tp, magic, comment, time, position_id, reason))
 
     def insert_deal(self, d: Deal) -> None:
-        cols = ",".join(f'"{c}"' for c in _DEAL_COLS)
         with self.lock:
-            self._conn.execute(
-                f"INSERT INTO deals ({cols}) VALUES ({','.join('?' * len(_DEAL_COLS))})",
-                tuple(getattr(d, c) for c in _DEAL_COLS),
-            )
+            self._conn.execute(_INSERT_DEAL, _deal_values(d))
 
     def deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
-        sql, args = "SELECT * FROM deals WHERE 1=1", []
+        sql, args = _SELECT_DEALS + " WHERE 1=1", []
         if position_id is not None:
             sql, args = sql + " AND position_id=?", [*args, position_id]
         if since is not None:
             sql, args = sql + " AND time>=?", [*args, since]
         with self.lock:
-            rows = self._conn.execute(sql + " ORDER BY time, ticket", args).fetchall()
-        return [Deal(**dict(r)) for r in rows]
+            cur = self._conn.cursor()
+            cur.row_factory = None  # plain tuples: a Row looks each name up by a scan of its columns
+            rows = cur.execute(sql + " ORDER BY time, ticket", args).fetchall()
+        return [Deal(**dict(zip(_DEAL_COLS, r, strict=True))) for r in rows]
+
+
+class _Transaction:
+    """`PaperStore.transaction()`: BEGIN IMMEDIATE ... COMMIT under the store's lock, rolled back on any
+    exception (and the in-memory rows dropped with it); nested uses join the outer transaction.
+
+    A plain context manager, one per store (its state is the store's, under the lock): an order opens
+    three of them (its own, the ticket counter's, the balance's) and a generator-based one cost several
+    times as much. The depth is raised only once BEGIN succeeded: a BEGIN that failed (database locked)
+    must not leave later transactions believing they are nested, running without one.
+    """
+
+    __slots__ = ("_st",)
+
+    def __init__(self, store: PaperStore) -> None:
+        self._st = store
+
+    def __enter__(self) -> None:
+        st = self._st
+        st.lock.acquire()
+        if st._depth:
+            st._depth += 1
+            return
+        try:
+            st._conn.execute("BEGIN IMMEDIATE")
+            st._fresh()  # what other connections committed before this began (skipped inside it)
+        except BaseException:
+            if st._conn.in_transaction:
+                st._conn.execute("ROLLBACK")
+            st.lock.release()
+            raise
+        st._depth = 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        st = self._st
+        try:
+            if st._depth > 1:
+                st._depth -= 1
+                return
+            try:
+                if exc_type is None:
+                    try:
+                        st._write_pending()
+                    except BaseException:
+                        st._forget()
+                        st._conn.execute("ROLLBACK")
+                        raise
+                    try:
+                        st._conn.execute("COMMIT")
+                    except BaseException:
+                        st._forget()
+                        raise
+                else:
+                    st._forget()  # it held this transaction's uncommitted changes
+                    st._conn.execute("ROLLBACK")
+            finally:
+                st._depth = 0
+                st._pending.clear()
+        finally:
+            st.lock.release()
