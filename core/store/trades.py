@@ -12,7 +12,7 @@ Either way the stored `version` goes up by one per write.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from core.domain.models import ActiveTrade, ClosedTrade, RangeStructure
 from core.store.db import Database
@@ -194,14 +194,15 @@ class ClosedTradeRepo:
         ).fetchall()
         return [ClosedTrade.from_json(r["data"]) for r in rows]
 
-    def since(self, ts: float, symbol: str | None = None) -> list[ClosedTrade]:
-        """Closed trades with exit_time ≥ ts, oldest first (what metrics windows want)."""
-        sql, args = "SELECT data FROM closed_trades WHERE exit_time >= ?", [ts]
+    def since(self, ts: float, symbol: str | None = None, skip: Container[int] = ()) -> list[ClosedTrade]:
+        """Closed trades with exit_time ≥ ts, oldest first (what metrics windows want), except the tickets in
+        `skip` (a reader that has them already: they are not parsed again)."""
+        sql, args = "SELECT ticket, data FROM closed_trades WHERE exit_time >= ?", [ts]
         if symbol is not None:
             sql += " AND symbol=?"
             args.append(symbol)
         rows = self._db.conn.execute(sql + " ORDER BY exit_time, ticket", args).fetchall()
-        return [ClosedTrade.from_json(r["data"]) for r in rows]
+        return [ClosedTrade.from_json(r[1]) for r in rows if r[0] not in skip]
 
     def net_pnl_before(self, ts: float) -> float:
         """Σ net P&L (commission always a cost, as in core.store.metrics) of trades closed before `ts`: what a
