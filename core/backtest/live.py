@@ -253,7 +253,7 @@ class LiveParts:
         if recorded == self._closes_seen:
             return []
         self._closes_seen = recorded
-        rows = [c for c in self.store.closed.since(self._closed_since) if c.ticket not in self._seen_closed]
+        rows = self.store.closed.since(self._closed_since, skip=self._seen_closed)
         out = []
         for ct in sorted(rows, key=lambda c: (c.exit_time, c.ticket)):
             self._seen_closed.add(ct.ticket)

@@ -349,8 +349,6 @@ class RangeScalpingExitManager:
             return hit
 
     def _write(self, new: dict[int, ActiveTrade], journal: dict[int, JournalNote]) -> None:
-        from core.store.journal import TradeMetadata
-
         st = self._store
         if len(new) == 1 and not journal:
             # one trade, no journal row: the store's save is one compare-and-set statement, atomic alone
@@ -358,6 +356,8 @@ class RangeScalpingExitManager:
             (t,) = new.values()
             st.trades.save_next(t)
             return
+        from core.store.journal import TradeMetadata
+
         with st.transaction():
             for ticket, t in new.items():
                 st.trades.save_next(t)

@@ -12,10 +12,21 @@ Either way the stored `version` goes up by one per write.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
-from core.domain.models import ActiveTrade, ClosedTrade
+from core.domain.models import ActiveTrade, ClosedTrade, RangeStructure
 from core.store.db import Database
+
+_FIELDS = list(ActiveTrade.model_fields)
+# A trade's JSON is its JSON without the range with the range's own JSON put back before the field that
+# follows it. The first `,"exit_manager_state":` of that text is the field's key: the fields before it are
+# scalars, and inside a JSON string a quote is always escaped, so `,"` there opens a key. Only while the
+# fields stand in that order (tests/test_store_trade_json.py checks the scalars and the bytes).
+_SPLICE = _FIELDS[_FIELDS.index("range_data") + 1:][:1] == ["exit_manager_state"]
+_WITHOUT_RANGE = frozenset({"range_data"})
+_RANGE_KEY = ',"range_data":'
+_AFTER_RANGE = ',"exit_manager_state":'
+_RANGE_MEMO_MAX = 4096
 
 
 class StaleTradeError(RuntimeError):
@@ -35,6 +46,28 @@ class DuplicateTradeError(ValueError):
 class ActiveTradeRepo:
     def __init__(self, db: Database):
         self._db = db
+        # ticket -> (its range object, that range's JSON): the monitor saves a trade every few cycles
+        # (MFE/MAE), and its range (about 2/3 of the text) is the same object every time: copies of a
+        # trade share it, and no code changes a range in place (a new range is a new object)
+        self._range_json: dict[int, tuple[object, str]] = {}
+
+    def to_json(self, trade: ActiveTrade) -> str:
+        """`trade.to_json()`, byte for byte, with the range's JSON reused while the trade keeps the same
+        range object."""
+        rng = trade.range_data
+        if rng is None or not _SPLICE or type(trade) is not ActiveTrade or type(rng) is not RangeStructure:
+            return trade.to_json()
+        hit = self._range_json.get(trade.ticket)
+        if hit is not None and hit[0] is rng:
+            frag = hit[1]
+        else:
+            if len(self._range_json) >= _RANGE_MEMO_MAX:
+                self._range_json.clear()
+            frag = rng.model_dump_json()
+            self._range_json[trade.ticket] = (rng, frag)
+        text = trade.model_dump_json(exclude=_WITHOUT_RANGE)
+        i = text.find(_AFTER_RANGE)
+        return text[:i] + _RANGE_KEY + frag + text[i:]
 
     def add(self, trade: ActiveTrade) -> ActiveTrade:
         """Register a new trade (version starts at 0). Raises DuplicateTradeError if the ticket exists."""
@@ -48,7 +81,7 @@ class ActiveTradeRepo:
                 "INSERT INTO active_trades(ticket, proposal_id, symbol, strategy, state, magic, version, entry_time,"
                 " data) VALUES (?,?,?,?,?,?,?,?,?)",
                 (trade.ticket, trade.proposal_id, trade.symbol, trade.strategy, trade.exit_manager_state,
-                 trade.magic, trade.version, trade.entry_time, trade.to_json()),
+                 trade.magic, trade.version, trade.entry_time, self.to_json(trade)),
             )
         except sqlite3.IntegrityError as e:
             if getattr(e, "sqlite_errorname", "") != "SQLITE_CONSTRAINT_PRIMARYKEY":
@@ -80,7 +113,7 @@ class ActiveTradeRepo:
             "UPDATE active_trades SET proposal_id=?, symbol=?, strategy=?, state=?, magic=?, version=?,"
             " entry_time=?, data=? WHERE ticket=? AND version=?",
             (trade.proposal_id, trade.symbol, trade.strategy, trade.exit_manager_state, trade.magic,
-             trade.version, trade.entry_time, trade.to_json(), trade.ticket, expected_version),
+             trade.version, trade.entry_time, self.to_json(trade), trade.ticket, expected_version),
         )
         return cur.rowcount == 1
 
@@ -128,6 +161,7 @@ class ActiveTradeRepo:
 
     def remove_json(self, ticket: int) -> str | None:
         """`remove`, returning the stored JSON unparsed (a close that has the trade's metadata needs no parse)."""
+        self._range_json.pop(ticket, None)
         row = self._db.write("DELETE FROM active_trades WHERE ticket=? RETURNING data", (ticket,)).fetchone()
         return None if row is None else row["data"]
 
@@ -160,14 +194,15 @@ class ClosedTradeRepo:
         ).fetchall()
         return [ClosedTrade.from_json(r["data"]) for r in rows]
 
-    def since(self, ts: float, symbol: str | None = None) -> list[ClosedTrade]:
-        """Closed trades with exit_time ≥ ts, oldest first (what metrics windows want)."""
-        sql, args = "SELECT data FROM closed_trades WHERE exit_time >= ?", [ts]
+    def since(self, ts: float, symbol: str | None = None, skip: Container[int] = ()) -> list[ClosedTrade]:
+        """Closed trades with exit_time ≥ ts, oldest first (what metrics windows want), except the tickets in
+        `skip` (a reader that has them already: they are not parsed again)."""
+        sql, args = "SELECT ticket, data FROM closed_trades WHERE exit_time >= ?", [ts]
         if symbol is not None:
             sql += " AND symbol=?"
             args.append(symbol)
         rows = self._db.conn.execute(sql + " ORDER BY exit_time, ticket", args).fetchall()
-        return [ClosedTrade.from_json(r["data"]) for r in rows]
+        return [ClosedTrade.from_json(r[1]) for r in rows if r[0] not in skip]
 
     def net_pnl_before(self, ts: float) -> float:
         """Σ net P&L (commission always a cost, as in core.store.metrics) of trades closed before `ts`: what a
