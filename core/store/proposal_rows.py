@@ -71,10 +71,19 @@ def new_rows(proposal: TradeProposal, analyses: dict[int, tuple[AnalysisResult, 
         a_text = a.to_json()
         # holds `a`, so its id() stays its own for the call
         memo = analyses[id(a)] = (a, proposal.id, a_text, AnalysisResult.from_json(a_text))
-    head = proposal.model_dump_json(include=_HEAD)
-    tail = proposal.model_dump_json(include=TAIL)
-    text = f"{head[:-1]},{tail[1:]}"
-    return text, memo[1], compose(text, memo[3]), tail
+    text = row_text(proposal)
+    return text, memo[1], compose(text, memo[3]), tail_of(text)
+
+
+# The first tail field's key as it follows the head in a row's text. `,"` never occurs inside a JSON string
+# (its quotes are escaped) and the tail's values are scalars, so its last occurrence is the tail's start.
+_TAIL_KEY = f',"{_FIELDS[_FIELDS.index("analysis") + 1]}":'
+
+
+def tail_of(text: str) -> str:
+    """The serialised tail (`model_dump_json(include=TAIL)`) of the proposal `text` is the `row_text` of:
+    its fields are dumped in order with the same separators, so the tail is the text's end, re-opened."""
+    return "{" + text[text.rindex(_TAIL_KEY) + 1:]
 
 
 # -- schema 4 ------------------------------------------------------------------------------------------

@@ -104,6 +104,10 @@ def is_valid_proposal_id(text: str) -> bool:
 
 _PARSED_KEEP = 64
 
+# a move's compare-and-set UPDATE; the second form also requires the row to be exactly the text remembered
+_MOVE_SQL = "UPDATE proposals SET state=?, updated_at=?, decided_by=?, ticket=?, data=? WHERE id=? AND state=?"
+_MOVE_SAME_SQL = _MOVE_SQL + " AND data=? AND analysis_id=?"
+
 # A cache entry: (row text, analysis id, the proposal those rows read as, its serialised tail when the text is
 # known to end in it else None, the rollback count before the rows were read or written).
 _Entry = tuple[str, str, TradeProposal, "str | None", int]
@@ -277,11 +281,9 @@ class ProposalRepo:
         """The compare-and-set UPDATE: the row still in `from_value` (and, with `same_text`, still exactly the
         rows of `old`). True, and the new row remembered, iff it wrote."""
         updated = moved[2]
-        sql = "UPDATE proposals SET state=?, updated_at=?, decided_by=?, ticket=?, data=? WHERE id=? AND state=?"
         args = (updated.state.value, self._clock.now(), updated.decided_by, updated.ticket, moved[0], proposal_id,
                 from_value)
-        cur = self._db.write(sql + " AND data=? AND analysis_id=?", (*args, old[0], old[1])) if same_text \
-            else self._db.write(sql, args)
+        cur = self._db.write(_MOVE_SAME_SQL, (*args, old[0], old[1])) if same_text else self._db.write(_MOVE_SQL, args)
         if cur.rowcount != 1:
             return False
         self._remember(moved)

@@ -10,8 +10,13 @@ import sys
 
 from pydantic import BaseModel
 
+from core.analysis.context import AnalysisContext
+from core.analysis.facade import configured_calendar
+from core.analysis.filters.risk_filters import RangeScalpingRiskFilters
 from core.brokers.base import SymbolInfo
+from core.data.sources.news import symbol_currencies
 from core.domain.models import Direction
+from core.domain.sessions import active_sessions
 
 
 class PriceCheck(BaseModel):
@@ -163,8 +168,6 @@ def news_blackout(calendar, symbol: str, currencies, now: float, news_cfg) -> st
     The analysis checks the blackout when it proposes; the order goes out when a human approves, which
     on an accelerated paper replay can be hours of market later. A calendar that does not cover `now`
     says nothing (the analysis already warned that news was not checked)."""
-    from core.data.sources.news import symbol_currencies
-
     if calendar is None or not news_cfg.enabled or not calendar.covers(now):
         return None
     before, after = news_cfg.blackout_minutes_before, news_cfg.blackout_minutes_after
@@ -181,8 +184,6 @@ def news_blackout(calendar, symbol: str, currencies, now: float, news_cfg) -> st
 
 def news_blackout_now(cfg, symbol: str, clock) -> str | None:
     """`news_blackout` for `symbol` at `clock.now()` with the configured calendar (cached; never raises)."""
-    from core.analysis.facade import configured_calendar
-
     tcfg, spec = cfg.for_symbol(symbol), cfg.symbols.get(symbol)
     calendar, _ = configured_calendar(tcfg, clock)
     return news_blackout(calendar, symbol, spec.currencies if spec else None, clock.now(), tcfg.news)
@@ -193,10 +194,6 @@ def session_block_now(cfg, symbol: str, now: float) -> str | None:
 
     Like the news blackout, checked again at the send: an approval can come hours of market after the
     proposal on an accelerated paper replay (past the session's end, into the evening before a weekend)."""
-    from core.analysis.context import AnalysisContext
-    from core.analysis.filters.risk_filters import RangeScalpingRiskFilters
-    from core.domain.sessions import active_sessions
-
     tcfg, spec = cfg.for_symbol(symbol), cfg.symbols.get(symbol)
     if spec is None:  # not a configured symbol: nothing to judge it by (the analysis refuses it anyway)
         return None

@@ -164,12 +164,11 @@ class OrderSending:
         self.exits.register_trade(saved, persisted=True)
         s = p.strategy
 
-        def px(x: float) -> str:
-            return symbol_price(self.cfg, p.symbol, x)
-
-        text = (f"{s.direction.value.upper()} {trade.volume:g} {p.symbol} at {px(trade.entry_price)} "
-                f"(SL {px(trade.sl)}, TP {px(trade.tp)}), ticket {trade.ticket}, strategy {s.strategy}.")
-        detail = f"{s.direction.value.upper()} {trade.volume:g} {p.symbol} · SL {px(trade.sl)} · TP {px(trade.tp)}"
+        side = s.direction.value.upper()
+        sl, tp = symbol_price(self.cfg, p.symbol, trade.sl), symbol_price(self.cfg, p.symbol, trade.tp)
+        text = (f"{side} {trade.volume:g} {p.symbol} at {symbol_price(self.cfg, p.symbol, trade.entry_price)} "
+                f"(SL {sl}, TP {tp}), ticket {trade.ticket}, strategy {s.strategy}.")
+        detail = f"{side} {trade.volume:g} {p.symbol} · SL {sl} · TP {tp}"
         if notes:
             text += " " + "; ".join(notes) + "."
             detail += "\n" + "; ".join(notes)
