@@ -99,3 +99,15 @@ def test_a_new_range_is_written_not_the_remembered_one(tmp_path):
     other = store.trades.add(_trade(ticket=t.ticket, symbol="XAUUSDc"))
     assert _stored(store, other.ticket) == other.to_json()
     store.close()
+
+
+def test_a_range_cannot_be_edited_in_place():
+    """The remembered JSON is keyed by the range object: an in-place edit would go unsaved, so it must fail."""
+    from pydantic import ValidationError
+
+    rng = _trade().range_data
+    for obj, name, value in ((rng, "range_high", 2.0), (rng.critical_gaps, "upper_zone_start", 2.0),
+                             (rng.touch_count, "top", 9)):
+        with pytest.raises(ValidationError, match="frozen"):
+            setattr(obj, name, value)
+    assert rng.model_copy(update={"range_high": 2.0}).range_high == 2.0  # a new range is a new object

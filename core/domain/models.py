@@ -73,7 +73,14 @@ RangeType = Literal["session", "previous_day", "dynamic"]
 ExpansionState = Literal["contracting", "stable", "expanding"]
 
 
-class CriticalGapZones(_Model):
+class _Frozen(_Model):
+    """A value that is replaced, never edited: the store keeps a range's JSON while the trade holds the same
+    object (`core.store.trades`), so an assignment to a field must fail rather than go unsaved."""
+
+    model_config = ConfigDict(**_Model.model_config, frozen=True)
+
+
+class CriticalGapZones(_Frozen):
     """The edge bands where range-scalp entries are allowed (fades happen at the edges, not mid-range)."""
 
     upper_zone_start: float
@@ -89,12 +96,12 @@ class CriticalGapZones(_Model):
         return None
 
 
-class TouchCount(_Model):
+class TouchCount(_Frozen):
     top: int = Field(ge=0)
     bottom: int = Field(ge=0)
 
 
-class RangeStructure(_Model):
+class RangeStructure(_Frozen):
     symbol: str
     timeframe: str
     range_type: RangeType
