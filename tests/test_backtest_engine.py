@@ -75,3 +75,31 @@ def test_a_cancelled_run_releases_its_loop_store_and_broker():
     assert eng.parts._loop.is_closed()
     with pytest.raises(Exception, match="closed"):
         eng.parts.store.db.execute("SELECT 1")
+
+
+def test_a_run_restores_the_garbage_collector_as_it_found_it():
+    """A run freezes the objects alive before it and collects the young generation less often; both are
+    process-wide, so a finished (or failed) run must hand the live bot its collector back unchanged."""
+    import gc
+
+    from core.backtest.engine import RUN_GC_GEN0
+
+    cfg = load_config()
+    c = load_candles(XAU, tz_offset_hours=2)[:1200]
+    seen = []
+
+    def probe(*args):
+        seen.append((gc.get_threshold()[0], gc.get_freeze_count() > 0))
+        return edge_fade(*args)
+
+    before = (gc.get_threshold(), gc.get_freeze_count())
+    BacktestEngine(cfg, BacktestSpec("XAUUSDc", c), analyse_fn=probe).run()
+    assert seen and all(t == max(before[0][0], RUN_GC_GEN0) and frozen for t, frozen in seen)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+    def boom(*args):
+        raise RuntimeError("analysis failed")
+
+    with pytest.raises(RuntimeError):
+        BacktestEngine(cfg, BacktestSpec("XAUUSDc", c), analyse_fn=boom).run()
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
