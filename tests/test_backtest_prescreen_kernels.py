@@ -73,20 +73,26 @@ def test_trailing_slopes_equal_the_false_range_filters_slope(key):
         assert abs(got[i] - live) <= 1e-12 * (np.abs(w).max() / lb), i  # the closes' scale, per bar of slope
 
 
+def _frames(cfg, sym, c):
+    """The feed's bars per timeframe, as the engine hands them to the range screen."""
+    from core.backtest.live import LiveParts
+
+    parts = LiveParts(cfg, sym, c, Timeframe.M5)
+    try:
+        return parts.frames()
+    finally:
+        parts.shutdown()
+
+
 @pytest.mark.parametrize("key", ["xau", "btc1m"])
 def test_screens_are_the_same_with_the_plain_wilder_loop(key, monkeypatch):
     """What the screens decide does not move with the recursion's last bits: the plain loop gives the same."""
     import core.backtest.prescreen as prescreen
-    from core.backtest.live import LiveParts
     from core.backtest.range_screen import build_range_screen
 
     cfg = load_config()
     sym, c = _series(key, 15000)
-    parts = LiveParts(cfg, sym, c, Timeframe.M5)
-    try:
-        frames = parts.frames()
-    finally:
-        parts.shutdown()
+    frames = _frames(cfg, sym, c)
 
     def screens():
         s = build_screen(cfg, sym, c, Timeframe.M5)
@@ -126,16 +132,11 @@ def test_few_touches_on_narrowed_windows_equal_the_per_row_definition(key, monke
     """`_few_touches` reads only each chunk's widest touch span (rows sorted by span): the same answers as the
     per-row definition, on every row the range keys ask about (short windows at the data's start included)."""
     import core.backtest.range_keys as range_keys
-    from core.backtest.live import LiveParts
     from core.backtest.range_screen import build_range_screen
 
     cfg = load_config()
     sym, c = _series(key, 8000)
-    parts = LiveParts(cfg, sym, c, Timeframe.M5)
-    try:
-        frames = parts.frames()
-    finally:
-        parts.shutdown()
+    frames = _frames(cfg, sym, c)
     seen = []
     real = range_keys._few_touches
 

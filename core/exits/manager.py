@@ -111,6 +111,8 @@ class RangeScalpingExitManager:
         # (symbol, entry time) -> positions in `_entries` of the still-open entries, oldest first: a close
         # finds its entry without reading every trade ever taken
         self._open_at: dict[tuple[str, float], list[int]] = {}
+        self._facts: dict[tuple, tuple] = {}  # `_range_facts` per (symbol, high, low) while _facts_version stands
+        self._facts_version = -1
 
     # ---- registry ---------------------------------------------------------------------------
     def load(self, trades: Iterable[ActiveTrade], closed: Iterable[ClosedTrade] = ()) -> None:
@@ -329,10 +331,10 @@ class RangeScalpingExitManager:
         asked edges while `entries_version` stands (it moves with every change of the entries), since one
         entry asks about its range two or three times (re-entry check, proposal, approval)."""
         with self._lock:
-            memo = self.__dict__.setdefault("_facts", {})
-            if memo.get("version") != self._entries_version or len(memo) > 4096:  # bounded: a long flat spell
+            memo = self._facts
+            if self._facts_version != self._entries_version or len(memo) >= 4096:  # bounded: a long flat spell
                 memo.clear()
-                memo["version"] = self._entries_version
+                self._facts_version = self._entries_version
             key = (symbol, high, low)
             hit = memo.get(key)
             if hit is not None:

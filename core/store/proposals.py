@@ -17,6 +17,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from pydantic import create_model
@@ -57,33 +58,24 @@ class IllegalTransition(ValueError):
     """A transition the state machine forbids (a bug in the caller, not a race)."""
 
 
-# (from_states, to_state) as callers pass them -> (the from states, the to state), for the allowed moves:
-# the same few pairs come every time. Only values whose hash is their content are keys (never e.g. a
-# generator, whose id a later one may reuse).
-_CHECKED: dict[tuple[Any, Any], tuple[frozenset[ProposalState], ProposalState]] = {}
-
-
 def _checked_move(from_states, to_state) -> tuple[frozenset[ProposalState], ProposalState]:
     """The states of a move the state machine allows; raises IllegalTransition for one it forbids."""
-    key = (from_states, to_state)
-    try:
-        hit = _CHECKED.get(key)
-    except TypeError:  # unhashable (e.g. a list of states)
-        hit = None
-    if hit is not None:
-        return hit
-    froms = frozenset({ProposalState(from_states)} if isinstance(from_states, (str, ProposalState)) else {
-        ProposalState(s) for s in from_states
-    })
+    if isinstance(from_states, (str, ProposalState)):
+        from_states = (from_states,)
+    elif not isinstance(from_states, (tuple, frozenset)):  # a list, a generator: read once, as a tuple
+        from_states = tuple(from_states)
+    return _checked(from_states, to_state)
+
+
+@lru_cache(maxsize=64)  # the same few pairs come every time; a forbidden one raises and is never kept
+def _checked(from_states: tuple | frozenset, to_state) -> tuple[frozenset[ProposalState], ProposalState]:
+    froms = frozenset(ProposalState(s) for s in from_states)
     to = ProposalState(to_state)
     bad = [s for s in froms if to not in ALLOWED_TRANSITIONS[s]]
     if bad:
         raise IllegalTransition(
             f"proposal transition {'/'.join(sorted(s.value for s in bad))} -> {to.value} is not allowed"
         )
-    if type(to_state) in (str, ProposalState) and (type(from_states) in (str, ProposalState) or (
-            type(from_states) in (tuple, frozenset) and all(type(s) in (str, ProposalState) for s in from_states))):
-        _CHECKED[key] = (froms, to)
     return froms, to
 
 

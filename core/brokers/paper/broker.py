@@ -55,10 +55,8 @@ log = logging.getLogger(__name__)
 # SYMBOL_FILLING_FOK | SYMBOL_FILLING_IOC: the paper broker fills every order completely at once.
 _PAPER_FILLING = 3
 _PRICED = frozenset({"price_current", "profit"})
-_set = object.__setattr__
-
-
 _TICK_FIELDS = frozenset({"time", "bid", "ask", "last"})
+_set = object.__setattr__
 
 
 def _tick(t: float, bid: float, ask: float) -> Tick:

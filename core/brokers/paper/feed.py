@@ -204,11 +204,6 @@ class ReplayFeed:
         t, sec = self._base_times(symbol)
         return t.right(after - sec), t.right(until - sec)
 
-    def closed_between(self, symbol: str, after: float, until: float) -> np.ndarray:
-        """Base bars whose close time falls in (after, until]: the bars a clock move has just completed."""
-        lo, hi = self.closed_span(symbol, after, until)
-        return self.base_bars(symbol)[lo:hi]
-
     def next_open_after(self, now: float) -> float | None:
         """The next base-bar open strictly after `now`, over every symbol: where step() goes."""
         best: float | None = None
