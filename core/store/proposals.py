@@ -25,7 +25,7 @@ from pydantic import create_model
 from core.domain.clock import Clock
 from core.domain.models import AnalysisResult, ProposalState, TradeProposal
 from core.store.db import Database
-from core.store.proposal_rows import compose, new_rows, with_new_tail
+from core.store.proposal_rows import compose, copy_of, new_rows, updated, with_new_tail
 
 PROPOSAL_ID_LEN = 10
 _ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o/1/l: ids get read aloud and typed
@@ -52,6 +52,10 @@ _TailFields = create_model(
     **{name: (f.annotation, f) for name, f in TradeProposal.model_fields.items()
        if name == "state" or name in TRANSITION_FIELDS},
 )
+# Per transition field, the value types its validation returns unchanged (the same object): a move whose values
+# are all of these skips the validation (a test checks each against _TailFields; the state is a ProposalState).
+_AS_IS = {"decided_by": (str, type(None)), "decided_at": (float, type(None)), "ticket": (int, type(None)),
+          "fill_price": (float, type(None)), "message": (str,)}
 
 
 class IllegalTransition(ValueError):
@@ -196,7 +200,7 @@ class ProposalRepo:
     def get(self, proposal_id: str) -> TradeProposal | None:
         stamp = self._db.rollbacks
         row = self._db.conn.execute("SELECT data, analysis_id FROM proposals WHERE id=?", (proposal_id,)).fetchone()
-        return self._entry(proposal_id, row[0], row[1], stamp)[2].model_copy() if row else None
+        return copy_of(self._entry(proposal_id, row[0], row[1], stamp)[2]) if row else None
 
     def transition(
         self,
@@ -223,7 +227,7 @@ class ProposalRepo:
         """`transition`, returning the proposal as this move wrote it (None if the move lost), so the
         winner need not read the row back."""
         moved = self._move(proposal_id, from_states, to_state, fields)
-        return None if moved is None else moved.model_copy()
+        return None if moved is None else copy_of(moved)
 
     def _move(self, proposal_id: str, from_states, to_state: ProposalState,
               fields: dict[str, Any]) -> TradeProposal | None:
@@ -264,10 +268,12 @@ class ProposalRepo:
         # the validation model_validate of the whole dumped proposal would give them, without
         # re-validating the embedded analysis (validate_assignment does, per field: ~17 µs each).
         changes = {"state": to_state, **fields}
-        checked = _TailFields.model_validate(changes)
-        updated = old.model_copy(update={name: getattr(checked, name) for name in changes})
-        text, tail = with_new_tail(old_text, old, updated, old_tail)
-        return text, analysis_id, updated, tail, stamp
+        if not all(type(v) in _AS_IS[name] for name, v in fields.items()):
+            checked = _TailFields.model_validate(changes)
+            changes = {name: getattr(checked, name) for name in changes}
+        new = updated(old, changes)
+        text, tail = with_new_tail(old_text, old, new, old_tail)
+        return text, analysis_id, new, tail, stamp
 
     def _write_move(self, proposal_id: str, old: _Entry, from_value: str, moved: _Entry, same_text: bool) -> bool:
         """The compare-and-set UPDATE: the row still in `from_value` (and, with `same_text`, still exactly the
