@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.backtest.replay_loop import ReplayLoop
+from core.backtest.replay_loop import ReplayLoop, inline
 from core.brokers.base import BrokerError
 from core.brokers.paper.broker import PaperBroker
 from core.brokers.paper.feed import ReplayFeed
@@ -101,9 +101,11 @@ class LiveParts:
         self.exits = RangeScalpingExitManager(store=self.store, clock=self.clock)
         self.execution = ExecutionEngine(cfg, self.store, self.broker, self.exits, self.notifier, self.clock,
                                          sleep=_no_sleep)
-        self.exit_executor = ExitExecutor(cfg, self.broker, self.store, self.exits, self.notifier, sleep=_no_sleep)
+        # broker calls run inline (`inline`), as the replay loop would run them anyway (core.backtest.replay_loop)
+        self.exit_executor = ExitExecutor(cfg, self.broker, self.store, self.exits, self.notifier, sleep=_no_sleep,
+                                          offload=inline)
         self.monitor = Monitor(cfg, self.broker, self.exits, self.exit_executor, self.notifier, self.clock,
-                               sleep=_no_sleep)
+                               sleep=_no_sleep, offload=inline)
         self._closed_since = start - 1.0
         self._seen_closed: set[int] = set()
         # Closes reach `self.store`'s journal only through the exit executor (`Store.record_close`'s one

@@ -10,11 +10,23 @@ calls in the same order, and anything that really waits still goes through a rea
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from asyncio import events
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+async def inline(func, /, *args):
+    """`asyncio.to_thread(func, *args)` as a `ReplayLoop` runs it, minus the hop: the call at once, in a copy
+    of the caller's context (as `to_thread` runs it), its result or exception straight back.
+
+    `ReplayLoop.run_in_executor` already ran the call inline; what was left per broker call was the
+    `to_thread` coroutine, a partial, a future and its await protocol (~1 us each, several per monitor
+    cycle). The monitor and the exit executor take it as their `offload` only in a replay (core.backtest.live):
+    live they keep `asyncio.to_thread`, so a slow terminal never stalls the bot's loop."""
+    return contextvars.copy_context().run(func, *args)
 
 
 class ReplayLoop(asyncio.SelectorEventLoop):

@@ -81,6 +81,7 @@ async def close_with_policy(
     price_hint: float,
     reason_tag: str = "x",
     sleep: Sleep = asyncio.sleep,
+    offload=None,
 ) -> ExitOrderOutcome:
     """Close `trade` at market under the `exit_order_fails` policy (an `ErrorPolicy`).
 
@@ -95,11 +96,12 @@ async def close_with_policy(
     outcome = ExitOrderOutcome(ticket=trade.ticket, ok=False)
     comment = order_comment(trade.proposal_id, reason_tag)
     devs = _deviations(base_deviation, max_points, attempts_n)
+    offload = offload or asyncio.to_thread  # as ExitExecutor's
 
     async def attempt(i: int) -> ExitOrderOutcome:
         dev = devs[i]
         try:
-            res = await asyncio.to_thread(broker.close_position, trade.ticket, None, dev, comment)
+            res = await offload(broker.close_position, trade.ticket, None, dev, comment)
         except PositionNotFoundError as e:
             outcome.attempts.append(ExitAttempt(deviation=dev, error=str(e), code=e.code))
             outcome.already_closed = True
@@ -146,8 +148,12 @@ class ExitExecutor:
     recovery, so a close is journalled the same way whoever caused it.
     """
 
-    def __init__(self, cfg, broker: Broker, store, exits, notifier, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, cfg, broker: Broker, store, exits, notifier, sleep: Sleep = asyncio.sleep,
+                 offload=None) -> None:
+        """`offload`: how a blocking broker call is awaited, `asyncio.to_thread` unless a replay drives the
+        exits on its own loop (core.backtest.replay_loop.inline)."""
         self.cfg = cfg
+        self.offload = offload or asyncio.to_thread
         self.broker = broker
         self.store = store
         self.exits = exits
@@ -162,7 +168,7 @@ class ExitExecutor:
     async def _money(self, amount: float) -> str:
         if self._currency is None:
             try:
-                self._currency = (await asyncio.to_thread(self.broker.account_info)).currency or ""
+                self._currency = (await self.offload(self.broker.account_info)).currency or ""
             except Exception:  # noqa: BLE001 - a sentence without its unit beats a close without an alert
                 return f"{amount:+.2f}"
             if self._currency:  # kept for `moneybot trades`, which reads the store without a broker
@@ -191,7 +197,7 @@ class ExitExecutor:
         tcfg = self.cfg.for_symbol(trade.symbol)
         policy = tcfg.error_handling.get("exit_order_fails")
         try:
-            point = (await asyncio.to_thread(self.broker.symbol_info, trade.symbol)).point
+            point = (await self.offload(self.broker.symbol_info, trade.symbol)).point
         except BrokerError:  # the close itself will say what is wrong; the point only sizes the deviation
             spec = self.cfg.symbols.get(trade.symbol)
             point = spec.point if spec else 0.0
@@ -207,6 +213,7 @@ class ExitExecutor:
         outcome = await close_with_policy(
             self.broker, trade, policy=policy, base_deviation=tcfg.execution.deviation_points, point=point,
             price_hint=price_hint or trade.entry_price, reason_tag=kind[:EXIT_TAG_MAX], sleep=self._sleep,
+            offload=self.offload,
         )
         if outcome.ok or outcome.already_closed:
             try:
@@ -242,7 +249,7 @@ class ExitExecutor:
     async def record_broker_close(self, trade: ActiveTrade, reason_kind: str | None = None,
                                   reason_text: str = "") -> ClosedTrade | None:
         """Journal a position that is no longer open, from its deals; None if the deals are not there yet."""
-        deals = await asyncio.to_thread(self.broker.history_deals, trade.ticket, None)
+        deals = await self.offload(self.broker.history_deals, trade.ticket, None)
         closed = closed_trade_from_deals(trade, deals, reason=reason_kind)
         if closed is None:
             return None

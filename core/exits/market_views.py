@@ -29,8 +29,9 @@ class MarketView:
 
 
 class MarketViews:
-    def __init__(self, cfg, broker: Broker, notifier, clock) -> None:
+    def __init__(self, cfg, broker: Broker, notifier, clock, offload=None) -> None:
         self.cfg = cfg
+        self.offload = offload or asyncio.to_thread  # see Monitor
         self.broker = broker
         self.notify = notifier
         self.clock = clock
@@ -84,7 +85,7 @@ class MarketViews:
         for sym in sorted(symbols):
             tf, count = self.plan(sym)
             try:
-                info, tick, candles = await asyncio.to_thread(self._read, sym, tf, count)
+                info, tick, candles = await self.offload(self._read, sym, tf, count)
                 views[sym] = self._last[sym] = MarketView(tick, candles, info, tf, self.clock.now())
             except Exception as e:  # noqa: BLE001 - one symbol's bad feed must not blind the other symbols
                 msg = e.message if isinstance(e, BrokerError) else f"{type(e).__name__}: {e}"

@@ -41,10 +41,13 @@ MIN_REPLAY_WAIT = 0.2  # wall seconds: the shortest wait a very fast replay gets
 class Monitor:
     def __init__(self, cfg, broker: Broker, exits: RangeScalpingExitManager, executor: ExitExecutor, notifier,
                  clock, sleep=asyncio.sleep, *, late_fills=None, executing: set[str] | None = None,
-                 reconcile: Callable[[], Awaitable[bool]] | None = None) -> None:
+                 reconcile: Callable[[], Awaitable[bool]] | None = None, offload=None) -> None:
         """`late_fills`: a LateFillWatch (None in backtests); `executing`: the proposal ids the execution
         engine is sending right now (None: not known, trust the store); `reconcile`: the start-up
-        reconciliation's re-run, run first in the next cycle with a connection when it is pending."""
+        reconciliation's re-run, run first in the next cycle with a connection when it is pending;
+        `offload`: how a blocking broker call is awaited, `asyncio.to_thread` unless a replay runs the
+        monitor on its own loop (core.backtest.replay_loop.inline)."""
+        self.offload = offload or asyncio.to_thread
         self.cfg = cfg
         self.broker = broker
         self.exits = exits
@@ -56,7 +59,7 @@ class Monitor:
         self.cycles = 0
         self.last_report: CycleReport | None = None
         self.connected = True
-        self.views = MarketViews(cfg, broker, notifier, clock)
+        self.views = MarketViews(cfg, broker, notifier, clock, offload=self.offload)
         self.late_fills = late_fills
         self._task: asyncio.Task | None = None
         self._magics_key: frozenset[int] | None = None
@@ -174,7 +177,7 @@ class Monitor:
         try:
             out = {}
             for m in self._magics(trades):
-                for p in await asyncio.to_thread(self.broker.positions, None, m):
+                for p in await self.offload(self.broker.positions, None, m):
                     out[p.key] = p  # by identifier: a ticket can change (swap re-open), the identifier cannot
             if not self.connected:
                 self._restored()
@@ -206,10 +209,10 @@ class Monitor:
 
         async def attempt(_i: int) -> dict:
             await self._sleep(interval)  # the terminal needs a moment before each try, the first one too
-            await asyncio.to_thread(self.broker.connect)
+            await self.offload(self.broker.connect)
             positions = {}
             for m in self._magics(self.exits.active_trades()):
-                positions.update({p.key: p for p in await asyncio.to_thread(self.broker.positions, None, m)})
+                positions.update({p.key: p for p in await self.offload(self.broker.positions, None, m)})
             return positions
 
         if not own:
@@ -364,7 +367,7 @@ class Monitor:
                 self._act_failed(trade, sig, e, rep)
         if moves:
             try:
-                await move_stops(self.broker, self.exits, self.notify, moves, rep)
+                await move_stops(self.broker, self.exits, self.notify, moves, rep, offload=self.offload)
             except Exception as e:  # noqa: BLE001
                 self._act_failed(moves[0][0], moves[0][1], e, rep)
 

@@ -139,6 +139,24 @@ def calculate_breakeven_stop(
     return be
 
 
+def _high_low(bars: np.ndarray) -> tuple[float, float]:
+    """(max of `high`, min of `low`) of `bars` (not empty), as `np.maximum.reduce` / `np.minimum.reduce` give them.
+
+    A trade's bars since entry are a handful (median 6), and for so few values Python's max/min over the
+    columns as floats cost a fraction of a ufunc reduction's set-up (every monitor cycle, every trade). They
+    agree with the ufuncs whenever no value is NaN; the sum tells (NaN if any value is NaN, or for inf and
+    -inf together), and then the ufuncs answer, NaN-propagating as ever; so they do for a zero result (which
+    of 0.0 and -0.0 a tie gives differs)."""
+    highs = bars["high"].tolist()
+    lows = bars["low"].tolist()
+    total = sum(highs) + sum(lows)
+    if total == total:
+        hi, lo = max(highs), min(lows)
+        if hi and lo:
+            return hi, lo
+    return float(np.maximum.reduce(bars["high"])), float(np.minimum.reduce(bars["low"]))
+
+
 def excursions_r(trade: ActiveTrade, tick: Tick, bars: np.ndarray) -> tuple[float, float]:
     """Best and worst excursion in R seen so far (MFE >= 0, MAE <= 0), including this cycle's bars and tick."""
     risk = trade.initial_risk
@@ -149,9 +167,7 @@ def excursions_r(trade: ActiveTrade, tick: Tick, bars: np.ndarray) -> tuple[floa
     price = exit_price_of(trade, tick)
     best = worst = (price - trade.entry_price) * sign / risk
     if len(bars):
-        # the ufuncs' own reductions: what ndarray.max/min run, without their Python wrapper (every cycle)
-        hi = float(np.maximum.reduce(bars["high"]))
-        lo = float(np.minimum.reduce(bars["low"]))
+        hi, lo = _high_low(bars)
         if sign > 0:
             best = max(best, (hi - trade.entry_price) / risk)
             worst = min(worst, (lo - trade.entry_price) / risk)

@@ -16,16 +16,18 @@ from core.exits.manager import TradeNotRegistered
 log = logging.getLogger(__name__)
 
 
-async def move_stops(broker, exits, notify, moves: list[tuple[ActiveTrade, ExitSignal]], rep) -> None:
+async def move_stops(broker, exits, notify, moves: list[tuple[ActiveTrade, ExitSignal]], rep,
+                     offload=None) -> None:
     """Broker first (the broker-side SL is what protects the money), then one transaction for all.
 
     If the save fails after the broker moved, the next cycle adopts the broker's SL and the rule does
     not fire again (the stop is already at breakeven), so nothing is moved twice."""
     moved: list[tuple[ActiveTrade, ExitSignal]] = []
+    offload = offload or asyncio.to_thread  # the monitor's (core.exits.monitor.Monitor)
     for trade, sig in moves:
         tb = time.perf_counter()
         try:
-            await asyncio.to_thread(broker.modify_sltp, trade.ticket, sig.new_sl, trade.tp)
+            await offload(broker.modify_sltp, trade.ticket, sig.new_sl, trade.tp)
             moved.append((trade, sig))
         except PositionNotFoundError:  # its stop, a human or /close got there first: no fault;
             log.info("breakeven for %s: the position is already closed", trade.ticket)  # journalled next cycle
