@@ -101,6 +101,7 @@ class LiveParts:
         self.exits = RangeScalpingExitManager(store=self.store, clock=self.clock)
         self.execution = ExecutionEngine(cfg, self.store, self.broker, self.exits, self.notifier, self.clock,
                                          sleep=_no_sleep)
+        self.execution.news_calendar = self._send_calendar
         self.exit_executor = ExitExecutor(cfg, self.broker, self.store, self.exits, self.notifier, sleep=_no_sleep)
         self.monitor = Monitor(cfg, self.broker, self.exits, self.exit_executor, self.notifier, self.clock,
                                sleep=_no_sleep)
@@ -175,6 +176,18 @@ class LiveParts:
             return None, None
         src = NewsCalendarSource(str(resolve_path(n.calendar_path)), float("inf"), self.clock)
         return src.get(), src.last_error
+
+    def _send_calendar(self, symbol: str):
+        """The news calendar the execution engine's send-time blackout check uses: the one this replay read
+        for its analysis (`_load_news`), instead of a path resolve and a stat of the unchanged file on every
+        order. Another symbol (none trades in this replay) gets the configured calendar, as live."""
+        if symbol != self.symbol:
+            from core.analysis.facade import configured_calendar
+
+            return configured_calendar(self.cfg.for_symbol(symbol))[0]
+        if self._news is None:
+            self._news = self._load_news()
+        return self._news[0]
 
     def session_open(self, now: float) -> bool:
         """The analysis' own session filter, alone: False means the full analysis is bound to say no.
