@@ -115,6 +115,7 @@ class LiveParts:
         self._analyse_fn = analyse_fn
         self._session_filter = None
         self._news = None
+        self._send_news = None  # (calendar,) for the send-time check, once asked (`_send_calendar`)
         self.last_refusal = ""
         self._closing_reason: dict[int, str] = {}
         self._reentry_memo: dict[tuple[float, float], float] = {}
@@ -178,16 +179,17 @@ class LiveParts:
         return src.get(), src.last_error
 
     def _send_calendar(self, symbol: str):
-        """The news calendar the execution engine's send-time blackout check uses: the one this replay read
-        for its analysis (`_load_news`), instead of a path resolve and a stat of the unchanged file on every
-        order. Another symbol (none trades in this replay) gets the configured calendar, as live."""
-        if symbol != self.symbol:
-            from core.analysis.facade import configured_calendar
+        """The news calendar the execution engine's send-time blackout check uses: the live source's answer
+        (`configured_calendar`), asked once per replay instead of a path resolve and a stat of the unchanged
+        file on every order. The shared source parses the file once per process, not once per replay as
+        `_load_news` would. Another symbol (none trades in this replay) is asked every time, as live."""
+        from core.analysis.facade import configured_calendar
 
+        if symbol != self.symbol:
             return configured_calendar(self.cfg.for_symbol(symbol))[0]
-        if self._news is None:
-            self._news = self._load_news()
-        return self._news[0]
+        if self._send_news is None:
+            self._send_news = (configured_calendar(self.tcfg)[0],)
+        return self._send_news[0]
 
     def session_open(self, now: float) -> bool:
         """The analysis' own session filter, alone: False means the full analysis is bound to say no.
