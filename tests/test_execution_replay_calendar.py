@@ -1,9 +1,8 @@
-"""A replay hands the execution engine the news calendar it read once (`LiveParts._send_calendar`).
+"""A replay hands the execution engine the news calendar once (`LiveParts._send_calendar`).
 
-Live, the send-time blackout check reads the configured calendar through a shared cached source (a path
-resolve and a stat of the file per order). A replay reads the file once for its analysis; the send check
-may use that calendar only if it is the very calendar, and so gives the very answer, that the live
-source would give.
+Live, the send-time blackout check asks the configured calendar's shared cached source on every order (a
+path resolve and a stat of the file). A replay asks it once for the run; the send check may use that
+answer only if it is the very calendar, and so gives the very verdict, that asking per order would give.
 """
 from __future__ import annotations
 
