@@ -101,6 +101,7 @@ class LiveParts:
         self.exits = RangeScalpingExitManager(store=self.store, clock=self.clock)
         self.execution = ExecutionEngine(cfg, self.store, self.broker, self.exits, self.notifier, self.clock,
                                          sleep=_no_sleep)
+        self.execution.news_calendar = self._send_calendar
         # broker calls run inline (`inline`), as the replay loop would run them anyway (core.backtest.replay_loop)
         self.exit_executor = ExitExecutor(cfg, self.broker, self.store, self.exits, self.notifier, sleep=_no_sleep,
                                           offload=inline)
@@ -116,6 +117,7 @@ class LiveParts:
         self._analyse_fn = analyse_fn
         self._session_filter = None
         self._news = None
+        self._send_news = None  # (calendar,) for the send-time check, once asked (`_send_calendar`)
         self.last_refusal = ""
         self._closing_reason: dict[int, str] = {}
         self._reentry_memo: dict[tuple[float, float], float] = {}
@@ -177,6 +179,19 @@ class LiveParts:
             return None, None
         src = NewsCalendarSource(str(resolve_path(n.calendar_path)), float("inf"), self.clock)
         return src.get(), src.last_error
+
+    def _send_calendar(self, symbol: str):
+        """The news calendar the execution engine's send-time blackout check uses: the live source's answer
+        (`configured_calendar`), asked once per replay instead of a path resolve and a stat of the unchanged
+        file on every order. The shared source parses the file once per process, not once per replay as
+        `_load_news` would. Another symbol (none trades in this replay) is asked every time, as live."""
+        from core.analysis.facade import configured_calendar
+
+        if symbol != self.symbol:
+            return configured_calendar(self.cfg.for_symbol(symbol))[0]
+        if self._send_news is None:
+            self._send_news = (configured_calendar(self.tcfg)[0],)
+        return self._send_news[0]
 
     def session_open(self, now: float) -> bool:
         """The analysis' own session filter, alone: False means the full analysis is bound to say no.

@@ -76,6 +76,9 @@ class ExecutionEngine(OrderSending):
         self.unconfirmed: dict[str, float] = {}
         # (symbol, range) of orders past the re-entry check but not registered yet: they count as entries
         self._reserved: dict[str, tuple[str, RangeStructure | None]] = {}
+        # symbol -> the news calendar the send's blackout check judges by; None (live): the configured
+        # calendar through its shared cached source. A replay sets the calendar it read once for the run.
+        self.news_calendar = None
 
     # ---- proposals ------------------------------------------------------------------------------
     def create_proposals(self, analysis: AnalysisResult) -> list[TradeProposal]:
@@ -271,7 +274,7 @@ class ExecutionEngine(OrderSending):
         if bad:
             return self._refuse_price(p, ProposalState.APPROVED, f"I did not trade: {bad} after the broker's rules.")
         comment = order_comment(p.id, s.strategy)
-        late = time_rules_block(self.cfg, p.symbol, self.clock)  # a replay's approval can be hours of market later
+        late = time_rules_block(self.cfg, p.symbol, self.clock, self.news_calendar)  # a replay's approval can be hours of market later
         if late:
             return self._fail(p, ProposalState.APPROVED, f"Not entering: {late.rstrip('.')}. Nothing was traded.")
         blocked = self.notify.entries_blocked()  # again: a pause/emergency may have landed during the awaits above

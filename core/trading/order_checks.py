@@ -182,10 +182,14 @@ def news_blackout(calendar, symbol: str, currencies, now: float, news_cfg) -> st
             f"before to {after} minutes after it")
 
 
-def news_blackout_now(cfg, symbol: str, clock) -> str | None:
-    """`news_blackout` for `symbol` at `clock.now()` with the configured calendar (cached; never raises)."""
+def news_blackout_now(cfg, symbol: str, clock, calendar_of=None) -> str | None:
+    """`news_blackout` for `symbol` at `clock.now()` with the configured calendar (cached; never raises).
+
+    `calendar_of(symbol)`, when given, is the calendar instead of `configured_calendar`'s: a replay hands
+    over the one it read for the whole run (`core.backtest.live`), saving a path resolve and a stat of the
+    file on every send. Live passes None."""
     tcfg, spec = cfg.for_symbol(symbol), cfg.symbols.get(symbol)
-    calendar, _ = configured_calendar(tcfg, clock)
+    calendar = configured_calendar(tcfg, clock)[0] if calendar_of is None else calendar_of(symbol)
     return news_blackout(calendar, symbol, spec.currencies if spec else None, clock.now(), tcfg.news)
 
 
@@ -213,6 +217,6 @@ def _session_filters(cls):
     return _FILTERS[0]
 
 
-def time_rules_block(cfg, symbol: str, clock) -> str | None:
+def time_rules_block(cfg, symbol: str, clock, calendar_of=None) -> str | None:
     """The analysis' time rules (sessions, then the news blackout) at the send, or None if both pass."""
-    return session_block_now(cfg, symbol, clock.now()) or news_blackout_now(cfg, symbol, clock)
+    return session_block_now(cfg, symbol, clock.now()) or news_blackout_now(cfg, symbol, clock, calendar_of)
