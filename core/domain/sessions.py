@@ -56,14 +56,41 @@ def _local_day(t: float, zone: str) -> date:
     return datetime.fromtimestamp(t, ZoneInfo(zone)).date()
 
 
-def window_containing_or_before(name: str, definition: SessionDefinition, t: float) -> SessionWindow:
-    """The session window that contains t, or else the latest one that started before t."""
+def _search(name: str, definition: SessionDefinition, t: float) -> tuple[SessionWindow, date]:
+    """The window that contains t, or else the latest one that started before t, and its local date."""
     day = _local_day(t, definition.timezone)
     for offset in (0, -1, -2, -3, -4):
-        w = _window_on(name, definition.timezone, definition.start, definition.end, day + timedelta(days=offset))
+        d = day + timedelta(days=offset)
+        w = _window_on(name, definition.timezone, definition.start, definition.end, d)
         if w.start <= t:
-            return w
-    return w  # pragma: no cover - a window starts at most a day before its local date
+            return w, d
+    return w, d  # pragma: no cover - a window starts at most a day before its local date
+
+
+# (name, zone, start, end) -> (start of the window last found, start of the window one local day later, it)
+_SPANS: dict[tuple[str, str, str, str], tuple[float, float, SessionWindow]] = {}
+_SPANS_MAX = 256
+
+
+def window_containing_or_before(name: str, definition: SessionDefinition, t: float) -> SessionWindow:
+    """The session window that contains t, or else the latest one that started before t.
+
+    That is the window with the latest start at or before t: a session's windows start once per local
+    date, 23 to 25 hours apart, so their starts rise with the date. The answer is therefore the same window
+    for every t from its start up to the next date's start; that span is remembered per session, because
+    the analysis, the send-time checks and the replay ask about the same session at nearby times (a zone
+    lookup and a few date hashes each otherwise)."""
+    key = (name, definition.timezone, definition.start, definition.end)
+    hit = _SPANS.get(key)
+    if hit is not None and hit[0] <= t < hit[1]:
+        return hit[2]
+    w, d = _search(name, definition, t)
+    nxt = _window_on(name, definition.timezone, definition.start, definition.end, d + timedelta(days=1))
+    if w.start <= t < nxt.start:
+        if len(_SPANS) >= _SPANS_MAX:
+            _SPANS.clear()
+        _SPANS[key] = (w.start, nxt.start, w)
+    return w
 
 
 def active_sessions(sessions: Sessions, t: float) -> list[SessionWindow]:
