@@ -78,3 +78,21 @@ def test_manage_reports_the_stop_moves_fresh_snapshots_find(cfg, eur, monkeypatc
 
 if __name__ == "__main__":
     pytest.main([__file__])
+
+
+@pytest.mark.parametrize("dtype", ["<i8", "<f8", ">i8", "<i4"])
+def test_bar_times_read_as_the_list_of_times(dtype):
+    from bisect import bisect_right
+
+    import numpy as np
+
+    from core.backtest.engine import _bar_times
+
+    rows = np.zeros(50, dtype=[("time", dtype), ("open", "<f8")])
+    rows["time"] = np.arange(50) * 300 + 1_700_000_000 % 10_000
+    want = rows["time"].tolist()
+    got = _bar_times(rows)
+    assert [got[i] for i in range(len(got))] == want and len(got) == len(want)
+    assert [type(got[i]) for i in range(len(got))] == [type(x) for x in want]
+    for t in [-1, 0, 299.5, 300, 300.0, 7000.25, 1e12, *want]:
+        assert bisect_right(got, t) == bisect_right(want, t)
