@@ -96,3 +96,32 @@ def test_bar_times_read_as_the_list_of_times(dtype):
     assert [type(got[i]) for i in range(len(got))] == [type(x) for x in want]
     for t in [-1, 0, 299.5, 300, 300.0, 7000.25, 1e12, *want]:
         assert bisect_right(got, t) == bisect_right(want, t)
+
+
+def test_the_engine_skips_only_collects_that_would_find_nothing(cfg, eur, monkeypatch):
+    """The engine calls `_sync_closed` only when `closes_recorded` moved since `collect_closed` last read;
+    around every monitor cycle, a skipped call is checked to have had nothing to collect."""
+    real_manage, real_collect = BacktestEngine._manage_open, LiveParts.collect_closed
+    skipped = collected = 0
+
+    def would_be_empty(parts):
+        nonlocal skipped
+        if parts.exit_executor.closes_recorded == parts.closes_seen:
+            skipped += 1
+            assert real_collect(parts) == []
+
+    def manage_open(self, i, now):
+        would_be_empty(self.parts)
+        real_manage(self, i, now)
+        would_be_empty(self.parts)
+
+    def collect(self):
+        nonlocal collected
+        out = real_collect(self)
+        collected += len(out)
+        return out
+
+    monkeypatch.setattr(BacktestEngine, "_manage_open", manage_open)
+    monkeypatch.setattr(LiveParts, "collect_closed", collect)
+    rep = BacktestEngine(cfg, BacktestSpec("EURUSDc", eur)).run()
+    assert len(rep.trades) >= 5 and collected == len(rep.trades) and skipped > 100

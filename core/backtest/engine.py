@@ -203,14 +203,18 @@ class BacktestEngine:
         cum_sk = np.concatenate(([0], np.cumsum(sk)))  # read at the jumps only (`.item`: Python ints)
         cum_ro = np.concatenate(([0], np.cumsum(ro)))
         shown = -1
+        ex = parts.exit_executor
         i = first
         while i <= last:
             now = float(times[i]) + tf_sec  # bar i has just closed
             if parts.has_open():
                 parts.advance_to(now)
-                self._sync_closed(i)
+                # `collect_closed` returns [] while no close was recorded since its last read: not called then
+                if ex.closes_recorded != parts.closes_seen:
+                    self._sync_closed(i)
                 self._manage_open(i, now)
-                self._sync_closed(i)
+                if ex.closes_recorded != parts.closes_seen:
+                    self._sync_closed(i)
             if replay is not None:
                 if i in replay and not parts.has_open():
                     self._enter(i, now, *replay[i])

@@ -111,7 +111,7 @@ class LiveParts:
         # Closes reach `self.store`'s journal only through the exit executor (`Store.record_close`'s one
         # caller), which counts them; the broker's own clock moves write only its paper account. So while
         # that count stands still there is nothing new to collect, and the journal is not read.
-        self._closes_seen = -1
+        self.closes_seen = -1  # `closes_recorded` at the last read (the engine skips the call while they agree)
         self._stops_seen = -1  # the exit manager's `stops_version` `_stops_before` was taken at (see `manage`)
         self._stops_before: dict[int, float] = {}
         self._loop = ReplayLoop()
@@ -267,9 +267,9 @@ class LiveParts:
     def collect_closed(self) -> list[ClosedTrade]:
         """Trades the live monitor journalled as closed since the last call (from the store)."""
         recorded = self.exit_executor.closes_recorded
-        if recorded == self._closes_seen:
+        if recorded == self.closes_seen:
             return []
-        self._closes_seen = recorded
+        self.closes_seen = recorded
         rows = self.store.closed.since(self._closed_since, skip=self._seen_closed)
         out = []
         for ct in sorted(rows, key=lambda c: (c.exit_time, c.ticket)):
