@@ -25,7 +25,7 @@ import gc
 import logging
 import time as _time
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +57,16 @@ class BacktestSpec:
     strategy: str = "auto"
     split_time: float | None = None
     extra: dict = field(default_factory=dict)
+
+
+def _bar_times(c: np.ndarray) -> Sequence:
+    """`c["time"].tolist()` as a sequence: for native int64/float64 times, a memoryview of a contiguous copy,
+    whose element reads are the very Python ints/floats `tolist()` makes (the bisect in `_bar_of` reads it
+    too), without making (and later freeing) one object per bar of the whole history up front."""
+    t = c["time"]
+    if t.dtype in (np.dtype("<i8"), np.dtype("<f8")) and t.dtype.isnative:
+        return memoryview(np.ascontiguousarray(t))
+    return t.tolist()
 
 
 def pick_strategy(result: AnalysisResult, mode: str) -> StrategyScore | None:
@@ -113,7 +123,7 @@ class BacktestEngine:
         self.range_screened = 0
         self.screen_seconds = 0.0
         self.open_at_end = 0
-        self._times: list = []
+        self._times: Sequence = []
         # decision bar -> (analysis result, chosen strategy) of every signal this run made. Given in
         # `decisions`, a run replays them instead of analysing: the simulation leg alone (the same
         # PaperBroker, monitor, execution and store code), which is what a trade simulator such as
@@ -171,7 +181,7 @@ class BacktestEngine:
         skip = self.screen.skip if self.screen is not None else None
         ruled_out = self.ranges.ruled_out if self.ranges is not None else None
         self.screen_seconds = _time.perf_counter() - t_screen
-        times = self._times = c["time"].tolist()
+        times = self._times = _bar_times(c)
         tf_sec = self.tf_sec
         total = max(0, self.last - self.first + 1)
         report_every = max(1, total // 200)
@@ -193,14 +203,18 @@ class BacktestEngine:
         cum_sk = np.concatenate(([0], np.cumsum(sk)))  # read at the jumps only (`.item`: Python ints)
         cum_ro = np.concatenate(([0], np.cumsum(ro)))
         shown = -1
+        ex = parts.exit_executor
         i = first
         while i <= last:
             now = float(times[i]) + tf_sec  # bar i has just closed
             if parts.has_open():
                 parts.advance_to(now)
-                self._sync_closed(i)
+                # `collect_closed` returns [] while no close was recorded since its last read: not called then
+                if ex.closes_recorded != parts.closes_seen:
+                    self._sync_closed(i)
                 self._manage_open(i, now)
-                self._sync_closed(i)
+                if ex.closes_recorded != parts.closes_seen:
+                    self._sync_closed(i)
             if replay is not None:
                 if i in replay and not parts.has_open():
                     self._enter(i, now, *replay[i])
@@ -308,7 +322,7 @@ class BacktestEngine:
 
     def _bar_of(self, t: float) -> int:
         """Index of the bar whose period contains time t (fills happen inside the forming bar)."""
-        # bisect on the run's list of bar times: numpy would copy the strided time column on every call
+        # bisect on the run's bar times (a memoryview): numpy would copy the strided time column on every call
         return bisect_right(self._times, t) - 1
 
     def _exit_bar(self, ct: ClosedTrade) -> int:

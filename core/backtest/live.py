@@ -112,7 +112,9 @@ class LiveParts:
         # Closes reach `self.store`'s journal only through the exit executor (`Store.record_close`'s one
         # caller), which counts them; the broker's own clock moves write only its paper account. So while
         # that count stands still there is nothing new to collect, and the journal is not read.
-        self._closes_seen = -1
+        self.closes_seen = -1  # `closes_recorded` at the last read (the engine skips the call while they agree)
+        self._stops_seen = -1  # the exit manager's `stops_version` `_stops_before` was taken at (see `manage`)
+        self._stops_before: dict[int, float] = {}
         self._loop = ReplayLoop()
         self._analyse_fn = analyse_fn
         self._session_filter = None
@@ -253,23 +255,36 @@ class LiveParts:
 
     def manage(self, now: float) -> list[ManageAction]:
         """One live monitor cycle (`Monitor.run_cycle`): journals broker SL/TP closes, evaluates the exit
-        rules CRITICAL → LOW and acts. Returns the stop moves it made, for the signal export."""
-        before = {t.ticket: t.sl for t in self.exits.active_trades()}
+        rules CRITICAL → LOW and acts. Returns the stop moves it made, for the signal export.
+
+        The SLs before the cycle are the ones seen after the last cycle while the exit manager's
+        `stops_version` stands (it moves with every registration and every update to an SL != the old one,
+        and a closed trade's ticket is never in `after`); a cycle that did not move it moved no stop, so
+        neither snapshot is built then (most cycles). Same actions as comparing fresh lists each cycle."""
+        exits = self.exits
+        if exits.stops_version != self._stops_seen:
+            self._stops_before = {t.ticket: t.sl for t in exits.active_trades()}
+            self._stops_seen = exits.stops_version
         self._loop.drive(self.monitor.run_cycle())
+        if exits.stops_version == self._stops_seen:
+            return []
+        before = self._stops_before
         out = []
-        after = self.exits.active_trades()
+        after = exits.active_trades()
         for t in after:
             old = before.get(t.ticket)
             if old is not None and t.sl != old:
                 out.append(ManageAction(t.ticket, "move_sl", "breakeven" if t.breakeven_moved else "sl_moved", t.sl))
+        self._stops_before = {t.ticket: t.sl for t in after}
+        self._stops_seen = exits.stops_version
         return out
 
     def collect_closed(self) -> list[ClosedTrade]:
         """Trades the live monitor journalled as closed since the last call (from the store)."""
         recorded = self.exit_executor.closes_recorded
-        if recorded == self._closes_seen:
+        if recorded == self.closes_seen:
             return []
-        self._closes_seen = recorded
+        self.closes_seen = recorded
         rows = self.store.closed.since(self._closed_since, skip=self._seen_closed)
         out = []
         for ct in sorted(rows, key=lambda c: (c.exit_time, c.ticket)):

@@ -3,9 +3,9 @@
 Why one lock around both memory and the store write: the monitor (asyncio), the chat commands and
 worker threads (`asyncio.to_thread` broker calls) all mutate trades. Each mutation is a
 read-modify-write applied under a `threading.Lock` (safe from any thread or coroutine, never held
-across an `await`), bumps the trade's `version`, and is persisted before the in-memory copy is
-replaced. So two callers can never both start from the same version, and memory never runs ahead of
-the store. Exits are judged by the pure functions in `core.exits.rules`; orders live in `core.exits.executor`.
+across an `await`), bumps the trade's `version`, and is persisted before the in-memory copy is replaced.
+So two callers can never both start from the same version, and memory never runs ahead of the store.
+Exits are judged by the pure functions in `core.exits.rules`; orders live in `core.exits.executor`.
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 Update = dict | Callable[[ActiveTrade], dict]
 # (event, data) journalled in the same transaction as the state change, e.g. ("sl_moved", {...})
 JournalNote = tuple[str, dict]
-
 
 RANGE_BROKEN = "range_invalidated"  # the exit reason after which a range is not traded again
 
@@ -113,6 +112,8 @@ class RangeScalpingExitManager:
         self._open_at: dict[tuple[str, float], list[int]] = {}
         self._facts: dict[tuple, tuple] = {}  # `_range_facts` per (symbol, high, low) while _facts_version stands
         self._facts_version = -1
+        # moves whenever a registered trade may have a new SL (load, register, an update to an SL != the old one)
+        self.stops_version = 0
 
     # ---- registry ---------------------------------------------------------------------------
     def load(self, trades: Iterable[ActiveTrade], closed: Iterable[ClosedTrade] = ()) -> None:
@@ -122,6 +123,7 @@ class RangeScalpingExitManager:
             self._entries = [self._entry_of_closed(c) for c in closed if c.metadata.get("range_high") is not None]
             self._entries += [self._entry_of_open(t) for t in self._trades.values() if t.range_data]
             self._entries_version += 1
+            self.stops_version += 1
             self._open_at = {}
             for i, e in enumerate(self._entries):
                 if e.exit_time is None:
@@ -135,6 +137,7 @@ class RangeScalpingExitManager:
             if not persisted and self._store is not None:
                 trade = self._store.trades.add(trade)
             self._trades[trade.ticket] = trade
+            self.stops_version += 1
             if trade.range_data:
                 self._entries.append(self._entry_of_open(trade))
                 self._entries_version += 1
@@ -152,8 +155,7 @@ class RangeScalpingExitManager:
             if not persisted and self._store is not None:
                 self._store.trades.remove(ticket)
             del self._trades[ticket]
-            self._close_entry(trade, exit_time if exit_time is not None else self._now(),
-                              exit_reason == RANGE_BROKEN)
+            self._close_entry(trade, exit_time if exit_time is not None else self._now(), exit_reason == RANGE_BROKEN)
         return True
 
     def update_trade_state(self, ticket: int, updates: Update, journal: JournalNote | None = None) -> ActiveTrade:
@@ -177,11 +179,11 @@ class RangeScalpingExitManager:
                 cur = self._trades.get(ticket)
                 if cur is None:
                     raise TradeNotRegistered(ticket)
-                fields = upd(cur) if callable(upd) else upd
-                fields = {k: v for k, v in fields.items() if k not in ("ticket", "version")}
+                fields = {k: v for k, v in (upd(cur) if callable(upd) else upd).items() if k not in ("ticket", "version")}
                 new[ticket] = cur.model_copy(update={**fields, "version": cur.version + 1, "last_state_change": now})
             if new and self._store is not None:
                 self._write(new, journal or {})
+            self.stops_version += any(t.sl != self._trades[k].sl for k, t in new.items())
             self._trades.update(new)
             return new
 
@@ -191,9 +193,8 @@ class RangeScalpingExitManager:
         A stop at or past the entry is a breakeven (a move sent but not saved before a crash, or made in
         MetaTrader): it is marked so, or /status and the journal would say the stop was never moved."""
         cur = self.get(ticket)
-        note = None
-        if cur is not None and abs(cur.sl - sl) > 1e-12:
-            note = ("sl_moved", {"from": cur.sl, "to": sl, "reason": "synced_from_broker"})
+        note = (("sl_moved", {"from": cur.sl, "to": sl, "reason": "synced_from_broker"})
+                if cur is not None and abs(cur.sl - sl) > 1e-12 else None)
 
         def fn(t: ActiveTrade) -> dict:
             protective = sl > 0 and (sl - t.entry_price) * t.direction.sign >= 0
@@ -355,8 +356,7 @@ class RangeScalpingExitManager:
         if len(new) == 1 and not journal:
             # one trade, no journal row: the store's save is one compare-and-set statement, atomic alone
             # (the monitor's MFE/MAE save, most cycles that write at all)
-            (t,) = new.values()
-            st.trades.save_next(t)
+            st.trades.save_next(next(iter(new.values())))
             return
         from core.store.journal import TradeMetadata
 
