@@ -49,6 +49,7 @@ def test_only_the_replay_wires_the_inline_offload():
     from core.domain.timeframes import Timeframe
     from core.exits.executor import ExitExecutor
     from core.exits.monitor import Monitor
+    from core.trading.execution import ExecutionEngine
 
     cfg = load_config()
     sym = next(iter(cfg.symbols))
@@ -58,13 +59,15 @@ def test_only_the_replay_wires_the_inline_offload():
     parts = LiveParts(cfg, sym, bars, Timeframe.M5)
     try:
         assert parts.monitor.offload is inline and parts.monitor.views.offload is inline
-        assert parts.exit_executor.offload is inline
+        assert parts.exit_executor.offload is inline and parts.execution.offload is inline
     finally:
         parts.shutdown()
     live = Monitor(cfg, parts.broker, parts.exits, ExitExecutor(cfg, parts.broker, None, parts.exits, None), None,
                    parts.clock)
     assert live.offload is asyncio.to_thread and live.views.offload is asyncio.to_thread
     assert live.executor.offload is asyncio.to_thread
+    engine = ExecutionEngine(cfg, parts.store, parts.broker, parts.exits, parts.notifier, parts.clock)
+    assert engine.offload is asyncio.to_thread
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ class LiveParts:
         self.notifier = Notifier(cfg, store=self.store, clock=self.clock)
         self.exits = RangeScalpingExitManager(store=self.store, clock=self.clock)
         self.execution = ExecutionEngine(cfg, self.store, self.broker, self.exits, self.notifier, self.clock,
-                                         sleep=_no_sleep)
+                                         sleep=_no_sleep, offload=inline)
         self.execution.news_calendar = self._send_calendar
         # broker calls run inline (`inline`), as the replay loop would run them anyway (core.backtest.replay_loop)
         self.exit_executor = ExitExecutor(cfg, self.broker, self.store, self.exits, self.notifier, sleep=_no_sleep,

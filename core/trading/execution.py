@@ -60,7 +60,9 @@ SYMBOL_INFO_TTL = 60.0
 
 class ExecutionEngine(OrderSending):
     def __init__(self, cfg, store, broker: Broker, exits: RangeScalpingExitManager, notifier, clock, authorizer=None,
-                 sleep=asyncio.sleep) -> None:
+                 sleep=asyncio.sleep, offload=None) -> None:
+        """`offload`: how a blocking broker call is awaited, `asyncio.to_thread` unless a replay runs the calls
+        inline anyway (core.backtest.live, as for the monitor)."""
         self.cfg = cfg
         self.store = store
         self.broker = broker
@@ -69,6 +71,7 @@ class ExecutionEngine(OrderSending):
         self.clock = clock
         self.authz = authorizer
         self._sleep = sleep
+        self.offload = offload or asyncio.to_thread
         self._symbol_info: dict[str, tuple[float, SymbolInfo]] = {}  # symbol -> (read at, info)
         self.in_flight: set[str] = set()  # proposal ids this process is executing right now
         # proposal id -> when it was failed although its order may have reached the broker (unconfirmed,
@@ -217,7 +220,7 @@ class ExecutionEngine(OrderSending):
         now = self.clock.now()
         hit = self._symbol_info.get(symbol)
         if hit is None or fresh or now - hit[0] > SYMBOL_INFO_TTL or now < hit[0]:
-            hit = self._symbol_info[symbol] = (now, await asyncio.to_thread(self.broker.symbol_info, symbol))
+            hit = self._symbol_info[symbol] = (now, await self.offload(self.broker.symbol_info, symbol))
         return hit[1]
 
     async def account_refusal(self, symbol: str, side: str, info: SymbolInfo | None = None) -> str | None:
@@ -249,7 +252,7 @@ class ExecutionEngine(OrderSending):
             refusal = await self.account_refusal(p.symbol, "buy" if s.direction is Direction.LONG else "sell", info)
             if refusal:
                 return self._fail(p, ProposalState.APPROVED, f"Not entering: {refusal}.")
-            tick = await asyncio.to_thread(self.broker.tick, p.symbol)
+            tick = await self.offload(self.broker.tick, p.symbol)
         except BrokerError as e:
             self.notify.error("order_execution_fails", f"could not price {p.symbol}: {e.message}", symbol=p.symbol)
             return self._fail(p, ProposalState.APPROVED,

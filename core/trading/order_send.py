@@ -5,11 +5,10 @@ proposal is `executing`. Only refusals that prove the order was NOT taken are re
 that must pass the slippage check again); a timeout or a lost connection is never resent: the broker is
 asked for the proposal id instead. A fill, its registration and the 'opened' journal entry are one store
 transaction (`Store.record_open`). `OrderSending` is a mixin of `ExecutionEngine` and uses its state
-(cfg, store, broker, exits, notify, clock, `_fail`, `_refuse_price`, `symbol_info`, `note_unconfirmed`).
+(cfg, store, broker, exits, notify, clock, offload, `_fail`, `_refuse_price`, `symbol_info`, `note_unconfirmed`).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from core.brokers.base import BrokerConnectionError, BrokerError, BrokerTimeoutError, OrderRequest
@@ -51,7 +50,7 @@ class OrderSending:
 
         async def send(i: int):
             sending["attempt"] = i
-            return await asyncio.to_thread(self.broker.market_order, sending["request"])
+            return await self.offload(self.broker.market_order, sending["request"])
 
         async def before_resend(_: BaseException) -> ProposalOutcome | None:
             refreshed = await self._refresh_price(p, sending["request"])
@@ -84,7 +83,7 @@ class OrderSending:
         # account an order ticket is not a position
         ticket = int(res.position or res.order)
         try:
-            pos = next((x for x in await asyncio.to_thread(self.broker.positions, p.symbol, request.magic)
+            pos = next((x for x in await self.offload(self.broker.positions, p.symbol, request.magic)
                         if x.key == ticket), None)
         except BrokerError:
             pos = None
@@ -107,7 +106,7 @@ class OrderSending:
         ex = self.cfg.for_symbol(p.symbol).execution
         info = await self.symbol_info(p.symbol)
         try:
-            tick = await asyncio.to_thread(self.broker.tick, p.symbol)
+            tick = await self.offload(self.broker.tick, p.symbol)
         except BrokerError as e:
             return self._fail(p, ProposalState.EXECUTING,
                               f"I lost the price for {p.symbol} while retrying ({e.message}); nothing was traded.")
@@ -184,7 +183,7 @@ class OrderSending:
     async def resolve_at_broker(self, p: TradeProposal) -> ProposalOutcome | None:
         """If the broker has this proposal's order, record it (exactly once) and return the outcome."""
         magic = self.cfg.for_symbol(p.symbol).execution.magic_number
-        pos, deals = await asyncio.to_thread(find_proposal_at_broker, self.broker, p.id, magic, p.created_at - 1)
+        pos, deals = await self.offload(find_proposal_at_broker, self.broker, p.id, magic, p.created_at - 1)
         if pos is not None:
             trade = self._trade_from(p, pos.key, pos.price_open, pos.sl, pos.tp, pos.volume,
                                      pos.time or self.clock.now(), pos.comment)
