@@ -238,3 +238,28 @@ def test_a_failing_close_rolls_back_the_delete(tmp_path):
         with pytest.raises(sqlite3.IntegrityError):
             store.record_close(make_closed(t).model_copy(update={"metadata": {"a": 1}, "pnl": math.nan}))
         assert store.trades.get(1) == t and store.closed.count() == 0 and store.journal.count() == 0
+
+
+def test_the_lifecycle_steps_journal_the_rows_the_old_append_wrote(pair):
+    """record_open / record_adopted journal through `add`; the same steps through the old `append` (patched in)
+    write the same rows in every table."""
+    from core.domain.models import ProposalState
+    from tests.store_helpers import make_proposal
+
+    new, old = pair
+    old.journal.add = lambda event, **kw: _old_append(old, event, **kw)
+    for store in pair:
+        p = store.proposals.create(make_proposal("life1"))
+        store.proposals.transition(p.id, ProposalState.PENDING, ProposalState.EXECUTING)
+        store.record_open(make_trade(1, p.id), metadata={"strategy": "s", "x": np.float64(0.5), "n": math.nan},
+                          data={"notes": ["a", ("t", 1)], "odd": {"k": decimal.Decimal("2.50")}})
+        store.record_open(make_trade(2), metadata=TradeMetadata(strategy="t", extra={"é": [1.5]}))
+        store.record_open(make_trade(3))  # metadata from the trade
+        store.record_adopted(make_trade(4).model_copy(update={"metadata": {"range_high": 5, "session": "ny"}}),
+                             data={"why": "orphan"})
+        store.record_trade_event(3, lambda t: None, "sl_moved", data={"sl": 98.9})
+    for table in ("active_trades", "journal", "proposals"):
+        cols = "*" if table != "journal" else _COLS
+        a = [tuple(r) for r in new.db.conn.execute(f"SELECT {cols} FROM {table} ORDER BY rowid")]
+        b = [tuple(r) for r in old.db.conn.execute(f"SELECT {cols} FROM {table} ORDER BY rowid")]
+        assert a == b and a, table
