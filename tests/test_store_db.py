@@ -155,7 +155,7 @@ def test_record_open_is_atomic(store, monkeypatch):
     def fail(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store.journal, "append", fail)
+    monkeypatch.setattr(store.journal, "add", fail)  # what record_open journals with
     with pytest.raises(OSError):
         store.record_open(make_trade(11, p.id))
     assert store.proposals.get(p.id).state is ProposalState.EXECUTING

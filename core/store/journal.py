@@ -20,6 +20,8 @@ JournalEvent = Literal["opened", "sl_moved", "tp_moved", "partial", "closed", "a
 JOURNAL_EVENTS: tuple[str, ...] = JournalEvent.__args__  # type: ignore[attr-defined]
 # what json.dumps(..., sort_keys=True, default=str) builds on every call, built once
 _PAYLOAD = json.JSONEncoder(sort_keys=True, default=str)
+_EVENTS = frozenset(JOURNAL_EVENTS)
+_STR = frozenset({str})
 
 
 class TradeMetadata(BaseModel):
@@ -94,18 +96,65 @@ class JournalRepo:
         ts: float | None = None,
     ) -> JournalEntry:
         """Append one event (joins an enclosing transaction). `data` holds prices, SL moves, P&L..."""
-        meta = metadata.model_dump() if isinstance(metadata, TradeMetadata) else dict(metadata or {})
-        entry = JournalEntry(
-            ts=self._clock.now() if ts is None else ts, event=event, ticket=ticket, proposal_id=proposal_id,
-            symbol=symbol, metadata=meta, data=dict(data or {}),
-        )
-        payload = _PAYLOAD.encode({"metadata": entry.metadata, "data": entry.data})
+        values, entry = self._checked(event, ticket, proposal_id, symbol, metadata, data, ts, True)
+        row_id = self._insert(values)
+        if entry is None:  # what JournalEntry(...) would hold: `_checked` vouches the values are its output
+            ts, event, ticket, proposal_id, symbol, meta, data = values
+            return JournalEntry.model_construct(id=row_id, ts=ts, event=event, ticket=ticket, proposal_id=proposal_id,
+                                                symbol=symbol, metadata=meta, data=data)
+        entry.id = row_id
+        return entry
+
+    def add(
+        self,
+        event: JournalEvent,
+        *,
+        ticket: int | None = None,
+        proposal_id: str | None = None,
+        symbol: str | None = None,
+        metadata: TradeMetadata | dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> None:
+        """`append` for a caller that does not use the entry (the store's lifecycle steps): the same row, the
+        same checks, without building the entry."""
+        self._insert(self._checked(event, ticket, proposal_id, symbol, metadata, data, ts, False)[0])
+
+    def _checked(self, event, ticket, proposal_id, symbol, metadata, data, ts,
+                 own: bool) -> tuple[tuple, JournalEntry | None]:
+        """The row's values (ts, event, ticket, proposal_id, symbol, metadata, data) as `JournalEntry` validates
+        them, and the entry when it was built. With `own`, the dicts are private copies (the entry keeps them).
+
+        The validation is skipped when every value already has the exact type it leaves unchanged (what the
+        store's own callers pass): a float ts, a known event as a plain str, an int or None ticket, str or None
+        ids, and dicts whose keys are all plain str (the values are `Any`: kept as they are either way). Anything
+        else (an int ts becomes a float, a str-enum key its value, an unknown event or an int key is refused)
+        goes through the model, so the row and the errors are the same (tests/test_store_journal_fast.py)."""
+        if isinstance(metadata, TradeMetadata):
+            meta = metadata.model_dump()
+        else:
+            meta = metadata if type(metadata) is dict and not own else dict(metadata or {})
+        data = data if type(data) is dict and not own else dict(data or {})
+        if ts is None:
+            ts = self._clock.now()
+        if (type(ts) is float and type(event) is str and event in _EVENTS
+                and (ticket is None or type(ticket) is int)
+                and (proposal_id is None or type(proposal_id) is str) and (symbol is None or type(symbol) is str)
+                and _STR.issuperset(map(type, meta)) and _STR.issuperset(map(type, data))):
+            return (ts, event, ticket, proposal_id, symbol, meta, data), None
+        entry = JournalEntry(ts=ts, event=event, ticket=ticket, proposal_id=proposal_id, symbol=symbol,
+                             metadata=meta, data=data)
+        return (entry.ts, entry.event, entry.ticket, entry.proposal_id, entry.symbol, entry.metadata,
+                entry.data), entry
+
+    def _insert(self, values: tuple) -> int:
+        ts, event, ticket, proposal_id, symbol, meta, data = values
+        payload = _PAYLOAD.encode({"metadata": meta, "data": data})
         cur = self._db.write(
             "INSERT INTO journal(ts, event, ticket, proposal_id, symbol, data) VALUES (?,?,?,?,?,?)",
-            (entry.ts, entry.event, entry.ticket, entry.proposal_id, entry.symbol, payload),
+            (ts, event, ticket, proposal_id, symbol, payload),
         )
-        entry.id = int(cur.lastrowid)
-        return entry
+        return int(cur.lastrowid)
 
     @staticmethod
     def _row(r) -> JournalEntry:

@@ -106,7 +106,7 @@ class Store:
                         f"proposal {trade.proposal_id} is {p.state.value if p else 'missing'}, cannot mark it executed"
                     )
             saved = self.trades.add_copy(trade)
-            self.journal.append(
+            self.journal.add(
                 "opened", ticket=trade.ticket, proposal_id=trade.proposal_id, symbol=trade.symbol, metadata=meta,
                 data={"direction": trade.direction.value, "entry": trade.entry_price, "sl": trade.sl, "tp": trade.tp,
                       "lot": trade.volume, "magic": trade.magic, "comment": trade.comment, **(data or {})},
@@ -118,7 +118,7 @@ class Store:
         """Register an orphan position found at start-up and journal 'adopted', atomically."""
         with self.db.transaction():
             saved = self.trades.add(trade)
-            self.journal.append(
+            self.journal.add(
                 "adopted", ticket=trade.ticket, proposal_id=trade.proposal_id, symbol=trade.symbol,
                 metadata=TradeMetadata.from_trade(trade),
                 data={"direction": trade.direction.value, "entry": trade.entry_price, "sl": trade.sl, "tp": trade.tp,
@@ -133,15 +133,18 @@ class Store:
         ticket was already recorded as closed.
         """
         with self.db.transaction():
-            active = self.trades.remove_json(closed.ticket)
-            if self.closed.has(closed.ticket):
+            # the active row's text only when the close lacks the metadata; the DELETE says whether the ticket
+            # is closed already when it removed a row (else the SELECT of `has`)
+            removed = self.trades.remove_closing(closed.ticket, want_data=not closed.metadata)
+            active, done = (None, self.closed.has(closed.ticket)) if removed is None else removed
+            if done:
                 return False
             meta = closed.metadata or (
                 TradeMetadata.from_trade(ActiveTrade.from_json(active)).model_dump() if active else {})
             if not closed.metadata and meta:
                 closed = closed.model_copy(update={"metadata": meta})
             self.closed.add(closed)
-            self.journal.append(
+            self.journal.add(
                 "closed", ticket=closed.ticket, proposal_id=closed.proposal_id, symbol=closed.symbol, metadata=meta,
                 data={"exit_price": closed.exit_price, "pnl": closed.pnl, "r_multiple": closed.r_multiple,
                       "exit_reason": closed.exit_reason, "mfe_r": closed.mfe_r, "mae_r": closed.mae_r,
