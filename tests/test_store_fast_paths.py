@@ -194,13 +194,15 @@ def test_the_kill_switch_is_read_from_its_row_every_time(store, tmp_path):
     first = store.kill_switch.get()
     assert first.paused and first.by == "7"
     first.paused = False  # the caller's copy: the next read is not changed by it
-    assert store.kill_switch.get().paused
+    assert store.kill_switch.get().paused and store.kill_switch.blocking() is True
+    assert store.kill_switch.emergency() == (False, "7")
     other = sqlite3.connect(tmp_path / "s.sqlite")  # another process resumes us
     other.execute("UPDATE kill_switch SET data=? WHERE id=1", (KillSwitchState(by="9").model_dump_json(),))
     other.commit()
     other.close()
     now = store.kill_switch.get()
     assert not now.blocking and now.by == "9"
+    assert store.kill_switch.emergency() == (False, "9") and store.kill_switch.blocking() is False
 
 
 def test_a_transition_after_create_many_and_after_another_writer_keeps_the_full_dump(store, tmp_path):

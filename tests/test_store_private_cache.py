@@ -31,6 +31,15 @@ def _row_state(store: Store) -> KillSwitchState:
     return KillSwitchState() if row is None else KillSwitchState.model_validate_json(row["data"])
 
 
+def _agrees(store: Store) -> KillSwitchState:
+    """`get()` is the row's parse, and the copy-free answers (`emergency`, `blocking`) are get()'s."""
+    ks = store.kill_switch
+    got = ks.get()
+    assert got == _row_state(store)
+    assert ks.emergency() == (got.emergency, got.by) and ks.blocking() is got.blocking
+    return got
+
+
 def _due(store: Store, now: float) -> set[str]:
     rows = store.db.conn.execute("SELECT id FROM proposals WHERE state='pending' AND expires_at <= ?", (now,))
     return {r["id"] for r in rows}
@@ -60,10 +69,10 @@ def test_the_kill_switch_kept_in_memory_follows_writes_and_rollbacks(mem):
     got.paused = False  # the caller's copy
     assert ks.get().paused
     with pytest.raises(RuntimeError), mem.transaction():
-        ks.set(KillSwitchState(emergency=True), "emergency")
-        assert ks.get().emergency  # inside: what the row holds now
+        ks.set(KillSwitchState(emergency=True, by="9"), "emergency")
+        assert _agrees(mem).emergency and ks.emergency() == (True, "9")  # inside: what the row holds now
         raise RuntimeError
-    assert ks.get() == _row_state(mem) and ks.get().paused and not ks.get().emergency
+    assert _agrees(mem).paused and ks.emergency() == (False, "7") and ks.blocking()
     with mem.transaction():  # rolled back to a savepoint only
         with pytest.raises(RuntimeError), mem.transaction():
             ks.set(KillSwitchState(auto_disabled=True), "auto_disable")
@@ -129,7 +138,9 @@ def test_random_steps_answer_as_the_rows_do(mem):
                 elif op < 0.5 and ids:
                     p.transition(rng.choice(ids), S.PENDING, rng.choice([S.APPROVED, S.REJECTED]))
                 elif op < 0.6:
-                    ks.set(KillSwitchState(paused=rng.random() < 0.5, reason=str(step)), "x")
+                    ks.set(KillSwitchState(paused=rng.random() < 0.5, emergency=rng.random() < 0.3, reason=str(step),
+                                           by=rng.choice([None, "7", "8"])), "x")
+                    _agrees(mem)
                 else:
                     want = _due(mem, now)
                     assert set(p.expire_due(now)) == want
@@ -139,7 +150,7 @@ def test_random_steps_answer_as_the_rows_do(mem):
             pass
         want = _due(mem, now)
         assert set(p.expire_due(now)) == want
-        assert ks.get() == _row_state(mem)
+        _agrees(mem)
 
 
 def test_the_id_check_is_the_character_rule():
@@ -176,3 +187,29 @@ def test_the_remembered_move_checks_answer_as_the_state_machine_does():
     assert _checked_move((s for s in [S.PENDING]), S.APPROVED) == (frozenset({S.PENDING}), S.APPROVED)
     with pytest.raises(IllegalTransition):
         _checked_move((s for s in [S.EXECUTED]), S.APPROVED)
+
+
+def test_the_notifier_reads_the_emergency_and_the_entry_gate_from_the_store(mem):
+    from core.config.loading import load_config
+    from core.domain.wording import actor_label
+    from core.ops.notify import Notifier
+
+    n = Notifier(load_config(), store=mem, clock=FixedClock(T0))
+    assert n.emergency_on() is None and n.entries_blocked() is None
+    mem.kill_switch.set(KillSwitchState(emergency=True, by="7"), "emergency", by="7")
+    assert n.emergency_on() == actor_label("7") and n.entries_blocked()
+    mem.kill_switch.set(KillSwitchState(emergency=True), "emergency")
+    assert n.emergency_on() == "a trader"
+    mem.kill_switch.set(KillSwitchState(paused=True, by="8"), "pause", by="8")
+    assert n.emergency_on() is None and n.entries_blocked()
+    assert Notifier(load_config()).emergency_on() is None  # no store, no kill switch: nothing to read
+
+    class Unreadable:
+        def __getattr__(self, name):
+            raise RuntimeError("disk I/O error")
+
+    mem.kill_switch, saved = Unreadable(), mem.kill_switch  # unreadable: the exits go on, new entries are refused
+    try:
+        assert n.emergency_on() is None and "could not be read" in n.entries_blocked()
+    finally:
+        mem.kill_switch = saved

@@ -98,16 +98,21 @@ class Notifier:
     def emergency_on(self) -> str | None:
         """Who set the emergency stop that is on now ("user 7"), or None when it is off or unreadable."""
         try:
-            store = self._store if self.killswitch is None else None
-            s = self.killswitch.state() if self.killswitch is not None else store.kill_switch.get() if store else None
+            if self.killswitch is not None:
+                s = self.killswitch.state()
+                on, by = s.emergency, s.by
+            elif self._store is not None:
+                on, by = self._store.kill_switch.emergency()
+            else:
+                return None
         except Exception:  # noqa: BLE001 - the exits go on either way
             log.exception("kill switch state unreadable")
             return None
-        if s is None or not s.emergency:
+        if not on:
             return None
         from core.domain.wording import actor_label
 
-        return actor_label(s.by) if s.by else "a trader"
+        return actor_label(by) if by else "a trader"
 
     def entries_blocked(self) -> str | None:
         """Why new entries are refused right now (pause, emergency, auto-disable), or None."""
@@ -117,7 +122,7 @@ class Notifier:
             ks = self._cfg.kill_switch
             if ks.emergency_disable:
                 return "Emergency disable is set in the config (kill_switch.emergency_disable)."
-            if self._store is not None and self._store.kill_switch.get().blocking:
+            if self._store is not None and self._store.kill_switch.blocking():
                 return "New entries are switched off (paused, emergency or auto-disabled). A trader can /resume."
         except Exception:  # noqa: BLE001 - if we cannot tell, refuse: an entry is never urgent
             log.exception("kill switch state unreadable")

@@ -44,13 +44,26 @@ class KillSwitchRepo:
         self._known: tuple[int, KillSwitchState] | None = None
 
     def get(self) -> KillSwitchState:
+        return self._current().model_copy()  # the caller's own copy: a caller may change it before `set`
+
+    def emergency(self) -> tuple[bool, str | None]:
+        """(emergency stop on, who set it): `get()`'s answer without a copy, for a check every monitor cycle."""
+        s = self._current()
+        return s.emergency, s.by
+
+    def blocking(self) -> bool:
+        """`get().blocking` without a copy (the entry gate, twice per order)."""
+        return self._current().blocking
+
+    def _current(self) -> KillSwitchState:
+        """The state as the row reads now: a shared object, never handed out (see `get`)."""
         known = self._known
         if known is None or known[0] != self._db.rollbacks:
             if not self._db.private:
-                return self._read().model_copy()
+                return self._read()
             with self._db.write_lock:  # no write can land between the read and keeping it
                 known = self._known = (self._db.rollbacks, self._read())
-        return known[1].model_copy()  # the caller's own copy: a caller may change it before `set`
+        return known[1]
 
     def _read(self) -> KillSwitchState:
         """The row's parse (a shared object: copy it before handing it out); the default state if no row."""
