@@ -121,7 +121,6 @@ class LiveParts:
         self._news = None
         self._send_news = None  # (calendar,) for the send-time check, once asked (`_send_calendar`)
         self.last_refusal = ""
-        self._closing_reason: dict[int, str] = {}
         self._reentry_memo: dict[tuple[float, float], float] = {}
         self._reentry_version = -1
         self._has_spread = bool(len(candles) and np.any(candles["spread"] > 0))
