@@ -32,7 +32,10 @@ async def _life(cfg, tmp_path, t0):
     return svc, delivered
 
 
-def _end(svc):
+async def _end(svc):
+    """An orderly shutdown: the alert workers finish before the store they record deliveries in is closed
+    (left running, a worker wrote into the closed store while the test's loop was torn down)."""
+    await svc.stop()
     svc.store.close()
     svc.broker.inner.close()
 
@@ -98,7 +101,7 @@ async def test_a_late_fill_closed_between_cycles_is_journalled_by_the_running_mo
     await svc.alerts.drain()
     assert len([a for a in delivered if a.kind == "orphan_adopted"]) == 1
     assert svc.store.journal.count("closed") == 1
-    _end(svc)
+    await _end(svc)
 
     svc2, delivered2 = await _life(cfg, tmp_path, svc.clock.now())  # the next start-up scan
     assert svc2.recovery.closed_unknown == [] and not svc2.recovery.closed_while_down
@@ -107,7 +110,7 @@ async def test_a_late_fill_closed_between_cycles_is_journalled_by_the_running_mo
     await svc2.alerts.drain()
     assert not [a for a in delivered2 if a.kind == "orphan_adopted"]
     assert svc2.broker.calls.get("market_order", 0) == 0
-    _end(svc2)
+    await _end(svc2)
 
 
 async def test_without_a_suspect_the_history_is_read_only_every_sweep(cfg, tmp_path, t0):
@@ -129,7 +132,7 @@ async def test_without_a_suspect_the_history_is_read_only_every_sweep(cfg, tmp_p
     assert svc.store.closed.get(ticket).strategy == "manual"
     await svc.alerts.drain()
     assert len([a for a in delivered if a.kind == "orphan_adopted"]) == 1
-    _end(svc)
+    await _end(svc)
 
 
 async def test_an_unconfirmed_order_that_is_open_at_a_cycle_is_adopted_and_no_longer_scanned_for(cfg, tmp_path, t0):
@@ -143,4 +146,4 @@ async def test_an_unconfirmed_order_that_is_open_at_a_cycle_is_adopted_and_no_lo
     assert ticket in svc.range_scalp_tickets() and rep.late_fills == 0  # adopted as an orphan
     assert svc.execution.unconfirmed == {}
     assert svc.broker.calls.get("history_deals", 0) == before
-    _end(svc)
+    await _end(svc)
