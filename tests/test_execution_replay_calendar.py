@@ -1,8 +1,9 @@
 """A replay hands the execution engine the news calendar once (`LiveParts._send_calendar`).
 
 Live, the send-time blackout check asks the configured calendar's shared cached source on every order (a
-path resolve and a stat of the file). A replay asks it once for the run; the send check may use that
-answer only if it is the very calendar, and so gives the very verdict, that asking per order would give.
+path resolve and a stat of the file). A replay reads the file once for the run, for its analysis and its
+send check alike; the send check may use that read only if it holds the very events, and so gives the very
+verdict, that asking the live source per order would give.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ def test_the_replay_hook_gives_the_configured_calendar():
         assert live is not None and mine is not None
         assert mine.events == live.events and len(mine.events) > 0
         assert hook(SYMBOL) is mine, "read once for the whole replay"
+        assert parts._calendar()[0] is mine, "the analysis and the send check judge by the same calendar"
     finally:
         parts.shutdown()
 

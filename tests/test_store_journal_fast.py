@@ -27,7 +27,7 @@ _COLS = "ts, typeof(ts), event, ticket, typeof(ticket), proposal_id, symbol, dat
 
 
 class _Str(str):
-    pass
+    """A str subclass: not the exact type the fast path takes, so the model must judge it."""
 
 
 class _Key(str, Enum):

@@ -118,8 +118,7 @@ class LiveParts:
         self._loop = ReplayLoop()
         self._analyse_fn = analyse_fn
         self._session_filter = None
-        self._news = None
-        self._send_news = None  # (calendar,) for the send-time check, once asked (`_send_calendar`)
+        self._news = None  # (calendar, error), once read (`_calendar`)
         self.last_refusal = ""
         self._reentry_memo: dict[tuple[float, float], float] = {}
         self._reentry_version = -1
@@ -158,41 +157,38 @@ class LiveParts:
             return self._analyse_fn(self.symbol, self.broker, self.cfg, self.clock)
         from core.analysis.facade import analyse_range_scalp_opportunity
 
-        if self._news is None:
-            self._news = self._load_news()
-        cal, err = self._news
+        cal, err = self._calendar()
         return analyse_range_scalp_opportunity(self.symbol, self.broker, self.cfg, clock=self.clock,
                                                news=cal, news_error=err)
 
-    def _load_news(self):
-        """The configured news calendar, read once for the whole replay.
+    def _calendar(self):
+        """(calendar, error) of the configured news calendar, read once for the whole replay and used by both
+        the analysis and the execution engine's send-time blackout check, so the two judge by the same events.
 
-        Live analysis re-reads the file through a shared cached source every `cache_seconds` of clock
-        time; on a replay clock that is every bar (~20 % of the run re-parsing an unchanged file), and
-        handing the shared source our replay clock would also disturb a live bot in the same process.
-        The file does not change during a run, so one read yields the very calendar every call would get.
-        """
-        from core.config.paths import resolve_path
-        from core.data.sources.news import NewsCalendarSource
+        Live code asks a shared cached source, which re-reads the file every `cache_seconds` and keeps its
+        last good copy; a replay reads the file as it is now, once (~0.3 ms): it does not change during a run,
+        and a copy from earlier in the process must not decide a backtest's trades."""
+        if self._news is None:
+            from core.config.paths import resolve_path
+            from core.data.sources.news import NewsCalendarSource
 
-        n = self.tcfg.news
-        if not n.enabled or not n.calendar_path:
-            return None, None
-        src = NewsCalendarSource(str(resolve_path(n.calendar_path)), float("inf"), self.clock)
-        return src.get(), src.last_error
+            n = self.tcfg.news
+            if not n.enabled or not n.calendar_path:
+                self._news = (None, None)
+            else:
+                src = NewsCalendarSource(str(resolve_path(n.calendar_path)), float("inf"), self.clock)
+                self._news = (src.get(), src.last_error)
+        return self._news
 
     def _send_calendar(self, symbol: str):
-        """The news calendar the execution engine's send-time blackout check uses: the live source's answer
-        (`configured_calendar`), asked once per replay instead of a path resolve and a stat of the unchanged
-        file on every order. The shared source parses the file once per process, not once per replay as
-        `_load_news` would. Another symbol (none trades in this replay) is asked every time, as live."""
-        from core.analysis.facade import configured_calendar
-
+        """The calendar the execution engine's send-time blackout check uses: the replay's own (`_calendar`)
+        instead of a path resolve and a stat of the unchanged file on every order. Another symbol (none
+        trades in this replay) is asked as live."""
         if symbol != self.symbol:
+            from core.analysis.facade import configured_calendar
+
             return configured_calendar(self.cfg.for_symbol(symbol))[0]
-        if self._send_news is None:
-            self._send_news = (configured_calendar(self.tcfg)[0],)
-        return self._send_news[0]
+        return self._calendar()[0]
 
     def session_open(self, now: float) -> bool:
         """The analysis' own session filter, alone: False means the full analysis is bound to say no.
