@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from core.domain.copies import copy_with
 from core.domain.models import ActiveTrade, ClosedTrade, ExitSignal, RangeStructure
 from core.exits import rules
 
@@ -180,7 +181,7 @@ class RangeScalpingExitManager:
                 if cur is None:
                     raise TradeNotRegistered(ticket)
                 fields = {k: v for k, v in (upd(cur) if callable(upd) else upd).items() if k not in ("ticket", "version")}
-                new[ticket] = cur.model_copy(update={**fields, "version": cur.version + 1, "last_state_change": now})
+                new[ticket] = copy_with(cur, {**fields, "version": cur.version + 1, "last_state_change": now})
             if new and self._store is not None:
                 self._write(new, journal or {})
             self.stops_version += any(t.sl != self._trades[k].sl for k, t in new.items())

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from core.brokers.base import Broker, BrokerConnectionError, BrokerError, Tick
 from core.brokers.tags import proposal_id_from_comment
+from core.domain.copies import copy_with
 from core.domain.models import ActiveTrade, ExitSignal
 from core.domain.retry import run_async
 from core.exits.adoption import adopt_position, in_flight, our_magics
@@ -303,7 +304,7 @@ class Monitor:
                 # changes no decision (the close itself records max(MFE, final R) exactly)
                 if mfe - t.mfe_r >= EXCURSION_STEP_R or t.mae_r - mae >= EXCURSION_STEP_R:
                     updates[t.ticket] = {"mfe_r": mfe, "mae_r": mae, "last_range_check": now}
-                    t = t.model_copy(update={"mfe_r": mfe, "mae_r": mae})
+                    t = copy_with(t, {"mfe_r": mfe, "mae_r": mae})  # = t.model_copy(update=...)
                 if self.executor.closing(t.ticket):
                     continue  # its exit is in flight; a stale "exiting" (crash mid-exit) is judged again
                 if emergency_by is not None:

@@ -62,12 +62,14 @@ def market_minutes(trade: ActiveTrade, candles: np.ndarray, tick_time: float, no
         return elapsed / 60.0
     if bars is None:
         bars = bars_since_entry(trade, candles, tf)
-    times = bars["time"].astype(float)
+    # plain floats, not numpy: a handful of bars, and the same IEEE sums numpy's float64 arrays made
+    times = [float(x) for x in bars["time"].tolist()]
     covers_entry = len(bars) < len(candles) or (len(times) and times[0] <= trade.entry_time)
-    start = trade.entry_time if covers_entry or not len(times) else float(times[0])
+    start = trade.entry_time if covers_entry or not len(times) else times[0]
     if len(times):
-        gaps = np.concatenate(([times[0] - start], times[1:] - (times[:-1] + tf))).tolist()
-        last = float(times[-1]) + tf
+        gaps = [times[0] - start]
+        gaps += [b - (a + tf) for a, b in zip(times[:-1], times[1:], strict=True)]
+        last = times[-1] + tf
     else:
         gaps, last = [], trade.entry_time
     if tick_time > last:
