@@ -233,16 +233,21 @@ class LiveParts:
         return now >= until
 
     def execute(self, result: AnalysisResult, choice: StrategyScore, now: float) -> ActiveTrade | None:
-        """Live path: one proposal per viable strategy, then auto-approve the chosen one."""
-        proposals = self.execution.create_proposals(result)
-        mine = next((p for p in proposals if p.strategy.strategy == choice.strategy), None)
-        if mine is None:
+        """Live path: the chosen strategy's proposal, stored pending, then auto-approved.
+
+        Only that one is created: live offers one proposal per viable strategy because a human picks among
+        them, but a replay's approver has already picked, and the others were only created to be rejected
+        right after (~0.9 per trade, ~0.2 ms each). Nothing on the way to a trade reads the other pending
+        proposals: approval and execution read and move only their own row, the re-entry and per-range caps
+        count registered trades and orders in flight (not proposals), and the rejects came after the approval
+        anyway; the chosen proposal itself (its analysis, strategy, lot, times) is the same as among all.
+        """
+        proposals = self.execution.create_proposals(result, only=choice.strategy)  # one (names are unique)
+        if not proposals:
             self.last_refusal = "no proposal for the chosen strategy"
             return None
+        mine = proposals[0]
         outcome = self._loop.drive(self.execution.approve(mine.id, AUTO_APPROVER, auto=True))
-        for p in proposals:  # the others are not taken: reject them as a trader would
-            if p.id != mine.id:
-                self.execution.reject(p.id, AUTO_APPROVER)
         if not outcome.ok or outcome.ticket is None:
             self.last_refusal = outcome.message
             return None

@@ -84,8 +84,11 @@ class ExecutionEngine(OrderSending):
         self.news_calendar = None
 
     # ---- proposals ------------------------------------------------------------------------------
-    def create_proposals(self, analysis: AnalysisResult) -> list[TradeProposal]:
-        """One pending proposal per viable strategy (none when the analysis did not pass)."""
+    def create_proposals(self, analysis: AnalysisResult, only: str | None = None) -> list[TradeProposal]:
+        """One pending proposal per viable strategy (none when the analysis did not pass).
+
+        `only`: just the proposal of that strategy (if viable), as it would be among all of them; for a caller
+        that decides on one strategy itself (a replay's auto-approver) and would otherwise reject the rest."""
         if not analysis.passed or analysis.range is None:
             return []
         tcfg = self.cfg.for_symbol(analysis.symbol)
@@ -96,7 +99,7 @@ class ExecutionEngine(OrderSending):
         out = [
             TradeProposal(id=new_proposal_id(), symbol=analysis.symbol, strategy=s, analysis=analysis,
                           lot=tcfg.execution.lot_size, created_at=now, expires_at=now + window)
-            for s in analysis.strategies if s.viable
+            for s in analysis.strategies if s.viable and (only is None or s.strategy == only)
         ]
         return self.store.proposals.create_many(out) if out else out
 
