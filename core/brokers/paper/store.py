@@ -225,8 +225,12 @@ class PaperStore:
                 _INSERT_ORDER, (ticket, symbol, side, volume, price, sl, tp, magic, comment, time, position_id, reason))
 
     def insert_deal(self, d: Deal) -> None:
+        self.insert_deal_values(_deal_values(d))
+
+    def insert_deal_values(self, values: tuple) -> None:
+        """A deal row from its values in `_DEAL_COLS` order, exactly as a `Deal` holds them."""
         with self.lock:
-            self._conn.execute(_INSERT_DEAL, _deal_values(d))
+            self._conn.execute(_INSERT_DEAL, values)
 
     def deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
         sql, args = _SELECT_DEALS + " WHERE 1=1", []
