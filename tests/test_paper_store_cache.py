@@ -97,3 +97,23 @@ def test_next_ticket_reserves_consecutive_tickets_in_one_write(tmp_path):
     first = st.next_ticket(2)  # an order and its deal
     assert st.next_ticket() == first + 2
     assert PaperStore(tmp_path / "p.sqlite", 10_000).next_ticket() == first + 3  # as committed
+
+
+def _state(p: Position) -> tuple:
+    return type(p), p.__dict__, p.model_fields_set, p.__pydantic_extra__, p.__pydantic_private__
+
+
+@pytest.mark.parametrize("extra", [{}, {"price_current": 2001.0, "profit": 3.0}, {"identifier": 5}])
+def test_a_new_position_is_cached_as_its_row_reads_back(tmp_path, extra):
+    """The inserted Position itself is kept when it set exactly the columns (market_order's); one with other
+    fields set is rebuilt from its columns. Either way the cache equals what the SELECT gives."""
+    st = PaperStore(tmp_path / "p.sqlite", 10_000)
+    st.positions()  # the cache is live
+    given = Position(**{**_pos(3).model_dump(include=set(Position.model_fields) - {"price_current", "profit",
+                                                                                    "identifier"}), **extra})
+    st.insert_position(given)
+    cached = st.position(3)
+    assert (cached is given) == (not extra)
+    st._forget()  # read the row back
+    assert _state(st.position(3)) == _state(cached)
+    st.close()

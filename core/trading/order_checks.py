@@ -10,9 +10,8 @@ import sys
 
 from pydantic import BaseModel
 
-from core.analysis.context import AnalysisContext
 from core.analysis.facade import configured_calendar
-from core.analysis.filters.risk_filters import RangeScalpingRiskFilters
+from core.analysis.filters.risk_filters import session_refusal
 from core.brokers.base import SymbolInfo
 from core.data.sources.news import symbol_currencies
 from core.domain.models import Direction
@@ -197,24 +196,15 @@ def session_block_now(cfg, symbol: str, now: float) -> str | None:
     """Why `symbol` may not be entered at `now` for its sessions (the analysis' own session rule), or None.
 
     Like the news blackout, checked again at the send: an approval can come hours of market after the
-    proposal on an accelerated paper replay (past the session's end, into the evening before a weekend)."""
-    tcfg, spec = cfg.for_symbol(symbol), cfg.symbols.get(symbol)
+    proposal on an accelerated paper replay (past the session's end, into the evening before a weekend).
+    The rule's refusal alone (`session_refusal`, which `check_session_filters` is built on): no context,
+    result model or pass reason is made only to be thrown away on every order."""
+    spec = cfg.symbols.get(symbol)
     if spec is None:  # not a configured symbol: nothing to judge it by (the analysis refuses it anyway)
         return None
-    ctx = AnalysisContext(symbol=symbol, cfg=tcfg, spec=spec, now=now, bars=None, ind=None,
-                          sessions=active_sessions(tcfg.sessions, now))
-    result = _session_filters(RangeScalpingRiskFilters).check_session_filters(ctx)
-    return None if result.passed else result.reason
-
-
-_FILTERS: list = []
-
-
-def _session_filters(cls):
-    """One instance for every send: the class is stateless (the symbol's config travels in the context)."""
-    if not _FILTERS:
-        _FILTERS.append(cls())
-    return _FILTERS[0]
+    sessions = cfg.for_symbol(symbol).sessions
+    refusal = session_refusal(symbol, sessions, spec.trades_weekends, now, active_sessions(sessions, now))
+    return None if refusal is None else refusal[1]
 
 
 def time_rules_block(cfg, symbol: str, clock, calendar_of=None) -> str | None:

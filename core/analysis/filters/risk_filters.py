@@ -36,6 +36,27 @@ def _title(name: str) -> str:
     return {"new_york": "New York"}.get(name, name.replace("_", " ").title())
 
 
+def session_refusal(symbol: str, s, trades_weekends: bool, now: float, windows) -> tuple[bool, str] | None:
+    """(weekend?, why) when the session rule refuses an entry at `now`, None when it lets it through.
+
+    `s` is the symbol's session config, `windows` the session windows open at `now` (`active_sessions`).
+    The verdict and reason of `check_session_filters`, without its result model, context or pass reason:
+    the send-time check (`core.trading.order_checks.session_block_now`) needs only the refusal."""
+    if not trades_weekends and datetime.fromtimestamp(now, UTC).weekday() >= 5:
+        return True, f"It is the weekend: the {symbol} market is closed."
+    for w in windows:
+        block = s.block_open_minutes.get(w.name, 0)
+        since = (now - w.start) / 60.0
+        if block and since < block:
+            return False, (f"{_title(w.name)} opened {since:.0f} minutes ago; I wait {block} minutes after the open "
+                           "for the opening spike to settle.")
+    if s.allow_outside_sessions or any(w.name in s.allowed for w in windows):
+        return None
+    listed = ", ".join(_title(n) for n in s.allowed)
+    return False, (f"None of the sessions I trade ({listed}) is open right now; ranges outside them are thin and "
+                   "unreliable.")
+
+
 class RangeScalpingRiskFilters:
     """Stateless: one instance can serve every symbol (the per-symbol config travels in the context)."""
 
@@ -181,31 +202,19 @@ class RangeScalpingRiskFilters:
     # -- time ---------------------------------------------------------------------------------------
     def check_session_filters(self, ctx: AnalysisContext) -> FilterResult:
         s = ctx.cfg.sessions
-        now = ctx.now
-        if not ctx.spec.trades_weekends and datetime.fromtimestamp(now, UTC).weekday() >= 5:
-            return FilterResult(name="session", passed=False,
-                                reason=f"It is the weekend: the {ctx.symbol} market is closed.")
+        refusal = session_refusal(ctx.symbol, s, ctx.spec.trades_weekends, ctx.now, ctx.sessions)
+        if refusal is not None and refusal[0]:  # the weekend: said without the sessions
+            return FilterResult(name="session", passed=False, reason=refusal[1])
         names = ctx.session_names
         details = {"active": names}
-        for w in ctx.sessions:
-            block = s.block_open_minutes.get(w.name, 0)
-            since = (now - w.start) / 60.0
-            if block and since < block:
-                return FilterResult(
-                    name="session", passed=False, details=details,
-                    reason=f"{_title(w.name)} opened {since:.0f} minutes ago; I wait {block} minutes after the open "
-                    "for the opening spike to settle.",
-                )
+        if refusal is not None:
+            return FilterResult(name="session", passed=False, details=details, reason=refusal[1])
         allowed = [n for n in names if n in s.allowed]
         if allowed:
             return FilterResult(name="session", passed=True, details=details,
                                 reason=f"{' and '.join(_title(n) for n in allowed)} session open.")
-        if s.allow_outside_sessions:
-            return FilterResult(name="session", passed=True, details=details,
-                                reason=f"No main session is open, but {ctx.symbol} is allowed to trade outside sessions.")
-        listed = ", ".join(_title(n) for n in s.allowed)
-        return FilterResult(name="session", passed=False, details=details,
-                            reason=f"None of the sessions I trade ({listed}) is open right now; ranges outside them are thin and unreliable.")
+        return FilterResult(name="session", passed=True, details=details,
+                            reason=f"No main session is open, but {ctx.symbol} is allowed to trade outside sessions.")
 
     def check_news_blackout(self, ctx: AnalysisContext) -> FilterResult:
         nc = ctx.cfg.news

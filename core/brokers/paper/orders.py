@@ -75,15 +75,16 @@ class PaperOrders:
             t = self.now()
             st.insert_order(ticket, request.symbol, request.side, request.volume, price, request.sl,
                             request.tp, request.magic, request.comment, t, ticket, "client")
-            st.insert_position(Position(
-                ticket=ticket, symbol=request.symbol, type=request.side, volume=request.volume,
-                price_open=price, sl=request.sl, tp=request.tp, magic=request.magic,
-                comment=request.comment, time=t))
+            pos = Position(ticket=ticket, symbol=request.symbol, type=request.side, volume=request.volume,
+                           price_open=price, sl=request.sl, tp=request.tp, magic=request.magic,
+                           comment=request.comment, time=t)
+            st.insert_position(pos)
             commission = -round(self.commission_per_lot * request.volume, 2)
-            st.insert_deal(Deal(
-                ticket=deal_ticket, order=ticket, position_id=ticket, symbol=request.symbol,
-                type=request.side, entry="in", volume=request.volume, price=price, commission=commission,
-                magic=request.magic, comment=request.comment, time=t, reason="client"))
+            # the entry deal's row, in `Deal`'s column order: its values from the validated position (the same
+            # fields and types a Deal validates them to) and ints and floats made here, so a Deal built only to
+            # be read back into a tuple would change nothing (tests/test_paper_entry_deal.py)
+            st.insert_deal_values((deal_ticket, ticket, ticket, pos.symbol, pos.type, "in", pos.volume, price, 0.0,
+                                   commission, 0.0, pos.magic, pos.comment, pos.time, "client"))
             st.add_to_balance(commission)
             self._persist_clock()
         log.info("paper %s %s %.2f @ %s (ticket %d)", request.side, request.symbol, request.volume, price, ticket)

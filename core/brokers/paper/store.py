@@ -35,6 +35,7 @@ CREATE INDEX IF NOT EXISTS deals_time ON deals(time);
 """
 
 _POS_COLS = ("ticket", "symbol", "type", "volume", "price_open", "sl", "tp", "magic", "comment", "time")
+_POS_SET = frozenset(_POS_COLS)
 _DEAL_COLS = ("ticket", "order", "position_id", "symbol", "type", "entry", "volume", "price", "profit",
               "commission", "swap", "magic", "comment", "time", "reason")
 # a model's column values in one C call (a generator of getattr per column cost several times as much)
@@ -169,7 +170,10 @@ class PaperStore:
             cache = self._cache()
             if cache is not None:
                 last = next(reversed(cache), None)
-                cache[p.ticket] = Position(**dict(zip(_POS_COLS, values, strict=True)))  # as the row reads back
+                # as the row reads back: its columns only. A Position that set exactly those fields (its others
+                # hold their defaults) is that already, and frozen, so it is kept rather than built again
+                cache[p.ticket] = p if type(p) is Position and p.model_fields_set == _POS_SET else Position(
+                    **dict(zip(_POS_COLS, values, strict=True)))
                 if last is not None and p.ticket < last:  # kept in ticket order, as the SELECT gives them
                     self._open_positions = dict(sorted(cache.items()))
 
@@ -221,8 +225,12 @@ class PaperStore:
                 _INSERT_ORDER, (ticket, symbol, side, volume, price, sl, tp, magic, comment, time, position_id, reason))
 
     def insert_deal(self, d: Deal) -> None:
+        self.insert_deal_values(_deal_values(d))
+
+    def insert_deal_values(self, values: tuple) -> None:
+        """A deal row from its values in `_DEAL_COLS` order, exactly as a `Deal` holds them."""
         with self.lock:
-            self._conn.execute(_INSERT_DEAL, _deal_values(d))
+            self._conn.execute(_INSERT_DEAL, values)
 
     def deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
         sql, args = _SELECT_DEALS + " WHERE 1=1", []
