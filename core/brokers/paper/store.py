@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from bisect import insort
 from operator import attrgetter
 from pathlib import Path
 
@@ -45,6 +46,9 @@ _INSERT_POSITION = f"INSERT INTO positions ({','.join(_POS_COLS)}) VALUES ({','.
 _INSERT_DEAL = ("INSERT INTO deals (" + ",".join(f'"{c}"' for c in _DEAL_COLS) + ") VALUES ("
                 + ",".join("?" * len(_DEAL_COLS)) + ")")
 _SELECT_DEALS = "SELECT " + ",".join(f'"{c}"' for c in _DEAL_COLS) + " FROM deals"
+# each deal column's type as the row reads back (INTEGER, TEXT, REAL), for the deals kept in memory
+_DEAL_TYPES = (int, int, int, str, str, str, float, float, float, float, float, int, str, float, str)
+_TIME, _TICKET, _POSITION = (_DEAL_COLS.index(c) for c in ("time", "ticket", "position_id"))
 _INSERT_ORDER = "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
@@ -80,6 +84,9 @@ class PaperStore:
         # has committed (SQLite's data_version moves only for those; an in-memory database has no other
         # connection at all), and dropped on a rollback, so they never show a write that did not commit.
         self._open_positions: dict[int, Position] | None = None
+        # The deals by position, as the rows a SELECT returns (value tuples in time, ticket order), under the
+        # same rules: a close reads its position's deals once, and that SELECT was its dearest step
+        self._deals_by_pos: dict[int, list[tuple]] | None = None
         self._meta: dict[str, str | None] = {}
         # meta values set inside a transaction, written in one statement just before its COMMIT: an order
         # sets the ticket counter, the balance and the replay clock, four statements otherwise
@@ -104,6 +111,7 @@ class PaperStore:
 
     def _forget(self) -> None:
         self._open_positions = None
+        self._deals_by_pos = None
         self._meta = {}
 
     def _fresh(self) -> None:
@@ -231,8 +239,37 @@ class PaperStore:
         """A deal row from its values in `_DEAL_COLS` order, exactly as a `Deal` holds them."""
         with self.lock:
             self._conn.execute(_INSERT_DEAL, values)
+            self._fresh()
+            by_pos = self._deals_by_pos
+            if by_pos is not None:
+                row = _as_read_back(values)
+                if row is None:  # a value whose read-back this cannot vouch for: the next read asks SQLite
+                    self._deals_by_pos = None
+                    return
+                rows = by_pos.setdefault(row[_POSITION], [])
+                if rows and (rows[-1][_TIME], rows[-1][_TICKET]) > (row[_TIME], row[_TICKET]):
+                    insort(rows, row, key=_deal_order)
+                else:
+                    rows.append(row)
+
+    def _position_deals(self, position_id: int) -> list[tuple]:
+        """A position's deal rows, from memory (all deals are read once, then kept; callers hold the lock)."""
+        self._fresh()
+        by_pos = self._deals_by_pos
+        if by_pos is None:
+            cur = self._conn.cursor()
+            cur.row_factory = None
+            by_pos = {}
+            for r in cur.execute(_SELECT_DEALS + " ORDER BY time, ticket"):
+                by_pos.setdefault(r[_POSITION], []).append(r)
+            self._deals_by_pos = by_pos
+        return by_pos.get(position_id, [])
 
     def deals(self, position_id: int | None = None, since: float | None = None) -> list[Deal]:
+        if position_id is not None and since is None:
+            with self.lock:
+                rows = self._position_deals(position_id)
+                return [Deal(**dict(zip(_DEAL_COLS, r, strict=True))) for r in rows]
         sql, args = _SELECT_DEALS + " WHERE 1=1", []
         if position_id is not None:
             sql, args = sql + " AND position_id=?", [*args, position_id]
@@ -243,6 +280,21 @@ class PaperStore:
             cur.row_factory = None  # plain tuples: a Row looks each name up by a scan of its columns
             rows = cur.execute(sql + " ORDER BY time, ticket", args).fetchall()
         return [Deal(**dict(zip(_DEAL_COLS, r, strict=True))) for r in rows]
+
+
+def _deal_order(row: tuple) -> tuple:
+    return row[_TIME], row[_TICKET]
+
+
+def _as_read_back(values: tuple) -> tuple | None:
+    """A deal's column values as SQLite returns them once stored, or None if that is not sure: of the exact
+    column types (what a validated Deal holds) only a REAL -0.0 changes (it reads back as 0.0, as `+ 0.0` makes
+    it; any other float is left as it is)."""
+    if tuple(map(type, values)) != _DEAL_TYPES:
+        return None
+    ticket, order, pid, symbol, side, entry, volume, price, profit, commission, swap, magic, comment, t, reason = values
+    return (ticket, order, pid, symbol, side, entry, volume + 0.0, price + 0.0, profit + 0.0, commission + 0.0,
+            swap + 0.0, magic, comment, t + 0.0, reason)
 
 
 class _Transaction:
