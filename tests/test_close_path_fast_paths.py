@@ -98,30 +98,42 @@ def test_bar_times_read_as_the_list_of_times(dtype):
         assert bisect_right(got, t) == bisect_right(want, t)
 
 
-def test_the_engine_skips_only_collects_that_would_find_nothing(cfg, eur, monkeypatch):
-    """The engine calls `_sync_closed` only when `closes_recorded` moved since `collect_closed` last read;
-    around every monitor cycle, a skipped call is checked to have had nothing to collect."""
+def _report_facts(rep) -> tuple:
+    """Everything a report says about the trades and signals, but the random proposal ids and the timings."""
+    trades = [t.model_dump(exclude={"proposal_id"}) for t in rep.trades]
+    signals = [s.model_dump() for s in rep.signals]
+    return trades, signals, rep.metrics.model_dump(), rep.open_at_end
+
+
+def test_reading_the_journal_once_after_the_run_gives_what_a_read_after_every_cycle_gave(cfg, eur, monkeypatch):
+    """The engine collects the closes once, after the last bar. The reference is the read it replaced: around
+    every monitor cycle, whenever `closes_recorded` moved (every close collected within the cycle it was
+    journalled in, its signal updated there). The trades, the signals and the metrics are the same."""
     real_manage, real_collect = BacktestEngine._manage_open, LiveParts.collect_closed
-    skipped = collected = 0
-
-    def would_be_empty(parts):
-        nonlocal skipped
-        if parts.exit_executor.closes_recorded == parts.closes_seen:
-            skipped += 1
-            assert real_collect(parts) == []
-
-    def manage_open(self, i, now):
-        would_be_empty(self.parts)
-        real_manage(self, i, now)
-        would_be_empty(self.parts)
+    reads = []
 
     def collect(self):
-        nonlocal collected
         out = real_collect(self)
-        collected += len(out)
+        reads.append(len(out))
         return out
 
-    monkeypatch.setattr(BacktestEngine, "_manage_open", manage_open)
     monkeypatch.setattr(LiveParts, "collect_closed", collect)
-    rep = BacktestEngine(cfg, BacktestSpec("EURUSDc", eur)).run()
-    assert len(rep.trades) >= 5 and collected == len(rep.trades) and skipped > 100
+    once = BacktestEngine(cfg, BacktestSpec("EURUSDc", eur))
+    got = _report_facts(once.run())
+    assert len(reads) == 1 and reads[0] == len(got[0]) >= 5
+    assert [(t.exit_time, t.ticket) for t in once.closed] == sorted((t.exit_time, t.ticket) for t in once.closed)
+
+    def manage_open(self, i, now):  # the collects the loop made before
+        ex, parts = self.parts.exit_executor, self.parts
+        if ex.closes_recorded != parts.closes_seen:
+            self._sync_closed()
+        real_manage(self, i, now)
+        if ex.closes_recorded != parts.closes_seen:
+            self._sync_closed()
+
+    reads.clear()
+    monkeypatch.setattr(BacktestEngine, "_manage_open", manage_open)
+    per_cycle = BacktestEngine(cfg, BacktestSpec("EURUSDc", eur))
+    want = _report_facts(per_cycle.run())
+    assert len(reads) > 5 and sum(reads) == len(want[0])  # many reads, every close read once
+    assert got == want

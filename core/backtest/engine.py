@@ -203,18 +203,12 @@ class BacktestEngine:
         cum_sk = np.concatenate(([0], np.cumsum(sk)))  # read at the jumps only (`.item`: Python ints)
         cum_ro = np.concatenate(([0], np.cumsum(ro)))
         shown = -1
-        ex = parts.exit_executor
         i = first
         while i <= last:
             now = float(times[i]) + tf_sec  # bar i has just closed
             if parts.has_open():
                 parts.advance_to(now)
-                # `collect_closed` returns [] while no close was recorded since its last read: not called then
-                if ex.closes_recorded != parts.closes_seen:
-                    self._sync_closed(i)
                 self._manage_open(i, now)
-                if ex.closes_recorded != parts.closes_seen:
-                    self._sync_closed(i)
             if replay is not None:
                 if i in replay and not parts.has_open():
                     self._enter(i, now, *replay[i])
@@ -241,7 +235,11 @@ class BacktestEngine:
         # Close whatever is still open at the end at the last quote, so every trade is journalled.
         end_now = float(times[self.last]) + self.tf_sec
         self.open_at_end = parts.close_all(end_now, reason="end_of_backtest")
-        self._sync_closed(self.last, final=True)
+        # The closes are read from the journal once, here: nothing in the run reads them before (entries ask
+        # the exit manager, a close's signal is only read by the report and the peer comparison), and a read
+        # after each close cost a query and a cold parse per trade. The same trades and signals either way
+        # (tests/test_close_path_fast_paths.py compares it with a read after every monitor cycle).
+        self._sync_closed()
         if self.progress:
             self.progress(total, total)
         secs = _time.perf_counter() - t_start
@@ -307,7 +305,7 @@ class BacktestEngine:
             elif action.kind == "close":
                 sig.close_request_bar = i
 
-    def _sync_closed(self, i: int, final: bool = False) -> None:
+    def _sync_closed(self) -> None:
         for ct in self.parts.collect_closed():
             self.closed.append(ct)
             sig = self._open_signal.pop(ct.ticket, None)

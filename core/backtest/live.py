@@ -112,7 +112,7 @@ class LiveParts:
         # Closes reach `self.store`'s journal only through the exit executor (`Store.record_close`'s one
         # caller), which counts them; the broker's own clock moves write only its paper account. So while
         # that count stands still there is nothing new to collect, and the journal is not read.
-        self.closes_seen = -1  # `closes_recorded` at the last read (the engine skips the call while they agree)
+        self.closes_seen = -1  # `closes_recorded` at the last read (`collect_closed` answers [] while they agree)
         self._stops_seen = -1  # the exit manager's `stops_version` `_stops_before` was taken at (see `manage`)
         self._stops_before: dict[int, float] = {}
         self._loop = ReplayLoop()
