@@ -239,6 +239,7 @@ def test_rolling_extremes_and_visits_equal_their_per_window_definitions():
     for row, g in zip(near, got, strict=True):
         top, _ = count_touches(row.astype(float), np.ones(96), 1.0, -1.0, 0.0)  # near top <=> value 1.0 >= 1.0
         assert g == top
+    np.testing.assert_array_equal(_visits(np.ascontiguousarray(near.T), axis=0), got)  # a column per window
 
 
 def _previous_day_span_reference(tl: list[float], s: int, t: int, need: int):

@@ -152,3 +152,61 @@ def test_few_touches_on_narrowed_windows_equal_the_per_row_definition(key, monke
     rows, few = sum(n for n, _, _ in seen), sum(f for _, f, _ in seen)
     assert len(seen) == 2 and rows > 300 and 0 < few < rows, seen
     assert sum(short for _, _, short in seen) > 50, seen  # windows shorter than their full size were checked
+
+
+def _touch_tests_rows(high, low, lb, H, L, have, tol, need):
+    """`range_dynamic._touch_tests` as it was written before, on a (window, bar) view of every window at once."""
+    from core.backtest.prescreen import MARGIN
+    from core.backtest.range_keys import _visits
+
+    hh = np.lib.stride_tricks.sliding_window_view(high, lb)[:len(H)]
+    ll = np.lib.stride_tricks.sliding_window_view(low, lb)[:len(H)]
+    Hs, Ls = np.where(have, H, np.inf)[:, None], np.where(have, L, -np.inf)[:, None]
+    lo_t, hi_t = (tol * (1 - MARGIN))[:, None], (tol * (1 + MARGIN))[:, None]
+    nt_lo, nt_hi = hh >= Hs - lo_t, hh >= Hs - hi_t
+    nb_lo, nb_hi = ll <= Ls + lo_t, ll <= Ls + hi_t
+    exact = ~((nt_lo != nt_hi) | (nb_lo != nb_hi)).any(axis=1)
+    ok = (_visits(nt_lo) >= need) & (_visits(nb_lo) >= need)
+    return ok | ~exact, ok & exact
+
+
+def _mixed(res) -> bool:
+    """Both answers occur on a whole series: the comparison is not vacuous."""
+    return bool(res[1].any() and not res[0].all())
+
+
+@pytest.mark.parametrize("key", list(SERIES))
+def test_dynamic_touch_tests_by_bar_columns_equal_the_row_layout(key, monkeypatch):
+    """The dynamic range's touch tests on (bar, window) chunks give the row layout's booleans, on the inputs
+    `dynamic_possible` passes on a real series, on a few hundred rows (one partial chunk) and on doctored
+    inputs: NaN bars, rows without a box, edges a tolerance's last bits from a bar (counts in doubt)."""
+    import core.backtest.range_dynamic as rdyn
+
+    cfg = load_config()
+    sym, c = _series(key)
+    seen = []
+    real = rdyn._touch_tests
+    monkeypatch.setattr(rdyn, "_touch_tests", lambda *a: seen.append(a) or real(*a))
+    s = build_screen(cfg, sym, c, Timeframe.M5)
+    rdyn.dynamic_possible(cfg, sym, c, s.atr, s.entries)
+    (high, low, lb, H, L, have, tol, need), = seen
+    assert len(H) > rdyn._CHUNK and have.mean() > 0.5
+    rng = np.random.default_rng(7)
+    h2, l2, H2, L2, have2 = high.copy(), low.copy(), H.copy(), L.copy(), have.copy()
+    h2[rng.integers(0, len(h2), 50)] = np.nan
+    l2[rng.integers(0, len(l2), 50)] = np.nan
+    have2[rng.integers(0, len(have2), 500)] = False
+    rows = rng.integers(0, len(H2), 400)
+    H2[rows] = h2[rows + lb - 1] + tol[rows]  # a bar exactly one tolerance below the edge: its count is in doubt
+    L2[rows[:200]] = l2[rows[:200] + lb - 1] - tol[rows[:200]]
+    cases = [(high, low, H, L, have, tol), (h2, l2, H2, L2, have2, tol),
+             (high[:300 + lb - 1], low[:300 + lb - 1], H[:300], L[:300], have[:300], tol[:300])]
+    doubts = 0
+    for hi, lo, Hc, Lc, hv, tl in cases:
+        got = real(hi, lo, lb, Hc, Lc, hv, tl, need)
+        want = _touch_tests_rows(hi, lo, lb, Hc, Lc, hv, tl, need)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        doubts += int((want[0] & ~want[1]).sum())
+    assert _mixed(real(*cases[0][:2], lb, *cases[0][2:], need))
+    assert doubts > 0  # the doctored rows exercise the doubt branch

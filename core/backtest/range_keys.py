@@ -347,14 +347,14 @@ def _few_touches(tcfg, high, low, size, end, lo, H, L, fatr, rows) -> np.ndarray
     return out
 
 
-def _visits(near: np.ndarray) -> np.ndarray:
-    """`core.analysis.range.detector.count_touches` per row (bars before the touch window are never near):
-    consecutive near bars count once, so a visit is a rise from 0 to 1 of the row's bytes (< 256 bars fit
-    the uint8 count)."""
-    u = near.view(np.uint8)
-    if near.shape[1] > 255:
-        return u[:, 0].astype(np.int64) + np.count_nonzero(u[:, 1:] > u[:, :-1], axis=1)
-    return u[:, 0].astype(np.int64) + np.add.reduce(u[:, 1:] > u[:, :-1], axis=1, dtype=np.uint8)
+def _visits(near: np.ndarray, axis: int = 1) -> np.ndarray:
+    """`core.analysis.range.detector.count_touches` per window, the bars of a window along `axis` (1: a row
+    per window; 0: a column per window) (bars before the touch window are never near): consecutive near
+    bars count once, so a visit is a rise from 0 to 1 of the window's bytes (< 256 bars fit the uint8 count)."""
+    u = np.moveaxis(near.view(np.uint8), axis, 0)  # bars first
+    if u.shape[0] > 255:
+        return u[0].astype(np.int64) + np.count_nonzero(u[1:] > u[:-1], axis=0)
+    return u[0].astype(np.int64) + np.add.reduce(u[1:] > u[:-1], axis=0, dtype=np.uint8)
 
 
 def count_beyond(x: np.ndarray, k: int, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
