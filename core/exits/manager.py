@@ -365,8 +365,8 @@ class RangeScalpingExitManager:
             for ticket, t in new.items():
                 st.trades.save_next(t)
                 note = journal.get(ticket)
-                if note:
-                    st.journal.append(
+                if note:  # `add`: the row `append` writes, without the entry nothing here reads
+                    st.journal.add(
                         note[0], ticket=ticket, proposal_id=t.proposal_id, symbol=t.symbol,
                         metadata=TradeMetadata.from_trade(t), data=note[1],
                     )

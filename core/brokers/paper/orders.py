@@ -9,6 +9,7 @@ margin check or both close one position; it refuses what a real broker refuses, 
 from __future__ import annotations
 
 import logging
+from typing import get_args
 
 from core.brokers.base import (
     Deal,
@@ -31,9 +32,12 @@ from core.brokers.paper.fills import (
     stops_problem,
     volume_problem,
 )
+from core.brokers.paper.store import _DEAL_COLS, _DEAL_TYPES
 from core.config.market import SymbolSpec
 
 log = logging.getLogger(__name__)
+
+_DEAL_REASONS = frozenset(get_args(Deal.model_fields["reason"].annotation))
 
 
 class PaperOrders:
@@ -146,11 +150,15 @@ class PaperOrders:
         spec = self.symbols[p.symbol]
         pl = profit(p.type, p.price_open, price, vol, spec.contract_size)
         commission = -round(self.commission_per_lot * vol, 2)
-        st.insert_deal(Deal(
-            ticket=deal, order=order, position_id=p.ticket, symbol=p.symbol,
-            type="sell" if p.type == "buy" else "buy", entry="out", volume=vol, price=price, profit=pl,
-            commission=commission, magic=p.magic, comment=comment,
-            time=t, reason=reason))
+        values = (deal, order, p.ticket, p.symbol, "sell" if p.type == "buy" else "buy", "out", vol, price, pl,
+                  commission, 0.0, p.magic, comment, t, reason)  # `Deal`'s column order
+        # a Deal's validation returns exact ints, floats and strs as they are (its side and entry here are among
+        # its literals): then the row is these values, and a Deal built only to be read back into a tuple would
+        # change nothing (tests/test_paper_exit_deal.py). Anything else goes through the model, errors included.
+        if tuple(map(type, values)) == _DEAL_TYPES and reason in _DEAL_REASONS:
+            st.insert_deal_values(values)
+        else:
+            st.insert_deal(Deal(**dict(zip(_DEAL_COLS, values, strict=True))))
         st.add_to_balance(pl + commission)
         remaining = round(p.volume - vol, 8)
         if remaining <= 1e-9:
