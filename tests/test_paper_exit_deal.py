@@ -7,14 +7,13 @@ SL/TP hits of the replay, with and without commission, and for odd argument type
 (the model's path: the same row, the same error)."""
 from __future__ import annotations
 
-import lifecycle_helpers as k
 import pytest
+from broker_helpers import deal_row, opened_xau
 from pydantic import ValidationError
 
-from core.brokers.base import Deal, OrderRequest
+from core.brokers.base import Deal
 from core.brokers.paper.fills import profit
-from core.brokers.paper.store import _DEAL_COLS, _deal_values
-from core.domain.clock import FixedClock
+from core.brokers.paper.store import _deal_values
 
 _TYPEOF = {int: "integer", float: "real", str: "text"}
 
@@ -29,25 +28,8 @@ def _old_deal(broker, p, vol, price, t, reason, order, deal, comment) -> Deal:
                 time=t, reason=reason)
 
 
-def _row(broker, ticket):
-    conn = broker.store._conn
-    cols = ",".join(f'"{c}"' for c in _DEAL_COLS)
-    typeofs = ",".join(f'typeof("{c}")' for c in _DEAL_COLS)
-    row = conn.execute(f"SELECT {cols} FROM deals WHERE ticket=?", (ticket,)).fetchone()
-    types = conn.execute(f"SELECT {typeofs} FROM deals WHERE ticket=?", (ticket,)).fetchone()
-    return None if row is None else tuple(row), None if types is None else tuple(types)
-
-
 def _open(tmp_path, side, commission, sl_pts=10.0, tp_pts=10.0, comment="rs:abc:bb_fade"):
-    cfg = k.config()
-    bars = k.m5(cfg)
-    clock = FixedClock(float(bars["time"][500]) + 600)
-    broker = k.paper_broker(cfg, tmp_path / "p.sqlite", clock, commission_per_lot=commission)
-    q = broker.tick("XAUUSDc")
-    sign = 1 if side == "buy" else -1
-    res = broker.market_order(OrderRequest(
-        symbol="XAUUSDc", side=side, volume=0.02, sl=round(q.bid - sign * sl_pts, 2),
-        tp=round(q.bid + sign * tp_pts, 2), price=q.ask if side == "buy" else q.bid, magic=77, comment=comment))
+    broker, clock, _req, res = opened_xau(tmp_path, side, commission, comment, sl_pts, tp_pts)
     booked = []
     real = broker._book_exit
 
@@ -63,7 +45,7 @@ def _check(broker, booked):
     assert booked
     for args in booked:
         want = _deal_values(_old_deal(broker, *args))
-        row, types = _row(broker, args[6])
+        row, types = deal_row(broker, args[6])
         assert row == want
         assert [type(v) for v in row] == [type(v) for v in want]
         assert types == tuple(_TYPEOF[type(v)] for v in want)
@@ -99,10 +81,10 @@ def test_odd_types_go_through_the_deal_and_a_bad_reason_is_refused(tmp_path):
     with st.transaction():
         broker._book_exit(*odd)
     _check(broker, [odd])
-    assert [type(v) for v in _row(broker, 900002)[0]] == [int, int, int, str, str, str, float, float, float, float,
+    assert [type(v) for v in deal_row(broker, 900002)[0]] == [int, int, int, str, str, str, float, float, float, float,
                                                           float, int, str, float, str]
     with pytest.raises(ValidationError):
         with st.transaction():
             broker._book_exit(p, 0.01, p.price_open, clock.now(), "bogus", 900003, 900004, "")
-    assert _row(broker, 900004) == (None, None)
+    assert deal_row(broker, 900004) == (None, None)
     broker.close()
