@@ -10,6 +10,7 @@ import struct
 
 import pytest
 
+from core.domain.copies import copy_with
 from core.domain.models import AnalysisResult, TradeProposal
 from core.domain.models import ProposalState as S
 from core.store import proposal_rows as R
@@ -86,14 +87,14 @@ def test_the_tail_is_written_without_pydantic_for_validated_values(monkeypatch):
     assert [name for name, _, _ in R._TAIL_KEYS] == [n for n in TradeProposal.model_fields if n in R.TAIL]
 
 
-def test_built_proposals_are_what_model_construct_and_model_copy_build():
+def test_built_and_copied_proposals_are_what_model_construct_and_model_copy_build():
     assert R._PLAIN  # else the shortcuts are off and this test compares pydantic with itself
     p = TradeProposal.from_json(make_proposal("b1").to_json())
-    _same_instance(R.copy_of(p), p.model_copy())
+    _same_instance(copy_with(p, {}), p.model_copy())
     changes = {"state": S.APPROVED, "decided_by": "auto", "decided_at": 5.5}
-    _same_instance(R.updated(p, changes), p.model_copy(update=changes))
+    _same_instance(copy_with(p, changes), p.model_copy(update=changes))
     fresh = make_proposal("b2")  # not every field set
-    _same_instance(R.updated(fresh, {"message": "x"}), fresh.model_copy(update={"message": "x"}))
+    _same_instance(copy_with(fresh, {"message": "x"}), fresh.model_copy(update={"message": "x"}))
     text = R.row_text(p)
     analysis = AnalysisResult.from_json(p.analysis.to_json())
     rest = R._Rest.model_validate_json(text)

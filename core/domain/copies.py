@@ -4,7 +4,8 @@ The monitor copies an open trade twice per MFE/MAE save (the judged copy and the
 every other bar a trade is open. Pydantic's `model_copy` goes through `__copy__` (three `copy()` calls, a
 private-attribute check) and then updates the copy in place; for a plain model (no extra, no private
 attributes, the stock copy methods) that comes down to one dict copy and one set copy, which is what
-`copy_with` does, in about a third of the time. Anything else takes `model_copy` itself.
+`copy_with` does, in about a third of the time. Anything else takes `model_copy` itself. The proposal store
+hands out its cached proposals the same way (a copy per caller, and one per state move).
 """
 from __future__ import annotations
 

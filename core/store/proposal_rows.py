@@ -38,7 +38,7 @@ def row_text(p: TradeProposal) -> str:
     return p.model_dump_json(include=_NOT_ANALYSIS)
 
 
-# `model_construct`/`model_copy` of a TradeProposal set exactly its __dict__, fields set, extra (None: extra is
+# `model_construct` of a TradeProposal sets exactly its __dict__, fields set, extra (None: extra is
 # forbidden) and private (None: it has none); `build` sets the same four directly, skipping model_construct's
 # per-field alias and default handling (~4 µs of ~5). Only while the model keeps to that (checked here, so a
 # new alias, private attribute or post-init turns the shortcut off rather than wrong; a test compares both).
@@ -61,22 +61,6 @@ def build(values: dict, fields_set: set[str]) -> TradeProposal:
     _set(m, "__pydantic_extra__", None)
     _set(m, "__pydantic_private__", None)
     return m
-
-
-def copy_of(p: TradeProposal) -> TradeProposal:
-    """`p.model_copy()`: a shallow copy (own __dict__ and fields set)."""
-    return build(p.__dict__.copy(), set(p.__pydantic_fields_set__)) if _PLAIN else p.model_copy()
-
-
-def updated(p: TradeProposal, changes: dict) -> TradeProposal:
-    """`p.model_copy(update=changes)`."""
-    if not _PLAIN:
-        return p.model_copy(update=changes)
-    values = p.__dict__.copy()
-    values.update(changes)
-    fields_set = set(p.__pydantic_fields_set__)
-    fields_set.update(changes)
-    return build(values, fields_set)
 
 
 def compose(text: str, analysis: AnalysisResult) -> TradeProposal:

@@ -23,9 +23,10 @@ from typing import Any
 from pydantic import create_model
 
 from core.domain.clock import Clock
+from core.domain.copies import copy_with
 from core.domain.models import AnalysisResult, ProposalState, TradeProposal
 from core.store.db import Database
-from core.store.proposal_rows import compose, copy_of, new_rows, updated, with_new_tail
+from core.store.proposal_rows import compose, new_rows, with_new_tail
 
 PROPOSAL_ID_LEN = 10
 _ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o/1/l: ids get read aloud and typed
@@ -200,7 +201,7 @@ class ProposalRepo:
     def get(self, proposal_id: str) -> TradeProposal | None:
         stamp = self._db.rollbacks
         row = self._db.conn.execute("SELECT data, analysis_id FROM proposals WHERE id=?", (proposal_id,)).fetchone()
-        return copy_of(self._entry(proposal_id, row[0], row[1], stamp)[2]) if row else None
+        return copy_with(self._entry(proposal_id, row[0], row[1], stamp)[2], {}) if row else None
 
     def transition(
         self,
@@ -227,7 +228,7 @@ class ProposalRepo:
         """`transition`, returning the proposal as this move wrote it (None if the move lost), so the
         winner need not read the row back."""
         moved = self._move(proposal_id, from_states, to_state, fields)
-        return None if moved is None else copy_of(moved)
+        return None if moved is None else copy_with(moved, {})
 
     def _move(self, proposal_id: str, from_states, to_state: ProposalState,
               fields: dict[str, Any]) -> TradeProposal | None:
@@ -271,7 +272,7 @@ class ProposalRepo:
         if not all(type(v) in _AS_IS[name] for name, v in fields.items()):
             checked = _TailFields.model_validate(changes)
             changes = {name: getattr(checked, name) for name in changes}
-        new = updated(old, changes)
+        new = copy_with(old, changes)
         text, tail = with_new_tail(old_text, old, new, old_tail)
         return text, analysis_id, new, tail, stamp
 
