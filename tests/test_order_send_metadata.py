@@ -1,4 +1,4 @@
-"""`proposal_metadata`: the journal metadata of a new trade, as `TradeMetadata.from_proposal(p).model_dump()`.
+"""`TradeMetadata.dump_from_proposal`: the journal metadata of a new trade, as `TradeMetadata.from_proposal(p).model_dump()`.
 
 The dict is built directly only when every value has the type the model leaves unchanged; anything else goes
 through the model. Both ways are compared with the model's own dump, key order and value types included."""
@@ -11,13 +11,11 @@ from store_helpers import make_proposal
 
 from core.domain.models import Direction
 from core.store import TradeMetadata
-from core.trading import order_send
-from core.trading.order_send import proposal_metadata
 
 
 def _same(p):
     want = TradeMetadata.from_proposal(p).model_dump()
-    got = proposal_metadata(p)
+    got = TradeMetadata.dump_from_proposal(p)
     assert json.dumps(got) == json.dumps(want)  # order and values
     assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
     return got
@@ -25,7 +23,8 @@ def _same(p):
 
 def test_the_default_entry_reason_is_the_models():
     default = inspect.signature(TradeMetadata.from_proposal).parameters["entry_reason"].default
-    assert order_send._ENTRY_REASON == default and default
+    dumped = inspect.signature(TradeMetadata.dump_from_proposal).parameters["entry_reason"].default
+    assert dumped == default and default
 
 
 def test_a_validated_proposal_takes_the_direct_dict():

@@ -111,7 +111,7 @@ def _trade_from_entry(entry: Deal, proposal) -> ActiveTrade:
     parts = (entry.comment or "").split(":")
     s = proposal.strategy if proposal else None
     strategy = s.strategy if s else (parts[2] if len(parts) > 2 and parts[2] else "unknown")
-    meta = (TradeMetadata.from_proposal(proposal).model_dump() if proposal else
+    meta = (TradeMetadata.dump_from_proposal(proposal) if proposal else
             {"trade_type": "range_scalp", "strategy": strategy})
     meta["entry_reason"] = "late_fill_found_in_history"
     return ActiveTrade(

@@ -22,6 +22,8 @@ JOURNAL_EVENTS: tuple[str, ...] = JournalEvent.__args__  # type: ignore[attr-def
 _PAYLOAD = json.JSONEncoder(sort_keys=True, default=str)
 _EVENTS = frozenset(JOURNAL_EVENTS)
 _STR = frozenset({str})
+# a new trade's entry reason in its journal metadata (non-empty: the strategy's own reason is never used)
+ENTRY_REASON = "3_confluence_passed"
 
 
 class TradeMetadata(BaseModel):
@@ -39,20 +41,33 @@ class TradeMetadata(BaseModel):
     session: str = ""
     entry_reason: str = ""
 
-    @classmethod
-    def from_proposal(cls, proposal: TradeProposal, entry_reason: str = "3_confluence_passed") -> TradeMetadata:
-        a = proposal.analysis
+    @staticmethod
+    def _of_proposal(proposal: TradeProposal, entry_reason: str) -> dict[str, Any]:
+        """The fields a proposal gives, in field order (after `trade_type`, which keeps its default)."""
+        a, s = proposal.analysis, proposal.strategy
         r = a.range
-        return cls(
-            strategy=proposal.strategy.strategy,
-            range_type=r.range_type if r else None,
-            range_high=r.range_high if r else None,
-            range_low=r.range_low if r else None,
-            confluence_score=a.confluence_score,
-            planned_rr=proposal.strategy.rr,
-            session=a.session,
-            entry_reason=entry_reason or proposal.strategy.reason,
-        )
+        return {"strategy": s.strategy, "range_type": r.range_type if r else None,
+                "range_high": r.range_high if r else None, "range_low": r.range_low if r else None,
+                "confluence_score": a.confluence_score, "planned_rr": s.rr, "session": a.session,
+                "entry_reason": entry_reason or s.reason}
+
+    @classmethod
+    def from_proposal(cls, proposal: TradeProposal, entry_reason: str = ENTRY_REASON) -> TradeMetadata:
+        return cls(**cls._of_proposal(proposal, entry_reason))
+
+    @classmethod
+    def dump_from_proposal(cls, proposal: TradeProposal, entry_reason: str = ENTRY_REASON) -> dict[str, Any]:
+        """`from_proposal(proposal, entry_reason).model_dump()`, as the dict itself when every value already has
+        the type the model leaves unchanged (str, float or None, as a proposal's validated models hold them):
+        the model and its dump were ~5 us of every order. Anything else (an int score, a str subclass) goes
+        through the model, which converts or refuses it (tests/test_order_send_metadata.py)."""
+        f = cls._of_proposal(proposal, entry_reason)
+        if (type(f["strategy"]) is str and type(f["session"]) is str and type(f["entry_reason"]) is str
+                and (f["range_type"] is None or type(f["range_type"]) is str)
+                and all(f[k] is None or type(f[k]) is float
+                        for k in ("range_high", "range_low", "confluence_score", "planned_rr"))):
+            return {"trade_type": "range_scalp", **f}
+        return cls(**f).model_dump()
 
     @classmethod
     def from_trade(cls, trade: ActiveTrade) -> TradeMetadata:

@@ -24,29 +24,6 @@ from core.trading.proposal_outcome import ProposalOutcome
 log = logging.getLogger(__name__)
 
 
-def proposal_metadata(p: TradeProposal) -> dict:
-    """`TradeMetadata.from_proposal(p).model_dump()`, built as the dict it gives when every value already has
-    the type the model would leave unchanged (str, float or None, as the proposal's validated models hold
-    them): the model and its dump were ~5 us of every order. Anything else (an int score, a str subclass)
-    goes through the model, which converts or refuses it (tests/test_order_send_metadata.py)."""
-    a, s = p.analysis, p.strategy
-    r = a.range
-    meta = {"trade_type": "range_scalp", "strategy": s.strategy, "range_type": r.range_type if r else None,
-            "range_high": r.range_high if r else None, "range_low": r.range_low if r else None,
-            "confluence_score": a.confluence_score, "planned_rr": s.rr, "session": a.session,
-            "entry_reason": _ENTRY_REASON}
-    if (type(meta["strategy"]) is str and type(meta["session"]) is str
-            and (meta["range_type"] is None or type(meta["range_type"]) is str)
-            and all(v is None or type(v) is float for v in (meta["range_high"], meta["range_low"],
-                                                           meta["confluence_score"], meta["planned_rr"]))):
-        return meta
-    return TradeMetadata.from_proposal(p, _ENTRY_REASON).model_dump()
-
-
-# `TradeMetadata.from_proposal`'s default entry reason (a non-empty one: the strategy's own is never used)
-_ENTRY_REASON = "3_confluence_passed"
-
-
 class _NotAtBroker(Exception):
     """An unconfirmed order's look-up found nothing yet (retried under the policy, never resent)."""
 
@@ -170,7 +147,7 @@ class OrderSending:
     def _trade_from(self, p: TradeProposal, ticket: int, fill: float, sl: float, tp: float, volume: float,
                     entry_time: float, comment: str) -> ActiveTrade:
         s = p.strategy
-        meta = proposal_metadata(p)
+        meta = TradeMetadata.dump_from_proposal(p)
         return ActiveTrade(
             ticket=ticket, proposal_id=p.id, symbol=p.symbol, strategy=s.strategy, direction=s.direction,
             entry_price=fill, sl=sl, tp=tp, initial_sl=sl, volume=volume, entry_time=float(entry_time),

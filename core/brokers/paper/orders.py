@@ -9,10 +9,8 @@ margin check or both close one position; it refuses what a real broker refuses, 
 from __future__ import annotations
 
 import logging
-from typing import get_args
 
 from core.brokers.base import (
-    Deal,
     InvalidStopsError,
     InvalidVolumeError,
     NoMoneyError,
@@ -32,12 +30,9 @@ from core.brokers.paper.fills import (
     stops_problem,
     volume_problem,
 )
-from core.brokers.paper.store import _DEAL_COLS, _DEAL_TYPES
 from core.config.market import SymbolSpec
 
 log = logging.getLogger(__name__)
-
-_DEAL_REASONS = frozenset(get_args(Deal.model_fields["reason"].annotation))
 
 
 class PaperOrders:
@@ -84,11 +79,9 @@ class PaperOrders:
                            comment=request.comment, time=t)
             st.insert_position(pos)
             commission = -round(self.commission_per_lot * request.volume, 2)
-            # the entry deal's row, in `Deal`'s column order: its values from the validated position (the same
-            # fields and types a Deal validates them to) and ints and floats made here, so a Deal built only to
-            # be read back into a tuple would change nothing (tests/test_paper_entry_deal.py)
-            st.insert_deal_values((deal_ticket, ticket, ticket, pos.symbol, pos.type, "in", pos.volume, price, 0.0,
-                                   commission, 0.0, pos.magic, pos.comment, pos.time, "client"))
+            # the entry deal's row, in `Deal`'s column order (its values from the validated position)
+            st.insert_deal_row((deal_ticket, ticket, ticket, pos.symbol, pos.type, "in", pos.volume, price, 0.0,
+                                commission, 0.0, pos.magic, pos.comment, pos.time, "client"))
             st.add_to_balance(commission)
             self._persist_clock()
         log.info("paper %s %s %.2f @ %s (ticket %d)", request.side, request.symbol, request.volume, price, ticket)
@@ -152,13 +145,7 @@ class PaperOrders:
         commission = -round(self.commission_per_lot * vol, 2)
         values = (deal, order, p.ticket, p.symbol, "sell" if p.type == "buy" else "buy", "out", vol, price, pl,
                   commission, 0.0, p.magic, comment, t, reason)  # `Deal`'s column order
-        # a Deal's validation returns exact ints, floats and strs as they are (its side and entry here are among
-        # its literals): then the row is these values, and a Deal built only to be read back into a tuple would
-        # change nothing (tests/test_paper_exit_deal.py). Anything else goes through the model, errors included.
-        if tuple(map(type, values)) == _DEAL_TYPES and reason in _DEAL_REASONS:
-            st.insert_deal_values(values)
-        else:
-            st.insert_deal(Deal(**dict(zip(_DEAL_COLS, values, strict=True))))
+        st.insert_deal_row(values)
         st.add_to_balance(pl + commission)
         remaining = round(p.volume - vol, 8)
         if remaining <= 1e-9:

@@ -12,6 +12,7 @@ import threading
 from bisect import insort
 from operator import attrgetter
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 from core.brokers.base import Deal, Position
 from core.domain.exceptions import UserFacingError
@@ -49,6 +50,9 @@ _SELECT_DEALS = "SELECT " + ",".join(f'"{c}"' for c in _DEAL_COLS) + " FROM deal
 # each deal column's type as the row reads back (INTEGER, TEXT, REAL), for the deals kept in memory
 _DEAL_TYPES = (int, int, int, str, str, str, float, float, float, float, float, int, str, float, str)
 _TIME, _TICKET, _POSITION = (_DEAL_COLS.index(c) for c in ("time", "ticket", "position_id"))
+# the deal columns a `Deal` restricts to literals (side, entry, reason): position -> the allowed values
+_DEAL_LITERALS = tuple((i, frozenset(get_args(Deal.model_fields[c].annotation))) for i, c in enumerate(_DEAL_COLS)
+                       if get_origin(Deal.model_fields[c].annotation) is Literal)
 _INSERT_ORDER = "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
@@ -233,9 +237,20 @@ class PaperStore:
                 _INSERT_ORDER, (ticket, symbol, side, volume, price, sl, tp, magic, comment, time, position_id, reason))
 
     def insert_deal(self, d: Deal) -> None:
-        self.insert_deal_values(_deal_values(d))
+        self._insert_deal_values(_deal_values(d))
 
-    def insert_deal_values(self, values: tuple) -> None:
+    def insert_deal_row(self, values: tuple) -> None:
+        """A deal from its values in `_DEAL_COLS` order. Written as they are when each has the exact type a `Deal`
+        holds it in and each literal column one of its values: a Deal's validation returns those unchanged (it has
+        no other constraints), so one built only to be read back into a tuple would change nothing
+        (tests/test_paper_entry_deal.py, tests/test_paper_exit_deal.py). Anything else goes through `Deal`,
+        which converts or refuses it."""
+        if tuple(map(type, values)) == _DEAL_TYPES and all(values[i] in ok for i, ok in _DEAL_LITERALS):
+            self._insert_deal_values(values)
+        else:
+            self.insert_deal(Deal(**dict(zip(_DEAL_COLS, values, strict=True))))
+
+    def _insert_deal_values(self, values: tuple) -> None:
         """A deal row from its values in `_DEAL_COLS` order, exactly as a `Deal` holds them."""
         with self.lock:
             self._conn.execute(_INSERT_DEAL, values)
