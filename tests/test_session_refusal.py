@@ -88,3 +88,32 @@ def test_session_refusal_gives_the_rules_verdict_reason_and_details(which):
 
 def test_an_unknown_symbol_is_not_judged_at_the_send():
     assert session_block_now(load_config(), "NOPE", 1_750_000_000.0) is None
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_the_backtests_session_gate_is_the_filters_verdict(which):
+    """`LiveParts.session_open` (the replay's gate before the analysis) asks `session_refusal` alone: it must
+    say open exactly where the analysis' session filter passes, over the same weeks and both configs."""
+    from core.backtest.live import LiveParts
+    from core.config.paths import market_data_dir
+    from core.data.loaders import load_candles
+    from core.domain.timeframes import Timeframe
+
+    cfg = list(_configs())[which]
+    bars = load_candles(market_data_dir() / "budimanlai__forex-tick" / "data" / "XAUUSD_M5.csv",
+                        tz_offset_hours=2)[:400]
+    parts = LiveParts(cfg, "XAUUSDc", bars, Timeframe.M5)
+    filters = RangeScalpingRiskFilters()
+    tcfg, spec = cfg.for_symbol("XAUUSDc"), cfg.symbols["XAUUSDc"]
+    verdicts = set()
+    try:
+        for now in _times():
+            ctx = AnalysisContext(symbol="XAUUSDc", cfg=tcfg, spec=spec, now=now, bars=None, ind=None,
+                                  sessions=active_sessions(tcfg.sessions, now))
+            want = filters.check_session_filters(ctx)
+            assert want.blocking
+            assert parts.session_open(now) is want.passed, now
+            verdicts.add(want.passed)
+    finally:
+        parts.shutdown()
+    assert verdicts == {True, False}
