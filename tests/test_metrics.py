@@ -82,3 +82,25 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
     # a wider confidence gives a wider interval
     w = bootstrap_mean_ci(vals, resamples=500, seed=3, confidence=0.99)
     assert w.low <= a.low and w.high >= a.high
+
+
+def test_bootstrap_equals_a_fresh_draw_whatever_was_drawn_before():
+    """The last resample draw is reused for the same (seed, n, resamples): every interval must still be the
+    plain seeded bootstrap (a fresh generator, two quantile calls), in any order of asks."""
+    import numpy as np
+
+    def plain(vals, resamples, confidence, seed):
+        v = np.asarray(vals, dtype=float)
+        idx = np.random.default_rng(seed).integers(0, len(v), size=(resamples, len(v)))
+        means = v[idx].mean(axis=1)
+        alpha = (1.0 - confidence) / 2.0
+        return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+
+    rng = np.random.default_rng(11)
+    asks = [(n, res, conf, seed) for n in (2, 9, 9, 180) for res in (1, 500, 2000) for conf in (0.9, 0.95)
+            for seed in (3, 7, 7)]
+    rng.shuffle(asks)
+    for n, res, conf, seed in asks + asks[::-1]:
+        vals = rng.normal(size=n).tolist()
+        ci = bootstrap_mean_ci(vals, resamples=res, confidence=conf, seed=seed)
+        assert (ci.low, ci.high) == plain(vals, res, conf, seed), (n, res, conf, seed)
