@@ -210,12 +210,14 @@ def bootstrap_mean_ci(
 
 
 _last_index: tuple[tuple[int, int, int], np.ndarray] | None = None
+_KEEP_BYTES = 16 << 20  # 1,000 trades at 2,000 resamples
 
 
 def _resample_index(seed: int, n: int, resamples: int) -> np.ndarray:
     """The seeded draw of which trades each resample takes (read-only). A report bootstraps R and money
     over the same trades with the same seed, so the same draw: drawn once it is most of a report's cost
-    (~1 ms of a backtest's ~6 ms of metrics). The last draw is kept, replaced whole (threads may share it)."""
+    (~1 ms of a backtest's ~6 ms of metrics). The last draw is kept, replaced whole (threads may share it),
+    if small: a long journal's draw (8 bytes per trade per resample) is not held after its report."""
     global _last_index
     key = (seed, n, resamples)
     hit = _last_index
@@ -223,7 +225,7 @@ def _resample_index(seed: int, n: int, resamples: int) -> np.ndarray:
         return hit[1]
     idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
     idx.flags.writeable = False
-    _last_index = (key, idx)
+    _last_index = (key, idx) if idx.nbytes <= _KEEP_BYTES else None
     return idx
 
 
