@@ -37,6 +37,7 @@ from core.domain.sessions import window_containing_or_before
 from core.domain.timeframes import Timeframe
 
 _DAY = 86400.0
+_TOUCH_CHUNK = 256  # rows per chunk of `_few_touches`
 
 
 @dataclass(frozen=True)
@@ -121,19 +122,14 @@ def session_windows(name: str, definition, ts: np.ndarray) -> tuple[np.ndarray, 
     return starts, ends
 
 
-def _unique_rows(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(index of one row per distinct row, the distinct row of every row) for integer columns."""
-    n = len(cols[0])
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    order = np.lexsort(cols[::-1])
-    srt = [c[order] for c in cols]
-    new = np.ones(n, dtype=bool)
-    new[1:] = np.any([c[1:] != c[:-1] for c in srt], axis=0)
-    group = np.cumsum(new) - 1
-    back = np.empty(n, dtype=np.int64)
-    back[order] = group
-    return order[new], back
+def _runs(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each run of equal consecutive rows, the run of every row). Per-bar keys mostly hold for a
+    whole frame bar or day, so a function of them is evaluated once per run and spread back: the same values."""
+    new = np.zeros(len(cols[0]), dtype=bool)
+    new[:1] = True
+    for c in cols:
+        new[1:] |= c[1:] != c[:-1]
+    return np.flatnonzero(new), np.cumsum(new) - 1
 
 
 def _range_extreme(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fn) -> np.ndarray:
@@ -171,10 +167,11 @@ def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.
     pick = _Pick(candles["close"].astype(np.float64), inside, tf_sec, tcfg)
     nows = candles["time"].astype(np.float64) + tf_sec
     end = {}
-    for tf, arr in frames.items():
-        secs = Timeframe.parse(tf).seconds
-        end[tf] = np.searchsorted(arr["time"].astype(np.int64), np.floor(nows - secs).astype(np.int64),
-                                  side="right")
+    for tf in dict.fromkeys((stf, "H1")):  # the frames the candidates are cut from (`LazyRanges._window`)
+        if tf in frames:
+            secs = Timeframe.parse(tf).seconds
+            end[tf] = np.searchsorted(frames[tf]["time"].astype(np.int64), np.floor(nows - secs).astype(np.int64),
+                                      side="right")
     day_possible, day_edges = None, {}
     if "H1" in frames:
         dp, dh, dl = _previous_day_possible(tcfg, frames["H1"], sizes["H1"], end["H1"], nows, atr, entries, pick)
@@ -186,8 +183,9 @@ def build_bar_keys(tcfg, candles: np.ndarray, tf_sec: int, frames: dict[str, np.
     f = frames[stf]
     times = f["time"].astype(np.float64)
     b0 = np.maximum(end[stf] - sizes[stf], 0)
-    lo = np.maximum(b0, np.searchsorted(times, ws, side="left"))
-    hi = np.minimum(end[stf], np.searchsorted(times, we, side="left"))
+    first, run = _runs(ws, we)  # a session window holds for many bars: search its bounds once
+    lo = np.maximum(b0, np.searchsorted(times, ws[first], side="left")[run])
+    hi = np.minimum(end[stf], np.searchsorted(times, we[first], side="left")[run])
     # `_session_edges`: fewer than max(3, one hour of) bars inside the session -> no range, whatever the ATR
     empty = hi - lo < max(3, int(3600 // Timeframe.parse(stf).seconds))
     possible, sh, sl = _candidate_possible(tcfg, f, sizes[stf], end[stf], lo, hi, lo, empty, atr, entries, pick)
@@ -202,10 +200,11 @@ def _previous_day_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, nows
     times = f["time"].astype(np.float64)
     b0 = np.maximum(end - size, 0)
     today = np.floor(nows / _DAY) * _DAY
-    bt = np.clip(np.searchsorted(times, today, side="left"), b0, end)  # `before`: [b0, bt)
+    days, day = _runs(today)
+    bt = np.clip(np.searchsorted(times, today[days], side="left")[day], b0, end)  # `before`: [b0, bt)
     need = max(2, int(4 * 3600 // 3600))
-    # the span depends on (b0, bt) only: solve each distinct pair once
-    first, back = _unique_rows([b0, bt])
+    # the span depends on (b0, bt) only: solve it once per run of equal pairs
+    first, back = _runs(b0, bt)
     p0, p1, p2, none = previous_day_spans(times, b0[first], bt[first], need)
     lo, hi = p0[back], p1[back]
     empty = none[back]
@@ -262,8 +261,9 @@ def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.
     # partial: a window shorter than its full size (the frame's first `end` bars, early in the data) has
     # the ATR of those bars, as `atr_last` on the short window `Bars.closed_window` cuts there
     fatr = windowed_wilder(hl, tr, period, size, partial=True)
-    H = _range_extreme(high, lo, hi, np.maximum)
-    L = _range_extreme(low, lo, hi, np.minimum)
+    first, run = _runs(lo, hi)
+    H = _range_extreme(high, lo[first], hi[first], np.maximum)[run]
+    L = _range_extreme(low, lo[first], hi[first], np.minimum)[run]
     a = np.where(end >= 1, fatr[np.maximum(end - 1, 0)], np.nan) * (1 + MARGIN)
     m5 = np.asarray(atr, dtype=np.float64)
     edges = ~empty & np.isfinite(H) & np.isfinite(L)
@@ -281,12 +281,15 @@ def _candidate_possible(tcfg, f: np.ndarray, size: int, end: np.ndarray, lo: np.
         for e in entries:
             x = np.asarray(e, dtype=np.float64)
             near |= ((H - inner <= x) & (x <= H + outer)) | ((L - outer <= x) & (x <= L + inner))
-        unpicked = pick.rules_out(H, L, m5, slack) if pick is not None else np.zeros(len(end), dtype=bool)
     # the width test comes before the ATR in `LazyRanges._prepared`: it needs the edges only
-    ruled_out = (known & (~near | unpicked)) | (edges & bad_width)
+    ruled_out = (known & ~near) | (edges & bad_width)
     rows = np.flatnonzero(known & ~ruled_out)
+    if pick is not None:  # where it is not the pick (`_Pick`): read on the bars nothing else rules out
+        with np.errstate(invalid="ignore"):
+            ruled_out[rows] = pick.rules_out(rows, H[rows], L[rows], m5[rows], slack[rows])
+        rows = rows[~ruled_out[rows]]
     # the count depends on (end, tlo, lo, hi) only: the bars of one M15 / H1 bar share it
-    first, back = _unique_rows([end[rows], tlo[rows], lo[rows], hi[rows]])
+    first, back = _runs(end[rows], tlo[rows], lo[rows], hi[rows])
     ruled_out[rows] |= _few_touches(tcfg, high, low, size, end, tlo, H, L, fatr, rows[first])[back]
     possible[ruled_out] = False
     return possible, H, L
@@ -301,16 +304,21 @@ class _Pick:
         self.hour = max(1, int(3600 // tf_sec))
         self.most, self.buf = tcfg.false_range.max_closes_beyond_edges, tcfg.range_invalidation.outside_buffer_atr
 
-    def rules_out(self, H: np.ndarray, L: np.ndarray, m5: np.ndarray, slack: np.ndarray) -> np.ndarray:
-        x, n = self.close, len(self.close)
-        out = np.zeros(n, dtype=bool)
+    def rules_out(self, rows: np.ndarray, H: np.ndarray, L: np.ndarray, m5: np.ndarray, slack: np.ndarray
+                  ) -> np.ndarray:
+        """At the bars `rows` (ascending), whose edges, ATR and slack H, L, m5, slack are: asked only where
+        nothing else rules the candidate out, a small share of the bars."""
+        x, k = self.close[rows], self.hour
+        out = np.zeros(len(rows), dtype=bool)
         if self.inside is not None:  # the dynamic range is inside: one surely outside is not in the pool
-            out |= self.inside & ((x < L - m5 - slack) | (x > H + m5 + slack))
-        k = self.hour
-        if n >= k:  # at least `max_closes_beyond_edges` of the last hour's closes beyond an edge ± buffer
-            hi, lo = (H + self.buf * m5 + slack)[k - 1:], (L - self.buf * m5 - slack)[k - 1:]
-            cnt = count_beyond(x, k, hi, lo)
-            out[k - 1:] |= (cnt >= self.most) & (cnt > 0)
+            out |= self.inside[rows] & ((x < L - m5 - slack) | (x > H + m5 + slack))
+        # at least `max_closes_beyond_edges` of the last hour's closes beyond an edge ± buffer (full hours only)
+        hi, lo = H + self.buf * m5 + slack, L - self.buf * m5 - slack
+        cnt = np.zeros(len(rows), dtype=np.int64)
+        for j in range(k):
+            w = self.close[np.maximum(rows - j, 0)]
+            cnt += (w > hi) | (w < lo)
+        out |= (rows >= k - 1) & (cnt >= self.most) & (cnt > 0)
         return out
 
 
@@ -320,30 +328,31 @@ def _few_touches(tcfg, high, low, size, end, lo, H, L, fatr, rows) -> np.ndarray
     count is trusted only where the tolerance's last bits cannot change which bars are near)."""
     rd = tcfg.range_detection
     out = np.zeros(len(rows), dtype=bool)
-    # `size` NaN bars in front (never near, and before every touch window), so a window may start before the
-    # frame's first bar (e < size: the frame's first e bars). Rows go by their touch span, narrowest first, and
-    # each chunk reads only the last W bars of its windows (W: its widest span): the bars before a touch
-    # window are masked out anyway, and leading non-near bars change no visit count.
-    ph, pl = (np.concatenate((np.full(size, np.nan), x)) for x in (high, low))
+    # Rows go by their touch span, narrowest first, and each chunk reads only the last W bars of its windows
+    # (W: its widest span; small chunks keep W close to each row's own span, which halved the time), as a
+    # (bar, row) table (compares along contiguous rows, as `range_dynamic._touch_tests`). A bar before a row's
+    # touch window (or before the frame's first bar) reads a NaN instead: never near, and leading non-near
+    # bars change no visit count.
+    nan = len(high)
+    ph, pl = (np.append(x, np.nan) for x in (high, low))
     span = end[rows] - lo[rows]
     order = np.argsort(span, kind="stable")
     need = rd.min_touches_per_side
-    for s in range(0, len(rows), 4096):
-        q = order[s:s + 4096]
+    for s in range(0, len(rows), _TOUCH_CHUNK):
+        q = order[s:s + _TOUCH_CHUNK]
         r = rows[q]
         e = end[r]
         w = max(1, int(span[q].max()))
-        start = e - w + size  # in the padded arrays
-        inside = np.arange(w)[None, :] >= (lo[r] - (e - w))[:, None]
+        at = (e - w)[None, :] + np.arange(w)[:, None]  # at[j, row]: the frame bar j of the row's last w
+        at = np.where(at >= lo[r][None, :], at, nan)
         tol = rd.touch_tolerance_atr * fatr[e - 1]
-        lo_t, hi_t = (tol * (1 - MARGIN))[:, None], (tol * (1 + MARGIN))[:, None]
-        hh = np.lib.stride_tricks.sliding_window_view(ph, w)[start]
-        ll = np.lib.stride_tricks.sliding_window_view(pl, w)[start]
-        Hs, Ls = H[r][:, None], L[r][:, None]
-        nt_lo, nt_hi = (hh >= Hs - lo_t) & inside, (hh >= Hs - hi_t) & inside
-        nb_lo, nb_hi = (ll <= Ls + lo_t) & inside, (ll <= Ls + hi_t) & inside
-        exact = ~(np.any(nt_lo != nt_hi, axis=1) | np.any(nb_lo != nb_hi, axis=1))
-        out[q] = exact & ((_visits(nt_lo) < need) | (_visits(nb_lo) < need))
+        lo_t, hi_t = tol * (1 - MARGIN), tol * (1 + MARGIN)
+        hh, ll = ph[at], pl[at]
+        Hs, Ls = H[r], L[r]
+        nt_lo, nt_hi = hh >= Hs - lo_t, hh >= Hs - hi_t
+        nb_lo, nb_hi = ll <= Ls + lo_t, ll <= Ls + hi_t
+        exact = ~((nt_lo != nt_hi) | (nb_lo != nb_hi)).any(axis=0)
+        out[q] = exact & ((_visits(nt_lo, axis=0) < need) | (_visits(nb_lo, axis=0) < need))
     return out
 
 
