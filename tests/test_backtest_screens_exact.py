@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import screens_reference as ref
 
 import core.backtest.range_keys as range_keys
 import core.backtest.range_screen as range_screen
@@ -15,6 +14,7 @@ from core.config.paths import market_data_dir
 from core.data.loaders import load_candles
 from core.data.resample import resample
 from core.domain.timeframes import Timeframe
+from tests import screens_reference as ref
 
 SERIES = {  # bench/backtest.py's
     "xau": ("XAUUSDc", "budimanlai__forex-tick/data/XAUUSD_M5.csv", 2, False),
