@@ -282,24 +282,35 @@ def _detect(detector: RangeBoundaryDetector, cfg: TradingConfig, views: dict[str
             details={"have": len(bars), "atr": atr, "timeframe": tf},
         ), None, {}
     # candidates measured only (edges, width, touches: what the pick reads); the picked one alone is built
-    found: dict[str, RangeCandidate | NoRange] = {"dynamic": detector.detect_candidate(bars, "dynamic", atr=atr,
-                                                                                       as_of=as_of)}
+    dyn = detector.detect_candidate(bars, "dynamic", atr=atr, as_of=as_of)
+    found: dict[str, RangeCandidate | NoRange] = {"dynamic": dyn}
+    price = float(bars.close[-1])
+    # a validated swing range around price is the pick whatever the others measure (it leads PREFERENCE, and
+    # validated wins first): the session range is then not measured, and of the previous day only its edges
+    # are read (the previous-day strategy's levels). Three calls in four in the backtest.
+    settled = (isinstance(dyn, RangeCandidate) and dyn.validated
+               and dyn.range_low - atr <= price <= dyn.range_high + atr)
     stf = _SESSION_TF.get(id(cfg))
     if stf is None or stf[0] is not cfg:
         stf = _SESSION_TF[id(cfg)] = (cfg, _session_tf(cfg, window_sizes(cfg)))
     stf = stf[1]
-    if stf in views and atrs.get(stf, 0) > 0:
+    if not settled and stf in views and atrs.get(stf, 0) > 0:
         found["session"] = detector.detect_candidate(views[stf], "session", atr=atrs[stf], as_of=as_of)
     prev_day = None
     if "H1" in views and atrs.get("H1", 0) > 0:
-        pd = detector.detect_candidate(views["H1"], "previous_day", atr=atrs["H1"], as_of=as_of,
-                                       apply_width_limits=False)
-        if isinstance(pd, RangeCandidate):
-            prev_day = (pd.range_high, pd.range_low)
-            found["previous_day"] = detector._width_failure(pd.range_type, pd.range_high, pd.range_low,
-                                                            pd.range_width_pct) or pd
+        if settled:
+            edges = detector._previous_day_edges(views["H1"], as_of)
+            if not isinstance(edges, NoRange):
+                prev_day = (edges[0], edges[1])
         else:
-            found["previous_day"] = pd
+            pd = detector.detect_candidate(views["H1"], "previous_day", atr=atrs["H1"], as_of=as_of,
+                                           apply_width_limits=False)
+            if isinstance(pd, RangeCandidate):
+                prev_day = (pd.range_high, pd.range_low)
+                found["previous_day"] = detector._width_failure(pd.range_type, pd.range_high, pd.range_low,
+                                                                pd.range_width_pct) or pd
+            else:
+                found["previous_day"] = pd
     cands = [r for r in found.values() if isinstance(r, RangeCandidate)]
     if not cands:  # the higher-timeframe ranges are context for a range: without one nothing reads them
         first = found["dynamic"]
@@ -307,7 +318,6 @@ def _detect(detector: RangeBoundaryDetector, cfg: TradingConfig, views: dict[str
         return None, first.model_copy(update={"details": {**first.details, "by_type": others}}), prev_day, {}
     higher = detector.nested_ranges({k: (v, atrs[k]) for k, v in views.items()
                                      if k != tf and k in cfg.range_detection.nested_timeframes})
-    price = float(bars.close[-1])
     inside = [r for r in cands if r.range_low - atr <= price <= r.range_high + atr]
     pool = inside or cands
     best = min(pool, key=lambda r: (not r.validated, PREFERENCE.index(r.range_type)))
