@@ -90,25 +90,28 @@ class RangeScalpingRiskFilters:
         fr = ctx.cfg.false_range
         r = ctx.rng
         atr = ctx.ind.atr
-        lb = ctx.bars.tail(ctx.cfg.range_detection.lookback_bars)
+        bars = ctx.bars
+        # the lookback's columns sliced directly: only three are read, a `tail` window would slice all eight
+        n = max(0, min(int(ctx.cfg.range_detection.lookback_bars), len(bars)))
+        start = len(bars) - n
+        close, opens, volume = bars.close[start:], bars.open[start:], bars.volume[start:]
         flags: list[str] = []
         details: dict = {}
         # 1. trend inside the box: least-squares slope of closes, in ATR per bar
-        n = len(lb)
         if n >= 3 and atr > 0:
             x, xx = _centred(n)
-            slope = float(np.dot(x, lb.close - mean_of(lb.close)) / xx) / atr
+            slope = float(np.dot(x, close - mean_of(close)) / xx) / atr
             details["trend_slope_atr_per_bar"] = round(slope, 4)
             if abs(slope) > fr.max_trend_slope_atr:
                 way = "up" if slope > 0 else "down"
-                hours = n * lb.seconds / 3600
+                hours = n * bars.seconds / 3600
                 flags.append(
                     f"Price has been drifting {way} by {abs(slope):.2f} ATR per candle over {hours:.0f} hours: "
                     "that is a trend inside the box, not a range."
                 )
         # 2. one-sided volume: up-candle vs down-candle tick volume
-        up = float(_SUM(lb.volume[lb.close > lb.open]))  # ndarray.sum's own reduction, without its wrapper
-        down = float(_SUM(lb.volume[lb.close < lb.open]))
+        up = float(_SUM(volume[close > opens]))  # ndarray.sum's own reduction, without its wrapper
+        down = float(_SUM(volume[close < opens]))
         if up + down > 0:
             imb = (up - down) / (up + down)
             details["volume_imbalance"] = round(imb, 4)
@@ -116,9 +119,11 @@ class RangeScalpingRiskFilters:
                 side = "rising" if imb > 0 else "falling"
                 flags.append(f"{abs(imb) * 100:.0f}% of the volume traded on {side} candles: one side is in control.")
         # 3. repeated closes beyond the edges in the last hour
-        hour = ctx.bars.tail(max(1, int(3600 // ctx.bars.seconds)))
+        m = max(0, min(max(1, int(3600 // bars.seconds)), len(bars)))
         buf = ctx.cfg.range_invalidation.outside_buffer_atr * atr
-        beyond = int(np.count_nonzero((hour.close > r.range_high + buf) | (hour.close < r.range_low - buf)))
+        above, below = r.range_high + buf, r.range_low - buf
+        # an hour of closes (12 on M5): Python compares a handful faster than numpy's masks and count
+        beyond = sum(1 for c in bars.close[len(bars) - m:].tolist() if c > above or c < below)
         details["closes_beyond_edges_last_hour"] = beyond
         if beyond >= fr.max_closes_beyond_edges and beyond > 0:
             flags.append(
