@@ -298,7 +298,8 @@ class Monitor:
                 continue
             try:
                 tcfg = self.cfg.for_symbol(t.symbol)
-                bars = bars_since_entry(t, v.candles, v.timeframe.seconds)
+                tf_s = v.timeframe.seconds
+                bars = bars_since_entry(t, v.candles, tf_s)
                 mfe, mae = excursions_r(t, v.tick, bars)
                 # saved in EXCURSION_STEP_R steps: each save is a durable write, and a finer MFE/MAE
                 # changes no decision (the close itself records max(MFE, final R) exactly)
@@ -310,9 +311,9 @@ class Monitor:
                 if emergency_by is not None:
                     signals.append(emergency_exit(t, now, emergency_by))
                     continue
+                info = v.info
                 signals.extend(check_early_exit_conditions(
-                    t, v.tick, v.candles, now, tcfg, v.info.point, v.info.digits, v.info.trade_stops_level,
-                    v.timeframe.seconds, bars,
+                    t, v.tick, v.candles, now, tcfg, info.point, info.digits, info.trade_stops_level, tf_s, bars,
                 ))
             except Exception as e:  # noqa: BLE001 - one bad trade must not blind the others
                 rep.errors.append(f"trade {t.ticket}: {type(e).__name__}: {e}")
@@ -332,7 +333,7 @@ class Monitor:
                 rep.errors.append(f"saving excursions: {type(e).__name__}: {e}")
                 log.exception("saving MFE/MAE failed")
                 self.notify.error("trade_evaluation_failed", f"saving MFE/MAE failed: {e}", alert=False)
-        ordered = self.exits.order_signals(signals)
+        ordered = self.exits.order_signals(signals) if signals else []  # most cycles: nothing to order
         rep.signals = ordered
         return ordered
 

@@ -130,7 +130,15 @@ def calculate_breakeven_stop(
     if trade.initial_risk <= 0:
         return None
     price = exit_price_of(trade, tick)
-    if trade.r_multiple(price) < trigger_r:
+    return _breakeven_at(trade, price, trade.r_multiple(price), point, trigger_r, cost_points, stops_level_points,
+                         digits)
+
+
+def _breakeven_at(trade: ActiveTrade, price: float, r_now: float, point: float, trigger_r: float,
+                  cost_points: float, stops_level_points: int, digits: int) -> float | None:
+    """`calculate_breakeven_stop` from the exit price and its R (`trade.r_multiple(price)`) when the caller has
+    them already (`check_early_exit_conditions` does); the trade's risk is not <= 0 (NaN goes on, as there)."""
+    if r_now < trigger_r:
         return None
     sign = trade.direction.sign
     be = round(trade.entry_price + sign * cost_points * point, digits)
@@ -242,10 +250,9 @@ def check_early_exit_conditions(
                     f"taking the fade's profit before the edge rejects it", now,
                 )
             )
-    if not trade.breakeven_moved:
-        be = calculate_breakeven_stop(
-            trade, tick, point, ex.breakeven_trigger_r, ex.breakeven_cost_points, stops_level_points, digits
-        )
+    if not trade.breakeven_moved and not trade.initial_risk <= 0:  # calculate_breakeven_stop, with price and R known
+        be = _breakeven_at(trade, price, r_now, point, ex.breakeven_trigger_r, ex.breakeven_cost_points,
+                           stops_level_points, digits)
         if be is not None:
             sig = _sig(
                 trade, ExitPriority.LOW, "breakeven",
