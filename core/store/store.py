@@ -15,6 +15,7 @@ from typing import Any
 
 from core.config.paths import resolve_path
 from core.domain.clock import Clock, SystemClock
+from core.domain.copies import copy_with
 from core.domain.models import ActiveTrade, ClosedTrade, ProposalState
 from core.store.alerts_repo import AlertLogRepo
 from core.store.db import Database, Migration
@@ -93,7 +94,7 @@ class Store:
             metadata or TradeMetadata.from_trade(trade).model_dump()
         )
         # one private copy, registered as it is (the version of a new registration is 0)
-        trade = trade.model_copy(update={"metadata": {**trade.metadata, **meta}, "version": 0})
+        trade = copy_with(trade, {"metadata": {**trade.metadata, **meta}, "version": 0})
         with self.db.transaction():
             if trade.proposal_id is not None:
                 ok = self.proposals.transition(
