@@ -153,13 +153,13 @@ class LazyRanges:
         det = self.detector
         found = det._session_edges(bars, now) if kind == "session" else det._previous_day_edges(bars, now)
         if not isinstance(found, NoRange):
-            high, low, _start, touch_bars = found
+            high, low, _start, first = found
             mid = (high + low) / 2.0
             width_pct = (high - low) / mid * 100.0 if mid else 0.0
             if det._width_failure(kind, high, low, width_pct) is None:
                 a = atr_last(bars.high, bars.low, bars.close, self.tcfg.effective_atr.atr_period)
                 if a > 0:
-                    top, bottom = count_touches(touch_bars.high, touch_bars.low, high, low, rd.touch_tolerance_atr * a)
+                    top, bottom = count_touches(bars.high[first:], bars.low[first:], high, low, rd.touch_tolerance_atr * a)
                     need = rd.min_touches_per_side
                     if top >= need and bottom >= need:
                         out = [bars, a, high, low, _UNBUILT, _UNBUILT]

@@ -39,8 +39,8 @@ def _day_start(t: float) -> float:
     return float(math.floor(q)) * _DAY if math.isfinite(q) and q != 0 else q * _DAY
 
 
-def _span_text(bars: Bars) -> str:
-    hours = len(bars) * bars.seconds / _HOUR
+def _span_text(n: int, seconds: int) -> str:
+    hours = n * seconds / _HOUR
     if hours >= 48:
         return f"{hours / 24:.0f} days"
     return f"{hours:.0f} hours" if hours >= 2 else f"{hours * 60:.0f} minutes"
@@ -72,11 +72,12 @@ def _pivots(x: np.ndarray, n: int, higher: bool) -> np.ndarray:
 def count_touches(high: np.ndarray, low: np.ndarray, top: float, bottom: float, tol: float) -> tuple[int, int]:
     """Separate tests of each edge: consecutive bars near an edge count once (one visit, one test).
 
-    A visit starts where a bar is near and the one before it was not: on booleans that is `now > before`."""
+    A visit starts where a bar is near and the one before it was not: on booleans that is `now > before`.
+    Python ints, not numpy's count: the models and comparisons downstream take them without a conversion."""
     near_top = high >= top - tol
     near_bot = low <= bottom + tol
-    top_n = int(near_top[0]) + _COUNT(near_top[1:] > near_top[:-1]) if len(high) else 0
-    bot_n = int(near_bot[0]) + _COUNT(near_bot[1:] > near_bot[:-1]) if len(low) else 0
+    top_n = int(near_top[0]) + int(_COUNT(near_top[1:] > near_top[:-1])) if len(high) else 0
+    bot_n = int(near_bot[0]) + int(_COUNT(near_bot[1:] > near_bot[:-1])) if len(low) else 0
     return top_n, bot_n
 
 
@@ -143,10 +144,11 @@ class RangeBoundaryDetector:
         need = self.rd.min_candles
         if len(bars) < need:
             return self._too_few(bars, need, "swing range")
-        w = bars.tail(self.rd.lookback_bars)
+        # the lookback's first bar (`bars.tail(lookback_bars)`'s): its two columns are sliced, not all eight
+        i = len(bars) - max(0, min(int(self.rd.lookback_bars), len(bars)))
         n = self.rd.swing_fractal_bars
-        sh = _pivots(w.high, n, higher=True)
-        sl = _pivots(w.low, n, higher=False)
+        sh = _pivots(bars.high[i:], n, higher=True)
+        sl = _pivots(bars.low[i:], n, higher=False)
         # the extremes say whether any pivot is finite: a swing high can be +inf but never -inf (nothing is
         # below it), so a finite max means every one is finite; likewise a finite min of the swing lows
         high = float(_MAX(sh)) if len(sh) else math.nan
@@ -157,7 +159,7 @@ class RangeBoundaryDetector:
             missing = "swing high" if not has_h else "swing low"
             return NoRange(
                 reason="no_swings",
-                message=f"No {missing} has formed in the last {_span_text(w)}: price is moving one way, "
+                message=f"No {missing} has formed in the last {_span_text(len(bars) - i, bars.seconds)}: price is moving one way, "
                 "so there are no edges to trade against.",
                 details={"swing_highs": int(np.isfinite(sh).sum()), "swing_lows": int(np.isfinite(sl).sum())},
             )
@@ -167,7 +169,7 @@ class RangeBoundaryDetector:
                 message="The swing highs sit below the swing lows: price is gapping, not ranging.",
                 details={"swing_high": high, "swing_low": low},
             )
-        return high, low, float(w.time[0]), w
+        return high, low, float(bars.time[i]), i
 
     def _session_edges(self, bars: Bars, as_of: float):
         name = self.rd.session_range
@@ -186,7 +188,7 @@ class RangeBoundaryDetector:
                 f"so far; I need {need} to know its high and low.",
                 details={"have": have, "need": need, "session_start": win.start},
             )
-        return float(_MAX(bars.high[inside])), float(_MIN(bars.low[inside])), win.start, bars.since(win.start)
+        return float(_MAX(bars.high[inside])), float(_MIN(bars.low[inside])), win.start, bars.first_since(win.start)
 
     def _previous_day_edges(self, bars: Bars, as_of: float):
         if len(bars) == 0:
@@ -218,7 +220,7 @@ class RangeBoundaryDetector:
                 "its high and low are not meaningful.",
                 details={"have": have, "need": need},
             )
-        return float(_MAX(bars.high[prev])), float(_MIN(bars.low[prev])), float(day0), bars.since(day0)
+        return float(_MAX(bars.high[prev])), float(_MIN(bars.low[prev])), float(day0), bars.first_since(day0)
 
     # -- assembly ---------------------------------------------------------------------------------
     def check_width(self, rng: RangeStructure) -> NoRange | None:
@@ -246,7 +248,7 @@ class RangeBoundaryDetector:
             )
         return None
 
-    def _measure(self, range_type, bars, high, low, start, touch_bars: Bars, atr, apply_width_limits):
+    def _measure(self, range_type, bars, high, low, start, first: int, atr, apply_width_limits):
         mid = (high + low) / 2.0
         width = high - low
         width_pct = width / mid * 100.0 if mid else 0.0
@@ -255,7 +257,7 @@ class RangeBoundaryDetector:
             if failure is not None:
                 return failure
         tol = self.rd.touch_tolerance_atr * atr
-        top, bottom = count_touches(touch_bars.high, touch_bars.low, high, low, tol)
+        top, bottom = count_touches(bars.high[first:], bars.low[first:], high, low, tol)
         return RangeCandidate(self, range_type, bars, high, low, start, atr, mid, width, width_pct, top, bottom)
 
     # -- state ------------------------------------------------------------------------------------
