@@ -27,8 +27,9 @@ from core.domain.clock import FixedClock
 from core.domain.models import ActiveTrade, ClosedTrade, Direction
 from core.domain.timeframes import Timeframe
 from core.exits import monitor as monitor_mod
-from core.exits.manager import RANGE_BROKEN, RangeScalpingExitManager, _EntryIndex, _same_range
+from core.exits.manager import RANGE_BROKEN, RangeScalpingExitManager
 from core.exits.market_views import MarketViews
+from core.exits.reentry_index import EntryIndex, same_range
 from core.exits.rules import (
     bars_since_entry,
     check_early_exit_conditions,
@@ -198,8 +199,8 @@ def test_reentry_facts_kept_per_range_follow_every_change_of_the_entries(monkeyp
     t0 = 1_750_000_000.0
     mgr = RangeScalpingExitManager(clock=FixedClock(t0))
     scans = []
-    real_candidates = _EntryIndex.candidates
-    monkeypatch.setattr(_EntryIndex, "candidates", lambda self, *a: scans.append(a) or real_candidates(self, *a))
+    real_facts = EntryIndex.facts
+    monkeypatch.setattr(EntryIndex, "facts", lambda self, *a: scans.append(a) or real_facts(self, *a))
     edges = []
     for s in rnd.sample(range(1000, len(bars) - 400), 8):
         w = bars[s:s + rnd.randint(12, 200)]
@@ -207,9 +208,9 @@ def test_reentry_facts_kept_per_range_follow_every_change_of_the_entries(monkeyp
 
     def reference(sym, r, now, cooldown, cap, pending):
         same = [e for e in mgr._entries
-                if e.symbol == sym and _same_range(e.range_high, e.range_low, r.range_high, r.range_low)]
+                if e.symbol == sym and same_range(e.range_high, e.range_low, r.range_high, r.range_low)]
         n = len(same) + sum(1 for ps, pr in pending
-                            if ps == sym and _same_range(pr.range_high, pr.range_low, r.range_high, r.range_low))
+                            if ps == sym and same_range(pr.range_high, pr.range_low, r.range_high, r.range_low))
         broken = [e.exit_time for e in same if e.broken and e.exit_time is not None]
         if broken:
             return ("broken", max(broken))

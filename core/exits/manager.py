@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from core.domain.copies import copy_with
 from core.domain.models import ActiveTrade, ClosedTrade, ExitSignal, RangeStructure
 from core.exits import rules
+from core.exits.reentry_index import EntryIndex, RangeEntry, same_range
 
 log = logging.getLogger(__name__)
 
@@ -32,71 +31,6 @@ RANGE_BROKEN = "range_invalidated"  # the exit reason after which a range is not
 
 class TradeNotRegistered(KeyError):
     pass
-
-
-@dataclass(frozen=True)
-class RangeEntry:
-    """One entry taken on a range, remembered for the re-entry rules (open or closed)."""
-
-    symbol: str
-    range_high: float
-    range_low: float
-    entry_time: float
-    exit_time: float | None
-    broken: bool = False  # closed by a range invalidation: the market accepted prices outside it
-
-
-def _same_range(a_high: float, a_low: float, b_high: float, b_low: float) -> bool:
-    """Two detections of "the same" range overlap by most of their width (edges drift a little per bar)."""
-    overlap = min(a_high, b_high) - max(a_low, b_low)
-    width = max(min(a_high - a_low, b_high - b_low), 1e-12)
-    return overlap / width >= 0.5
-
-
-class _EntryIndex:
-    """Per symbol, the positions in `RangeScalpingExitManager._entries` sorted by range low, so that
-    `check_reentry_allowed` reads only the entries that can be `_same_range` as the asked range
-    instead of every trade ever taken (which made a long run quadratic in its trades).
-
-    Why it is exact: for finite edges with high > low, `_same_range` needs a positive overlap, so an
-    entry can match only if its low < the asked high and its high > the asked low; its low is then
-    above the asked low minus twice the widest indexed width (rounding is monotone, and the doubled
-    width dwarfs one rounding of a subtraction). Entries with other edges (NaN, infinite, empty) are
-    kept apart and always read; an asked range with such edges reads everything. Candidates still
-    pass the full `_same_range` test, so the index only saves reading entries that cannot match.
-    It follows the list incrementally: `_entries` only grows by appends (a close replaces an entry
-    with the same edges, `load` replaces the whole list, which rebuilds the index)."""
-
-    def __init__(self, entries: list[RangeEntry]) -> None:
-        self.source = entries
-        self.done = 0
-        self.lows: dict[str, list[float]] = {}
-        self.pos: dict[str, list[int]] = {}
-        self.width: dict[str, float] = {}
-        self.odd: dict[str, list[int]] = {}
-
-    def catch_up(self) -> None:
-        for i in range(self.done, len(self.source)):
-            e = self.source[i]
-            hi, lo = e.range_high, e.range_low
-            if math.isfinite(hi) and math.isfinite(lo) and hi > lo:
-                lows = self.lows.setdefault(e.symbol, [])
-                at = bisect_right(lows, lo)
-                lows.insert(at, lo)
-                self.pos.setdefault(e.symbol, []).insert(at, i)
-                self.width[e.symbol] = max(self.width.get(e.symbol, 0.0), hi - lo)
-            else:
-                self.odd.setdefault(e.symbol, []).append(i)
-        self.done = len(self.source)
-
-    def candidates(self, symbol: str, high: float, low: float) -> list[RangeEntry]:
-        src = self.source
-        if not (math.isfinite(high) and math.isfinite(low) and high > low):
-            return [e for e in src if e.symbol == symbol]
-        lows = self.lows.get(symbol, [])
-        a = bisect_left(lows, low - 2.0 * self.width.get(symbol, 0.0))
-        b = bisect_left(lows, high)
-        return [src[i] for i in self.pos.get(symbol, [])[a:b]] + [src[i] for i in self.odd.get(symbol, [])]
 
 
 class RangeScalpingExitManager:
@@ -218,9 +152,9 @@ class RangeScalpingExitManager:
             return []
         out = [f"#{t.ticket}" for t in self.active_trades()
                if t.symbol == symbol and t.range_data is not None
-               and _same_range(t.range_data.range_high, t.range_data.range_low, rng.range_high, rng.range_low)]
+               and same_range(t.range_data.range_high, t.range_data.range_low, rng.range_high, rng.range_low)]
         out += ["an order on its way" for sym, r in pending if sym == symbol and r is not None
-                and _same_range(r.range_high, r.range_low, rng.range_high, rng.range_low)]
+                and same_range(r.range_high, r.range_low, rng.range_high, rng.range_low)]
         return out
 
     def range_scalp_tickets(self) -> frozenset[int]:
@@ -316,7 +250,7 @@ class RangeScalpingExitManager:
         same_n, broken_at, last = self._range_facts(symbol, high, low)
         n = same_n + sum(
             1 for sym, r in pending
-            if sym == symbol and r is not None and _same_range(r.range_high, r.range_low, high, low)
+            if sym == symbol and r is not None and same_range(r.range_high, r.range_low, high, low)
         )
         if broken_at is not None:
             return ("broken", broken_at)
@@ -343,13 +277,8 @@ class RangeScalpingExitManager:
                 return hit
             index = self.__dict__.get("_reentry_index")
             if index is None or index.source is not self._entries:
-                index = self._reentry_index = _EntryIndex(self._entries)
-            index.catch_up()
-            same = [e for e in index.candidates(symbol, high, low)
-                    if e.symbol == symbol and _same_range(e.range_high, e.range_low, high, low)]
-            broken = [e.exit_time for e in same if e.broken and e.exit_time is not None]
-            exits = [e.exit_time for e in same if e.exit_time is not None]
-            hit = memo[key] = (len(same), max(broken) if broken else None, max(exits) if exits else None)
+                index = self._reentry_index = EntryIndex(self._entries)
+            hit = memo[key] = index.facts(symbol, high, low)
             return hit
 
     def _write(self, new: dict[int, ActiveTrade], journal: dict[int, JournalNote]) -> None:
