@@ -212,3 +212,28 @@ def test_entries_right_at_the_bound():
                     assert _check(entries, [("X", h, low)], step=1)
                     n += 1
     assert n > 100
+
+
+def test_same_range_equals_its_min_max_formula():
+    """`same_range` spells its min/max as the builtins pick them: the same answer on real-looking,
+    touching, NaN, infinite, signed-zero, int and numpy edges."""
+    def by_builtins(a_high, a_low, b_high, b_low):
+        overlap = min(a_high, b_high) - max(a_low, b_low)
+        width = max(min(a_high - a_low, b_high - b_low), 1e-12)
+        return overlap / width >= 0.5
+
+    rnd = random.Random(13)
+    special = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1e-12, 5e-324, 1e308, 2, np.float64(2000.5), 1999.25]
+    n = 0
+    for _ in range(20000):
+        lo = rnd.uniform(-10, 10)
+        edges = [lo + rnd.uniform(0, 5), lo, lo + rnd.uniform(-5, 5), lo + rnd.uniform(-8, 3)]
+        for k in range(4):
+            if rnd.random() < 0.15:
+                edges[k] = rnd.choice(special)
+        if rnd.random() < 0.1:  # equal and touching edges
+            edges[rnd.randrange(4)] = edges[rnd.randrange(4)]
+        with np.errstate(all="ignore"):  # a numpy edge may overflow, in both alike
+            assert repr(same_range(*edges)) == repr(by_builtins(*edges)), edges
+        n += 1
+    assert n == 20000

@@ -248,10 +248,10 @@ class RangeScalpingExitManager:
         """("broken", exit time) | ("cap", n) | ("cooldown", last exit, until) | ("ok", earlier entries)."""
         high, low = rng.range_high, rng.range_low
         same_n, broken_at, last = self._range_facts(symbol, high, low)
-        n = same_n + sum(
-            1 for sym, r in pending
-            if sym == symbol and r is not None and same_range(r.range_high, r.range_low, high, low)
-        )
+        n = same_n
+        for sym, r in pending:  # a loop, not sum() of a generator: most asks have no pending order
+            if sym == symbol and r is not None and same_range(r.range_high, r.range_low, high, low):
+                n += 1
         if broken_at is not None:
             return ("broken", broken_at)
         if n > max_reentries:
