@@ -84,3 +84,22 @@ def context_at(symbol: str, now: float, cfg: AppConfig | None = None, **kw):
                           sessions=active_sessions(tcfg.sessions, now), rng=rng, no_range=no_range,
                           prev_day=prev_day, higher_tf=higher, **kw)
     return ctx, det, views
+
+
+def views_at(symbol: str, now: float) -> dict:
+    """The closed windows the analysis cuts at `now`, per timeframe (`pipeline.analyse`'s views)."""
+    from core.analysis.pipeline import window_sizes
+    from core.analysis.range.bars import Bars
+
+    data = candles(symbol)
+    return {tf: Bars.closed_window(data[tf], tf, now, n)
+            for tf, n in window_sizes(app().for_symbol(symbol)).items() if tf in data}
+
+
+def bars_with(bars, **cols):
+    """`bars` with some columns replaced (an edge case cut from real bars)."""
+    from core.analysis.range.bars import Bars
+
+    f = {k: getattr(bars, k) for k in ("time", "open", "high", "low", "close", "volume", "spread")}
+    f.update(cols)
+    return Bars(bars.timeframe, bars.seconds, **f)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from analysis_helpers import SYMBOLS, app, bar_close, candles
+from analysis_helpers import SYMBOLS, app, bar_close, bars_with, candles, views_at
 
 import core.analysis.pipeline as an
-from core.analysis.range.bars import Bars
 from core.analysis.range.detector import RangeBoundaryDetector, RangeCandidate
 from core.analysis.range.lastvalues import atr_last
 from core.domain.models import NoRange
@@ -60,18 +59,6 @@ def _reference(detector, cfg, views, atrs, tf, as_of):
     return best.build(nested=higher), None, prev_day, higher
 
 
-def _views(symbol, now):
-    tcfg = app().for_symbol(symbol)
-    return {tf: Bars.closed_window(candles(symbol)[tf], tf, now, n)
-            for tf, n in an.window_sizes(tcfg).items() if tf in candles(symbol)}
-
-
-def _replace(bars: Bars, **cols) -> Bars:
-    f = {k: getattr(bars, k) for k in ("time", "open", "high", "low", "close", "volume", "spread")}
-    f.update(cols)
-    return Bars(bars.timeframe, bars.seconds, **f)
-
-
 def _settled(got, views, atrs, tf) -> bool:
     rng = got[0]
     price = float(views[tf].close[-1])
@@ -98,7 +85,7 @@ def test_the_pick_is_the_one_among_every_measured_candidate(symbol):
     kinds = {"settled": 0, "other": 0}
     for i in np.linspace(400, n - 1, 160).astype(int):
         now = bar_close(symbol, int(i))
-        views = _views(symbol, now)
+        views = views_at(symbol, now)
         got, atrs, tf = _check(symbol, views, views["M5"].last_close_time)
         kinds["settled" if _settled(got, views, atrs, tf) else "other"] += 1
     assert kinds["settled"] >= 10 and kinds["other"] >= 10, kinds
@@ -109,7 +96,7 @@ def test_the_pick_where_the_shortcut_must_not_apply_or_a_candidate_is_missing(sy
     n = len(candles(symbol)["M5"])
     for i in np.linspace(600, n - 1, 12).astype(int):
         now = bar_close(symbol, int(i))
-        base = _views(symbol, now)
+        base = views_at(symbol, now)
         m5 = base["M5"]
         as_of = m5.last_close_time
         far = m5.close.copy()
@@ -117,10 +104,10 @@ def test_the_pick_where_the_shortcut_must_not_apply_or_a_candidate_is_missing(sy
         nan = m5.close.copy()
         nan[-1] = np.nan  # price unknown: nothing compares inside
         h1 = base["H1"]
-        flat_h1 = _replace(h1, high=h1.close.copy(), low=h1.close.copy(), open=h1.close.copy())
+        flat_h1 = bars_with(h1, high=h1.close.copy(), low=h1.close.copy(), open=h1.close.copy())
         variants = [
-            {**base, "M5": _replace(m5, close=far)},
-            {**base, "M5": _replace(m5, close=nan)},
+            {**base, "M5": bars_with(m5, close=far)},
+            {**base, "M5": bars_with(m5, close=nan)},
             {k: v for k, v in base.items() if k != "H1"},  # no H1: no previous day, no H1 nested range
             {k: v for k, v in base.items() if k != "M15"},  # no session timeframe
             {**base, "H1": h1.tail(3)},  # too short for the previous day and the ATR
@@ -128,7 +115,7 @@ def test_the_pick_where_the_shortcut_must_not_apply_or_a_candidate_is_missing(sy
             {**base, "H1": flat_h1},  # zero H1 ATR: the previous day is not asked
             {**base, "M15": base["M15"].tail(10)},
             {**base, "M5": m5.tail(20)},  # too few primary bars
-            {**base, "M5": _replace(m5, high=m5.close.copy(), low=m5.close.copy())},  # flat primary: no ATR
+            {**base, "M5": bars_with(m5, high=m5.close.copy(), low=m5.close.copy())},  # flat primary: no ATR
         ]
         for views in variants:
             _check(symbol, views, as_of)
@@ -143,7 +130,7 @@ def test_an_unvalidated_swing_range_is_not_taken_for_the_pick():
     tcfg = cfg.for_symbol(symbol)
     n = len(candles(symbol)["M5"])
     for i in np.linspace(600, n - 1, 20).astype(int):
-        views = _views(symbol, bar_close(symbol, int(i)))
+        views = views_at(symbol, bar_close(symbol, int(i)))
         atrs = {k: atr_last(v.high, v.low, v.close, 14) for k, v in views.items()}
         det = RangeBoundaryDetector(tcfg, symbol)
         args = (det, tcfg, views, atrs, "M5", views["M5"].last_close_time)

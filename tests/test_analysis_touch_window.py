@@ -11,9 +11,8 @@ import math
 
 import numpy as np
 import pytest
-from analysis_helpers import SYMBOLS, app, bar_close, candles
+from analysis_helpers import SYMBOLS, app, bar_close, bars_with, candles, views_at
 
-import core.analysis.pipeline as an
 from core.analysis.range.bars import Bars
 from core.analysis.range.detector import (
     _DAY,
@@ -175,18 +174,6 @@ def _check(det, bars, atr, as_of) -> int:
     return built
 
 
-def _views(symbol, now):
-    tcfg = app().for_symbol(symbol)
-    return {tf: Bars.closed_window(candles(symbol)[tf], tf, now, n)
-            for tf, n in an.window_sizes(tcfg).items() if tf in candles(symbol)}
-
-
-def _replace(bars: Bars, **cols) -> Bars:
-    f = {k: getattr(bars, k) for k in ("time", "open", "high", "low", "close", "volume", "spread")}
-    f.update(cols)
-    return Bars(bars.timeframe, bars.seconds, **f)
-
-
 @pytest.mark.parametrize("symbol", SYMBOLS)
 def test_candidates_equal_the_window_building_path_on_real_bars(symbol):
     tcfg = app().for_symbol(symbol)
@@ -196,7 +183,7 @@ def test_candidates_equal_the_window_building_path_on_real_bars(symbol):
     built = 0
     for i in np.linspace(300, n - 1, 60).astype(int):
         now = bar_close(symbol, int(i)) + (0 if i % 3 else 150.0)  # on and between bar closes
-        for bars in _views(symbol, now).values():
+        for bars in views_at(symbol, now).values():
             built += _check(det, bars, atr_last(bars.high, bars.low, bars.close, period), now)
     assert built > 300, built
 
@@ -208,7 +195,7 @@ def test_candidates_equal_the_window_building_path_on_odd_windows(symbol):
     n = len(candles(symbol)["M5"])
     for i in np.linspace(600, n - 1, 6).astype(int):
         now = bar_close(symbol, int(i))
-        for bars in _views(symbol, now).values():
+        for bars in views_at(symbol, now).values():
             atr = atr_last(bars.high, bars.low, bars.close, tcfg.effective_atr.atr_period)
             nan_high = bars.high.copy()
             nan_high[::7] = np.nan
@@ -216,10 +203,10 @@ def test_candidates_equal_the_window_building_path_on_odd_windows(symbol):
             nan_low[-5:] = np.nan
             up = bars.close[0] + np.arange(len(bars), dtype=np.float64)  # one way: no swing high
             variants = [
-                _replace(bars, high=nan_high), _replace(bars, low=nan_low),
-                _replace(bars, high=bars.close.copy(), low=bars.close.copy()),  # flat at each close
-                _replace(bars, high=np.full(len(bars), 5.0), low=np.full(len(bars), 5.0)),  # flat everywhere
-                _replace(bars, high=up + 0.5, low=up - 0.5, close=up),
+                bars_with(bars, high=nan_high), bars_with(bars, low=nan_low),
+                bars_with(bars, high=bars.close.copy(), low=bars.close.copy()),  # flat at each close
+                bars_with(bars, high=np.full(len(bars), 5.0), low=np.full(len(bars), 5.0)),  # flat everywhere
+                bars_with(bars, high=up + 0.5, low=up - 0.5, close=up),
                 bars.tail(60), bars.tail(49), bars.tail(5), bars.tail(0),
             ]
             for v in variants:
