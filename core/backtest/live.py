@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.analysis.filters.risk_filters import session_refusal
 from core.backtest.replay_loop import ReplayLoop, inline
 from core.brokers.base import BrokerError
 from core.brokers.paper.broker import PaperBroker
@@ -24,7 +23,7 @@ from core.config.model import AppConfig
 from core.data.resample import resample
 from core.domain.clock import FixedClock
 from core.domain.models import ActiveTrade, AnalysisResult, ClosedTrade, StrategyScore
-from core.domain.sessions import active_sessions, session_label
+from core.domain.sessions import session_label
 from core.domain.timeframes import Timeframe
 from core.exits.executor import ExitExecutor
 from core.exits.manager import RangeScalpingExitManager
@@ -32,6 +31,7 @@ from core.exits.monitor import Monitor
 from core.ops.notify import Notifier
 from core.store import Store
 from core.trading.execution import ExecutionEngine
+from core.trading.order_checks import session_block_now
 
 log = logging.getLogger(__name__)
 
@@ -195,12 +195,10 @@ class LiveParts:
 
         It is a blocking filter that depends only on the clock and the config, so skipping the analysis
         when it fails cannot change a decision (tests/test_backtest_lookahead.py checks this on real
-        bars). It asks the rule `check_session_filters` is built on (`session_refusal`) for its verdict
-        alone: the context, result model and pass reason cost ~3/4 of the check and nothing read them.
+        bars). It is the send-time check's verdict (`session_block_now`, the rule `check_session_filters` is
+        built on): the filter's context, result model and pass reason cost ~3/4 of it and nothing read them.
         """
-        sessions = self.tcfg.sessions
-        return session_refusal(self.symbol, sessions, self.spec.trades_weekends, now,
-                               active_sessions(sessions, now)) is None
+        return session_block_now(self.cfg, self.symbol, now) is None
 
     def reentry_allowed(self, rng, now: float) -> tuple[bool, str]:
         """The live re-entry rule for a range (anything with range_high/range_low), at `now`."""

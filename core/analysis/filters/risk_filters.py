@@ -92,8 +92,8 @@ class RangeScalpingRiskFilters:
         atr = ctx.ind.atr
         bars = ctx.bars
         # the lookback's columns sliced directly: only three are read, a `tail` window would slice all eight
-        n = max(0, min(int(ctx.cfg.range_detection.lookback_bars), len(bars)))
-        start = len(bars) - n
+        start = bars.tail_start(ctx.cfg.range_detection.lookback_bars)
+        n = len(bars) - start
         close, opens, volume = bars.close[start:], bars.open[start:], bars.volume[start:]
         flags: list[str] = []
         details: dict = {}
@@ -119,11 +119,11 @@ class RangeScalpingRiskFilters:
                 side = "rising" if imb > 0 else "falling"
                 flags.append(f"{abs(imb) * 100:.0f}% of the volume traded on {side} candles: one side is in control.")
         # 3. repeated closes beyond the edges in the last hour
-        m = max(0, min(max(1, int(3600 // bars.seconds)), len(bars)))
+        hour = bars.tail_start(max(1, int(3600 // bars.seconds)))
         buf = ctx.cfg.range_invalidation.outside_buffer_atr * atr
         above, below = r.range_high + buf, r.range_low - buf
         # an hour of closes (12 on M5): Python compares a handful faster than numpy's masks and count
-        beyond = sum(1 for c in bars.close[len(bars) - m:].tolist() if c > above or c < below)
+        beyond = sum(1 for c in bars.close[hour:].tolist() if c > above or c < below)
         details["closes_beyond_edges_last_hour"] = beyond
         if beyond >= fr.max_closes_beyond_edges and beyond > 0:
             flags.append(

@@ -86,11 +86,14 @@ class Bars:
         return out
 
     def tail(self, n: int) -> Bars:
-        n = max(0, min(int(n), len(self.time)))
-        return self._slice(slice(len(self.time) - n, len(self.time)))
+        return self._slice(slice(self.tail_start(n), len(self.time)))
+
+    def tail_start(self, n: int) -> int:
+        """Where `tail(n)` starts: a caller that reads one or two of its columns slices just those."""
+        return len(self.time) - max(0, min(int(n), len(self.time)))
 
     def since(self, t0: float) -> Bars:
-        return self.tail(len(self.time) - self.first_since(t0))
+        return self._slice(slice(self.first_since(t0), len(self.time)))
 
     def first_since(self, t0: float) -> int:
         """Where `since(t0)` starts: the range-edge finders return it rather than the window, of whose eight

@@ -144,8 +144,7 @@ class RangeBoundaryDetector:
         need = self.rd.min_candles
         if len(bars) < need:
             return self._too_few(bars, need, "swing range")
-        # the lookback's first bar (`bars.tail(lookback_bars)`'s): its two columns are sliced, not all eight
-        i = len(bars) - max(0, min(int(self.rd.lookback_bars), len(bars)))
+        i = bars.tail_start(self.rd.lookback_bars)  # the lookback's two columns are sliced, not all eight
         n = self.rd.swing_fractal_bars
         sh = _pivots(bars.high[i:], n, higher=True)
         sl = _pivots(bars.low[i:], n, higher=False)
@@ -270,8 +269,8 @@ class RangeBoundaryDetector:
             return hit[1]
         ea = self.cfg.effective_atr
         close = bars.close
-        n = max(0, min(self.rd.lookback_bars + ea.bb_period - 1, len(close)))  # `bars.tail`'s closes
-        last, avg, finite = width_regime(close[len(close) - n:], ea.bb_period, ea.bb_std)
+        last, avg, finite = width_regime(close[bars.tail_start(self.rd.lookback_bars + ea.bb_period - 1):],
+                                         ea.bb_period, ea.bb_std)
         if finite < 2 or not math.isfinite(last) or avg <= 0:
             out = ("stable", 0.0)
         else:
