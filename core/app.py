@@ -145,7 +145,11 @@ def build_for_run(cfg: AppConfig, secrets, *, clock: Clock | None = None, data_d
 
 
 def replay_clock(cfg: AppConfig) -> Clock:
-    """PaperBroker replays old files: start the replay where the most symbols have data, at config speed."""
+    """PaperBroker replays old files: start the replay where the most symbols can be traded, at config speed.
+
+    A symbol can be traded where its analysis bars have history and its finest bars (what quotes and fills
+    come from) exist too: an M1 file shorter than the M5 one would otherwise leave a clock at which /scalp
+    answers with a card whose Approve can only be refused, for want of a price."""
     if cfg.broker.kind != "paper":
         return SystemClock()
     md = MarketData(cfg)
@@ -154,10 +158,15 @@ def replay_clock(cfg: AppConfig) -> Clock:
     for sym in cfg.symbols:
         try:
             c = md.candles(sym, tf)
+            finest = md.timeframes(sym)[0]
+            priced = c if finest == tf else md.candles(sym, finest)
         except Exception:  # a missing file for one symbol must not stop the others
             continue
-        if len(c) > 600:
-            spans.append((float(c["time"][500]), float(c["time"][-100])))
+        if len(c) > 600 and len(priced):
+            start = max(float(c["time"][500]), float(priced["time"][0]))
+            end = min(float(c["time"][-100]), float(priced["time"][-1]))
+            if start <= end:
+                spans.append((start, end))
     if not spans:
         return SystemClock()
     best = max((s for s, _ in spans), key=lambda t: (sum(a <= t <= b for a, b in spans), t))

@@ -40,17 +40,30 @@ class ChatLink(BaseModel):
 
 
 class SymbolData(BaseModel):
-    """What one symbol's data covers (paper replay) and whether it has bars at the market time."""
+    """What one symbol's data covers (paper replay) and whether it can be analysed and traded at the market time."""
 
     first: float | None = None  # first and last bar of the analysis timeframe, market time
     last: float | None = None
-    at_clock: bool = True  # False: the replay time lies outside the data, so /scalp has nothing to judge
+    # the bars quotes and fills come from (the finest file), given when their span differs from the analysis bars'
+    prices_first: float | None = None
+    prices_last: float | None = None
+    prices_timeframe: str | None = None
+    at_clock: bool = True  # False: nothing to judge or no price to trade at the replay time
+    no_prices: bool = False  # the analysis bars cover the replay time but the price bars do not
 
     def describe(self) -> str:
         if self.first is None or self.last is None:
             return "no data"
         span = f"data {_day(self.first)} to {_day(self.last)}"
-        return span if self.at_clock else f"no data at the replay time ({span})"
+        if self.prices_first is not None and self.prices_last is not None:
+            span += f", prices from {self.prices_timeframe} bars {_day(self.prices_first)} to {_day(self.prices_last)}"
+        return span if self.at_clock else f"{self.problem()} ({span})"
+
+    def problem(self) -> str:
+        """Why the symbol cannot be traded at the replay time, in a few words ("" when it can)."""
+        if self.at_clock:
+            return ""
+        return "no prices at the replay time" if self.no_prices else "no data at the replay time"
 
 
 def _day(t: float) -> str:
@@ -58,11 +71,13 @@ def _day(t: float) -> str:
 
 
 def symbol_data(service: Any) -> dict[str, SymbolData]:
-    """Each configured symbol's data span on the analysis timeframe, from a broker that knows it (the
-    paper replay); empty for a live broker, whose data is the market itself."""
+    """Each configured symbol's data span on the analysis timeframe, and the span of the bars its quotes and
+    fills come from where that differs, from a broker that knows them (the paper replay); empty for a live
+    broker, whose data is the market itself."""
     span_of = getattr(service.broker, "data_span", None)
     if not callable(span_of):
         return {}
+    prices_of = getattr(service.broker, "price_span", None)
     tf = service.cfg.range_detection.timeframe
     bar = Timeframe.parse(tf).seconds
     now = service.clock.now()
@@ -70,13 +85,21 @@ def symbol_data(service: Any) -> dict[str, SymbolData]:
     for sym in service.cfg.symbols:
         try:
             span = span_of(sym, tf)
+            prices = prices_of(sym) if callable(prices_of) and span is not None else None
         except Exception:  # noqa: BLE001 - an unreadable file reads as "no data", /health must answer
-            span = None
+            span = prices = None
         if span is None:
             out[sym] = SymbolData(at_clock=False)
-        else:
-            first, last = span
-            out[sym] = SymbolData(first=first, last=last, at_clock=first <= now <= last + bar)
+            continue
+        first, last = span
+        analysable = first <= now <= last + bar
+        if prices is None or (prices[0] <= first and prices[1] >= last + bar):
+            out[sym] = SymbolData(first=first, last=last, at_clock=analysable)
+            continue
+        priced = prices[0] <= now < prices[1]
+        out[sym] = SymbolData(first=first, last=last, prices_first=prices[0], prices_last=prices[1],
+                              prices_timeframe=prices[2].value, at_clock=analysable and priced,
+                              no_prices=analysable and not priced)
     return out
 
 

@@ -245,6 +245,16 @@ class PaperBroker(PaperOrders):
             t = self.feed.base_times(symbol)
         return (float(t[0]), float(t[-1])) if len(t) else None
 
+    def price_span(self, symbol: str) -> tuple[float, float, Timeframe] | None:
+        """From the first bar's open to the last bar's close of the bars quotes and fills come from (the finest
+        the files have), with their timeframe; None without data. Outside it there is no quote and no order,
+        even where a coarser file still has bars to analyse (an M1 file shorter than the M5 one)."""
+        if not self.feed.has(symbol):
+            return None
+        t = self.feed.base_times(symbol)
+        tf = self.feed.base_timeframe(symbol)
+        return (float(t[0]), float(t[-1]) + tf.seconds, tf) if len(t) else None
+
     def candles(self, symbol: str, timeframe: Timeframe, count: int) -> np.ndarray:
         self._spec(symbol)
         return self.feed.closed(symbol, Timeframe.parse(timeframe), self.now(), count)
