@@ -18,6 +18,7 @@ from bot.formatting import money, plural
 from bot.progress import MIN_INTERVAL_S, STEP_PCT, ProgressFn, ProgressRelay
 from bot.replies import Reply
 from core.api import profit_factor_text, run_backtest
+from core.backtest.report import MIN_TRADES
 from core.domain.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,14 @@ def backtest_summary(report: Any, days: int | None, before: str = "") -> str:
         f"MFE {_num(o.avg_mfe_r, '+.2f', ' R')} · MAE {_num(o.avg_mae_r, '+.2f', ' R')} (n={o.mfe_trades})",
         f"Max drawdown {money(o.max_drawdown, cur, '')}{dd_pct} {n}",
     ]
+    if o.wins or o.losses:  # why money and R can disagree: at a fixed lot a wider stop risks more money per 1 R
+        lines.append(f"Avg risk at the stop: winners {money(o.avg_risk_money_win, cur, '')} (n={o.wins}) · "
+                     f"losers {money(o.avg_risk_money_loss, cur, '')} (n={o.losses})")
     ci = m.expectancy_r_ci
     if ci is not None and ci.low is not None:
-        lines.append(f"Expectancy {int(ci.confidence * 100)}% CI {ci.low:+.3f} R … {ci.high:+.3f} R (n={ci.trades})")
-    parts = [f"{label} {_num(b.expectancy_r, '+.3f', ' R')} (n={b.trades})"
+        lines.append(f"Expectancy {int(ci.confidence * 100)}% CI {ci.low:+.3f} R … {ci.high:+.3f} R "
+                     f"{_count(ci.trades)}")
+    parts = [f"{label} {_num(b.expectancy_r, '+.3f', ' R')} {_count(b.trades)}"
              for label, b in (("in-sample", m.in_sample), ("out-of-sample", m.out_of_sample)) if b is not None]
     if parts:
         lines.append("Split: " + " · ".join(parts))
@@ -72,10 +77,17 @@ def backtest_summary(report: Any, days: int | None, before: str = "") -> str:
         lines.append("By strategy:")
         for name, b in list(m.by_strategy.items())[:6]:
             lines.append(f" • {name}: exp {_num(b.expectancy_r, '+.2f', ' R')}, net {money(b.net_pnl, cur)} "
-                         f"(n={b.trades})")
+                         f"{_count(b.trades)}")
+    if o.trades < MIN_TRADES:
+        lines.append(f"⚠️ Fewer than {MIN_TRADES} trades: too few to judge the strategy by; test a longer period.")
     if report.open_at_end:
         lines.append(f"⚠️ {plural(report.open_at_end, 'trade')} still open at the end (market closed)")
     return "\n".join(lines)
+
+
+def _count(trades: int) -> str:
+    """A figure's trade count, flagged where it is too small to mean anything (core.backtest.report.MIN_TRADES)."""
+    return f"(n={trades})" if trades >= MIN_TRADES else f"(n={trades}, too few trades)"
 
 
 class BacktestCommand:
