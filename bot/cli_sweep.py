@@ -38,6 +38,17 @@ def _r(x: float | None) -> str:
     return "-" if x is None else f"{x:+.3f}"
 
 
+def tasks_line(run) -> str:
+    """Where each task's result came from. An out-of-sample task whose bars and params are an in-sample task's
+    is that backtest, taken rather than run again: it is not "from the resume log" on a first run."""
+    how = [f"{run.ran} run now"]
+    if run.twins:
+        how.append(f"{run.twins} the same backtest as an in-sample task")
+    if run.reused - run.twins:
+        how.append(f"{run.reused - run.twins} from the resume log")
+    return f"{run.summary.tasks} tasks ({', '.join(how)}) on {run.workers or 'no'} workers in {run.seconds:.1f} s"
+
+
 def _run(args) -> int:
     from pathlib import Path
 
@@ -99,8 +110,7 @@ def _run(args) -> int:
                   f"out-of-sample: {_r(ci.mean)} R per trade over {s.oos_trades} trades, "
                   f"{int(100 * ci.confidence)}% bootstrap CI {ci_txt} R")
     console.print(s.verdict)
-    console.print(f"{s.tasks} tasks ({run.ran} run now, {run.reused} from the resume log) on {run.workers or 'no'} "
-                  f"workers in {run.seconds:.1f} s")
+    console.print(tasks_line(run))
     for kind, path in s.files.items():
         console.print(f"{kind}: {path}")
     return 0

@@ -106,7 +106,7 @@ def test_tiny_grid_runs_on_a_local_cluster(tiny):
     assert run.workers == 2
     # 2 folds x 2 points in-sample, then each fold's best out of sample; fold 0's out-of-sample block is
     # fold 1's in-sample block, where its params already ran: that one is taken, not run again
-    assert len(run.rows) == 2 * 2 + 2 and run.ran == 5 and run.reused == 1
+    assert len(run.rows) == 2 * 2 + 2 and run.ran == 5 and run.reused == run.twins == 1
     oos0 = next(r for r in run.rows if r["phase"] == "oos" and r["fold"] == 0)
     twin = next(r for r in run.rows if r["phase"] == "is" and r["fold"] == 1 and r["params"] == oos0["params"])
     assert (oos0["lo"], oos0["hi"], oos0["tickets"]) == (twin["lo"], twin["hi"], twin["tickets"])
@@ -140,6 +140,12 @@ def test_resume_never_reruns_a_finished_task(tiny):
     (out / LOG_NAME).write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])
     resumed = run_sweep(cfg, SYM, candles, grid, folds=2, workers=1, out_dir=out, resume=True)
     assert resumed.reused == 3 + 1 and resumed.ran == run.ran - 3  # + 1: the out-of-sample twin
+    assert resumed.twins == 1 and again.twins == 1
+    from bot.cli_sweep import tasks_line
+
+    assert tasks_line(run).startswith("6 tasks (5 run now, 1 the same backtest as an in-sample task) on 2 workers")
+    assert tasks_line(resumed).startswith(f"6 tasks ({run.ran - 3} run now, 1 the same backtest as an in-sample "
+                                          "task, 3 from the resume log) on ")
     assert resumed.summary.model_dump(exclude={"files"}) == run.summary.model_dump(exclude={"files"})
     keys = [json.loads(x)["key"] for x in (out / LOG_NAME).read_text().splitlines()[4:]]
     assert len(keys) == len(set(keys)) == run.ran - 3

@@ -48,11 +48,12 @@ WORKER_WAIT_SECONDS = 30.0
 
 
 class SweepRun:
-    """What happened, besides the summary: how many tasks ran now and how many came from the log."""
+    """What happened, besides the summary: how many tasks ran now and how many did not (`reused`): of those,
+    `twins` are out-of-sample tasks that were the same backtest as an in-sample one, the rest came from the log."""
 
     def __init__(self, summary: SweepSummary, rows: list[dict[str, Any]], ran: int, reused: int,
-                 workers: int, seconds: float) -> None:
-        self.summary, self.rows, self.ran, self.reused = summary, rows, ran, reused
+                 workers: int, seconds: float, twins: int = 0) -> None:
+        self.summary, self.rows, self.ran, self.reused, self.twins = summary, rows, ran, reused, twins
         self.workers, self.seconds = workers, seconds
 
 
@@ -147,7 +148,7 @@ def run_sweep(cfg: AppConfig, symbol: str, candles: np.ndarray, grid: GridFile, 
     t0 = time.perf_counter()
     log = _Log(log_path, fresh=not resume)
     client = cluster = None
-    ran = reused = 0
+    ran = reused = twins = 0
     finished = 0
 
     def tick() -> None:
@@ -209,6 +210,7 @@ def run_sweep(cfg: AppConfig, symbol: str, candles: np.ndarray, grid: GridFile, 
             if twin is not None and t["key"] not in results:
                 results[t["key"]] = {**twin, **t}
                 reused += 1
+                twins += 1
                 finished += 1
         run_phase([t for t in oos if t["key"] not in results])
         n_workers = len(client.scheduler_info()["workers"]) if client is not None else 0
@@ -221,7 +223,7 @@ def run_sweep(cfg: AppConfig, symbol: str, candles: np.ndarray, grid: GridFile, 
     rows = [results[t["key"]] for t in is_tasks] + [results[t["key"]] for t in oos]
     summary = summarise(symbol, candles, fold_list, is_tasks, oos, results, best, objective, grid,
                         len(rows))
-    return SweepRun(summary, rows, ran, reused, n_workers, time.perf_counter() - t0)
+    return SweepRun(summary, rows, ran, reused, n_workers, time.perf_counter() - t0, twins)
 
 
 def summarise(symbol: str, candles: np.ndarray, fold_list: list[Fold], is_tasks, oos, results, best,
