@@ -17,8 +17,7 @@ from bot.command_spec import USAGE
 from bot.formatting import money, plural
 from bot.progress import MIN_INTERVAL_S, STEP_PCT, ProgressFn, ProgressRelay
 from bot.replies import Reply
-from core.api import profit_factor_text, run_backtest
-from core.backtest.report import MIN_TRADES
+from core.api import MIN_TRADES, profit_factor_text, run_backtest
 from core.domain.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
@@ -86,7 +85,7 @@ def backtest_summary(report: Any, days: int | None, before: str = "") -> str:
 
 
 def _count(trades: int) -> str:
-    """A figure's trade count, flagged where it is too small to mean anything (core.backtest.report.MIN_TRADES)."""
+    """A figure's trade count, flagged where it is too small to mean anything (the CLI table's MIN_TRADES)."""
     return f"(n={trades})" if trades >= MIN_TRADES else f"(n={trades}, too few trades)"
 
 

@@ -18,7 +18,7 @@ from core.analysis.facade import (
 from core.analysis.indicators import session_vwap
 from core.backtest.api import parse_when, run_backtest
 from core.backtest.equity_chart import equity_png
-from core.backtest.report import metrics_table, write_report
+from core.backtest.report import MIN_TRADES, metrics_table, write_report
 from core.backtest.sweep.api import sweep
 from core.backtest.sweep.grid import check_params, parse_set
 from core.brokers.paper.feed import AcceleratedClock
@@ -31,7 +31,7 @@ from core.store.metrics import compute_metrics, format_report, profit_factor_tex
 from core.trading.killswitch import KillSwitch
 
 __all__ = [
-    "ANALYSIS_POOL", "AcceleratedClock", "KillSwitch", "SingleFlightCache", "MarketData", "Store", "analyse", "candles_from_market_data",
+    "MIN_TRADES", "ANALYSIS_POOL", "AcceleratedClock", "KillSwitch", "SingleFlightCache", "MarketData", "Store", "analyse", "candles_from_market_data",
     "compute_metrics", "configured_calendar", "equity_png", "exit_reason_words", "format_report", "infer_step",
     "inputs_from_candles", "load_candles", "metrics_table", "parse_when", "profit_factor_text", "r_text",
     "resample", "run_backtest", "session_vwap", "window_sizes", "write_report", "sweep", "check_params", "parse_set",
