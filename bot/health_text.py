@@ -17,7 +17,7 @@ def health_text(report: Any) -> str:
     problems = list(g("problems") or [])
     symbols = g("symbols") or {}
     # a symbol the replay has no bars for cannot be traded: never under a plain ✅ OK
-    problems += [f"{sym}: {_problem(d)}" for sym, d in symbols.items() if not d.at_clock]
+    problems += [f"{sym}: {d.problem()}" for sym, d in symbols.items() if not d.at_clock]
     ok = g("ok") and not problems
     lines = ["Health: ✅ OK" if ok else "Health: ⚠️ " + "; ".join(problems or ["problems"])]
     lines += _clock_lines(report)
@@ -69,8 +69,3 @@ def _clock_lines(report: Any) -> list[str]:
         speed = float(getattr(report, "clock_speed", 1.0) or 1.0)
         return [f"Replay clock: {when} (paper replay at {speed:g}×, not the live market)"]
     return [f"Market clock: {when}"]
-
-
-def _problem(d: Any) -> str:
-    problem = getattr(d, "problem", None)
-    return (problem() if callable(problem) else "") or "no data at the replay time"
